@@ -1,0 +1,103 @@
+"""MNIST, Fashion-MNIST and the seed paper's 12-class combination, through torchvision's own loaders.
+
+Files live in torchvision's layout under the data root (``--data-root``, env ``MOE_DATA``, else
+``~/.cache/moe-interp-bench``): ``ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte`` and the
+same under ``ROOT/FashionMNIST/raw/``. Missing files are downloaded when the network allows (set
+``MOE_OFFLINE=1`` to never try); otherwise :class:`DataNotFoundError` says where they must go.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import torch
+import torchvision
+
+from moe.data import DATASETS, Dataset
+
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+DOWNLOAD_TIMEOUT_S = 30
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset's files are missing and could not be downloaded; the message says where they go."""
+
+
+def _missing_message(folder: str, root: Path, reason: str) -> str:
+    raw = root / folder / "raw"
+    return (
+        f"dataset files not found: {folder} needs the four IDX files {', '.join(RAW_FILES)} in {raw}/ "
+        f"(torchvision's layout: ROOT/{folder}/raw/*-ubyte, with ROOT = --data-root, env MOE_DATA, or "
+        f"~/.cache/moe-interp-bench). They could not be downloaded ({reason}). Get them on a machine with "
+        f"network access, e.g. `python -c \"import torchvision; torchvision.datasets.{folder}('ROOT', download=True)\"`, "
+        f"and copy ROOT/{folder}/raw/ here; gzipped files must be unpacked. Then pass --data-root ROOT."
+    )
+
+
+def _torchvision_split(cls, folder: str, root: Path, train: bool):
+    """One split through torchvision's loader, downloading at most once if files are missing."""
+    try:
+        return cls(str(root), train=train, download=False)
+    except RuntimeError:
+        pass  # torchvision: "Dataset not found"
+    if os.environ.get("MOE_OFFLINE"):
+        raise DataNotFoundError(_missing_message(folder, root, "MOE_OFFLINE is set")) from None
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return cls(str(root), train=train, download=True)
+    except Exception as err:  # no network, a mirror down, a proxy: all end the same way
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no detail'}"
+        raise DataNotFoundError(_missing_message(folder, root, reason)) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _load(cls, folder: str, root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    train = _torchvision_split(cls, folder, root, train=True)
+    test = _torchvision_split(cls, folder, root, train=False)
+
+    def images(ds):  # uint8 [N, 28, 28] -> float32 [N, 1, 28, 28] in [0, 1]
+        return ds.data.unsqueeze(1).float().div_(255)
+
+    return images(train), train.targets.long(), images(test), test.targets.long(), list(train.classes)
+
+
+@DATASETS.register("mnist")
+def load_mnist(root: Path, seed: int = 0) -> Dataset:
+    """MNIST (LeCun et al. 1998): 10 digit classes, 28 x 28 grey images."""
+    xtr, ytr, xte, yte, names = _load(torchvision.datasets.MNIST, "MNIST", root)
+    return Dataset("mnist", xtr, ytr, xte, yte, class_names=[str(c) for c in range(10)])
+
+
+@DATASETS.register("fmnist")
+def load_fmnist(root: Path, seed: int = 0) -> Dataset:
+    """Fashion-MNIST (Xiao et al. 2017): 10 clothing classes, 28 x 28 grey images."""
+    xtr, ytr, xte, yte, names = _load(torchvision.datasets.FashionMNIST, "FashionMNIST", root)
+    return Dataset("fmnist", xtr, ytr, xte, yte, class_names=names)
+
+
+FASHION_CLASSES = (0, 1, 2, 3, 4, 5)  # t-shirt, trouser, pullover, dress, coat, sandal -> labels 0-5
+DIGIT_CLASSES = (4, 5, 6, 7, 8, 9)  # MNIST digits 4-9 -> labels 6-11
+
+
+@DATASETS.register("fmnist_mnist")
+def load_fmnist_mnist(root: Path, seed: int = 0) -> Dataset:
+    """The seed paper's 12 classes (Krishnamurthy & Watkins 2021): Fashion-MNIST 0-5 keep labels 0-5,
+    MNIST digits 4-9 become labels 6-11; grouping {fashion: 0, digits: 1}."""
+    f = load_fmnist(root)
+    m = load_mnist(root)
+
+    def combine(xf, yf, xm, ym):
+        keep_f = torch.isin(yf, torch.tensor(FASHION_CLASSES))
+        keep_m = torch.isin(ym, torch.tensor(DIGIT_CLASSES))
+        x = torch.cat([xf[keep_f], xm[keep_m]])
+        y = torch.cat([yf[keep_f], ym[keep_m] - DIGIT_CLASSES[0] + len(FASHION_CLASSES)])
+        return x, y
+
+    xtr, ytr = combine(f.x_train, f.y_train, m.x_train, m.y_train)
+    xte, yte = combine(f.x_test, f.y_test, m.x_test, m.y_test)
+    names = [f.class_names[c] for c in FASHION_CLASSES] + [f"digit {d}" for d in DIGIT_CLASSES]
+    return Dataset("fmnist_mnist", xtr, ytr, xte, yte, class_names=names,
+                   grouping=[0] * len(FASHION_CLASSES) + [1] * len(DIGIT_CLASSES), group_names=["fashion", "digits"])

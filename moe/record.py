@@ -1,0 +1,95 @@
+"""The run record: one JSON object per run, the only thing downstream code (reports, tables) reads.
+
+Fields: schema, status (ok | diverged | error), error, config (complete), seed, dataset, history
+(per epoch), test (accuracy and every score of ``moe.metrics.score``), allocation (class x expert
+counts), timing, versions.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+STATUSES = ("ok", "diverged", "error")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, the numeric stack and this project (with its git commit when known)."""
+    import numpy
+    import torch
+
+    import moe
+
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+           "moe_interp_bench": moe.__version__}
+    try:
+        import triton
+
+        out["triton"] = triton.__version__
+    except ImportError:
+        pass
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                    text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        out["git"] = "unknown"
+    return out
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON values: tensors -> lists, non-finite floats -> None (standard JSON has no NaN)."""
+    if hasattr(obj, "tolist"):
+        obj = obj.tolist()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """Write JSON through a temporary file in the same directory and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(jsonable(obj), f, indent=1, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def error_record(config: dict[str, Any], error: BaseException, **extra: Any) -> dict[str, Any]:
+    """The record of a run that raised: its config, the message and the traceback's last lines."""
+    tb = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-3:])
+    return {"schema": SCHEMA, "status": "error", "error": f"{type(error).__name__}: {error}", "traceback": tb,
+            "config": config, "seed": config.get("seed"), "history": [], "test": {}, "allocation": None,
+            "timing": {}, "versions": versions(), **extra}
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a run record, with a one-line ValueError for anything that is not one."""
+    p = Path(path)
+    try:
+        rec = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{p}: no such file") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{p}: not a readable JSON run record ({err})") from None
+    if not isinstance(rec, dict) or rec.get("status") not in STATUSES or "config" not in rec:
+        raise ValueError(f"{p}: not a run record (needs 'status' in {STATUSES} and 'config')")
+    return rec
