@@ -94,7 +94,9 @@ def _coerce(name: str, value: Any) -> Any:
     if isinstance(value, str) and hint is not str:
         try:
             value = yaml.safe_load(value)
-        except yaml.YAMLError:
+            if hint is float and isinstance(value, str):
+                value = float(value)  # YAML 1.1 reads '1e-3' as text
+        except (ValueError, yaml.YAMLError):
             pass
         if value is None and optional:
             return None
@@ -168,8 +170,8 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError([f"config: file {str(p)!r} does not exist"])
     try:
         text = p.read_text()
-    except OSError as err:
-        raise ConfigError([f"config: cannot read {str(p)!r}: {err.strerror}"]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError([f"config: cannot read {str(p)!r}: {getattr(err, 'strerror', None) or err}"]) from None
     try:
         data = yaml.safe_load(text) if p.suffix != ".json" else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as err:
