@@ -1,0 +1,428 @@
+"""Interpretability scores of a mixture of experts: what the gate learned, and whom to blame for each error.
+
+Letters: N samples (the test split), C classes, E experts, G groups of classes.
+
+Inputs of :func:`score` (torch tensors, or anything ``torch.as_tensor`` accepts, on any device):
+    labels       [N]    int in [0, C)   true class
+    preds        [N]    int in [0, C)   the mixture's prediction
+    assignment   [N]    int in [-1, E)  the expert with the largest routing weight; -1 = dropped
+    weights      [N, E] float           routing weights (optional)
+    expert_preds [N, E] int in [0, C)   each expert's own prediction for every sample (optional)
+    grouping     [C]    int             group id of each class (optional; any integers)
+
+Dropped samples (``assignment == -1``: expert-choice routing or a capacity limit left the sample to no
+expert) are counted by ``dropped`` (their share of N) and excluded from everything computed from the
+assignment: the allocation matrix, ``mi_bits``, ``nmi``, ``purity``, the usage scores,
+``router_only_accuracy``, ``cheating_index`` (whose accuracy is then the accuracy on the kept samples),
+``expert_constancy`` and the partition scores. ``accuracy``, the oracle error split and the
+weight-based scores use all N samples. When every sample is dropped the assignment scores are NaN.
+
+Every count is one ``bincount`` over ``row * n_cols + col``: no Python loop over samples, so 70,000
+samples x 64 experts take milliseconds on a CPU. Entropies use natural logarithms unless named ``_bits``;
+``0 log 0 = 0`` throughout (``torch.special.xlogy``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+__all__ = [
+    "DIRECTIONS", "SCORE_KEYS", "score", "allocation", "stability", "contingency", "entropy",
+    "mutual_information_bits", "nmi", "adjusted_rand_index", "purity", "usage_entropy", "perplexity",
+    "dead_experts", "importance_cv2", "routing_entropy", "max_weight", "error_attribution",
+    "router_only_accuracy", "cheating_index", "expert_constancy",
+]
+
+# Direction of every score, as the sweep tables show it (lm-evaluation-harness's higher_is_better).
+# "neutral": neither direction is better in itself. The order is the display order.
+DIRECTIONS: dict[str, str] = {
+    "accuracy": "higher",
+    "dropped": "lower",
+    "mi_bits": "higher",
+    "nmi": "higher",
+    "purity": "higher",
+    "usage_entropy": "higher",
+    "perplexity": "neutral",  # exp H(E): grows with E, read it with usage_entropy
+    "dead_experts": "lower",
+    "importance_cv2": "lower",
+    "routing_entropy": "lower",  # crisp routing makes the argmax assignment meaningful
+    "max_weight": "higher",
+    "partition_nmi": "higher",
+    "partition_ari": "higher",
+    "expert_error": "lower",
+    "gate_error": "lower",
+    "oracle_accuracy": "higher",
+    "mixture_only_correct": "neutral",  # helps accuracy, but no single expert explains those samples
+    "router_only_accuracy": "neutral",  # high is good only together with a low cheating_index
+    "cheating_index": "lower",
+    "expert_constancy": "neutral",  # 0 flags cheating, yet a specialist should predict few classes
+    # Not returned by score: the sweep's names for stability() between seeds of one configuration.
+    "stability_nmi": "higher",
+    "stability_ari": "higher",
+}
+
+# The keys score() returns, by the optional argument they need (None: always present).
+SCORE_KEYS: dict[str | None, tuple[str, ...]] = {
+    None: ("accuracy", "dropped", "mi_bits", "nmi", "purity", "usage_entropy", "perplexity",
+           "dead_experts", "router_only_accuracy", "cheating_index"),
+    "weights": ("importance_cv2", "routing_entropy", "max_weight"),
+    "grouping": ("partition_nmi", "partition_ari"),
+    "expert_preds": ("expert_error", "gate_error", "oracle_accuracy", "mixture_only_correct",
+                     "expert_constancy"),
+}
+
+NAN = float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------------------------------
+
+def _ints(x, name: str, low: int, high: int, shape: tuple[int, ...] | None = None, ndim: int = 1):
+    """``x`` as an int64 tensor with values in [low, high), checked; one clear ValueError otherwise."""
+    t = torch.as_tensor(x)
+    if t.numel() == 0 and t.dtype == torch.float32:  # torch.as_tensor([])
+        t = t.long()
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise ValueError(f"{name}: expected integers, got dtype {t.dtype}")
+    if t.dim() != ndim or (shape is not None and tuple(t.shape) != shape):
+        want = f"shape {list(shape)}" if shape is not None else f"{ndim} dimension(s)"
+        raise ValueError(f"{name}: expected {want}, got shape {list(t.shape)}")
+    t = t.long()
+    if t.numel() and (int(t.min()) < low or int(t.max()) >= high):
+        raise ValueError(f"{name}: values must lie in [{low}, {high}), got [{int(t.min())}, {int(t.max())}]")
+    return t
+
+
+def _sizes(n_classes: int, n_experts: int) -> tuple[int, int]:
+    for name, v in (("n_classes", n_classes), ("n_experts", n_experts)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: expected a positive int, got {v!r}")
+    return n_classes, n_experts
+
+
+def _bincount2(rows: torch.Tensor, cols: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:
+    """Counts of the pairs (rows[i], cols[i]) as a LongTensor [n_rows, n_cols]: one bincount."""
+    return torch.bincount(rows * n_cols + cols, minlength=n_rows * n_cols).view(n_rows, n_cols)
+
+
+def _float(x) -> torch.Tensor:
+    """``x`` as a floating tensor of at least float32 precision."""
+    t = torch.as_tensor(x)
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def _f(x) -> float:
+    return float(x.item()) if isinstance(x, torch.Tensor) else float(x)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building blocks on counts
+# ---------------------------------------------------------------------------------------------------
+
+def allocation(labels, assignment, n_classes: int, n_experts: int) -> torch.Tensor:
+    """Allocation matrix A [C, E]: A[c, e] = number of class-c samples assigned to expert e.
+
+    Dropped samples (assignment -1) are not counted, so ``A.sum()`` is the number of kept samples.
+    The seed paper (Krishnamurthy & Watkins 2021) draws this table in its Figures 1 and 3.
+    """
+    C, E = _sizes(n_classes, n_experts)
+    y = _ints(labels, "labels", 0, C)
+    a = _ints(assignment, "assignment", -1, E, shape=tuple(y.shape))
+    kept = a >= 0
+    return _bincount2(y[kept], a[kept], C, E)
+
+
+def contingency(a, b) -> torch.Tensor:
+    """Contingency table T [Ra, Rb] of two labelings of the same samples, with any integer labels.
+
+    T[i, j] counts the samples whose label is the i-th smallest value of ``a`` and the j-th of ``b``.
+    """
+    a = _ints(a, "a", -(2**62), 2**62)
+    b = _ints(b, "b", -(2**62), 2**62, shape=tuple(a.shape))
+    ua, ia = torch.unique(a, return_inverse=True)
+    ub, ib = torch.unique(b, return_inverse=True)
+    return _bincount2(ia, ib, len(ua), len(ub))
+
+
+def entropy(counts: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Shannon entropy in nats of the distribution ``counts / counts.sum(dim)``: H = -sum p log p.
+
+    A zero-sum slice has entropy 0.
+    """
+    c = torch.as_tensor(counts).double()
+    total = c.sum(dim, keepdim=True)
+    p = c / total.clamp_min(torch.finfo(c.dtype).tiny)
+    return -torch.special.xlogy(p, p).sum(dim)
+
+
+def mutual_information_bits(table) -> float:
+    """Mutual information I(R; K) in bits of the joint counts ``table`` [R, K].
+
+    I = sum_rk p_rk log2(p_rk / (p_r p_k)) with p = table / N (Cover & Thomas, eq. 2.28). With rows the
+    classes Y and columns the experts E this is the I(E; Y) of the seed papers (max log2 E bits).
+    NaN for an empty table.
+    """
+    t = torch.as_tensor(table).double()
+    n = t.sum()
+    if n <= 0:
+        return NAN
+    p = t / n
+    outer = p.sum(1, keepdim=True) * p.sum(0, keepdim=True)
+    mi = (torch.special.xlogy(p, p) - torch.special.xlogy(p, outer)).sum()
+    return max(0.0, _f(mi)) / math.log(2)
+
+
+def nmi(table) -> float:
+    """Normalised mutual information of the joint counts ``table``, arithmetic-mean normalisation.
+
+    NMI = I(R; K) / ((H(R) + H(K)) / 2), in [0, 1] (Strehl & Ghosh 2002 family; the arithmetic mean is
+    scikit-learn's default ``average_method``). Both partitions trivial (one row and one column
+    used): 1, as in scikit-learn. NaN for an empty table.
+    """
+    t = torch.as_tensor(table).double()
+    if t.sum() <= 0:
+        return NAN
+    h_r, h_k = _f(entropy(t.sum(1))), _f(entropy(t.sum(0)))
+    if h_r == 0.0 and h_k == 0.0:
+        return 1.0
+    return min(1.0, mutual_information_bits(t) * math.log(2) / ((h_r + h_k) / 2))
+
+
+def adjusted_rand_index(table) -> float:
+    """Adjusted Rand index of the joint counts ``table`` [R, K] (Hubert & Arabie 1985).
+
+    With n_rk the cells, a_r and b_k the margins and n the total:
+    index = sum C(n_rk, 2), expected = sum C(a_r, 2) sum C(b_k, 2) / C(n, 2),
+    max = (sum C(a_r, 2) + sum C(b_k, 2)) / 2, ARI = (index - expected) / (max - expected).
+    1 for identical partitions, about 0 for independent ones (can be negative). When max = expected
+    (both partitions trivial and identical, or n < 2) it is 1, as in scikit-learn; NaN when n = 0.
+    """
+    t = torch.as_tensor(table).double()
+    n = _f(t.sum())
+    if n <= 0:
+        return NAN
+
+    def pairs(x):
+        return _f((x * (x - 1) / 2).sum())
+
+    index, sum_a, sum_b = pairs(t), pairs(t.sum(1)), pairs(t.sum(0))
+    expected = sum_a * sum_b / (n * (n - 1) / 2) if n > 1 else 0.0
+    denom = (sum_a + sum_b) / 2 - expected
+    return 1.0 if denom == 0 else (index - expected) / denom
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scores of the allocation matrix A [C, E]
+# ---------------------------------------------------------------------------------------------------
+
+def purity(alloc) -> float:
+    """Cluster purity (Manning et al. 2008, sec. 16.3): (1/N) sum_e max_c A[c, e]. NaN if A is empty."""
+    a = torch.as_tensor(alloc)
+    n = _f(a.sum())
+    return _f(a.max(0).values.sum()) / n if n > 0 else NAN
+
+
+def router_only_accuracy(alloc) -> float:
+    """Accuracy of the router alone: predict for each sample the most frequent true class of its expert.
+
+    = (1/N) sum_e max_c A[c, e], which equals :func:`purity` (the same count read as a classifier).
+    Part of the cheating diagnosis (Implicit Mixture of Interpretable Experts, 2022).
+    """
+    return purity(alloc)
+
+
+def usage_entropy(counts) -> float:
+    """Normalised usage entropy H(E) / log E of the expert sample counts [E]; 1 = balanced.
+
+    Reported as 1 for E = 1, where the ratio is undefined. NaN when no sample was assigned.
+    """
+    c = torch.as_tensor(counts)
+    if _f(c.sum()) <= 0:
+        return NAN
+    return 1.0 if c.numel() == 1 else _f(entropy(c)) / math.log(c.numel())
+
+
+def perplexity(counts) -> float:
+    """Perplexity exp H(E) of the expert sample counts [E]: the effective number of experts used."""
+    c = torch.as_tensor(counts)
+    return math.exp(_f(entropy(c))) if _f(c.sum()) > 0 else NAN
+
+
+def dead_experts(counts, threshold: float = 0.01) -> float:
+    """Share of experts that receive fewer than ``threshold`` (1%) of the assigned samples."""
+    c = torch.as_tensor(counts).double()
+    n = _f(c.sum())
+    return _f((c / n < threshold).double().mean()) if n > 0 else NAN
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scores of the routing weights [N, E]
+# ---------------------------------------------------------------------------------------------------
+
+def importance_cv2(weights) -> float:
+    """Squared coefficient of variation of the expert importances (Shazeer et al. 2017, eq. 6).
+
+    importance_e = sum_x w_e(x); CV^2 = Var(importance) / Mean(importance)^2 with the population
+    variance (as their cv_squared). 0 = equal importance; NaN if every weight is 0.
+    """
+    imp = torch.as_tensor(weights).sum(0, dtype=torch.float64)
+    mean = imp.mean()
+    return _f(((imp - mean) ** 2).mean() / mean**2) if _f(mean) != 0 else NAN
+
+
+def routing_entropy(weights) -> float:
+    """Mean per-sample entropy of the routing weights, in nats: (1/N) sum_x -sum_e w_e log w_e.
+
+    Each row is normalised to sum 1 first (a no-op for softmax and renormalised top-k weights); an
+    all-zero row counts 0. 0 = hard routing, log E = uniform. Computed in the weights' precision
+    (at least float32), summed in float64.
+    """
+    w = _float(weights)
+    p = w / w.sum(1, keepdim=True).clamp_min(torch.finfo(w.dtype).tiny)
+    return _f(-torch.special.xlogy(p, p).sum(1, dtype=torch.float64).mean())
+
+
+def max_weight(weights) -> float:
+    """Mean over samples of the largest routing weight, as given: (1/N) sum_x max_e w_e(x)."""
+    return _f(torch.as_tensor(weights).max(1).values.double().mean())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Error attribution and cheating
+# ---------------------------------------------------------------------------------------------------
+
+def error_attribution(labels, preds, expert_preds) -> dict[str, float]:
+    """Blame for each error by oracle routing, after Ismail et al. 2023 (Interpretable Mixture of Experts).
+
+    An oracle router sends each sample to an expert that classifies it correctly, if any does:
+    ``expert_error`` = share of samples no expert classifies correctly (no routing could fix them);
+    ``gate_error`` = share misclassified although some expert was right (the routing's fault);
+    ``oracle_accuracy`` = 1 - expert_error;
+    ``mixture_only_correct`` = share classified correctly by the mixture though no single expert is.
+    Identity: accuracy = 1 - expert_error - gate_error + mixture_only_correct.
+    """
+    y = torch.as_tensor(labels).long()
+    right = torch.as_tensor(preds).long() == y
+    any_expert = (torch.as_tensor(expert_preds).long() == y[:, None]).any(1)
+    expert_error = _f((~any_expert).double().mean())
+    return {
+        "expert_error": expert_error,
+        "gate_error": _f((~right & any_expert).double().mean()),
+        "oracle_accuracy": 1.0 - expert_error,
+        "mixture_only_correct": _f((right & ~any_expert).double().mean()),
+    }
+
+
+def cheating_index(router_only: float, accuracy: float, n_classes: int) -> float:
+    """How much of the accuracy above chance the router alone achieves.
+
+    cheating_index = (router_only_accuracy - 1/C) / (accuracy - 1/C); NaN when accuracy <= 1/C.
+    1 = the router alone solves the task as well as the mixture (the experts add nothing: the
+    'cheating' of the Implicit Mixture of Interpretable Experts paper, 2022); 0 = the routing carries no
+    class information beyond chance. This operationalisation is this project's (its full text was not
+    available to us). Values above 1 mean the router alone beats the mixture.
+    """
+    chance = 1.0 / n_classes
+    if math.isnan(accuracy) or math.isnan(router_only) or accuracy <= chance:
+        return NAN
+    return (router_only - chance) / (accuracy - chance)
+
+
+def expert_constancy(assignment, expert_preds, n_classes: int, n_experts: int) -> float:
+    """Mean over used experts of the entropy of the expert's own predictions on its samples, / log C.
+
+    For expert e, the distribution of expert_preds[x, e] over the samples x assigned to e; its entropy
+    divided by log C, averaged over the experts with at least one sample. 0 = every expert is a
+    constant (the cheating of the Implicit Mixture of Interpretable Experts paper, 2022; this
+    project's operationalisation). Dropped samples are excluded; 0 for C = 1; NaN when no expert is used.
+    """
+    a = torch.as_tensor(assignment).long()
+    kept = a >= 0
+    a = a[kept]
+    own = torch.as_tensor(expert_preds).long()[kept].gather(1, a[:, None]).squeeze(1)
+    table = _bincount2(a, own, n_experts, n_classes)  # [E, C]
+    used = table.sum(1) > 0
+    if not bool(used.any()):
+        return NAN
+    if n_classes == 1:
+        return 0.0
+    return _f(entropy(table[used], dim=1).mean()) / math.log(n_classes)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------------------------------
+
+def score(labels, preds, assignment, n_classes: int, n_experts: int, *, weights=None,
+          expert_preds=None, grouping=None) -> dict[str, float]:
+    """Every interpretability score of one run's test split, as plain Python floats.
+
+    Keys always present: accuracy, dropped, mi_bits, nmi, purity, usage_entropy, perplexity,
+    dead_experts, router_only_accuracy, cheating_index; with ``weights``: importance_cv2,
+    routing_entropy, max_weight; with ``grouping``: partition_nmi, partition_ari (between the expert
+    and the group of the label); with ``expert_preds``: expert_error, gate_error, oracle_accuracy,
+    mixture_only_correct, expert_constancy. See each building block for its source and formula, the
+    module docstring for the shapes and for dropped samples (assignment -1), and DIRECTIONS.
+    """
+    C, E = _sizes(n_classes, n_experts)
+    y = _ints(labels, "labels", 0, C)
+    n = y.numel()
+    if n == 0:
+        raise ValueError("labels: no samples to score")
+    yhat = _ints(preds, "preds", 0, C, shape=(n,))
+    a = _ints(assignment, "assignment", -1, E, shape=(n,))
+    kept = a >= 0
+    alloc = _bincount2(y[kept], a[kept], C, E)  # [C, E]
+    usage = alloc.sum(0)  # [E]
+    right = yhat == y
+    out = {"accuracy": _f(right.double().mean()), "dropped": _f((~kept).double().mean())}
+    out.update(mi_bits=mutual_information_bits(alloc), nmi=nmi(alloc), purity=purity(alloc),
+               usage_entropy=usage_entropy(usage), perplexity=perplexity(usage),
+               dead_experts=dead_experts(usage), router_only_accuracy=router_only_accuracy(alloc))
+    kept_accuracy = _f(right[kept].double().mean()) if bool(kept.any()) else NAN
+    out["cheating_index"] = cheating_index(out["router_only_accuracy"], kept_accuracy, C)
+    if weights is not None:
+        w = _weights(weights, n, E)
+        out.update(importance_cv2=importance_cv2(w), routing_entropy=routing_entropy(w),
+                   max_weight=max_weight(w))
+    if grouping is not None:
+        out.update(_partition_scores(alloc, grouping, C))
+    if expert_preds is not None:
+        ep = _ints(expert_preds, "expert_preds", 0, C, shape=(n, E), ndim=2)
+        out.update(error_attribution(y, yhat, ep))
+        out["expert_constancy"] = expert_constancy(a, ep, C, E)
+    return out
+
+
+def _weights(weights, n: int, n_experts: int) -> torch.Tensor:
+    w = torch.as_tensor(weights)
+    if not w.dtype.is_floating_point or tuple(w.shape) != (n, n_experts):
+        raise ValueError(f"weights: expected floats of shape [{n}, {n_experts}], got {w.dtype} "
+                         f"of shape {list(w.shape)}")
+    return w
+
+
+def _partition_scores(alloc: torch.Tensor, grouping: Sequence[int], n_classes: int) -> dict[str, float]:
+    """NMI and ARI between the expert and the group of the label: the rows of A summed per group."""
+    g = _ints(grouping, "grouping", -(2**62), 2**62, shape=(n_classes,))
+    _, gid = torch.unique(g, return_inverse=True)
+    table = torch.zeros(int(gid.max()) + 1, alloc.shape[1], dtype=alloc.dtype, device=alloc.device)
+    table.index_add_(0, gid.to(alloc.device), alloc)  # [G, E]
+    return {"partition_nmi": nmi(table), "partition_ari": adjusted_rand_index(table)}
+
+
+def stability(assignment_a, assignment_b) -> dict[str, float]:
+    """Agreement of two runs' assignments of the same samples (runs that differ only in the seed).
+
+    {"nmi": arithmetic-mean NMI, "ari": adjusted Rand index (Hubert & Arabie 1985)} of the contingency
+    table of the two assignments; both are invariant to a relabelling of the experts. Samples
+    dropped (-1) in either run are excluded.
+    """
+    a = _ints(assignment_a, "assignment_a", -1, 2**62)
+    b = _ints(assignment_b, "assignment_b", -1, 2**62, shape=tuple(a.shape))
+    kept = (a >= 0) & (b >= 0)
+    table = contingency(a[kept], b[kept])
+    return {"nmi": nmi(table), "ari": adjusted_rand_index(table)}
