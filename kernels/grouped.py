@@ -1,0 +1,331 @@
+"""Grouped expert matmul: rows grouped by expert times that expert's weight, forward and backward.
+
+Letters: E experts, M grouped rows (= A assignments), T tokens (rows of x when gathering),
+K input features, N output features. w is [E, K, N], passed by strides (transposed views cost nothing).
+
+Layers: `@triton.jit` kernels (one expert per row tile, gather on load, fp32 accumulation, masked
+edges, int64 offsets), their launchers, the torch reference (a loop over experts), the
+autograd.Function, and `grouped_mm`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._common import check_tensor, resolve_backend, tl, triton
+
+__all__ = ["grouped_mm"]
+
+KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+TORCH_DTYPES = KERNEL_DTYPES + (torch.float64,)
+
+
+# ----------------------------------------------------------------------------------------------
+# Triton kernels
+# ----------------------------------------------------------------------------------------------
+@triton.jit
+def _grouped_mm_kernel(
+    # pointers
+    x_ptr, w_ptr, out_ptr, gather_ptr, offsets_ptr, tile_expert_ptr, tile_row_ptr,
+    # sizes
+    N, K,
+    # strides
+    stride_xm, stride_xk, stride_we, stride_wk, stride_wn, stride_om, stride_on,
+    # meta-parameters
+    GATHER: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """out[m] = x[src(m)] @ w[e(m)] for one (row tile, column tile).
+
+    x: [M, K] (or [T, K] with GATHER: src(m) = gather[m]); w: [E, K, N]; out: [M, N];
+    offsets: int64 [E + 1]; tile_expert / tile_row: int64 [n_tiles], the expert (-1: idle tile)
+    and first row of each row tile. Every row tile lies inside one expert's rows.
+    """
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    e = tl.load(tile_expert_ptr + pid_m)
+    if e < 0:
+        return
+    row_end = tl.load(offsets_ptr + e + 1)
+    offs_m = tl.load(tile_row_ptr + pid_m) + tl.arange(0, BLOCK_M)
+    mask_m = offs_m < row_end
+    if GATHER:
+        src = tl.load(gather_ptr + offs_m, mask=mask_m, other=0)
+    else:
+        src = offs_m
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < N
+    offs_k = tl.arange(0, BLOCK_K)
+    x_ptrs = x_ptr + src[:, None] * stride_xm + offs_k[None, :] * stride_xk
+    w_ptrs = w_ptr + e * stride_we + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wn
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        mask_k = offs_k < K - k0
+        a = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+        b = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+        x_ptrs += BLOCK_K * stride_xk
+        w_ptrs += BLOCK_K * stride_wk
+    out_ptrs = out_ptr + offs_m[:, None] * stride_om + offs_n[None, :] * stride_on
+    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+@triton.jit
+def _grouped_dw_kernel(
+    # pointers
+    x_ptr, dy_ptr, dw_ptr, gather_ptr, offsets_ptr,
+    # sizes
+    K, N,
+    # strides
+    stride_xm, stride_xk, stride_dym, stride_dyn, stride_dwe, stride_dwk, stride_dwn,
+    # meta-parameters
+    GATHER: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """dw[e] = x[src(rows of e)]^T @ dy[rows of e] for one (expert, K tile, N tile).
+
+    x: [M, K] or [T, K] (GATHER); dy: [M, N]; dw: [E, K, N]. Deterministic (no atomics): each
+    program owns its output tile and walks the expert's rows in order; an empty expert stores zeros.
+    """
+    e = tl.program_id(0)
+    pid_kn = tl.program_id(1)
+    n_tiles_n = tl.cdiv(N, BLOCK_N)
+    offs_k = (pid_kn // n_tiles_n) * BLOCK_K + tl.arange(0, BLOCK_K)
+    offs_n = (pid_kn % n_tiles_n) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_k = offs_k < K
+    mask_n = offs_n < N
+    start = tl.load(offsets_ptr + e)
+    end = tl.load(offsets_ptr + e + 1)
+    acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=tl.float32)
+    for m0 in range(start, end, BLOCK_M):
+        offs_m = m0 + tl.arange(0, BLOCK_M)
+        mask_m = offs_m < end
+        if GATHER:
+            src = tl.load(gather_ptr + offs_m, mask=mask_m, other=0)
+        else:
+            src = offs_m
+        xt = tl.load(x_ptr + src[None, :] * stride_xm + offs_k[:, None] * stride_xk,
+                     mask=mask_k[:, None] & mask_m[None, :], other=0.0)
+        dy = tl.load(dy_ptr + offs_m[:, None] * stride_dym + offs_n[None, :] * stride_dyn,
+                     mask=mask_m[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(xt, dy, acc, input_precision=PRECISION)
+    dw_ptrs = dw_ptr + e.to(tl.int64) * stride_dwe + offs_k[:, None] * stride_dwk + offs_n[None, :] * stride_dwn
+    tl.store(dw_ptrs, acc.to(dw_ptr.dtype.element_ty), mask=mask_k[:, None] & mask_n[None, :])
+
+
+@triton.jit
+def _segment_sum_kernel(
+    src_ptr, perm_ptr, seg_offsets_ptr, out_ptr,  # src [M, K]; perm int64 [M]; seg_offsets int64 [T + 1]; out [T, K]
+    K,
+    stride_sm, stride_sk, stride_om, stride_ok,
+    BLOCK_K: tl.constexpr,
+):
+    """out[t] = sum of src[perm[r]] for r in [seg_offsets[t], seg_offsets[t + 1]), in order (deterministic)."""
+    t = tl.program_id(0)
+    offs_k = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
+    mask_k = offs_k < K
+    start = tl.load(seg_offsets_ptr + t)
+    end = tl.load(seg_offsets_ptr + t + 1)
+    acc = tl.zeros((BLOCK_K,), dtype=tl.float32)
+    for r in range(start, end):
+        row = tl.load(perm_ptr + r)
+        acc += tl.load(src_ptr + row * stride_sm + offs_k * stride_sk, mask=mask_k, other=0.0).to(tl.float32)
+    tl.store(out_ptr + t.to(tl.int64) * stride_om + offs_k * stride_ok,
+             acc.to(out_ptr.dtype.element_ty), mask=mask_k)
+
+
+# ----------------------------------------------------------------------------------------------
+# launchers
+# ----------------------------------------------------------------------------------------------
+def mm_config(M: int, N: int, K: int, dtype: torch.dtype) -> dict:
+    """Tile sizes and launch options of `_grouped_mm_kernel` / `_grouped_dw_kernel` (one shipped set per size class)."""
+    if M <= 2048 or N <= 64:
+        return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, num_warps=4, num_stages=3)
+    if dtype == torch.float32:
+        return dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, num_warps=4, num_stages=3)
+    return dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, num_warps=8, num_stages=3)
+
+
+DW_CONFIG = dict(BLOCK_M=32, BLOCK_K=64, BLOCK_N=64, num_warps=4, num_stages=3)
+SEGSUM_BLOCK_K = 128
+
+
+def _precision(dtype: torch.dtype) -> str:
+    """fp32 dots follow torch's TF32 switch (off by default: exact fp32 FMA)."""
+    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
+        return "ieee"
+    return "tf32"
+
+
+def tile_schedule(offsets: Tensor, M: int, block_m: int) -> tuple[Tensor, Tensor]:
+    """Row tiles that never straddle two experts, built on the device without a host sync.
+
+    Returns tile_expert, tile_row: int64 [n_bound], n_bound = min(M, cdiv(M, BLOCK_M) + E) >= the
+    real tile count; the spare tiles have expert -1 and exit at once.
+    """
+    E = offsets.numel() - 1
+    n_bound = min(M, triton.cdiv(M, block_m) + E)
+    counts = offsets[1:] - offsets[:-1]
+    tiles = torch.div(counts + block_m - 1, block_m, rounding_mode="floor")
+    tile_end = torch.cumsum(tiles, 0)
+    t = torch.arange(n_bound, device=offsets.device)
+    e = torch.searchsorted(tile_end, t, right=True)
+    ec = e.clamp(max=E - 1)
+    tile_row = offsets[ec] + (t - tile_end[ec] + tiles[ec]) * block_m
+    return torch.where(e < E, ec, -1), tile_row
+
+
+def _mm_triton(x: Tensor, w: Tensor, offsets: Tensor, gather_index: Tensor | None) -> Tensor:
+    """x [M, K] (or [T, K] with gather_index [M]), w [E, K, N] -> out [M, N]."""
+    M = x.shape[0] if gather_index is None else gather_index.numel()
+    K, N = w.shape[1], w.shape[2]
+    out = torch.empty(M, N, dtype=x.dtype, device=x.device)
+    if M == 0 or N == 0:
+        return out
+    if K == 0:
+        return out.zero_()
+    cfg = mm_config(M, N, K, x.dtype)
+    tile_expert, tile_row = tile_schedule(offsets, M, cfg["BLOCK_M"])
+    grid = (tile_expert.numel(), triton.cdiv(N, cfg["BLOCK_N"]))
+    _grouped_mm_kernel[grid](
+        x, w, out, gather_index if gather_index is not None else offsets, offsets, tile_expert, tile_row,
+        N, K,
+        x.stride(0), x.stride(1), w.stride(0), w.stride(1), w.stride(2), out.stride(0), out.stride(1),
+        GATHER=gather_index is not None, PRECISION=_precision(x.dtype), **cfg,
+    )
+    return out
+
+
+def _dw_triton(x: Tensor, dy: Tensor, offsets: Tensor, gather_index: Tensor | None, w_shape) -> Tensor:
+    """dw [E, K, N] = per-expert x_rows^T @ dy_rows; empty experts get exact zeros."""
+    E, K, N = w_shape
+    dw = torch.empty(E, K, N, dtype=x.dtype, device=x.device)
+    if K == 0 or N == 0:
+        return dw
+    cfg = DW_CONFIG
+    grid = (E, triton.cdiv(K, cfg["BLOCK_K"]) * triton.cdiv(N, cfg["BLOCK_N"]))
+    _grouped_dw_kernel[grid](
+        x, dy, dw, gather_index if gather_index is not None else offsets, offsets,
+        K, N,
+        x.stride(0), x.stride(1), dy.stride(0), dy.stride(1), dw.stride(0), dw.stride(1), dw.stride(2),
+        GATHER=gather_index is not None, PRECISION=_precision(x.dtype), **cfg,
+    )
+    return dw
+
+
+def _scatter_rows_triton(src: Tensor, index: Tensor, n_rows: int) -> Tensor:
+    """out [n_rows, K]: out[t] = sum of src[i] with index[i] = t, summed in i order (deterministic)."""
+    K = src.shape[1]
+    out = torch.empty(n_rows, K, dtype=src.dtype, device=src.device)
+    if n_rows == 0 or K == 0:
+        return out
+    perm = torch.sort(index, stable=True).indices
+    seg = torch.zeros(n_rows + 1, dtype=torch.int64, device=src.device)
+    torch.cumsum(torch.bincount(index, minlength=n_rows), 0, out=seg[1:])
+    grid = (n_rows, triton.cdiv(K, SEGSUM_BLOCK_K))
+    _segment_sum_kernel[grid](src, perm, seg, out, K, src.stride(0), src.stride(1), out.stride(0), out.stride(1),
+                              BLOCK_K=SEGSUM_BLOCK_K)
+    return out
+
+
+def _mm_torch(x: Tensor, w: Tensor, offsets: Tensor, gather_index: Tensor | None) -> Tensor:
+    """Reference: one matmul per expert over its row range."""
+    M = x.shape[0] if gather_index is None else gather_index.numel()
+    out = x.new_empty(M, w.shape[2])
+    bounds = offsets.tolist()
+    for e in range(w.shape[0]):
+        s, t = bounds[e], bounds[e + 1]
+        if t > s:
+            rows = x[s:t] if gather_index is None else x.index_select(0, gather_index[s:t])
+            torch.mm(rows, w[e], out=out[s:t])
+    return out
+
+
+def _dw_torch(x: Tensor, dy: Tensor, offsets: Tensor, gather_index: Tensor | None, w_shape) -> Tensor:
+    """Reference: dw[e] = x_rows^T @ dy_rows, zeros for empty experts."""
+    dw = x.new_zeros(w_shape)
+    bounds = offsets.tolist()
+    for e in range(w_shape[0]):
+        s, t = bounds[e], bounds[e + 1]
+        if t > s:
+            rows = x[s:t] if gather_index is None else x.index_select(0, gather_index[s:t])
+            torch.mm(rows.t(), dy[s:t], out=dw[e])
+    return dw
+
+
+def _scatter_rows_torch(src: Tensor, index: Tensor, n_rows: int) -> Tensor:
+    return src.new_zeros(n_rows, src.shape[1]).index_add_(0, index, src)
+
+
+_IMPL = {
+    "torch": (_mm_torch, _dw_torch, _scatter_rows_torch),
+    "triton": (_mm_triton, _dw_triton, _scatter_rows_triton),
+}
+
+
+class _GroupedMM(torch.autograd.Function):
+    """out [M, N] = grouped x @ w. Backward: dX through the same kernel with w transposed by strides
+    (then a deterministic scatter-add into [T, K] when gathering); dW by the per-expert X^T dY kernel."""
+
+    @staticmethod
+    def forward(ctx, x, w, offsets, gather_index, backend):
+        ctx.save_for_backward(x, w, offsets, gather_index)
+        ctx.backend = backend
+        return _IMPL[backend][0](x, w, offsets, gather_index)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w, offsets, gather_index = ctx.saved_tensors
+        mm, dw_fn, scatter = _IMPL[ctx.backend]
+        dx = dw = None
+        if ctx.needs_input_grad[0]:
+            dx = mm(dy, w.transpose(1, 2), offsets, None)
+            if gather_index is not None:
+                dx = scatter(dx, gather_index, x.shape[0])
+        if ctx.needs_input_grad[1]:
+            dw = dw_fn(x, dy, offsets, gather_index, w.shape)
+        return dx, dw, None, None, None
+
+
+# ----------------------------------------------------------------------------------------------
+# checks and the public function
+# ----------------------------------------------------------------------------------------------
+def _check_mm(x, w, offsets, gather_index, backend) -> int:
+    check_tensor("x", x, ndim=2, dtypes=TORCH_DTYPES)
+    dev = x.device
+    check_tensor("w", w, ndim=3, dtypes=(x.dtype,), device=dev)
+    check_tensor("offsets", offsets, ndim=1, dtypes=(torch.int64, torch.int32), device=dev)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w must be [E, K={x.shape[1]}, N] to match x [M, K], got w of shape {tuple(w.shape)}")
+    if offsets.numel() != w.shape[0] + 1:
+        raise ValueError(f"offsets must have E + 1 = {w.shape[0] + 1} entries for w with E = {w.shape[0]}, "
+                         f"got {offsets.numel()}")
+    if gather_index is not None:
+        check_tensor("gather_index", gather_index, ndim=1, dtypes=(torch.int64,), device=dev)
+    M = x.shape[0] if gather_index is None else gather_index.numel()
+    if backend == "triton" and x.dtype not in KERNEL_DTYPES:
+        raise ValueError(f"x of dtype {x.dtype} needs backend='torch' (Triton kernels take fp16/bf16/fp32)")
+    if backend == "torch" or dev.type == "cpu":  # value checks cost a host sync: skipped on the CUDA fast path
+        o = offsets.tolist()
+        if o[0] != 0 or o[-1] != M or any(b < a for a, b in zip(o, o[1:])):
+            raise ValueError(f"offsets must rise from 0 to M = {M} (the number of grouped rows), got {o}")
+        if gather_index is not None and M > 0:
+            lo, hi = torch.stack([gather_index.min(), gather_index.max()]).tolist()
+            if lo < 0 or hi >= x.shape[0]:
+                raise ValueError(f"gather_index must lie in [0, {x.shape[0]}) (rows of x), got [{lo}, {hi}]")
+    return M
+
+
+def grouped_mm(x: Tensor, w: Tensor, offsets: Tensor, *, gather_index: Tensor | None = None,
+               backend: str | None = None) -> Tensor:
+    """Grouped expert matmul: out[offsets[e]:offsets[e+1]] = rows @ w[e]; out is [M, N], M = offsets[-1].
+
+    x: [M, K] grouped by expert, or [T, K] with gather_index int64 [M] (row i uses x[gather_index[i]],
+    gathered on load by the Triton kernel); w: [E, K, N] (any strides); offsets: int [E + 1].
+    Differentiable in x and w; dW of an empty expert is exactly zero.
+    """
+    check_tensor("x", x)
+    backend = resolve_backend(backend, x.device)
+    _check_mm(x, w, offsets, gather_index, backend)
+    offsets = offsets.to(torch.int64)
+    return _GroupedMM.apply(x, w, offsets, gather_index, backend)
