@@ -1,0 +1,111 @@
+"""Plot helpers: the class x expert allocation heat-map, and atomic file writes.
+
+Letters: C classes (rows, the y axis), E experts (columns, the x axis).
+
+Figures are drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, never through pyplot:
+no global backend switch, no figure registry to leak. Files are written atomically (a temporary file
+in the same directory, then ``os.replace``), so a reader never sees half a PNG.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["allocation_heatmap", "heatmap_size", "atomic_write_bytes", "DPI", "ANNOTATE_MAX_CELLS"]
+
+DPI = 100
+ANNOTATE_MAX_CELLS = 400  # counts are written in the cells when C * E is at most this (and E <= 32)
+_MAX_PX = 2000
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same directory, then os.replace."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def heatmap_size(n_classes: int, n_experts: int, longest_name: int = 1) -> tuple[int, int]:
+    """Size in pixels (width, height) of the heat-map of a [C, E] allocation.
+
+    Grows with the number of experts (and the longest class name) across, the number of classes down;
+    at most 2000 pixels either way.
+    """
+    width = 260 + 8 * max(1, longest_name) + 48 * n_experts
+    height = 180 + 34 * n_classes
+    return min(_MAX_PX, width), min(_MAX_PX, height)
+
+
+def allocation_heatmap(allocation, class_names: Sequence[str], path: str | os.PathLike,
+                       title: str | None = None) -> Path:
+    """Draw the allocation matrix [C, E] as a heat-map PNG at ``path``; returns the path.
+
+    Classes (named by ``class_names``) on the y axis, experts 0..E-1 on the x axis, the count of
+    class-c samples routed to expert e as the colour, and written in each cell when the matrix is small
+    (as Figures 1 and 3 of Krishnamurthy & Watkins 2021). ``allocation``: nested lists, a numpy array
+    or a tensor of non-negative counts. The PNG has :func:`heatmap_size` pixels; written atomically.
+    """
+    rows = _matrix(allocation)
+    n_classes, n_experts = len(rows), len(rows[0])
+    names = [str(c) for c in class_names]
+    if len(names) != n_classes:
+        raise ValueError(f"class_names: expected {n_classes} names (one per row), got {len(names)}")
+    width, height = heatmap_size(n_classes, n_experts, max(len(s) for s in names))
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(rows, cmap="Blues", aspect="auto", interpolation="nearest", vmin=0)
+    fig.colorbar(image, ax=ax, label="samples")
+    _label_axes(ax, names, n_experts, title)
+    if n_classes * n_experts <= ANNOTATE_MAX_CELLS and n_experts <= 32:
+        _annotate(ax, rows)
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _matrix(allocation) -> list[list[float]]:
+    """The allocation as a C x E list of lists of non-negative numbers, checked."""
+    rows = allocation.tolist() if hasattr(allocation, "tolist") else [list(r) for r in allocation]
+    if not rows or not isinstance(rows[0], list) or not rows[0]:
+        raise ValueError("allocation: expected a non-empty matrix [C, E]")
+    if any(not isinstance(r, list) or len(r) != len(rows[0]) for r in rows):
+        raise ValueError("allocation: rows of unequal length")
+    for r in rows:
+        for v in r:  # C x E cells, not samples
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise ValueError(f"allocation: expected non-negative counts, got {v!r}")
+    return rows
+
+
+def _label_axes(ax, names: list[str], n_experts: int, title: str | None) -> None:
+    ax.set_yticks(range(len(names)), labels=names)
+    if n_experts <= 32:
+        ax.set_xticks(range(n_experts))
+    ax.set_xlabel("expert")
+    ax.set_ylabel("class")
+    ax.set_title(title if title is not None else "Allocation of test samples to experts")
+
+
+def _annotate(ax, rows: list[list[float]]) -> None:
+    top = max(max(r) for r in rows) or 1
+    for c, row in enumerate(rows):
+        for e, v in enumerate(row):
+            text = f"{v:g}" if isinstance(v, float) else str(v)
+            ax.text(e, c, text, ha="center", va="center", fontsize=8,
+                    color="white" if v > top / 2 else "black")

@@ -1,0 +1,184 @@
+"""moe.report and moe.plots on hand-made run records (schema 1) in tmp_path."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from moe import report
+from moe.plots import allocation_heatmap, atomic_write_bytes, heatmap_size
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_record(**changes) -> dict:
+    record = {
+        "schema": 1, "status": "ok", "error": None,
+        "config": {"dataset": "gm6", "experts": 4, "router": "softmax", "expert": "linear", "seed": 0},
+        "seed": 0,
+        "dataset": {"name": "gm6", "class_names": ["c0", "c1", "c2", "c3", "c4", "c5"], "grouping": None,
+                    "group_names": None, "n_train": 2400, "n_test": 600},
+        "history": [{"epoch": 1, "train_loss": 1.2, "train_accuracy": 0.6, "test_accuracy": 0.7,
+                     "expert_share": [0.25, 0.25, 0.25, 0.25]}],
+        "test": {"accuracy": 0.9712, "nmi": 0.5, "perplexity": 3.9, "cheating_index": None,
+                 "dead_experts": 0.0},
+        "allocation": [[100, 0, 0, 0], [0, 100, 0, 0], [0, 0, 100, 0], [0, 0, 0, 100],
+                       [50, 50, 0, 0], [0, 0, 50, 50]],
+        "timing": {"train_s": 10.0, "eval_s": 0.1, "total_s": 10.2},
+        "versions": {"python": "3.11.7", "torch": "2.14.1"},
+    }
+    record.update(changes)
+    return record
+
+
+def write(tmp_path: Path, record, name="run.json") -> Path:
+    path = tmp_path / name
+    path.write_text(record if isinstance(record, str) else json.dumps(record))
+    return path
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The CLI on a good record
+# ---------------------------------------------------------------------------------------------------
+
+def test_cli_writes_heatmap_and_summary_and_prints_scores(tmp_path):
+    path = write(tmp_path, make_record())
+    proc = subprocess.run([sys.executable, "-m", "moe.report", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    png, md = tmp_path / "run.allocation.png", tmp_path / "run.summary.md"
+    assert png_size(png) == heatmap_size(6, 4, longest_name=2)
+    lines = proc.stdout.splitlines()
+    assert any(line.split() == ["accuracy", "0.9712", "higher"] for line in lines)
+    assert any(line.split() == ["perplexity", "3.9000", "neutral"] for line in lines)
+    assert any(line.split() == ["cheating_index", "nan", "lower"] for line in lines)  # null -> nan
+    text = md.read_text()
+    assert "| accuracy | 0.9712 | higher |" in text
+    assert "![allocation heat-map](run.allocation.png)" in text
+    assert "| c4 | 50 | 50 | 0 | 0 |" in text
+    assert "status: ok" in text and "router=softmax" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.allocation.png", "run.json", "run.summary.md"]
+
+
+def test_table_is_aligned_in_direction_order(tmp_path, capsys):
+    record = make_record()
+    record["test"]["zz_new_metric"] = 7
+    assert report.main([str(write(tmp_path, record))]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.split() and line.split()[-1] in
+             {"higher", "lower", "neutral", "?", "better"}]
+    assert [line.split()[0] for line in table] == \
+        ["metric", "accuracy", "nmi", "perplexity", "dead_experts", "cheating_index", "zz_new_metric"]
+    assert len({line.index(line.split()[-1]) for line in table}) == 1  # the direction column lines up
+    assert table[-1].split() == ["zz_new_metric", "7", "?"]
+
+
+def test_output_paths():
+    assert report.output_paths("runs/a.json") == (Path("runs/a.allocation.png"), Path("runs/a.summary.md"))
+    assert report.output_paths("runs/a.b") == (Path("runs/a.b.allocation.png"), Path("runs/a.b.summary.md"))
+
+
+def test_failed_run_without_allocation(tmp_path, capsys):
+    record = make_record(status="error", error="ValueError: boom", test={}, allocation=[])
+    assert report.main([str(write(tmp_path, record))]) == 0
+    out = capsys.readouterr().out
+    assert "status: error (ValueError: boom)" in out and "(no test scores)" in out
+    assert not (tmp_path / "run.allocation.png").exists()
+    assert "status: error" in (tmp_path / "run.summary.md").read_text()
+
+
+def test_class_names_default_to_indices(tmp_path):
+    record = make_record()
+    record["dataset"]["class_names"] = None
+    assert report.main([str(write(tmp_path, record))]) == 0
+    assert "| 5 | 0 | 0 | 50 | 50 |" in (tmp_path / "run.summary.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Errors: one line on stderr, exit code 2
+# ---------------------------------------------------------------------------------------------------
+
+def _bad(tmp_path):
+    rec = make_record
+    cases = {
+        "missing": (tmp_path / "absent.json", "no such file"),
+        "directory": (tmp_path, "cannot read"),
+        "not json": (write(tmp_path, "{not json", "a.json"), "not JSON"),
+        "binary": (tmp_path / "b.json", "cannot read"),
+        "list": (write(tmp_path, "[1, 2]", "c.json"), "not a run record (a JSON list"),
+        "missing keys": (write(tmp_path, {"schema": 1, "status": "ok"}, "d.json"), "missing config"),
+        "schema": (write(tmp_path, rec(schema=2), "e.json"), "unsupported record schema 2"),
+        "test values": (write(tmp_path, rec(test={"accuracy": "high"}), "f.json"), "test.accuracy"),
+        "ragged allocation": (write(tmp_path, rec(allocation=[[1, 2], [3]]), "g.json"), "allocation"),
+        "negative count": (write(tmp_path, rec(allocation=[[1, -2]] * 6), "h.json"), "allocation"),
+        "names mismatch": (write(tmp_path, rec(allocation=[[1, 2]] * 5), "i.json"), "class_names"),
+    }
+    (tmp_path / "b.json").write_bytes(b"\xff\xfe\x00garbage")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "not json", "binary", "list", "missing keys",
+                                  "schema", "test values", "ragged allocation", "negative count",
+                                  "names mismatch"])
+def test_bad_records_exit_2_with_one_line(tmp_path, capsys, case):
+    path, message = _bad(tmp_path)[case]
+    assert report.main([str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("moe.report: error: ") and message in lines[0]
+    assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("*.md"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The heat-map
+# ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_classes,n_experts", [(1, 1), (6, 4), (12, 5), (3, 40)])
+def test_heatmap_png_has_expected_size(tmp_path, n_classes, n_experts):
+    alloc = [[(c * 7 + e * 3) % 11 for e in range(n_experts)] for c in range(n_classes)]
+    names = [f"class {c}" for c in range(n_classes)]
+    out = allocation_heatmap(alloc, names, tmp_path / "h.png", title="t")
+    assert out == tmp_path / "h.png"
+    assert png_size(out) == heatmap_size(n_classes, n_experts, max(len(n) for n in names))
+    assert [p.name for p in tmp_path.iterdir()] == ["h.png"]  # no temporary file left behind
+
+
+def test_heatmap_accepts_tensor_and_overwrites(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "h.png"
+    path.write_bytes(b"old")
+    allocation_heatmap(torch.tensor([[3, 0], [1, 5]]), ["trouser", "digit 7"], path)
+    assert png_size(path) == heatmap_size(2, 2, len("digit 7"))
+
+
+@pytest.mark.parametrize("alloc,names,match", [
+    ([[1, 2], [3, 4]], ["a"], "class_names: expected 2"),
+    ([], [], "non-empty"),
+    ([[1, 2], [3]], ["a", "b"], "unequal"),
+    ([[1, math.nan]], ["a"], "non-negative"),
+])
+def test_heatmap_bad_input(tmp_path, alloc, names, match):
+    with pytest.raises(ValueError, match=match):
+        allocation_heatmap(alloc, names, tmp_path / "h.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_atomic_write_cleans_up_on_failure(tmp_path):
+    path = atomic_write_bytes(tmp_path / "x.md", b"hello")
+    assert path.read_bytes() == b"hello" and oct(path.stat().st_mode & 0o777) == oct(0o644)
+    with pytest.raises(TypeError):
+        atomic_write_bytes(tmp_path / "y.md", "not bytes")  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.md"]
