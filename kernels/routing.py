@@ -50,6 +50,7 @@ def _topk_softmax_kernel(
     x = tl.load(ptrs, mask=mask_t[:, None] & mask_e[None, :], other=float("-inf")).to(tl.float32)
     # fp32 softmax over all E (padded columns are -inf -> 0)
     row_max = tl.max(x, axis=1)
+    row_max = tl.where(mask_t, row_max, 0.0)  # padded rows: avoid -inf - -inf
     num = tl.exp(x - row_max[:, None])
     num = tl.where(mask_e[None, :], num, 0.0)
     denom = tl.sum(num, axis=1)
@@ -67,9 +68,8 @@ def _topk_softmax_kernel(
         ids = tl.where(offs_k[None, :] == j, idx[:, None].to(tl.int64), ids)
         vals = tl.where(offs_k[None, :] == j, val[:, None], vals)
     if RENORM:
-        w = vals / tl.sum(vals, axis=1)[:, None]
-    else:
-        w = vals / denom[:, None]
+        denom = tl.sum(vals, axis=1)
+    w = vals / tl.where(mask_t, denom, 1.0)[:, None]
     out_offs = offs_t[:, None].to(tl.int64) * K + offs_k[None, :]
     out_mask = mask_t[:, None] & (offs_k[None, :] < K)
     tl.store(ids_ptr + out_offs, ids, mask=out_mask)
