@@ -58,7 +58,9 @@ DIRECTIONS: dict[str, str] = {
     "router_only_accuracy": "neutral",  # high is good only together with a low cheating_index
     "cheating_index": "lower",
     "expert_constancy": "neutral",  # 0 flags cheating, yet a specialist should predict few classes
-    # Not returned by score: the sweep's names for stability() between seeds of one configuration.
+    # Not returned by score: the test loss that moe.train adds to the record's "test", and the
+    # sweep's names for stability() between seeds of one configuration.
+    "loss": "lower",
     "stability_nmi": "higher",
     "stability_ari": "higher",
 }

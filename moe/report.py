@@ -106,7 +106,7 @@ def score_rows(test: dict | None) -> list[tuple[str, str, str]]:
 
 
 def _config_line(record: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in record["config"].items())
+    return ", ".join(f"{k}={v}" for k, v in record["config"].items() if v is not None)
 
 
 def _header(record: dict) -> list[str]:
@@ -162,14 +162,26 @@ def _class_names(record: dict) -> list[str]:
     return [str(n) for n in names] if names is not None else [str(c) for c in range(len(record["allocation"]))]
 
 
+def _title(record: dict, record_path: str | Path) -> str:
+    """'gm6: softmax router, 4 linear experts, seed 0' from the config, or the record's file name."""
+    cfg = record["config"]
+    name = record["dataset"].get("name") or cfg.get("dataset")
+    if name is None or not {"router", "experts", "expert"} <= cfg.keys():
+        return Path(record_path).name
+    seed = cfg.get("seed", record.get("seed"))
+    return (f"{name}: {cfg['router']} router, {cfg['experts']} {cfg['expert']} experts"
+            + (f", seed {seed}" if seed is not None else ""))
+
+
 def write_report(record: dict, record_path: str | Path) -> tuple[Path | None, Path]:
     """Write the heat-map (when the record has an allocation) and the summary next to the record."""
     png, md = output_paths(record_path)
     has_alloc = bool(record["allocation"])
     if has_alloc:
-        title = f"{record['dataset'].get('name', '')} {Path(record_path).stem}".strip()
-        allocation_heatmap(record["allocation"], _class_names(record), png, title=title)
-    text = summary_markdown(record, f"Run {Path(record_path).name}", png.name if has_alloc else None)
+        allocation_heatmap(record["allocation"], _class_names(record), png, title=_title(record, record_path))
+    name, title = Path(record_path).name, _title(record, record_path)
+    heading = f"Run {name}" + (f": {title}" if title != name else "")
+    text = summary_markdown(record, heading, png.name if has_alloc else None)
     atomic_write_bytes(md, text.encode("utf-8"))
     return (png if has_alloc else None), md
 

@@ -68,6 +68,7 @@ def test_cli_writes_heatmap_and_summary_and_prints_scores(tmp_path):
     assert "| accuracy | 0.9712 | higher |" in text
     assert "![allocation heat-map](run.allocation.png)" in text
     assert "| c4 | 50 | 50 | 0 | 0 |" in text
+    assert text.startswith("# Run run.json: gm6: softmax router, 4 linear experts, seed 0\n")
     assert "status: ok" in text and "router=softmax" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.allocation.png", "run.json", "run.summary.md"]
 
