@@ -24,6 +24,7 @@ samples x 64 experts take milliseconds on a CPU. Entropies use natural logarithm
 from __future__ import annotations
 
 import math
+import operator
 from typing import Sequence
 
 import torch
@@ -99,10 +100,15 @@ def _ints(x, name: str, low: int, high: int, shape: tuple[int, ...] | None = Non
 
 
 def _sizes(n_classes: int, n_experts: int) -> tuple[int, int]:
+    sizes = []
     for name, v in (("n_classes", n_classes), ("n_experts", n_experts)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        try:
+            sizes.append(operator.index(v) if not isinstance(v, bool) else None)
+        except TypeError:
+            sizes.append(None)
+        if sizes[-1] is None or sizes[-1] < 1:
             raise ValueError(f"{name}: expected a positive int, got {v!r}")
-    return n_classes, n_experts
+    return sizes[0], sizes[1]
 
 
 def _bincount2(rows: torch.Tensor, cols: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:

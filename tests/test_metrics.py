@@ -192,7 +192,7 @@ def test_balanced_hash_router():
 
 def test_single_expert_usage_entropy_is_one():
     y = torch.tensor([0, 1, 1, 2])
-    s = score(y, y, torch.zeros(4, dtype=torch.long), 3, 1)
+    s = score(y, y, torch.zeros(4, dtype=torch.long), torch.tensor(3), 1)  # sizes: any integer type
     assert s["usage_entropy"] == 1.0 and s["perplexity"] == 1.0 and s["dead_experts"] == 0.0
 
 
@@ -342,6 +342,7 @@ def test_dead_experts_threshold():
     (dict(expert_preds=torch.zeros(3, 4)), "expert_preds: expected integers"),
     (dict(grouping=[0, 1]), "grouping: expected shape"),
     (dict(n_classes=0), "n_classes: expected a positive int"),
+    (dict(n_experts=4.0), "n_experts: expected a positive int"),
     (dict(labels=[], preds=[], assignment=[]), "no samples"),
 ])
 def test_bad_inputs_raise(kwargs, match):
