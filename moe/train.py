@@ -16,9 +16,10 @@ import torch
 from tqdm import tqdm
 
 from moe.config import FIELD_TYPES, Config, ConfigError, as_config, from_dict, load_file
-from moe.data import Dataset, load_for_config
+from moe.data import Dataset, load_for_config, subset
 from moe.model import MixtureOfExperts, build_model
 from moe.objectives import OBJECTIVES
+from moe.routers import NonFiniteError
 from moe.record import SCHEMA, error_record, versions, write_json_atomic
 
 EVAL_BATCH = 1024
@@ -58,14 +59,17 @@ def train_epoch(model, optimizer, objective, x, y, batch_size: int, generator: t
     total_loss, correct, seen = 0.0, 0, 0
     top_counts = torch.zeros(n_experts, dtype=torch.long, device=y.device)
     for idx in torch.randperm(n, generator=generator).to(y.device).split(batch_size):
-        out = model(x[idx])
+        try:
+            out = model(x[idx])
+        except NonFiniteError:
+            return {"train_loss": math.nan, "finite": False}
         loss = objective(out, y[idx])
         if not torch.isfinite(loss):
-            return {"train_loss": float(loss), "finite": False}
+            return {"train_loss": float(loss.detach()), "finite": False}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total_loss += float(loss) * len(idx)
+        total_loss += float(loss.detach()) * len(idx)
         correct += int((out.log_probs.argmax(1) == y[idx]).sum())
         seen += len(idx)
         top = out.routing.assignment()
@@ -119,8 +123,11 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
         torch.set_num_threads(cfg.threads)
     if data is None:
         data = load_for_config(cfg)
-    elif isinstance(data, dict):
-        data = Dataset.from_numpy(data)
+    else:  # loaded once by a caller (a sweep driver): check it, then take this config's subsets
+        data = Dataset.from_numpy(data) if isinstance(data, dict) else data
+        if data.name != cfg.dataset:
+            raise ValueError(f"data: the dataset passed in is {data.name!r} but the config asks for {cfg.dataset!r}")
+        data = subset(data, cfg.n_train, cfg.n_test, cfg.data_seed)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
 

@@ -5,6 +5,7 @@ with ``@DATASETS.register("name")`` that returns a :class:`Dataset`.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,15 +92,20 @@ def load_dataset(name: str, *, data_root: str | os.PathLike | None = None, n_tra
     """Load a registered dataset, then take stratified subsets of ``n_train`` / ``n_test`` samples."""
     loader = DATASETS.get(name, field="dataset")
     root = Path(data_root).expanduser() if data_root else default_data_root()
-    data = loader(root=root, seed=seed)
+    return subset(loader(root=root, seed=seed), n_train, n_test, seed)
+
+
+def subset(data: Dataset, n_train: int | None, n_test: int | None, seed: int = 0) -> Dataset:
+    """Stratified subsets of the train and test splits (a no-op for None or sizes >= the split)."""
     g = torch.Generator().manual_seed(seed)
+    out = dataclasses.replace(data)
     if n_train is not None:
         idx = stratified_subset(data.y_train, n_train, g)
-        data.x_train, data.y_train = data.x_train[idx], data.y_train[idx]
+        out.x_train, out.y_train = data.x_train[idx], data.y_train[idx]
     if n_test is not None:
         idx = stratified_subset(data.y_test, n_test, g)
-        data.x_test, data.y_test = data.x_test[idx], data.y_test[idx]
-    return data
+        out.x_test, out.y_test = data.x_test[idx], data.y_test[idx]
+    return out
 
 
 def load_for_config(cfg) -> Dataset:

@@ -36,6 +36,16 @@ class Routing:
         return self.plan.expert_ids[:, 0]
 
 
+class NonFiniteError(ArithmeticError):
+    """The gate produced NaN or infinite logits: the run has diverged."""
+
+
+def check_finite(logits: Tensor) -> Tensor:
+    if not torch.isfinite(logits).all():
+        raise NonFiniteError("gate logits are NaN or infinite")
+    return logits
+
+
 class Router(nn.Module):
     """Base: a linear gate on the flattened input, logits = (x W_g + b_g) / T."""
 
@@ -48,7 +58,7 @@ class Router(nn.Module):
         self.gate = nn.Linear(math.prod(input_shape), n_experts)
 
     def gate_logits(self, x: Tensor) -> Tensor:
-        return self.gate(x.flatten(1)) / self.temperature  # [T, E]
+        return check_finite(self.gate(x.flatten(1)) / self.temperature)  # [T, E]
 
     def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
         raise NotImplementedError
