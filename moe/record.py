@@ -79,17 +79,3 @@ def error_record(config: dict[str, Any], error: BaseException, **extra: Any) -> 
     return {"schema": SCHEMA, "status": "error", "error": f"{type(error).__name__}: {error}", "traceback": tb,
             "config": config, "seed": config.get("seed"), "history": [], "test": {}, "allocation": None,
             "timing": {}, "versions": versions(), **extra}
-
-
-def read_record(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a run record, with a one-line ValueError for anything that is not one."""
-    p = Path(path)
-    try:
-        rec = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{p}: no such file") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{p}: not a readable JSON run record ({err})") from None
-    if not isinstance(rec, dict) or rec.get("status") not in STATUSES or "config" not in rec:
-        raise ValueError(f"{p}: not a run record (needs 'status' in {STATUSES} and 'config')")
-    return rec
