@@ -26,18 +26,18 @@ TORCH_DTYPES = KERNEL_DTYPES + (torch.float64,)
 @triton.jit
 def _grouped_mm_kernel(
     # pointers
-    x_ptr, w_ptr, out_ptr, gather_ptr, offsets_ptr, tile_expert_ptr, tile_row_ptr,
+    x_ptr, w_ptr, bias_ptr, out_ptr, gather_ptr, offsets_ptr, tile_expert_ptr, tile_row_ptr,
     # sizes
     N, K,
     # strides
-    stride_xm, stride_xk, stride_we, stride_wk, stride_wn, stride_om, stride_on,
+    stride_xm, stride_xk, stride_we, stride_wk, stride_wn, stride_be, stride_bn, stride_om, stride_on,
     # meta-parameters
-    GATHER: tl.constexpr, PRECISION: tl.constexpr,
+    GATHER: tl.constexpr, HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    """out[m] = x[src(m)] @ w[e(m)] for one (row tile, column tile).
+    """out[m] = x[src(m)] @ w[e(m)] (+ bias[e(m)]) for one (row tile, column tile).
 
-    x: [M, K] (or [T, K] with GATHER: src(m) = gather[m]); w: [E, K, N]; out: [M, N];
+    x: [M, K] (or [T, K] with GATHER: src(m) = gather[m]); w: [E, K, N]; bias: [E, N]; out: [M, N];
     offsets: int64 [E + 1]; tile_expert / tile_row: int64 [n_tiles], the expert (-1: idle tile)
     and first row of each row tile. Every row tile lies inside one expert's rows.
     """
@@ -66,6 +66,8 @@ def _grouped_mm_kernel(
         acc = tl.dot(a, b, acc, input_precision=PRECISION)
         x_ptrs += BLOCK_K * stride_xk
         w_ptrs += BLOCK_K * stride_wk
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + e * stride_be + offs_n * stride_bn, mask=mask_n, other=0.0).to(tl.float32)[None, :]
     out_ptrs = out_ptr + offs_m[:, None] * stride_om + offs_n[None, :] * stride_on
     tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
@@ -175,23 +177,25 @@ def tile_schedule(offsets: Tensor, M: int, block_m: int) -> tuple[Tensor, Tensor
     return torch.where(e < E, ec, -1), tile_row
 
 
-def _mm_triton(x: Tensor, w: Tensor, offsets: Tensor, gather_index: Tensor | None) -> Tensor:
-    """x [M, K] (or [T, K] with gather_index [M]), w [E, K, N] -> out [M, N]."""
+def _mm_triton(x: Tensor, w: Tensor, offsets: Tensor, gather_index: Tensor | None, bias: Tensor | None = None) -> Tensor:
+    """x [M, K] (or [T, K] with gather_index [M]), w [E, K, N], bias [E, N] -> out [M, N]."""
     M = x.shape[0] if gather_index is None else gather_index.numel()
     K, N = w.shape[1], w.shape[2]
     out = torch.empty(M, N, dtype=x.dtype, device=x.device)
     if M == 0 or N == 0:
         return out
     if K == 0:
-        return out.zero_()
+        return out.copy_(bias.index_select(0, _row_experts(offsets, M))) if bias is not None else out.zero_()
     cfg = mm_config(M, N, K, x.dtype)
     tile_expert, tile_row = tile_schedule(offsets, M, cfg["BLOCK_M"])
     grid = (tile_expert.numel(), triton.cdiv(N, cfg["BLOCK_N"]))
     _grouped_mm_kernel[grid](
-        x, w, out, gather_index if gather_index is not None else offsets, offsets, tile_expert, tile_row,
+        x, w, bias if bias is not None else w, out, gather_index if gather_index is not None else offsets,
+        offsets, tile_expert, tile_row,
         N, K,
-        x.stride(0), x.stride(1), w.stride(0), w.stride(1), w.stride(2), out.stride(0), out.stride(1),
-        GATHER=gather_index is not None, PRECISION=_precision(x.dtype), **cfg,
+        x.stride(0), x.stride(1), w.stride(0), w.stride(1), w.stride(2),
+        *(bias.stride() if bias is not None else (0, 0)), out.stride(0), out.stride(1),
+        GATHER=gather_index is not None, HAS_BIAS=bias is not None, PRECISION=_precision(x.dtype), **cfg,
     )
     return out
 
@@ -228,8 +232,8 @@ def _scatter_rows_triton(src: Tensor, index: Tensor, n_rows: int) -> Tensor:
     return out
 
 
-def _mm_torch(x: Tensor, w: Tensor, offsets: Tensor, gather_index: Tensor | None) -> Tensor:
-    """Reference: one matmul per expert over its row range."""
+def _mm_torch(x: Tensor, w: Tensor, offsets: Tensor, gather_index: Tensor | None, bias: Tensor | None = None) -> Tensor:
+    """Reference: one matmul (addmm with the bias) per expert over its row range."""
     M = x.shape[0] if gather_index is None else gather_index.numel()
     out = x.new_empty(M, w.shape[2])
     bounds = offsets.tolist()
@@ -237,7 +241,10 @@ def _mm_torch(x: Tensor, w: Tensor, offsets: Tensor, gather_index: Tensor | None
         s, t = bounds[e], bounds[e + 1]
         if t > s:
             rows = x[s:t] if gather_index is None else x.index_select(0, gather_index[s:t])
-            torch.mm(rows, w[e], out=out[s:t])
+            if bias is None:
+                torch.mm(rows, w[e], out=out[s:t])
+            else:
+                torch.addmm(bias[e], rows, w[e], out=out[s:t])
     return out
 
 
@@ -257,9 +264,37 @@ def _scatter_rows_torch(src: Tensor, index: Tensor, n_rows: int) -> Tensor:
     return src.new_zeros(n_rows, src.shape[1]).index_add_(0, index, src)
 
 
+def _row_experts(offsets: Tensor, M: int) -> Tensor:
+    """int64 [M]: the expert of each grouped row."""
+    return torch.searchsorted(offsets[1:], torch.arange(M, device=offsets.device), right=True)
+
+
+def _bias_grad_torch(dy: Tensor, offsets: Tensor, n_experts: int) -> Tensor:
+    """db [E, N]: per-expert sums of the grouped rows of dy (zeros for empty experts)."""
+    db = dy.new_zeros(n_experts, dy.shape[1])
+    bounds = offsets.tolist()
+    for e in range(n_experts):
+        if bounds[e + 1] > bounds[e]:
+            torch.sum(dy[bounds[e]:bounds[e + 1]], 0, out=db[e])
+    return db
+
+
+def _bias_grad_triton(dy: Tensor, offsets: Tensor, n_experts: int) -> Tensor:
+    """db [E, N] by the deterministic segment-sum kernel over the expert row ranges."""
+    N = dy.shape[1]
+    db = torch.empty(n_experts, N, dtype=dy.dtype, device=dy.device)
+    if N == 0:
+        return db
+    perm = torch.arange(dy.shape[0], device=dy.device)
+    grid = (n_experts, triton.cdiv(N, SEGSUM_BLOCK_K))
+    _segment_sum_kernel[grid](dy, perm, offsets, db, N, dy.stride(0), dy.stride(1), db.stride(0), db.stride(1),
+                              BLOCK_K=SEGSUM_BLOCK_K)
+    return db
+
+
 _IMPL = {
-    "torch": (_mm_torch, _dw_torch, _scatter_rows_torch),
-    "triton": (_mm_triton, _dw_triton, _scatter_rows_triton),
+    "torch": (_mm_torch, _dw_torch, _scatter_rows_torch, _bias_grad_torch),
+    "triton": (_mm_triton, _dw_triton, _scatter_rows_triton, _bias_grad_triton),
 }
 
 
@@ -268,29 +303,31 @@ class _GroupedMM(torch.autograd.Function):
     (then a deterministic scatter-add into [T, K] when gathering); dW by the per-expert X^T dY kernel."""
 
     @staticmethod
-    def forward(ctx, x, w, offsets, gather_index, backend):
+    def forward(ctx, x, w, offsets, gather_index, bias, backend):
         ctx.save_for_backward(x, w, offsets, gather_index)
         ctx.backend = backend
-        return _IMPL[backend][0](x, w, offsets, gather_index)
+        return _IMPL[backend][0](x, w, offsets, gather_index, bias)
 
     @staticmethod
     def backward(ctx, dy):
         x, w, offsets, gather_index = ctx.saved_tensors
-        mm, dw_fn, scatter = _IMPL[ctx.backend]
-        dx = dw = None
+        mm, dw_fn, scatter, bias_grad = _IMPL[ctx.backend]
+        dx = dw = db = None
         if ctx.needs_input_grad[0]:
             dx = mm(dy, w.transpose(1, 2), offsets, None)
             if gather_index is not None:
                 dx = scatter(dx, gather_index, x.shape[0])
         if ctx.needs_input_grad[1]:
             dw = dw_fn(x, dy, offsets, gather_index, w.shape)
-        return dx, dw, None, None, None
+        if ctx.needs_input_grad[4]:
+            db = bias_grad(dy, offsets, w.shape[0])
+        return dx, dw, None, None, db, None
 
 
 # ----------------------------------------------------------------------------------------------
 # checks and the public function
 # ----------------------------------------------------------------------------------------------
-def _check_mm(x, w, offsets, gather_index, backend) -> int:
+def _check_mm(x, w, offsets, gather_index, bias, backend) -> int:
     check_tensor("x", x, ndim=2, dtypes=TORCH_DTYPES)
     dev = x.device
     check_tensor("w", w, ndim=3, dtypes=(x.dtype,), device=dev)
@@ -300,6 +337,10 @@ def _check_mm(x, w, offsets, gather_index, backend) -> int:
     if offsets.numel() != w.shape[0] + 1:
         raise ValueError(f"offsets must have E + 1 = {w.shape[0] + 1} entries for w with E = {w.shape[0]}, "
                          f"got {offsets.numel()}")
+    if bias is not None:
+        check_tensor("bias", bias, ndim=2, dtypes=(x.dtype,), device=dev)
+        if tuple(bias.shape) != (w.shape[0], w.shape[2]):
+            raise ValueError(f"bias must be [E, N] = {[w.shape[0], w.shape[2]]}, got {list(bias.shape)}")
     if gather_index is not None:
         check_tensor("gather_index", gather_index, ndim=1, dtypes=(torch.int64,), device=dev)
     M = x.shape[0] if gather_index is None else gather_index.numel()
@@ -317,15 +358,16 @@ def _check_mm(x, w, offsets, gather_index, backend) -> int:
 
 
 def grouped_mm(x: Tensor, w: Tensor, offsets: Tensor, *, gather_index: Tensor | None = None,
-               backend: str | None = None) -> Tensor:
+               bias: Tensor | None = None, backend: str | None = None) -> Tensor:
     """Grouped expert matmul: out[offsets[e]:offsets[e+1]] = rows @ w[e]; out is [M, N], M = offsets[-1].
 
     x: [M, K] grouped by expert, or [T, K] with gather_index int64 [M] (row i uses x[gather_index[i]],
-    gathered on load by the Triton kernel); w: [E, K, N] (any strides); offsets: int [E + 1].
-    Differentiable in x and w; dW of an empty expert is exactly zero.
+    gathered on load by the Triton kernel); w: [E, K, N] (any strides); offsets: int [E + 1];
+    bias: optional [E, N], added to each row of expert e in the epilogue.
+    Differentiable in x, w and bias; dW (and db) of an empty expert is exactly zero.
     """
     check_tensor("x", x)
     backend = resolve_backend(backend, x.device)
-    _check_mm(x, w, offsets, gather_index, backend)
+    _check_mm(x, w, offsets, gather_index, bias, backend)
     offsets = offsets.to(torch.int64)
-    return _GroupedMM.apply(x, w, offsets, gather_index, backend)
+    return _GroupedMM.apply(x, w, offsets, gather_index, bias, backend)

@@ -151,11 +151,30 @@ def _plan_triton(flat_ids: Tensor, n_experts: int, n_valid: int) -> tuple[Tensor
 
 
 def _topk_torch(logits: Tensor, k: int, renormalize: bool) -> tuple[Tensor, Tensor]:
-    """Reference: softmax over E in fp32, stable descending sort of the logits, keep k, renormalise."""
+    """Reference: k rounds of argmax (first maximum = lower index on ties) masking the winner; softmax
+    over E in fp32 at the winners, renormalised. Rounds run in float64 with -inf logits lifted to
+    -1e300, so a masked winner (-inf) always ranks below every real logit."""
     x = logits.to(_weight_dtype(logits.dtype))
-    ids = torch.sort(x.detach(), dim=-1, descending=True, stable=True).indices[:, :k]
+    if k <= 8:
+        score = torch.nan_to_num(logits.detach().double(), neginf=-1e300)
+        picks = []
+        for j in range(k):
+            picks.append(score.argmax(1, keepdim=True))
+            if j + 1 < k:
+                score.scatter_(1, picks[-1], float("-inf"))
+        ids = torch.cat(picks, 1)
+    else:  # many rounds: one sort on a unique key (order-preserving float bits, then lower index first)
+        ids = _sort_key(x.detach()).topk(k, dim=1).indices
     w = torch.softmax(x, dim=-1).gather(1, ids)
     return ids, (w / w.sum(-1, keepdim=True) if renormalize else w)
+
+
+def _sort_key(x: Tensor) -> Tensor:
+    """int64 [T, E], unique per row, ordered like (x descending, index ascending)."""
+    E = x.shape[1]
+    bits = (x.float() + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into +0.0
+    bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(torch.int64)
+    return (bits << 32) | (E - 1 - torch.arange(E, device=x.device))
 
 
 def _plan_torch(flat_ids: Tensor, n_experts: int, n_valid: int) -> tuple[Tensor, Tensor]:
@@ -307,8 +326,10 @@ def _check_logits(logits: Tensor, k: int) -> None:
     if logits.shape[0] == 0:
         return
     x = logits.detach()
+    if bool(torch.isfinite(x).all()):  # one pass and one host sync in the common case
+        return
     bad = torch.stack([x.isnan().any(), (x == float("inf")).any(), (x == float("-inf")).all(1).any()])
-    nan, pinf, all_neg = bad.tolist()  # one host sync
+    nan, pinf, all_neg = bad.tolist()
     if nan:
         raise ValueError("logits contain NaN")
     if pinf:

@@ -19,15 +19,15 @@ def route_loop(logits, k, renormalize=True):
     return ids, weights
 
 
-def grouped_mm_loop(x, w, offsets, gather_index=None):
-    """Row by row in float64: out[i] = x[src(i)] @ w[expert of row i]."""
+def grouped_mm_loop(x, w, offsets, gather_index=None, bias=None):
+    """Row by row in float64: out[i] = x[src(i)] @ w[expert of row i] (+ bias[expert])."""
     offs = offsets.tolist()
     M = offs[-1]
     out = torch.zeros(M, w.shape[2], dtype=torch.float64)
     for e in range(w.shape[0]):
         for i in range(offs[e], offs[e + 1]):
             src = i if gather_index is None else int(gather_index[i])
-            out[i] = x[src].double() @ w[e].double()
+            out[i] = x[src].double() @ w[e].double() + (0 if bias is None else bias[e].double())
     return out
 
 
