@@ -4,6 +4,7 @@ Imports only torch (and Triton, guarded). Backend: `backend=` per call, else env
 (torch|triton), else Triton for CUDA tensors and torch otherwise.
 """
 from .grouped import grouped_mm
+from .layer import moe_mlp, moe_mlp_layer
 from .routing import RoutingPlan, topk_route
 
-__all__ = ["RoutingPlan", "topk_route", "grouped_mm"]
+__all__ = ["RoutingPlan", "topk_route", "grouped_mm", "moe_mlp", "moe_mlp_layer"]

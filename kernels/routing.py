@@ -150,20 +150,20 @@ def _plan_triton(flat_ids: Tensor, n_experts: int, n_valid: int) -> tuple[Tensor
     return counts, order
 
 
-def _topk_torch(logits: Tensor, k: int, renormalize: bool) -> tuple[Tensor, Tensor]:
-    """Reference: k rounds of argmax (first maximum = lower index on ties) masking the winner; softmax
-    over E in fp32 at the winners, renormalised. Rounds run in float64 with -inf logits lifted to
-    -1e300, so a masked winner (-inf) always ranks below every real logit."""
+def _topk_torch(logits: Tensor, k: int, renormalize: bool, finite: bool = False) -> tuple[Tensor, Tensor]:
+    """Reference: k rounds of max (first maximum = lower index on ties) masking the winner with -inf;
+    softmax over E in fp32 at the winners, renormalised. `finite`: no -inf in logits (else a masked
+    winner could tie a real -inf, and a unique-key sort decides instead)."""
     x = logits.to(_weight_dtype(logits.dtype))
-    if k <= 8:
-        score = torch.nan_to_num(logits.detach().double(), neginf=-1e300)
+    if k <= 8 and finite:
+        score = x.detach().clone() if k > 1 else x.detach()
         picks = []
         for j in range(k):
-            picks.append(score.argmax(1, keepdim=True))
+            picks.append(score.max(1, keepdim=True).indices)
             if j + 1 < k:
                 score.scatter_(1, picks[-1], float("-inf"))
         ids = torch.cat(picks, 1)
-    else:  # many rounds: one sort on a unique key (order-preserving float bits, then lower index first)
+    else:  # one sort on a unique key (order-preserving float bits, then lower index first)
         ids = _sort_key(x.detach()).topk(k, dim=1).indices
     w = torch.softmax(x, dim=-1).gather(1, ids)
     return ids, (w / w.sum(-1, keepdim=True) if renormalize else w)
@@ -178,11 +178,11 @@ def _sort_key(x: Tensor) -> Tensor:
 
 
 def _plan_torch(flat_ids: Tensor, n_experts: int, n_valid: int) -> tuple[Tensor, Tensor]:
-    """Reference: counts by bincount, order by a stable argsort on the expert (unused slots last)."""
+    """Reference: counts by bincount, order by sorting the unique key (expert, slot), unused slots last."""
+    S = flat_ids.numel()
     counts = torch.bincount(flat_ids + 1, minlength=n_experts + 1)[1:]
-    key = torch.where(flat_ids < 0, n_experts, flat_ids)
-    order = torch.sort(key, stable=True).indices[:n_valid]
-    return counts, order
+    key = torch.where(flat_ids < 0, n_experts, flat_ids) * S + torch.arange(S, device=flat_ids.device)
+    return counts, torch.sort(key).indices[:n_valid]
 
 
 def _weight_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -263,19 +263,39 @@ class RoutingPlan:
         """[A]: the routing weight of each grouped row (differentiable, so not cached)."""
         return self.weights.flatten()[self.order]
 
+    @functools.cached_property
+    def slot_rows(self) -> Tensor:
+        """int64 [T, k]: the grouped row of each slot (inverse of `order`); -1 for unused slots."""
+        rows = torch.full((self.n_tokens * self.k,), -1, dtype=torch.int64, device=self.order.device)
+        rows[self.order] = torch.arange(self.order.numel(), device=self.order.device)
+        return rows.view(self.n_tokens, self.k)
+
+    def _gather_slots(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """(src, rows): rows [T, k] index src; unused slots point at an appended zero row."""
+        check_tensor("y", y, ndim=2, device=self.order.device)
+        A = self.order.numel()
+        if y.shape[0] != A:
+            raise ValueError(f"y must have {A} rows (one per assignment), got {y.shape[0]}")
+        if A == self.n_tokens * self.k:
+            return y, self.slot_rows
+        return torch.cat([y, y.new_zeros(1, y.shape[1])]), self.slot_rows.where(self.slot_rows >= 0, A)
+
     def unpermute(self, y: Tensor) -> Tensor:
         """y [A, N] grouped rows -> [T, k, N] in slot layout, zeros in unused slots (differentiable)."""
-        check_tensor("y", y, ndim=2, device=self.order.device)
-        if y.shape[0] != self.order.numel():
-            raise ValueError(f"y must have {self.order.numel()} rows (one per assignment), got {y.shape[0]}")
-        out = y.new_zeros(self.n_tokens * self.k, y.shape[1]).index_copy(0, self.order, y)
-        return out.view(self.n_tokens, self.k, y.shape[1])
+        src, rows = self._gather_slots(y)
+        return src.index_select(0, rows.flatten()).view(self.n_tokens, self.k, y.shape[1])
 
     def combine(self, y: Tensor) -> Tensor:
-        """y [A, N] -> [T, N]: sum_j weights[t, j] * y_slot(t, j), accumulated in fp32 (differentiable)."""
-        slots = self.unpermute(y)
+        """y [A, N] -> [T, N]: sum_j weights[t, j] * y_slot(t, j), accumulated in fp32 (differentiable).
+
+        A gather per slot column, no scatter: deterministic on every device."""
+        src, rows = self._gather_slots(y)
         acc = torch.promote_types(y.dtype, self.weights.dtype)
-        return (slots.to(acc) * self.weights.to(acc).unsqueeze(-1)).sum(1).to(y.dtype)
+        w = self.weights.to(acc)
+        out = src.index_select(0, rows[:, 0]).to(acc) * w[:, :1]
+        for j in range(1, self.k):
+            out = out.addcmul_(src.index_select(0, rows[:, j]).to(acc), w[:, j:j + 1])
+        return out.to(y.dtype)
 
     @classmethod
     def from_assignments(cls, token_ids: Tensor, expert_ids: Tensor, weights: Tensor,
@@ -314,7 +334,8 @@ def _build_plan(ids: Tensor, w: Tensor, n_experts: int, n_valid: int, backend: s
 # ----------------------------------------------------------------------------------------------
 # checks and the public function
 # ----------------------------------------------------------------------------------------------
-def _check_logits(logits: Tensor, k: int) -> None:
+def _check_logits(logits: Tensor, k: int) -> bool:
+    """Raise ValueError on bad logits or k; return True when every logit is finite."""
     check_tensor("logits", logits, ndim=2, dtypes=FLOAT_DTYPES)
     E = logits.shape[1]
     if E < 1:
@@ -324,10 +345,10 @@ def _check_logits(logits: Tensor, k: int) -> None:
     if not 1 <= k <= E:
         raise ValueError(f"k must be in [1, E={E}], got k={k}")
     if logits.shape[0] == 0:
-        return
+        return True
     x = logits.detach()
-    if bool(torch.isfinite(x).all()):  # one pass and one host sync in the common case
-        return
+    if bool(torch.isfinite(x.sum(dtype=_weight_dtype(x.dtype)))):  # one cheap pass and one host sync
+        return True
     bad = torch.stack([x.isnan().any(), (x == float("inf")).any(), (x == float("-inf")).all(1).any()])
     nan, pinf, all_neg = bad.tolist()
     if nan:
@@ -336,6 +357,7 @@ def _check_logits(logits: Tensor, k: int) -> None:
         raise ValueError("logits contain +inf")
     if all_neg:
         raise ValueError("logits have a row that is entirely -inf (a token with no admissible expert)")
+    return not bool((x == float("-inf")).any())  # finite values whose sum overflowed
 
 
 def _check_assignments(token_ids, expert_ids, weights, n_tokens, n_experts) -> None:
@@ -367,12 +389,12 @@ def topk_route(logits: Tensor, k: int, *, renormalize: bool = True, backend: str
     weights = softmax over all E (fp32) at the chosen experts, renormalised to sum 1 when `renormalize`;
     differentiable w.r.t. logits. k = E with renormalize=False is dense routing (the full softmax).
     """
-    _check_logits(logits, k)
+    finite = _check_logits(logits, k)
     backend = resolve_backend(backend, logits.device)
     if backend == "triton":
         if logits.dtype == torch.float64:
             raise ValueError("logits of dtype float64 need backend='torch' (Triton kernels take fp16/bf16/fp32)")
         ids, w = _TopkWeights.apply(logits, k, renormalize)
     else:
-        ids, w = _topk_torch(logits, k, renormalize)
+        ids, w = _topk_torch(logits, k, renormalize, finite)
     return _build_plan(ids, w, logits.shape[1], ids.numel(), backend)

@@ -21,8 +21,7 @@ ROOT = HERE.parents[1]
 def test_triton_cases_under_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
     env.pop("MOE_KERNELS", None)
-    cmd = [sys.executable, "-m", "pytest", str(HERE), "-m", "interp", "-q", "-p", "no:cacheprovider",
-           "-W", "error::RuntimeWarning"]
+    cmd = [sys.executable, "-m", "pytest", str(HERE), "-m", "interp", "-q", "-p", "no:cacheprovider"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout and "deselected" in proc.stdout

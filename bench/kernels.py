@@ -1,0 +1,328 @@
+"""python -m bench.kernels: speed of the MoE kernels, every figure a ratio to a baseline timed in the same run.
+
+CPU (default): fp32, torch fallback. The candidate and its baselines are timed in interleaved rounds
+(one call of each per round, warm-up rounds discarded), so load from other processes hits all alike;
+the table shows medians with p20-p80 and the ratios checked against the issue's targets.
+GPU (`--device cuda`): `triton.testing.do_bench` medians of our Triton kernels, torch._grouped_mm and a
+dense cuBLAS matmul, bf16 and fp32, with TFLOP/s.
+
+    python -m bench.kernels [--device cpu|cuda] [--threads N] [--rounds R] [--only SUBSTR] [--out FILE.json]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+import kernels
+from kernels import grouped_mm, moe_mlp_layer, topk_route
+
+# ---- the grid: one place for every size (the issue's figures) -----------------------------------
+CPU = dict(rows=8192, experts=8, K=512, N=512, layer_tokens=4096, layer_k=2, route_tokens=8192, route_experts=64,
+           route_k=2, step_tokens=2048, step_experts=16, step_k=1, step_D=256, step_H=512)
+GPU_SHAPES = [  # (rows M, experts E, K, N): >= 512 rows per expert
+    (8192, 8, 2048, 2048), (16384, 16, 4096, 1024), (32768, 64, 1024, 4096),
+]
+ROUTINGS = ("balanced", "zipf")
+
+
+@dataclass
+class Case:
+    """A candidate and its baselines, timed side by side; checks are (numerator, denominator, op, target)."""
+
+    name: str
+    fns: dict[str, Callable[[], object]]
+    flops: dict[str, float] = field(default_factory=dict)
+    checks: list[tuple[str, str, str, float]] = field(default_factory=list)
+
+
+def expert_of_rows(M: int, E: int, routing: str, gen: torch.Generator) -> torch.Tensor:
+    """Sorted expert of each of M rows: uniform ('balanced') or Zipf(s=1) over the experts ('zipf')."""
+    if routing == "balanced":
+        return torch.arange(M) * E // M
+    p = 1.0 / torch.arange(1, E + 1, dtype=torch.float64)
+    return torch.sort(torch.multinomial(p / p.sum(), M, replacement=True, generator=gen)).values
+
+
+def offsets_of(experts: torch.Tensor, E: int) -> torch.Tensor:
+    return torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(torch.bincount(experts, minlength=E), 0)])
+
+
+def routing_bias(E: int, routing: str) -> torch.Tensor:
+    """Added to router logits: 0 (balanced) or log Zipf probabilities (Gumbel-max gives Zipf-skewed top-1)."""
+    if routing == "balanced":
+        return torch.zeros(E)
+    return -torch.log(torch.arange(1, E + 1, dtype=torch.float32))
+
+
+# ---- CPU cases ---------------------------------------------------------------------------------
+def cpu_cases(gen: torch.Generator) -> list[Case]:
+    c = CPU
+    M, E, K, N = c["rows"], c["experts"], c["K"], c["N"]
+    randn = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
+    cases = []
+    x, w, wd = randn(M, K), randn(E, K, N) / math.sqrt(K), randn(K, N) / math.sqrt(K)
+    mm_flops = 2.0 * M * K * N
+    for routing in ROUTINGS:
+        off = offsets_of(expert_of_rows(M, E, routing, gen), E)
+        ends32 = off[1:].to(torch.int32)
+        cases.append(Case(
+            f"grouped_fwd[routing={routing},M={M},E={E},K={K},N={N}]",
+            {"grouped_mm": lambda off=off: grouped_mm(x, w, off, backend="torch"),
+             "dense_mm": lambda: x @ wd,
+             "torch._grouped_mm": lambda e=ends32: torch._grouped_mm(x, w, offs=e)},
+            {"grouped_mm": mm_flops, "dense_mm": mm_flops, "torch._grouped_mm": mm_flops},
+            [("grouped_mm", "dense_mm", "<=", 1.1), ("grouped_mm", "torch._grouped_mm", "<=", 1.0)]))
+        # the model's call: gather rows of x [T, K] on load (T = M / 2 tokens, k = 2)
+        tokens = torch.randint(0, M // 2, (M,), generator=gen)
+        cases.append(Case(
+            f"grouped_fwd_gather[routing={routing},M={M},E={E},K={K},N={N}]",
+            {"grouped_mm": lambda off=off: grouped_mm(x[: M // 2], w, off, gather_index=tokens, backend="torch"),
+             "dense_mm": lambda: x @ wd},
+            {"grouped_mm": mm_flops, "dense_mm": mm_flops},
+            [("grouped_mm", "dense_mm", "<=", 1.1)]))
+        xg, wg, wdg = (t.clone().requires_grad_(True) for t in (x, w, wd))
+        dy = randn(M, N)
+
+        def fwd_bwd_grouped(off=off):
+            xg.grad = wg.grad = None
+            grouped_mm(xg, wg, off, backend="torch").backward(dy)
+
+        def fwd_bwd_dense():
+            xg.grad = wdg.grad = None
+            (xg @ wdg).backward(dy)
+
+        cases.append(Case(
+            f"grouped_fwd_bwd[routing={routing},M={M},E={E},K={K},N={N}]",
+            {"grouped_mm": fwd_bwd_grouped, "dense_mm": fwd_bwd_dense},
+            {"grouped_mm": 3 * mm_flops, "dense_mm": 3 * mm_flops},
+            [("grouped_mm", "dense_mm", "<=", 1.4)]))
+        cases.append(layer_case(routing, gen))
+    cases.append(route_case(gen))
+    cases.append(train_step_case(gen))
+    return cases
+
+
+def layer_case(routing: str, gen: torch.Generator) -> Case:
+    """Routing + gather + grouped expert MLP + weighted combine vs a dense MLP of equal FLOPs (D -> k*H -> D)."""
+    T, k, E, D = CPU["layer_tokens"], CPU["layer_k"], CPU["experts"], CPU["K"]
+    H = CPU["N"]
+    randn = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
+    x = randn(T, D)
+    router = randn(D, E) / math.sqrt(D)
+    bias = routing_bias(E, routing)
+    w1, b1, w2, b2 = randn(E, D, H) / math.sqrt(D), randn(E, H), randn(E, H, D) / math.sqrt(H), randn(E, D)
+    dw1, db1, dw2, db2 = randn(D, k * H) / math.sqrt(D), randn(k * H), randn(k * H, D) / math.sqrt(H), randn(D)
+
+    def moe():
+        plan = topk_route(x @ router + bias, k, backend="torch")
+        return kernels.moe_mlp(x, plan, w1, b1, w2, b2, backend="torch")
+
+    def dense():
+        return torch.addmm(db2, torch.relu(torch.addmm(db1, x, dw1)), dw2)
+
+    flops = 4.0 * T * k * D * H
+    return Case(f"moe_layer_fwd[routing={routing},T={T},k={k},E={E},D={D},H={H}]",
+                {"moe_layer": moe, "dense_mlp": dense}, {"moe_layer": flops, "dense_mlp": flops},
+                [("moe_layer", "dense_mlp", "<=", 1.3)])
+
+
+def route_case(gen: torch.Generator) -> Case:
+    """topk_route on [8192, 64] logits against the grouped forward of the first case (balanced)."""
+    c = CPU
+    logits = torch.randn(c["route_tokens"], c["route_experts"], generator=gen)
+    M, E, K, N = c["rows"], c["experts"], c["K"], c["N"]
+    x, w = torch.randn(M, K, generator=gen), torch.randn(E, K, N, generator=gen)
+    off = offsets_of(torch.arange(M) * E // M, E)
+    return Case(f"topk_route[T={c['route_tokens']},E={c['route_experts']},k={c['route_k']}]",
+                {"topk_route": lambda: topk_route(logits, c["route_k"], backend="torch"),
+                 "grouped_fwd": lambda: grouped_mm(x, w, off, backend="torch")},
+                {}, [("topk_route", "grouped_fwd", "<=", 0.1)])
+
+
+def train_step_case(gen: torch.Generator) -> Case:
+    """One SGD step of an MoE MLP layer (E = 16, k = 1): routed experts vs every expert on every sample."""
+    c = CPU
+    T, E, k, D, H = c["step_tokens"], c["step_experts"], c["step_k"], c["step_D"], c["step_H"]
+    randn = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
+    x, target = randn(T, D), randn(T, D)
+    params = [randn(D, E) / math.sqrt(D), randn(E, D, H) / math.sqrt(D), torch.zeros(E, H),
+              randn(E, H, D) / math.sqrt(H), torch.zeros(E, D)]
+    params = [p.requires_grad_(True) for p in params]
+
+    def sgd(loss):
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p -= 1e-3 * p.grad
+                p.grad = None
+
+    def routed():
+        r, w1, b1, w2, b2 = params
+        sgd(torch.nn.functional.mse_loss(moe_mlp_layer(x, r, w1, b1, w2, b2, k, backend="torch"), target))
+
+    def every_expert():  # the seed code's way: all E experts on all T samples, mixed by the same top-k gates
+        r, w1, b1, w2, b2 = params
+        plan = topk_route(x @ r, k, backend="torch")
+        gates = torch.zeros(T, E).scatter(1, plan.expert_ids, plan.weights)
+        h = torch.relu(torch.einsum("td,edh->teh", x, w1) + b1)
+        y = torch.einsum("teh,ehd->ted", h, w2) + b2
+        sgd(torch.nn.functional.mse_loss(torch.einsum("te,ted->td", gates, y), target))
+
+    return Case(f"train_step[T={T},E={E},k={k},D={D},H={H}]",
+                {"routed": routed, "every_expert": every_expert}, {},
+                [("every_expert", "routed", ">=", 0.7 * E / k)])
+
+
+# ---- timing ------------------------------------------------------------------------------------
+def time_interleaved(fns: dict[str, Callable], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds per call of each fn, one call of each per round, the first `warmup` rounds discarded."""
+    times = {name: [] for name in fns}
+    for r in range(warmup + rounds):
+        for name, fn in (fns.items() if r % 2 == 0 else reversed(fns.items())):
+            t0 = time.perf_counter()
+            fn()
+            if r >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def quantiles(ts: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(ts, n=5, method="inclusive") if len(ts) > 1 else [ts[0]] * 4
+    return dict(median=statistics.median(ts), p20=q[0], p80=q[3])
+
+
+def run_cpu(args) -> list[dict]:
+    gen = torch.Generator().manual_seed(args.seed)
+    rows = []
+    for case in cpu_cases(gen):
+        if args.only and args.only not in case.name:
+            continue
+        stats = {n: quantiles(ts) for n, ts in time_interleaved(case.fns, args.rounds).items()}
+        for num, den, op, target in case.checks:
+            ratio = stats[num]["median"] / stats[den]["median"]
+            ok = ratio <= target if op == "<=" else ratio >= target
+            rows.append(dict(case=case.name, metric=f"{num} / {den}", direction="lower" if op == "<=" else "higher",
+                             ratio=ratio, target=f"{op} {target:.3g}", ok=ok,
+                             **{f"{n}_ms": 1e3 * s["median"] for n, s in stats.items()},
+                             **{f"{n}_p20_ms": 1e3 * s["p20"] for n, s in stats.items()},
+                             **{f"{n}_p80_ms": 1e3 * s["p80"] for n, s in stats.items()}))
+        print(f"  done {case.name}", flush=True)
+    return rows
+
+
+# ---- GPU ---------------------------------------------------------------------------------------
+def run_cuda(args) -> list[dict]:
+    from triton.testing import do_bench
+
+    rows = []
+    for dtype in (torch.bfloat16, torch.float32):
+        for M, E, K, N in GPU_SHAPES:
+            if args.only and args.only not in f"M={M}":
+                continue
+            gen = torch.Generator().manual_seed(args.seed)
+            x = torch.randn(M, K, generator=gen).to("cuda", dtype)
+            w = (torch.randn(E, K, N, generator=gen) / math.sqrt(K)).to("cuda", dtype)
+            wd = w[0].contiguous()
+            off = offsets_of(torch.arange(M) * E // M, E).cuda()
+            ends32 = off[1:].to(torch.int32)
+            fns = {"grouped_mm[triton]": lambda: grouped_mm(x, w, off, backend="triton"),
+                   "torch._grouped_mm": lambda: torch._grouped_mm(x, w, offs=ends32),
+                   "dense_mm[cublas]": lambda: x @ wd}
+            flops = 2.0 * M * K * N
+            res = {}
+            for name, fn in fns.items():
+                try:
+                    ms = do_bench(fn, quantiles=[0.5, 0.2, 0.8])
+                    res[name] = ms
+                except Exception as exc:  # e.g. torch._grouped_mm without fp32 support on this GPU
+                    res[name] = None
+                    print(f"  {name}: {type(exc).__name__}: {exc}")
+            case = f"gpu_grouped_fwd[dtype={str(dtype)[6:]},M={M},E={E},K={K},N={N}]"
+            ours = res["grouped_mm[triton]"]
+            for name, ms in res.items():
+                if ms is None:
+                    continue
+                rows.append(dict(case=case, metric=name, direction="higher", median_ms=ms[0], p20_ms=ms[1], p80_ms=ms[2],
+                                 tflops=flops / ms[0] / 1e9,
+                                 ratio=(ms[0] / ours[0]) if ours else None, target=">= 0.8" if name == "torch._grouped_mm"
+                                 and dtype == torch.bfloat16 else "", ok=None))
+            # backward of our kernels (dX and dW) for completeness
+            xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+            dy = torch.randn_like(x[:, :1].expand(M, N).contiguous())
+            ms = do_bench(lambda: torch.autograd.grad(grouped_mm(xg, wg, off, backend="triton"), (xg, wg), dy),
+                          quantiles=[0.5, 0.2, 0.8])
+            rows.append(dict(case=case, metric="grouped_mm[triton] fwd+bwd", direction="higher", median_ms=ms[0],
+                             p20_ms=ms[1], p80_ms=ms[2], tflops=3 * flops / ms[0] / 1e9, ratio=None, target="", ok=None))
+            for r in rows[-len(res) - 1:]:
+                if r["metric"] == "torch._grouped_mm" and r["ratio"] is not None and r["target"]:
+                    r["ok"] = r["ratio"] >= 0.8
+    return rows
+
+
+# ---- output ------------------------------------------------------------------------------------
+def print_table(rows: list[dict], device: str) -> None:
+    if device == "cpu":
+        print(f"\n{'case':<62} {'ratio (direction)':<34} {'target':>8} {'ok':>4}  medians ms [p20-p80]")
+        for r in rows:
+            times = "  ".join(f"{k[:-3]}={r[k]:.1f} [{r[k[:-3] + '_p20_ms']:.1f}-{r[k[:-3] + '_p80_ms']:.1f}]"
+                              for k in r if k.endswith("_ms") and not k.endswith(("_p20_ms", "_p80_ms")))
+            print(f"{r['case']:<62} {r['ratio']:6.3f} {r['metric']} ({r['direction']}){'':<1} "
+                  f"{r['target']:>8} {'yes' if r['ok'] else 'NO':>4}  {times}")
+    else:
+        print(f"\n{'case':<58} {'kernel':<30} {'median ms':>10} {'TFLOP/s (higher)':>17} {'x ours':>7} {'target':>7}")
+        for r in rows:
+            ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
+            print(f"{r['case']:<58} {r['metric']:<30} {r['median_ms']:10.3f} {r['tflops']:17.1f} {ratio:>7} "
+                  f"{r['target']:>7}")
+
+
+def meta(args) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    import triton
+    return dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(), git_commit=commit,
+                torch=torch.__version__, triton=triton.__version__, python=platform.python_version(),
+                machine=platform.machine(), processor=platform.processor(), threads=torch.get_num_threads(),
+                device=args.device, rounds=args.rounds, seed=args.seed,
+                gpu=torch.cuda.get_device_name() if args.device == "cuda" else None)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.kernels", description=__doc__.split("\n")[0])
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="cpu (default) or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds per case (default 7)")
+    p.add_argument("--seed", type=int, default=None, help="input seed (default 0)")
+    p.add_argument("--only", default=None, help="run only cases whose name contains this")
+    p.add_argument("--out", default=None, help="JSON file (default bench_kernels_<device>.json)")
+    args = p.parse_args(argv)
+    args.device = args.device if args.device is not None else "cpu"
+    args.rounds = args.rounds if args.rounds is not None else 7
+    args.seed = args.seed if args.seed is not None else 0
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available")
+    rows = run_cpu(args) if args.device == "cpu" else run_cuda(args)
+    print_table(rows, args.device)
+    out = args.out if args.out is not None else f"bench_kernels_{args.device}.json"
+    with open(out, "w") as f:
+        json.dump(dict(meta=meta(args), rows=rows), f, indent=1)
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
