@@ -36,13 +36,35 @@ class Config:
     data_seed: int = 0  # seed of data generation and subsetting (fixed across model seeds)
     # model
     experts: int = 4  # number of experts E
-    expert: str = "linear"  # registered expert type (moe.experts)
-    expert_hidden: int = 32  # hidden width of mlp experts
+    expert: str = "linear"  # registered expert type (moe.experts): linear | mlp | cnn
+    expert_hidden: int = 32  # hidden width of mlp and cnn experts (their hidden state, used by the attention router)
+    expert_channels: int = 1  # convolution filters of cnn experts (the seed code's MNIST experts: 1)
     router: str = "softmax"  # registered router (moe.routers)
-    top_k: int = 1  # experts per sample for top-k routers
+    top_k: int = 1  # experts per sample for the topk router (ignored by the others)
+    noisy_gate: bool = False  # topk: Shazeer's trainable Gaussian noise on the gate logits while training
+    capacity: float | None = None  # capacity factor c, an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
+    gate: str = "linear"  # gate network of the learned routers: linear | mlp (a black-box router, hidden width gate_hidden)
+    gate_hidden: int = 32  # hidden width of the mlp gate
     temperature: float = 1.0  # gate softmax temperature T: softmax(logits / T)
-    # objective
-    objective: str = "mixture_nll"  # registered objective (moe.objectives)
+    temperature_decay: float = 1.0  # T is multiplied by this after every epoch that trains the gate (1: constant)
+    temperature_min: float = 0.01  # floor of the decayed temperature
+    # objective and regularisers (coefficients; 0 = off)
+    objective: str = "mixture_nll"  # registered objective (moe.objectives): mixture_nll | cooperative | competitive
+    importance_loss: float = 0.0  # w * CV(sum_x G(x))^2 (Shazeer et al. 2017 use 0.1)
+    load_loss: float = 0.0  # w * CV(smooth load)^2 (Shazeer et al. 2017; needs router topk with noisy_gate)
+    switch_loss: float = 0.0  # alpha * E * sum_e f_e P_e (Fedus et al. 2021 use 0.01)
+    z_loss: float = 0.0  # router z-loss mean_x logsumexp(logits)^2 (ST-MoE uses 1e-3)
+    similarity_same: float = 0.0  # beta_s of the sample-similarity loss (Krishnamurthy & Watkins 2022)
+    similarity_diff: float = 0.0  # beta_d of the sample-similarity loss
+    match_router: str | None = None  # router matching: interpretable router (linear | prototype) the gate must agree with
+    match_loss: float = 0.0  # lambda of the router-matching term lambda * KL(p_match || p_gate)
+    # training regime (moe.regimes)
+    regime: str = "joint"  # joint | pretrain | frozen_gate | pretrain_frozen_gate
+    class_split: list[list[int]] | str | None = None  # pretrain regimes: the classes of each expert, or a preset name
+    pretrain_epochs: int = 20  # pretrain regimes: epochs each expert trains alone on its classes
+    freeze_experts: bool = False  # pretrain regimes: keep the pre-trained experts frozen while the gate trains
+    refit_epochs: int | None = None  # frozen_gate regimes: epochs of the fresh experts under the frozen gate (None: epochs)
+    refit_init: str = "same"  # frozen_gate regimes: the fresh experts restart from the same initial weights or a new draw (same | new)
     # optimisation
     optimizer: str = "adam"  # adam | sgd | rmsprop
     lr: float = 0.01  # expert learning rate (the fastest expert's when lr_ratio > 1)
@@ -51,7 +73,7 @@ class Config:
     lr_ratio: float = 1.0  # fastest / slowest expert learning rate, geometric spacing, expert 0 fastest
     momentum: float = 0.9  # for sgd and rmsprop
     weight_decay: float = 0.0
-    epochs: int = 20
+    epochs: int = 20  # epochs of the main phase (joint training; the gate phase of the pretrain regimes)
     batch_size: int = 32
     # run
     seed: int = 0  # model initialisation and batch order
@@ -74,37 +96,52 @@ FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Config)}
 _HINTS = typing.get_type_hints(Config)
 
 
-def _base_type(hint: Any) -> tuple[Any, bool]:
-    """(underlying type, optional?) of an annotation like ``int | None`` or ``list[float] | None``."""
-    args = typing.get_args(hint)
+def _members(hint: Any) -> tuple[list[Any], bool]:
+    """(the non-None types of an annotation like ``int | None`` or ``list[list[int]] | str | None``, optional?)."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
         inner = [a for a in args if a is not type(None)]
-        return inner[0], len(inner) < len(args)
-    return hint, False
+        return inner, len(inner) < len(args)
+    return [hint], False
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is list:
+        return f"a list of {_type_name(typing.get_args(hint)[0])}"
+    return getattr(hint, "__name__", str(hint))
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Check (and gently convert: int -> float, a YAML string from the CLI -> its value) one field."""
-    hint, optional = _base_type(_HINTS[name])
+    members, optional = _members(_HINTS[name])
+    if isinstance(value, str) and members != [str]:
+        try:
+            value = yaml.safe_load(value)
+            if float in members and isinstance(value, str):
+                value = float(value)  # YAML 1.1 reads '1e-3' as text
+        except (ValueError, yaml.YAMLError):
+            pass
     if value is None:
         if optional:
             return None
         raise ConfigError([f"{name}: must not be null"])
-    origin = typing.get_origin(hint)
-    if isinstance(value, str) and hint is not str:
+    errors = []
+    for hint in members:  # the first type that accepts the value
         try:
-            value = yaml.safe_load(value)
-            if hint is float and isinstance(value, str):
-                value = float(value)  # YAML 1.1 reads '1e-3' as text
-        except (ValueError, yaml.YAMLError):
-            pass
-        if value is None and optional:
-            return None
-    if origin is list:
+            return _coerce_to(name, value, hint)
+        except ConfigError as err:
+            errors.append(err)
+    if len(members) == 1:
+        raise errors[0]
+    raise ConfigError([f"{name}: expected {' or '.join(_type_name(h) for h in members)}, got {value!r}"])
+
+
+def _coerce_to(name: str, value: Any, hint: Any) -> Any:
+    if typing.get_origin(hint) is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError([f"{name}: expected a list of {item.__name__}, got {value!r}"])
-        return [_coerce_scalar(name, v, item) for v in value]
+            raise ConfigError([f"{name}: expected {_type_name(hint)}, got {value!r}"])
+        return [_coerce_to(name, v, item) for v in value]
     return _coerce_scalar(name, value, hint)
 
 
@@ -187,6 +224,8 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
 def validate_config(cfg: Config) -> None:
     """Every rule a config must satisfy before work starts; raises ConfigError listing each bad field."""
     from moe import registries  # late: the registries import models that import this module
+    from moe.objectives import config_problems as objective_problems
+    from moe.regimes import config_problems as regime_problems
 
     problems = []
 
@@ -204,9 +243,22 @@ def validate_config(cfg: Config) -> None:
     check(cfg.top_k >= 1, f"top_k: must be >= 1, got {cfg.top_k}")
     check(cfg.top_k <= max(cfg.experts, 1), f"top_k: must be <= experts ({cfg.experts}), got {cfg.top_k}")
     check(cfg.expert_hidden >= 1, f"expert_hidden: must be >= 1, got {cfg.expert_hidden}")
-    for name in ("lr", "temperature", "lr_ratio"):
+    check(cfg.expert_channels >= 1, f"expert_channels: must be >= 1, got {cfg.expert_channels}")
+    check(cfg.gate in GATES, f"gate: unknown gate network {cfg.gate!r}; valid choices: {', '.join(GATES)}")
+    check(cfg.gate_hidden >= 1, f"gate_hidden: must be >= 1, got {cfg.gate_hidden}")
+    for name in ("lr", "temperature", "lr_ratio", "temperature_min"):
         v = getattr(cfg, name)
         check(math.isfinite(v) and v > 0, f"{name}: must be > 0, got {v}")
+    check(math.isfinite(cfg.temperature_decay) and 0 < cfg.temperature_decay <= 1,
+          f"temperature_decay: must be in (0, 1] (1: constant temperature), got {cfg.temperature_decay}")
+    if cfg.temperature_decay < 1:
+        check(cfg.temperature_min <= cfg.temperature,
+              f"temperature_min: must be <= temperature ({cfg.temperature}) when the temperature decays, got {cfg.temperature_min}")
+    if cfg.capacity is not None:
+        check(math.isfinite(cfg.capacity) and cfg.capacity > 0, f"capacity: must be > 0, got {cfg.capacity}")
+    for name in LOSS_COEFFICIENTS:
+        v = getattr(cfg, name)
+        check(math.isfinite(v) and v >= 0, f"{name}: must be >= 0 (0: off), got {v}")
     check(cfg.lr_ratio >= 1, f"lr_ratio: must be >= 1 (fastest / slowest), got {cfg.lr_ratio}")
     if cfg.gate_lr is not None:
         check(math.isfinite(cfg.gate_lr) and cfg.gate_lr > 0, f"gate_lr: must be > 0, got {cfg.gate_lr}")
@@ -224,9 +276,13 @@ def validate_config(cfg: Config) -> None:
         check(v is None or v >= 1, f"{name}: must be >= 1 or null, got {v}")
     check(cfg.device in DEVICES, f"device: unknown device {cfg.device!r}; valid choices: {', '.join(DEVICES)}")
     check(cfg.threads is None or cfg.threads >= 1, f"threads: must be >= 1 or null, got {cfg.threads}")
+    problems.extend(objective_problems(cfg))  # regularisers: which routers they need
+    problems.extend(regime_problems(cfg))  # regimes: class split, phases
     if problems:
         raise ConfigError(problems)
 
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+GATES = ("linear", "mlp")
+LOSS_COEFFICIENTS = ("importance_loss", "load_loss", "switch_loss", "z_loss", "similarity_same", "similarity_diff", "match_loss")
 DEVICES = ("cpu", "cuda", "auto")

@@ -1,5 +1,5 @@
 """The mixture-of-experts classifier: a router builds a routing plan, the expert bank evaluates the routed
-(sample, expert) pairs, and the mixture is combined in log space.
+(sample, expert) pairs, and the experts are combined in log space.
 
 Letters: T samples, C classes, E experts, k slots per sample, A routed assignments.
 """
@@ -12,41 +12,75 @@ import torch
 from torch import Tensor, nn
 
 from moe.experts import EXPERTS
+from moe.objectives import combine_mode
 from moe.routers import ROUTERS, Routing
+
+COMBINES = ("mixture", "product")
 
 
 @dataclass
 class MoEOutput:
-    log_probs: Tensor  # [T, C] log sum_j w_tj q_{e_tj}(. | x_t): the mixture's log-probabilities
+    log_probs: Tensor  # [T, C] the model's log-probabilities (the mixture log sum_j w_tj q_{e_tj}(. | x_t) by default)
     expert_log_probs: Tensor  # [T, k, C] log q_e(. | x) of each slot's expert (0 in unused slots)
     routing: Routing
+    reference: Routing | None = None  # the interpretable router's routing, when the gate is matched to one
 
 
 class MixtureOfExperts(nn.Module):
     """p(y | x) = sum_e p_e(x) q_e(y | x), with q_e = softmax(f_e(x)) and p the router's weights
     (Jacobs et al. 1991). Only the experts in the routing plan are evaluated; a sample that no expert
-    took (possible with expert-choice routing) gets the uniform distribution 1 / C.
+    took (expert-choice routing, a capacity limit) gets the uniform distribution 1 / C.
+
+    ``combine = 'product'`` (the cooperative objective) instead blends the experts' log-probabilities:
+    p(y | x) = softmax_y(sum_e p_e(x) log q_e(y | x)). ``match_router``, when given, is an interpretable
+    router evaluated alongside the gate (router matching); it does not route.
     """
 
-    def __init__(self, router: nn.Module, experts: nn.Module, n_classes: int):
+    def __init__(self, router: nn.Module, experts: nn.Module, n_classes: int, combine: str = "mixture",
+                 match_router: nn.Module | None = None):
         super().__init__()
-        self.router, self.experts, self.n_classes = router, experts, n_classes
+        if combine not in COMBINES:
+            raise ValueError(f"combine must be one of {COMBINES}, got {combine!r}")
+        self.router, self.experts, self.n_classes, self.combine = router, experts, n_classes, combine
+        self.match_router = match_router
 
     def forward(self, x: Tensor) -> MoEOutput:
         hidden = self.experts.hidden_all(x) if self.router.needs_expert_hidden else None
         routing = self.router(x, hidden)
         plan = routing.plan
         slots = plan.unpermute(torch.log_softmax(self.experts.forward_routed(x, plan), -1))  # [T, k, C]
-        valid = plan.expert_ids >= 0  # [T, k]
-        log_w = torch.where(valid, plan.weights.clamp_min(1e-30).log(), -math.inf)  # no inf * 0 in backward
-        mixed = torch.logsumexp(log_w[..., None] + slots, 1)  # [T, C]
-        uniform = torch.full_like(mixed, -math.log(self.n_classes))
-        log_probs = torch.where(valid.any(1, keepdim=True), mixed, uniform)
-        return MoEOutput(log_probs, slots, routing)
+        if self.combine == "product":  # unused slots have weight 0 and log q = 0: no expert -> uniform
+            log_probs = torch.log_softmax((plan.weights[..., None] * slots).sum(1), -1)
+        else:
+            valid = plan.expert_ids >= 0  # [T, k]
+            log_w = torch.where(valid, plan.weights.clamp_min(1e-30).log(), -math.inf)  # no inf * 0 in backward
+            mixed = torch.logsumexp(log_w[..., None] + slots, 1)  # [T, C]
+            uniform = torch.full_like(mixed, -math.log(self.n_classes))
+            log_probs = torch.where(valid.any(1, keepdim=True), mixed, uniform)
+        reference = self.match_router(x, hidden) if self.match_router is not None else None
+        return MoEOutput(log_probs, slots, routing, reference)
+
+    def gate_modules(self) -> list[nn.Module]:
+        """The modules of the routing side (the gate and its matched interpretable router)."""
+        return [m for m in (self.router, self.match_router) if m is not None]
+
+    def set_temperature(self, temperature: float) -> None:
+        for m in self.gate_modules():
+            m.temperature = temperature
+
+    def init_from_data(self, x: Tensor, generator: torch.Generator) -> None:
+        """Data-dependent initialisation of the routers (prototypes) from training inputs x."""
+        for m in self.gate_modules():
+            m.init_from_data(x, generator)
+
+
+def build_experts(cfg, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    return EXPERTS.get(cfg.expert, "expert")(cfg, input_shape, n_classes)
 
 
 def build_model(cfg, input_shape: tuple[int, ...], n_classes: int) -> MixtureOfExperts:
-    """Router and experts from the registries, sized for the data."""
-    experts = EXPERTS.get(cfg.expert, "expert")(cfg, input_shape, n_classes)
+    """Router, experts (and a matched interpretable router) from the registries, sized for the data."""
+    experts = build_experts(cfg, input_shape, n_classes)
     router = ROUTERS.get(cfg.router, "router")(cfg, input_shape, cfg.experts)
-    return MixtureOfExperts(router, experts, n_classes)
+    match = ROUTERS.get(cfg.match_router, "match_router")(cfg, input_shape, cfg.experts) if cfg.match_router else None
+    return MixtureOfExperts(router, experts, n_classes, combine_mode(cfg), match)

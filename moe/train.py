@@ -17,12 +17,15 @@ from tqdm import tqdm
 
 from moe.config import FIELD_TYPES, Config, ConfigError, as_config, from_dict, load_file
 from moe.data import Dataset, load_for_config, subset
-from moe.model import MixtureOfExperts, build_model
-from moe.objectives import OBJECTIVES
+from kernels import RoutingPlan
+from moe import regimes
+from moe.model import MixtureOfExperts, build_experts, build_model
+from moe.objectives import Loss
 from moe.routers import NonFiniteError
 from moe.record import SCHEMA, error_record, versions, write_json_atomic
 
 EVAL_BATCH = 1024
+EVAL_SHUFFLE_SEED = 0  # the fixed evaluation order of batch-dependent routers
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,14 +36,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_optimizer(cfg: Config, model: MixtureOfExperts) -> torch.optim.Optimizer:
-    """One parameter group for the router and one per expert, each with its own learning rate."""
-    groups = [{"name": "gate", "params": list(model.router.parameters()), "lr": cfg.gate_lr or cfg.lr}]
+def build_optimizer(cfg: Config, model: MixtureOfExperts, train_gate: bool = True,
+                    train_experts: bool = True) -> torch.optim.Optimizer:
+    """One parameter group for the router side (gate and matched router) and one per expert, each with its
+    own learning rate; a frozen side gets no group."""
+    gate_params = [p for m in model.gate_modules() for p in m.parameters()]
+    groups = [{"name": "gate", "params": gate_params, "lr": cfg.lr if cfg.gate_lr is None else cfg.gate_lr}]
     for e, (expert, lr) in enumerate(zip(model.experts.experts, cfg.expert_learning_rates())):
         groups.append({"name": f"expert{e}", "params": list(expert.parameters()), "lr": lr})
     grouped = {id(p) for g in groups for p in g["params"]}
     assert grouped == {id(p) for p in model.parameters()}, "every parameter belongs to exactly one group"
-    groups = [g for g in groups if g["params"]]  # a fixed (non-learned) router has no parameters
+    trained = lambda g: train_gate if g["name"] == "gate" else train_experts  # noqa: E731
+    groups = [g for g in groups if g["params"] and trained(g)]  # a fixed (non-learned) router has no parameters
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
@@ -48,74 +55,181 @@ def build_optimizer(cfg: Config, model: MixtureOfExperts) -> torch.optim.Optimiz
     return torch.optim.RMSprop(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def train_epoch(model, optimizer, objective, x, y, batch_size: int, generator: torch.Generator,
-                on_batch: Callable[[int], Any] | None = None) -> dict[str, Any]:
-    """One pass over shuffled mini-batches; returns mean loss, accuracy and each expert's share of samples.
+def set_trainable(model: MixtureOfExperts, gate: bool, experts: bool) -> None:
+    """Freeze or unfreeze the router side and the experts (no gradients are computed for a frozen side)."""
+    for m in model.gate_modules():
+        m.requires_grad_(gate)
+    model.experts.requires_grad_(experts)
+
+
+def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: torch.Generator,
+                on_batch: Callable[[int], Any] | None = None, train_gate: bool = True) -> dict[str, Any]:
+    """One pass over shuffled mini-batches; returns mean loss (and each loss term), accuracy, each expert's
+    share of samples and the share of samples dropped (taken by no expert). A frozen gate runs in eval mode.
 
     Stops at the first non-finite loss and reports it, leaving the parameters of the last good step.
     """
     model.train()
+    for m in model.gate_modules():
+        m.train(train_gate)
     n, n_experts = len(y), model.experts.n_experts
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss, correct, seen, terms = 0.0, 0, 0, {}
     top_counts = torch.zeros(n_experts, dtype=torch.long, device=y.device)
+    dropped = torch.zeros((), dtype=torch.long, device=y.device)
     for idx in torch.randperm(n, generator=generator).to(y.device).split(batch_size):
         try:
             out = model(x[idx])
         except NonFiniteError:
             return {"train_loss": math.nan, "finite": False}
-        loss = objective(out, y[idx])
+        loss, parts = loss_fn(out, x[idx], y[idx])
         if not torch.isfinite(loss):
             return {"train_loss": float(loss.detach()), "finite": False}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total_loss += float(loss.detach()) * len(idx)
+        for name, value in parts.items():
+            terms[name] = terms.get(name, 0.0) + value * len(idx)
         correct += int((out.log_probs.argmax(1) == y[idx]).sum())
         seen += len(idx)
         top = out.routing.assignment()
         top_counts += torch.bincount(top[top >= 0], minlength=n_experts)
+        dropped += (top < 0).sum()
         if on_batch is not None:
             on_batch(1)
     return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
-            "expert_share": (top_counts.double() / seen).tolist(), "finite": True}
+            **{f"loss_{name}": float(v) / seen for name, v in terms.items()},
+            "expert_share": (top_counts.double() / seen).tolist(), "dropped_share": int(dropped) / seen, "finite": True}
+
+
+def pretrain_epoch(model, optimizer, x, y, owner: torch.Tensor, batch_size: int, generator: torch.Generator,
+                   on_batch: Callable[[int], Any] | None = None) -> dict[str, Any]:
+    """Each expert trained alone on its own classes: owner [N] is the expert of each training sample.
+
+    Every expert draws its own shuffled batches of ``batch_size`` from its samples; the experts' batches of
+    one step run together through one routing plan (expert e gets exactly its rows), and the loss is the sum
+    over experts of each one's mean cross-entropy, so each expert's gradient is that of training it alone.
+    """
+    model.train()
+    n_experts = model.experts.n_experts
+    mine = [torch.nonzero(owner == e).flatten() for e in range(n_experts)]
+    queues = [m[torch.randperm(len(m), generator=generator).to(m.device)].split(batch_size) for m in mine]
+    total_loss, correct, seen, steps = 0.0, 0, 0, max(len(q) for q in queues)
+    none = torch.zeros(0, dtype=torch.long, device=y.device)
+    for step in range(steps):
+        parts = [q[step] if step < len(q) else none for q in queues]
+        rows = torch.cat(parts)  # sorted by expert, so the plan's grouped order is the identity
+        experts = torch.repeat_interleave(torch.arange(n_experts, device=y.device),
+                                          torch.tensor([len(p) for p in parts], device=y.device))
+        plan = RoutingPlan.from_assignments(torch.arange(len(rows), device=y.device), experts,
+                                            torch.ones(len(rows), device=y.device), len(rows), n_experts)
+        log_q = torch.log_softmax(model.experts.forward_routed(x[rows], plan), -1)  # [A, C]
+        nll = -log_q.gather(1, y[rows][:, None])[:, 0]
+        loss = (nll / plan.counts[experts]).sum()  # sum_e mean_{rows of e} nll
+        if not torch.isfinite(loss):
+            return {"train_loss": float(loss.detach()), "finite": False}
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for e in range(n_experts):  # an expert whose samples ran out this epoch makes no step (Adam would move it)
+            if len(parts[e]) == 0:
+                for p in model.experts.experts[e].parameters():
+                    p.grad = None
+        optimizer.step()
+        total_loss += float(nll.detach().sum())
+        correct += int((log_q.argmax(1) == y[rows]).sum())
+        seen += len(rows)
+        if on_batch is not None:
+            on_batch(1)
+    share = torch.bincount(owner, minlength=n_experts).double() / len(owner)
+    return {"train_loss": total_loss / seen, "train_accuracy": correct / seen, "expert_share": share.tolist(),
+            "dropped_share": 0.0, "finite": True}
+
+
+def eval_batch_size(cfg: Config, model: MixtureOfExperts) -> int:
+    """Batch-dependent routers (expert choice, capacity limits) are evaluated in training-size batches."""
+    return cfg.batch_size if model.router.batch_dependent else EVAL_BATCH
+
+
+def eval_order(model: MixtureOfExperts, n: int) -> torch.Tensor | None:
+    """For a batch-dependent router, a fixed shuffle of the n evaluation samples (the same for every run), so
+    that its evaluation batches are mixed like its training batches (a test split may be sorted by class)."""
+    if not model.router.batch_dependent:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(EVAL_SHUFFLE_SEED))
 
 
 @torch.no_grad()
 def predict(model: MixtureOfExperts, x: torch.Tensor, batch_size: int = EVAL_BATCH) -> dict[str, torch.Tensor]:
-    """Mixture predictions, top-weight expert, dense routing weights [N, E] and each expert's own predictions [N, E]."""
+    """Mixture predictions, top-weight expert, dense routing weights [N, E] and each expert's own predictions [N, E],
+    in the order of x (batch-dependent routers see x in the fixed shuffled order of ``eval_order``)."""
     model.eval()
+    order = eval_order(model, len(x))
+    xs = x if order is None else x[order.to(x.device)]
     parts: dict[str, list[torch.Tensor]] = {"log_probs": [], "preds": [], "assignment": [], "weights": [], "expert_preds": []}
-    for xb in x.split(batch_size):
+    for xb in xs.split(batch_size):
         out = model(xb)
         parts["log_probs"].append(out.log_probs)
         parts["preds"].append(out.log_probs.argmax(1))
         parts["assignment"].append(out.routing.assignment())
         parts["weights"].append(out.routing.dense_weights())
         parts["expert_preds"].append(model.experts.forward_all(xb).argmax(-1))
-    return {k: torch.cat(v).cpu() for k, v in parts.items()}
+    result = {k: torch.cat(v).cpu() for k, v in parts.items()}
+    if order is not None:
+        result = {k: torch.empty_like(v).index_copy_(0, order, v) for k, v in result.items()}
+    return result
 
 
-def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device) -> tuple[dict[str, float], list[list[int]]]:
-    """Every score of ``moe.metrics.score`` on the test split, and the class x expert allocation counts."""
+def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device,
+                batch_size: int = EVAL_BATCH) -> tuple[dict[str, float], list[list[int]]]:
+    """Every score of ``moe.metrics.score`` on the test split, the test loss, the share of dropped test
+    samples, and the class x expert allocation counts."""
     from moe.metrics import allocation, score
 
-    p = predict(model, data.x_test.to(device))
+    p = predict(model, data.x_test.to(device), batch_size)
     y = data.y_test
     scores = score(y, p["preds"], p["assignment"], data.n_classes, model.experts.n_experts, weights=p["weights"],
                    expert_preds=p["expert_preds"], grouping=data.grouping)
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
+    scores["dropped_share"] = float((p["assignment"] < 0).double().mean())
     return scores, allocation(y, p["assignment"], data.n_classes, model.experts.n_experts).tolist()
 
 
 @torch.no_grad()
-def accuracy(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor) -> float:
+def accuracy(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH) -> float:
     model.eval()
-    return float(sum(int((model(xb).log_probs.argmax(1) == yb).sum()) for xb, yb in zip(x.split(EVAL_BATCH), y.split(EVAL_BATCH))) / len(y))
+    order = eval_order(model, len(y))
+    if order is not None:
+        x, y = x[order.to(x.device)], y[order.to(y.device)]
+    return float(sum(int((model(xb).log_probs.argmax(1) == yb).sum()) for xb, yb in zip(x.split(batch_size), y.split(batch_size))) / len(y))
+
+
+def fresh_experts(cfg: Config, model: MixtureOfExperts, initial: dict[str, torch.Tensor], how: str,
+                  input_shape: tuple[int, ...], n_classes: int) -> None:
+    """Replace the experts' weights by their initial ones ('same') or by a new draw ('new', seeded from cfg.seed)."""
+    if how == "same":
+        model.experts.load_state_dict(initial)
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 1_000_003)
+        state = build_experts(cfg, input_shape, n_classes).state_dict()
+    model.experts.load_state_dict(state)
+
+
+def temperature_at(cfg: Config, gate_epoch: int) -> float:
+    """Gate temperature in the gate's ``gate_epoch``-th training epoch (1-based): max(T * decay^(n-1), T_min)."""
+    if cfg.temperature_decay == 1:
+        return cfg.temperature
+    return max(cfg.temperature * cfg.temperature_decay ** (gate_epoch - 1), cfg.temperature_min)
 
 
 def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | None = None,
         on_epoch: Callable[[dict[str, Any]], Any] | None = None, progress: bool = False) -> dict[str, Any]:
-    """Train one mixture of experts and return its run record (see ``moe.record``)."""
+    """Train one mixture of experts through the phases of its regime and return its run record (``moe.record``).
+
+    ``history`` holds one entry per epoch of every phase (``epoch`` counts across phases, ``phase`` and
+    ``phase_epoch`` say where it belongs); ``on_epoch`` is called after each and stops the run when it
+    returns a true value; ``test`` scores the model after the last phase.
+    """
     started = time.perf_counter()
     cfg = as_config(config)  # every field checked before any work
     device = resolve_device(cfg.device)
@@ -128,39 +242,70 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
         if data.name != cfg.dataset:
             raise ValueError(f"data: the dataset passed in is {data.name!r} but the config asks for {cfg.dataset!r}")
         data = subset(data, cfg.n_train, cfg.n_test, cfg.data_seed)
+    split = regimes.resolve_split(cfg, data.n_classes)
+    if split is not None and (problems := regimes.split_problems(split, cfg.experts, data.n_classes)):
+        raise ConfigError(problems)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
 
-    # model, optimizer, objective: all seeded
+    # model, loss, phases: all seeded
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data.input_shape, data.n_classes).to(device)
-    optimizer = build_optimizer(cfg, model)
-    objective = OBJECTIVES.get(cfg.objective, "objective")
+    initial_experts = {k: v.clone() for k, v in model.experts.state_dict().items()}
+    model.init_from_data(x_train, torch.Generator().manual_seed(cfg.seed))
+    loss_fn = Loss(cfg)
     batch_order = torch.Generator().manual_seed(cfg.seed)
+    eval_batch = eval_batch_size(cfg, model)
+    plan = regimes.phases(cfg)
+    owner = None
+    if split is not None:
+        class_owner = torch.empty(data.n_classes, dtype=torch.long)
+        for e, part in enumerate(split):
+            class_owner[part] = e
+        owner = class_owner.to(device)[y_train]
 
-    # training loop: one progress bar per epoch when asked
-    history, status = [], "ok"
+    # the phases, each a training loop with one progress bar per epoch when asked
+    history, status, epoch, gate_epochs, stop = [], "ok", 0, 0, False
     train_started = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        n_batches = math.ceil(len(y_train) / cfg.batch_size)
-        with tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, file=sys.stderr) as bar:
-            stats = train_epoch(model, optimizer, objective, x_train, y_train, cfg.batch_size, batch_order, bar.update)
-            if stats.pop("finite"):
-                stats["test_accuracy"] = accuracy(model, x_test, y_test)
-            bar.set_postfix(loss=f"{stats['train_loss']:.4f}", test_acc=f"{stats.get('test_accuracy', math.nan):.3f}")
-        metrics = {"epoch": epoch, **stats, "epoch_s": time.perf_counter() - t0}
-        history.append(metrics)
-        if "test_accuracy" not in metrics:  # the loss became NaN or infinite
-            status = "diverged"
+    for phase in plan:
+        if phase.reset_experts:
+            fresh_experts(cfg, model, initial_experts, phase.reset_experts, data.input_shape, data.n_classes)
+        set_trainable(model, phase.train_gate, phase.train_experts)
+        optimizer = build_optimizer(cfg, model, phase.train_gate, phase.train_experts)
+        for phase_epoch in range(1, phase.epochs + 1):
+            epoch += 1
+            if phase.train_gate:
+                gate_epochs += 1
+                model.set_temperature(temperature_at(cfg, gate_epochs))
+            t0 = time.perf_counter()
+            n_batches = math.ceil(len(y_train) / cfg.batch_size)
+            label = f"epoch {phase_epoch}/{phase.epochs}" if len(plan) == 1 else f"{phase.name} epoch {phase_epoch}/{phase.epochs}"
+            with tqdm(total=None if phase.pretrain else n_batches, desc=label, disable=not progress, file=sys.stderr) as bar:
+                if phase.pretrain:
+                    stats = pretrain_epoch(model, optimizer, x_train, y_train, owner, cfg.batch_size, batch_order, bar.update)
+                else:
+                    stats = train_epoch(model, optimizer, loss_fn, x_train, y_train, cfg.batch_size, batch_order,
+                                        bar.update, train_gate=phase.train_gate)
+                if stats.pop("finite"):
+                    stats["test_accuracy"] = accuracy(model, x_test, y_test, eval_batch)
+                bar.set_postfix(loss=f"{stats['train_loss']:.4f}", test_acc=f"{stats.get('test_accuracy', math.nan):.3f}")
+            metrics = {"epoch": epoch, "phase": phase.name, "phase_epoch": phase_epoch, **stats,
+                       "temperature": model.router.temperature, "epoch_s": time.perf_counter() - t0}
+            history.append(metrics)
+            if "test_accuracy" not in metrics:  # the loss became NaN or infinite
+                status, stop = "diverged", True
+            elif on_epoch is not None and on_epoch(metrics):
+                stop = True
+            if stop:
+                break
+        if stop:
             break
-        if on_epoch is not None and on_epoch(metrics):
-            break
+    set_trainable(model, True, True)
     train_s = time.perf_counter() - train_started
 
     # evaluation on the test split
     t0 = time.perf_counter()
-    scores, alloc = test_scores(model, data, device)
+    scores, alloc = test_scores(model, data, device, eval_batch)
     return {"schema": SCHEMA, "status": status, "error": None, "config": cfg.to_dict(), "seed": cfg.seed,
             "dataset": data.describe(), "history": history, "test": scores, "allocation": alloc,
             "timing": {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started},

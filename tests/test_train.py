@@ -78,9 +78,9 @@ def test_a_zero_learning_rate_expert_does_not_move(gm6):
     captured = {}
     original = train.build_optimizer
 
-    def spy(c, model):
+    def spy(c, model, *args, **kwargs):
         captured["model"] = model
-        return original(c, model)
+        return original(c, model, *args, **kwargs)
 
     train.build_optimizer = spy
     try:

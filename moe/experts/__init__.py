@@ -24,6 +24,14 @@ class ExpertBank(nn.Module):
 
     hidden_size: int = 0
 
+    @classmethod
+    def hidden_width(cls, cfg) -> int:
+        """The hidden-state width H this expert type has under ``cfg`` (0: none), known before building."""
+        return 0
+
+    def hidden_all(self, x: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} experts have no hidden state")
+
     def __init__(self, experts: list[nn.Module]):
         super().__init__()
         self.experts = nn.ModuleList(experts)
@@ -43,4 +51,4 @@ class ExpertBank(nn.Module):
         return torch.stack([get(e) for e in self.experts], 0)
 
 
-from moe.experts import linear, mlp  # noqa: E402,F401  (register the experts)
+from moe.experts import cnn, linear, mlp  # noqa: E402,F401  (register the experts)

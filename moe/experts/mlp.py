@@ -24,6 +24,10 @@ class MLPExperts(ExpertBank):
                           for _ in range(cfg.experts)])
         self.hidden_size = hidden
 
+    @classmethod
+    def hidden_width(cls, cfg) -> int:
+        return cfg.expert_hidden
+
     def weights(self):
         """W1 [E, D, H], b1 [E, H], W2 [E, H, C], b2 [E, C] (transposed views of the stacked nn.Linear weights)."""
         w1 = self.stacked(lambda m: m[0].weight).transpose(1, 2)

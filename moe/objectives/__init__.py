@@ -1,17 +1,79 @@
-"""Objectives by name: a training loss computed from a model's output and the labels."""
+"""Objectives and regularisers by name.
+
+An objective is the task loss ``f(out, y) -> scalar`` (``out`` a ``moe.model.MoEOutput``); its attribute
+``combine`` tells the model how to combine the experts ("mixture": log sum_e p_e q_e, the default;
+"product": log softmax(sum_e p_e log q_e)). A regulariser is ``f(out, x) -> scalar`` with a config field
+holding its coefficient (0: off). :class:`Loss` adds the regularisers that are on to the objective.
+
+Adding one is adding one small function registered with ``@OBJECTIVES.register(name)`` or
+``@regulariser(name, field)`` in a file imported at the bottom of this one.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 from torch import Tensor
 
 from moe.registry import Registry
 
 OBJECTIVES: Registry = Registry("objective")
+REGULARISERS: Registry = Registry("regulariser")
 
 
-@OBJECTIVES.register("mixture_nll")
-def mixture_nll(out, y: Tensor) -> Tensor:
-    """Negative log-likelihood of the mixture (Jacobs et al. 1991): -mean_t log sum_e p_e(x_t) q_e(y_t | x_t).
+@dataclass(frozen=True)
+class Regulariser:
+    name: str
+    field: str  # the config field holding its coefficient
+    fn: Callable[..., Tensor]  # (out: MoEOutput, x: Tensor [T, ...]) -> scalar
 
-    ``out.log_probs`` [T, C] already holds log sum_e p_e q_e(. | x), computed with a log-sum-exp.
+
+def regulariser(name: str, field: str):
+    """Register ``fn(out, x) -> scalar`` as a regulariser whose coefficient is ``cfg.<field>``."""
+    def add(fn):
+        REGULARISERS.register(name)(Regulariser(name, field, fn))
+        return fn
+
+    return add
+
+
+def combine_mode(cfg) -> str:
+    """How the model combines the experts for ``cfg.objective``: 'mixture' or 'product'."""
+    return getattr(OBJECTIVES.get(cfg.objective, "objective"), "combine", "mixture")
+
+
+class Loss:
+    """total = objective(out, y) + sum_r coefficient_r * regulariser_r(out, x), over the regularisers that are on.
+
+    ``__call__`` returns (total, terms), terms = {"task": ..., "<regulariser>": unweighted value} (detached).
     """
-    return -out.log_probs.gather(1, y[:, None]).mean()
+
+    def __init__(self, cfg):
+        self.task = OBJECTIVES.get(cfg.objective, "objective")
+        self.terms = [(r, getattr(cfg, r.field)) for r in map(REGULARISERS.get, REGULARISERS) if getattr(cfg, r.field) != 0]
+
+    def __call__(self, out, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        total = self.task(out, y)
+        terms = {"task": total.detach()}
+        for reg, coefficient in self.terms:
+            value = reg.fn(out, x)
+            terms[reg.name] = value.detach()
+            total = total + coefficient * value
+        return total, terms
+
+
+def config_problems(cfg) -> list[str]:
+    """Rules of the regularisers (which routers they need), one message per bad field."""
+    problems = []
+    if cfg.load_loss != 0 and not (cfg.router == "topk" and cfg.noisy_gate and cfg.top_k < cfg.experts):
+        problems.append(f"load_loss: the smooth load of Shazeer et al. 2017 needs router 'topk' with noisy_gate: true "
+                        f"and top_k < experts; got router {cfg.router!r}, noisy_gate {cfg.noisy_gate}, top_k {cfg.top_k}")
+    if cfg.similarity_diff != 0 and cfg.experts < 2:
+        problems.append("similarity_diff: the between-expert term needs experts >= 2")
+    problems.extend(matching_problems(cfg))
+    return problems
+
+
+from moe.objectives import balance, matching, similarity, task  # noqa: E402,F401  (register)
+from moe.objectives.matching import config_problems as matching_problems  # noqa: E402
+from moe.objectives.task import competitive, cooperative, mixture_nll  # noqa: E402,F401

@@ -11,7 +11,8 @@ from moe.routers import ROUTERS, Router, Routing
 class SoftmaxRouter(Router):
     """Dense softmax gate (Jacobs, Jordan, Nowlan & Hinton 1991, 'Adaptive mixtures of local experts').
 
-    p(x) = softmax((x W_g + b_g) / T); every expert sees every sample; output = sum_e p_e(x) q_e(y | x).
+    p(x) = softmax(g(x) / T), g the gate network (linear x W_g + b_g by default, or an mlp); every expert
+    sees every sample; output = sum_e p_e(x) q_e(y | x).
     """
 
     def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
