@@ -140,15 +140,29 @@ def _segment_sum_kernel(
 # launchers
 # ----------------------------------------------------------------------------------------------
 def mm_config(M: int, N: int, K: int, dtype: torch.dtype) -> dict:
-    """Tile sizes and launch options of `_grouped_mm_kernel` / `_grouped_dw_kernel` (one shipped set per size class)."""
-    if M <= 2048 or N <= 64:
-        return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, num_warps=4, num_stages=3)
+    """Tile sizes and launch options of `_grouped_mm_kernel`: one small and one large set per dtype class.
+
+    16-bit: tensor-core tiles (128x128x64 on 8 warps for large M, as vLLM's H100 configs). fp32 with
+    TF32 off runs on FMA units, where a thread holds BLOCK_M * BLOCK_N / (32 * num_warps) accumulators:
+    tiles stay at 32 or fewer per thread so that nothing spills (checked by `python -m kernels.inspect`).
+    """
+    large = M > 2048 and N > 64
     if dtype == torch.float32:
-        return dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, num_warps=4, num_stages=3)
-    return dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, num_warps=8, num_stages=3)
+        if large:
+            return dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=16, num_warps=8, num_stages=3)
+        return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, num_warps=4, num_stages=3)
+    if large:
+        return dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, num_warps=8, num_stages=3)
+    return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, num_warps=4, num_stages=3)
 
 
-DW_CONFIG = dict(BLOCK_M=32, BLOCK_K=64, BLOCK_N=64, num_warps=4, num_stages=3)
+def dw_config(dtype: torch.dtype) -> dict:
+    """Tile sizes of `_grouped_dw_kernel` (a BLOCK_K x BLOCK_N output tile per program, BLOCK_M rows a step)."""
+    if dtype == torch.float32:
+        return dict(BLOCK_M=32, BLOCK_K=64, BLOCK_N=64, num_warps=8, num_stages=3)
+    return dict(BLOCK_M=32, BLOCK_K=64, BLOCK_N=64, num_warps=4, num_stages=3)
+
+
 SEGSUM_BLOCK_K = 128
 
 
@@ -206,7 +220,7 @@ def _dw_triton(x: Tensor, dy: Tensor, offsets: Tensor, gather_index: Tensor | No
     dw = torch.empty(E, K, N, dtype=x.dtype, device=x.device)
     if K == 0 or N == 0:
         return dw
-    cfg = DW_CONFIG
+    cfg = dw_config(x.dtype)
     grid = (E, triton.cdiv(K, cfg["BLOCK_K"]) * triton.cdiv(N, cfg["BLOCK_N"]))
     _grouped_dw_kernel[grid](
         x, dy, dw, gather_index if gather_index is not None else offsets, offsets,

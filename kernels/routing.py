@@ -123,15 +123,17 @@ def _topk_triton(logits: Tensor, k: int, renormalize: bool) -> tuple[Tensor, Ten
     w = torch.empty(T, k, dtype=torch.float32, device=logits.device)
     if T == 0:
         return ids, w
-    BLOCK_E = triton.next_power_of_2(E)
-    BLOCK_T = max(1, min(16, 4096 // BLOCK_E))
-    grid = (triton.cdiv(T, BLOCK_T),)
-    _topk_softmax_kernel[grid](
-        logits, ids, w, T, E, logits.stride(0), logits.stride(1),
-        K=k, K_POW2=triton.next_power_of_2(k), RENORM=renormalize, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E,
-        num_warps=4,
-    )
+    cfg = topk_config(E, k)
+    grid = (triton.cdiv(T, cfg["BLOCK_T"]),)
+    _topk_softmax_kernel[grid](logits, ids, w, T, E, logits.stride(0), logits.stride(1), RENORM=renormalize, **cfg)
     return ids, w
+
+
+def topk_config(E: int, k: int) -> dict:
+    """Meta-parameters of `_topk_softmax_kernel`: a [BLOCK_T, BLOCK_E] tile of about 4096 logits."""
+    BLOCK_E = triton.next_power_of_2(E)
+    return dict(K=k, K_POW2=triton.next_power_of_2(k), BLOCK_T=max(1, min(16, 4096 // BLOCK_E)), BLOCK_E=BLOCK_E,
+                num_warps=4)
 
 
 def _plan_triton(flat_ids: Tensor, n_experts: int, n_valid: int) -> tuple[Tensor, Tensor]:

@@ -20,15 +20,15 @@ def route_loop(logits, k, renormalize=True):
 
 
 def grouped_mm_loop(x, w, offsets, gather_index=None, bias=None):
-    """Row by row in float64: out[i] = x[src(i)] @ w[expert of row i] (+ bias[expert])."""
+    """Row by row in float64: out[i] = x[src(i)] @ w[expert of row i] (+ bias[expert]).
+
+    The expert of each row comes from a Python loop over offsets; the per-row products are batched
+    (one [K] x [K, N] product per row, no grouping)."""
     offs = offsets.tolist()
-    M = offs[-1]
-    out = torch.zeros(M, w.shape[2], dtype=torch.float64)
-    for e in range(w.shape[0]):
-        for i in range(offs[e], offs[e + 1]):
-            src = i if gather_index is None else int(gather_index[i])
-            out[i] = x[src].double() @ w[e].double() + (0 if bias is None else bias[e].double())
-    return out
+    expert = torch.tensor([e for e in range(w.shape[0]) for _ in range(offs[e], offs[e + 1])], dtype=torch.int64)
+    src = torch.arange(offs[-1]) if gather_index is None else gather_index
+    out = torch.einsum("mk,mkn->mn", x.double()[src], w.double()[expert])
+    return out if bias is None else out + bias.double()[expert]
 
 
 def plan_offsets(expert_of_row, E):

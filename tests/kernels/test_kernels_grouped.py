@@ -155,3 +155,8 @@ def test_grouped_mm_errors(backend, change, name):
     args.update(change)
     with pytest.raises(ValueError, match=name):
         grouped_mm(args.pop("x"), args.pop("w"), args.pop("offsets"), backend=backend, **args)
+
+
+def test_grouped_mm_large_tiles(backend):
+    """M > 2048 selects the large tile configuration."""
+    check_against_loop(backend, torch.float32, 2100, 9, 70, 3, gather=True, bias=True)

@@ -1,0 +1,36 @@
+"""Every Triton kernel compiles ahead of time for sm_90 and sm_80 without spills or shared-memory overflow."""
+import pytest
+
+from kernels import grouped, routing
+from kernels import inspect as kinspect
+from kernels._common import HAS_TRITON, interpreting
+
+pytestmark = [
+    pytest.mark.skipif(not HAS_TRITON, reason="Triton is not installed"),
+    pytest.mark.skipif(interpreting(), reason="TRITON_INTERPRET=1: ahead-of-time compilation needs the compiler"),
+]
+
+
+def jit_kernels():
+    from triton.runtime.jit import JITFunction
+
+    return {name for mod in (grouped, routing) for name, v in vars(mod).items() if isinstance(v, JITFunction)}
+
+
+def test_every_kernel_has_a_spec():
+    specs = kinspect.all_specs(quick=True)
+    assert {s.kernel.__name__ for s in specs} == jit_kernels()
+    for spec in kinspect.all_specs(quick=False):
+        kinspect.specialise(spec)  # every argument named, none unknown
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["sm_90", "sm_80"])
+def test_aot_compile_no_spills(target):
+    results = kinspect.inspect_all((target,), quick=True)
+    bad = [r for r in results if r.spills or not r.shared_ok]
+    assert not bad, "\n".join(f"{r.name} {r.target}: regs={r.regs} stack={r.stack} local={r.local} shared={r.shared}"
+                              for r in bad)
+    if target == "sm_90":
+        big = [r for r in results if r.name.startswith("grouped_mm[bfloat16,128x128x64")]
+        assert big and all(r.mma > 0 for r in big), "the bf16 grouped GEMM should use HGMMA on Hopper"
