@@ -114,6 +114,8 @@ def _type_name(hint: Any) -> str:
 def _coerce(name: str, value: Any) -> Any:
     """Check (and gently convert: int -> float, a YAML string from the CLI -> its value) one field."""
     members, optional = _members(_HINTS[name])
+    if optional and value in ("null", "~"):  # YAML's null from the command line, also for text fields
+        value = None
     if isinstance(value, str) and members != [str]:
         try:
             value = yaml.safe_load(value)

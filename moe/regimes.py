@@ -27,7 +27,7 @@ SPLITS: dict[str, list[list[int]]] = {
     "fmnist_mnist_2": [[0, 3], [1, 4], [2, 5], [6, 9], [7, 11], [8, 10]],
     "fmnist_mnist_3": [[0, 5], [1, 2], [3, 4], [6, 8], [7, 10], [9, 11]],
 }
-CONTIGUOUS = "contiguous"  # classes 0..C-1 cut into E consecutive parts of (nearly) equal size
+CONTIGUOUS = "contiguous"  # classes 0..C-1 cut into E consecutive parts, the first C mod E one class larger
 REFIT_INITS = ("same", "new")
 
 
@@ -81,7 +81,8 @@ def resolve_split(cfg, n_classes: int) -> list[list[int]] | None:
     if split is None:
         return None
     if split == CONTIGUOUS:
-        bounds = [round(e * n_classes / cfg.experts) for e in range(cfg.experts + 1)]
+        sizes = [n_classes // cfg.experts + (e < n_classes % cfg.experts) for e in range(cfg.experts)]
+        bounds = [sum(sizes[:e]) for e in range(cfg.experts + 1)]
         return [list(range(a, b)) for a, b in zip(bounds, bounds[1:])]
     return SPLITS[split] if isinstance(split, str) else split
 

@@ -14,9 +14,11 @@ def problems(values):
 
 @pytest.mark.parametrize("values,field,choices", [
     ({"dataset": "gm66"}, "dataset", ["gm6", "mnist", "fmnist", "fmnist_mnist"]),
-    ({"router": "sofmax"}, "router", ["softmax", "topk"]),
-    ({"expert": "linar"}, "expert", ["linear", "mlp"]),
-    ({"objective": "nll"}, "objective", ["mixture_nll"]),
+    ({"router": "sofmax"}, "router", ["softmax", "topk", "switch", "expert_choice", "hash", "attention", "prototype", "linear"]),
+    ({"expert": "linar"}, "expert", ["linear", "mlp", "cnn"]),
+    ({"objective": "nll"}, "objective", ["mixture_nll", "cooperative", "competitive"]),
+    ({"regime": "jont"}, "regime", ["joint", "pretrain", "frozen_gate", "pretrain_frozen_gate"]),
+    ({"gate": "deep"}, "gate", ["linear", "mlp"]),
     ({"optimizer": "adagrad"}, "optimizer", ["adam", "sgd", "rmsprop"]),
 ])
 def test_unknown_names_list_the_valid_choices(values, field, choices):
@@ -37,6 +39,13 @@ def test_unknown_names_list_the_valid_choices(values, field, choices):
     ({"lr_ratio": 0.5}, "lr_ratio"),
     ({"experts": "four"}, "experts"),
     ({"n_train": 0}, "n_train"),
+    ({"capacity": 0}, "capacity"),
+    ({"temperature_min": 0}, "temperature_min"),
+    ({"importance_loss": -0.1}, "importance_loss"),
+    ({"gate_hidden": 0}, "gate_hidden"),
+    ({"expert_channels": 0}, "expert_channels"),
+    ({"pretrain_epochs": 0}, "pretrain_epochs"),
+    ({"noisy_gate": "maybe"}, "noisy_gate"),
 ])
 def test_bad_values_name_the_field(values, field):
     lines = problems(values)
@@ -55,6 +64,13 @@ def test_strings_from_the_command_line_are_coerced():
     cfg = from_dict({"experts": "8", "lr": "1e-3", "expert_lrs": None, "gate_lr": "null", "n_train": "100"})
     assert cfg.experts == 8 and cfg.lr == 1e-3 and cfg.gate_lr is None and cfg.n_train == 100
     assert from_dict({"experts": 2, "expert_lrs": "[0.1, 0.01]"}).expert_lrs == [0.1, 0.01]
+
+
+def test_new_fields_from_the_command_line():
+    cfg = from_dict({"noisy_gate": "true", "capacity": "1.25", "class_split": "[[0, 1], [2]]", "regime": "pretrain",
+                     "experts": 2, "match_router": "null"})
+    assert cfg.noisy_gate is True and cfg.capacity == 1.25 and cfg.class_split == [[0, 1], [2]] and cfg.match_router is None
+    assert from_dict({"regime": "pretrain", "experts": 6, "class_split": "fmnist_mnist"}).class_split == "fmnist_mnist"
 
 
 def test_learning_rate_ratio_is_geometric_with_expert_zero_fastest():
