@@ -64,55 +64,99 @@ def routing_bias(E: int, routing: str) -> torch.Tensor:
     return -torch.log(torch.arange(1, E + 1, dtype=torch.float32))
 
 
-# ---- CPU cases ---------------------------------------------------------------------------------
+# ---- CPU cases: a registry of builders by canonical name ------------------------------------
+REGISTRY: dict[str, tuple[Callable[[torch.Generator], Case], tuple[str, ...]]] = {}
+
+
+def register(name: str, fn_names: tuple[str, ...], builder: Callable[[torch.Generator], Case]) -> None:
+    if name in REGISTRY:
+        raise ValueError(f"duplicate benchmark case {name!r}")
+    REGISTRY[name] = (builder, fn_names)
+
+
+def build(name: str, gen: torch.Generator | None = None) -> Case:
+    """The case `name` with fresh inputs (its tensors are made here, not at import)."""
+    if name not in REGISTRY:
+        import difflib
+        hint = difflib.get_close_matches(name, REGISTRY, n=1)
+        raise ValueError(f"unknown case {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    case = REGISTRY[name][0](gen if gen is not None else torch.Generator().manual_seed(0))
+    case.name = name
+    return case
+
+
 def cpu_cases(gen: torch.Generator) -> list[Case]:
+    return [build(name, gen) for name in REGISTRY]
+
+
+def _grouped_inputs(routing: str, gen: torch.Generator):
     c = CPU
     M, E, K, N = c["rows"], c["experts"], c["K"], c["N"]
-    randn = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
-    cases = []
-    x, w, wd = randn(M, K), randn(E, K, N) / math.sqrt(K), randn(K, N) / math.sqrt(K)
-    mm_flops = 2.0 * M * K * N
-    for routing in ROUTINGS:
-        off = offsets_of(expert_of_rows(M, E, routing, gen), E)
-        ends32 = off[1:].to(torch.int32)
-        cases.append(Case(
-            f"grouped_fwd[routing={routing},M={M},E={E},K={K},N={N}]",
-            {"grouped_mm": lambda off=off: grouped_mm(x, w, off, backend="torch"),
-             "dense_mm": lambda: x @ wd,
-             "torch._grouped_mm": lambda e=ends32: torch._grouped_mm(x, w, offs=e)},
-            {"grouped_mm": mm_flops, "dense_mm": mm_flops, "torch._grouped_mm": mm_flops},
-            [("grouped_mm", "dense_mm", "<=", 1.1), ("grouped_mm", "torch._grouped_mm", "<=", 1.0)]))
-        # the model's call: gather rows of x [T, K] on load (T = M / 2 tokens, k = 2)
-        tokens = torch.randint(0, M // 2, (M,), generator=gen)
-        cases.append(Case(
-            f"grouped_fwd_gather[routing={routing},M={M},E={E},K={K},N={N}]",
-            {"grouped_mm": lambda off=off: grouped_mm(x[: M // 2], w, off, gather_index=tokens, backend="torch"),
-             "dense_mm": lambda: x @ wd},
-            {"grouped_mm": mm_flops, "dense_mm": mm_flops},
-            [("grouped_mm", "dense_mm", "<=", 1.1)]))
-        xg, wg, wdg = (t.clone().requires_grad_(True) for t in (x, w, wd))
-        dy = randn(M, N)
-
-        def fwd_bwd_grouped(off=off):
-            xg.grad = wg.grad = None
-            grouped_mm(xg, wg, off, backend="torch").backward(dy)
-
-        def fwd_bwd_dense():
-            xg.grad = wdg.grad = None
-            (xg @ wdg).backward(dy)
-
-        cases.append(Case(
-            f"grouped_fwd_bwd[routing={routing},M={M},E={E},K={K},N={N}]",
-            {"grouped_mm": fwd_bwd_grouped, "dense_mm": fwd_bwd_dense},
-            {"grouped_mm": 3 * mm_flops, "dense_mm": 3 * mm_flops},
-            [("grouped_mm", "dense_mm", "<=", 1.4)]))
-        cases.append(layer_case(routing, gen))
-    cases.append(route_case(gen))
-    cases.append(train_step_case(gen))
-    return cases
+    x = torch.randn(M, K, generator=gen)
+    w, wd = torch.randn(E, K, N, generator=gen) / math.sqrt(K), torch.randn(K, N, generator=gen) / math.sqrt(K)
+    return x, w, wd, offsets_of(expert_of_rows(M, E, routing, gen), E)
 
 
-def layer_case(routing: str, gen: torch.Generator) -> Case:
+def grouped_fwd_case(routing: str, gen: torch.Generator) -> Case:
+    x, w, wd, off = _grouped_inputs(routing, gen)
+    ends32 = off[1:].to(torch.int32)
+    flops = 2.0 * x.shape[0] * w.shape[1] * w.shape[2]
+    return Case("", {"grouped_mm": lambda: grouped_mm(x, w, off, backend="torch"), "dense_mm": lambda: x @ wd,
+                     "torch._grouped_mm": lambda: torch._grouped_mm(x, w, offs=ends32)},
+                dict.fromkeys(("grouped_mm", "dense_mm", "torch._grouped_mm"), flops),
+                [("grouped_mm", "dense_mm", "<=", 1.1), ("grouped_mm", "torch._grouped_mm", "<=", 1.0)])
+
+
+def grouped_gather_case(routing: str, gen: torch.Generator) -> Case:
+    """The model's call: rows of x [T, K] gathered on load (T = M / 2 tokens, k = 2)."""
+    x, w, wd, off = _grouped_inputs(routing, gen)
+    M = x.shape[0]
+    tokens = torch.randint(0, M // 2, (M,), generator=gen)
+    xt = x[: M // 2].clone()
+    flops = 2.0 * M * w.shape[1] * w.shape[2]
+    return Case("", {"grouped_mm": lambda: grouped_mm(xt, w, off, gather_index=tokens, backend="torch"),
+                     "dense_mm": lambda: x @ wd},
+                dict.fromkeys(("grouped_mm", "dense_mm"), flops), [("grouped_mm", "dense_mm", "<=", 1.1)])
+
+
+def grouped_fwd_bwd_case(routing: str, gen: torch.Generator) -> Case:
+    x, w, wd, off = _grouped_inputs(routing, gen)
+    xg, wg, wdg = (t.requires_grad_(True) for t in (x, w, wd))
+    dy = torch.randn(x.shape[0], w.shape[2], generator=gen)
+
+    def fwd_bwd_grouped():
+        xg.grad = wg.grad = None
+        grouped_mm(xg, wg, off, backend="torch").backward(dy)
+
+    def fwd_bwd_dense():
+        xg.grad = wdg.grad = None
+        (xg @ wdg).backward(dy)
+
+    flops = 6.0 * x.shape[0] * w.shape[1] * w.shape[2]
+    return Case("", {"grouped_mm": fwd_bwd_grouped, "dense_mm": fwd_bwd_dense},
+                dict.fromkeys(("grouped_mm", "dense_mm"), flops), [("grouped_mm", "dense_mm", "<=", 1.4)])
+
+
+def _shape(keys) -> str:
+    return ",".join(f"{k}={CPU[v]}" for k, v in keys)
+
+
+_G = (("M", "rows"), ("E", "experts"), ("K", "K"), ("N", "N"))
+_L = (("T", "layer_tokens"), ("k", "layer_k"), ("E", "experts"), ("D", "K"), ("H", "N"))
+for _r in ROUTINGS:
+    register(f"grouped_fwd[routing={_r},{_shape(_G)}]", ("grouped_mm", "dense_mm", "torch._grouped_mm"),
+             lambda gen, r=_r: grouped_fwd_case(r, gen))
+    register(f"grouped_fwd_gather[routing={_r},{_shape(_G)}]", ("grouped_mm", "dense_mm"),
+             lambda gen, r=_r: grouped_gather_case(r, gen))
+    register(f"grouped_fwd_bwd[routing={_r},{_shape(_G)}]", ("grouped_mm", "dense_mm"),
+             lambda gen, r=_r: grouped_fwd_bwd_case(r, gen))
+    register(f"moe_layer_fwd[routing={_r},{_shape(_L)}]", ("moe_layer", "dense_mlp"),
+             lambda gen, r=_r: layer_case(r, gen))
+    register(f"moe_layer_fwd_bwd[routing={_r},{_shape(_L)}]", ("moe_layer", "dense_mlp"),  # not an issue target
+             lambda gen, r=_r: layer_case(r, gen, backward=True))
+
+
+def layer_case(routing: str, gen: torch.Generator, backward: bool = False) -> Case:
     """Routing + gather + grouped expert MLP + weighted combine vs a dense MLP of equal FLOPs (D -> k*H -> D)."""
     T, k, E, D = CPU["layer_tokens"], CPU["layer_k"], CPU["experts"], CPU["K"]
     H = CPU["N"]
@@ -120,20 +164,32 @@ def layer_case(routing: str, gen: torch.Generator) -> Case:
     x = randn(T, D)
     router = randn(D, E) / math.sqrt(D)
     bias = routing_bias(E, routing)
-    w1, b1, w2, b2 = randn(E, D, H) / math.sqrt(D), randn(E, H), randn(E, H, D) / math.sqrt(H), randn(E, D)
-    dw1, db1, dw2, db2 = randn(D, k * H) / math.sqrt(D), randn(k * H), randn(k * H, D) / math.sqrt(H), randn(D)
+    moe_p = [randn(E, D, H) / math.sqrt(D), randn(E, H), randn(E, H, D) / math.sqrt(H), randn(E, D)]
+    dense_p = [randn(D, k * H) / math.sqrt(D), randn(k * H), randn(k * H, D) / math.sqrt(H), randn(D)]
+    dy = randn(T, D)
+    if backward:
+        for p in moe_p + dense_p + [router]:
+            p.requires_grad_(True)
 
     def moe():
         plan = topk_route(x @ router + bias, k, backend="torch")
-        return kernels.moe_mlp(x, plan, w1, b1, w2, b2, backend="torch")
+        out = kernels.moe_mlp(x, plan, *moe_p, backend="torch")
+        if backward:
+            for p in moe_p + [router]:
+                p.grad = None
+            out.backward(dy)
 
     def dense():
-        return torch.addmm(db2, torch.relu(torch.addmm(db1, x, dw1)), dw2)
+        w1, b1, w2, b2 = dense_p
+        out = torch.addmm(b2, torch.relu(torch.addmm(b1, x, w1)), w2)
+        if backward:
+            for p in dense_p:
+                p.grad = None
+            out.backward(dy)
 
-    flops = 4.0 * T * k * D * H
-    return Case(f"moe_layer_fwd[routing={routing},T={T},k={k},E={E},D={D},H={H}]",
-                {"moe_layer": moe, "dense_mlp": dense}, {"moe_layer": flops, "dense_mlp": flops},
-                [("moe_layer", "dense_mlp", "<=", 1.3)])
+    flops = 4.0 * T * k * D * H * (3 if backward else 1)
+    return Case("", {"moe_layer": moe, "dense_mlp": dense}, {"moe_layer": flops, "dense_mlp": flops},
+                [("moe_layer", "dense_mlp", "<=", 1.4 if backward else 1.3)])
 
 
 def route_case(gen: torch.Generator) -> Case:
@@ -143,7 +199,7 @@ def route_case(gen: torch.Generator) -> Case:
     M, E, K, N = c["rows"], c["experts"], c["K"], c["N"]
     x, w = torch.randn(M, K, generator=gen), torch.randn(E, K, N, generator=gen)
     off = offsets_of(torch.arange(M) * E // M, E)
-    return Case(f"topk_route[T={c['route_tokens']},E={c['route_experts']},k={c['route_k']}]",
+    return Case("",
                 {"topk_route": lambda: topk_route(logits, c["route_k"], backend="torch"),
                  "grouped_fwd": lambda: grouped_mm(x, w, off, backend="torch")},
                 {}, [("topk_route", "grouped_fwd", "<=", 0.1)])
@@ -178,9 +234,15 @@ def train_step_case(gen: torch.Generator) -> Case:
         y = torch.einsum("teh,ehd->ted", h, w2) + b2
         sgd(torch.nn.functional.mse_loss(torch.einsum("te,ted->td", gates, y), target))
 
-    return Case(f"train_step[T={T},E={E},k={k},D={D},H={H}]",
+    return Case("",
                 {"routed": routed, "every_expert": every_expert}, {},
                 [("every_expert", "routed", ">=", 0.7 * E / k)])
+
+
+register(f"topk_route[{_shape((('T', 'route_tokens'), ('E', 'route_experts'), ('k', 'route_k')))}]",
+         ("topk_route", "grouped_fwd"), route_case)
+register(f"train_step[{_shape((('T', 'step_tokens'), ('E', 'step_experts'), ('k', 'step_k'), ('D', 'step_D'), ('H', 'step_H')))}]",
+         ("routed", "every_expert"), train_step_case)
 
 
 # ---- timing ------------------------------------------------------------------------------------
@@ -204,9 +266,10 @@ def quantiles(ts: list[float]) -> dict[str, float]:
 def run_cpu(args) -> list[dict]:
     gen = torch.Generator().manual_seed(args.seed)
     rows = []
-    for case in cpu_cases(gen):
-        if args.only and args.only not in case.name:
+    for name in REGISTRY:
+        if args.only and args.only not in name:
             continue
+        case = build(name, gen)
         stats = {n: quantiles(ts) for n, ts in time_interleaved(case.fns, args.rounds).items()}
         for num, den, op, target in case.checks:
             ratio = stats[num]["median"] / stats[den]["median"]

@@ -149,7 +149,7 @@ def mm_config(M: int, N: int, K: int, dtype: torch.dtype) -> dict:
     large = M > 2048 and N > 64
     if dtype == torch.float32:
         if large:
-            return dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=16, num_warps=8, num_stages=3)
+            return dict(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, num_warps=8, num_stages=3)
         return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, num_warps=4, num_stages=3)
     if large:
         return dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, num_warps=8, num_stages=3)

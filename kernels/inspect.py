@@ -21,7 +21,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from . import grouped, routing
+from . import combine, grouped, routing
 from ._common import HAS_TRITON, interpreting
 
 SHARED_LIMIT = {"sm_90": 232_448, "sm_80": 166_912}  # bytes per block (H100: 227 KiB, A100: 163 KiB)
@@ -122,8 +122,23 @@ def routing_specs(quick: bool = False) -> list[Spec]:
     return specs
 
 
+def combine_specs(quick: bool = False) -> list[Spec]:
+    """The weighted combine, forward and backward, per dtype of the expert outputs."""
+    specs = []
+    N = WIDTH
+    for dt in ("bfloat16",) if quick else ("bfloat16", "float16", "float32"):
+        args = dict(y_ptr=_ptr(dt), w_ptr="*fp32", rows_ptr="*i64", out_ptr=_ptr(dt), N=N, KSLOTS=2,
+                    stride_ym=N, stride_yn=1, stride_om=N, stride_on=1, BLOCK_N=combine.COMBINE_BLOCK_N)
+        specs.append(Spec(f"combine[{dt}]", combine._combine_kernel, args, dict(num_warps=4)))
+        args = dict(dout_ptr=_ptr(dt), y_ptr=_ptr(dt), w_ptr="*fp32", order_ptr="*i64", dy_ptr=_ptr(dt),
+                    dw_ptr="*fp32", N=N, KSLOTS=2, stride_om=N, stride_on=1, stride_ym=N, stride_yn=1,
+                    stride_dym=N, stride_dyn=1, BLOCK_N=combine.COMBINE_BLOCK_N)
+        specs.append(Spec(f"combine_bwd[{dt}]", combine._combine_bwd_kernel, args, dict(num_warps=4)))
+    return specs
+
+
 def all_specs(quick: bool = False) -> list[Spec]:
-    return grouped_specs(quick) + routing_specs(quick)
+    return grouped_specs(quick) + routing_specs(quick) + combine_specs(quick)
 
 
 # ---- compile and inspect ----------------------------------------------------------------------

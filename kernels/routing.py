@@ -130,9 +130,10 @@ def _topk_triton(logits: Tensor, k: int, renormalize: bool) -> tuple[Tensor, Ten
 
 
 def topk_config(E: int, k: int) -> dict:
-    """Meta-parameters of `_topk_softmax_kernel`: a [BLOCK_T, BLOCK_E] tile of about 4096 logits."""
+    """Meta-parameters of `_topk_softmax_kernel`: a [BLOCK_T, BLOCK_E] tile of at most 2048 logits
+    (larger tiles spill at E = 256 in 16-bit, see `python -m kernels.inspect`)."""
     BLOCK_E = triton.next_power_of_2(E)
-    return dict(K=k, K_POW2=triton.next_power_of_2(k), BLOCK_T=max(1, min(16, 4096 // BLOCK_E)), BLOCK_E=BLOCK_E,
+    return dict(K=k, K_POW2=triton.next_power_of_2(k), BLOCK_T=max(1, min(16, 2048 // BLOCK_E)), BLOCK_E=BLOCK_E,
                 num_warps=4)
 
 
@@ -272,32 +273,28 @@ class RoutingPlan:
         rows[self.order] = torch.arange(self.order.numel(), device=self.order.device)
         return rows.view(self.n_tokens, self.k)
 
-    def _gather_slots(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        """(src, rows): rows [T, k] index src; unused slots point at an appended zero row."""
+    def _check_rows(self, y: Tensor) -> None:
         check_tensor("y", y, ndim=2, device=self.order.device)
-        A = self.order.numel()
-        if y.shape[0] != A:
-            raise ValueError(f"y must have {A} rows (one per assignment), got {y.shape[0]}")
-        if A == self.n_tokens * self.k:
-            return y, self.slot_rows
-        return torch.cat([y, y.new_zeros(1, y.shape[1])]), self.slot_rows.where(self.slot_rows >= 0, A)
+        if y.shape[0] != self.order.numel():
+            raise ValueError(f"y must have {self.order.numel()} rows (one per assignment), got {y.shape[0]}")
 
     def unpermute(self, y: Tensor) -> Tensor:
         """y [A, N] grouped rows -> [T, k, N] in slot layout, zeros in unused slots (differentiable)."""
-        src, rows = self._gather_slots(y)
-        return src.index_select(0, rows.flatten()).view(self.n_tokens, self.k, y.shape[1])
+        self._check_rows(y)
+        rows = self.slot_rows.flatten()
+        if self.order.numel() < rows.numel():  # unused slots read an appended zero row
+            y, rows = torch.cat([y, y.new_zeros(1, y.shape[1])]), rows.where(rows >= 0, self.order.numel())
+        return y.index_select(0, rows).view(self.n_tokens, self.k, y.shape[1])
 
-    def combine(self, y: Tensor) -> Tensor:
-        """y [A, N] -> [T, N]: sum_j weights[t, j] * y_slot(t, j), accumulated in fp32 (differentiable).
+    def combine(self, y: Tensor, *, backend: str | None = None) -> Tensor:
+        """y [A, N] -> [T, N]: sum_j weights[t, j] * y_slot(t, j), fp32 accumulation, in y's dtype.
 
-        A gather per slot column, no scatter: deterministic on every device."""
-        src, rows = self._gather_slots(y)
-        acc = torch.promote_types(y.dtype, self.weights.dtype)
-        w = self.weights.to(acc)
-        out = src.index_select(0, rows[:, 0]).to(acc) * w[:, :1]
-        for j in range(1, self.k):
-            out = out.addcmul_(src.index_select(0, rows[:, j]).to(acc), w[:, j:j + 1])
-        return out.to(y.dtype)
+        Differentiable in y and weights; a gather per token, no scatter: deterministic everywhere.
+        The Triton path is one fused pass forward and one backward (row-wise dots for the weights)."""
+        from .combine import combine
+
+        self._check_rows(y)
+        return combine(y, self.weights, self.slot_rows, self.order, resolve_backend(backend, y.device))
 
     @classmethod
     def from_assignments(cls, token_ids: Tensor, expert_ids: Tensor, weights: Tensor,

@@ -143,7 +143,7 @@ def test_unpermute_combine_match_loop(backend):
     plan = topk_route(torch.randn(T, E, requires_grad=True), k, backend=backend)
     y = torch.randn(T * k, N, dtype=torch.float64, requires_grad=True)
     slots = plan.unpermute(y)
-    out = plan.combine(y)
+    out = plan.combine(y, backend=backend)
     rows = {s: i for i, s in enumerate(plan.order.tolist())}
     for t in range(T):
         ref = torch.zeros(N, dtype=torch.float64)
@@ -161,6 +161,43 @@ def test_combine_gradcheck_torch():
     y = torch.randn(T * k, 3, dtype=torch.float64, requires_grad=True)
     fn = lambda l, yy: topk_route(l, k, backend="torch").combine(yy)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (logits, y))
+
+
+@pytest.mark.parametrize("unused", [False, True])
+def test_combine_grads_match_loop(backend, unused):
+    """combine's output, dy and dweights against a per-slot loop in float64; unused slots via from_assignments."""
+    T, E, N = 9, 4, 37
+    if unused:
+        tok = torch.tensor([0, 0, 1, 3, 3, 3, 5, 8])
+        plan = RoutingPlan.from_assignments(tok, torch.tensor([1, 2, 0, 0, 3, 2, 1, 3]), torch.rand(8), T, E,
+                                            backend=backend)
+    else:
+        plan = topk_route(torch.randn(T, E), 3, backend=backend)
+    w = plan.weights.detach().clone().requires_grad_(True)
+    plan.weights = w
+    y = torch.randn(plan.order.numel(), N, requires_grad=True)
+    g = torch.randn(T, N)
+    out = plan.combine(y, backend=backend)
+    out.backward(g)
+    rows = plan.slot_rows.tolist()
+    yd, wd = y.detach().double().requires_grad_(True), w.detach().double().requires_grad_(True)
+    ref = torch.stack([sum((wd[t, j] * yd[rows[t][j]] for j in range(plan.k) if rows[t][j] >= 0),
+                           torch.zeros(N, dtype=torch.float64)) for t in range(T)])
+    ref.backward(g.double())
+    torch.testing.assert_close(out.double(), ref.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(y.grad.double(), yd.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(w.grad.double(), wd.grad, rtol=1e-5, atol=1e-5)
+    if unused:
+        assert torch.equal(out[2], torch.zeros(N)) and torch.equal(w.grad[plan.expert_ids < 0], torch.zeros(
+            int((plan.expert_ids < 0).sum())))
+
+
+def test_combine_fp16(backend):
+    plan = topk_route(torch.randn(20, 5), 2, backend=backend)
+    y = torch.randn(40, 24).half()
+    out = plan.combine(y, backend=backend)
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out.float(), plan.combine(y.float(), backend="torch"), rtol=1e-3, atol=1e-3)
 
 
 # ---- from_assignments ------------------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""The `python -m bench.kernels` CPU cases as pytest-benchmark tests (skipped by default: --benchmark-skip).
+
+    python -m pytest tests/kernels/test_kernels_bench.py --benchmark-only
+"""
+import pytest
+import torch
+
+from bench import kernels as bk
+
+PAIRS = [(case, fn) for case, (_, fns) in bk.REGISTRY.items() for fn in fns]
+
+
+@pytest.fixture(scope="module")
+def cases():
+    built = {}
+
+    def get(name):
+        if name not in built:
+            built[name] = bk.build(name, torch.Generator().manual_seed(0))
+        return built[name]
+
+    return get
+
+
+@pytest.mark.parametrize("case,fn", PAIRS, ids=[f"{c}:{f}" for c, f in PAIRS])
+def test_bench_cpu(benchmark, cases, case, fn):
+    benchmark.group = case
+    benchmark.extra_info["case"] = case
+    benchmark(cases(case).fns[fn])
+
+
+def test_registry_is_consistent():
+    """Every registered case builds with exactly the functions it declares and checks only those."""
+    assert len(PAIRS) == len(set(PAIRS))
+    with pytest.raises(ValueError, match="did you mean"):
+        bk.build("grouped_fwd[routing=balance,M=8192,E=8,K=512,N=512]")
+    for name, (_, fns) in bk.REGISTRY.items():
+        if name.startswith(("grouped_fwd[", "topk_route")):  # cheap to build; the others follow the same pattern
+            case = bk.build(name)
+            assert tuple(case.fns) == fns
+            assert all(num in fns and den in fns for num, den, _, _ in case.checks)
