@@ -83,13 +83,13 @@ def _plan_count_kernel(
     BLOCK: tl.constexpr, BLOCK_E: tl.constexpr,
 ):
     """Per-block expert histogram of the flat slots: blk_counts[b, e] = #{s in block b: ids[s] = e}."""
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    pid = tl.program_id(0).to(tl.int64)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)  # int64: S = T * k may pass 2**31
     e = tl.load(ids_ptr + offs, mask=offs < S, other=-1)
     valid = (offs < S) & (e >= 0)
     hist = tl.histogram(tl.where(valid, e, 0).to(tl.int32), BLOCK_E, mask=valid)
     offs_e = tl.arange(0, BLOCK_E)
-    tl.store(blk_counts_ptr + pid.to(tl.int64) * E + offs_e, hist.to(tl.int64), mask=offs_e < E)
+    tl.store(blk_counts_ptr + pid * E + offs_e, hist.to(tl.int64), mask=offs_e < E)
 
 
 @triton.jit
@@ -99,15 +99,15 @@ def _plan_scatter_kernel(
     BLOCK: tl.constexpr,
 ):
     """Stable counting-sort scatter: order[base[b, e] + rank] = s, rank = earlier slots of block b with expert e."""
-    pid = tl.program_id(0)
+    pid = tl.program_id(0).to(tl.int64)
     local = tl.arange(0, BLOCK)
     offs = pid * BLOCK + local
     e = tl.load(ids_ptr + offs, mask=offs < S, other=-1)
     valid = (offs < S) & (e >= 0)
     same = (e[:, None] == e[None, :]) & (local[None, :] < local[:, None])
     rank = tl.sum(same.to(tl.int32), axis=1)
-    base = tl.load(base_ptr + pid.to(tl.int64) * E + e, mask=valid, other=0)
-    tl.store(order_ptr + base + rank, offs.to(tl.int64), mask=valid)
+    base = tl.load(base_ptr + pid * E + e, mask=valid, other=0)
+    tl.store(order_ptr + base + rank, offs, mask=valid)
 
 
 # ----------------------------------------------------------------------------------------------

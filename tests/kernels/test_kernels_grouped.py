@@ -160,3 +160,20 @@ def test_grouped_mm_errors(backend, change, name):
 def test_grouped_mm_large_tiles(backend):
     """M > 2048 selects the large tile configuration."""
     check_against_loop(backend, torch.float32, 2100, 9, 70, 3, gather=True, bias=True)
+
+
+def test_grouped_mm_noncontiguous_x(backend):
+    """x as a column-strided view and as a transposed view; dy non-contiguous too."""
+    offsets = random_groups(40, 3)
+    w = torch.randn(3, 12, 10)
+    for x in (torch.randn(40, 24)[:, ::2], torch.randn(12, 40).t()):
+        x = x.requires_grad_(True)
+        out = grouped_mm(x, w, offsets, backend=backend)
+        torch.testing.assert_close(out.double(), grouped_mm_loop(x.detach(), w, offsets), rtol=1e-5, atol=1e-4)
+        out.backward(torch.randn(10, 40).t())
+        assert x.grad.shape == x.shape
+
+
+def test_grouped_mm_many_experts(backend):
+    """E = 256 (most experts empty), rows gathered."""
+    check_against_loop(backend, torch.float32, 300, 10, 12, 256, gather=True, bias=True)
