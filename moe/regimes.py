@@ -17,6 +17,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+import torch
+
 from moe.registry import Registry
 
 REGIMES: Registry = Registry("regime")
@@ -85,6 +87,14 @@ def resolve_split(cfg, n_classes: int) -> list[list[int]] | None:
         bounds = [sum(sizes[:e]) for e in range(cfg.experts + 1)]
         return [list(range(a, b)) for a, b in zip(bounds, bounds[1:])]
     return SPLITS[split] if isinstance(split, str) else split
+
+
+def class_owners(split: list[list[int]], n_classes: int) -> torch.Tensor:
+    """int64 [n_classes]: the expert whose part of the split holds each class."""
+    owners = torch.empty(n_classes, dtype=torch.long)
+    for e, part in enumerate(split):
+        owners[part] = e
+    return owners
 
 
 def split_problems(split: list[list[int]], n_experts: int, n_classes: int | None = None) -> list[str]:

@@ -99,7 +99,7 @@ def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: tor
             on_batch(1)
     return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
             **{f"loss_{name}": float(v) / seen for name, v in terms.items()},
-            "expert_share": (top_counts.double() / seen).tolist(), "dropped_share": int(dropped) / seen, "finite": True}
+            "expert_share": (top_counts.double() / seen).tolist(), "dropped": int(dropped) / seen, "finite": True}
 
 
 def pretrain_epoch(model, optimizer, x, y, owner: torch.Tensor, batch_size: int, generator: torch.Generator,
@@ -142,7 +142,7 @@ def pretrain_epoch(model, optimizer, x, y, owner: torch.Tensor, batch_size: int,
             on_batch(1)
     share = torch.bincount(owner, minlength=n_experts).double() / len(owner)
     return {"train_loss": total_loss / seen, "train_accuracy": correct / seen, "expert_share": share.tolist(),
-            "dropped_share": 0.0, "finite": True}
+            "dropped": 0.0, "finite": True}
 
 
 def eval_batch_size(cfg: Config, model: MixtureOfExperts) -> int:
@@ -181,8 +181,8 @@ def predict(model: MixtureOfExperts, x: torch.Tensor, batch_size: int = EVAL_BAT
 
 def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device,
                 batch_size: int = EVAL_BATCH) -> tuple[dict[str, float], list[list[int]]]:
-    """Every score of ``moe.metrics.score`` on the test split, the test loss, the share of dropped test
-    samples, and the class x expert allocation counts."""
+    """Every score of ``moe.metrics.score`` on the test split (with ``dropped``, the share of test samples no
+    expert took), the test loss, and the class x expert allocation counts."""
     from moe.metrics import allocation, score
 
     p = predict(model, data.x_test.to(device), batch_size)
@@ -190,7 +190,6 @@ def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device,
     scores = score(y, p["preds"], p["assignment"], data.n_classes, model.experts.n_experts, weights=p["weights"],
                    expert_preds=p["expert_preds"], grouping=data.grouping)
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
-    scores["dropped_share"] = float((p["assignment"] < 0).double().mean())
     return scores, allocation(y, p["assignment"], data.n_classes, model.experts.n_experts).tolist()
 
 
@@ -257,12 +256,7 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
     batch_order = torch.Generator().manual_seed(cfg.seed)
     eval_batch = eval_batch_size(cfg, model)
     plan = regimes.phases(cfg)
-    owner = None
-    if split is not None:
-        class_owner = torch.empty(data.n_classes, dtype=torch.long)
-        for e, part in enumerate(split):
-            class_owner[part] = e
-        owner = class_owner.to(device)[y_train]
+    owner = None if split is None else regimes.class_owners(split, data.n_classes).to(device)[y_train]  # [N] expert of each sample
 
     # the phases, each a training loop with one progress bar per epoch when asked
     history, status, epoch, gate_epochs, stop = [], "ok", 0, 0, False

@@ -182,11 +182,11 @@ def test_temperature_decays_while_the_gate_trains_and_holds_when_frozen(gm6):
 
 def test_dropped_samples_are_counted_and_reported(gm6):
     rec = run({**SMALL, "router": "switch", "capacity": 0.25, "experts": 4}, data=gm6)  # 2 samples per expert of 32
-    assert all(h["dropped_share"] >= 0.5 for h in rec["history"])
-    assert rec["test"]["dropped_share"] > 0.5
-    assert sum(h for h in rec["history"][-1]["expert_share"]) == pytest.approx(1 - rec["history"][-1]["dropped_share"])
+    assert all(h["dropped"] >= 0.5 for h in rec["history"])
+    assert rec["test"]["dropped"] > 0.5
+    assert sum(h for h in rec["history"][-1]["expert_share"]) == pytest.approx(1 - rec["history"][-1]["dropped"])
     rec = run(SMALL, data=gm6)
-    assert rec["test"]["dropped_share"] == 0 and all(h["dropped_share"] == 0 for h in rec["history"])
+    assert rec["test"]["dropped"] == 0 and all(h["dropped"] == 0 for h in rec["history"])
 
 
 def test_batch_dependent_routers_are_evaluated_in_mixed_training_size_batches(gm6):
