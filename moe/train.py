@@ -64,8 +64,11 @@ def set_trainable(model: MixtureOfExperts, gate: bool, experts: bool) -> None:
 
 def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: torch.Generator,
                 on_batch: Callable[[int], Any] | None = None, train_gate: bool = True) -> dict[str, Any]:
-    """One pass over shuffled mini-batches; returns mean loss (and each loss term), accuracy, each expert's
-    share of samples and the share of samples dropped (taken by no expert). A frozen gate runs in eval mode.
+    """One pass over shuffled mini-batches. Returns the mean loss (and each loss term ``loss_<name>``), accuracy,
+    each expert's share of samples (as top-weight expert, ``expert_share``), its mean routing weight
+    (``expert_weight``: the seed paper's 'sample count' / N), its mean NLL on the samples routed to it
+    (``expert_loss``, None if it got none), and the share of samples no expert took (``dropped``).
+    A frozen gate runs in eval mode.
 
     Stops at the first non-finite loss and reports it, leaving the parameters of the last good step.
     """
@@ -75,6 +78,9 @@ def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: tor
     n, n_experts = len(y), model.experts.n_experts
     total_loss, correct, seen, terms = 0.0, 0, 0, {}
     top_counts = torch.zeros(n_experts, dtype=torch.long, device=y.device)
+    weight_sum = torch.zeros(n_experts, dtype=torch.float64, device=y.device)
+    nll_sum = torch.zeros(n_experts, dtype=torch.float64, device=y.device)
+    pairs = torch.zeros(n_experts, dtype=torch.long, device=y.device)
     dropped = torch.zeros((), dtype=torch.long, device=y.device)
     for idx in torch.randperm(n, generator=generator).to(y.device).split(batch_size):
         try:
@@ -95,11 +101,20 @@ def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: tor
         top = out.routing.assignment()
         top_counts += torch.bincount(top[top >= 0], minlength=n_experts)
         dropped += (top < 0).sum()
+        with torch.no_grad():  # the seed paper's per-epoch curves: mean gate weight and own-sample loss of each expert
+            weight_sum += out.routing.dense_weights().sum(0).double()
+            ids = out.routing.plan.expert_ids  # [B, k]
+            nll = -out.expert_log_probs.gather(2, y[idx][:, None, None].expand(-1, ids.shape[1], 1))[..., 0]  # [B, k]
+            valid = ids >= 0
+            nll_sum.index_add_(0, ids[valid], nll[valid].double())
+            pairs += torch.bincount(ids[valid], minlength=n_experts)
         if on_batch is not None:
             on_batch(1)
     return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
             **{f"loss_{name}": float(v) / seen for name, v in terms.items()},
-            "expert_share": (top_counts.double() / seen).tolist(), "dropped": int(dropped) / seen, "finite": True}
+            "expert_share": (top_counts.double() / seen).tolist(), "expert_weight": (weight_sum / seen).tolist(),
+            "expert_loss": [float(s / c) if c > 0 else None for s, c in zip(nll_sum.tolist(), pairs.tolist())],
+            "dropped": int(dropped) / seen, "finite": True}
 
 
 def pretrain_epoch(model, optimizer, x, y, owner: torch.Tensor, batch_size: int, generator: torch.Generator,

@@ -204,6 +204,17 @@ def test_batch_dependent_routers_are_evaluated_in_mixed_training_size_batches(gm
     assert torch.equal(p["assignment"][order], expected)
 
 
+def test_per_expert_curves_of_the_seed_paper(gm6):
+    rec = run({**SMALL, "router": "topk", "top_k": 1, "experts": 3}, data=gm6)
+    for h in rec["history"]:
+        assert sum(h["expert_weight"]) <= 1 + 1e-9 and len(h["expert_weight"]) == 3
+        assert len(h["expert_loss"]) == 3
+        for share, loss in zip(h["expert_share"], h["expert_loss"]):
+            assert (loss is None) == (share == 0) and (loss is None or loss > 0)
+    rec = run({**SMALL, "experts": 3}, data=gm6)  # dense: the weights sum to 1 and every expert sees every sample
+    assert sum(rec["history"][-1]["expert_weight"]) == pytest.approx(1.0)
+
+
 def test_regularisers_are_logged_per_epoch(gm6):
     rec = run({**SMALL, "importance_loss": 0.1, "z_loss": 1e-3}, data=gm6)
     h = rec["history"][-1]
