@@ -156,10 +156,12 @@ def mm_config(M: int, N: int, K: int, dtype: torch.dtype) -> dict:
     return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, num_warps=4, num_stages=3)
 
 
-def dw_config(dtype: torch.dtype) -> dict:
+def dw_config(dtype: torch.dtype, K: int, N: int) -> dict:
     """Tile sizes of `_grouped_dw_kernel` (a BLOCK_K x BLOCK_N output tile per program, BLOCK_M rows a step)."""
     if dtype == torch.float32:
         return dict(BLOCK_M=32, BLOCK_K=64, BLOCK_N=64, num_warps=8, num_stages=3)
+    if K >= 128 and N >= 128:  # tensor-core sized steps for wide layers
+        return dict(BLOCK_M=64, BLOCK_K=128, BLOCK_N=128, num_warps=8, num_stages=3)
     return dict(BLOCK_M=32, BLOCK_K=64, BLOCK_N=64, num_warps=4, num_stages=3)
 
 
@@ -220,7 +222,7 @@ def _dw_triton(x: Tensor, dy: Tensor, offsets: Tensor, gather_index: Tensor | No
     dw = torch.empty(E, K, N, dtype=x.dtype, device=x.device)
     if K == 0 or N == 0:
         return dw
-    cfg = dw_config(x.dtype)
+    cfg = dw_config(x.dtype, K, N)
     grid = (E, triton.cdiv(K, cfg["BLOCK_K"]) * triton.cdiv(N, cfg["BLOCK_N"]))
     _grouped_dw_kernel[grid](
         x, dy, dw, gather_index if gather_index is not None else offsets, offsets,

@@ -87,14 +87,16 @@ def grouped_specs(quick: bool = False) -> list[Spec]:
                                 GATHER=gather, HAS_BIAS=bias, PRECISION=grouped._precision(dtype), **meta)
                     specs.append(Spec(f"grouped_mm[{dt},{tiles},w={layout},gather={int(gather)},bias={int(bias)}]",
                                       grouped._grouped_mm_kernel, args, launch))
-        dcfg = grouped.dw_config(dtype)
-        dmeta = {k: v for k, v in dcfg.items() if not k.startswith("num_")}
-        for gather in ((True,) if quick else (False, True)):
-            args = dict(x_ptr=_ptr(dt), dy_ptr=_ptr(dt), dw_ptr=_ptr(dt), gather_ptr="*i64", offsets_ptr="*i64",
-                        K=K, N=N, stride_xm=K, stride_xk=1, stride_dym=N, stride_dyn=1, stride_dwe=K * N,
-                        stride_dwk=N, stride_dwn=1, GATHER=gather, PRECISION=grouped._precision(dtype), **dmeta)
-            specs.append(Spec(f"grouped_dw[{dt},gather={int(gather)}]", grouped._grouped_dw_kernel, args,
-                              {k: v for k, v in dcfg.items() if k.startswith("num_")}))
+        dw_configs = {tuple(c.items()): c for c in (grouped.dw_config(dtype, 64, 64), grouped.dw_config(dtype, K, N))}
+        for dcfg in dw_configs.values():
+            dmeta = {k: v for k, v in dcfg.items() if not k.startswith("num_")}
+            tiles = "x".join(str(dmeta[b]) for b in ("BLOCK_M", "BLOCK_K", "BLOCK_N"))
+            for gather in ((True,) if quick else (False, True)):
+                args = dict(x_ptr=_ptr(dt), dy_ptr=_ptr(dt), dw_ptr=_ptr(dt), gather_ptr="*i64", offsets_ptr="*i64",
+                            K=K, N=N, stride_xm=K, stride_xk=1, stride_dym=N, stride_dyn=1, stride_dwe=K * N,
+                            stride_dwk=N, stride_dwn=1, GATHER=gather, PRECISION=grouped._precision(dtype), **dmeta)
+                specs.append(Spec(f"grouped_dw[{dt},{tiles},gather={int(gather)}]", grouped._grouped_dw_kernel,
+                                  args, {k: v for k, v in dcfg.items() if k.startswith("num_")}))
         args = dict(src_ptr=_ptr(dt), perm_ptr="*i64", seg_offsets_ptr="*i64", out_ptr=_ptr(dt), K=K,
                     stride_sm=K, stride_sk=1, stride_om=K, stride_ok=1, BLOCK_K=grouped.SEGSUM_BLOCK_K)
         specs.append(Spec(f"segment_sum[{dt}]", grouped._segment_sum_kernel, args, dict(num_warps=4)))

@@ -177,3 +177,8 @@ def test_grouped_mm_noncontiguous_x(backend):
 def test_grouped_mm_many_experts(backend):
     """E = 256 (most experts empty), rows gathered."""
     check_against_loop(backend, torch.float32, 300, 10, 12, 256, gather=True, bias=True)
+
+
+def test_grouped_mm_wide_layers(backend):
+    """K, N >= 128 select the tensor-core dW tiles (and not multiples of the block)."""
+    check_against_loop(backend, torch.float16, 70, 130, 129, 2, gather=True)
