@@ -1,0 +1,165 @@
+"""Sweep files, overrides, canonical names, validation and the CLI's error paths (no Ray)."""
+from __future__ import annotations
+
+import pytest
+
+from bench import spec, sweep
+from bench.spec import SweepError
+from moe.routers import ROUTERS
+
+QUICK_ROUTERS = ["softmax", "topk", "expert_choice", "hash"]
+
+
+@pytest.mark.parametrize("name", sorted(spec.available()))
+def test_every_sweep_file_loads_with_description_version_and_unique_trials(name):
+    s = spec.load(name)
+    trials = s.trials()
+    assert s.description and isinstance(s.version, int)
+    assert len(trials) == spec.count_trials(s) > 0
+    keys = [(t.name, t.config.get("seed", 0)) for t in trials]
+    assert len(set(keys)) == len(keys), "two trials share a configuration name and seed"
+    assert [t.index for t in trials] == list(range(len(trials)))
+    for t in trials:
+        assert spec.parse_name(t.name).items() <= t.config.items(), "the name must say what the grid set"
+    try:
+        spec.validate(s)
+    except SweepError as err:  # routers of another issue may not be registered yet
+        pending = [p for p in err.problems if "unknown router" not in p]
+        if pending:
+            raise
+        pytest.skip(f"{name}: routers not registered yet: {err.problems}")
+
+
+def test_quick_sweep_is_the_issue_grid():
+    s = spec.load("quick")
+    trials = s.trials()
+    assert len(trials) == 60 and s.dataset == "gm6"
+    assert {t.config["router"] for t in trials} == set(QUICK_ROUTERS)
+    assert {t.config.get("top_k") for t in trials if t.config["router"] == "topk"} == {1, 2}
+    assert {t.config["experts"] for t in trials} == {2, 4, 8}
+    assert {t.config["lr_ratio"] for t in trials} == {1, 100}
+    assert {t.config["seed"] for t in trials} == {0, 1}
+    assert "topk[k=2,experts=8,lr_ratio=100]" in {t.name for t in trials}
+    assert s.resources["cpu"] == 1
+
+
+def test_grid_values_names_mappings_and_unions():
+    s = spec.from_mapping({"description": "d", "grid": [
+        {"router": ["softmax", {"router": "topk", "k": 3}], "experts": [4], "lr": [0.001]},
+        {"router": "topk[k=2, temperature=0.5]", "seed": [0, 1]},
+    ]}, name="t")
+    names = [t.name for t in s.trials()]
+    assert names == ["softmax[experts=4,lr=0.001]", "topk[k=3,experts=4,lr=0.001]",
+                     "topk[k=2,temperature=0.5]", "topk[k=2,temperature=0.5]"]
+    assert s.trials()[2].config == {"dataset": "gm6", "router": "topk", "top_k": 2, "temperature": 0.5, "seed": 0}
+    assert spec.parse_name("topk[k=2,experts=8,lr_ratio=100]") == {"router": "topk", "top_k": 2, "experts": 8, "lr_ratio": 100}
+    assert spec.parse_name("softmax") == {"router": "softmax"}
+
+
+def test_overrides_replace_axes_budget_settings_and_resources():
+    s = spec.load("quick", spec.parse_set(["experts=[2, 4]", "epochs=3", "lr=0.05", "seed=7",
+                                           "resources.cpu=0.5", "description=x", "grid.lr_ratio=[1]"]))
+    trials = s.trials()
+    assert len(trials) == 5 * 2 * 1 * 1
+    assert {t.config["experts"] for t in trials} == {2, 4}
+    assert all(t.config["epochs"] == 3 and t.config["lr"] == 0.05 and t.config["seed"] == 7 for t in trials)
+    assert s.resources["cpu"] == 0.5 and s.description == "x"
+    assert s.overrides["experts"] == [2, 4]
+
+
+@pytest.mark.parametrize("pairs,needle", [
+    (["epoch=3"], "did you mean 'epochs'"),
+    (["resources.cpus=1"], "did you mean 'resources.cpu'"),
+    (["nonsense"], "expected key=value"),
+    (["experts=[2,"], "cannot read the value"),
+])
+def test_bad_set_keys_are_refused_with_a_hint(pairs, needle):
+    with pytest.raises(SweepError, match=needle.replace("[", r"\[").replace("(", r"\(")):
+        spec.load("quick", spec.parse_set(pairs))
+
+
+@pytest.mark.parametrize("pairs,needle", [
+    (["epochs=many"], "epochs: expected int, got 'many'"),
+    (["router=softmx"], "router: unknown router 'softmx' (did you mean 'softmax'?)"),
+    (["top_k=9", "experts=[2]"], "top_k: must be <= experts"),
+    (["resources.cpu=0"], "resources.cpu: must be a number > 0"),
+    (["resources.gpu=lots"], "resources.gpu: must be 'auto' or a number"),
+])
+def test_bad_set_values_name_the_field_and_the_configurations(pairs, needle):
+    with pytest.raises(SweepError) as err:
+        spec.validate(spec.load("quick", spec.parse_set(pairs)))
+    assert any(needle in p for p in err.value.problems), err.value.problems
+    if "expected int" in needle:
+        assert "configuration(s): softmax[experts=2,lr_ratio=1]" in str(err.value)
+
+
+def test_unknown_sweep_name_suggests_the_closest():
+    with pytest.raises(SweepError, match=r"unknown sweep 'quik' \(did you mean 'quick'\?\); valid choices: .*quick"):
+        spec.load("quik")
+
+
+def test_duplicate_trials_and_unknown_keys_are_refused():
+    with pytest.raises(SweepError, match="same config"):
+        spec.validate(spec.from_mapping({"grid": {"router": ["softmax", "softmax"]}}, name="d"))
+    with pytest.raises(SweepError, match=r"gird: unknown sweep key \(did you mean 'grid'\?\)"):
+        spec.from_mapping({"gird": {}}, name="d")
+    with pytest.raises(SweepError, match=r"grid.expert_count: unknown config field"):
+        spec.from_mapping({"grid": {"expert_count": [2]}}, name="d")
+    with pytest.raises(SweepError, match="budget.lr: not a budget field"):
+        spec.from_mapping({"budget": {"lr": 1}, "grid": {"seed": [0]}}, name="d")
+
+
+# --- the CLI (in-process: no Ray is started by any of these) ---
+
+def test_cli_list_shows_trial_counts(capsys):
+    assert sweep.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("quick "))
+    assert " 60 " in line and "gm6" in line
+
+
+def test_cli_dry_run_prints_every_trial_config(capsys, sweep_file):
+    assert sweep.main([sweep_file(), "--dry-run", "--set", "epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert "4 trials on gm6" in out
+    assert '"epochs": 1' in out and "topk[k=2,experts=2]" in out
+    assert len([ln for ln in out.splitlines() if ln.strip()[:1].isdigit()]) == 4
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["quik"], "unknown sweep 'quik' (did you mean 'quick'?)"),
+    (["smoke", "--set", "epochs=-1"], "epochs: must be >= 1"),
+    (["smoke", "--set", "epoch=2"], "did you mean 'epochs'"),
+    (["smoke", "--dry-run", "--set", "router=nope"], "router: unknown router 'nope'"),
+    (["smoke", "--resume", "/nonexistent/dir"], "no sweep.json there"),
+])
+def test_cli_errors_are_one_clear_line_and_exit_2(capsys, argv, needle):
+    assert sweep.main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.startswith("error: ")
+    assert "Traceback" not in err
+
+
+def test_resources_too_large_for_any_node_are_refused():
+    cluster = [{"CPU": 2.0, "memory": 1e9}, {"CPU": 1.0}]
+    with pytest.raises(sweep.ResourceError, match=r"asks for 4 CPU\(s\) but the largest node of the cluster has 2"):
+        sweep.resolve_resources({"cpu": 4, "gpu": "auto"}, cluster, 10)
+    with pytest.raises(sweep.ResourceError, match="GPU"):
+        sweep.resolve_resources({"cpu": 1, "gpu": 1}, cluster, 10)
+    assert sweep.resolve_resources({"cpu": 1, "gpu": "auto"}, cluster, 10) == {"cpu": 1.0, "gpu": 0.0, "slots": 3}
+    assert sweep.resolve_resources({"cpu": 1, "gpu": "auto", "max_concurrent": 2}, cluster, 10)["slots"] == 2
+    assert sweep.resolve_resources({"cpu": 1, "gpu": "auto"}, cluster, 2)["slots"] == 2
+
+
+def test_gpu_auto_shares_the_gpus_between_slots():
+    res = sweep.resolve_resources({"cpu": 2, "gpu": "auto"}, [{"CPU": 16.0, "GPU": 1.0}], 100)
+    assert res == {"cpu": 2.0, "gpu": 0.12, "slots": 8}
+    res = sweep.resolve_resources({"cpu": 1, "gpu": 0.5}, [{"CPU": 16.0, "GPU": 1.0}], 100)
+    assert res["slots"] == 2  # the GPU share limits the slots
+
+
+def test_default_out_is_absolute_and_unique(tmp_path):
+    a = sweep.default_out("quick", tmp_path)
+    a.mkdir()
+    b = sweep.default_out("quick", tmp_path)
+    assert a.is_absolute() and a != b and b.name.startswith(a.name)

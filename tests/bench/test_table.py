@@ -1,0 +1,111 @@
+"""The table builder on a hand-made runs.csv (known means, stds and Pareto sets), and seed stability (no Ray)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from bench import table
+
+# 4 configurations x 2 seeds, plus one error and one diverged run. Per configuration (ok runs):
+#   a: accuracy 0.90 +- 0.1414 (0.8, 1.0), nmi 0.2,  cheating 0.1
+#   b: accuracy 0.85 (0.85, 0.85),          nmi 0.5,  cheating 0.3
+#   c: accuracy 0.70 (0.6, 0.8),            nmi 0.4,  cheating 0.05   (dominated on nmi by b; on the cheating front)
+#   d: accuracy 0.50 (one ok run),          nmi 0.9,  cheating 0.5
+RUNS = [
+    ("a[experts=2]", "a", 0, "ok", 0.8, 0.1, 0.1), ("a[experts=2]", "a", 1, "ok", 1.0, 0.3, 0.1),
+    ("b[experts=2]", "b", 0, "ok", 0.85, 0.5, 0.3), ("b[experts=2]", "b", 1, "ok", 0.85, 0.5, 0.3),
+    ("c[experts=2]", "c", 0, "ok", 0.6, 0.4, 0.0), ("c[experts=2]", "c", 1, "ok", 0.8, 0.4, 0.1),
+    ("d[experts=2]", "d", 0, "ok", 0.5, 0.9, 0.5), ("d[experts=2]", "d", 1, "error", None, None, None),
+    ("a[experts=2]", "a", 2, "diverged", 0.1, 0.0, 0.0),
+]
+
+
+@pytest.fixture
+def runs_csv(tmp_path):
+    rows = []
+    for i, (name, router, seed, status, acc, nmi, cheat) in enumerate(RUNS):
+        rows.append({"index": i, "name": name, "status": status, "error": "boom" if status == "error" else None,
+                     "router": router, "experts": 2, "seed": seed, "accuracy": acc, "nmi": nmi, "cheating_index": cheat,
+                     "allocation": json.dumps([[3, 0], [0, 2 + i]]) if status == "ok" else None})
+    pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
+    return tmp_path
+
+
+def test_summary_has_known_means_stds_and_counts(runs_csv):
+    summ = table.summary(pd.read_csv(runs_csv / "runs.csv")).set_index("name")
+    assert list(summ.index) == ["a[experts=2]", "b[experts=2]", "c[experts=2]", "d[experts=2]"]
+    a, b, c, d = (summ.loc[f"{x}[experts=2]"] for x in "abcd")
+    assert a["accuracy_mean"] == pytest.approx(0.9) and a["accuracy_std"] == pytest.approx(math.sqrt(0.02))
+    assert a["nmi_mean"] == pytest.approx(0.2) and a["n_ok"] == 2 and a["n_diverged"] == 1 and a["runs"] == 3
+    assert b["accuracy_std"] == pytest.approx(0.0) and c["accuracy_mean"] == pytest.approx(0.7)
+    assert d["accuracy_mean"] == pytest.approx(0.5) and math.isnan(d["accuracy_std"]) and d["n_error"] == 1
+
+
+def test_pareto_sets_are_the_non_dominated_configurations(runs_csv):
+    front = table.pareto(table.summary(pd.read_csv(runs_csv / "runs.csv")))
+    by_score = {s: list(g["name"]) for s, g in front.groupby("score")}
+    # nmi (higher better): a (best accuracy), b (0.85, 0.5), d (0.5, 0.9); c (0.7, 0.4) is dominated by b
+    assert by_score["nmi"] == ["a[experts=2]", "b[experts=2]", "d[experts=2]"]
+    # cheating index (lower better): a (0.9, 0.1) and c (0.7, 0.05); b and d are dominated by a
+    assert by_score["cheating_index"] == ["a[experts=2]", "c[experts=2]"]
+    assert set(front["direction"][front["score"] == "cheating_index"]) == {"lower"}
+
+
+def test_pareto_front_ties_and_nans():
+    assert table.pareto_front([(1, 1), (1, 1), (0, 0), (math.nan, 5)]) == [0, 1]
+    assert table.pareto_front([(0.9, 0.1), (0.5, 0.9), (0.4, 0.8)]) == [0, 1]
+
+
+def test_cli_rebuilds_every_file_from_a_runs_csv(runs_csv, capsys):
+    assert table.main([str(runs_csv)]) == 0
+    out = capsys.readouterr().out
+    for f in ("runs.csv", "table.md", "table.tex", "pareto.csv", "tradeoff.png", "heatmaps/a.png", "heatmaps/d.png"):
+        assert (runs_csv / f).is_file(), f
+    md = (runs_csv / "table.md").read_text()
+    assert "| `a[experts=2]` | 2/3 (1 diverged) | 0.900 ± 0.141 | 0.200 ± 0.141 |" in md
+    assert "| `d[experts=2]` | 1/2 (1 error) | 0.500 | 0.900 |" in md
+    assert "accuracy ↑" in md and "cheating_index ↓" in md
+    tex = (runs_csv / "table.tex").read_text()
+    assert r"0.900 $\pm$ 0.141" in tex and r"\texttt{a[experts=2]}" in tex
+    assert "4 configurations" in out
+    assert not list(runs_csv.glob(".*.tmp")), "atomic writes leave no temporary files"
+
+
+def test_cli_on_a_directory_without_runs_is_an_error(tmp_path, capsys):
+    assert table.main([str(tmp_path)]) == 2
+    assert "not a sweep directory" in capsys.readouterr().err
+
+
+def record(index, name, seed, assignment, status="ok", accuracy=0.9):
+    return {"status": status, "error": None, "config": {"router": name.split("[")[0], "seed": seed, "experts": 2},
+            "test": {"accuracy": accuracy, "nmi": 0.5}, "history": [{}], "timing": {"train_s": 1.0},
+            "allocation": [[1, 0], [0, 1]], "versions": {"git": "abc"}, "dataset": {"class_names": ["x", "y"]},
+            "test_assignment": assignment, "bench": {"index": index, "name": name, "trial_s": 1.5}}
+
+
+def test_runs_from_records_with_seed_stability(tmp_path):
+    recs = [record(0, "s[experts=2]", 0, [0, 0, 1, 1]), record(1, "s[experts=2]", 1, [1, 1, 0, 0]),  # relabelled: 1
+            record(2, "s[experts=2]", 2, [0, 1, 0, 1]),  # independent of both: 0
+            record(3, "t[experts=2]", 0, [0, 0, 0, 1]), record(4, "t[experts=2]", 1, None, status="error")]
+    for r in recs:
+        (tmp_path / "records").mkdir(exist_ok=True)
+        (tmp_path / "records" / f"{r['bench']['index']:04d}.json").write_text(json.dumps(r))
+    runs = table.load_runs(tmp_path)
+    assert list(runs["index"]) == [0, 1, 2, 3, 4]
+    assert runs.loc[0, "stability_nmi"] == pytest.approx(0.5)
+    assert runs.loc[0, "stability_ari"] == pytest.approx((1.0 + _ari([0, 0, 1, 1], [0, 1, 0, 1])) / 2)
+    assert runs.loc[2, "stability_nmi"] == pytest.approx(0.0)
+    assert math.isnan(runs.loc[3, "stability_nmi"])  # no other ok seed
+    built = table.build(tmp_path)
+    summ = built["summary"].set_index("name")
+    assert summ.loc["s[experts=2]", "stability_nmi_mean"] == pytest.approx(1 / 3)
+    assert (tmp_path / "heatmaps" / "s.png").is_file()
+
+
+def _ari(a, b):
+    from moe.metrics import stability
+
+    return stability(a, b)["ari"]
