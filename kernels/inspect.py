@@ -106,8 +106,8 @@ def grouped_specs(quick: bool = False) -> list[Spec]:
 def routing_specs(quick: bool = False) -> list[Spec]:
     """Top-k softmax for representative (E, k), and the plan's histogram and stable scatter."""
     specs = []
-    pairs = [(8, 2), (64, 2), (256, 256)] if quick else [(8, 1), (8, 2), (16, 4), (64, 2), (64, 8), (128, 8),
-                                                        (256, 8), (256, 256)]
+    pairs = [(8, 2), (64, 2), (256, 256)] if quick else [(1, 1), (8, 1), (8, 2), (16, 4), (64, 2), (64, 8),
+                                                        (128, 8), (256, 8), (256, 256)]
     for E, k in pairs:
         cfg = routing.topk_config(E, k)
         for dt in ("float32",) if quick else ("float32", "bfloat16", "float16"):
@@ -115,10 +115,11 @@ def routing_specs(quick: bool = False) -> list[Spec]:
                         RENORM=True, **{k_: v for k_, v in cfg.items() if k_ != "num_warps"})
             specs.append(Spec(f"topk_softmax[{dt},E={E},k={k}]", routing._topk_softmax_kernel, args,
                               dict(num_warps=cfg["num_warps"])))
-    for E in (8, 64, 256):
-        args = dict(ids_ptr="*i64", blk_counts_ptr="*i64", S=65536, E=E, BLOCK=routing.PLAN_BLOCK,
-                    BLOCK_E=max(2, 1 << (E - 1).bit_length()))
-        specs.append(Spec(f"plan_count[E={E}]", routing._plan_count_kernel, args, dict(num_warps=4)))
+    for E in (1, 8, 64, 256):
+        cfg = routing.plan_count_config(E)
+        args = dict(ids_ptr="*i64", blk_counts_ptr="*i64", S=65536, E=E,
+                    **{k_: v for k_, v in cfg.items() if k_ != "num_warps"})
+        specs.append(Spec(f"plan_count[E={E}]", routing._plan_count_kernel, args, dict(num_warps=cfg["num_warps"])))
     args = dict(ids_ptr="*i64", base_ptr="*i64", order_ptr="*i64", S=65536, E=64, BLOCK=routing.PLAN_BLOCK)
     specs.append(Spec("plan_scatter", routing._plan_scatter_kernel, args, dict(num_warps=4)))
     return specs

@@ -145,12 +145,17 @@ def _plan_triton(flat_ids: Tensor, n_experts: int, n_valid: int) -> tuple[Tensor
     order = torch.empty(n_valid, dtype=torch.int64, device=dev)
     if S == 0:
         return torch.zeros(E, dtype=torch.int64, device=dev), order
-    _plan_count_kernel[(n_blocks,)](flat_ids, blk, S, E, BLOCK=PLAN_BLOCK, BLOCK_E=triton.next_power_of_2(E))
+    _plan_count_kernel[(n_blocks,)](flat_ids, blk, S, E, **plan_count_config(E))
     counts = blk.sum(0)
     starts = torch.cumsum(counts, 0) - counts                       # exclusive prefix sum over experts
     base = starts[None, :] + torch.cumsum(blk, 0) - blk              # and over blocks: [B, E]
     _plan_scatter_kernel[(n_blocks,)](flat_ids, base, order, S, E, BLOCK=PLAN_BLOCK)
     return counts, order
+
+
+def plan_count_config(E: int) -> dict:
+    """Meta-parameters of `_plan_count_kernel`."""
+    return dict(BLOCK=PLAN_BLOCK, BLOCK_E=triton.next_power_of_2(E), num_warps=4)
 
 
 def _topk_torch(logits: Tensor, k: int, renormalize: bool, finite: bool = False) -> tuple[Tensor, Tensor]:
