@@ -1,0 +1,55 @@
+"""The command line: unknown claim names and budgets give one clear line with the valid choices (exit 2),
+before any work; --list shows every claim with its threshold."""
+from __future__ import annotations
+
+import pytest
+
+from bench import claims as C
+from bench import reproduce as R
+
+
+def test_unknown_claim_name_lists_the_valid_choices(capsys, tmp_path):
+    assert R.main(["lr_asymetry", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown claim 'lr_asymetry' (did you mean 'lr_asymmetry'?); valid choices: all, ")
+    assert "cheating.black_box_router_cheats" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()  # nothing was started
+
+
+def test_bad_budget_lists_the_valid_choices(capsys, tmp_path):
+    assert R.main(["all", "--budget", "huge", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --budget 'huge': unknown budget; valid choices: paper, small\n"
+    assert not (tmp_path / "x").exists()
+
+
+def test_list_shows_every_claim_with_its_threshold(capsys):
+    assert R.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for claim in C.CLAIMS:
+        assert claim.name in out
+        for cond in claim.conditions:
+            assert C.describe_condition(cond) in out
+
+
+def test_names_select_claims():
+    assert R.select_claims("all") == list(C.CLAIMS)
+    assert [c.name for c in R.select_claims("cheating")] == [c.name for c in C.for_sweep("cheating")]
+    assert [c.name for c in R.select_claims("cheating.linear_router_remedy")] == ["cheating.linear_router_remedy"]
+    with pytest.raises(R.ReproduceError, match="did you mean 'cheating'"):
+        R.select_claims("cheatin")
+
+
+def test_budgets_cover_every_sweep_and_only_shrink_it():
+    from bench.spec import count_trials, load, validate
+
+    assert set(R.SWEEPS) == set(C.sweeps())
+    for name in R.SWEEPS:
+        assert R.budget_overrides("paper", name) == {}
+        small = load(name, R.budget_overrides("small", name))
+        paper = load(name)
+        validate(small)
+        assert count_trials(small) < count_trials(paper)
+        assert (small.budget.get("epochs") or 0) <= (paper.budget.get("epochs") or 0)
+    with pytest.raises(R.ReproduceError, match="valid choices: paper, small"):
+        R.budget_overrides("tiny", "cheating")
