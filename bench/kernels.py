@@ -6,7 +6,7 @@ the table shows medians with p20-p80 and the ratios checked against the issue's 
 GPU (`--device cuda`): `triton.testing.do_bench` medians of our Triton kernels, torch._grouped_mm and a
 dense cuBLAS matmul, bf16 and fp32, with TFLOP/s.
 
-    python -m bench.kernels [--device cpu|cuda] [--threads N] [--rounds R] [--only SUBSTR] [--out FILE.json]
+    python -m bench.kernels [--device cpu|cuda] [--threads N (default 1)] [--rounds R] [--only SUBSTR] [--out FILE.json]
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -365,22 +366,27 @@ def meta(args) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.kernels", description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="cpu (default) or cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default 1; 0 keeps torch's default). One thread gives stable ratios "
+                        "on a shared machine: under load, the many short OpenMP regions of any grouped matmul "
+                        "(torch._grouped_mm included) stall far more than one dense matmul")
     p.add_argument("--rounds", type=int, default=None, help="timed rounds per case (default 7)")
     p.add_argument("--seed", type=int, default=None, help="input seed (default 0)")
     p.add_argument("--only", default=None, help="run only cases whose name contains this")
-    p.add_argument("--out", default=None, help="JSON file (default bench_kernels_<device>.json)")
+    p.add_argument("--out", default=None, help="JSON file (default results/bench_kernels_<device>.json)")
     args = p.parse_args(argv)
     args.device = args.device if args.device is not None else "cpu"
     args.rounds = args.rounds if args.rounds is not None else 7
     args.seed = args.seed if args.seed is not None else 0
-    if args.threads is not None:
+    args.threads = args.threads if args.threads is not None else 1
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available")
     rows = run_cpu(args) if args.device == "cpu" else run_cuda(args)
     print_table(rows, args.device)
-    out = args.out if args.out is not None else f"bench_kernels_{args.device}.json"
+    out = args.out if args.out is not None else os.path.join("results", f"bench_kernels_{args.device}.json")
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
         json.dump(dict(meta=meta(args), rows=rows), f, indent=1)
     print(f"\nwrote {out}")
