@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from datetime import datetime
@@ -129,6 +130,10 @@ def connect(address: str | None, verbose: bool) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or "local"
+    problem = unreachable(address)
+    if problem:
+        raise ResourceError(f"cannot reach a Ray cluster at {address!r}: {problem} "
+                            "(start one with `ray start --head`, or leave out --address for a local instance)")
     kwargs: dict[str, Any] = {"address": address, "log_to_driver": verbose,
                               "logging_level": logging.INFO if verbose else logging.ERROR}
     if address == "local":
@@ -141,6 +146,23 @@ def connect(address: str | None, verbose: bool) -> bool:
     except (ConnectionError, TimeoutError, ValueError) as err:
         raise ResourceError(f"cannot reach a Ray cluster at {address!r}: {err}") from None
     return True
+
+
+def unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why a ``host:port`` GCS address cannot be reached (None if it answers, or for local/auto/ray:// addresses).
+
+    ray.init would otherwise retry for minutes before giving up on a wrong address.
+    """
+    if address in ("local", "auto") or "://" in address:
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return "expected host:port (e.g. 127.0.0.1:6379)"
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return None
+    except OSError as err:
+        return err.strerror or str(err)
 
 
 def nodes() -> list[dict[str, float]]:
@@ -217,6 +239,16 @@ def cost(config: dict[str, Any]) -> float:
     return c["epochs"] * math.ceil(n_train / c["batch_size"]) * (1 + 0.1 * c["experts"] * c.get("top_k", 1))
 
 
+def full_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config with every default filled in (as a run record holds it)."""
+    from moe.config import ConfigError, from_dict
+
+    try:
+        return from_dict(config).to_dict()
+    except ConfigError:
+        return dict(config)
+
+
 def _clock(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -254,16 +286,17 @@ class _Progress:
         index = trial.config["trial"]["index"]
         if index not in self.finished:  # stopped early by the scheduler: no final report
             last = trial.last_result or {}
-            rec = {"schema": 1, "status": "stopped", "error": None, "config": self.trials[index].config,
+            rec = {"schema": 1, "status": "stopped", "error": None, "config": full_config(self.trials[index].config),
                    "history": [], "test": {"accuracy": last.get("test_accuracy")}, "allocation": None,
-                   "timing": {}, "versions": {}, "epochs_run": last.get("epoch")}
-            rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None}
+                   "timing": {}, "versions": {}}
+            rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None,
+                            "epochs_run": last.get("epoch")}
             self._save(trial, rec)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         index = trial.config["trial"]["index"]
         exc = _trial_exception(trial)
-        rec = error_record(self.trials[index].config, exc)
+        rec = error_record(full_config(self.trials[index].config), exc)
         rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None}
         self._save(trial, rec)
 
@@ -496,7 +529,7 @@ def _reconcile(results, out: Path, progress: _Progress) -> None:
         if "record_json" in metrics:
             rec = json.loads(metrics["record_json"])
         elif r.error is not None:
-            rec = error_record(progress.trials[index].config, getattr(r.error, "cause", None) or r.error)
+            rec = error_record(full_config(progress.trials[index].config), getattr(r.error, "cause", None) or r.error)
             rec["bench"] = {"index": index, "name": progress.trials[index].name, "trial_s": None}
         else:
             continue  # unfinished (interrupted): resume reruns it
@@ -538,12 +571,13 @@ def list_sweeps() -> int:
             rows.append((name, str(spec.count_trials(sweep)), sweep.dataset, f"v{sweep.version}", sweep.description, problem))
         except SweepError as err:
             rows.append((name, "?", "?", "?", "", str(err)))
-    width = max(len(r[0]) for r in rows) if rows else 5
-    print(f"{'sweep':<{width}}  trials  dataset  version  description")
+    w = max([5] + [len(r[0]) for r in rows])
+    wd = max([7] + [len(r[2]) for r in rows])
+    print(f"{'sweep':<{w}}  trials  {'dataset':<{wd}}  version  description")
     for name, n, ds, ver, desc, problem in rows:
-        print(f"{name:<{width}}  {n:>6}  {ds:<7}  {ver:<7}  {desc}")
+        print(f"{name:<{w}}  {n:>6}  {ds:<{wd}}  {ver:<7}  {desc}")
         if problem:
-            print(f"{'':<{width}}  {'':>6}  not runnable here yet: {problem}")
+            print(f"{'':<{w}}  {'':>6}  not runnable here yet: {problem}")
     return 0
 
 

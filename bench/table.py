@@ -72,7 +72,7 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
         row[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
     for k, v in test.items():
         row[k] = math.nan if v is None else v
-    row.update(epochs_run=len(rec.get("history") or []), train_s=timing.get("train_s"), eval_s=timing.get("eval_s"),
+    row.update(epochs_run=b.get("epochs_run", len(rec.get("history") or [])), train_s=timing.get("train_s"), eval_s=timing.get("eval_s"),
                trial_s=b.get("trial_s"), node_id=b.get("node_id"), trial_id=b.get("trial_id"),
                git=(rec.get("versions") or {}).get("git"),
                allocation=json.dumps(rec["allocation"]) if rec.get("allocation") is not None else None)
@@ -298,7 +298,7 @@ def best_heatmaps(runs: pd.DataFrame, folder: Path, class_names: list[str] | Non
         alloc = json.loads(best["allocation"])
         names = class_names if class_names and len(class_names) == len(alloc) else [f"class {c}" for c in range(len(alloc))]
         (folder / "heatmaps").mkdir(exist_ok=True)
-        title = f"{best['name']} seed {best['seed']}: accuracy {best['accuracy']:.3f}"
+        title = f"{best['name']}\nbest run (seed {best['seed']}): accuracy {best['accuracy']:.3f}"
         if "nmi" in best and not pd.isna(best["nmi"]):
             title += f", NMI {best['nmi']:.2f}"
         out.append(allocation_heatmap(alloc, names, folder / "heatmaps" / f"{router}.png", title=title))

@@ -163,3 +163,9 @@ def test_default_out_is_absolute_and_unique(tmp_path):
     a.mkdir()
     b = sweep.default_out("quick", tmp_path)
     assert a.is_absolute() and a != b and b.name.startswith(a.name)
+
+
+def test_an_address_nobody_listens_on_is_refused_at_once():
+    assert "refused" in sweep.unreachable("127.0.0.1:9").lower()
+    assert sweep.unreachable("127.0.0.1") == "expected host:port (e.g. 127.0.0.1:6379)"
+    assert sweep.unreachable("local") is None and sweep.unreachable("auto") is None

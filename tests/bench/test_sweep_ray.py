@@ -106,3 +106,46 @@ def test_a_request_larger_than_the_cluster_is_refused(ray_local, sweep_file, tmp
         sweep.run(sweep_file(), out=tmp_path / "out", **{"resources.cpu": 64})
     assert time.monotonic() - t0 < 30
     assert not (tmp_path / "out" / "ray").exists()
+
+
+def test_resume_after_the_driver_was_killed(ray_local, sweep_file, tmp_path, ray_helpers):
+    """SIGKILL the driver of a sweep (its own local Ray, private RAY_TMPDIR) once 2 trials have records,
+    then resume on the session's instance: the 2 finished trials are kept, the rest run once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    env_extra, wait_gone = ray_helpers
+    out = tmp_path / "out"
+    path = sweep_file(budget={"epochs": 3, "n_train": None, "n_test": 120},
+                      grid={"router": ["softmax"], "experts": [2, 3, 4], "seed": [0, 1]})
+    ray_tmp = tempfile.mkdtemp(prefix="rbk", dir="/tmp")
+    env = {**os.environ, **env_extra, "RAY_TMPDIR": ray_tmp}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.sweep", path, "--out", str(out)], cwd=Path(sweep.__file__).parents[1],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((out / "records").glob("*.json"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        left = wait_gone(ray_tmp)
+        for pid, _ in left:  # Ray's reaper should have ended them; never leave ours behind
+            os.kill(pid, signal.SIGKILL)
+        subprocess.run(["rm", "-rf", ray_tmp])
+    assert not left, f"processes of the killed driver's Ray survived: {left}"
+    before = records(out)
+    assert 2 <= len(before) < 6 and not (out / "runs.csv").exists()
+
+    runs = sweep.run(path, resume=out, quiet=True)
+    after = records(out)
+    assert sorted(after) == list(range(6)) and list(runs["index"]) == list(range(6)) and runs["status"].eq("ok").all()
+    for i, rec in before.items():
+        assert after[i]["bench"]["started_at"] == rec["bench"]["started_at"]
+    assert runs.attrs["n_run"] == 6 - len(before)
