@@ -235,7 +235,7 @@ class RoutingPlan:
     """Which expert handles which token slot, grouped by expert for the expert kernels.
 
     expert_ids: int64 [T, k]  slot (t, j), rows by descending weight, ties to the lower expert; -1 unused
-    weights:    fp32  [T, k]  differentiable; 0 in unused slots
+    weights:    fp32  [T, k]  differentiable; 0 in unused slots (float64 when the logits are float64)
     counts:     int64 [E]     valid assignments per expert
     offsets:    int64 [E + 1] offsets[0] = 0, cumulative counts
     order:      int64 [A]     flat slot indices t * k + j of the valid slots, sorted by expert, stable in t

@@ -279,3 +279,28 @@ def test_topk_huge_finite_logits(backend):
     plan = topk_route(logits, 2, backend=backend)
     assert plan.expert_ids.tolist() == [[0, 1], [2, 3]]
     torch.testing.assert_close(plan.weights, torch.full((2, 2), 0.5))
+
+
+def test_unpermute_and_from_assignments_gradcheck_torch():
+    tok, exp = torch.tensor([0, 0, 1, 3, 2]), torch.tensor([1, 2, 0, 2, 1])
+    w = torch.tensor([0.3, 0.6, 1.0, 0.2, 0.9], dtype=torch.float64, requires_grad=True)
+    y = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+
+    def fn(ww, yy):
+        plan = RoutingPlan.from_assignments(tok, exp, ww, 5, 3, backend="torch")
+        return plan.unpermute(yy) * plan.weights.unsqueeze(-1), plan.combine(yy)
+
+    assert torch.autograd.gradcheck(fn, (w, y))
+
+
+def test_combine_repeat_bitwise(backend):
+    plan = topk_route(torch.randn(40, 6), 3, backend=backend)
+    y = torch.randn(120, 33, requires_grad=True)
+    g = torch.randn(40, 33)
+    runs = []
+    for _ in range(2):
+        y.grad = None
+        out = plan.combine(y, backend=backend)
+        out.backward(g)
+        runs.append((out.detach(), y.grad))
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
