@@ -277,7 +277,24 @@ def _dw_torch(x: Tensor, dy: Tensor, offsets: Tensor, gather_index: Tensor | Non
 
 
 def _scatter_rows_torch(src: Tensor, index: Tensor, n_rows: int) -> Tensor:
-    return src.new_zeros(n_rows, src.shape[1]).index_add_(0, index, src)
+    """out [n_rows, K]: out[t] = sum of src[i] with index[i] = t. index_add_ is deterministic on the CPU only."""
+    if src.device.type == "cpu":
+        return src.new_zeros(n_rows, src.shape[1]).index_add_(0, index, src)
+    return scatter_rows_padded(src, index, n_rows)
+
+
+def scatter_rows_padded(src: Tensor, index: Tensor, n_rows: int) -> Tensor:
+    """Deterministic scatter-add without atomics: rows placed into [n_rows, max count, K] (unique slots), summed."""
+    K = src.shape[1]
+    if src.shape[0] == 0:
+        return src.new_zeros(n_rows, K)
+    perm = torch.sort(index, stable=True).indices
+    counts = torch.bincount(index, minlength=n_rows)
+    tok = index[perm]
+    rank = torch.arange(index.numel(), device=src.device) - (torch.cumsum(counts, 0) - counts)[tok]
+    buf = src.new_zeros(n_rows, int(counts.max()), K)
+    buf[tok, rank] = src[perm]
+    return buf.sum(1)
 
 
 def _row_experts(offsets: Tensor, M: int) -> Tensor:

@@ -182,3 +182,12 @@ def test_grouped_mm_many_experts(backend):
 def test_grouped_mm_wide_layers(backend):
     """K, N >= 128 select the tensor-core dW tiles (and not multiples of the block)."""
     check_against_loop(backend, torch.float16, 70, 130, 129, 2, gather=True)
+
+
+def test_scatter_rows_padded_matches_index_add():
+    """The deterministic scatter-add used by the torch fallback on GPUs (run here on the CPU)."""
+    from kernels.grouped import scatter_rows_padded
+
+    src, index = torch.randn(50, 7), torch.randint(0, 12, (50,))
+    torch.testing.assert_close(scatter_rows_padded(src, index, 15), torch.zeros(15, 7).index_add_(0, index, src))
+    assert scatter_rows_padded(src[:0], index[:0], 4).shape == (4, 7)
