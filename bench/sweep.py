@@ -23,13 +23,9 @@ stops it); a trial stopped by ``--scheduler asha`` is a ``stopped`` record with 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import math
 import os
-import signal
-import socket
 import sys
 import time
 from datetime import datetime
@@ -39,18 +35,13 @@ from typing import Any
 import pandas as pd
 
 from bench import spec, table
+from bench.cluster import QUIET_ENV, ResourceError, connect, nodes, quiet_ray_logs, resolve_resources, unreachable  # noqa: F401
+from bench.progress import _Progress, cost, full_config, progress_callback, record_path
 from bench.spec import SweepError, Trial
 from moe.record import error_record, versions, write_json_atomic
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
-             "RAY_DEDUP_LOGS": "1"}
 SCHEDULERS = ("fifo", "asha")
 OVERHEAD_TARGET = 1.3
-
-
-class ResourceError(RuntimeError):
-    """The trials ask for more than any node of the cluster has: Ray would wait forever."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -112,102 +103,6 @@ def finished_indices(out: Path) -> set[int]:
     return done
 
 
-def record_path(out: Path, index: int) -> Path:
-    return out / "records" / f"{index:04d}.json"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Ray: connection, resources
-# ---------------------------------------------------------------------------------------------------
-
-def connect(address: str | None, verbose: bool) -> bool:
-    """Attach to ``address`` (or $RAY_ADDRESS), else start a fresh local instance. True if this call connected.
-
-    A Ray already initialised in this process (a notebook, the test session) is used as it is.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS") or "local"
-    problem = unreachable(address)
-    if problem:
-        raise ResourceError(f"cannot reach a Ray cluster at {address!r}: {problem} "
-                            "(start one with `ray start --head`, or leave out --address for a local instance)")
-    kwargs: dict[str, Any] = {"address": address, "log_to_driver": verbose,
-                              "logging_level": logging.INFO if verbose else logging.ERROR}
-    if address == "local":
-        kwargs["include_dashboard"] = False
-    if Path.cwd().resolve() != REPO_ROOT:  # workers import bench and moe from the repository
-        path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-        kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
-    try:
-        ray.init(**kwargs)
-    except (ConnectionError, TimeoutError, ValueError) as err:
-        raise ResourceError(f"cannot reach a Ray cluster at {address!r}: {err}") from None
-    return True
-
-
-def unreachable(address: str, timeout: float = 5.0) -> str | None:
-    """Why a ``host:port`` GCS address cannot be reached (None if it answers, or for local/auto/ray:// addresses).
-
-    ray.init would otherwise retry for minutes before giving up on a wrong address.
-    """
-    if address in ("local", "auto") or "://" in address:
-        return None
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        return "expected host:port (e.g. 127.0.0.1:6379)"
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-            return None
-    except OSError as err:
-        return err.strerror or str(err)
-
-
-def nodes() -> list[dict[str, float]]:
-    """Total resources of each alive node."""
-    import ray
-
-    return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
-
-
-def resolve_resources(resources: dict[str, Any], cluster: list[dict[str, float]], n_trials: int) -> dict[str, Any]:
-    """Per-trial request {cpu, gpu} and the number of trials that can run at once ("slots").
-
-    Raises ResourceError when no node can hold one trial (Ray would otherwise wait silently).
-    gpu "auto": no GPU on a cluster without one, else an equal share of the GPUs between the CPU slots.
-    """
-    cpu = float(resources.get("cpu", 1))
-    total_cpu = sum(n.get("CPU", 0) for n in cluster)
-    total_gpu = sum(n.get("GPU", 0) for n in cluster)
-    max_cpu = max((n.get("CPU", 0) for n in cluster), default=0)
-    if not cluster or max_cpu < cpu:
-        raise ResourceError(
-            f"each trial asks for {cpu:g} CPU(s) but the largest node of the cluster has {max_cpu:g} "
-            f"({len(cluster)} node(s), {total_cpu:g} CPUs in all): no trial could ever start. "
-            f"Ask for less, e.g. --set resources.cpu={max(max_cpu, 1):g}, or add a larger node.")
-    cpu_slots = sum(math.floor(n.get("CPU", 0) / cpu + 1e-9) for n in cluster)
-    gpu = resources.get("gpu", "auto")
-    if gpu == "auto":
-        gpu = 0.0 if total_gpu == 0 else min(1.0, math.floor(100 * total_gpu / cpu_slots) / 100 or 0.01)
-    gpu = float(gpu)
-    if gpu > 0:
-        fits = [n for n in cluster if n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu]
-        if not fits:
-            raise ResourceError(
-                f"each trial asks for {cpu:g} CPU(s) and {gpu:g} GPU(s) but no node has both "
-                f"(the cluster has {total_gpu:g} GPUs): no trial could ever start. "
-                "Use --set resources.gpu=0 (CPU only) or a fraction that fits.")
-        slots = sum(min(math.floor(n.get("CPU", 0) / cpu + 1e-9), math.floor(n.get("GPU", 0) / gpu + 1e-9))
-                    for n in cluster)
-    else:
-        slots = cpu_slots
-    if resources.get("max_concurrent"):
-        slots = min(slots, int(resources["max_concurrent"]))
-    return {"cpu": cpu, "gpu": gpu, "slots": max(1, min(slots, n_trials))}
-
-
 def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
     """Each dataset the trials need, loaded once at full size (the runs take their own subsets)."""
     from bench.trial import dataset_key
@@ -227,179 +122,23 @@ def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Progress and records: a Tune callback in the driver
-# ---------------------------------------------------------------------------------------------------
-
-def cost(config: dict[str, Any]) -> float:
-    """A rough relative cost of a trial (batches x experts), to start the longest first and to weigh the ETA."""
-    from bench.spec import FIELD_DEFAULTS
-
-    c = {**FIELD_DEFAULTS, **config}
-    n_train = c["n_train"] or 2400
-    return c["epochs"] * math.ceil(n_train / c["batch_size"]) * (1 + 0.1 * c["experts"] * c.get("top_k", 1))
-
-
-def full_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's config with every default filled in (as a run record holds it)."""
-    from moe.config import ConfigError, from_dict
-
-    try:
-        return from_dict(config).to_dict()
-    except ConfigError:
-        return dict(config)
-
-
-def _clock(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def _tune_callback_base():
-    from ray import tune
-
-    return tune.Callback
-
-
-class _Progress:
-    """Writes each finished trial's record and prints one line with an ETA (mixed into a tune.Callback)."""
-
-    def __init__(self, out: Path, trials: list[Trial], todo: list[Trial], quiet: bool = False,
-                 interrupt_after: int | None = None):
-        self.out, self.quiet = out, quiet
-        self.trials = {t.index: t for t in trials}
-        self.cost = {t.index: cost(t.config) for t in todo}
-        self.n_total, self.n_before = len(trials), len(trials) - len(todo)
-        self.finished: list[int] = []
-        self.trial_s: list[float] = []
-        self.started = time.perf_counter()
-        self.interrupt_after = interrupt_after  # test hook: a Ctrl-C after this many finished trials
-
-    # -- Tune hooks
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "record_json" in result:
-            rec = json.loads(result["record_json"])
-            self._save(trial, rec)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        index = trial.config["trial"]["index"]
-        if index not in self.finished:  # stopped early by the scheduler: no final report
-            last = trial.last_result or {}
-            rec = {"schema": 1, "status": "stopped", "error": None, "config": full_config(self.trials[index].config),
-                   "history": [], "test": {"accuracy": last.get("test_accuracy")}, "allocation": None,
-                   "timing": {}, "versions": {}}
-            rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None,
-                            "epochs_run": last.get("epoch")}
-            self._save(trial, rec)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        index = trial.config["trial"]["index"]
-        exc = _trial_exception(trial)
-        rec = error_record(full_config(self.trials[index].config), exc)
-        rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None}
-        self._save(trial, rec)
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        t = self.trials[trial.config["trial"]["index"]]
-        exc = _trial_exception(trial)
-        self._print(f"{'':>{2 * len(str(self.n_total)) + 3}} retry    {t.name} seed={t.config.get('seed', 0)}  "
-                    f"after failure {trial.num_failures}: {type(exc).__name__}: {exc}")
-
-    # -- helpers
-    def _save(self, trial, rec: dict[str, Any]) -> None:
-        index = rec["bench"]["index"]
-        rec["bench"].update(trial_id=trial.trial_id, failures=trial.num_failures)
-        write_json_atomic(record_path(self.out, index), rec)
-        if index not in self.finished:
-            self.finished.append(index)
-            if rec["bench"].get("trial_s"):
-                self.trial_s.append(rec["bench"]["trial_s"])
-            self._line(rec)
-        if self.interrupt_after is not None and len(self.finished) == self.interrupt_after:
-            signal.raise_signal(signal.SIGINT)  # exactly what Ctrl-C does: Tune saves its state and returns
-
-    def _line(self, rec: dict[str, Any]) -> None:
-        done = self.n_before + len(self.finished)
-        elapsed = time.perf_counter() - self.started
-        done_cost = sum(self.cost.get(i, 0) for i in self.finished)
-        left_cost = sum(self.cost.values()) - done_cost
-        eta = elapsed * left_cost / done_cost if done_cost > 0 else math.nan
-        t = self.trials[rec["bench"]["index"]]
-        test = rec.get("test") or {}
-        if rec["status"] == "error":
-            what = (rec.get("error") or "")[:80]
-        else:
-            what = f"acc {_fmt(test.get('accuracy'))}  nmi {_fmt(test.get('nmi'))}"
-        took = rec["bench"].get("trial_s")
-        width = len(str(self.n_total))
-        self._print(f"[{done:>{width}}/{self.n_total}] {rec['status']:<8} {t.name} seed={t.config.get('seed', 0)}  "
-                    f"{what}  {'' if took is None else f'{took:.1f}s  '}elapsed {_clock(elapsed)}  ETA {_clock(eta)}")
-
-    def _print(self, line: str) -> None:
-        if not self.quiet:
-            print(line, flush=True)
-
-
-def _fmt(v: Any) -> str:
-    return "  -  " if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
-
-
-def _trial_exception(trial) -> BaseException:
-    """The user exception a trial raised (unwrapped from Ray's RayTaskError), or a RuntimeError with its text.
-
-    Read from the driver's staging copy of the trial's error files (``trial.pickled_error_file`` /
-    ``trial.error_file``): when the callback runs they need not have reached the storage path yet.
-    """
-    err, text = None, None
-    for read in (lambda: _unpickle(trial.pickled_error_file), trial.get_pickled_error):
-        try:
-            err = read()
-        except Exception:
-            err = None
-        if err is not None:
-            cause = getattr(err, "cause", None)
-            return cause if isinstance(cause, BaseException) else err
-    for read in (lambda: Path(trial.error_file).read_text(), trial.get_error):
-        try:
-            text = read()
-        except Exception:
-            text = None
-        if text:
-            break
-    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
-    return RuntimeError(lines[-1] if lines else "trial failed (no error message)")
-
-
-def _unpickle(path: str | None):
-    import pickle
-
-    if not path or not Path(path).is_file():
-        return None
-    with open(path, "rb") as f:
-        return pickle.load(f)
-
-
-def progress_callback(*args, **kwargs):
-    """A ``tune.Callback`` subclass instance of :class:`_Progress` (Ray imported lazily)."""
-    cls = type("SweepProgress", (_Progress, _tune_callback_base()), {})
-    return cls(*args, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------------
 # The sweep
 # ---------------------------------------------------------------------------------------------------
 
-def run(name: str = "quick", out: str | os.PathLike | None = None, address: str | None = None, *,
+def run(name: str | None = None, out: str | os.PathLike | None = None, address: str | None = None, *,
         resume: str | os.PathLike | None = None, max_failures: int = 1, scheduler: str | None = None,
         verbose: bool = False, quiet: bool = False, faults: dict[int | str, str] | None = None,
         _interrupt_after: int | None = None, **overrides: Any) -> pd.DataFrame:
     """Run (or resume) a sweep; returns the runs table (``runs.csv``) as a DataFrame.
 
+    ``name``: a sweep of sweeps/ or a .yaml path (default ``quick``; with ``resume``, the directory's own).
+
     ``overrides``: ``--set`` pairs, e.g. ``run("quick", epochs=2, experts=[2, 4], **{"resources.cpu": 2})``.
     ``faults`` (tests): trial index or configuration name -> "raise" | "diverge". ``df.attrs`` holds
-    ``out``, ``interrupted``, ``wall_s``, ``trial_s``, ``slots`` and ``overhead``.
+    ``out``, ``interrupted``, ``wall_s`` (Tuner.fit), ``total_s`` (this call), ``trial_s``, ``slots`` and
+    ``overhead`` = wall_s / (trial_s / slots).
     """
+    started = time.perf_counter()
     if scheduler not in (None, *SCHEDULERS):
         raise SweepError(f"--scheduler {scheduler!r}: valid choices: {', '.join(SCHEDULERS)}")
     if not isinstance(max_failures, int) or max_failures < 0:
@@ -410,10 +149,10 @@ def run(name: str = "quick", out: str | os.PathLike | None = None, address: str 
         out = Path(resume).resolve()
         meta, trials = read_state(out)
         sweep = spec.from_mapping({k: meta[k] for k in spec.TOP_KEYS if k in meta}, name=meta["name"], path=meta["path"])
-        if name not in ("quick", meta["name"]) and Path(name).stem != meta["name"]:
+        if name is not None and Path(name).stem != meta["name"]:
             raise SweepError(f"--resume {out}: that directory holds sweep {meta['name']!r}, not {name!r}")
     else:
-        sweep, trials = prepare(name, overrides, faults)
+        sweep, trials = prepare(name or "quick", overrides, faults)
         out = Path(out).resolve() if out is not None else default_out(sweep.name)
         if (out / "sweep.json").exists():
             raise SweepError(f"--out {out}: already holds a sweep; continue it with --resume {out} or pick a new directory")
@@ -431,7 +170,7 @@ def run(name: str = "quick", out: str | os.PathLike | None = None, address: str 
         say(f"{sweep.name}: all {len(trials)} trials already have records in {out}")
     built = table.build(out)
     runs = built["runs"]
-    runs.attrs.update(stats)
+    runs.attrs.update(stats, total_s=time.perf_counter() - started)
     return runs
 
 
@@ -469,7 +208,7 @@ def _run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verb
             print(f"{sweep.name}: {len(todo)} trial(s) to run ({n_done} done before) on {res['slots']} slot(s) of "
                   f"{res['cpu']:g} CPU{gpu} each; results in {out}", flush=True)
         t0 = time.perf_counter()
-        with _quiet_ray_logs(not verbose):  # errors show as progress lines and error rows instead
+        with quiet_ray_logs(not verbose):  # errors show as progress lines and error rows instead
             results = tuner.fit()
         wall = time.perf_counter() - t0
         _reconcile(results, out, progress)
@@ -483,20 +222,6 @@ def _run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verb
     ideal = trial_s / res["slots"] if res["slots"] else math.nan
     return {"interrupted": bool(missing), "wall_s": wall, "trial_s": trial_s, "slots": res["slots"],
             "overhead": wall / ideal if ideal else math.nan, "n_run": len(progress.finished), "missing": missing}
-
-
-@contextlib.contextmanager
-def _quiet_ray_logs(quiet: bool):
-    """Ray Tune logs every trial error with its traceback and a closing 'Trials did not complete': silence them."""
-    loggers = [logging.getLogger(n) for n in ("ray.tune", "ray.train", "ray.air")] if quiet else []
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
 
 
 def _experiment_name(out: Path) -> str:
@@ -599,12 +324,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             return list_sweeps()
         overrides = spec.parse_set(args.sets)
-        name = args.name or "quick"
         if args.dry_run:
-            return dry_run(name, overrides)
+            return dry_run(args.name or "quick", overrides)
         if args.resume and (args.sets or args.out):
             raise SweepError("--resume continues a sweep as it was defined: no --set or --out with it")
-        runs = run(name, out=args.out, address=args.address, resume=args.resume,
+        runs = run(args.name, out=args.out, address=args.address, resume=args.resume,
                    max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
                    verbose=args.verbose, **overrides)
     except (SweepError, ResourceError) as err:
@@ -624,7 +348,8 @@ def report(runs: pd.DataFrame) -> int:
         ideal = a["trial_s"] / a["slots"]
         verdict = "ok" if a["overhead"] <= OVERHEAD_TARGET else f"above the {OVERHEAD_TARGET} target"
         print(f"timing: Tuner.fit wall {a['wall_s']:.1f} s for {a['n_run']} trials; sum of trial times "
-              f"{a['trial_s']:.1f} s / {a['slots']} slots = {ideal:.1f} s; overhead ratio {a['overhead']:.2f} ({verdict})")
+              f"{a['trial_s']:.1f} s / {a['slots']} slots = {ideal:.1f} s; overhead ratio {a['overhead']:.2f} ({verdict}); "
+              f"{a['total_s']:.1f} s in all with Ray's start and the tables")
     statuses = runs["status"].value_counts().to_dict() if len(runs) else {}
     print(f"runs: {', '.join(f'{v} {k}' for k, v in statuses.items()) or 'none'}; results in {out}")
     if a.get("interrupted"):

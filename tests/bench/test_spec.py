@@ -5,7 +5,6 @@ import pytest
 
 from bench import spec, sweep
 from bench.spec import SweepError
-from moe.routers import ROUTERS
 
 QUICK_ROUTERS = ["softmax", "topk", "expert_choice", "hash"]
 

@@ -70,7 +70,7 @@ def test_resume_after_an_interrupted_sweep(ray_local, sweep_file, tmp_path, caps
     before = records(out)
     assert 2 <= len(before) < 6 and (out / "table.md").exists()  # partial tables are written
 
-    again = sweep.run("quick", resume=out)  # the name is taken from the directory
+    again = sweep.run(resume=out)  # the name is taken from the directory
     after = records(out)
     assert sorted(after) == list(range(6)) and list(again["index"]) == list(range(6))
     assert again["status"].eq("ok").all() and again["index"].is_unique

@@ -1,0 +1,175 @@
+"""Progress of a running sweep: a Tune callback in the driver that writes each finished trial's record
+(``records/NNNN.json``, atomically, the moment its last result arrives) and prints one line per
+finished trial with an ETA weighted by each trial's estimated cost.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.spec import Trial
+from moe.record import error_record, write_json_atomic
+
+
+def record_path(out: Path, index: int) -> Path:
+    return out / "records" / f"{index:04d}.json"
+
+
+def cost(config: dict[str, Any]) -> float:
+    """A rough relative cost of a trial (batches x experts), to start the longest first and to weigh the ETA."""
+    from bench.spec import FIELD_DEFAULTS
+
+    c = {**FIELD_DEFAULTS, **config}
+    n_train = c["n_train"] or 2400
+    return c["epochs"] * math.ceil(n_train / c["batch_size"]) * (1 + 0.1 * c["experts"] * c.get("top_k", 1))
+
+
+def full_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config with every default filled in (as a run record holds it)."""
+    from moe.config import ConfigError, from_dict
+
+    try:
+        return from_dict(config).to_dict()
+    except ConfigError:
+        return dict(config)
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _tune_callback_base():
+    from ray import tune
+
+    return tune.Callback
+
+
+class _Progress:
+    """Writes each finished trial's record and prints one line with an ETA (mixed into a tune.Callback)."""
+
+    def __init__(self, out: Path, trials: list[Trial], todo: list[Trial], quiet: bool = False,
+                 interrupt_after: int | None = None):
+        self.out, self.quiet = out, quiet
+        self.trials = {t.index: t for t in trials}
+        self.cost = {t.index: cost(t.config) for t in todo}
+        self.n_total, self.n_before = len(trials), len(trials) - len(todo)
+        self.finished: list[int] = []
+        self.trial_s: list[float] = []
+        self.started = time.perf_counter()
+        self.interrupt_after = interrupt_after  # test hook: a Ctrl-C after this many finished trials
+
+    # -- Tune hooks
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "record_json" in result:
+            rec = json.loads(result["record_json"])
+            self._save(trial, rec)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        index = trial.config["trial"]["index"]
+        if index not in self.finished:  # stopped early by the scheduler: no final report
+            last = trial.last_result or {}
+            rec = {"schema": 1, "status": "stopped", "error": None, "config": full_config(self.trials[index].config),
+                   "history": [], "test": {"accuracy": last.get("test_accuracy")}, "allocation": None,
+                   "timing": {}, "versions": {}}
+            rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None,
+                            "epochs_run": last.get("epoch")}
+            self._save(trial, rec)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        index = trial.config["trial"]["index"]
+        exc = _trial_exception(trial)
+        rec = error_record(full_config(self.trials[index].config), exc)
+        rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None}
+        self._save(trial, rec)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        t = self.trials[trial.config["trial"]["index"]]
+        exc = _trial_exception(trial)
+        self._print(f"{'':>{2 * len(str(self.n_total)) + 3}} retry    {t.name} seed={t.config.get('seed', 0)}  "
+                    f"after failure {trial.num_failures}: {type(exc).__name__}: {exc}")
+
+    # -- helpers
+    def _save(self, trial, rec: dict[str, Any]) -> None:
+        index = rec["bench"]["index"]
+        rec["bench"].update(trial_id=trial.trial_id, failures=trial.num_failures)
+        write_json_atomic(record_path(self.out, index), rec)
+        if index not in self.finished:
+            self.finished.append(index)
+            if rec["bench"].get("trial_s"):
+                self.trial_s.append(rec["bench"]["trial_s"])
+            self._line(rec)
+        if self.interrupt_after is not None and len(self.finished) == self.interrupt_after:
+            signal.raise_signal(signal.SIGINT)  # exactly what Ctrl-C does: Tune saves its state and returns
+
+    def _line(self, rec: dict[str, Any]) -> None:
+        done = self.n_before + len(self.finished)
+        elapsed = time.perf_counter() - self.started
+        done_cost = sum(self.cost.get(i, 0) for i in self.finished)
+        left_cost = sum(self.cost.values()) - done_cost
+        eta = elapsed * left_cost / done_cost if done_cost > 0 else math.nan
+        t = self.trials[rec["bench"]["index"]]
+        test = rec.get("test") or {}
+        if rec["status"] == "error":
+            what = (rec.get("error") or "")[:80]
+        else:
+            what = f"acc {_fmt(test.get('accuracy'))}  nmi {_fmt(test.get('nmi'))}"
+        took = rec["bench"].get("trial_s")
+        width = len(str(self.n_total))
+        self._print(f"[{done:>{width}}/{self.n_total}] {rec['status']:<8} {t.name} seed={t.config.get('seed', 0)}  "
+                    f"{what}  {'' if took is None else f'{took:.1f}s  '}elapsed {_clock(elapsed)}  ETA {_clock(eta)}")
+
+    def _print(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
+
+
+def _fmt(v: Any) -> str:
+    return "  -  " if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def _trial_exception(trial) -> BaseException:
+    """The user exception a trial raised (unwrapped from Ray's RayTaskError), or a RuntimeError with its text.
+
+    Read from the driver's staging copy of the trial's error files (``trial.pickled_error_file`` /
+    ``trial.error_file``): when the callback runs they need not have reached the storage path yet.
+    """
+    err, text = None, None
+    for read in (lambda: _unpickle(trial.pickled_error_file), trial.get_pickled_error):
+        try:
+            err = read()
+        except Exception:
+            err = None
+        if err is not None:
+            cause = getattr(err, "cause", None)
+            return cause if isinstance(cause, BaseException) else err
+    for read in (lambda: Path(trial.error_file).read_text(), trial.get_error):
+        try:
+            text = read()
+        except Exception:
+            text = None
+        if text:
+            break
+    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
+    return RuntimeError(lines[-1] if lines else "trial failed (no error message)")
+
+
+def _unpickle(path: str | None):
+    import pickle
+
+    if not path or not Path(path).is_file():
+        return None
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def progress_callback(*args, **kwargs):
+    """A ``tune.Callback`` subclass instance of :class:`_Progress` (Ray imported lazily)."""
+    cls = type("SweepProgress", (_Progress, _tune_callback_base()), {})
+    return cls(*args, **kwargs)
