@@ -279,7 +279,7 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
     front = pareto(summ)
     files = [write_csv(folder / "runs.csv", runs), write_text(folder / "table.md", markdown(summ, title)),
              write_text(folder / "table.tex", latex(summ, title)), write_csv(folder / "pareto.csv", front)]
-    if plots and not summ.empty:
+    if plots and "accuracy_mean" in summ.columns and summ["accuracy_mean"].notna().any():
         from bench.tradeoff import tradeoff_plot
 
         files.append(tradeoff_plot(summ, front, folder / "tradeoff.png", title=meta.get("name")))

@@ -109,3 +109,12 @@ def _ari(a, b):
     from moe.metrics import stability
 
     return stability(a, b)["ari"]
+
+
+def test_a_sweep_whose_runs_all_failed_still_gets_its_tables(tmp_path):
+    pd.DataFrame([{"index": 0, "name": "a[experts=2]", "status": "error", "error": "boom", "router": "a", "seed": 0},
+                  {"index": 1, "name": "a[experts=2]", "status": "error", "error": "boom", "router": "a", "seed": 1}]
+                 ).to_csv(tmp_path / "runs.csv", index=False)
+    out = table.build(tmp_path)
+    assert "| `a[experts=2]` | 0/2 (2 error) |" in (tmp_path / "table.md").read_text()
+    assert out["pareto"].empty and not (tmp_path / "tradeoff.png").exists()
