@@ -28,7 +28,7 @@ class LinearExperts(ExpertBank):
     def forward_routed(self, x: Tensor, plan) -> Tensor:
         w, b = self.weights()
         x = x.flatten(1)
-        return grouped_mm(x, w, plan.offsets, gather_index=plan.row_tokens) + b[plan.row_experts]  # [A, C]
+        return grouped_mm(x, w, plan.offsets, gather_index=plan.row_tokens, bias=b)  # [A, C]
 
     def forward_all(self, x: Tensor) -> Tensor:
         w, b = self.weights()

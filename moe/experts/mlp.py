@@ -36,8 +36,8 @@ class MLPExperts(ExpertBank):
 
     def forward_routed(self, x: Tensor, plan) -> Tensor:
         w1, b1, w2, b2 = self.weights()
-        h = torch.relu(grouped_mm(x.flatten(1), w1, plan.offsets, gather_index=plan.row_tokens) + b1[plan.row_experts])
-        return grouped_mm(h, w2, plan.offsets) + b2[plan.row_experts]  # [A, C]
+        h = torch.relu(grouped_mm(x.flatten(1), w1, plan.offsets, gather_index=plan.row_tokens, bias=b1))
+        return grouped_mm(h, w2, plan.offsets, bias=b2)  # [A, C]
 
     def hidden_all(self, x: Tensor) -> Tensor:
         """Every expert's hidden state for every sample: [T, E, H]."""
