@@ -78,6 +78,8 @@ class SweepResult:
     overrides: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     interrupted: bool = False
+    trial_s: float = 0.0  # sum of the trial times of this call (0 when every trial had run before)
+    slots: int = 0  # trials run at once
     figures: list[tuple[str, Path]] = field(default_factory=list)
     figure_errors: list[str] = field(default_factory=list)
     description: str = ""
@@ -171,17 +173,22 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], ray_session: _
     try:
         loaded = spec.load(name, overrides)
         result.description, result.version = loaded.description, loaded.version
+        needs_ray = True
         if (folder / "sweep.json").exists():
             check_continuable(name, folder, overrides)
             kwargs: dict[str, Any] = {"resume": folder}
+            _, trials = sweep.read_state(folder)
+            needs_ray = bool({t.index for t in trials} - sweep.finished_indices(folder))
         else:
             kwargs = {"out": folder, **overrides}
         if not quiet:
             print(f"\n== {name}: {loaded.description}\n   overrides: {_overrides_text(overrides).replace('`', '')}",
                   flush=True)
-        ray_session.ensure()
+        if needs_ray:  # (a finished sweep only has its tables rebuilt)
+            ray_session.ensure()
         runs = sweep.run(name, verbose=verbose, quiet=quiet, **kwargs)
         result.runs, result.interrupted = runs, bool(runs.attrs.get("interrupted"))
+        result.trial_s, result.slots = float(runs.attrs.get("trial_s") or 0.0), int(runs.attrs.get("slots") or 0)
     except (SweepError, sweep.ResourceError, ReproduceError) as err:
         result.reason = " ".join(getattr(err, "problems", None) or [str(err)])
     except Exception as err:  # a failing sweep must not cost the other sweeps' results
@@ -237,6 +244,8 @@ def reproduce(target: str = "all", *, budget: str | dict[str, dict[str, Any]] = 
              for n, o in plans.items()}
     for n in names:  # before any work: a directory of an earlier run must match
         check_continuable(n, out / n, plans[n])
+    continued = {n for n in names if (out / n / "sweep.json").exists()}
+    previous = _previous(out)
     started = time.perf_counter()
     _REPORTED.clear()
     results: dict[str, SweepResult] = {}
@@ -250,13 +259,26 @@ def reproduce(target: str = "all", *, budget: str | dict[str, dict[str, Any]] = 
         session.close()
     for n, res in results.items():
         make_figures(res, out / n, out / "figures")
+        if n in continued:  # the times of the earlier calls on this directory count too
+            before = (previous.get("sweeps") or {}).get(n) or {}
+            res.wall_s += float(before.get("wall_s") or 0.0)
+            res.trial_s += float(before.get("trial_s") or 0.0)
+            res.slots = res.slots or int(before.get("slots") or 0)
     verdicts = [C.evaluate(c, results[c.sweep].runs if c.sweep in results else None,
                            results[c.sweep].reason if c.sweep in results else "interrupted before this sweep")
                 for c in chosen]
-    rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts,
-                       time.perf_counter() - started, root)
+    wall = time.perf_counter() - started + (float(previous.get("wall_s") or 0.0) if continued else 0.0)
+    rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts, wall, root)
     write_report(rep)
     return rep
+
+
+def _previous(out: Path) -> dict[str, Any]:
+    """reproduction.json of an earlier call on ``out`` (its timings), or {}."""
+    try:
+        return json.loads((out / "reproduction.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _dataset(name: str) -> str:
@@ -355,7 +377,9 @@ def sweep_section(res: SweepResult, verdicts: list[C.Verdict], out: Path, budget
     else:
         counts = res.runs["status"].value_counts().to_dict() if len(res.runs) else {}
         lines.append(f"{len(res.runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items()) or 'none'}); "
-                     f"wall time {_clock(res.wall_s)}; results in `{res.name}/` (runs.csv, table.md, records/).")
+                     f"wall time {_clock(res.wall_s)}"
+                     + (f" (sum of trial times {_clock(res.trial_s)} on {res.slots} slots)" if res.slots else "")
+                     + f"; results in `{res.name}/` (runs.csv, table.md, records/).")
         if res.interrupted:
             lines.append("**Interrupted**: some trials did not finish; run the same command with "
                          f"`--out {out}` to continue.")
@@ -382,7 +406,8 @@ def render(rep: Reproduction) -> str:
              "not a failure of the harness.", "",
              f"Budget **{rep.budget}**: {BUDGET_WORDS.get(rep.budget, 'custom overrides')}. "
              f"Data root: `{rep.data_root or 'default ($MOE_DATA or ~/.cache/moe-interp-bench)'}`. "
-             f"Written {datetime.now():%Y-%m-%d %H:%M}; git {v.get('git', '?')}; total wall time {_clock(rep.wall_s)}.",
+             f"Written {datetime.now():%Y-%m-%d %H:%M}; git {v.get('git', '?')}; total wall time {_clock(rep.wall_s)} "
+             "(every call on this directory; a sweep's trial times: the sum over its trials, run on several slots).",
              "", f"{counts[C.SUPPORTED]} supported, {counts[C.NOT_SUPPORTED]} not supported, "
                  f"{counts[C.NOT_RUN]} not run.", "", summary_table(rep.verdicts), ""]
     for name, res in rep.results.items():
@@ -397,7 +422,8 @@ def write_report(rep: Reproduction) -> Path:
     from bench.table import write_text
 
     data = {"budget": rep.budget, "data_root": rep.data_root, "wall_s": rep.wall_s, "versions": versions(),
-            "sweeps": {n: {"overrides": r.overrides, "wall_s": r.wall_s, "reason": r.reason,
+            "sweeps": {n: {"overrides": r.overrides, "wall_s": r.wall_s, "trial_s": r.trial_s, "slots": r.slots,
+                           "reason": r.reason,
                            "runs": None if r.runs is None else len(r.runs), "interrupted": r.interrupted,
                            "figures": [os.path.relpath(p, rep.out) for _, p in r.figures]}
                        for n, r in rep.results.items()},
