@@ -10,7 +10,6 @@ does not pay a fresh torch import.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -33,28 +32,6 @@ class InjectedFault(RuntimeError):
 def dataset_key(config: dict[str, Any]) -> str:
     """Which loaded dataset a trial config needs: name, data root and data seed (the subsets are the run's job)."""
     return f"{config.get('dataset', 'gm6')}|{config.get('data_root') or ''}|{config.get('data_seed', 0)}"
-
-
-@contextlib.contextmanager
-def capture_test_assignment():
-    """Keep the last ``moe.train.predict`` output's per-sample assignment (the test split's, by ``test_scores``).
-
-    Seed stability needs each run's assignment of the test samples; the record does not hold it yet, so
-    the trial wraps ``predict`` for the duration of the run (one trial at a time per worker process).
-    """
-    box: dict[str, Any] = {}
-    original = moe.train.predict
-
-    def predict(*args, **kwargs):
-        out = original(*args, **kwargs)
-        box["assignment"] = out["assignment"].tolist()
-        return out
-
-    moe.train.predict = predict
-    try:
-        yield box
-    finally:
-        moe.train.predict = original
 
 
 def poisoned(data: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +78,7 @@ def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None
         tune.report({k: metrics[k] for k in EPOCH_KEYS if k in metrics})
         return False
 
-    with capture_test_assignment() as box:
-        record = moe.train.run(cfg, data=data, on_epoch=on_epoch)
-    record["test_assignment"] = box.get("assignment")
+    record = moe.train.run(cfg, data=data, on_epoch=on_epoch)
     record["bench"] = {"index": trial["index"], "name": trial["name"], "trial_s": time.perf_counter() - started,
                        "started_at": started_at, "ended_at": time.time(), "node_id": node_id(), "pid": os.getpid()}
     # no "epoch" key: ASHA (time_attr epoch) leaves the final report alone

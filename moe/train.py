@@ -195,9 +195,9 @@ def predict(model: MixtureOfExperts, x: torch.Tensor, batch_size: int = EVAL_BAT
 
 
 def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device,
-                batch_size: int = EVAL_BATCH) -> tuple[dict[str, float], list[list[int]]]:
+                batch_size: int = EVAL_BATCH) -> tuple[dict[str, float], list[list[int]], list[int]]:
     """Every score of ``moe.metrics.score`` on the test split (with ``dropped``, the share of test samples no
-    expert took), the test loss, and the class x expert allocation counts."""
+    expert took), the test loss, the class x expert allocation counts and the per-sample assignment."""
     from moe.metrics import allocation, score
 
     p = predict(model, data.x_test.to(device), batch_size)
@@ -205,7 +205,8 @@ def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device,
     scores = score(y, p["preds"], p["assignment"], data.n_classes, model.experts.n_experts, weights=p["weights"],
                    expert_preds=p["expert_preds"], grouping=data.grouping)
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
-    return scores, allocation(y, p["assignment"], data.n_classes, model.experts.n_experts).tolist()
+    alloc = allocation(y, p["assignment"], data.n_classes, model.experts.n_experts).tolist()
+    return scores, alloc, p["assignment"].tolist()
 
 
 @torch.no_grad()
@@ -314,9 +315,10 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
 
     # evaluation on the test split
     t0 = time.perf_counter()
-    scores, alloc = test_scores(model, data, device, eval_batch)
+    scores, alloc, assignment = test_scores(model, data, device, eval_batch)
     return {"schema": SCHEMA, "status": status, "error": None, "config": cfg.to_dict(), "seed": cfg.seed,
             "dataset": data.describe(), "history": history, "test": scores, "allocation": alloc,
+            "test_assignment": assignment,  # expert of each test sample (-1: none), for seed stability
             "timing": {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started},
             "versions": versions()}
 

@@ -111,6 +111,10 @@ def test_record_holds_everything(gm6):
         assert sum(h["expert_share"]) == pytest.approx(1.0)
     alloc = torch.tensor(rec["allocation"])
     assert alloc.shape == (6, 3) and alloc.sum() == 120 and alloc.sum(1).tolist() == [20] * 6
+    # the per-sample test assignment agrees with the allocation counts
+    assignment = torch.tensor(rec["test_assignment"])
+    y_test = load_dataset("gm6", n_train=240, n_test=120).y_test
+    assert torch.equal(torch.zeros(6, 3, dtype=torch.long).index_put_((y_test, assignment), torch.tensor(1), accumulate=True), alloc)
     assert 0 <= rec["test"]["accuracy"] <= 1 and math.isfinite(rec["test"]["loss"])
     assert {"train_s", "eval_s", "total_s"} <= set(rec["timing"])
     assert {"python", "torch", "numpy", "moe_interp_bench"} <= set(rec["versions"])

@@ -12,7 +12,6 @@ import socket
 from pathlib import Path
 
 import torch
-import torchvision
 
 from moe.data import DATASETS, Dataset
 
@@ -54,7 +53,10 @@ def _torchvision_split(cls, folder: str, root: Path, train: bool):
         socket.setdefaulttimeout(previous)
 
 
-def _load(cls, folder: str, root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+def _load(folder: str, root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    import torchvision  # here, not at module import: a fresh Ray worker need not pay for it
+
+    cls = getattr(torchvision.datasets, folder)  # the class is named like its folder
     train = _torchvision_split(cls, folder, root, train=True)
     test = _torchvision_split(cls, folder, root, train=False)
 
@@ -67,14 +69,14 @@ def _load(cls, folder: str, root: Path) -> tuple[torch.Tensor, torch.Tensor, tor
 @DATASETS.register("mnist")
 def load_mnist(root: Path, seed: int = 0) -> Dataset:
     """MNIST (LeCun et al. 1998): 10 digit classes, 28 x 28 grey images."""
-    xtr, ytr, xte, yte, names = _load(torchvision.datasets.MNIST, "MNIST", root)
+    xtr, ytr, xte, yte, names = _load("MNIST", root)
     return Dataset("mnist", xtr, ytr, xte, yte, class_names=[str(c) for c in range(10)])
 
 
 @DATASETS.register("fmnist")
 def load_fmnist(root: Path, seed: int = 0) -> Dataset:
     """Fashion-MNIST (Xiao et al. 2017): 10 clothing classes, 28 x 28 grey images."""
-    xtr, ytr, xte, yte, names = _load(torchvision.datasets.FashionMNIST, "FashionMNIST", root)
+    xtr, ytr, xte, yte, names = _load("FashionMNIST", root)
     return Dataset("fmnist", xtr, ytr, xte, yte, class_names=names)
 
 

@@ -91,7 +91,9 @@ def test_resume_after_an_interrupted_sweep(ray_local, sweep_file, tmp_path, caps
 
 def test_asha_stops_weak_trials_early(ray_local, sweep_file, tmp_path):
     out = tmp_path / "out"
-    path = sweep_file(budget={"epochs": 4, "n_train": 240, "n_test": 120},
+    # one trial at a time, in grid order: the good rate sets the rung before the hopeless ones reach it
+    # (with parallel trials, whether a weak trial meets a rung before any strong one is a race)
+    path = sweep_file(budget={"epochs": 4, "n_train": 240, "n_test": 120}, resources={"cpu": 1, "max_concurrent": 1},
                       grid={"router": ["softmax"], "experts": [2], "lr": [0.05, 1e-5, 2e-5, 0.02], "seed": [0]})
     runs = sweep.run(path, out=out, scheduler="asha", quiet=True)
     assert len(runs) == 4 and set(runs["status"]) <= {"ok", "stopped"}
