@@ -58,7 +58,7 @@ BUDGET_WORDS = {"paper": "the papers' settings (the sweep files as they are)",
 # The per-configuration numbers shown under each sweep: accuracy and the measures its claims read.
 NUMBERS: dict[str, list[str | dict[str, Any]]] = {
     "lr_asymmetry": ["accuracy", C.FAST_SHARE, {"expert_share": 1}],
-    "pretrained_experts": ["accuracy", {"split_nmi": "fmnist_mnist"}, "partition_nmi"],
+    "pretrained_experts": ["accuracy_after_joint", "accuracy", {"split_nmi": "fmnist_mnist"}, "partition_nmi"],
     "fmnist_mnist_joint": ["accuracy", {"separation": C.FASHION_DIGITS}, "partition_nmi", "partition_ari"],
     "cheating": ["accuracy", "cheating_index", "expert_constancy", "nmi"],
     "expert_count": ["accuracy", "cheating_index", "expert_constancy", "nmi"],
@@ -187,7 +187,10 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], ray_session: _
         if needs_ray:  # (a finished sweep only has its tables rebuilt)
             ray_session.ensure()
         runs = sweep.run(name, verbose=verbose, quiet=quiet, **kwargs)
-        result.runs, result.interrupted = runs, bool(runs.attrs.get("interrupted"))
+        from bench.table import read_records
+
+        result.interrupted = bool(runs.attrs.get("interrupted"))
+        result.runs = C.with_phase_accuracy(runs, read_records(folder))
         result.trial_s, result.slots = float(runs.attrs.get("trial_s") or 0.0), int(runs.attrs.get("slots") or 0)
     except (SweepError, sweep.ResourceError, ReproduceError) as err:
         result.reason = " ".join(getattr(err, "problems", None) or [str(err)])

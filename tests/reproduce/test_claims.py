@@ -49,7 +49,8 @@ def pretrained_frame(follows: bool, joint_acc: float, pre_acc: float) -> pd.Data
         for init in ("same", "new"):
             for seed in range(2):
                 rows.append(run_row(len(rows), f"softmax[regime={regime},refit_init={init}]", seed=seed, regime=regime,
-                                    refit_init=init, accuracy=acc + 0.002 * seed, allocation=alloc))
+                                    refit_init=init, accuracy=acc + 0.002 * seed, accuracy_after_joint=acc - 0.01,
+                                    allocation=alloc))
     return frame(rows)
 
 
@@ -150,9 +151,11 @@ def test_stated_values_of_the_statistics():
     v = C.evaluate(C.by_name()["lr_asymmetry.share_grows_with_ratio"], runs)
     assert v.outcomes[0].stat.value == pytest.approx(1.0)
     assert v.outcomes[0].stat.detail["mean at lr_ratio=30"] == pytest.approx(0.8)
-    # accuracy advantage of joint training: the larger over refit inits (both 0.95 - 0.85 = 0.10)
-    v = C.evaluate(C.by_name()["pretrained_experts.no_accuracy_advantage"], pretrained_frame(True, 0.95, 0.85))
-    assert v.outcomes[0].stat.value == pytest.approx(0.10)
+    # accuracy advantage of joint training, before the refit and after it (the larger over refit inits)
+    runs = pretrained_frame(True, 0.95, 0.85)
+    runs.loc[(runs["regime"] == "frozen_gate") & (runs["refit_init"] == "new"), "accuracy"] += 0.05
+    v = C.evaluate(C.by_name()["pretrained_experts.no_accuracy_advantage"], runs)
+    assert [o.stat.value for o in v.outcomes] == pytest.approx([0.10, 0.15])
     # split NMI 1 for the split itself, separation 1 for perfectly separated groups whatever E
     assert C.split_nmi(split_allocation(True).astype(float), C._split_of("fmnist_mnist")) == pytest.approx(1.0)
     assert C.split_nmi(split_allocation(False).astype(float), C._split_of("fmnist_mnist")) == pytest.approx(0.0)
@@ -244,6 +247,7 @@ def test_claims_are_consistent_with_the_sweeps_and_the_config():
     """Every claim reads an existing sweep file, known statistics and operators, and real columns."""
     sweeps = available()
     columns = set(FIELD_TYPES) | set(DIRECTIONS) | {"name", "status", "allocation"}
+    columns |= {f"accuracy_after_{phase}" for phase in ("pretrain", "joint", "gate", "experts")}  # C.with_phase_accuracy
     for claim in C.CLAIMS:
         assert claim.sweep in sweeps, claim.name
         load(claim.sweep)
@@ -254,3 +258,19 @@ def test_claims_are_consistent_with_the_sweeps_and_the_config():
             for key in ("measure", "x", "y"):
                 m = cond.params.get(key)
                 assert m is None or (m in columns if isinstance(m, str) else next(iter(m)) in C.MEASURES), (claim.name, key)
+
+
+def test_phase_accuracy_joins_the_last_test_accuracy_of_each_phase():
+    records = [{"bench": {"index": 0}, "history": [
+                   {"phase": "joint", "test_accuracy": 0.5}, {"phase": "joint", "test_accuracy": 0.7},
+                   {"phase": "experts", "test_accuracy": 0.8}]},
+               {"bench": {"index": 1}, "history": [{"phase": "pretrain", "test_accuracy": 0.6},
+                                                   {"phase": "joint", "test_accuracy": None}]},
+               {"status": "error", "history": []}]
+    runs = frame([run_row(0, "a", accuracy=0.8), run_row(1, "b", accuracy=0.6), run_row(2, "c", status="error")])
+    runs.attrs["out"] = "somewhere"
+    out = C.with_phase_accuracy(runs, records)
+    assert out["accuracy_after_joint"].tolist()[:1] == [0.7] and math.isnan(out["accuracy_after_joint"][1])
+    assert out["accuracy_after_experts"][0] == 0.8 and out["accuracy_after_pretrain"][1] == 0.6
+    assert list(out["index"]) == [0, 1, 2] and out.attrs["out"] == "somewhere"
+    assert C.with_phase_accuracy(runs, []) is runs
