@@ -46,8 +46,8 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {name: {} for name in SWEEPS},
     "small": {
         "lr_asymmetry": {"seed": [0, 1, 2, 3, 4]},
-        "pretrained_experts": {"n_train": 2000, "n_test": 1000, "epochs": 4, "pretrain_epochs": 4,
-                               "refit_epochs": 4, "seed": [0, 1, 2]},
+        "pretrained_experts": {"n_train": 2000, "n_test": 1000, "epochs": 6, "pretrain_epochs": 6,
+                               "refit_epochs": 6, "seed": [0, 1, 2]},
         "fmnist_mnist_joint": {"n_train": 2000, "n_test": 1000, "epochs": 5, "seed": [0, 1, 2]},
         "cheating": {**_MNIST_SMALL, "seed": [0, 1, 2]},
         "expert_count": {**_MNIST_SMALL, "seed": [0, 1]},
