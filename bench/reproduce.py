@@ -470,17 +470,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.list:
         return list_claims()
+    out = args.out
     try:
         budget = args.budget if args.budget is not None else "small"
         if budget not in BUDGETS:
             raise ReproduceError(f"--budget {budget!r}: unknown budget; valid choices: {', '.join(BUDGETS)}")
         target = args.name if args.name is not None else "all"
         select_claims(target)  # a bad name fails before any work
-        rep = reproduce(target, budget=budget, data_root=args.data_root, out=args.out, address=args.address,
+        out = Path(args.out).resolve() if args.out is not None else sweep.default_out("reproduce")
+        rep = reproduce(target, budget=budget, data_root=args.data_root, out=out, address=args.address,
                         verbose=args.verbose, quiet=args.quiet)
     except ReproduceError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        again = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--out" and a != args.out]
+        print(f"\ninterrupted: finished trials are kept in {out}; continue with: python -m bench.reproduce "
+              f"{' '.join(again)} --out {out}", file=sys.stderr)
+        return 130
     print()
     print(summary_table(rep.verdicts))
     print(f"\nwrote {rep.out / REPORT} (total wall time {_clock(rep.wall_s)})")

@@ -53,3 +53,13 @@ def test_budgets_cover_every_sweep_and_only_shrink_it():
         assert (small.budget.get("epochs") or 0) <= (paper.budget.get("epochs") or 0)
     with pytest.raises(R.ReproduceError, match="valid choices: paper, small"):
         R.budget_overrides("tiny", "cheating")
+
+
+def test_ctrl_c_says_how_to_continue(capsys, monkeypatch, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(R, "reproduce", interrupted)
+    assert R.main(["cheating", "--budget", "small", "--out", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err
+    assert f"continue with: python -m bench.reproduce cheating --budget small --out {tmp_path / 'o'}" in err
