@@ -49,6 +49,7 @@ def test_budgets_cover_every_sweep_and_only_shrink_it():
         small = load(name, R.budget_overrides("small", name))
         paper = load(name)
         validate(small)
+        validate(paper)
         assert count_trials(small) < count_trials(paper)
         assert (small.budget.get("epochs") or 0) <= (paper.budget.get("epochs") or 0)
     with pytest.raises(R.ReproduceError, match="valid choices: paper, small"):
