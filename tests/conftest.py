@@ -1,8 +1,19 @@
-"""Shared test helpers. Tests never touch the network: MNIST-family files are tiny IDX files written here."""
+"""Shared test helpers. Tests never touch the network: MNIST-family files are tiny IDX files written here.
+
+Ray: ONE local instance per test session (``ray_local``), shut down at the end. It lives in its own
+temporary directory (RAY_TMPDIR), so it never touches another Ray on this machine (no shared
+``ray_current_cluster`` file), and the teardown checks that no process whose command line names that
+directory survives. Token authentication stays on (RAY_AUTH_MODE=token for every process, children
+included: ray.init sets it).
+"""
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import struct
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +51,69 @@ def fake_mnist_root(tmp_path: Path) -> Path:
     make_fake_mnist(tmp_path, "MNIST", seed=1)
     make_fake_mnist(tmp_path, "FashionMNIST", seed=2)
     return tmp_path
+
+
+# ---- Ray: one local instance per test session ----
+
+QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0"}
+# For the processes of a cluster a test starts itself: every one of them gets the same mode. (In this
+# process ray.init(address="local") turns token authentication on by itself and passes it to its
+# children; setting the variable here after Ray's import would leave this process's cached mode stale.)
+CLUSTER_ENV = {**QUIET, "RAY_AUTH_MODE": "token"}
+
+
+def ray_processes(marker: str) -> list[tuple[int, str]]:
+    """(pid, command line) of every live process whose command line contains ``marker``."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next((ln for ln in (proc / "status").read_text().splitlines() if ln.startswith("State:")), "")
+        except OSError:
+            continue
+        if marker in cmd and "zombie" not in state:
+            out.append((int(proc.name), cmd[:160]))
+    return out
+
+
+def wait_gone(marker: str, timeout: float = 20.0) -> list[tuple[int, str]]:
+    deadline = time.monotonic() + timeout
+    while (left := ray_processes(marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+@pytest.fixture(scope="session")
+def ray_helpers():
+    """(environment for quiet token-authenticated Ray processes, wait_gone) for tests that start their own cluster."""
+    return CLUSTER_ENV, wait_gone
+
+
+@pytest.fixture(scope="session")
+def ray_tmpdir():
+    """A short private directory for Ray's sockets and sessions (unix socket paths are limited to ~107 bytes)."""
+    d = tempfile.mkdtemp(prefix="rbt", dir="/tmp")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_local(ray_tmpdir):
+    """``ray.init(address="local")`` once for the whole session (2 CPUs); shut down and checked at the end."""
+    saved = {k: os.environ.get(k) for k in [*QUIET, "RAY_TMPDIR", "RAY_AUTH_MODE"]}
+    os.environ.update(QUIET)
+    os.environ["RAY_TMPDIR"] = ray_tmpdir
+    import ray
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR, _temp_dir=ray_tmpdir)
+    yield ray
+    ray.shutdown()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    left = wait_gone(ray_tmpdir)
+    assert not left, f"Ray processes of the test session survived ray.shutdown(): {left}"

@@ -15,7 +15,7 @@ from bench.spec import available, load
 from moe.config import FIELD_TYPES
 from moe.metrics import DIRECTIONS
 
-from conftest import frame, run_row, shares
+from runs_frames import frame, run_row, shares
 
 RATIOS = [1, 3, 10, 30, 100]
 

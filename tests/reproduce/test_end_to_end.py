@@ -15,7 +15,7 @@ TINY = {"lr_asymmetry": {"epochs": 2, "n_train": 240, "n_test": 120, "seed": [0]
         **{name: {"epochs": 1, "n_train": 50, "n_test": 20, "seed": [0]} for name in R.SWEEPS[1:]}}
 
 
-def test_all_with_missing_mnist_still_judges_the_gm6_claims(ray_once, tmp_path, monkeypatch, capsys):
+def test_all_with_missing_mnist_still_judges_the_gm6_claims(ray_local, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(R.BUDGETS, "small", TINY)
     monkeypatch.setenv("MOE_OFFLINE", "1")
     out, empty = tmp_path / "out", tmp_path / "no-data"

@@ -14,7 +14,7 @@ from bench import claims as C
 from bench import reproduce as R
 from bench.reproduce_plots import PLOTS
 
-from conftest import frame, run_row, shares
+from runs_frames import frame, run_row, shares
 from test_claims import cheating_frame, count_frame, joint_frame, lr_frame, pretrained_frame
 
 MISSING = ("dataset 'mnist': cannot load it: dataset files not found: MNIST needs the four IDX files ... "
