@@ -143,6 +143,7 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
         raise SweepError(f"--scheduler {scheduler!r}: valid choices: {', '.join(SCHEDULERS)}")
     if not isinstance(max_failures, int) or max_failures < 0:
         raise SweepError(f"--max-failures: must be an integer >= 0, got {max_failures!r}")
+    datasets = None
     if resume is not None:
         if overrides or faults:
             raise SweepError("--resume continues a sweep as it was defined: no --set overrides")
@@ -156,6 +157,7 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
         out = Path(out).resolve() if out is not None else default_out(sweep.name)
         if (out / "sweep.json").exists():
             raise SweepError(f"--out {out}: already holds a sweep; continue it with --resume {out} or pick a new directory")
+        datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
         out.mkdir(parents=True, exist_ok=True)
         write_state(out, sweep, trials)
     done = finished_indices(out)
@@ -165,7 +167,7 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
                              "overhead": math.nan, "n_run": 0}
     if todo:
         stats.update(_run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verbose, quiet,
-                                 _interrupt_after, len(done)))
+                                 _interrupt_after, len(done), datasets))
     else:
         say(f"{sweep.name}: all {len(trials)} trials already have records in {out}")
     built = table.build(out)
@@ -175,11 +177,12 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
 
 
 def _run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verbose, quiet, interrupt_after,
-                n_done) -> dict[str, Any]:
+                n_done, datasets=None) -> dict[str, Any]:
     for k, v in QUIET_ENV.items():
         if not verbose or k != "RAY_AIR_NEW_OUTPUT":
             os.environ.setdefault(k, v)
-    datasets = load_datasets(todo)  # before Ray: a missing file fails fast
+    if datasets is None:
+        datasets = load_datasets(todo)  # before Ray: a missing file fails fast
     from ray import tune
 
     from bench.trial import trainable

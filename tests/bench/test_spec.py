@@ -168,3 +168,15 @@ def test_an_address_nobody_listens_on_is_refused_at_once():
     assert "refused" in sweep.unreachable("127.0.0.1:9").lower()
     assert sweep.unreachable("127.0.0.1") == "expected host:port (e.g. 127.0.0.1:6379)"
     assert sweep.unreachable("local") is None and sweep.unreachable("auto") is None
+
+
+def test_missing_data_files_fail_before_anything_is_written(sweep_file, tmp_path, capsys):
+    """An MNIST sweep over an empty data root: one clear error naming where the files go, no sweep directory."""
+    from bench import sweep as sweep_module
+
+    path = sweep_file(dataset="mnist", settings={"data_root": str(tmp_path / "empty")})
+    out = tmp_path / "out"
+    assert sweep_module.main([path, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "MNIST/raw" in err and "--data-root" in err and "Traceback" not in err
+    assert not (out / "sweep.json").exists()
