@@ -11,7 +11,7 @@ session for all of them), then writes into the output directory (``--out``, defa
     reproduction.json    the same verdicts as data
 
 Budgets: ``paper`` runs the sweep files as they are (the papers' settings); ``small`` overrides their
-budget (subsets, fewer epochs and seeds; :data:`BUDGETS`) to finish ``all`` within 30 minutes on 2 CPU cores.
+budget (subsets, fewer epochs and seeds: the ``budgets: small`` section of each sweep file) to finish ``all`` within 30 minutes on 2 CPU cores.
 Running again with the same ``--out`` continues the sweeps there (finished trials are kept).
 
 A sweep that cannot run (e.g. the MNIST files are missing) is reported with its error message, its claims
@@ -40,19 +40,9 @@ from moe.record import versions, write_json_atomic
 
 SWEEPS = ("lr_asymmetry", "pretrained_experts", "fmnist_mnist_joint", "cheating", "expert_count")  # run order
 EMBEDDED = ("gm6",)  # datasets that need no files (no --data-root)
-_MNIST_SMALL = {"n_train": 4000, "n_test": 2000, "epochs": 5}
-# Overrides of the sweep files per budget (``--set`` pairs of bench.sweep). paper: the files as they are.
-BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
-    "paper": {name: {} for name in SWEEPS},
-    "small": {
-        "lr_asymmetry": {"seed": [0, 1, 2, 3, 4]},
-        "pretrained_experts": {"n_train": 2000, "n_test": 1000, "epochs": 6, "pretrain_epochs": 6,
-                               "refit_epochs": 6, "seed": [0, 1, 2]},
-        "fmnist_mnist_joint": {"n_train": 2000, "n_test": 1000, "epochs": 5, "seed": [0, 1, 2]},
-        "cheating": {**_MNIST_SMALL, "seed": [0, 1, 2]},
-        "expert_count": {**_MNIST_SMALL, "seed": [0, 1]},
-    },
-}
+# Budgets: ``paper`` runs the sweep files as they are; any other name is the ``budgets:`` section of
+# each sweep file. BUDGETS, when it holds a budget, replaces the files' overrides (sweep -> --set pairs; tests).
+BUDGETS: dict[str, dict[str, dict[str, Any]]] = {}
 BUDGET_WORDS = {"paper": "the papers' settings (the sweep files as they are)",
                 "small": "subsets, fewer epochs and seeds (within 30 minutes on 2 CPU cores)"}
 # The per-configuration numbers shown under each sweep: accuracy and the measures its claims read.
@@ -127,9 +117,17 @@ def select_claims(target: str) -> list[C.Claim]:
 def budget_overrides(budget: str | dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
     """The overrides of one sweep under a budget name (or a budget table: sweep -> overrides, for tests)."""
     if isinstance(budget, str):
-        if budget not in BUDGETS:
-            raise ReproduceError(f"unknown budget {budget!r}; valid choices: {', '.join(BUDGETS)}")
-        budget = BUDGETS[budget]
+        if budget not in BUDGET_WORDS:
+            raise ReproduceError(f"unknown budget {budget!r}; valid choices: {', '.join(BUDGET_WORDS)}")
+        if budget in BUDGETS:
+            budget = BUDGETS[budget]
+        elif budget == "paper":
+            return {}
+        else:
+            try:
+                return spec.load(name).budget_overrides(budget)
+            except SweepError as err:
+                raise ReproduceError(str(err)) from None
     return dict(budget.get(name, {}))
 
 
@@ -473,8 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     try:
         budget = args.budget if args.budget is not None else "small"
-        if budget not in BUDGETS:
-            raise ReproduceError(f"--budget {budget!r}: unknown budget; valid choices: {', '.join(BUDGETS)}")
+        if budget not in BUDGET_WORDS:
+            raise ReproduceError(f"--budget {budget!r}: unknown budget; valid choices: {', '.join(BUDGET_WORDS)}")
         target = args.name if args.name is not None else "all"
         select_claims(target)  # a bad name fails before any work
         out = Path(args.out).resolve() if args.out is not None else sweep.default_out("reproduce")

@@ -13,6 +13,8 @@ A sweep is data (benchopt's parameters grid, lm-eval's versioned YAML task)::
       lr_ratio: [1, 100]
       seed: [0, 1]
     resources: {cpu: 1, gpu: auto}   # per trial (optional; gpu auto: a share of the GPUs when present)
+    budgets:                         # named sets of --set overrides (optional; --budget NAME applies one)
+      small: {n_train: 2000, epochs: 5, seed: [0, 1, 2]}
 
 A grid value is a config value, or ``name[key=value,...]`` (sets the axis to ``name`` and each key:
 ``k`` is short for ``top_k``), or a mapping of several fields set together. Every grid point gets a
@@ -23,6 +25,7 @@ Nothing here imports Ray: a sweep is loaded, overridden and validated before any
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import itertools
 import math
@@ -37,7 +40,7 @@ import yaml
 from moe.config import FIELD_TYPES, ConfigError, from_dict
 
 SWEEP_DIR = Path(__file__).resolve().parent.parent / "sweeps"
-TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "resources")
+TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "resources", "budgets")
 BUDGET_FIELDS = ("epochs", "n_train", "n_test")
 RESOURCE_KEYS = ("cpu", "gpu", "max_concurrent")
 DEFAULT_RESOURCES = {"cpu": 1, "gpu": "auto", "max_concurrent": None}
@@ -77,6 +80,14 @@ class Sweep:
     grid: list[dict[str, list]] = field(default_factory=list)  # a union of Cartesian products
     resources: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
     overrides: dict[str, Any] = field(default_factory=dict)
+    budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> --set overrides
+
+    def budget_overrides(self, budget: str) -> dict[str, Any]:
+        """The ``--set`` overrides of a named budget of this sweep file."""
+        if budget not in self.budgets:
+            raise SweepError(f"--budget {budget!r}: sweep {self.name!r} has no such budget; valid choices: "
+                             f"{', '.join(self.budgets) or '(none)'}")
+        return dict(self.budgets[budget])
 
     def trials(self) -> list[Trial]:
         """Every grid point as a trial, in file order (the last axis varies fastest)."""
@@ -98,7 +109,7 @@ class Sweep:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "description": self.description, "version": self.version,
                 "dataset": self.dataset, "budget": self.budget, "settings": self.settings, "grid": self.grid,
-                "resources": self.resources, "overrides": self.overrides}
+                "resources": self.resources, "overrides": self.overrides, "budgets": self.budgets}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -159,12 +170,34 @@ def from_mapping(data: dict[str, Any], name: str, path: str | None = None,
                   grid=[dict(g) for g in grid] if isinstance(grid, list) else [dict(grid or {})],
                   resources={**DEFAULT_RESOURCES, **(data.get("resources") or {})})
     _check_sections(sweep)
+    sweep.budgets = _checked_budgets(sweep, data.get("budgets"))
     for key, value in (overrides or {}).items():
         apply_override(sweep, key, value)
     sweep.overrides = dict(overrides or {})
     sweep.grid = [{axis: _as_list(v) for axis, v in sub.items()} for sub in sweep.grid]
     _check_sections(sweep)
     return sweep
+
+
+def _checked_budgets(sweep: Sweep, budgets: Any) -> dict[str, dict[str, Any]]:
+    """``budgets:`` maps a name to ``--set`` overrides; each is tried on a copy so that a bad key fails at load."""
+    if budgets is None:
+        return {}
+    if not isinstance(budgets, dict) or not all(isinstance(v, dict) for v in budgets.values()):
+        raise SweepError(f"{sweep.name}: budgets: must map a budget name to a mapping of --set overrides")
+    problems = []
+    for name, overrides in budgets.items():
+        trial = copy.deepcopy(sweep)
+        try:
+            for key, value in overrides.items():
+                apply_override(trial, key, value)
+            trial.grid = [{axis: _as_list(v) for axis, v in sub.items()} for sub in trial.grid]
+            _check_sections(trial)
+        except SweepError as err:
+            problems.extend(f"budgets.{name}: {p}" for p in err.problems)
+    if problems:
+        raise SweepError([f"{sweep.name}: {p}" for p in problems])
+    return {str(k): dict(v) for k, v in budgets.items()}
 
 
 def _check_sections(sweep: Sweep) -> None:

@@ -276,6 +276,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override a field (config field, budget.X, settings.X, grid.X, resources.cpu|gpu|max_concurrent); "
                          "value read as YAML, e.g. --set epochs=2 --set experts=[2,4]")
+    ap.add_argument("--budget", default=None, metavar="NAME",
+                    help="apply a named budget of the sweep file (its budgets: section), before any --set")
     ap.add_argument("--dry-run", action="store_true", help="print the trial configs and exit")
     ap.add_argument("--out", default=None, help="results directory (default: results/<sweep>-<timestamp>)")
     ap.add_argument("--resume", default=None, metavar="DIR", help="continue an interrupted sweep in DIR")
@@ -327,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             return list_sweeps()
         overrides = spec.parse_set(args.sets)
+        if args.budget is not None:
+            if args.resume:
+                raise SweepError("--resume continues a sweep as it was defined: no --budget with it")
+            overrides = {**spec.load(args.name or "quick").budget_overrides(args.budget), **overrides}
         if args.dry_run:
             return dry_run(args.name or "quick", overrides)
         if args.resume and (args.sets or args.out):

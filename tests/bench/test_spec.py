@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from bench import spec, sweep
 from bench.spec import SweepError
@@ -172,11 +173,33 @@ def test_an_address_nobody_listens_on_is_refused_at_once():
 
 def test_missing_data_files_fail_before_anything_is_written(sweep_file, tmp_path, capsys):
     """An MNIST sweep over an empty data root: one clear error naming where the files go, no sweep directory."""
-    from bench import sweep as sweep_module
-
     path = sweep_file(dataset="mnist", settings={"data_root": str(tmp_path / "empty")})
     out = tmp_path / "out"
-    assert sweep_module.main([path, "--out", str(out)]) == 2
+    assert sweep.main([path, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "MNIST/raw" in err and "--data-root" in err and "Traceback" not in err
     assert not (out / "sweep.json").exists()
+
+
+def test_named_budgets_in_the_sweep_file(tmp_path, capsys):
+    data = {"description": "d", "version": 1, "dataset": "gm6", "budget": {"epochs": 30},
+            "grid": {"router": ["softmax"], "experts": [2, 4], "seed": [0, 1, 2]},
+            "budgets": {"small": {"epochs": 2, "n_train": 240, "seed": [0]}}}
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(data))
+    loaded = spec.load(str(path))
+    assert loaded.budget_overrides("small") == {"epochs": 2, "n_train": 240, "seed": [0]}
+    small = spec.load(str(path), loaded.budget_overrides("small"))
+    assert len(small.trials()) == 2 and {t.config["epochs"] for t in small.trials()} == {2}
+    assert len(loaded.trials()) == 6 and {t.config["epochs"] for t in loaded.trials()} == {30}
+    with pytest.raises(spec.SweepError, match=r"no such budget; valid choices: small"):
+        loaded.budget_overrides("tiny")
+    # the CLI: --budget first, then --set on top of it
+    assert sweep.main([str(path), "--budget", "small", "--set", "epochs=3", "--dry-run"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if '"epochs"' in ln]
+    assert len(lines) == 2 and all('"epochs": 3' in ln and '"n_train": 240' in ln for ln in lines)
+    # a bad key inside a budget fails when the file is read, naming the budget
+    data["budgets"]["broken"] = {"epoch": 2}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(spec.SweepError, match=r"budgets\.broken: .*epoch"):
+        spec.load(str(path))
