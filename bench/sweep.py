@@ -278,6 +278,9 @@ def parser() -> argparse.ArgumentParser:
                          "value read as YAML, e.g. --set epochs=2 --set experts=[2,4]")
     ap.add_argument("--budget", default=None, metavar="NAME",
                     help="apply a named budget of the sweep file (its budgets: section), before any --set")
+    ap.add_argument("--data-root", default=None, metavar="DIR",
+                    help="where the MNIST-family files are (same as --set data_root=DIR; default: $MOE_DATA, "
+                         "else ~/.cache/moe-interp-bench)")
     ap.add_argument("--dry-run", action="store_true", help="print the trial configs and exit")
     ap.add_argument("--out", default=None, help="results directory (default: results/<sweep>-<timestamp>)")
     ap.add_argument("--resume", default=None, metavar="DIR", help="continue an interrupted sweep in DIR")
@@ -333,10 +336,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.resume:
                 raise SweepError("--resume continues a sweep as it was defined: no --budget with it")
             overrides = {**spec.load(args.name or "quick").budget_overrides(args.budget), **overrides}
+        if args.data_root is not None:
+            overrides.setdefault("data_root", str(Path(args.data_root).expanduser().resolve()))
         if args.dry_run:
             return dry_run(args.name or "quick", overrides)
-        if args.resume and (args.sets or args.out):
-            raise SweepError("--resume continues a sweep as it was defined: no --set or --out with it")
+        if args.resume and (args.sets or args.out or args.data_root):
+            raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
         runs = run(args.name, out=args.out, address=args.address, resume=args.resume,
                    max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
                    verbose=args.verbose, **overrides)

@@ -203,3 +203,12 @@ def test_named_budgets_in_the_sweep_file(tmp_path, capsys):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(spec.SweepError, match=r"budgets\.broken: .*epoch"):
         spec.load(str(path))
+
+
+def test_data_root_flag_reaches_every_trial(sweep_file, tmp_path, capsys):
+    path = sweep_file()
+    assert sweep.main([path, "--data-root", str(tmp_path), "--dry-run"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if '"dataset"' in ln]
+    assert len(lines) == 4 and all(f'"data_root": "{tmp_path}"' in ln for ln in lines)
+    assert sweep.main(["--resume", str(tmp_path), "--data-root", str(tmp_path)]) == 2
+    assert "no --set, --data-root or --out" in capsys.readouterr().err
