@@ -67,10 +67,11 @@ def test_strings_from_the_command_line_are_coerced():
 
 
 def test_new_fields_from_the_command_line():
-    cfg = from_dict({"noisy_gate": "true", "capacity": "1.25", "class_split": "[[0, 1], [2]]", "regime": "pretrain",
+    cfg = from_dict({"noisy_gate": "true", "capacity": "1.25", "class_split": "[[0, 1, 2], [3, 4, 5]]", "regime": "pretrain",
                      "experts": 2, "match_router": "null"})
-    assert cfg.noisy_gate is True and cfg.capacity == 1.25 and cfg.class_split == [[0, 1], [2]] and cfg.match_router is None
-    assert from_dict({"regime": "pretrain", "experts": 6, "class_split": "fmnist_mnist"}).class_split == "fmnist_mnist"
+    assert cfg.noisy_gate is True and cfg.capacity == 1.25 and cfg.class_split == [[0, 1, 2], [3, 4, 5]] and cfg.match_router is None
+    assert from_dict({"dataset": "fmnist_mnist", "regime": "pretrain", "experts": 6,
+                      "class_split": "fmnist_mnist"}).class_split == "fmnist_mnist"
 
 
 def test_learning_rate_ratio_is_geometric_with_expert_zero_fastest():
@@ -128,3 +129,19 @@ def test_cli_unknown_key_in_config_file(tmp_path, capsys):
 
 def test_defaults_live_in_one_place():
     assert from_dict({}) == Config()
+
+
+@pytest.mark.parametrize("values,field,words", [
+    ({"expert": "cnn"}, "expert", "image inputs"),  # gm6 is 2-D points
+    ({"regime": "pretrain", "experts": 3, "class_split": [[0, 1], [2, 3], [4]]}, "class_split", "[5] are left out"),
+    ({"regime": "pretrain", "experts": 6, "class_split": "fmnist_mnist"}, "class_split", "[0, 6)"),
+])
+def test_rules_that_need_the_datas_shape_are_checked_before_loading_it(values, field, words):
+    (line,) = problems(values)
+    assert line.startswith(f"{field}:") and words in line
+
+
+def test_a_split_valid_for_the_dataset_passes():
+    cfg = from_dict({"dataset": "fmnist_mnist", "regime": "pretrain", "experts": 6, "class_split": "fmnist_mnist",
+                     "expert": "cnn"})
+    assert cfg.class_split == "fmnist_mnist"

@@ -83,7 +83,7 @@ def test_invalid_regime_settings_fail_before_training(values, field, text):
 def test_class_split_from_the_command_line_and_presets():
     cfg = from_dict({"regime": "pretrain", "experts": 2, "class_split": "[[0, 2, 4], [1, 3, 5]]"})
     assert cfg.class_split == [[0, 2, 4], [1, 3, 5]]
-    cfg = from_dict({"regime": "pretrain", "experts": 6, "class_split": "fmnist_mnist"})
+    cfg = from_dict({"dataset": "fmnist_mnist", "regime": "pretrain", "experts": 6, "class_split": "fmnist_mnist"})
     assert resolve_split(cfg, 12) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11]] == SPLITS["fmnist_mnist"]
     cfg = from_dict({"regime": "pretrain", "experts": 4, "class_split": "contiguous"})
     assert resolve_split(cfg, 6) == [[0, 1], [2, 3], [4], [5]]

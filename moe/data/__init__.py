@@ -58,6 +58,34 @@ class Dataset:
 DATASETS: Registry = Registry("dataset")
 
 
+def shaped(n_classes: int, input_shape: tuple[int, ...]):
+    """Declare a loader's class count and input shape, known without loading it, so that a config is
+    checked against them before any data is read (``config_problems``, called by config validation)."""
+    def mark(loader):
+        loader.n_classes, loader.input_shape = n_classes, tuple(input_shape)
+        loader.config_problems = lambda cfg: data_problems(cfg, n_classes, tuple(input_shape))
+        return loader
+
+    return mark
+
+
+def data_problems(cfg, n_classes: int, input_shape: tuple[int, ...]) -> list[str]:
+    """The rules that need the data's shape: a class split must cover exactly these classes, and image-only
+    experts need image inputs. (The same rules are checked again on the loaded data by ``moe.train.run``.)"""
+    from moe import regimes
+    from moe.experts import EXPERTS
+
+    problems = []
+    split = cfg.class_split
+    if isinstance(split, str) and (split == regimes.CONTIGUOUS or split in regimes.SPLITS):
+        split = regimes.resolve_split(cfg, n_classes)
+    if isinstance(split, list) and not regimes.split_problems(split, cfg.experts):  # else already reported
+        problems.extend(regimes.split_problems(split, cfg.experts, n_classes))
+    if cfg.expert in EXPERTS and hasattr(expert := EXPERTS.get(cfg.expert), "input_problems"):
+        problems.extend(expert.input_problems(cfg, input_shape))
+    return problems
+
+
 def default_data_root() -> Path:
     """``$MOE_DATA`` if set, else ``~/.cache/moe-interp-bench``."""
     return Path(os.environ.get("MOE_DATA") or Path.home() / ".cache" / "moe-interp-bench").expanduser()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from moe.data import DATASETS, Dataset
+from moe.data import DATASETS, Dataset, shaped
 
 N_REFERENCE, N_CLUSTERS, N_PER_CLUSTER, VARIANCE_FACTOR, TEST_SHARE = 1000, 6, 500, 0.06, 0.2
 
@@ -48,6 +48,7 @@ def stratified_split(y: torch.Tensor, test_share: float, g: torch.Generator):
 
 
 @DATASETS.register("gm6")
+@shaped(n_classes=N_CLUSTERS, input_shape=(2,))
 def load_gm6(root=None, seed: int = 0) -> Dataset:
     """gm6: 2,400 train / 600 test points in [0, 1]^2 (approximately), 6 classes, no grouping."""
     x, y, _ = generate(seed)

@@ -32,12 +32,18 @@ class CNNExperts(ExpertBank):
     experts, never over samples). Inputs must be images [channels, height, width], height and width >= 4.
     """
 
+    @classmethod
+    def input_problems(cls, cfg, input_shape: tuple[int, ...]) -> list[str]:
+        if len(input_shape) != 3 or min(input_shape[1:]) < 4:
+            return [f"expert: cnn experts need image inputs [channels, height, width] of at least 4 x 4; "
+                    f"dataset {cfg.dataset!r} gives {list(input_shape)}"]
+        return []
+
     def __init__(self, cfg, input_shape: tuple[int, ...], n_classes: int):
         from moe.config import ConfigError
 
-        if len(input_shape) != 3 or min(input_shape[1:]) < 4:
-            raise ConfigError([f"expert: cnn experts need image inputs [channels, height, width] of at least 4 x 4; "
-                               f"dataset {cfg.dataset!r} gives {list(input_shape)}"])
+        if problems := self.input_problems(cfg, input_shape):
+            raise ConfigError(problems)
         super().__init__([SmallCNN(input_shape, cfg.expert_channels, cfg.expert_hidden, n_classes) for _ in range(cfg.experts)])
         self.hidden_size = cfg.expert_hidden
 
