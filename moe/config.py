@@ -72,9 +72,9 @@ class Config:
     expert_lrs: list[float] | None = None  # one learning rate per expert (overrides lr and lr_ratio)
     lr_ratio: float = 1.0  # fastest / slowest expert learning rate, geometric spacing, expert 0 fastest
     momentum: float = 0.9  # for sgd and rmsprop
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # L2 penalty of the optimizer (all parameter groups)
     epochs: int = 20  # epochs of the main phase (joint training; the gate phase of the pretrain regimes)
-    batch_size: int = 32
+    batch_size: int = 32  # training mini-batch size (the seed code: 32)
     # run
     seed: int = 0  # model initialisation and batch order
     device: str = "cpu"  # cpu | cuda | auto
@@ -93,6 +93,24 @@ class Config:
 
 
 FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Config)}
+
+
+def field_help() -> dict[str, str]:
+    """Each field's trailing comment in the Config source above: the one documentation of a field,
+    shown by ``python -m moe.train --help`` (no second copy to drift apart)."""
+    import inspect
+    import io
+    import tokenize
+
+    out, name = {}, None
+    for tok in tokenize.generate_tokens(io.StringIO(inspect.getsource(Config)).readline):
+        if tok.type == tokenize.NAME and tok.start[1] == 4 and tok.string in FIELD_TYPES:
+            name = tok.string
+        elif tok.type == tokenize.COMMENT and name is not None:
+            out[name] = tok.string.lstrip("# ").strip()
+        elif tok.type == tokenize.NEWLINE:
+            name = None
+    return out
 _HINTS = typing.get_type_hints(Config)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from moe.config import FIELD_TYPES, Config, ConfigError, as_config, from_dict, load_file
+from moe.config import FIELD_TYPES, Config, ConfigError, as_config, field_help, from_dict, load_file
 from moe.data import Dataset, load_for_config, subset
 from kernels import RoutingPlan
 from moe import regimes
@@ -329,9 +329,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", help="YAML or JSON file of config fields (flags override it)")
     ap.add_argument("--out", help="write the run record (JSON) here")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    docs, defaults = field_help(), Config()
     for name in FIELD_TYPES:
         flags = sorted({f"--{name.replace('_', '-')}", f"--{name}"})
-        ap.add_argument(*flags, dest=name, default=None, metavar="VALUE", help=f"(default: {getattr(Config(), name)!r})")
+        text = f"{docs[name]} " if name in docs else ""
+        ap.add_argument(*flags, dest=name, default=None, metavar="VALUE",
+                        help=f"{text}(default: {getattr(defaults, name)!r})".replace("%", "%%"))
     return ap
 
 

@@ -145,3 +145,14 @@ def test_a_split_valid_for_the_dataset_passes():
     cfg = from_dict({"dataset": "fmnist_mnist", "regime": "pretrain", "experts": 6, "class_split": "fmnist_mnist",
                      "expert": "cnn"})
     assert cfg.class_split == "fmnist_mnist"
+
+
+def test_every_field_is_documented_in_the_cli_help(capsys):
+    from moe.config import FIELD_TYPES, field_help
+
+    docs = field_help()
+    assert set(docs) == set(FIELD_TYPES) and all(docs.values())
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "number of experts E (default: 4)" in text and "stratified test subset (None: all)" in text
