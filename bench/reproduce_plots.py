@@ -2,13 +2,12 @@
 
 ``runs`` is the sweep's runs table (``runs.csv``), ``records`` its run records (the per-epoch history lives
 only there). Figures are drawn on bare Figures with the Agg canvas and written atomically
-(``moe.plots.atomic_write_bytes``). A figure with nothing to draw (no ``ok`` runs) is left out.
+(``moe.plots.save_png``). A figure with nothing to draw (no ``ok`` runs) is left out.
 
 Letters: C classes, E experts.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 from pathlib import Path
@@ -16,20 +15,12 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bench.claims import FASHION_DIGITS, measure_values, ok_runs
-from moe.plots import atomic_write_bytes
+from moe.plots import save_png
 
 Figures = list[tuple[str, Path]]
-
-
-def save(fig: Figure, path: Path) -> Path:
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buf)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_bytes(path, buf.getvalue())
 
 
 def family(row: pd.Series) -> str:
@@ -82,7 +73,7 @@ def heatmaps(panels: list[tuple[str, np.ndarray]], class_names: list[str], path:
             ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="share of the class's test samples")
     fig.suptitle(title, fontsize=10)
-    return save(fig, path)
+    return save_png(fig, path)
 
 
 def _first_run(runs: pd.DataFrame, where: Callable[[pd.Series], bool]) -> pd.Series | None:
@@ -128,7 +119,7 @@ def lr_asymmetry(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path
         axes[0].set_ylabel("share of training samples")
         fig.suptitle("Each expert's share of samples (top-weight expert) per epoch: mean over seeds, band min-max")
         out.append(("Each expert's share of the training samples against epoch, one panel per lr ratio "
-                    "(the seed paper's Figure 5).", save(fig, folder / "lr_asymmetry_share_by_epoch.png")))
+                    "(the seed paper's Figure 5).", save_png(fig, folder / "lr_asymmetry_share_by_epoch.png")))
     ok = ok_runs(runs)
     if len(ok) and "lr_ratio" in ok.columns:
         fig = Figure(figsize=(6, 4), dpi=100, layout="constrained")
@@ -151,7 +142,7 @@ def lr_asymmetry(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path
         ax.legend(frameon=False)
         ax.set_title("Each expert's share of the test samples against the lr ratio (dots: runs, line: mean)", fontsize=9)
         out.append(("Each expert's share of the test samples against the learning-rate ratio.",
-                    save(fig, folder / "lr_asymmetry_share_by_ratio.png")))
+                    save_png(fig, folder / "lr_asymmetry_share_by_ratio.png")))
     return out
 
 
@@ -192,7 +183,7 @@ def pretrained_experts(runs: pd.DataFrame, records: list[dict[str, Any]], folder
     ax.set_ylabel("test accuracy after refit under the frozen gate")
     ax.set_title("Accuracy against agreement with the split (the seed paper's Figure 4)", fontsize=9)
     out.append(("Test accuracy against partition agreement with the class split, per run.",
-                save(fig, folder / "pretrained_experts_accuracy_vs_split.png")))
+                save_png(fig, folder / "pretrained_experts_accuracy_vs_split.png")))
     return out
 
 
@@ -222,7 +213,7 @@ def fmnist_mnist_joint(runs: pd.DataFrame, records: list[dict[str, Any]], folder
     ax2.set_ylabel("test accuracy")
     ax2.set_title("Accuracy against partition agreement", fontsize=9)
     out.append(("Fashion/digit separation and partition NMI against the number of experts; accuracy against "
-                "separation.", save(fig, folder / "fmnist_mnist_joint_separation.png")))
+                "separation.", save_png(fig, folder / "fmnist_mnist_joint_separation.png")))
     panels = []
     for e in sorted(experts.dropna().unique()):
         row = _first_run(ok, lambda r, e=e: float(r.get("experts")) == e)
@@ -265,7 +256,7 @@ def cheating(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path) ->
     ax2.set_ylabel("expert constancy (0: constant experts)")
     ax2.set_title("Expert constancy against cheating index", fontsize=9)
     out.append(("Accuracy and expert constancy against the cheating index, per run (dashed: a single linear "
-                "model's mean accuracy).", save(fig, folder / "cheating_scatter.png")))
+                "model's mean accuracy).", save_png(fig, folder / "cheating_scatter.png")))
     panels = []
     for f in dict.fromkeys(fam[mixture]):
         row = _first_run(ok, lambda r, f=f: family(r) == f)
@@ -298,7 +289,7 @@ def expert_count(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path
     ax.legend(fontsize=8, frameon=False)
     ax.set_title("Accuracy against the expert count", fontsize=9)
     out.append(("Test accuracy against the number of experts, per router family.",
-                save(fig, folder / "expert_count_accuracy.png")))
+                save_png(fig, folder / "expert_count_accuracy.png")))
     fig = Figure(figsize=(12, 4.4), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2)
     conf = ok.assign(family=fam, e=experts).groupby(["family", "e"], sort=False)
@@ -317,7 +308,7 @@ def expert_count(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path
         ax.legend(fontsize=8, frameon=False)
         ax.set_title(f"Accuracy against {score} (configuration means; labels: expert count)", fontsize=9)
     out.append(("Accuracy against the cheating index and against NMI, configuration means labelled with the "
-                "expert count (the trade-off).", save(fig, folder / "expert_count_tradeoff.png")))
+                "expert count (the trade-off).", save_png(fig, folder / "expert_count_tradeoff.png")))
     return out
 
 

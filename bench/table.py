@@ -31,7 +31,8 @@ import pandas as pd
 
 from moe.config import FIELD_TYPES
 from moe.metrics import DIRECTIONS
-from moe.plots import allocation_heatmap, atomic_write_bytes
+from moe.plots import allocation_heatmap
+from moe.record import atomic_write_bytes
 
 STATUSES = ("ok", "diverged", "error", "stopped")
 ID_COLUMNS = ["index", "name", "status", "error", "failures"]

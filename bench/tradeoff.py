@@ -6,16 +6,14 @@ canvas (no pyplot state), written atomically.
 """
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from moe.metrics import DIRECTIONS
-from moe.plots import atomic_write_bytes
+from moe.plots import save_png
 
 PANELS = ("nmi", "cheating_index")
 
@@ -31,9 +29,7 @@ def tradeoff_plot(summ: pd.DataFrame, front: pd.DataFrame, path: str | Path, tit
     handles = [ax.scatter([], [], color=colours[r], label=r) for r in routers for ax in axes[:1]]
     fig.legend(handles=handles, loc="outside right upper", title="router", frameon=False)
     fig.suptitle(f"Accuracy-interpretability trade-off{f': {title}' if title else ''}")
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_png(fig, path)
 
 
 def _panel(ax, summ: pd.DataFrame, front: pd.DataFrame, score: str, colours: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""Plot helpers: the class x expert allocation heat-map, and atomic file writes.
+"""Plot helpers: the class x expert allocation heat-map, and atomic PNG writes (``save_png``).
 
 Letters: C classes (rows, the y axis), E experts (columns, the x axis).
 
@@ -10,35 +10,26 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["allocation_heatmap", "heatmap_size", "atomic_write_bytes", "DPI", "ANNOTATE_MAX_CELLS"]
+from moe.record import atomic_write_bytes
+
+__all__ = ["allocation_heatmap", "heatmap_size", "save_png", "DPI", "ANNOTATE_MAX_CELLS"]
 
 DPI = 100
 ANNOTATE_MAX_CELLS = 400  # counts are written in the cells when C * E is at most this (and E <= 32)
 _MAX_PX = 2000
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same directory, then os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def save_png(fig, path: str | os.PathLike) -> Path:
+    """Render a matplotlib Figure to PNG (Agg, no pyplot state) and write it atomically."""
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def heatmap_size(n_classes: int, n_experts: int, longest_name: int = 1) -> tuple[int, int]:
@@ -74,9 +65,7 @@ def allocation_heatmap(allocation, class_names: Sequence[str], path: str | os.Pa
     _label_axes(ax, names, n_experts, title)
     if n_classes * n_experts <= ANNOTATE_MAX_CELLS and n_experts <= 32:
         _annotate(ax, rows)
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_png(fig, path)
 
 
 def _matrix(allocation) -> list[list[float]]:

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from moe.metrics import DIRECTIONS
-from moe.plots import allocation_heatmap, atomic_write_bytes
+from moe.plots import allocation_heatmap
+from moe.record import atomic_write_bytes
 
 __all__ = ["RecordError", "load_record", "output_paths", "score_rows", "format_scores",
            "summary_markdown", "write_report", "main"]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
 import subprocess
 import sys
@@ -12,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from moe import report
-from moe.plots import allocation_heatmap, atomic_write_bytes, heatmap_size
+from moe.plots import allocation_heatmap, heatmap_size
+from moe.record import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 
