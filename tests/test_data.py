@@ -5,7 +5,7 @@ import torch
 from moe.data import DATASETS, load_dataset, stratified_subset
 from moe.data.gm6 import N_CLUSTERS, generate
 from moe.data.mnist import DataNotFoundError
-from tests.conftest import make_fake_mnist
+from tests.helpers import make_fake_mnist
 
 
 def test_gm6_sizes_split_and_seeding():

@@ -11,6 +11,7 @@ from moe.data import load_dataset, subset
 from moe.model import build_model
 from moe.regimes import SPLITS, phases, resolve_split
 from moe.train import build_optimizer, pretrain_epoch, run, temperature_at
+from tests.helpers import config_problem
 
 SMALL = {"dataset": "gm6", "n_train": 120, "n_test": 60, "epochs": 2}
 
@@ -74,9 +75,7 @@ def test_phases_of_each_regime():
     ({"temperature": 0.5, "temperature_decay": 0.9, "temperature_min": 1.0}, "temperature_min", "<= temperature"),
 ])
 def test_invalid_regime_settings_fail_before_training(values, field, text):
-    with pytest.raises(ConfigError) as info:
-        from_dict(values)
-    (line,) = info.value.problems
+    line = config_problem(values)
     assert line.startswith(f"{field}:") and text in line
 
 

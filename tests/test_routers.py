@@ -5,10 +5,11 @@ import re
 import pytest
 import torch
 
-from moe.config import ConfigError, from_dict
+from moe.config import from_dict
 from moe.model import build_model
 from moe.routers import ROUTERS, capacity_slots
 from moe.routers.topk import NOISE_EPSILON, smooth_load
+from tests.helpers import config_problem
 
 LN3 = math.log(3)
 
@@ -178,9 +179,7 @@ def test_linear_router_is_a_linear_softmax_gate_even_beside_a_black_box():
     ({"gate": "deep"}, "gate", "linear, mlp"),
 ])
 def test_invalid_router_combinations_fail_before_training(values, field, text):
-    with pytest.raises(ConfigError) as info:
-        from_dict(values)
-    (line,) = info.value.problems
+    line = config_problem(values)
     assert line.startswith(f"{field}:") and text in line
 
 
