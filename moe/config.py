@@ -43,8 +43,8 @@ class Config:
     top_k: int = 1  # experts per sample for the topk router (ignored by the others)
     noisy_gate: bool = False  # topk: Shazeer's trainable Gaussian noise on the gate logits while training
     capacity: float | None = None  # capacity factor c, an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
-    gate: str = "linear"  # gate network of the learned routers: linear | mlp (a black-box router, hidden width gate_hidden)
-    gate_hidden: int = 32  # hidden width of the mlp gate
+    gate: str = "linear"  # gate network of the learned routers: linear | mlp | cnn (mlp, cnn: black-box routers of width gate_hidden; cnn: image datasets only)
+    gate_hidden: int = 32  # hidden width of the mlp gate, filters of each cnn gate convolution
     temperature: float = 1.0  # gate softmax temperature T: softmax(logits / T)
     temperature_decay: float = 1.0  # T is multiplied by this after every epoch that trains the gate (1: constant)
     temperature_min: float = 0.01  # floor of the decayed temperature
@@ -303,6 +303,6 @@ def validate_config(cfg: Config) -> None:
 
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-GATES = ("linear", "mlp")
+GATES = ("linear", "mlp", "cnn")  # gate networks (moe.routers.gate_network)
 LOSS_COEFFICIENTS = ("importance_loss", "load_loss", "switch_loss", "z_loss", "similarity_same", "similarity_diff", "match_loss")
 DEVICES = ("cpu", "cuda", "auto")

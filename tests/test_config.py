@@ -18,7 +18,7 @@ def problems(values):
     ({"expert": "linar"}, "expert", ["linear", "mlp", "cnn"]),
     ({"objective": "nll"}, "objective", ["mixture_nll", "cooperative", "competitive"]),
     ({"regime": "jont"}, "regime", ["joint", "pretrain", "frozen_gate", "pretrain_frozen_gate"]),
-    ({"gate": "deep"}, "gate", ["linear", "mlp"]),
+    ({"gate": "deep"}, "gate", ["linear", "mlp", "cnn"]),
     ({"optimizer": "adagrad"}, "optimizer", ["adam", "sgd", "rmsprop"]),
 ])
 def test_unknown_names_list_the_valid_choices(values, field, choices):
@@ -133,6 +133,8 @@ def test_defaults_live_in_one_place():
 
 @pytest.mark.parametrize("values,field,words", [
     ({"expert": "cnn"}, "expert", "image inputs"),  # gm6 is 2-D points
+    ({"gate": "cnn"}, "gate", "image inputs"),
+    ({"gate": "cnn", "router": "topk", "top_k": 2}, "gate", "valid choices for it: linear, mlp"),
     ({"regime": "pretrain", "experts": 3, "class_split": [[0, 1], [2, 3], [4]]}, "class_split", "[5] are left out"),
     ({"regime": "pretrain", "experts": 6, "class_split": "fmnist_mnist"}, "class_split", "[0, 6)"),
 ])
@@ -145,6 +147,7 @@ def test_a_split_valid_for_the_dataset_passes():
     cfg = from_dict({"dataset": "fmnist_mnist", "regime": "pretrain", "experts": 6, "class_split": "fmnist_mnist",
                      "expert": "cnn"})
     assert cfg.class_split == "fmnist_mnist"
+    assert from_dict({"dataset": "mnist", "gate": "cnn"}).gate == "cnn"
 
 
 def test_every_field_is_documented_in_the_cli_help(capsys):

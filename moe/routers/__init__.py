@@ -54,15 +54,75 @@ def check_finite(logits: Tensor) -> Tensor:
     return logits
 
 
-def gate_network(kind: str, n_in: int, n_out: int, hidden: int) -> nn.Module:
-    """``linear``: x W + b; ``mlp``: relu(x W1 + b1) W2 + b2 (a black-box gate, hidden width ``hidden``)."""
+IMAGE_GATES = ("cnn",)  # gate networks that read the image [C, H, W] itself, not its flattened pixels
+
+
+def gate_network(kind: str, input_shape: tuple[int, ...], n_out: int, hidden: int) -> nn.Module:
+    """The gate g: ``linear``: x W + b; ``mlp`` and ``cnn`` (black-box gates): h_g W + b on the hidden state
+    h_g of :func:`gate_features` (width ``hidden``). It takes :func:`gate_input` of the samples."""
     if kind == "linear":
-        return nn.Linear(n_in, n_out)
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+        return nn.Linear(math.prod(input_shape), n_out)
+    features, width = gate_features(kind, input_shape, hidden)
+    return nn.Sequential(*features, nn.Linear(width, n_out))
+
+
+def gate_features(kind: str, input_shape: tuple[int, ...], hidden: int) -> tuple[nn.Module, int]:
+    """The gate's hidden state h_g (the input of its last layer) and its width.
+
+    - ``linear``: h_g = x, the flattened input (width D).
+    - ``mlp``: h_g = relu(x W_1 + b_1) (width G = hidden); the black-box router of the Implicit Mixture of
+      Interpretable Experts (Krishnamurthy & Watkins 2022).
+    - ``cnn``: the other black-box router the reproduction of that paper allows ('an MLP or CNN'), a small
+      convolutional gate for images [C, H, W] in the style of the project's cnn experts
+      (``moe/experts/cnn.py``, after Krishnamurthy & Watkins 2021), G = hidden filters:
+      h_g = avgpool(relu(conv_2(maxpool_2(relu(conv_1(x)))))), conv_1: C -> G and conv_2: G -> G, both
+      3 x 3 with padding 1; the global average pool (Lin, Chen & Yan 2014, 'Network in network') keeps h_g
+      at width G for any image size, so the gate stays small.
+    """
+    if kind == "linear":
+        return nn.Identity(), math.prod(input_shape)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(math.prod(input_shape), hidden), nn.ReLU()), hidden
+    if kind == "cnn":
+        if not is_image(input_shape):
+            raise ValueError(f"the cnn gate needs image inputs [channels, height, width] of at least 2 x 2, got {list(input_shape)}")
+        return nn.Sequential(nn.Conv2d(input_shape[0], hidden, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten()), hidden  # [T, G]
+    raise ValueError(f"unknown gate network {kind!r}")
+
+
+def gate_input(kind: str, x: Tensor) -> Tensor:
+    """What a gate network reads: the images [T, C, H, W] for an image gate (cnn), else the flattened
+    input [T, D]. The one place where the gate's view of the input is decided."""
+    return x if kind in IMAGE_GATES else x.flatten(1)
+
+
+def is_image(input_shape: tuple[int, ...]) -> bool:
+    """[channels, height, width] with room for the cnn gate's 2 x 2 max-pool."""
+    return len(input_shape) == 3 and min(input_shape[1:]) >= 2
+
+
+def gate_input_problems(kind: str, input_shape: tuple[int, ...] | None, dataset: str) -> list[str]:
+    """An image gate on inputs that are not images (``input_shape`` None: not known, nothing to check)."""
+    if kind not in IMAGE_GATES or input_shape is None or is_image(input_shape):
+        return []
+    from moe.config import GATES
+
+    fits = [g for g in GATES if g not in IMAGE_GATES]
+    return [f"gate: the {kind} gate needs image inputs [channels, height, width] of at least 2 x 2; dataset {dataset!r} "
+            f"gives {list(input_shape)}; valid choices for it: {', '.join(fits)}"]
+
+
+def declared_input_shape(dataset: str) -> tuple[int, ...] | None:
+    """The input shape a registered dataset declares (``moe.data.shaped``), known without loading it."""
+    from moe.data import DATASETS
+
+    return getattr(DATASETS.get(dataset), "input_shape", None) if dataset in DATASETS else None
 
 
 class Router(nn.Module):
-    """Base: a gate network g on the flattened input (cfg.gate: linear or mlp), logits = g(x) / T.
+    """Base: a gate network g (cfg.gate: linear, mlp or cnn) on :func:`gate_input` of x, logits = g(x) / T.
 
     ``temperature`` is a plain attribute, so a training regime can decay it between epochs.
     """
@@ -76,11 +136,12 @@ class Router(nn.Module):
         super().__init__()
         self.n_experts = n_experts
         self.temperature = cfg.temperature
-        kind = cfg.gate if self.uses_gate_network else "linear"  # an interpretable router stays linear
-        self.gate = gate_network(kind, math.prod(input_shape), n_experts, cfg.gate_hidden)
+        self.gate_kind = cfg.gate if self.uses_gate_network else "linear"  # an interpretable router stays linear
+        raise_gate_input_problems(self.gate_kind, input_shape, cfg.dataset)
+        self.gate = gate_network(self.gate_kind, input_shape, n_experts, cfg.gate_hidden)
 
     def gate_logits(self, x: Tensor) -> Tensor:
-        return check_finite(self.gate(x.flatten(1)) / self.temperature)  # [T, E]
+        return check_finite(self.gate(gate_input(self.gate_kind, x)) / self.temperature)  # [T, E]
 
     def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
         raise NotImplementedError
@@ -92,7 +153,15 @@ class Router(nn.Module):
     def config_problems(cls, cfg) -> list[str]:
         if not cls.uses_gate_network and cfg.gate != "linear":
             return [f"gate: the {cfg.router} router has no gate network to replace; gate must be 'linear', got {cfg.gate!r}"]
-        return []
+        return gate_input_problems(cfg.gate, declared_input_shape(cfg.dataset), cfg.dataset)
+
+
+def raise_gate_input_problems(kind: str, input_shape: tuple[int, ...], dataset: str) -> None:
+    """The config rule, checked again on the shape of the data actually loaded or passed in."""
+    from moe.config import ConfigError
+
+    if problems := gate_input_problems(kind, input_shape, dataset):
+        raise ConfigError(problems)
 
 
 def capacity_slots(capacity: float, n_tokens: int, n_experts: int) -> int:

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from kernels import topk_route
-from moe.routers import ROUTERS, Router, Routing, check_finite
+from moe.routers import ROUTERS, Router, Routing, check_finite, gate_features, gate_input, raise_gate_input_problems
 
 
 @ROUTERS.register("attention")
@@ -16,9 +16,11 @@ class AttentionRouter(Router):
     mixture of experts'): p = softmax(Q K^T / sqrt(d) / T), dense, no value projection.
 
     Q = h_g W_q [T, d] from the gate's hidden state h_g, K_e = h_e W_k [T, E, d] from expert e's hidden
-    state h_e [T, E, H] (so the experts must have one: mlp or cnn), d = H. The gate's hidden state is
-    h_g = x for ``gate: linear`` (Q linear in the input) and h_g = relu(x W_1 + b_1) of width gate_hidden
-    for ``gate: mlp`` (the paper's setting, where the gate is a network like the experts).
+    state h_e [T, E, H] (so the experts must have one: mlp or cnn), d = H. The gate's hidden state h_g is
+    that of ``moe.routers.gate_features``: h_g = x for ``gate: linear`` (Q linear in the input),
+    h_g = relu(x W_1 + b_1) of width gate_hidden for ``gate: mlp`` (the paper's setting, where the gate is a
+    network like the experts), and for ``gate: cnn`` (image datasets) the cnn gate's globally
+    average-pooled convolutional features, width gate_hidden (a convolutional gate beside cnn experts).
     """
 
     needs_expert_hidden = True
@@ -27,13 +29,10 @@ class AttentionRouter(Router):
         from moe.experts import EXPERTS
 
         nn.Module.__init__(self)
-        self.n_experts, self.temperature = n_experts, cfg.temperature
-        n_in, d = math.prod(input_shape), EXPERTS.get(cfg.expert, "expert").hidden_width(cfg)
-        if cfg.gate == "mlp":
-            self.gate = nn.Sequential(nn.Linear(n_in, cfg.gate_hidden), nn.ReLU())
-            n_in = cfg.gate_hidden
-        else:
-            self.gate = nn.Identity()
+        self.n_experts, self.temperature, self.gate_kind = n_experts, cfg.temperature, cfg.gate
+        raise_gate_input_problems(self.gate_kind, input_shape, cfg.dataset)
+        self.gate, n_in = gate_features(self.gate_kind, input_shape, cfg.gate_hidden)  # h_g [T, n_in]
+        d = EXPERTS.get(cfg.expert, "expert").hidden_width(cfg)
         self.query = nn.Linear(n_in, d, bias=False)  # W_q
         self.key = nn.Linear(d, d, bias=False)  # W_k
         self.scale = 1 / math.sqrt(d)
@@ -41,7 +40,7 @@ class AttentionRouter(Router):
     def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
         if expert_hidden is None:
             raise ValueError("the attention router needs the experts' hidden states [T, E, H]")
-        q = self.query(self.gate(x.flatten(1)))  # [T, d]
+        q = self.query(self.gate(gate_input(self.gate_kind, x)))  # [T, d]
         k = self.key(expert_hidden)  # [T, E, d]
         logits = check_finite(torch.einsum("td,ted->te", q, k) * self.scale / self.temperature)  # [T, E]
         plan = topk_route(logits, self.n_experts, renormalize=False)  # dense: weights = softmax
@@ -51,8 +50,9 @@ class AttentionRouter(Router):
     def config_problems(cls, cfg) -> list[str]:
         from moe.experts import EXPERTS
 
+        problems = super().config_problems(cfg)  # the gate network's rules (a cnn gate needs images)
         if cfg.expert in EXPERTS and EXPERTS.get(cfg.expert).hidden_width(cfg) == 0:
             with_hidden = [n for n in EXPERTS.names() if EXPERTS.get(n).hidden_width(cfg) > 0]
-            return [f"router: the attention router needs experts with a hidden state ({', '.join(with_hidden)}); "
-                    f"expert {cfg.expert!r} has none"]
-        return []
+            problems.append(f"router: the attention router needs experts with a hidden state ({', '.join(with_hidden)}); "
+                            f"expert {cfg.expert!r} has none")
+        return problems
