@@ -56,6 +56,7 @@ def _grouped_mm_kernel(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
     offs_k = tl.arange(0, BLOCK_K)
+    stride_xk = tl.cast(stride_xk, tl.int64)  # x may be a column-major view: k * stride_xk can pass 2**31
     x_ptrs = x_ptr + src[:, None] * stride_xm + offs_k[None, :] * stride_xk
     w_ptrs = w_ptr + e * stride_we + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wn
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
@@ -98,6 +99,7 @@ def _grouped_dw_kernel(
     mask_n = offs_n < N
     start = tl.load(offsets_ptr + e)
     end = tl.load(offsets_ptr + e + 1)
+    x_col = offs_k[:, None].to(tl.int64) * stride_xk  # x may be a column-major view: past 2**31
     acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=tl.float32)
     for m0 in range(start, end, BLOCK_M):
         offs_m = m0 + tl.arange(0, BLOCK_M)
@@ -106,7 +108,7 @@ def _grouped_dw_kernel(
             src = tl.load(gather_ptr + offs_m, mask=mask_m, other=0)
         else:
             src = offs_m
-        xt = tl.load(x_ptr + src[None, :] * stride_xm + offs_k[:, None] * stride_xk,
+        xt = tl.load(x_ptr + src[None, :] * stride_xm + x_col,
                      mask=mask_k[:, None] & mask_m[None, :], other=0.0)
         dy = tl.load(dy_ptr + offs_m[:, None] * stride_dym + offs_n[None, :] * stride_dyn,
                      mask=mask_m[:, None] & mask_n[None, :], other=0.0)
