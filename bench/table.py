@@ -4,10 +4,10 @@ Inputs, in a sweep directory: ``records/*.json`` (one run record per finished tr
 ``bench.sweep``), else a ``runs.csv`` (hand-made or copied). Outputs, all written atomically:
 
     runs.csv      one tidy row per trial: index, name, status, error, every config field, every score,
-                  seed stability, timing, node (built from the records; kept as is without them)
+                  seed stability, busiest_share, timing, node (built from the records; kept as is without them)
     table.md/.tex one row per configuration: mean +- std over the seeds of its ``ok`` runs (std with
-                  ddof=1, blank for a single run), run counts by status; headers show each score's
-                  direction (moe.metrics.DIRECTIONS)
+                  ddof=1, blank for a single run), run counts by status, collapsed runs (when there are
+                  any); headers show each score's direction (moe.metrics.DIRECTIONS); "–" marks no value
     pareto.csv    for each interpretability score, the configurations not dominated in
                   (accuracy, score) -- higher accuracy and the better direction of the score
     tradeoff.png  accuracy against NMI and against the cheating index, coloured by router, front drawn
@@ -16,6 +16,12 @@ Inputs, in a sweep directory: ``records/*.json`` (one run record per finished tr
 Seed stability: for every ``ok`` run, the mean of ``moe.metrics.stability`` with each other ``ok`` run
 of its configuration (same config but the seed), over the test samples' assignments; the table shows
 its mean over the configuration's runs (= the mean over pairs of seeds).
+
+Collapsed runs: a run whose test samples all went to one expert (``busiest_share`` 1, the fraction of
+the assigned test samples on the busiest expert) learned no split, and its stability with any seed is
+undefined (NaN, see ``moe.metrics.stability``), not 'perfectly stable'. Means over pairs and over runs
+leave those NaNs out, and the table counts the collapsed runs of each configuration, so that a
+stability computed from the few runs that did split is read as such.
 """
 from __future__ import annotations
 
@@ -89,7 +95,19 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     stab = seed_stability(records)
     df["stability_nmi"] = [stab.get(i, {}).get("nmi", math.nan) for i in df["index"]]
     df["stability_ari"] = [stab.get(i, {}).get("ari", math.nan) for i in df["index"]]
+    df["busiest_share"] = df["allocation"].map(busiest_share)
     return order_columns(df)
+
+
+def busiest_share(allocation: str | list | None) -> float:
+    """Fraction of a run's assigned test samples on its busiest expert, from its class x expert
+    allocation [C, E] (a list or runs.csv's JSON text); 1 = collapsed. NaN when unknown or empty."""
+    if allocation is None or (isinstance(allocation, float) and math.isnan(allocation)):
+        return math.nan
+    counts = json.loads(allocation) if isinstance(allocation, str) else allocation
+    per_expert = [sum(col) for col in zip(*counts)]
+    total = sum(per_expert)
+    return max(per_expert) / total if total > 0 else math.nan
 
 
 def order_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -113,8 +131,14 @@ def seed_stability(records: list[dict[str, Any]]) -> dict[int, dict[str, float]]
             pairs = [stability(a["test_assignment"], b["test_assignment"]) for b in runs
                      if b is not a and len(b["test_assignment"]) == len(a["test_assignment"])]
             if pairs:
-                out[a["bench"]["index"]] = {k: sum(p[k] for p in pairs) / len(pairs) for k in ("nmi", "ari")}
+                out[a["bench"]["index"]] = {k: mean_defined(p[k] for p in pairs) for k in ("nmi", "ari")}
     return out
+
+
+def mean_defined(values: Iterable[float]) -> float:
+    """The mean of the values that are not NaN (a pair with a collapsed run has no stability); NaN if none."""
+    defined = [v for v in values if not math.isnan(v)]
+    return sum(defined) / len(defined) if defined else math.nan
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -130,7 +154,9 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (in first-trial order): router, run counts, ``<score>_mean`` and ``<score>_std``.
 
     Means and stds are over the configuration's ``ok`` runs (std with ddof=1; NaN for a single run, and
-    for the stability columns, whose per-run values are already means over pairs of seeds).
+    for the stability columns, whose per-run values are already means over pairs of seeds); NaN scores
+    are left out. ``n_collapsed``: ok runs whose test samples all went to one expert (NaN when no run's
+    allocation is known).
     """
     if runs.empty:
         return pd.DataFrame(columns=["name", "router", "runs"])
@@ -143,6 +169,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                                "runs": len(g)}
         for s in STATUSES:
             row[f"n_{s}"] = int((g["status"] == s).sum())
+        row["n_collapsed"] = collapsed_runs(ok)
         for c in scores:
             vals = pd.to_numeric(ok[c], errors="coerce").dropna()
             row[f"{c}_mean"] = float(vals.mean()) if len(vals) else math.nan
@@ -150,6 +177,27 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{c}_std"] = float(vals.std(ddof=1)) if spread else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def collapsed_runs(ok: pd.DataFrame) -> float:
+    """How many of these runs are collapsed (busiest_share 1); NaN when no run's allocation is known."""
+    if "busiest_share" in ok.columns:
+        share = pd.to_numeric(ok["busiest_share"], errors="coerce")
+    elif "allocation" in ok.columns:  # a runs.csv written before busiest_share existed, or by hand
+        share = ok["allocation"].map(busiest_share)
+    else:
+        return math.nan
+    return float((share == 1.0).sum()) if share.notna().any() else math.nan
+
+
+def shows_collapsed(summ: pd.DataFrame) -> bool:
+    """The collapsed column appears when some configuration has a collapsed run."""
+    return "n_collapsed" in summ.columns and bool((summ["n_collapsed"] > 0).any())
+
+
+def _collapsed_cell(row: pd.Series) -> str:
+    n = row.get("n_collapsed", math.nan)
+    return "–" if pd.isna(n) else f"{int(n)}/{row['n_ok']}"
 
 
 def _cell(mean: float, std: float, digits: int = 3, pm: str = " ± ") -> str:
@@ -170,32 +218,40 @@ def table_columns(summ: pd.DataFrame) -> list[str]:
 
 def markdown(summ: pd.DataFrame, title: str | None = None) -> str:
     """table.md: configuration, ok runs / runs, mean ± std of each table score (header arrows: better direction)."""
-    cols = table_columns(summ)
+    cols, collapsed = table_columns(summ), shows_collapsed(summ)
     head = ["configuration", "ok runs"] + [f"{c} {ARROWS[DIRECTIONS.get(c, 'neutral')]}".strip() for c in cols]
+    head += ["collapsed"] if collapsed else []
     lines = [f"# {title}", ""] if title else []
-    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(cols)) + "|"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(cols) + collapsed)) + "|"]
     for _, r in summ.iterrows():
         cells = [f"`{r['name']}`", _runs_cell(r)] + [_cell(r[f"{c}_mean"], r[f"{c}_std"]) for c in cols]
+        cells += [_collapsed_cell(r)] if collapsed else []
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "mean ± std over seeds (ok runs); ↑ higher is better, ↓ lower is better; "
+    lines += ["", "mean ± std over seeds (ok runs); ↑ higher is better, ↓ lower is better; – no value; "
               "stability: NMI / ARI between the test assignments of two seeds."]
+    if collapsed:
+        lines[-1] += (" collapsed: ok runs that sent every test sample to one expert; they learned no split, "
+                      "so their stability is undefined and left out of the stability means.")
     return "\n".join(lines) + "\n"
 
 
 def latex(summ: pd.DataFrame, caption: str | None = None) -> str:
     """table.tex: the same table as a ``tabular`` (booktabs rules)."""
-    cols = table_columns(summ)
+    cols, collapsed = table_columns(summ), shows_collapsed(summ)
     esc = lambda s: str(s).replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")  # noqa: E731
     head = ["configuration", "ok"] + [f"{esc(c)} {TEX_ARROWS[DIRECTIONS.get(c, 'neutral')]}".strip() for c in cols]
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l r " + "r " * len(cols) + "}",
+    head += ["collapsed"] if collapsed else []
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l r " + "r " * (len(cols) + collapsed) + "}",
              r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
     for _, r in summ.iterrows():
         cells = [r"\texttt{" + esc(r["name"]) + "}", f"{r['n_ok']}/{r['runs']}"]
         cells += [_cell(r[f"{c}_mean"], r[f"{c}_std"], pm=r" $\pm$ ").replace("–", "--") for c in cols]
+        cells += [_collapsed_cell(r).replace("–", "--")] if collapsed else []
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if caption:
-        lines.append(r"\caption{" + esc(caption) + " (mean $\\pm$ std over seeds).}")
+        note = "; collapsed: runs with every test sample on one expert, left out of the stability means" if collapsed else ""
+        lines.append(r"\caption{" + esc(caption) + " (mean $\\pm$ std over seeds" + note + ").}")
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 

@@ -428,9 +428,20 @@ def stability(assignment_a, assignment_b) -> dict[str, float]:
     {"nmi": arithmetic-mean NMI, "ari": adjusted Rand index (Hubert & Arabie 1985)} of the contingency
     table of the two assignments; both are invariant to a relabelling of the experts. Samples
     dropped (-1) in either run are excluded.
+
+    Both are NaN when either run is collapsed (its kept samples all on a single expert) or no sample
+    is kept in both. Stability asks whether the gate learns the same split of the input space twice; a
+    collapsed run learned no split, so there is nothing to agree on. The formulas would still give a
+    number, by the 0 / 0 convention of :func:`nmi` and :func:`adjusted_rand_index` (scikit-learn's):
+    1 when both runs collapsed, which a sweep table would show as 'perfectly stable', and 0 when one
+    did, 'unstable' where the question has no answer. A nearly collapsed run is not special-cased: its
+    few samples off the busiest expert give a low score unless the other run sends the same samples off
+    too, which is then a real agreement.
     """
     a = _ints(assignment_a, "assignment_a", -1, 2**62)
     b = _ints(assignment_b, "assignment_b", -1, 2**62, shape=tuple(a.shape))
     kept = (a >= 0) & (b >= 0)
-    table = contingency(a[kept], b[kept])
+    table = contingency(a[kept], b[kept])  # [experts used by a, experts used by b]
+    if min(table.shape) < 2:
+        return {"nmi": NAN, "ari": NAN}
     return {"nmi": nmi(table), "ari": adjusted_rand_index(table)}

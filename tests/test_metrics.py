@@ -273,7 +273,7 @@ def test_ari_published_formula():
     assert stability(u, v)["ari"] == pytest.approx(by_hand, rel=1e-12)
     # scikit-learn's documented examples of adjusted_rand_score
     assert stability([0, 0, 1, 1], [0, 0, 1, 2])["ari"] == pytest.approx(4 / 7)
-    assert stability([0, 0, 0, 0], [0, 1, 2, 3])["ari"] == 0.0
+    assert adjusted_rand_index([[1, 1, 1, 1]]) == 0.0  # labelings [0, 0, 0, 0] and [0, 1, 2, 3]
 
 
 def test_stability_is_invariant_to_relabelling():
@@ -289,6 +289,31 @@ def test_stability_is_invariant_to_relabelling():
     a2, b2 = a.clone(), perm[a].clone()
     a2[:10], b2[10:20] = -1, -1
     assert stability(a2, b2) == pytest.approx({"nmi": 1.0, "ari": 1.0})
+
+
+def test_stability_of_a_collapsed_run_is_undefined():
+    """A run with every sample on one expert learned no split: no agreement to measure (NaN), where the
+    0 / 0 convention would say 1 (both collapsed: 'perfectly stable') or 0 (one collapsed)."""
+    assert nmi([[4]]) == 1.0 and adjusted_rand_index([[4]]) == 1.0  # the 1 x 1 table of two collapsed runs
+    undefined = [
+        ([2, 2, 2, 2], [0, 0, 0, 0]),  # both collapsed, on different experts
+        ([0, 0, 0, 0], [0, 1, 2, 3]),  # one collapsed (the formulas: NMI 0, ARI 0)
+        ([0, 0, 1, -1], [1, 1, -1, 0]),  # collapsed on the samples kept in both runs (0 and 1)
+        ([-1, -1], [0, 1]),  # no sample kept in both
+    ]
+    for a, b in undefined:
+        s = stability(a, b)
+        assert math.isnan(s["nmi"]) and math.isnan(s["ari"]), (a, b)
+
+
+def test_stability_of_split_runs_by_hand():
+    assert stability([0, 0, 1, 1], [0, 0, 1, 1]) == pytest.approx({"nmi": 1.0, "ari": 1.0})  # identical
+    assert stability([0, 0, 1, 1, 2], [2, 2, 0, 0, 1]) == pytest.approx({"nmi": 1.0, "ari": 1.0})  # relabelled
+    # nearly collapsed, the same outlier off the busiest expert: a real (tiny) split, found twice
+    assert stability([0] * 9 + [1], [3] * 9 + [5]) == pytest.approx({"nmi": 1.0, "ari": 1.0})
+    # nearly collapsed, different outliers: table [[8, 1], [1, 0]], index C(8, 2) = 28, row and column
+    # pairs C(9, 2) = 36, expected 36 * 36 / C(10, 2) = 28.8: ARI = (28 - 28.8) / (36 - 28.8) = -1/9
+    assert stability([0] * 9 + [1], [1] + [0] * 9)["ari"] == pytest.approx(-1 / 9)
 
 
 def test_partition_scores():

@@ -79,10 +79,10 @@ def test_cli_on_a_directory_without_runs_is_an_error(tmp_path, capsys):
     assert "not a sweep directory" in capsys.readouterr().err
 
 
-def record(index, name, seed, assignment, status="ok", accuracy=0.9):
+def record(index, name, seed, assignment, status="ok", accuracy=0.9, allocation=((1, 0), (0, 1))):
     return {"status": status, "error": None, "config": {"router": name.split("[")[0], "seed": seed, "experts": 2},
             "test": {"accuracy": accuracy, "nmi": 0.5}, "history": [{}], "timing": {"train_s": 1.0},
-            "allocation": [[1, 0], [0, 1]], "versions": {"git": "abc"}, "dataset": {"class_names": ["x", "y"]},
+            "allocation": [list(row) for row in allocation], "versions": {"git": "abc"}, "dataset": {"class_names": ["x", "y"]},
             "test_assignment": assignment, "bench": {"index": index, "name": name, "trial_s": 1.5}}
 
 
@@ -103,6 +103,55 @@ def test_runs_from_records_with_seed_stability(tmp_path):
     summ = built["summary"].set_index("name")
     assert summ.loc["s[experts=2]", "stability_nmi_mean"] == pytest.approx(1 / 3)
     assert (tmp_path / "heatmaps" / "s.png").is_file()
+
+
+def split_record(index, name, seed, assignment):
+    """A record of 4 test samples of classes (0, 0, 1, 1), its allocation counted from the assignment."""
+    allocation = [[0, 0], [0, 0]]
+    for label, expert in zip((0, 0, 1, 1), assignment):
+        allocation[label][expert] += 1
+    return record(index, name, seed, assignment, allocation=allocation)
+
+
+def write_records(folder, recs):
+    (folder / "records").mkdir(exist_ok=True)
+    for r in recs:
+        (folder / "records" / f"{r['bench']['index']:04d}.json").write_text(json.dumps(r))
+
+
+def test_collapsed_runs_are_not_shown_as_stable(tmp_path):
+    """p: two seeds split the same way (relabelled), a third sends everything to expert 0;
+    q: both seeds collapsed (their NMI and ARI would be 1 by the 0 / 0 convention)."""
+    write_records(tmp_path, [split_record(0, "p[experts=2]", 0, [0, 0, 1, 1]), split_record(1, "p[experts=2]", 1, [1, 1, 0, 0]),
+                             split_record(2, "p[experts=2]", 2, [0, 0, 0, 0]),
+                             split_record(3, "q[experts=2]", 0, [0, 0, 0, 0]), split_record(4, "q[experts=2]", 1, [1, 1, 1, 1])])
+    runs = table.load_runs(tmp_path)
+    assert list(runs["busiest_share"]) == [0.5, 0.5, 1.0, 1.0, 1.0]
+    assert list(runs["stability_nmi"][:2]) == pytest.approx([1.0, 1.0])  # the collapsed seed's pair is left out
+    assert runs["stability_nmi"][2:].isna().all() and runs["stability_ari"][2:].isna().all()
+    built = table.build(tmp_path, plots=False)
+    summ = built["summary"].set_index("name")
+    assert summ.loc["p[experts=2]", "stability_nmi_mean"] == pytest.approx(1.0) and summ.loc["p[experts=2]", "n_collapsed"] == 1
+    assert math.isnan(summ.loc["q[experts=2]", "stability_nmi_mean"]) and summ.loc["q[experts=2]", "n_collapsed"] == 2
+    md = (tmp_path / "table.md").read_text()
+    assert "| stability_nmi ↑ | stability_ari ↑ | collapsed |" in md
+    assert "| 1.000 | 1.000 | 1/3 |" in md and "| – | – | 2/2 |" in md and "nan" not in md.lower()
+    assert "collapsed: ok runs that sent every test sample to one expert" in md
+    tex = (tmp_path / "table.tex").read_text()
+    assert "-- & -- & 2/2" in tex and "nan" not in tex.lower()
+    # the same table from runs.csv alone (records gone): busiest_share is read back
+    (tmp_path / "records").rename(tmp_path / "old-records")
+    assert list(table.summary(table.load_runs(tmp_path))["n_collapsed"]) == [1, 2]
+
+
+def test_collapsed_runs_counted_from_a_hand_made_runs_csv(runs_csv):
+    runs = pd.read_csv(runs_csv / "runs.csv")
+    assert list(table.summary(runs)["n_collapsed"]) == [0, 0, 0, 0]  # from the allocation column
+    assert "collapsed" not in table.markdown(table.summary(runs))  # shown only when some run collapsed
+    runs.loc[6, "allocation"] = json.dumps([[3, 0], [8, 0]])  # d's ok run: every sample on expert 0
+    assert list(table.summary(runs)["n_collapsed"]) == [0, 0, 0, 1]
+    assert "| 1/1 |" in table.markdown(table.summary(runs))
+    assert math.isnan(table.busiest_share(None)) and math.isnan(table.busiest_share([[0, 0], [0, 0]]))  # unknown, nothing assigned
 
 
 def _ari(a, b):
