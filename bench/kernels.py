@@ -1,8 +1,10 @@
 """python -m bench.kernels: speed of the MoE kernels, every figure a ratio to a baseline timed in the same run.
 
 CPU (default): fp32, torch fallback. The candidate and its baselines are timed in interleaved rounds
-(one call of each per round, warm-up rounds discarded), so load from other processes hits all alike;
-the table shows medians with p20-p80 and the ratios checked against the issue's targets.
+(one call of each per round in a shuffled order, warm-up rounds discarded), so load from other processes
+hits all alike. Each ratio is the median of the per-round ratios with a 95% bootstrap interval, checked
+against the issue's target: met "yes" (the whole interval), "NO" (none of it) or "tie" (the target lies
+inside the interval). The table also shows each function's median time with p20-p80.
 GPU (`--device cuda`): `triton.testing.do_bench` medians of our Triton kernels, torch._grouped_mm and a
 dense cuBLAS matmul, bf16 and fp32, with TFLOP/s.
 
@@ -12,20 +14,22 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 
 import kernels
 from kernels import grouped_mm, moe_mlp_layer, topk_route
+from moe.record import write_json_atomic
 
 # ---- the grid: one place for every size (the issue's figures) -----------------------------------
 CPU = dict(rows=8192, experts=8, K=512, N=512, layer_tokens=4096, layer_k=2, route_tokens=8192, route_experts=64,
@@ -247,16 +251,43 @@ register(f"train_step[{_shape((('T', 'step_tokens'), ('E', 'step_experts'), ('k'
 
 
 # ---- timing ------------------------------------------------------------------------------------
-def time_interleaved(fns: dict[str, Callable], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Seconds per call of each fn, one call of each per round, the first `warmup` rounds discarded."""
+def time_interleaved(fns: dict[str, Callable], rounds: int, warmup: int = 2, seed: int = 0) -> dict[str, list[float]]:
+    """Seconds per call of each fn, one call of each per round in a shuffled order, the first `warmup`
+    rounds discarded. The order is shuffled because a call's place in the round matters: the same
+    torch._grouped_mm call timed first or last in a round differs by up to 0.5% here (allocator and
+    cache state left by its neighbour), a bias that a fixed or alternating order does not cancel."""
     times = {name: [] for name in fns}
+    order = random.Random(seed)
     for r in range(warmup + rounds):
-        for name, fn in (fns.items() if r % 2 == 0 else reversed(fns.items())):
+        for name in order.sample(list(fns), len(fns)):
+            fn = fns[name]
             t0 = time.perf_counter()
             fn()
             if r >= warmup:
                 times[name].append(time.perf_counter() - t0)
     return times
+
+
+def paired_ratio(num: list[float], den: list[float], op: str, target: float, *, resamples: int = 2000,
+                 seed: int = 0) -> dict[str, object]:
+    """The median of the per-round ratios num[i] / den[i] with a 95% bootstrap interval, and the verdict.
+
+    Interleaved rounds pair each timing of the candidate with one of its baseline taken moments apart,
+    so load from other processes cancels in the ratio. verdict: "yes" when the whole interval meets the
+    target, "NO" when none of it does, "tie" when the target lies inside the interval (the two are
+    indistinguishable at this noise: e.g. the same MKL products called two ways).
+    """
+    if len(num) != len(den) or not num:
+        raise ValueError(f"num and den must be paired, non-empty timings, got {len(num)} and {len(den)}")
+    if op not in ("<=", ">="):
+        raise ValueError(f"op must be '<=' or '>=', got {op!r}")
+    ratios = np.asarray(num, dtype=float) / np.asarray(den, dtype=float)
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(ratios, size=(resamples, ratios.size), replace=True), axis=1)
+    lo, hi = (float(q) for q in np.quantile(medians, [0.025, 0.975]))
+    meets = (lambda r: r <= target) if op == "<=" else (lambda r: r >= target)
+    verdict = "yes" if meets(lo) and meets(hi) else "NO" if not meets(lo) and not meets(hi) else "tie"
+    return dict(ratio=float(np.median(ratios)), ratio_lo=lo, ratio_hi=hi, verdict=verdict)
 
 
 def quantiles(ts: list[float]) -> dict[str, float]:
@@ -271,12 +302,12 @@ def run_cpu(args) -> list[dict]:
         if args.only and args.only not in name:
             continue
         case = build(name, gen)
-        stats = {n: quantiles(ts) for n, ts in time_interleaved(case.fns, args.rounds).items()}
+        times = time_interleaved(case.fns, args.rounds, seed=args.seed)
+        stats = {n: quantiles(ts) for n, ts in times.items()}
         for num, den, op, target in case.checks:
-            ratio = stats[num]["median"] / stats[den]["median"]
-            ok = ratio <= target if op == "<=" else ratio >= target
             rows.append(dict(case=case.name, metric=f"{num} / {den}", direction="lower" if op == "<=" else "higher",
-                             ratio=ratio, target=f"{op} {target:.3g}", ok=ok,
+                             **paired_ratio(times[num], times[den], op, target, seed=args.seed),
+                             target=f"{op} {target:.3g}",
                              **{f"{n}_ms": 1e3 * s["median"] for n, s in stats.items()},
                              **{f"{n}_p20_ms": 1e3 * s["p20"] for n, s in stats.items()},
                              **{f"{n}_p80_ms": 1e3 * s["p80"] for n, s in stats.items()}))
@@ -336,12 +367,15 @@ def run_cuda(args) -> list[dict]:
 # ---- output ------------------------------------------------------------------------------------
 def print_table(rows: list[dict], device: str) -> None:
     if device == "cpu":
-        print(f"\n{'case':<62} {'ratio (direction)':<34} {'target':>8} {'ok':>4}  medians ms [p20-p80]")
+        print(f"\n{'case':<62} {'ratio [95% interval] (direction)':<56} {'target':>8} {'met':>4}  "
+              "medians ms [p20-p80]")
         for r in rows:
             times = "  ".join(f"{k[:-3]}={r[k]:.1f} [{r[k[:-3] + '_p20_ms']:.1f}-{r[k[:-3] + '_p80_ms']:.1f}]"
                               for k in r if k.endswith("_ms") and not k.endswith(("_p20_ms", "_p80_ms")))
-            print(f"{r['case']:<62} {r['ratio']:6.3f} {r['metric']} ({r['direction']}){'':<1} "
-                  f"{r['target']:>8} {'yes' if r['ok'] else 'NO':>4}  {times}")
+            ratio = f"{r['ratio']:6.3f} [{r['ratio_lo']:.3f}-{r['ratio_hi']:.3f}] {r['metric']} ({r['direction']})"
+            print(f"{r['case']:<62} {ratio:<56} {r['target']:>8} {r['verdict']:>4}  {times}")
+        print("\nmet: yes = the whole 95% interval of the median per-round ratio meets the target; NO = none of "
+              "it does;\n     tie = the target lies inside the interval (indistinguishable at this noise)")
     else:
         print(f"\n{'case':<58} {'kernel':<30} {'median ms':>10} {'TFLOP/s (higher)':>17} {'x ours':>7} {'target':>7}")
         for r in rows:
@@ -370,13 +404,13 @@ def main(argv=None) -> int:
                    help="torch CPU threads (default 1; 0 keeps torch's default). One thread gives stable ratios "
                         "on a shared machine: under load, the many short OpenMP regions of any grouped matmul "
                         "(torch._grouped_mm included) stall far more than one dense matmul")
-    p.add_argument("--rounds", type=int, default=None, help="timed rounds per case (default 7)")
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds per case (default 15)")
     p.add_argument("--seed", type=int, default=None, help="input seed (default 0)")
     p.add_argument("--only", default=None, help="run only cases whose name contains this")
     p.add_argument("--out", default=None, help="JSON file (default results/bench_kernels_<device>.json)")
     args = p.parse_args(argv)
     args.device = args.device if args.device is not None else "cpu"
-    args.rounds = args.rounds if args.rounds is not None else 7
+    args.rounds = args.rounds if args.rounds is not None else 15
     args.seed = args.seed if args.seed is not None else 0
     args.threads = args.threads if args.threads is not None else 1
     if args.threads > 0:
@@ -386,9 +420,7 @@ def main(argv=None) -> int:
     rows = run_cpu(args) if args.device == "cpu" else run_cuda(args)
     print_table(rows, args.device)
     out = args.out if args.out is not None else os.path.join("results", f"bench_kernels_{args.device}.json")
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(dict(meta=meta(args), rows=rows), f, indent=1)
+    write_json_atomic(out, dict(meta=meta(args), rows=rows))
     print(f"\nwrote {out}")
     return 0
 

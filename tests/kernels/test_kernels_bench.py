@@ -39,3 +39,22 @@ def test_registry_is_consistent():
             case = bk.build(name)
             assert tuple(case.fns) == fns
             assert all(num in fns and den in fns for num, den, _, _ in case.checks)
+
+
+def test_paired_ratio_verdicts():
+    den = [0.050, 0.052, 0.049, 0.061, 0.050, 0.055, 0.048]  # a loaded machine: the baseline itself varies
+    exact = bk.paired_ratio([1.2 * d for d in den], den, "<=", 1.1)
+    assert exact["ratio"] == pytest.approx(1.2) and exact["ratio_lo"] == pytest.approx(1.2)
+    assert exact["ratio_hi"] == pytest.approx(1.2) and exact["verdict"] == "NO"
+    assert bk.paired_ratio([1.2 * d for d in den], den, "<=", 1.3)["verdict"] == "yes"
+    assert bk.paired_ratio([1.2 * d for d in den], den, ">=", 1.0)["verdict"] == "yes"
+    # the same work timed twice: per-round ratios scatter on both sides of 1
+    wobble = [1.004, 0.997, 1.001, 0.995, 1.006, 0.999, 1.002]
+    same = bk.paired_ratio([w * d for w, d in zip(wobble, den)], den, "<=", 1.0)
+    assert same["ratio"] == pytest.approx(1.001) and same["ratio_lo"] < 1.0 < same["ratio_hi"]
+    assert same["verdict"] == "tie"
+    assert bk.paired_ratio([w * d for w, d in zip(wobble, den)], den, "<=", 1.1)["verdict"] == "yes"
+    with pytest.raises(ValueError, match="paired"):
+        bk.paired_ratio([1.0, 2.0], [1.0], "<=", 1.0)
+    with pytest.raises(ValueError, match="op"):
+        bk.paired_ratio([1.0], [1.0], "<", 1.0)
