@@ -250,32 +250,12 @@ def _scatter_rows_triton(src: Tensor, index: Tensor, n_rows: int) -> Tensor:
     return out
 
 
-def _aligned_2d(t: Tensor) -> bool:
-    """One unit stride and the other a multiple of 16 bytes: the layouts torch._grouped_mm accepts."""
-    a, b = t.stride(-2), t.stride(-1)
-    return (b == 1 and (a * t.element_size()) % 16 == 0) or (a == 1 and (b * t.element_size()) % 16 == 0)
-
-
-def _native_grouped(a: Tensor, b: Tensor, offsets: Tensor) -> bool:
-    """Whether torch._grouped_mm runs this product on the CPU: fp32/fp16/bf16, 16-byte aligned strides.
-
-    It is the same per-expert matmul loop as `_mm_torch`, written in C++: 2-4x less overhead per call
-    on the small layers of the sweeps (E = 8, [128, 784] x [784, 32]: 0.40 ms against 0.74 ms, fwd+bwd).
-    """
-    return (a.device.type == "cpu" and a.dtype in KERNEL_DTYPES and _aligned_2d(a) and _aligned_2d(b)
-            and int(offsets[-1]) < 2**31)
-
-
-def _ends32(offsets: Tensor) -> Tensor:
-    return offsets[1:].to(torch.int32)  # torch._grouped_mm takes the group ends as int32
-
-
 def _mm_torch(x: Tensor, w: Tensor, offsets: Tensor, gather_index: Tensor | None, bias: Tensor | None = None) -> Tensor:
-    """Reference: one matmul (addmm with the bias) per expert over its row range (torch._grouped_mm where it can)."""
+    """Reference: one matmul (addmm with the bias) per expert over its row range.
+
+    torch._grouped_mm runs this same loop in C++ on the CPU but only for 16-byte aligned strides and
+    without a bias; calling it here measured no faster, fwd+bwd, on the sweeps' small layers."""
     M = x.shape[0] if gather_index is None else gather_index.numel()
-    if bias is None and _native_grouped(x, w, offsets):  # with a bias, addmm fuses it: the loop is faster
-        rows = x if gather_index is None else x.index_select(0, gather_index)
-        return torch._grouped_mm(rows, w, offs=_ends32(offsets))
     out = x.new_empty(M, w.shape[2])
     bounds = offsets.tolist()
     for e in range(w.shape[0]):
@@ -290,11 +270,7 @@ def _mm_torch(x: Tensor, w: Tensor, offsets: Tensor, gather_index: Tensor | None
 
 
 def _dw_torch(x: Tensor, dy: Tensor, offsets: Tensor, gather_index: Tensor | None, w_shape) -> Tensor:
-    """Reference: dw[e] = x_rows^T @ dy_rows, zeros for empty experts (torch._grouped_mm where it can)."""
-    if _native_grouped(x.t(), dy, offsets):
-        rows = x if gather_index is None else x.index_select(0, gather_index)
-        dw = torch._grouped_mm(rows.t(), dy, offs=_ends32(offsets))  # [E, K, N]
-        return dw.masked_fill_((offsets.diff() == 0)[:, None, None], 0)  # empty experts: exactly 0, by contract
+    """Reference: dw[e] = x_rows^T @ dy_rows, zeros for empty experts."""
     dw = x.new_zeros(w_shape)
     bounds = offsets.tolist()
     for e in range(w_shape[0]):

@@ -192,18 +192,3 @@ def test_scatter_rows_padded_matches_index_add():
     torch.testing.assert_close(scatter_rows_padded(src, index, 15), torch.zeros(15, 7).index_add_(0, index, src))
     assert scatter_rows_padded(src[:0], index[:0], 4).shape == (4, 7)
 
-
-def test_native_grouped_path_choice():
-    """The torch fallback hands aligned fp32/fp16/bf16 CPU products to torch._grouped_mm and loops otherwise
-    (the tests above cover both paths against the float64 loop)."""
-    from kernels.grouped import _native_grouped
-
-    off = torch.tensor([0, 3, 10])
-    x = torch.randn(10, 16)
-    assert _native_grouped(x, torch.randn(2, 16, 8), off)
-    assert _native_grouped(x, torch.randn(2, 8, 16).transpose(1, 2), off)  # a transposed weight view
-    assert _native_grouped(x.t(), torch.randn(10, 8), off)  # dW: x^T [K, M] against dy [M, N]
-    assert _native_grouped(x.half(), torch.randn(2, 16, 8).half(), off)
-    assert not _native_grouped(x, torch.randn(2, 16, 5), off)  # 20-byte rows: not 16-byte aligned
-    assert not _native_grouped(x, torch.randn(2, 16, 16)[:, :, ::2], off)  # no unit stride
-    assert not _native_grouped(x.double(), torch.randn(2, 16, 8).double(), off)  # float64: the loop
