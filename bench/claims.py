@@ -40,7 +40,7 @@ OP_WORDS = {">": "above", ">=": "at least", "<": "below", "<=": "at most"}
 SUPPORTED, NOT_SUPPORTED, NOT_RUN = "SUPPORTED", "NOT SUPPORTED", "NOT RUN"
 
 FASHION_DIGITS = [0] * 6 + [1] * 6  # fmnist_mnist: Fashion-MNIST classes 0-5, MNIST digits 4-9 as 6-11
-BLACK_BOX = {"router": "softmax", "gate": "mlp", "match_router": None}  # an MLP gate, not matched
+BLACK_BOX = {"router": "softmax", "gate": ["mlp", "cnn"], "match_router": None}  # an MLP or CNN gate, not matched
 SINGLE_LINEAR = {"experts": 1}  # one linear expert: a single linear model
 
 

@@ -24,15 +24,16 @@ Figures = list[tuple[str, Path]]
 
 
 def family(row: pd.Series) -> str:
-    """A router family label: black box (MLP gate), matched to X, prototype, linear, single linear."""
+    """A router family label: black box (MLP or CNN gate), matched to X, prototype, linear, single linear."""
     if row.get("experts") == 1:
         return "single linear model"
     match = row.get("match_router")
     gate = row.get("gate")
     if isinstance(match, str) and match:
-        return f"MLP gate matched to {match}" if gate == "mlp" else f"{row.get('router')} matched to {match}"
+        black_box = gate in ("mlp", "cnn")
+        return f"{gate.upper()} gate matched to {match}" if black_box else f"{row.get('router')} matched to {match}"
     if row.get("router") == "softmax":
-        return "black box (MLP gate)" if gate == "mlp" else "softmax (linear gate)"
+        return f"black box ({gate.upper()} gate)" if gate in ("mlp", "cnn") else "softmax (linear gate)"
     return f"{row.get('router')} router"
 
 

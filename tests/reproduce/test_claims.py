@@ -233,6 +233,18 @@ def test_where_filters():
         C.select(runs, {"experts": {"~": 1}})
 
 
+def test_black_box_routers_are_mlp_or_cnn_gates_without_matching():
+    from bench.reproduce_plots import family
+
+    gates = [("softmax", "mlp", None), ("softmax", "cnn", None), ("softmax", "linear", None),
+             ("softmax", "mlp", "linear"), ("prototype", "linear", None)]
+    runs = frame([run_row(i, "x", router=r, gate=g, match_router=m) for i, (r, g, m) in enumerate(gates)])
+    assert C.select(runs, C.BLACK_BOX)["index"].tolist() == [0, 1]
+    assert [family(row) for _, row in runs.iterrows()] == [
+        "black box (MLP gate)", "black box (CNN gate)", "softmax (linear gate)", "MLP gate matched to linear",
+        "prototype router"]
+
+
 def test_bad_claims_fail_loudly():
     runs = lr_frame({1: 0.5})
     with pytest.raises(C.ClaimError, match="unknown statistic"):
