@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._common import check_tensor, resolve_backend, tl, triton
+from ._common import check_tensor, interpreting, resolve_backend, tl, triton
 
 __all__ = ["grouped_mm"]
 
@@ -34,6 +34,7 @@ def _grouped_mm_kernel(
     # meta-parameters
     GATHER: tl.constexpr, HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    DOT_F32: tl.constexpr = False,  # interpreter only: bf16 operands go to tl.dot as fp32 (see `_dot_f32`)
 ):
     """out[m] = x[src(m)] @ w[e(m)] (+ bias[e(m)]) for one (row tile, column tile).
 
@@ -64,7 +65,10 @@ def _grouped_mm_kernel(
         mask_k = offs_k < K - k0
         a = tl.load(x_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         b = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+        if DOT_F32:
+            acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
+        else:
+            acc = tl.dot(a, b, acc, input_precision=PRECISION)
         x_ptrs += BLOCK_K * stride_xk
         w_ptrs += BLOCK_K * stride_wk
     if HAS_BIAS:
@@ -84,6 +88,7 @@ def _grouped_dw_kernel(
     # meta-parameters
     GATHER: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr,
+    DOT_F32: tl.constexpr = False,  # interpreter only: bf16 operands go to tl.dot as fp32 (see `_dot_f32`)
 ):
     """dw[e] = x[src(rows of e)]^T @ dy[rows of e] for one (expert, K tile, N tile).
 
@@ -112,7 +117,10 @@ def _grouped_dw_kernel(
                      mask=mask_k[:, None] & mask_m[None, :], other=0.0)
         dy = tl.load(dy_ptr + offs_m[:, None] * stride_dym + offs_n[None, :] * stride_dyn,
                      mask=mask_m[:, None] & mask_n[None, :], other=0.0)
-        acc = tl.dot(xt, dy, acc, input_precision=PRECISION)
+        if DOT_F32:
+            acc = tl.dot(xt.to(tl.float32), dy.to(tl.float32), acc, input_precision="ieee")
+        else:
+            acc = tl.dot(xt, dy, acc, input_precision=PRECISION)
     dw_ptrs = dw_ptr + e.to(tl.int64) * stride_dwe + offs_k[:, None] * stride_dwk + offs_n[None, :] * stride_dwn
     tl.store(dw_ptrs, acc.to(dw_ptr.dtype.element_ty), mask=mask_k[:, None] & mask_n[None, :])
 
@@ -177,6 +185,15 @@ def _precision(dtype: torch.dtype) -> str:
     return "tf32"
 
 
+def _dot_f32(dtype: torch.dtype) -> bool:
+    """True under the Triton interpreter for bf16: its bf16 tl.dot returns garbage (Triton 3.8), while
+    bf16 loads, conversions and stores work. Products of bf16 numbers are exact in fp32, so an fp32 dot
+    of the upcast tiles gives what the tensor cores give, up to the order of the fp32 sums: the rest of
+    the bf16 path (masks, gather, epilogue, rounding on store) is then tested as compiled for the GPU.
+    Compiled kernels never take this branch (`python -m kernels.inspect` checks their HGMMA/HMMA)."""
+    return dtype == torch.bfloat16 and interpreting()
+
+
 def tile_schedule(offsets: Tensor, M: int, block_m: int) -> tuple[Tensor, Tensor]:
     """Row tiles that never straddle two experts, built on the device without a host sync.
 
@@ -213,7 +230,8 @@ def _mm_triton(x: Tensor, w: Tensor, offsets: Tensor, gather_index: Tensor | Non
         N, K,
         x.stride(0), x.stride(1), w.stride(0), w.stride(1), w.stride(2),
         *(bias.stride() if bias is not None else (0, 0)), out.stride(0), out.stride(1),
-        GATHER=gather_index is not None, HAS_BIAS=bias is not None, PRECISION=_precision(x.dtype), **cfg,
+        GATHER=gather_index is not None, HAS_BIAS=bias is not None, PRECISION=_precision(x.dtype),
+        DOT_F32=_dot_f32(x.dtype), **cfg,
     )
     return out
 
@@ -230,7 +248,7 @@ def _dw_triton(x: Tensor, dy: Tensor, offsets: Tensor, gather_index: Tensor | No
         x, dy, dw, gather_index if gather_index is not None else offsets, offsets,
         K, N,
         x.stride(0), x.stride(1), dy.stride(0), dy.stride(1), dw.stride(0), dw.stride(1), dw.stride(2),
-        GATHER=gather_index is not None, PRECISION=_precision(x.dtype), **cfg,
+        GATHER=gather_index is not None, PRECISION=_precision(x.dtype), DOT_F32=_dot_f32(x.dtype), **cfg,
     )
     return dw
 

@@ -84,7 +84,7 @@ def grouped_specs(quick: bool = False) -> list[Spec]:
                                 gather_ptr="*i64", offsets_ptr="*i64", tile_expert_ptr="*i64", tile_row_ptr="*i64",
                                 N=N, K=K, stride_xm=K, stride_xk=1, stride_we=strides_w[0], stride_wk=strides_w[1],
                                 stride_wn=strides_w[2], stride_be=N, stride_bn=1, stride_om=N, stride_on=1,
-                                GATHER=gather, HAS_BIAS=bias, PRECISION=grouped._precision(dtype), **meta)
+                                GATHER=gather, HAS_BIAS=bias, PRECISION=grouped._precision(dtype), DOT_F32=False, **meta)
                     specs.append(Spec(f"grouped_mm[{dt},{tiles},w={layout},gather={int(gather)},bias={int(bias)}]",
                                       grouped._grouped_mm_kernel, args, launch))
         dw_configs = {tuple(c.items()): c for c in (grouped.dw_config(dtype, 64, 64), grouped.dw_config(dtype, K, N))}
@@ -94,7 +94,8 @@ def grouped_specs(quick: bool = False) -> list[Spec]:
             for gather in ((True,) if quick else (False, True)):
                 args = dict(x_ptr=_ptr(dt), dy_ptr=_ptr(dt), dw_ptr=_ptr(dt), gather_ptr="*i64", offsets_ptr="*i64",
                             K=K, N=N, stride_xm=K, stride_xk=1, stride_dym=N, stride_dyn=1, stride_dwe=K * N,
-                            stride_dwk=N, stride_dwn=1, GATHER=gather, PRECISION=grouped._precision(dtype), **dmeta)
+                            stride_dwk=N, stride_dwn=1, GATHER=gather, PRECISION=grouped._precision(dtype), DOT_F32=False,
+                            **dmeta)
                 specs.append(Spec(f"grouped_dw[{dt},{tiles},gather={int(gather)}]", grouped._grouped_dw_kernel,
                                   args, {k: v for k, v in dcfg.items() if k.startswith("num_")}))
         args = dict(src_ptr=_ptr(dt), perm_ptr="*i64", seg_offsets_ptr="*i64", out_ptr=_ptr(dt), K=K,

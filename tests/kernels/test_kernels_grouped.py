@@ -63,8 +63,6 @@ def test_grouped_mm_fp32(backend, M, K, N, E, gather):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_grouped_mm_half(backend, dtype):
-    if backend == "triton" and dtype == torch.bfloat16:
-        pytest.skip("bf16 is mishandled by the Triton interpreter; covered on the torch path")
     check_against_loop(backend, dtype, 45, 24, 40, 3, gather=True, bias=True)
 
 
