@@ -9,16 +9,24 @@ Results directory (``--out``, default ``results/<sweep>-<timestamp>``, absolute 
 
     sweep.json          the resolved sweep (file, overrides, resources) and every trial's config
     records/NNNN.json   one run record per finished trial (ok, diverged, error or stopped): the truth
-    ray/, ray-resume-N/ Ray's experiment directories (tuner.pkl, experiment state, trial dirs)
+    ray/, ray-resume-N/ Ray's experiment directories (tuner.pkl, experiment state, trial dirs
+                        trial_NNNN/ holding the trial's latest checkpoint while it runs)
     runs.csv, table.md, table.tex, pareto.csv, tradeoff.png, heatmaps/<router>.png   (see bench.table)
 
-Resume (``--resume DIR``) reruns exactly the trials without a record, in a fresh Ray experiment: a trial
-is seconds long and not checkpointed, and a record is written the moment the driver receives the
-trial's last result, so neither Ctrl-C nor a killed driver loses a finished trial or duplicates it.
+Checkpoints: every trial reports its whole training state after each epoch (``bench.trial``); Ray keeps
+the latest one per trial (``CheckpointConfig(num_to_keep=1)``), and the driver deletes it once the
+trial has an ok, diverged or stopped record (an ``error`` trial keeps it).
 
-Failures: a trial that raises is retried ``--max-failures`` times (default 1), then kept as an ``error``
-record with its message; a run whose loss becomes NaN/inf is an ``diverged`` record (``moe.train.run``
-stops it); a trial stopped by ``--scheduler asha`` is a ``stopped`` record with its last epoch's accuracy.
+Resume (``--resume DIR``) reruns exactly the trials without a record, in a fresh Ray experiment, each
+from the latest checkpoint an earlier experiment of DIR holds for it (from its last finished epoch; the
+record says ``resumed_from_epoch``), else from epoch 1. A record is written the moment the driver
+receives the trial's last result, so neither Ctrl-C nor a killed driver loses a finished trial or
+duplicates it. To rerun an ``error`` trial from its checkpoint, delete its record and resume.
+
+Failures: a trial that raises (or whose node dies) is retried ``--max-failures`` times (default 1), each
+retry from its latest checkpoint, then kept as an ``error`` record with its message; a run whose loss
+becomes NaN/inf is an ``diverged`` record (``moe.train.run`` stops it); a trial stopped by
+``--scheduler asha`` is a ``stopped`` record with its last epoch's accuracy.
 """
 from __future__ import annotations
 
@@ -61,12 +69,12 @@ def default_out(name: str, root: str | os.PathLike = "results") -> Path:
 def prepare(name: str, overrides: dict[str, Any] | None = None,
             faults: dict[int | str, str] | None = None) -> tuple[spec.Sweep, list[Trial]]:
     """Load, override and validate a sweep; mark test faults (trial index or configuration name -> kind)."""
-    from bench.trial import FAULTS
+    from bench.trial import FAULTS, is_fault
 
     sweep = spec.load(name, overrides)
     trials = spec.validate(sweep)
     for key, kind in (faults or {}).items():
-        if kind not in FAULTS:
+        if not is_fault(kind):
             raise SweepError(f"faults: unknown fault {kind!r}; valid: {', '.join(FAULTS)}")
         hits = [t for t in trials if key in (t.index, t.name)]
         if not hits:
@@ -103,6 +111,47 @@ def finished_indices(out: Path) -> set[int]:
     return done
 
 
+def checkpoint_dirs(out: Path, index: int) -> list[Path]:
+    """Every checkpoint directory the Ray experiments of a sweep directory hold for trial ``index``."""
+    return sorted(out.glob(f"ray*/trial_{index:04d}/checkpoint_*"))
+
+
+def latest_states(out: Path, trials: list[Trial]) -> dict[int, bytes]:
+    """Trial index -> the training state of the furthest epoch any earlier experiment checkpointed for it.
+
+    A checkpoint cut short (the driver killed while Ray copied it) cannot be read and is passed over.
+    """
+    from bench.trial import STATE_FILE
+    from moe.train import StateMismatch, TrainState
+
+    states: dict[int, bytes] = {}
+    for t in trials:
+        best = -1
+        for folder in checkpoint_dirs(out, t.index):
+            try:
+                data = (folder / STATE_FILE).read_bytes()
+                epoch = TrainState.from_bytes(data).epoch
+            except (OSError, StateMismatch):
+                continue
+            if epoch > best:
+                states[t.index], best = data, epoch
+    return states
+
+
+def drop_checkpoints(out: Path) -> None:
+    """Delete the checkpoints of trials that need them no more: those with an ok, diverged or stopped record."""
+    import shutil
+
+    for path in sorted((out / "records").glob("*.json")):
+        try:
+            index, status = int(path.stem), json.loads(path.read_text()).get("status")
+        except (ValueError, OSError, json.JSONDecodeError):
+            continue
+        if status != "error":
+            for folder in checkpoint_dirs(out, index):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
 def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
     """Each dataset the trials need, loaded once at full size (the runs take their own subsets)."""
     from bench.trial import dataset_key
@@ -134,7 +183,8 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     ``name``: a sweep of sweeps/ or a .yaml path (default ``quick``; with ``resume``, the directory's own).
 
     ``overrides``: ``--set`` pairs, e.g. ``run("quick", epochs=2, experts=[2, 4], **{"resources.cpu": 2})``.
-    ``faults`` (tests): trial index or configuration name -> "raise" | "diverge". ``df.attrs`` holds
+    ``faults`` (tests): trial index or configuration name -> "raise" | "diverge" |
+    "crash_after_epoch_K" (raises once, after epoch K's checkpoint). ``df.attrs`` holds
     ``out``, ``interrupted``, ``wall_s`` (Tuner.fit), ``total_s`` (this call), ``trial_s``, ``slots`` and
     ``overhead`` = wall_s / (trial_s / slots).
     """
@@ -183,6 +233,8 @@ def _run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verb
             os.environ.setdefault(k, v)
     if datasets is None:
         datasets = load_datasets(todo)  # before Ray: a missing file fails fast
+    states = latest_states(out, todo)  # what earlier experiments of this directory checkpointed (--resume)
+    import ray
     from ray import tune
 
     from bench.trial import trainable
@@ -193,7 +245,9 @@ def _run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verb
         if res["gpu"] > 0:  # trials on a GPU share run on CUDA unless the sweep says otherwise
             for t in todo:
                 t.config.setdefault("device", "cuda")
-        fn = tune.with_resources(tune.with_parameters(trainable, datasets=datasets), {"cpu": res["cpu"], "gpu": res["gpu"]})
+        resume_states = {index: ray.put(data) for index, data in states.items()}  # one object each: a trial fetches its own
+        fn = tune.with_resources(tune.with_parameters(trainable, datasets=datasets, resume_states=resume_states),
+                                 {"cpu": res["cpu"], "gpu": res["gpu"]})
         progress = progress_callback(out, trials, todo, quiet=quiet, interrupt_after=interrupt_after)
         todo = sorted(todo, key=lambda t: -cost(t.config))  # longest first: a shorter tail on the last slots
         tuner = tune.Tuner(
@@ -204,17 +258,20 @@ def _run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verb
                                         trial_dirname_creator=lambda tr: f"trial_{tr.config['trial']['index']:04d}"),
             run_config=tune.RunConfig(name=_experiment_name(out), storage_path=str(out), verbose=2 if verbose else 0,
                                       failure_config=tune.FailureConfig(max_failures=max_failures),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       callbacks=[progress]),
         )
         if not quiet:
             gpu = f" + {res['gpu']:g} GPU" if res["gpu"] else ""
-            print(f"{sweep.name}: {len(todo)} trial(s) to run ({n_done} done before) on {res['slots']} slot(s) of "
+            checkpointed = f", {len(states)} from a checkpoint" if states else ""
+            print(f"{sweep.name}: {len(todo)} trial(s) to run ({n_done} done before{checkpointed}) on {res['slots']} slot(s) of "
                   f"{res['cpu']:g} CPU{gpu} each; results in {out}", flush=True)
         t0 = time.perf_counter()
         with quiet_ray_logs(not verbose):  # errors show as progress lines and error rows instead
             results = tuner.fit()
         wall = time.perf_counter() - t0
         _reconcile(results, out, progress)
+        drop_checkpoints(out)
     finally:
         if started_here:
             import ray
@@ -283,8 +340,11 @@ def parser() -> argparse.ArgumentParser:
                          "else ~/.cache/moe-interp-bench)")
     ap.add_argument("--dry-run", action="store_true", help="print the trial configs and exit")
     ap.add_argument("--out", default=None, help="results directory (default: results/<sweep>-<timestamp>)")
-    ap.add_argument("--resume", default=None, metavar="DIR", help="continue an interrupted sweep in DIR")
-    ap.add_argument("--max-failures", type=int, default=None, help="retries of a trial that raises (default: 1)")
+    ap.add_argument("--resume", default=None, metavar="DIR",
+                    help="continue an interrupted sweep in DIR: trials without a record run again, each from its "
+                         "latest checkpoint (its last finished epoch) when DIR holds one")
+    ap.add_argument("--max-failures", type=int, default=None,
+                    help="retries of a trial that raises or loses its node, each from its latest checkpoint (default: 1)")
     ap.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="asha: stop weak trials early")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
     ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output and worker logs")

@@ -2,7 +2,8 @@
 
 Fields: schema, status (ok | diverged | error), error, config (complete), seed, dataset, history
 (per epoch), test (accuracy and every score of ``moe.metrics.score``), allocation (class x expert
-counts), timing, versions.
+counts), test_assignment, resumed_from_epoch (None, or the epoch of the saved state the run continued
+from), timing, versions.
 """
 from __future__ import annotations
 

@@ -3,13 +3,22 @@ and seed. ``python -m moe.train`` is a thin CLI over it.
 
 ``data`` lets a caller (a Ray trial) pass a dataset loaded once; ``on_epoch(metrics)`` reports progress
 after every epoch and stops training early when it returns a true value.
+
+Checkpoints: ``on_state(state_bytes)`` receives the full training state (``TrainState.to_bytes()``) after
+every finished epoch, and ``run(..., state=state_bytes)`` continues from one: a run resumed after epoch k
+gives exactly the record of the run never stopped (same numbers, bitwise, on the CPU).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import io
+import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -26,6 +35,8 @@ from moe.record import SCHEMA, error_record, versions, write_json_atomic
 
 EVAL_BATCH = 1024
 EVAL_SHUFFLE_SEED = 0  # the fixed evaluation order of batch-dependent routers
+STATE_VERSION = 1  # of the saved training state (TrainState)
+NOT_IN_STATE_HASH = ("data_root",)  # where the data files are, not what they hold: a resumed run may find them elsewhere
 
 
 def resolve_device(name: str) -> torch.device:
@@ -237,16 +248,117 @@ def temperature_at(cfg: Config, gate_epoch: int) -> float:
     return max(cfg.temperature * cfg.temperature_decay ** (gate_epoch - 1), cfg.temperature_min)
 
 
+# ---------------------------------------------------------------------------------------------------
+# The training state saved after each epoch (checkpoints)
+# ---------------------------------------------------------------------------------------------------
+
+class StateMismatch(ValueError):
+    """A saved training state that another config (or another state format) wrote."""
+
+
+def config_hash(cfg: Config) -> str:
+    """A short hash of every config field that decides a run's numbers."""
+    fields = {k: v for k, v in cfg.to_dict().items() if k not in NOT_IN_STATE_HASH}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainState:
+    """Everything ``run`` needs to go on after a finished epoch with the numbers of a run never stopped.
+
+    The loop draws random numbers from two generators after set-up: ``batch_order`` (shuffles) and torch's
+    global one (the noisy top-k gate's ``randn_like``; the CUDA one on a GPU); numpy and ``random`` are not
+    used. The optimizer is that of the phase the epoch belongs to (each phase starts a fresh one).
+    """
+    config_hash: str
+    config: dict[str, Any]  # to name the fields that differ when a state is refused
+    epoch: int  # epochs finished, counted across phases
+    gate_epochs: int  # epochs that trained the gate (the temperature schedule)
+    temperature: float
+    history: list[dict[str, Any]]
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    rng: dict[str, torch.Tensor]  # batch_order, torch, cuda (on a GPU)
+    train_s: float  # training seconds of the epochs in history
+    version: int = STATE_VERSION
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        torch.save({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TrainState:
+        """Read with ``weights_only=True``: tensors and plain containers only, never arbitrary objects."""
+        try:
+            saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated file, or not a torch file at all
+            raise StateMismatch(f"state: cannot read it as a training state: {err}") from None
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(saved, dict) or set(saved) != names or saved["version"] != STATE_VERSION:
+            found = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
+            raise StateMismatch(f"state: not a training state of version {STATE_VERSION} (found {found})")
+        return cls(**saved)
+
+    def check_config(self, cfg: Config) -> None:
+        """Refuse a state another config wrote, naming the fields that differ."""
+        if self.config_hash == config_hash(cfg):
+            return
+        now = cfg.to_dict()
+        diff = [f"{k}: {self.config.get(k)!r} in the state, {v!r} here" for k, v in now.items()
+                if k not in NOT_IN_STATE_HASH and self.config.get(k) != v]
+        raise StateMismatch(f"state: written by a run of another config ({'; '.join(diff) or 'config hash differs'})")
+
+
+def capture_state(cfg: Config, model: MixtureOfExperts, optimizer: torch.optim.Optimizer, batch_order: torch.Generator,
+                  device: torch.device, *, epoch: int, gate_epochs: int, history: list[dict[str, Any]],
+                  train_s: float) -> TrainState:
+    rng = {"batch_order": batch_order.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return TrainState(config_hash(cfg), cfg.to_dict(), epoch, gate_epochs, model.router.temperature, history,
+                      model.state_dict(), optimizer.state_dict(), rng, train_s)
+
+
+def restore_state(state: TrainState, model: MixtureOfExperts, batch_order: torch.Generator, device: torch.device) -> None:
+    """The model, temperature and generators of a saved state (the optimizer waits for its phase)."""
+    if ("cuda" in state.rng) != (device.type == "cuda"):
+        raise StateMismatch(f"device: the state was saved {'on' if 'cuda' in state.rng else 'off'} CUDA, this run is on {device}")
+    model.load_state_dict(state.model)
+    model.set_temperature(state.temperature)
+    batch_order.set_state(state.rng["batch_order"])
+    torch.set_rng_state(state.rng["torch"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state.rng["cuda"], device)
+
+
+def load_state(state: TrainState | bytes, cfg: Config) -> TrainState:
+    state = TrainState.from_bytes(state) if isinstance(state, (bytes, bytearray)) else state
+    state.check_config(cfg)
+    return state
+
+
+def phase_starts(plan: list[regimes.Phase]) -> list[int]:
+    """The epochs finished before each phase (``epoch`` counts across phases)."""
+    return [sum(p.epochs for p in plan[:i]) for i in range(len(plan))]
+
+
 def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | None = None,
-        on_epoch: Callable[[dict[str, Any]], Any] | None = None, progress: bool = False) -> dict[str, Any]:
+        on_epoch: Callable[[dict[str, Any]], Any] | None = None, progress: bool = False,
+        state: TrainState | bytes | None = None, on_state: Callable[[bytes], Any] | None = None) -> dict[str, Any]:
     """Train one mixture of experts through the phases of its regime and return its run record (``moe.record``).
 
     ``history`` holds one entry per epoch of every phase (``epoch`` counts across phases, ``phase`` and
     ``phase_epoch`` say where it belongs); ``on_epoch`` is called after each and stops the run when it
     returns a true value; ``test`` scores the model after the last phase.
+
+    ``on_state(state_bytes)`` is called after each finished epoch, just before ``on_epoch``, with the whole
+    training state; ``state`` (such bytes, or a ``TrainState``) continues a run from there, and the record
+    says ``resumed_from_epoch``. A state written under another config raises ``StateMismatch``.
     """
     started = time.perf_counter()
     cfg = as_config(config)  # every field checked before any work
+    resumed = None if state is None else load_state(state, cfg)  # another config's state is refused here
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -274,15 +386,25 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
     plan = regimes.phases(cfg)
     owner = None if split is None else regimes.class_owners(split, data.n_classes).to(device)[y_train]  # [N] expert of each sample
 
+    # where to start: epoch 0, or the epoch a saved state reached (its model, generators and history)
+    history, status, epoch, gate_epochs, stop, saved_s = [], "ok", 0, 0, False, 0.0
+    if resumed is not None:
+        history, epoch, gate_epochs, saved_s = list(resumed.history), resumed.epoch, resumed.gate_epochs, resumed.train_s
+        restore_state(resumed, model, batch_order, device)
+
     # the phases, each a training loop with one progress bar per epoch when asked
-    history, status, epoch, gate_epochs, stop = [], "ok", 0, 0, False
     train_started = time.perf_counter()
-    for phase in plan:
-        if phase.reset_experts:
+    for phase, phase_start in zip(plan, phase_starts(plan)):
+        if phase_start + phase.epochs <= epoch:
+            continue  # finished before the saved state
+        inside = phase_start < epoch  # the saved state lies inside this phase: experts already reset, optimizer saved
+        if phase.reset_experts and not inside:
             fresh_experts(cfg, model, initial_experts, phase.reset_experts, data.input_shape, data.n_classes)
         set_trainable(model, phase.train_gate, phase.train_experts)
         optimizer = build_optimizer(cfg, model, phase.train_gate, phase.train_experts)
-        for phase_epoch in range(1, phase.epochs + 1):
+        if inside:
+            optimizer.load_state_dict(resumed.optimizer)
+        for phase_epoch in range(epoch - phase_start + 1, phase.epochs + 1):
             epoch += 1
             if phase.train_gate:
                 gate_epochs += 1
@@ -304,14 +426,17 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
             history.append(metrics)
             if "test_accuracy" not in metrics:  # the loss became NaN or infinite
                 status, stop = "diverged", True
-            elif on_epoch is not None and on_epoch(metrics):
-                stop = True
+            else:
+                if on_state is not None:
+                    on_state(capture_state(cfg, model, optimizer, batch_order, device, epoch=epoch, gate_epochs=gate_epochs,
+                                           history=history, train_s=saved_s + time.perf_counter() - train_started).to_bytes())
+                stop = on_epoch is not None and bool(on_epoch(metrics))
             if stop:
                 break
         if stop:
             break
     set_trainable(model, True, True)
-    train_s = time.perf_counter() - train_started
+    train_s = saved_s + time.perf_counter() - train_started  # the epochs in history (not those redone after a crash)
 
     # evaluation on the test split
     t0 = time.perf_counter()
@@ -319,6 +444,7 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
     return {"schema": SCHEMA, "status": status, "error": None, "config": cfg.to_dict(), "seed": cfg.seed,
             "dataset": data.describe(), "history": history, "test": scores, "allocation": alloc,
             "test_assignment": assignment,  # expert of each test sample (-1: none), for seed stability
+            "resumed_from_epoch": None if resumed is None else resumed.epoch,
             "timing": {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started},
             "versions": versions()}
 

@@ -159,3 +159,65 @@ def test_cli_config_file_with_flag_override(tmp_path):
     assert main(["--config", str(tmp_path / "c.yaml"), "--experts", "3", "--out", str(out), "--quiet"]) == 0
     rec = json.loads(out.read_text())
     assert rec["config"]["experts"] == 3 and rec["config"]["router"] == "topk" and rec["config"]["epochs"] == 1
+
+
+# ---- resuming from a saved training state: the same record as the run never stopped ----
+
+RESUMABLE = {
+    # the global torch generator draws the gate noise, batch_order the shuffles
+    "noisy topk": {**SMALL, "epochs": 4, "router": "topk", "top_k": 2, "noisy_gate": True, "experts": 3},
+    # phases (pretrain, gate, fresh experts under the frozen gate), a decaying temperature, a new draw of experts
+    "pretrain_frozen_gate": {**SMALL, "regime": "pretrain_frozen_gate", "class_split": "contiguous", "experts": 3,
+                             "pretrain_epochs": 2, "epochs": 2, "refit_epochs": 2, "refit_init": "new",
+                             "temperature_decay": 0.5, "optimizer": "sgd"},
+}
+
+
+def without_timing(record):
+    return [{k: v for k, v in h.items() if k != "epoch_s"} for h in record["history"]]
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+def test_a_run_resumed_from_any_epoch_gives_the_uninterrupted_record(gm6, name):
+    """Stopped after epoch k (inside a phase or on a phase boundary), saved, restarted from the bytes alone."""
+    cfg = RESUMABLE[name]
+    states = []
+    full = run(cfg, data=gm6, on_state=states.append)
+    assert full["resumed_from_epoch"] is None and len(states) == len(full["history"]) >= 4
+    for k in range(1, len(states)):
+        stopped = run(cfg, data=gm6, on_epoch=lambda m, k=k: m["epoch"] == k)  # the first k epochs only
+        assert without_timing(stopped) == without_timing(full)[:k]
+        resumed = run(cfg, data=gm6.to_numpy(), state=bytes(states[k - 1]))  # a fresh start: nothing shared but bytes
+        assert resumed["resumed_from_epoch"] == k and resumed["status"] == "ok"
+        assert without_timing(resumed) == without_timing(full), f"resumed after epoch {k}"
+        assert [h["epoch_s"] for h in resumed["history"][:k]] == [h["epoch_s"] for h in full["history"][:k]]
+        assert resumed["test"] == full["test"] and resumed["allocation"] == full["allocation"]
+        assert resumed["test_assignment"] == full["test_assignment"]
+        assert resumed["timing"]["train_s"] >= sum(h["epoch_s"] for h in resumed["history"][:k])
+
+
+def test_a_state_round_trips_and_is_read_with_weights_only(gm6, tmp_path):
+    from moe.record import atomic_write_bytes
+    from moe.train import TrainState
+
+    states = []
+    run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)
+    path = atomic_write_bytes(tmp_path / "state.pt", states[1])
+    state = TrainState.from_bytes(path.read_bytes())
+    assert state.epoch == 2 and len(state.history) == 2 and set(state.rng) == {"batch_order", "torch"}
+    assert state.optimizer["param_groups"][0]["name"] == "gate"
+    rec = run(RESUMABLE["noisy topk"], data=gm6, state=state)  # a TrainState works as well as its bytes
+    assert rec["resumed_from_epoch"] == 2
+
+
+def test_a_state_of_another_config_is_refused_naming_the_fields(gm6):
+    from moe.train import StateMismatch
+
+    states = []
+    run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)
+    other = {**RESUMABLE["noisy topk"], "lr": 0.05, "seed": 1}
+    with pytest.raises(StateMismatch, match=r"another config \(lr: 0.01 in the state, 0.05 here; seed: 0 in the state, 1 here\)"):
+        run(other, data=gm6, state=states[0])
+    with pytest.raises(StateMismatch, match="state: cannot read it"):
+        run(RESUMABLE["noisy topk"], data=gm6, state=states[0][:100])  # a truncated file
+    run({**RESUMABLE["noisy topk"], "data_root": "/elsewhere"}, data=gm6, state=states[0])  # where the files are is not the config
