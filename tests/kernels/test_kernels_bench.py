@@ -58,3 +58,39 @@ def test_paired_ratio_verdicts():
         bk.paired_ratio([1.0, 2.0], [1.0], "<=", 1.0)
     with pytest.raises(ValueError, match="op"):
         bk.paired_ratio([1.0], [1.0], "<", 1.0)
+
+
+@pytest.mark.interp
+def test_gpu_section_off_gpu(capsys):
+    """The `--device cuda` code path (no GPU here): our Triton kernel under the interpreter, torch._grouped_mm
+    and the dense matmul on the CPU, with a do_bench stand-in that runs each function once and returns
+    made-up times, so that the ratios, the bf16 target and the table can be checked."""
+    import argparse
+
+    from kernels._common import interpreting
+
+    if not interpreting():
+        pytest.skip("runs in the interpreter subprocess (test_kernels_interpreter.py)")
+    times = iter([2.0, 1.0, 0.5, 7.0,    # bf16: ours 2 ms, torch._grouped_mm 1 ms (ours at 0.5x: missed)
+                  1.0, 0.9, 0.5, 3.0])   # fp32: ours 1 ms, torch._grouped_mm 0.9 ms (no target in fp32)
+    ran = []
+
+    def fake_bench(fn):
+        ran.append(fn())
+        t = next(times)
+        return [t, 0.9 * t, 1.1 * t]
+
+    shapes = [(64, 2, 32, 16)]
+    rows = bk.run_cuda(argparse.Namespace(only=None, seed=0), device="cpu", shapes=shapes,
+                       dtypes=(torch.bfloat16, torch.float32), bench=fake_bench)
+    assert len(ran) == 8 and [r["metric"] for r in rows[:4]] == [
+        "grouped_mm[triton]", "torch._grouped_mm", "dense_mm", "grouped_mm[triton] fwd+bwd"]
+    bf16, fp32 = rows[:4], rows[4:]
+    assert bf16[1]["ratio"] == pytest.approx(0.5) and bf16[1]["target"] == ">= 0.8" and bf16[1]["ok"] is False
+    assert fp32[1]["ratio"] == pytest.approx(0.9) and fp32[1]["target"] == "" and fp32[1]["ok"] is None
+    assert bf16[0]["tflops"] == pytest.approx(2 * 64 * 32 * 16 / 2.0 / 1e9)
+    assert bf16[3]["tflops"] == pytest.approx(3 * 2 * 64 * 32 * 16 / 7.0 / 1e9)
+    assert bf16[0]["max_abs_err"] < 0.05 and fp32[0]["max_abs_err"] < 1e-5  # checked before timing
+    bk.print_table(rows, "cuda")
+    out = capsys.readouterr().out
+    assert "gpu_grouped_fwd[dtype=bfloat16,M=64,E=2,K=32,N=16]" in out and " NO " in out
