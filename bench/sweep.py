@@ -15,13 +15,14 @@ Results directory (``--out``, default ``results/<sweep>-<timestamp>``, absolute 
 
 Checkpoints: every trial reports its whole training state after each epoch (``bench.trial``); Ray keeps
 the latest one per trial (``CheckpointConfig(num_to_keep=1)``), and the driver deletes it once the
-trial has an ok, diverged or stopped record (an ``error`` trial keeps it).
+trial has an ok, diverged or stopped record (an ``error`` trial keeps it, for ``--retry-errors``).
 
 Resume (``--resume DIR``) reruns exactly the trials without a record, in a fresh Ray experiment, each
 from the latest checkpoint an earlier experiment of DIR holds for it (from its last finished epoch; the
 record says ``resumed_from_epoch``), else from epoch 1. A record is written the moment the driver
 receives the trial's last result, so neither Ctrl-C nor a killed driver loses a finished trial or
-duplicates it. To rerun an ``error`` trial from its checkpoint, delete its record and resume.
+duplicates it. ``--resume DIR --retry-errors`` also reruns the ``error`` trials, each from its checkpoint
+(their error records move to ``records/errors/``).
 
 Failures: a trial that raises (or whose node dies) is retried ``--max-failures`` times (default 1), each
 retry from its latest checkpoint, then kept as an ``error`` record with its message; a run whose loss
@@ -111,6 +112,24 @@ def finished_indices(out: Path) -> set[int]:
     return done
 
 
+def set_aside_errors(out: Path) -> list[int]:
+    """Move the ``error`` records to ``records/errors/NNNN.K.json`` (K = 1, 2, ...: nothing is overwritten), so
+    that a resume runs those trials again, each from its checkpoint; returns their indices."""
+    moved = []
+    for p in sorted((out / "records").glob("*.json")):
+        try:
+            index, status = int(p.stem), json.loads(p.read_text()).get("status")
+        except (ValueError, OSError, json.JSONDecodeError):
+            continue
+        if status != "error":
+            continue
+        (out / "records" / "errors").mkdir(exist_ok=True)
+        k = 1 + sum(1 for _ in (out / "records" / "errors").glob(f"{index:04d}.*.json"))
+        os.replace(p, out / "records" / "errors" / f"{index:04d}.{k}.json")
+        moved.append(index)
+    return moved
+
+
 def checkpoint_dirs(out: Path, index: int) -> list[Path]:
     """Every checkpoint directory the Ray experiments of a sweep directory hold for trial ``index``."""
     return sorted(out.glob(f"ray*/trial_{index:04d}/checkpoint_*"))
@@ -175,12 +194,14 @@ def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------------
 
 def run(name: str | None = None, out: str | os.PathLike | None = None, address: str | None = None, *,
-        resume: str | os.PathLike | None = None, max_failures: int = 1, scheduler: str | None = None,
-        verbose: bool = False, quiet: bool = False, faults: dict[int | str, str] | None = None,
+        resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int = 1,
+        scheduler: str | None = None, verbose: bool = False, quiet: bool = False,
+        faults: dict[int | str, str] | None = None,
         _interrupt_after: int | None = None, **overrides: Any) -> pd.DataFrame:
     """Run (or resume) a sweep; returns the runs table (``runs.csv``) as a DataFrame.
 
     ``name``: a sweep of sweeps/ or a .yaml path (default ``quick``; with ``resume``, the directory's own).
+    ``retry_errors`` (with ``resume``): run the ``error`` trials again too (their records move to records/errors/).
 
     ``overrides``: ``--set`` pairs, e.g. ``run("quick", epochs=2, experts=[2, 4], **{"resources.cpu": 2})``.
     ``faults`` (tests): trial index or configuration name -> "raise" | "diverge" |
@@ -194,6 +215,8 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     if not isinstance(max_failures, int) or max_failures < 0:
         raise SweepError(f"--max-failures: must be an integer >= 0, got {max_failures!r}")
     datasets = None
+    if retry_errors and resume is None:
+        raise SweepError("--retry-errors goes with --resume DIR: it reruns the error trials of that sweep")
     if resume is not None:
         if overrides or faults:
             raise SweepError("--resume continues a sweep as it was defined: no --set overrides")
@@ -210,9 +233,12 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
         datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
         out.mkdir(parents=True, exist_ok=True)
         write_state(out, sweep, trials)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    if retry_errors:
+        moved = set_aside_errors(out)
+        say(f"{len(moved)} error trial(s) to run again; their records are kept in {out / 'records' / 'errors'}")
     done = finished_indices(out)
     todo = [t for t in trials if t.index not in done]
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     stats: dict[str, Any] = {"out": str(out), "interrupted": False, "wall_s": 0.0, "trial_s": 0.0, "slots": 0,
                              "overhead": math.nan, "n_run": 0}
     if todo:
@@ -343,6 +369,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", default=None, metavar="DIR",
                     help="continue an interrupted sweep in DIR: trials without a record run again, each from its "
                          "latest checkpoint (its last finished epoch) when DIR holds one")
+    ap.add_argument("--retry-errors", action="store_true",
+                    help="with --resume: run the trials that ended in error again too, each from its latest "
+                         "checkpoint (their error records move to DIR/records/errors/)")
     ap.add_argument("--max-failures", type=int, default=None,
                     help="retries of a trial that raises or loses its node, each from its latest checkpoint (default: 1)")
     ap.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="asha: stop weak trials early")
@@ -402,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             return dry_run(args.name or "quick", overrides)
         if args.resume and (args.sets or args.out or args.data_root):
             raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
-        runs = run(args.name, out=args.out, address=args.address, resume=args.resume,
+        runs = run(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors,
                    max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
                    verbose=args.verbose, **overrides)
     except (SweepError, ResourceError) as err:

@@ -42,7 +42,7 @@ from moe.record import atomic_write_bytes
 
 STATUSES = ("ok", "diverged", "error", "stopped")
 ID_COLUMNS = ["index", "name", "status", "error", "failures"]
-TIMING_COLUMNS = ["epochs_run", "train_s", "eval_s", "trial_s"]
+TIMING_COLUMNS = ["epochs_run", "resumed_from_epoch", "train_s", "eval_s", "trial_s"]
 TAIL_COLUMNS = ["node_id", "trial_id", "git", "allocation"]
 # The columns of table.md / table.tex (the DataFrame holds every score); those absent or all-NaN are dropped.
 TABLE_SCORES = ("accuracy", "nmi", "mi_bits", "purity", "partition_nmi", "usage_entropy", "dead_experts",
@@ -79,7 +79,8 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
         row[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
     for k, v in test.items():
         row[k] = math.nan if v is None else v
-    row.update(epochs_run=b.get("epochs_run", len(rec.get("history") or [])), train_s=timing.get("train_s"), eval_s=timing.get("eval_s"),
+    row.update(epochs_run=b.get("epochs_run", len(rec.get("history") or [])),
+               resumed_from_epoch=rec.get("resumed_from_epoch"), train_s=timing.get("train_s"), eval_s=timing.get("eval_s"),
                trial_s=b.get("trial_s"), node_id=b.get("node_id"), trial_id=b.get("trial_id"),
                git=(rec.get("versions") or {}).get("git"),
                allocation=json.dumps(rec["allocation"]) if rec.get("allocation") is not None else None)
