@@ -7,10 +7,13 @@ after every epoch and stops training early when it returns a true value.
 Checkpoints: ``on_state(state_bytes)`` receives the full training state (``TrainState.to_bytes()``) after
 every finished epoch, and ``run(..., state=state_bytes)`` continues from one: a run resumed after epoch k
 gives exactly the record of the run never stopped (same numbers, bitwise, on the CPU).
+``evaluate_state(config, state_bytes)`` scores a saved state as ``run`` would have had it stopped there
+(a sweep trial stopped early by its scheduler).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -343,6 +346,65 @@ def phase_starts(plan: list[regimes.Phase]) -> list[int]:
     return [sum(p.epochs for p in plan[:i]) for i in range(len(plan))]
 
 
+def run_data(cfg: Config, data: Dataset | dict | None) -> Dataset:
+    """The data of a run: loaded for the config, or the dataset a caller loaded once (a sweep driver),
+    checked and cut to the config's subsets."""
+    if data is None:
+        return load_for_config(cfg)
+    data = Dataset.from_numpy(data) if isinstance(data, dict) else data
+    if data.name != cfg.dataset:
+        raise ValueError(f"data: the dataset passed in is {data.name!r} but the config asks for {cfg.dataset!r}")
+    return subset(data, cfg.n_train, cfg.n_test, cfg.data_seed)
+
+
+def initial_model(cfg: Config, data: Dataset, x_train: torch.Tensor) -> MixtureOfExperts:
+    """The model a run starts from, on the device of x_train: seeded by cfg.seed (the global torch generator),
+    its routers initialised from the training inputs (prototypes)."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, data.input_shape, data.n_classes).to(x_train.device)
+    model.init_from_data(x_train, torch.Generator().manual_seed(cfg.seed))
+    return model
+
+
+def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch_size: int) -> dict[str, Any]:
+    """The record fields of the test evaluation: ``dataset``, ``test`` (every score), ``allocation``, ``test_assignment``."""
+    scores, alloc, assignment = test_scores(model, data, device, batch_size)
+    return {"dataset": data.describe(), "test": scores, "allocation": alloc,
+            "test_assignment": assignment}  # expert of each test sample (-1: none), for seed stability
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """torch's CPU threads set to n (when given) inside the block, restored after."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def evaluate_state(config: Config | dict[str, Any], state: TrainState | bytes, data: Dataset | dict | None = None,
+                   device: str | None = None) -> dict[str, Any]:
+    """The test evaluation of a saved training state: the record fields (``evaluate``) that ``run`` gives when
+    it stops after the state's epoch, exactly (bitwise on the CPU). For a trial a scheduler stopped before
+    its final report. A state another config wrote raises ``StateMismatch``.
+
+    ``device`` overrides where it runs (default: the config's). The caller's torch threads and random
+    generators are left as they were (building the model reseeds the global one).
+    """
+    cfg = as_config(config)
+    saved = load_state(state, cfg)
+    where = resolve_device(device or cfg.device)
+    data = run_data(cfg, data)
+    with torch_threads(cfg.threads), torch.random.fork_rng(devices=[where] if where.type == "cuda" else []):
+        model = initial_model(cfg, data, data.x_train.to(where))
+        model.load_state_dict(saved.model)
+        model.set_temperature(saved.temperature)
+        return evaluate(model, data, where, eval_batch_size(cfg, model))
+
+
 def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | None = None,
         on_epoch: Callable[[dict[str, Any]], Any] | None = None, progress: bool = False,
         state: TrainState | bytes | None = None, on_state: Callable[[bytes], Any] | None = None) -> dict[str, Any]:
@@ -362,13 +424,7 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if data is None:
-        data = load_for_config(cfg)
-    else:  # loaded once by a caller (a sweep driver): check it, then take this config's subsets
-        data = Dataset.from_numpy(data) if isinstance(data, dict) else data
-        if data.name != cfg.dataset:
-            raise ValueError(f"data: the dataset passed in is {data.name!r} but the config asks for {cfg.dataset!r}")
-        data = subset(data, cfg.n_train, cfg.n_test, cfg.data_seed)
+    data = run_data(cfg, data)
     split = regimes.resolve_split(cfg, data.n_classes)
     if split is not None and (problems := regimes.split_problems(split, cfg.experts, data.n_classes)):
         raise ConfigError(problems)
@@ -376,10 +432,8 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
 
     # model, loss, phases: all seeded
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, data.input_shape, data.n_classes).to(device)
-    initial_experts = {k: v.clone() for k, v in model.experts.state_dict().items()}
-    model.init_from_data(x_train, torch.Generator().manual_seed(cfg.seed))
+    model = initial_model(cfg, data, x_train)
+    initial_experts = {k: v.clone() for k, v in model.experts.state_dict().items()}  # init_from_data set only the routers
     loss_fn = Loss(cfg)
     batch_order = torch.Generator().manual_seed(cfg.seed)
     eval_batch = eval_batch_size(cfg, model)
@@ -440,10 +494,9 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
 
     # evaluation on the test split
     t0 = time.perf_counter()
-    scores, alloc, assignment = test_scores(model, data, device, eval_batch)
+    evaluated = evaluate(model, data, device, eval_batch)
     return {"schema": SCHEMA, "status": status, "error": None, "config": cfg.to_dict(), "seed": cfg.seed,
-            "dataset": data.describe(), "history": history, "test": scores, "allocation": alloc,
-            "test_assignment": assignment,  # expert of each test sample (-1: none), for seed stability
+            "history": history, **evaluated,
             "resumed_from_epoch": None if resumed is None else resumed.epoch,
             "timing": {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started},
             "versions": versions()}

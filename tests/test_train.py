@@ -221,3 +221,51 @@ def test_a_state_of_another_config_is_refused_naming_the_fields(gm6):
     with pytest.raises(StateMismatch, match="state: cannot read it"):
         run(RESUMABLE["noisy topk"], data=gm6, state=states[0][:100])  # a truncated file
     run({**RESUMABLE["noisy topk"], "data_root": "/elsewhere"}, data=gm6, state=states[0])  # where the files are is not the config
+
+
+# ---- scoring a saved state: the test scores of the run stopped there (a trial its scheduler stopped) ----
+
+SCORABLE = {
+    **RESUMABLE,
+    # a batch-dependent router: evaluated in training-size batches, in the fixed shuffled order
+    "expert choice": {**SMALL, "epochs": 3, "router": "expert_choice", "experts": 3},
+    # prototypes initialised from the training inputs, and a decaying temperature
+    "prototype": {**SMALL, "epochs": 3, "router": "prototype", "experts": 4, "temperature_decay": 0.5},
+}
+TEST_FIELDS = ("dataset", "test", "allocation", "test_assignment")
+
+
+@pytest.mark.parametrize("name", SCORABLE)
+def test_a_saved_state_scores_like_the_run_stopped_after_its_epoch(gm6, name):
+    from moe.train import evaluate_state
+
+    cfg = SCORABLE[name]
+    states = []
+    run(cfg, data=gm6, on_state=states.append)
+    for k, state in enumerate(states, start=1):
+        stopped = run(cfg, data=gm6, on_epoch=lambda m, k=k: m["epoch"] == k)  # the first k epochs only
+        rng, threads = torch.get_rng_state(), torch.get_num_threads()
+        scored = evaluate_state(cfg, state, data=gm6.to_numpy())
+        assert set(scored) == set(TEST_FIELDS)
+        assert scored == {f: stopped[f] for f in TEST_FIELDS}, f"after epoch {k}"  # bitwise: == on floats
+        assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads  # the caller's, untouched
+
+
+def test_scoring_a_state_loads_the_data_when_none_is_given(gm6):
+    from moe.train import TrainState, evaluate_state
+
+    cfg = RESUMABLE["noisy topk"]
+    states = []
+    rec = run(cfg, data=gm6, on_state=states.append)
+    assert evaluate_state(cfg, TrainState.from_bytes(states[-1]))["test"] == rec["test"]  # a TrainState, data from the config
+
+
+def test_scoring_a_state_of_another_config_is_refused(gm6):
+    from moe.train import StateMismatch, evaluate_state
+
+    states = []
+    run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)
+    with pytest.raises(StateMismatch, match=r"another config \(experts: 3 in the state, 4 here\)"):
+        evaluate_state({**RESUMABLE["noisy topk"], "experts": 4}, states[0], data=gm6)
+    with pytest.raises(StateMismatch, match="state: cannot read it"):
+        evaluate_state(RESUMABLE["noisy topk"], states[0][:100], data=gm6)
