@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.spec import Trial
-from moe.record import error_record, write_json_atomic
+from moe.record import SCHEMA, error_record, versions, write_json_atomic
 
 
 def record_path(out: Path, index: int) -> Path:
@@ -38,6 +38,45 @@ def full_config(config: dict[str, Any]) -> dict[str, Any]:
         return dict(config)
 
 
+def stopped_record(trial: Trial, last_result: dict[str, Any], checkpoint, datasets: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """The record of a trial the scheduler stopped: it never sent its final report, so the driver scores the
+    model of its latest checkpoint (``checkpoint``, a ``tune.Checkpoint`` or None: its last finished epoch)
+    with ``moe.train.evaluate_state``, as an ``ok`` run is scored; ``bench.scored_from_epoch`` says which
+    epoch. When that fails (no checkpoint, an unreadable one) the record keeps the last epoch's accuracy and
+    says why in ``bench.not_scored``: a stopped trial never stops the sweep."""
+    rec = {"schema": SCHEMA, "status": "stopped", "error": None, "config": full_config(trial.config), "history": [],
+           "test": {"accuracy": last_result.get("test_accuracy")}, "allocation": None, "timing": {}, "versions": {}}
+    rec["bench"] = {"index": trial.index, "name": trial.name, "trial_s": None, "epochs_run": last_result.get("epoch"),
+                    "scored_from_epoch": None}
+    try:
+        rec["bench"]["scored_from_epoch"], fields = scored_from_checkpoint(trial.config, checkpoint, datasets)
+    except Exception as err:  # noqa: BLE001 -- whatever went wrong, the stopped record is written
+        rec["bench"]["not_scored"] = f"{type(err).__name__}: {err}"
+        return rec
+    rec.update(fields)
+    return rec
+
+
+def scored_from_checkpoint(config: dict[str, Any], checkpoint,
+                           datasets: dict[str, dict[str, Any]] | None) -> tuple[int, dict[str, Any]]:
+    """(the epoch of a trial's latest checkpoint, the record fields it gives: config, history and the test
+    evaluation of its model by ``moe.train.evaluate_state``, on the driver: these models are small)."""
+    from bench.trial import dataset_key, read_checkpoint
+    from moe.train import TrainState, evaluate_state
+
+    if checkpoint is None:
+        raise FileNotFoundError("the trial left no checkpoint")
+    state = TrainState.from_bytes(read_checkpoint(checkpoint))
+    config = dict(config)
+    if config.get("threads") is None:  # the trial ran with the torch threads of its CPU share (bench.trial)
+        config["threads"] = state.config.get("threads")
+    t0 = time.perf_counter()
+    evaluated = evaluate_state(config, state, data=(datasets or {}).get(dataset_key(config)))
+    return state.epoch, {"schema": SCHEMA, "config": full_config(config), "seed": state.config.get("seed"),
+                         "history": state.history, **evaluated,
+                         "timing": {"train_s": state.train_s, "eval_s": time.perf_counter() - t0}, "versions": versions()}
+
+
 def _clock(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -55,8 +94,9 @@ class _Progress:
     """Writes each finished trial's record and prints one line with an ETA (mixed into a tune.Callback)."""
 
     def __init__(self, out: Path, trials: list[Trial], todo: list[Trial], quiet: bool = False,
-                 interrupt_after: int | None = None):
+                 interrupt_after: int | None = None, datasets: dict[str, dict[str, Any]] | None = None):
         self.out, self.quiet = out, quiet
+        self.datasets = datasets  # the driver's loaded datasets, to score the trials a scheduler stops
         self.trials = {t.index: t for t in trials}
         self.cost = {t.index: cost(t.config) for t in todo}
         self.n_total, self.n_before = len(trials), len(trials) - len(todo)
@@ -74,13 +114,7 @@ class _Progress:
     def on_trial_complete(self, iteration, trials, trial, **info):
         index = trial.config["trial"]["index"]
         if index not in self.finished:  # stopped early by the scheduler: no final report
-            last = trial.last_result or {}
-            rec = {"schema": 1, "status": "stopped", "error": None, "config": full_config(self.trials[index].config),
-                   "history": [], "test": {"accuracy": last.get("test_accuracy")}, "allocation": None,
-                   "timing": {}, "versions": {}}
-            rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None,
-                            "epochs_run": last.get("epoch")}
-            self._save(trial, rec)
+            self._save(trial, stopped_record(self.trials[index], trial.last_result or {}, trial.checkpoint, self.datasets))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         index = trial.config["trial"]["index"]

@@ -15,7 +15,8 @@ Results directory (``--out``, default ``results/<sweep>-<timestamp>``, absolute 
 
 Checkpoints: every trial reports its whole training state after each epoch (``bench.trial``); Ray keeps
 the latest one per trial (``CheckpointConfig(num_to_keep=1)``), and the driver deletes it once the
-trial has an ok, diverged or stopped record (an ``error`` trial keeps it, for ``--retry-errors``).
+trial has an ok, diverged or stopped record (a stopped trial's record is scored from it first; an
+``error`` trial keeps it, for ``--retry-errors``).
 
 Resume (``--resume DIR``) reruns exactly the trials without a record, in a fresh Ray experiment, each
 from the latest checkpoint an earlier experiment of DIR holds for it (from its last finished epoch; the
@@ -27,7 +28,9 @@ duplicates it. ``--resume DIR --retry-errors`` also reruns the ``error`` trials,
 Failures: a trial that raises (or whose node dies) is retried ``--max-failures`` times (default 1), each
 retry from its latest checkpoint, then kept as an ``error`` record with its message; a run whose loss
 becomes NaN/inf is an ``diverged`` record (``moe.train.run`` stops it); a trial stopped by
-``--scheduler asha`` is a ``stopped`` record with its last epoch's accuracy.
+``--scheduler asha`` is a ``stopped`` record scored like an ``ok`` one, from the model of its latest
+checkpoint (``bench.scored_from_epoch``; ``bench.not_scored`` says why when that cannot be done, and the
+record keeps only its last epoch's accuracy).
 """
 from __future__ import annotations
 
@@ -274,7 +277,7 @@ def _run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verb
         resume_states = {index: ray.put(data) for index, data in states.items()}  # one object each: a trial fetches its own
         fn = tune.with_resources(tune.with_parameters(trainable, datasets=datasets, resume_states=resume_states),
                                  {"cpu": res["cpu"], "gpu": res["gpu"]})
-        progress = progress_callback(out, trials, todo, quiet=quiet, interrupt_after=interrupt_after)
+        progress = progress_callback(out, trials, todo, quiet=quiet, interrupt_after=interrupt_after, datasets=datasets)
         todo = sorted(todo, key=lambda t: -cost(t.config))  # longest first: a shorter tail on the last slots
         tuner = tune.Tuner(
             fn,

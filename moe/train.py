@@ -385,24 +385,24 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def evaluate_state(config: Config | dict[str, Any], state: TrainState | bytes, data: Dataset | dict | None = None,
-                   device: str | None = None) -> dict[str, Any]:
+def evaluate_state(config: Config | dict[str, Any], state: TrainState | bytes,
+                   data: Dataset | dict | None = None) -> dict[str, Any]:
     """The test evaluation of a saved training state: the record fields (``evaluate``) that ``run`` gives when
     it stops after the state's epoch, exactly (bitwise on the CPU). For a trial a scheduler stopped before
     its final report. A state another config wrote raises ``StateMismatch``.
 
-    ``device`` overrides where it runs (default: the config's). The caller's torch threads and random
-    generators are left as they were (building the model reseeds the global one).
+    It runs on the config's device, with its torch threads; the caller's threads and random generators are
+    left as they were (building the model reseeds the global one).
     """
     cfg = as_config(config)
     saved = load_state(state, cfg)
-    where = resolve_device(device or cfg.device)
+    device = resolve_device(cfg.device)
     data = run_data(cfg, data)
-    with torch_threads(cfg.threads), torch.random.fork_rng(devices=[where] if where.type == "cuda" else []):
-        model = initial_model(cfg, data, data.x_train.to(where))
+    with torch_threads(cfg.threads), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model = initial_model(cfg, data, data.x_train.to(device))
         model.load_state_dict(saved.model)
         model.set_temperature(saved.temperature)
-        return evaluate(model, data, where, eval_batch_size(cfg, model))
+        return evaluate(model, data, device, eval_batch_size(cfg, model))
 
 
 def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | None = None,

@@ -101,6 +101,22 @@ def test_asha_stops_weak_trials_early(ray_local, sweep_file, tmp_path):
     assert len(stopped) >= 1 and 0.05 not in set(stopped["lr"])  # a hopeless learning rate goes, the best stays
     assert (stopped["accuracy"].notna()).all()
 
+    # a stopped trial is scored like an ok one, from the model of its last finished epoch (its checkpoint)
+    for col in ("nmi", "purity", "router_only_accuracy", "loss", "busiest_share"):  # (cheating_index: NaN at chance accuracy)
+        assert stopped[col].notna().all(), col
+    assert stopped["allocation"].notna().all() and (stopped["epochs_run"] < 4).all()
+    from moe.data import load_dataset
+    from moe.record import jsonable
+    from moe.train import run
+
+    for index in stopped["index"]:
+        rec = records(out)[index]
+        k = rec["bench"]["scored_from_epoch"]
+        assert k == rec["bench"]["epochs_run"] == len(rec["history"]) and "not_scored" not in rec["bench"]
+        cut = run(rec["config"], data=load_dataset("gm6"), on_epoch=lambda m, k=k: m["epoch"] == k)  # the same run, cut there
+        assert rec["test"] == jsonable(cut["test"]) and rec["test_assignment"] == cut["test_assignment"]  # bitwise on the CPU
+    assert not list(out.glob("ray*/trial_*/checkpoint_*"))  # read, then deleted
+
 
 def test_a_request_larger_than_the_cluster_is_refused(ray_local, sweep_file, tmp_path):
     t0 = time.monotonic()
