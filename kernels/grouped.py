@@ -324,14 +324,15 @@ def _row_experts(offsets: Tensor, M: int) -> Tensor:
 
 
 def _bias_grad_torch(dy: Tensor, offsets: Tensor, n_experts: int) -> Tensor:
-    """db [E, N]: per-expert sums of the grouped rows of dy (zeros for empty experts)."""
-    if dy.device.type == "cpu":  # one segment reduction (deterministic on the CPU)
-        return torch.segment_reduce(dy, "sum", lengths=offsets.diff(), axis=0, unsafe=True, initial=0)
+    """db [E, N]: per-expert sums of the grouped rows of dy (zeros for empty experts).
+
+    A loop of sums: torch.segment_reduce does the same in one call but took 14x longer on the CPU
+    ([8192, 512], E = 8: 9.6 ms against 0.7 ms)."""
     db = dy.new_zeros(n_experts, dy.shape[1])
-    bounds = offsets.tolist()
-    for e in range(n_experts):
-        if bounds[e + 1] > bounds[e]:
-            torch.sum(dy[bounds[e]:bounds[e + 1]], 0, out=db[e])
+    counts = offsets.diff().tolist()
+    for dy_e, db_e in zip(dy.split(counts), db.unbind(0)):
+        if dy_e.shape[0]:
+            torch.sum(dy_e, 0, out=db_e)
     return db
 
 
