@@ -190,3 +190,19 @@ def test_scatter_rows_padded_matches_index_add():
     torch.testing.assert_close(scatter_rows_padded(src, index, 15), torch.zeros(15, 7).index_add_(0, index, src))
     assert scatter_rows_padded(src[:0], index[:0], 4).shape == (4, 7)
 
+
+
+def test_native_grouped_path_choice():
+    """The torch fallback hands products to torch._grouped_mm when it takes their layout (CPU, fp32/fp16/bf16,
+    one unit stride, the other 16-byte aligned) and loops otherwise; the cases above run both paths
+    (e.g. K, N = 100, 24: native; 5, 3 or fp64: the loop) against the float64 loop."""
+    from kernels.grouped import _native_grouped
+
+    x = torch.randn(10, 16)
+    assert _native_grouped(x, torch.randn(2, 16, 8))
+    assert _native_grouped(x, torch.randn(2, 8, 16).transpose(1, 2))  # dX: a transposed weight view
+    assert _native_grouped(x.t(), torch.randn(10, 8))  # dW: x^T [K, M] against dy [M, N]
+    assert _native_grouped(x.half(), torch.randn(2, 16, 8).half())
+    assert not _native_grouped(x, torch.randn(2, 16, 5))  # rows of 20 bytes
+    assert not _native_grouped(x, torch.randn(2, 16, 16)[:, :, ::2])  # no unit stride
+    assert not _native_grouped(x.double(), torch.randn(2, 16, 8).double())  # float64: the loop
