@@ -115,15 +115,22 @@ def finished_indices(out: Path) -> set[int]:
     return done
 
 
+def record_statuses(out: Path) -> list[tuple[int, Path, str | None]]:
+    """(trial index, path, status) of every readable record of a sweep directory, in index order."""
+    found = []
+    for path in sorted((out / "records").glob("*.json")):
+        try:
+            found.append((int(path.stem), path, json.loads(path.read_text()).get("status")))
+        except (ValueError, OSError, json.JSONDecodeError):
+            continue
+    return found
+
+
 def set_aside_errors(out: Path) -> list[int]:
     """Move the ``error`` records to ``records/errors/NNNN.K.json`` (K = 1, 2, ...: nothing is overwritten), so
     that a resume runs those trials again, each from its checkpoint; returns their indices."""
     moved = []
-    for p in sorted((out / "records").glob("*.json")):
-        try:
-            index, status = int(p.stem), json.loads(p.read_text()).get("status")
-        except (ValueError, OSError, json.JSONDecodeError):
-            continue
+    for index, p, status in record_statuses(out):
         if status != "error":
             continue
         (out / "records" / "errors").mkdir(exist_ok=True)
@@ -164,11 +171,7 @@ def drop_checkpoints(out: Path) -> None:
     """Delete the checkpoints of trials that need them no more: those with an ok, diverged or stopped record."""
     import shutil
 
-    for path in sorted((out / "records").glob("*.json")):
-        try:
-            index, status = int(path.stem), json.loads(path.read_text()).get("status")
-        except (ValueError, OSError, json.JSONDecodeError):
-            continue
+    for index, _, status in record_statuses(out):
         if status != "error":
             for folder in checkpoint_dirs(out, index):
                 shutil.rmtree(folder, ignore_errors=True)
