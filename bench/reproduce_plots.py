@@ -86,6 +86,21 @@ def _first_run(runs: pd.DataFrame, where: Callable[[pd.Series], bool]) -> pd.Ser
     return None
 
 
+def allocation_figure(runs: pd.DataFrame, records: list[dict[str, Any]],
+                      picks: list[tuple[Callable[[pd.Series], bool], Callable[[pd.Series], str]]],
+                      path: Path, title: str, caption: str) -> Figures:
+    """One heat-map panel per pick (where, label): the allocation of the first run (lowest seed) matching
+    ``where``, titled ``label(run)`` and its seed; no figure when no pick matches a run."""
+    panels = []
+    for where, label in picks:
+        row = _first_run(runs, where)
+        if row is not None:
+            panels.append((f"{label(row)}, seed {row['seed']}", _alloc(row["allocation"])))
+    if not panels:
+        return []
+    return [(caption, heatmaps(panels, _class_names(records, panels[0][1].shape[0]), path, title))]
+
+
 # ---------------------------------------------------------------------------------------------------
 # lr_asymmetry: expert shares against epoch (the seed paper's Figure 5) and against the ratio
 # ---------------------------------------------------------------------------------------------------
@@ -164,17 +179,13 @@ def pretrained_experts(runs: pd.DataFrame, records: list[dict[str, Any]], folder
     ok = ok_runs(runs)
     if ok.empty:
         return out
-    panels = []
-    for regime, label in (("frozen_gate", "joint training"), ("pretrain_frozen_gate", "pre-trained experts")):
-        row = _first_run(ok, lambda r, g=regime: r.get("regime") == g)
-        if row is not None:
-            panels.append((f"{label}, seed {row['seed']}", _alloc(row["allocation"])))
-    if panels:
-        names = _class_names(records, panels[0][1].shape[0])
-        out.append(("Allocation of the test samples by the gate, joint training against pre-trained experts "
-                    "(the seed paper's Figure 3).",
-                    heatmaps(panels, names, folder / "pretrained_experts_allocation.png",
-                             "Gate allocation (row-normalised): joint training vs pre-trained experts")))
+    out += allocation_figure(
+        ok, records, [(lambda r, g=regime: r.get("regime") == g, lambda r, text=text: text)
+                      for regime, text in (("frozen_gate", "joint training"), ("pretrain_frozen_gate", "pre-trained experts"))],
+        folder / "pretrained_experts_allocation.png",
+        "Gate allocation (row-normalised): joint training vs pre-trained experts",
+        "Allocation of the test samples by the gate, joint training against pre-trained experts "
+        "(the seed paper's Figure 3).")
     fig = Figure(figsize=(6.5, 4.2), dpi=100, layout="constrained")
     ax = fig.subplots()
     labels = ok["regime"].map({"frozen_gate": "joint", "pretrain_frozen_gate": "pre-trained"}).fillna(ok["regime"])
@@ -215,17 +226,11 @@ def fmnist_mnist_joint(runs: pd.DataFrame, records: list[dict[str, Any]], folder
     ax2.set_title("Accuracy against partition agreement", fontsize=9)
     out.append(("Fashion/digit separation and partition NMI against the number of experts; accuracy against "
                 "separation.", save_png(fig, folder / "fmnist_mnist_joint_separation.png")))
-    panels = []
-    for e in sorted(experts.dropna().unique()):
-        row = _first_run(ok, lambda r, e=e: float(r.get("experts")) == e)
-        if row is not None:
-            panels.append((f"{int(e)} experts, seed {row['seed']}", _alloc(row["allocation"])))
-    if panels:
-        names = _class_names(records, panels[0][1].shape[0])
-        out.append(("Allocation of the test samples after joint training, one run per expert count "
-                    "(the seed paper's Figure 1).",
-                    heatmaps(panels, names, folder / "fmnist_mnist_joint_allocation.png",
-                             "Gate allocation after joint training (row-normalised)")))
+    out += allocation_figure(
+        ok, records, [(lambda r, e=e: float(r.get("experts")) == e, lambda r, e=e: f"{int(e)} experts")
+                      for e in sorted(experts.dropna().unique())],
+        folder / "fmnist_mnist_joint_allocation.png", "Gate allocation after joint training (row-normalised)",
+        "Allocation of the test samples after joint training, one run per expert count (the seed paper's Figure 1).")
     return out
 
 
@@ -258,15 +263,11 @@ def cheating(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path) ->
     ax2.set_title("Expert constancy against cheating index", fontsize=9)
     out.append(("Accuracy and expert constancy against the cheating index, per run (dashed: a single linear "
                 "model's mean accuracy).", save_png(fig, folder / "cheating_scatter.png")))
-    panels = []
-    for f in dict.fromkeys(fam[mixture]):
-        row = _first_run(ok, lambda r, f=f: family(r) == f)
-        if row is not None:
-            panels.append((f"{f}\nE={int(row['experts'])}, seed {row['seed']}", _alloc(row["allocation"])))
-    if panels:
-        names = _class_names(records, panels[0][1].shape[0])
-        out.append(("Allocation of the test samples, one run per router family.",
-                    heatmaps(panels, names, folder / "cheating_allocation.png", "Allocation by router family (row-normalised)")))
+    out += allocation_figure(
+        ok, records, [(lambda r, f=f: family(r) == f, lambda r, f=f: f"{f}\nE={int(r['experts'])}")
+                      for f in dict.fromkeys(fam[mixture])],
+        folder / "cheating_allocation.png", "Allocation by router family (row-normalised)",
+        "Allocation of the test samples, one run per router family.")
     return out
 
 
