@@ -323,12 +323,17 @@ def capture_state(cfg: Config, model: MixtureOfExperts, optimizer: torch.optim.O
                       model.state_dict(), optimizer.state_dict(), rng, train_s)
 
 
+def load_model_state(state: TrainState, model: MixtureOfExperts) -> None:
+    """The model of a saved state: its parameters and the router's temperature at that epoch."""
+    model.load_state_dict(state.model)
+    model.set_temperature(state.temperature)
+
+
 def restore_state(state: TrainState, model: MixtureOfExperts, batch_order: torch.Generator, device: torch.device) -> None:
     """The model, temperature and generators of a saved state (the optimizer waits for its phase)."""
     if ("cuda" in state.rng) != (device.type == "cuda"):
         raise StateMismatch(f"device: the state was saved {'on' if 'cuda' in state.rng else 'off'} CUDA, this run is on {device}")
-    model.load_state_dict(state.model)
-    model.set_temperature(state.temperature)
+    load_model_state(state, model)
     batch_order.set_state(state.rng["batch_order"])
     torch.set_rng_state(state.rng["torch"])
     if device.type == "cuda":
@@ -400,8 +405,7 @@ def evaluate_state(config: Config | dict[str, Any], state: TrainState | bytes,
     data = run_data(cfg, data)
     with torch_threads(cfg.threads), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model = initial_model(cfg, data, data.x_train.to(device))
-        model.load_state_dict(saved.model)
-        model.set_temperature(saved.temperature)
+        load_model_state(saved, model)
         return evaluate(model, data, device, eval_batch_size(cfg, model))
 
 
