@@ -6,9 +6,59 @@ closest match, so that a typo in a config or a sweep file fails before any work 
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: insertions, deletions, substitutions and adjacent swaps cost 1."""
+    prev2, prev = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if prev2 is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
+def did_you_mean(name: object, choices: Iterable[str]) -> str | None:
+    """The valid choice a user most likely meant by ``name``, or None when nothing is close.
+
+    Ranked, best first: the same name in another case; a plural or singular of it (``epoch`` ->
+    ``epochs``); a choice that ``name`` begins (``lr_r`` -> ``lr_ratio``), the shortest first; then the
+    fewest edits (an adjacent swap counts as one), preferring a choice with exactly the same letters
+    (``experst`` -> ``experts``, not ``expert``), then the most letters in common (difflib's ratio).
+    The one 'did you mean' of the project: configs, registries, sweep files, claims, benchmarks.
+    """
+    s = str(name).lower()
+    best: tuple | None = None
+    for choice in dict.fromkeys(choices):
+        c = str(choice).lower()
+        ratio = difflib.SequenceMatcher(None, s, c).ratio()
+        if c == s:
+            key: tuple = (0,)
+        elif c in (s + "s", s + "es") or s in (c + "s", c + "es"):
+            key = (1, -ratio)
+        elif len(s) >= 2 and c.startswith(s):
+            key = (2, abs(len(c) - len(s)), -ratio)
+        elif (dist := _edit_distance(s, c)) <= max(1, len(s) // 3):
+            key = (3, dist, sorted(c) != sorted(s), -ratio)
+        elif ratio >= 0.6:
+            key = (4, -ratio)
+        else:
+            continue
+        if best is None or key < best[0]:
+            best = (key, choice)
+    return None if best is None else best[1]
+
+
+def suggestion(name: object, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid choice (:func:`did_you_mean`), else ``''``."""
+    close = did_you_mean(name, choices)
+    return f" (did you mean {close!r}?)" if close is not None else ""
 
 
 class UnknownNameError(ValueError):
@@ -37,9 +87,7 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def unknown_message(self, name: object, field: str | None = None) -> str:
-        close = difflib.get_close_matches(str(name), list(self._items), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"{field or self.kind}: unknown {self.kind} {name!r}{hint}; valid choices: {', '.join(self.names())}"
+        return f"{field or self.kind}: unknown {self.kind} {name!r}{suggestion(name, self._items)}; valid choices: {', '.join(self.names())}"
 
     def names(self) -> list[str]:
         return sorted(self._items)
