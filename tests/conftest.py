@@ -23,6 +23,25 @@ os.environ.setdefault("MOE_OFFLINE", "1")  # never try a download from a test
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+FAST_SKIPS = ("slow", "ray", "interp")  # what the edit-loop tier leaves out
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fast", action="store_true",
+                     help="the edit-loop tier (under a minute): leaves out tests marked " + ", ".join(FAST_SKIPS))
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--fast"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        (dropped if any(item.get_closest_marker(m) for m in FAST_SKIPS) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture
 def fake_mnist_root(tmp_path: Path) -> Path:
     """A data root holding tiny MNIST and FashionMNIST files in torchvision's layout."""

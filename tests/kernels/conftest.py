@@ -6,6 +6,7 @@ child pytest process that is (`-m interp`).
 """
 import os
 import random
+import zlib
 
 import pytest
 import torch
@@ -28,8 +29,17 @@ def backend(request):
 
 @pytest.fixture(autouse=True)
 def seed(request):
-    """Fresh random inputs each run; the seed is printed (shown on failure), MOE_KERNELS_TEST_SEED replays it."""
-    s = int(os.environ.get("MOE_KERNELS_TEST_SEED") or random.SystemRandom().randrange(2**31))
+    """The inputs' seed: by default fixed per test (a CRC of its id), so a failure repeats by itself.
+
+    ``MOE_KERNELS_TEST_SEED=N`` replays a seed; ``MOE_KERNELS_FUZZ=1`` draws a fresh one per test and run.
+    The seed is printed, so pytest shows it with a failure.
+    """
+    if os.environ.get("MOE_KERNELS_TEST_SEED"):
+        s = int(os.environ["MOE_KERNELS_TEST_SEED"])
+    elif os.environ.get("MOE_KERNELS_FUZZ", "0") not in ("", "0"):
+        s = random.SystemRandom().randrange(2**31)
+    else:
+        s = zlib.crc32(request.node.nodeid.encode())
     print(f"seed={s}")
     torch.manual_seed(s)
     return s
