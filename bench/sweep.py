@@ -190,7 +190,7 @@ def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
             try:
                 out[key] = load_dataset(c.get("dataset", "gm6"), data_root=c.get("data_root"),
                                         seed=c.get("data_seed", 0)).to_numpy()
-            except (FileNotFoundError, OSError) as err:
+            except (FileNotFoundError, OSError, ValueError) as err:  # missing or damaged files (DataFileError)
                 raise SweepError(f"dataset {c.get('dataset')!r}: cannot load it: {err}") from None
     return out
 

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from moe.config import FIELD_TYPES, Config, ConfigError, as_config, field_help, from_dict, load_file
 from moe.data import Dataset, load_for_config, subset
+from moe.data.mnist import DataFileError
 from kernels import RoutingPlan
 from moe import regimes
 from moe.model import MixtureOfExperts, build_experts, build_model
@@ -535,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         record = run(cfg, progress=not args.quiet)
-    except (ConfigError, FileNotFoundError) as err:  # data files missing, device unavailable
+    except (ConfigError, FileNotFoundError, DataFileError) as err:  # data files missing or damaged, device unavailable
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:

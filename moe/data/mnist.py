@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 from pathlib import Path
 
 import torch
@@ -21,6 +22,59 @@ DOWNLOAD_TIMEOUT_S = 30
 
 class DataNotFoundError(FileNotFoundError):
     """The dataset's files are missing and could not be downloaded; the message says where they go."""
+
+
+class DataFileError(ValueError):
+    """A dataset file is there but damaged or not what its name says; the message names the file and the fault."""
+
+
+IDX_MAGIC = {"images": 2051, "labels": 2049}  # big-endian: 0x00000803 (uint8, 3 dims), 0x00000801 (uint8, 1 dim)
+IMAGE_SIDE = 28
+N_CLASSES = 10
+
+
+def _idx_header(path: Path, kind: str) -> tuple[int, ...]:
+    """The dimensions in an IDX file's header, after checking its magic number and its size against them."""
+    ndim = 3 if kind == "images" else 1
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(4 + 4 * ndim)
+    if len(head) < 4:
+        raise DataFileError(f"{path}: {size} bytes, too short for an IDX file (4-byte magic number, then sizes)")
+    (magic,) = struct.unpack(">I", head[:4])
+    if magic != IDX_MAGIC[kind]:
+        other = next((k for k, m in IDX_MAGIC.items() if m == magic), None)
+        what = f"holds {other}" if other else f"has magic number {magic:#010x}, not an IDX {kind} file"
+        raise DataFileError(f"{path}: expected {kind} (magic {IDX_MAGIC[kind]:#010x}), but the file {what}")
+    if len(head) < 4 + 4 * ndim:
+        raise DataFileError(f"{path}: {size} bytes, too short for the header of an IDX {kind} file")
+    dims = struct.unpack(f">{ndim}I", head[4:])
+    expected = 4 + 4 * ndim + int(torch.tensor(dims).prod())
+    if size != expected:
+        raise DataFileError(f"{path}: {size} bytes, but its header {list(dims)} needs {expected} "
+                            f"({'truncated' if size < expected else 'extra bytes'}: a damaged or partial copy?)")
+    return dims
+
+
+def check_raw_files(folder: str, root: Path) -> None:
+    """Check the four IDX files of ``ROOT/folder/raw`` before any loader reads them, when all are there:
+    magic numbers (images not swapped with labels), sizes against the headers, 28 x 28 images, as many
+    labels as images, labels in 0-9. Raises :class:`DataFileError` naming the file and the fault."""
+    raw = root / folder / "raw"
+    paths = [raw / name for name in RAW_FILES]
+    if not all(p.is_file() for p in paths):
+        return  # missing files: the loader downloads them or says where they go
+    for split in ("train", "t10k"):
+        images, labels = raw / f"{split}-images-idx3-ubyte", raw / f"{split}-labels-idx1-ubyte"
+        n, h, w = _idx_header(images, "images")
+        (m,) = _idx_header(labels, "labels")
+        if (h, w) != (IMAGE_SIDE, IMAGE_SIDE):
+            raise DataFileError(f"{images}: images of {h} x {w} pixels; {folder} images are {IMAGE_SIDE} x {IMAGE_SIDE}")
+        if n != m:
+            raise DataFileError(f"{labels}: {m} labels for the {n} images of {images.name}; the counts must match")
+        top = max(labels.read_bytes()[8:], default=0)
+        if top >= N_CLASSES:
+            raise DataFileError(f"{labels}: label {top} out of range; {folder} labels are 0-{N_CLASSES - 1}")
 
 
 def _missing_message(folder: str, root: Path, reason: str) -> str:
@@ -56,6 +110,7 @@ def _torchvision_split(cls, folder: str, root: Path, train: bool):
 def _load(folder: str, root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
     import torchvision  # here, not at module import: a fresh Ray worker need not pay for it
 
+    check_raw_files(folder, root)
     cls = getattr(torchvision.datasets, folder)  # the class is named like its folder
     train = _torchvision_split(cls, folder, root, train=True)
     test = _torchvision_split(cls, folder, root, train=False)
