@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import time
 from pathlib import Path
@@ -169,38 +170,41 @@ def _fmt(v: Any) -> str:
 
 
 def _trial_exception(trial) -> BaseException:
-    """The user exception a trial raised (unwrapped from Ray's RayTaskError), or a RuntimeError with its text.
+    """The exception a trial raised, rebuilt from the text of Ray's error file, never unpickled.
 
-    Read from the driver's staging copy of the trial's error files (``trial.pickled_error_file`` /
-    ``trial.error_file``): when the callback runs they need not have reached the storage path yet.
+    A trial directory may hold any file, so Ray's ``error.pkl`` is not loaded (unpickling runs code). The
+    driver's staging copy of ``error.txt`` (``trial.error_file``; when the callback runs it need not have
+    reached the storage path yet), else ``trial.get_error()``, is read as untrusted text: its last
+    ``Name: message`` line gives the exception's class name (unwrapped from ``RayTaskError(Name)`` and any
+    module path) and message, rebuilt as a RuntimeError subclass of that name.
     """
-    err, text = None, None
-    for read in (lambda: _unpickle(trial.pickled_error_file), trial.get_pickled_error):
-        try:
-            err = read()
-        except Exception:
-            err = None
-        if err is not None:
-            cause = getattr(err, "cause", None)
-            return cause if isinstance(cause, BaseException) else err
-    for read in (lambda: Path(trial.error_file).read_text(), trial.get_error):
+    text = None
+    for read in (lambda: Path(trial.error_file).read_text(errors="replace"), trial.get_error):
         try:
             text = read()
         except Exception:
             text = None
         if text:
             break
-    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
+    return exception_from_text(text or "")
+
+
+_EXC_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*)(?:\((?:[\w.]*\.)?([A-Za-z_]\w*)\))?: (.*)$")
+
+
+def exception_from_text(text: str) -> BaseException:
+    """``ValueError: boom`` (or ``ray.exceptions.RayTaskError(pkg.ValueError): boom``) -> an exception whose
+    class is named ``ValueError`` and whose message is ``boom``; text with no such line -> RuntimeError."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        m = _EXC_LINE.match(line)
+        if m:
+            name = m.group(2) or m.group(1)
+            message = m.group(3)
+            if m.group(2):  # RayTaskError(Name): the message repeats 'Name: ...' after Ray's own prefix
+                message = message.split(f"{name}: ", 1)[-1] if f"{name}: " in message else message
+            return type(name, (RuntimeError,), {})(message)
     return RuntimeError(lines[-1] if lines else "trial failed (no error message)")
-
-
-def _unpickle(path: str | None):
-    import pickle
-
-    if not path or not Path(path).is_file():
-        return None
-    with open(path, "rb") as f:
-        return pickle.load(f)
 
 
 def progress_callback(*args, **kwargs):
