@@ -20,6 +20,9 @@ QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRA
              "RAY_DEDUP_LOGS": "1"}
 
 
+GCS_WAIT_VAR, GCS_WAIT_S = "RAY_gcs_server_port_wait_time_s", "120"  # Ray's default: 30 s
+
+
 class ResourceError(RuntimeError):
     """The cluster cannot be reached, or the trials ask for more than any of its nodes has."""
 
@@ -42,6 +45,8 @@ def connect(address: str | None, verbose: bool) -> bool:
                               "logging_level": logging.INFO if verbose else logging.ERROR}
     if address == "local":
         kwargs["include_dashboard"] = False
+        # A loaded machine can take more than Ray's default 30 s to bring up a fresh GCS server.
+        os.environ.setdefault(GCS_WAIT_VAR, GCS_WAIT_S)
     if Path.cwd().resolve() != REPO_ROOT:  # workers import bench and moe from the repository
         path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}

@@ -56,7 +56,8 @@ QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_E
 # For the processes of a cluster a test starts itself: every one of them gets the same mode. (In this
 # process ray.init(address="local") turns token authentication on by itself and passes it to its
 # children; setting the variable here after Ray's import would leave this process's cached mode stale.)
-CLUSTER_ENV = {**QUIET, "RAY_AUTH_MODE": "token"}
+# A fresh GCS server can take over Ray's default 30 s to come up on a loaded 2-core machine.
+CLUSTER_ENV = {**QUIET, "RAY_AUTH_MODE": "token", "RAY_gcs_server_port_wait_time_s": "120"}
 
 
 def ray_processes(marker: str) -> list[tuple[int, str]]:
@@ -99,8 +100,8 @@ def ray_tmpdir():
 @pytest.fixture(scope="session")
 def ray_local(ray_tmpdir):
     """``ray.init(address="local")`` once for the whole session (2 CPUs); shut down and checked at the end."""
-    saved = {k: os.environ.get(k) for k in [*QUIET, "RAY_TMPDIR", "RAY_AUTH_MODE"]}
-    os.environ.update(QUIET)
+    saved = {k: os.environ.get(k) for k in [*CLUSTER_ENV, "RAY_TMPDIR"]}
+    os.environ.update({k: v for k, v in CLUSTER_ENV.items() if k != "RAY_AUTH_MODE"})  # ray.init sets the mode
     os.environ["RAY_TMPDIR"] = ray_tmpdir
     import ray
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
