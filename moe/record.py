@@ -17,21 +17,21 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import numpy
+import torch
+
+import moe
+
 SCHEMA = 1
 STATUSES = ("ok", "diverged", "error")
 
 
 def versions() -> dict[str, str]:
     """Versions of Python, the numeric stack and this project (with its git commit when known)."""
-    import numpy
-    import torch
-
-    import moe
-
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
            "moe_interp_bench": moe.__version__}
     try:
-        import triton
+        import triton  # optional (no triton on a CPU-only install), and heavy: only asked here
 
         out["triton"] = triton.__version__
     except ImportError:

@@ -1,0 +1,91 @@
+"""The shape of moe/: imports point one way (no cycle among its modules, counting every import statement,
+function-level ones included), no deferred imports of project modules, config a leaf, and each component
+package's __init__ only imports its plugins."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("data", "routers", "experts", "objectives")
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for f in sorted((ROOT / "moe").rglob("*.py")):
+        parts = list(f.relative_to(ROOT).with_suffix("").parts)
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    return out
+
+
+MODULES = modules()
+
+
+def imports(path: Path) -> list[tuple[str, bool]]:
+    """(imported name, inside a function?) of every import statement; ``from a import b`` gives a.b."""
+    tree = ast.parse(path.read_text())
+    inner = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for n in ast.walk(f) if n is not f}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, id(node) in inner) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import"
+            out += [(f"{node.module}.{a.name}", id(node) in inner) for a in node.names]
+    return out
+
+
+def resolve(name: str) -> str | None:
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def graph() -> dict[str, set[str]]:
+    return {m: {r for name, _ in imports(f) if (r := resolve(name)) and r != m} for m, f in MODULES.items()}
+
+
+def test_no_import_cycle_in_moe():
+    g, state, cycles = graph(), {}, []
+
+    def visit(m, path):
+        state[m] = "open"
+        for n in sorted(g[m]):
+            if state.get(n) == "open":
+                cycles.append(path[path.index(n):] + [n])
+            elif n not in state:
+                visit(n, path + [n])
+        state[m] = "done"
+
+    for m in MODULES:
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, cycles
+
+
+def test_no_function_level_imports_of_project_modules():
+    deferred = [(m, name) for m, f in MODULES.items() for name, inside in imports(f)
+                if inside and name.split(".")[0] in ("moe", "kernels", "bench")]
+    assert not deferred, deferred
+
+
+def test_config_is_a_leaf():
+    assert graph()["moe.config"] <= {"moe.registry"}
+    assert graph()["moe.registry"] == set()
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_component_packages_keep_their_base_and_their_init_only_imports(package):
+    init = ast.parse(MODULES[f"moe.{package}"].read_text())
+    body = [n for n in init.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    assert body and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body)
+    base = graph()[f"moe.{package}.base"]
+    assert not any(m.startswith(f"moe.{package}.") for m in base), "a base module imports none of its plugins"
+    plugins = [m for m in MODULES if m.startswith(f"moe.{package}.") and m != f"moe.{package}.base"]
+    assert all(f"moe.{package}" not in graph()[p] for p in plugins), "plugins import the base, not the package"
+
+
+def test_no_module_over_400_lines_without_saying_why():
+    long = [m for m, f in MODULES.items() if len(f.read_text().splitlines()) > 400]
+    assert not long, long
