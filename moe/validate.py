@@ -3,7 +3,7 @@ each bad field one line of a :class:`moe.config.ConfigError` that names the fiel
 
 Three kinds of rule, checked in this order:
 - the registered names (dataset, expert, router, objective) and each component's own rules
-  (``config_problems(cfg)`` of a router class, of a dataset's declared shape ...);
+  (``config_problems(cfg)`` of a router class, e.g. the hash router's);
 - the rules between components, which no single component can check alone: they live here, below
   (the gate and the experts against the dataset's input shape, the class split against its classes,
   the router against the experts' hidden state, the load loss against the router, frozen experts
