@@ -31,7 +31,8 @@ def cost(config: dict[str, Any]) -> float:
 
 def full_config(config: dict[str, Any]) -> dict[str, Any]:
     """A trial's config with every default filled in (as a run record holds it)."""
-    from moe.config import ConfigError, from_dict
+    from moe.config import ConfigError
+    from moe.validate import from_dict
 
     try:
         return from_dict(config).to_dict()
@@ -63,7 +64,8 @@ def scored_from_checkpoint(config: dict[str, Any], checkpoint,
     """(the epoch of a trial's latest checkpoint, the record fields it gives: config, history and the test
     evaluation of its model by ``moe.train.evaluate_state``, on the driver: these models are small)."""
     from bench.trial import dataset_key, read_checkpoint
-    from moe.train import TrainState, evaluate_state
+    from moe.checkpoint import TrainState
+    from moe.train import evaluate_state
 
     if checkpoint is None:
         raise FileNotFoundError("the trial left no checkpoint")

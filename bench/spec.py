@@ -37,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from moe.config import FIELD_TYPES, ConfigError, from_dict
+from moe.config import FIELD_TYPES, ConfigError
+from moe.validate import from_dict
 
 SWEEP_DIR = Path(__file__).resolve().parent.parent / "sweeps"
 TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "resources", "budgets")

@@ -151,7 +151,7 @@ def latest_states(out: Path, trials: list[Trial]) -> dict[int, bytes]:
     A checkpoint cut short (the driver killed while Ray copied it) cannot be read and is passed over.
     """
     from bench.trial import STATE_FILE
-    from moe.train import StateMismatch, TrainState
+    from moe.checkpoint import StateMismatch, TrainState
 
     states: dict[int, bytes] = {}
     for t in trials:

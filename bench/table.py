@@ -36,7 +36,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from moe.config import FIELD_TYPES
-from moe.metrics import DIRECTIONS
+from moe.scores import DIRECTIONS
 from moe.plots import allocation_heatmap
 from moe.record import atomic_write_bytes
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from moe.metrics import DIRECTIONS
+from moe.scores import DIRECTIONS
 from moe.plots import save_png
 
 PANELS = ("nmi", "cheating_index")

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 import moe.train
+from moe.checkpoint import StateMismatch
 from moe.record import atomic_write_bytes, jsonable
 
 EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "epoch_s")
@@ -162,7 +163,7 @@ def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None
 
     try:
         record = moe.train.run(cfg, data=data, on_epoch=on_epoch, state=state, on_state=reporter.keep)
-    except moe.train.StateMismatch as err:
+    except StateMismatch as err:
         if state_from != "resume":
             raise
         # a state an earlier run left under another config (the trial's CPU share changed its threads): start afresh

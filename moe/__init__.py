@@ -1,14 +1,11 @@
-"""moe-interp-bench: mixture-of-experts models, datasets, training and interpretability scores."""
+"""moe-interp-bench: mixture-of-experts models, datasets, training and interpretability scores.
+
+Layers (imports point down only): ``config`` and ``registry`` (leaves); the component packages ``data``,
+``routers``, ``experts``, ``objectives`` (each a ``base`` module and its plugins), then ``regimes``;
+``validate`` (the rules between components), ``model``, ``checkpoint``, ``evaluate``, ``train``,
+``metrics`` and ``scores``, ``record``, ``plots``, ``report``. The registries by config field:
+``moe.validate.registries()``.
+"""
 from __future__ import annotations
 
 __version__ = "0.1.0"
-
-
-def registries() -> dict:
-    """Config field -> registry of names valid for it."""
-    from moe.data import DATASETS
-    from moe.experts import EXPERTS
-    from moe.objectives import OBJECTIVES
-    from moe.routers import ROUTERS
-
-    return {"dataset": DATASETS, "expert": EXPERTS, "router": ROUTERS, "objective": OBJECTIVES}

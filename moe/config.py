@@ -1,14 +1,21 @@
-"""One run's configuration: a flat dataclass holding every default, validated once before any work.
+"""One run's configuration: a flat dataclass holding every default, its errors, and the parsing of plain
+values (a YAML or JSON file, CLI strings, a Ray trial's dict) into it.
 
 Precedence: CLI flags > config file (YAML or JSON) > the defaults below. Defaults live here and
 nowhere else; CLI flags default to ``None`` and override only when given.
+
+A leaf: it imports nothing of ``moe`` but the registry's 'did you mean'. :func:`parse` checks the keys and
+the types of the fields; the rules between fields and the components' names are ``moe.validate``'s
+(``moe.validate.from_dict`` parses and validates).
 """
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import io
 import json
-import math
 import os
+import tokenize
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -16,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from moe.registry import suggestion
 
 
 class ConfigError(ValueError):
@@ -98,10 +107,6 @@ FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Config)}
 def field_help() -> dict[str, str]:
     """Each field's trailing comment in the Config source above: the one documentation of a field,
     shown by ``python -m moe.train --help`` (no second copy to drift apart)."""
-    import inspect
-    import io
-    import tokenize
-
     out, name = {}, None
     for tok in tokenize.generate_tokens(io.StringIO(inspect.getsource(Config)).readline):
         if tok.type == tokenize.NAME and tok.start[1] == 4 and tok.string in FIELD_TYPES:
@@ -111,6 +116,8 @@ def field_help() -> dict[str, str]:
         elif tok.type == tokenize.NEWLINE:
             name = None
     return out
+
+
 _HINTS = typing.get_type_hints(Config)
 
 
@@ -185,18 +192,16 @@ def _coerce_scalar(name: str, value: Any, hint: Any) -> Any:
     raise ConfigError([f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}"])
 
 
-def from_dict(values: dict[str, Any], *, validate: bool = True) -> Config:
-    """Build a Config from a mapping; unknown keys and wrong types are errors (all reported at once)."""
+def parse(values: dict[str, Any]) -> Config:
+    """Build a Config from a mapping; unknown keys and wrong types are errors (all reported at once).
+
+    Only the keys and types: ``moe.validate.from_dict`` also checks every rule before returning it."""
     if not isinstance(values, dict):
         raise ConfigError([f"config: expected a mapping of field: value, got {type(values).__name__}"])
     problems, kwargs = [], {}
     for key, value in values.items():
         if key not in FIELD_TYPES:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), list(FIELD_TYPES), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{key}: unknown config key{hint}; valid keys: {', '.join(FIELD_TYPES)}")
+            problems.append(f"{key}: unknown config key{suggestion(key, FIELD_TYPES)}; valid keys: {', '.join(FIELD_TYPES)}")
             continue
         try:
             kwargs[key] = _coerce(key, value)
@@ -204,20 +209,7 @@ def from_dict(values: dict[str, Any], *, validate: bool = True) -> Config:
             problems.extend(err.problems)
     if problems:
         raise ConfigError(problems)
-    cfg = Config(**kwargs)
-    if validate:
-        validate_config(cfg)
-    return cfg
-
-
-def as_config(config: Config | dict[str, Any] | None) -> Config:
-    """Accept a Config or a plain dict (a Ray trial's config); always return a validated Config."""
-    if config is None:
-        config = {}
-    if isinstance(config, Config):
-        validate_config(config)
-        return config
-    return from_dict(dict(config))
+    return Config(**kwargs)
 
 
 def load_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -241,68 +233,8 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def validate_config(cfg: Config) -> None:
-    """Every rule a config must satisfy before work starts; raises ConfigError listing each bad field."""
-    from moe import registries  # late: the registries import models that import this module
-    from moe.objectives import config_problems as objective_problems
-    from moe.regimes import config_problems as regime_problems
-
-    problems = []
-
-    def check(ok: bool, message: str) -> None:
-        if not ok:
-            problems.append(message)
-
-    for name, registry in registries().items():
-        value = getattr(cfg, name)
-        if value not in registry:
-            problems.append(registry.unknown_message(value, field=name))
-        elif hasattr(component := registry.get(value), "config_problems"):
-            problems.extend(component.config_problems(cfg))  # a component's own rules (e.g. needs hidden state)
-    check(cfg.experts >= 1, f"experts: must be >= 1, got {cfg.experts}")
-    check(cfg.top_k >= 1, f"top_k: must be >= 1, got {cfg.top_k}")
-    check(cfg.top_k <= max(cfg.experts, 1), f"top_k: must be <= experts ({cfg.experts}), got {cfg.top_k}")
-    check(cfg.expert_hidden >= 1, f"expert_hidden: must be >= 1, got {cfg.expert_hidden}")
-    check(cfg.expert_channels >= 1, f"expert_channels: must be >= 1, got {cfg.expert_channels}")
-    check(cfg.gate in GATES, f"gate: unknown gate network {cfg.gate!r}; valid choices: {', '.join(GATES)}")
-    check(cfg.gate_hidden >= 1, f"gate_hidden: must be >= 1, got {cfg.gate_hidden}")
-    for name in ("lr", "temperature", "lr_ratio", "temperature_min"):
-        v = getattr(cfg, name)
-        check(math.isfinite(v) and v > 0, f"{name}: must be > 0, got {v}")
-    check(math.isfinite(cfg.temperature_decay) and 0 < cfg.temperature_decay <= 1,
-          f"temperature_decay: must be in (0, 1] (1: constant temperature), got {cfg.temperature_decay}")
-    if cfg.temperature_decay < 1:
-        check(cfg.temperature_min <= cfg.temperature,
-              f"temperature_min: must be <= temperature ({cfg.temperature}) when the temperature decays, got {cfg.temperature_min}")
-    if cfg.capacity is not None:
-        check(math.isfinite(cfg.capacity) and cfg.capacity > 0, f"capacity: must be > 0, got {cfg.capacity}")
-    for name in LOSS_COEFFICIENTS:
-        v = getattr(cfg, name)
-        check(math.isfinite(v) and v >= 0, f"{name}: must be >= 0 (0: off), got {v}")
-    check(cfg.lr_ratio >= 1, f"lr_ratio: must be >= 1 (fastest / slowest), got {cfg.lr_ratio}")
-    if cfg.gate_lr is not None:
-        check(math.isfinite(cfg.gate_lr) and cfg.gate_lr > 0, f"gate_lr: must be > 0, got {cfg.gate_lr}")
-    if cfg.expert_lrs is not None:
-        check(len(cfg.expert_lrs) == cfg.experts,
-              f"expert_lrs: needs one learning rate per expert ({cfg.experts}), got {len(cfg.expert_lrs)}")
-        check(all(math.isfinite(v) and v > 0 for v in cfg.expert_lrs), f"expert_lrs: every rate must be > 0, got {cfg.expert_lrs}")
-    check(cfg.optimizer in OPTIMIZERS, f"optimizer: unknown optimizer {cfg.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
-    check(0 <= cfg.momentum < 1, f"momentum: must be in [0, 1), got {cfg.momentum}")
-    check(cfg.weight_decay >= 0, f"weight_decay: must be >= 0, got {cfg.weight_decay}")
-    check(cfg.epochs >= 1, f"epochs: must be >= 1, got {cfg.epochs}")
-    check(cfg.batch_size >= 1, f"batch_size: must be >= 1, got {cfg.batch_size}")
-    for name in ("n_train", "n_test"):
-        v = getattr(cfg, name)
-        check(v is None or v >= 1, f"{name}: must be >= 1 or null, got {v}")
-    check(cfg.device in DEVICES, f"device: unknown device {cfg.device!r}; valid choices: {', '.join(DEVICES)}")
-    check(cfg.threads is None or cfg.threads >= 1, f"threads: must be >= 1 or null, got {cfg.threads}")
-    problems.extend(objective_problems(cfg))  # regularisers: which routers they need
-    problems.extend(regime_problems(cfg))  # regimes: class split, phases
-    if problems:
-        raise ConfigError(problems)
-
-
+# The choices of the fields that name no registry (checked by moe.validate).
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-GATES = ("linear", "mlp", "cnn")  # gate networks (moe.routers.gate_network)
+GATES = ("linear", "mlp", "cnn")  # gate networks (moe.routers.base.gate_network)
 LOSS_COEFFICIENTS = ("importance_loss", "load_loss", "switch_loss", "z_loss", "similarity_same", "similarity_diff", "match_loss")
 DEVICES = ("cpu", "cuda", "auto")

@@ -1,8 +1,10 @@
-"""Interpretability scores of a mixture of experts: what the gate learned, and whom to blame for each error.
+"""The building blocks of the interpretability scores of a mixture of experts: what the gate learned, and
+whom to blame for each error. ``moe.scores`` registers every score (name, direction, what it needs, its
+definition) and computes them all at once (``moe.scores.score``); :func:`stability` compares two runs.
 
 Letters: N samples (the test split), C classes, E experts, G groups of classes.
 
-Inputs of :func:`score` (torch tensors, or anything ``torch.as_tensor`` accepts, on any device):
+Inputs of ``moe.scores.score`` (torch tensors, or anything ``torch.as_tensor`` accepts, on any device):
     labels       [N]    int in [0, C)   true class
     preds        [N]    int in [0, C)   the mixture's prediction
     assignment   [N]    int in [-1, E)  the expert with the largest routing weight; -1 = dropped
@@ -25,56 +27,15 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Sequence
 
 import torch
 
 __all__ = [
-    "DIRECTIONS", "SCORE_KEYS", "score", "allocation", "stability", "contingency", "entropy",
+    "allocation", "stability", "contingency", "entropy",
     "mutual_information_bits", "nmi", "adjusted_rand_index", "purity", "usage_entropy", "perplexity",
     "dead_experts", "importance_cv2", "routing_entropy", "max_weight", "error_attribution",
-    "router_only_accuracy", "cheating_index", "expert_constancy",
+    "router_only_accuracy", "cheating_index", "expert_constancy", "as_ints", "check_sizes", "bincount2", "as_float",
 ]
-
-# Direction of every score, as the sweep tables show it (lm-evaluation-harness's higher_is_better).
-# "neutral": neither direction is better in itself. The order is the display order.
-DIRECTIONS: dict[str, str] = {
-    "accuracy": "higher",
-    "dropped": "lower",
-    "mi_bits": "higher",
-    "nmi": "higher",
-    "purity": "higher",
-    "usage_entropy": "higher",
-    "perplexity": "neutral",  # exp H(E): grows with E, read it with usage_entropy
-    "dead_experts": "lower",
-    "importance_cv2": "lower",
-    "routing_entropy": "lower",  # crisp routing makes the argmax assignment meaningful
-    "max_weight": "higher",
-    "partition_nmi": "higher",
-    "partition_ari": "higher",
-    "expert_error": "lower",
-    "gate_error": "lower",
-    "oracle_accuracy": "higher",
-    "mixture_only_correct": "neutral",  # helps accuracy, but no single expert explains those samples
-    "router_only_accuracy": "neutral",  # high is good only together with a low cheating_index
-    "cheating_index": "lower",
-    "expert_constancy": "neutral",  # 0 flags cheating, yet a specialist should predict few classes
-    # Not returned by score: the test loss that moe.train adds to the record's "test", and the
-    # sweep's names for stability() between seeds of one configuration.
-    "loss": "lower",
-    "stability_nmi": "higher",
-    "stability_ari": "higher",
-}
-
-# The keys score() returns, by the optional argument they need (None: always present).
-SCORE_KEYS: dict[str | None, tuple[str, ...]] = {
-    None: ("accuracy", "dropped", "mi_bits", "nmi", "purity", "usage_entropy", "perplexity",
-           "dead_experts", "router_only_accuracy", "cheating_index"),
-    "weights": ("importance_cv2", "routing_entropy", "max_weight"),
-    "grouping": ("partition_nmi", "partition_ari"),
-    "expert_preds": ("expert_error", "gate_error", "oracle_accuracy", "mixture_only_correct",
-                     "expert_constancy"),
-}
 
 NAN = float("nan")
 
@@ -83,7 +44,7 @@ NAN = float("nan")
 # Input checks
 # ---------------------------------------------------------------------------------------------------
 
-def _ints(x, name: str, low: int, high: int, shape: tuple[int, ...] | None = None, ndim: int = 1):
+def as_ints(x, name: str, low: int, high: int, shape: tuple[int, ...] | None = None, ndim: int = 1):
     """``x`` as an int64 tensor with values in [low, high), checked; one clear ValueError otherwise."""
     t = torch.as_tensor(x)
     if t.numel() == 0 and t.dtype == torch.float32:  # torch.as_tensor([])
@@ -99,7 +60,7 @@ def _ints(x, name: str, low: int, high: int, shape: tuple[int, ...] | None = Non
     return t
 
 
-def _sizes(n_classes: int, n_experts: int) -> tuple[int, int]:
+def check_sizes(n_classes: int, n_experts: int) -> tuple[int, int]:
     sizes = []
     for name, v in (("n_classes", n_classes), ("n_experts", n_experts)):
         try:
@@ -111,12 +72,12 @@ def _sizes(n_classes: int, n_experts: int) -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
-def _bincount2(rows: torch.Tensor, cols: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:
+def bincount2(rows: torch.Tensor, cols: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:
     """Counts of the pairs (rows[i], cols[i]) as a LongTensor [n_rows, n_cols]: one bincount."""
     return torch.bincount(rows * n_cols + cols, minlength=n_rows * n_cols).view(n_rows, n_cols)
 
 
-def _float(x) -> torch.Tensor:
+def as_float(x) -> torch.Tensor:
     """``x`` as a floating tensor of at least float32 precision."""
     t = torch.as_tensor(x)
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
@@ -136,11 +97,11 @@ def allocation(labels, assignment, n_classes: int, n_experts: int) -> torch.Tens
     Dropped samples (assignment -1) are not counted, so ``A.sum()`` is the number of kept samples.
     The seed paper (Krishnamurthy & Watkins 2021) draws this table in its Figures 1 and 3.
     """
-    C, E = _sizes(n_classes, n_experts)
-    y = _ints(labels, "labels", 0, C)
-    a = _ints(assignment, "assignment", -1, E, shape=tuple(y.shape))
+    C, E = check_sizes(n_classes, n_experts)
+    y = as_ints(labels, "labels", 0, C)
+    a = as_ints(assignment, "assignment", -1, E, shape=tuple(y.shape))
     kept = a >= 0
-    return _bincount2(y[kept], a[kept], C, E)
+    return bincount2(y[kept], a[kept], C, E)
 
 
 def contingency(a, b) -> torch.Tensor:
@@ -148,11 +109,11 @@ def contingency(a, b) -> torch.Tensor:
 
     T[i, j] counts the samples whose label is the i-th smallest value of ``a`` and the j-th of ``b``.
     """
-    a = _ints(a, "a", -(2**62), 2**62)
-    b = _ints(b, "b", -(2**62), 2**62, shape=tuple(a.shape))
+    a = as_ints(a, "a", -(2**62), 2**62)
+    b = as_ints(b, "b", -(2**62), 2**62, shape=tuple(a.shape))
     ua, ia = torch.unique(a, return_inverse=True)
     ub, ib = torch.unique(b, return_inverse=True)
-    return _bincount2(ia, ib, len(ua), len(ub))
+    return bincount2(ia, ib, len(ua), len(ub))
 
 
 def entropy(counts: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -288,7 +249,7 @@ def routing_entropy(weights) -> float:
     all-zero row counts 0. 0 = hard routing, log E = uniform. Computed in the weights' precision
     (at least float32), summed in float64.
     """
-    w = _float(weights)
+    w = as_float(weights)
     p = w / w.sum(1, keepdim=True).clamp_min(torch.finfo(w.dtype).tiny)
     return _f(-torch.special.xlogy(p, p).sum(1, dtype=torch.float64).mean())
 
@@ -351,7 +312,7 @@ def expert_constancy(assignment, expert_preds, n_classes: int, n_experts: int) -
     kept = a >= 0
     a = a[kept]
     own = torch.as_tensor(expert_preds).long()[kept].gather(1, a[:, None]).squeeze(1)
-    table = _bincount2(a, own, n_experts, n_classes)  # [E, C]
+    table = bincount2(a, own, n_experts, n_classes)  # [E, C]
     used = table.sum(1) > 0
     if not bool(used.any()):
         return NAN
@@ -361,66 +322,8 @@ def expert_constancy(assignment, expert_preds, n_classes: int, n_experts: int) -
 
 
 # ---------------------------------------------------------------------------------------------------
-# Entry points
+# Agreement between runs
 # ---------------------------------------------------------------------------------------------------
-
-def score(labels, preds, assignment, n_classes: int, n_experts: int, *, weights=None,
-          expert_preds=None, grouping=None) -> dict[str, float]:
-    """Every interpretability score of one run's test split, as plain Python floats.
-
-    Keys always present: accuracy, dropped, mi_bits, nmi, purity, usage_entropy, perplexity,
-    dead_experts, router_only_accuracy, cheating_index; with ``weights``: importance_cv2,
-    routing_entropy, max_weight; with ``grouping``: partition_nmi, partition_ari (between the expert
-    and the group of the label); with ``expert_preds``: expert_error, gate_error, oracle_accuracy,
-    mixture_only_correct, expert_constancy. See each building block for its source and formula, the
-    module docstring for the shapes and for dropped samples (assignment -1), and DIRECTIONS.
-    """
-    C, E = _sizes(n_classes, n_experts)
-    y = _ints(labels, "labels", 0, C)
-    n = y.numel()
-    if n == 0:
-        raise ValueError("labels: no samples to score")
-    yhat = _ints(preds, "preds", 0, C, shape=(n,))
-    a = _ints(assignment, "assignment", -1, E, shape=(n,))
-    kept = a >= 0
-    alloc = _bincount2(y[kept], a[kept], C, E)  # [C, E]
-    usage = alloc.sum(0)  # [E]
-    right = yhat == y
-    out = {"accuracy": _f(right.double().mean()), "dropped": _f((~kept).double().mean())}
-    out.update(mi_bits=mutual_information_bits(alloc), nmi=nmi(alloc), purity=purity(alloc),
-               usage_entropy=usage_entropy(usage), perplexity=perplexity(usage),
-               dead_experts=dead_experts(usage), router_only_accuracy=router_only_accuracy(alloc))
-    kept_accuracy = _f(right[kept].double().mean()) if bool(kept.any()) else NAN
-    out["cheating_index"] = cheating_index(out["router_only_accuracy"], kept_accuracy, C)
-    if weights is not None:
-        w = _weights(weights, n, E)
-        out.update(importance_cv2=importance_cv2(w), routing_entropy=routing_entropy(w),
-                   max_weight=max_weight(w))
-    if grouping is not None:
-        out.update(_partition_scores(alloc, grouping, C))
-    if expert_preds is not None:
-        ep = _ints(expert_preds, "expert_preds", 0, C, shape=(n, E), ndim=2)
-        out.update(error_attribution(y, yhat, ep))
-        out["expert_constancy"] = expert_constancy(a, ep, C, E)
-    return out
-
-
-def _weights(weights, n: int, n_experts: int) -> torch.Tensor:
-    w = torch.as_tensor(weights)
-    if not w.dtype.is_floating_point or tuple(w.shape) != (n, n_experts):
-        raise ValueError(f"weights: expected floats of shape [{n}, {n_experts}], got {w.dtype} "
-                         f"of shape {list(w.shape)}")
-    return w
-
-
-def _partition_scores(alloc: torch.Tensor, grouping: Sequence[int], n_classes: int) -> dict[str, float]:
-    """NMI and ARI between the expert and the group of the label: the rows of A summed per group."""
-    g = _ints(grouping, "grouping", -(2**62), 2**62, shape=(n_classes,))
-    _, gid = torch.unique(g, return_inverse=True)
-    table = torch.zeros(int(gid.max()) + 1, alloc.shape[1], dtype=alloc.dtype, device=alloc.device)
-    table.index_add_(0, gid.to(alloc.device), alloc)  # [G, E]
-    return {"partition_nmi": nmi(table), "partition_ari": adjusted_rand_index(table)}
-
 
 def stability(assignment_a, assignment_b) -> dict[str, float]:
     """Agreement of two runs' assignments of the same samples (runs that differ only in the seed).
@@ -438,8 +341,8 @@ def stability(assignment_a, assignment_b) -> dict[str, float]:
     few samples off the busiest expert give a low score unless the other run sends the same samples off
     too, which is then a real agreement.
     """
-    a = _ints(assignment_a, "assignment_a", -1, 2**62)
-    b = _ints(assignment_b, "assignment_b", -1, 2**62, shape=tuple(a.shape))
+    a = as_ints(assignment_a, "assignment_a", -1, 2**62)
+    b = as_ints(assignment_b, "assignment_b", -1, 2**62, shape=tuple(a.shape))
     kept = (a >= 0) & (b >= 0)
     table = contingency(a[kept], b[kept])  # [experts used by a, experts used by b]
     if min(table.shape) < 2:

@@ -1,7 +1,7 @@
 """The run record: one JSON object per run, the only thing downstream code (reports, tables) reads.
 
 Fields: schema, status (ok | diverged | error), error, config (complete), seed, dataset, history
-(per epoch), test (accuracy and every score of ``moe.metrics.score``), allocation (class x expert
+(per epoch), test (accuracy and every score of ``moe.scores.score``), allocation (class x expert
 counts), test_assignment, resumed_from_epoch (None, or the epoch of the saved state the run continued
 from), timing, versions.
 """
@@ -17,21 +17,21 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import numpy
+import torch
+
+import moe
+
 SCHEMA = 1
 STATUSES = ("ok", "diverged", "error")
 
 
 def versions() -> dict[str, str]:
     """Versions of Python, the numeric stack and this project (with its git commit when known)."""
-    import numpy
-    import torch
-
-    import moe
-
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
            "moe_interp_bench": moe.__version__}
     try:
-        import triton
+        import triton  # optional (no triton on a CPU-only install), and heavy: only asked here
 
         out["triton"] = triton.__version__
     except ImportError:

@@ -14,12 +14,11 @@ history marks every epoch with its phase; the test scores are those of the model
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 import torch
 
-from moe.registry import Registry
+from moe.registry import Registry, suggestion
 
 REGIMES: Registry = Registry("regime")
 
@@ -118,7 +117,8 @@ def split_problems(split: list[list[int]], n_experts: int, n_classes: int | None
 
 
 def config_problems(cfg) -> list[str]:
-    """The regime fields' rules, checked before any data is loaded (the data-dependent rest: ``split_problems``)."""
+    """The regime fields' own rules, checked before any data is loaded (the data-dependent rest: ``split_problems``;
+    the rules involving the router or the dataset: ``moe.validate``)."""
     problems = []
     if cfg.regime not in REGIMES:
         return [REGIMES.unknown_message(cfg.regime, field="regime")]
@@ -130,19 +130,14 @@ def config_problems(cfg) -> list[str]:
         problems.append(f"class_split: only the pretrain regimes use a class split, got regime {cfg.regime!r}")
     elif isinstance(cfg.class_split, str) and cfg.class_split != CONTIGUOUS and cfg.class_split not in SPLITS:
         names = [*SPLITS, CONTIGUOUS]
-        close = difflib.get_close_matches(cfg.class_split, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        problems.append(f"class_split: unknown split {cfg.class_split!r}{hint}; valid choices: {', '.join(names)}")
+        problems.append(f"class_split: unknown split {cfg.class_split!r}{suggestion(cfg.class_split, names)}; "
+                        f"valid choices: {', '.join(names)}")
     elif isinstance(cfg.class_split, list):
         problems.extend(split_problems(cfg.class_split, cfg.experts))
     elif isinstance(cfg.class_split, str) and cfg.class_split in SPLITS:
         problems.extend(split_problems(SPLITS[cfg.class_split], cfg.experts))
     if cfg.freeze_experts and not pretraining:
         problems.append(f"freeze_experts: only the pretrain regimes train a gate over frozen experts, got regime {cfg.regime!r}")
-    from moe.routers import ROUTERS
-
-    if cfg.freeze_experts and cfg.router in ROUTERS and not ROUTERS.get(cfg.router).learned:
-        problems.append(f"freeze_experts: the {cfg.router} router is fixed, so with frozen experts the gate phase would train nothing")
     check = lambda ok, message: ok or problems.append(message)  # noqa: E731
     check(cfg.pretrain_epochs >= 1, f"pretrain_epochs: must be >= 1, got {cfg.pretrain_epochs}")
     check(cfg.refit_epochs is None or cfg.refit_epochs >= 1, f"refit_epochs: must be >= 1 or null, got {cfg.refit_epochs}")

@@ -15,7 +15,7 @@ import math
 import sys
 from pathlib import Path
 
-from moe.metrics import DIRECTIONS
+from moe.scores import DIRECTIONS
 from moe.plots import allocation_heatmap
 from moe.record import atomic_write_bytes
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moe.config import ConfigError, from_dict
+from moe.config import ConfigError
+from moe.validate import from_dict
 
 
 def config_problem(values: dict) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from moe.data import DATASETS, Dataset, shaped
+from moe.config import Config
+from moe.data.base import DATASETS, Dataset, shaped
 
 N_REFERENCE, N_CLUSTERS, N_PER_CLUSTER, VARIANCE_FACTOR, TEST_SHARE = 1000, 6, 500, 0.06, 0.2
 
 
-def generate(seed: int = 0, n_clusters: int = N_CLUSTERS, n_per_cluster: int = N_PER_CLUSTER):
+def generate(seed: int = Config.data_seed, n_clusters: int = N_CLUSTERS, n_per_cluster: int = N_PER_CLUSTER):
     """Return (x [n_clusters * n_per_cluster, 2] float32, y int64, centres [n_clusters, 2] in disk coordinates)."""
     g = torch.Generator().manual_seed(seed)
     # reference points uniform in the unit disk: radius sqrt(U) makes the density uniform in area
@@ -49,7 +50,7 @@ def stratified_split(y: torch.Tensor, test_share: float, g: torch.Generator):
 
 @DATASETS.register("gm6")
 @shaped(n_classes=N_CLUSTERS, input_shape=(2,))
-def load_gm6(root=None, seed: int = 0) -> Dataset:
+def load_gm6(root=None, seed: int = Config.data_seed) -> Dataset:
     """gm6: 2,400 train / 600 test points in [0, 1]^2 (approximately), 6 classes, no grouping."""
     x, y, _ = generate(seed)
     train, test = stratified_split(y, TEST_SHARE, torch.Generator().manual_seed(seed + 1))

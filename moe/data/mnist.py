@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from moe.data import DATASETS, Dataset, shaped
+from moe.config import Config
+from moe.data.base import DATASETS, Dataset, shaped
 
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DOWNLOAD_TIMEOUT_S = 30
@@ -123,7 +124,7 @@ def _load(folder: str, root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 
 @DATASETS.register("mnist")
 @shaped(n_classes=10, input_shape=(1, 28, 28))
-def load_mnist(root: Path, seed: int = 0) -> Dataset:
+def load_mnist(root: Path, seed: int = Config.data_seed) -> Dataset:
     """MNIST (LeCun et al. 1998): 10 digit classes, 28 x 28 grey images."""
     xtr, ytr, xte, yte, names = _load("MNIST", root)
     return Dataset("mnist", xtr, ytr, xte, yte, class_names=[str(c) for c in range(10)])
@@ -131,7 +132,7 @@ def load_mnist(root: Path, seed: int = 0) -> Dataset:
 
 @DATASETS.register("fmnist")
 @shaped(n_classes=10, input_shape=(1, 28, 28))
-def load_fmnist(root: Path, seed: int = 0) -> Dataset:
+def load_fmnist(root: Path, seed: int = Config.data_seed) -> Dataset:
     """Fashion-MNIST (Xiao et al. 2017): 10 clothing classes, 28 x 28 grey images."""
     xtr, ytr, xte, yte, names = _load("FashionMNIST", root)
     return Dataset("fmnist", xtr, ytr, xte, yte, class_names=names)
@@ -143,7 +144,7 @@ DIGIT_CLASSES = (4, 5, 6, 7, 8, 9)  # MNIST digits 4-9 -> labels 6-11
 
 @DATASETS.register("fmnist_mnist")
 @shaped(n_classes=12, input_shape=(1, 28, 28))
-def load_fmnist_mnist(root: Path, seed: int = 0) -> Dataset:
+def load_fmnist_mnist(root: Path, seed: int = Config.data_seed) -> Dataset:
     """The seed paper's 12 classes (Krishnamurthy & Watkins 2021): Fashion-MNIST 0-5 keep labels 0-5,
     MNIST digits 4-9 become labels 6-11; grouping {fashion: 0, digits: 1}."""
     f = load_fmnist(root)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from moe.experts import EXPERTS, ExpertBank
+from moe.config import ConfigError
+from moe.experts.base import EXPERTS, ExpertBank
 
 
 class SmallCNN(nn.Module):
@@ -40,8 +41,6 @@ class CNNExperts(ExpertBank):
         return []
 
     def __init__(self, cfg, input_shape: tuple[int, ...], n_classes: int):
-        from moe.config import ConfigError
-
         if problems := self.input_problems(cfg, input_shape):
             raise ConfigError(problems)
         super().__init__([SmallCNN(input_shape, cfg.expert_channels, cfg.expert_hidden, n_classes) for _ in range(cfg.experts)])

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from kernels import grouped_mm
-from moe.experts import EXPERTS, ExpertBank
+from moe.experts.base import EXPERTS, ExpertBank
 
 
 @EXPERTS.register("linear")

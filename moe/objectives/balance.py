@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from moe.objectives import regulariser
+from moe.objectives.base import regulariser
 
 
 def cv_squared(v: Tensor, eps: float = 1e-10) -> Tensor:

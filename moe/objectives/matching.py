@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from moe.objectives import regulariser
+from moe.objectives.base import regulariser
 
 MATCH_ROUTERS = ("linear", "prototype")  # the interpretable routers a gate can be matched to
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from moe.objectives import regulariser
+from moe.objectives.base import regulariser
 
 
 def sample_similarity_terms(p: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from moe.objectives import OBJECTIVES
+from moe.objectives.base import OBJECTIVES
 
 
 @OBJECTIVES.register("mixture_nll")

@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from kernels import topk_route
-from moe.routers import ROUTERS, Router, Routing, check_finite, gate_features, gate_input, raise_gate_input_problems
+from moe.experts.base import EXPERTS
+from moe.routers.base import ROUTERS, Router, Routing, check_finite, gate_features, gate_input, raise_gate_input_problems
 
 
 @ROUTERS.register("attention")
@@ -26,8 +27,6 @@ class AttentionRouter(Router):
     needs_expert_hidden = True
 
     def __init__(self, cfg, input_shape: tuple[int, ...], n_experts: int):
-        from moe.experts import EXPERTS
-
         nn.Module.__init__(self)
         self.n_experts, self.temperature, self.gate_kind = n_experts, cfg.temperature, cfg.gate
         raise_gate_input_problems(self.gate_kind, input_shape, cfg.dataset)
@@ -45,14 +44,3 @@ class AttentionRouter(Router):
         logits = check_finite(torch.einsum("td,ted->te", q, k) * self.scale / self.temperature)  # [T, E]
         plan = topk_route(logits, self.n_experts, renormalize=False)  # dense: weights = softmax
         return Routing(plan, logits, logits.softmax(-1))
-
-    @classmethod
-    def config_problems(cls, cfg) -> list[str]:
-        from moe.experts import EXPERTS
-
-        problems = super().config_problems(cfg)  # the gate network's rules (a cnn gate needs images)
-        if cfg.expert in EXPERTS and EXPERTS.get(cfg.expert).hidden_width(cfg) == 0:
-            with_hidden = [n for n in EXPERTS.names() if EXPERTS.get(n).hidden_width(cfg) > 0]
-            problems.append(f"router: the attention router needs experts with a hidden state ({', '.join(with_hidden)}); "
-                            f"expert {cfg.expert!r} has none")
-        return problems

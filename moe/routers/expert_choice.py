@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 from kernels import RoutingPlan
-from moe.routers import ROUTERS, Router, Routing, capacity_slots
+from moe.routers.base import ROUTERS, Router, Routing, capacity_slots
 
 
 @ROUTERS.register("expert_choice")

@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from kernels import RoutingPlan
-from moe.routers import ROUTERS, Router, Routing
+from moe.config import LOSS_COEFFICIENTS
+from moe.routers.base import ROUTERS, Router, Routing
 
 HASH_SCALE = 4096.0  # s * HASH_SCALE wraps around [0, 1) many times across any real data cloud
 
@@ -46,8 +47,6 @@ class HashRouter(Router):
 
     @classmethod
     def config_problems(cls, cfg) -> list[str]:
-        from moe.config import LOSS_COEFFICIENTS
-
         problems = super().config_problems(cfg)
         for name in LOSS_COEFFICIENTS:
             if getattr(cfg, name) != 0:

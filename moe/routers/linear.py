@@ -1,7 +1,7 @@
 """``linear``: an interpretable linear router on the raw input."""
 from __future__ import annotations
 
-from moe.routers import ROUTERS
+from moe.routers.base import ROUTERS
 from moe.routers.softmax import SoftmaxRouter
 
 

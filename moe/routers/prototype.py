@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from kernels import topk_route
-from moe.routers import ROUTERS, Router, Routing, check_finite
+from moe.routers.base import ROUTERS, Router, Routing, check_finite
 
 
 @ROUTERS.register("prototype")

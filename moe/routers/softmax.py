@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from kernels import topk_route
-from moe.routers import ROUTERS, Router, Routing
+from moe.routers.base import ROUTERS, Router, Routing
 
 
 @ROUTERS.register("softmax")

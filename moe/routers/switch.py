@@ -6,7 +6,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from kernels import RoutingPlan
-from moe.routers import ROUTERS, Router, Routing, capacity_slots
+from moe.routers.base import ROUTERS, Router, Routing, capacity_slots
 
 
 @ROUTERS.register("switch")

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from kernels import topk_route
-from moe.routers import ROUTERS, Router, Routing, check_finite
+from moe.routers.base import ROUTERS, Router, Routing, check_finite
 
 
 NOISE_EPSILON = 1e-2  # the reference code's noise_epsilon

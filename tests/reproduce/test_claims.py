@@ -13,7 +13,7 @@ import pytest
 from bench import claims as C
 from bench.spec import available, load
 from moe.config import FIELD_TYPES
-from moe.metrics import DIRECTIONS
+from moe.scores import DIRECTIONS
 
 from runs_frames import frame, run_row, shares
 

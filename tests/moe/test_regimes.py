@@ -5,12 +5,14 @@ import math
 import pytest
 import torch
 
-from moe import train
-from moe.config import ConfigError, from_dict
+from moe import evaluate, train
+from moe.config import ConfigError
 from moe.data import load_dataset, subset
 from moe.model import build_model
 from moe.regimes import SPLITS, phases, resolve_split
-from moe.train import build_optimizer, pretrain_epoch, run, temperature_at
+from moe.epochs import pretrain_epoch
+from moe.train import build_optimizer, run, temperature_at
+from moe.validate import from_dict
 from tests.helpers import config_problem
 
 SMALL = {"dataset": "gm6", "n_train": 120, "n_test": 60, "epochs": 2}
@@ -153,7 +155,7 @@ def test_frozen_gate_then_fresh_experts(gm6, snapshots, init):
     assert same(experts_state(fresh.state_dict()), experts_state(start["state"])) == (init == "same")
     # the record's test scores are those of the final model
     data = subset(gm6, SMALL["n_train"], SMALL["n_test"], 0)
-    assert rec["history"][-1]["test_accuracy"] == rec["test"]["accuracy"] == train.accuracy(model, data.x_test, data.y_test)
+    assert rec["history"][-1]["test_accuracy"] == rec["test"]["accuracy"] == evaluate.accuracy(model, data.x_test, data.y_test)
 
 
 def experts_state_local(state):
@@ -193,10 +195,10 @@ def test_batch_dependent_routers_are_evaluated_in_mixed_training_size_batches(gm
     cfg = from_dict({**SMALL, "router": "expert_choice", "experts": 3})
     torch.manual_seed(0)
     model = build_model(cfg, (2,), 6)
-    assert train.eval_batch_size(cfg, model) == cfg.batch_size
+    assert evaluate.eval_batch_size(cfg, model) == cfg.batch_size
     x = gm6.x_test[:64]
-    p = train.predict(model, x, 32)
-    order = train.eval_order(model, 64)
+    p = evaluate.predict(model, x, 32)
+    order = evaluate.eval_order(model, 64)
     model.eval()
     with torch.no_grad():
         expected = torch.cat([model(x[order][i:i + 32]).routing.assignment() for i in (0, 32)])

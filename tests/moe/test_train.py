@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from moe.config import from_dict
 from moe.data import load_dataset
 from moe.model import build_model
 from moe.train import build_optimizer, main, run
+from moe.validate import from_dict
 
 SMALL = {"dataset": "gm6", "n_train": 240, "n_test": 120, "epochs": 2}
 
@@ -198,7 +198,7 @@ def test_a_run_resumed_from_any_epoch_gives_the_uninterrupted_record(gm6, name):
 
 def test_a_state_round_trips_and_is_read_with_weights_only(gm6, tmp_path):
     from moe.record import atomic_write_bytes
-    from moe.train import TrainState
+    from moe.checkpoint import TrainState
 
     states = []
     run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)
@@ -211,7 +211,7 @@ def test_a_state_round_trips_and_is_read_with_weights_only(gm6, tmp_path):
 
 
 def test_a_state_of_another_config_is_refused_naming_the_fields(gm6):
-    from moe.train import StateMismatch
+    from moe.checkpoint import StateMismatch
 
     states = []
     run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)
@@ -252,7 +252,8 @@ def test_a_saved_state_scores_like_the_run_stopped_after_its_epoch(gm6, name):
 
 
 def test_scoring_a_state_loads_the_data_when_none_is_given(gm6):
-    from moe.train import TrainState, evaluate_state
+    from moe.checkpoint import TrainState
+    from moe.train import evaluate_state
 
     cfg = RESUMABLE["noisy topk"]
     states = []
@@ -261,7 +262,8 @@ def test_scoring_a_state_loads_the_data_when_none_is_given(gm6):
 
 
 def test_scoring_a_state_of_another_config_is_refused(gm6):
-    from moe.train import StateMismatch, evaluate_state
+    from moe.checkpoint import StateMismatch
+    from moe.train import evaluate_state
 
     states = []
     run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)

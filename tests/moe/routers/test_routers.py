@@ -5,10 +5,10 @@ import re
 import pytest
 import torch
 
-from moe.config import from_dict
 from moe.model import build_model
 from moe.routers import ROUTERS, capacity_slots
 from moe.routers.topk import NOISE_EPSILON, smooth_load
+from moe.validate import from_dict
 from tests.helpers import config_problem
 
 LN3 = math.log(3)

@@ -14,7 +14,7 @@ from moe import report
 from moe.plots import allocation_heatmap, heatmap_size
 from moe.record import atomic_write_bytes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_record(**changes) -> dict:

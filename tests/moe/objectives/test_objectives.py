@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from kernels import topk_route
-from moe.config import from_dict
 from moe.model import build_model
 from moe.objectives import OBJECTIVES, REGULARISERS, Loss
 from moe.objectives.balance import cv_squared
 from moe.objectives.similarity import sample_similarity_terms
 from moe.routers import Routing
+from moe.validate import from_dict
 from tests.helpers import config_problem
 
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from kernels import RoutingPlan, topk_route
-from moe.config import ConfigError, from_dict
+from moe.config import ConfigError
 from moe.experts import EXPERTS
+from moe.validate import from_dict
 
 
 def bank(name, input_shape, n_classes, **fields):

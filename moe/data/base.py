@@ -1,0 +1,131 @@
+"""The datasets' base: the :class:`Dataset` type, the ``DATASETS`` registry, loading and stratified subsets.
+
+Each dataset gives train/test tensors, class names and, where one exists, a grouping of classes.
+``load_dataset(name, ...)`` is the one entry point; adding a dataset is adding one function registered
+with ``@DATASETS.register("name")`` that returns a :class:`Dataset`, in a file imported by
+``moe/data/__init__.py``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from moe.config import Config
+from moe.registry import Registry
+
+
+@dataclass
+class Dataset:
+    """Tensors and metadata. Inputs are float32 ([N, 2] for gm6, [N, 1, 28, 28] in [0, 1] for images)."""
+
+    name: str
+    x_train: Tensor
+    y_train: Tensor  # int64 [N_train]
+    x_test: Tensor
+    y_test: Tensor  # int64 [N_test]
+    class_names: list[str]
+    grouping: list[int] | None = None  # group id of each class (e.g. fashion = 0, digits = 1)
+    group_names: list[str] | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def describe(self) -> dict:
+        """The metadata stored in a run record."""
+        return {"name": self.name, "class_names": self.class_names, "grouping": self.grouping,
+                "group_names": self.group_names, "n_train": len(self.y_train), "n_test": len(self.y_test),
+                "input_shape": list(self.input_shape)}
+
+    def to_numpy(self) -> dict:
+        """Arrays for Ray's object store (numpy is shared zero-copy; tensors would be pickled by value)."""
+        meta = {"name": self.name, "class_names": self.class_names, "grouping": self.grouping, "group_names": self.group_names}
+        arrays = {k: getattr(self, k).numpy() for k in ("x_train", "y_train", "x_test", "y_test")}
+        return {**meta, **arrays}
+
+    @classmethod
+    def from_numpy(cls, d: dict) -> "Dataset":
+        arrays = {k: torch.from_numpy(d[k].copy()) for k in ("x_train", "y_train", "x_test", "y_test")}
+        return cls(name=d["name"], class_names=d["class_names"], grouping=d["grouping"], group_names=d["group_names"], **arrays)
+
+
+DATASETS: Registry = Registry("dataset")
+
+
+def shaped(n_classes: int, input_shape: tuple[int, ...]):
+    """Declare a loader's class count and input shape, known without loading it, so that a config is
+    checked against them before any data is read (``moe.validate``)."""
+    def mark(loader):
+        loader.n_classes, loader.input_shape = n_classes, tuple(input_shape)
+        return loader
+
+    return mark
+
+
+def declared_input_shape(dataset: str) -> tuple[int, ...] | None:
+    """The input shape a registered dataset declares (:func:`shaped`), known without loading it."""
+    return getattr(DATASETS.get(dataset), "input_shape", None) if dataset in DATASETS else None
+
+
+def default_data_root() -> Path:
+    """``$MOE_DATA`` if set, else ``~/.cache/moe-interp-bench``."""
+    return Path(os.environ.get("MOE_DATA") or Path.home() / ".cache" / "moe-interp-bench").expanduser()
+
+
+def stratified_subset(y: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    """Indices of ``n`` samples keeping class proportions (largest-remainder rounding), random within classes.
+
+    Returned in increasing order, so the subset keeps the original sample order.
+    """
+    if n >= len(y):
+        return torch.arange(len(y))
+    counts = torch.bincount(y)
+    exact = counts.double() * n / len(y)
+    take = exact.floor().long()
+    remainder = n - int(take.sum())
+    if remainder:
+        # the classes with the largest fractional parts get one more (ties: lower class)
+        frac_order = torch.sort(-(exact - take), stable=True).indices
+        take[frac_order[:remainder]] += 1
+    # one random key per sample; within each class keep the `take[c]` smallest keys
+    keys = torch.rand(len(y), generator=generator, dtype=torch.float64)
+    by_class = torch.argsort(y * 2.0 + keys, stable=True)  # sorted by class, random inside
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(y)) - starts[y[by_class]]
+    chosen = by_class[rank < take[y[by_class]]]
+    return torch.sort(chosen).values
+
+
+def load_dataset(name: str, *, data_root: str | os.PathLike | None = None, n_train: int | None = None,
+                 n_test: int | None = None, seed: int = Config.data_seed) -> Dataset:
+    """Load a registered dataset, then take stratified subsets of ``n_train`` / ``n_test`` samples."""
+    loader = DATASETS.get(name, field="dataset")
+    root = Path(data_root).expanduser() if data_root else default_data_root()
+    return subset(loader(root=root, seed=seed), n_train, n_test, seed)
+
+
+def subset(data: Dataset, n_train: int | None, n_test: int | None, seed: int = Config.data_seed) -> Dataset:
+    """Stratified subsets of the train and test splits (a no-op for None or sizes >= the split)."""
+    g = torch.Generator().manual_seed(seed)
+    out = dataclasses.replace(data)
+    if n_train is not None:
+        idx = stratified_subset(data.y_train, n_train, g)
+        out.x_train, out.y_train = data.x_train[idx], data.y_train[idx]
+    if n_test is not None:
+        idx = stratified_subset(data.y_test, n_test, g)
+        out.x_test, out.y_test = data.x_test[idx], data.y_test[idx]
+    return out
+
+
+def load_for_config(cfg) -> Dataset:
+    """The dataset a :class:`moe.config.Config` asks for."""
+    return load_dataset(cfg.dataset, data_root=cfg.data_root, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.data_seed)

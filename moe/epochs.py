@@ -1,0 +1,113 @@
+"""One epoch of training, the inner loops of ``moe.train.run``: ``train_epoch`` (shuffled mini-batches through
+the whole mixture, with the per-expert statistics of the seed paper's curves) and ``pretrain_epoch`` (each
+expert alone on its own classes, no gate).
+
+Letters: N training samples, B samples in a batch, E experts, k slots per sample, A routed assignments.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+
+from kernels import RoutingPlan
+from moe.routers import NonFiniteError
+
+
+def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: torch.Generator,
+                on_batch: Callable[[int], Any] | None = None, train_gate: bool = True) -> dict[str, Any]:
+    """One pass over shuffled mini-batches. Returns the mean loss (and each loss term ``loss_<name>``), accuracy,
+    each expert's share of samples (as top-weight expert, ``expert_share``), its mean routing weight
+    (``expert_weight``: the seed paper's 'sample count' / N), its mean NLL on the samples routed to it
+    (``expert_loss``, None if it got none), and the share of samples no expert took (``dropped``).
+    A frozen gate runs in eval mode.
+
+    Stops at the first non-finite loss and reports it, leaving the parameters of the last good step.
+    """
+    model.train()
+    for m in model.gate_modules():
+        m.train(train_gate)
+    n, n_experts = len(y), model.experts.n_experts
+    total_loss, correct, seen, terms = 0.0, 0, 0, {}
+    top_counts = torch.zeros(n_experts, dtype=torch.long, device=y.device)
+    weight_sum = torch.zeros(n_experts, dtype=torch.float64, device=y.device)
+    nll_sum = torch.zeros(n_experts, dtype=torch.float64, device=y.device)
+    pairs = torch.zeros(n_experts, dtype=torch.long, device=y.device)
+    dropped = torch.zeros((), dtype=torch.long, device=y.device)
+    for idx in torch.randperm(n, generator=generator).to(y.device).split(batch_size):
+        try:
+            out = model(x[idx])
+        except NonFiniteError:
+            return {"train_loss": math.nan, "finite": False}
+        loss, parts = loss_fn(out, x[idx], y[idx])
+        if not torch.isfinite(loss):
+            return {"train_loss": float(loss.detach()), "finite": False}
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += float(loss.detach()) * len(idx)
+        for name, value in parts.items():
+            terms[name] = terms.get(name, 0.0) + value * len(idx)
+        correct += int((out.log_probs.argmax(1) == y[idx]).sum())
+        seen += len(idx)
+        top = out.routing.assignment()
+        top_counts += torch.bincount(top[top >= 0], minlength=n_experts)
+        dropped += (top < 0).sum()
+        with torch.no_grad():  # the seed paper's per-epoch curves: mean gate weight and own-sample loss of each expert
+            weight_sum += out.routing.dense_weights().sum(0).double()
+            ids = out.routing.plan.expert_ids  # [B, k]
+            nll = -out.expert_log_probs.gather(2, y[idx][:, None, None].expand(-1, ids.shape[1], 1))[..., 0]  # [B, k]
+            valid = ids >= 0
+            nll_sum.index_add_(0, ids[valid], nll[valid].double())
+            pairs += torch.bincount(ids[valid], minlength=n_experts)
+        if on_batch is not None:
+            on_batch(1)
+    return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
+            **{f"loss_{name}": float(v) / seen for name, v in terms.items()},
+            "expert_share": (top_counts.double() / seen).tolist(), "expert_weight": (weight_sum / seen).tolist(),
+            "expert_loss": [float(s / c) if c > 0 else None for s, c in zip(nll_sum.tolist(), pairs.tolist())],
+            "dropped": int(dropped) / seen, "finite": True}
+
+
+def pretrain_epoch(model, optimizer, x, y, owner: torch.Tensor, batch_size: int, generator: torch.Generator,
+                   on_batch: Callable[[int], Any] | None = None) -> dict[str, Any]:
+    """Each expert trained alone on its own classes: owner [N] is the expert of each training sample.
+
+    Every expert draws its own shuffled batches of ``batch_size`` from its samples; the experts' batches of
+    one step run together through one routing plan (expert e gets exactly its rows), and the loss is the sum
+    over experts of each one's mean cross-entropy, so each expert's gradient is that of training it alone.
+    """
+    model.train()
+    n_experts = model.experts.n_experts
+    mine = [torch.nonzero(owner == e).flatten() for e in range(n_experts)]
+    queues = [m[torch.randperm(len(m), generator=generator).to(m.device)].split(batch_size) for m in mine]
+    total_loss, correct, seen, steps = 0.0, 0, 0, max(len(q) for q in queues)
+    none = torch.zeros(0, dtype=torch.long, device=y.device)
+    for step in range(steps):
+        parts = [q[step] if step < len(q) else none for q in queues]
+        rows = torch.cat(parts)  # sorted by expert, so the plan's grouped order is the identity
+        experts = torch.repeat_interleave(torch.arange(n_experts, device=y.device),
+                                          torch.tensor([len(p) for p in parts], device=y.device))
+        plan = RoutingPlan.from_assignments(torch.arange(len(rows), device=y.device), experts,
+                                            torch.ones(len(rows), device=y.device), len(rows), n_experts)
+        log_q = torch.log_softmax(model.experts.forward_routed(x[rows], plan), -1)  # [A, C]
+        nll = -log_q.gather(1, y[rows][:, None])[:, 0]
+        loss = (nll / plan.counts[experts]).sum()  # sum_e mean_{rows of e} nll
+        if not torch.isfinite(loss):
+            return {"train_loss": float(loss.detach()), "finite": False}
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for e in range(n_experts):  # an expert whose samples ran out this epoch makes no step (Adam would move it)
+            if len(parts[e]) == 0:
+                for p in model.experts.experts[e].parameters():
+                    p.grad = None
+        optimizer.step()
+        total_loss += float(nll.detach().sum())
+        correct += int((log_q.argmax(1) == y[rows]).sum())
+        seen += len(rows)
+        if on_batch is not None:
+            on_batch(1)
+    share = torch.bincount(owner, minlength=n_experts).double() / len(owner)
+    return {"train_loss": total_loss / seen, "train_accuracy": correct / seen, "expert_share": share.tolist(),
+            "dropped": 0.0, "finite": True}

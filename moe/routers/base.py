@@ -1,0 +1,165 @@
+"""The routers' base: the :class:`Routing` every router returns, the :class:`Router` base class, the
+``ROUTERS`` registry and the gate networks (linear, mlp, cnn) the learned routers are built on.
+
+Every router, learned or not, returns a :class:`Routing` whose ``plan`` is the kernels' routing plan;
+the expert layer consumes only that plan.
+
+Letters: T samples, D input features, E experts, k experts per sample, H expert hidden width.
+
+Adding a router is adding one small file that registers a :class:`Router` subclass with
+``@ROUTERS.register("name")`` and one import line in ``moe/routers/__init__.py``. A router may define
+``config_problems(cfg) -> list[str]`` for its own configuration rules (checked before training); rules
+that involve another component (the dataset's input shape, the experts' hidden state) live in
+``moe.validate``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from kernels import RoutingPlan
+from moe.config import GATES, ConfigError
+from moe.registry import Registry
+
+ROUTERS: Registry = Registry("router")
+
+
+@dataclass
+class Routing:
+    plan: RoutingPlan  # which experts each sample goes to, with which weights
+    logits: Tensor  # [T, E] gate logits after the temperature
+    probs: Tensor  # [T, E] the gate's full distribution softmax(logits) (before any top-k or capacity)
+    load: Tensor | None = None  # [E] a differentiable expected load, where the router has one (noisy top-k)
+
+    def dense_weights(self) -> Tensor:
+        """[T, E] the routing weights actually used to mix the experts, zero for experts not routed to."""
+        p = self.plan
+        valid = p.expert_ids >= 0
+        out = torch.zeros(p.n_tokens, p.n_experts, dtype=p.weights.dtype, device=p.weights.device)
+        return out.scatter_add(1, p.expert_ids.clamp_min(0), torch.where(valid, p.weights, 0))
+
+    def assignment(self) -> Tensor:
+        """[T] the expert with the largest routing weight (-1 for a sample no expert took)."""
+        return self.plan.expert_ids[:, 0]
+
+    def dropped(self) -> Tensor:
+        """[T] bool: samples that no expert took (capacity overflow, expert choice)."""
+        return self.plan.expert_ids[:, 0] < 0
+
+
+class NonFiniteError(ArithmeticError):
+    """The gate produced NaN or infinite logits: the run has diverged."""
+
+
+def check_finite(logits: Tensor) -> Tensor:
+    if not torch.isfinite(logits).all():
+        raise NonFiniteError("gate logits are NaN or infinite")
+    return logits
+
+
+IMAGE_GATES = ("cnn",)  # gate networks that read the image [C, H, W] itself, not its flattened pixels
+
+
+def gate_network(kind: str, input_shape: tuple[int, ...], n_out: int, hidden: int) -> nn.Module:
+    """The gate g: ``linear``: x W + b; ``mlp`` and ``cnn`` (black-box gates): h_g W + b on the hidden state
+    h_g of :func:`gate_features` (width ``hidden``). It takes :func:`gate_input` of the samples."""
+    if kind == "linear":
+        return nn.Linear(math.prod(input_shape), n_out)
+    features, width = gate_features(kind, input_shape, hidden)
+    return nn.Sequential(*features, nn.Linear(width, n_out))
+
+
+def gate_features(kind: str, input_shape: tuple[int, ...], hidden: int) -> tuple[nn.Module, int]:
+    """The gate's hidden state h_g (the input of its last layer) and its width.
+
+    - ``linear``: h_g = x, the flattened input (width D).
+    - ``mlp``: h_g = relu(x W_1 + b_1) (width G = hidden); the black-box router of the Implicit Mixture of
+      Interpretable Experts (Krishnamurthy & Watkins 2022).
+    - ``cnn``: the other black-box router the reproduction of that paper allows ('an MLP or CNN'), a small
+      convolutional gate for images [C, H, W] in the style of the project's cnn experts
+      (``moe/experts/cnn.py``, after Krishnamurthy & Watkins 2021), G = hidden filters:
+      h_g = avgpool(relu(conv_2(maxpool_2(relu(conv_1(x)))))), conv_1: C -> G and conv_2: G -> G, both
+      3 x 3 with padding 1; the global average pool (Lin, Chen & Yan 2014, 'Network in network') keeps h_g
+      at width G for any image size, so the gate stays small.
+    """
+    if kind == "linear":
+        return nn.Identity(), math.prod(input_shape)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(math.prod(input_shape), hidden), nn.ReLU()), hidden
+    if kind == "cnn":
+        if not is_image(input_shape):
+            raise ValueError(f"the cnn gate needs image inputs [channels, height, width] of at least 2 x 2, got {list(input_shape)}")
+        return nn.Sequential(nn.Conv2d(input_shape[0], hidden, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten()), hidden  # [T, G]
+    raise ValueError(f"unknown gate network {kind!r}")
+
+
+def gate_input(kind: str, x: Tensor) -> Tensor:
+    """What a gate network reads: the images [T, C, H, W] for an image gate (cnn), else the flattened
+    input [T, D]. The one place where the gate's view of the input is decided."""
+    return x if kind in IMAGE_GATES else x.flatten(1)
+
+
+def is_image(input_shape: tuple[int, ...]) -> bool:
+    """[channels, height, width] with room for the cnn gate's 2 x 2 max-pool."""
+    return len(input_shape) == 3 and min(input_shape[1:]) >= 2
+
+
+def gate_input_problems(kind: str, input_shape: tuple[int, ...] | None, dataset: str) -> list[str]:
+    """An image gate on inputs that are not images (``input_shape`` None: not known, nothing to check)."""
+    if kind not in IMAGE_GATES or input_shape is None or is_image(input_shape):
+        return []
+    fits = [g for g in GATES if g not in IMAGE_GATES]
+    return [f"gate: the {kind} gate needs image inputs [channels, height, width] of at least 2 x 2; dataset {dataset!r} "
+            f"gives {list(input_shape)}; valid choices for it: {', '.join(fits)}"]
+
+
+class Router(nn.Module):
+    """Base: a gate network g (cfg.gate: linear, mlp or cnn) on :func:`gate_input` of x, logits = g(x) / T.
+
+    ``temperature`` is a plain attribute, so a training regime can decay it between epochs.
+    """
+
+    needs_expert_hidden = False  # True: forward() also receives the experts' hidden states [T, E, H]
+    batch_dependent = False  # True: a sample's routing depends on the rest of its batch (evaluate in training-size batches)
+    uses_gate_network = True  # False: the router ignores cfg.gate (it must stay 'linear')
+    learned = True  # False: a fixed router without parameters (hash)
+
+    def __init__(self, cfg, input_shape: tuple[int, ...], n_experts: int):
+        super().__init__()
+        self.n_experts = n_experts
+        self.temperature = cfg.temperature
+        self.gate_kind = cfg.gate if self.uses_gate_network else "linear"  # an interpretable router stays linear
+        raise_gate_input_problems(self.gate_kind, input_shape, cfg.dataset)
+        self.gate = gate_network(self.gate_kind, input_shape, n_experts, cfg.gate_hidden)
+
+    def gate_logits(self, x: Tensor) -> Tensor:
+        return check_finite(self.gate(gate_input(self.gate_kind, x)) / self.temperature)  # [T, E]
+
+    def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
+        raise NotImplementedError
+
+    def init_from_data(self, x: Tensor, generator: torch.Generator) -> None:
+        """Data-dependent initialisation before training (x: training inputs); most routers have none."""
+
+    @classmethod
+    def config_problems(cls, cfg) -> list[str]:
+        """The router's own rules (``moe.validate`` checks the gate against the dataset's input shape)."""
+        if not cls.uses_gate_network and cfg.gate != "linear":
+            return [f"gate: the {cfg.router} router has no gate network to replace; gate must be 'linear', got {cfg.gate!r}"]
+        return []
+
+
+def raise_gate_input_problems(kind: str, input_shape: tuple[int, ...], dataset: str) -> None:
+    """The config rule, checked again on the shape of the data actually loaded or passed in."""
+    if problems := gate_input_problems(kind, input_shape, dataset):
+        raise ConfigError(problems)
+
+
+def capacity_slots(capacity: float, n_tokens: int, n_experts: int) -> int:
+    """Samples an expert may take from a batch: ceil(c * T / E), at least 1 and at most T."""
+    return max(1, min(n_tokens, math.ceil(round(capacity * n_tokens / n_experts, 9))))
