@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from moe.files import DuplicateKeyError, load_json, load_yaml
 from moe.registry import suggestion
 
 
@@ -213,8 +214,10 @@ def parse(values: dict[str, Any]) -> Config:
 
 
 def load_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML or JSON config file (``yaml.safe_load``: JSON is a subset) into a dict."""
+    """Read a YAML or JSON config file into a dict (``moe.files``: safe YAML, a repeated key is an error)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError([f"config: {str(p)!r} is a directory; expected a YAML or JSON file"])
     if not p.is_file():
         raise ConfigError([f"config: file {str(p)!r} does not exist"])
     try:
@@ -222,7 +225,9 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError([f"config: cannot read {str(p)!r}: {getattr(err, 'strerror', None) or err}"]) from None
     try:
-        data = yaml.safe_load(text) if p.suffix != ".json" else json.loads(text)
+        data = load_yaml(text) if p.suffix != ".json" else load_json(text)
+    except DuplicateKeyError as err:
+        raise ConfigError([f"config: {str(p)!r}: {err}"]) from None
     except (yaml.YAMLError, json.JSONDecodeError) as err:
         first = str(err).splitlines()[0]
         raise ConfigError([f"config: {str(p)!r} is not valid YAML/JSON: {first}"]) from None

@@ -47,7 +47,8 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_config_is_a_leaf():
-    assert graph()["moe.config"] <= {"moe.registry"}
+    assert graph()["moe.config"] <= {"moe.registry", "moe.files"}
+    assert graph()["moe.files"] == set()
     assert graph()["moe.registry"] == set()
 
 
