@@ -1,4 +1,4 @@
-"""python -m kernels.inspect: compile every kernel ahead of time for Hopper (sm_90) and Ampere (sm_80), no GPU.
+"""python -m kernels.aot: compile every kernel ahead of time for Hopper (sm_90) and Ampere (sm_80), no GPU.
 
 Each shipped configuration (the tile sizes the launchers pick, per dtype, weight layout and variant)
 goes through `triton.compile(ASTSource(...), target=GPUTarget("cuda", cc, 32))` with the argument
@@ -9,7 +9,7 @@ per-block limit; the SASS is searched for matrix instructions (HGMMA on sm_90, H
 
 Letters as in the kernel files: E experts, K/N feature widths, k slots per token.
 
-    python -m kernels.inspect [--target sm_90|sm_80] [--only SUBSTR] [--quick]
+    python -m kernels.aot [--target sm_90|sm_80] [--only SUBSTR] [--quick]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from . import combine, grouped, routing
+from . import combine, grouped, plan, routing
 from ._common import HAS_TRITON, interpreting
 
 SHARED_LIMIT = {"sm_90": 232_448, "sm_80": 166_912}  # bytes per block (H100: 227 KiB, A100: 163 KiB)
@@ -117,12 +117,12 @@ def routing_specs(quick: bool = False) -> list[Spec]:
             specs.append(Spec(f"topk_softmax[{dt},E={E},k={k}]", routing._topk_softmax_kernel, args,
                               dict(num_warps=cfg["num_warps"])))
     for E in (1, 8, 64, 256):
-        cfg = routing.plan_count_config(E)
+        cfg = plan.plan_count_config(E)
         args = dict(ids_ptr="*i64", blk_counts_ptr="*i64", S=65536, E=E,
                     **{k_: v for k_, v in cfg.items() if k_ != "num_warps"})
-        specs.append(Spec(f"plan_count[E={E}]", routing._plan_count_kernel, args, dict(num_warps=cfg["num_warps"])))
-    args = dict(ids_ptr="*i64", base_ptr="*i64", order_ptr="*i64", S=65536, E=64, BLOCK=routing.PLAN_BLOCK)
-    specs.append(Spec("plan_scatter", routing._plan_scatter_kernel, args, dict(num_warps=4)))
+        specs.append(Spec(f"plan_count[E={E}]", plan._plan_count_kernel, args, dict(num_warps=cfg["num_warps"])))
+    args = dict(ids_ptr="*i64", base_ptr="*i64", order_ptr="*i64", S=65536, E=64, BLOCK=plan.PLAN_BLOCK)
+    specs.append(Spec("plan_scatter", plan._plan_scatter_kernel, args, dict(num_warps=4)))
     return specs
 
 
@@ -220,7 +220,7 @@ def print_table(results: list[Result], file=sys.stdout) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kernels.inspect", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m kernels.aot", description=__doc__.split("\n")[0])
     p.add_argument("--target", choices=tuple(SHARED_LIMIT), action="append", default=None,
                    help="compile for this target (repeatable; default: sm_90 and sm_80)")
     p.add_argument("--only", default=None, help="only configurations whose name contains this")
