@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench.claims import FASHION_DIGITS, measure_values, ok_runs
+from bench.reproduce.claims import FASHION_DIGITS
+from bench.reproduce.measures import measure_values, ok_runs
 from moe.plots import save_png
 
 Figures = list[tuple[str, Path]]

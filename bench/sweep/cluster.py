@@ -15,7 +15,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
              "RAY_DEDUP_LOGS": "1"}
 
@@ -29,7 +29,7 @@ def connect(address: str | None, verbose: bool) -> bool:
 
     A Ray already initialised in this process (a notebook, the test session) is used as it is.
     """
-    import ray
+    import ray  # deferred, as everywhere in bench: loading or listing sweeps never starts Ray
 
     if ray.is_initialized():
         return False

@@ -1,28 +1,31 @@
 """Progress of a running sweep: a Tune callback in the driver that writes each finished trial's record
 (``records/NNNN.json``, atomically, the moment its last result arrives) and prints one line per
-finished trial with an ETA weighted by each trial's estimated cost.
+finished trial with an ETA weighted by each trial's estimated cost; :func:`reconcile` writes the
+records it missed from Tune's result grid.
 """
 from __future__ import annotations
 
 import json
 import math
+import pickle
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.spec import Trial
-from moe.record import SCHEMA, error_record, versions, write_json_atomic
+from bench.sweep.layout import SweepDir
+from bench.sweep.spec import FIELD_DEFAULTS, Trial
+from bench.sweep.trial import dataset_key, read_checkpoint
+from moe.config import ConfigError, from_dict
+from moe.record import SCHEMA, error_record, versions
+from moe.train import TrainState, evaluate_state
 
 
-def record_path(out: Path, index: int) -> Path:
-    return out / "records" / f"{index:04d}.json"
+DEFAULT_SEED = FIELD_DEFAULTS["seed"]
 
 
 def cost(config: dict[str, Any]) -> float:
     """A rough relative cost of a trial (batches x experts), to start the longest first and to weigh the ETA."""
-    from bench.spec import FIELD_DEFAULTS
-
     c = {**FIELD_DEFAULTS, **config}
     n_train = c["n_train"] or 2400
     return c["epochs"] * math.ceil(n_train / c["batch_size"]) * (1 + 0.1 * c["experts"] * c.get("top_k", 1))
@@ -30,8 +33,6 @@ def cost(config: dict[str, Any]) -> float:
 
 def full_config(config: dict[str, Any]) -> dict[str, Any]:
     """A trial's config with every default filled in (as a run record holds it)."""
-    from moe.config import ConfigError, from_dict
-
     try:
         return from_dict(config).to_dict()
     except ConfigError:
@@ -61,14 +62,11 @@ def scored_from_checkpoint(config: dict[str, Any], checkpoint,
                            datasets: dict[str, dict[str, Any]] | None) -> tuple[int, dict[str, Any]]:
     """(the epoch of a trial's latest checkpoint, the record fields it gives: config, history and the test
     evaluation of its model by ``moe.train.evaluate_state``, on the driver: these models are small)."""
-    from bench.trial import dataset_key, read_checkpoint
-    from moe.train import TrainState, evaluate_state
-
     if checkpoint is None:
         raise FileNotFoundError("the trial left no checkpoint")
     state = TrainState.from_bytes(read_checkpoint(checkpoint))
     config = dict(config)
-    if config.get("threads") is None:  # the trial ran with the torch threads of its CPU share (bench.trial)
+    if config.get("threads") is None:  # the trial ran with the torch threads of its CPU share (bench.sweep.trial)
         config["threads"] = state.config.get("threads")
     t0 = time.perf_counter()
     evaluated = evaluate_state(config, state, data=(datasets or {}).get(dataset_key(config)))
@@ -85,7 +83,7 @@ def _clock(seconds: float) -> str:
 
 
 def _tune_callback_base():
-    from ray import tune
+    from ray import tune  # deferred: Ray starts slowly, and only a running sweep needs it
 
     return tune.Callback
 
@@ -93,9 +91,9 @@ def _tune_callback_base():
 class _Progress:
     """Writes each finished trial's record and prints one line with an ETA (mixed into a tune.Callback)."""
 
-    def __init__(self, out: Path, trials: list[Trial], todo: list[Trial], quiet: bool = False,
+    def __init__(self, folder: SweepDir, trials: list[Trial], todo: list[Trial], quiet: bool = False,
                  interrupt_after: int | None = None, datasets: dict[str, dict[str, Any]] | None = None):
-        self.out, self.quiet = out, quiet
+        self.folder, self.quiet = folder, quiet
         self.datasets = datasets  # the driver's loaded datasets, to score the trials a scheduler stops
         self.trials = {t.index: t for t in trials}
         self.cost = {t.index: cost(t.config) for t in todo}
@@ -126,14 +124,14 @@ class _Progress:
     def on_trial_recover(self, iteration, trials, trial, **info):
         t = self.trials[trial.config["trial"]["index"]]
         exc = _trial_exception(trial)
-        self._print(f"{'':>{2 * len(str(self.n_total)) + 3}} retry    {t.name} seed={t.config.get('seed', 0)}  "
+        self._print(f"{'':>{2 * len(str(self.n_total)) + 3}} retry    {t.name} seed={t.config.get('seed', DEFAULT_SEED)}  "
                     f"after failure {trial.num_failures}: {type(exc).__name__}: {exc}")
 
     # -- helpers
     def _save(self, trial, rec: dict[str, Any]) -> None:
         index = rec["bench"]["index"]
         rec["bench"].update(trial_id=trial.trial_id, failures=trial.num_failures)
-        write_json_atomic(record_path(self.out, index), rec)
+        self.folder.write_record(index, rec)
         if index not in self.finished:
             self.finished.append(index)
             if rec["bench"].get("trial_s"):
@@ -156,7 +154,7 @@ class _Progress:
             what = f"acc {_fmt(test.get('accuracy'))}  nmi {_fmt(test.get('nmi'))}"
         took = rec["bench"].get("trial_s")
         width = len(str(self.n_total))
-        self._print(f"[{done:>{width}}/{self.n_total}] {rec['status']:<8} {t.name} seed={t.config.get('seed', 0)}  "
+        self._print(f"[{done:>{width}}/{self.n_total}] {rec['status']:<8} {t.name} seed={t.config.get('seed', DEFAULT_SEED)}  "
                     f"{what}  {'' if took is None else f'{took:.1f}s  '}elapsed {_clock(elapsed)}  ETA {_clock(eta)}")
 
     def _print(self, line: str) -> None:
@@ -195,8 +193,6 @@ def _trial_exception(trial) -> BaseException:
 
 
 def _unpickle(path: str | None):
-    import pickle
-
     if not path or not Path(path).is_file():
         return None
     with open(path, "rb") as f:
@@ -207,3 +203,20 @@ def progress_callback(*args, **kwargs):
     """A ``tune.Callback`` subclass instance of :class:`_Progress` (Ray imported lazily)."""
     cls = type("SweepProgress", (_Progress, _tune_callback_base()), {})
     return cls(*args, **kwargs)
+
+
+def reconcile(results, folder: SweepDir, progress: _Progress) -> None:
+    """Write the record of any finished trial the callback missed (from Tune's result grid)."""
+    for r in results:
+        index = (r.config or {}).get("trial", {}).get("index")
+        if index is None or folder.has_record(index):
+            continue
+        metrics = r.metrics or {}
+        if "record_json" in metrics:
+            rec = json.loads(metrics["record_json"])
+        elif r.error is not None:
+            rec = error_record(full_config(progress.trials[index].config), getattr(r.error, "cause", None) or r.error)
+            rec["bench"] = {"index": index, "name": progress.trials[index].name, "trial_s": None}
+        else:
+            continue  # unfinished (interrupted): resume reruns it
+        folder.write_record(index, rec)

@@ -1,19 +1,14 @@
-"""``python -m bench.sweep [NAME]``: run a sweep of ``sweeps/NAME.yaml`` with Ray Tune and write its tables.
+"""Running a sweep of ``sweeps/NAME.yaml`` with Ray Tune and writing its tables (the CLI: ``bench.sweep.cli``).
 
 The driver validates every trial config before touching Ray, loads each dataset once (shared with the
 trials through the object store by ``tune.with_parameters``), asks Ray for a CPU share per trial (and a
 GPU share when the cluster has GPUs) with ``tune.with_resources``, refuses a request no node can hold,
-and runs ``bench.trial.trainable`` under ``tune.Tuner`` with reused actors.
+and runs ``bench.sweep.trial.trainable`` under ``tune.Tuner`` with reused actors.
 
-Results directory (``--out``, default ``results/<sweep>-<timestamp>``, absolute and unique)::
+Results directory (``--out``, default ``results/<sweep>-<timestamp>``, absolute and unique): see
+``bench.sweep.layout``, its one owner.
 
-    sweep.json          the resolved sweep (file, overrides, resources) and every trial's config
-    records/NNNN.json   one run record per finished trial (ok, diverged, error or stopped): the truth
-    ray/, ray-resume-N/ Ray's experiment directories (tuner.pkl, experiment state, trial dirs
-                        trial_NNNN/ holding the trial's latest checkpoint while it runs)
-    runs.csv, table.md, table.tex, pareto.csv, tradeoff.png, heatmaps/<router>.png   (see bench.table)
-
-Checkpoints: every trial reports its whole training state after each epoch (``bench.trial``); Ray keeps
+Checkpoints: every trial reports its whole training state after each epoch (``bench.sweep.trial``); Ray keeps
 the latest one per trial (``CheckpointConfig(num_to_keep=1)``), and the driver deletes it once the
 trial has an ok, diverged or stopped record (a stopped trial's record is scored from it first; an
 ``error`` trial keeps it, for ``--retry-errors``).
@@ -34,47 +29,48 @@ record keeps only its last epoch's accuracy).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
-import sys
 import time
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench import spec, table
-from bench.cluster import QUIET_ENV, ResourceError, connect, nodes, quiet_ray_logs, resolve_resources, unreachable  # noqa: F401
-from bench.progress import _Progress, cost, full_config, progress_callback, record_path
-from bench.spec import SweepError, Trial
-from moe.record import error_record, versions, write_json_atomic
+from bench.sweep import spec
+from bench.sweep.cluster import QUIET_ENV, connect, nodes, quiet_ray_logs, resolve_resources
+from bench.sweep.layout import STATE_FILE, SweepDir, default_out
+from bench.sweep.progress import cost, progress_callback, reconcile
+from bench.sweep.spec import SweepError, Trial
+from bench.sweep.trial import FAULTS, dataset_key, is_fault, trainable
+from bench.table import build as build_tables
+from moe.config import Config
+from moe.data import load_dataset
+from moe.train import StateMismatch, TrainState
 
 SCHEDULERS = ("fifo", "asha")
-OVERHEAD_TARGET = 1.3
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How the trials of one call run under Ray Tune (``run``'s keyword arguments)."""
+
+    address: str | None = None  # an existing Ray cluster (None: $RAY_ADDRESS, else a local instance)
+    max_failures: int = 1  # retries of a trial that raises or loses its node
+    scheduler: str | None = None  # None or "fifo": run every trial; "asha": stop weak trials early
+    verbose: bool = False  # Ray's own output and worker logs
+    quiet: bool = False  # no per-trial progress lines
+    interrupt_after: int | None = None  # test hook: a Ctrl-C after this many finished trials
 
 
 # ---------------------------------------------------------------------------------------------------
 # Preparing a sweep (no Ray)
 # ---------------------------------------------------------------------------------------------------
 
-def default_out(name: str, root: str | os.PathLike = "results") -> Path:
-    """``results/<sweep>-<YYYYmmdd-HHMMSS>`` (absolute; ``-2``, ``-3``... if taken)."""
-    base = Path(root).resolve() / f"{Path(name).stem}-{datetime.now():%Y%m%d-%H%M%S}"
-    out, n = base, 1
-    while out.exists():
-        n += 1
-        out = base.with_name(f"{base.name}-{n}")
-    return out
-
-
 def prepare(name: str, overrides: dict[str, Any] | None = None,
             faults: dict[int | str, str] | None = None) -> tuple[spec.Sweep, list[Trial]]:
     """Load, override and validate a sweep; mark test faults (trial index or configuration name -> kind)."""
-    from bench.trial import FAULTS, is_fault
-
     sweep = spec.load(name, overrides)
     trials = spec.validate(sweep)
     for key, kind in (faults or {}).items():
@@ -88,77 +84,17 @@ def prepare(name: str, overrides: dict[str, Any] | None = None,
     return sweep, trials
 
 
-def write_state(out: Path, sweep: spec.Sweep, trials: list[Trial]) -> None:
-    write_json_atomic(out / "sweep.json", {"sweep": sweep.to_dict(), "trials": [t.to_dict() for t in trials],
-                                           "created": datetime.now().isoformat(timespec="seconds"),
-                                           "versions": versions()})
-
-
-def read_state(out: Path) -> tuple[dict[str, Any], list[Trial]]:
-    try:
-        state = json.loads((out / "sweep.json").read_text())
-    except FileNotFoundError:
-        raise SweepError(f"--resume {out}: no sweep.json there; not a sweep directory") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise SweepError(f"--resume {out}: cannot read sweep.json: {err}") from None
-    return state["sweep"], [Trial(**t) for t in state["trials"]]
-
-
-def finished_indices(out: Path) -> set[int]:
-    """Trial indices that already have a record (any status)."""
-    done = set()
-    for p in (out / "records").glob("*.json"):
-        try:
-            done.add(int(p.stem))
-        except ValueError:
-            pass
-    return done
-
-
-def record_statuses(out: Path) -> list[tuple[int, Path, str | None]]:
-    """(trial index, path, status) of every readable record of a sweep directory, in index order."""
-    found = []
-    for path in sorted((out / "records").glob("*.json")):
-        try:
-            found.append((int(path.stem), path, json.loads(path.read_text()).get("status")))
-        except (ValueError, OSError, json.JSONDecodeError):
-            continue
-    return found
-
-
-def set_aside_errors(out: Path) -> list[int]:
-    """Move the ``error`` records to ``records/errors/NNNN.K.json`` (K = 1, 2, ...: nothing is overwritten), so
-    that a resume runs those trials again, each from its checkpoint; returns their indices."""
-    moved = []
-    for index, p, status in record_statuses(out):
-        if status != "error":
-            continue
-        (out / "records" / "errors").mkdir(exist_ok=True)
-        k = 1 + sum(1 for _ in (out / "records" / "errors").glob(f"{index:04d}.*.json"))
-        os.replace(p, out / "records" / "errors" / f"{index:04d}.{k}.json")
-        moved.append(index)
-    return moved
-
-
-def checkpoint_dirs(out: Path, index: int) -> list[Path]:
-    """Every checkpoint directory the Ray experiments of a sweep directory hold for trial ``index``."""
-    return sorted(out.glob(f"ray*/trial_{index:04d}/checkpoint_*"))
-
-
-def latest_states(out: Path, trials: list[Trial]) -> dict[int, bytes]:
+def latest_states(folder: SweepDir, trials: list[Trial]) -> dict[int, bytes]:
     """Trial index -> the training state of the furthest epoch any earlier experiment checkpointed for it.
 
     A checkpoint cut short (the driver killed while Ray copied it) cannot be read and is passed over.
     """
-    from bench.trial import STATE_FILE
-    from moe.train import StateMismatch, TrainState
-
     states: dict[int, bytes] = {}
     for t in trials:
         best = -1
-        for folder in checkpoint_dirs(out, t.index):
+        for checkpoint in folder.checkpoint_dirs(t.index):
             try:
-                data = (folder / STATE_FILE).read_bytes()
+                data = (checkpoint / STATE_FILE).read_bytes()
                 epoch = TrainState.from_bytes(data).epoch
             except (OSError, StateMismatch):
                 continue
@@ -167,29 +103,17 @@ def latest_states(out: Path, trials: list[Trial]) -> dict[int, bytes]:
     return states
 
 
-def drop_checkpoints(out: Path) -> None:
-    """Delete the checkpoints of trials that need them no more: those with an ok, diverged or stopped record."""
-    import shutil
-
-    for index, _, status in record_statuses(out):
-        if status != "error":
-            for folder in checkpoint_dirs(out, index):
-                shutil.rmtree(folder, ignore_errors=True)
-
-
 def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
     """Each dataset the trials need, loaded once at full size (the runs take their own subsets)."""
-    from bench.trial import dataset_key
-    from moe.data import load_dataset
-
+    defaults = Config()
     out: dict[str, dict[str, Any]] = {}
     for t in trials:
         key = dataset_key(t.config)
         if key not in out:
             c = t.config
             try:
-                out[key] = load_dataset(c.get("dataset", "gm6"), data_root=c.get("data_root"),
-                                        seed=c.get("data_seed", 0)).to_numpy()
+                out[key] = load_dataset(c.get("dataset", defaults.dataset), data_root=c.get("data_root"),
+                                        seed=c.get("data_seed", defaults.data_seed)).to_numpy()
             except (FileNotFoundError, OSError) as err:
                 raise SweepError(f"dataset {c.get('dataset')!r}: cannot load it: {err}") from None
     return out
@@ -226,52 +150,53 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     if resume is not None:
         if overrides or faults:
             raise SweepError("--resume continues a sweep as it was defined: no --set overrides")
-        out = Path(resume).resolve()
-        meta, trials = read_state(out)
+        folder = SweepDir(Path(resume).resolve())
+        meta, trials = folder.read_meta()
         sweep = spec.from_mapping({k: meta[k] for k in spec.TOP_KEYS if k in meta}, name=meta["name"], path=meta["path"])
         if name is not None and Path(name).stem != meta["name"]:
-            raise SweepError(f"--resume {out}: that directory holds sweep {meta['name']!r}, not {name!r}")
+            raise SweepError(f"--resume {folder.root}: that directory holds sweep {meta['name']!r}, not {name!r}")
     else:
         sweep, trials = prepare(name or "quick", overrides, faults)
-        out = Path(out).resolve() if out is not None else default_out(sweep.name)
-        if (out / "sweep.json").exists():
-            raise SweepError(f"--out {out}: already holds a sweep; continue it with --resume {out} or pick a new directory")
+        folder = SweepDir(Path(out).resolve() if out is not None else default_out(sweep.name))
+        if folder.exists():
+            raise SweepError(f"--out {folder.root}: already holds a sweep; continue it with --resume {folder.root} "
+                             "or pick a new directory")
         datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
-        out.mkdir(parents=True, exist_ok=True)
-        write_state(out, sweep, trials)
+        folder.root.mkdir(parents=True, exist_ok=True)
+        folder.write_meta(sweep, trials)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     if retry_errors:
-        moved = set_aside_errors(out)
-        say(f"{len(moved)} error trial(s) to run again; their records are kept in {out / 'records' / 'errors'}")
-    done = finished_indices(out)
+        moved = folder.set_aside_errors()
+        say(f"{len(moved)} error trial(s) to run again; their records are kept in {folder.errors_dir}")
+    done = folder.finished_indices()
     todo = [t for t in trials if t.index not in done]
-    stats: dict[str, Any] = {"out": str(out), "interrupted": False, "wall_s": 0.0, "trial_s": 0.0, "slots": 0,
+    stats: dict[str, Any] = {"out": str(folder.root), "interrupted": False, "wall_s": 0.0, "trial_s": 0.0, "slots": 0,
                              "overhead": math.nan, "n_run": 0}
     if todo:
-        stats.update(_run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verbose, quiet,
-                                 _interrupt_after, len(done), datasets))
+        options = TuneOptions(address=address, max_failures=max_failures, scheduler=scheduler, verbose=verbose,
+                              quiet=quiet, interrupt_after=_interrupt_after)
+        stats.update(_run_trials(sweep, trials, todo, folder, options, n_done=len(done), datasets=datasets))
     else:
-        say(f"{sweep.name}: all {len(trials)} trials already have records in {out}")
-    built = table.build(out)
+        say(f"{sweep.name}: all {len(trials)} trials already have records in {folder.root}")
+    built = build_tables(folder.root)
     runs = built["runs"]
     runs.attrs.update(stats, total_s=time.perf_counter() - started)
     return runs
 
 
-def _run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verbose, quiet, interrupt_after,
-                n_done, datasets=None) -> dict[str, Any]:
+def _run_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], folder: SweepDir, options: TuneOptions, *,
+                n_done: int, datasets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One Tuner.fit over the trials ``todo`` of ``trials`` (``n_done`` had records before); returns its timings."""
     for k, v in QUIET_ENV.items():
-        if not verbose or k != "RAY_AIR_NEW_OUTPUT":
+        if not options.verbose or k != "RAY_AIR_NEW_OUTPUT":
             os.environ.setdefault(k, v)
     if datasets is None:
         datasets = load_datasets(todo)  # before Ray: a missing file fails fast
-    states = latest_states(out, todo)  # what earlier experiments of this directory checkpointed (--resume)
-    import ray
+    states = latest_states(folder, todo)  # what earlier experiments of this directory checkpointed (--resume)
+    import ray  # deferred: Ray starts slowly, and loading or listing sweeps never needs it
     from ray import tune
 
-    from bench.trial import trainable
-
-    started_here = connect(address, verbose)
+    started_here = connect(options.address, options.verbose)
     try:
         res = resolve_resources(sweep.resources, nodes(), len(todo))
         if res["gpu"] > 0:  # trials on a GPU share run on CUDA unless the sweep says otherwise
@@ -280,193 +205,47 @@ def _run_trials(sweep, trials, todo, out, address, max_failures, scheduler, verb
         resume_states = {index: ray.put(data) for index, data in states.items()}  # one object each: a trial fetches its own
         fn = tune.with_resources(tune.with_parameters(trainable, datasets=datasets, resume_states=resume_states),
                                  {"cpu": res["cpu"], "gpu": res["gpu"]})
-        progress = progress_callback(out, trials, todo, quiet=quiet, interrupt_after=interrupt_after, datasets=datasets)
+        progress = progress_callback(folder, trials, todo, quiet=options.quiet,
+                                     interrupt_after=options.interrupt_after, datasets=datasets)
         todo = sorted(todo, key=lambda t: -cost(t.config))  # longest first: a shorter tail on the last slots
         tuner = tune.Tuner(
             fn,
             param_space={"trial": tune.grid_search([t.to_dict() for t in todo])},
-            tune_config=tune.TuneConfig(reuse_actors=True, scheduler=_scheduler(scheduler, todo),
+            tune_config=tune.TuneConfig(reuse_actors=True, scheduler=_scheduler(options.scheduler, todo),
                                         max_concurrent_trials=res["slots"],
-                                        trial_dirname_creator=lambda tr: f"trial_{tr.config['trial']['index']:04d}"),
-            run_config=tune.RunConfig(name=_experiment_name(out), storage_path=str(out), verbose=2 if verbose else 0,
-                                      failure_config=tune.FailureConfig(max_failures=max_failures),
+                                        trial_dirname_creator=lambda tr: SweepDir.trial_dirname(tr.config["trial"]["index"])),
+            run_config=tune.RunConfig(name=folder.experiment_name(), storage_path=str(folder.root),
+                                      verbose=2 if options.verbose else 0,
+                                      failure_config=tune.FailureConfig(max_failures=options.max_failures),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       callbacks=[progress]),
         )
-        if not quiet:
+        if not options.quiet:
             gpu = f" + {res['gpu']:g} GPU" if res["gpu"] else ""
             checkpointed = f", {len(states)} from a checkpoint" if states else ""
             print(f"{sweep.name}: {len(todo)} trial(s) to run ({n_done} done before{checkpointed}) on {res['slots']} slot(s) of "
-                  f"{res['cpu']:g} CPU{gpu} each; results in {out}", flush=True)
+                  f"{res['cpu']:g} CPU{gpu} each; results in {folder.root}", flush=True)
         t0 = time.perf_counter()
-        with quiet_ray_logs(not verbose):  # errors show as progress lines and error rows instead
+        with quiet_ray_logs(not options.verbose):  # errors show as progress lines and error rows instead
             results = tuner.fit()
         wall = time.perf_counter() - t0
-        _reconcile(results, out, progress)
-        drop_checkpoints(out)
+        reconcile(results, folder, progress)
+        folder.drop_checkpoints()
     finally:
         if started_here:
-            import ray
-
             ray.shutdown()
-    missing = [t.index for t in todo if not record_path(out, t.index).exists()]
+    missing = [t.index for t in todo if not folder.has_record(t.index)]
     trial_s = sum(progress.trial_s)
     ideal = trial_s / res["slots"] if res["slots"] else math.nan
     return {"interrupted": bool(missing), "wall_s": wall, "trial_s": trial_s, "slots": res["slots"],
             "overhead": wall / ideal if ideal else math.nan, "n_run": len(progress.finished), "missing": missing}
 
 
-def _experiment_name(out: Path) -> str:
-    """``ray`` for the first run of a sweep directory, ``ray-resume-N`` for the N-th resume."""
-    if not (out / "ray").exists():
-        return "ray"
-    n = 1
-    while (out / f"ray-resume-{n}").exists():
-        n += 1
-    return f"ray-resume-{n}"
-
-
 def _scheduler(name: str | None, todo: list[Trial]):
     if name in (None, "fifo"):
         return None
-    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import ASHAScheduler  # deferred: Ray (see _run_trials)
 
-    epochs = max(int(t.config.get("epochs", 1) or 1) for t in todo)
+    epochs = max(int(t.config.get("epochs", Config().epochs) or 1) for t in todo)
     return ASHAScheduler(time_attr="epoch", metric="test_accuracy", mode="max", max_t=max(epochs, 1),
                          grace_period=max(1, epochs // 4), reduction_factor=2, stop_last_trials=False)
-
-
-def _reconcile(results, out: Path, progress: _Progress) -> None:
-    """Write the record of any finished trial the callback missed (from the result grid)."""
-    for r in results:
-        index = (r.config or {}).get("trial", {}).get("index")
-        if index is None or record_path(out, index).exists():
-            continue
-        metrics = r.metrics or {}
-        if "record_json" in metrics:
-            rec = json.loads(metrics["record_json"])
-        elif r.error is not None:
-            rec = error_record(full_config(progress.trials[index].config), getattr(r.error, "cause", None) or r.error)
-            rec["bench"] = {"index": index, "name": progress.trials[index].name, "trial_s": None}
-        else:
-            continue  # unfinished (interrupted): resume reruns it
-        write_json_atomic(record_path(out, index), rec)
-
-
-# ---------------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------------
-
-def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m bench.sweep",
-                                 description="Run a sweep of sweeps/NAME.yaml with Ray Tune and write its trade-off tables.")
-    ap.add_argument("name", nargs="?", default=None, help="sweep name (see --list) or a .yaml file (default: quick)")
-    ap.add_argument("--list", action="store_true", help="list the sweeps with their trial counts and exit")
-    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a field (config field, budget.X, settings.X, grid.X, resources.cpu|gpu|max_concurrent); "
-                         "value read as YAML, e.g. --set epochs=2 --set experts=[2,4]")
-    ap.add_argument("--budget", default=None, metavar="NAME",
-                    help="apply a named budget of the sweep file (its budgets: section), before any --set")
-    ap.add_argument("--data-root", default=None, metavar="DIR",
-                    help="where the MNIST-family files are (same as --set data_root=DIR; default: $MOE_DATA, "
-                         "else ~/.cache/moe-interp-bench)")
-    ap.add_argument("--dry-run", action="store_true", help="print the trial configs and exit")
-    ap.add_argument("--out", default=None, help="results directory (default: results/<sweep>-<timestamp>)")
-    ap.add_argument("--resume", default=None, metavar="DIR",
-                    help="continue an interrupted sweep in DIR: trials without a record run again, each from its "
-                         "latest checkpoint (its last finished epoch) when DIR holds one")
-    ap.add_argument("--retry-errors", action="store_true",
-                    help="with --resume: run the trials that ended in error again too, each from its latest "
-                         "checkpoint (their error records move to DIR/records/errors/)")
-    ap.add_argument("--max-failures", type=int, default=None,
-                    help="retries of a trial that raises or loses its node, each from its latest checkpoint (default: 1)")
-    ap.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="asha: stop weak trials early")
-    ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output and worker logs")
-    return ap
-
-
-def list_sweeps() -> int:
-    rows = []
-    for name in spec.available():
-        try:
-            sweep = spec.load(name)
-            problem = ""
-            try:
-                spec.validate(sweep)
-            except SweepError as err:
-                problem = err.problems[0].split(": ", 1)[-1]
-            rows.append((name, str(spec.count_trials(sweep)), sweep.dataset, f"v{sweep.version}", sweep.description, problem))
-        except SweepError as err:
-            rows.append((name, "?", "?", "?", "", str(err)))
-    w = max([5] + [len(r[0]) for r in rows])
-    wd = max([7] + [len(r[2]) for r in rows])
-    print(f"{'sweep':<{w}}  trials  {'dataset':<{wd}}  version  description")
-    for name, n, ds, ver, desc, problem in rows:
-        print(f"{name:<{w}}  {n:>6}  {ds:<{wd}}  {ver:<7}  {desc}")
-        if problem:
-            print(f"{'':<{w}}  {'':>6}  not runnable here yet: {problem}")
-    return 0
-
-
-def dry_run(name: str, overrides: dict[str, Any]) -> int:
-    sweep = spec.load(name, overrides)
-    trials = sweep.trials()
-    print(f"{sweep.name} v{sweep.version}: {len(trials)} trials on {sweep.dataset}; resources per trial {sweep.resources}")
-    print("(fields not shown take the defaults of moe.config.Config)")
-    width = max(len(t.name) for t in trials) if trials else 0
-    for t in trials:
-        print(f"{t.index:>4}  {t.name:<{width}}  {json.dumps(t.config)}")
-    spec.validate(sweep, trials)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        if args.list:
-            return list_sweeps()
-        overrides = spec.parse_set(args.sets)
-        if args.budget is not None:
-            if args.resume:
-                raise SweepError("--resume continues a sweep as it was defined: no --budget with it")
-            overrides = {**spec.load(args.name or "quick").budget_overrides(args.budget), **overrides}
-        if args.data_root is not None:
-            overrides.setdefault("data_root", str(Path(args.data_root).expanduser().resolve()))
-        if args.dry_run:
-            return dry_run(args.name or "quick", overrides)
-        if args.resume and (args.sets or args.out or args.data_root):
-            raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
-        runs = run(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors,
-                   max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
-                   verbose=args.verbose, **overrides)
-    except (SweepError, ResourceError) as err:
-        for line in getattr(err, "problems", None) or str(err).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return 2
-    return report(runs)
-
-
-def report(runs: pd.DataFrame) -> int:
-    """The table on screen, the overhead ratio, where the files are; exit status 130 when interrupted."""
-    a = runs.attrs
-    out = Path(a["out"])
-    print()
-    print((out / "table.md").read_text())
-    if a.get("n_run"):
-        ideal = a["trial_s"] / a["slots"]
-        verdict = "ok" if a["overhead"] <= OVERHEAD_TARGET else f"above the {OVERHEAD_TARGET} target"
-        print(f"timing: Tuner.fit wall {a['wall_s']:.1f} s for {a['n_run']} trials; sum of trial times "
-              f"{a['trial_s']:.1f} s / {a['slots']} slots = {ideal:.1f} s; overhead ratio {a['overhead']:.2f} ({verdict}); "
-              f"{a['total_s']:.1f} s in all with Ray's start and the tables")
-    statuses = runs["status"].value_counts().to_dict() if len(runs) else {}
-    print(f"runs: {', '.join(f'{v} {k}' for k, v in statuses.items()) or 'none'}; results in {out}")
-    if a.get("interrupted"):
-        print(f"interrupted: {len(a.get('missing', []))} trial(s) unfinished; continue with: "
-              f"python -m bench.sweep --resume {out}")
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,7 +26,6 @@ Nothing here imports Ray: a sweep is loaded, overridden and validated before any
 from __future__ import annotations
 
 import copy
-import difflib
 import itertools
 import math
 import os
@@ -37,9 +36,10 @@ from typing import Any
 
 import yaml
 
-from moe.config import FIELD_TYPES, ConfigError, from_dict
+from moe.config import FIELD_TYPES, Config, ConfigError, from_dict
+from moe.registry import suggestion
 
-SWEEP_DIR = Path(__file__).resolve().parent.parent / "sweeps"
+SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "resources", "budgets")
 BUDGET_FIELDS = ("epochs", "n_train", "n_test")
 RESOURCE_KEYS = ("cpu", "gpu", "max_concurrent")
@@ -62,7 +62,7 @@ class Trial:
     index: int  # position in the expanded sweep (stable: records and rows are keyed by it)
     name: str  # canonical configuration name (seed excluded): the table row
     config: dict[str, Any]  # the config fields this sweep sets; the record holds the complete config
-    fault: str | None = None  # test hook: "raise", "diverge" or "crash_after_epoch_K" (see bench.trial)
+    fault: str | None = None  # test hook: "raise", "diverge" or "crash_after_epoch_K" (see bench.sweep.trial)
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "config": self.config, "fault": self.fault}
@@ -74,7 +74,7 @@ class Sweep:
     path: str | None
     description: str = ""
     version: int = 1
-    dataset: str = "gm6"
+    dataset: str = Config().dataset
     budget: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     grid: list[dict[str, list]] = field(default_factory=list)  # a union of Cartesian products
@@ -137,9 +137,7 @@ def resolve(name: str, folder: str | os.PathLike | None = None) -> Path:
     sweeps = available(folder)
     if name in sweeps:
         return sweeps[name]
-    close = difflib.get_close_matches(name, list(sweeps), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise SweepError(f"sweep: unknown sweep {name!r}{hint}; valid choices: {', '.join(sweeps) or '(none)'}"
+    raise SweepError(f"sweep: unknown sweep {name!r}{suggestion(name, sweeps)}; valid choices: {', '.join(sweeps) or '(none)'}"
                      " (or a path to a .yaml file)")
 
 
@@ -157,7 +155,7 @@ def load(name: str, overrides: dict[str, Any] | None = None, folder: str | os.Pa
 
 def from_mapping(data: dict[str, Any], name: str, path: str | None = None,
                  overrides: dict[str, Any] | None = None) -> Sweep:
-    problems = [f"{k}: unknown sweep key{_did_you_mean(k, TOP_KEYS)}; valid keys: {', '.join(TOP_KEYS)}"
+    problems = [f"{k}: unknown sweep key{suggestion(k, TOP_KEYS)}; valid keys: {', '.join(TOP_KEYS)}"
                 for k in data if k not in TOP_KEYS]
     if "grid" not in data:
         problems.append("grid: missing (a mapping of config field -> list of values)")
@@ -165,7 +163,7 @@ def from_mapping(data: dict[str, Any], name: str, path: str | None = None,
         raise SweepError([f"{name}: {p}" for p in problems])
     grid = data["grid"]
     sweep = Sweep(name=name, path=path, description=str(data.get("description", "")),
-                  version=data.get("version", 1), dataset=data.get("dataset", "gm6"),
+                  version=data.get("version", 1), dataset=data.get("dataset", Config().dataset),
                   budget=dict(data.get("budget") or {}), settings=dict(data.get("settings") or {}),
                   grid=[dict(g) for g in grid] if isinstance(grid, list) else [dict(grid or {})],
                   resources={**DEFAULT_RESOURCES, **(data.get("resources") or {})})
@@ -205,7 +203,7 @@ def _check_sections(sweep: Sweep) -> None:
     for section in ("budget", "settings"):
         for key in getattr(sweep, section):
             if key not in FIELD_TYPES:
-                problems.append(f"{section}.{key}: unknown config field{_did_you_mean(key, FIELD_TYPES)}")
+                problems.append(f"{section}.{key}: unknown config field{suggestion(key, FIELD_TYPES)}")
     for key in sweep.budget:
         if key in FIELD_TYPES and key not in BUDGET_FIELDS:
             problems.append(f"budget.{key}: not a budget field ({', '.join(BUDGET_FIELDS)}); put it under settings")
@@ -215,12 +213,12 @@ def _check_sections(sweep: Sweep) -> None:
             continue
         for axis, values in sub.items():
             if axis not in FIELD_TYPES:
-                problems.append(f"grid.{axis}: unknown config field{_did_you_mean(axis, FIELD_TYPES)}")
+                problems.append(f"grid.{axis}: unknown config field{suggestion(axis, FIELD_TYPES)}")
             elif isinstance(values, list) and not values:
                 problems.append(f"grid.{axis}: empty list of values")
     for key in sweep.resources:
         if key not in RESOURCE_KEYS:
-            problems.append(f"resources.{key}: unknown resource{_did_you_mean(key, RESOURCE_KEYS)}; "
+            problems.append(f"resources.{key}: unknown resource{suggestion(key, RESOURCE_KEYS)}; "
                             f"valid keys: {', '.join(RESOURCE_KEYS)}")
     cpu, gpu, conc = (sweep.resources.get(k) for k in RESOURCE_KEYS)
     if not (isinstance(cpu, (int, float)) and not isinstance(cpu, bool) and cpu > 0):
@@ -281,7 +279,7 @@ def apply_override(sweep: Sweep, key: str, value: Any) -> None:
                 target[key] = value
         else:
             valid = override_keys()
-            raise SweepError(f"--set {key}: unknown key{_did_you_mean(key, valid)}; valid keys: a config field "
+            raise SweepError(f"--set {key}: unknown key{suggestion(key, valid)}; valid keys: a config field "
                              f"({', '.join(FIELD_TYPES)}), description, version, budget.<field>, settings.<field>, "
                              f"grid.<field>, resources.<{'|'.join(RESOURCE_KEYS)}>")
         return
@@ -294,7 +292,7 @@ def apply_override(sweep: Sweep, key: str, value: Any) -> None:
         for sub in axes:
             sub[name] = value
     else:
-        raise SweepError(f"--set {key}: unknown key{_did_you_mean(key, override_keys())}")
+        raise SweepError(f"--set {key}: unknown key{suggestion(key, override_keys())}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -383,11 +381,6 @@ def validate(sweep: Sweep, trials: list[Trial] | None = None) -> list[Trial]:
             lines.append(f"{sweep.name}: {problem}{affected}")
         raise SweepError(lines)
     return trials
-
-
-def _did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(str(name), list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def count_trials(sweep: Sweep) -> int:

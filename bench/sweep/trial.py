@@ -13,7 +13,8 @@ On a multi-node cluster whose storage path is not shared, Ray cannot store check
 nodes: the trial then reports without them (and says so in ``bench.checkpoints``).
 
 ``moe.train`` is imported at module import, i.e. once per worker process: with reused actors, a trial
-does not pay a fresh torch import.
+does not pay a fresh torch import. Ray is imported inside the functions that need it: the driver
+imports this module to list and validate sweeps without starting Ray.
 """
 from __future__ import annotations
 
@@ -29,10 +30,11 @@ from typing import Any
 import numpy as np
 
 import moe.train
+from bench.sweep.layout import STATE_FILE
+from moe.config import Config
 from moe.record import atomic_write_bytes, jsonable
 
 EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "epoch_s")
-STATE_FILE = "state.pt"  # the training state inside a checkpoint directory
 CRASH_AFTER = "crash_after_epoch_"  # test hook: crash_after_epoch_K
 FAULTS = ("raise", "diverge", f"{CRASH_AFTER}K")
 
@@ -55,7 +57,9 @@ def is_fault(kind: str) -> bool:
 
 def dataset_key(config: dict[str, Any]) -> str:
     """Which loaded dataset a trial config needs: name, data root and data seed (the subsets are the run's job)."""
-    return f"{config.get('dataset', 'gm6')}|{config.get('data_root') or ''}|{config.get('data_seed', 0)}"
+    defaults = Config()
+    return (f"{config.get('dataset', defaults.dataset)}|{config.get('data_root') or ''}|"
+            f"{config.get('data_seed', defaults.data_seed)}")
 
 
 def poisoned(data: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +141,7 @@ def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None
               resume_states: dict[int, Any] | None = None) -> None:
     """Ray Tune function trainable: one run record per trial, one report (with a checkpoint) per epoch plus
     a final one. ``resume_states``: trial index -> object ref of the latest state an earlier run of the
-    sweep left (``bench.sweep`` finds them on ``--resume``)."""
+    sweep left (``bench.sweep.runner`` finds them on ``--resume``)."""
     from ray import tune
 
     started, started_at = time.perf_counter(), time.time()

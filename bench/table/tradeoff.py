@@ -1,7 +1,7 @@
 """tradeoff.png: test accuracy against NMI and against the cheating index, one point per configuration.
 
 Points are configuration means (error bars: std over seeds), coloured by router; the Pareto front of
-each panel (from ``bench.table.pareto``) is drawn as a step line. Drawn on a bare Figure with the Agg
+each panel (from ``bench.table.front.pareto``) is drawn as a step line. Drawn on a bare Figure with the Agg
 canvas (no pyplot state), written atomically.
 """
 from __future__ import annotations

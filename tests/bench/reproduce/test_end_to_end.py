@@ -7,20 +7,20 @@ import json
 
 import pytest
 
-from bench import reproduce as R
+from bench.reproduce import cli, runner
+from bench.reproduce.results import ReproduceError
 
 pytestmark = pytest.mark.ray
 
 TINY = {"lr_asymmetry": {"epochs": 2, "n_train": 240, "n_test": 120, "seed": [0], "lr_ratio": [1, 100]},
-        **{name: {"epochs": 1, "n_train": 50, "n_test": 20, "seed": [0]} for name in R.SWEEPS[1:]}}
+        **{name: {"epochs": 1, "n_train": 50, "n_test": 20, "seed": [0]} for name in runner.SWEEPS[1:]}}
 
 
 def test_all_with_missing_mnist_still_judges_the_gm6_claims(ray_local, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(R.BUDGETS, "small", TINY)
     monkeypatch.setenv("MOE_OFFLINE", "1")
     out, empty = tmp_path / "out", tmp_path / "no-data"
     empty.mkdir()
-    status = R.main(["all", "--data-root", str(empty), "--out", str(out)])
+    status = cli.main(["all", "--data-root", str(empty), "--out", str(out)], budget_table=TINY)
     captured = capsys.readouterr()
 
     assert status == 1  # some claims could not run
@@ -51,12 +51,12 @@ def test_all_with_missing_mnist_still_judges_the_gm6_claims(ray_local, tmp_path,
     # the same command again continues the directory: nothing is retrained, the report is rewritten
     records = sorted((out / "lr_asymmetry" / "records").glob("*.json"))
     stamps = [p.stat().st_mtime_ns for p in records]
-    rep = R.reproduce("lr_asymmetry", budget=TINY, out=out, quiet=True)
+    rep = runner.reproduce("lr_asymmetry", budget=TINY, out=out, quiet=True)
     assert [p.stat().st_mtime_ns for p in records] == stamps and len(records) == 2
     assert rep.wall_s > data["wall_s"] and rep.results["lr_asymmetry"].wall_s > data["sweeps"]["lr_asymmetry"]["wall_s"]
     assert [v.status for v in rep.verdicts] == [verdicts[v.claim.name]["verdict"] for v in rep.verdicts]
     # ... but not with other settings: refused before any work, the report left as it was
     before = (out / "REPRODUCTION.md").read_text()
-    with pytest.raises(R.ReproduceError, match="holds a sweep run with other settings"):
-        R.reproduce("lr_asymmetry", budget={"lr_asymmetry": {**TINY["lr_asymmetry"], "epochs": 3}}, out=out, quiet=True)
+    with pytest.raises(ReproduceError, match="holds a sweep run with other settings"):
+        runner.reproduce("lr_asymmetry", budget={"lr_asymmetry": {**TINY["lr_asymmetry"], "epochs": 3}}, out=out, quiet=True)
     assert (out / "REPRODUCTION.md").read_text() == before

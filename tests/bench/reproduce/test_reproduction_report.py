@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import claims as C
-from bench import reproduce as R
-from bench.reproduce_plots import PLOTS
+from bench.reproduce import claims as C
+from bench.reproduce import engine
+from bench.reproduce import report
+from bench.reproduce.figures import PLOTS
+from bench.reproduce.results import Reproduction, SweepResult
 
 from runs_frames import frame, run_row, shares
 from test_claims import cheating_frame, count_frame, joint_frame, lr_frame, pretrained_frame
@@ -32,20 +34,20 @@ def lr_records(runs: pd.DataFrame, epochs: int = 3) -> list[dict]:
     return out
 
 
-def reproduction(tmp_path: Path) -> R.Reproduction:
+def reproduction(tmp_path: Path) -> Reproduction:
     runs = lr_frame({1: 0.5, 3: 0.6, 10: 0.7, 30: 0.8, 100: 0.9})
-    lr = R.SweepResult("lr_asymmetry", runs, overrides={"seed": [0, 1]}, wall_s=12.0, description="gm6 lr test", version=2)
+    lr = SweepResult("lr_asymmetry", runs, overrides={"seed": [0, 1]}, wall_s=12.0, description="gm6 lr test", version=2)
     lr.figures = PLOTS["lr_asymmetry"](runs, lr_records(runs), tmp_path / "figures")
-    cheat = R.SweepResult("cheating", None, reason=MISSING, overrides={"data_root": "/nowhere"})
+    cheat = SweepResult("cheating", None, reason=MISSING, overrides={"data_root": "/nowhere"})
     results = {"lr_asymmetry": lr, "cheating": cheat}
     chosen = C.for_sweep("lr_asymmetry") + C.for_sweep("cheating")
-    verdicts = [C.evaluate(c, results[c.sweep].runs, results[c.sweep].reason) for c in chosen]
-    return R.Reproduction(tmp_path, "small", results, verdicts, 75.0, "/nowhere")
+    verdicts = [engine.evaluate(c, results[c.sweep].runs, results[c.sweep].reason) for c in chosen]
+    return Reproduction(tmp_path, "small", results, verdicts, 75.0, "/nowhere")
 
 
 def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     rep = reproduction(tmp_path)
-    path = R.write_report(rep)
+    path = report.write_report(rep)
     text = path.read_text()
     assert path == tmp_path / "REPRODUCTION.md"
     assert "2 supported, 0 not supported, 4 not run." in text
@@ -75,9 +77,9 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
 
 def test_an_undefined_statistic_is_reported_with_its_reason(tmp_path):
     runs = lr_frame({1: 0.5, 100: 0.9})  # two ratios: no rank correlation
-    res = R.SweepResult("lr_asymmetry", runs)
-    verdicts = [C.evaluate(c, runs) for c in C.for_sweep("lr_asymmetry")]
-    text = R.render(R.Reproduction(tmp_path, "small", {"lr_asymmetry": res}, verdicts, 1.0, None))
+    res = SweepResult("lr_asymmetry", runs)
+    verdicts = [engine.evaluate(c, runs) for c in C.for_sweep("lr_asymmetry")]
+    text = report.render(Reproduction(tmp_path, "small", {"lr_asymmetry": res}, verdicts, 1.0, None))
     assert "### `lr_asymmetry.share_grows_with_ratio`: NOT SUPPORTED" in text
     assert "= undefined (n = 4); threshold >= 0.8 (at least 0.8): does not hold — needs at least 3 values" in text
     assert "| – | >= 0.8 | no |" in text
@@ -86,7 +88,7 @@ def test_an_undefined_statistic_is_reported_with_its_reason(tmp_path):
 def test_numbers_table_uses_ok_runs_and_counts_the_rest():
     runs = frame([run_row(0, "a", accuracy=0.5, allocation=shares(0.2)), run_row(1, "a", accuracy=0.7, allocation=shares(0.4)),
                   run_row(2, "a", status="error", accuracy=math.nan), run_row(3, "b", accuracy=0.9)])
-    table = R.numbers_table(runs, ["accuracy", {"expert_share": 0}])
+    table = report.numbers_table(runs, ["accuracy", {"expert_share": 0}])
     assert "| configuration | ok runs | accuracy | share of expert 0 |" in table
     assert "| `a` | 2/3 | 0.600 ± 0.141 | 0.300 ± 0.141 |" in table
     assert "| `b` | 1/1 | 0.900 | – |" in table

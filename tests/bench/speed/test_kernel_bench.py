@@ -1,13 +1,13 @@
-"""The `python -m bench.kernels` CPU cases as pytest-benchmark tests (skipped by default: --benchmark-skip).
+"""The `python -m bench.speed.kernel_bench` CPU cases as pytest-benchmark tests (skipped by default: --benchmark-skip).
 
-    python -m pytest tests/kernels/test_kernels_bench.py --benchmark-only
+    python -m pytest tests/bench/speed/test_kernel_bench.py --benchmark-only
 """
 import pytest
 import torch
 
-from bench import kernels as bk
+from bench.speed import kernel_bench, kernel_cases, timing
 
-PAIRS = [(case, fn) for case, (_, fns) in bk.REGISTRY.items() for fn in fns]
+PAIRS = [(case, fn) for case, (_, fns) in kernel_cases.REGISTRY.items() for fn in fns]
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def cases():
 
     def get(name):
         if name not in built:
-            built[name] = bk.build(name, torch.Generator().manual_seed(0))
+            built[name] = kernel_cases.build(name, torch.Generator().manual_seed(0))
         return built[name]
 
     return get
@@ -33,31 +33,31 @@ def test_registry_is_consistent():
     """Every registered case builds with exactly the functions it declares and checks only those."""
     assert len(PAIRS) == len(set(PAIRS))
     with pytest.raises(ValueError, match="did you mean"):
-        bk.build("grouped_fwd[routing=balance,M=8192,E=8,K=512,N=512]")
-    for name, (_, fns) in bk.REGISTRY.items():
+        kernel_cases.build("grouped_fwd[routing=balance,M=8192,E=8,K=512,N=512]")
+    for name, (_, fns) in kernel_cases.REGISTRY.items():
         if name.startswith(("grouped_fwd[", "topk_route")):  # cheap to build; the others follow the same pattern
-            case = bk.build(name)
+            case = kernel_cases.build(name)
             assert tuple(case.fns) == fns
             assert all(num in fns and den in fns for num, den, _, _ in case.checks)
 
 
 def test_paired_ratio_verdicts():
     den = [0.050, 0.052, 0.049, 0.061, 0.050, 0.055, 0.048]  # a loaded machine: the baseline itself varies
-    exact = bk.paired_ratio([1.2 * d for d in den], den, "<=", 1.1)
+    exact = timing.paired_ratio([1.2 * d for d in den], den, "<=", 1.1)
     assert exact["ratio"] == pytest.approx(1.2) and exact["ratio_lo"] == pytest.approx(1.2)
     assert exact["ratio_hi"] == pytest.approx(1.2) and exact["verdict"] == "NO"
-    assert bk.paired_ratio([1.2 * d for d in den], den, "<=", 1.3)["verdict"] == "yes"
-    assert bk.paired_ratio([1.2 * d for d in den], den, ">=", 1.0)["verdict"] == "yes"
+    assert timing.paired_ratio([1.2 * d for d in den], den, "<=", 1.3)["verdict"] == "yes"
+    assert timing.paired_ratio([1.2 * d for d in den], den, ">=", 1.0)["verdict"] == "yes"
     # the same work timed twice: per-round ratios scatter on both sides of 1
     wobble = [1.004, 0.997, 1.001, 0.995, 1.006, 0.999, 1.002]
-    same = bk.paired_ratio([w * d for w, d in zip(wobble, den)], den, "<=", 1.0)
+    same = timing.paired_ratio([w * d for w, d in zip(wobble, den)], den, "<=", 1.0)
     assert same["ratio"] == pytest.approx(1.001) and same["ratio_lo"] < 1.0 < same["ratio_hi"]
     assert same["verdict"] == "tie"
-    assert bk.paired_ratio([w * d for w, d in zip(wobble, den)], den, "<=", 1.1)["verdict"] == "yes"
+    assert timing.paired_ratio([w * d for w, d in zip(wobble, den)], den, "<=", 1.1)["verdict"] == "yes"
     with pytest.raises(ValueError, match="paired"):
-        bk.paired_ratio([1.0, 2.0], [1.0], "<=", 1.0)
+        timing.paired_ratio([1.0, 2.0], [1.0], "<=", 1.0)
     with pytest.raises(ValueError, match="op"):
-        bk.paired_ratio([1.0], [1.0], "<", 1.0)
+        timing.paired_ratio([1.0], [1.0], "<", 1.0)
 
 
 @pytest.mark.interp
@@ -81,7 +81,7 @@ def test_gpu_section_off_gpu(capsys):
         return [t, 0.9 * t, 1.1 * t]
 
     shapes = [(64, 2, 32, 16)]
-    rows = bk.run_cuda(argparse.Namespace(only=None, seed=0), device="cpu", shapes=shapes,
+    rows = kernel_bench.run_cuda(argparse.Namespace(only=None, seed=0), device="cpu", shapes=shapes,
                        dtypes=(torch.bfloat16, torch.float32), bench=fake_bench)
     assert len(ran) == 8 and [r["metric"] for r in rows[:4]] == [
         "grouped_mm[triton]", "torch._grouped_mm", "dense_mm", "grouped_mm[triton] fwd+bwd"]
@@ -91,6 +91,6 @@ def test_gpu_section_off_gpu(capsys):
     assert bf16[0]["tflops"] == pytest.approx(2 * 64 * 32 * 16 / 2.0 / 1e9)
     assert bf16[3]["tflops"] == pytest.approx(3 * 2 * 64 * 32 * 16 / 7.0 / 1e9)
     assert bf16[0]["max_abs_err"] < 0.05 and fp32[0]["max_abs_err"] < 1e-5  # checked before timing
-    bk.print_table(rows, "cuda")
+    kernel_bench.print_table(rows, "cuda")
     out = capsys.readouterr().out
     assert "gpu_grouped_fwd[dtype=bfloat16,M=64,E=2,K=32,N=16]" in out and " NO " in out

@@ -1,4 +1,4 @@
-"""The record of a trial a scheduler stopped (``bench.progress.stopped_record``), built by the driver from
+"""The record of a trial a scheduler stopped (``bench.sweep.progress.stopped_record``), built by the driver from
 the trial's latest checkpoint: scored like an ``ok`` run, or, when the checkpoint is missing or unreadable,
 written anyway with its last accuracy and the reason. No Ray cluster: a ``tune.Checkpoint`` is a directory."""
 from __future__ import annotations
@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from bench.progress import stopped_record
-from bench.spec import Trial
-from bench.table import record_row
-from bench.trial import STATE_FILE
+from bench.sweep.layout import STATE_FILE
+from bench.sweep.progress import stopped_record
+from bench.sweep.spec import Trial
+from bench.table.runs import record_row
 from moe.data import load_dataset
 from moe.train import run
 
@@ -32,7 +32,7 @@ def checkpoint_of(folder, state: bytes):
 
 
 def test_a_stopped_trial_is_scored_from_its_latest_checkpoint(gm6, tmp_path):
-    threaded = {**CONFIG, "threads": 1}  # as bench.trial runs it: threads from its CPU share
+    threaded = {**CONFIG, "threads": 1}  # as bench.sweep.trial runs it: threads from its CPU share
     states = []
     run(threaded, data=gm6, on_state=states.append)
     after_2 = run(threaded, data=gm6, on_epoch=lambda m: m["epoch"] == 2)  # the run the scheduler cut after epoch 2

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.ray
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 SCRIPT = r"""
 import subprocess, sys

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bench import spec, sweep
-from bench.spec import SweepError
+from bench.sweep import cli, layout, spec
+from bench.sweep.cluster import ResourceError, resolve_resources, unreachable
+from bench.sweep.spec import SweepError
 
 QUICK_ROUTERS = ["softmax", "topk", "expert_choice", "hash"]
 
@@ -112,14 +113,14 @@ def test_duplicate_trials_and_unknown_keys_are_refused():
 # --- the CLI (in-process: no Ray is started by any of these) ---
 
 def test_cli_list_shows_trial_counts(capsys):
-    assert sweep.main(["--list"]) == 0
+    assert cli.main(["--list"]) == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith("quick "))
     assert " 60 " in line and "gm6" in line
 
 
 def test_cli_dry_run_prints_every_trial_config(capsys, sweep_file):
-    assert sweep.main([sweep_file(), "--dry-run", "--set", "epochs=1"]) == 0
+    assert cli.main([sweep_file(), "--dry-run", "--set", "epochs=1"]) == 0
     out = capsys.readouterr().out
     assert "4 trials on gm6" in out
     assert '"epochs": 1' in out and "topk[k=2,experts=2]" in out
@@ -134,7 +135,7 @@ def test_cli_dry_run_prints_every_trial_config(capsys, sweep_file):
     (["smoke", "--resume", "/nonexistent/dir"], "no sweep.json there"),
 ])
 def test_cli_errors_are_one_clear_line_and_exit_2(capsys, argv, needle):
-    assert sweep.main(argv) == 2
+    assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert needle in err and err.startswith("error: ")
     assert "Traceback" not in err
@@ -142,40 +143,40 @@ def test_cli_errors_are_one_clear_line_and_exit_2(capsys, argv, needle):
 
 def test_resources_too_large_for_any_node_are_refused():
     cluster = [{"CPU": 2.0, "memory": 1e9}, {"CPU": 1.0}]
-    with pytest.raises(sweep.ResourceError, match=r"asks for 4 CPU\(s\) but the largest node of the cluster has 2"):
-        sweep.resolve_resources({"cpu": 4, "gpu": "auto"}, cluster, 10)
-    with pytest.raises(sweep.ResourceError, match="GPU"):
-        sweep.resolve_resources({"cpu": 1, "gpu": 1}, cluster, 10)
-    assert sweep.resolve_resources({"cpu": 1, "gpu": "auto"}, cluster, 10) == {"cpu": 1.0, "gpu": 0.0, "slots": 3}
-    assert sweep.resolve_resources({"cpu": 1, "gpu": "auto", "max_concurrent": 2}, cluster, 10)["slots"] == 2
-    assert sweep.resolve_resources({"cpu": 1, "gpu": "auto"}, cluster, 2)["slots"] == 2
+    with pytest.raises(ResourceError, match=r"asks for 4 CPU\(s\) but the largest node of the cluster has 2"):
+        resolve_resources({"cpu": 4, "gpu": "auto"}, cluster, 10)
+    with pytest.raises(ResourceError, match="GPU"):
+        resolve_resources({"cpu": 1, "gpu": 1}, cluster, 10)
+    assert resolve_resources({"cpu": 1, "gpu": "auto"}, cluster, 10) == {"cpu": 1.0, "gpu": 0.0, "slots": 3}
+    assert resolve_resources({"cpu": 1, "gpu": "auto", "max_concurrent": 2}, cluster, 10)["slots"] == 2
+    assert resolve_resources({"cpu": 1, "gpu": "auto"}, cluster, 2)["slots"] == 2
 
 
 def test_gpu_auto_shares_the_gpus_between_slots():
-    res = sweep.resolve_resources({"cpu": 2, "gpu": "auto"}, [{"CPU": 16.0, "GPU": 1.0}], 100)
+    res = resolve_resources({"cpu": 2, "gpu": "auto"}, [{"CPU": 16.0, "GPU": 1.0}], 100)
     assert res == {"cpu": 2.0, "gpu": 0.12, "slots": 8}
-    res = sweep.resolve_resources({"cpu": 1, "gpu": 0.5}, [{"CPU": 16.0, "GPU": 1.0}], 100)
+    res = resolve_resources({"cpu": 1, "gpu": 0.5}, [{"CPU": 16.0, "GPU": 1.0}], 100)
     assert res["slots"] == 2  # the GPU share limits the slots
 
 
 def test_default_out_is_absolute_and_unique(tmp_path):
-    a = sweep.default_out("quick", tmp_path)
+    a = layout.default_out("quick", tmp_path)
     a.mkdir()
-    b = sweep.default_out("quick", tmp_path)
+    b = layout.default_out("quick", tmp_path)
     assert a.is_absolute() and a != b and b.name.startswith(a.name)
 
 
 def test_an_address_nobody_listens_on_is_refused_at_once():
-    assert "refused" in sweep.unreachable("127.0.0.1:9").lower()
-    assert sweep.unreachable("127.0.0.1") == "expected host:port (e.g. 127.0.0.1:6379)"
-    assert sweep.unreachable("local") is None and sweep.unreachable("auto") is None
+    assert "refused" in unreachable("127.0.0.1:9").lower()
+    assert unreachable("127.0.0.1") == "expected host:port (e.g. 127.0.0.1:6379)"
+    assert unreachable("local") is None and unreachable("auto") is None
 
 
 def test_missing_data_files_fail_before_anything_is_written(sweep_file, tmp_path, capsys):
     """An MNIST sweep over an empty data root: one clear error naming where the files go, no sweep directory."""
     path = sweep_file(dataset="mnist", settings={"data_root": str(tmp_path / "empty")})
     out = tmp_path / "out"
-    assert sweep.main([path, "--out", str(out)]) == 2
+    assert cli.main([path, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "MNIST/raw" in err and "--data-root" in err and "Traceback" not in err
     assert not (out / "sweep.json").exists()
@@ -195,7 +196,7 @@ def test_named_budgets_in_the_sweep_file(tmp_path, capsys):
     with pytest.raises(spec.SweepError, match=r"no such budget; valid choices: small"):
         loaded.budget_overrides("tiny")
     # the CLI: --budget first, then --set on top of it
-    assert sweep.main([str(path), "--budget", "small", "--set", "epochs=3", "--dry-run"]) == 0
+    assert cli.main([str(path), "--budget", "small", "--set", "epochs=3", "--dry-run"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if '"epochs"' in ln]
     assert len(lines) == 2 and all('"epochs": 3' in ln and '"n_train": 240' in ln for ln in lines)
     # a bad key inside a budget fails when the file is read, naming the budget
@@ -207,8 +208,8 @@ def test_named_budgets_in_the_sweep_file(tmp_path, capsys):
 
 def test_data_root_flag_reaches_every_trial(sweep_file, tmp_path, capsys):
     path = sweep_file()
-    assert sweep.main([path, "--data-root", str(tmp_path), "--dry-run"]) == 0
+    assert cli.main([path, "--data-root", str(tmp_path), "--dry-run"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if '"dataset"' in ln]
     assert len(lines) == 4 and all(f'"data_root": "{tmp_path}"' in ln for ln in lines)
-    assert sweep.main(["--resume", str(tmp_path), "--data-root", str(tmp_path)]) == 2
+    assert cli.main(["--resume", str(tmp_path), "--data-root", str(tmp_path)]) == 2
     assert "no --set, --data-root or --out" in capsys.readouterr().err
