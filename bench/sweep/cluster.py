@@ -71,7 +71,7 @@ def unreachable(address: str, timeout: float = 5.0) -> str | None:
 
 def nodes() -> list[dict[str, float]]:
     """Total resources of each alive node."""
-    import ray
+    import ray  # deferred: see connect
 
     return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
 
