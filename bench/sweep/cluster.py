@@ -15,6 +15,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from bench.sweep.spec import DEFAULT_RESOURCES
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
              "RAY_DEDUP_LOGS": "1"}
@@ -82,7 +84,7 @@ def resolve_resources(resources: dict[str, Any], cluster: list[dict[str, float]]
     Raises ResourceError when no node can hold one trial (Ray would otherwise wait silently).
     gpu "auto": no GPU on a cluster without one, else an equal share of the GPUs between the CPU slots.
     """
-    cpu = float(resources.get("cpu", 1))
+    cpu = float(resources.get("cpu", DEFAULT_RESOURCES["cpu"]))
     total_cpu = sum(n.get("CPU", 0) for n in cluster)
     total_gpu = sum(n.get("GPU", 0) for n in cluster)
     max_cpu = max((n.get("CPU", 0) for n in cluster), default=0)
@@ -92,7 +94,7 @@ def resolve_resources(resources: dict[str, Any], cluster: list[dict[str, float]]
             f"({len(cluster)} node(s), {total_cpu:g} CPUs in all): no trial could ever start. "
             f"Ask for less, e.g. --set resources.cpu={max(max_cpu, 1):g}, or add a larger node.")
     cpu_slots = sum(math.floor(n.get("CPU", 0) / cpu + 1e-9) for n in cluster)
-    gpu = resources.get("gpu", "auto")
+    gpu = resources.get("gpu", DEFAULT_RESOURCES["gpu"])
     if gpu == "auto":
         gpu = 0.0 if total_gpu == 0 else min(1.0, math.floor(100 * total_gpu / cpu_slots) / 100 or 0.01)
     gpu = float(gpu)

@@ -28,7 +28,7 @@ def cost(config: dict[str, Any]) -> float:
     """A rough relative cost of a trial (batches x experts), to start the longest first and to weigh the ETA."""
     c = {**FIELD_DEFAULTS, **config}
     n_train = c["n_train"] or 2400
-    return c["epochs"] * math.ceil(n_train / c["batch_size"]) * (1 + 0.1 * c["experts"] * c.get("top_k", 1))
+    return c["epochs"] * math.ceil(n_train / c["batch_size"]) * (1 + 0.1 * c["experts"] * c["top_k"])
 
 
 def full_config(config: dict[str, Any]) -> dict[str, Any]:
