@@ -1,7 +1,7 @@
 """Running the seed papers' findings as sweeps (``python -m bench.reproduce``: ``bench.reproduce.cli``).
 
 Each finding is a claim of ``bench.reproduce.claims`` (a sweep, a statistic of its runs table, a comparison and a
-threshold). The command runs the sweeps the chosen claims need through ``bench.sweep.run`` (one Ray
+threshold). The command runs the sweeps the chosen claims need through ``bench.sweep.runner.run`` (one Ray
 session for all of them), then writes into the output directory (``--out``, default
 ``results/reproduce-<timestamp>``)::
 
@@ -92,7 +92,7 @@ def budget_overrides(budget: str | BudgetTable, name: str, table: BudgetTable | 
 # ---------------------------------------------------------------------------------------------------
 
 class _Session:
-    """What the sweeps of one ``reproduce`` call share: one Ray connection (bench.sweep.run reuses an
+    """What the sweeps of one ``reproduce`` call share: one Ray connection (bench.sweep.runner.run reuses an
     initialised Ray), opened on first need, and the error messages already printed (a missing MNIST
     stops several sweeps alike: the later ones say 'the same error as above')."""
 
