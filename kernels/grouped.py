@@ -5,7 +5,9 @@ K input features, N output features. w is [E, K, N], passed by strides (transpos
 
 Layers: `@triton.jit` kernels (one expert per row tile, gather on load, fp32 accumulation, masked
 edges, int64 offsets), their launchers, the torch reference (a loop over experts), the
-autograd.Function, and `grouped_mm`.
+autograd.Function, and `grouped_mm`. Over 400 lines, and long because these layers of one operation stay
+side by side (as ScatterMoE and Triton's tutorials keep them): splitting them would part a kernel from
+the launcher that checks its shapes and the Function that calls it.
 """
 from __future__ import annotations
 
@@ -154,7 +156,7 @@ def mm_config(M: int, N: int, K: int, dtype: torch.dtype) -> dict:
 
     16-bit: tensor-core tiles (128x128x64 on 8 warps for large M, as vLLM's H100 configs). fp32 with
     TF32 off runs on FMA units, where a thread holds BLOCK_M * BLOCK_N / (32 * num_warps) accumulators:
-    tiles stay at 32 or fewer per thread so that nothing spills (checked by `python -m kernels.inspect`).
+    tiles stay at 32 or fewer per thread so that nothing spills (checked by `python -m kernels.aot`).
     """
     large = M > 2048 and N > 64
     if dtype == torch.float32:
@@ -190,7 +192,7 @@ def _dot_f32(dtype: torch.dtype) -> bool:
     bf16 loads, conversions and stores work. Products of bf16 numbers are exact in fp32, so an fp32 dot
     of the upcast tiles gives what the tensor cores give, up to the order of the fp32 sums: the rest of
     the bf16 path (masks, gather, epilogue, rounding on store) is then tested as compiled for the GPU.
-    Compiled kernels never take this branch (`python -m kernels.inspect` checks their HGMMA/HMMA)."""
+    Compiled kernels never take this branch (`python -m kernels.aot` checks their HGMMA/HMMA)."""
     return dtype == torch.bfloat16 and interpreting()
 
 

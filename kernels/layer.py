@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from .grouped import grouped_mm
-from .routing import RoutingPlan, topk_route
+from .plan import RoutingPlan
+from .routing import topk_route
 
 __all__ = ["moe_mlp", "moe_mlp_layer"]
 

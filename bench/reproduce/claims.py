@@ -1,0 +1,134 @@
+"""The seed papers' findings as data: the catalogue of claims that ``python -m bench.reproduce`` judges.
+
+Each claim names a sweep of ``sweeps/``, one or more conditions (a statistic of the sweep's runs table,
+a comparison, a threshold: ``bench.reproduce.engine``) and where the papers show the finding.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from bench.reproduce.engine import Claim, ClaimError, Condition
+
+FASHION_DIGITS = [0] * 6 + [1] * 6  # fmnist_mnist: Fashion-MNIST classes 0-5, MNIST digits 4-9 as 6-11
+BLACK_BOX = {"router": "softmax", "gate": ["mlp", "cnn"], "match_router": None}  # an MLP or CNN gate, not matched
+SINGLE_LINEAR = {"experts": 1}  # one linear expert: a single linear model
+FAST_SHARE = {"expert_share": 0}  # expert 0 has the largest learning rate (moe.config: expert 0 fastest)
+
+
+def _remedy(name: str, remedy: dict[str, Any], words: str) -> Claim:
+    remedy = {**remedy, "experts": {">": 1}}  # a mixture (one expert is the single linear model)
+    return Claim(
+        name=f"cheating.{name}", sweep="cheating",
+        text=f"With {words}, the cheating index drops below the black-box router's while accuracy stays above "
+             "a single linear model's.",
+        source="Implicit Mixture of Interpretable Experts (2022)",
+        conditions=(
+            Condition("difference", {"measure": "cheating_index", "a": BLACK_BOX, "b": remedy, "by": "experts",
+                                     "reduce": "min"}, ">=", 0.1,
+                      f"smallest drop of the mean cheating index from the black-box router to {words}, over expert counts"),
+            Condition("difference", {"measure": "accuracy", "a": remedy, "b": SINGLE_LINEAR, "by": "experts",
+                                     "reduce": "min"}, ">", 0.0,
+                      f"smallest accuracy margin of {words} over a single linear model, over expert counts"),
+        ))
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        name="lr_asymmetry.fast_expert_wins", sweep="lr_asymmetry",
+        text="The expert with the higher learning rate captures most samples.",
+        source="Krishnamurthy & Watkins 2021, Figure 5",
+        conditions=(Condition("mean", {"measure": FAST_SHARE, "where": {"lr_ratio": "$max"}}, ">", 0.5,
+                              "mean test share of the fast expert at the largest lr ratio"),),
+        note="Share: the fast expert's column of the test allocation (top-weight expert of each test sample)."),
+    Claim(
+        name="lr_asymmetry.share_grows_with_ratio", sweep="lr_asymmetry",
+        text="The fast expert's share of samples grows with the learning-rate ratio.",
+        source="Krishnamurthy & Watkins 2021, Figure 5",
+        conditions=(Condition("rank_correlation", {"measure": FAST_SHARE, "x": "lr_ratio"}, ">=", 0.8,
+                              "Spearman correlation of the lr ratio with the fast expert's mean share"),),
+        note="1 = the mean share rises with every step of the ratio."),
+    Claim(
+        name="pretrained_experts.gate_follows_split", sweep="pretrained_experts",
+        text="With experts pre-trained on the class split, the gate's allocation matches the split.",
+        source="Krishnamurthy & Watkins 2021, Figure 3",
+        conditions=(Condition("mean", {"measure": {"split_nmi": "fmnist_mnist"},
+                                       "where": {"regime": "pretrain_frozen_gate"}}, ">=", 0.7,
+                              "mean NMI between split part and expert, pre-trained runs"),),
+        note="Split [[0,1],[2,3],[4,5],[6,7],[8,9],[10,11]]; the allocation is the final one, under the frozen gate."),
+    Claim(
+        name="pretrained_experts.no_accuracy_advantage", sweep="pretrained_experts",
+        text="The uninterpretable decomposition of joint training brings no accuracy advantage over the "
+             "pre-trained split.",
+        source="Krishnamurthy & Watkins 2021, Figure 4",
+        conditions=(
+            Condition("difference", {"measure": "accuracy_after_joint", "a": {"regime": "frozen_gate"},
+                                     "b": {"regime": "pretrain_frozen_gate"}}, "<=", 0.02,
+                      "accuracy advantage of joint training over pre-trained experts, before the gate is frozen"),
+            Condition("difference", {"measure": "accuracy", "a": {"regime": "frozen_gate"},
+                                     "b": {"regime": "pretrain_frozen_gate"}, "by": "refit_init", "reduce": "max"},
+                      "<=", 0.02,
+                      "largest accuracy advantage of joint training over pre-trained experts after fresh experts "
+                      "were trained under the frozen gate, over the refit inits"),
+        ),
+        note="Before: the test accuracy at the end of the joint phase (gate and experts trained together, from "
+             "scratch or from the pre-trained experts). After: the final accuracy, once fresh experts (same or new "
+             "initialisation) were trained under the frozen gate."),
+    Claim(
+        name="fmnist_mnist_joint.no_reliable_separation", sweep="fmnist_mnist_joint",
+        text="Joint training does not reliably separate fashion from digits.",
+        source="Krishnamurthy & Watkins 2021, Figure 1",
+        conditions=(Condition("mean", {"measure": {"separation": FASHION_DIGITS}}, "<", 0.75,
+                              "mean fashion/digit separation I(G;E)/H(G) over joint runs (2-6 experts)"),),
+        note="Separation 1: no expert takes both fashion and digits. partition_nmi is shown beside it."),
+    Claim(
+        name="cheating.black_box_router_cheats", sweep="cheating",
+        text="A black-box router over linear experts solves the task itself: the experts become constant.",
+        source="Implicit Mixture of Interpretable Experts (2022)",
+        conditions=(
+            Condition("mean", {"measure": "cheating_index", "where": BLACK_BOX}, ">=", 0.8,
+                      "mean cheating index of the black-box (MLP) router"),
+            Condition("mean", {"measure": "expert_constancy", "where": BLACK_BOX}, "<=", 0.2,
+                      "mean expert constancy of the black-box (MLP) router"),
+        ),
+        note="Cheating index 1: the router alone is as accurate as the mixture; constancy 0: every expert "
+             "predicts one class on its samples."),
+    _remedy("prototype_router_remedy", {"router": "prototype"}, "a prototype router"),
+    _remedy("linear_router_remedy", {"router": "linear"}, "a linear router"),
+    _remedy("router_matching_remedy", {"router": "softmax", "gate": "mlp", "match_router": ["linear", "prototype"]},
+            "router matching"),
+    Claim(
+        name="expert_count.accuracy_grows_with_experts", sweep="expert_count",
+        text="Accuracy grows with the number of linear experts under a black-box router.",
+        source="Implicit Mixture of Interpretable Experts (2022)",
+        conditions=(Condition("rank_correlation", {"measure": "accuracy", "x": "experts",
+                                                   "where": {"router": "softmax", "gate": "mlp"}}, ">=", 0.8,
+                              "Spearman correlation of the expert count with the black-box router's mean accuracy"),),
+    ),
+    Claim(
+        name="expert_count.accuracy_interpretability_tradeoff", sweep="expert_count",
+        text="Accuracy is bought with interpretability: the more accurate configurations cheat more.",
+        source="Implicit Mixture of Interpretable Experts (2022)",
+        conditions=(Condition("correlation", {"x": "accuracy", "y": "cheating_index",
+                                              "where": {"experts": {">": 1}}}, ">=", 0.5,
+                              "Spearman correlation across configurations (E > 1) of mean accuracy and mean "
+                              "cheating index"),),
+    ),
+)
+
+
+def by_name() -> dict[str, Claim]:
+    out: dict[str, Claim] = {}
+    for c in CLAIMS:
+        if c.name in out:
+            raise ClaimError(f"claim {c.name!r} is defined twice")
+        out[c.name] = c
+    return out
+
+
+def for_sweep(sweep: str) -> list[Claim]:
+    return [c for c in CLAIMS if c.sweep == sweep]
+
+
+def sweeps() -> list[str]:
+    """The sweeps the claims read, in claim order."""
+    return list(dict.fromkeys(c.sweep for c in CLAIMS))

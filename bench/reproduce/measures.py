@@ -1,0 +1,194 @@
+"""The rows and per-run measures the claims read from a sweep's runs table (``runs.csv``).
+
+Only ``ok`` rows count (``error``, ``diverged`` and ``stopped`` rows are left out and counted in the report).
+
+Per-run measures (``measure`` in a condition's params):
+
+- a column name of runs.csv (``accuracy``, ``cheating_index``, ``expert_constancy``, ...);
+- ``{"expert_share": e}``: expert e's share of the test samples (column e of the allocation / its total);
+- ``{"split_nmi": split}``: NMI between the part of a class split holding each sample's class and its
+  expert (``split`` a list of class lists or a preset of ``moe.regimes.SPLITS``); 1 = the gate routes
+  each part of the split to its own expert;
+- ``{"separation": grouping}``: I(G; E) / H(G), the share of the group's entropy (G = e.g. fashion /
+  digits, ``grouping`` the group of each class) that the expert explains; 1 = no expert mixes groups,
+  whatever the number of experts (the arithmetic-mean NMI ``partition_nmi`` of the runs table is below
+  1 for any E > 2, even for a perfect separation, so it cannot carry a 'well below 1' claim alone).
+
+Row filters (``where``): column -> value (``None`` matches a blank cell), a list (any of), ``"$max"`` /
+``"$min"`` (the column's largest / smallest value among the ok runs), or ``{op: value}`` with an op of
+:data:`OPS`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import operator
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from moe.metrics import entropy, mutual_information_bits, nmi
+from moe.regimes import SPLITS
+
+OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt,
+                                                  "<=": operator.le}
+OP_WORDS = {">": "above", ">=": "at least", "<": "below", "<=": "at most"}
+
+
+class ClaimError(ValueError):
+    """A claim that cannot be evaluated as written (unknown statistic, measure or operator)."""
+
+
+def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+
+
+def select(runs: pd.DataFrame, where: dict[str, Any] | None) -> pd.DataFrame:
+    """The ok runs matching every filter of ``where`` (a missing column matches only ``None``)."""
+    rows = ok_runs(runs)
+    for col, want in (where or {}).items():
+        if col not in rows.columns:
+            if want is None:
+                continue
+            return rows.iloc[0:0]
+        s = rows[col]
+        if want is None:
+            mask = s.isna()
+        elif isinstance(want, list):
+            mask = s.isin(want)
+        elif isinstance(want, dict):
+            mask = pd.Series(True, index=rows.index)
+            for op, v in want.items():
+                if op not in OPS:
+                    raise ClaimError(f"where {col}: unknown operator {op!r}; valid: {', '.join(OPS)}")
+                num = pd.to_numeric(s, errors="coerce")
+                mask &= num.notna() & OPS[op](num, v)
+        elif want in ("$max", "$min"):
+            num = pd.to_numeric(s, errors="coerce")
+            mask = num == (num.max() if want == "$max" else num.min())
+        else:
+            mask = s == want
+        rows = rows[mask.fillna(False).astype(bool)]
+    return rows
+
+
+def _allocation(cell: Any) -> np.ndarray | None:
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return None
+    a = np.asarray(json.loads(cell) if isinstance(cell, str) else cell, dtype=float)
+    return a if a.ndim == 2 and a.sum() > 0 else None
+
+
+def _split_of(split: Any) -> list[list[int]]:
+    if isinstance(split, str):
+        if split not in SPLITS:
+            raise ClaimError(f"split_nmi: unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        return SPLITS[split]
+    return [list(p) for p in split]
+
+
+def _grouped(alloc: np.ndarray, groups: list[int]) -> np.ndarray | None:
+    """Rows of the allocation [C, E] summed per group: [G, E] (None if the grouping does not fit C)."""
+    if len(groups) != alloc.shape[0]:
+        return None
+    ids = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    out = np.zeros((len(ids), alloc.shape[1]))
+    for c, g in enumerate(groups):
+        out[ids[g]] += alloc[c]
+    return out
+
+
+def split_nmi(alloc: np.ndarray, split: list[list[int]]) -> float:
+    groups = [next((i for i, part in enumerate(split) if c in part), -1) for c in range(alloc.shape[0])]
+    table = _grouped(alloc, groups)
+    return math.nan if table is None else nmi(table)
+
+
+def separation(alloc: np.ndarray, grouping: list[int]) -> float:
+    """I(G; E) / H(G) of the grouped allocation; NaN when H(G) = 0 or the grouping does not fit."""
+    table = _grouped(alloc, grouping)
+    if table is None:
+        return math.nan
+    h_g = float(entropy(table.sum(1))) / math.log(2)
+    return math.nan if h_g <= 0 else min(1.0, mutual_information_bits(table) / h_g)
+
+
+def phase_accuracy(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """``accuracy_after_<phase>`` per trial index: the test accuracy at the last epoch of each phase of a run
+    (``moe.regimes``: pretrain, joint, gate, experts), from the records' history; runs.csv holds only the final one."""
+    rows = []
+    for r in records:
+        index = (r.get("bench") or {}).get("index")
+        if index is None:
+            continue
+        row: dict[str, Any] = {"index": index}
+        for h in r.get("history") or []:
+            if h.get("phase") and h.get("test_accuracy") is not None:
+                row[f"accuracy_after_{h['phase']}"] = h["test_accuracy"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def with_phase_accuracy(runs: pd.DataFrame, records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The runs table with the ``accuracy_after_<phase>`` columns of :func:`phase_accuracy` joined on the index."""
+    extra = phase_accuracy(records)
+    if extra.empty or "index" not in runs.columns or len(extra.columns) == 1:
+        return runs
+    extra = extra[[c for c in extra.columns if c == "index" or c not in runs.columns]]
+    out = runs.merge(extra, on="index", how="left")
+    out.attrs.update(runs.attrs)
+    return out
+
+
+MEASURES: dict[str, Callable[[np.ndarray, Any], float]] = {
+    "expert_share": lambda a, e: float(a[:, e].sum() / a.sum()) if 0 <= e < a.shape[1] else math.nan,
+    "split_nmi": lambda a, s: split_nmi(a, _split_of(s)),
+    "separation": lambda a, g: separation(a, list(g)),
+}
+
+
+def measure_values(rows: pd.DataFrame, measure: str | dict[str, Any]) -> pd.Series:
+    """One float per row (NaN where undefined): a column, or a measure of the row's allocation."""
+    if isinstance(measure, str):
+        if measure not in rows.columns:
+            return pd.Series(math.nan, index=rows.index, dtype=float)
+        return pd.to_numeric(rows[measure], errors="coerce").astype(float)
+    if not isinstance(measure, dict) or len(measure) != 1 or next(iter(measure)) not in MEASURES:
+        raise ClaimError(f"measure {measure!r}: a column name or one of {{{', '.join(MEASURES)}: argument}}")
+    (kind, arg), = measure.items()
+    fn = MEASURES[kind]
+    cells = rows["allocation"] if "allocation" in rows.columns else pd.Series(None, index=rows.index, dtype=object)
+    return pd.Series([math.nan if (a := _allocation(c)) is None else fn(a, arg) for c in cells],
+                     index=rows.index, dtype=float)
+
+
+def measure_name(measure: str | dict[str, Any]) -> str:
+    """A measure in words, for table headers."""
+    if isinstance(measure, str):
+        return measure
+    (kind, arg), = measure.items()
+    if kind == "expert_share":
+        return f"share of expert {arg}"
+    if kind == "split_nmi":
+        return f"split NMI ({arg})" if isinstance(arg, str) else "split NMI"
+    return kind
+
+
+def where_text(where: dict[str, Any] | None) -> str:
+    """``router=softmax, gate=mlp, experts>1``: a row filter in words."""
+    def part(k: str, v: Any) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k}{op}{fmt_key(x)}" for op, x in v.items())
+        if v is None:
+            return f"{k}=none"
+        if isinstance(v, list):
+            return f"{k}=" + "|".join(map(str, v))
+        if v in ("$max", "$min"):
+            return f"{k}={'largest' if v == '$max' else 'smallest'}"
+        return f"{k}={fmt_key(v)}"
+    return ", ".join(part(k, v) for k, v in (where or {}).items()) or "all runs"
+
+
+def fmt_key(v: Any) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)

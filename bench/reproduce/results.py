@@ -1,0 +1,50 @@
+"""What a reproduction produced: each sweep's result and the verdicts (the runner fills them, the report
+writer and ``reproduction.json`` read them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.reproduce.engine import NOT_RUN, Verdict
+
+BUDGET_WORDS = {"paper": "the papers' settings (the sweep files as they are)",
+                "small": "subsets, fewer epochs and seeds (within 30 minutes on 2 CPU cores)"}
+
+
+class ReproduceError(ValueError):
+    """A bad claim name, budget or output directory: one line, with the valid choices."""
+
+
+@dataclass
+class SweepResult:
+    name: str
+    runs: pd.DataFrame | None  # None: the sweep did not run
+    reason: str = ""  # why it did not run
+    overrides: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    interrupted: bool = False
+    trial_s: float = 0.0  # sum of the trial times of this call (0 when every trial had run before)
+    slots: int = 0  # trials run at once
+    figures: list[tuple[str, Path]] = field(default_factory=list)
+    figure_errors: list[str] = field(default_factory=list)
+    description: str = ""
+    version: int | None = None
+
+
+@dataclass
+class Reproduction:
+    out: Path
+    budget: str
+    results: dict[str, SweepResult]
+    verdicts: list[Verdict]
+    wall_s: float
+    data_root: str | None
+
+    @property
+    def exit_status(self) -> int:
+        if any(r.interrupted for r in self.results.values()):
+            return 130
+        return 1 if any(v.status == NOT_RUN for v in self.verdicts) else 0

@@ -1,0 +1,246 @@
+"""Running the seed papers' findings as sweeps (``python -m bench.reproduce``: ``bench.reproduce.cli``).
+
+Each finding is a claim of ``bench.reproduce.claims`` (a sweep, a statistic of its runs table, a comparison and a
+threshold). The command runs the sweeps the chosen claims need through ``bench.sweep.runner.run`` (one Ray
+session for all of them), then writes into the output directory (``--out``, default
+``results/reproduce-<timestamp>``)::
+
+    <sweep>/             each sweep's own directory (records, runs.csv, table.md, ... as bench.sweep writes)
+    figures/*.png        the figures of each sweep (bench.reproduce.figures)
+    REPRODUCTION.md      (bench.reproduce.report) per claim: the numbers, the figures, SUPPORTED / NOT SUPPORTED with the threshold
+    reproduction.json    the same verdicts as data
+
+Budgets: ``paper`` runs the sweep files as they are (the papers' settings); ``small`` overrides their
+budget (subsets, fewer epochs and seeds: the ``budgets: small`` section of each sweep file) to finish ``all`` within 30 minutes on 2 CPU cores.
+Running again with the same ``--out`` continues the sweeps there (finished trials are kept).
+
+A sweep that cannot run (e.g. the MNIST files are missing) is reported with its error message, its claims
+are NOT RUN, and the other sweeps still run; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench.reproduce import claims as C
+from bench.reproduce.engine import Claim, evaluate
+from bench.reproduce.figures import PLOTS
+from bench.reproduce.measures import with_phase_accuracy
+from bench.reproduce.report import overrides_text, write_report
+from bench.reproduce.results import BUDGET_WORDS, ReproduceError, Reproduction, SweepResult
+from bench.sweep import spec
+from bench.sweep.cluster import QUIET_ENV, ResourceError, connect
+from bench.sweep.layout import SweepDir, default_out
+from bench.sweep.runner import run as run_sweep_dir
+from bench.sweep.spec import SweepError
+from moe.registry import suggestion
+
+SWEEPS = ("lr_asymmetry", "pretrained_experts", "fmnist_mnist_joint", "cheating", "expert_count")  # run order
+EMBEDDED = ("gm6",)  # datasets that need no files (no --data-root)
+# Budgets: ``paper`` runs the sweep files as they are; any other name is the ``budgets:`` section of
+# each sweep file; a budget table (sweep -> --set pairs; tests) replaces the files' overrides.
+BudgetTable = dict[str, dict[str, Any]]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Choosing claims and budgets
+# ---------------------------------------------------------------------------------------------------
+
+def choices() -> list[str]:
+    """Valid NAME arguments: all, each sweep, each claim."""
+    return ["all", *C.sweeps(), *C.by_name()]
+
+
+def select_claims(target: str) -> list[Claim]:
+    """``all``, a sweep name (its claims) or a claim name."""
+    table = C.by_name()
+    if target == "all":
+        return list(C.CLAIMS)
+    if target in C.sweeps():
+        return C.for_sweep(target)
+    if target in table:
+        return [table[target]]
+    raise ReproduceError(f"unknown claim {target!r}{suggestion(target, choices())}; valid choices: "
+                         f"{', '.join(choices())}")
+
+
+def budget_overrides(budget: str | BudgetTable, name: str, table: BudgetTable | None = None) -> dict[str, Any]:
+    """The overrides of one sweep under a budget name (or a budget table: sweep -> overrides, for tests).
+    ``table`` (tests): the named budget's overrides, in place of the sweep files' own."""
+    if isinstance(budget, str):
+        if budget not in BUDGET_WORDS:
+            raise ReproduceError(f"unknown budget {budget!r}; valid choices: {', '.join(BUDGET_WORDS)}")
+        if table is not None:
+            return dict(table.get(name, {}))
+        if budget == "paper":
+            return {}
+        try:
+            return spec.load(name).budget_overrides(budget)
+        except SweepError as err:
+            raise ReproduceError(str(err)) from None
+    return dict(budget.get(name, {}))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running the sweeps
+# ---------------------------------------------------------------------------------------------------
+
+class _Session:
+    """What the sweeps of one ``reproduce`` call share: one Ray connection (bench.sweep.runner.run reuses an
+    initialised Ray), opened on first need, and the error messages already printed (a missing MNIST
+    stops several sweeps alike: the later ones say 'the same error as above')."""
+
+    def __init__(self, address: str | None, verbose: bool):
+        self.address, self.verbose, self.started = address, verbose, False
+        self.reported: set[str] = set()
+
+    def ensure(self) -> None:
+        import ray  # deferred: Ray starts slowly, and listing or checking claims never needs it
+
+        if ray.is_initialized():
+            return
+        for k, v in QUIET_ENV.items():
+            if not self.verbose or k != "RAY_AIR_NEW_OUTPUT":
+                os.environ.setdefault(k, v)
+        self.started = connect(self.address, self.verbose)
+
+    def close(self) -> None:
+        if self.started:
+            import ray  # deferred: see ensure
+
+            ray.shutdown()
+            self.started = False
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return json.loads(json.dumps(a, sort_keys=True)) == json.loads(json.dumps(b, sort_keys=True))
+
+
+def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Session, *,
+              verbose: bool = False, quiet: bool = False) -> SweepResult:
+    """Run (or continue, when ``folder`` holds it already) one sweep; errors become a result with a reason."""
+    result = SweepResult(name, None, overrides=overrides)
+    started = time.perf_counter()
+    try:
+        loaded = spec.load(name, overrides)
+        result.description, result.version = loaded.description, loaded.version
+        needs_ray = True
+        sweep_dir = SweepDir(folder)
+        if sweep_dir.exists():
+            check_continuable(name, folder, overrides)
+            kwargs: dict[str, Any] = {"resume": folder}
+            _, trials = sweep_dir.read_meta()
+            needs_ray = bool({t.index for t in trials} - sweep_dir.finished_indices())
+        else:
+            kwargs = {"out": folder, **overrides}
+        if not quiet:
+            print(f"\n== {name}: {loaded.description}\n   overrides: {overrides_text(overrides).replace('`', '')}",
+                  flush=True)
+        if needs_ray:  # (a finished sweep only has its tables rebuilt)
+            session.ensure()
+        runs = run_sweep_dir(name, verbose=verbose, quiet=quiet, **kwargs)
+        result.interrupted = bool(runs.attrs.get("interrupted"))
+        result.runs = with_phase_accuracy(runs, sweep_dir.read_records())
+        result.trial_s, result.slots = float(runs.attrs.get("trial_s") or 0.0), int(runs.attrs.get("slots") or 0)
+    except (SweepError, ResourceError, ReproduceError) as err:
+        result.reason = " ".join(getattr(err, "problems", None) or [str(err)])
+    except Exception as err:  # a failing sweep must not cost the other sweeps' results
+        result.reason = f"{type(err).__name__}: {err}"
+        if verbose:
+            traceback.print_exc()
+    result.wall_s = time.perf_counter() - started
+    if result.reason:
+        said = result.reason in session.reported
+        print(f"error: {name}: " + ("the same error as above" if said else result.reason), file=sys.stderr, flush=True)
+        session.reported.add(result.reason)
+    return result
+
+
+def check_continuable(name: str, folder: Path, overrides: dict[str, Any]) -> None:
+    """A sweep directory left by an earlier run may be continued only with the same sweep and settings."""
+    sweep_dir = SweepDir(folder)
+    if not sweep_dir.exists():
+        return
+    meta, _ = sweep_dir.read_meta()
+    if meta.get("name") != name or not _same(meta.get("overrides") or {}, overrides):
+        raise ReproduceError(f"{folder} holds a sweep run with other settings (sweep {meta.get('name')!r}, overrides "
+                             f"{json.dumps(meta.get('overrides'))}; now {json.dumps(overrides)}): pick another --out, "
+                             "or repeat the earlier budget and data root to continue it")
+
+
+def make_figures(result: SweepResult, folder: Path, figures: Path) -> None:
+    if result.runs is None or result.name not in PLOTS:
+        return
+    try:
+        result.figures = PLOTS[result.name](result.runs, SweepDir(folder).read_records(), figures)
+    except Exception as err:  # a figure must not cost the report
+        result.figure_errors.append(f"{type(err).__name__}: {err}")
+        print(f"warning: {result.name}: a figure failed: {type(err).__name__}: {err}", file=sys.stderr)
+
+
+def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
+              data_root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+              address: str | None = None, verbose: bool = False, quiet: bool = False,
+              budget_table: BudgetTable | None = None) -> Reproduction:
+    """Run the sweeps of the chosen claims, judge the claims, write REPRODUCTION.md; returns what it found.
+
+    ``budget``: a budget name, or a budget table (sweep -> overrides; the report says ``custom``).
+    ``budget_table`` (tests): the overrides of the named budget, in place of the sweep files' own.
+    """
+    chosen = select_claims(target)
+    names = [n for n in SWEEPS if any(c.sweep == n for c in chosen)]
+    plans = {n: budget_overrides(budget, n, budget_table) for n in names}
+    root = str(Path(data_root).expanduser().resolve()) if data_root is not None else None
+    out = Path(out).resolve() if out is not None else default_out("reproduce")
+    out.mkdir(parents=True, exist_ok=True)
+    plans = {n: {**o, "data_root": root} if root is not None and _dataset(n) not in EMBEDDED else o
+             for n, o in plans.items()}
+    for n in names:  # before any work: a directory of an earlier run must match
+        check_continuable(n, out / n, plans[n])
+    continued = {n for n in names if SweepDir(out / n).exists()}
+    previous = _previous(out)
+    started = time.perf_counter()
+    results: dict[str, SweepResult] = {}
+    session = _Session(address, verbose)
+    try:
+        for n in names:
+            results[n] = run_sweep(n, out / n, plans[n], session, verbose=verbose, quiet=quiet)
+            if results[n].interrupted:
+                break
+    finally:
+        session.close()
+    for n, res in results.items():
+        make_figures(res, out / n, out / "figures")
+        if n in continued:  # the times of the earlier calls on this directory count too
+            before = (previous.get("sweeps") or {}).get(n) or {}
+            res.wall_s += float(before.get("wall_s") or 0.0)
+            res.trial_s += float(before.get("trial_s") or 0.0)
+            res.slots = res.slots or int(before.get("slots") or 0)
+    verdicts = [evaluate(c, results[c.sweep].runs if c.sweep in results else None,
+                           results[c.sweep].reason if c.sweep in results else "interrupted before this sweep")
+                for c in chosen]
+    wall = time.perf_counter() - started + (float(previous.get("wall_s") or 0.0) if continued else 0.0)
+    rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts, wall, root)
+    write_report(rep)
+    return rep
+
+
+def _previous(out: Path) -> dict[str, Any]:
+    """reproduction.json of an earlier call on ``out`` (its timings), or {}."""
+    try:
+        return json.loads((out / "reproduction.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _dataset(name: str) -> str:
+    try:
+        return spec.load(name).dataset
+    except SweepError:
+        return ""

@@ -1,0 +1,133 @@
+"""``python -m bench.sweep [NAME]``: the command line of a sweep (``--list``, ``--dry-run``, a run, ``--resume``).
+
+Bad input (an unknown sweep, a bad ``--set``, a request no node can hold) gives one ``error:`` line per
+problem and exit status 2, before any work; an interrupted sweep exits with 130 and says how to continue.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.sweep import spec
+from bench.sweep.cluster import ResourceError
+from bench.sweep.layout import SweepDir
+from bench.sweep.runner import SCHEDULERS, run
+from bench.sweep.spec import SweepError
+
+OVERHEAD_TARGET = 1.3
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m bench.sweep",
+                                 description="Run a sweep of sweeps/NAME.yaml with Ray Tune and write its trade-off tables.")
+    ap.add_argument("name", nargs="?", default=None, help="sweep name (see --list) or a .yaml file (default: quick)")
+    ap.add_argument("--list", action="store_true", help="list the sweeps with their trial counts and exit")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a field (config field, budget.X, settings.X, grid.X, resources.cpu|gpu|max_concurrent); "
+                         "value read as YAML, e.g. --set epochs=2 --set experts=[2,4]")
+    ap.add_argument("--budget", default=None, metavar="NAME",
+                    help="apply a named budget of the sweep file (its budgets: section), before any --set")
+    ap.add_argument("--data-root", default=None, metavar="DIR",
+                    help="where the MNIST-family files are (same as --set data_root=DIR; default: $MOE_DATA, "
+                         "else ~/.cache/moe-interp-bench)")
+    ap.add_argument("--dry-run", action="store_true", help="print the trial configs and exit")
+    ap.add_argument("--out", default=None, help="results directory (default: results/<sweep>-<timestamp>)")
+    ap.add_argument("--resume", default=None, metavar="DIR",
+                    help="continue an interrupted sweep in DIR: trials without a record run again, each from its "
+                         "latest checkpoint (its last finished epoch) when DIR holds one")
+    ap.add_argument("--retry-errors", action="store_true",
+                    help="with --resume: run the trials that ended in error again too, each from its latest "
+                         "checkpoint (their error records move to DIR/records/errors/)")
+    ap.add_argument("--max-failures", type=int, default=None,
+                    help="retries of a trial that raises or loses its node, each from its latest checkpoint (default: 1)")
+    ap.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="asha: stop weak trials early")
+    ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output and worker logs")
+    return ap
+
+
+def list_sweeps() -> int:
+    rows = []
+    for name in spec.available():
+        try:
+            sweep = spec.load(name)
+            problem = ""
+            try:
+                spec.validate(sweep)
+            except SweepError as err:
+                problem = err.problems[0].split(": ", 1)[-1]
+            rows.append((name, str(spec.count_trials(sweep)), sweep.dataset, f"v{sweep.version}", sweep.description, problem))
+        except SweepError as err:
+            rows.append((name, "?", "?", "?", "", str(err)))
+    w = max([5] + [len(r[0]) for r in rows])
+    wd = max([7] + [len(r[2]) for r in rows])
+    print(f"{'sweep':<{w}}  trials  {'dataset':<{wd}}  version  description")
+    for name, n, ds, ver, desc, problem in rows:
+        print(f"{name:<{w}}  {n:>6}  {ds:<{wd}}  {ver:<7}  {desc}")
+        if problem:
+            print(f"{'':<{w}}  {'':>6}  not runnable here yet: {problem}")
+    return 0
+
+
+def dry_run(name: str, overrides: dict[str, Any]) -> int:
+    sweep = spec.load(name, overrides)
+    trials = sweep.trials()
+    print(f"{sweep.name} v{sweep.version}: {len(trials)} trials on {sweep.dataset}; resources per trial {sweep.resources}")
+    print("(fields not shown take the defaults of moe.config.Config)")
+    width = max(len(t.name) for t in trials) if trials else 0
+    for t in trials:
+        print(f"{t.index:>4}  {t.name:<{width}}  {json.dumps(t.config)}")
+    spec.validate(sweep, trials)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.list:
+            return list_sweeps()
+        overrides = spec.parse_set(args.sets)
+        if args.budget is not None:
+            if args.resume:
+                raise SweepError("--resume continues a sweep as it was defined: no --budget with it")
+            overrides = {**spec.load(args.name or "quick").budget_overrides(args.budget), **overrides}
+        if args.data_root is not None:
+            overrides.setdefault("data_root", str(Path(args.data_root).expanduser().resolve()))
+        if args.dry_run:
+            return dry_run(args.name or "quick", overrides)
+        if args.resume and (args.sets or args.out or args.data_root):
+            raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
+        runs = run(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors,
+                   max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
+                   verbose=args.verbose, **overrides)
+    except (SweepError, ResourceError) as err:
+        for line in getattr(err, "problems", None) or str(err).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    return report(runs)
+
+
+def report(runs: pd.DataFrame) -> int:
+    """The table on screen, the overhead ratio, where the files are; exit status 130 when interrupted."""
+    a = runs.attrs
+    out = Path(a["out"])
+    print()
+    print(SweepDir(out).table_path("table.md").read_text())
+    if a.get("n_run"):
+        ideal = a["trial_s"] / a["slots"]
+        verdict = "ok" if a["overhead"] <= OVERHEAD_TARGET else f"above the {OVERHEAD_TARGET} target"
+        print(f"timing: Tuner.fit wall {a['wall_s']:.1f} s for {a['n_run']} trials; sum of trial times "
+              f"{a['trial_s']:.1f} s / {a['slots']} slots = {ideal:.1f} s; overhead ratio {a['overhead']:.2f} ({verdict}); "
+              f"{a['total_s']:.1f} s in all with Ray's start and the tables")
+    statuses = runs["status"].value_counts().to_dict() if len(runs) else {}
+    print(f"runs: {', '.join(f'{v} {k}' for k, v in statuses.items()) or 'none'}; results in {out}")
+    if a.get("interrupted"):
+        print(f"interrupted: {len(a.get('missing', []))} trial(s) unfinished; continue with: "
+              f"python -m bench.sweep --resume {out}")
+        return 130
+    return 0

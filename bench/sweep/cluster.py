@@ -1,0 +1,133 @@
+"""The Ray side of a sweep that is not Tune: connecting to a cluster and checking what it can hold.
+
+``connect`` attaches to ``--address`` / $RAY_ADDRESS (refusing at once an address nobody listens on)
+or starts a fresh local instance; ``resolve_resources`` turns a sweep's per-trial request into Ray
+resources and a number of parallel slots, and refuses a request no node can hold (Ray would wait
+silently forever).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from bench.sweep.spec import DEFAULT_RESOURCES
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
+             "RAY_DEDUP_LOGS": "1"}
+
+
+GCS_WAIT_VAR, GCS_WAIT_S = "RAY_gcs_server_port_wait_time_s", "120"  # Ray's default: 30 s
+
+
+class ResourceError(RuntimeError):
+    """The cluster cannot be reached, or the trials ask for more than any of its nodes has."""
+
+
+def connect(address: str | None, verbose: bool) -> bool:
+    """Attach to ``address`` (or $RAY_ADDRESS), else start a fresh local instance. True if this call connected.
+
+    A Ray already initialised in this process (a notebook, the test session) is used as it is.
+    """
+    import ray  # deferred, as everywhere in bench: loading or listing sweeps never starts Ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    problem = unreachable(address)
+    if problem:
+        raise ResourceError(f"cannot reach a Ray cluster at {address!r}: {problem} "
+                            "(start one with `ray start --head`, or leave out --address for a local instance)")
+    kwargs: dict[str, Any] = {"address": address, "log_to_driver": verbose,
+                              "logging_level": logging.INFO if verbose else logging.ERROR}
+    if address == "local":
+        kwargs["include_dashboard"] = False
+        # A loaded machine can take more than Ray's default 30 s to bring up a fresh GCS server.
+        os.environ.setdefault(GCS_WAIT_VAR, GCS_WAIT_S)
+    if Path.cwd().resolve() != REPO_ROOT:  # workers import bench and moe from the repository
+        path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, TimeoutError, ValueError) as err:
+        raise ResourceError(f"cannot reach a Ray cluster at {address!r}: {err}") from None
+    return True
+
+
+def unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why a ``host:port`` GCS address cannot be reached (None if it answers, or for local/auto/ray:// addresses).
+
+    ray.init would otherwise retry for minutes before giving up on a wrong address.
+    """
+    if address in ("local", "auto") or "://" in address:
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return "expected host:port (e.g. 127.0.0.1:6379)"
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return None
+    except OSError as err:
+        return err.strerror or str(err)
+
+
+def nodes() -> list[dict[str, float]]:
+    """Total resources of each alive node."""
+    import ray  # deferred: see connect
+
+    return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+
+
+def resolve_resources(resources: dict[str, Any], cluster: list[dict[str, float]], n_trials: int) -> dict[str, Any]:
+    """Per-trial request {cpu, gpu} and the number of trials that can run at once ("slots").
+
+    Raises ResourceError when no node can hold one trial (Ray would otherwise wait silently).
+    gpu "auto": no GPU on a cluster without one, else an equal share of the GPUs between the CPU slots.
+    """
+    cpu = float(resources.get("cpu", DEFAULT_RESOURCES["cpu"]))
+    total_cpu = sum(n.get("CPU", 0) for n in cluster)
+    total_gpu = sum(n.get("GPU", 0) for n in cluster)
+    max_cpu = max((n.get("CPU", 0) for n in cluster), default=0)
+    if not cluster or max_cpu < cpu:
+        raise ResourceError(
+            f"each trial asks for {cpu:g} CPU(s) but the largest node of the cluster has {max_cpu:g} "
+            f"({len(cluster)} node(s), {total_cpu:g} CPUs in all): no trial could ever start. "
+            f"Ask for less, e.g. --set resources.cpu={max(max_cpu, 1):g}, or add a larger node.")
+    cpu_slots = sum(math.floor(n.get("CPU", 0) / cpu + 1e-9) for n in cluster)
+    gpu = resources.get("gpu", DEFAULT_RESOURCES["gpu"])
+    if gpu == "auto":
+        gpu = 0.0 if total_gpu == 0 else min(1.0, math.floor(100 * total_gpu / cpu_slots) / 100 or 0.01)
+    gpu = float(gpu)
+    if gpu > 0:
+        fits = [n for n in cluster if n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu]
+        if not fits:
+            raise ResourceError(
+                f"each trial asks for {cpu:g} CPU(s) and {gpu:g} GPU(s) but no node has both "
+                f"(the cluster has {total_gpu:g} GPUs): no trial could ever start. "
+                "Use --set resources.gpu=0 (CPU only) or a fraction that fits.")
+        slots = sum(min(math.floor(n.get("CPU", 0) / cpu + 1e-9), math.floor(n.get("GPU", 0) / gpu + 1e-9))
+                    for n in cluster)
+    else:
+        slots = cpu_slots
+    if resources.get("max_concurrent"):
+        slots = min(slots, int(resources["max_concurrent"]))
+    return {"cpu": cpu, "gpu": gpu, "slots": max(1, min(slots, n_trials))}
+
+
+@contextlib.contextmanager
+def quiet_ray_logs(quiet: bool):
+    """Ray Tune logs every trial error with its traceback and a closing 'Trials did not complete': silence them."""
+    loggers = [logging.getLogger(n) for n in ("ray.tune", "ray.train", "ray.air")] if quiet else []
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

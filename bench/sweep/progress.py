@@ -1,0 +1,229 @@
+"""Progress of a running sweep: a Tune callback in the driver that writes each finished trial's record
+(``records/NNNN.json``, atomically, the moment its last result arrives) and prints one line per
+finished trial with an ETA weighted by each trial's estimated cost; :func:`reconcile` writes the
+records it missed from Tune's result grid.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.sweep.layout import SweepDir
+from bench.sweep.spec import FIELD_DEFAULTS, Trial
+from bench.sweep.trial import dataset_key, read_checkpoint
+from moe.checkpoint import TrainState
+from moe.config import ConfigError
+from moe.record import SCHEMA, error_record, versions
+from moe.train import evaluate_state
+from moe.validate import from_dict
+
+
+DEFAULT_SEED = FIELD_DEFAULTS["seed"]
+
+
+def cost(config: dict[str, Any]) -> float:
+    """A rough relative cost of a trial (batches x experts), to start the longest first and to weigh the ETA."""
+    c = {**FIELD_DEFAULTS, **config}
+    n_train = c["n_train"] or 2400
+    return c["epochs"] * math.ceil(n_train / c["batch_size"]) * (1 + 0.1 * c["experts"] * c["top_k"])
+
+
+def full_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config with every default filled in (as a run record holds it)."""
+    try:
+        return from_dict(config).to_dict()
+    except ConfigError:
+        return dict(config)
+
+
+def stopped_record(trial: Trial, last_result: dict[str, Any], checkpoint, datasets: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """The record of a trial the scheduler stopped: it never sent its final report, so the driver scores the
+    model of its latest checkpoint (``checkpoint``, a ``tune.Checkpoint`` or None: its last finished epoch)
+    with ``moe.train.evaluate_state``, as an ``ok`` run is scored; ``bench.scored_from_epoch`` says which
+    epoch. When that fails (no checkpoint, an unreadable one) the record keeps the last epoch's accuracy and
+    says why in ``bench.not_scored``: a stopped trial never stops the sweep."""
+    rec = {"schema": SCHEMA, "status": "stopped", "error": None, "config": full_config(trial.config), "history": [],
+           "test": {"accuracy": last_result.get("test_accuracy")}, "allocation": None, "timing": {}, "versions": {}}
+    rec["bench"] = {"index": trial.index, "name": trial.name, "trial_s": None, "epochs_run": last_result.get("epoch"),
+                    "scored_from_epoch": None}
+    try:
+        rec["bench"]["scored_from_epoch"], fields = scored_from_checkpoint(trial.config, checkpoint, datasets)
+    except Exception as err:  # noqa: BLE001 -- whatever went wrong, the stopped record is written
+        rec["bench"]["not_scored"] = f"{type(err).__name__}: {err}"
+        return rec
+    rec.update(fields)
+    return rec
+
+
+def scored_from_checkpoint(config: dict[str, Any], checkpoint,
+                           datasets: dict[str, dict[str, Any]] | None) -> tuple[int, dict[str, Any]]:
+    """(the epoch of a trial's latest checkpoint, the record fields it gives: config, history and the test
+    evaluation of its model by ``moe.train.evaluate_state``, on the driver: these models are small)."""
+    if checkpoint is None:
+        raise FileNotFoundError("the trial left no checkpoint")
+    state = TrainState.from_bytes(read_checkpoint(checkpoint))
+    config = dict(config)
+    if config.get("threads") is None:  # the trial ran with the torch threads of its CPU share (bench.sweep.trial)
+        config["threads"] = state.config.get("threads")
+    t0 = time.perf_counter()
+    evaluated = evaluate_state(config, state, data=(datasets or {}).get(dataset_key(config)))
+    return state.epoch, {"schema": SCHEMA, "config": full_config(config), "seed": state.config.get("seed"),
+                         "history": state.history, **evaluated,
+                         "timing": {"train_s": state.train_s, "eval_s": time.perf_counter() - t0}, "versions": versions()}
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _tune_callback_base():
+    from ray import tune  # deferred: Ray starts slowly, and only a running sweep needs it
+
+    return tune.Callback
+
+
+class _Progress:
+    """Writes each finished trial's record and prints one line with an ETA (mixed into a tune.Callback)."""
+
+    def __init__(self, folder: SweepDir, trials: list[Trial], todo: list[Trial], quiet: bool = False,
+                 interrupt_after: int | None = None, datasets: dict[str, dict[str, Any]] | None = None):
+        self.folder, self.quiet = folder, quiet
+        self.datasets = datasets  # the driver's loaded datasets, to score the trials a scheduler stops
+        self.trials = {t.index: t for t in trials}
+        self.cost = {t.index: cost(t.config) for t in todo}
+        self.n_total, self.n_before = len(trials), len(trials) - len(todo)
+        self.finished: list[int] = []
+        self.trial_s: list[float] = []
+        self.started = time.perf_counter()
+        self.interrupt_after = interrupt_after  # test hook: a Ctrl-C after this many finished trials
+
+    # -- Tune hooks
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "record_json" in result:
+            rec = json.loads(result["record_json"])
+            self._save(trial, rec)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        index = trial.config["trial"]["index"]
+        if index not in self.finished:  # stopped early by the scheduler: no final report
+            self._save(trial, stopped_record(self.trials[index], trial.last_result or {}, trial.checkpoint, self.datasets))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        index = trial.config["trial"]["index"]
+        exc = _trial_exception(trial)
+        rec = error_record(full_config(self.trials[index].config), exc)
+        rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None}
+        self._save(trial, rec)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        t = self.trials[trial.config["trial"]["index"]]
+        exc = _trial_exception(trial)
+        self._print(f"{'':>{2 * len(str(self.n_total)) + 3}} retry    {t.name} seed={t.config.get('seed', DEFAULT_SEED)}  "
+                    f"after failure {trial.num_failures}: {type(exc).__name__}: {exc}")
+
+    # -- helpers
+    def _save(self, trial, rec: dict[str, Any]) -> None:
+        index = rec["bench"]["index"]
+        rec["bench"].update(trial_id=trial.trial_id, failures=trial.num_failures)
+        self.folder.write_record(index, rec)
+        if index not in self.finished:
+            self.finished.append(index)
+            if rec["bench"].get("trial_s"):
+                self.trial_s.append(rec["bench"]["trial_s"])
+            self._line(rec)
+        if self.interrupt_after is not None and len(self.finished) == self.interrupt_after:
+            signal.raise_signal(signal.SIGINT)  # exactly what Ctrl-C does: Tune saves its state and returns
+
+    def _line(self, rec: dict[str, Any]) -> None:
+        done = self.n_before + len(self.finished)
+        elapsed = time.perf_counter() - self.started
+        done_cost = sum(self.cost.get(i, 0) for i in self.finished)
+        left_cost = sum(self.cost.values()) - done_cost
+        eta = elapsed * left_cost / done_cost if done_cost > 0 else math.nan
+        t = self.trials[rec["bench"]["index"]]
+        test = rec.get("test") or {}
+        if rec["status"] == "error":
+            what = (rec.get("error") or "")[:80]
+        else:
+            what = f"acc {_fmt(test.get('accuracy'))}  nmi {_fmt(test.get('nmi'))}"
+        took = rec["bench"].get("trial_s")
+        width = len(str(self.n_total))
+        self._print(f"[{done:>{width}}/{self.n_total}] {rec['status']:<8} {t.name} seed={t.config.get('seed', DEFAULT_SEED)}  "
+                    f"{what}  {'' if took is None else f'{took:.1f}s  '}elapsed {_clock(elapsed)}  ETA {_clock(eta)}")
+
+    def _print(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
+
+
+def _fmt(v: Any) -> str:
+    return "  -  " if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def _trial_exception(trial) -> BaseException:
+    """The exception a trial raised, rebuilt from the text of Ray's error file, never unpickled.
+
+    A trial directory may hold any file, so Ray's ``error.pkl`` is not loaded (unpickling runs code). The
+    driver's staging copy of ``error.txt`` (``trial.error_file``; when the callback runs it need not have
+    reached the storage path yet), else ``trial.get_error()``, is read as untrusted text: its last
+    ``Name: message`` line gives the exception's class name (unwrapped from ``RayTaskError(Name)`` and any
+    module path) and message, rebuilt as a RuntimeError subclass of that name.
+    """
+    text = None
+    for read in (lambda: Path(trial.error_file).read_text(errors="replace"), trial.get_error):
+        try:
+            text = read()
+        except Exception:
+            text = None
+        if text:
+            break
+    return exception_from_text(text or "")
+
+
+_EXC_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*)(?:\((?:[\w.]*\.)?([A-Za-z_]\w*)\))?: (.*)$")
+
+
+def exception_from_text(text: str) -> BaseException:
+    """``ValueError: boom`` (or ``ray.exceptions.RayTaskError(pkg.ValueError): boom``) -> an exception whose
+    class is named ``ValueError`` and whose message is ``boom``; text with no such line -> RuntimeError."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        m = _EXC_LINE.match(line)
+        if m:
+            name = m.group(2) or m.group(1)
+            message = m.group(3)
+            if m.group(2):  # RayTaskError(Name): the message repeats 'Name: ...' after Ray's own prefix
+                message = message.split(f"{name}: ", 1)[-1] if f"{name}: " in message else message
+            return type(name, (RuntimeError,), {})(message)
+    return RuntimeError(lines[-1] if lines else "trial failed (no error message)")
+
+
+def progress_callback(*args, **kwargs):
+    """A ``tune.Callback`` subclass instance of :class:`_Progress` (Ray imported lazily)."""
+    cls = type("SweepProgress", (_Progress, _tune_callback_base()), {})
+    return cls(*args, **kwargs)
+
+
+def reconcile(results, folder: SweepDir, progress: _Progress) -> None:
+    """Write the record of any finished trial the callback missed (from Tune's result grid)."""
+    for r in results:
+        index = (r.config or {}).get("trial", {}).get("index")
+        if index is None or folder.has_record(index):
+            continue
+        metrics = r.metrics or {}
+        if "record_json" in metrics:
+            rec = json.loads(metrics["record_json"])
+        elif r.error is not None:
+            rec = error_record(full_config(progress.trials[index].config), getattr(r.error, "cause", None) or r.error)
+            rec["bench"] = {"index": index, "name": progress.trials[index].name, "trial_s": None}
+        else:
+            continue  # unfinished (interrupted): resume reruns it
+        folder.write_record(index, rec)

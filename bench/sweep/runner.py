@@ -1,0 +1,251 @@
+"""Running a sweep of ``sweeps/NAME.yaml`` with Ray Tune and writing its tables (the CLI: ``bench.sweep.cli``).
+
+The driver validates every trial config before touching Ray, loads each dataset once (shared with the
+trials through the object store by ``tune.with_parameters``), asks Ray for a CPU share per trial (and a
+GPU share when the cluster has GPUs) with ``tune.with_resources``, refuses a request no node can hold,
+and runs ``bench.sweep.trial.trainable`` under ``tune.Tuner`` with reused actors.
+
+Results directory (``--out``, default ``results/<sweep>-<timestamp>``, absolute and unique): see
+``bench.sweep.layout``, its one owner.
+
+Checkpoints: every trial reports its whole training state after each epoch (``bench.sweep.trial``); Ray keeps
+the latest one per trial (``CheckpointConfig(num_to_keep=1)``), and the driver deletes it once the
+trial has an ok, diverged or stopped record (a stopped trial's record is scored from it first; an
+``error`` trial keeps it, for ``--retry-errors``).
+
+Resume (``--resume DIR``) reruns exactly the trials without a record, in a fresh Ray experiment, each
+from the latest checkpoint an earlier experiment of DIR holds for it (from its last finished epoch; the
+record says ``resumed_from_epoch``), else from epoch 1. A record is written the moment the driver
+receives the trial's last result, so neither Ctrl-C nor a killed driver loses a finished trial or
+duplicates it. ``--resume DIR --retry-errors`` also reruns the ``error`` trials, each from its checkpoint
+(their error records move to ``records/errors/``).
+
+Failures: a trial that raises (or whose node dies) is retried ``--max-failures`` times (default 1), each
+retry from its latest checkpoint, then kept as an ``error`` record with its message; a run whose loss
+becomes NaN/inf is an ``diverged`` record (``moe.train.run`` stops it); a trial stopped by
+``--scheduler asha`` is a ``stopped`` record scored like an ``ok`` one, from the model of its latest
+checkpoint (``bench.scored_from_epoch``; ``bench.not_scored`` says why when that cannot be done, and the
+record keeps only its last epoch's accuracy).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.sweep import spec
+from bench.sweep.cluster import QUIET_ENV, connect, nodes, quiet_ray_logs, resolve_resources
+from bench.sweep.layout import STATE_FILE, SweepDir, default_out
+from bench.sweep.progress import cost, progress_callback, reconcile
+from bench.sweep.spec import SweepError, Trial
+from bench.sweep.trial import FAULTS, dataset_key, is_fault, trainable
+from bench.table import build as build_tables
+from moe.config import Config
+from moe.data import load_dataset
+from moe.checkpoint import StateMismatch, TrainState
+
+SCHEDULERS = ("fifo", "asha")
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How the trials of one call run under Ray Tune (``run``'s keyword arguments)."""
+
+    address: str | None = None  # an existing Ray cluster (None: $RAY_ADDRESS, else a local instance)
+    max_failures: int = 1  # retries of a trial that raises or loses its node
+    scheduler: str | None = None  # None or "fifo": run every trial; "asha": stop weak trials early
+    verbose: bool = False  # Ray's own output and worker logs
+    quiet: bool = False  # no per-trial progress lines
+    interrupt_after: int | None = None  # test hook: a Ctrl-C after this many finished trials
+
+
+# ---------------------------------------------------------------------------------------------------
+# Preparing a sweep (no Ray)
+# ---------------------------------------------------------------------------------------------------
+
+def prepare(name: str, overrides: dict[str, Any] | None = None,
+            faults: dict[int | str, str] | None = None) -> tuple[spec.Sweep, list[Trial]]:
+    """Load, override and validate a sweep; mark test faults (trial index or configuration name -> kind)."""
+    sweep = spec.load(name, overrides)
+    trials = spec.validate(sweep)
+    for key, kind in (faults or {}).items():
+        if not is_fault(kind):
+            raise SweepError(f"faults: unknown fault {kind!r}; valid: {', '.join(FAULTS)}")
+        hits = [t for t in trials if key in (t.index, t.name)]
+        if not hits:
+            raise SweepError(f"faults: no trial has index or name {key!r}")
+        for t in hits:
+            t.fault = kind
+    return sweep, trials
+
+
+def latest_states(folder: SweepDir, trials: list[Trial]) -> dict[int, bytes]:
+    """Trial index -> the training state of the furthest epoch any earlier experiment checkpointed for it.
+
+    A checkpoint cut short (the driver killed while Ray copied it) cannot be read and is passed over.
+    """
+    states: dict[int, bytes] = {}
+    for t in trials:
+        best = -1
+        for checkpoint in folder.checkpoint_dirs(t.index):
+            try:
+                data = (checkpoint / STATE_FILE).read_bytes()
+                epoch = TrainState.from_bytes(data).epoch
+            except (OSError, StateMismatch):
+                continue
+            if epoch > best:
+                states[t.index], best = data, epoch
+    return states
+
+
+def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
+    """Each dataset the trials need, loaded once at full size (the runs take their own subsets)."""
+    defaults = Config()
+    out: dict[str, dict[str, Any]] = {}
+    for t in trials:
+        key = dataset_key(t.config)
+        if key not in out:
+            c = t.config
+            try:
+                out[key] = load_dataset(c.get("dataset", defaults.dataset), data_root=c.get("data_root"),
+                                        seed=c.get("data_seed", defaults.data_seed)).to_numpy()
+            except (FileNotFoundError, OSError, ValueError) as err:  # missing or damaged files (DataFileError)
+                raise SweepError(f"dataset {c.get('dataset')!r}: cannot load it: {err}") from None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# The sweep
+# ---------------------------------------------------------------------------------------------------
+
+def run(name: str | None = None, out: str | os.PathLike | None = None, address: str | None = None, *,
+        resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int = 1,
+        scheduler: str | None = None, verbose: bool = False, quiet: bool = False,
+        faults: dict[int | str, str] | None = None,
+        _interrupt_after: int | None = None, **overrides: Any) -> pd.DataFrame:
+    """Run (or resume) a sweep; returns the runs table (``runs.csv``) as a DataFrame.
+
+    ``name``: a sweep of sweeps/ or a .yaml path (default ``quick``; with ``resume``, the directory's own).
+    ``retry_errors`` (with ``resume``): run the ``error`` trials again too (their records move to records/errors/).
+
+    ``overrides``: ``--set`` pairs, e.g. ``run("quick", epochs=2, experts=[2, 4], **{"resources.cpu": 2})``.
+    ``faults`` (tests): trial index or configuration name -> "raise" | "diverge" |
+    "crash_after_epoch_K" (raises once, after epoch K's checkpoint). ``df.attrs`` holds
+    ``out``, ``interrupted``, ``wall_s`` (Tuner.fit), ``total_s`` (this call), ``trial_s``, ``slots`` and
+    ``overhead`` = wall_s / (trial_s / slots).
+    """
+    started = time.perf_counter()
+    if scheduler not in (None, *SCHEDULERS):
+        raise SweepError(f"--scheduler {scheduler!r}: valid choices: {', '.join(SCHEDULERS)}")
+    if not isinstance(max_failures, int) or max_failures < 0:
+        raise SweepError(f"--max-failures: must be an integer >= 0, got {max_failures!r}")
+    datasets = None
+    if retry_errors and resume is None:
+        raise SweepError("--retry-errors goes with --resume DIR: it reruns the error trials of that sweep")
+    if resume is not None:
+        if overrides or faults:
+            raise SweepError("--resume continues a sweep as it was defined: no --set overrides")
+        folder = SweepDir(Path(resume).resolve())
+        meta, trials = folder.read_meta()
+        sweep = spec.from_mapping({k: meta[k] for k in spec.TOP_KEYS if k in meta}, name=meta["name"], path=meta["path"])
+        if name is not None and Path(name).stem != meta["name"]:
+            raise SweepError(f"--resume {folder.root}: that directory holds sweep {meta['name']!r}, not {name!r}")
+    else:
+        sweep, trials = prepare(name or "quick", overrides, faults)
+        folder = SweepDir(Path(out).resolve() if out is not None else default_out(sweep.name))
+        if folder.exists():
+            raise SweepError(f"--out {folder.root}: already holds a sweep; continue it with --resume {folder.root} "
+                             "or pick a new directory")
+        datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
+        folder.root.mkdir(parents=True, exist_ok=True)
+        folder.write_meta(sweep, trials)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    if retry_errors:
+        moved = folder.set_aside_errors()
+        say(f"{len(moved)} error trial(s) to run again; their records are kept in {folder.errors_dir}")
+    done = folder.finished_indices()
+    todo = [t for t in trials if t.index not in done]
+    stats: dict[str, Any] = {"out": str(folder.root), "interrupted": False, "wall_s": 0.0, "trial_s": 0.0, "slots": 0,
+                             "overhead": math.nan, "n_run": 0}
+    if todo:
+        options = TuneOptions(address=address, max_failures=max_failures, scheduler=scheduler, verbose=verbose,
+                              quiet=quiet, interrupt_after=_interrupt_after)
+        stats.update(_run_trials(sweep, trials, todo, folder, options, n_done=len(done), datasets=datasets))
+    else:
+        say(f"{sweep.name}: all {len(trials)} trials already have records in {folder.root}")
+    built = build_tables(folder.root)
+    runs = built["runs"]
+    runs.attrs.update(stats, total_s=time.perf_counter() - started)
+    return runs
+
+
+def _run_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], folder: SweepDir, options: TuneOptions, *,
+                n_done: int, datasets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One Tuner.fit over the trials ``todo`` of ``trials`` (``n_done`` had records before); returns its timings."""
+    for k, v in QUIET_ENV.items():
+        if not options.verbose or k != "RAY_AIR_NEW_OUTPUT":
+            os.environ.setdefault(k, v)
+    if datasets is None:
+        datasets = load_datasets(todo)  # before Ray: a missing file fails fast
+    states = latest_states(folder, todo)  # what earlier experiments of this directory checkpointed (--resume)
+    import ray  # deferred: Ray starts slowly, and loading or listing sweeps never needs it
+    from ray import tune
+
+    started_here = connect(options.address, options.verbose)
+    try:
+        res = resolve_resources(sweep.resources, nodes(), len(todo))
+        if res["gpu"] > 0:  # trials on a GPU share run on CUDA unless the sweep says otherwise
+            for t in todo:
+                t.config.setdefault("device", "cuda")
+        resume_states = {index: ray.put(data) for index, data in states.items()}  # one object each: a trial fetches its own
+        fn = tune.with_resources(tune.with_parameters(trainable, datasets=datasets, resume_states=resume_states),
+                                 {"cpu": res["cpu"], "gpu": res["gpu"]})
+        progress = progress_callback(folder, trials, todo, quiet=options.quiet,
+                                     interrupt_after=options.interrupt_after, datasets=datasets)
+        todo = sorted(todo, key=lambda t: -cost(t.config))  # longest first: a shorter tail on the last slots
+        tuner = tune.Tuner(
+            fn,
+            param_space={"trial": tune.grid_search([t.to_dict() for t in todo])},
+            tune_config=tune.TuneConfig(reuse_actors=True, scheduler=_scheduler(options.scheduler, todo),
+                                        max_concurrent_trials=res["slots"],
+                                        trial_dirname_creator=lambda tr: SweepDir.trial_dirname(tr.config["trial"]["index"])),
+            run_config=tune.RunConfig(name=folder.experiment_name(), storage_path=str(folder.root),
+                                      verbose=2 if options.verbose else 0,
+                                      failure_config=tune.FailureConfig(max_failures=options.max_failures),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                      callbacks=[progress]),
+        )
+        if not options.quiet:
+            gpu = f" + {res['gpu']:g} GPU" if res["gpu"] else ""
+            checkpointed = f", {len(states)} from a checkpoint" if states else ""
+            print(f"{sweep.name}: {len(todo)} trial(s) to run ({n_done} done before{checkpointed}) on {res['slots']} slot(s) of "
+                  f"{res['cpu']:g} CPU{gpu} each; results in {folder.root}", flush=True)
+        t0 = time.perf_counter()
+        with quiet_ray_logs(not options.verbose):  # errors show as progress lines and error rows instead
+            results = tuner.fit()
+        wall = time.perf_counter() - t0
+        reconcile(results, folder, progress)
+        folder.drop_checkpoints()
+    finally:
+        if started_here:
+            ray.shutdown()
+    missing = [t.index for t in todo if not folder.has_record(t.index)]
+    trial_s = sum(progress.trial_s)
+    ideal = trial_s / res["slots"] if res["slots"] else math.nan
+    return {"interrupted": bool(missing), "wall_s": wall, "trial_s": trial_s, "slots": res["slots"],
+            "overhead": wall / ideal if ideal else math.nan, "n_run": len(progress.finished), "missing": missing}
+
+
+def _scheduler(name: str | None, todo: list[Trial]):
+    if name in (None, "fifo"):
+        return None
+    from ray.tune.schedulers import ASHAScheduler  # deferred: Ray (see _run_trials)
+
+    epochs = max(int(t.config.get("epochs", Config().epochs) or 1) for t in todo)
+    return ASHAScheduler(time_attr="epoch", metric="test_accuracy", mode="max", max_t=max(epochs, 1),
+                         grace_period=max(1, epochs // 4), reduction_factor=2, stop_last_trials=False)

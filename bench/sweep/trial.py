@@ -1,0 +1,182 @@
+"""One sweep trial inside a Ray Tune worker: ``moe.train.run`` with a ``tune.report`` after every epoch.
+
+The trainable gets ``config = {"trial": Trial.to_dict()}`` and, through ``tune.with_parameters``, the
+datasets the driver loaded once (``Dataset.to_numpy()`` dicts, read zero-copy from the object store).
+Its last report carries the whole run record as JSON (``record_json``): the driver writes it to the
+results directory, so nothing depends on files written on a worker node.
+
+Checkpoints: every epoch's report carries the run's whole training state (``moe.train.TrainState``, one
+file ``state.pt``; Ray keeps the latest per trial). A trial starts from ``tune.get_checkpoint()`` when
+Tune retries it after a failure, else from the state a ``--resume`` driver found in an earlier
+experiment directory (``resume_states``), else from epoch 0; its record then says ``resumed_from_epoch``.
+On a multi-node cluster whose storage path is not shared, Ray cannot store checkpoints from other
+nodes: the trial then reports without them (and says so in ``bench.checkpoints``).
+
+``moe.train`` is imported at module import, i.e. once per worker process: with reused actors, a trial
+does not pay a fresh torch import. Ray is imported inside the functions that need it: the driver
+imports this module to list and validate sweeps without starting Ray.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import moe.train
+from bench.sweep.layout import STATE_FILE
+from moe.checkpoint import StateMismatch
+from moe.config import Config
+from moe.record import atomic_write_bytes, jsonable
+
+EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "epoch_s")
+CRASH_AFTER = "crash_after_epoch_"  # test hook: crash_after_epoch_K
+FAULTS = ("raise", "diverge", f"{CRASH_AFTER}K")
+
+
+class InjectedFault(RuntimeError):
+    """Raised by a trial marked ``fault: raise`` or ``crash_after_epoch_K`` (tests of retries and error rows)."""
+
+
+def crash_epoch(fault: str | None) -> int | None:
+    """K of the test hook ``crash_after_epoch_K``: a trial started from scratch raises once epoch K's
+    checkpoint is reported (a retry resumes from that checkpoint and runs on). None for any other fault."""
+    if not fault or not fault.startswith(CRASH_AFTER) or not fault[len(CRASH_AFTER):].isdigit():
+        return None
+    return int(fault[len(CRASH_AFTER):])
+
+
+def is_fault(kind: str) -> bool:
+    return kind in FAULTS[:2] or crash_epoch(kind) is not None
+
+
+def dataset_key(config: dict[str, Any]) -> str:
+    """Which loaded dataset a trial config needs: name, data root and data seed (the subsets are the run's job)."""
+    defaults = Config()
+    return (f"{config.get('dataset', defaults.dataset)}|{config.get('data_root') or ''}|"
+            f"{config.get('data_seed', defaults.data_seed)}")
+
+
+def poisoned(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the dataset whose training inputs are NaN: the gate's logits become NaN, the run diverges."""
+    return {**data, "x_train": np.full_like(data["x_train"], np.nan)}
+
+
+def cpu_share() -> float:
+    """The CPUs Ray gave this trial (1 outside Tune)."""
+    from ray import tune
+
+    try:
+        return float(tune.get_context().get_trial_resources().required_resources.get("CPU", 1))
+    except Exception:  # not inside a Tune trial
+        return 1.0
+
+
+def node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:
+        return None
+
+
+def read_checkpoint(checkpoint) -> bytes:
+    with checkpoint.as_directory() as folder:
+        return (Path(folder) / STATE_FILE).read_bytes()
+
+
+def saved_state(index: int, resume_states: dict[int, Any] | None) -> tuple[bytes | None, str | None]:
+    """(state bytes, where from): Tune's checkpoint of this trial (a retry), else one found by ``--resume``."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        return read_checkpoint(checkpoint), "retry"
+    ref = (resume_states or {}).get(index)
+    if ref is None:
+        return None, None
+    import ray
+
+    return ray.get(ref), "resume"
+
+
+class EpochReporter:
+    """One ``tune.report`` per epoch, carrying the state ``moe.train.run`` saved just before (``on_state``)."""
+
+    def __init__(self):
+        self.state: bytes | None = None
+        self.checkpoints = "on"
+
+    def keep(self, state: bytes) -> None:
+        self.state = state
+
+    def report(self, metrics: dict[str, Any]) -> None:
+        from ray import tune
+
+        metrics = {k: metrics[k] for k in EPOCH_KEYS if k in metrics}
+        state, self.state = self.state, None
+        if state is None or self.checkpoints != "on":
+            tune.report(metrics)
+            return
+        try:
+            with tempfile.TemporaryDirectory(prefix="moe-state-") as folder:  # report copies it to the storage path
+                atomic_write_bytes(Path(folder) / STATE_FILE, state)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        except RuntimeError as err:
+            if "cluster storage" not in str(err):
+                raise
+            # a local storage path on a multi-node cluster: this node cannot write there; go on without checkpoints
+            self.checkpoints = "off: the storage path is not shared with this node"
+            print(f"warning: no checkpoints for this trial: {self.checkpoints}", file=sys.stderr)
+            tune.report(metrics)
+
+
+def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None = None,
+              resume_states: dict[int, Any] | None = None) -> None:
+    """Ray Tune function trainable: one run record per trial, one report (with a checkpoint) per epoch plus
+    a final one. ``resume_states``: trial index -> object ref of the latest state an earlier run of the
+    sweep left (``bench.sweep.runner`` finds them on ``--resume``)."""
+    from ray import tune
+
+    started, started_at = time.perf_counter(), time.time()
+    trial = config["trial"]
+    cfg = dict(trial["config"])
+    if cfg.get("threads") is None:  # torch threads = the trial's CPU share
+        cfg["threads"] = max(1, math.floor(cpu_share()))
+    data = (datasets or {}).get(dataset_key(cfg))
+    fault = trial.get("fault")
+    if fault == "raise":
+        raise InjectedFault(f"injected fault in trial {trial['index']} ({trial['name']})")
+    if fault == "diverge" and data is not None:
+        data = poisoned(data)
+    state, state_from = saved_state(trial["index"], resume_states)
+    reporter = EpochReporter()
+
+    def on_epoch(metrics: dict[str, Any]) -> bool:
+        reporter.report(metrics)
+        if state is None and metrics["epoch"] == crash_epoch(fault):
+            raise InjectedFault(f"injected crash after epoch {metrics['epoch']} in trial {trial['index']} ({trial['name']})")
+        return False
+
+    try:
+        record = moe.train.run(cfg, data=data, on_epoch=on_epoch, state=state, on_state=reporter.keep)
+    except StateMismatch as err:
+        if state_from != "resume":
+            raise
+        # a state an earlier run left under another config (the trial's CPU share changed its threads): start afresh
+        print(f"warning: trial {trial['index']}: not resuming: {err}", file=sys.stderr)
+        state, state_from = None, None
+        record = moe.train.run(cfg, data=data, on_epoch=on_epoch, on_state=reporter.keep)
+    record["bench"] = {"index": trial["index"], "name": trial["name"], "trial_s": time.perf_counter() - started,
+                       "started_at": started_at, "ended_at": time.time(), "node_id": node_id(), "pid": os.getpid(),
+                       "resumed_by": state_from, "checkpoints": reporter.checkpoints}
+    # no "epoch" key: ASHA (time_attr epoch) leaves the final report alone
+    tune.report({"final": True, "status": record["status"], "test_accuracy": record["test"].get("accuracy", math.nan),
+                 "trial_s": record["bench"]["trial_s"], "record_json": json.dumps(jsonable(record))})

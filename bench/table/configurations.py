@@ -1,0 +1,132 @@
+"""table.md / table.tex: one row per configuration, mean +- std over the seeds of its ``ok`` runs.
+
+Std with ddof=1, blank for a single run; run counts by status; collapsed runs (when there are any:
+ok runs that sent every test sample to one expert, left out of the stability means); headers show
+each score's direction (``moe.metrics.DIRECTIONS``); "–" marks no value.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from bench.table.runs import STATUSES, busiest_share
+from moe.scores import DIRECTIONS
+
+# The columns of table.md / table.tex (the DataFrame holds every score); those absent or all-NaN are dropped.
+TABLE_SCORES = ("accuracy", "nmi", "mi_bits", "purity", "partition_nmi", "usage_entropy", "dead_experts",
+                "cheating_index", "stability_nmi", "stability_ari")
+ARROWS = {"higher": "↑", "lower": "↓", "neutral": ""}
+TEX_ARROWS = {"higher": r"$\uparrow$", "lower": r"$\downarrow$", "neutral": ""}
+
+
+def score_columns(runs: pd.DataFrame) -> list[str]:
+    """The score columns present in a runs table, in DIRECTIONS order."""
+    return [k for k in DIRECTIONS if k in runs.columns and pd.api.types.is_numeric_dtype(runs[k])]
+
+
+def summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (in first-trial order): router, run counts, ``<score>_mean`` and ``<score>_std``.
+
+    Means and stds are over the configuration's ``ok`` runs (std with ddof=1; NaN for a single run, and
+    for the stability columns, whose per-run values are already means over pairs of seeds); NaN scores
+    are left out. ``n_collapsed``: ok runs whose test samples all went to one expert (NaN when no run's
+    allocation is known).
+    """
+    if runs.empty:
+        return pd.DataFrame(columns=["name", "router", "runs"])
+    scores = score_columns(runs) + [c for c in ("train_s", "trial_s") if c in runs.columns]
+    rows = []
+    order = runs.sort_values("index") if "index" in runs.columns else runs
+    for name, g in order.groupby("name", sort=False):
+        ok = g[g["status"] == "ok"]
+        row: dict[str, Any] = {"name": name, "router": g["router"].iloc[0] if "router" in g else name.split("[")[0],
+                               "runs": len(g)}
+        for s in STATUSES:
+            row[f"n_{s}"] = int((g["status"] == s).sum())
+        row["n_collapsed"] = collapsed_runs(ok)
+        for c in scores:
+            vals = pd.to_numeric(ok[c], errors="coerce").dropna()
+            row[f"{c}_mean"] = float(vals.mean()) if len(vals) else math.nan
+            spread = len(vals) > 1 and not c.startswith("stability_")  # a run's stability is already a mean over pairs
+            row[f"{c}_std"] = float(vals.std(ddof=1)) if spread else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def collapsed_runs(ok: pd.DataFrame) -> float:
+    """How many of these runs are collapsed (busiest_share 1); NaN when no run's allocation is known."""
+    if "busiest_share" in ok.columns:
+        share = pd.to_numeric(ok["busiest_share"], errors="coerce")
+    elif "allocation" in ok.columns:  # a runs.csv written before busiest_share existed, or by hand
+        share = ok["allocation"].map(busiest_share)
+    else:
+        return math.nan
+    return float((share == 1.0).sum()) if share.notna().any() else math.nan
+
+
+def shows_collapsed(summ: pd.DataFrame) -> bool:
+    """The collapsed column appears when some configuration has a collapsed run."""
+    return "n_collapsed" in summ.columns and bool((summ["n_collapsed"] > 0).any())
+
+
+def _collapsed_cell(row: pd.Series) -> str:
+    n = row.get("n_collapsed", math.nan)
+    return "–" if pd.isna(n) else f"{int(n)}/{row['n_ok']}"
+
+
+def _cell(mean: float, std: float, digits: int = 3, pm: str = " ± ") -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    text = f"{mean:.{digits}f}"
+    return text if std is None or math.isnan(std) else f"{text}{pm}{std:.{digits}f}"
+
+
+def _runs_cell(row: pd.Series) -> str:
+    extra = [f"{row[f'n_{s}']} {s}" for s in STATUSES[1:] if row.get(f"n_{s}", 0)]
+    return f"{row['n_ok']}/{row['runs']}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def table_columns(summ: pd.DataFrame) -> list[str]:
+    return [s for s in TABLE_SCORES if f"{s}_mean" in summ.columns and summ[f"{s}_mean"].notna().any()]
+
+
+def markdown(summ: pd.DataFrame, title: str | None = None) -> str:
+    """table.md: configuration, ok runs / runs, mean ± std of each table score (header arrows: better direction)."""
+    cols, collapsed = table_columns(summ), shows_collapsed(summ)
+    head = ["configuration", "ok runs"] + [f"{c} {ARROWS[DIRECTIONS.get(c, 'neutral')]}".strip() for c in cols]
+    head += ["collapsed"] if collapsed else []
+    lines = [f"# {title}", ""] if title else []
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(cols) + collapsed)) + "|"]
+    for _, r in summ.iterrows():
+        cells = [f"`{r['name']}`", _runs_cell(r)] + [_cell(r[f"{c}_mean"], r[f"{c}_std"]) for c in cols]
+        cells += [_collapsed_cell(r)] if collapsed else []
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "mean ± std over seeds (ok runs); ↑ higher is better, ↓ lower is better; – no value; "
+              "stability: NMI / ARI between the test assignments of two seeds."]
+    if collapsed:
+        lines[-1] += (" collapsed: ok runs that sent every test sample to one expert; they learned no split, "
+                      "so their stability is undefined and left out of the stability means.")
+    return "\n".join(lines) + "\n"
+
+
+def latex(summ: pd.DataFrame, caption: str | None = None) -> str:
+    """table.tex: the same table as a ``tabular`` (booktabs rules)."""
+    cols, collapsed = table_columns(summ), shows_collapsed(summ)
+    esc = lambda s: str(s).replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")  # noqa: E731
+    head = ["configuration", "ok"] + [f"{esc(c)} {TEX_ARROWS[DIRECTIONS.get(c, 'neutral')]}".strip() for c in cols]
+    head += ["collapsed"] if collapsed else []
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l r " + "r " * (len(cols) + collapsed) + "}",
+             r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
+    for _, r in summ.iterrows():
+        cells = [r"\texttt{" + esc(r["name"]) + "}", f"{r['n_ok']}/{r['runs']}"]
+        cells += [_cell(r[f"{c}_mean"], r[f"{c}_std"], pm=r" $\pm$ ").replace("–", "--") for c in cols]
+        cells += [_collapsed_cell(r).replace("–", "--")] if collapsed else []
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        note = "; collapsed: runs with every test sample on one expert, left out of the stability means" if collapsed else ""
+        lines.append(r"\caption{" + esc(caption) + " (mean $\\pm$ std over seeds" + note + ").}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,101 @@
+"""runs.csv: one tidy row per trial, from the run records of a sweep directory.
+
+Columns: index, name, status, error, every config field, every score, seed stability, busiest_share,
+timing, node (``record_row``); a runs.csv without records (hand-made or copied) is kept as is.
+
+Seed stability: for every ``ok`` run, the mean of ``moe.metrics.stability`` with each other ``ok`` run
+of its configuration (same config but the seed), over the test samples' assignments; the table shows
+its mean over the configuration's runs (= the mean over pairs of seeds).
+
+Collapsed runs: a run whose test samples all went to one expert (``busiest_share`` 1, the fraction of
+the assigned test samples on the busiest expert) learned no split, and its stability with any seed is
+undefined (NaN, see ``moe.metrics.stability``), not 'perfectly stable'. Means over pairs and over runs
+leave those NaNs out.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable
+
+import pandas as pd
+
+from moe.config import FIELD_TYPES
+from moe.metrics import stability
+from moe.scores import DIRECTIONS
+
+STATUSES = ("ok", "diverged", "error", "stopped")
+ID_COLUMNS = ["index", "name", "status", "error", "failures"]
+TIMING_COLUMNS = ["epochs_run", "resumed_from_epoch", "train_s", "eval_s", "trial_s"]
+TAIL_COLUMNS = ["node_id", "trial_id", "git", "allocation"]
+
+
+def record_row(rec: dict[str, Any]) -> dict[str, Any]:
+    """One flat row of runs.csv from a run record (plus the sweep's ``bench`` block)."""
+    b, cfg, test, timing = rec.get("bench", {}), rec.get("config", {}), rec.get("test") or {}, rec.get("timing") or {}
+    row = {"index": b.get("index"), "name": b.get("name"), "status": rec.get("status"), "error": rec.get("error"),
+           "failures": b.get("failures", 0)}
+    for k in FIELD_TYPES:
+        v = cfg.get(k)
+        row[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+    for k, v in test.items():
+        row[k] = math.nan if v is None else v
+    row.update(epochs_run=b.get("epochs_run", len(rec.get("history") or [])),
+               resumed_from_epoch=rec.get("resumed_from_epoch"), train_s=timing.get("train_s"), eval_s=timing.get("eval_s"),
+               trial_s=b.get("trial_s"), node_id=b.get("node_id"), trial_id=b.get("trial_id"),
+               git=(rec.get("versions") or {}).get("git"),
+               allocation=json.dumps(rec["allocation"]) if rec.get("allocation") is not None else None)
+    return row
+
+
+def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The runs table: one row per record, with seed stability from the stored test assignments."""
+    rows = [record_row(r) for r in records]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=ID_COLUMNS + list(FIELD_TYPES) + ["accuracy"] + TIMING_COLUMNS + TAIL_COLUMNS)
+    stab = seed_stability(records)
+    df["stability_nmi"] = [stab.get(i, {}).get("nmi", math.nan) for i in df["index"]]
+    df["stability_ari"] = [stab.get(i, {}).get("ari", math.nan) for i in df["index"]]
+    df["busiest_share"] = df["allocation"].map(busiest_share)
+    return order_columns(df)
+
+
+def busiest_share(allocation: str | list | None) -> float:
+    """Fraction of a run's assigned test samples on its busiest expert, from its class x expert
+    allocation [C, E] (a list or runs.csv's JSON text); 1 = collapsed. NaN when unknown or empty."""
+    if allocation is None or (isinstance(allocation, float) and math.isnan(allocation)):
+        return math.nan
+    counts = json.loads(allocation) if isinstance(allocation, str) else allocation
+    per_expert = [sum(col) for col in zip(*counts)]
+    total = sum(per_expert)
+    return max(per_expert) / total if total > 0 else math.nan
+
+
+def order_columns(df: pd.DataFrame) -> pd.DataFrame:
+    scores = [k for k in DIRECTIONS if k in df.columns]
+    extra = [c for c in df.columns if c not in ID_COLUMNS + list(FIELD_TYPES) + scores + TIMING_COLUMNS + TAIL_COLUMNS]
+    cols = [c for c in ID_COLUMNS + list(FIELD_TYPES) + scores + extra + TIMING_COLUMNS + TAIL_COLUMNS if c in df.columns]
+    return df[cols]
+
+
+def seed_stability(records: list[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    """Trial index -> mean stability (nmi, ari) against the other ok runs of its configuration."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("status") == "ok" and r.get("test_assignment") is not None:
+            groups.setdefault(r["bench"]["name"], []).append(r)
+    out: dict[int, dict[str, float]] = {}
+    for runs in groups.values():
+        for a in runs:
+            pairs = [stability(a["test_assignment"], b["test_assignment"]) for b in runs
+                     if b is not a and len(b["test_assignment"]) == len(a["test_assignment"])]
+            if pairs:
+                out[a["bench"]["index"]] = {k: mean_defined(p[k] for p in pairs) for k in ("nmi", "ari")}
+    return out
+
+
+def mean_defined(values: Iterable[float]) -> float:
+    """The mean of the values that are not NaN (a pair with a collapsed run has no stability); NaN if none."""
+    defined = [v for v in values if not math.isnan(v)]
+    return sum(defined) / len(defined) if defined else math.nan

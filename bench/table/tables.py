@@ -1,0 +1,93 @@
+"""Trade-off tables of a sweep directory (``python -m bench.table DIR`` rebuilds them: ``bench.table.cli``).
+
+Inputs, in a sweep directory: ``records/*.json`` (one run record per finished trial, written by
+``bench.sweep``), else a ``runs.csv`` (hand-made or copied). Outputs, all written atomically:
+
+    runs.csv      one tidy row per trial: index, name, status, error, every config field, every score,
+                  seed stability, busiest_share, timing, node (built from the records; kept as is without them)
+    table.md/.tex one row per configuration: mean +- std over the seeds of its ``ok`` runs (std with
+                  ddof=1, blank for a single run), run counts by status, collapsed runs (when there are
+                  any); headers show each score's direction (moe.metrics.DIRECTIONS); "–" marks no value
+    pareto.csv    for each interpretability score, the configurations not dominated in
+                  (accuracy, score) -- higher accuracy and the better direction of the score
+    tradeoff.png  accuracy against NMI and against the cheating index, coloured by router, front drawn
+    heatmaps/     the allocation heat-map of the best ``ok`` run (highest accuracy) of each router
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.sweep.layout import SweepDir
+from bench.table.configurations import latex, markdown, summary
+from bench.table.front import pareto
+from bench.table.runs import runs_frame
+from bench.table.tradeoff import tradeoff_plot
+from moe.plots import allocation_heatmap
+from moe.record import atomic_write_bytes
+
+
+def write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def write_csv(path: Path, df: pd.DataFrame) -> Path:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    return write_text(path, buf.getvalue())
+
+
+def load_runs(folder: str | Path) -> pd.DataFrame:
+    """The runs of a sweep directory: from its records when there are any, else its runs.csv."""
+    sweep_dir = SweepDir(folder)
+    records = sweep_dir.read_records()
+    if records:
+        return runs_frame(records)
+    if sweep_dir.table_path("runs.csv").is_file():
+        return pd.read_csv(sweep_dir.table_path("runs.csv"))
+    raise FileNotFoundError(f"{folder}: neither records/*.json nor runs.csv: not a sweep directory "
+                            "(or no trial has finished yet)")
+
+
+def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = True) -> dict[str, Any]:
+    """Write runs.csv, table.md, table.tex, pareto.csv (and the plots) into ``folder``.
+
+    Returns ``{"runs", "summary", "pareto"}`` DataFrames and ``"files"``, the paths written.
+    """
+    sweep_dir = SweepDir(Path(folder).resolve())
+    runs = load_runs(sweep_dir.root) if runs is None else runs
+    meta = sweep_dir.sweep_meta()
+    title = f"Sweep {meta.get('name', sweep_dir.root.name)}" + (f" (v{meta['version']})" if "version" in meta else "")
+    if meta.get("description"):
+        title += f": {meta['description']}"
+    summ = summary(runs)
+    front = pareto(summ)
+    path = sweep_dir.table_path
+    files = [write_csv(path("runs.csv"), runs), write_text(path("table.md"), markdown(summ, title)),
+             write_text(path("table.tex"), latex(summ, title)), write_csv(path("pareto.csv"), front)]
+    if plots and "accuracy_mean" in summ.columns and summ["accuracy_mean"].notna().any():
+        files.append(tradeoff_plot(summ, front, path("tradeoff.png"), title=meta.get("name")))
+        files += best_heatmaps(runs, sweep_dir, sweep_dir.class_names())
+    return {"runs": runs, "summary": summ, "pareto": front, "files": files}
+
+
+def best_heatmaps(runs: pd.DataFrame, sweep_dir: SweepDir, class_names: list[str] | None = None) -> list[Path]:
+    """heatmaps/<router>.png: the allocation of each router's best ok run (highest accuracy, then NMI)."""
+    if "allocation" not in runs.columns or "accuracy" not in runs.columns:
+        return []
+    ok = runs[(runs["status"] == "ok") & runs["allocation"].notna()]
+    out = []
+    for router, g in ok.groupby("router", sort=False):
+        best = g.sort_values(["accuracy"] + (["nmi"] if "nmi" in g else []), ascending=False).iloc[0]
+        alloc = json.loads(best["allocation"])
+        names = class_names if class_names and len(class_names) == len(alloc) else [f"class {c}" for c in range(len(alloc))]
+        sweep_dir.heatmaps_dir.mkdir(exist_ok=True)
+        title = f"{best['name']}\nbest run (seed {best['seed']}): accuracy {best['accuracy']:.3f}"
+        if "nmi" in best and not pd.isna(best["nmi"]):
+            title += f", NMI {best['nmi']:.2f}"
+        out.append(allocation_heatmap(alloc, names, sweep_dir.heatmaps_dir / f"{router}.png", title=title))
+    return out

@@ -1,0 +1,290 @@
+"""Claim verdicts on hand-made runs tables: for every claim a table built to support it and one built to
+refute it; thresholds applied as stated (at the boundary, and moved); NaN values, non-ok rows, empty
+selections; the runs.csv round trip (JSON allocations, blank cells)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.reproduce import claims as C
+from bench.reproduce import engine
+from bench.reproduce import measures as M
+from bench.sweep.spec import available, load
+from moe.config import FIELD_TYPES
+from moe.scores import DIRECTIONS
+
+from runs_frames import frame, run_row, shares
+
+RATIOS = [1, 3, 10, 30, 100]
+
+
+# ---------------------------------------------------------------------------------------------------
+# One supporting and one refuting runs table per claim
+# ---------------------------------------------------------------------------------------------------
+
+def lr_frame(fast_share_by_ratio: dict[int, float], seeds: int = 2) -> pd.DataFrame:
+    rows = []
+    for r, s in fast_share_by_ratio.items():
+        for seed in range(seeds):
+            rows.append(run_row(len(rows), f"softmax[lr_ratio={r}]", seed=seed, lr_ratio=float(r), accuracy=0.98,
+                                allocation=shares(s + 0.02 * (seed - 0.5))))
+    return frame(rows)
+
+
+def split_allocation(follows: bool) -> np.ndarray:
+    """[12, 6]: class c to expert c // 2 (the split fmnist_mnist) or spread evenly."""
+    a = np.full((12, 6), 10)
+    if follows:
+        a = np.zeros((12, 6), dtype=int)
+        a[np.arange(12), np.arange(12) // 2] = 60
+    return a
+
+
+def pretrained_frame(follows: bool, joint_acc: float, pre_acc: float) -> pd.DataFrame:
+    rows = []
+    for regime, acc, alloc in (("frozen_gate", joint_acc, split_allocation(False)),
+                               ("pretrain_frozen_gate", pre_acc, split_allocation(follows))):
+        for init in ("same", "new"):
+            for seed in range(2):
+                rows.append(run_row(len(rows), f"softmax[regime={regime},refit_init={init}]", seed=seed, regime=regime,
+                                    refit_init=init, accuracy=acc + 0.002 * seed, accuracy_after_joint=acc - 0.01,
+                                    allocation=alloc))
+    return frame(rows)
+
+
+def joint_frame(separated: bool) -> pd.DataFrame:
+    rows = []
+    for e in (2, 3, 4, 5, 6):
+        a = np.full((12, e), 5)
+        if separated:  # fashion classes to the first expert(s), digits to the others
+            a = np.zeros((12, e), dtype=int)
+            half = max(1, e // 2)
+            a[:6, :half] = 5
+            a[6:, half:] = 5
+        rows.append(run_row(len(rows), f"softmax[experts={e}]", experts=e, accuracy=0.8, allocation=a,
+                            partition_nmi=0.5))
+    return frame(rows)
+
+
+def cheating_frame(bb_ci: float, bb_const: float, remedy_ci: float, remedy_acc: float, single_acc: float = 0.90) -> pd.DataFrame:
+    rows = []
+    configs = [({"router": "softmax", "gate": "mlp", "match_router": None}, bb_ci, bb_const, 0.95),
+               ({"router": "prototype", "gate": "linear", "match_router": None}, remedy_ci, 0.5, remedy_acc),
+               ({"router": "linear", "gate": "linear", "match_router": None}, remedy_ci, 0.5, remedy_acc),
+               ({"router": "softmax", "gate": "mlp", "match_router": "linear"}, remedy_ci, 0.5, remedy_acc),
+               ({"router": "softmax", "gate": "mlp", "match_router": "prototype"}, remedy_ci, 0.5, remedy_acc)]
+    for fields, ci, const, acc in configs:
+        for e in (10, 20):
+            for seed in range(2):
+                rows.append(run_row(len(rows), f"{fields['router']}[{fields['match_router']},experts={e}]", seed=seed,
+                                    experts=e, cheating_index=ci, expert_constancy=const, accuracy=acc, **fields))
+    for seed in range(2):
+        rows.append(run_row(len(rows), "linear[experts=1]", seed=seed, router="linear", gate="linear", match_router=None,
+                            experts=1, accuracy=single_acc, cheating_index=math.nan, expert_constancy=0.9))
+    return frame(rows)
+
+
+def count_frame(acc_by_e: dict[int, float], ci_by_e: dict[int, float]) -> pd.DataFrame:
+    rows = []
+    for router, gate, shift in (("softmax", "mlp", 0.0), ("linear", "linear", -0.02), ("prototype", "linear", -0.04)):
+        for e, acc in acc_by_e.items():
+            for seed in range(2):
+                rows.append(run_row(len(rows), f"{router}[experts={e}]", seed=seed, router=router, gate=gate, experts=e,
+                                    accuracy=acc + shift, cheating_index=ci_by_e[e] + shift))
+    return frame(rows)
+
+
+E = [1, 2, 4, 8, 16, 32, 64]
+FRAMES = {
+    "lr_asymmetry.fast_expert_wins": (lambda: lr_frame(dict(zip(RATIOS, [0.5, 0.6, 0.7, 0.8, 0.9]))),
+                                      lambda: lr_frame(dict(zip(RATIOS, [0.5, 0.45, 0.4, 0.35, 0.3])))),
+    "lr_asymmetry.share_grows_with_ratio": (lambda: lr_frame(dict(zip(RATIOS, [0.5, 0.6, 0.7, 0.8, 0.9]))),
+                                            lambda: lr_frame(dict(zip(RATIOS, [0.9, 0.6, 0.9, 0.6, 0.9])))),
+    "pretrained_experts.gate_follows_split": (lambda: pretrained_frame(True, 0.90, 0.90),
+                                              lambda: pretrained_frame(False, 0.90, 0.90)),
+    "pretrained_experts.no_accuracy_advantage": (lambda: pretrained_frame(True, 0.90, 0.89),
+                                                 lambda: pretrained_frame(True, 0.95, 0.85)),
+    "fmnist_mnist_joint.no_reliable_separation": (lambda: joint_frame(False), lambda: joint_frame(True)),
+    "cheating.black_box_router_cheats": (lambda: cheating_frame(0.95, 0.05, 0.5, 0.92),
+                                         lambda: cheating_frame(0.40, 0.60, 0.3, 0.92)),
+    **{f"cheating.{n}": (lambda: cheating_frame(0.95, 0.05, 0.5, 0.92), lambda: cheating_frame(0.95, 0.05, 0.5, 0.85))
+       for n in ("prototype_router_remedy", "linear_router_remedy", "router_matching_remedy")},
+    "expert_count.accuracy_grows_with_experts": (
+        lambda: count_frame(dict(zip(E, [0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96])), dict(zip(E, [0.5] * 7))),
+        lambda: count_frame(dict(zip(E, [0.96, 0.95, 0.94, 0.93, 0.92, 0.91, 0.90])), dict(zip(E, [0.5] * 7)))),
+    "expert_count.accuracy_interpretability_tradeoff": (
+        lambda: count_frame(dict(zip(E, [0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96])), dict(zip(E, np.linspace(0.2, 0.9, 7)))),
+        lambda: count_frame(dict(zip(E, [0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96])), dict(zip(E, np.linspace(0.9, 0.2, 7))))),
+}
+
+
+def test_every_claim_has_a_supporting_and_a_refuting_table():
+    assert set(FRAMES) == set(C.by_name())
+
+
+@pytest.mark.parametrize("name", list(FRAMES))
+def test_verdicts_follow_the_numbers(name):
+    claim = C.by_name()[name]
+    support, refute = FRAMES[name]
+    yes, no = engine.evaluate(claim, support()), engine.evaluate(claim, refute())
+    assert yes.status == engine.SUPPORTED, [(o.condition.label, o.stat) for o in yes.outcomes]
+    assert no.status == engine.NOT_SUPPORTED, [(o.condition.label, o.stat) for o in no.outcomes]
+    assert all(not math.isnan(o.stat.value) for o in yes.outcomes)
+
+
+@pytest.mark.parametrize("name", list(FRAMES))
+def test_the_same_tables_survive_a_runs_csv_round_trip(name, tmp_path):
+    claim = C.by_name()[name]
+    for make, want in zip(FRAMES[name], (engine.SUPPORTED, engine.NOT_SUPPORTED)):
+        path = tmp_path / "runs.csv"
+        make().to_csv(path, index=False)
+        assert engine.evaluate(claim, pd.read_csv(path)).status == want
+
+
+def test_stated_values_of_the_statistics():
+    # fast share at ratio 100: seeds 0.89, 0.91 -> 0.90; Spearman of a rising series: 1
+    runs = lr_frame(dict(zip(RATIOS, [0.5, 0.6, 0.7, 0.8, 0.9])))
+    v = engine.evaluate(C.by_name()["lr_asymmetry.fast_expert_wins"], runs)
+    assert v.outcomes[0].stat.value == pytest.approx(0.90) and v.outcomes[0].stat.n == 2
+    v = engine.evaluate(C.by_name()["lr_asymmetry.share_grows_with_ratio"], runs)
+    assert v.outcomes[0].stat.value == pytest.approx(1.0)
+    assert v.outcomes[0].stat.detail["mean at lr_ratio=30"] == pytest.approx(0.8)
+    # accuracy advantage of joint training, before the refit and after it (the larger over refit inits)
+    runs = pretrained_frame(True, 0.95, 0.85)
+    runs.loc[(runs["regime"] == "frozen_gate") & (runs["refit_init"] == "new"), "accuracy"] += 0.05
+    v = engine.evaluate(C.by_name()["pretrained_experts.no_accuracy_advantage"], runs)
+    assert [o.stat.value for o in v.outcomes] == pytest.approx([0.10, 0.15])
+    # split NMI 1 for the split itself, separation 1 for perfectly separated groups whatever E
+    assert M.split_nmi(split_allocation(True).astype(float), M._split_of("fmnist_mnist")) == pytest.approx(1.0)
+    assert M.split_nmi(split_allocation(False).astype(float), M._split_of("fmnist_mnist")) == pytest.approx(0.0)
+    sep = M.measure_values(joint_frame(True), {"separation": C.FASHION_DIGITS})
+    assert sep.tolist() == pytest.approx([1.0] * 5)
+    # remedy: drop 0.95 - 0.5 at both E, accuracy margin 0.92 - 0.90
+    v = engine.evaluate(C.by_name()["cheating.prototype_router_remedy"], cheating_frame(0.95, 0.05, 0.5, 0.92))
+    assert [o.stat.value for o in v.outcomes] == pytest.approx([0.45, 0.02])
+
+
+def test_thresholds_are_applied_as_stated_not_hard_coded():
+    claim = C.by_name()["lr_asymmetry.fast_expert_wins"]
+    runs = lr_frame({1: 0.5, 100: 0.9})  # mean share at the largest ratio: 0.90
+    cond = claim.conditions[0]
+    at = lambda op, thr: engine.evaluate(dataclasses.replace(claim, conditions=(dataclasses.replace(cond, op=op, threshold=thr),)), runs).status  # noqa: E731
+    assert at(">", 0.5) == engine.SUPPORTED
+    assert at(">", 0.95) == engine.NOT_SUPPORTED
+    assert at(">=", 0.9) == engine.SUPPORTED and at(">", 0.9) == engine.NOT_SUPPORTED  # the boundary
+    assert at("<", 0.95) == engine.SUPPORTED and at("<=", 0.89) == engine.NOT_SUPPORTED
+
+
+def test_nan_values_are_left_out_and_counted():
+    runs = cheating_frame(0.95, 0.05, 0.5, 0.92)
+    bb = (runs["gate"] == "mlp") & runs["match_router"].isna()
+    runs.loc[bb & (runs["seed"] == 1), "cheating_index"] = math.nan
+    out = engine.evaluate(C.by_name()["cheating.black_box_router_cheats"], runs).outcomes[0]
+    assert out.stat.value == pytest.approx(0.95) and out.stat.n == 2
+    assert out.stat.detail["NaN values left out"] == 2
+
+
+def test_all_nan_or_no_matching_runs_is_not_supported_with_a_reason():
+    claim = C.by_name()["cheating.black_box_router_cheats"]
+    runs = cheating_frame(0.95, 0.05, 0.5, 0.92)
+    runs["cheating_index"] = math.nan
+    v = engine.evaluate(claim, runs)
+    assert v.status == engine.NOT_SUPPORTED
+    assert math.isnan(v.outcomes[0].stat.value) and v.outcomes[0].stat.note == "every value is NaN"
+    v = engine.evaluate(claim, runs[runs["router"] == "prototype"])
+    assert v.status == engine.NOT_SUPPORTED and v.outcomes[0].stat.note == "no ok run matches"
+    v = engine.evaluate(C.by_name()["lr_asymmetry.share_grows_with_ratio"], lr_frame({1: 0.5, 100: 0.9}))
+    assert v.status == engine.NOT_SUPPORTED and "at least 3 values" in v.outcomes[0].stat.note
+
+
+def test_only_ok_rows_count():
+    runs = lr_frame(dict(zip(RATIOS, [0.5, 0.6, 0.7, 0.8, 0.9])))
+    bad = [run_row(100 + i, "softmax[lr_ratio=100]", status=s, lr_ratio=100.0, allocation=shares(0.0))
+           for i, s in enumerate(("error", "diverged", "stopped"))]
+    runs = pd.concat([runs, frame(bad)], ignore_index=True)
+    v = engine.evaluate(C.by_name()["lr_asymmetry.fast_expert_wins"], runs)
+    assert v.outcomes[0].stat.value == pytest.approx(0.90) and v.runs == {"ok": 10, "error": 1, "diverged": 1, "stopped": 1}
+
+
+def test_a_missing_side_of_a_comparison_is_undefined():
+    runs = cheating_frame(0.95, 0.05, 0.5, 0.92)
+    runs = runs[~((runs["router"] == "prototype") & (runs["experts"] == 20))]
+    out = engine.evaluate(C.by_name()["cheating.prototype_router_remedy"], runs).outcomes[0]
+    assert math.isnan(out.stat.value) and "experts=20" in out.stat.note
+
+
+def test_not_run_when_the_sweep_did_not_run():
+    v = engine.evaluate(C.by_name()["cheating.black_box_router_cheats"], None, "dataset 'mnist': files missing")
+    assert v.status == engine.NOT_RUN and v.reason == "dataset 'mnist': files missing" and v.outcomes == []
+
+
+def test_where_filters():
+    runs = frame([run_row(i, "x", experts=e, match_router=m, lr_ratio=r)
+                  for i, (e, m, r) in enumerate([(1, None, 1.0), (2, "linear", 3.0), (4, "prototype", 3.0)])])
+    assert M.select(runs, {"match_router": None})["index"].tolist() == [0]
+    assert M.select(runs, {"match_router": ["linear", "prototype"]})["index"].tolist() == [1, 2]
+    assert M.select(runs, {"experts": {">": 1}})["index"].tolist() == [1, 2]
+    assert M.select(runs, {"lr_ratio": "$max"})["index"].tolist() == [1, 2]
+    assert M.select(runs, {"lr_ratio": "$min"})["index"].tolist() == [0]
+    assert M.select(runs, {"no_such_column": 1}).empty and len(M.select(runs, {"no_such_column": None})) == 3
+    with pytest.raises(M.ClaimError, match="unknown operator"):
+        M.select(runs, {"experts": {"~": 1}})
+
+
+def test_black_box_routers_are_mlp_or_cnn_gates_without_matching():
+    from bench.reproduce.figures import family
+
+    gates = [("softmax", "mlp", None), ("softmax", "cnn", None), ("softmax", "linear", None),
+             ("softmax", "mlp", "linear"), ("prototype", "linear", None)]
+    runs = frame([run_row(i, "x", router=r, gate=g, match_router=m) for i, (r, g, m) in enumerate(gates)])
+    assert M.select(runs, C.BLACK_BOX)["index"].tolist() == [0, 1]
+    assert [family(row) for _, row in runs.iterrows()] == [
+        "black box (MLP gate)", "black box (CNN gate)", "softmax (linear gate)", "MLP gate matched to linear",
+        "prototype router"]
+
+
+def test_bad_claims_fail_loudly():
+    runs = lr_frame({1: 0.5})
+    with pytest.raises(M.ClaimError, match="unknown statistic"):
+        engine.evaluate_condition(engine.Condition("median", {}, ">", 0, "x"), runs)
+    with pytest.raises(M.ClaimError, match="unknown comparison"):
+        engine.evaluate_condition(engine.Condition("mean", {"measure": "accuracy"}, "!=", 0, "x"), runs)
+    with pytest.raises(M.ClaimError, match="measure"):
+        M.measure_values(runs, {"entropy_of": 1})
+
+
+def test_claims_are_consistent_with_the_sweeps_and_the_config():
+    """Every claim reads an existing sweep file, known statistics and operators, and real columns."""
+    sweeps = available()
+    columns = set(FIELD_TYPES) | set(DIRECTIONS) | {"name", "status", "allocation"}
+    columns |= {f"accuracy_after_{phase}" for phase in ("pretrain", "joint", "gate", "experts")}  # M.with_phase_accuracy
+    for claim in C.CLAIMS:
+        assert claim.sweep in sweeps, claim.name
+        load(claim.sweep)
+        for cond in claim.conditions:
+            assert cond.statistic in engine.STATISTICS and cond.op in M.OPS and isinstance(cond.threshold, (int, float))
+            for key in ("a", "b", "where"):
+                assert set(cond.params.get(key) or {}) <= columns, (claim.name, key)
+            for key in ("measure", "x", "y"):
+                m = cond.params.get(key)
+                assert m is None or (m in columns if isinstance(m, str) else next(iter(m)) in M.MEASURES), (claim.name, key)
+
+
+def test_phase_accuracy_joins_the_last_test_accuracy_of_each_phase():
+    records = [{"bench": {"index": 0}, "history": [
+                   {"phase": "joint", "test_accuracy": 0.5}, {"phase": "joint", "test_accuracy": 0.7},
+                   {"phase": "experts", "test_accuracy": 0.8}]},
+               {"bench": {"index": 1}, "history": [{"phase": "pretrain", "test_accuracy": 0.6},
+                                                   {"phase": "joint", "test_accuracy": None}]},
+               {"status": "error", "history": []}]
+    runs = frame([run_row(0, "a", accuracy=0.8), run_row(1, "b", accuracy=0.6), run_row(2, "c", status="error")])
+    runs.attrs["out"] = "somewhere"
+    out = M.with_phase_accuracy(runs, records)
+    assert out["accuracy_after_joint"].tolist()[:1] == [0.7] and math.isnan(out["accuracy_after_joint"][1])
+    assert out["accuracy_after_experts"][0] == 0.8 and out["accuracy_after_pretrain"][1] == 0.6
+    assert list(out["index"]) == [0, 1, 2] and out.attrs["out"] == "somewhere"
+    assert M.with_phase_accuracy(runs, []) is runs

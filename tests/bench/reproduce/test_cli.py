@@ -1,0 +1,69 @@
+"""The command line: unknown claim names and budgets give one clear line with the valid choices (exit 2),
+before any work; --list shows every claim with its threshold."""
+from __future__ import annotations
+
+import pytest
+
+from bench.reproduce import claims as C
+from bench.reproduce import cli
+from bench.reproduce import engine
+from bench.reproduce import runner
+from bench.reproduce.results import ReproduceError
+
+
+def test_unknown_claim_name_lists_the_valid_choices(capsys, tmp_path):
+    assert cli.main(["lr_asymetry", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown claim 'lr_asymetry' (did you mean 'lr_asymmetry'?); valid choices: all, ")
+    assert "cheating.black_box_router_cheats" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()  # nothing was started
+
+
+def test_bad_budget_lists_the_valid_choices(capsys, tmp_path):
+    assert cli.main(["all", "--budget", "huge", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --budget 'huge': unknown budget; valid choices: paper, small\n"
+    assert not (tmp_path / "x").exists()
+
+
+def test_list_shows_every_claim_with_its_threshold(capsys):
+    assert cli.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for claim in C.CLAIMS:
+        assert claim.name in out
+        for cond in claim.conditions:
+            assert engine.describe_condition(cond) in out
+
+
+def test_names_select_claims():
+    assert runner.select_claims("all") == list(C.CLAIMS)
+    assert [c.name for c in runner.select_claims("cheating")] == [c.name for c in C.for_sweep("cheating")]
+    assert [c.name for c in runner.select_claims("cheating.linear_router_remedy")] == ["cheating.linear_router_remedy"]
+    with pytest.raises(ReproduceError, match="did you mean 'cheating'"):
+        runner.select_claims("cheatin")
+
+
+def test_budgets_cover_every_sweep_and_only_shrink_it():
+    from bench.sweep.spec import count_trials, load, validate
+
+    assert set(runner.SWEEPS) == set(C.sweeps())
+    for name in runner.SWEEPS:
+        assert runner.budget_overrides("paper", name) == {}
+        small = load(name, runner.budget_overrides("small", name))
+        paper = load(name)
+        validate(small)
+        validate(paper)
+        assert count_trials(small) < count_trials(paper)
+        assert (small.budget.get("epochs") or 0) <= (paper.budget.get("epochs") or 0)
+    with pytest.raises(ReproduceError, match="valid choices: paper, small"):
+        runner.budget_overrides("tiny", "cheating")
+
+
+def test_ctrl_c_says_how_to_continue(capsys, monkeypatch, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "reproduce", interrupted)
+    assert cli.main(["cheating", "--budget", "small", "--out", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err
+    assert f"continue with: python -m bench.reproduce cheating --budget small --out {tmp_path / 'o'}" in err

@@ -1,0 +1,116 @@
+"""REPRODUCTION.md from hand-made results (no Ray): verdicts with their numbers and thresholds, a sweep that
+did not run, the figures of every sweep drawn from hand-made runs tables and records, atomic writes."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.reproduce import claims as C
+from bench.reproduce import engine
+from bench.reproduce import report
+from bench.reproduce.figures import PLOTS
+from bench.reproduce.results import Reproduction, SweepResult
+
+from runs_frames import frame, run_row, shares
+from test_claims import cheating_frame, count_frame, joint_frame, lr_frame, pretrained_frame
+
+MISSING = ("dataset 'mnist': cannot load it: dataset files not found: MNIST needs the four IDX files ... "
+           "Then pass --data-root ROOT.")
+
+
+def lr_records(runs: pd.DataFrame, epochs: int = 3) -> list[dict]:
+    out = []
+    for _, r in runs.iterrows():
+        s0 = json.loads(r["allocation"])[0][0] / 100
+        hist = [{"epoch": e + 1, "expert_share": [0.5 + (s0 - 0.5) * (e + 1) / epochs, 0.5 - (s0 - 0.5) * (e + 1) / epochs]}
+                for e in range(epochs)]
+        out.append({"status": "ok", "config": {"lr_ratio": r["lr_ratio"]}, "history": hist,
+                    "dataset": {"class_names": ["c0"]}, "bench": {"index": int(r["index"])}})
+    return out
+
+
+def reproduction(tmp_path: Path) -> Reproduction:
+    runs = lr_frame({1: 0.5, 3: 0.6, 10: 0.7, 30: 0.8, 100: 0.9})
+    lr = SweepResult("lr_asymmetry", runs, overrides={"seed": [0, 1]}, wall_s=12.0, description="gm6 lr test", version=2)
+    lr.figures = PLOTS["lr_asymmetry"](runs, lr_records(runs), tmp_path / "figures")
+    cheat = SweepResult("cheating", None, reason=MISSING, overrides={"data_root": "/nowhere"})
+    results = {"lr_asymmetry": lr, "cheating": cheat}
+    chosen = C.for_sweep("lr_asymmetry") + C.for_sweep("cheating")
+    verdicts = [engine.evaluate(c, results[c.sweep].runs, results[c.sweep].reason) for c in chosen]
+    return Reproduction(tmp_path, "small", results, verdicts, 75.0, "/nowhere")
+
+
+def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
+    rep = reproduction(tmp_path)
+    path = report.write_report(rep)
+    text = path.read_text()
+    assert path == tmp_path / "REPRODUCTION.md"
+    assert "2 supported, 0 not supported, 4 not run." in text
+    # the summary table: one row per condition, value and threshold side by side
+    assert ("| `lr_asymmetry.fast_expert_wins` | **SUPPORTED** | mean test share of the fast expert at the largest "
+            "lr ratio | 0.900 | > 0.5 | yes |") in text
+    assert "| `cheating.black_box_router_cheats` | **NOT RUN** |" in text
+    # per claim: the statistic, n, the threshold in words, the verdict
+    assert "### `lr_asymmetry.share_grows_with_ratio`: SUPPORTED" in text
+    assert "= **1.000** (n = 10); threshold >= 0.8 (at least 0.8): holds." in text
+    # per configuration numbers and the figures, linked relative to the report
+    assert "| `softmax[lr_ratio=100]` | 2/2 | 0.980 ± 0.000 | 0.900 ± 0.014 |" in text
+    assert "![Each expert's share of the training samples against epoch" in text
+    assert "(figures/lr_asymmetry_share_by_epoch.png)" in text and "(figures/lr_asymmetry_share_by_ratio.png)" in text
+    # a sweep that did not run: its reason once, its claims NOT RUN
+    assert text.count(MISSING) == 1 and "**The sweep did not run**" in text
+    assert "### `cheating.prototype_router_remedy`: NOT RUN" in text
+    assert "Budget **small**" in text and "total wall time 1:15" in text
+    # the same verdicts as data
+    data = json.loads((tmp_path / "reproduction.json").read_text())
+    first = data["claims"][0]
+    assert first["verdict"] == "SUPPORTED" and first["conditions"][0]["value"] == pytest.approx(0.9)
+    assert first["conditions"][0]["threshold"] == 0.5 and first["conditions"][0]["op"] == ">"
+    assert data["sweeps"]["cheating"]["reason"] == MISSING
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_an_undefined_statistic_is_reported_with_its_reason(tmp_path):
+    runs = lr_frame({1: 0.5, 100: 0.9})  # two ratios: no rank correlation
+    res = SweepResult("lr_asymmetry", runs)
+    verdicts = [engine.evaluate(c, runs) for c in C.for_sweep("lr_asymmetry")]
+    text = report.render(Reproduction(tmp_path, "small", {"lr_asymmetry": res}, verdicts, 1.0, None))
+    assert "### `lr_asymmetry.share_grows_with_ratio`: NOT SUPPORTED" in text
+    assert "= undefined (n = 4); threshold >= 0.8 (at least 0.8): does not hold — needs at least 3 values" in text
+    assert "| – | >= 0.8 | no |" in text
+
+
+def test_numbers_table_uses_ok_runs_and_counts_the_rest():
+    runs = frame([run_row(0, "a", accuracy=0.5, allocation=shares(0.2)), run_row(1, "a", accuracy=0.7, allocation=shares(0.4)),
+                  run_row(2, "a", status="error", accuracy=math.nan), run_row(3, "b", accuracy=0.9)])
+    table = report.numbers_table(runs, ["accuracy", {"expert_share": 0}])
+    assert "| configuration | ok runs | accuracy | share of expert 0 |" in table
+    assert "| `a` | 2/3 | 0.600 ± 0.141 | 0.300 ± 0.141 |" in table
+    assert "| `b` | 1/1 | 0.900 | – |" in table
+
+
+@pytest.mark.parametrize("name, runs", [
+    ("pretrained_experts", pretrained_frame(True, 0.9, 0.9)),
+    ("fmnist_mnist_joint", joint_frame(False)),
+    ("cheating", cheating_frame(0.95, 0.05, 0.5, 0.92)),
+    ("expert_count", count_frame({e: 0.9 + 0.01 * i for i, e in enumerate([1, 2, 4, 8])}, {1: 0.1, 2: 0.2, 4: 0.3, 8: 0.4})),
+])
+def test_every_sweep_draws_its_figures(name, runs, tmp_path):
+    if name in ("cheating", "expert_count"):  # these read allocations for their heat-maps
+        runs["allocation"] = json.dumps(np.eye(10, dtype=int).tolist())
+    for col in ("nmi",):
+        runs[col] = 0.5
+    figs = PLOTS[name](runs, [], tmp_path)
+    assert figs and all(p.is_file() and p.stat().st_size > 1000 and p.suffix == ".png" for _, p in figs)
+    assert all(caption for caption, _ in figs)
+
+
+def test_no_ok_runs_no_figures(tmp_path):
+    runs = frame([run_row(0, "a", status="error", lr_ratio=1.0, experts=2, accuracy=math.nan)])
+    for name, plot in PLOTS.items():
+        assert plot(runs, [], tmp_path) == [], name
