@@ -21,7 +21,7 @@ def _remedy(name: str, remedy: dict[str, Any], words: str) -> Claim:
         name=f"cheating.{name}", sweep="cheating",
         text=f"With {words}, the cheating index drops below the black-box router's while accuracy stays above "
              "a single linear model's.",
-        source="Implicit Mixture of Interpretable Experts (2022)",
+        source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
         conditions=(
             Condition("difference", {"measure": "cheating_index", "a": BLACK_BOX, "b": remedy, "by": "experts",
                                      "reduce": "min"}, ">=", 0.1,
@@ -83,7 +83,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         name="cheating.black_box_router_cheats", sweep="cheating",
         text="A black-box router over linear experts solves the task itself: the experts become constant.",
-        source="Implicit Mixture of Interpretable Experts (2022)",
+        source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
         conditions=(
             Condition("mean", {"measure": "cheating_index", "where": BLACK_BOX}, ">=", 0.8,
                       "mean cheating index of the black-box (MLP) router"),
@@ -99,7 +99,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         name="expert_count.accuracy_grows_with_experts", sweep="expert_count",
         text="Accuracy grows with the number of linear experts under a black-box router.",
-        source="Implicit Mixture of Interpretable Experts (2022)",
+        source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
         conditions=(Condition("rank_correlation", {"measure": "accuracy", "x": "experts",
                                                    "where": {"router": "softmax", "gate": "mlp"}}, ">=", 0.8,
                               "Spearman correlation of the expert count with the black-box router's mean accuracy"),),
@@ -107,7 +107,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         name="expert_count.accuracy_interpretability_tradeoff", sweep="expert_count",
         text="Accuracy is bought with interpretability: the more accurate configurations cheat more.",
-        source="Implicit Mixture of Interpretable Experts (2022)",
+        source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
         conditions=(Condition("correlation", {"x": "accuracy", "y": "cheating_index",
                                               "where": {"experts": {">": 1}}}, ">=", 0.5,
                               "Spearman correlation across configurations (E > 1) of mean accuracy and mean "

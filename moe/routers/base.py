@@ -77,7 +77,7 @@ def gate_features(kind: str, input_shape: tuple[int, ...], hidden: int) -> tuple
 
     - ``linear``: h_g = x, the flattened input (width D).
     - ``mlp``: h_g = relu(x W_1 + b_1) (width G = hidden); the black-box router of the Implicit Mixture of
-      Interpretable Experts (Krishnamurthy & Watkins 2022).
+      Interpretable Experts (Elazar & Taylor 2022, arXiv 2212.00471).
     - ``cnn``: the other black-box router the reproduction of that paper allows ('an MLP or CNN'), a small
       convolutional gate for images [C, H, W] in the style of the project's cnn experts
       (``moe/experts/cnn.py``, after Krishnamurthy & Watkins 2021), G = hidden filters:
