@@ -19,7 +19,9 @@ from moe.config import Config
 from moe.model import MixtureOfExperts
 
 STATE_VERSION = 1  # of the saved training state (TrainState)
-NOT_IN_STATE_HASH = ("data_root",)  # where the data files are, not what they hold: a resumed run may find them elsewhere
+# where the data files are, not what they hold: a resumed run may find them elsewhere; the preset's name
+# (its values are in the other fields)
+NOT_IN_STATE_HASH = ("data_root", "preset")
 
 
 class StateMismatch(ValueError):

@@ -1,8 +1,10 @@
 """One run's configuration: a flat dataclass holding every default, its errors, and the parsing of plain
 values (a YAML or JSON file, CLI strings, a Ray trial's dict) into it.
 
-Precedence: CLI flags > config file (YAML or JSON) > the defaults below. Defaults live here and
-nowhere else; CLI flags default to ``None`` and override only when given.
+Precedence: CLI flags > config file (YAML or JSON) > a named preset (``preset``, :data:`PRESETS`) > the
+defaults below. Defaults live here and nowhere else; CLI flags default to ``None`` and override only when
+given. A preset is expanded when a mapping is parsed (:func:`parse`: files, CLI, sweep files, Ray trials;
+``Config.from_preset`` in Python), so a Config and its record hold the resolved values.
 
 A leaf: it imports nothing of ``moe`` but the registry's 'did you mean'. :func:`parse` checks the keys and
 the types of the fields; the rules between fields and the components' names are ``moe.validate``'s
@@ -38,28 +40,31 @@ class ConfigError(ValueError):
 
 @dataclass
 class Config:
+    preset: str | None = None  # named bundle of the seed code's settings (moe.config.PRESETS): seed_mnist | seed_fmnist_mnist | seed_gm6; explicit fields override it
     # data
     dataset: str = "gm6"  # registered dataset name (moe.data)
     data_root: str | None = None  # MNIST-family files; default: env MOE_DATA, else ~/.cache/moe-interp-bench
-    n_train: int | None = None  # stratified training subset (None: all)
-    n_test: int | None = None  # stratified test subset (None: all)
+    n_train: int | None = None  # stratified training subset (None: all); with subset: first, the first n_train instead
+    n_test: int | None = None  # stratified test subset (None: all); with subset: first, the first n_test instead
+    subset: str = "stratified"  # how n_train / n_test are taken: stratified (class proportions, random, data_seed) | first (the first n in file order; fmnist_mnist: the first n/2 of each source dataset, the seed code's way)
+    normalize: str = "none"  # input normalisation: none | seed (the seed code's Normalize((0.5,), (0.5,)): x -> (x - 0.5) / 0.5)
     data_seed: int = 0  # seed of data generation and subsetting (fixed across model seeds)
     # model
     experts: int = 4  # number of experts E
-    expert: str = "linear"  # registered expert type (moe.experts): linear | mlp | cnn
+    expert: str = "linear"  # registered expert type (moe.experts): linear | mlp | cnn | seed_cnn (the seed code's MNIST expert)
     expert_hidden: int = 32  # hidden width of mlp and cnn experts (their hidden state, used by the attention router)
     expert_channels: int = 1  # convolution filters of cnn experts (the seed code's MNIST experts: 1)
     router: str = "softmax"  # registered router (moe.routers)
     top_k: int = 1  # experts per sample for the topk router (ignored by the others)
     noisy_gate: bool = False  # topk: Shazeer's trainable Gaussian noise on the gate logits while training
     capacity: float | None = None  # capacity factor c, an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
-    gate: str = "linear"  # gate network of the learned routers: linear | mlp | cnn (mlp, cnn: black-box routers of width gate_hidden; cnn: image datasets only)
+    gate: str = "linear"  # gate network of the learned routers: linear | mlp | cnn | seed_cnn | seed_cnn5 (mlp, cnn: black-box routers of width gate_hidden; cnn, seed_*: image datasets only; seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate)
     gate_hidden: int = 32  # hidden width of the mlp gate, filters of each cnn gate convolution
     temperature: float = 1.0  # gate softmax temperature T: softmax(logits / T)
     temperature_decay: float = 1.0  # T is multiplied by this after every epoch that trains the gate (1: constant)
     temperature_min: float = 0.01  # floor of the decayed temperature
     # objective and regularisers (coefficients; 0 = off)
-    objective: str = "mixture_nll"  # registered objective (moe.objectives): mixture_nll | cooperative | competitive
+    objective: str = "mixture_nll"  # registered objective (moe.objectives): mixture_nll | expectation (the seed code's, with +1e-7) | cooperative | competitive
     importance_loss: float = 0.0  # w * CV(sum_x G(x))^2 (Shazeer et al. 2017 use 0.1)
     load_loss: float = 0.0  # w * CV(smooth load)^2 (Shazeer et al. 2017; needs router topk with noisy_gate)
     switch_loss: float = 0.0  # alpha * E * sum_e f_e P_e (Fedus et al. 2021 use 0.01)
@@ -72,6 +77,7 @@ class Config:
     regime: str = "joint"  # joint | pretrain | frozen_gate | pretrain_frozen_gate
     class_split: list[list[int]] | str | None = None  # pretrain regimes: the classes of each expert, or a preset name
     pretrain_epochs: int = 20  # pretrain regimes: epochs each expert trains alone on its classes
+    mask_experts: bool = False  # pretrain regimes: expert e predicts only its classes of the split (softmax over them, 0 elsewhere), the seed code's pair experts; refit_init 'same' refits masked experts, 'new' full ones
     freeze_experts: bool = False  # pretrain regimes: keep the pre-trained experts frozen while the gate trains
     refit_epochs: int | None = None  # frozen_gate regimes: epochs of the fresh experts under the frozen gate (None: epochs)
     refit_init: str = "same"  # frozen_gate regimes: the fresh experts restart from the same initial weights or a new draw (same | new)
@@ -100,6 +106,31 @@ class Config:
         if self.experts == 1:
             return [self.lr]
         return [self.lr * self.lr_ratio ** (-e / (self.experts - 1)) for e in range(self.experts)]
+
+    @classmethod
+    def from_preset(cls, name: str, **fields: Any) -> "Config":
+        """The preset ``name`` (:data:`PRESETS`) with ``fields`` overriding it, parsed (not yet validated)."""
+        return parse({"preset": name, **fields})
+
+
+# The seed code's models and settings (yamsgithub/modular_deep_learning, branch xai_neurips_2021; see
+# /work/shared/notes/literature.md), selectable as ``preset: NAME``; explicit fields override them.
+# Common: the 'expectation' MoE (softmax gate, temperature 1, loss NLL(log(sum_e p_e y_e + 1e-7))),
+# RMSprop with momentum 0.9. Images: Normalize((0.5,), (0.5,)), the first 10,048 training and the first
+# 2,000 test images. The class-split experiments add regime, class_split and mask_experts to these.
+_SEED_COMMON: dict[str, Any] = {"router": "softmax", "temperature": 1.0, "objective": "expectation",
+                                "optimizer": "rmsprop", "momentum": 0.9, "gate_lr": None, "lr_ratio": 1.0}
+_SEED_IMAGES: dict[str, Any] = {**_SEED_COMMON, "n_train": 10048, "n_test": 2000, "subset": "first", "normalize": "seed",
+                                "expert": "seed_cnn", "lr": 1e-3, "epochs": 20, "pretrain_epochs": 20}
+PRESETS: dict[str, dict[str, Any]] = {
+    # 5 tiny CNN experts + the 3x3 CNN gate: 35,501 parameters
+    "seed_mnist": {**_SEED_IMAGES, "dataset": "mnist", "experts": 5, "gate": "seed_cnn", "batch_size": 32},
+    # 6 tiny CNN experts + the 5x5 CNN gate: 33,544 parameters; 5,024 + 1,000 images of each source dataset
+    "seed_fmnist_mnist": {**_SEED_IMAGES, "dataset": "fmnist_mnist", "experts": 6, "gate": "seed_cnn5", "batch_size": 64},
+    # linear experts (Linear(2, 6) + softmax) and a linear gate, lr 1e-2, 30 epochs (the expert count is the run's)
+    "seed_gm6": {**_SEED_COMMON, "dataset": "gm6", "expert": "linear", "gate": "linear", "lr": 1e-2, "batch_size": 32,
+                 "epochs": 30},
+}
 
 
 FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Config)}
@@ -196,9 +227,12 @@ def _coerce_scalar(name: str, value: Any, hint: Any) -> Any:
 def parse(values: dict[str, Any]) -> Config:
     """Build a Config from a mapping; unknown keys and wrong types are errors (all reported at once).
 
+    A ``preset`` among the keys is expanded first, under the other keys (they override it).
+
     Only the keys and types: ``moe.validate.from_dict`` also checks every rule before returning it."""
     if not isinstance(values, dict):
         raise ConfigError([f"config: expected a mapping of field: value, got {type(values).__name__}"])
+    values = {**preset_values(values.get("preset")), **values}
     problems, kwargs = [], {}
     for key, value in values.items():
         if key not in FIELD_TYPES:
@@ -211,6 +245,15 @@ def parse(values: dict[str, Any]) -> Config:
     if problems:
         raise ConfigError(problems)
     return Config(**kwargs)
+
+
+def preset_values(name: Any) -> dict[str, Any]:
+    """The fields of preset ``name`` (:data:`PRESETS`); ``{}`` for None (or YAML's null from the command line)."""
+    if name is None or name in ("null", "~"):
+        return {}
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ConfigError([f"preset: unknown preset {name!r}{suggestion(name, PRESETS)}; valid choices: {', '.join(PRESETS)}"])
+    return dict(PRESETS[name])
 
 
 def load_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -240,6 +283,8 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
 
 # The choices of the fields that name no registry (checked by moe.validate).
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-GATES = ("linear", "mlp", "cnn")  # gate networks (moe.routers.base.gate_network)
+GATES = ("linear", "mlp", "cnn", "seed_cnn", "seed_cnn5")  # gate networks (moe.routers.base.gate_network)
+SUBSETS = ("stratified", "first")  # how n_train / n_test are taken (moe.data.base.subset)
+NORMALIZATIONS = ("none", "seed")  # input normalisations (moe.data.base.normalized)
 LOSS_COEFFICIENTS = ("importance_loss", "load_loss", "switch_loss", "z_loss", "similarity_same", "similarity_diff", "match_loss")
 DEVICES = ("cpu", "cuda", "auto")

@@ -11,6 +11,11 @@ history marks every epoch with its phase; the test scores are those of the model
 - ``frozen_gate``: joint training, then the gate frozen and fresh experts (the same initial weights or a
   new draw, ``refit_init``) trained under it for ``refit_epochs`` (phase ``experts``; the seed paper's Figure 2).
 - ``pretrain_frozen_gate``: the two above in sequence (pretrain, gate or joint, experts).
+
+``mask_experts`` (pretrain regimes): each expert predicts only its classes of the split (a softmax over
+them, exactly 0 elsewhere; ``moe.experts.base``), in pre-training and after, as the seed code's pair
+experts; under the frozen gate, ``refit_init: same`` refits masked experts from their initial weights and
+``refit_init: new`` a new draw of full C-class experts, as the seed code does.
 """
 from __future__ import annotations
 
@@ -22,11 +27,17 @@ from moe.registry import Registry, suggestion
 
 REGIMES: Registry = Registry("regime")
 
-# The seed paper's class splits of fmnist_mnist (Fashion-MNIST 0-5, MNIST digits 4-9 as 6-11), one pair per expert.
+# The seed paper's class splits, one pair per expert: fmnist_mnist (Fashion-MNIST 0-5, MNIST digits 4-9 as
+# 6-11; 6 experts) and the seed code's five MNIST pair splits (5 experts).
 SPLITS: dict[str, list[list[int]]] = {
     "fmnist_mnist": [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11]],
     "fmnist_mnist_2": [[0, 3], [1, 4], [2, 5], [6, 9], [7, 11], [8, 10]],
     "fmnist_mnist_3": [[0, 5], [1, 2], [3, 4], [6, 8], [7, 10], [9, 11]],
+    "mnist_pairs_1": [[0, 1], [2, 5], [3, 4], [6, 9], [7, 8]],
+    "mnist_pairs_2": [[0, 9], [1, 4], [2, 7], [3, 6], [5, 8]],
+    "mnist_pairs_3": [[0, 3], [1, 2], [4, 7], [5, 9], [6, 8]],
+    "mnist_pairs_4": [[0, 5], [1, 9], [2, 6], [3, 7], [4, 8]],
+    "mnist_pairs_5": [[0, 4], [1, 8], [2, 9], [3, 6], [5, 7]],
 }
 CONTIGUOUS = "contiguous"  # classes 0..C-1 cut into E consecutive parts, the first C mod E one class larger
 REFIT_INITS = ("same", "new")
@@ -136,6 +147,9 @@ def config_problems(cfg) -> list[str]:
         problems.extend(split_problems(cfg.class_split, cfg.experts))
     elif isinstance(cfg.class_split, str) and cfg.class_split in SPLITS:
         problems.extend(split_problems(SPLITS[cfg.class_split], cfg.experts))
+    if cfg.mask_experts and not pretraining:
+        problems.append(f"mask_experts: only the pretrain regimes have a class split to mask the experts by, "
+                        f"got regime {cfg.regime!r}; valid regimes for it: {', '.join(r for r in REGIMES.in_order() if uses_split(r))}")
     if cfg.freeze_experts and not pretraining:
         problems.append(f"freeze_experts: only the pretrain regimes train a gate over frozen experts, got regime {cfg.regime!r}")
     check = lambda ok, message: ok or problems.append(message)  # noqa: E731

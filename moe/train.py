@@ -26,11 +26,11 @@ from tqdm import tqdm
 from moe import regimes
 from moe.checkpoint import TrainState, capture_state, load_model_state, load_state, restore_state
 from moe.config import FIELD_TYPES, Config, ConfigError, field_help, load_file
-from moe.data import Dataset, load_for_config, subset
+from moe.data import Dataset, load_for_config, prepare
 from moe.data.mnist import DataFileError
 from moe.epochs import pretrain_epoch, train_epoch
 from moe.evaluate import accuracy, eval_batch_size, evaluate
-from moe.model import MixtureOfExperts, build_experts, build_model
+from moe.model import MixtureOfExperts, build_experts, build_model, parameter_counts
 from moe.objectives import Loss
 from moe.record import SCHEMA, error_record, versions, write_json_atomic
 from moe.validate import as_config, from_dict
@@ -72,7 +72,8 @@ def set_trainable(model: MixtureOfExperts, gate: bool, experts: bool) -> None:
 
 def fresh_experts(cfg: Config, model: MixtureOfExperts, initial: dict[str, torch.Tensor], how: str,
                   input_shape: tuple[int, ...], n_classes: int) -> None:
-    """Replace the experts' weights by their initial ones ('same') or by a new draw ('new', seeded from cfg.seed)."""
+    """Replace the experts' weights by their initial ones ('same') or by a new draw ('new', seeded from cfg.seed);
+    masked experts stay masked with 'same' and become full C-class experts with 'new' (the seed code's refits)."""
     if how == "same":
         model.experts.load_state_dict(initial)
         return
@@ -80,6 +81,7 @@ def fresh_experts(cfg: Config, model: MixtureOfExperts, initial: dict[str, torch
         torch.manual_seed(cfg.seed + 1_000_003)
         state = build_experts(cfg, input_shape, n_classes).state_dict()
     model.experts.load_state_dict(state)
+    model.experts.unmask()
 
 
 def temperature_at(cfg: Config, gate_epoch: int) -> float:
@@ -96,13 +98,13 @@ def phase_starts(plan: list[regimes.Phase]) -> list[int]:
 
 def run_data(cfg: Config, data: Dataset | dict | None) -> Dataset:
     """The data of a run: loaded for the config, or the dataset a caller loaded once (a sweep driver),
-    checked and cut to the config's subsets."""
+    checked, cut to the config's subsets and normalised (``moe.data.prepare``)."""
     if data is None:
         return load_for_config(cfg)
     data = Dataset.from_numpy(data) if isinstance(data, dict) else data
     if data.name != cfg.dataset:
         raise ValueError(f"data: the dataset passed in is {data.name!r} but the config asks for {cfg.dataset!r}")
-    return subset(data, cfg.n_train, cfg.n_test, cfg.data_seed)
+    return prepare(data, cfg)
 
 
 def initial_model(cfg: Config, data: Dataset, x_train: torch.Tensor) -> MixtureOfExperts:
@@ -303,7 +305,7 @@ def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str,
     t0 = time.perf_counter()
     evaluated = evaluate(t.model, t.data, t.device, t.eval_batch)
     return {"schema": SCHEMA, "status": t.status, "error": None, "config": t.cfg.to_dict(), "seed": t.cfg.seed,
-            "history": t.history, **evaluated,
+            "n_parameters": parameter_counts(t.model), "history": t.history, **evaluated,
             "resumed_from_epoch": None if resumed is None else resumed.epoch,
             "timing": {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started},
             "versions": versions()}

@@ -18,7 +18,8 @@ import math
 from typing import Any, Callable
 
 from moe import regimes
-from moe.config import DEVICES, GATES, LOSS_COEFFICIENTS, OPTIMIZERS, Config, ConfigError, parse
+from moe.config import (DEVICES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, OPTIMIZERS, PRESETS, SUBSETS, Config, ConfigError,
+                        parse)
 from moe.data import DATASETS, declared_input_shape
 from moe.experts import EXPERTS
 from moe.objectives import OBJECTIVES
@@ -179,6 +180,9 @@ def field_problems(cfg: Config) -> list[str]:
     for name in ("n_train", "n_test"):
         v = getattr(cfg, name)
         check(v is None or v >= 1, f"{name}: must be >= 1 or null, got {v}")
+    check(cfg.subset in SUBSETS, f"subset: unknown choice {cfg.subset!r}; valid choices: {', '.join(SUBSETS)}")
+    check(cfg.normalize in NORMALIZATIONS, f"normalize: unknown choice {cfg.normalize!r}; valid choices: {', '.join(NORMALIZATIONS)}")
+    check(cfg.preset is None or cfg.preset in PRESETS, f"preset: unknown preset {cfg.preset!r}; valid choices: {', '.join(PRESETS)}")
     check(cfg.device in DEVICES, f"device: unknown device {cfg.device!r}; valid choices: {', '.join(DEVICES)}")
     check(cfg.threads is None or cfg.threads >= 1, f"threads: must be >= 1 or null, got {cfg.threads}")
     return problems

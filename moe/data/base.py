@@ -1,4 +1,6 @@
-"""The datasets' base: the :class:`Dataset` type, the ``DATASETS`` registry, loading and stratified subsets.
+"""The datasets' base: the :class:`Dataset` type, the ``DATASETS`` registry, loading, subsets (stratified or
+the first n, the seed code's way) and input normalisation; :func:`prepare` applies a config's subsets and
+normalisation to a loaded dataset.
 
 Each dataset gives train/test tensors, class names and, where one exists, a grouping of classes.
 ``load_dataset(name, ...)`` is the one entry point; adding a dataset is adding one function registered
@@ -15,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from moe.config import Config
+from moe.config import NORMALIZATIONS, SUBSETS, Config
 from moe.registry import Registry
 
 
@@ -105,27 +107,74 @@ def stratified_subset(y: Tensor, n: int, generator: torch.Generator) -> Tensor:
     return torch.sort(chosen).values
 
 
+def first_subset(y: Tensor, n: int, groups: Tensor | None = None) -> Tensor:
+    """Indices of the first ``n`` samples in file order (the seed code's subsets: its data loaders read the
+    first 10,048 training and the first 2,000 test images).
+
+    ``groups`` [G] (a dataset made of several source datasets, e.g. fmnist_mnist's Fashion-MNIST and MNIST
+    parts; the group of sample i is ``groups[y[i]]``): the first n // G samples of each group in file order,
+    the first n mod G groups one more, a group with fewer taking all it has (the total is then below n).
+    fmnist_mnist with n = 10,048: its first 5,024 Fashion-MNIST samples of classes 0-5 and its first 5,024
+    MNIST samples of digits 4-9 (n = 2,000: 1,000 and 1,000), as the seed code took them. In increasing order.
+    """
+    if n >= len(y):
+        return torch.arange(len(y))
+    if groups is None:
+        return torch.arange(n)
+    group = groups[y]  # [N]
+    n_groups = int(groups.max()) + 1
+    parts = []
+    for gid in range(n_groups):
+        share = n // n_groups + (gid < n % n_groups)
+        parts.append(torch.nonzero(group == gid).flatten()[:share])
+    return torch.sort(torch.cat(parts)).values
+
+
 def load_dataset(name: str, *, data_root: str | os.PathLike | None = None, n_train: int | None = None,
-                 n_test: int | None = None, seed: int = Config.data_seed) -> Dataset:
-    """Load a registered dataset, then take stratified subsets of ``n_train`` / ``n_test`` samples."""
+                 n_test: int | None = None, seed: int = Config.data_seed, how: str = Config.subset) -> Dataset:
+    """Load a registered dataset, then take subsets of ``n_train`` / ``n_test`` samples (``how``: :func:`subset`)."""
     loader = DATASETS.get(name, field="dataset")
     root = Path(data_root).expanduser() if data_root else default_data_root()
-    return subset(loader(root=root, seed=seed), n_train, n_test, seed)
+    return subset(loader(root=root, seed=seed), n_train, n_test, seed, how=how)
 
 
-def subset(data: Dataset, n_train: int | None, n_test: int | None, seed: int = Config.data_seed) -> Dataset:
-    """Stratified subsets of the train and test splits (a no-op for None or sizes >= the split)."""
+def subset(data: Dataset, n_train: int | None, n_test: int | None, seed: int = Config.data_seed,
+           how: str = Config.subset) -> Dataset:
+    """Subsets of the train and test splits (a no-op for None or sizes >= the split): ``how = 'stratified'``:
+    class proportions kept, random within classes (:func:`stratified_subset`, seeded by ``seed``);
+    ``'first'``: the first n in file order, per source dataset where the dataset has a grouping
+    (:func:`first_subset`; ``seed`` unused)."""
+    if how not in SUBSETS:
+        raise ValueError(f"subset: unknown choice {how!r}; valid choices: {', '.join(SUBSETS)}")
     g = torch.Generator().manual_seed(seed)
+    groups = None if data.grouping is None else torch.tensor(data.grouping)
+    take = (lambda y, n: stratified_subset(y, n, g)) if how == "stratified" else (lambda y, n: first_subset(y, n, groups))  # noqa: E731
     out = dataclasses.replace(data)
     if n_train is not None:
-        idx = stratified_subset(data.y_train, n_train, g)
+        idx = take(data.y_train, n_train)
         out.x_train, out.y_train = data.x_train[idx], data.y_train[idx]
     if n_test is not None:
-        idx = stratified_subset(data.y_test, n_test, g)
+        idx = take(data.y_test, n_test)
         out.x_test, out.y_test = data.x_test[idx], data.y_test[idx]
     return out
 
 
+def normalized(data: Dataset, how: str = Config.normalize) -> Dataset:
+    """The inputs normalised: ``'none'`` leaves them; ``'seed'`` is the seed code's torchvision
+    ``Normalize((0.5,), (0.5,))``: x -> (x - 0.5) / 0.5, pixels [0, 1] -> [-1, 1] (new tensors: the caller's stay)."""
+    if how not in NORMALIZATIONS:
+        raise ValueError(f"normalize: unknown choice {how!r}; valid choices: {', '.join(NORMALIZATIONS)}")
+    if how == "none":
+        return data
+    return dataclasses.replace(data, x_train=(data.x_train - 0.5) / 0.5, x_test=(data.x_test - 0.5) / 0.5)
+
+
+def prepare(data: Dataset, cfg) -> Dataset:
+    """A loaded dataset as a :class:`moe.config.Config` asks for it: its subsets (``n_train``, ``n_test``,
+    ``subset``, ``data_seed``), then its normalisation (``normalize``)."""
+    return normalized(subset(data, cfg.n_train, cfg.n_test, cfg.data_seed, how=cfg.subset), cfg.normalize)
+
+
 def load_for_config(cfg) -> Dataset:
-    """The dataset a :class:`moe.config.Config` asks for."""
-    return load_dataset(cfg.dataset, data_root=cfg.data_root, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.data_seed)
+    """The dataset a :class:`moe.config.Config` asks for: loaded, then :func:`prepare`."""
+    return prepare(load_dataset(cfg.dataset, data_root=cfg.data_root, seed=cfg.data_seed), cfg)

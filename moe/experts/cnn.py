@@ -50,7 +50,7 @@ class CNNExperts(ExpertBank):
     def hidden_width(cls, cfg) -> int:
         return cfg.expert_hidden
 
-    def forward_routed(self, x: Tensor, plan) -> Tensor:
+    def routed_logits(self, x: Tensor, plan) -> Tensor:
         bounds = plan.offsets.tolist()
         rows = [expert(x[plan.row_tokens[a:b]]) for expert, a, b in zip(self.experts, bounds, bounds[1:])]
         return torch.cat(rows)  # [A, C]
@@ -58,5 +58,5 @@ class CNNExperts(ExpertBank):
     def hidden_all(self, x: Tensor) -> Tensor:
         return torch.stack([expert.stem(x) for expert in self.experts], 1)  # [T, E, H]
 
-    def forward_all(self, x: Tensor) -> Tensor:
+    def all_logits(self, x: Tensor) -> Tensor:
         return torch.stack([expert(x) for expert in self.experts], 1)  # [T, E, C]

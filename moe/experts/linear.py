@@ -25,11 +25,11 @@ class LinearExperts(ExpertBank):
         """W: [E, D, C] (a transposed view of the stacked nn.Linear weights), b: [E, C]."""
         return self.stacked(lambda m: m.weight).transpose(1, 2), self.stacked(lambda m: m.bias)
 
-    def forward_routed(self, x: Tensor, plan) -> Tensor:
+    def routed_logits(self, x: Tensor, plan) -> Tensor:
         w, b = self.weights()
         x = x.flatten(1)
         return grouped_mm(x, w, plan.offsets, gather_index=plan.row_tokens, bias=b)  # [A, C]
 
-    def forward_all(self, x: Tensor) -> Tensor:
+    def all_logits(self, x: Tensor) -> Tensor:
         w, b = self.weights()
         return torch.einsum("td,edc->tec", x.flatten(1), w) + b  # [T, E, C]

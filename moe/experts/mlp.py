@@ -34,7 +34,7 @@ class MLPExperts(ExpertBank):
         w2 = self.stacked(lambda m: m[2].weight).transpose(1, 2)
         return w1, self.stacked(lambda m: m[0].bias), w2, self.stacked(lambda m: m[2].bias)
 
-    def forward_routed(self, x: Tensor, plan) -> Tensor:
+    def routed_logits(self, x: Tensor, plan) -> Tensor:
         w1, b1, w2, b2 = self.weights()
         h = torch.relu(grouped_mm(x.flatten(1), w1, plan.offsets, gather_index=plan.row_tokens, bias=b1))
         return grouped_mm(h, w2, plan.offsets, bias=b2)  # [A, C]
@@ -44,6 +44,6 @@ class MLPExperts(ExpertBank):
         w1, b1, _, _ = self.weights()
         return torch.relu(torch.einsum("td,edh->teh", x.flatten(1), w1) + b1)
 
-    def forward_all(self, x: Tensor) -> Tensor:
+    def all_logits(self, x: Tensor) -> Tensor:
         _, _, w2, b2 = self.weights()
         return torch.einsum("teh,ehc->tec", self.hidden_all(x), w2) + b2  # [T, E, C]

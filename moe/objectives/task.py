@@ -5,6 +5,9 @@ slot's expert, ``out.routing.plan.weights`` [T, k] its routing weight (0 in unus
 """
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor
 
 from moe.objectives.base import OBJECTIVES
@@ -21,6 +24,26 @@ def mixture_nll(out, y: Tensor) -> Tensor:
 
 
 mixture_nll.combine = "mixture"
+
+
+EXPECTATION_EPS = 1e-7
+
+
+@OBJECTIVES.register("expectation")
+def expectation(out, y: Tensor) -> Tensor:
+    """The seed code's 'expectation' loss (Krishnamurthy & Watkins 2021; yamsgithub/modular_deep_learning):
+    output = sum_e p_e(x) y_e(x) with y_e the experts' softmax outputs, loss NLL(log(output + 1e-7)):
+    -mean_t log(sum_e p_e(x_t) q_e(y_t | x_t) + 1e-7).
+
+    ``mixture_nll`` without the 1e-7: the two agree wherever the mixture gives the true class more than
+    ~1e-5 and differ where it gives it almost nothing (the 1e-7 caps a sample's loss at -log 1e-7 = 16.1 and
+    flattens its gradient, e.g. a sample routed only to masked experts that cannot predict its class).
+    """
+    log_p = out.log_probs.gather(1, y[:, None])  # [T, 1] log sum_e p_e q_e(y | x)
+    return -torch.logaddexp(log_p, log_p.new_tensor(math.log(EXPECTATION_EPS))).mean()
+
+
+expectation.combine = "mixture"
 
 
 @OBJECTIVES.register("cooperative")

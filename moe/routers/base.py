@@ -60,7 +60,10 @@ def check_finite(logits: Tensor) -> Tensor:
     return logits
 
 
-IMAGE_GATES = ("cnn",)  # gate networks that read the image [C, H, W] itself, not its flattened pixels
+SEED_GATE_KERNELS = {"seed_cnn": 3, "seed_cnn5": 5}  # the seed code's CNN gates: convolution kernel size
+SEED_GATE_WIDTHS = (128, 64)  # ... and their two hidden layers
+IMAGE_GATES = ("cnn", *SEED_GATE_KERNELS)  # gate networks that read the image [C, H, W] itself, not its flattened pixels
+MIN_SIDE = {"cnn": 2, **{g: k + 1 for g, k in SEED_GATE_KERNELS.items()}}  # their smallest image side (conv, then 2 x 2 pool)
 
 
 def gate_network(kind: str, input_shape: tuple[int, ...], n_out: int, hidden: int) -> nn.Module:
@@ -84,6 +87,11 @@ def gate_features(kind: str, input_shape: tuple[int, ...], hidden: int) -> tuple
       h_g = avgpool(relu(conv_2(maxpool_2(relu(conv_1(x)))))), conv_1: C -> G and conv_2: G -> G, both
       3 x 3 with padding 1; the global average pool (Lin, Chen & Yan 2014, 'Network in network') keeps h_g
       at width G for any image size, so the gate stays small.
+    - ``seed_cnn`` / ``seed_cnn5``: the seed code's MNIST / fmnist_mnist gate (yamsgithub/modular_deep_learning,
+      Krishnamurthy & Watkins 2021), layer for layer: h_g = relu(W_2 relu(W_1 flatten(maxpool_2(relu(conv(x)))))),
+      conv C -> 1 filter, 3 x 3 (``seed_cnn``: 169 on MNIST) or 5 x 5 (``seed_cnn5``: 144), no padding,
+      W_1: -> 128, W_2: 128 -> 64 (width 64, fixed: ``hidden`` does not apply). With the last layer 64 -> E:
+      30,351 parameters for E = 5 on 28 x 28 images (10 + 21,760 + 8,256 + 325), 27,232 for the 5 x 5 gate, E = 6.
     """
     if kind == "linear":
         return nn.Identity(), math.prod(input_shape)
@@ -95,6 +103,15 @@ def gate_features(kind: str, input_shape: tuple[int, ...], hidden: int) -> tuple
         return nn.Sequential(nn.Conv2d(input_shape[0], hidden, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
                              nn.AdaptiveAvgPool2d(1), nn.Flatten()), hidden  # [T, G]
+    if kind in SEED_GATE_KERNELS:
+        if not is_image(input_shape, MIN_SIDE[kind]):
+            raise ValueError(f"the {kind} gate needs image inputs [channels, height, width] of at least "
+                             f"{MIN_SIDE[kind]} x {MIN_SIDE[kind]}, got {list(input_shape)}")
+        k, (_, h, w) = SEED_GATE_KERNELS[kind], input_shape
+        first, second = SEED_GATE_WIDTHS
+        return nn.Sequential(nn.Conv2d(input_shape[0], 1, k), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(((h - k + 1) // 2) * ((w - k + 1) // 2), first), nn.ReLU(),
+                             nn.Linear(first, second), nn.ReLU()), second  # [T, 64]
     raise ValueError(f"unknown gate network {kind!r}")
 
 
@@ -104,17 +121,18 @@ def gate_input(kind: str, x: Tensor) -> Tensor:
     return x if kind in IMAGE_GATES else x.flatten(1)
 
 
-def is_image(input_shape: tuple[int, ...]) -> bool:
-    """[channels, height, width] with room for the cnn gate's 2 x 2 max-pool."""
-    return len(input_shape) == 3 and min(input_shape[1:]) >= 2
+def is_image(input_shape: tuple[int, ...], min_side: int = 2) -> bool:
+    """[channels, height, width], each side >= min_side (2: room for the cnn gate's 2 x 2 max-pool)."""
+    return len(input_shape) == 3 and min(input_shape[1:]) >= min_side
 
 
 def gate_input_problems(kind: str, input_shape: tuple[int, ...] | None, dataset: str) -> list[str]:
     """An image gate on inputs that are not images (``input_shape`` None: not known, nothing to check)."""
-    if kind not in IMAGE_GATES or input_shape is None or is_image(input_shape):
+    if kind not in IMAGE_GATES or input_shape is None or is_image(input_shape, MIN_SIDE[kind]):
         return []
     fits = [g for g in GATES if g not in IMAGE_GATES]
-    return [f"gate: the {kind} gate needs image inputs [channels, height, width] of at least 2 x 2; dataset {dataset!r} "
+    side = MIN_SIDE[kind]
+    return [f"gate: the {kind} gate needs image inputs [channels, height, width] of at least {side} x {side}; dataset {dataset!r} "
             f"gives {list(input_shape)}; valid choices for it: {', '.join(fits)}"]
 
 

@@ -43,6 +43,17 @@ def test_mixture_nll_by_hand():
     assert float(OBJECTIVES.get("mixture_nll")(out, Y0)) == pytest.approx(-math.log(0.5 * 0.8 + 0.5 * 0.2), abs=1e-6)
 
 
+def test_expectation_is_the_seed_codes_loss_by_hand():
+    """-log(sum_e p_e q_e(y) + 1e-7): the mixture NLL where the mixture gives y a fair share, capped where it does not."""
+    out = fixed_model("expectation", [0.5, 0.5], Q)(torch.zeros(1, 1))
+    assert float(OBJECTIVES.get("expectation")(out, Y0)) == pytest.approx(-math.log(0.5 * 0.8 + 0.5 * 0.2 + 1e-7), abs=1e-6)
+    tiny = [[1 - 1e-12, 1e-12], [1 - 1e-12, 1e-12]]  # both experts give class 1 probability 1e-12
+    out = fixed_model("expectation", [0.5, 0.5], tiny)(torch.zeros(1, 1))
+    y1 = torch.tensor([1])
+    assert float(OBJECTIVES.get("expectation")(out, y1)) == pytest.approx(-math.log(1e-12 + 1e-7), rel=1e-4)  # ~16.1
+    assert float(OBJECTIVES.get("mixture_nll")(out, y1)) == pytest.approx(-math.log(1e-12), rel=1e-4)  # ~27.6
+
+
 def test_cooperative_blends_the_experts_before_the_loss():
     out = fixed_model("cooperative", [0.5, 0.5], Q)(torch.zeros(1, 1))
     assert float(OBJECTIVES.get("cooperative")(out, Y0)) == pytest.approx(math.log(2), abs=1e-6)  # equal blend: uniform
