@@ -43,7 +43,7 @@ from bench.sweep.cluster import QUIET_ENV, connect, nodes, quiet_ray_logs, resol
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
 from bench.sweep.spec import SweepError, Trial
-from bench.sweep.trial import FAULTS, dataset_key, is_fault, trainable
+from bench.sweep.trial import FAULTS, data_source, dataset_key, is_fault, trainable, with_preset
 from bench.table import build as build_tables
 from moe.config import Config
 from moe.data import load_dataset
@@ -105,17 +105,15 @@ def latest_states(folder: SweepDir, trials: list[Trial]) -> dict[int, bytes]:
 
 def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
     """Each dataset the trials need, loaded once at full size (the runs take their own subsets)."""
-    defaults = Config()
     out: dict[str, dict[str, Any]] = {}
     for t in trials:
         key = dataset_key(t.config)
         if key not in out:
-            c = t.config
+            name, root, seed = data_source(t.config)
             try:
-                out[key] = load_dataset(c.get("dataset", defaults.dataset), data_root=c.get("data_root"),
-                                        seed=c.get("data_seed", defaults.data_seed)).to_numpy()
+                out[key] = load_dataset(name, data_root=root, seed=seed).to_numpy()
             except (FileNotFoundError, OSError, ValueError) as err:  # missing or damaged files (DataFileError)
-                raise SweepError(f"dataset {c.get('dataset')!r}: cannot load it: {err}") from None
+                raise SweepError(f"dataset {name!r}: cannot load it: {err}") from None
     return out
 
 
@@ -246,6 +244,6 @@ def _scheduler(name: str | None, todo: list[Trial]):
         return None
     from ray.tune.schedulers import ASHAScheduler  # deferred: Ray (see _run_trials)
 
-    epochs = max(int(t.config.get("epochs", Config().epochs) or 1) for t in todo)
+    epochs = max(int(with_preset(t.config).get("epochs", Config().epochs) or 1) for t in todo)
     return ASHAScheduler(time_attr="epoch", metric="test_accuracy", mode="max", max_t=max(epochs, 1),
                          grace_period=max(1, epochs // 4), reduction_factor=2, stop_last_trials=False)

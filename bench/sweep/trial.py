@@ -32,7 +32,7 @@ import numpy as np
 import moe.train
 from bench.sweep.layout import STATE_FILE
 from moe.checkpoint import StateMismatch
-from moe.config import Config
+from moe.config import Config, preset_values
 from moe.record import atomic_write_bytes, jsonable
 
 EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "epoch_s")
@@ -56,11 +56,22 @@ def is_fault(kind: str) -> bool:
     return kind in FAULTS[:2] or crash_epoch(kind) is not None
 
 
+def with_preset(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial config with its preset's fields under its own (what the run will use for the fields it sets)."""
+    return {**preset_values(config.get("preset")), **config}
+
+
+def data_source(config: dict[str, Any]) -> tuple[str, str | None, int]:
+    """(dataset, data root, data seed) of a trial config, its preset's values under its own, else the defaults."""
+    c = with_preset(config)
+    defaults = Config()
+    return c.get("dataset", defaults.dataset), c.get("data_root"), c.get("data_seed", defaults.data_seed)
+
+
 def dataset_key(config: dict[str, Any]) -> str:
     """Which loaded dataset a trial config needs: name, data root and data seed (the subsets are the run's job)."""
-    defaults = Config()
-    return (f"{config.get('dataset', defaults.dataset)}|{config.get('data_root') or ''}|"
-            f"{config.get('data_seed', defaults.data_seed)}")
+    name, root, seed = data_source(config)
+    return f"{name}|{root or ''}|{seed}"
 
 
 def poisoned(data: dict[str, Any]) -> dict[str, Any]:

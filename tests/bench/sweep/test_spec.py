@@ -213,3 +213,12 @@ def test_data_root_flag_reaches_every_trial(sweep_file, tmp_path, capsys):
     assert len(lines) == 4 and all(f'"data_root": "{tmp_path}"' in ln for ln in lines)
     assert cli.main(["--resume", str(tmp_path), "--data-root", str(tmp_path)]) == 2
     assert "no --set, --data-root or --out" in capsys.readouterr().err
+
+
+def test_a_trial_that_names_only_a_preset_loads_the_presets_dataset():
+    from bench.sweep.trial import data_source, dataset_key
+
+    assert data_source({"preset": "seed_mnist"})[0] == "mnist"
+    assert data_source({"preset": "seed_mnist", "dataset": "fmnist"})[0] == "fmnist"  # its own field wins
+    assert dataset_key({"preset": "seed_fmnist_mnist", "data_root": "/d"}) == "fmnist_mnist|/d|0"
+    assert dataset_key({}) == "gm6||0"
