@@ -48,9 +48,11 @@ operationalisation**).
   for each sample the majority class of its expert (= purity).
 - **Cheating index** = (r - b) / (max(acc, r) - b): the share of the best above-baseline accuracy that the
   router alone achieves; 1 = the router alone does as well as the mixture or better, 0 = the routing carries
-  no class information. It lies in [0, 1] by construction, not by a clip: r >= b always (the most frequent
-  class alone already scores b within the experts' columns), and max(acc, r) >= r. The reference max(acc, r)
-  is the better of the two classifiers the model holds: the router alone and the whole mixture. (The first
+  no class information. It lies in [0, 1] by construction, not by a clip: r >= b always (each expert's
+  majority count is at least its count of the overall most frequent class, and those counts sum to b N),
+  and max(acc, r) >= r. The reference max(acc, r) is the better of the two classifiers the model holds: the
+  router alone and the whole mixture. The baseline b is the majority share rather than 1/C (the same on a
+  balanced split) so that the lower bound is exact and a class imbalance is not read as routing. (The first
   version, (r - 1/C) / (acc - 1/C), exceeded 1 when the router alone beat the mixture and exploded as the
   accuracy neared chance: 1.76 and 9.82 were seen.) On a finite test split r is biased upwards by roughly
   sqrt(E / N), each expert's majority class being picked from its own samples, so a hash router scores a
