@@ -29,6 +29,7 @@ import torch
 
 from moe.config import ConfigError
 from moe.data import Dataset, load_for_config
+from moe.data.mnist import DataFileError
 from moe.evaluate import eval_batch_size, evaluate
 from moe.model import MixtureOfExperts, build_model
 from moe.scores import cheating_undefined
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
               if v is not None}
     try:
         results = run_controls(args.dataset, seed=args.seed, epochs=args.epochs, **fields)
-    except (ConfigError, OSError) as exc:
+    except (ConfigError, DataFileError, OSError) as exc:
         print("error: " + str(exc).replace("\n", "; "), file=sys.stderr)
         return 2
     if args.json:

@@ -82,10 +82,15 @@ def test_table_and_json(results, capsys, gm6, monkeypatch):
     assert rows[2]["cheating_undefined"] == "collapsed" and rows[2]["cheating_index"] is None
 
 
-def test_bad_dataset_is_one_error_line(capsys):
-    assert controls.main(["--dataset", "mnistt"]) == 2
+@pytest.mark.parametrize("argv,words", [
+    (["--dataset", "mnistt"], "did you mean 'mnist'"),
+    (["--dataset", "mnist", "--data-root", "/nowhere/at/all"], "dataset files not found"),
+    (["--epochs", "0"], "epochs"),
+])
+def test_bad_input_is_one_error_line(capsys, argv, words):
+    assert controls.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "did you mean 'mnist'" in err and len(err.splitlines()) == 1
+    assert err.startswith("error: ") and words in err and len(err.splitlines()) == 1
 
 
 def test_images_take_the_black_box_gate(fake_mnist_root):
