@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
-from moe.config import ConfigError
-from moe.data import Dataset, load_for_config
+from moe.config import Config, ConfigError
+from moe.data import Dataset, declared_input_shape, load_for_config, subset
 from moe.data.mnist import DataFileError
 from moe.evaluate import eval_batch_size, evaluate
 from moe.model import MixtureOfExperts, build_model
@@ -45,19 +45,20 @@ EXPECTED = {
     "hash": "cheating index ~0 (the routing ignores the class)",
     "collapsed": "cheating index NaN: collapsed (every sample on one expert)",
 }
+EPOCHS = 10  # training epochs of each control (gm6: the hash control's experts reach ~0.8 accuracy)
 CONSTANT_LOGIT = 10.0  # a constant expert's logit for its class (0 elsewhere): p(class) = 1 - O(C e^-10)
 COLUMNS = ("accuracy", "router_only_accuracy", "cheating_index", "expert_prediction_entropy", "nmi",
            "busiest_share", "collapsed", "near_chance")
 
 
-def control_config(kind: str, dataset: str = "gm6", *, n_classes: int, seed: int = 0, epochs: int = 10,
-                   **fields: Any):
+def control_config(kind: str, dataset: str = Config.dataset, *, n_classes: int, seed: int = Config.seed,
+                   epochs: int = EPOCHS, **fields: Any):
     """The validated config of one control: E = C linear experts; ``hash`` uses the hash router, the others a
     dense softmax router (a linear gate; ``cheater`` on images: the black-box mlp gate). ``fields``: more
     config fields (data_root, n_train, n_test, lr, device, ...)."""
     if kind not in CONTROLS:
         raise ConfigError([f"control: unknown control {kind!r}; choose one of {', '.join(CONTROLS)}"])
-    image = dataset != "gm6"
+    image = len(declared_input_shape(dataset) or ()) == 3  # [channels, height, width]
     gate = "mlp" if kind == "cheater" and image else "linear"
     return as_config({"dataset": dataset, "experts": n_classes, "expert": "linear",
                       "router": "hash" if kind == "hash" else "softmax", "gate": gate, "seed": seed,
@@ -127,13 +128,13 @@ def collapsed(cfg, data: Dataset) -> dict[str, Any]:
     return _trained_and_scored(cfg, data, route_all_to_expert_zero)
 
 
-def run_controls(dataset: str = "gm6", *, seed: int = 0, epochs: int = 10, data: Dataset | None = None,
-                 **fields: Any) -> dict[str, dict[str, float]]:
+def run_controls(dataset: str = Config.dataset, *, seed: int = Config.seed, epochs: int = EPOCHS,
+                 data: Dataset | None = None, **fields: Any) -> dict[str, dict[str, float]]:
     """Train and score the three controls on ``dataset``; control name -> its test scores (a run record's
-    ``test``: every score of ``moe.scores.score`` and the loss). ``fields``: more config fields (data_root,
-    n_train, n_test, lr, device, threads)."""
+    ``test``: every score of ``moe.scores.score`` and the loss). ``data``: the dataset, loaded once by the
+    caller (else loaded here); ``fields``: more config fields (data_root, n_train, n_test, lr, device, threads)."""
     probe = as_config({"dataset": dataset, "seed": seed, **fields})
-    data = load_for_config(probe) if data is None else data
+    data = load_for_config(probe) if data is None else subset(data, probe.n_train, probe.n_test, probe.data_seed)
     out: dict[str, dict[str, float]] = {}
     with torch_threads(probe.threads), torch.random.fork_rng():  # moe.train.run sets the threads and reseeds
         for kind in CONTROLS:
@@ -158,7 +159,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def markdown(results: dict[str, dict[str, float]], dataset: str = "gm6") -> str:
+def markdown(results: dict[str, dict[str, float]], dataset: str = Config.dataset) -> str:
     """The controls as a Markdown table, with a footer that links the score definitions."""
     rows = summary_rows(results)
     head = ["control", *COLUMNS, "undefined because", "expected"]
@@ -173,26 +174,27 @@ def markdown(results: dict[str, dict[str, float]], dataset: str = "gm6") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m moe.controls",
-                                 description="Train and score the positive and negative controls of the cheating scores.")
-    ap.add_argument("--dataset", default="gm6", help="a registered dataset (default gm6)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=10)
+                                 description="Train and score the positive and negative controls of the cheating "
+                                             "scores (defaults: those of run_controls).")
+    ap.add_argument("--dataset", default=None, help=f"a registered dataset (default {Config.dataset})")
+    ap.add_argument("--seed", type=int, default=None, help=f"model seed (default {Config.seed})")
+    ap.add_argument("--epochs", type=int, default=None, help=f"training epochs of each control (default {EPOCHS})")
     ap.add_argument("--data-root", default=None, help="MNIST-family files")
-    ap.add_argument("--n-train", type=int, default=None)
-    ap.add_argument("--n-test", type=int, default=None)
+    ap.add_argument("--n-train", type=int, default=None, help="stratified training subset")
+    ap.add_argument("--n-test", type=int, default=None, help="stratified test subset")
     ap.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
-    args = ap.parse_args(argv)
-    fields = {k: v for k, v in (("data_root", args.data_root), ("n_train", args.n_train), ("n_test", args.n_test))
-              if v is not None}
+    args = vars(ap.parse_args(argv))
+    as_json = args.pop("json")
+    given = {k: v for k, v in args.items() if v is not None}  # the rest keep run_controls' defaults
     try:
-        results = run_controls(args.dataset, seed=args.seed, epochs=args.epochs, **fields)
+        results = run_controls(**given)
     except (ConfigError, DataFileError, OSError) as exc:
         print("error: " + str(exc).replace("\n", "; "), file=sys.stderr)
         return 2
-    if args.json:
+    if as_json:
         print(json.dumps(summary_rows(results), indent=1, default=str).replace("NaN", "null"))
     else:
-        sys.stdout.write(markdown(results, args.dataset))
+        sys.stdout.write(markdown(results, given.get("dataset", Config.dataset)))
     return 0
 
 

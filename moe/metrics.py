@@ -18,7 +18,8 @@ expert) are counted by ``dropped`` (their share of N) and excluded from everythi
 assignment: the allocation matrix, ``mi_bits``, ``nmi``, ``purity``, the usage scores (``busiest_share``
 and ``collapsed`` too), ``router_only_accuracy``, ``near_chance`` and ``cheating_index`` (whose accuracy is
 then the accuracy on the kept samples), ``expert_prediction_entropy`` and the partition scores.
-``accuracy``, the oracle error split and the weight-based scores use all N samples. When every sample is dropped the assignment scores are NaN.
+``accuracy``, the oracle error split and the weight-based scores use all N samples. When every sample is
+dropped the assignment scores are NaN.
 
 Every count is one ``bincount`` over ``row * n_cols + col``: no Python loop over samples, so 70,000
 samples x 64 experts take milliseconds on a CPU. Entropies use natural logarithms unless named ``_bits``;
@@ -35,7 +36,8 @@ __all__ = [
     "allocation", "stability", "contingency", "entropy",
     "mutual_information_bits", "nmi", "adjusted_rand_index", "purity", "usage_entropy", "perplexity",
     "dead_experts", "importance_cv2", "routing_entropy", "max_weight", "error_attribution",
-    "router_only_accuracy", "busiest_share", "collapsed", "COLLAPSE_SHARE", "as_ints", "check_sizes", "bincount2", "as_float",
+    "router_only_accuracy", "busiest_share", "collapsed", "COLLAPSE_SHARE", "as_ints", "check_sizes", "bincount2",
+    "as_float",
 ]
 
 NAN = float("nan")
