@@ -192,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: " + str(exc).replace("\n", "; "), file=sys.stderr)
         return 2
     if as_json:
-        print(json.dumps(summary_rows(results), indent=1, default=str).replace("NaN", "null"))
+        rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+                for r in summary_rows(results)]
+        print(json.dumps(rows, indent=1, allow_nan=False))  # NaN as null: strict JSON
     else:
         sys.stdout.write(markdown(results, given.get("dataset", Config.dataset)))
     return 0

@@ -80,6 +80,7 @@ def test_table_and_json(results, capsys, gm6, monkeypatch):
     rows = json.loads(capsys.readouterr().out)
     assert [r["control"] for r in rows] == list(controls.CONTROLS)
     assert rows[2]["cheating_undefined"] == "collapsed" and rows[2]["cheating_index"] is None
+    assert rows[2]["expected"] == controls.EXPECTED["collapsed"] and "NaN" in rows[2]["expected"]
 
 
 @pytest.mark.parametrize("argv,words", [
