@@ -1,6 +1,7 @@
 """The building blocks of the interpretability scores of a mixture of experts: what the gate learned, and
 whom to blame for each error. ``moe.scores`` registers every score (name, direction, what it needs, its
-definition) and computes them all at once (``moe.scores.score``); :func:`stability` compares two runs.
+definition) and computes them all at once (``moe.scores.score``); :func:`stability` compares two runs;
+``moe.cheating`` holds the cheating diagnosis (cheating index, expert prediction entropy, near chance).
 
 Letters: N samples (the test split), C classes, E experts, G groups of classes.
 
@@ -14,10 +15,11 @@ Inputs of ``moe.scores.score`` (torch tensors, or anything ``torch.as_tensor`` a
 
 Dropped samples (``assignment == -1``: expert-choice routing or a capacity limit left the sample to no
 expert) are counted by ``dropped`` (their share of N) and excluded from everything computed from the
-assignment: the allocation matrix, ``mi_bits``, ``nmi``, ``purity``, the usage scores,
-``router_only_accuracy``, ``cheating_index`` (whose accuracy is then the accuracy on the kept samples),
-``expert_constancy`` and the partition scores. ``accuracy``, the oracle error split and the
-weight-based scores use all N samples. When every sample is dropped the assignment scores are NaN.
+assignment: the allocation matrix, ``mi_bits``, ``nmi``, ``purity``, the usage scores (``busiest_share``
+and ``collapsed`` too), ``router_only_accuracy``, ``near_chance`` and ``cheating_index`` (whose accuracy is
+then the accuracy on the kept samples), ``expert_prediction_entropy`` and the partition scores.
+``accuracy``, the oracle error split and the weight-based scores use all N samples. When every sample is
+dropped the assignment scores are NaN.
 
 Every count is one ``bincount`` over ``row * n_cols + col``: no Python loop over samples, so 70,000
 samples x 64 experts take milliseconds on a CPU. Entropies use natural logarithms unless named ``_bits``;
@@ -34,10 +36,12 @@ __all__ = [
     "allocation", "stability", "contingency", "entropy",
     "mutual_information_bits", "nmi", "adjusted_rand_index", "purity", "usage_entropy", "perplexity",
     "dead_experts", "importance_cv2", "routing_entropy", "max_weight", "error_attribution",
-    "router_only_accuracy", "cheating_index", "expert_constancy", "as_ints", "check_sizes", "bincount2", "as_float",
+    "router_only_accuracy", "busiest_share", "collapsed", "COLLAPSE_SHARE", "as_ints", "check_sizes", "bincount2",
+    "as_float",
 ]
 
 NAN = float("nan")
+COLLAPSE_SHARE = 0.99  # a run is collapsed when its busiest expert takes at least this share of the kept samples
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -227,6 +231,27 @@ def dead_experts(counts, threshold: float = 0.01) -> float:
     return _f((c / n < threshold).double().mean()) if n > 0 else NAN
 
 
+def busiest_share(counts) -> float:
+    """Share of the assigned samples on the busiest expert: max_e n_e / sum_e n_e of the counts [E].
+
+    1/E = balanced, 1 = every sample on one expert. NaN when no sample was assigned.
+    """
+    c = torch.as_tensor(counts).double()
+    n = _f(c.sum())
+    return _f(c.max()) / n if n > 0 else NAN
+
+
+def collapsed(counts, threshold: float = COLLAPSE_SHARE) -> float:
+    """1.0 when the busiest expert takes at least ``threshold`` (99%) of the assigned samples, else 0.0.
+
+    A collapsed run learned no split of the inputs (with E = 1 every run is collapsed). The 99% is the
+    seed code's own reading of its fmnist_mnist runs ('5 of 10 runs send >= 99% of test samples to one
+    expert'); the flag is this project's operationalisation. NaN when no sample was assigned.
+    """
+    share = busiest_share(counts)
+    return NAN if math.isnan(share) else float(share >= threshold)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Scores of the routing weights [N, E]
 # ---------------------------------------------------------------------------------------------------
@@ -260,7 +285,7 @@ def max_weight(weights) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Error attribution and cheating
+# Error attribution
 # ---------------------------------------------------------------------------------------------------
 
 def error_attribution(labels, preds, expert_preds) -> dict[str, float]:
@@ -283,42 +308,6 @@ def error_attribution(labels, preds, expert_preds) -> dict[str, float]:
         "oracle_accuracy": 1.0 - expert_error,
         "mixture_only_correct": _f((right & ~any_expert).double().mean()),
     }
-
-
-def cheating_index(router_only: float, accuracy: float, n_classes: int) -> float:
-    """How much of the accuracy above chance the router alone achieves.
-
-    cheating_index = (router_only_accuracy - 1/C) / (accuracy - 1/C); NaN when accuracy <= 1/C.
-    1 = the router alone solves the task as well as the mixture (the experts add nothing: the
-    'cheating' of the Implicit Mixture of Interpretable Experts paper, 2022); 0 = the routing carries no
-    class information beyond chance. This operationalisation is this project's (its full text was not
-    available to us). Values above 1 mean the router alone beats the mixture.
-    """
-    chance = 1.0 / n_classes
-    if math.isnan(accuracy) or math.isnan(router_only) or accuracy <= chance:
-        return NAN
-    return (router_only - chance) / (accuracy - chance)
-
-
-def expert_constancy(assignment, expert_preds, n_classes: int, n_experts: int) -> float:
-    """Mean over used experts of the entropy of the expert's own predictions on its samples, / log C.
-
-    For expert e, the distribution of expert_preds[x, e] over the samples x assigned to e; its entropy
-    divided by log C, averaged over the experts with at least one sample. 0 = every expert is a
-    constant (the cheating of the Implicit Mixture of Interpretable Experts paper, 2022; this
-    project's operationalisation). Dropped samples are excluded; 0 for C = 1; NaN when no expert is used.
-    """
-    a = torch.as_tensor(assignment).long()
-    kept = a >= 0
-    a = a[kept]
-    own = torch.as_tensor(expert_preds).long()[kept].gather(1, a[:, None]).squeeze(1)
-    table = bincount2(a, own, n_experts, n_classes)  # [E, C]
-    used = table.sum(1) > 0
-    if not bool(used.any()):
-        return NAN
-    if n_classes == 1:
-        return 0.0
-    return _f(entropy(table[used], dim=1).mean()) / math.log(n_classes)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,21 +1,24 @@
 """The registry of scores: each score's name, direction (higher, lower or neutral: lm-evaluation-harness's
-``higher_is_better``), what it needs, a one-line definition and how :func:`score` computes it.
+``higher_is_better``), what it needs, a one-line definition, its formula, range and source, whether it is
+this project's own operationalisation (``ours``) and how :func:`score` computes it.
 
 ``DIRECTIONS`` (what the sweep tables show), ``SCORE_KEYS`` (the keys :func:`score` returns, by the optional
 argument they need) and :func:`score` itself are all read from ``SCORES``: adding a score is one
 ``_add(...)`` line below. The registration order is the display order. The formulas and sources are in the
-building blocks of ``moe.metrics``; the shapes of the inputs and the handling of dropped samples are in
-its module docstring.
+building blocks of ``moe.metrics`` and ``moe.cheating``; the shapes of the inputs and the handling of
+dropped samples are in the docstring of ``moe.metrics``. ``docs/scores.md`` (``DOCS``), the definitions for
+users, is generated from this registry by ``python -m moe.score_docs`` and checked against it by a test.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
+from moe import cheating as ch
 from moe import metrics as m
 from moe.registry import Registry
 
@@ -32,6 +35,9 @@ NEEDS: dict[str, str | None] = {
 }
 COMPUTED_ELSEWHERE = ("loss", "two runs")
 DIRECTION_NAMES = ("higher", "lower", "neutral")
+DOCS = "docs/scores.md"  # the users' definitions of the scores, generated from SCORES (moe.score_docs)
+# Scores renamed since earlier records: old key -> new key (same values). A reader of old records maps them.
+RENAMED: dict[str, str] = {"expert_constancy": "expert_prediction_entropy"}
 
 
 @dataclass(frozen=True)
@@ -39,17 +45,24 @@ class Score:
     name: str
     direction: str  # higher | lower | neutral (neither direction is better in itself)
     needs: str  # a key of NEEDS
-    definition: str  # one line
+    definition: str  # one line, in words
+    formula: str  # one line, in symbols (the letters of docs/scores.md)
+    range: str  # the values it can take, e.g. "[0, 1]"; "or NaN" where it can be undefined
+    source: str  # where the formula comes from
+    ours: bool  # this project's operationalisation (not a published formula taken as it is)
     compute: Callable[[Inputs], float] | None = None  # None: not computed by score() (needs computed elsewhere)
 
 
 SCORES: Registry = Registry("score")
 
 
-def _add(name: str, direction: str, needs: str, definition: str, compute: Callable[[Inputs], float] | None = None) -> None:
+def _add(name: str, direction: str, needs: str, definition: str, compute: Callable[[Inputs], float] | None = None,
+         *, formula: str, range: str, source: str, ours: bool) -> None:
     if direction not in DIRECTION_NAMES or needs not in NEEDS or (compute is None) != (needs in COMPUTED_ELSEWHERE):
         raise ValueError(f"score {name!r}: bad direction {direction!r}, needs {needs!r} or compute")
-    SCORES.register(name)(Score(name, direction, needs, definition, compute))
+    if not all(isinstance(t, str) and t.strip() and "\n" not in t for t in (definition, formula, range, source)):
+        raise ValueError(f"score {name!r}: definition, formula, range and source must each be one non-empty line")
+    SCORES.register(name)(Score(name, direction, needs, definition, formula, range, source, bool(ours), compute))
 
 
 class Inputs:
@@ -122,54 +135,109 @@ def _partition_scores(alloc: torch.Tensor, grouping: Sequence[int], n_classes: i
 # The scores, in display order
 # ---------------------------------------------------------------------------------------------------
 
+_STD = "standard"
+_ATTRIB = "after Ismail et al. 2023 (Interpretable Mixture of Experts: oracle routing); the split of the errors is ours"
+_CHEAT = "after Elazar & Taylor 2022 (Implicit Mixture of Interpretable Experts: the router 'cheats'); formula ours"
+
 _add("accuracy", "higher", "predictions", "share of samples the mixture classifies correctly",
-     lambda i: float(i.right.double().mean()))
+     lambda i: float(i.right.double().mean()),
+     formula="(1/N) sum_x [yhat(x) = y(x)]", range="[0, 1]", source=_STD, ours=False)
 _add("dropped", "lower", "allocation", "share of samples no expert took (expert choice, a capacity limit)",
-     lambda i: float((~i.kept).double().mean()))
+     lambda i: float((~i.kept).double().mean()),
+     formula="(1/N) sum_x [a(x) = -1]", range="[0, 1]",
+     source="a count (capacity limits: Fedus et al. 2021; expert choice: Zhou et al. 2022)", ours=False)
 _add("mi_bits", "higher", "allocation", "mutual information I(E; Y) in bits of the class x expert allocation",
-     lambda i: m.mutual_information_bits(i.alloc))
+     lambda i: m.mutual_information_bits(i.alloc),
+     formula="sum_ce p_ce log2(p_ce / (p_c p_e)), p = A / N", range="[0, log2 min(C, E)] bits, or NaN",
+     source="Cover & Thomas eq. 2.28; the I(E; Y) of Krishnamurthy & Watkins 2021", ours=False)
 _add("nmi", "higher", "allocation", "I(E; Y) / mean(H(E), H(Y)) of the allocation, in [0, 1]",
-     lambda i: m.nmi(i.alloc))
-_add("purity", "higher", "allocation", "(1/N) sum_e max_c A[c, e]: the share of each expert's majority class",
-     lambda i: m.purity(i.alloc))
-_add("usage_entropy", "higher", "allocation", "H(E) / log E of the expert sample counts; 1 = balanced",
-     lambda i: m.usage_entropy(i.usage))
-_add("perplexity", "neutral", "allocation", "exp H(E): the effective number of experts used (grows with E)",
-     lambda i: m.perplexity(i.usage))
+     lambda i: m.nmi(i.alloc),
+     formula="I(E; Y) / ((H(E) + H(Y)) / 2)", range="[0, 1], or NaN",
+     source="Strehl & Ghosh 2002 (arithmetic-mean normalisation, scikit-learn's default)", ours=False)
+_add("purity", "higher", "allocation", "share of the samples that belong to the majority class of their expert",
+     lambda i: m.purity(i.alloc),
+     formula="(1/N) sum_e max_c A[c, e]", range="[b, 1], or NaN", source="Manning et al. 2008, sec. 16.3", ours=False)
+_add("usage_entropy", "higher", "allocation", "entropy of the expert sample counts over its maximum; 1 = balanced",
+     lambda i: m.usage_entropy(i.usage),
+     formula="H(E) / log E (1 when E = 1)", range="[0, 1], or NaN",
+     source="Pielou's evenness (1966); the seed papers report H(E) in bits", ours=False)
+_add("perplexity", "neutral", "allocation", "the effective number of experts used (grows with E)",
+     lambda i: m.perplexity(i.usage),
+     formula="exp H(E)", range="[1, E], or NaN", source="Hill number of order 1 (standard)", ours=False)
 _add("dead_experts", "lower", "allocation", "share of experts that get under 1% of the samples",
-     lambda i: m.dead_experts(i.usage))
-_add("importance_cv2", "lower", "weights", "CV^2 of the experts' summed routing weights (Shazeer et al. 2017)",
-     lambda i: m.importance_cv2(i.weights))
+     lambda i: m.dead_experts(i.usage),
+     formula="(1/E) sum_e [n_e / N < 0.01]", range="[0, 1 - 1/E], or NaN", source="ours (the 1% threshold)", ours=True)
+_add("busiest_share", "lower", "allocation", "share of the samples on the busiest expert",
+     lambda i: m.busiest_share(i.usage),
+     formula="max_e n_e / N", range="[1/E, 1], or NaN", source="ours (defines collapse)", ours=True)
+_add("collapsed", "lower", "allocation",
+     f"1 when one expert takes at least {m.COLLAPSE_SHARE:.0%} of the samples (the run learned no split), else 0",
+     lambda i: m.collapsed(i.usage),
+     formula=f"[busiest_share >= {m.COLLAPSE_SHARE}]", range="{0, 1}, or NaN",
+     source="ours; the threshold is the seed code's '>= 99% of test samples on one expert'", ours=True)
+_add("importance_cv2", "lower", "weights", "CV^2 of the experts' summed routing weights",
+     lambda i: m.importance_cv2(i.weights),
+     formula="Var_e(imp_e) / Mean_e(imp_e)^2, imp_e = sum_x w_e(x) (population variance)",
+     range="[0, E - 1], or NaN", source="Shazeer et al. 2017, eq. 6", ours=False)
 _add("routing_entropy", "lower", "weights", "mean per-sample entropy of the routing weights, in nats (crisp = 0)",
-     lambda i: m.routing_entropy(i.weights))
+     lambda i: m.routing_entropy(i.weights),
+     formula="(1/N) sum_x -sum_e w_e(x) log w_e(x) (rows renormalised)", range="[0, log E] nats",
+     source="Shannon entropy of each sample's routing weights (standard)", ours=False)
 _add("max_weight", "higher", "weights", "mean over samples of the largest routing weight",
-     lambda i: m.max_weight(i.weights))
+     lambda i: m.max_weight(i.weights),
+     formula="(1/N) sum_x max_e w_e(x)", range="[0, 1] (>= 1/E for weights that sum to 1)",
+     source="ours (a plain summary of routing sharpness)", ours=True)
 _add("partition_nmi", "higher", "grouping", "NMI between the expert and the group of the label",
-     lambda i: i.partition["partition_nmi"])
+     lambda i: i.partition["partition_nmi"],
+     formula="nmi of the group x expert table (the rows of A summed per group)", range="[0, 1], or NaN",
+     source="Strehl & Ghosh 2002; scoring against a grouping of the classes (fmnist_mnist: fashion / digits) is ours",
+     ours=True)
 _add("partition_ari", "higher", "grouping", "adjusted Rand index between the expert and the group of the label",
-     lambda i: i.partition["partition_ari"])
+     lambda i: i.partition["partition_ari"],
+     formula="ARI of the group x expert table", range="[-1, 1] (about 0 = independent), or NaN",
+     source="Hubert & Arabie 1985; scoring against a grouping of the classes is ours", ours=True)
 _add("expert_error", "lower", "oracle", "share of samples no expert classifies correctly (no routing could fix them)",
-     lambda i: i.attribution["expert_error"])
+     lambda i: i.attribution["expert_error"],
+     formula="(1/N) sum_x [no e: yhat_e(x) = y(x)]", range="[0, 1]", source=_ATTRIB, ours=True)
 _add("gate_error", "lower", "oracle", "share misclassified although some expert was right (the routing's fault)",
-     lambda i: i.attribution["gate_error"])
-_add("oracle_accuracy", "higher", "oracle", "accuracy of an oracle router: 1 - expert_error",
-     lambda i: i.attribution["oracle_accuracy"])
+     lambda i: i.attribution["gate_error"],
+     formula="(1/N) sum_x [yhat(x) != y(x) and some e: yhat_e(x) = y(x)]", range="[0, 1]", source=_ATTRIB, ours=True)
+_add("oracle_accuracy", "higher", "oracle", "accuracy of an oracle router that picks a correct expert where one exists",
+     lambda i: i.attribution["oracle_accuracy"],
+     formula="1 - expert_error", range="[0, 1]", source=_ATTRIB, ours=True)
 _add("mixture_only_correct", "neutral", "oracle",  # helps accuracy, but no single expert explains those samples
      "share the mixture gets right though no single expert does",
-     lambda i: i.attribution["mixture_only_correct"])
+     lambda i: i.attribution["mixture_only_correct"],
+     formula="(1/N) sum_x [yhat(x) = y(x) and no e: yhat_e(x) = y(x)]", range="[0, 1]", source=_ATTRIB, ours=True)
 _add("router_only_accuracy", "neutral", "allocation",  # high is good only together with a low cheating_index
      "accuracy of the router alone, predicting its expert's majority class (= purity)",
-     lambda i: m.router_only_accuracy(i.alloc))
-_add("cheating_index", "lower", "allocation", "(router_only_accuracy - 1/C) / (accuracy on kept samples - 1/C)",
-     lambda i: m.cheating_index(m.router_only_accuracy(i.alloc), i.kept_accuracy, i.C))
-_add("expert_constancy", "neutral", "oracle",  # 0 flags cheating, yet a specialist should predict few classes
-     "mean entropy / log C of each used expert's own predictions on its samples",
-     lambda i: m.expert_constancy(i.a, i.expert_preds, i.C, i.E))
+     lambda i: m.router_only_accuracy(i.alloc),
+     formula="r = (1/N) sum_e max_c A[c, e]", range="[b, 1], or NaN", source=_CHEAT, ours=True)
+_add("near_chance", "lower", "allocation",
+     f"1 when the accuracy closes at most {ch.NEAR_CHANCE:.0%} of the gap from the majority baseline to 1, else 0",
+     lambda i: ch.near_chance(i.kept_accuracy, ch.majority_share(i.alloc)),
+     formula=f"[acc - b <= {ch.NEAR_CHANCE} (1 - b)]", range="{0, 1}, or NaN",
+     source="ours (Cohen's kappa against the majority baseline at most 0.1)", ours=True)
+_add("cheating_index", "lower", "allocation",
+     "share of the best above-baseline accuracy that the router alone achieves; NaN if collapsed or near chance",
+     lambda i: ch.cheating_index(i.alloc, i.kept_accuracy),
+     formula="(r - b) / (max(acc, r) - b); NaN when collapsed = 1 or near_chance = 1", range="[0, 1], or NaN",
+     source=_CHEAT, ours=True)
+_add("expert_prediction_entropy", "neutral", "oracle",  # 0 flags cheating, yet a specialist predicts few classes
+     "mean entropy / log C of each used expert's own predictions on its samples; 0 = every expert a constant",
+     lambda i: ch.expert_prediction_entropy(i.a, i.expert_preds, i.C, i.E),
+     formula="mean over used e of H(yhat_e(x) : a(x) = e) / log C", range="[0, 1], or NaN", source=_CHEAT, ours=True)
 # Not returned by score(): the test loss that moe.evaluate adds to the record's "test", and the sweep's
 # names for moe.metrics.stability() between seeds of one configuration.
-_add("loss", "lower", "loss", "test negative log-likelihood of the model, -mean log p(y | x)")
-_add("stability_nmi", "higher", "two runs", "NMI between the assignments of two seeds of one configuration")
-_add("stability_ari", "higher", "two runs", "adjusted Rand index between the assignments of two seeds")
+_add("loss", "lower", "loss", "test negative log-likelihood of the model",
+     formula="-(1/N) sum_x log p(y(x) | x)", range="[0, inf)", source=_STD, ours=False)
+_add("stability_nmi", "higher", "two runs", "NMI between the assignments of two seeds of one configuration",
+     formula="nmi of the expert(run 1) x expert(run 2) table; NaN if either run has all its samples on one expert",
+     range="[0, 1], or NaN",
+     source="Strehl & Ghosh 2002; comparing seeds this way is ours", ours=True)
+_add("stability_ari", "higher", "two runs", "adjusted Rand index between the assignments of two seeds",
+     formula="ARI of the expert(run 1) x expert(run 2) table; NaN if either run has all its samples on one expert",
+     range="[-1, 1], or NaN", source="Hubert & Arabie 1985; comparing seeds this way is ours", ours=True)
 
 # ---------------------------------------------------------------------------------------------------
 # Derived: the tables' directions, the keys of score(), score() itself
@@ -189,9 +257,28 @@ def score(labels, preds, assignment, n_classes: int, n_experts: int, *, weights=
     in display order: the registered scores (``SCORES``) whose needs are given.
 
     Always: those of ``SCORE_KEYS[None]`` (accuracy, dropped, mi_bits, nmi, purity, usage_entropy, perplexity,
-    dead_experts, router_only_accuracy, cheating_index); with ``weights``, ``grouping`` (between the expert and
-    the group of the label) or ``expert_preds``: those of ``SCORE_KEYS[...]`` of that argument.
+    dead_experts, busiest_share, collapsed, router_only_accuracy, near_chance, cheating_index); with ``weights``,
+    ``grouping`` (between the expert and the group of the label) or ``expert_preds``: those of
+    ``SCORE_KEYS[...]`` of that argument. Why a NaN cheating index is undefined: :func:`cheating_undefined`.
     """
     inputs = Inputs(labels, preds, assignment, n_classes, n_experts, weights, expert_preds, grouping)
     return {name: s.compute(inputs) for name in ORDER
             if (s := SCORES.get(name)).compute is not None and inputs.given(s.needs)}
+
+
+def cheating_undefined(scores: Mapping[str, float | None]) -> str | None:
+    """Why the cheating index of these scores (a :func:`score` result, or a record's ``test``) is NaN:
+    ``"no samples kept"``, ``"collapsed"``, ``"near chance"``, or None when it is defined (as
+    ``moe.cheating.cheating_undefined``, read from the ``collapsed`` and ``near_chance`` flags). None also for
+    scores written before those flags existed. JSON null counts as NaN."""
+    def flag(key: str) -> float:
+        v = scores.get(key, 0.0)
+        return math.nan if v is None else float(v)
+
+    if "collapsed" in scores and math.isnan(flag("collapsed")):
+        return "no samples kept"
+    if flag("collapsed") == 1.0:
+        return "collapsed"
+    if flag("near_chance") == 1.0:
+        return "near chance"
+    return None

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 import torch
 
-from moe import metrics, scores
+from moe import cheating, metrics, scores
 from moe.metrics import adjusted_rand_index, allocation, mutual_information_bits, nmi, stability
 from moe.scores import DIRECTIONS, SCORE_KEYS, score
 
@@ -42,6 +42,9 @@ def naive_score(y, yhat, a, C, E, w, ep, grouping):
     hy, he = h([c / k for c in py.values()]), h([c / k for c in pe.values()])
     router_only = sum(max(joint[(c, e)] for c in range(C)) for e in range(E)) / k
     acc_kept = sum(yhat[i] == y[i] for i in kept) / k
+    busiest = max(pe.values()) / k
+    baseline = max(py.values()) / k  # the majority class's share
+    near = acc_kept - baseline <= 0.1 * (1 - baseline)
     out = {
         "accuracy": sum(yhat[i] == y[i] for i in range(n)) / n,
         "dropped": (n - k) / n,
@@ -51,8 +54,12 @@ def naive_score(y, yhat, a, C, E, w, ep, grouping):
         "usage_entropy": he / math.log(E),
         "perplexity": math.exp(he),
         "dead_experts": sum(pe[e] / k < 0.01 for e in range(E)) / E,
+        "busiest_share": busiest,
+        "collapsed": float(busiest >= 0.99),
         "router_only_accuracy": router_only,
-        "cheating_index": (router_only - 1 / C) / (acc_kept - 1 / C) if acc_kept > 1 / C else math.nan,
+        "near_chance": float(near),
+        "cheating_index": math.nan if busiest >= 0.99 or near
+        else (router_only - baseline) / (max(acc_kept, router_only) - baseline),
     }
     imp = [sum(w[i][e] for i in range(n)) for e in range(E)]
     mean = sum(imp) / E
@@ -67,7 +74,7 @@ def naive_score(y, yhat, a, C, E, w, ep, grouping):
     out["mixture_only_correct"] = sum(r and not s for s, r in zip(some, right)) / n
     own = {e: Counter(ep[i][e] for i in kept if a[i] == e) for e in range(E)}
     used = [e for e in range(E) if own[e]]
-    out["expert_constancy"] = sum(h([c / sum(own[e].values()) for c in own[e].values()]) for e in used) \
+    out["expert_prediction_entropy"] = sum(h([c / sum(own[e].values()) for c in own[e].values()]) for e in used) \
         / len(used) / math.log(C)
     g = [grouping[y[i]] for i in kept]
     ek = [a[i] for i in kept]
@@ -169,14 +176,18 @@ def test_uniform_random_assignment():
 
 
 def test_everything_in_one_expert():
+    """A collapsed run: the router alone predicts the majority class (0.6); its cheating index is
+    undefined, where the first formula, (0.6 - 1/3) / (1 - 1/3) = 0.4, read the class imbalance as cheating
+    and, on balanced classes, 0 as 'does not cheat'."""
     y = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
     a = torch.full_like(y, 2)
     s = score(y, y, a, 3, 4)
     assert s["mi_bits"] == pytest.approx(0.0, abs=1e-12) and s["nmi"] == pytest.approx(0.0, abs=1e-12)
     assert s["usage_entropy"] == 0.0 and s["perplexity"] == 1.0
     assert s["dead_experts"] == 0.75
+    assert s["busiest_share"] == 1.0 and s["collapsed"] == 1.0 and s["near_chance"] == 0.0
     assert s["purity"] == s["router_only_accuracy"] == pytest.approx(0.6)
-    assert s["cheating_index"] == pytest.approx((0.6 - 1 / 3) / (1 - 1 / 3))
+    assert math.isnan(s["cheating_index"]) and scores.cheating_undefined(s) == "collapsed"
     assert allocation(y, a, 3, 4)[:, 2].tolist() == [60, 30, 10]
 
 
@@ -216,26 +227,28 @@ def test_cheating_model():
     s = score(y, preds, a, C, C, expert_preds=ep)
     assert s["accuracy"] == 1.0
     assert s["cheating_index"] == pytest.approx(1.0)
-    assert s["expert_constancy"] == 0.0
+    assert s["expert_prediction_entropy"] == 0.0
     assert s["gate_error"] == 0.0 and s["expert_error"] == 0.0
 
 
 def test_honest_experts_are_not_constant():
-    """One expert that predicts every class uniformly on its samples: constancy 1, cheating index 0."""
+    """Two experts that each take every class (a split that ignores the class) and classify it: each expert
+    predicts every class uniformly on its samples: prediction entropy 1, cheating index 0."""
     C = 4
     y = torch.arange(400) % C
-    a = torch.zeros_like(y)
-    s = score(y, y, a, C, 1, expert_preds=y[:, None])
-    assert s["expert_constancy"] == pytest.approx(1.0)
-    assert s["cheating_index"] == pytest.approx(0.0)
+    a = (torch.arange(400) // C) % 2
+    s = score(y, y, a, C, 2, expert_preds=torch.stack([y, y], 1))
+    assert s["expert_prediction_entropy"] == pytest.approx(1.0)
+    assert s["cheating_index"] == pytest.approx(0.0) and s["collapsed"] == 0.0
 
 
 def test_cheating_index_nan_at_or_below_chance():
     y = torch.tensor([0, 1, 2, 3] * 5)
     wrong = (y + 1) % 4
-    assert math.isnan(score(y, wrong, y, 4, 4)["cheating_index"])  # accuracy 0
-    quarter = torch.where(torch.arange(20) < 5, y, wrong)
-    assert math.isnan(score(y, quarter, y, 4, 4)["cheating_index"])  # accuracy exactly 1/C
+    for preds in (wrong, torch.where(torch.arange(20) < 5, y, wrong)):  # accuracy 0, then exactly 1/C
+        s = score(y, preds, y, 4, 4)
+        assert math.isnan(s["cheating_index"]) and s["near_chance"] == 1.0
+        assert scores.cheating_undefined(s) == "near chance"
 
 
 def test_mutual_information_2x2_closed_form():
@@ -349,6 +362,7 @@ def test_dropped_samples_are_counted_and_excluded():
     assert s["nmi"] == pytest.approx(1.0) and s["purity"] == 1.0
     every = score(y, y, torch.full_like(y, -1), 3, 2)
     assert every["dropped"] == 1.0 and math.isnan(every["nmi"]) and math.isnan(every["cheating_index"])
+    assert math.isnan(every["collapsed"]) and scores.cheating_undefined(every) == "no samples kept"
 
 
 def test_dead_experts_threshold():
@@ -383,8 +397,9 @@ def test_bad_inputs_raise(kwargs, match):
 # ---------------------------------------------------------------------------------------------------
 
 def _lines_executed_in_metrics(fn) -> int:
-    """Number of Python lines executed inside moe/metrics.py and moe/scores.py while fn() runs (sys.settrace)."""
-    targets = {metrics.__file__, scores.__file__}
+    """Number of Python lines executed inside moe/metrics.py, moe/cheating.py and moe/scores.py while fn() runs
+    (sys.settrace)."""
+    targets = {metrics.__file__, scores.__file__, cheating.__file__}
     count = 0
 
     def local(frame, event, arg):

@@ -1,11 +1,19 @@
-"""The score registry: every score has a direction, needs and a one-line definition, and the tables'
-directions, the keys of score() and score() itself are all read from it."""
+"""The score registry: every score has a direction, needs, a one-line definition, a formula, a range, a source
+and says whether it is ours; the tables' directions, the keys of score(), score() itself and docs/scores.md
+are all read from it."""
+import math
+from pathlib import Path
+
 import pytest
 import torch
 
-from moe import metrics
+from moe import metrics, score_docs
 from moe.registry import UnknownNameError
-from moe.scores import COMPUTED_ELSEWHERE, DIRECTION_NAMES, DIRECTIONS, NEEDS, SCORE_KEYS, SCORES, Score, _add, score
+from moe.scores import (COMPUTED_ELSEWHERE, DIRECTION_NAMES, DIRECTIONS, DOCS, NEEDS, RENAMED, SCORE_KEYS, SCORES,
+                        Score, _add, cheating_undefined, score)
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = dict(formula="f", range="[0, 1]", source="s", ours=True)
 
 
 def inputs(n=60, C=4, E=3, seed=0):
@@ -24,7 +32,10 @@ def test_every_score_has_a_direction_needs_and_a_one_line_definition():
         s = SCORES.get(name)
         assert isinstance(s, Score) and s.name == name
         assert s.direction in DIRECTION_NAMES and s.needs in NEEDS, name
-        assert s.definition.strip() and "\n" not in s.definition, name
+        for field in ("definition", "formula", "range", "source"):
+            text = getattr(s, field)
+            assert isinstance(text, str) and text.strip() and "\n" not in text, (name, field)
+        assert type(s.ours) is bool, name
         assert (s.compute is None) == (s.needs in COMPUTED_ELSEWHERE), name
 
 
@@ -60,11 +71,78 @@ def test_registered_scores_agree_with_the_building_blocks():
 
 def test_the_registry_refuses_duplicates_bad_directions_and_unknown_names():
     with pytest.raises(ValueError, match="registered twice"):
-        _add("accuracy", "higher", "predictions", "again", lambda i: 0.0)
+        _add("accuracy", "higher", "predictions", "again", lambda i: 0.0, **DOC)
     with pytest.raises(ValueError, match="bad direction"):
-        _add("new_score", "sideways", "predictions", "x", lambda i: 0.0)
+        _add("new_score", "sideways", "predictions", "x", lambda i: 0.0, **DOC)
     with pytest.raises(ValueError, match="bad direction"):
-        _add("new_score", "higher", "two runs", "computed elsewhere, yet given a compute", lambda i: 0.0)
+        _add("new_score", "higher", "two runs", "computed elsewhere, yet given a compute", lambda i: 0.0, **DOC)
+    with pytest.raises(ValueError, match="one non-empty line"):
+        _add("new_score", "higher", "predictions", "x", lambda i: 0.0, **{**DOC, "source": " "})
+    with pytest.raises(ValueError, match="one non-empty line"):
+        _add("new_score", "higher", "predictions", "x", lambda i: 0.0, **{**DOC, "formula": "a\nb"})
+    with pytest.raises(TypeError, match="ours"):  # every field is required
+        _add("new_score", "higher", "predictions", "x", lambda i: 0.0, formula="f", range="r", source="s")
     assert "new_score" not in SCORES
     with pytest.raises(UnknownNameError, match="did you mean 'accuracy'"):
         SCORES.get("acuracy")
+
+
+def test_the_cheating_scores_are_marked_as_ours_and_published_formulas_are_not():
+    for name in ("cheating_index", "expert_prediction_entropy", "collapsed", "near_chance", "router_only_accuracy",
+                 "gate_error", "stability_nmi"):
+        assert SCORES.get(name).ours, name
+    for name in ("accuracy", "nmi", "mi_bits", "purity", "importance_cv2", "loss"):
+        assert not SCORES.get(name).ours, name
+    assert "Elazar & Taylor 2022" in SCORES.get("cheating_index").source
+    assert SCORES.get("cheating_index").range == "[0, 1], or NaN"
+
+
+def test_expert_constancy_is_renamed_for_what_a_high_value_means():
+    assert "expert_constancy" not in SCORES and "expert_constancy" not in SCORE_KEYS["expert_preds"]
+    assert RENAMED == {"expert_constancy": "expert_prediction_entropy"}
+    assert all(new in SCORES and old not in SCORES for old, new in RENAMED.items())
+    assert not hasattr(metrics, "expert_constancy")
+
+
+def test_docs_scores_md_is_the_generated_text():
+    """docs/scores.md is generated from the registry (python -m moe.score_docs --write docs/scores.md):
+    the committed file must equal the generated text, so that the two never drift apart."""
+    committed = (ROOT / DOCS).read_text(encoding="utf-8")
+    assert committed == score_docs.markdown(), "docs/scores.md is stale: run python -m moe.score_docs --write docs/scores.md"
+
+
+def test_the_docs_define_every_score_with_every_field():
+    text = score_docs.markdown()
+    for name in SCORES:
+        s = SCORES.get(name)
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` |"))
+        for field in (s.definition, s.formula, s.range, s.source):
+            assert score_docs.cell(field) in row, (name, field)
+        assert ("yes" if s.ours else "no") in row.split("|")[-2]
+    for words in ("99%", "collapsed", "near chance", "majority", "ours", "(r - b) / (max(acc, r) - b)"):
+        assert words in text, words
+
+
+def test_score_docs_cli_prints_and_writes(tmp_path, capsys):
+    assert score_docs.main([]) == 0
+    assert capsys.readouterr().out == score_docs.markdown()
+    out = tmp_path / "scores.md"
+    assert score_docs.main(["--write", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == score_docs.markdown()
+    assert score_docs.main(["--check", str(out)]) == 0
+    out.write_text("stale\n", encoding="utf-8")
+    assert score_docs.main(["--check", str(out)]) == 1
+    assert "stale" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags,reason", [
+    ({"collapsed": 1.0, "near_chance": 0.0}, "collapsed"),
+    ({"collapsed": 1.0, "near_chance": 1.0}, "collapsed"),  # collapse is named first
+    ({"collapsed": 0.0, "near_chance": 1.0}, "near chance"),
+    ({"collapsed": 0.0, "near_chance": 0.0}, None),
+    ({"collapsed": None, "near_chance": None}, "no samples kept"),  # a record's JSON null
+    ({"collapsed": math.nan, "near_chance": math.nan}, "no samples kept"),
+    ({"cheating_index": 0.3}, None),  # a record from before the flags
+])
+def test_cheating_undefined_reads_the_flags(flags, reason):
+    assert cheating_undefined(flags) == reason

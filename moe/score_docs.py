@@ -1,0 +1,132 @@
+"""``docs/scores.md``, the users' definitions of the scores, generated from the score registry (``moe.scores``).
+
+``python -m moe.score_docs`` prints the page; ``--write PATH`` writes it (atomically); ``--check PATH`` exits 1
+when the file differs from the generated text. A test compares the committed ``docs/scores.md`` with
+:func:`markdown`, so that the page and the registry never drift apart: change a score in ``moe/scores.py``, then
+run ``python -m moe.score_docs --write docs/scores.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from moe.cheating import NEAR_CHANCE
+from moe.metrics import COLLAPSE_SHARE
+from moe.record import atomic_write_bytes
+from moe.scores import DOCS, NEEDS, RENAMED, SCORES
+
+ARROWS = {"higher": "↑ higher", "lower": "↓ lower", "neutral": "neutral"}
+SCORES_NEEDS_WORDS = {
+    "predictions": "the labels and the mixture's predictions (always given to `moe.scores.score`)",
+    "allocation": "the top-weight expert of each sample, i.e. the class x expert allocation (always given)",
+    "weights": "the routing weights [N, E] (`weights=`)",
+    "grouping": "a grouping of the classes, e.g. fashion / digits (`grouping=`)",
+    "oracle": "every expert's own prediction for every sample (`expert_preds=`)",
+    "loss": "the model's log-probabilities: the test loss, added to the record by `moe.evaluate`",
+    "two runs": "the assignments of two seeds of one configuration (`moe.metrics.stability`, by the sweep tables)",
+}
+
+LETTERS = """\
+Letters: N test samples (the kept ones, for the scores of the allocation), C classes, E experts.
+y(x) the true class of sample x, yhat(x) the mixture's prediction, yhat_e(x) expert e's own prediction,
+a(x) the expert with the largest routing weight (-1: dropped, no expert took the sample), w_e(x) the routing
+weights. A [C, E] the allocation: A[c, e] counts the class-c samples assigned to expert e; n_e = sum_c A[c, e].
+acc the mixture's accuracy on the kept samples; b = max_c sum_e A[c, e] / N the majority baseline (the
+accuracy of always predicting the most frequent class; 1/C on a balanced split); r the router-only accuracy.
+H entropy (natural logarithm unless in bits); [P] is 1 when P holds, else 0."""
+
+CHEATING = f"""\
+## The cheating index, collapse and near chance
+
+A mixture 'cheats' when its router solves the task and each expert is a constant for one class, so that
+the interpretable experts explain nothing (Elazar & Taylor 2022, *Implicit Mixture of Interpretable
+Experts*; only the abstract was available to us, so every formula below is **this project's
+operationalisation**).
+
+- **Router-only accuracy** r = (1/N) sum_e max_c A[c, e]: the accuracy of the router alone, predicting
+  for each sample the majority class of its expert (= purity).
+- **Cheating index** = (r - b) / (max(acc, r) - b): the share of the best above-baseline accuracy that the
+  router alone achieves; 1 = the router alone does as well as the mixture or better, 0 = the routing carries
+  no class information. It lies in [0, 1] by construction, not by a clip: r >= b always (each expert's
+  majority count is at least its count of the overall most frequent class, and those counts sum to b N),
+  and max(acc, r) >= r. The reference max(acc, r) is the better of the two classifiers the model holds: the
+  router alone and the whole mixture. The baseline b is the majority share rather than 1/C (the same on a
+  balanced split) so that the lower bound is exact and a class imbalance is not read as routing. (The first
+  version, (r - 1/C) / (acc - 1/C), exceeded 1 when the router alone beat the mixture and exploded as the
+  accuracy neared chance: 1.76 and 9.82 were seen.) On a finite test split r is biased upwards by roughly
+  sqrt(E / N), each expert's majority class being picked from its own samples, so a hash router scores a
+  little above 0.
+- **Collapsed**: the busiest expert takes at least {COLLAPSE_SHARE:.0%} of the kept samples
+  (busiest_share >= {COLLAPSE_SHARE}). The threshold is the seed code's own reading of its runs ('>= 99% of
+  test samples to one expert'). With E = 1 every run is collapsed.
+- **Near chance**: acc - b <= {NEAR_CHANCE} (1 - b), i.e. the mixture closes at most {NEAR_CHANCE:.0%} of the
+  gap from the majority baseline to a perfect score (Cohen's kappa against that baseline at most
+  {NEAR_CHANCE}); relative, so that one margin fits 2 classes and 12.
+- The cheating index is **NaN** for a collapsed run (it would score 0, 'does not cheat', having learned
+  no routing at all), for an accuracy near chance (the ratio is noise there) and when no sample was kept.
+  The reason is read from the `collapsed` and `near_chance` scores (`moe.scores.cheating_undefined`:
+  "collapsed", "near chance", "no samples kept"). A NaN cheating index is not a low one: leave such runs
+  out of means and Pareto sets of the cheating index, and show how many there were beside them.
+- **Expert prediction entropy**: mean over the used experts of H(yhat_e on expert e's samples) / log C;
+  0 = every expert is a constant (the other half of cheating), 1 = each expert predicts all classes
+  equally often. It was called `expert_constancy`, a name that read backwards (high meant *not* constant).
+
+Controls (`python -m moe.controls --dataset gm6`) score, through this same code, a mixture built to cheat
+(the router trained as the classifier, E = C, each expert a frozen constant for its class), a hash router
+(a fixed assignment that knows nothing of the class) and a collapsed router, so that what the scores give
+on each can be read before any verdict about cheating."""
+
+
+def cell(text: str) -> str:
+    """A Markdown table cell: pipes escaped."""
+    return text.replace("|", "\\|")
+
+
+def markdown() -> str:
+    """The whole page, from the registry (its order is the display order)."""
+    rows = ["| score | direction | definition | formula | range | source | ours |", "|---|---|---|---|---|---|---|"]
+    for name in SCORES.in_order():
+        s = SCORES.get(name)
+        cells = [f"`{name}`", ARROWS[s.direction], s.definition, s.formula, s.range, s.source, "yes" if s.ours else "no"]
+        rows.append("| " + " | ".join(cell(c) if i else c for i, c in enumerate(cells)) + " |")
+    needs = [f"- {k}: {SCORES_NEEDS_WORDS[k]}" for k in NEEDS]
+    renamed = [f"- `{old}` is now `{new}` (same values)." for old, new in RENAMED.items()]
+    parts = [
+        "# Scores",
+        f"Generated from the score registry (`moe/scores.py`) by `python -m moe.score_docs --write {DOCS}`; do not "
+        "edit by hand (a test checks that this file is the generated text).",
+        LETTERS,
+        "**ours**: *yes* marks this project's own operationalisation of an idea (its formula, threshold or use was "
+        "chosen here, not taken from a published source as it is); *no* marks a published or standard formula. "
+        "Directions: ↑ higher is better, ↓ lower is better, neutral: neither in itself (read it beside others).",
+        "\n".join(rows),
+        CHEATING,
+        "## What each score needs\n\n" + "\n".join(needs),
+        "## Renamed scores\n\n" + "\n".join(renamed),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m moe.score_docs", description="Print, write or check docs/scores.md.")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--write", metavar="PATH", help=f"write the page to PATH (the committed one: {DOCS})")
+    group.add_argument("--check", metavar="PATH", help="exit 1 when PATH is not the generated text")
+    args = ap.parse_args(argv)
+    text = markdown()
+    if args.write:
+        atomic_write_bytes(Path(args.write), text.encode("utf-8"))
+    elif args.check:
+        path = Path(args.check)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            print(f"error: {path} is stale or missing: run python -m moe.score_docs --write {path}", file=sys.stderr)
+            return 1
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
