@@ -87,11 +87,11 @@ CLAIMS: tuple[Claim, ...] = (
         conditions=(
             Condition("mean", {"measure": "cheating_index", "where": BLACK_BOX}, ">=", 0.8,
                       "mean cheating index of the black-box (MLP) router"),
-            Condition("mean", {"measure": "expert_constancy", "where": BLACK_BOX}, "<=", 0.2,
-                      "mean expert constancy of the black-box (MLP) router"),
+            Condition("mean", {"measure": "expert_prediction_entropy", "where": BLACK_BOX}, "<=", 0.2,
+                      "mean expert prediction entropy of the black-box (MLP) router"),
         ),
-        note="Cheating index 1: the router alone is as accurate as the mixture; constancy 0: every expert "
-             "predicts one class on its samples."),
+        note="Cheating index 1: the router alone is as accurate as the mixture; expert prediction entropy 0: every "
+             "expert predicts one class on its samples (docs/scores.md)."),
     _remedy("prototype_router_remedy", {"router": "prototype"}, "a prototype router"),
     _remedy("linear_router_remedy", {"router": "linear"}, "a linear router"),
     _remedy("router_matching_remedy", {"router": "softmax", "gate": "mlp", "match_router": ["linear", "prototype"]},

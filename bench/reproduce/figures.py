@@ -258,11 +258,11 @@ def cheating(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path) ->
     ax1.set_ylabel("test accuracy")
     ax1.set_title("Accuracy against cheating index, per run", fontsize=9)
     _scatter_by(ax2, ok["cheating_index"][mixture].astype(float),
-                measure_values(ok, "expert_constancy")[mixture], label[mixture])
+                measure_values(ok, "expert_prediction_entropy")[mixture], label[mixture])
     ax2.set_xlabel("cheating index")
-    ax2.set_ylabel("expert constancy (0: constant experts)")
-    ax2.set_title("Expert constancy against cheating index", fontsize=9)
-    out.append(("Accuracy and expert constancy against the cheating index, per run (dashed: a single linear "
+    ax2.set_ylabel("expert prediction entropy (0: constant experts)")
+    ax2.set_title("Expert prediction entropy against cheating index", fontsize=9)
+    out.append(("Accuracy and expert prediction entropy against the cheating index, per run (dashed: a single linear "
                 "model's mean accuracy).", save_png(fig, folder / "cheating_scatter.png")))
     out += allocation_figure(
         ok, records, [(lambda r, f=f: family(r) == f, lambda r, f=f: f"{f}\nE={int(r['experts'])}")

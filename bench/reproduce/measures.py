@@ -4,7 +4,7 @@ Only ``ok`` rows count (``error``, ``diverged`` and ``stopped`` rows are left ou
 
 Per-run measures (``measure`` in a condition's params):
 
-- a column name of runs.csv (``accuracy``, ``cheating_index``, ``expert_constancy``, ...);
+- a column name of runs.csv (``accuracy``, ``cheating_index``, ``expert_prediction_entropy``, ...);
 - ``{"expert_share": e}``: expert e's share of the test samples (column e of the allocation / its total);
 - ``{"split_nmi": split}``: NMI between the part of a class split holding each sample's class and its
   expert (``split`` a list of class lists or a preset of ``moe.regimes.SPLITS``); 1 = the gate routes

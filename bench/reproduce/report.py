@@ -23,8 +23,8 @@ NUMBERS: dict[str, list[str | dict[str, Any]]] = {
     "lr_asymmetry": ["accuracy", FAST_SHARE, {"expert_share": 1}],
     "pretrained_experts": ["accuracy_after_joint", "accuracy", {"split_nmi": "fmnist_mnist"}, "partition_nmi"],
     "fmnist_mnist_joint": ["accuracy", {"separation": FASHION_DIGITS}, "partition_nmi", "partition_ari"],
-    "cheating": ["accuracy", "cheating_index", "expert_constancy", "nmi"],
-    "expert_count": ["accuracy", "cheating_index", "expert_constancy", "nmi"],
+    "cheating": ["accuracy", "cheating_index", "expert_prediction_entropy", "nmi"],
+    "expert_count": ["accuracy", "cheating_index", "expert_prediction_entropy", "nmi"],
 }
 
 

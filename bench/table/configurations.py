@@ -1,7 +1,7 @@
 """table.md / table.tex: one row per configuration, mean +- std over the seeds of its ``ok`` runs.
 
 Std with ddof=1, blank for a single run; run counts by status; collapsed runs (when there are any:
-ok runs that sent every test sample to one expert, left out of the stability means); headers show
+ok runs with at least 99% of the test samples on one expert, ``collapsed_mask``), left out of the Pareto sets; headers show
 each score's direction (``moe.metrics.DIRECTIONS``); "–" marks no value.
 """
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 
 from bench.table.runs import STATUSES, busiest_share
+from moe.metrics import COLLAPSE_SHARE
+from moe.scores import DOCS
 from moe.scores import DIRECTIONS
 
 # The columns of table.md / table.tex (the DataFrame holds every score); those absent or all-NaN are dropped.
@@ -55,15 +57,24 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def busiest_shares(runs: pd.DataFrame) -> pd.Series:
+    """Each run's share of test samples on its busiest expert (NaN where its allocation is unknown)."""
+    if "busiest_share" in runs.columns:
+        return pd.to_numeric(runs["busiest_share"], errors="coerce")
+    if "allocation" in runs.columns:  # a runs.csv written before busiest_share existed, or by hand
+        return runs["allocation"].map(busiest_share).astype(float)
+    return pd.Series(math.nan, index=runs.index, dtype=float)
+
+
+def collapsed_mask(runs: pd.DataFrame) -> pd.Series:
+    """Runs that are collapsed: busiest_share >= moe.metrics.COLLAPSE_SHARE (the score ``collapsed``,
+    docs/scores.md); False where unknown."""
+    return busiest_shares(runs) >= COLLAPSE_SHARE
+
+
 def collapsed_runs(ok: pd.DataFrame) -> float:
-    """How many of these runs are collapsed (busiest_share 1); NaN when no run's allocation is known."""
-    if "busiest_share" in ok.columns:
-        share = pd.to_numeric(ok["busiest_share"], errors="coerce")
-    elif "allocation" in ok.columns:  # a runs.csv written before busiest_share existed, or by hand
-        share = ok["allocation"].map(busiest_share)
-    else:
-        return math.nan
-    return float((share == 1.0).sum()) if share.notna().any() else math.nan
+    """How many of these runs are collapsed (:func:`collapsed_mask`); NaN when no run's allocation is known."""
+    return float(collapsed_mask(ok).sum()) if busiest_shares(ok).notna().any() else math.nan
 
 
 def shows_collapsed(summ: pd.DataFrame) -> bool:
@@ -104,10 +115,12 @@ def markdown(summ: pd.DataFrame, title: str | None = None) -> str:
         cells += [_collapsed_cell(r)] if collapsed else []
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "mean ± std over seeds (ok runs); ↑ higher is better, ↓ lower is better; – no value; "
-              "stability: NMI / ARI between the test assignments of two seeds."]
+              "stability: NMI / ARI between the test assignments of two seeds. Every score (formula, range, "
+              f"direction, source) is defined in the project's `{DOCS}`."]
     if collapsed:
-        lines[-1] += (" collapsed: ok runs that sent every test sample to one expert; they learned no split, "
-                      "so their stability is undefined and left out of the stability means.")
+        lines[-1] += (f" collapsed: ok runs with at least {COLLAPSE_SHARE:.0%} of the test samples on one expert; "
+                      "they learned no split: their stability and cheating index are undefined and left out of "
+                      "those means, and they are left out of the Pareto sets.")
     return "\n".join(lines) + "\n"
 
 

@@ -29,14 +29,21 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return keep
 
 
-def pareto(summ: pd.DataFrame, scores: Iterable[str] = PARETO_SCORES) -> pd.DataFrame:
+COLUMNS = ["score", "direction", "name", "router", "accuracy", "value", "collapsed_left_out"]
+
+
+def pareto(summ: pd.DataFrame, scores: Iterable[str] = PARETO_SCORES, n_collapsed: pd.Series | None = None) -> pd.DataFrame:
     """For each score, the configurations on the (accuracy, score) Pareto front, by decreasing accuracy.
 
-    Columns: score, direction, name, router, accuracy, value (configuration means).
+    Columns: score, direction, name, router, accuracy, value (configuration means), collapsed_left_out.
+    ``summ`` should hold the means of the runs that are not collapsed (``bench.table.build`` passes them):
+    a collapsed run learned no split, so its scores say nothing about interpretability, and a configuration
+    whose runs all collapsed has no place on a front. ``n_collapsed`` (by configuration name) counts the
+    runs so left out, shown beside each member of a front.
     """
     rows = []
     if "accuracy_mean" not in summ.columns:
-        return pd.DataFrame(columns=["score", "direction", "name", "router", "accuracy", "value"])
+        return pd.DataFrame(columns=COLUMNS)
     for s in scores:
         if f"{s}_mean" not in summ.columns or DIRECTIONS.get(s, "neutral") == "neutral":
             continue
@@ -44,6 +51,8 @@ def pareto(summ: pd.DataFrame, scores: Iterable[str] = PARETO_SCORES) -> pd.Data
         acc, val = summ["accuracy_mean"].astype(float).tolist(), summ[f"{s}_mean"].astype(float).tolist()
         front = pareto_front([(a, sign * v) for a, v in zip(acc, val)])
         for i in sorted(front, key=lambda i: (-acc[i], -sign * val[i])):
-            rows.append({"score": s, "direction": DIRECTIONS[s], "name": summ["name"].iloc[i],
-                         "router": summ["router"].iloc[i], "accuracy": acc[i], "value": val[i]})
-    return pd.DataFrame(rows, columns=["score", "direction", "name", "router", "accuracy", "value"])
+            name = summ["name"].iloc[i]
+            left_out = n_collapsed.get(name, math.nan) if n_collapsed is not None else math.nan
+            rows.append({"score": s, "direction": DIRECTIONS[s], "name": name, "router": summ["router"].iloc[i],
+                         "accuracy": acc[i], "value": val[i], "collapsed_left_out": left_out})
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from bench.sweep.layout import SweepDir
-from bench.table.configurations import latex, markdown, summary
+from bench.table.configurations import collapsed_mask, latex, markdown, summary
 from bench.table.front import pareto
 from bench.table.runs import runs_frame
 from bench.table.tradeoff import tradeoff_plot
@@ -65,7 +65,7 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
     if meta.get("description"):
         title += f": {meta['description']}"
     summ = summary(runs)
-    front = pareto(summ)
+    front = pareto(summary(runs[~collapsed_mask(runs)]), n_collapsed=summ.set_index("name").get("n_collapsed"))
     path = sweep_dir.table_path
     files = [write_csv(path("runs.csv"), runs), write_text(path("table.md"), markdown(summ, title)),
              write_text(path("table.tex"), latex(summ, title)), write_csv(path("pareto.csv"), front)]

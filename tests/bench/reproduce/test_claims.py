@@ -81,10 +81,10 @@ def cheating_frame(bb_ci: float, bb_const: float, remedy_ci: float, remedy_acc: 
         for e in (10, 20):
             for seed in range(2):
                 rows.append(run_row(len(rows), f"{fields['router']}[{fields['match_router']},experts={e}]", seed=seed,
-                                    experts=e, cheating_index=ci, expert_constancy=const, accuracy=acc, **fields))
+                                    experts=e, cheating_index=ci, expert_prediction_entropy=const, accuracy=acc, **fields))
     for seed in range(2):
         rows.append(run_row(len(rows), "linear[experts=1]", seed=seed, router="linear", gate="linear", match_router=None,
-                            experts=1, accuracy=single_acc, cheating_index=math.nan, expert_constancy=0.9))
+                            experts=1, accuracy=single_acc, cheating_index=math.nan, expert_prediction_entropy=0.9))
     return frame(rows)
 
 

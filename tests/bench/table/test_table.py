@@ -136,7 +136,7 @@ def test_collapsed_runs_are_not_shown_as_stable(tmp_path):
     md = (tmp_path / "table.md").read_text()
     assert "| stability_nmi ↑ | stability_ari ↑ | collapsed |" in md
     assert "| 1.000 | 1.000 | 1/3 |" in md and "| – | – | 2/2 |" in md and "nan" not in md.lower()
-    assert "collapsed: ok runs that sent every test sample to one expert" in md
+    assert "collapsed: ok runs with at least 99% of the test samples on one expert" in md
     tex = (tmp_path / "table.tex").read_text()
     assert "-- & -- & 2/2" in tex and "nan" not in tex.lower()
     # the same table from runs.csv alone (records gone): busiest_share is read back
@@ -167,3 +167,21 @@ def test_a_sweep_whose_runs_all_failed_still_gets_its_tables(tmp_path):
     out = table.build(tmp_path)
     assert "| `a[experts=2]` | 0/2 (2 error) |" in (tmp_path / "table.md").read_text()
     assert out["pareto"].empty and not (tmp_path / "tradeoff.png").exists()
+
+
+def test_collapsed_runs_are_kept_out_of_the_pareto_sets_and_counted(tmp_path):
+    """q: the most accurate configuration, but both of its runs collapsed: on no front. p: one of its three
+    runs collapsed; it stays on the fronts with the means of its two other runs, and the count beside it."""
+    recs = [split_record(0, "p[experts=2]", 0, [0, 0, 1, 1]), split_record(1, "p[experts=2]", 1, [1, 1, 0, 0]),
+            split_record(2, "p[experts=2]", 2, [0, 0, 0, 0]),
+            split_record(3, "q[experts=2]", 0, [0, 0, 0, 0]), split_record(4, "q[experts=2]", 1, [1, 1, 1, 1])]
+    for r in recs:
+        collapsed = len(set(r["test_assignment"])) == 1
+        r["test"]["accuracy"] = 0.99 if r["bench"]["name"].startswith("q") else (0.5 if collapsed else 0.8)
+        r["test"]["nmi"] = 0.0 if collapsed else 1.0
+    write_records(tmp_path, recs)
+    front = table.build(tmp_path, plots=False)["pareto"]
+    assert not front.empty and "q[experts=2]" not in set(front["name"])
+    nmi = front[front["score"] == "nmi"].set_index("name")
+    assert nmi.loc["p[experts=2]", "accuracy"] == pytest.approx(0.8)  # the collapsed run's 0.5 left out
+    assert nmi.loc["p[experts=2]", "value"] == pytest.approx(1.0) and nmi.loc["p[experts=2]", "collapsed_left_out"] == 1
