@@ -1,6 +1,8 @@
 """The run record: one JSON object per run, the only thing downstream code (reports, tables) reads.
 
-Fields: schema, status (ok | diverged | error), error, config (complete), seed, dataset, history
+Fields: schema, status (ok | diverged | error), error, diverged (None, or ``{"epoch", "reason"}`` of the
+first NaN or infinity: in the training loss, the gradients, the parameters, the gate logits or the final
+evaluation), config (complete), seed, dataset, history
 (per epoch), test (accuracy and every score of ``moe.scores.score``), allocation (class x expert
 counts), test_assignment, resumed_from_epoch (None, or the epoch of the saved state the run continued
 from), timing, versions.

@@ -184,7 +184,8 @@ def float_problem(name: str, v: Any, lo: float, hi: float, *, lo_open: bool = Fa
         return None
     interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
     null = " or null" if optional else ""
-    return f"{name}: must be a finite number in {interval}{null}{why}, got {shown(v)}"
+    bounds = f"{'>' if lo_open else '>='} {lo:g} and {'<' if hi_open else '<='} {hi:g}"
+    return f"{name}: must be a finite number {bounds} (in {interval}){null}{why}, got {shown(v)}"
 
 
 def choice_problem(name: str, v: Any, choices: tuple[str, ...] | list[str], what: str, *, optional: bool = False) -> str | None:
