@@ -49,16 +49,17 @@ def backend_problem(backend: str | None, device_type: str) -> str | None:
         source = f"environment variable {ENV_BACKEND}" if env else "backend"
     else:
         source = "backend"
+    torch_instead = f"{ENV_BACKEND}=torch" if source != "backend" else "backend='torch'"
     if backend not in BACKENDS:
         hint = difflib.get_close_matches(str(backend), BACKENDS, n=1)
         extra = f"; did you mean {hint[0]!r}?" if hint else ""
         return f"{source}={backend!r} is not one of {BACKENDS}{extra}"
     if backend == "triton":
         if not HAS_TRITON:
-            return f"{source}='triton' but Triton is not installed; use backend='torch'"
+            return f"{source}='triton' but Triton is not installed; use {torch_instead}"
         if device_type != "cuda" and not interpreting():
             return (f"{source}='triton' on {device_type} tensors needs the Triton interpreter: set "
-                    "TRITON_INTERPRET=1 before triton is imported, or use backend='torch'")
+                    f"TRITON_INTERPRET=1 before triton is imported, or use {torch_instead}")
     return None
 
 
