@@ -65,7 +65,8 @@ BOOL_FIELDS = ("noisy_gate", "freeze_experts")
 
 def bad_int(lo: int, hi: int, optional: bool):
     below = st.integers(max_value=lo - 1) | st.integers(max_value=-1).map(lambda v: v - 2**64)
-    above = st.integers(min_value=hi + 1) | st.integers(min_value=0, max_value=2**80).map(lambda v: hi + 1 + v)
+    above = st.integers(hi + 1, hi + 1000) | st.integers(min_value=0, max_value=2**80).map(lambda v: hi + 1 + v)
+    below = below | st.integers(lo - 1000, lo - 1)  # near the bounds
     fractional = st.floats(allow_nan=False, allow_infinity=False).filter(lambda v: not v.is_integer())
     huge_float = st.floats(min_value=hi + 1.0, allow_infinity=False).filter(lambda v: v > hi)
     return st.one_of(below, above, fractional, huge_float, NON_FINITE, WRONG_TYPES, *([] if optional else [NULL]))
