@@ -172,7 +172,7 @@ def int_problem(name: str, v: Any, lo: int, hi: int, *, optional: bool = False, 
     if (v is None and optional) or (_is_int(v) and lo <= v <= hi):
         return None
     null = " or null" if optional else ""
-    return f"{name}: must be an integer >= {lo} and <= {hi}{null}{why}, got {shown(v)}"
+    return f"{name}: must be >= {lo} and <= {hi} (an integer){null}{why}, got {shown(v)}"
 
 
 def float_problem(name: str, v: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False,
@@ -185,7 +185,7 @@ def float_problem(name: str, v: Any, lo: float, hi: float, *, lo_open: bool = Fa
     interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
     null = " or null" if optional else ""
     bounds = f"{'>' if lo_open else '>='} {lo:g} and {'<' if hi_open else '<='} {hi:g}"
-    return f"{name}: must be a finite number {bounds} (in {interval}){null}{why}, got {shown(v)}"
+    return f"{name}: must be {bounds} (a finite number in {interval}){null}{why}, got {shown(v)}"
 
 
 def choice_problem(name: str, v: Any, choices: tuple[str, ...] | list[str], what: str, *, optional: bool = False) -> str | None:
