@@ -2,11 +2,13 @@
 (Triton, torch fallback).
 
 Imports only torch (and Triton, guarded). Backend: `backend=` per call, else env MOE_KERNELS
-(torch|triton), else Triton for CUDA tensors and torch otherwise.
+(torch|triton), else Triton for CUDA tensors and torch otherwise; ``backend_problem`` says at start why
+a backend cannot run (an unknown name, Triton on a CPU without its interpreter).
 """
+from ._common import BACKENDS, ENV_BACKEND, backend_problem
 from .grouped import grouped_mm
 from .layer import moe_mlp, moe_mlp_layer
 from .plan import RoutingPlan
 from .routing import topk_route
 
-__all__ = ["RoutingPlan", "topk_route", "grouped_mm", "moe_mlp", "moe_mlp_layer"]
+__all__ = ["RoutingPlan", "topk_route", "grouped_mm", "moe_mlp", "moe_mlp_layer", "backend_problem", "BACKENDS", "ENV_BACKEND"]

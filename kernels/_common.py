@@ -39,26 +39,35 @@ def interpreting() -> bool:
         return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def resolve_backend(backend: str | None, device: torch.device) -> str:
-    """`backend` if given, else env MOE_KERNELS, else triton on CUDA and torch elsewhere."""
+def backend_problem(backend: str | None, device_type: str) -> str | None:
+    """Why ``backend`` (None: env MOE_KERNELS, else the device's default) cannot run on ``device_type``
+    tensors ('cpu', 'cuda'), as one line naming the setting and the valid choices; None when it can.
+    Callers check this at start (``moe.validate``) instead of failing at the first forward pass."""
+    env = os.environ.get(ENV_BACKEND)
     if backend is None:
-        backend = os.environ.get(ENV_BACKEND) or ("triton" if device.type == "cuda" else "torch")
-        source = f"environment variable {ENV_BACKEND}" if os.environ.get(ENV_BACKEND) else "backend"
+        backend = env or ("triton" if device_type == "cuda" else "torch")
+        source = f"environment variable {ENV_BACKEND}" if env else "backend"
     else:
         source = "backend"
+    torch_instead = f"{ENV_BACKEND}=torch" if source != "backend" else "backend='torch'"
     if backend not in BACKENDS:
         hint = difflib.get_close_matches(str(backend), BACKENDS, n=1)
         extra = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise ValueError(f"{source}={backend!r} is not one of {BACKENDS}{extra}")
+        return f"{source}={backend!r} is not one of {BACKENDS}{extra}"
     if backend == "triton":
         if not HAS_TRITON:
-            raise ValueError(f"{source}='triton' but Triton is not installed; use backend='torch'")
-        if device.type != "cuda" and not interpreting():
-            raise ValueError(
-                f"{source}='triton' on {device.type} tensors needs the Triton interpreter: set "
-                "TRITON_INTERPRET=1 before triton is imported, or use backend='torch'"
-            )
-    return backend
+            return f"{source}='triton' but Triton is not installed; use {torch_instead}"
+        if device_type != "cuda" and not interpreting():
+            return (f"{source}='triton' on {device_type} tensors needs the Triton interpreter: set "
+                    f"TRITON_INTERPRET=1 before triton is imported, or use {torch_instead}")
+    return None
+
+
+def resolve_backend(backend: str | None, device: torch.device) -> str:
+    """`backend` if given, else env MOE_KERNELS, else triton on CUDA and torch elsewhere."""
+    if (problem := backend_problem(backend, device.type)) is not None:
+        raise ValueError(problem)
+    return backend or os.environ.get(ENV_BACKEND) or ("triton" if device.type == "cuda" else "torch")
 
 
 def check_tensor(name: str, t, *, ndim: int | None = None, dtypes=None, device=None) -> None:

@@ -43,58 +43,58 @@ class Config:
     preset: str | None = None  # named bundle of the seed code's settings (moe.config.PRESETS): seed_mnist | seed_fmnist_mnist | seed_gm6; explicit fields override it
     # data
     dataset: str = "gm6"  # registered dataset name (moe.data)
-    data_root: str | None = None  # MNIST-family files; default: env MOE_DATA, else ~/.cache/moe-interp-bench
-    n_train: int | None = None  # stratified training subset (None: all); with subset: first, the first n_train instead
-    n_test: int | None = None  # stratified test subset (None: all); with subset: first, the first n_test instead
+    data_root: str | None = None  # a folder path (no NUL character, not an existing file): MNIST-family files; default: env MOE_DATA, else ~/.cache/moe-interp-bench
+    n_train: int | None = None  # in [the dataset's class count, 10**8] and at most its training split (checked after loading): stratified training subset (None: all); with subset: first, the first n_train instead
+    n_test: int | None = None  # in [1, 10**8] and at most the dataset's test split (checked after loading): stratified test subset (None: all); with subset: first, the first n_test instead
     subset: str = "stratified"  # how n_train / n_test are taken: stratified (class proportions, random, data_seed) | first (the first n in file order; fmnist_mnist: the first n/2 of each source dataset, the seed code's way)
     normalize: str = "none"  # input normalisation: none | seed (the seed code's Normalize((0.5,), (0.5,)): x -> (x - 0.5) / 0.5)
-    data_seed: int = 0  # seed of data generation and subsetting (fixed across model seeds)
+    data_seed: int = 0  # in [0, 2**63 - 1] (what torch.Generator accepts): seed of data generation and subsetting (fixed across model seeds)
     # model
-    experts: int = 4  # number of experts E
+    experts: int = 4  # in [1, 4096] (a later issue's 4,096 implicit experts), and the model's estimated memory <= 4 GiB; number of experts E
     expert: str = "linear"  # registered expert type (moe.experts): linear | mlp | cnn | seed_cnn (the seed code's MNIST expert)
-    expert_hidden: int = 32  # hidden width of mlp and cnn experts (their hidden state, used by the attention router)
-    expert_channels: int = 1  # convolution filters of cnn experts (the seed code's MNIST experts: 1)
+    expert_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of mlp and cnn experts (their hidden state, used by the attention router)
+    expert_channels: int = 1  # in [1, 65536], and the model's estimated memory <= 4 GiB: convolution filters of cnn experts (the seed code's MNIST experts: 1)
     router: str = "softmax"  # registered router (moe.routers)
-    top_k: int = 1  # experts per sample for the topk router (ignored by the others)
+    top_k: int = 1  # in [1, experts]: experts per sample for the topk router (ignored by the others)
     noisy_gate: bool = False  # topk: Shazeer's trainable Gaussian noise on the gate logits while training
-    capacity: float | None = None  # capacity factor c, an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
+    capacity: float | None = None  # in (0, 4096] (c >= E already fits the whole batch): capacity factor c, an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
     gate: str = "linear"  # gate network of the learned routers: linear | mlp | cnn | seed_cnn | seed_cnn5 (mlp, cnn: black-box routers of width gate_hidden; cnn, seed_*: image datasets only; seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate)
-    gate_hidden: int = 32  # hidden width of the mlp gate, filters of each cnn gate convolution
-    temperature: float = 1.0  # gate softmax temperature T: softmax(logits / T)
-    temperature_decay: float = 1.0  # T is multiplied by this after every epoch that trains the gate (1: constant)
-    temperature_min: float = 0.01  # floor of the decayed temperature
+    gate_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of the mlp gate, filters of each cnn gate convolution
+    temperature: float = 1.0  # in [1e-4, 1e4] (near 0, logits / T overflow float32): gate softmax temperature T: softmax(logits / T)
+    temperature_decay: float = 1.0  # in (0, 1]: T is multiplied by this after every epoch that trains the gate (1: constant)
+    temperature_min: float = 0.01  # in [1e-4, 1e4], <= temperature when it decays: floor of the decayed temperature
     # objective and regularisers (coefficients; 0 = off)
     objective: str = "mixture_nll"  # registered objective (moe.objectives): mixture_nll | expectation (the seed code's, with +1e-7) | cooperative | competitive
-    importance_loss: float = 0.0  # w * CV(sum_x G(x))^2 (Shazeer et al. 2017 use 0.1)
-    load_loss: float = 0.0  # w * CV(smooth load)^2 (Shazeer et al. 2017; needs router topk with noisy_gate)
-    switch_loss: float = 0.0  # alpha * E * sum_e f_e P_e (Fedus et al. 2021 use 0.01)
-    z_loss: float = 0.0  # router z-loss mean_x logsumexp(logits)^2 (ST-MoE uses 1e-3)
-    similarity_same: float = 0.0  # beta_s of the sample-similarity loss (Krishnamurthy & Watkins 2022)
-    similarity_diff: float = 0.0  # beta_d of the sample-similarity loss
+    importance_loss: float = 0.0  # in [0, 1000]: w * CV(sum_x G(x))^2 (Shazeer et al. 2017 use 0.1)
+    load_loss: float = 0.0  # in [0, 1000]: w * CV(smooth load)^2 (Shazeer et al. 2017; needs router topk with noisy_gate)
+    switch_loss: float = 0.0  # in [0, 1000]: alpha * E * sum_e f_e P_e (Fedus et al. 2021 use 0.01)
+    z_loss: float = 0.0  # in [0, 1000]: router z-loss mean_x logsumexp(logits)^2 (ST-MoE uses 1e-3)
+    similarity_same: float = 0.0  # in [0, 1000]: beta_s of the sample-similarity loss (Krishnamurthy & Watkins 2022)
+    similarity_diff: float = 0.0  # in [0, 1000]: beta_d of the sample-similarity loss
     match_router: str | None = None  # router matching: interpretable router (linear | prototype) the gate must agree with
-    match_loss: float = 0.0  # lambda of the router-matching term lambda * KL(p_match || p_gate)
+    match_loss: float = 0.0  # in [0, 1000]: lambda of the router-matching term lambda * KL(p_match || p_gate)
     # training regime (moe.regimes)
     regime: str = "joint"  # joint | pretrain | frozen_gate | pretrain_frozen_gate
-    class_split: list[list[int]] | str | None = None  # pretrain regimes: the classes of each expert, or a preset name
-    pretrain_epochs: int = 20  # pretrain regimes: epochs each expert trains alone on its classes
+    class_split: list[list[int]] | str | None = None  # pretrain regimes: the classes of each expert (one non-empty list per expert, each class of the dataset exactly once), or a preset name
+    pretrain_epochs: int = 20  # in [1, 100000]: pretrain regimes: epochs each expert trains alone on its classes
     mask_experts: bool = False  # pretrain regimes: expert e predicts only its classes of the split (softmax over them, 0 elsewhere), the seed code's pair experts; refit_init 'same' refits masked experts, 'new' full ones
     freeze_experts: bool = False  # pretrain regimes: keep the pre-trained experts frozen while the gate trains
-    refit_epochs: int | None = None  # frozen_gate regimes: epochs of the fresh experts under the frozen gate (None: epochs)
+    refit_epochs: int | None = None  # in [1, 100000]: frozen_gate regimes: epochs of the fresh experts under the frozen gate (None: epochs)
     refit_init: str = "same"  # frozen_gate regimes: the fresh experts restart from the same initial weights or a new draw (same | new)
     # optimisation
     optimizer: str = "adam"  # adam | sgd | rmsprop
-    lr: float = 0.01  # expert learning rate (the fastest expert's when lr_ratio > 1)
-    gate_lr: float | None = None  # router learning rate (None: lr)
-    expert_lrs: list[float] | None = None  # one learning rate per expert (overrides lr and lr_ratio)
-    lr_ratio: float = 1.0  # fastest / slowest expert learning rate, geometric spacing, expert 0 fastest
-    momentum: float = 0.9  # for sgd and rmsprop
-    weight_decay: float = 0.0  # L2 penalty of the optimizer (all parameter groups)
-    epochs: int = 20  # epochs of the main phase (joint training; the gate phase of the pretrain regimes)
-    batch_size: int = 32  # training mini-batch size (the seed code: 32)
+    lr: float = 0.01  # in [1.18e-38, 10] (a normal float32; above 10 every optimizer here diverges): expert learning rate (the fastest expert's when lr_ratio > 1)
+    gate_lr: float | None = None  # in [1.18e-38, 10] like lr: router learning rate (None: lr)
+    expert_lrs: list[float] | None = None  # each in [1.18e-38, 10] like lr: one learning rate per expert (overrides lr and lr_ratio)
+    lr_ratio: float = 1.0  # >= 1, and lr / lr_ratio (the slowest rate) a normal float32 (>= 1.18e-38): fastest / slowest expert learning rate, geometric spacing, expert 0 fastest
+    momentum: float = 0.9  # in [0, 1): for sgd and rmsprop
+    weight_decay: float = 0.0  # in [0, 10] (above, the penalty outweighs any loss here): L2 penalty of the optimizer (all parameter groups)
+    epochs: int = 20  # in [1, 100000]: epochs of the main phase (joint training; the gate phase of the pretrain regimes)
+    batch_size: int = 32  # in [1, 10**8]: training mini-batch size (the seed code: 32)
     # run
-    seed: int = 0  # model initialisation and batch order
+    seed: int = 0  # in [0, 2**63 - 1] (what torch.manual_seed accepts): model initialisation and batch order
     device: str = "cpu"  # cpu | cuda | auto
-    threads: int | None = 1  # torch CPU threads: 1 = the same numbers on any machine, and fastest for small models; null = torch's default
+    threads: int | None = 1  # in [1, 256] (more aborts OpenMP): torch CPU threads: 1 = the same numbers on any machine, and fastest for small models; null = torch's default
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -288,3 +288,19 @@ SUBSETS = ("stratified", "first")  # how n_train / n_test are taken (moe.data.ba
 NORMALIZATIONS = ("none", "seed")  # input normalisations (moe.data.base.normalized)
 LOSS_COEFFICIENTS = ("importance_loss", "load_loss", "switch_loss", "z_loss", "similarity_same", "similarity_diff", "match_loss")
 DEVICES = ("cpu", "cuda", "auto")
+
+# The caps of the numeric fields (``moe.validate`` checks them; each field's comment above states its own).
+MAX_EXPERTS = 4096  # the 4,096 implicit experts a later issue asks for
+MAX_WIDTH = 65536  # expert_hidden, expert_channels, gate_hidden
+MAX_SAMPLES = 10**8  # n_train, n_test, batch_size: beyond any dataset here (MNIST: 60,000)
+MAX_EPOCHS = 100_000  # epochs, pretrain_epochs, refit_epochs: a record holds one history entry per epoch
+MAX_SEED = 2**63 - 1  # seed, data_seed: torch.manual_seed and torch.Generator take 64-bit integers
+MAX_THREADS = 256  # torch.set_num_threads far beyond the cores aborts in OpenMP (libgomp)
+MIN_LR = 1.1754943508222875e-38  # torch.finfo(torch.float32).tiny: a rate below is no longer a normal float32
+MAX_LR = 10.0  # lr, gate_lr, expert_lrs: above, every optimizer here diverges at once
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-4, 1e4  # temperature, temperature_min
+MAX_COEFFICIENT = 1000.0  # the loss coefficients (LOSS_COEFFICIENTS)
+MAX_WEIGHT_DECAY = 10.0
+MAX_CAPACITY = float(MAX_EXPERTS)  # c >= E already lets an expert take the whole batch
+MAX_CLASS = 100_000  # class indices of a class split lie below this (any dataset's class count is smaller)
+MEMORY_CAP = 4 * 2**30  # bytes: 4 * (parameters + one batch's expert activations), see moe.validate.memory_estimate

@@ -15,6 +15,17 @@ from kernels import RoutingPlan
 from moe.routers import NonFiniteError
 
 
+def gradients_finite(model) -> bool:
+    """Every gradient of the step finite (a finite loss can still overflow in backward)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+
+
+def parameters_finite(model) -> bool:
+    """Every parameter finite (an optimizer step from finite gradients can still overflow them)."""
+    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+
+
 def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: torch.Generator,
                 on_batch: Callable[[int], Any] | None = None, train_gate: bool = True) -> dict[str, Any]:
     """One pass over shuffled mini-batches. Returns the mean loss (and each loss term ``loss_<name>``), accuracy,
@@ -23,7 +34,8 @@ def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: tor
     (``expert_loss``, None if it got none), and the share of samples no expert took (``dropped``).
     A frozen gate runs in eval mode.
 
-    Stops at the first non-finite loss and reports it, leaving the parameters of the last good step.
+    Stops at the first non-finite loss or gradient and reports it (``finite`` false, ``reason``), leaving the
+    parameters of the last good step.
     """
     model.train()
     for m in model.gate_modules():
@@ -39,12 +51,14 @@ def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: tor
         try:
             out = model(x[idx])
         except NonFiniteError:
-            return {"train_loss": math.nan, "finite": False}
+            return {"train_loss": math.nan, "finite": False, "reason": "non-finite gate logits in training"}
         loss, parts = loss_fn(out, x[idx], y[idx])
         if not torch.isfinite(loss):
-            return {"train_loss": float(loss.detach()), "finite": False}
+            return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite training loss"}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if not gradients_finite(model):
+            return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite gradients"}
         optimizer.step()
         total_loss += float(loss.detach()) * len(idx)
         for name, value in parts.items():
@@ -95,9 +109,11 @@ def pretrain_epoch(model, optimizer, x, y, owner: torch.Tensor, batch_size: int,
         nll = -log_q.gather(1, y[rows][:, None])[:, 0]
         loss = (nll / plan.counts[experts]).sum()  # sum_e mean_{rows of e} nll
         if not torch.isfinite(loss):
-            return {"train_loss": float(loss.detach()), "finite": False}
+            return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite training loss"}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if not gradients_finite(model):
+            return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite gradients"}
         for e in range(n_experts):  # an expert whose samples ran out this epoch makes no step (Adam would move it)
             if len(parts[e]) == 0:
                 for p in model.experts.experts[e].parameters():

@@ -1,9 +1,11 @@
 """The run record: one JSON object per run, the only thing downstream code (reports, tables) reads.
 
-Fields: schema, status (ok | diverged | error), error, config (complete: a preset's values resolved),
-seed, n_parameters (total, gate, experts), dataset, history (per epoch), test (accuracy and every score
-of ``moe.scores.score``), allocation (class x expert counts), test_assignment, resumed_from_epoch (None,
-or the epoch of the saved state the run continued from), timing, versions.
+Fields: schema, status (ok | diverged | error), error, diverged (None, or ``{"epoch", "reason"}`` of the
+first NaN or infinity: in the training loss, the gradients, the parameters, the gate logits or the final
+evaluation), config (complete: a preset's values resolved), seed, n_parameters (total, gate, experts),
+dataset, history (per epoch), test (accuracy and every score of ``moe.scores.score``), allocation (class x
+expert counts), test_assignment, resumed_from_epoch (None, or the epoch of the saved state the run continued
+from), timing, versions.
 """
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ experts; under the frozen gate, ``refit_init: same`` refits masked experts from 
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -115,7 +116,7 @@ def split_problems(split: list[list[int]], n_experts: int, n_classes: int | None
     if any(len(part) == 0 for part in split):
         problems.append(f"class_split: every expert needs at least one class, got {split}")
     flat = [c for part in split for c in part]
-    repeated = sorted({c for c in flat if flat.count(c) > 1})
+    repeated = sorted(c for c, n in Counter(flat).items() if n > 1)
     if repeated:
         problems.append(f"class_split: classes {repeated} appear more than once in {split}")
     if any(c < 0 for c in flat) or (n_classes is not None and any(c >= n_classes for c in flat)):
@@ -124,6 +125,8 @@ def split_problems(split: list[list[int]], n_experts: int, n_classes: int | None
     missing = sorted(set(range(top)) - set(flat))
     if missing:
         problems.append(f"class_split: classes {missing} are left out of {split}")
+    if len(problems) > 1:  # one field, one line
+        problems = ["class_split: " + "; ".join(p.removeprefix("class_split: ") for p in problems)]
     return problems
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import sys
 import time
@@ -26,14 +27,15 @@ from tqdm import tqdm
 from moe import regimes
 from moe.checkpoint import TrainState, capture_state, load_model_state, load_state, restore_state
 from moe.config import FIELD_TYPES, Config, ConfigError, field_help, load_file
-from moe.data import Dataset, load_for_config, prepare
+from moe.data import Dataset, load_dataset, prepare
 from moe.data.mnist import DataFileError
-from moe.epochs import pretrain_epoch, train_epoch
+from moe.epochs import parameters_finite, pretrain_epoch, train_epoch
 from moe.evaluate import accuracy, eval_batch_size, evaluate
 from moe.model import MixtureOfExperts, build_experts, build_model, parameter_counts
 from moe.objectives import Loss
 from moe.record import SCHEMA, error_record, versions, write_json_atomic
-from moe.validate import as_config, from_dict
+from moe.routers import NonFiniteError
+from moe.validate import as_config, from_dict, loaded_data_problems
 
 
 def resolve_device(name: str) -> torch.device:
@@ -100,10 +102,12 @@ def run_data(cfg: Config, data: Dataset | dict | None) -> Dataset:
     """The data of a run: loaded for the config, or the dataset a caller loaded once (a sweep driver),
     checked, cut to the config's subsets and normalised (``moe.data.prepare``)."""
     if data is None:
-        return load_for_config(cfg)
+        data = load_dataset(cfg.dataset, data_root=cfg.data_root, seed=cfg.data_seed)  # whole, to check the sizes
     data = Dataset.from_numpy(data) if isinstance(data, dict) else data
     if data.name != cfg.dataset:
         raise ValueError(f"data: the dataset passed in is {data.name!r} but the config asks for {cfg.dataset!r}")
+    if problems := loaded_data_problems(cfg, data):  # n_train, n_test against the samples it has
+        raise ConfigError(problems)
     return prepare(data, cfg)
 
 
@@ -193,6 +197,7 @@ class Training:
     owner: torch.Tensor | None  # [N] the expert of each training sample (pretrain regimes)
     history: list[dict[str, Any]] = field(default_factory=list)
     status: str = "ok"
+    diverged: dict[str, Any] | None = None  # {"epoch", "reason"} of the first non-finite loss, gradient or evaluation
     epoch: int = 0
     gate_epochs: int = 0
     saved_s: float = 0.0  # training seconds of the epochs a saved state had already run
@@ -203,6 +208,12 @@ class Training:
         self.history, self.epoch, self.gate_epochs = list(resumed.history), resumed.epoch, resumed.gate_epochs
         self.saved_s = resumed.train_s
         restore_state(resumed, self.model, self.batch_order, self.device)
+
+    def diverge(self, reason: str) -> None:
+        """Mark the run diverged (the first reason and its epoch stay)."""
+        self.status = "diverged"
+        if self.diverged is None:
+            self.diverged = {"epoch": self.epoch, "reason": reason}
 
     def train_s(self) -> float:
         """Training seconds of the epochs in history (not those redone after a crash)."""
@@ -278,8 +289,15 @@ def train_one_epoch(t: Training, phase: regimes.Phase, phase_epoch: int, optimiz
         else:
             stats = train_epoch(t.model, optimizer, t.loss_fn, t.x_train, t.y_train, cfg.batch_size, t.batch_order,
                                 bar.update, train_gate=phase.train_gate)
-        if stats.pop("finite"):
-            stats["test_accuracy"] = accuracy(t.model, t.x_test, t.y_test, t.eval_batch)
+        if not stats.pop("finite"):
+            t.diverge(stats.pop("reason"))
+        elif not parameters_finite(t.model):
+            t.diverge("non-finite parameters after the epoch's last step")
+        else:
+            try:
+                stats["test_accuracy"] = accuracy(t.model, t.x_test, t.y_test, t.eval_batch)
+            except NonFiniteError:
+                t.diverge("non-finite gate logits in the test accuracy after the epoch")
         bar.set_postfix(loss=f"{stats['train_loss']:.4f}", test_acc=f"{stats.get('test_accuracy', math.nan):.3f}")
     metrics = {"epoch": t.epoch, "phase": phase.name, "phase_epoch": phase_epoch, **stats,
                "temperature": t.model.router.temperature, "epoch_s": time.perf_counter() - t0}
@@ -290,8 +308,7 @@ def train_one_epoch(t: Training, phase: regimes.Phase, phase_epoch: int, optimiz
 def stop_after(t: Training, metrics: dict[str, Any], optimizer: torch.optim.Optimizer,
                on_epoch: Callable[[dict[str, Any]], Any] | None, on_state: Callable[[bytes], Any] | None) -> bool:
     """After an epoch: a diverged run stops; a finished one hands its state to ``on_state``, then asks ``on_epoch``."""
-    if "test_accuracy" not in metrics:  # the loss became NaN or infinite
-        t.status = "diverged"
+    if t.diverged is not None:  # a loss, gradient, parameter or gate logit became NaN or infinite
         return True
     if on_state is not None:
         on_state(capture_state(t.cfg, t.model, optimizer, t.batch_order, t.device, epoch=t.epoch, gate_epochs=t.gate_epochs,
@@ -300,12 +317,19 @@ def stop_after(t: Training, metrics: dict[str, Any], optimizer: torch.optim.Opti
 
 
 def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str, Any]:
-    """The run record: the test evaluation of the model after the last phase, history, timing and versions."""
+    """The run record: the test evaluation of the model after the last phase, history, timing and versions.
+    A final evaluation that meets NaN or infinity makes the run ``diverged`` (with ``diverged``: epoch, reason)."""
     train_s = t.train_s()
     t0 = time.perf_counter()
-    evaluated = evaluate(t.model, t.data, t.device, t.eval_batch)
-    return {"schema": SCHEMA, "status": t.status, "error": None, "config": t.cfg.to_dict(), "seed": t.cfg.seed,
-            "n_parameters": parameter_counts(t.model), "history": t.history, **evaluated,
+    try:
+        evaluated = evaluate(t.model, t.data, t.device, t.eval_batch)
+        if not math.isfinite(evaluated["test"].get("loss", math.nan)):
+            t.diverge("non-finite test loss in the final evaluation")
+    except NonFiniteError:
+        t.diverge("non-finite gate logits in the final evaluation")
+        evaluated = {"dataset": t.data.describe(), "test": {}, "allocation": None, "test_assignment": None}
+    return {"schema": SCHEMA, "status": t.status, "error": None, "diverged": t.diverged, "config": t.cfg.to_dict(),
+            "seed": t.cfg.seed, "n_parameters": parameter_counts(t.model), "history": t.history, **evaluated,
             "resumed_from_epoch": None if resumed is None else resumed.epoch,
             "timing": {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started},
             "versions": versions()}
@@ -327,6 +351,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0: a finished run; 2: a bad config or missing data (one ``error:`` line per problem, nothing run);
+    1: the run diverged (one line saying at which epoch and why; the record still written with ``--out``)."""
     args = parser().parse_args(argv)
     values: dict[str, Any] = {}
     try:
@@ -340,13 +366,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         record = run(cfg, progress=not args.quiet)
-    except (ConfigError, FileNotFoundError, DataFileError) as err:  # data files missing or damaged, device unavailable
+    except ConfigError as err:  # sizes the loaded data lacks, device unavailable
+        for line in err.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, DataFileError) as err:  # data files missing or damaged
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
         if args.out:
             write_json_atomic(args.out, error_record(cfg.to_dict(), err))
         raise
+    if record["status"] == "diverged":  # one line, no traceback, exit 1; the record is still written
+        written = f"; record written to {write_json_atomic(args.out, record)}" if args.out else ""
+        print(f"diverged at epoch {record['diverged']['epoch']}: {record['diverged']['reason']}{written}", file=sys.stderr)
+        return 1
     test = record["test"]
     print(f"status {record['status']}  test accuracy {test.get('accuracy', math.nan):.4f}  "
           f"train {record['timing']['train_s']:.1f}s")

@@ -1,31 +1,44 @@
 """Validation of a config before any work starts: every rule a :class:`moe.config.Config` must satisfy,
 each bad field one line of a :class:`moe.config.ConfigError` that names the field and the valid choices.
 
-Three kinds of rule, checked in this order:
-- the registered names (dataset, expert, router, objective) and each component's own rules
-  (``config_problems(cfg)`` of a router class, e.g. the hash router's);
-- the rules between components, which no single component can check alone: they live here, below
-  (the gate and the experts against the dataset's input shape, the class split against its classes,
-  the router against the experts' hidden state, the load loss against the router, frozen experts
-  against a fixed router);
-- the ranges of the numeric fields and the choices of the fields that name no registry.
+Two stages; the second runs only when the first found nothing, so that one bad field gives one line:
+1. each field alone (:func:`field_problems`): its type, the registered names (dataset, expert, router,
+   objective, regime), the choices of the fields that name no registry, and the whole domain of every
+   numeric and list field (finite, in range, within the caps of ``moe.config``: sizes that fit in memory,
+   seeds that fit torch's 64-bit generators), plus the kernels backend (env MOE_KERNELS) for the device;
+2. the rules between fields: each component's own rules (``config_problems(cfg)`` of a router class,
+   e.g. the hash router's) and the rules between components, which no single component can check alone:
+   they live here, below (the gate and the experts against the dataset's input shape, the class split
+   against its classes, n_train against its class count, the router against the experts' hidden state,
+   the load loss against the router, frozen experts against a fixed router, the model's estimated
+   memory against ``MEMORY_CAP``).
+What needs the loaded data (n_train and n_test against the samples the dataset has) is
+:func:`loaded_data_problems`, which ``moe.train.run`` calls after loading and before training.
 
 ``from_dict`` parses (``moe.config.parse``) and validates; ``as_config`` accepts a Config or a dict.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from typing import Any, Callable
 
+import torch
+
+from kernels import backend_problem
+from moe import config as caps
 from moe import regimes
-from moe.config import (DEVICES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, OPTIMIZERS, PRESETS, SUBSETS, Config, ConfigError,
-                        parse)
-from moe.data import DATASETS, declared_input_shape
+from moe.config import (DEVICES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, OPTIMIZERS, PRESETS, SUBSETS, Config,
+                        ConfigError, parse)
+from moe.data import DATASETS, Dataset, declared_input_shape
+from moe.evaluate import EVAL_BATCH
 from moe.experts import EXPERTS
+from moe.model import build_experts
 from moe.objectives import OBJECTIVES
 from moe.objectives import base as objectives
 from moe.objectives import matching
-from moe.registry import Registry
+from moe.registry import Registry, suggestion
 from moe.routers import ROUTERS, gate_input_problems
 
 
@@ -55,9 +68,13 @@ def as_config(config: Config | dict[str, Any] | None) -> Config:
 
 def validate_config(cfg: Config) -> None:
     """Every rule a config must satisfy before work starts; raises ConfigError listing each bad field."""
-    problems = component_problems(cfg) + field_problems(cfg)
+    if problems := field_problems(cfg):  # each field alone first: one bad field, one line
+        raise ConfigError(problems)
+    problems = component_problems(cfg) + between_fields_problems(cfg)
     problems += regulariser_problems(cfg)  # regularisers: which routers they need
     problems += regimes.config_problems(cfg) + freeze_problems(cfg)  # regimes: class split, phases
+    if not problems:  # the model can be sized only once its components agree
+        problems += memory_problems(cfg)
     if problems:
         raise ConfigError(problems)
 
@@ -134,55 +151,237 @@ def freeze_problems(cfg: Config) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The numeric fields and the fields that name no registry
+# Each field alone: its whole domain (the caps are moe.config's; each field's comment states its own)
 # ---------------------------------------------------------------------------------------------------
 
+def shown(value: Any, limit: int = 80) -> str:
+    """A value for a message: its repr, cut to ``limit`` characters (a list of a million rates stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 5]}...{text[-2:]}"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def int_problem(name: str, v: Any, lo: int, hi: int, *, optional: bool = False, why: str = "") -> str | None:
+    """None when v is an integer in [lo, hi] (or None, when optional); else the message."""
+    if (v is None and optional) or (_is_int(v) and lo <= v <= hi):
+        return None
+    null = " or null" if optional else ""
+    return f"{name}: must be >= {lo} and <= {hi} (an integer){null}{why}, got {shown(v)}"
+
+
+def float_problem(name: str, v: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False,
+                  optional: bool = False, why: str = "") -> str | None:
+    """None when v is a finite number in the interval (or None, when optional); else the message."""
+    if v is None and optional:
+        return None
+    if _is_number(v) and math.isfinite(v) and (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi):
+        return None
+    interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    null = " or null" if optional else ""
+    bounds = f"{'>' if lo_open else '>='} {lo:g} and {'<' if hi_open else '<='} {hi:g}"
+    return f"{name}: must be {bounds} (a finite number in {interval}){null}{why}, got {shown(v)}"
+
+
+def choice_problem(name: str, v: Any, choices: tuple[str, ...] | list[str], what: str, *, optional: bool = False) -> str | None:
+    if (v is None and optional) or (isinstance(v, str) and v in choices):
+        return None
+    return f"{name}: unknown {what} {shown(v)}; valid choices: {', '.join(choices)}{' or null' if optional else ''}"
+
+
+LR_WHY = " (a normal float32 up to 10)"
+
+
 def field_problems(cfg: Config) -> list[str]:
-    """Ranges and choices of single fields, one message per bad field."""
+    """Every field's own domain, one message per bad field, nothing about the other fields (those rules come
+    after, once every field is good): the registered names and choices, the ranges and caps of ``moe.config``."""
+    c, problems = caps, []
+    for name, registry in (*registries().items(), ("regime", regimes.REGIMES)):
+        value = getattr(cfg, name)
+        if not (isinstance(value, str) and value in registry):
+            problems.append(registry.unknown_message(value, field=name))
+    problems += [
+        data_root_problem(cfg.data_root),
+        int_problem("n_train", cfg.n_train, 1, c.MAX_SAMPLES, optional=True),
+        int_problem("n_test", cfg.n_test, 1, c.MAX_SAMPLES, optional=True),
+        choice_problem("subset", cfg.subset, SUBSETS, "choice"),
+        choice_problem("normalize", cfg.normalize, NORMALIZATIONS, "choice"),
+        choice_problem("preset", cfg.preset, tuple(PRESETS), "preset", optional=True),
+        int_problem("data_seed", cfg.data_seed, 0, c.MAX_SEED, why=" (torch.Generator takes 64-bit seeds)"),
+        int_problem("experts", cfg.experts, 1, c.MAX_EXPERTS),
+        int_problem("expert_hidden", cfg.expert_hidden, 1, c.MAX_WIDTH),
+        int_problem("expert_channels", cfg.expert_channels, 1, c.MAX_WIDTH),
+        int_problem("top_k", cfg.top_k, 1, c.MAX_EXPERTS),
+        bool_problem("noisy_gate", cfg.noisy_gate),
+        float_problem("capacity", cfg.capacity, 0, c.MAX_CAPACITY, lo_open=True, optional=True),
+        choice_problem("gate", cfg.gate, GATES, "gate network"),
+        int_problem("gate_hidden", cfg.gate_hidden, 1, c.MAX_WIDTH),
+        float_problem("temperature", cfg.temperature, c.MIN_TEMPERATURE, c.MAX_TEMPERATURE),
+        float_problem("temperature_decay", cfg.temperature_decay, 0, 1, lo_open=True, why=" (1: constant temperature)"),
+        float_problem("temperature_min", cfg.temperature_min, c.MIN_TEMPERATURE, c.MAX_TEMPERATURE),
+        *[float_problem(name, getattr(cfg, name), 0, c.MAX_COEFFICIENT, why=" (0: off)") for name in LOSS_COEFFICIENTS],
+        choice_problem("match_router", cfg.match_router, matching.MATCH_ROUTERS, "interpretable router", optional=True),
+        class_split_problem(cfg.class_split),
+        int_problem("pretrain_epochs", cfg.pretrain_epochs, 1, c.MAX_EPOCHS),
+        bool_problem("mask_experts", cfg.mask_experts),
+        bool_problem("freeze_experts", cfg.freeze_experts),
+        int_problem("refit_epochs", cfg.refit_epochs, 1, c.MAX_EPOCHS, optional=True),
+        choice_problem("refit_init", cfg.refit_init, regimes.REFIT_INITS, "choice"),
+        choice_problem("optimizer", cfg.optimizer, OPTIMIZERS, "optimizer"),
+        float_problem("lr", cfg.lr, c.MIN_LR, c.MAX_LR, why=LR_WHY),
+        float_problem("gate_lr", cfg.gate_lr, c.MIN_LR, c.MAX_LR, optional=True, why=LR_WHY),
+        expert_lrs_problem(cfg.expert_lrs),
+        float_problem("lr_ratio", cfg.lr_ratio, 1, c.MAX_LR / c.MIN_LR, why=" (fastest / slowest)"),
+        float_problem("momentum", cfg.momentum, 0, 1, hi_open=True),
+        float_problem("weight_decay", cfg.weight_decay, 0, c.MAX_WEIGHT_DECAY),
+        int_problem("epochs", cfg.epochs, 1, c.MAX_EPOCHS),
+        int_problem("batch_size", cfg.batch_size, 1, c.MAX_SAMPLES),
+        int_problem("seed", cfg.seed, 0, c.MAX_SEED, why=" (torch.manual_seed takes 64-bit seeds)"),
+        choice_problem("device", cfg.device, DEVICES, "device"),
+        int_problem("threads", cfg.threads, 1, c.MAX_THREADS, optional=True, why=" (more aborts OpenMP)"),
+    ]
+    problems = [p for p in problems if p]
+    if not any(p.startswith("device:") for p in problems):
+        problems += kernels_problems(cfg)
+    return problems
+
+
+def bool_problem(name: str, v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"{name}: must be true or false, got {shown(v)}"
+
+
+def data_root_problem(v: Any) -> str | None:
+    """A folder path or null: text without a NUL character, not the path of an existing file."""
+    if v is None:
+        return None
+    if not isinstance(v, str) or "\0" in v or len(v) > 4096:
+        return f"data_root: must be a folder path (text of at most 4096 characters, no NUL) or null, got {shown(v)}"
+    if os.path.isfile(os.path.expanduser(v)):
+        return f"data_root: {v!r} is a file; expected a folder (or null: env MOE_DATA, else ~/.cache/moe-interp-bench)"
+    return None
+
+
+def expert_lrs_problem(v: Any) -> str | None:
+    """Null, or a list of 1 to MAX_EXPERTS learning rates each in lr's range (its length: ``between_fields_problems``)."""
+    if v is None:
+        return None
+    ok = isinstance(v, list) and 1 <= len(v) <= caps.MAX_EXPERTS and all(
+        _is_number(r) and math.isfinite(r) and caps.MIN_LR <= r <= caps.MAX_LR for r in v)
+    if ok:
+        return None
+    return (f"expert_lrs: must be null or a list of 1 to {caps.MAX_EXPERTS} learning rates (one per expert), each a finite "
+            f"number in [{caps.MIN_LR:g}, {caps.MAX_LR:g}]{LR_WHY}, got {shown(v)}")
+
+
+def class_split_problem(v: Any) -> str | None:
+    """Null, a preset name, or 1 to MAX_EXPERTS lists of class indices in [0, MAX_CLASS) (at most MAX_CLASS in all);
+    whether it fits the experts and the dataset's classes: ``moe.regimes`` and :func:`data_problems`."""
+    names = [*regimes.SPLITS, regimes.CONTIGUOUS]
+    if v is None or (isinstance(v, str) and v in names):
+        return None
+    if isinstance(v, str):
+        return f"class_split: unknown split {shown(v)}{suggestion(v, names)}; valid choices: {', '.join(names)}, or a list of class lists"
+    ok = (isinstance(v, list) and 1 <= len(v) <= caps.MAX_EXPERTS and all(isinstance(part, list) for part in v)
+          and sum(len(part) for part in v) <= caps.MAX_CLASS
+          and all(_is_int(k) and 0 <= k < caps.MAX_CLASS for part in v for k in part))
+    if ok:
+        return None
+    return (f"class_split: must be null, a preset ({', '.join(names)}) or 1 to {caps.MAX_EXPERTS} lists of class indices "
+            f"in [0, {caps.MAX_CLASS}) (one list per expert), got {shown(v)}")
+
+
+def device_type(cfg: Config) -> str:
+    """The device type a run of ``cfg`` uses ('auto': cuda when available)."""
+    return "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+
+
+def kernels_problems(cfg: Config) -> list[str]:
+    """The kernels backend (env MOE_KERNELS, else the device's default) must run on the run's device: an unknown
+    name, or Triton on a CPU without its interpreter, is refused here instead of at the first forward pass."""
+    problem = backend_problem(None, device_type(cfg))
+    return [] if problem is None else [problem]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The rules between fields (run once every field is good on its own)
+# ---------------------------------------------------------------------------------------------------
+
+def between_fields_problems(cfg: Config) -> list[str]:
+    """top_k and expert_lrs against experts, the slowest rate against lr, the temperature floor against the
+    temperature, n_train against the dataset's declared class count."""
     problems = []
 
     def check(ok: bool, message: str) -> None:
         if not ok:
             problems.append(message)
 
-    check(cfg.experts >= 1, f"experts: must be >= 1, got {cfg.experts}")
-    check(cfg.top_k >= 1, f"top_k: must be >= 1, got {cfg.top_k}")
-    check(cfg.top_k <= max(cfg.experts, 1), f"top_k: must be <= experts ({cfg.experts}), got {cfg.top_k}")
-    check(cfg.expert_hidden >= 1, f"expert_hidden: must be >= 1, got {cfg.expert_hidden}")
-    check(cfg.expert_channels >= 1, f"expert_channels: must be >= 1, got {cfg.expert_channels}")
-    check(cfg.gate in GATES, f"gate: unknown gate network {cfg.gate!r}; valid choices: {', '.join(GATES)}")
-    check(cfg.gate_hidden >= 1, f"gate_hidden: must be >= 1, got {cfg.gate_hidden}")
-    for name in ("lr", "temperature", "lr_ratio", "temperature_min"):
-        v = getattr(cfg, name)
-        check(math.isfinite(v) and v > 0, f"{name}: must be > 0, got {v}")
-    check(math.isfinite(cfg.temperature_decay) and 0 < cfg.temperature_decay <= 1,
-          f"temperature_decay: must be in (0, 1] (1: constant temperature), got {cfg.temperature_decay}")
-    if cfg.temperature_decay < 1:
-        check(cfg.temperature_min <= cfg.temperature,
-              f"temperature_min: must be <= temperature ({cfg.temperature}) when the temperature decays, got {cfg.temperature_min}")
-    if cfg.capacity is not None:
-        check(math.isfinite(cfg.capacity) and cfg.capacity > 0, f"capacity: must be > 0, got {cfg.capacity}")
-    for name in LOSS_COEFFICIENTS:
-        v = getattr(cfg, name)
-        check(math.isfinite(v) and v >= 0, f"{name}: must be >= 0 (0: off), got {v}")
-    check(cfg.lr_ratio >= 1, f"lr_ratio: must be >= 1 (fastest / slowest), got {cfg.lr_ratio}")
-    if cfg.gate_lr is not None:
-        check(math.isfinite(cfg.gate_lr) and cfg.gate_lr > 0, f"gate_lr: must be > 0, got {cfg.gate_lr}")
+    check(cfg.top_k <= cfg.experts, f"top_k: must be <= experts ({cfg.experts}), got {cfg.top_k}")
     if cfg.expert_lrs is not None:
         check(len(cfg.expert_lrs) == cfg.experts,
               f"expert_lrs: needs one learning rate per expert ({cfg.experts}), got {len(cfg.expert_lrs)}")
-        check(all(math.isfinite(v) and v > 0 for v in cfg.expert_lrs), f"expert_lrs: every rate must be > 0, got {cfg.expert_lrs}")
-    check(cfg.optimizer in OPTIMIZERS, f"optimizer: unknown optimizer {cfg.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
-    check(0 <= cfg.momentum < 1, f"momentum: must be in [0, 1), got {cfg.momentum}")
-    check(cfg.weight_decay >= 0, f"weight_decay: must be >= 0, got {cfg.weight_decay}")
-    check(cfg.epochs >= 1, f"epochs: must be >= 1, got {cfg.epochs}")
-    check(cfg.batch_size >= 1, f"batch_size: must be >= 1, got {cfg.batch_size}")
-    for name in ("n_train", "n_test"):
-        v = getattr(cfg, name)
-        check(v is None or v >= 1, f"{name}: must be >= 1 or null, got {v}")
-    check(cfg.subset in SUBSETS, f"subset: unknown choice {cfg.subset!r}; valid choices: {', '.join(SUBSETS)}")
-    check(cfg.normalize in NORMALIZATIONS, f"normalize: unknown choice {cfg.normalize!r}; valid choices: {', '.join(NORMALIZATIONS)}")
-    check(cfg.preset is None or cfg.preset in PRESETS, f"preset: unknown preset {cfg.preset!r}; valid choices: {', '.join(PRESETS)}")
-    check(cfg.device in DEVICES, f"device: unknown device {cfg.device!r}; valid choices: {', '.join(DEVICES)}")
-    check(cfg.threads is None or cfg.threads >= 1, f"threads: must be >= 1 or null, got {cfg.threads}")
+    check(cfg.lr / cfg.lr_ratio >= caps.MIN_LR,
+          f"lr_ratio: must be in [1, lr / {caps.MIN_LR:g} = {cfg.lr / caps.MIN_LR:g}] so that the slowest rate lr / lr_ratio "
+          f"stays a normal float32, got {cfg.lr_ratio:g}")
+    if cfg.temperature_decay < 1:
+        check(cfg.temperature_min <= cfg.temperature,
+              f"temperature_min: must be <= temperature ({cfg.temperature}) when the temperature decays, got {cfg.temperature_min}")
+    n_classes = getattr(DATASETS.get(cfg.dataset), "n_classes", None)
+    if cfg.n_train is not None and n_classes is not None:
+        check(cfg.n_train >= n_classes, f"n_train: must be in [{n_classes}, {caps.MAX_SAMPLES}] (at least one sample "
+                                        f"per class of {cfg.dataset}, which has {n_classes}) or null, got {cfg.n_train}")
+    return problems
+
+
+def memory_estimate(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> tuple[int, int]:
+    """(parameters, activations) of a run, in floats: the parameters of the model (one expert built on the meta
+    device, no memory, times E; the router and its matched router), and the activations of one batch through
+    every expert (the dense evaluation ``forward_all``): T x E x the expert's activation width, plus the gate's
+    T x its width, with T the larger of the training batch (at most n_train) and the evaluation batch."""
+    with torch.device("meta"), torch.random.fork_rng(devices=[]):
+        one = build_experts(dataclasses.replace(cfg, experts=1, mask_experts=False), input_shape, n_classes)  # a mask adds no weights
+        routers = [ROUTERS.get(name)(cfg, input_shape, cfg.experts) for name in (cfg.router, cfg.match_router) if name]
+    params = cfg.experts * sum(p.numel() for p in one.parameters())
+    params += sum(p.numel() for r in routers for p in r.parameters())
+    batch = max(EVAL_BATCH, cfg.batch_size if cfg.n_train is None else min(cfg.batch_size, cfg.n_train))
+    gate_width = 0
+    if ROUTERS.get(cfg.router).uses_gate_network and cfg.gate != "linear":
+        gate_width = cfg.gate_hidden * (math.prod(input_shape[1:]) if cfg.gate == "cnn" else 1)
+    width = cfg.experts * EXPERTS.get(cfg.expert).activation_width(cfg, input_shape, n_classes) + gate_width
+    return params, batch * width
+
+
+def memory_problems(cfg: Config) -> list[str]:
+    """4 bytes x (parameters + activations) of :func:`memory_estimate` against ``MEMORY_CAP`` (4 GiB), for a
+    dataset that declares its shape; the message names the fields that size the model."""
+    loader = DATASETS.get(cfg.dataset)
+    n_classes, input_shape = getattr(loader, "n_classes", None), getattr(loader, "input_shape", None)
+    if n_classes is None or input_shape is None:
+        return []
+    params, activations = memory_estimate(cfg, input_shape, n_classes)
+    need = 4 * (params + activations)
+    if need <= caps.MEMORY_CAP:
+        return []
+    sizes = {"experts": cfg.experts, "expert_hidden": cfg.expert_hidden, "expert_channels": cfg.expert_channels,
+             "gate_hidden": cfg.gate_hidden, "batch_size": cfg.batch_size}
+    blame = max(sizes, key=lambda name: sizes[name] / getattr(Config, name))  # the most enlarged of the sizes
+    return [f"{blame}: the model is too large: estimated {need / 2**30:.1f} GiB (4 bytes x ({params:,} parameters + "
+            f"{activations:,} activations of one batch)) exceeds the cap of {caps.MEMORY_CAP / 2**30:g} GiB; lower experts "
+            f"({cfg.experts}), expert_hidden ({cfg.expert_hidden}), expert_channels ({cfg.expert_channels}), gate_hidden "
+            f"({cfg.gate_hidden}) or batch_size ({cfg.batch_size})"]
+
+
+def loaded_data_problems(cfg: Config, data: Dataset) -> list[str]:
+    """n_train and n_test against the samples the loaded dataset has (checked after loading, before training)."""
+    problems = []
+    for name, split, available in (("n_train", "training", len(data.y_train)), ("n_test", "test", len(data.y_test))):
+        asked = getattr(cfg, name)
+        if asked is not None and asked > available:
+            problems.append(f"{name}: must be at most {available:,} (the {split} samples dataset {cfg.dataset!r} has; "
+                            f"checked after loading, before training) or null, got {asked:,}")
     return problems

@@ -53,6 +53,12 @@ class ExpertBank(nn.Module):
         """The hidden-state width H this expert type has under ``cfg`` (0: none), known before building."""
         return 0
 
+    @classmethod
+    def activation_width(cls, cfg, input_shape: tuple[int, ...], n_classes: int) -> int:
+        """Floats one expert holds per sample in a forward pass (its hidden state and its logits), known before
+        building: the activation term of ``moe.validate.memory_estimate``."""
+        return cls.hidden_width(cfg) + n_classes
+
     def hidden_all(self, x: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} experts have no hidden state")
 

@@ -50,6 +50,12 @@ class CNNExperts(ExpertBank):
     def hidden_width(cls, cfg) -> int:
         return cfg.expert_hidden
 
+    @classmethod
+    def activation_width(cls, cfg, input_shape: tuple[int, ...], n_classes: int) -> int:
+        """The convolution's feature map [F, h - 2, w - 2] too (it dwarfs the hidden state)."""
+        spatial = (input_shape[-2] - 2) * (input_shape[-1] - 2) if len(input_shape) == 3 else 1
+        return cfg.expert_channels * max(spatial, 1) + cfg.expert_hidden + n_classes
+
     def routed_logits(self, x: Tensor, plan) -> Tensor:
         bounds = plan.offsets.tolist()
         rows = [expert(x[plan.row_tokens[a:b]]) for expert, a, b in zip(self.experts, bounds, bounds[1:])]

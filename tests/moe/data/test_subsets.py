@@ -53,13 +53,14 @@ def test_normalize_seed_maps_pixels_to_minus_one_one(tmp_path):
 
 def test_a_config_gets_its_subsets_and_normalisation_both_ways(tmp_path):
     make_fake_mnist(tmp_path, "MNIST")
-    cfg = from_dict({"dataset": "mnist", "data_root": str(tmp_path), "n_train": 9, "n_test": 3, "subset": "first",
+    cfg = from_dict({"dataset": "mnist", "data_root": str(tmp_path), "n_train": 11, "n_test": 3, "subset": "first",
                      "normalize": "seed"})
     loaded = load_for_config(cfg)  # loaded for the config
     passed = run_data(cfg, load_dataset("mnist", data_root=tmp_path).to_numpy())  # or passed in by a sweep driver
+    own = run_data(cfg, None)  # or loaded by the run itself (normalised once, not twice)
     full = load_dataset("mnist", data_root=tmp_path)
-    for d in (loaded, passed, prepare(full, cfg)):
-        assert torch.equal(d.x_train, (full.x_train[:9] - 0.5) / 0.5) and torch.equal(d.y_test, full.y_test[:3])
+    for d in (loaded, passed, own, prepare(full, cfg)):
+        assert torch.equal(d.x_train, (full.x_train[:11] - 0.5) / 0.5) and torch.equal(d.y_test, full.y_test[:3])
 
 
 @pytest.mark.parametrize("field,value,choices", [("subset", "firsts", "stratified, first"), ("normalize", "mean", "none, seed")])
