@@ -15,6 +15,19 @@ from kernels import RoutingPlan
 from moe.routers import NonFiniteError
 
 
+def backward_checked(loss: torch.Tensor, optimizer, model) -> dict[str, Any] | None:
+    """Zero the gradients and back-propagate ``loss``; None when the loss and every gradient are finite,
+    else the epoch's report of the divergence (the optimizer has not stepped: the parameters stay those of
+    the last good step)."""
+    if not torch.isfinite(loss):
+        return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite training loss"}
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if not gradients_finite(model):
+        return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite gradients"}
+    return None
+
+
 def gradients_finite(model) -> bool:
     """Every gradient of the step finite (a finite loss can still overflow in backward)."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -53,12 +66,8 @@ def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: tor
         except NonFiniteError:
             return {"train_loss": math.nan, "finite": False, "reason": "non-finite gate logits in training"}
         loss, parts = loss_fn(out, x[idx], y[idx])
-        if not torch.isfinite(loss):
-            return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite training loss"}
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if not gradients_finite(model):
-            return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite gradients"}
+        if (diverged := backward_checked(loss, optimizer, model)) is not None:
+            return diverged
         optimizer.step()
         total_loss += float(loss.detach()) * len(idx)
         for name, value in parts.items():
@@ -108,12 +117,8 @@ def pretrain_epoch(model, optimizer, x, y, owner: torch.Tensor, batch_size: int,
         log_q = torch.log_softmax(model.experts.forward_routed(x[rows], plan), -1)  # [A, C]
         nll = -log_q.gather(1, y[rows][:, None])[:, 0]
         loss = (nll / plan.counts[experts]).sum()  # sum_e mean_{rows of e} nll
-        if not torch.isfinite(loss):
-            return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite training loss"}
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if not gradients_finite(model):
-            return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite gradients"}
+        if (diverged := backward_checked(loss, optimizer, model)) is not None:
+            return diverged
         for e in range(n_experts):  # an expert whose samples ran out this epoch makes no step (Adam would move it)
             if len(parts[e]) == 0:
                 for p in model.experts.experts[e].parameters():
