@@ -205,9 +205,12 @@ MEASURES: dict[str, Callable[[np.ndarray, Any], float]] = {
 def measure_values(rows: pd.DataFrame, measure: str | dict[str, Any]) -> pd.Series:
     """One float per row (NaN where undefined): a column, or a measure of the row's allocation."""
     if isinstance(measure, str):
-        if measure not in rows.columns and measure in DERIVED:
-            return pd.Series([math.nan if (a := _allocation(c)) is None else DERIVED[measure](a) for c in _cells(rows)],
-                             index=rows.index, dtype=float)
+        if measure in DERIVED:  # the column where it has a value, else computed from the allocation
+            derived = pd.Series([math.nan if (a := _allocation(c)) is None else DERIVED[measure](a) for c in _cells(rows)],
+                                index=rows.index, dtype=float)
+            if measure not in rows.columns:
+                return derived
+            return pd.to_numeric(rows[measure], errors="coerce").astype(float).fillna(derived)
         if measure not in rows.columns:
             return pd.Series(math.nan, index=rows.index, dtype=float)
         return pd.to_numeric(rows[measure], errors="coerce").astype(float)
