@@ -43,6 +43,9 @@ def list_claims() -> int:
         print(f"{c.name}  [sweep {c.sweep}]  {c.text}")
         for cond in c.conditions:
             print(f"    {describe_condition(cond)}")
+        for p in c.premises:
+            print(f"    premise: {p.name} SUPPORTED")
+        print(f"    collapsed runs: {'kept' if c.keep_collapsed else 'left out'}")
     return 0
 
 

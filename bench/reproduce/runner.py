@@ -7,7 +7,8 @@ session for all of them), then writes into the output directory (``--out``, defa
 
     <sweep>/             each sweep's own directory (records, runs.csv, table.md, ... as bench.sweep writes)
     figures/*.png        the figures of each sweep (bench.reproduce.figures)
-    REPRODUCTION.md      (bench.reproduce.report) per claim: the numbers, the figures, SUPPORTED / NOT SUPPORTED with the threshold
+    REPRODUCTION.md      (bench.reproduce.report) per claim: the numbers with their bootstrap intervals, the figures, the
+                         verdict (SUPPORTED / CONTRADICTED / INCONCLUSIVE / PREMISE FAILED) with the threshold, the seed code's numbers
     reproduction.json    the same verdicts as data
 
 Budgets: ``paper`` runs the sweep files as they are (the papers' settings); ``small`` overrides their
