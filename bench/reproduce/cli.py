@@ -22,12 +22,13 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.reproduce",
                                  description="Run the seed papers' findings as sweeps and write REPRODUCTION.md.")
     ap.add_argument("name", nargs="?", default=None, metavar="NAME",
-                    help="all (default), a sweep (lr_asymmetry, pretrained_experts, fmnist_mnist_joint, cheating, "
-                         "expert_count) or one claim (see --list)")
+                    help="all (default), a sweep (lr_asymmetry, pretrained_experts, pretrained_experts_mnist, "
+                         "fmnist_mnist_joint, cheating, expert_count) or one claim (see --list)")
     ap.add_argument("--data-root", default=None, metavar="DIR",
                     help="MNIST-family files in torchvision's layout (default: $MOE_DATA, else ~/.cache/moe-interp-bench)")
-    ap.add_argument("--budget", default=None, metavar="{small,paper}",
-                    help="small (default): subsets, fewer epochs and seeds, <= 30 min on 2 CPUs; paper: the papers' settings")
+    ap.add_argument("--budget", default=None, metavar="{small,seed,paper}",
+                    help="small (default): subsets, fewer epochs and seeds, <= 30 min on 2 CPUs; seed: the seed code's "
+                         "settings, splits and run counts; paper: the papers' settings")
     ap.add_argument("--out", default=None, metavar="DIR",
                     help="output directory (default: results/reproduce-<timestamp>); an existing one is continued")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
@@ -42,6 +43,9 @@ def list_claims() -> int:
         print(f"{c.name}  [sweep {c.sweep}]  {c.text}")
         for cond in c.conditions:
             print(f"    {describe_condition(cond)}")
+        for p in c.premises:
+            print(f"    premise: {p.name} SUPPORTED")
+        print(f"    collapsed runs: {'kept' if c.keep_collapsed else 'left out'}")
     return 0
 
 

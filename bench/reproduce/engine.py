@@ -1,10 +1,19 @@
 """The claims engine: a claim names a sweep, one or more statistics of that sweep's runs table
-(``runs.csv``), a comparison and a threshold; its verdict is computed from the numbers.
+(``runs.csv``), a comparison and a threshold; its verdict is computed from the numbers and their uncertainty.
 
-A claim is SUPPORTED when every one of its conditions holds; a condition whose statistic is undefined
-(no ``ok`` runs match it, every value is NaN, too few points for a correlation) does not hold, so the
-claim is NOT SUPPORTED and the report says why. The measures and row filters a statistic reads are
-those of ``bench.reproduce.measures``; the catalogue of claims is ``bench.reproduce.claims``.
+Each statistic comes with a 95% percentile bootstrap interval over runs (``bench.reproduce.bootstrap``). A
+condition is SUPPORTED when the whole interval lies on the claim's side of the threshold, CONTRADICTED when
+it lies wholly on the other side, INCONCLUSIVE when it straddles the threshold, or when the statistic or its
+interval is undefined (no ``ok`` runs, every value NaN, too few points, fewer than 2 runs in a group the
+bootstrap resamples): the report gives the reason, and for a straddling interval the runs per configuration
+that would decide it. A claim is SUPPORTED when every condition is, CONTRADICTED when any condition is,
+INCONCLUSIVE otherwise. A claim may name premises (other claims, e.g. the remedies of cheating presuppose
+that the black-box router cheats): when a premise is not SUPPORTED the claim's verdict is PREMISE FAILED,
+naming the premise, whatever its own numbers say.
+
+Collapsed runs (``bench.reproduce.measures.collapsed``) are left out of a claim's statistics unless the
+claim keeps them (``keep_collapsed``); either way each outcome counts them. The measures and row filters a
+statistic reads are those of ``bench.reproduce.measures``; the catalogue of claims is ``bench.reproduce.claims``.
 """
 from __future__ import annotations
 
@@ -15,9 +24,14 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from bench.reproduce.measures import OPS, ClaimError, fmt_key, measure_values, select, where_text
+from bench.reproduce import bootstrap as boot
+from bench.reproduce.measures import (OPS, ClaimError, collapsed, fmt_key, measure_values, resolve_extremes, select,
+                                      where_text)
 
-SUPPORTED, NOT_SUPPORTED, NOT_RUN = "SUPPORTED", "NOT SUPPORTED", "NOT RUN"
+SUPPORTED, CONTRADICTED, INCONCLUSIVE = "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"
+PREMISE_FAILED, NOT_RUN = "PREMISE FAILED", "NOT RUN"
+STATUSES = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, PREMISE_FAILED, NOT_RUN)
+SENSITIVITY = 0.25  # the sensitivity line moves the threshold by this share of itself, either way
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,12 @@ class Condition:
     op: str  # one of OPS
     threshold: float
     label: str  # the statistic in words, as the report shows it
+    shift: float | None = None  # the sensitivity line's move of the threshold (None: SENSITIVITY x |threshold|)
+
+    def shifted(self) -> tuple[float, float] | None:
+        """The two moved thresholds of the sensitivity line (None: a zero threshold with no ``shift``)."""
+        d = self.shift if self.shift is not None else SENSITIVITY * abs(self.threshold)
+        return None if d == 0 else (self.threshold - d, self.threshold + d)
 
 
 @dataclass(frozen=True)
@@ -37,6 +57,8 @@ class Claim:
     source: str  # where the papers show it
     conditions: tuple[Condition, ...]
     note: str = ""  # how the claim was operationalised, shown under it
+    premises: tuple["Claim", ...] = ()  # claims that must be SUPPORTED for this one to be judged
+    keep_collapsed: bool = False  # True: collapsed runs count in the statistics (the collapse is the finding)
 
 
 @dataclass
@@ -45,6 +67,20 @@ class Stat:
     n: int  # ok runs (or points) the value rests on
     detail: dict[str, float] = field(default_factory=dict)  # the numbers behind it, for the report
     note: str = ""  # why the value is undefined, when it is
+    low: float = math.nan  # the bootstrap interval (NaN: undefined, see interval_note)
+    high: float = math.nan
+    seeds: int = 0  # runs per configuration the interval rests on (the seeds-needed formula's n)
+    interval_note: str = ""  # why the interval is undefined, or how many replicates were undefined
+    collapsed: int = 0  # collapsed ok runs among the rows the statistic reads
+    collapsed_kept: bool = False  # whether they count in the value
+
+
+def verdict_at(stat: Stat, op: str, threshold: float) -> str:
+    """SUPPORTED / CONTRADICTED / INCONCLUSIVE of one interval against one threshold."""
+    if math.isnan(stat.value) or math.isnan(stat.low) or math.isnan(stat.high):
+        return INCONCLUSIVE
+    sides = [OPS[op](v, threshold) for v in (stat.low, stat.high)]
+    return SUPPORTED if all(sides) else CONTRADICTED if not any(sides) else INCONCLUSIVE
 
 
 @dataclass
@@ -54,44 +90,105 @@ class Outcome:
 
     @property
     def holds(self) -> bool:
+        """The point value alone is on the claim's side (the verdict also asks the interval)."""
         v = self.stat.value
         return v is not None and not math.isnan(v) and OPS[self.condition.op](v, self.condition.threshold)
+
+    @property
+    def verdict(self) -> str:
+        return verdict_at(self.stat, self.condition.op, self.condition.threshold)
+
+    @property
+    def reason(self) -> str:
+        """Why the verdict is INCONCLUSIVE without a straddling interval ('' otherwise)."""
+        if math.isnan(self.stat.value):
+            return self.stat.note or "the statistic is undefined"
+        if math.isnan(self.stat.low):
+            return self.stat.interval_note or "the interval is undefined"
+        return ""
+
+    @property
+    def seeds_needed(self) -> float:
+        """For a straddling interval: runs per configuration that would decide it (bench.reproduce.bootstrap)."""
+        if self.verdict != INCONCLUSIVE or self.reason:
+            return math.nan
+        s = self.stat
+        return boot.seeds_needed(s.value, s.low, s.high, self.condition.threshold, s.seeds)
+
+    def sensitivity(self) -> list[tuple[float, str]]:
+        """The verdict with the threshold moved down and up (Condition.shifted); [] when it cannot move."""
+        moved = self.condition.shifted()
+        return [] if moved is None else [(t, verdict_at(self.stat, self.condition.op, t)) for t in moved]
 
 
 @dataclass
 class Verdict:
     claim: Claim
     outcomes: list[Outcome]
-    status: str  # SUPPORTED | NOT SUPPORTED | NOT RUN
-    reason: str = ""  # for NOT RUN: why the sweep did not run
+    status: str  # one of STATUSES
+    reason: str = ""  # NOT RUN: why the sweep did not run; PREMISE FAILED: which premise, with its verdict
     runs: dict[str, int] = field(default_factory=dict)  # run counts by status
 
     def to_dict(self) -> dict[str, Any]:
         return {"claim": self.claim.name, "sweep": self.claim.sweep, "verdict": self.status, "reason": self.reason,
-                "runs": self.runs,
+                "runs": self.runs, "premises": [p.name for p in self.claim.premises],
+                "keep_collapsed": self.claim.keep_collapsed,
                 "conditions": [{"label": o.condition.label, "statistic": o.condition.statistic,
                                 "params": o.condition.params, "op": o.condition.op,
                                 "threshold": o.condition.threshold, "value": _plain(o.stat.value), "n": o.stat.n,
-                                "holds": o.holds, "note": o.stat.note,
+                                "interval": [_plain(o.stat.low), _plain(o.stat.high)], "level": boot.LEVEL,
+                                "verdict": o.verdict, "holds": o.holds, "note": o.stat.note,
+                                "interval_note": o.stat.interval_note, "reason": o.reason,
+                                "seeds": o.stat.seeds, "seeds_needed": _plain(o.seeds_needed),
+                                "sensitivity": [{"threshold": t, "verdict": v} for t, v in o.sensitivity()],
+                                "collapsed": o.stat.collapsed, "collapsed_kept": o.stat.collapsed_kept,
                                 "detail": {k: _plain(v) for k, v in o.stat.detail.items()}}
                                for o in self.outcomes]}
 
 
 def _plain(v: float) -> float | None:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+    return None if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))) else float(v)
 
 
 # ---------------------------------------------------------------------------------------------------
-# Statistics: runs table -> Stat
+# Statistics: runs table -> Stat (value, interval)
 # ---------------------------------------------------------------------------------------------------
 
 def _undefined(note: str, n: int = 0, **detail: float) -> Stat:
     return Stat(math.nan, n, dict(detail), note)
 
 
+def _with_interval(stat: Stat, replicates: np.ndarray | None, seeds: int, why: str = "") -> Stat:
+    """Attach the percentile interval of the replicates (None: undefined, for the reason ``why``)."""
+    stat.seeds = seeds
+    if replicates is None:
+        stat.interval_note = why
+        return stat
+    dropped = int(np.isnan(replicates).sum())
+    if dropped > boot.MAX_DROPPED * len(replicates):
+        stat.interval_note = f"{dropped} of {len(replicates)} resamples undefined (e.g. constant means)"
+        return stat
+    stat.low, stat.high = boot.percentile_interval(replicates)
+    if dropped:
+        stat.interval_note = f"{dropped} of {len(replicates)} resamples undefined and left out"
+    return stat
+
+
+def _values(rows: pd.DataFrame, measure: str | dict) -> np.ndarray:
+    return measure_values(rows, measure).dropna().to_numpy()
+
+
 def stat_mean(runs: pd.DataFrame, measure: str | dict, where: dict | None = None) -> Stat:
-    """Mean of the measure over the matching ok runs (NaN values left out and counted)."""
-    return _mean(select(runs, where), measure)
+    """Mean of the measure over the matching ok runs (NaN values left out and counted); the interval
+    resamples those runs."""
+    rows = select(runs, where)
+    stat = _mean(rows, measure)
+    if math.isnan(stat.value):
+        return stat
+    vals = _values(rows, measure)
+    if len(vals) < 2:
+        return _with_interval(stat, None, len(vals), "fewer than 2 runs: no interval")
+    return _with_interval(stat, boot.resampled_means(vals, boot.generator()), len(vals))
 
 
 def _mean(rows: pd.DataFrame, measure: str | dict) -> Stat:
@@ -112,18 +209,19 @@ def stat_difference(runs: pd.DataFrame, measure: str | dict, a: dict, b: dict, b
                     reduce: str = "min") -> Stat:
     """mean(measure | a) - mean(measure | b). With ``by``: computed within each value of that column among
     the a-rows, and reduced by ``min`` or ``max``; the b-rows are matched on that value too, unless b pins
-    the column to one value itself (e.g. ``experts: 1``, a baseline shared by every group)."""
+    the column to one value itself (e.g. ``experts: 1``, a baseline shared by every group). The interval
+    resamples each side of each group on its own (a shared baseline once per resample)."""
     if reduce not in ("min", "max"):
         raise ClaimError(f"difference: reduce must be min or max, got {reduce!r}")
     rows_a, rows_b = select(runs, a), select(runs, b)
+    shared = False  # one b-side for every group (resampled once per replicate)
     if by is None:
         groups = [(None, rows_a, rows_b)]
     else:
         values = sorted(rows_a[by].dropna().unique().tolist()) if by in rows_a.columns else []
-        pinned = by in b and not isinstance(b[by], (dict, list))
-        groups = [(v, rows_a[rows_a[by] == v], rows_b if pinned or by not in rows_b.columns else rows_b[rows_b[by] == v])
-                  for v in values]
-    diffs, detail, n = {}, {}, 0
+        shared = (by in b and not isinstance(b[by], (dict, list))) or by not in rows_b.columns
+        groups = [(v, rows_a[rows_a[by] == v], rows_b if shared else rows_b[rows_b[by] == v]) for v in values]
+    diffs, detail, n, sides = {}, {}, 0, []
     for v, ra, rb in groups:
         ma, mb = _mean(ra, measure), _mean(rb, measure)
         key = "" if v is None else f"{by}={fmt_key(v)}: "
@@ -132,13 +230,23 @@ def stat_difference(runs: pd.DataFrame, measure: str | dict, a: dict, b: dict, b
         if not (math.isnan(ma.value) or math.isnan(mb.value)):
             diffs[v] = ma.value - mb.value
             n += ma.n + mb.n
+        sides.append((key, _values(ra, measure), _values(rb, measure)))
     if not groups or not diffs:
         return _undefined("no ok runs on one side of the comparison", 0, **detail)
     if len(diffs) < len(groups):
         missing = [k for k, _, _ in groups if k not in diffs]
         return _undefined(f"no ok runs on one side for {by}={', '.join(map(fmt_key, missing))}", n, **detail)
     pick = min if reduce == "min" else max
-    return Stat(float(pick(diffs.values())), n, detail)
+    stat = Stat(float(pick(diffs.values())), n, detail)
+    small = [f"{key}{where_text(w)}" for key, va, vb in sides for w, vals in ((a, va), (b, vb)) if len(vals) < 2]
+    seeds = max(len(x) for _, va, vb in sides for x in (va, vb))
+    if small:
+        return _with_interval(stat, None, seeds, "fewer than 2 runs in " + "; ".join(dict.fromkeys(small)))
+    rng = boot.generator()
+    base = boot.resampled_means(sides[0][2], rng) if shared else None
+    reps = np.stack([boot.resampled_means(va, rng) - (base if shared else boot.resampled_means(vb, rng))
+                     for _, va, vb in sides], axis=1)  # [B, groups]
+    return _with_interval(stat, reps.min(axis=1) if reduce == "min" else reps.max(axis=1), seeds)
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -152,7 +260,8 @@ def spearman(x: list[float], y: list[float]) -> float:
 
 
 def stat_rank_correlation(runs: pd.DataFrame, measure: str | dict, x: str, where: dict | None = None) -> Stat:
-    """Spearman correlation between the values of column ``x`` and the mean measure at each value."""
+    """Spearman correlation between the values of column ``x`` and the mean measure at each value. The
+    interval resamples the runs at each value of ``x`` (the values themselves are the sweep's design)."""
     rows = select(runs, where)
     vals = measure_values(rows, measure)
     xs = pd.to_numeric(rows[x], errors="coerce") if x in rows.columns else pd.Series(dtype=float)
@@ -164,12 +273,22 @@ def stat_rank_correlation(runs: pd.DataFrame, measure: str | dict, x: str, where
     rho = spearman(means.index.tolist(), means.tolist())
     if math.isnan(rho):
         return _undefined("the means are constant", len(frame), **detail)
-    return Stat(rho, len(frame), detail)
+    stat = Stat(rho, len(frame), detail)
+    groups = [frame.loc[frame["x"] == k, "y"].to_numpy() for k in means.index]
+    seeds = max(len(g) for g in groups)
+    small = [fmt_key(k) for k, g in zip(means.index, groups) if len(g) < 2]
+    if small:
+        return _with_interval(stat, None, seeds, f"fewer than 2 runs at {x}={', '.join(small)}")
+    rng = boot.generator()
+    reps = np.stack([boot.resampled_means(g, rng) for g in groups], axis=1)  # [B, levels]
+    levels = np.broadcast_to(means.index.to_numpy(dtype=float), reps.shape)
+    return _with_interval(stat, boot.rowwise_spearman(levels, reps), seeds)
 
 
 def stat_correlation(runs: pd.DataFrame, x: str | dict, y: str | dict, where: dict | None = None,
                      per: str = "name") -> Stat:
-    """Spearman correlation across groups (configurations, by ``per``) of the group means of two measures."""
+    """Spearman correlation across groups (configurations, by ``per``) of the group means of two measures.
+    The interval resamples configurations, then the runs of each drawn configuration (two-stage)."""
     rows = select(runs, where)
     frame = pd.DataFrame({"g": rows[per] if per in rows.columns else pd.Series(dtype=object),
                           "x": measure_values(rows, x), "y": measure_values(rows, y)}).dropna()
@@ -180,7 +299,21 @@ def stat_correlation(runs: pd.DataFrame, x: str | dict, y: str | dict, where: di
     rho = spearman(means["x"].tolist(), means["y"].tolist())
     if math.isnan(rho):
         return _undefined("one of the two measures is constant across configurations", len(frame), **detail)
-    return Stat(rho, len(frame), detail)
+    stat = Stat(rho, len(frame), detail)
+    groups = [frame.loc[frame["g"] == g, ["x", "y"]].to_numpy() for g in means.index]
+    seeds = max(len(g) for g in groups)
+    small = [str(g) for g, vals in zip(means.index, groups) if len(vals) < 2]
+    if small:
+        return _with_interval(stat, None, seeds, f"fewer than 2 runs in {len(small)} configuration(s): {small[0]}, ...")
+    rng = boot.generator()
+    drawn = rng.integers(0, len(groups), size=boot.B * len(groups))  # stage 1: configurations
+    mx, my = np.empty(drawn.size), np.empty(drawn.size)
+    for gi, vals in enumerate(groups):  # stage 2: the runs of each drawn configuration, afresh at each draw
+        at = np.flatnonzero(drawn == gi)
+        pick = vals[rng.integers(0, len(vals), size=(at.size, len(vals)))]  # [draws, runs, 2]
+        mx[at], my[at] = pick[..., 0].mean(axis=1), pick[..., 1].mean(axis=1)
+    shape = (boot.B, len(groups))
+    return _with_interval(stat, boot.rowwise_spearman(mx.reshape(shape), my.reshape(shape)), seeds)
 
 
 STATISTICS: dict[str, Callable[..., Stat]] = {
@@ -195,22 +328,70 @@ STATISTICS: dict[str, Callable[..., Stat]] = {
 # Verdicts
 # ---------------------------------------------------------------------------------------------------
 
-def evaluate_condition(cond: Condition, runs: pd.DataFrame) -> Outcome:
+def _read_rows(params: dict[str, Any], runs: pd.DataFrame) -> pd.Index:
+    """The ok rows a statistic reads: those matching its ``where``, or either side ``a`` / ``b``."""
+    picks = [select(runs, params[k]).index for k in ("a", "b") if k in params]
+    return picks[0].union(picks[1]) if picks else select(runs, params.get("where")).index
+
+
+def evaluate_condition(cond: Condition, runs: pd.DataFrame, keep_collapsed: bool = False) -> Outcome:
+    """The condition's statistic on the runs, collapsed runs left out (unless kept) and counted."""
     if cond.statistic not in STATISTICS:
         raise ClaimError(f"unknown statistic {cond.statistic!r}; valid: {', '.join(STATISTICS)}")
     if cond.op not in OPS:
         raise ClaimError(f"unknown comparison {cond.op!r}; valid: {', '.join(OPS)}")
-    return Outcome(cond, STATISTICS[cond.statistic](runs, **cond.params))
+    params = {k: resolve_extremes(v, runs) if k in ("where", "a", "b") else v for k, v in cond.params.items()}
+    flags = collapsed(runs)
+    n_collapsed = int(flags.loc[_read_rows(params, runs)].sum())
+    stat = STATISTICS[cond.statistic](runs if keep_collapsed else runs[~flags], **params)
+    stat.collapsed, stat.collapsed_kept = n_collapsed, keep_collapsed
+    return Outcome(cond, stat)
 
 
-def evaluate(claim: Claim, runs: pd.DataFrame | None, reason: str = "") -> Verdict:
-    """The claim's verdict on a runs table; ``runs`` None: the sweep did not run (NOT RUN, with ``reason``)."""
+def combine(verdicts: list[str]) -> str:
+    """A claim's verdict from its conditions': SUPPORTED if all are, CONTRADICTED if any is, else INCONCLUSIVE."""
+    if verdicts and all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED
+    return CONTRADICTED if CONTRADICTED in verdicts else INCONCLUSIVE
+
+
+def evaluate(claim: Claim, runs: pd.DataFrame | None, reason: str = "",
+             premises: dict[str, Verdict] | None = None) -> Verdict:
+    """The claim's verdict on a runs table; ``runs`` None: the sweep did not run (NOT RUN, with ``reason``).
+
+    ``premises``: verdicts already reached, by claim name; a premise not among them is judged here on the
+    same runs (it must read the same sweep)."""
     if runs is None:
         return Verdict(claim, [], NOT_RUN, reason or "the sweep did not run")
     counts = runs["status"].value_counts().to_dict() if "status" in runs.columns else {"ok": len(runs)}
-    outcomes = [evaluate_condition(c, runs) for c in claim.conditions]
-    status = SUPPORTED if outcomes and all(o.holds for o in outcomes) else NOT_SUPPORTED
-    return Verdict(claim, outcomes, status, runs={str(k): int(v) for k, v in counts.items()})
+    outcomes = [evaluate_condition(c, runs, claim.keep_collapsed) for c in claim.conditions]
+    verdict = Verdict(claim, outcomes, combine([o.verdict for o in outcomes]),
+                      runs={str(k): int(v) for k, v in counts.items()})
+    for p in claim.premises:
+        pv = (premises or {}).get(p.name)
+        if pv is None:
+            if p.sweep != claim.sweep:
+                raise ClaimError(f"{claim.name}: premise {p.name} reads sweep {p.sweep!r}: pass its verdict")
+            pv = evaluate(p, runs, premises=premises)
+        if pv.status != SUPPORTED:
+            verdict.status, verdict.reason = PREMISE_FAILED, f"the premise `{p.name}` is {pv.status}"
+            break
+    return verdict
+
+
+def evaluate_all(claims: list[Claim], runs_of: Callable[[str], tuple[pd.DataFrame | None, str]]) -> list[Verdict]:
+    """Verdicts of the claims, each premise judged once (``runs_of(sweep)``: its runs, or None and why)."""
+    done: dict[str, Verdict] = {}
+
+    def judge(c: Claim) -> Verdict:
+        if c.name not in done:
+            for p in c.premises:
+                judge(p)
+            runs, reason = runs_of(c.sweep)
+            done[c.name] = evaluate(c, runs, reason, done)
+        return done[c.name]
+
+    return [judge(c) for c in claims]
 
 
 def describe_condition(cond: Condition) -> str:

@@ -4,11 +4,12 @@ Only ``ok`` rows count (``error``, ``diverged`` and ``stopped`` rows are left ou
 
 Per-run measures (``measure`` in a condition's params):
 
-- a column name of runs.csv (``accuracy``, ``cheating_index``, ``expert_prediction_entropy``, ...);
+- a column name of runs.csv (``accuracy``, ``cheating_index``, ``expert_prediction_entropy``, ...); ``mi_bits``,
+  ``h_expert_bits`` and ``busiest_share`` are computed from the allocation when the table lacks them;
 - ``{"expert_share": e}``: expert e's share of the test samples (column e of the allocation / its total);
 - ``{"split_nmi": split}``: NMI between the part of a class split holding each sample's class and its
-  expert (``split`` a list of class lists or a preset of ``moe.regimes.SPLITS``); 1 = the gate routes
-  each part of the split to its own expert;
+  expert (``split`` a list of class lists, a preset of ``moe.regimes.SPLITS``, or ``"$class_split"``: each
+  run's own ``class_split``); 1 = the gate routes each part of the split to its own expert;
 - ``{"separation": grouping}``: I(G; E) / H(G), the share of the group's entropy (G = e.g. fashion /
   digits, ``grouping`` the group of each class) that the expert explains; 1 = no expert mixes groups,
   whatever the number of experts (the arithmetic-mean NMI ``partition_nmi`` of the runs table is below
@@ -17,6 +18,11 @@ Per-run measures (``measure`` in a condition's params):
 Row filters (``where``): column -> value (``None`` matches a blank cell), a list (any of), ``"$max"`` /
 ``"$min"`` (the column's largest / smallest value among the ok runs), or ``{op: value}`` with an op of
 :data:`OPS`.
+
+Collapsed runs (:func:`collapsed`): ok runs with more than one expert whose busiest expert took at least
+:data:`COLLAPSE_SHARE` of the assigned test samples (runs.csv's ``busiest_share``). They learned no split:
+the claims leave them out of their statistics unless a claim keeps them (``Claim.keep_collapsed``, where
+the collapse is the finding), and the report counts them beside each statistic.
 """
 from __future__ import annotations
 
@@ -27,13 +33,15 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
-from moe.metrics import entropy, mutual_information_bits, nmi
+from moe.metrics import COLLAPSE_SHARE, entropy, mutual_information_bits, nmi
 from moe.regimes import SPLITS
 
 OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt,
                                                   "<=": operator.le}
 OP_WORDS = {">": "above", ">=": "at least", "<": "below", "<=": "at most"}
+# a run is collapsed when its busiest expert takes >= 99% of the test samples: the one rule, moe's score `collapsed`
 
 
 class ClaimError(ValueError):
@@ -73,6 +81,37 @@ def select(runs: pd.DataFrame, where: dict[str, Any] | None) -> pd.DataFrame:
     return rows
 
 
+def resolve_extremes(where: dict[str, Any] | None, runs: pd.DataFrame) -> dict[str, Any] | None:
+    """``where`` with ``"$max"`` / ``"$min"`` replaced by the column's value among all ok runs (so that leaving
+    collapsed runs out later does not move the largest lr ratio)."""
+    if not where:
+        return where
+    rows = ok_runs(runs)
+    out = dict(where)
+    for col, want in where.items():
+        if isinstance(want, str) and want in ("$max", "$min") and col in rows.columns:
+            num = pd.to_numeric(rows[col], errors="coerce").dropna()
+            if len(num):
+                out[col] = float(num.max() if want == "$max" else num.min())
+    return out
+
+
+def collapsed(runs: pd.DataFrame) -> pd.Series:
+    """True for each ok run with more than one expert whose busiest expert took >= COLLAPSE_SHARE of its
+    assigned test samples (``busiest_share``, else from the allocation); a one-expert run cannot collapse."""
+    share = measure_values(runs, "busiest_share")
+    width = pd.Series([math.nan if (a := _allocation(c)) is None else a.shape[1] for c in _cells(runs)],
+                      index=runs.index, dtype=float)
+    if "experts" in runs.columns:
+        width = width.fillna(pd.to_numeric(runs["experts"], errors="coerce"))
+    ok = runs["status"] == "ok" if "status" in runs.columns else pd.Series(True, index=runs.index)
+    return (ok & (share >= COLLAPSE_SHARE) & (width > 1)).fillna(False).astype(bool)
+
+
+def _cells(rows: pd.DataFrame) -> pd.Series:
+    return rows["allocation"] if "allocation" in rows.columns else pd.Series(None, index=rows.index, dtype=object)
+
+
 def _allocation(cell: Any) -> np.ndarray | None:
     if cell is None or (isinstance(cell, float) and math.isnan(cell)):
         return None
@@ -81,6 +120,8 @@ def _allocation(cell: Any) -> np.ndarray | None:
 
 
 def _split_of(split: Any) -> list[list[int]]:
+    if isinstance(split, str) and split.lstrip().startswith("["):  # a runs.csv cell: the split as JSON
+        split = json.loads(split)
     if isinstance(split, str):
         if split not in SPLITS:
             raise ClaimError(f"split_nmi: unknown split {split!r}; valid: {', '.join(SPLITS)}")
@@ -141,6 +182,19 @@ def with_phase_accuracy(runs: pd.DataFrame, records: list[dict[str, Any]]) -> pd
     return out
 
 
+def busiest(alloc: np.ndarray) -> float:
+    """Share of the assigned samples on the busiest expert (bench.table.runs.busiest_share)."""
+    per_expert = alloc.sum(0)
+    return float(per_expert.max() / per_expert.sum())
+
+
+# Columns of runs.csv that older tables lack, computed from the allocation [C, E] (bench.table.runs).
+DERIVED: dict[str, Callable[[np.ndarray], float]] = {
+    "mi_bits": mutual_information_bits,
+    "h_expert_bits": lambda a: float(entropy(torch.as_tensor(a.sum(0)))) / math.log(2),
+    "busiest_share": busiest,
+}
+
 MEASURES: dict[str, Callable[[np.ndarray, Any], float]] = {
     "expert_share": lambda a, e: float(a[:, e].sum() / a.sum()) if 0 <= e < a.shape[1] else math.nan,
     "split_nmi": lambda a, s: split_nmi(a, _split_of(s)),
@@ -151,6 +205,12 @@ MEASURES: dict[str, Callable[[np.ndarray, Any], float]] = {
 def measure_values(rows: pd.DataFrame, measure: str | dict[str, Any]) -> pd.Series:
     """One float per row (NaN where undefined): a column, or a measure of the row's allocation."""
     if isinstance(measure, str):
+        if measure in DERIVED:  # the column where it has a value, else computed from the allocation
+            derived = pd.Series([math.nan if (a := _allocation(c)) is None else DERIVED[measure](a) for c in _cells(rows)],
+                                index=rows.index, dtype=float)
+            if measure not in rows.columns:
+                return derived
+            return pd.to_numeric(rows[measure], errors="coerce").astype(float).fillna(derived)
         if measure not in rows.columns:
             return pd.Series(math.nan, index=rows.index, dtype=float)
         return pd.to_numeric(rows[measure], errors="coerce").astype(float)
@@ -158,9 +218,13 @@ def measure_values(rows: pd.DataFrame, measure: str | dict[str, Any]) -> pd.Seri
         raise ClaimError(f"measure {measure!r}: a column name or one of {{{', '.join(MEASURES)}: argument}}")
     (kind, arg), = measure.items()
     fn = MEASURES[kind]
-    cells = rows["allocation"] if "allocation" in rows.columns else pd.Series(None, index=rows.index, dtype=object)
-    return pd.Series([math.nan if (a := _allocation(c)) is None else fn(a, arg) for c in cells],
-                     index=rows.index, dtype=float)
+    if arg == "$class_split":  # each run's own split (split_nmi)
+        own = rows["class_split"] if "class_split" in rows.columns else pd.Series(None, index=rows.index, dtype=object)
+        args = [s if isinstance(s, str) and (s in SPLITS or s.lstrip().startswith("[")) else None for s in own]
+    else:
+        args = [arg] * len(rows)
+    return pd.Series([math.nan if (a := _allocation(c)) is None or x is None else fn(a, x)
+                      for c, x in zip(_cells(rows), args)], index=rows.index, dtype=float)
 
 
 def measure_name(measure: str | dict[str, Any]) -> str:
@@ -171,6 +235,8 @@ def measure_name(measure: str | dict[str, Any]) -> str:
     if kind == "expert_share":
         return f"share of expert {arg}"
     if kind == "split_nmi":
+        if arg == "$class_split":
+            return "split NMI (own split)"
         return f"split NMI ({arg})" if isinstance(arg, str) else "split NMI"
     return kind
 

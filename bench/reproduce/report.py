@@ -1,4 +1,6 @@
-"""REPRODUCTION.md and reproduction.json: per claim the numbers, the figures and the verdict with its threshold."""
+"""REPRODUCTION.md and reproduction.json: per claim the numbers with their bootstrap intervals, the verdict with
+its threshold, the seeds that would decide an open one, the verdict under a moved threshold, the collapsed
+runs, the seed code's own numbers beside ours, and the figures."""
 from __future__ import annotations
 
 import json
@@ -10,9 +12,13 @@ from typing import Any
 
 import pandas as pd
 
+from bench.reproduce import bootstrap as boot
+from bench.reproduce import seed_results
 from bench.reproduce.claims import FASHION_DIGITS, FAST_SHARE
-from bench.reproduce.engine import NOT_RUN, NOT_SUPPORTED, SUPPORTED, Verdict
-from bench.reproduce.measures import OP_WORDS, measure_name, measure_values, ok_runs
+from bench.reproduce.engine import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, PREMISE_FAILED, SUPPORTED, Outcome, Verdict,
+                                    combine)
+from bench.reproduce.measures import (COLLAPSE_SHARE, OP_WORDS, collapsed, measure_name, measure_values, ok_runs, select,
+                                      where_text)
 from bench.reproduce.results import BUDGET_WORDS, Reproduction, SweepResult
 from bench.table.tables import write_text
 from moe.record import versions, write_json_atomic
@@ -21,8 +27,10 @@ REPORT = "REPRODUCTION.md"
 # The per-configuration numbers shown under each sweep: accuracy and the measures its claims read.
 NUMBERS: dict[str, list[str | dict[str, Any]]] = {
     "lr_asymmetry": ["accuracy", FAST_SHARE, {"expert_share": 1}],
-    "pretrained_experts": ["accuracy_after_joint", "accuracy", {"split_nmi": "fmnist_mnist"}, "partition_nmi"],
-    "fmnist_mnist_joint": ["accuracy", {"separation": FASHION_DIGITS}, "partition_nmi", "partition_ari"],
+    "pretrained_experts": ["accuracy_after_joint", "accuracy", {"split_nmi": "fmnist_mnist"}, "mi_bits", "partition_nmi"],
+    "pretrained_experts_mnist": ["accuracy_after_joint", "accuracy", {"split_nmi": "$class_split"}, "mi_bits",
+                                 "h_expert_bits"],
+    "fmnist_mnist_joint": ["accuracy", {"separation": FASHION_DIGITS}, "mi_bits", "partition_nmi", "partition_ari"],
     "cheating": ["accuracy", "cheating_index", "expert_prediction_entropy", "nmi"],
     "expert_count": ["accuracy", "cheating_index", "expert_prediction_entropy", "nmi"],
 }
@@ -46,13 +54,16 @@ def overrides_text(overrides: dict[str, Any]) -> str:
 
 
 def numbers_table(runs: pd.DataFrame, measures: list[str | dict[str, Any]]) -> str:
-    """Markdown: one row per configuration, mean ± std over its ok runs of each measure."""
+    """Markdown: one row per configuration, mean ± std over its ok runs of each measure (collapsed runs
+    included, and counted beside the ok runs)."""
     ok = ok_runs(runs)
+    flags = collapsed(runs)
     head = ["configuration", "ok runs"] + [measure_name(m) for m in measures]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", "---:"] + ["---:"] * len(measures)) + "|"]
     for name, g in runs.groupby("name", sort=False) if "name" in runs.columns else []:
         good = ok[ok["name"] == name]
-        cells = [f"`{name}`", f"{len(good)}/{len(g)}"]
+        k = int(flags.loc[good.index].sum())
+        cells = [f"`{name}`", f"{len(good)}/{len(g)}" + (f" ({k} collapsed)" if k else "")]
         for m in measures:
             v = measure_values(good, m).dropna()
             cell = _num(float(v.mean())) if len(v) else "–"
@@ -63,43 +74,152 @@ def numbers_table(runs: pd.DataFrame, measures: list[str | dict[str, Any]]) -> s
     return "\n".join(lines)
 
 
-def _verdict_line(v: Verdict) -> str:
-    return {SUPPORTED: "**SUPPORTED**", NOT_SUPPORTED: "**NOT SUPPORTED**", NOT_RUN: "**NOT RUN**"}[v.status]
+def _bold(status: str) -> str:
+    return f"**{status}**"
+
+
+def interval_text(o: Outcome) -> str:
+    """``0.934 [0.850, 0.990]``, or ``0.934 [no interval]``, or ``undefined``."""
+    st = o.stat
+    if math.isnan(st.value):
+        return "undefined"
+    ci = "no interval" if math.isnan(st.low) else f"{_num(st.low)}, {_num(st.high)}"
+    return f"{_num(st.value)} [{ci}]"
+
+
+def collapsed_text(o: Outcome) -> str:
+    k = o.stat.collapsed
+    return "0" if k == 0 else f"{k} ({'kept' if o.stat.collapsed_kept else 'left out'})"
+
+
+def seeds_text(o: Outcome) -> str:
+    """Why an INCONCLUSIVE condition is open and what would decide it ('' for a decided one)."""
+    if o.verdict != INCONCLUSIVE:
+        return ""
+    if o.reason:
+        return o.reason
+    need = o.seeds_needed
+    if math.isinf(need):
+        return "the value sits on the threshold: no number of runs decides it"
+    return (f"the interval straddles the threshold; about {int(need)} runs per configuration (now {o.stat.seeds}) "
+            "would decide it")
+
+
+def sensitivity_text(o: Outcome) -> str:
+    moved = o.sensitivity()
+    if not moved:
+        return "a zero threshold without a stated move"
+    return "; ".join(f"{o.condition.op} {t:g}: {v}" for t, v in moved)
 
 
 def summary_table(verdicts: list[Verdict]) -> str:
-    lines = ["| claim | verdict | statistic | value | threshold | holds |", "|---|---|---|---:|---|---|"]
+    lines = [f"| claim | verdict | statistic | value [{boot.LEVEL:.0%} interval] | threshold | condition | collapsed runs |",
+             "|---|---|---|---:|---|---|---:|"]
     for v in verdicts:
         if not v.outcomes:
-            conds = [(c.label, "–", f"{c.op} {c.threshold:g}", "–") for c in v.claim.conditions]
+            conds = [(c.label, "–", f"{c.op} {c.threshold:g}", "–", "–") for c in v.claim.conditions]
         else:
-            conds = [(o.condition.label, _num(o.stat.value), f"{o.condition.op} {o.condition.threshold:g}",
-                      "yes" if o.holds else "no") for o in v.outcomes]
-        for i, (label, value, thr, holds) in enumerate(conds):
+            conds = [(o.condition.label, interval_text(o), f"{o.condition.op} {o.condition.threshold:g}", o.verdict,
+                      collapsed_text(o)) for o in v.outcomes]
+        for i, (label, value, thr, cond, coll) in enumerate(conds):
             first = i == 0
-            lines.append(f"| {f'`{v.claim.name}`' if first else ''} | {_verdict_line(v) if first else ''} | "
-                         f"{label} | {value} | {thr} | {holds} |")
+            lines.append(f"| {f'`{v.claim.name}`' if first else ''} | {_bold(v.status) if first else ''} | "
+                         f"{label} | {value} | {thr} | {cond} | {coll} |")
     return "\n".join(lines)
 
 
-def claim_section(v: Verdict) -> list[str]:
+def condition_lines(o: Outcome) -> list[str]:
+    cond, st = o.condition, o.stat
+    value = "undefined" if math.isnan(st.value) else f"**{interval_text(o)}**"
+    coll = (f"; {st.collapsed} collapsed run{'s' if st.collapsed != 1 else ''} "
+            f"{'counted in' if st.collapsed_kept else 'left out'}" if st.collapsed else "; no collapsed runs")
+    why = seeds_text(o)
+    lines = [f"- {cond.label} = {value} (n = {st.n}{coll}); threshold {cond.op} {cond.threshold:g} "
+             f"({OP_WORDS[cond.op]} {cond.threshold:g}): {_bold(o.verdict)}" + (f" — {why}" if why else "") + ".",
+             f"  Sensitivity (threshold moved by {_move(o)}): {sensitivity_text(o)}."]
+    if st.interval_note and not math.isnan(st.low):
+        lines.append(f"  Bootstrap: {st.interval_note}.")
+    if st.detail:
+        lines.append("  " + "; ".join(f"{k}: {_num(x) if isinstance(x, float) else x}" for k, x in st.detail.items()))
+    return lines
+
+
+def _move(o: Outcome) -> str:
+    c = o.condition
+    return f"{c.shift:g}" if c.shift is not None else "25% of itself"
+
+
+def seed_table(v: Verdict, runs: pd.DataFrame | None) -> list[str]:
+    """The seed code's numbers beside ours for the settings that inform this claim (bench.reproduce.seed_results)."""
+    settings = seed_results.for_claim(v.claim.name)
+    if v.claim.sweep in seed_results.NO_SEED_CODE:
+        return ["The seed code has no such experiment (and Elazar & Taylor released no code): no seed numbers to "
+                "set beside ours.", ""]
+    if not settings:
+        return []
+    lines = ["The seed code's numbers beside ours (`bench/reproduce/seed_results.py`; ours: mean ± std over the "
+             "matching ok runs, collapsed runs included; the seed's settings are those of `--budget seed`):", ""]
+    for setting in settings:
+        lines += [f"*{setting.label}* (ours: {where_text(setting.where)}):", "",
+                  "| quantity | seed code | this harness |", "|---|---|---|"]
+        for num in setting.numbers:
+            ours = "–" if runs is None else harness_value(runs, {**setting.where, **num.where}, num.measure)
+            lines.append(f"| {num.label}{_where_suffix(num.where)} | {num.seed} | {ours} |")
+        lines.append("")
+    return lines
+
+
+def _where_suffix(where: dict[str, Any]) -> str:
+    return f" ({where_text(where)})" if where else ""
+
+
+def harness_value(runs: pd.DataFrame, where: dict[str, Any], measure: str | dict[str, Any]) -> str:
+    """Our number for a seed quantity: 'k of n' runs collapsed, or mean ± std (n runs, range)."""
+    rows = select(runs, where)
+    if rows.empty:
+        return "no matching runs"
+    if measure == "collapsed":
+        return f"{int(collapsed(rows).sum())} of {len(rows)}"
+    vals = measure_values(rows, measure).dropna()
+    if vals.empty:
+        return "–"
+    if len(vals) == 1:
+        return f"{_num(float(vals.iloc[0]))} (1 run)"
+    return (f"{_num(float(vals.mean()))} ± {float(vals.std(ddof=1)):.3f} ({len(vals)} runs, "
+            f"{float(vals.min()):.2f}-{float(vals.max()):.2f})")
+
+
+def claim_section(v: Verdict, runs: pd.DataFrame | None = None) -> list[str]:
     c = v.claim
     lines = [f"### `{c.name}`: {v.status}", "", f"> {c.text} ({c.source})", ""]
     if v.status == NOT_RUN:
         return lines + ["Not run: the sweep did not run (see above).", ""]
     for o in v.outcomes:
-        cond, st = o.condition, o.stat
-        value = "undefined" if math.isnan(st.value) else f"**{_num(st.value)}**"
-        verdict = "holds" if o.holds else "does not hold"
-        lines.append(f"- {cond.label} = {value} (n = {st.n}); threshold {cond.op} {cond.threshold:g} "
-                     f"({OP_WORDS[cond.op]} {cond.threshold:g}): {verdict}"
-                     + (f" — {st.note}" if st.note else "") + ".")
-        if st.detail:
-            lines.append("  " + "; ".join(f"{k}: {_num(x) if isinstance(x, float) else x}" for k, x in st.detail.items()))
+        lines += condition_lines(o)
     if c.note:
         lines += ["", c.note]
-    lines += ["", f"Verdict: {_verdict_line(v)} (every condition must hold; computed from the numbers above).", ""]
+    lines += [""] + seed_table(v, runs)
+    if v.status == PREMISE_FAILED:
+        lines += [f"Verdict: {_bold(PREMISE_FAILED)}: {v.reason}, and this claim presupposes it, so its own numbers "
+                  f"(above; by themselves {combine([o.verdict for o in v.outcomes])}) carry no verdict.", ""]
+    else:
+        lines += [f"Verdict: {_bold(v.status)} (SUPPORTED if every condition is, CONTRADICTED if any is, else "
+                  "INCONCLUSIVE; computed from the numbers above).", ""]
     return lines
+
+
+RULES = (f"Each statistic is shown with its {boot.LEVEL:.0%} percentile bootstrap interval ({boot.B:,} resamples of the "
+         "runs, a fixed generator seed; runs resampled within each group the statistic compares, configurations and "
+         "then their runs for correlations across configurations: `bench/reproduce/bootstrap.py`). A condition is "
+         "SUPPORTED when the whole interval lies on the claim's side of the threshold, CONTRADICTED when it lies wholly "
+         "on the other side, INCONCLUSIVE when it straddles the threshold (with the runs per configuration that would "
+         "decide it, from the half-width shrinking as 1/sqrt(n): n' = ceil(n (h / |value - threshold|)^2)) or when it "
+         "is undefined (fewer than 2 runs in a group: the reason is given). A claim is SUPPORTED when every condition "
+         "is, CONTRADICTED when any is, else INCONCLUSIVE; PREMISE FAILED when a claim it presupposes is not "
+         "SUPPORTED (the remedies of cheating need a black box that cheats). Under each condition: its verdict with "
+         "the threshold moved by 25% either way. Collapsed runs (one expert takes >= "
+         f"{COLLAPSE_SHARE:.0%} of the test samples) are left out of a claim's statistics unless its note says they "
+         "count, and are counted beside each statistic.")
 
 
 def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: str) -> list[str]:
@@ -122,7 +242,7 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
         lines += ["", "Numbers per configuration (mean ± std over seeds, ok runs):", "",
                   numbers_table(res.runs, NUMBERS.get(res.name, ["accuracy"])), ""]
     for v in verdicts:
-        lines += claim_section(v)
+        lines += claim_section(v, res.runs)
     for caption, path in res.figures:
         rel = os.path.relpath(path, out)
         lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
@@ -133,20 +253,22 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
 
 def render(rep: Reproduction) -> str:
     v = versions()
-    counts = {s: sum(x.status == s for x in rep.verdicts) for s in (SUPPORTED, NOT_SUPPORTED, NOT_RUN)}
+    counts = {s: sum(x.status == s for x in rep.verdicts)
+              for s in (SUPPORTED, CONTRADICTED, INCONCLUSIVE, PREMISE_FAILED, NOT_RUN)}
     lines = ["# Reproduction of the seed papers' findings", "",
              "Krishnamurthy & Watkins, 'Interpretability in Gated Modular Neural Networks' (XAI 4 Debugging, "
              "NeurIPS 2021), and Elazar & Taylor, 'Implicit Mixture of Interpretable Experts for Global and Local "
              "Interpretability' (arXiv 2212.00471, 2022; only its abstract was available, so the cheating measures "
              "are this project's operationalisation). Each finding is a claim (`bench/reproduce/claims.py`): a statistic of a sweep's runs, a comparison "
-             "and a threshold; the verdict is computed from the numbers. NOT SUPPORTED is an honest result, "
-             "not a failure of the harness.", "",
+             "and a threshold; the verdict is computed from the numbers and their uncertainty. CONTRADICTED and "
+             "INCONCLUSIVE are honest results, not failures of the harness.", "", RULES, "",
              f"Budget **{rep.budget}**: {BUDGET_WORDS.get(rep.budget, 'custom overrides')}. "
              f"Data root: `{rep.data_root or 'default ($MOE_DATA or ~/.cache/moe-interp-bench)'}`. "
              f"Written {datetime.now():%Y-%m-%d %H:%M}; git {v.get('git', '?')}; total wall time {clock(rep.wall_s)} "
              "(every call on this directory; a sweep's trial times: the sum over its trials, run on several slots).",
-             "", f"{counts[SUPPORTED]} supported, {counts[NOT_SUPPORTED]} not supported, "
-                 f"{counts[NOT_RUN]} not run.", "", summary_table(rep.verdicts), ""]
+             "", f"{counts[SUPPORTED]} supported, {counts[CONTRADICTED]} contradicted, {counts[INCONCLUSIVE]} "
+                 f"inconclusive, {counts[PREMISE_FAILED]} premise failed, {counts[NOT_RUN]} not run.", "",
+             summary_table(rep.verdicts), ""]
     for name, res in rep.results.items():
         lines += sweep_section(res, [x for x in rep.verdicts if x.claim.sweep == name], rep.out, rep.budget)
     missing = [x for x in rep.verdicts if x.claim.sweep not in rep.results]

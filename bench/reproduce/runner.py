@@ -7,11 +7,14 @@ session for all of them), then writes into the output directory (``--out``, defa
 
     <sweep>/             each sweep's own directory (records, runs.csv, table.md, ... as bench.sweep writes)
     figures/*.png        the figures of each sweep (bench.reproduce.figures)
-    REPRODUCTION.md      (bench.reproduce.report) per claim: the numbers, the figures, SUPPORTED / NOT SUPPORTED with the threshold
+    REPRODUCTION.md      (bench.reproduce.report) per claim: the numbers with their bootstrap intervals, the figures, the
+                         verdict (SUPPORTED / CONTRADICTED / INCONCLUSIVE / PREMISE FAILED) with the threshold, the seed code's numbers
     reproduction.json    the same verdicts as data
 
 Budgets: ``paper`` runs the sweep files as they are (the papers' settings); ``small`` overrides their
-budget (subsets, fewer epochs and seeds: the ``budgets: small`` section of each sweep file) to finish ``all`` within 30 minutes on 2 CPU cores.
+budget (subsets, fewer epochs and seeds: the ``budgets: small`` section of each sweep file) to finish ``all`` within 30 minutes on 2 CPU cores;
+``seed`` runs the seed code's own settings, splits and run counts (the ``budgets: seed`` sections: the
+``moe.config`` presets seed_gm6, seed_mnist, seed_fmnist_mnist).
 Running again with the same ``--out`` continues the sweeps there (finished trials are kept).
 
 A sweep that cannot run (e.g. the MNIST files are missing) is reported with its error message, its claims
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.reproduce import claims as C
-from bench.reproduce.engine import Claim, evaluate
+from bench.reproduce.engine import Claim, evaluate_all
 from bench.reproduce.figures import PLOTS
 from bench.reproduce.measures import with_phase_accuracy
 from bench.reproduce.report import overrides_text, write_report
@@ -41,7 +44,8 @@ from bench.sweep.runner import run as run_sweep_dir
 from bench.sweep.spec import SweepError
 from moe.registry import suggestion
 
-SWEEPS = ("lr_asymmetry", "pretrained_experts", "fmnist_mnist_joint", "cheating", "expert_count")  # run order
+SWEEPS = ("lr_asymmetry", "pretrained_experts", "pretrained_experts_mnist", "fmnist_mnist_joint", "cheating",
+          "expert_count")  # run order
 EMBEDDED = ("gm6",)  # datasets that need no files (no --data-root)
 # Budgets: ``paper`` runs the sweep files as they are; any other name is the ``budgets:`` section of
 # each sweep file; a budget table (sweep -> --set pairs; tests) replaces the files' overrides.
@@ -222,9 +226,8 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
             res.wall_s += float(before.get("wall_s") or 0.0)
             res.trial_s += float(before.get("trial_s") or 0.0)
             res.slots = res.slots or int(before.get("slots") or 0)
-    verdicts = [evaluate(c, results[c.sweep].runs if c.sweep in results else None,
-                           results[c.sweep].reason if c.sweep in results else "interrupted before this sweep")
-                for c in chosen]
+    verdicts = evaluate_all(chosen, lambda sweep: (results[sweep].runs, results[sweep].reason) if sweep in results
+                            else (None, "interrupted before this sweep"))
     wall = time.perf_counter() - started + (float(previous.get("wall_s") or 0.0) if continued else 0.0)
     rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts, wall, root)
     write_report(rep)

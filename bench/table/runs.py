@@ -1,7 +1,12 @@
 """runs.csv: one tidy row per trial, from the run records of a sweep directory.
 
 Columns: index, name, status, error, every config field, every score, seed stability, busiest_share,
-timing, node (``record_row``); a runs.csv without records (hand-made or copied) is kept as is.
+mi_bits, h_expert_bits, timing, node (``record_row``); a runs.csv without records (hand-made or copied) is kept as is.
+
+I(E;Y) and H(E) in bits (``mi_bits``, ``h_expert_bits``): the mutual information between a test sample's
+expert (top-weight, the allocation's columns) and its class (rows), and the entropy of the expert usage, from
+the run's class x expert allocation (``moe.metrics.mutual_information_bits``, ``moe.metrics.entropy`` / ln 2):
+the numbers the seed code reports (max log2 E bits; 0 for a collapsed run).
 
 Seed stability: for every ``ok`` run, the mean of ``moe.metrics.stability`` with each other ``ok`` run
 of its configuration (same config but the seed), over the test samples' assignments; the table shows
@@ -19,9 +24,10 @@ import math
 from typing import Any, Iterable
 
 import pandas as pd
+import torch
 
 from moe.config import FIELD_TYPES
-from moe.metrics import stability
+from moe.metrics import entropy, mutual_information_bits, stability
 from moe.scores import DIRECTIONS
 
 STATUSES = ("ok", "diverged", "error", "stopped")
@@ -57,7 +63,10 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     stab = seed_stability(records)
     df["stability_nmi"] = [stab.get(i, {}).get("nmi", math.nan) for i in df["index"]]
     df["stability_ari"] = [stab.get(i, {}).get("ari", math.nan) for i in df["index"]]
-    df["busiest_share"] = df["allocation"].map(busiest_share)
+    for column, from_allocation in (("busiest_share", busiest_share), ("mi_bits", mi_bits)):  # scores of newer records
+        derived = df["allocation"].map(from_allocation).astype(float)
+        df[column] = pd.to_numeric(df[column], errors="coerce").fillna(derived) if column in df else derived
+    df["h_expert_bits"] = df["allocation"].map(h_expert_bits)
     return order_columns(df)
 
 
@@ -70,6 +79,25 @@ def busiest_share(allocation: str | list | None) -> float:
     per_expert = [sum(col) for col in zip(*counts)]
     total = sum(per_expert)
     return max(per_expert) / total if total > 0 else math.nan
+
+
+def _counts(allocation: str | list | None) -> torch.Tensor | None:
+    if allocation is None or (isinstance(allocation, float) and math.isnan(allocation)):
+        return None
+    t = torch.as_tensor(json.loads(allocation) if isinstance(allocation, str) else allocation, dtype=torch.float64)
+    return t if t.ndim == 2 and float(t.sum()) > 0 else None
+
+
+def mi_bits(allocation: str | list | None) -> float:
+    """I(E;Y) in bits of a run's class x expert allocation [C, E]; NaN when unknown or empty."""
+    t = _counts(allocation)
+    return math.nan if t is None else mutual_information_bits(t)
+
+
+def h_expert_bits(allocation: str | list | None) -> float:
+    """H(E) in bits of the expert usage (the allocation's column sums); NaN when unknown or empty."""
+    t = _counts(allocation)
+    return math.nan if t is None else float(entropy(t.sum(0))) / math.log(2)
 
 
 def order_columns(df: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,7 @@ def test_unknown_claim_name_lists_the_valid_choices(capsys, tmp_path):
 def test_bad_budget_lists_the_valid_choices(capsys, tmp_path):
     assert cli.main(["all", "--budget", "huge", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert err == "error: --budget 'huge': unknown budget; valid choices: paper, small\n"
+    assert err == "error: --budget 'huge': unknown budget; valid choices: paper, small, seed\n"
     assert not (tmp_path / "x").exists()
 
 
@@ -55,7 +55,7 @@ def test_budgets_cover_every_sweep_and_only_shrink_it():
         validate(paper)
         assert count_trials(small) < count_trials(paper)
         assert (small.budget.get("epochs") or 0) <= (paper.budget.get("epochs") or 0)
-    with pytest.raises(ReproduceError, match="valid choices: paper, small"):
+    with pytest.raises(ReproduceError, match="valid choices: paper, small, seed"):
         runner.budget_overrides("tiny", "cheating")
 
 

@@ -26,17 +26,21 @@ def test_all_with_missing_mnist_still_judges_the_gm6_claims(ray_local, tmp_path,
     assert status == 1  # some claims could not run
     # the missing files: the dataset's own message, one line per sweep, said once, no traceback
     errors = [ln for ln in captured.err.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 4 and "Traceback" not in captured.err
+    assert len(errors) == 5 and "Traceback" not in captured.err
     assert errors[0].startswith("error: pretrained_experts: dataset 'fmnist_mnist': cannot load it: dataset files not found: ")
     assert f"{empty}/FashionMNIST/raw/" in errors[0] and "--data-root" in errors[0]
-    assert errors[1] == "error: fmnist_mnist_joint: the same error as above"
-    assert errors[2].startswith("error: cheating: dataset 'mnist': cannot load it: dataset files not found: MNIST needs")
+    assert errors[1].startswith("error: pretrained_experts_mnist: dataset 'mnist': cannot load it: dataset files not "
+                                "found: MNIST needs")
+    assert errors[2] == "error: fmnist_mnist_joint: the same error as above"
+    assert errors[3] == "error: cheating: the same error as above"
 
     # the gm6 claims were judged from real runs; the others are NOT RUN
     data = json.loads((out / "reproduction.json").read_text())
     verdicts = {c["claim"]: c for c in data["claims"]}
     lr = [c for name, c in verdicts.items() if name.startswith("lr_asymmetry.")]
-    assert len(lr) == 2 and all(c["verdict"] in ("SUPPORTED", "NOT SUPPORTED") for c in lr)
+    assert len(lr) == 2 and all(c["verdict"] in ("SUPPORTED", "CONTRADICTED", "INCONCLUSIVE") for c in lr)
+    # one seed per ratio: no interval, so INCONCLUSIVE with the reason
+    assert verdicts["lr_asymmetry.fast_expert_wins"]["conditions"][0]["reason"] == "fewer than 2 runs: no interval"
     assert verdicts["lr_asymmetry.fast_expert_wins"]["runs"] == {"ok": 2}
     assert verdicts["lr_asymmetry.fast_expert_wins"]["conditions"][0]["value"] is not None
     assert all(c["verdict"] == "NOT RUN" for name, c in verdicts.items() if not name.startswith("lr_asymmetry."))

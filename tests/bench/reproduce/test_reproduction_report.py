@@ -50,14 +50,18 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     path = report.write_report(rep)
     text = path.read_text()
     assert path == tmp_path / "REPRODUCTION.md"
-    assert "2 supported, 0 not supported, 4 not run." in text
-    # the summary table: one row per condition, value and threshold side by side
+    assert "2 supported, 0 contradicted, 0 inconclusive, 0 premise failed, 4 not run." in text
+    # the summary table: one row per condition, value with its interval and threshold side by side
     assert ("| `lr_asymmetry.fast_expert_wins` | **SUPPORTED** | mean test share of the fast expert at the largest "
-            "lr ratio | 0.900 | > 0.5 | yes |") in text
+            "lr ratio | 0.900 [0.890, 0.910] | > 0.5 | SUPPORTED | 0 |") in text
     assert "| `cheating.black_box_router_cheats` | **NOT RUN** |" in text
     # per claim: the statistic, n, the threshold in words, the verdict
     assert "### `lr_asymmetry.share_grows_with_ratio`: SUPPORTED" in text
-    assert "= **1.000** (n = 10); threshold >= 0.8 (at least 0.8): holds." in text
+    assert "= **1.000 [1.000, 1.000]** (n = 10; no collapsed runs); threshold >= 0.8 (at least 0.8): **SUPPORTED**." in text
+    assert "Sensitivity (threshold moved by 25% of itself): >= 0.6: SUPPORTED; >= 1: SUPPORTED." in text
+    # the seed code's numbers beside ours, at the seed's ratio 100
+    assert "| runs collapsed (fast expert takes all) | 7 of 10 | 0 of 2 |" in text
+    assert "| test accuracy | 0.966 ± 0.014 | 0.980 ± 0.000 (2 runs, 0.98-0.98) |" in text
     # per configuration numbers and the figures, linked relative to the report
     assert "| `softmax[lr_ratio=100]` | 2/2 | 0.980 ± 0.000 | 0.900 ± 0.014 |" in text
     assert "![Each expert's share of the training samples against epoch" in text
@@ -70,6 +74,7 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     data = json.loads((tmp_path / "reproduction.json").read_text())
     first = data["claims"][0]
     assert first["verdict"] == "SUPPORTED" and first["conditions"][0]["value"] == pytest.approx(0.9)
+    assert first["conditions"][0]["interval"] == pytest.approx([0.89, 0.91]) and first["conditions"][0]["verdict"] == "SUPPORTED"
     assert first["conditions"][0]["threshold"] == 0.5 and first["conditions"][0]["op"] == ">"
     assert data["sweeps"]["cheating"]["reason"] == MISSING
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
@@ -80,9 +85,10 @@ def test_an_undefined_statistic_is_reported_with_its_reason(tmp_path):
     res = SweepResult("lr_asymmetry", runs)
     verdicts = [engine.evaluate(c, runs) for c in C.for_sweep("lr_asymmetry")]
     text = report.render(Reproduction(tmp_path, "small", {"lr_asymmetry": res}, verdicts, 1.0, None))
-    assert "### `lr_asymmetry.share_grows_with_ratio`: NOT SUPPORTED" in text
-    assert "= undefined (n = 4); threshold >= 0.8 (at least 0.8): does not hold — needs at least 3 values" in text
-    assert "| – | >= 0.8 | no |" in text
+    assert "### `lr_asymmetry.share_grows_with_ratio`: INCONCLUSIVE" in text
+    assert ("= undefined (n = 4; no collapsed runs); threshold >= 0.8 (at least 0.8): **INCONCLUSIVE** — needs at "
+            "least 3 values") in text
+    assert "| undefined | >= 0.8 | INCONCLUSIVE | 0 |" in text
 
 
 def test_numbers_table_uses_ok_runs_and_counts_the_rest():
@@ -114,3 +120,36 @@ def test_no_ok_runs_no_figures(tmp_path):
     runs = frame([run_row(0, "a", status="error", lr_ratio=1.0, experts=2, accuracy=math.nan)])
     for name, plot in PLOTS.items():
         assert plot(runs, [], tmp_path) == [], name
+
+
+def test_report_states_open_verdicts_failed_premises_collapsed_runs_and_seed_numbers(tmp_path):
+    from bench.reproduce.engine import evaluate_all
+
+    cheat = cheating_frame(0.40, 0.60, 0.3, 0.92)  # the black box does not cheat: the remedies' premise fails
+    joint = joint_frame(False)
+    one = np.zeros((12, 6), dtype=int)
+    one[:, 0] = 5
+    joint = pd.concat([joint, frame([run_row(9, "softmax[experts=6]", seed=1, experts=6, accuracy=0.5, allocation=one)])],
+                      ignore_index=True)
+    lr = lr_frame({1: 0.5, 3: 0.52, 10: 0.54, 30: 0.56, 100: 0.5})
+    lr.loc[lr.index[-1], "allocation"] = "[[53, 47]]"  # ratio 100: fast shares 0.49 and 0.53, interval [0.49, 0.53]
+    results = {"cheating": SweepResult("cheating", cheat), "fmnist_mnist_joint": SweepResult("fmnist_mnist_joint", joint),
+               "lr_asymmetry": SweepResult("lr_asymmetry", lr)}
+    chosen = C.for_sweep("lr_asymmetry") + C.for_sweep("fmnist_mnist_joint") + C.for_sweep("cheating")
+    verdicts = evaluate_all(chosen, lambda s: (results[s].runs, ""))
+    text = report.render(Reproduction(tmp_path, "small", results, verdicts, 1.0, None))
+    assert "### `cheating.linear_router_remedy`: PREMISE FAILED" in text
+    assert ("Verdict: **PREMISE FAILED**: the premise `cheating.black_box_router_cheats` is CONTRADICTED, and this claim "
+            "presupposes it") in text
+    assert "| `cheating.black_box_router_cheats` | **CONTRADICTED** |" in text
+    # an open verdict says what would decide it: n (h / d)^2 = 2 (0.02 / 0.01)^2, about 8 runs
+    o = {x.claim.name: x for x in verdicts}["lr_asymmetry.fast_expert_wins"].outcomes[0]
+    assert o.verdict == "INCONCLUSIVE" and o.seeds_needed in (8, 9)  # (8 up to rounding of 0.51 - 0.49)
+    assert ("**INCONCLUSIVE** — the interval straddles the threshold; about "
+            f"{int(o.seeds_needed)} runs per configuration (now 2) would decide it.") in text
+    assert "### `lr_asymmetry.fast_expert_wins`: INCONCLUSIVE" in text
+    # collapsed runs left out and counted, beside the statistic and in the numbers table
+    assert "1 collapsed run left out" in text and "| 1 (left out) |" in text
+    assert "| `softmax[experts=6]` | 2/2 (1 collapsed) |" in text
+    assert "The seed code has no such experiment" in text
+    assert "| runs collapsed (>= 99% of test samples on one expert) | 5 of 10 | 1 of 2 |" in text

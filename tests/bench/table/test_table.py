@@ -185,3 +185,17 @@ def test_collapsed_runs_are_kept_out_of_the_pareto_sets_and_counted(tmp_path):
     nmi = front[front["score"] == "nmi"].set_index("name")
     assert nmi.loc["p[experts=2]", "accuracy"] == pytest.approx(0.8)  # the collapsed run's 0.5 left out
     assert nmi.loc["p[experts=2]", "value"] == pytest.approx(1.0) and nmi.loc["p[experts=2]", "collapsed_left_out"] == 1
+
+
+def test_mutual_information_and_usage_entropy_in_bits(tmp_path):
+    """I(E;Y) and H(E) from the test allocation, by hand: a one-to-one split of two equal classes over two experts
+    is 1 bit each; a collapsed run 0 bits each; [[3, 1], [1, 3]] gives I = 1 - H2(1/4) = 0.18872 bits."""
+    from bench.table.runs import h_expert_bits, mi_bits
+
+    write_records(tmp_path, [split_record(0, "p[experts=2]", 0, [0, 0, 1, 1]), split_record(1, "p[experts=2]", 1, [0, 0, 0, 0])])
+    runs = table.load_runs(tmp_path)
+    assert list(runs["mi_bits"]) == pytest.approx([1.0, 0.0]) and list(runs["h_expert_bits"]) == pytest.approx([1.0, 0.0])
+    h2 = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
+    assert mi_bits(json.dumps([[3, 1], [1, 3]])) == pytest.approx(1 - h2) and h_expert_bits([[3, 1], [1, 3]]) == pytest.approx(1.0)
+    assert h_expert_bits([[1, 1, 2], [0, 0, 0]]) == pytest.approx(1.5)  # usage (1/4, 1/4, 1/2)
+    assert math.isnan(mi_bits(None)) and math.isnan(h_expert_bits([[0, 0], [0, 0]]))

@@ -1,0 +1,73 @@
+"""Bootstrap intervals over runs, and the seeds an interval suggests would decide a claim.
+
+Percentile bootstrap (Efron & Tibshirani 1993, ch. 13): draw B = 2,000 resamples of the runs with
+replacement, recompute the statistic on each, and take the 2.5% and 97.5% quantiles of the replicates
+(``inverted_cdf``: the smallest replicate whose empirical CDF reaches the level). The generator is seeded
+(:data:`SEED`), so the same runs give the same interval every time.
+
+Runs are resampled within each group the statistic compares (stratified bootstrap): a mean resamples its
+runs; a difference resamples each side (and each ``by`` group) on its own; a rank correlation against a
+design variable (the lr ratio, the expert count) resamples the runs at each level, the levels being fixed
+by the sweep; a correlation across configurations resamples configurations, then the runs of each drawn
+configuration (two-stage bootstrap, Davison & Hinkley 1997, section 3.8).
+
+Seeds needed: a bootstrap interval's half-width shrinks like 1 / sqrt(n) with n runs per configuration.
+With value v, threshold t and h the half-width on the threshold's side (v - low when v > t, high - v when
+v < t), the interval would just exclude t with n' = ceil(n (h / |v - t|)^2) runs per configuration; v = t:
+no number of runs decides it. For correlations across a fixed set of configurations the scaling is only
+approximate (more seeds shrink the within-configuration noise, not the spread of the configurations).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+B = 2_000  # resamples
+SEED = 20_211_213  # the generator's seed: fixed, so the intervals repeat exactly
+LEVEL = 0.95  # two-sided coverage of the percentile interval
+MAX_DROPPED = 0.5  # more undefined replicates than this share (e.g. constant resampled means): no interval
+
+
+def generator() -> np.random.Generator:
+    return np.random.default_rng(SEED)
+
+
+def resampled_means(values: np.ndarray, rng: np.random.Generator, b: int = B) -> np.ndarray:
+    """[b] means of resamples (with replacement, same size) of ``values`` [n]."""
+    values = np.asarray(values, dtype=float)
+    return values[rng.integers(0, len(values), size=(b, len(values)))].mean(axis=1)
+
+
+def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """(low, high): the (1 - level) / 2 and (1 + level) / 2 quantiles of the defined replicates."""
+    reps = np.asarray(replicates, dtype=float)
+    reps = reps[~np.isnan(reps)]
+    if reps.size == 0:
+        return math.nan, math.nan
+    q = (1 - level) / 2
+    return (float(np.quantile(reps, q, method="inverted_cdf")), float(np.quantile(reps, 1 - q, method="inverted_cdf")))
+
+
+def rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row pair of ``x``, ``y`` [b, k] (average ranks for ties); NaN for a constant row."""
+    rx = pd.DataFrame(x).rank(axis=1, method="average").to_numpy()
+    ry = pd.DataFrame(y).rank(axis=1, method="average").to_numpy()
+    rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
+    den = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rx * ry).sum(axis=1) / den
+    rho[den <= 1e-12] = np.nan
+    return rho
+
+
+def seeds_needed(value: float, low: float, high: float, threshold: float, n: int) -> float:
+    """Runs per configuration with which the interval would just exclude the threshold (module docstring);
+    ``inf`` when the value sits on the threshold, NaN when the interval is undefined."""
+    if any(math.isnan(x) for x in (value, low, high)) or n < 1:
+        return math.nan
+    if value == threshold:
+        return math.inf
+    half = value - low if value > threshold else high - value
+    return float(max(1, math.ceil(n * (half / abs(value - threshold)) ** 2)))

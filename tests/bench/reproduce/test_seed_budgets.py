@@ -1,0 +1,91 @@
+"""The ``seed`` budget of every reproduction sweep: the seed code's settings (moe.config presets), splits and
+run counts, as the literature note states them; and the seed code's numbers (seed_results) name real sweeps,
+claims and columns."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from bench.reproduce import claims as C
+from bench.reproduce import runner
+from bench.reproduce import seed_results as S
+from bench.reproduce.measures import MEASURES
+from bench.sweep.spec import load, validate
+from moe.config import FIELD_TYPES, PRESETS
+from moe.scores import DIRECTIONS
+from moe.validate import from_dict
+
+
+def seed_trials(name: str) -> list[dict]:
+    """Every trial of the sweep's seed budget, as the complete config a run will use."""
+    sweep = load(name, runner.budget_overrides("seed", name))
+    return [from_dict(t.config).to_dict() for t in validate(sweep)]
+
+
+def assert_preset(cfg: dict, preset: str, *skip: str) -> None:
+    want = {k: v for k, v in PRESETS[preset].items() if k not in skip}
+    assert {k: cfg[k] for k in want} == want
+
+
+def test_every_reproduction_sweep_has_a_seed_budget():
+    for name in runner.SWEEPS:
+        assert "seed" in load(name).budgets, name
+
+
+def test_lr_asymmetry_seed_budget():
+    trials = seed_trials("lr_asymmetry")
+    at_100 = [t for t in trials if t["lr_ratio"] == 100]
+    assert len(at_100) == 10 and sorted(t["seed"] for t in at_100) == list(range(10))
+    for t in at_100:  # gate 0.01, experts 0.01 / 0.0001, RMSprop momentum 0.9, 30 epochs, 2 linear experts
+        assert_preset(t, "seed_gm6", "gate_lr", "lr_ratio")
+        assert t["gate_lr"] == 0.01 and from_dict(t).expert_learning_rates() == pytest.approx([0.01, 0.0001])
+        assert (t["experts"], t["n_train"], t["n_test"]) == (2, None, None)
+
+
+def test_mnist_class_split_seed_budget():
+    trials = seed_trials("pretrained_experts_mnist")
+    scratch = [t for t in trials if t["regime"] == "frozen_gate"]
+    pairs = [t for t in trials if t["regime"] == "pretrain_frozen_gate"]
+    assert len(scratch) == 10 and sorted({t["seed"] for t in scratch}) == [0, 1, 2, 3, 4]  # 5 runs x 2 refit inits
+    assert Counter(t["class_split"] for t in pairs) == {f"mnist_pairs_{k}": 2 for k in range(1, 6)}  # 1 run per split
+    assert all(t["mask_experts"] for t in pairs) and not any(t["mask_experts"] for t in scratch)
+    for t in trials:
+        assert_preset(t, "seed_mnist")
+        assert t["refit_epochs"] == 20
+
+
+def test_fmnist_mnist_seed_budgets():
+    trials = seed_trials("pretrained_experts")
+    scratch = [t for t in trials if t["regime"] == "frozen_gate"]
+    pairs = [t for t in trials if t["regime"] == "pretrain_frozen_gate"]
+    assert len({t["seed"] for t in scratch}) == 10
+    assert {t["class_split"] for t in pairs} == {"fmnist_mnist", "fmnist_mnist_2", "fmnist_mnist_3"}
+    assert all(t["mask_experts"] for t in pairs)
+    for t in trials:
+        assert_preset(t, "seed_fmnist_mnist")
+    joint = seed_trials("fmnist_mnist_joint")
+    assert len(joint) == 10 and all(t["experts"] == 6 and t["regime"] == "joint" for t in joint)
+    for t in joint:
+        assert_preset(t, "seed_fmnist_mnist")
+
+
+def test_the_sweeps_without_seed_code_run_their_files_under_the_seed_budget():
+    for name in S.NO_SEED_CODE:
+        assert runner.budget_overrides("seed", name) == {}
+
+
+def test_seed_numbers_name_real_sweeps_claims_and_columns():
+    claims = C.by_name()
+    columns = set(FIELD_TYPES) | set(DIRECTIONS) | {"mi_bits", "h_expert_bits", "accuracy_after_joint"}
+    for setting in S.SETTINGS:
+        assert setting.sweep in runner.SWEEPS and setting.sweep not in S.NO_SEED_CODE
+        assert setting.claims and all(claims[c].sweep == setting.sweep for c in setting.claims)
+        assert set(setting.where) <= set(FIELD_TYPES)
+        for num in setting.numbers:
+            assert num.seed and num.source and set(num.where) <= set(FIELD_TYPES)
+            m = num.measure
+            assert m == "collapsed" or (m in columns if isinstance(m, str) else next(iter(m)) in MEASURES), num.label
+    assert {c for s in S.SETTINGS for c in s.claims} >= {"lr_asymmetry.fast_expert_wins",
+                                                        "pretrained_experts_mnist.gate_follows_split",
+                                                        "fmnist_mnist_joint.no_reliable_separation"}
