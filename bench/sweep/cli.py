@@ -76,13 +76,12 @@ def list_sweeps() -> int:
 
 def dry_run(name: str, overrides: dict[str, Any]) -> int:
     sweep = spec.load(name, overrides)
-    trials = sweep.trials()
+    trials = spec.validate(sweep)  # before printing anything: a bad sweep is one error line per problem
     print(f"{sweep.name} v{sweep.version}: {len(trials)} trials on {sweep.dataset}; resources per trial {sweep.resources}")
     print("(fields not shown take the defaults of moe.config.Config)")
     width = max(len(t.name) for t in trials) if trials else 0
     for t in trials:
-        print(f"{t.index:>4}  {t.name:<{width}}  {json.dumps(t.config)}")
-    spec.validate(sweep, trials)
+        print(f"{t.index:>4}  {t.name:<{width}}  {json.dumps(t.config, default=str)}")
     return 0
 
 
