@@ -22,7 +22,8 @@ duplicates it. ``--resume DIR --retry-errors`` also reruns the ``error`` trials,
 
 Failures: a trial that raises (or whose node dies) is retried ``--max-failures`` times (default 1), each
 retry from its latest checkpoint, then kept as an ``error`` record with its message; a run whose loss
-becomes NaN/inf is an ``diverged`` record (``moe.train.run`` stops it); a trial stopped by
+becomes NaN/inf is a ``diverged`` record (``moe.train.run`` stops it), and so is a trial that raises on a
+non-finite value anywhere else (``moe.routers.NonFiniteError``: a gate, an evaluation); a trial stopped by
 ``--scheduler asha`` is a ``stopped`` record scored like an ``ok`` one, from the model of its latest
 checkpoint (``bench.scored_from_epoch``; ``bench.not_scored`` says why when that cannot be done, and the
 record keeps only its last epoch's accuracy).
@@ -135,7 +136,7 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     ``retry_errors`` (with ``resume``): run the ``error`` trials again too (their records move to records/errors/).
 
     ``overrides``: ``--set`` pairs, e.g. ``run("quick", epochs=2, experts=[2, 4], **{"resources.cpu": 2})``.
-    ``faults`` (tests): trial index or configuration name -> "raise" | "diverge" |
+    ``faults`` (tests): trial index or configuration name -> "raise" | "diverge" | "diverge_in_eval" |
     "crash_after_epoch_K" (raises once, after epoch K's checkpoint). ``df.attrs`` holds
     ``out``, ``interrupted``, ``wall_s`` (Tuner.fit), ``total_s`` (this call), ``trial_s``, ``slots`` and
     ``overhead`` = wall_s / (trial_s / slots).

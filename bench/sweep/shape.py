@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from moe.files import load_yaml
+from moe.files import DuplicateKeyError, load_yaml
 
 MAX_TRIALS = 100_000
 MAPPINGS = ("budget", "settings", "resources", "budgets")
@@ -42,7 +42,8 @@ def read_file(path: Path) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ShapeError(f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})") from None
+        line = raw[:err.start].count(b"\n") + 1
+        raise ShapeError(f"not UTF-8 text (byte 0x{raw[err.start]:02x} on line {line})") from None
     return parse_yaml(text, "not valid YAML")
 
 
@@ -50,14 +51,17 @@ def parse_yaml(text: str, what: str) -> Any:
     """Strict YAML; ShapeError ``what: the first line of the parser's message`` (a repeated key included)."""
     try:
         return load_yaml(text)
-    except (yaml.YAMLError, ValueError, RecursionError) as err:  # ValueError: a repeated key, a date like 2020-13-45
+    except DuplicateKeyError as err:
+        raise ShapeError(str(err)) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as err:  # ValueError: a date like 2020-13-45
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ShapeError(f"{what}: {first}") from None
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), f"a {type(value).__name__}")
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def section_problems(data: dict[str, Any]) -> list[str]:

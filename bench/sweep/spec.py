@@ -61,7 +61,7 @@ class Trial:
     index: int  # position in the expanded sweep (stable: records and rows are keyed by it)
     name: str  # canonical configuration name (seed excluded): the table row
     config: dict[str, Any]  # the config fields this sweep sets; the record holds the complete config
-    fault: str | None = None  # test hook: "raise", "diverge" or "crash_after_epoch_K" (see bench.sweep.trial)
+    fault: str | None = None  # test hook: "raise", "diverge", "diverge_in_eval", "crash_after_epoch_K" (bench.sweep.trial)
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "config": self.config, "fault": self.fault}

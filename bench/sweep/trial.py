@@ -39,7 +39,7 @@ from moe.validate import from_dict
 
 EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "epoch_s")
 CRASH_AFTER = "crash_after_epoch_"  # test hook: crash_after_epoch_K
-FAULTS = ("raise", "diverge", f"{CRASH_AFTER}K")
+FAULTS = ("raise", "diverge", "diverge_in_eval", f"{CRASH_AFTER}K")
 
 
 class InjectedFault(RuntimeError):
@@ -55,7 +55,7 @@ def crash_epoch(fault: str | None) -> int | None:
 
 
 def is_fault(kind: str) -> bool:
-    return kind in FAULTS[:2] or crash_epoch(kind) is not None
+    return kind in FAULTS[:3] or crash_epoch(kind) is not None
 
 
 def dataset_key(config: dict[str, Any]) -> str:
@@ -65,9 +65,10 @@ def dataset_key(config: dict[str, Any]) -> str:
             f"{config.get('data_seed', defaults.data_seed)}")
 
 
-def poisoned(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the dataset whose training inputs are NaN: the gate's logits become NaN, the run diverges."""
-    return {**data, "x_train": np.full_like(data["x_train"], np.nan)}
+def poisoned(data: dict[str, Any], split: str = "train") -> dict[str, Any]:
+    """A copy of the dataset whose training (or test) inputs are NaN: the gate's logits become NaN, the run
+    diverges (in training, or where it is evaluated)."""
+    return {**data, f"x_{split}": np.full_like(data[f"x_{split}"], np.nan)}
 
 
 def cpu_share() -> float:
@@ -184,8 +185,8 @@ def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None
     fault = trial.get("fault")
     if fault == "raise":
         raise InjectedFault(f"injected fault in trial {trial['index']} ({trial['name']})")
-    if fault == "diverge" and data is not None:
-        data = poisoned(data)
+    if fault in ("diverge", "diverge_in_eval") and data is not None:
+        data = poisoned(data, "train" if fault == "diverge" else "test")
     state, state_from = saved_state(trial["index"], resume_states)
     reporter = EpochReporter()
 
