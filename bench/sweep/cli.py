@@ -20,6 +20,8 @@ from bench.sweep.runner import SCHEDULERS, run
 from bench.sweep.spec import SweepError
 
 OVERHEAD_TARGET = 1.3
+# each problem is one line: a line break inside one (a key or value echoed from the input) is shown escaped
+LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                    verbose=args.verbose, **overrides)
     except (SweepError, ResourceError) as err:
         for line in getattr(err, "problems", None) or str(err).splitlines():
-            print(f"error: {line}", file=sys.stderr)
+            print(f"error: {line.translate(LINE_BREAKS)}", file=sys.stderr)
         return 2
     return report(runs)
 

@@ -97,12 +97,17 @@ def value_problems(description: Any, version: Any, dataset: Any) -> list[str]:
 
 
 def axis_problem(where: str, values: Any) -> str | None:
-    """A grid axis holds a list of values, or one value that is not a mapping (a mapping goes inside a list)."""
+    """A grid axis holds a list of distinct values, or one value that is not a mapping (that goes inside a list)."""
     if isinstance(values, dict):
         return (f"{where}: must be a list of values, got a mapping (a mapping of fields set together goes "
                 "inside the list: [{...}])")
     if isinstance(values, list) and not values:
         return f"{where}: empty list of values"
+    if isinstance(values, list):
+        seen = [repr(v) for v in values]
+        twice = next((v for v, r in zip(values, seen) if seen.count(r) > 1), None)
+        if len(set(seen)) < len(seen):
+            return f"{where}: the value {twice!r} is listed more than once"
     return None
 
 

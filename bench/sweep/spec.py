@@ -176,8 +176,8 @@ def from_mapping(data: dict[str, Any], name: str, path: str | None = None,
     for key, value in (overrides or {}).items():
         apply_override(sweep, key, value)
     sweep.overrides = dict(overrides or {})
+    _check_sections(sweep)  # (before a single value becomes a list of one: a mapping there is refused)
     sweep.grid = [{axis: _as_list(v) for axis, v in sub.items()} for sub in sweep.grid]
-    _check_sections(sweep)
     return sweep
 
 
@@ -193,7 +193,6 @@ def _checked_budgets(sweep: Sweep, budgets: Any) -> dict[str, dict[str, Any]]:
         try:
             for key, value in overrides.items():
                 apply_override(trial, key, value)
-            trial.grid = [{axis: _as_list(v) for axis, v in sub.items()} for sub in trial.grid]
             _check_sections(trial)
         except SweepError as err:
             problems.extend(f"budgets.{name}: {p}" for p in err.problems)
@@ -269,6 +268,8 @@ def apply_override(sweep: Sweep, key: str, value: Any) -> None:
     A bare config field replaces the grid axis of that name where there is one (a list keeps several
     values, a scalar leaves one), else sets the budget (epochs, n_train, n_test) or the settings.
     """
+    if not isinstance(key, str):
+        raise SweepError(f"--set {key!r}: a key is text (a config field, section.field, ...), got {type(key).__name__}")
     section, dot, name = key.partition(".")
     if not dot:
         if key in ("description", "version"):

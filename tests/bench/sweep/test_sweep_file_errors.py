@@ -123,3 +123,17 @@ def test_output_closed_early_ends_quietly_with_0(tmp_path, args):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_a_value_listed_twice_in_an_axis_is_one_line(tmp_path, capsys, no_tune):
+    path = write(tmp_path, GRID_OK + "grid: {router: [softmax, hash], seed: [0, 1, 0]}\n")
+    assert "grid.seed: the value 0 is listed more than once" in one_error(capsys, [path, "--dry-run"])
+    small = write(tmp_path, GRID_OK + "grid: {experts: [2]}\n", "small.yaml")
+    assert "grid.seed: the value 3 is listed more than once" in one_error(capsys, [small, "--set", "grid.seed=[3, 3]"])
+
+
+def test_odd_keys_are_refused_on_one_line(tmp_path, capsys, no_tune):
+    path = write(tmp_path, GRID_OK + "grid: {experts: [2]}\nbudgets: {small: {3: 1}}\n")
+    assert "budgets.small: --set 3: a key is text" in one_error(capsys, [path, "--dry-run"])
+    line = one_error(capsys, [write(tmp_path, GRID_OK + "grid: {experts: [2]}\n", "ok.yaml"), "--set", "a\x85b=1"])
+    assert "--set a\\x85b: unknown key" in line  # a line break inside the echoed key is shown escaped
