@@ -107,7 +107,7 @@ def axis_problem(where: str, values: Any) -> str | None:
         seen = [repr(v) for v in values]
         twice = next((v for v, r in zip(values, seen) if seen.count(r) > 1), None)
         if len(set(seen)) < len(seen):
-            return f"{where}: the value {twice!r} is listed more than once"
+            return f"{where}: the value {twice!r} is listed more than once (its trials would have the same config)"
     return None
 
 
