@@ -17,7 +17,6 @@ JSON of the wrong shape, is never taken for a finished trial.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -62,13 +61,13 @@ def record_problem(rec: Any, index: int | None) -> str | None:
 
 def meta_problem(state: Any) -> str | None:
     """What makes ``state`` (parsed JSON) no sweep.json of bench.sweep, or None when it is one."""
-    if not isinstance(state, dict) or not isinstance(state.get("sweep"), dict) or not isinstance(state.get("trials"), list):
+    if not (isinstance(state, dict) and isinstance(state.get("sweep"), dict) and isinstance(state.get("trials"), list)):
         return "expected a JSON object with 'sweep' (an object) and 'trials' (an array)"
     sweep = state["sweep"]
     if not isinstance(sweep.get("name"), str) or not isinstance(sweep.get("grid"), (list, dict)):
         return "sweep: expected an object with 'name' (a string) and 'grid'"
     for i, t in enumerate(state["trials"]):
-        if not isinstance(t, dict) or set(t) - set(TRIAL_KEYS) or set(t) < set(TRIAL_KEYS[:3]):
+        if not isinstance(t, dict) or set(t) - set(TRIAL_KEYS) or not set(TRIAL_KEYS[:3]) <= set(t):
             return f"trials[{i}]: expected an object with keys {', '.join(TRIAL_KEYS)}"
         if (not isinstance(t["index"], int) or isinstance(t["index"], bool) or t["index"] != i
                 or not isinstance(t["name"], str) or not isinstance(t["config"], dict)):

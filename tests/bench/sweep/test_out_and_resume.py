@@ -186,6 +186,7 @@ def test_bench_table_skips_and_reports_bad_records(sweep_dir, capsys):
     '{"sweep": {"name": "tiny", "grid": {}}, "trials": 5}',
     '{"sweep": {"name": "tiny", "grid": {}}, "trials": [{"index": 0, "name": "a", "config": {}, "extra": 1}]}',
     '{"sweep": {"name": "tiny", "grid": {}}, "trials": [{"index": 1, "name": "a", "config": {}, "fault": null}]}',
+    '{"sweep": {"name": "tiny", "grid": {}}, "trials": [{"index": 0, "name": "a", "fault": null}]}',
     '{"sweep": {"grid": {}}, "trials": []}',
     '{"sweep": {"name": "tiny", "name": "x", "grid": {}}, "trials": []}',
     "\x00\x01binary",
