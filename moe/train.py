@@ -17,8 +17,10 @@ import contextlib
 import dataclasses
 import math
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -350,10 +352,27 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def out_problem(out: str) -> str | None:
+    """Why the record cannot be written at ``--out`` (a directory, a file on the way, a folder not writable)."""
+    path, folder = Path(out), Path(out).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if path.is_dir() or not folder.is_dir():
+        return f"--out {out}: " + ("a directory; give the record's file path" if path.is_dir() else f"{folder} is a file")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        return f"--out {out}: cannot write in {folder}: {err.strerror or err}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit 0: a finished run; 2: a bad config or missing data (one ``error:`` line per problem, nothing run);
     1: the run diverged (one line saying at which epoch and why; the record still written with ``--out``)."""
     args = parser().parse_args(argv)
+    if args.out and (problem := out_problem(args.out)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     values: dict[str, Any] = {}
     try:
         if args.config:

@@ -1,6 +1,5 @@
 """``python -m bench.reproduce``: see bench.reproduce.cli."""
-import sys
-
+from bench.entry import run_main
 from bench.reproduce.cli import main
 
-sys.exit(main())
+run_main(main)

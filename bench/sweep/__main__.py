@@ -1,6 +1,5 @@
 """``python -m bench.sweep``: see bench.sweep.cli."""
-import sys
-
+from bench.entry import run_main
 from bench.sweep.cli import main
 
-sys.exit(main())
+run_main(main)

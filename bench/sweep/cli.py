@@ -20,6 +20,8 @@ from bench.sweep.runner import SCHEDULERS, run
 from bench.sweep.spec import SweepError
 
 OVERHEAD_TARGET = 1.3
+# each problem is one line: a line break inside one (a key or value echoed from the input) is shown escaped
+LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,13 +78,12 @@ def list_sweeps() -> int:
 
 def dry_run(name: str, overrides: dict[str, Any]) -> int:
     sweep = spec.load(name, overrides)
-    trials = sweep.trials()
+    trials = spec.validate(sweep)  # before printing anything: a bad sweep is one error line per problem
     print(f"{sweep.name} v{sweep.version}: {len(trials)} trials on {sweep.dataset}; resources per trial {sweep.resources}")
     print("(fields not shown take the defaults of moe.config.Config)")
     width = max(len(t.name) for t in trials) if trials else 0
     for t in trials:
-        print(f"{t.index:>4}  {t.name:<{width}}  {json.dumps(t.config)}")
-    spec.validate(sweep, trials)
+        print(f"{t.index:>4}  {t.name:<{width}}  {json.dumps(t.config, default=str)}")
     return 0
 
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                    verbose=args.verbose, **overrides)
     except (SweepError, ResourceError) as err:
         for line in getattr(err, "problems", None) or str(err).splitlines():
-            print(f"error: {line}", file=sys.stderr)
+            print(f"error: {line.translate(LINE_BREAKS)}", file=sys.stderr)
         return 2
     return report(runs)
 

@@ -5,28 +5,84 @@ A sweep directory (``--out``, default ``results/<sweep>-<timestamp>``, see :func
     sweep.json          the resolved sweep (file, overrides, resources) and every trial's config
     records/NNNN.json   one run record per finished trial (ok, diverged, error or stopped): the truth
     records/errors/NNNN.K.json   error records set aside by ``--resume --retry-errors`` (K = 1, 2, ...)
+    records/damaged/NNNN.K.json  records that do not parse or have the wrong shape, set aside by ``--resume``
     ray/, ray-resume-N/ Ray's experiment directories (tuner.pkl, experiment state, trial dirs
                         trial_NNNN/checkpoint_*/state.pt: the trial's latest training state while it runs)
     runs.csv, table.md, table.tex, pareto.csv, tradeoff.png, heatmaps/<router>.png   (bench.table)
 
 Nothing here imports Ray or torch: the sweep runner, the progress callback, the tables and the
-reproduction all read the same paths from here.
+reproduction all read the same paths from here, and every record and sweep.json through the checks
+here (:meth:`SweepDir.read_record`, :meth:`SweepDir.read_meta`): a record cut short by a crash, or valid
+JSON of the wrong shape, is never taken for a finished trial.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bench.sweep.spec import Sweep, SweepError, Trial
+from moe.files import load_json
 from moe.record import versions, write_json_atomic
 
 META = "sweep.json"
 STATE_FILE = "state.pt"  # the training state inside a checkpoint directory
+RECORD_STATUSES = ("ok", "diverged", "error", "stopped")
+# optional record fields and the JSON types they must have when present (None is allowed for all but config)
+RECORD_FIELDS = {"bench": dict, "config": dict, "test": dict, "history": list, "timing": dict, "versions": dict,
+                 "dataset": dict, "allocation": list}
+TRIAL_KEYS = ("index", "name", "config", "fault")
+
+
+class DamagedFile(ValueError):
+    """A record or sweep.json that does not parse or has the wrong shape; the message says what is wrong."""
+
+
+def record_problem(rec: Any, index: int | None) -> str | None:
+    """What makes ``rec`` (parsed JSON) no run record of trial ``index``, or None when it is one."""
+    if not isinstance(rec, dict):
+        return f"not a JSON object (a JSON {type(rec).__name__})"
+    if rec.get("status") not in RECORD_STATUSES:
+        return f"status {rec.get('status')!r} is not one of {', '.join(RECORD_STATUSES)}"
+    for key, kind in RECORD_FIELDS.items():
+        if rec.get(key) is not None and not isinstance(rec[key], kind):
+            return f"{key}: expected a JSON {'object' if kind is dict else 'array'}, got {type(rec[key]).__name__}"
+    if rec.get("config") is None and "config" in rec:
+        return "config: expected a JSON object, got null"
+    found = (rec.get("bench") or {}).get("index", index)
+    if index is not None and (isinstance(found, bool) or found != index):
+        return f"bench.index {found!r} is not the trial of its file name ({index})"
+    return None
+
+
+def meta_problem(state: Any) -> str | None:
+    """What makes ``state`` (parsed JSON) no sweep.json of bench.sweep, or None when it is one."""
+    if not (isinstance(state, dict) and isinstance(state.get("sweep"), dict) and isinstance(state.get("trials"), list)):
+        return "expected a JSON object with 'sweep' (an object) and 'trials' (an array)"
+    sweep = state["sweep"]
+    if not isinstance(sweep.get("name"), str) or not isinstance(sweep.get("grid"), (list, dict)):
+        return "sweep: expected an object with 'name' (a string) and 'grid'"
+    for i, t in enumerate(state["trials"]):
+        if not isinstance(t, dict) or set(t) - set(TRIAL_KEYS) or not set(TRIAL_KEYS[:3]) <= set(t):
+            return f"trials[{i}]: expected an object with keys {', '.join(TRIAL_KEYS)}"
+        if (not isinstance(t["index"], int) or isinstance(t["index"], bool) or t["index"] != i
+                or not isinstance(t["name"], str) or not isinstance(t["config"], dict)):
+            return f"trials[{i}]: expected index {i}, a name (a string) and a config (an object)"
+    return None
+
+
+def read_json_file(path: Path) -> Any:
+    """Parsed strict JSON (a repeated key is an error); DamagedFile when it cannot be read or parsed."""
+    try:
+        return load_json(path.read_bytes())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: bad JSON, bad UTF-8, a repeated key
+        raise DamagedFile(f"not valid JSON: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
 
 
 def default_out(name: str, root: str | os.PathLike = "results") -> Path:
@@ -64,6 +120,10 @@ class SweepDir:
     def errors_dir(self) -> Path:
         return self.records_dir / "errors"
 
+    @property
+    def damaged_dir(self) -> Path:
+        return self.records_dir / "damaged"
+
     def record_path(self, index: int) -> Path:
         return self.records_dir / f"{index:04d}.json"
 
@@ -77,7 +137,7 @@ class SweepDir:
 
     # -- sweep.json: the resolved sweep and its trials
     def exists(self) -> bool:
-        """True when the directory holds a sweep (its sweep.json)."""
+        """True when the directory holds a sweep (its sweep.json, sound or not: see :meth:`is_sweep`)."""
         return self.meta_path.exists()
 
     def write_meta(self, sweep: Sweep, trials: list[Trial]) -> None:
@@ -86,21 +146,58 @@ class SweepDir:
                                            "versions": versions()})
 
     def read_meta(self) -> tuple[dict[str, Any], list[Trial]]:
-        """(the resolved sweep as a dict, its trials); SweepError when the directory holds no readable sweep."""
+        """(the resolved sweep as a dict, its trials); SweepError naming the file when the directory holds no
+        sweep.json or a damaged one."""
         try:
-            state = json.loads(self.meta_path.read_text())
+            state = read_json_file(self.meta_path)
+            problem = meta_problem(state)
         except FileNotFoundError:
             raise SweepError(f"--resume {self.root}: no {META} there; not a sweep directory") from None
-        except (OSError, json.JSONDecodeError) as err:
-            raise SweepError(f"--resume {self.root}: cannot read {META}: {err}") from None
+        except DamagedFile as err:
+            problem = str(err)
+        if problem:
+            raise SweepError(f"--resume {self.root}: {self.meta_path} is damaged ({problem}); "
+                             "it cannot be resumed") from None
         return state["sweep"], [Trial(**t) for t in state["trials"]]
 
-    def sweep_meta(self) -> dict[str, Any]:
-        """The resolved sweep as a dict, or {} when there is none (a hand-made runs.csv)."""
+    def is_sweep(self) -> bool:
+        """True when the directory holds a readable sweep.json of bench.sweep."""
         try:
-            return json.loads(self.meta_path.read_text())["sweep"]
-        except (OSError, KeyError, json.JSONDecodeError):
+            return meta_problem(read_json_file(self.meta_path)) is None
+        except (OSError, DamagedFile):
+            return False
+
+    def sweep_meta(self) -> dict[str, Any]:
+        """The resolved sweep as a dict, or {} when there is none (a hand-made runs.csv) or it is damaged."""
+        try:
+            state = read_json_file(self.meta_path)
+        except (OSError, DamagedFile):
             return {}
+        return state["sweep"] if meta_problem(state) is None else {}
+
+    def check_new_out(self) -> None:
+        """Refuse, before any work, an ``--out`` that cannot hold a new sweep: under a file, not writable,
+        a file itself, a sweep already, or a non-empty directory that is no sweep of bench.sweep."""
+        root = self.root
+        if root.is_dir() and self.meta_path.exists():
+            hint = f"continue it with --resume {root}" if self.is_sweep() else f"its {META} is damaged"
+            raise SweepError(f"--out {root}: already holds a sweep; {hint} or pick a new directory")
+        if root.is_dir() and any(root.iterdir()):
+            raise SweepError(f"--out {root}: a non-empty directory that holds no sweep; nothing there is overwritten: "
+                             "give a new or empty directory (or --resume DIR to continue a sweep)")
+        if root.exists() and not root.is_dir():
+            raise SweepError(f"--out {root}: a file, not a directory")
+        problem = writable_problem(root)
+        if problem:
+            raise SweepError(f"--out {root}: {problem}")
+
+    def create(self, sweep: Sweep, trials: list[Trial]) -> None:
+        """Make the directory and write its sweep.json (one line, not a traceback, when that fails)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.write_meta(sweep, trials)
+        except OSError as err:
+            raise SweepError(f"--out {self.root}: cannot write there: {err.strerror or err}") from None
 
     # -- records
     def record_files(self) -> list[Path]:
@@ -112,58 +209,79 @@ class SweepDir:
     def write_record(self, index: int, record: dict[str, Any]) -> None:
         write_json_atomic(self.record_path(index), record)
 
-    def finished_indices(self) -> set[int]:
-        """Trial indices that already have a record (any status)."""
-        done = set()
+    def read_record(self, path: Path) -> dict[str, Any]:
+        """The run record in ``path`` (``records/NNNN.json``); DamagedFile when it does not parse (a write cut
+        short) or is not a record of trial NNNN (a JSON object with a valid status, fields of their types)."""
+        if not path.stem.isdigit():
+            raise DamagedFile("not a record: its name is not NNNN.json")
+        rec = read_json_file(path)
+        problem = record_problem(rec, int(path.stem))
+        if problem:
+            raise DamagedFile(problem)
+        return rec
+
+    def scan_records(self) -> tuple[dict[int, dict[str, Any]], list[tuple[Path, str]]]:
+        """({trial index: record} of every sound record, [(path, what is wrong)] of every damaged one)."""
+        good: dict[int, dict[str, Any]] = {}
+        damaged: list[tuple[Path, str]] = []
         for p in self.record_files():
             try:
-                done.add(int(p.stem))
-            except ValueError:
-                pass
-        return done
+                good[int(p.stem)] = self.read_record(p)
+            except DamagedFile as err:
+                damaged.append((p, str(err)))
+            except FileNotFoundError:  # moved away meanwhile
+                continue
+            except OSError as err:
+                damaged.append((p, f"cannot read it: {err.strerror or err}"))
+        return good, damaged
+
+    def finished_indices(self) -> set[int]:
+        """Trial indices that already have a sound record (any status); a damaged one does not count."""
+        return set(self.scan_records()[0])
 
     def record_statuses(self) -> list[tuple[int, Path, str | None]]:
-        """(trial index, path, status) of every readable record, in index order."""
-        found = []
-        for path in self.record_files():
-            try:
-                found.append((int(path.stem), path, json.loads(path.read_text()).get("status")))
-            except (ValueError, OSError, json.JSONDecodeError):
-                continue
-        return found
+        """(trial index, path, status) of every sound record, in index order."""
+        return [(i, self.record_path(i), rec.get("status")) for i, rec in sorted(self.scan_records()[0].items())]
 
     def read_records(self) -> list[dict[str, Any]]:
-        """Every record, in trial order (unreadable files are skipped with a warning)."""
-        out = []
-        for p in self.record_files():
-            try:
-                out.append(json.loads(p.read_text()))
-            except (OSError, json.JSONDecodeError) as err:
-                print(f"warning: skipping {p}: {err}", file=sys.stderr)
-        return sorted(out, key=lambda r: r.get("bench", {}).get("index", 1 << 30))
+        """Every sound record, in trial order; each damaged one is skipped with one warning line."""
+        good, damaged = self.scan_records()
+        for p, problem in damaged:
+            print(f"warning: skipping {p}: {problem}", file=sys.stderr)
+        return [good[i] for i in sorted(good)]
 
     def class_names(self) -> list[str] | None:
         """The dataset's class names, from the first records that hold them."""
-        for p in self.record_files()[:20]:
-            try:
-                names = (json.loads(p.read_text()).get("dataset") or {}).get("class_names")
-            except (OSError, json.JSONDecodeError):
-                continue
+        for _, rec in sorted(self.scan_records()[0].items())[:20]:
+            names = (rec.get("dataset") or {}).get("class_names")
             if names:
                 return names
         return None
+
+    def set_aside_damaged(self) -> list[tuple[Path, Path, str]]:
+        """Move every damaged record to ``records/damaged/NNNN.K.json`` (kept, never overwritten), so that a
+        resume runs its trial again; returns (from, to, what was wrong) for each."""
+        moved = []
+        for p, problem in self.scan_records()[1]:
+            moved.append((p, self._set_aside(p, self.damaged_dir), problem))
+        return moved
+
+    def _set_aside(self, path: Path, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        k = 1 + sum(1 for _ in folder.glob(f"{path.stem}.*.json"))
+        while (folder / f"{path.stem}.{k}.json").exists():
+            k += 1
+        os.replace(path, folder / f"{path.stem}.{k}.json")
+        return folder / f"{path.stem}.{k}.json"
 
     def set_aside_errors(self) -> list[int]:
         """Move the ``error`` records to ``records/errors/NNNN.K.json`` (K = 1, 2, ...: nothing is overwritten),
         so that a resume runs those trials again, each from its checkpoint; returns their indices."""
         moved = []
         for index, p, status in self.record_statuses():
-            if status != "error":
-                continue
-            self.errors_dir.mkdir(exist_ok=True)
-            k = 1 + sum(1 for _ in self.errors_dir.glob(f"{index:04d}.*.json"))
-            os.replace(p, self.errors_dir / f"{index:04d}.{k}.json")
-            moved.append(index)
+            if status == "error":
+                self._set_aside(p, self.errors_dir)
+                moved.append(index)
         return moved
 
     # -- Ray experiments and checkpoints
@@ -190,3 +308,19 @@ class SweepDir:
             if status != "error":
                 for folder in self.checkpoint_dirs(index):
                     shutil.rmtree(folder, ignore_errors=True)
+
+
+def writable_problem(path: Path) -> str | None:
+    """Why a directory cannot be made at ``path`` and written into (None when it can): a file on the way, or
+    its nearest existing ancestor not writable (tried by making and removing a temporary directory there)."""
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a directory"
+    try:
+        probe = tempfile.mkdtemp(prefix=".write-probe-", dir=ancestor)
+        os.rmdir(probe)
+    except OSError as err:
+        return f"cannot write in {ancestor}: {err.strerror or err}"
+    return None

@@ -77,6 +77,15 @@ def scored_from_checkpoint(config: dict[str, Any], checkpoint,
                          "timing": {"train_s": state.train_s, "eval_s": time.perf_counter() - t0}, "versions": versions()}
 
 
+NON_FINITE = ("NonFiniteError", "FloatingPointError")  # what a run raises on a NaN or inf it cannot go on from
+
+
+def failure_record(config: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    """The record of a trial that raised: ``diverged`` when the exception says a value became NaN or infinite
+    (``moe.routers.NonFiniteError``, by class name: the driver rebuilds it from text), else ``error``."""
+    return error_record(config, exc, **({"status": "diverged"} if type(exc).__name__ in NON_FINITE else {}))
+
+
 def _clock(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -119,7 +128,7 @@ class _Progress:
     def on_trial_error(self, iteration, trials, trial, **info):
         index = trial.config["trial"]["index"]
         exc = _trial_exception(trial)
-        rec = error_record(full_config(self.trials[index].config), exc)
+        rec = failure_record(full_config(self.trials[index].config), exc)
         rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None}
         self._save(trial, rec)
 
@@ -222,7 +231,7 @@ def reconcile(results, folder: SweepDir, progress: _Progress) -> None:
         if "record_json" in metrics:
             rec = json.loads(metrics["record_json"])
         elif r.error is not None:
-            rec = error_record(full_config(progress.trials[index].config), getattr(r.error, "cause", None) or r.error)
+            rec = failure_record(full_config(progress.trials[index].config), getattr(r.error, "cause", None) or r.error)
             rec["bench"] = {"index": index, "name": progress.trials[index].name, "trial_s": None}
         else:
             continue  # unfinished (interrupted): resume reruns it

@@ -22,7 +22,8 @@ duplicates it. ``--resume DIR --retry-errors`` also reruns the ``error`` trials,
 
 Failures: a trial that raises (or whose node dies) is retried ``--max-failures`` times (default 1), each
 retry from its latest checkpoint, then kept as an ``error`` record with its message; a run whose loss
-becomes NaN/inf is an ``diverged`` record (``moe.train.run`` stops it); a trial stopped by
+becomes NaN/inf is a ``diverged`` record (``moe.train.run`` stops it), and so is a trial that raises on a
+non-finite value anywhere else (``moe.routers.NonFiniteError``: a gate, an evaluation); a trial stopped by
 ``--scheduler asha`` is a ``stopped`` record scored like an ``ok`` one, from the model of its latest
 checkpoint (``bench.scored_from_epoch``; ``bench.not_scored`` says why when that cannot be done, and the
 record keeps only its last epoch's accuracy).
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +134,7 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     ``retry_errors`` (with ``resume``): run the ``error`` trials again too (their records move to records/errors/).
 
     ``overrides``: ``--set`` pairs, e.g. ``run("quick", epochs=2, experts=[2, 4], **{"resources.cpu": 2})``.
-    ``faults`` (tests): trial index or configuration name -> "raise" | "diverge" |
+    ``faults`` (tests): trial index or configuration name -> "raise" | "diverge" | "diverge_in_eval" |
     "crash_after_epoch_K" (raises once, after epoch K's checkpoint). ``df.attrs`` holds
     ``out``, ``interrupted``, ``wall_s`` (Tuner.fit), ``total_s`` (this call), ``trial_s``, ``slots`` and
     ``overhead`` = wall_s / (trial_s / slots).
@@ -145,24 +147,17 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     datasets = None
     if retry_errors and resume is None:
         raise SweepError("--retry-errors goes with --resume DIR: it reruns the error trials of that sweep")
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     if resume is not None:
         if overrides or faults:
             raise SweepError("--resume continues a sweep as it was defined: no --set overrides")
-        folder = SweepDir(Path(resume).resolve())
-        meta, trials = folder.read_meta()
-        sweep = spec.from_mapping({k: meta[k] for k in spec.TOP_KEYS if k in meta}, name=meta["name"], path=meta["path"])
-        if name is not None and Path(name).stem != meta["name"]:
-            raise SweepError(f"--resume {folder.root}: that directory holds sweep {meta['name']!r}, not {name!r}")
+        folder, sweep, trials = _resumed(resume, name)
     else:
         sweep, trials = prepare(name or "quick", overrides, faults)
         folder = SweepDir(Path(out).resolve() if out is not None else default_out(sweep.name))
-        if folder.exists():
-            raise SweepError(f"--out {folder.root}: already holds a sweep; continue it with --resume {folder.root} "
-                             "or pick a new directory")
+        folder.check_new_out()  # before any work: nothing of another directory is overwritten or adopted
         datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
-        folder.root.mkdir(parents=True, exist_ok=True)
-        folder.write_meta(sweep, trials)
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+        folder.create(sweep, trials)
     if retry_errors:
         moved = folder.set_aside_errors()
         say(f"{len(moved)} error trial(s) to run again; their records are kept in {folder.errors_dir}")
@@ -180,6 +175,23 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     runs = built["runs"]
     runs.attrs.update(stats, total_s=time.perf_counter() - started)
     return runs
+
+
+def _resumed(resume: str | os.PathLike, name: str | None) -> tuple[SweepDir, spec.Sweep, list[Trial]]:
+    """The sweep directory to continue, its sweep and trials (sweep.json checked); its damaged records set aside."""
+    folder = SweepDir(Path(resume).resolve())
+    meta, trials = folder.read_meta()
+    try:
+        sweep = spec.from_mapping({k: meta[k] for k in spec.TOP_KEYS if k in meta}, name=meta["name"],
+                                  path=meta.get("path"))
+    except SweepError as err:
+        raise SweepError([f"--resume {folder.root}: {folder.meta_path} holds a sweep that is not valid: {p}"
+                          for p in err.problems]) from None
+    if name is not None and Path(name).stem != meta["name"]:
+        raise SweepError(f"--resume {folder.root}: that directory holds sweep {meta['name']!r}, not {name!r}")
+    for path, moved, problem in folder.set_aside_damaged():
+        print(f"warning: {path} is damaged ({problem}): moved to {moved}; its trial runs again", file=sys.stderr)
+    return folder, sweep, trials
 
 
 def _run_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], folder: SweepDir, options: TuneOptions, *,

@@ -1,4 +1,4 @@
-"""Sweep files: ``sweeps/<name>.yaml`` read with ``yaml.safe_load``, overridden by ``--set``, expanded into trials.
+"""Sweep files: ``sweeps/<name>.yaml`` read strictly (``bench.sweep.shape``), overridden by ``--set``, expanded into trials.
 
 A sweep is data (benchopt's parameters grid, lm-eval's versioned YAML task)::
 
@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bench.sweep import shape
 from moe.config import FIELD_TYPES, Config, ConfigError
 from moe.registry import suggestion
 from moe.validate import from_dict
@@ -63,7 +61,7 @@ class Trial:
     index: int  # position in the expanded sweep (stable: records and rows are keyed by it)
     name: str  # canonical configuration name (seed excluded): the table row
     config: dict[str, Any]  # the config fields this sweep sets; the record holds the complete config
-    fault: str | None = None  # test hook: "raise", "diverge" or "crash_after_epoch_K" (see bench.sweep.trial)
+    fault: str | None = None  # test hook: "raise", "diverge", "diverge_in_eval", "crash_after_epoch_K" (bench.sweep.trial)
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "config": self.config, "fault": self.fault}
@@ -92,6 +90,8 @@ class Sweep:
 
     def trials(self) -> list[Trial]:
         """Every grid point as a trial, in file order (the last axis varies fastest)."""
+        if problem := shape.size_problem(self.grid):  # never expand a grid too large to hold
+            raise SweepError(f"{self.name}: {problem}")
         out = []
         for sub in self.grid:
             axes = list(sub.items())
@@ -146,9 +146,9 @@ def load(name: str, overrides: dict[str, Any] | None = None, folder: str | os.Pa
     """Read a sweep file, apply ``overrides`` (``--set`` pairs, already parsed) and check its shape."""
     path = resolve(name, folder)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SweepError(f"sweep: {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        data = shape.read_file(path)
+    except shape.ShapeError as err:
+        raise SweepError(f"sweep: {path}: {err}") from None
     if not isinstance(data, dict):
         raise SweepError(f"sweep: {path} must hold a mapping with keys {', '.join(TOP_KEYS)}")
     return from_mapping(data, name=path.stem, path=str(path), overrides=overrides)
@@ -156,14 +156,17 @@ def load(name: str, overrides: dict[str, Any] | None = None, folder: str | os.Pa
 
 def from_mapping(data: dict[str, Any], name: str, path: str | None = None,
                  overrides: dict[str, Any] | None = None) -> Sweep:
-    problems = [f"{k}: unknown sweep key{suggestion(k, TOP_KEYS)}; valid keys: {', '.join(TOP_KEYS)}"
+    problems = [f"{k}: unknown sweep key{suggestion(str(k), TOP_KEYS)}; valid keys: {', '.join(TOP_KEYS)}"
                 for k in data if k not in TOP_KEYS]
     if "grid" not in data:
         problems.append("grid: missing (a mapping of config field -> list of values)")
+    else:
+        problems += shape.section_problems(data)
     if problems:
         raise SweepError([f"{name}: {p}" for p in problems])
     grid = data["grid"]
-    sweep = Sweep(name=name, path=path, description=str(data.get("description", "")),
+    description = data.get("description")
+    sweep = Sweep(name=name, path=path, description="" if description is None else description,
                   version=data.get("version", 1), dataset=data.get("dataset", Config().dataset),
                   budget=dict(data.get("budget") or {}), settings=dict(data.get("settings") or {}),
                   grid=[dict(g) for g in grid] if isinstance(grid, list) else [dict(grid or {})],
@@ -173,8 +176,8 @@ def from_mapping(data: dict[str, Any], name: str, path: str | None = None,
     for key, value in (overrides or {}).items():
         apply_override(sweep, key, value)
     sweep.overrides = dict(overrides or {})
+    _check_sections(sweep)  # (before a single value becomes a list of one: a mapping there is refused)
     sweep.grid = [{axis: _as_list(v) for axis, v in sub.items()} for sub in sweep.grid]
-    _check_sections(sweep)
     return sweep
 
 
@@ -190,7 +193,6 @@ def _checked_budgets(sweep: Sweep, budgets: Any) -> dict[str, dict[str, Any]]:
         try:
             for key, value in overrides.items():
                 apply_override(trial, key, value)
-            trial.grid = [{axis: _as_list(v) for axis, v in sub.items()} for sub in trial.grid]
             _check_sections(trial)
         except SweepError as err:
             problems.extend(f"budgets.{name}: {p}" for p in err.problems)
@@ -204,7 +206,7 @@ def _check_sections(sweep: Sweep) -> None:
     for section in ("budget", "settings"):
         for key in getattr(sweep, section):
             if key not in FIELD_TYPES:
-                problems.append(f"{section}.{key}: unknown config field{suggestion(key, FIELD_TYPES)}")
+                problems.append(f"{section}.{key}: unknown config field{suggestion(str(key), FIELD_TYPES)}")
     for key in sweep.budget:
         if key in FIELD_TYPES and key not in BUDGET_FIELDS:
             problems.append(f"budget.{key}: not a budget field ({', '.join(BUDGET_FIELDS)}); put it under settings")
@@ -214,12 +216,14 @@ def _check_sections(sweep: Sweep) -> None:
             continue
         for axis, values in sub.items():
             if axis not in FIELD_TYPES:
-                problems.append(f"grid.{axis}: unknown config field{suggestion(axis, FIELD_TYPES)}")
-            elif isinstance(values, list) and not values:
-                problems.append(f"grid.{axis}: empty list of values")
+                problems.append(f"grid.{axis}: unknown config field{suggestion(str(axis), FIELD_TYPES)}")
+            elif problem := shape.axis_problem(f"grid.{axis}", values):
+                problems.append(problem)
+    if not problems and (problem := shape.size_problem(sweep.grid)):
+        problems.append(problem)
     for key in sweep.resources:
         if key not in RESOURCE_KEYS:
-            problems.append(f"resources.{key}: unknown resource{suggestion(key, RESOURCE_KEYS)}; "
+            problems.append(f"resources.{key}: unknown resource{suggestion(str(key), RESOURCE_KEYS)}; "
                             f"valid keys: {', '.join(RESOURCE_KEYS)}")
     cpu, gpu, conc = (sweep.resources.get(k) for k in RESOURCE_KEYS)
     if not (isinstance(cpu, (int, float)) and not isinstance(cpu, bool) and cpu > 0):
@@ -228,8 +232,7 @@ def _check_sections(sweep: Sweep) -> None:
         problems.append(f"resources.gpu: must be 'auto' or a number >= 0 (GPUs per trial, may be fractional), got {gpu!r}")
     if conc is not None and not (isinstance(conc, int) and not isinstance(conc, bool) and conc >= 1):
         problems.append(f"resources.max_concurrent: must be an integer >= 1 or null, got {conc!r}")
-    if not isinstance(sweep.version, int):
-        problems.append(f"version: must be an integer, got {sweep.version!r}")
+    problems += shape.value_problems(sweep.description, sweep.version, sweep.dataset)
     if problems:
         raise SweepError([f"{sweep.name}: {p}" for p in problems])
 
@@ -239,16 +242,16 @@ def _check_sections(sweep: Sweep) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 def parse_set(pairs: list[str]) -> dict[str, Any]:
-    """``["epochs=3", "experts=[2,4]"]`` -> ``{"epochs": 3, "experts": [2, 4]}`` (values read by yaml.safe_load)."""
+    """``["epochs=3", "experts=[2,4]"]`` -> ``{"epochs": 3, "experts": [2, 4]}`` (values read as strict YAML)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
             raise SweepError(f"--set {pair!r}: expected key=value (for example --set epochs=3 or --set experts=[2,4])")
         try:
-            out[key.strip()] = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as err:
-            raise SweepError(f"--set {pair!r}: cannot read the value: {str(err).splitlines()[0]}") from None
+            out[key.strip()] = shape.parse_yaml(text, "cannot read the value") if text.strip() else None
+        except shape.ShapeError as err:
+            raise SweepError(f"--set {pair!r}: {err}") from None
     return out
 
 
@@ -265,6 +268,8 @@ def apply_override(sweep: Sweep, key: str, value: Any) -> None:
     A bare config field replaces the grid axis of that name where there is one (a list keeps several
     values, a scalar leaves one), else sets the budget (epochs, n_train, n_test) or the settings.
     """
+    if not isinstance(key, str):
+        raise SweepError(f"--set {key!r}: a key is text (a config field, section.field, ...), got {type(key).__name__}")
     section, dot, name = key.partition(".")
     if not dot:
         if key in ("description", "version"):
@@ -314,7 +319,10 @@ def expand_value(axis: str, value: Any) -> dict[str, Any]:
             k, sep, v = part.partition("=")
             if not sep:
                 raise SweepError(f"grid.{axis}: {value!r}: expected key=value inside the brackets, got {part!r}")
-            out[ALIASES.get(k.strip(), k.strip())] = yaml.safe_load(v)
+            try:
+                out[ALIASES.get(k.strip(), k.strip())] = shape.parse_yaml(v, f"{k.strip()}=")
+            except shape.ShapeError as err:
+                raise SweepError(f"grid.{axis}: {value!r}: cannot read the value of {err}") from None
         return out
     return {axis: value}
 
@@ -385,4 +393,4 @@ def validate(sweep: Sweep, trials: list[Trial] | None = None) -> list[Trial]:
 
 
 def count_trials(sweep: Sweep) -> int:
-    return sum(math.prod(len(v) for v in sub.values()) for sub in sweep.grid)
+    return shape.grid_size(sweep.grid)

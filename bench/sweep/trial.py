@@ -32,12 +32,14 @@ import numpy as np
 import moe.train
 from bench.sweep.layout import STATE_FILE
 from moe.checkpoint import StateMismatch
-from moe.config import Config, preset_values
-from moe.record import atomic_write_bytes, jsonable
+from moe.config import Config, ConfigError, preset_values
+from moe.record import atomic_write_bytes, error_record, jsonable
+from moe.routers import NonFiniteError
+from moe.validate import from_dict
 
 EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "epoch_s")
 CRASH_AFTER = "crash_after_epoch_"  # test hook: crash_after_epoch_K
-FAULTS = ("raise", "diverge", f"{CRASH_AFTER}K")
+FAULTS = ("raise", "diverge", "diverge_in_eval", f"{CRASH_AFTER}K")
 
 
 class InjectedFault(RuntimeError):
@@ -53,7 +55,7 @@ def crash_epoch(fault: str | None) -> int | None:
 
 
 def is_fault(kind: str) -> bool:
-    return kind in FAULTS[:2] or crash_epoch(kind) is not None
+    return kind in FAULTS[:3] or crash_epoch(kind) is not None
 
 
 def with_preset(config: dict[str, Any]) -> dict[str, Any]:
@@ -74,9 +76,10 @@ def dataset_key(config: dict[str, Any]) -> str:
     return f"{name}|{root or ''}|{seed}"
 
 
-def poisoned(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the dataset whose training inputs are NaN: the gate's logits become NaN, the run diverges."""
-    return {**data, "x_train": np.full_like(data["x_train"], np.nan)}
+def poisoned(data: dict[str, Any], split: str = "train") -> dict[str, Any]:
+    """A copy of the dataset whose training (or test) inputs are NaN: the gate's logits become NaN, the run
+    diverges (in training, or where it is evaluated)."""
+    return {**data, f"x_{split}": np.full_like(data[f"x_{split}"], np.nan)}
 
 
 def cpu_share() -> float:
@@ -149,6 +152,34 @@ class EpochReporter:
             tune.report(metrics)
 
 
+def _train(index: int, cfg: dict[str, Any], data, on_epoch, state: bytes | None, state_from: str | None,
+           reporter: EpochReporter) -> tuple[dict[str, Any], str | None]:
+    """(the record of ``moe.train.run`` from ``state``, where that state came from): a resume state saved
+    under another config is dropped and the run starts afresh."""
+    try:
+        record = moe.train.run(cfg, data=data, on_epoch=on_epoch, state=state, on_state=reporter.keep)
+    except StateMismatch as err:
+        if state_from != "resume":
+            raise
+        # a state an earlier run left under another config (the trial's CPU share changed its threads): start afresh
+        print(f"warning: trial {index}: not resuming: {err}", file=sys.stderr)
+        state_from = None
+        record = moe.train.run(cfg, data=data, on_epoch=on_epoch, on_state=reporter.keep)
+    return record, state_from
+
+
+def diverged_record(cfg: dict[str, Any], err: BaseException, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record of a trial whose run raised on a non-finite value: ``diverged`` (not ``error``), with the
+    epochs it finished and the message."""
+    try:
+        config = from_dict(cfg).to_dict()
+    except ConfigError:
+        config = dict(cfg)
+    rec = error_record(config, err, status="diverged")
+    rec["history"] = [dict(h) for h in history]
+    return rec
+
+
 def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None = None,
               resume_states: dict[int, Any] | None = None) -> None:
     """Ray Tune function trainable: one run record per trial, one report (with a checkpoint) per epoch plus
@@ -165,26 +196,24 @@ def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None
     fault = trial.get("fault")
     if fault == "raise":
         raise InjectedFault(f"injected fault in trial {trial['index']} ({trial['name']})")
-    if fault == "diverge" and data is not None:
-        data = poisoned(data)
+    if fault in ("diverge", "diverge_in_eval") and data is not None:
+        data = poisoned(data, "train" if fault == "diverge" else "test")
     state, state_from = saved_state(trial["index"], resume_states)
     reporter = EpochReporter()
 
+    history: list[dict[str, Any]] = []  # what each finished epoch reported (kept by a run that then diverges)
+
     def on_epoch(metrics: dict[str, Any]) -> bool:
+        history.append(metrics)
         reporter.report(metrics)
         if state is None and metrics["epoch"] == crash_epoch(fault):
             raise InjectedFault(f"injected crash after epoch {metrics['epoch']} in trial {trial['index']} ({trial['name']})")
         return False
 
     try:
-        record = moe.train.run(cfg, data=data, on_epoch=on_epoch, state=state, on_state=reporter.keep)
-    except StateMismatch as err:
-        if state_from != "resume":
-            raise
-        # a state an earlier run left under another config (the trial's CPU share changed its threads): start afresh
-        print(f"warning: trial {trial['index']}: not resuming: {err}", file=sys.stderr)
-        state, state_from = None, None
-        record = moe.train.run(cfg, data=data, on_epoch=on_epoch, on_state=reporter.keep)
+        record, state_from = _train(trial["index"], cfg, data, on_epoch, state, state_from, reporter)
+    except NonFiniteError as err:  # NaN or inf met outside the loss (a gate, an evaluation): the run diverged
+        record = diverged_record(cfg, err, history)
     record["bench"] = {"index": trial["index"], "name": trial["name"], "trial_s": time.perf_counter() - started,
                        "started_at": started_at, "ended_at": time.time(), "node_id": node_id(), "pid": os.getpid(),
                        "resumed_by": state_from, "checkpoints": reporter.checkpoints}

@@ -1,6 +1,5 @@
 """``python -m bench.table``: see bench.table.cli."""
-import sys
-
+from bench.entry import run_main
 from bench.table.cli import main
 
-sys.exit(main())
+run_main(main)
