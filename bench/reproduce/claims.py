@@ -70,7 +70,7 @@ CLAIMS: tuple[Claim, ...] = (
                       "largest accuracy advantage of joint training over pre-trained experts after fresh experts "
                       "were trained under the frozen gate, over the refit inits"),
         ),
-        note="Before: the test accuracy at the end of the joint phase (gate and experts trained together, from "
+        note="Before: the validation accuracy at the end of the joint phase (gate and experts trained together, from "
              "scratch or from the pre-trained experts). After: the final accuracy, once fresh experts (same or new "
              "initialisation) were trained under the frozen gate."),
     Claim(

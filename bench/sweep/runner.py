@@ -23,9 +23,10 @@ duplicates it. ``--resume DIR --retry-errors`` also reruns the ``error`` trials,
 Failures: a trial that raises (or whose node dies) is retried ``--max-failures`` times (default 1), each
 retry from its latest checkpoint, then kept as an ``error`` record with its message; a run whose loss
 becomes NaN/inf is an ``diverged`` record (``moe.train.run`` stops it); a trial stopped by
-``--scheduler asha`` is a ``stopped`` record scored like an ``ok`` one, from the model of its latest
+``--scheduler asha`` (which stops trials on their validation accuracy, ``val_accuracy``; it refuses a
+sweep with a trial without a validation split, ``val_fraction`` 0) is a ``stopped`` record scored like an ``ok`` one, from the model of its latest
 checkpoint (``bench.scored_from_epoch``; ``bench.not_scored`` says why when that cannot be done, and the
-record keeps only its last epoch's accuracy).
+record keeps only its last epoch's validation accuracy).
 """
 from __future__ import annotations
 
@@ -153,8 +154,10 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
         sweep = spec.from_mapping({k: meta[k] for k in spec.TOP_KEYS if k in meta}, name=meta["name"], path=meta["path"])
         if name is not None and Path(name).stem != meta["name"]:
             raise SweepError(f"--resume {folder.root}: that directory holds sweep {meta['name']!r}, not {name!r}")
+        check_scheduler(scheduler, trials)
     else:
         sweep, trials = prepare(name or "quick", overrides, faults)
+        check_scheduler(scheduler, trials)
         folder = SweepDir(Path(out).resolve() if out is not None else default_out(sweep.name))
         if folder.exists():
             raise SweepError(f"--out {folder.root}: already holds a sweep; continue it with --resume {folder.root} "
@@ -239,11 +242,31 @@ def _run_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], folde
             "overhead": wall / ideal if ideal else math.nan, "n_run": len(progress.finished), "missing": missing}
 
 
+SCHEDULER_METRIC = "val_accuracy"  # what ASHA stops on: the validation split's, never the test split's
+
+
+def check_scheduler(name: str | None, trials: list[Trial]) -> None:
+    """ASHA stops trials on their validation accuracy: a trial without a validation split (``val_fraction`` 0,
+    its own or its preset's) has none to stop on, and the sweep is refused before anything runs (no fallback
+    to the test split)."""
+    if name != "asha":
+        return
+    default = Config().val_fraction
+    bare = [t for t in trials if with_preset(t.config).get("val_fraction", default) == 0]
+    if bare:
+        shown = ", ".join(f"{t.index} ({t.name})" for t in bare[:3]) + (f" and {len(bare) - 3} more" if len(bare) > 3 else "")
+        raise SweepError(f"--scheduler asha: stops trials on their validation accuracy ({SCHEDULER_METRIC}), but trial(s) "
+                         f"{shown} have val_fraction 0 (no validation split); set val_fraction in (0, 0.5] or use "
+                         "--scheduler fifo")
+
+
 def _scheduler(name: str | None, todo: list[Trial]):
+    """The Tune scheduler of ``--scheduler``: None (fifo), or ASHA on ``val_accuracy`` (:func:`check_scheduler`)."""
     if name in (None, "fifo"):
         return None
+    check_scheduler(name, todo)
     from ray.tune.schedulers import ASHAScheduler  # deferred: Ray (see _run_trials)
 
     epochs = max(int(with_preset(t.config).get("epochs", Config().epochs) or 1) for t in todo)
-    return ASHAScheduler(time_attr="epoch", metric="test_accuracy", mode="max", max_t=max(epochs, 1),
+    return ASHAScheduler(time_attr="epoch", metric=SCHEDULER_METRIC, mode="max", max_t=max(epochs, 1),
                          grace_period=max(1, epochs // 4), reduction_factor=2, stop_last_trials=False)

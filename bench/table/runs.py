@@ -1,7 +1,8 @@
 """runs.csv: one tidy row per trial, from the run records of a sweep directory.
 
-Columns: index, name, status, error, every config field, every score, seed stability, busiest_share,
-timing, node (``record_row``); a runs.csv without records (hand-made or copied) is kept as is.
+Columns: index, name, status, error, every config field, every score (of the test split, scored once at
+the end), every score of the validation split as ``val_<score>`` (what picks a best run), seed stability,
+busiest_share, timing, node (``record_row``); a runs.csv without records (hand-made or copied) is kept as is.
 
 Seed stability: for every ``ok`` run, the mean of ``moe.metrics.stability`` with each other ``ok`` run
 of its configuration (same config but the seed), over the test samples' assignments; the table shows
@@ -33,6 +34,7 @@ TAIL_COLUMNS = ["node_id", "trial_id", "git", "allocation"]
 def record_row(rec: dict[str, Any]) -> dict[str, Any]:
     """One flat row of runs.csv from a run record (plus the sweep's ``bench`` block)."""
     b, cfg, test, timing = rec.get("bench", {}), rec.get("config", {}), rec.get("test") or {}, rec.get("timing") or {}
+    val = rec.get("validation") or {}
     row = {"index": b.get("index"), "name": b.get("name"), "status": rec.get("status"), "error": rec.get("error"),
            "failures": b.get("failures", 0)}
     for k in FIELD_TYPES:
@@ -40,6 +42,8 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
         row[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
     for k, v in test.items():
         row[k] = math.nan if v is None else v
+    for k, v in val.items():
+        row[f"val_{k}"] = math.nan if v is None else v
     row.update(epochs_run=b.get("epochs_run", len(rec.get("history") or [])),
                resumed_from_epoch=rec.get("resumed_from_epoch"), train_s=timing.get("train_s"), eval_s=timing.get("eval_s"),
                trial_s=b.get("trial_s"), node_id=b.get("node_id"), trial_id=b.get("trial_id"),
@@ -74,6 +78,7 @@ def busiest_share(allocation: str | list | None) -> float:
 
 def order_columns(df: pd.DataFrame) -> pd.DataFrame:
     scores = [k for k in DIRECTIONS if k in df.columns]
+    scores += [f"val_{k}" for k in DIRECTIONS if f"val_{k}" in df.columns]
     extra = [c for c in df.columns if c not in ID_COLUMNS + list(FIELD_TYPES) + scores + TIMING_COLUMNS + TAIL_COLUMNS]
     cols = [c for c in ID_COLUMNS + list(FIELD_TYPES) + scores + extra + TIMING_COLUMNS + TAIL_COLUMNS if c in df.columns]
     return df[cols]
