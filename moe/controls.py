@@ -134,7 +134,7 @@ def run_controls(dataset: str = Config.dataset, *, seed: int = Config.seed, epoc
     """Train and score the three controls on ``dataset``; control name -> its test scores (a run record's
     ``test``: every score of ``moe.scores.score`` and the loss). ``data``: the dataset, loaded once by the
     caller (else loaded here); ``fields``: more config fields (data_root, n_train, n_test, lr, device, threads)."""
-    probe = as_config({"dataset": dataset, "seed": seed, **fields})
+    probe = as_config({"dataset": dataset, "seed": seed, "val_fraction": 0.0, **fields})  # as control_config: no split
     data = load_for_config(probe) if data is None else subset(data, probe.n_train, probe.n_test, probe.data_seed)
     out: dict[str, dict[str, float]] = {}
     with torch_threads(probe.threads), torch.random.fork_rng():  # moe.train.run sets the threads and reseeds

@@ -8,11 +8,8 @@ Checkpoints (``moe.checkpoint``): ``on_state(state_bytes)`` receives the full tr
 (``TrainState.to_bytes()``) after every finished epoch, and ``run(..., state=state_bytes)`` continues from
 one: a run resumed after epoch k gives exactly the record of the run never stopped (same numbers, bitwise,
 on the CPU). ``evaluate_state(config, state_bytes)`` scores a saved state as ``run`` would have had it
-stopped there (a sweep trial stopped early by its scheduler). The evaluations: ``moe.evaluate``.
-
-The validation split (``val_fraction`` of the training subset, ``moe.data.hold_out``) is what every epoch
-reports (``val_accuracy``, ``val_loss``) and what a scheduler stops on; the model never trains on it. The
-test split is scored once, at the end (``test``), next to the validation split (``validation``).
+stopped there (a sweep trial stopped early by its scheduler). The evaluations: ``moe.evaluate``. Every epoch
+reports the validation split's scores (``moe.data.hold_out``); the test split is scored once, at the end.
 """
 from __future__ import annotations
 
