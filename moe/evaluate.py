@@ -14,6 +14,7 @@ from moe.config import Config
 from moe.data import Dataset
 from moe.metrics import allocation
 from moe.model import MixtureOfExperts
+from moe.routers import NonFiniteError
 from moe.scores import score
 
 EVAL_BATCH = 1024
@@ -99,10 +100,14 @@ def accuracy(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, batch_si
 
 def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch_size: int) -> dict[str, Any]:
     """The record fields of the final evaluation: ``dataset``, ``test`` (every score), ``validation`` (the same
-    scores on the validation split; None without one), ``allocation`` and ``test_assignment`` (of the test split)."""
+    scores on the validation split; None without one, {} when its gate logits are not finite: the test
+    split's scores stand), ``allocation`` and ``test_assignment`` (of the test split)."""
     scores, alloc, assignment = test_scores(model, data, device, batch_size)
     validation = None
     if data.y_val is not None:
-        validation = split_scores(model, data, data.x_val, data.y_val, device, batch_size)[0]
+        try:
+            validation = split_scores(model, data, data.x_val, data.y_val, device, batch_size)[0]
+        except NonFiniteError:
+            validation = {}
     return {"dataset": data.describe(), "test": scores, "validation": validation, "allocation": alloc,
             "test_assignment": assignment}  # expert of each test sample (-1: none), for seed stability

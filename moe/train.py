@@ -329,7 +329,7 @@ def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str,
         if not math.isfinite(evaluated["test"].get("loss", math.nan)):
             t.diverge("non-finite test loss in the final evaluation")
         elif evaluated["validation"] is not None and not math.isfinite(evaluated["validation"].get("loss", math.nan)):
-            t.diverge("non-finite validation loss in the final evaluation")
+            t.diverge("non-finite validation loss or gate logits in the final evaluation")
     except NonFiniteError:
         t.diverge("non-finite gate logits in the final evaluation")
         evaluated = {"dataset": t.data.describe(), "test": {}, "validation": None if t.y_val is None else {},

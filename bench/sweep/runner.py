@@ -23,10 +23,10 @@ duplicates it. ``--resume DIR --retry-errors`` also reruns the ``error`` trials,
 Failures: a trial that raises (or whose node dies) is retried ``--max-failures`` times (default 1), each
 retry from its latest checkpoint, then kept as an ``error`` record with its message; a run whose loss
 becomes NaN/inf is an ``diverged`` record (``moe.train.run`` stops it); a trial stopped by
-``--scheduler asha`` (which stops trials on their validation accuracy, ``val_accuracy``; it refuses a
-sweep with a trial without a validation split, ``val_fraction`` 0) is a ``stopped`` record scored like an ``ok`` one, from the model of its latest
-checkpoint (``bench.scored_from_epoch``; ``bench.not_scored`` says why when that cannot be done, and the
-record keeps only its last epoch's validation accuracy).
+``--scheduler asha`` (on its validation accuracy, ``val_accuracy``; a sweep with a trial without a
+validation split, ``val_fraction`` 0, is refused) is a ``stopped`` record scored like an ``ok`` one, from
+the model of its latest checkpoint (``bench.scored_from_epoch``; ``bench.not_scored`` says why when that
+cannot be done, and the record keeps only its last epoch's validation accuracy).
 """
 from __future__ import annotations
 
@@ -261,12 +261,14 @@ def check_scheduler(name: str | None, trials: list[Trial]) -> None:
 
 
 def _scheduler(name: str | None, todo: list[Trial]):
-    """The Tune scheduler of ``--scheduler``: None (fifo), or ASHA on ``val_accuracy`` (:func:`check_scheduler`)."""
+    """The Tune scheduler of ``--scheduler``: None (fifo), or ASHA on ``val_accuracy`` (:func:`check_scheduler`),
+    its rungs before the last epoch (``max_t`` = epochs - 1; trials past it run on): a cut at the last epoch
+    would save nothing and mark a run that finished its training ``stopped``."""
     if name in (None, "fifo"):
         return None
     check_scheduler(name, todo)
     from ray.tune.schedulers import ASHAScheduler  # deferred: Ray (see _run_trials)
 
     epochs = max(int(with_preset(t.config).get("epochs", Config().epochs) or 1) for t in todo)
-    return ASHAScheduler(time_attr="epoch", metric=SCHEDULER_METRIC, mode="max", max_t=max(epochs, 1),
+    return ASHAScheduler(time_attr="epoch", metric=SCHEDULER_METRIC, mode="max", max_t=max(epochs - 1, 1),
                          grace_period=max(1, epochs // 4), reduction_factor=2, stop_last_trials=False)

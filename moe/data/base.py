@@ -1,6 +1,6 @@
 """The datasets' base: the :class:`Dataset` type, the ``DATASETS`` registry, loading, subsets (stratified or
-the first n, the seed code's way) and input normalisation, the validation split (:func:`hold_out`); :func:`prepare` applies a config's subsets,
-validation split and normalisation to a loaded dataset.
+the first n, the seed code's way), the validation split (:func:`hold_out`) and input normalisation;
+:func:`prepare` applies a config's subsets, validation split and normalisation to a loaded dataset.
 
 Each dataset gives train/test tensors, class names and, where one exists, a grouping of classes.
 ``load_dataset(name, ...)`` is the one entry point; adding a dataset is adding one function registered

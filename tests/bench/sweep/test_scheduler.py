@@ -18,6 +18,14 @@ def test_asha_stops_on_the_validation_accuracy():
     assert runner._scheduler("fifo", TRIALS) is None and runner._scheduler(None, TRIALS) is None
 
 
+@pytest.mark.parametrize("epochs,rungs", [(4, [2, 1]), (8, [4, 2]), (20, [10, 5])])
+def test_asha_has_no_rung_at_the_last_epoch(epochs, rungs):
+    """A cut at the last epoch saves nothing and would mark a run that finished its training 'stopped'."""
+    trials = [Trial(index=0, name="t", config={"epochs": epochs})]
+    bracket, = runner._scheduler("asha", trials)._brackets
+    assert [milestone for milestone, _ in bracket._rungs] == rungs
+
+
 def test_the_epoch_reports_carry_validation_scores_and_no_test_score():
     assert {"epoch", "val_accuracy", "val_loss"} <= set(EPOCH_KEYS)
     assert not any(k.startswith("test") for k in EPOCH_KEYS)

@@ -101,6 +101,7 @@ def test_the_model_never_trains_on_the_validation_samples(gm6):
     rec = run(cfg, data=poisoned)
     assert rec["status"] == "diverged" and rec["diverged"]["epoch"] == 1
     assert "validation" in rec["diverged"]["reason"] and math.isfinite(rec["history"][0]["train_loss"])
+    assert 0 <= rec["test"]["accuracy"] <= 1 and rec["validation"] == {}  # the test split's scores stand
     other = dataclasses.replace(gm6, x_train=gm6.x_train.clone())
     other.x_train[next(i for i in range(len(gm6.y_train)) if i not in set(val.tolist()))] = math.nan
     assert "training" in run(cfg, data=other)["diverged"]["reason"]
