@@ -47,6 +47,7 @@ class Config:
     n_train: int | None = None  # in [the dataset's class count, 10**8] and at most its training split (checked after loading): stratified training subset (None: all); with subset: first, the first n_train instead
     n_test: int | None = None  # in [1, 10**8] and at most the dataset's test split (checked after loading): stratified test subset (None: all); with subset: first, the first n_test instead
     subset: str = "stratified"  # how n_train / n_test are taken: stratified (class proportions, random, data_seed) | first (the first n in file order; fmnist_mnist: the first n/2 of each source dataset, the seed code's way)
+    val_fraction: float = 0.1  # in [0, 0.5]: share of the (subsetted) training data held out as the validation split (stratified, seeded by data_seed; the model never trains on it), which everything that selects or stops reads (per-epoch val_accuracy, ASHA, best-run pictures); the test split is scored once, at the end; 0: no validation split
     normalize: str = "none"  # input normalisation: none | seed (the seed code's Normalize((0.5,), (0.5,)): x -> (x - 0.5) / 0.5)
     data_seed: int = 0  # in [0, 2**63 - 1] (what torch.Generator accepts): seed of data generation and subsetting (fixed across model seeds)
     # model
@@ -293,6 +294,7 @@ DEVICES = ("cpu", "cuda", "auto")
 MAX_EXPERTS = 4096  # the 4,096 implicit experts a later issue asks for
 MAX_WIDTH = 65536  # expert_hidden, expert_channels, gate_hidden
 MAX_SAMPLES = 10**8  # n_train, n_test, batch_size: beyond any dataset here (MNIST: 60,000)
+MAX_VAL_FRACTION = 0.5  # val_fraction: at least half of the training data stays for training
 MAX_EPOCHS = 100_000  # epochs, pretrain_epochs, refit_epochs: a record holds one history entry per epoch
 MAX_SEED = 2**63 - 1  # seed, data_seed: torch.manual_seed and torch.Generator take 64-bit integers
 MAX_THREADS = 256  # torch.set_num_threads far beyond the cores aborts in OpenMP (libgomp)

@@ -55,14 +55,15 @@ def control_config(kind: str, dataset: str = Config.dataset, *, n_classes: int, 
                    epochs: int = EPOCHS, **fields: Any):
     """The validated config of one control: E = C linear experts; ``hash`` uses the hash router, the others a
     dense softmax router (a linear gate; ``cheater`` on images: the black-box mlp gate). ``fields``: more
-    config fields (data_root, n_train, n_test, lr, device, ...)."""
+    config fields (data_root, n_train, n_test, lr, device, ...). No validation split (``val_fraction`` 0): a
+    control selects nothing, and the hash control (``moe.train.run``) trains on the samples the others do."""
     if kind not in CONTROLS:
         raise ConfigError([f"control: unknown control {kind!r}; choose one of {', '.join(CONTROLS)}"])
     image = len(declared_input_shape(dataset) or ()) == 3  # [channels, height, width]
     gate = "mlp" if kind == "cheater" and image else "linear"
     return as_config({"dataset": dataset, "experts": n_classes, "expert": "linear",
                       "router": "hash" if kind == "hash" else "softmax", "gate": gate, "seed": seed,
-                      "epochs": epochs, **fields})
+                      "epochs": epochs, "val_fraction": 0.0, **fields})
 
 
 def hold_constant(model: MixtureOfExperts) -> None:
@@ -133,7 +134,7 @@ def run_controls(dataset: str = Config.dataset, *, seed: int = Config.seed, epoc
     """Train and score the three controls on ``dataset``; control name -> its test scores (a run record's
     ``test``: every score of ``moe.scores.score`` and the loss). ``data``: the dataset, loaded once by the
     caller (else loaded here); ``fields``: more config fields (data_root, n_train, n_test, lr, device, threads)."""
-    probe = as_config({"dataset": dataset, "seed": seed, **fields})
+    probe = as_config({"dataset": dataset, "seed": seed, "val_fraction": 0.0, **fields})  # as control_config: no split
     data = load_for_config(probe) if data is None else subset(data, probe.n_train, probe.n_test, probe.data_seed)
     out: dict[str, dict[str, float]] = {}
     with torch_threads(probe.threads), torch.random.fork_rng():  # moe.train.run sets the threads and reseeds

@@ -1,4 +1,5 @@
-"""Evaluation of a model: predictions in a fixed order, accuracy, and the test scores of a run record.
+"""Evaluation of a model: predictions in a fixed order, accuracy, the validation split's per-epoch scores,
+and the final scores of a run record (the test split, scored once at the end, and the validation split).
 
 Batch-dependent routers (expert choice, capacity limits) are evaluated in training-size batches, in a
 fixed shuffled order (``eval_order``), so that their evaluation batches are mixed like their training batches.
@@ -13,6 +14,7 @@ from moe.config import Config
 from moe.data import Dataset
 from moe.metrics import allocation
 from moe.model import MixtureOfExperts
+from moe.routers import NonFiniteError
 from moe.scores import score
 
 EVAL_BATCH = 1024
@@ -53,17 +55,38 @@ def predict(model: MixtureOfExperts, x: torch.Tensor, batch_size: int = EVAL_BAT
     return result
 
 
-def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device,
-                batch_size: int = EVAL_BATCH) -> tuple[dict[str, float], list[list[int]], list[int]]:
-    """Every score of ``moe.scores.score`` on the test split (with ``dropped``, the share of test samples no
-    expert took), the test loss, the class x expert allocation counts and the per-sample assignment."""
-    p = predict(model, data.x_test.to(device), batch_size)
-    y = data.y_test
+def split_scores(model: MixtureOfExperts, data: Dataset, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                 batch_size: int = EVAL_BATCH) -> tuple[dict[str, float], list[list[int]], list[int]]:
+    """Every score of ``moe.scores.score`` on the samples (x, y) of one split of ``data`` (with ``dropped``, the
+    share of its samples no expert took), its loss, the class x expert allocation counts and the per-sample assignment."""
+    p = predict(model, x.to(device), batch_size)
     scores = score(y, p["preds"], p["assignment"], data.n_classes, model.experts.n_experts, weights=p["weights"],
                    expert_preds=p["expert_preds"], grouping=data.grouping)
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
     alloc = allocation(y, p["assignment"], data.n_classes, model.experts.n_experts).tolist()
     return scores, alloc, p["assignment"].tolist()
+
+
+def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device,
+                batch_size: int = EVAL_BATCH) -> tuple[dict[str, float], list[list[int]], list[int]]:
+    """:func:`split_scores` on the test split."""
+    return split_scores(model, data, data.x_test, data.y_test, device, batch_size)
+
+
+@torch.no_grad()
+def accuracy_and_loss(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor,
+                      batch_size: int = EVAL_BATCH) -> tuple[float, float]:
+    """(accuracy, mean negative log-likelihood of the mixture) on (x, y): the per-epoch scores of the validation
+    split, the same numbers as :func:`split_scores`' accuracy and loss (batches in the order of ``eval_order``)."""
+    model.eval()
+    order = eval_order(model, len(y))
+    xs = x if order is None else x[order.to(x.device)]
+    log_probs = torch.cat([model(xb).log_probs for xb in xs.split(batch_size)]).cpu()
+    if order is not None:
+        log_probs = torch.empty_like(log_probs).index_copy_(0, order, log_probs)
+    y = y.cpu()
+    correct = int((log_probs.argmax(1) == y).sum())
+    return correct / len(y), float(-log_probs.gather(1, y[:, None]).mean())
 
 
 @torch.no_grad()
@@ -76,7 +99,15 @@ def accuracy(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, batch_si
 
 
 def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch_size: int) -> dict[str, Any]:
-    """The record fields of the test evaluation: ``dataset``, ``test`` (every score), ``allocation``, ``test_assignment``."""
+    """The record fields of the final evaluation: ``dataset``, ``test`` (every score), ``validation`` (the same
+    scores on the validation split; None without one, {} when its gate logits are not finite: the test
+    split's scores stand), ``allocation`` and ``test_assignment`` (of the test split)."""
     scores, alloc, assignment = test_scores(model, data, device, batch_size)
-    return {"dataset": data.describe(), "test": scores, "allocation": alloc,
+    validation = None
+    if data.y_val is not None:
+        try:
+            validation = split_scores(model, data, data.x_val, data.y_val, device, batch_size)[0]
+        except NonFiniteError:
+            validation = {}
+    return {"dataset": data.describe(), "test": scores, "validation": validation, "allocation": alloc,
             "test_assignment": assignment}  # expert of each test sample (-1: none), for seed stability

@@ -3,8 +3,10 @@
 Fields: schema, status (ok | diverged | error), error, diverged (None, or ``{"epoch", "reason"}`` of the
 first NaN or infinity: in the training loss, the gradients, the parameters, the gate logits or the final
 evaluation), config (complete: a preset's values resolved), seed, n_parameters (total, gate, experts),
-dataset, history (per epoch), test (accuracy and every score of ``moe.scores.score``), allocation (class x
-expert counts), test_assignment, resumed_from_epoch (None, or the epoch of the saved state the run continued
+dataset (with the validation split's size ``n_val`` and ``val_indices_sha256``), history (per epoch: training
+statistics and the validation split's ``val_accuracy`` and ``val_loss``; no test score), test (accuracy and
+every score of ``moe.scores.score``, scored once at the end), validation (the same scores on the validation
+split at the end; None without one), allocation (class x expert counts), test_assignment, resumed_from_epoch (None, or the epoch of the saved state the run continued
 from), timing, versions.
 """
 from __future__ import annotations

@@ -8,7 +8,8 @@ Checkpoints (``moe.checkpoint``): ``on_state(state_bytes)`` receives the full tr
 (``TrainState.to_bytes()``) after every finished epoch, and ``run(..., state=state_bytes)`` continues from
 one: a run resumed after epoch k gives exactly the record of the run never stopped (same numbers, bitwise,
 on the CPU). ``evaluate_state(config, state_bytes)`` scores a saved state as ``run`` would have had it
-stopped there (a sweep trial stopped early by its scheduler). The test evaluation: ``moe.evaluate``.
+stopped there (a sweep trial stopped early by its scheduler). The evaluations: ``moe.evaluate``. Every epoch
+reports the validation split's scores (``moe.data.hold_out``); the test split is scored once, at the end.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from moe.config import FIELD_TYPES, Config, ConfigError, field_help, load_file
 from moe.data import Dataset, load_dataset, prepare
 from moe.data.mnist import DataFileError
 from moe.epochs import parameters_finite, pretrain_epoch, train_epoch
-from moe.evaluate import accuracy, eval_batch_size, evaluate
+from moe.evaluate import accuracy_and_loss, eval_batch_size, evaluate
 from moe.model import MixtureOfExperts, build_experts, build_model, parameter_counts
 from moe.objectives import Loss
 from moe.record import SCHEMA, error_record, versions, write_json_atomic
@@ -136,7 +137,7 @@ def torch_threads(n: int | None):
 
 def evaluate_state(config: Config | dict[str, Any], state: TrainState | bytes,
                    data: Dataset | dict | None = None) -> dict[str, Any]:
-    """The test evaluation of a saved training state: the record fields (``evaluate``) that ``run`` gives when
+    """The final evaluation of a saved training state: the record fields (``evaluate``) that ``run`` gives when
     it stops after the state's epoch, exactly (bitwise on the CPU). For a trial a scheduler stopped before
     its final report. A state another config wrote raises ``StateMismatch``.
 
@@ -160,7 +161,8 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
 
     ``history`` holds one entry per epoch of every phase (``epoch`` counts across phases, ``phase`` and
     ``phase_epoch`` say where it belongs); ``on_epoch`` is called after each and stops the run when it
-    returns a true value; ``test`` scores the model after the last phase.
+    returns a true value; its held-out scores are the validation split's (``val_accuracy``, ``val_loss``;
+    none when ``val_fraction`` is 0); ``test`` and ``validation`` score the model after the last phase.
 
     ``on_state(state_bytes)`` is called after each finished epoch, just before ``on_epoch``, with the whole
     training state; ``state`` (such bytes, or a ``TrainState``) continues a run from there, and the record
@@ -188,8 +190,8 @@ class Training:
     device: torch.device
     x_train: torch.Tensor
     y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+    x_val: torch.Tensor | None  # the validation split (None: val_fraction 0); the test split stays off the device until the end
+    y_val: torch.Tensor | None
     model: MixtureOfExperts
     initial_experts: dict[str, torch.Tensor]
     loss_fn: Loss
@@ -234,14 +236,14 @@ def checked_data(cfg: Config, data: Dataset | dict | None) -> Dataset:
 def set_up(cfg: Config, data: Dataset, device: torch.device) -> Training:
     """The data on the device; the model, loss, batch order and phases, all seeded."""
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    x_val, y_val = (None, None) if data.y_val is None else (data.x_val.to(device), data.y_val.to(device))
     model = initial_model(cfg, data, x_train)
     initial_experts = {k: v.clone() for k, v in model.experts.state_dict().items()}  # init_from_data set only the routers
     loss_fn = Loss(cfg)
     batch_order = torch.Generator().manual_seed(cfg.seed)
     split = regimes.resolve_split(cfg, data.n_classes)
     owner = None if split is None else regimes.class_owners(split, data.n_classes).to(device)[y_train]
-    return Training(cfg, data, device, x_train, y_train, x_test, y_test, model, initial_experts, loss_fn, batch_order,
+    return Training(cfg, data, device, x_train, y_train, x_val, y_val, model, initial_experts, loss_fn, batch_order,
                     eval_batch_size(cfg, model), regimes.phases(cfg), owner)
 
 
@@ -276,8 +278,8 @@ def start_phase(t: Training, phase: regimes.Phase, inside: TrainState | None) ->
 
 def train_one_epoch(t: Training, phase: regimes.Phase, phase_epoch: int, optimizer: torch.optim.Optimizer,
                     progress: bool) -> dict[str, Any]:
-    """One epoch of a phase (with a progress bar when asked), appended to the history; the test accuracy is
-    missing from its metrics when the loss became NaN or infinite."""
+    """One epoch of a phase (with a progress bar when asked), appended to the history with the validation
+    split's accuracy and loss (missing without a validation split, or when the loss became NaN or infinite)."""
     cfg, t.epoch = t.cfg, t.epoch + 1
     if phase.train_gate:
         t.gate_epochs += 1
@@ -295,12 +297,12 @@ def train_one_epoch(t: Training, phase: regimes.Phase, phase_epoch: int, optimiz
             t.diverge(stats.pop("reason"))
         elif not parameters_finite(t.model):
             t.diverge("non-finite parameters after the epoch's last step")
-        else:
+        elif t.y_val is not None:
             try:
-                stats["test_accuracy"] = accuracy(t.model, t.x_test, t.y_test, t.eval_batch)
+                stats["val_accuracy"], stats["val_loss"] = accuracy_and_loss(t.model, t.x_val, t.y_val, t.eval_batch)
             except NonFiniteError:
-                t.diverge("non-finite gate logits in the test accuracy after the epoch")
-        bar.set_postfix(loss=f"{stats['train_loss']:.4f}", test_acc=f"{stats.get('test_accuracy', math.nan):.3f}")
+                t.diverge("non-finite gate logits in the validation scores after the epoch")
+        bar.set_postfix(loss=f"{stats['train_loss']:.4f}", val_acc=f"{stats.get('val_accuracy', math.nan):.3f}")
     metrics = {"epoch": t.epoch, "phase": phase.name, "phase_epoch": phase_epoch, **stats,
                "temperature": t.model.router.temperature, "epoch_s": time.perf_counter() - t0}
     t.history.append(metrics)
@@ -319,17 +321,21 @@ def stop_after(t: Training, metrics: dict[str, Any], optimizer: torch.optim.Opti
 
 
 def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str, Any]:
-    """The run record: the test evaluation of the model after the last phase, history, timing and versions.
-    A final evaluation that meets NaN or infinity makes the run ``diverged`` (with ``diverged``: epoch, reason)."""
+    """The run record: the final evaluation of the model after the last phase (the test split, scored here
+    once, and the validation split), history, timing and versions. A final evaluation that meets NaN or
+    infinity makes the run ``diverged`` (with ``diverged``: epoch, reason)."""
     train_s = t.train_s()
     t0 = time.perf_counter()
     try:
         evaluated = evaluate(t.model, t.data, t.device, t.eval_batch)
         if not math.isfinite(evaluated["test"].get("loss", math.nan)):
             t.diverge("non-finite test loss in the final evaluation")
+        elif evaluated["validation"] is not None and not math.isfinite(evaluated["validation"].get("loss", math.nan)):
+            t.diverge("non-finite validation loss or gate logits in the final evaluation")
     except NonFiniteError:
         t.diverge("non-finite gate logits in the final evaluation")
-        evaluated = {"dataset": t.data.describe(), "test": {}, "allocation": None, "test_assignment": None}
+        evaluated = {"dataset": t.data.describe(), "test": {}, "validation": None if t.y_val is None else {},
+                     "allocation": None, "test_assignment": None}
     return {"schema": SCHEMA, "status": t.status, "error": None, "diverged": t.diverged, "config": t.cfg.to_dict(),
             "seed": t.cfg.seed, "n_parameters": parameter_counts(t.model), "history": t.history, **evaluated,
             "resumed_from_epoch": None if resumed is None else resumed.epoch,
@@ -400,8 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         written = f"; record written to {write_json_atomic(args.out, record)}" if args.out else ""
         print(f"diverged at epoch {record['diverged']['epoch']}: {record['diverged']['reason']}{written}", file=sys.stderr)
         return 1
-    test = record["test"]
-    print(f"status {record['status']}  test accuracy {test.get('accuracy', math.nan):.4f}  "
+    test, val = record["test"], record.get("validation") or {}
+    print(f"status {record['status']}  validation accuracy {val.get('accuracy', math.nan):.4f}  test accuracy {test.get('accuracy', math.nan):.4f}  "
           f"train {record['timing']['train_s']:.1f}s")
     if args.out:
         print(f"record written to {write_json_atomic(args.out, record)}")

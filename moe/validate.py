@@ -211,6 +211,7 @@ def field_problems(cfg: Config) -> list[str]:
         int_problem("n_train", cfg.n_train, 1, c.MAX_SAMPLES, optional=True),
         int_problem("n_test", cfg.n_test, 1, c.MAX_SAMPLES, optional=True),
         choice_problem("subset", cfg.subset, SUBSETS, "choice"),
+        float_problem("val_fraction", cfg.val_fraction, 0, c.MAX_VAL_FRACTION, why=" (0: no validation split)"),
         choice_problem("normalize", cfg.normalize, NORMALIZATIONS, "choice"),
         choice_problem("preset", cfg.preset, tuple(PRESETS), "preset", optional=True),
         int_problem("data_seed", cfg.data_seed, 0, c.MAX_SEED, why=" (torch.Generator takes 64-bit seeds)"),

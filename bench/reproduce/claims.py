@@ -85,7 +85,7 @@ def _pretrained(sweep: str, words: str) -> tuple[Claim, Claim]:
                           "largest accuracy advantage of joint training over pre-trained experts after fresh "
                           "experts were trained under the frozen gate, over the refit inits"),
             ),
-            note="Before: the test accuracy at the end of the joint phase (gate and experts trained together, from "
+            note="Before: the validation accuracy at the end of the joint phase (gate and experts trained together, from "
                  "scratch or from the pre-trained experts). After: the final accuracy, once fresh experts (same or "
                  "new initialisation) were trained under the frozen gate. Collapsed runs are left out: a collapsed "
                  "joint run has no decomposition at all, and the claim is about the decomposition joint training "

@@ -156,8 +156,10 @@ def separation(alloc: np.ndarray, grouping: list[int]) -> float:
 
 
 def phase_accuracy(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """``accuracy_after_<phase>`` per trial index: the test accuracy at the last epoch of each phase of a run
-    (``moe.regimes``: pretrain, joint, gate, experts), from the records' history; runs.csv holds only the final one."""
+    """``accuracy_after_<phase>`` per trial index: the validation accuracy at the last epoch of each phase of a
+    run (``moe.regimes``: pretrain, joint, gate, experts), from the records' history (the test split is scored
+    only at the end; a record written before the validation split: its per-epoch test accuracy); runs.csv
+    holds only the final one."""
     rows = []
     for r in records:
         index = (r.get("bench") or {}).get("index")
@@ -165,8 +167,9 @@ def phase_accuracy(records: list[dict[str, Any]]) -> pd.DataFrame:
             continue
         row: dict[str, Any] = {"index": index}
         for h in r.get("history") or []:
-            if h.get("phase") and h.get("test_accuracy") is not None:
-                row[f"accuracy_after_{h['phase']}"] = h["test_accuracy"]
+            held_out = h.get("val_accuracy", h.get("test_accuracy"))
+            if h.get("phase") and held_out is not None:
+                row[f"accuracy_after_{h['phase']}"] = held_out
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -45,10 +45,12 @@ def stopped_record(trial: Trial, last_result: dict[str, Any], checkpoint, datase
     """The record of a trial the scheduler stopped: it never sent its final report, so the driver scores the
     model of its latest checkpoint (``checkpoint``, a ``tune.Checkpoint`` or None: its last finished epoch)
     with ``moe.train.evaluate_state``, as an ``ok`` run is scored; ``bench.scored_from_epoch`` says which
-    epoch. When that fails (no checkpoint, an unreadable one) the record keeps the last epoch's accuracy and
-    says why in ``bench.not_scored``: a stopped trial never stops the sweep."""
+    epoch. When that fails (no checkpoint, an unreadable one) the record keeps the last epoch's validation
+    accuracy (``validation``; its ``test`` stays empty: the test split is scored only at the end) and says why
+    in ``bench.not_scored``: a stopped trial never stops the sweep."""
     rec = {"schema": SCHEMA, "status": "stopped", "error": None, "config": full_config(trial.config), "history": [],
-           "test": {"accuracy": last_result.get("test_accuracy")}, "allocation": None, "timing": {}, "versions": {}}
+           "test": {}, "validation": {"accuracy": last_result.get("val_accuracy")}, "allocation": None, "timing": {},
+           "versions": {}}
     rec["bench"] = {"index": trial.index, "name": trial.name, "trial_s": None, "epochs_run": last_result.get("epoch"),
                     "scored_from_epoch": None}
     try:
@@ -62,8 +64,8 @@ def stopped_record(trial: Trial, last_result: dict[str, Any], checkpoint, datase
 
 def scored_from_checkpoint(config: dict[str, Any], checkpoint,
                            datasets: dict[str, dict[str, Any]] | None) -> tuple[int, dict[str, Any]]:
-    """(the epoch of a trial's latest checkpoint, the record fields it gives: config, history and the test
-    evaluation of its model by ``moe.train.evaluate_state``, on the driver: these models are small)."""
+    """(the epoch of a trial's latest checkpoint, the record fields it gives: config, history and the final
+    evaluation (test and validation) of its model by ``moe.train.evaluate_state``, on the driver: these models are small)."""
     if checkpoint is None:
         raise FileNotFoundError("the trial left no checkpoint")
     state = TrainState.from_bytes(read_checkpoint(checkpoint))
@@ -158,11 +160,11 @@ class _Progress:
         left_cost = sum(self.cost.values()) - done_cost
         eta = elapsed * left_cost / done_cost if done_cost > 0 else math.nan
         t = self.trials[rec["bench"]["index"]]
-        test = rec.get("test") or {}
+        test, val = rec.get("test") or {}, rec.get("validation") or {}
         if rec["status"] == "error":
             what = (rec.get("error") or "")[:80]
         else:
-            what = f"acc {_fmt(test.get('accuracy'))}  nmi {_fmt(test.get('nmi'))}"
+            what = f"val acc {_fmt(val.get('accuracy'))}  acc {_fmt(test.get('accuracy'))}  nmi {_fmt(test.get('nmi'))}"
         took = rec["bench"].get("trial_s")
         width = len(str(self.n_total))
         self._print(f"[{done:>{width}}/{self.n_total}] {rec['status']:<8} {t.name} seed={t.config.get('seed', DEFAULT_SEED)}  "

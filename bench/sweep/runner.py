@@ -24,9 +24,10 @@ Failures: a trial that raises (or whose node dies) is retried ``--max-failures``
 retry from its latest checkpoint, then kept as an ``error`` record with its message; a run whose loss
 becomes NaN/inf is a ``diverged`` record (``moe.train.run`` stops it), and so is a trial that raises on a
 non-finite value anywhere else (``moe.routers.NonFiniteError``: a gate, an evaluation); a trial stopped by
-``--scheduler asha`` is a ``stopped`` record scored like an ``ok`` one, from the model of its latest
-checkpoint (``bench.scored_from_epoch``; ``bench.not_scored`` says why when that cannot be done, and the
-record keeps only its last epoch's accuracy).
+``--scheduler asha`` (on its validation accuracy, ``val_accuracy``; a sweep with a trial without a
+validation split, ``val_fraction`` 0, is refused) is a ``stopped`` record scored like an ``ok`` one, from
+the model of its latest checkpoint (``bench.scored_from_epoch``; ``bench.not_scored`` says why when that
+cannot be done, and the record keeps only its last epoch's validation accuracy).
 """
 from __future__ import annotations
 
@@ -152,8 +153,10 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
         if overrides or faults:
             raise SweepError("--resume continues a sweep as it was defined: no --set overrides")
         folder, sweep, trials = _resumed(resume, name)
+        check_scheduler(scheduler, trials)
     else:
         sweep, trials = prepare(name or "quick", overrides, faults)
+        check_scheduler(scheduler, trials)
         folder = SweepDir(Path(out).resolve() if out is not None else default_out(sweep.name))
         folder.check_new_out()  # before any work: nothing of another directory is overwritten or adopted
         datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
@@ -251,11 +254,33 @@ def _run_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], folde
             "overhead": wall / ideal if ideal else math.nan, "n_run": len(progress.finished), "missing": missing}
 
 
+SCHEDULER_METRIC = "val_accuracy"  # what ASHA stops on: the validation split's, never the test split's
+
+
+def check_scheduler(name: str | None, trials: list[Trial]) -> None:
+    """ASHA stops trials on their validation accuracy: a trial without a validation split (``val_fraction`` 0,
+    its own or its preset's) has none to stop on, and the sweep is refused before anything runs (no fallback
+    to the test split)."""
+    if name != "asha":
+        return
+    default = Config().val_fraction
+    bare = [t for t in trials if with_preset(t.config).get("val_fraction", default) == 0]
+    if bare:
+        shown = ", ".join(f"{t.index} ({t.name})" for t in bare[:3]) + (f" and {len(bare) - 3} more" if len(bare) > 3 else "")
+        raise SweepError(f"--scheduler asha: stops trials on their validation accuracy ({SCHEDULER_METRIC}), but trial(s) "
+                         f"{shown} have val_fraction 0 (no validation split); set val_fraction in (0, 0.5] or use "
+                         "--scheduler fifo")
+
+
 def _scheduler(name: str | None, todo: list[Trial]):
+    """The Tune scheduler of ``--scheduler``: None (fifo), or ASHA on ``val_accuracy`` (:func:`check_scheduler`),
+    its rungs before the last epoch (``max_t`` = epochs - 1; trials past it run on): a cut at the last epoch
+    would save nothing and mark a run that finished its training ``stopped``."""
     if name in (None, "fifo"):
         return None
+    check_scheduler(name, todo)
     from ray.tune.schedulers import ASHAScheduler  # deferred: Ray (see _run_trials)
 
     epochs = max(int(with_preset(t.config).get("epochs", Config().epochs) or 1) for t in todo)
-    return ASHAScheduler(time_attr="epoch", metric="test_accuracy", mode="max", max_t=max(epochs, 1),
+    return ASHAScheduler(time_attr="epoch", metric=SCHEDULER_METRIC, mode="max", max_t=max(epochs - 1, 1),
                          grace_period=max(1, epochs // 4), reduction_factor=2, stop_last_trials=False)

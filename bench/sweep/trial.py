@@ -37,7 +37,7 @@ from moe.record import atomic_write_bytes, error_record, jsonable
 from moe.routers import NonFiniteError
 from moe.validate import from_dict
 
-EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "epoch_s")
+EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_loss", "epoch_s")  # no test score: the end's only
 CRASH_AFTER = "crash_after_epoch_"  # test hook: crash_after_epoch_K
 FAULTS = ("raise", "diverge", "diverge_in_eval", f"{CRASH_AFTER}K")
 
@@ -218,5 +218,7 @@ def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None
                        "started_at": started_at, "ended_at": time.time(), "node_id": node_id(), "pid": os.getpid(),
                        "resumed_by": state_from, "checkpoints": reporter.checkpoints}
     # no "epoch" key: ASHA (time_attr epoch) leaves the final report alone
-    tune.report({"final": True, "status": record["status"], "test_accuracy": record["test"].get("accuracy", math.nan),
+    val = record.get("validation") or {}
+    tune.report({"final": True, "status": record["status"], "val_accuracy": val.get("accuracy", math.nan),
+                 "test_accuracy": record["test"].get("accuracy", math.nan),
                  "trial_s": record["bench"]["trial_s"], "record_json": json.dumps(jsonable(record))})

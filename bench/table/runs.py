@@ -1,7 +1,9 @@
 """runs.csv: one tidy row per trial, from the run records of a sweep directory.
 
-Columns: index, name, status, error, every config field, every score, seed stability, busiest_share,
-mi_bits, h_expert_bits, timing, node (``record_row``); a runs.csv without records (hand-made or copied) is kept as is.
+Columns: index, name, status, error, every config field, every score (of the test split, scored once at
+the end), every score of the validation split as ``val_<score>`` (what picks a best run), seed stability,
+busiest_share, mi_bits, h_expert_bits, timing, node (``record_row``); a runs.csv without records (hand-made
+or copied) is kept as is.
 
 I(E;Y) and H(E) in bits (``mi_bits``, ``h_expert_bits``): the mutual information between a test sample's
 expert (top-weight, the allocation's columns) and its class (rows), and the entropy of the expert usage, from
@@ -39,6 +41,7 @@ TAIL_COLUMNS = ["node_id", "trial_id", "git", "allocation"]
 def record_row(rec: dict[str, Any]) -> dict[str, Any]:
     """One flat row of runs.csv from a run record (plus the sweep's ``bench`` block)."""
     b, cfg, test, timing = rec.get("bench", {}), rec.get("config", {}), rec.get("test") or {}, rec.get("timing") or {}
+    val = rec.get("validation") or {}
     row = {"index": b.get("index"), "name": b.get("name"), "status": rec.get("status"), "error": rec.get("error"),
            "failures": b.get("failures", 0)}
     for k in FIELD_TYPES:
@@ -46,6 +49,8 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
         row[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
     for k, v in test.items():
         row[k] = math.nan if v is None else v
+    for k, v in val.items():
+        row[f"val_{k}"] = math.nan if v is None else v
     row.update(epochs_run=b.get("epochs_run", len(rec.get("history") or [])),
                resumed_from_epoch=rec.get("resumed_from_epoch"), train_s=timing.get("train_s"), eval_s=timing.get("eval_s"),
                trial_s=b.get("trial_s"), node_id=b.get("node_id"), trial_id=b.get("trial_id"),
@@ -102,6 +107,7 @@ def h_expert_bits(allocation: str | list | None) -> float:
 
 def order_columns(df: pd.DataFrame) -> pd.DataFrame:
     scores = [k for k in DIRECTIONS if k in df.columns]
+    scores += [f"val_{k}" for k in DIRECTIONS if f"val_{k}" in df.columns]
     extra = [c for c in df.columns if c not in ID_COLUMNS + list(FIELD_TYPES) + scores + TIMING_COLUMNS + TAIL_COLUMNS]
     cols = [c for c in ID_COLUMNS + list(FIELD_TYPES) + scores + extra + TIMING_COLUMNS + TAIL_COLUMNS if c in df.columns]
     return df[cols]

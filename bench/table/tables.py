@@ -11,7 +11,8 @@ Inputs, in a sweep directory: ``records/*.json`` (one run record per finished tr
     pareto.csv    for each interpretability score, the configurations not dominated in
                   (accuracy, score) -- higher accuracy and the better direction of the score
     tradeoff.png  accuracy against NMI and against the cheating index, coloured by router, front drawn
-    heatmaps/     the allocation heat-map of the best ``ok`` run (highest accuracy) of each router
+    heatmaps/     the allocation heat-map of the best ``ok`` run of each router: picked by its validation
+                  accuracy (``val_accuracy``), never by a test score (:func:`pick_best`)
 """
 from __future__ import annotations
 
@@ -75,18 +76,34 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
     return {"runs": runs, "summary": summ, "pareto": front, "files": files}
 
 
+def pick_best(g: pd.DataFrame) -> tuple[pd.Series, bool]:
+    """(the run of ``g`` with the highest validation accuracy, then validation NMI; True), or, when no run
+    has a validation score (val_fraction 0, a runs.csv without them), (the first run: lowest seed, then
+    index; False). Test scores never pick: the test split is for reporting."""
+    scored = g[pd.to_numeric(g["val_accuracy"], errors="coerce").notna()] if "val_accuracy" in g else g.iloc[0:0]
+    if not scored.empty:
+        keys = ["val_accuracy"] + (["val_nmi"] if "val_nmi" in scored else [])
+        return scored.sort_values(keys, ascending=False, kind="stable").iloc[0], True
+    return g.sort_values([c for c in ("seed", "index") if c in g], kind="stable").iloc[0], False
+
+
 def best_heatmaps(runs: pd.DataFrame, sweep_dir: SweepDir, class_names: list[str] | None = None) -> list[Path]:
-    """heatmaps/<router>.png: the allocation of each router's best ok run (highest accuracy, then NMI)."""
+    """heatmaps/<router>.png: the allocation of each router's best ok run (:func:`pick_best`: the highest
+    validation accuracy, then validation NMI; the first run when there are no validation scores)."""
     if "allocation" not in runs.columns or "accuracy" not in runs.columns:
         return []
     ok = runs[(runs["status"] == "ok") & runs["allocation"].notna()]
     out = []
     for router, g in ok.groupby("router", sort=False):
-        best = g.sort_values(["accuracy"] + (["nmi"] if "nmi" in g else []), ascending=False).iloc[0]
+        best, by_validation = pick_best(g)
         alloc = json.loads(best["allocation"])
         names = class_names if class_names and len(class_names) == len(alloc) else [f"class {c}" for c in range(len(alloc))]
         sweep_dir.heatmaps_dir.mkdir(exist_ok=True)
-        title = f"{best['name']}\nbest run (seed {best['seed']}): accuracy {best['accuracy']:.3f}"
+        if by_validation:
+            title = (f"{best['name']}\nbest run by validation accuracy (seed {best['seed']}): "
+                     f"validation {best['val_accuracy']:.3f}, test accuracy {best['accuracy']:.3f}")
+        else:
+            title = f"{best['name']}\nfirst run (seed {best['seed']}; no validation scores to pick by): test accuracy {best['accuracy']:.3f}"
         if "nmi" in best and not pd.isna(best["nmi"]):
             title += f", NMI {best['nmi']:.2f}"
         out.append(allocation_heatmap(alloc, names, sweep_dir.heatmaps_dir / f"{router}.png", title=title))

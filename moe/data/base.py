@@ -1,6 +1,6 @@
 """The datasets' base: the :class:`Dataset` type, the ``DATASETS`` registry, loading, subsets (stratified or
-the first n, the seed code's way) and input normalisation; :func:`prepare` applies a config's subsets and
-normalisation to a loaded dataset.
+the first n, the seed code's way), the validation split (:func:`hold_out`) and input normalisation;
+:func:`prepare` applies a config's subsets, validation split and normalisation to a loaded dataset.
 
 Each dataset gives train/test tensors, class names and, where one exists, a grouping of classes.
 ``load_dataset(name, ...)`` is the one entry point; adding a dataset is adding one function registered
@@ -10,6 +10,8 @@ with ``@DATASETS.register("name")`` that returns a :class:`Dataset`, in a file i
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,11 @@ from moe.registry import Registry
 
 @dataclass
 class Dataset:
-    """Tensors and metadata. Inputs are float32 ([N, 2] for gm6, [N, 1, 28, 28] in [0, 1] for images)."""
+    """Tensors and metadata. Inputs are float32 ([N, 2] for gm6, [N, 1, 28, 28] in [0, 1] for images).
+
+    The validation split (``x_val``, ``y_val``; None when there is none) exists only once :func:`hold_out`
+    carved it out of the training data (``moe.data.prepare``): ``val_indices`` are its samples' positions in
+    the training data it was carved from, and ``x_train`` / ``y_train`` are the rest."""
 
     name: str
     x_train: Tensor
@@ -33,6 +39,9 @@ class Dataset:
     class_names: list[str]
     grouping: list[int] | None = None  # group id of each class (e.g. fashion = 0, digits = 1)
     group_names: list[str] | None = None
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None  # int64 [N_val]
+    val_indices: Tensor | None = None  # int64 [N_val]: positions in the (subsetted) training data before the split
 
     @property
     def n_classes(self) -> int:
@@ -46,10 +55,20 @@ class Dataset:
         """The metadata stored in a run record."""
         return {"name": self.name, "class_names": self.class_names, "grouping": self.grouping,
                 "group_names": self.group_names, "n_train": len(self.y_train), "n_test": len(self.y_test),
+                "n_val": 0 if self.y_val is None else len(self.y_val), "val_indices_sha256": self.val_fingerprint(),
                 "input_shape": list(self.input_shape)}
 
+    def val_fingerprint(self) -> str | None:
+        """sha256 (first 16 hex digits) of the validation split's positions (little-endian int64); None without one."""
+        if self.val_indices is None:
+            return None
+        return hashlib.sha256(self.val_indices.numpy().astype("<i8").tobytes()).hexdigest()[:16]
+
     def to_numpy(self) -> dict:
-        """Arrays for Ray's object store (numpy is shared zero-copy; tensors would be pickled by value)."""
+        """Arrays for Ray's object store (numpy is shared zero-copy; tensors would be pickled by value): a loaded
+        dataset, before its validation split is carved (a run carves its own)."""
+        if self.y_val is not None:
+            raise ValueError("to_numpy: a dataset with a validation split (a prepared one); pass the loaded dataset")
         meta = {"name": self.name, "class_names": self.class_names, "grouping": self.grouping, "group_names": self.group_names}
         arrays = {k: getattr(self, k).numpy() for k in ("x_train", "y_train", "x_test", "y_test")}
         return {**meta, **arrays}
@@ -166,13 +185,45 @@ def normalized(data: Dataset, how: str = Config.normalize) -> Dataset:
         raise ValueError(f"normalize: unknown choice {how!r}; valid choices: {', '.join(NORMALIZATIONS)}")
     if how == "none":
         return data
-    return dataclasses.replace(data, x_train=(data.x_train - 0.5) / 0.5, x_test=(data.x_test - 0.5) / 0.5)
+    x_val = None if data.x_val is None else (data.x_val - 0.5) / 0.5
+    return dataclasses.replace(data, x_train=(data.x_train - 0.5) / 0.5, x_test=(data.x_test - 0.5) / 0.5, x_val=x_val)
+
+
+VAL_SEED_SALT = 0x7A11_DA7E  # the validation draw's seed is data_seed XOR this: not the subsets' draw
+
+
+def validation_size(n: int, fraction: float) -> int:
+    """Samples held out of n training samples: fraction x n rounded half up, at least 1 and at most n // 2
+    (0 when fraction is 0 or n < 2)."""
+    if fraction <= 0 or n < 2:
+        return 0
+    return min(max(1, math.floor(fraction * n + 0.5)), n // 2)
+
+
+def hold_out(data: Dataset, fraction: float, seed: int = Config.data_seed) -> Dataset:
+    """The validation split carved out of the training data: :func:`validation_size` samples, stratified
+    (class proportions, :func:`stratified_subset`), random within classes, seeded by ``seed`` (the data seed,
+    XOR :data:`VAL_SEED_SALT`); the training data keeps the others, in their order. Whatever ``subset`` took
+    the training data (the first n included), the split is drawn the same way from it. ``fraction`` 0: none."""
+    if data.y_val is not None:
+        raise ValueError("hold_out: the dataset already has a validation split")
+    n_val = validation_size(len(data.y_train), fraction)
+    if n_val == 0:
+        return data
+    val = stratified_subset(data.y_train, n_val, torch.Generator().manual_seed(seed ^ VAL_SEED_SALT))
+    keep = torch.ones(len(data.y_train), dtype=torch.bool)
+    keep[val] = False
+    train = torch.nonzero(keep).flatten()
+    return dataclasses.replace(data, x_train=data.x_train[train], y_train=data.y_train[train],
+                               x_val=data.x_train[val], y_val=data.y_train[val], val_indices=val)
 
 
 def prepare(data: Dataset, cfg) -> Dataset:
     """A loaded dataset as a :class:`moe.config.Config` asks for it: its subsets (``n_train``, ``n_test``,
-    ``subset``, ``data_seed``), then its normalisation (``normalize``)."""
-    return normalized(subset(data, cfg.n_train, cfg.n_test, cfg.data_seed, how=cfg.subset), cfg.normalize)
+    ``subset``, ``data_seed``), its validation split carved out of the training subset (``val_fraction``,
+    ``data_seed``: :func:`hold_out`), then its normalisation (``normalize``)."""
+    sub = subset(data, cfg.n_train, cfg.n_test, cfg.data_seed, how=cfg.subset)
+    return normalized(hold_out(sub, cfg.val_fraction, cfg.data_seed), cfg.normalize)
 
 
 def load_for_config(cfg) -> Dataset:

@@ -48,6 +48,7 @@ INT_FIELDS = {  # field: (lowest, highest, optional)
 }
 FLOAT_FIELDS = {  # field: (lowest, highest, lowest excluded, highest excluded, optional)
     "capacity": (0, caps.MAX_CAPACITY, True, False, True),
+    "val_fraction": (0, caps.MAX_VAL_FRACTION, False, False, False),
     "temperature": (caps.MIN_TEMPERATURE, caps.MAX_TEMPERATURE, False, False, False),
     "temperature_decay": (0, 1, True, False, False),
     "temperature_min": (caps.MIN_TEMPERATURE, caps.MAX_TEMPERATURE, False, False, False),
@@ -200,6 +201,7 @@ VALID = {
     "capacity": one("capacity", st.none() | finite(0, caps.MAX_CAPACITY, exclude_min=True), router="switch"),
     "gate": one("gate", st.sampled_from(list(GATES)), dataset="mnist"),
     "subset": one("subset", st.sampled_from(list(SUBSETS))),
+    "val_fraction": one("val_fraction", finite(0, caps.MAX_VAL_FRACTION)),
     "normalize": one("normalize", st.sampled_from(list(NORMALIZATIONS))),
     "preset": one("preset", st.none() | st.sampled_from(list(PRESETS))),
     "mask_experts": one("mask_experts", st.booleans(), regime="pretrain", class_split="contiguous"),

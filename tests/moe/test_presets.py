@@ -96,7 +96,8 @@ def test_the_record_has_the_resolved_preset_and_the_parameter_counts(fake_mnist_
     c = record["config"]
     assert (c["preset"], c["expert"], c["gate"], c["optimizer"], c["lr"], c["subset"], c["normalize"], c["n_train"]) == (
         "seed_mnist", "seed_cnn", "seed_cnn", "rmsprop", 1e-3, "first", "seed", 30)
-    assert record["dataset"]["n_train"] == 30 and record["dataset"]["n_test"] == 10
+    assert record["dataset"]["n_test"] == 10  # the first 30 training images: 27 trained on, 3 held out (val_fraction 0.1)
+    assert (record["dataset"]["n_train"], record["dataset"]["n_val"]) == (27, 3)
     again = run(json.loads(json.dumps(record["config"])))  # the record's config gives the same run again
     assert again["test"]["accuracy"] == record["test"]["accuracy"] and again["history"][0]["train_loss"] == record["history"][0]["train_loss"]
 

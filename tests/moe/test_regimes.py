@@ -7,7 +7,7 @@ import torch
 
 from moe import evaluate, train
 from moe.config import ConfigError
-from moe.data import load_dataset, subset
+from moe.data import load_dataset, prepare
 from moe.model import build_model
 from moe.regimes import SPLITS, phases, resolve_split
 from moe.epochs import pretrain_epoch
@@ -153,9 +153,11 @@ def test_frozen_gate_then_fresh_experts(gm6, snapshots, init):
     train.fresh_experts(from_dict({**SMALL, "refit_init": init, "regime": "frozen_gate"}), fresh,
                         experts_state_local(start["state"]), init, (2,), 6)
     assert same(experts_state(fresh.state_dict()), experts_state(start["state"])) == (init == "same")
-    # the record's test scores are those of the final model
-    data = subset(gm6, SMALL["n_train"], SMALL["n_test"], 0)
-    assert rec["history"][-1]["test_accuracy"] == rec["test"]["accuracy"] == evaluate.accuracy(model, data.x_test, data.y_test)
+    # the record's test and validation scores are those of the final model; the last epoch's are the validation split's
+    data = prepare(gm6, from_dict({**SMALL, "regime": "frozen_gate"}))
+    assert rec["test"]["accuracy"] == evaluate.accuracy(model, data.x_test, data.y_test)
+    assert rec["history"][-1]["val_accuracy"] == rec["validation"]["accuracy"] == evaluate.accuracy(model, data.x_val, data.y_val)
+    assert not any(k.startswith("test") for h in rec["history"] for k in h)
 
 
 def experts_state_local(state):

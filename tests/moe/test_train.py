@@ -107,7 +107,8 @@ def test_record_holds_everything(gm6):
     assert rec["config"] == from_dict({**SMALL, "experts": 3}).to_dict()  # complete, defaults filled in
     assert [h["epoch"] for h in rec["history"]] == [1, 2]
     for h in rec["history"]:
-        assert {"train_loss", "train_accuracy", "test_accuracy", "expert_share"} <= set(h)
+        assert {"train_loss", "train_accuracy", "val_accuracy", "val_loss", "expert_share"} <= set(h)
+        assert not any(k.startswith("test") for k in h)  # the test split is scored once, at the end
         assert sum(h["expert_share"]) == pytest.approx(1.0)
     alloc = torch.tensor(rec["allocation"])
     assert alloc.shape == (6, 3) and alloc.sum() == 120 and alloc.sum(1).tolist() == [20] * 6
@@ -119,6 +120,9 @@ def test_record_holds_everything(gm6):
     assert {"train_s", "eval_s", "total_s"} <= set(rec["timing"])
     assert {"python", "torch", "numpy", "moe_interp_bench"} <= set(rec["versions"])
     assert rec["dataset"]["class_names"][0] == "cluster 0" and rec["dataset"]["n_test"] == 120
+    assert rec["dataset"]["n_val"] == 24 and rec["dataset"]["n_train"] == 216  # 10% of n_train held out
+    assert set(rec["validation"]) == set(rec["test"]) and rec["validation"]["accuracy"] == rec["history"][-1]["val_accuracy"]
+    assert rec["validation"]["loss"] == rec["history"][-1]["val_loss"]
 
 
 def test_on_epoch_sees_every_epoch_and_can_stop(gm6):
@@ -232,7 +236,7 @@ SCORABLE = {
     # prototypes initialised from the training inputs, and a decaying temperature
     "prototype": {**SMALL, "epochs": 3, "router": "prototype", "experts": 4, "temperature_decay": 0.5},
 }
-TEST_FIELDS = ("dataset", "test", "allocation", "test_assignment")
+TEST_FIELDS = ("dataset", "test", "validation", "allocation", "test_assignment")  # the final evaluation
 
 
 @pytest.mark.parametrize("name", SCORABLE)

@@ -36,16 +36,17 @@ def test_a_stopped_trial_is_scored_from_its_latest_checkpoint(gm6, tmp_path):
     states = []
     run(threaded, data=gm6, on_state=states.append)
     after_2 = run(threaded, data=gm6, on_epoch=lambda m: m["epoch"] == 2)  # the run the scheduler cut after epoch 2
-    last = {"epoch": 2, "test_accuracy": after_2["history"][-1]["test_accuracy"]}
+    last = {"epoch": 2, "val_accuracy": after_2["history"][-1]["val_accuracy"]}
 
     rec = stopped_record(TRIAL, last, checkpoint_of(tmp_path / "c", states[1]), {"gm6||0": gm6.to_numpy()})
     assert rec["status"] == "stopped" and rec["error"] is None
     assert rec["bench"] == {"index": 7, "name": TRIAL.name, "trial_s": None, "epochs_run": 2, "scored_from_epoch": 2}
-    for field in ("config", "dataset", "test", "allocation", "test_assignment"):
+    for field in ("config", "dataset", "test", "validation", "allocation", "test_assignment"):
         assert rec[field] == after_2[field], field
     assert [h["epoch"] for h in rec["history"]] == [1, 2] and rec["timing"]["eval_s"] >= 0
     row = record_row(rec)  # the runs.csv row: every score, like an ok row
     assert row["nmi"] == after_2["test"]["nmi"] and row["threads"] == 1 and row["epochs_run"] == 2
+    assert row["val_accuracy"] == after_2["validation"]["accuracy"] and row["val_nmi"] == after_2["validation"]["nmi"]
     assert row["allocation"] is not None
 
 
@@ -57,8 +58,9 @@ def test_a_stopped_trial_whose_checkpoint_cannot_be_scored_keeps_its_record(gm6,
         checkpoint = None
     else:
         checkpoint = checkpoint_of(tmp_path / "c", states[0][:100] if why == "corrupt" else states[0])
-    rec = stopped_record(TRIAL, {"epoch": 1, "test_accuracy": 0.5}, checkpoint, None)
-    assert rec["status"] == "stopped" and rec["test"] == {"accuracy": 0.5} and rec["allocation"] is None
+    rec = stopped_record(TRIAL, {"epoch": 1, "val_accuracy": 0.5}, checkpoint, None)
+    assert rec["status"] == "stopped" and rec["validation"] == {"accuracy": 0.5} and rec["allocation"] is None
+    assert rec["test"] == {}  # never scored on the test split: the per-epoch reports carry no test score
     assert rec["bench"]["scored_from_epoch"] is None and rec["bench"]["epochs_run"] == 1
     reason = {"no checkpoint": "FileNotFoundError: the trial left no checkpoint",
               "corrupt": "StateMismatch: state: cannot read it", "another config": "StateMismatch: state: written by a run of another config"}[why]

@@ -59,8 +59,11 @@ def test_a_config_gets_its_subsets_and_normalisation_both_ways(tmp_path):
     passed = run_data(cfg, load_dataset("mnist", data_root=tmp_path).to_numpy())  # or passed in by a sweep driver
     own = run_data(cfg, None)  # or loaded by the run itself (normalised once, not twice)
     full = load_dataset("mnist", data_root=tmp_path)
+    first = (full.x_train[:11] - 0.5) / 0.5  # the first 11, normalised, then split into training and validation
     for d in (loaded, passed, own, prepare(full, cfg)):
-        assert torch.equal(d.x_train, (full.x_train[:11] - 0.5) / 0.5) and torch.equal(d.y_test, full.y_test[:3])
+        val = d.val_indices.tolist()
+        assert len(val) == 1 and torch.equal(d.x_val, first[val])  # 10% of 11, rounded
+        assert torch.equal(d.x_train, first[[i for i in range(11) if i not in val]]) and torch.equal(d.y_test, full.y_test[:3])
 
 
 @pytest.mark.parametrize("field,value,choices", [("subset", "firsts", "stratified, first"), ("normalize", "mean", "none, seed")])
