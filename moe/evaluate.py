@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
+from moe import ablation
 from moe.config import Config
 from moe.data import Dataset
-from moe.metrics import allocation
+from moe.metrics import allocation, coactivation
 from moe.model import MixtureOfExperts
 from moe.scores import score
 
@@ -57,13 +58,31 @@ def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device,
                 batch_size: int = EVAL_BATCH) -> tuple[dict[str, float], list[list[int]], list[int]]:
     """Every score of ``moe.scores.score`` on the test split (with ``dropped``, the share of test samples no
     expert took), the test loss, the class x expert allocation counts and the per-sample assignment."""
-    p = predict(model, data.x_test.to(device), batch_size)
+    fields = test_evaluation(model, data, device, batch_size)
+    return fields["test"], fields["allocation"], fields["test_assignment"]
+
+
+def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device,
+                    batch_size: int = EVAL_BATCH) -> dict[str, Any]:
+    """The test split's record fields: ``test`` (every score of ``moe.scores.score``, with the module scores
+    when the dataset plants modules and the causal scores of the ablation, and the test loss), ``allocation``
+    (class x expert counts), ``test_assignment``, ``ablation`` (the expert x class accuracy drops of
+    ``moe.ablation``, or None) with ``ablation_rule`` (how, or why not), and ``coactivation`` (the expert x
+    expert table of ``moe.metrics.coactivation``; None when no sample goes to more than one expert)."""
+    x = data.x_test.to(device)
+    p = predict(model, x, batch_size)
     y = data.y_test
-    scores = score(y, p["preds"], p["assignment"], data.n_classes, model.experts.n_experts, weights=p["weights"],
-                   expert_preds=p["expert_preds"], grouping=data.grouping)
+    n_experts = model.experts.n_experts
+    abl = ablation.ablate(model, x, y, data.n_classes, batch_size, order=eval_order(model, len(y)))
+    scores = score(y, p["preds"], p["assignment"], data.n_classes, n_experts, weights=p["weights"],
+                   expert_preds=p["expert_preds"], grouping=data.grouping, modules=getattr(data, "module_test", None),
+                   ablation=abl.matrix)
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
-    alloc = allocation(y, p["assignment"], data.n_classes, model.experts.n_experts).tolist()
-    return scores, alloc, p["assignment"].tolist()
+    co = coactivation(p["weights"])
+    return {"test": scores, "allocation": allocation(y, p["assignment"], data.n_classes, n_experts).tolist(),
+            "test_assignment": p["assignment"].tolist(),  # expert of each test sample (-1: none), for seed stability
+            "ablation": None if abl.matrix is None else abl.matrix.tolist(), "ablation_rule": abl.rule,
+            "coactivation": None if co is None else co.tolist()}
 
 
 @torch.no_grad()
@@ -76,7 +95,6 @@ def accuracy(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, batch_si
 
 
 def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch_size: int) -> dict[str, Any]:
-    """The record fields of the test evaluation: ``dataset``, ``test`` (every score), ``allocation``, ``test_assignment``."""
-    scores, alloc, assignment = test_scores(model, data, device, batch_size)
-    return {"dataset": data.describe(), "test": scores, "allocation": alloc,
-            "test_assignment": assignment}  # expert of each test sample (-1: none), for seed stability
+    """The record fields of the test evaluation: ``dataset`` and those of :func:`test_evaluation`: ``test`` (every
+    score), ``allocation``, ``test_assignment``, ``ablation``, ``ablation_rule``, ``coactivation``."""
+    return {"dataset": data.describe(), **test_evaluation(model, data, device, batch_size)}

@@ -33,6 +33,11 @@ class Dataset:
     class_names: list[str]
     grouping: list[int] | None = None  # group id of each class (e.g. fashion = 0, digits = 1)
     group_names: list[str] | None = None
+    # planted ground truth (moe.data.planted): the module (sub-problem) of each sample, and the generator's knobs
+    module_train: Tensor | None = None  # int64 [N_train]
+    module_test: Tensor | None = None  # int64 [N_test]
+    module_names: list[str] | None = None
+    options: dict | None = None  # the config fields the loader read (DATASETS loader attribute ``options``)
 
     @property
     def n_classes(self) -> int:
@@ -46,18 +51,23 @@ class Dataset:
         """The metadata stored in a run record."""
         return {"name": self.name, "class_names": self.class_names, "grouping": self.grouping,
                 "group_names": self.group_names, "n_train": len(self.y_train), "n_test": len(self.y_test),
-                "input_shape": list(self.input_shape)}
+                "input_shape": list(self.input_shape),
+                **{k: v for k in ("module_names", "options") if (v := getattr(self, k)) is not None}}
 
     def to_numpy(self) -> dict:
         """Arrays for Ray's object store (numpy is shared zero-copy; tensors would be pickled by value)."""
-        meta = {"name": self.name, "class_names": self.class_names, "grouping": self.grouping, "group_names": self.group_names}
+        meta = {"name": self.name, "class_names": self.class_names, "grouping": self.grouping, "group_names": self.group_names,
+                "module_names": self.module_names, "options": self.options}
         arrays = {k: getattr(self, k).numpy() for k in ("x_train", "y_train", "x_test", "y_test")}
+        arrays.update({k: t.numpy() for k in ("module_train", "module_test") if (t := getattr(self, k)) is not None})
         return {**meta, **arrays}
 
     @classmethod
     def from_numpy(cls, d: dict) -> "Dataset":
-        arrays = {k: torch.from_numpy(d[k].copy()) for k in ("x_train", "y_train", "x_test", "y_test")}
-        return cls(name=d["name"], class_names=d["class_names"], grouping=d["grouping"], group_names=d["group_names"], **arrays)
+        arrays = {k: torch.from_numpy(d[k].copy()) for k in ("x_train", "y_train", "x_test", "y_test", "module_train",
+                                                             "module_test") if d.get(k) is not None}
+        return cls(name=d["name"], class_names=d["class_names"], grouping=d["grouping"], group_names=d["group_names"],
+                   module_names=d.get("module_names"), options=d.get("options"), **arrays)
 
 
 DATASETS: Registry = Registry("dataset")
@@ -71,6 +81,14 @@ def shaped(n_classes: int, input_shape: tuple[int, ...]):
         return loader
 
     return mark
+
+
+def dataset_options(name: str, values) -> dict:
+    """The config fields a registered dataset's loader reads (its attribute ``options``, a tuple of field names,
+    e.g. the planted dataset's knobs), from ``values`` (a Config or a mapping; a missing field: its default)."""
+    names = getattr(DATASETS.get(name), "options", ()) if name in DATASETS else ()
+    get = values.get if isinstance(values, dict) else (lambda k, d: getattr(values, k, d))
+    return {k: get(k, getattr(Config, k)) for k in names}
 
 
 def declared_input_shape(dataset: str) -> tuple[int, ...] | None:
@@ -131,11 +149,13 @@ def first_subset(y: Tensor, n: int, groups: Tensor | None = None) -> Tensor:
 
 
 def load_dataset(name: str, *, data_root: str | os.PathLike | None = None, n_train: int | None = None,
-                 n_test: int | None = None, seed: int = Config.data_seed, how: str = Config.subset) -> Dataset:
-    """Load a registered dataset, then take subsets of ``n_train`` / ``n_test`` samples (``how``: :func:`subset`)."""
+                 n_test: int | None = None, seed: int = Config.data_seed, how: str = Config.subset,
+                 options: dict | None = None) -> Dataset:
+    """Load a registered dataset, then take subsets of ``n_train`` / ``n_test`` samples (``how``: :func:`subset`).
+    ``options``: the config fields its loader reads (:func:`dataset_options`), passed to it as keywords."""
     loader = DATASETS.get(name, field="dataset")
     root = Path(data_root).expanduser() if data_root else default_data_root()
-    return subset(loader(root=root, seed=seed), n_train, n_test, seed, how=how)
+    return subset(loader(root=root, seed=seed, **(options or {})), n_train, n_test, seed, how=how)
 
 
 def subset(data: Dataset, n_train: int | None, n_test: int | None, seed: int = Config.data_seed,
@@ -153,9 +173,11 @@ def subset(data: Dataset, n_train: int | None, n_test: int | None, seed: int = C
     if n_train is not None:
         idx = take(data.y_train, n_train)
         out.x_train, out.y_train = data.x_train[idx], data.y_train[idx]
+        out.module_train = None if data.module_train is None else data.module_train[idx]
     if n_test is not None:
         idx = take(data.y_test, n_test)
         out.x_test, out.y_test = data.x_test[idx], data.y_test[idx]
+        out.module_test = None if data.module_test is None else data.module_test[idx]
     return out
 
 
@@ -177,4 +199,5 @@ def prepare(data: Dataset, cfg) -> Dataset:
 
 def load_for_config(cfg) -> Dataset:
     """The dataset a :class:`moe.config.Config` asks for: loaded, then :func:`prepare`."""
-    return prepare(load_dataset(cfg.dataset, data_root=cfg.data_root, seed=cfg.data_seed), cfg)
+    return prepare(load_dataset(cfg.dataset, data_root=cfg.data_root, seed=cfg.data_seed,
+                                options=dataset_options(cfg.dataset, cfg)), cfg)
