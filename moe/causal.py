@@ -7,7 +7,8 @@ test accuracy on class c when e is removed and its samples go to the router's ne
 D[e, c] = acc_c(full model) - acc_c(without e). It can be negative (removing e helps class c).
 The allocation A [C, E] counts the test samples of class c whose top-weight expert is e (``moe.metrics``).
 
-These are building blocks of the score registry (``moe.scores``); the intervention itself, in the spirit of
+Spearman's rank correlation (:func:`spearman`) compares the observational and the causal rankings. These are
+building blocks of the score registry (``moe.scores``); the intervention itself, in the spirit of
 Monet and InterpretCC (mask an expert and compare the drop on its target with the drop elsewhere), and the
 finding that observational routing statistics need not predict an expert's causal importance (the causal
 audit of expert importance, arXiv 2606.10703), are the sources.
@@ -16,9 +17,34 @@ from __future__ import annotations
 
 import torch
 
-from moe.metrics import spearman
 
 NAN = float("nan")
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation of two equally long sequences: the Pearson correlation of their ranks,
+    ties given their average rank (as ``scipy.stats.spearmanr``). NaN when fewer than 2 values, or when
+    either sequence is constant (no ranking to agree with)."""
+    x, y = torch.as_tensor(a).double().flatten(), torch.as_tensor(b).double().flatten()
+    if x.numel() != y.numel():
+        raise ValueError(f"spearman: sequences of unequal length {x.numel()} and {y.numel()}")
+    if x.numel() < 2 or bool(torch.isnan(x).any() or torch.isnan(y).any()):
+        return NAN
+    rx, ry = _average_ranks(x), _average_ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = float((rx * rx).sum().sqrt() * (ry * ry).sum().sqrt())
+    return float((rx * ry).sum()) / denom if denom > 0 else NAN
+
+
+def _average_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks 1..n of x (float64), tied values sharing the mean of their ranks."""
+    values, order = torch.sort(x, stable=True)
+    _, inverse, counts = torch.unique_consecutive(values, return_inverse=True, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts  # 0-based first position of each tie group
+    group_rank = starts.double() + (counts.double() + 1) / 2
+    ranks = torch.empty_like(x)
+    ranks[order] = group_rank[inverse]
+    return ranks
 
 
 def _matrix(ablation) -> torch.Tensor:

@@ -37,7 +37,7 @@ __all__ = [
     "mutual_information_bits", "nmi", "adjusted_rand_index", "purity", "usage_entropy", "perplexity",
     "dead_experts", "importance_cv2", "routing_entropy", "max_weight", "error_attribution",
     "router_only_accuracy", "busiest_share", "collapsed", "COLLAPSE_SHARE", "as_ints", "check_sizes", "bincount2",
-    "as_float", "expected_mutual_information", "adjusted_mutual_information", "spearman", "coactivation",
+    "as_float", "coactivation",
 ]
 
 NAN = float("nan")
@@ -185,90 +185,6 @@ def adjusted_rand_index(table) -> float:
     expected = sum_a * sum_b / (n * (n - 1) / 2) if n > 1 else 0.0
     denom = (sum_a + sum_b) / 2 - expected
     return 1.0 if denom == 0 else (index - expected) / denom
-
-
-def expected_mutual_information(table) -> float:
-    """E[I] in nats of two partitions with the margins of ``table`` [R, K] under the permutation
-    (hypergeometric) model: the cells n_rk drawn at random given the row sums a_r and column sums b_k
-    (Vinh, Epps & Bailey 2010, eq. 24a; scikit-learn's ``expected_mutual_information``):
-
-    E[I] = sum_rk sum_{n = max(1, a_r + b_k - N)}^{min(a_r, b_k)} (n / N) log(N n / (a_r b_k))
-           a_r! b_k! (N - a_r)! (N - b_k)! / (N! n! (a_r - n)! (b_k - n)! (N - a_r - b_k + n)!).
-
-    Vectorised over every (r, k, n) term (at most min(R, K) x N of them) in float64 with lgamma.
-    NaN for an empty table.
-    """
-    t = torch.as_tensor(table).double()
-    n_total = _f(t.sum())
-    if n_total <= 0:
-        return NAN
-    a, b = t.sum(1), t.sum(0)
-    a, b = a[a > 0], b[b > 0]
-    ai, bk = a[:, None].expand(len(a), len(b)).flatten(), b[None, :].expand(len(a), len(b)).flatten()  # [P] pairs
-    start = torch.clamp(ai + bk - n_total, min=1)
-    count = (torch.minimum(ai, bk) - start + 1).clamp_min(0).long()
-    if int(count.sum()) == 0:
-        return 0.0
-    pair = torch.repeat_interleave(torch.arange(len(ai)), count)
-    first = torch.cumsum(count, 0) - count
-    n = start[pair] + (torch.arange(len(pair)) - first[pair]).double()
-    a_, b_, big = ai[pair], bk[pair], torch.tensor(n_total, dtype=torch.float64)
-    lg = torch.lgamma
-    log_p = (lg(a_ + 1) + lg(b_ + 1) + lg(big - a_ + 1) + lg(big - b_ + 1) - lg(big + 1) - lg(n + 1)
-             - lg(a_ - n + 1) - lg(b_ - n + 1) - lg(big - a_ - b_ + n + 1))
-    terms = n / big * (torch.log(big * n) - torch.log(a_ * b_)) * torch.exp(log_p)
-    return _f(terms.sum())
-
-
-def adjusted_mutual_information(table) -> float:
-    """Adjusted mutual information of the joint counts ``table`` [R, K] (Vinh, Epps & Bailey 2010), with the
-    arithmetic-mean normalisation of :func:`nmi` (scikit-learn's default):
-
-    AMI = (I - E[I]) / ((H(R) + H(K)) / 2 - E[I]), E[I] of :func:`expected_mutual_information`.
-
-    NMI corrected for chance: about 0 for independent partitions at any R, K and N (NMI grows with the
-    number of clusters even then), 1 for identical ones; it can be slightly negative. Both partitions
-    trivial (one row and one column used): 1, as :func:`nmi` and scikit-learn; a denominator of 0 is
-    replaced by +-machine epsilon, as scikit-learn does. NaN for an empty table.
-    """
-    t = torch.as_tensor(table).double()
-    if _f(t.sum()) <= 0:
-        return NAN
-    h_r, h_k = _f(entropy(t.sum(1))), _f(entropy(t.sum(0)))
-    if h_r == 0.0 and h_k == 0.0:
-        return 1.0
-    mi = mutual_information_bits(t) * math.log(2)
-    emi = expected_mutual_information(t)
-    denom = (h_r + h_k) / 2 - emi
-    eps = torch.finfo(torch.float64).eps
-    denom = min(denom, -eps) if denom < 0 else max(denom, eps)
-    return (mi - emi) / denom
-
-
-def spearman(a, b) -> float:
-    """Spearman's rank correlation of two equally long sequences: the Pearson correlation of their ranks,
-    ties given their average rank (as ``scipy.stats.spearmanr``). NaN when fewer than 2 values, or when
-    either sequence is constant (no ranking to agree with)."""
-    x, y = torch.as_tensor(a).double().flatten(), torch.as_tensor(b).double().flatten()
-    if x.numel() != y.numel():
-        raise ValueError(f"spearman: sequences of unequal length {x.numel()} and {y.numel()}")
-    if x.numel() < 2 or bool(torch.isnan(x).any() or torch.isnan(y).any()):
-        return NAN
-    rx, ry = _average_ranks(x), _average_ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denom = _f((rx * rx).sum().sqrt() * (ry * ry).sum().sqrt())
-    return _f((rx * ry).sum()) / denom if denom > 0 else NAN
-
-
-def _average_ranks(x: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..n of x (float64), tied values sharing the mean of their ranks."""
-    values, order = torch.sort(x, stable=True)
-    _, inverse, counts = torch.unique_consecutive(values, return_inverse=True, return_counts=True)
-    starts = torch.cumsum(counts, 0) - counts  # 0-based first position of each tie group
-    group_rank = starts.double() + (counts.double() + 1) / 2
-    ranks = torch.empty_like(x)
-    ranks[order] = group_rank[inverse]
-    return ranks
 
 
 def coactivation(weights) -> torch.Tensor | None:

@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
+from moe import ami as adjusted
 from moe import causal
 from moe import cheating as ch
 from moe import metrics as m
@@ -178,7 +179,7 @@ _add("nmi", "higher", "allocation", "I(E; Y) / mean(H(E), H(Y)) of the allocatio
      formula="I(E; Y) / ((H(E) + H(Y)) / 2)", range="[0, 1], or NaN",
      source="Strehl & Ghosh 2002 (arithmetic-mean normalisation, scikit-learn's default)", ours=False)
 _add("ami", "higher", "allocation", "NMI corrected for chance: about 0 for an allocation independent of the class",
-     lambda i: m.adjusted_mutual_information(i.alloc),
+     lambda i: adjusted.adjusted_mutual_information(i.alloc),
      formula="(I(E; Y) - E[I]) / ((H(E) + H(Y)) / 2 - E[I]), E[I] under the hypergeometric model",
      range="[about 0, 1] (can be slightly negative), or NaN",
      source="Vinh, Epps & Bailey 2010 (adjusted mutual information; scikit-learn's, arithmetic mean)", ours=False)

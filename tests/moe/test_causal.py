@@ -10,6 +10,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import adjusted_mutual_info_score
 from sklearn.metrics.cluster import expected_mutual_information as sk_emi
 
+from moe import ami as adjusted
 from moe import causal
 from moe import metrics as m
 from moe.scores import DIRECTIONS, SCORES, score
@@ -35,16 +36,16 @@ def test_ami_and_expected_mi_match_scikit_learn_on_random_tables(seed):
     table[0, 0] += 1
     table[-1, -1] += 1  # at least two rows and two columns used
     a, b = labels_of(table)
-    assert m.adjusted_mutual_information(table) == pytest.approx(adjusted_mutual_info_score(a, b), abs=1e-9)
+    assert adjusted.adjusted_mutual_information(table) == pytest.approx(adjusted_mutual_info_score(a, b), abs=1e-9)
     contingency = table[table.sum(1) > 0][:, table.sum(0) > 0]
-    assert m.expected_mutual_information(table) == pytest.approx(sk_emi(contingency, int(table.sum())), abs=1e-9)
+    assert adjusted.expected_mutual_information(table) == pytest.approx(sk_emi(contingency, int(table.sum())), abs=1e-9)
 
 
 def test_ami_is_one_for_identical_partitions_and_about_zero_for_independent_ones():
-    assert m.adjusted_mutual_information([[5, 0, 0], [0, 7, 0], [0, 0, 3]]) == pytest.approx(1.0)
+    assert adjusted.adjusted_mutual_information([[5, 0, 0], [0, 7, 0], [0, 0, 3]]) == pytest.approx(1.0)
     # a product table: I = 0 exactly, AMI = -E[I] / (...) < 0, small
     independent = torch.tensor([[1.0], [2.0], [3.0]]) @ torch.tensor([[4.0, 4.0, 8.0]])
-    ami = m.adjusted_mutual_information(independent)
+    ami = adjusted.adjusted_mutual_information(independent)
     assert -0.05 < ami < 0
     assert m.nmi(independent) == pytest.approx(0.0, abs=1e-12)
 
@@ -56,15 +57,15 @@ def test_ami_corrects_the_chance_level_that_nmi_shows_on_small_random_tables():
         a, b = rng.integers(0, 10, 60), rng.integers(0, 10, 60)
         table = m.contingency(torch.as_tensor(a), torch.as_tensor(b))
         nmis.append(m.nmi(table))
-        amis.append(m.adjusted_mutual_information(table))
+        amis.append(adjusted.adjusted_mutual_information(table))
     assert np.mean(nmis) > 0.3  # NMI rewards chance structure
     assert abs(np.mean(amis)) < 0.05
 
 
 def test_ami_edge_cases_follow_nmi():
-    assert math.isnan(m.adjusted_mutual_information([[0, 0], [0, 0]]))
-    assert m.adjusted_mutual_information([[4]]) == 1.0  # both partitions trivial
-    assert m.adjusted_mutual_information([[4, 0], [3, 0]]) == pytest.approx(0.0)  # one expert: no information
+    assert math.isnan(adjusted.adjusted_mutual_information([[0, 0], [0, 0]]))
+    assert adjusted.adjusted_mutual_information([[4]]) == 1.0  # both partitions trivial
+    assert adjusted.adjusted_mutual_information([[4, 0], [3, 0]]) == pytest.approx(0.0)  # one expert: no information
 
 
 def test_ami_is_a_registered_score_beside_nmi():
@@ -81,16 +82,16 @@ def test_spearman_matches_scipy_with_ties(seed):
     rng = np.random.default_rng(seed)
     x, y = rng.integers(0, 5, 30).astype(float), rng.normal(size=30)
     y[:10] = 0.0  # ties on both sides
-    assert m.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert causal.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
 
 
 def test_spearman_known_values_and_undefined_cases():
-    assert m.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert m.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert m.spearman([1, 2, 3], [1, 1, 1]) != m.spearman([1, 2, 3], [1, 1, 1])  # NaN: constant
-    assert math.isnan(m.spearman([1.0], [2.0]))
+    assert causal.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert causal.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert causal.spearman([1, 2, 3], [1, 1, 1]) != causal.spearman([1, 2, 3], [1, 1, 1])  # NaN: constant
+    assert math.isnan(causal.spearman([1.0], [2.0]))
     with pytest.raises(ValueError, match="unequal length"):
-        m.spearman([1, 2], [1, 2, 3])
+        causal.spearman([1, 2], [1, 2, 3])
 
 
 # ------------------------------------------------------------------------------------------- co-activation
