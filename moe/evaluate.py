@@ -68,7 +68,8 @@ def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device
     when the dataset plants modules and the causal scores of the ablation, and the test loss), ``allocation``
     (class x expert counts), ``test_assignment``, ``ablation`` (the expert x class accuracy drops of
     ``moe.ablation``, or None) with ``ablation_rule`` (how, or why not), and ``coactivation`` (the expert x
-    expert table of ``moe.metrics.coactivation``; None when no sample goes to more than one expert)."""
+    expert table of ``moe.metrics.coactivation``, null for an expert no sample reaches; None when no sample goes
+    to more than one expert)."""
     x = data.x_test.to(device)
     p = predict(model, x, batch_size)
     y = data.y_test
@@ -82,7 +83,7 @@ def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device
     return {"test": scores, "allocation": allocation(y, p["assignment"], data.n_classes, n_experts).tolist(),
             "test_assignment": p["assignment"].tolist(),  # expert of each test sample (-1: none), for seed stability
             "ablation": None if abl.matrix is None else abl.matrix.tolist(), "ablation_rule": abl.rule,
-            "coactivation": None if co is None else co.tolist()}
+            "coactivation": None if co is None else [[v if v == v else None for v in row] for row in co.tolist()]}  # NaN: null
 
 
 @torch.no_grad()
