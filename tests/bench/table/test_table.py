@@ -185,3 +185,15 @@ def test_collapsed_runs_are_kept_out_of_the_pareto_sets_and_counted(tmp_path):
     nmi = front[front["score"] == "nmi"].set_index("name")
     assert nmi.loc["p[experts=2]", "accuracy"] == pytest.approx(0.8)  # the collapsed run's 0.5 left out
     assert nmi.loc["p[experts=2]", "value"] == pytest.approx(1.0) and nmi.loc["p[experts=2]", "collapsed_left_out"] == 1
+
+
+def test_the_new_scores_get_table_columns_only_where_they_have_values():
+    rows = [{"name": "p[planted_entanglement=0]", "status": "ok", "seed": s, "accuracy": 0.9, "nmi": 0.5, "ami": 0.4,
+             "module_nmi": 0.3 + 0.1 * s, "causal_specialisation": 0.7, "causal_agreement": 0.6,
+             "allocation": json.dumps([[3, 0], [0, 2]])} for s in (0, 1)]
+    text = table.markdown(table.summary(pd.DataFrame(rows)), "t")
+    for column in ("ami ↑", "module_nmi ↑", "causal_specialisation ↑", "causal_agreement ↑"):
+        assert column in text
+    assert "0.350 ± 0.071" in text  # module_nmi over the two seeds
+    plain = [{**r, "module_nmi": float("nan")} for r in rows]  # a dataset without planted modules
+    assert "module_nmi" not in table.markdown(table.summary(pd.DataFrame(plain)), "t")
