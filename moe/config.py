@@ -50,6 +50,8 @@ class Config:
     val_fraction: float = 0.1  # in [0, 0.5]: share of the (subsetted) training data held out as the validation split (stratified, seeded by data_seed; the model never trains on it), which everything that selects or stops reads (per-epoch val_accuracy, ASHA, best-run pictures); the test split is scored once, at the end; 0: no validation split
     normalize: str = "none"  # input normalisation: none | seed (the seed code's Normalize((0.5,), (0.5,)): x -> (x - 0.5) / 0.5)
     data_seed: int = 0  # in [0, 2**63 - 1] (what torch.Generator accepts): seed of data generation and subsetting (fixed across model seeds)
+    planted_modules: int = 4  # in [1, 8] (at most the planted dataset's 8 classes): planted dataset only: the number of planted sub-problems (modules)
+    planted_entanglement: float = 0.0  # in [0, 1]: planted dataset only: 0 = each module owns whole classes, 1 = every module uses every class (modules cut across classes)
     # model
     experts: int = 4  # in [1, 4096] (a later issue's 4,096 implicit experts), and the model's estimated memory <= 4 GiB; number of experts E
     expert: str = "linear"  # registered expert type (moe.experts): linear | mlp | cnn | seed_cnn (the seed code's MNIST expert)
@@ -59,6 +61,7 @@ class Config:
     top_k: int = 1  # in [1, experts]: experts per sample for the topk router (ignored by the others)
     noisy_gate: bool = False  # topk: Shazeer's trainable Gaussian noise on the gate logits while training
     capacity: float | None = None  # in (0, 4096] (c >= E already fits the whole batch): capacity factor c, an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
+    soft_slots: int = 1  # in [1, 64]: slots per expert of the soft router (Soft MoE's p; ignored by the others)
     gate: str = "linear"  # gate network of the learned routers: linear | mlp | cnn | seed_cnn | seed_cnn5 (mlp, cnn: black-box routers of width gate_hidden; cnn, seed_*: image datasets only; seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate)
     gate_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of the mlp gate, filters of each cnn gate convolution
     temperature: float = 1.0  # in [1e-4, 1e4] (near 0, logits / T overflow float32): gate softmax temperature T: softmax(logits / T)
@@ -304,5 +307,7 @@ MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-4, 1e4  # temperature, temperature_min
 MAX_COEFFICIENT = 1000.0  # the loss coefficients (LOSS_COEFFICIENTS)
 MAX_WEIGHT_DECAY = 10.0
 MAX_CAPACITY = float(MAX_EXPERTS)  # c >= E already lets an expert take the whole batch
+MAX_SOFT_SLOTS = 64  # soft_slots: slots per expert of the soft router (Soft MoE uses 1 or 2)
+MAX_PLANTED_MODULES = 8  # planted_modules: at most the planted dataset's classes (moe.data.planted.N_CLASSES)
 MAX_CLASS = 100_000  # class indices of a class split lie below this (any dataset's class count is smaller)
 MEMORY_CAP = 4 * 2**30  # bytes: 4 * (parameters + one batch's expert activations), see moe.validate.memory_estimate

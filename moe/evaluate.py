@@ -10,9 +10,10 @@ from typing import Any
 
 import torch
 
+from moe import ablation
 from moe.config import Config
 from moe.data import Dataset
-from moe.metrics import allocation
+from moe.metrics import allocation, coactivation
 from moe.model import MixtureOfExperts
 from moe.routers import NonFiniteError
 from moe.scores import score
@@ -56,21 +57,39 @@ def predict(model: MixtureOfExperts, x: torch.Tensor, batch_size: int = EVAL_BAT
 
 
 def split_scores(model: MixtureOfExperts, data: Dataset, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                 batch_size: int = EVAL_BATCH) -> tuple[dict[str, float], list[list[int]], list[int]]:
-    """Every score of ``moe.scores.score`` on the samples (x, y) of one split of ``data`` (with ``dropped``, the
-    share of its samples no expert took), its loss, the class x expert allocation counts and the per-sample assignment."""
+                 batch_size: int = EVAL_BATCH, modules: torch.Tensor | None = None) -> dict[str, float]:
+    """Every score of ``moe.scores.score`` on the samples (x, y) of one split of ``data`` other than the test
+    split (with ``dropped``, the share of its samples no expert took, and the module scores when ``modules``
+    are given) and its loss: the validation block of a record (no ablation: that is the test split's)."""
     p = predict(model, x.to(device), batch_size)
     scores = score(y, p["preds"], p["assignment"], data.n_classes, model.experts.n_experts, weights=p["weights"],
-                   expert_preds=p["expert_preds"], grouping=data.grouping)
+                   expert_preds=p["expert_preds"], grouping=data.grouping, modules=modules)
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
-    alloc = allocation(y, p["assignment"], data.n_classes, model.experts.n_experts).tolist()
-    return scores, alloc, p["assignment"].tolist()
+    return scores
 
 
-def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device,
-                batch_size: int = EVAL_BATCH) -> tuple[dict[str, float], list[list[int]], list[int]]:
-    """:func:`split_scores` on the test split."""
-    return split_scores(model, data, data.x_test, data.y_test, device, batch_size)
+def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device,
+                    batch_size: int = EVAL_BATCH) -> dict[str, Any]:
+    """The test split's record fields: ``test`` (every score of ``moe.scores.score``, with the module scores
+    when the dataset plants modules and the causal scores of the ablation, and the test loss), ``allocation``
+    (class x expert counts), ``test_assignment``, ``ablation`` (the expert x class accuracy drops of
+    ``moe.ablation``, or None) with ``ablation_rule`` (how, or why not), and ``coactivation`` (the expert x
+    expert table of ``moe.metrics.coactivation``, null for an expert no sample reaches; None when no sample goes
+    to more than one expert)."""
+    x = data.x_test.to(device)
+    p = predict(model, x, batch_size)
+    y = data.y_test
+    n_experts = model.experts.n_experts
+    abl = ablation.ablate(model, x, y, data.n_classes, batch_size, order=eval_order(model, len(y)))
+    scores = score(y, p["preds"], p["assignment"], data.n_classes, n_experts, weights=p["weights"],
+                   expert_preds=p["expert_preds"], grouping=data.grouping, modules=getattr(data, "module_test", None),
+                   ablation=abl.matrix)
+    scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
+    co = coactivation(p["weights"])
+    return {"test": scores, "allocation": allocation(y, p["assignment"], data.n_classes, n_experts).tolist(),
+            "test_assignment": p["assignment"].tolist(),  # expert of each test sample (-1: none), for seed stability
+            "ablation": None if abl.matrix is None else abl.matrix.tolist(), "ablation_rule": abl.rule,
+            "coactivation": None if co is None else [[v if v == v else None for v in row] for row in co.tolist()]}  # NaN: null
 
 
 @torch.no_grad()
@@ -99,15 +118,15 @@ def accuracy(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, batch_si
 
 
 def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch_size: int) -> dict[str, Any]:
-    """The record fields of the final evaluation: ``dataset``, ``test`` (every score), ``validation`` (the same
-    scores on the validation split; None without one, {} when its gate logits are not finite: the test
-    split's scores stand), ``allocation`` and ``test_assignment`` (of the test split)."""
-    scores, alloc, assignment = test_scores(model, data, device, batch_size)
+    """The record fields of the final evaluation: ``dataset``, those of :func:`test_evaluation` (``test``: every
+    score, ``allocation``, ``test_assignment``, ``ablation``, ``ablation_rule``, ``coactivation``), and
+    ``validation`` (the scores of :func:`split_scores` on the validation split; None without one, {} when its
+    gate logits are not finite: the test split's scores stand)."""
     validation = None
     if data.y_val is not None:
         try:
-            validation = split_scores(model, data, data.x_val, data.y_val, device, batch_size)[0]
+            validation = split_scores(model, data, data.x_val, data.y_val, device, batch_size,
+                                      modules=getattr(data, "module_val", None))
         except NonFiniteError:
             validation = {}
-    return {"dataset": data.describe(), "test": scores, "validation": validation, "allocation": alloc,
-            "test_assignment": assignment}  # expert of each test sample (-1: none), for seed stability
+    return {"dataset": data.describe(), **test_evaluation(model, data, device, batch_size), "validation": validation}

@@ -37,7 +37,7 @@ __all__ = [
     "mutual_information_bits", "nmi", "adjusted_rand_index", "purity", "usage_entropy", "perplexity",
     "dead_experts", "importance_cv2", "routing_entropy", "max_weight", "error_attribution",
     "router_only_accuracy", "busiest_share", "collapsed", "COLLAPSE_SHARE", "as_ints", "check_sizes", "bincount2",
-    "as_float",
+    "as_float", "coactivation",
 ]
 
 NAN = float("nan")
@@ -185,6 +185,20 @@ def adjusted_rand_index(table) -> float:
     expected = sum_a * sum_b / (n * (n - 1) / 2) if n > 1 else 0.0
     denom = (sum_a + sum_b) / 2 - expected
     return 1.0 if denom == 0 else (index - expected) / denom
+
+
+def coactivation(weights) -> torch.Tensor | None:
+    """The co-activation table of the routing (OLMoE, Muennighoff et al. 2024, sec. 5: 'router co-activation'):
+    [E, E] float64 with P[i, j] = #{x : w_i(x) > 0 and w_j(x) > 0} / #{x : w_i(x) > 0}, the share of the
+    samples routed to expert i that expert j also takes (the diagonal is 1; NaN rows for experts no sample
+    reaches). None when no sample goes to more than one expert (k = 1: nothing co-activates). A dense router
+    (softmax: every weight positive) gives a table of ones."""
+    active = torch.as_tensor(weights) > 0  # [N, E]
+    if active.numel() == 0 or int(active.sum(1).max()) <= 1:
+        return None
+    a = active.double()
+    both = a.T @ a  # [E, E] samples routed to both
+    return both / both.diagonal()[:, None]  # 0 / 0 = NaN for an expert no sample reaches
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Plot helpers: the class x expert allocation heat-map, and atomic PNG writes (``save_png``).
+"""Plot helpers: the class x expert allocation heat-map, the expert x class ablation heat-map, and atomic
+PNG writes (``save_png``).
 
 Letters: C classes (rows, the y axis), E experts (columns, the x axis).
 
@@ -18,7 +19,7 @@ from matplotlib.figure import Figure
 
 from moe.record import atomic_write_bytes
 
-__all__ = ["allocation_heatmap", "heatmap_size", "save_png", "DPI", "ANNOTATE_MAX_CELLS"]
+__all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_size", "save_png", "DPI", "ANNOTATE_MAX_CELLS"]
 
 DPI = 100
 ANNOTATE_MAX_CELLS = 400  # counts are written in the cells when C * E is at most this (and E <= 32)
@@ -65,6 +66,41 @@ def allocation_heatmap(allocation, class_names: Sequence[str], path: str | os.Pa
     _label_axes(ax, names, n_experts, title)
     if n_classes * n_experts <= ANNOTATE_MAX_CELLS and n_experts <= 32:
         _annotate(ax, rows)
+    return save_png(fig, path)
+
+
+def ablation_heatmap(ablation, class_names: Sequence[str], path: str | os.PathLike, title: str | None = None) -> Path:
+    """Draw the ablation matrix D [E, C] (``moe.ablation``: the drop of class c's test accuracy when expert e is
+    removed) as a heat-map PNG at ``path``; returns the path.
+
+    Experts on the y axis, classes (named by ``class_names``) on the x axis; a diverging colour scale centred on 0
+    (red: removing the expert costs the class accuracy, blue: it helps), the drop written in each cell when the
+    matrix is small. Written atomically."""
+    rows = ablation.tolist() if hasattr(ablation, "tolist") else [list(r) for r in ablation]
+    if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
+        raise ValueError("ablation: expected a non-empty matrix [E, C] with rows of equal length")
+    rows = [[float("nan") if v is None else float(v) for v in r] for r in rows]
+    n_experts, n_classes = len(rows), len(rows[0])
+    names = [str(c) for c in class_names]
+    if len(names) != n_classes:
+        raise ValueError(f"class_names: expected {n_classes} names (one per column), got {len(names)}")
+    width, height = heatmap_size(n_experts, n_classes, 2)  # rows: experts ('e12'), columns: classes
+    fig = Figure(figsize=(width / DPI, (height + 6 * max(map(len, names))) / DPI), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    top = max((abs(v) for r in rows for v in r if v == v), default=0.0) or 1.0
+    image = ax.imshow(rows, cmap="RdBu_r", aspect="auto", interpolation="nearest", vmin=-top, vmax=top)
+    fig.colorbar(image, ax=ax, label="accuracy drop of the class")
+    if n_experts <= 32:
+        ax.set_yticks(range(n_experts))
+    ax.set_xticks(range(n_classes), labels=names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
+    ax.set_xlabel("class")
+    ax.set_ylabel("expert removed")
+    ax.set_title(title if title is not None else "Ablation: accuracy drop per class when an expert is removed")
+    if n_classes * n_experts <= ANNOTATE_MAX_CELLS and n_classes <= 32:
+        for e, row in enumerate(rows):
+            for c, v in enumerate(row):
+                ax.text(c, e, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(v) > top / 2 else "black")
     return save_png(fig, path)
 
 

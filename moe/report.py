@@ -1,8 +1,9 @@
 """Report of one run record: ``python -m moe.report RUN.json``.
 
 Prints the test scores as an aligned table with the direction of each metric, and writes next to the
-record (atomically) ``RUN.allocation.png``, the class x expert heat-map, and ``RUN.summary.md``, a
-short Markdown summary. Reads only the record (schema 1, written by ``moe.train``): ``schema``,
+record (atomically) ``RUN.allocation.png``, the class x expert heat-map, ``RUN.ablation.png``, the expert x
+class heat-map of the accuracy drops when each expert is removed (when the record has ``ablation``, see
+``moe.ablation``), and ``RUN.summary.md``, a short Markdown summary. Reads only the record (schema 1, written by ``moe.train``): ``schema``,
 ``status``, ``error``, ``config``, ``dataset`` (``name``, ``class_names``, ``n_train``, ``n_test``),
 ``test``, ``allocation``, ``timing``, ``versions``. Non-finite scores are stored as JSON null and shown
 as ``nan``. A missing, unreadable or malformed record is one line on stderr and exit code 2.
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 from moe.scores import DIRECTIONS
-from moe.plots import allocation_heatmap
+from moe.plots import ablation_heatmap, allocation_heatmap
 from moe.record import atomic_write_bytes
 
 __all__ = ["RecordError", "load_record", "output_paths", "score_rows", "format_scores",
@@ -90,6 +91,12 @@ def output_paths(record_path: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".allocation.png"), stem.with_name(stem.name + ".summary.md")
 
 
+def ablation_path(record_path: str | Path) -> Path:
+    """The ablation heat-map next to the record: RUN.json -> RUN.ablation.png."""
+    png, _ = output_paths(record_path)
+    return png.with_name(png.name.replace(".allocation.png", ".ablation.png"))
+
+
 def _value(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "nan"
@@ -134,7 +141,7 @@ def format_scores(record: dict) -> str:
     return "\n".join(_header(record) + [""] + table)
 
 
-def summary_markdown(record: dict, title: str, image_name: str | None) -> str:
+def summary_markdown(record: dict, title: str, image_name: str | None, ablation_image: str | None = None) -> str:
     """A short Markdown summary: the run, the score table with directions, and the allocation."""
     lines = [f"# {title}", ""] + [f"- {line}" for line in _header(record)]
     versions = record.get("versions") or {}
@@ -146,6 +153,9 @@ def summary_markdown(record: dict, title: str, image_name: str | None) -> str:
         lines += ["", "## Allocation (test samples, class x expert)", "",
                   f"![allocation heat-map]({image_name})"]
         lines += [""] + _allocation_table(record)
+    if ablation_image is not None:
+        lines += ["", "## Ablation (expert x class: test accuracy drop when the expert is removed)", "",
+                  f"rule: {record.get('ablation_rule')}", "", f"![ablation heat-map]({ablation_image})"]
     return "\n".join(lines) + "\n"
 
 
@@ -181,8 +191,11 @@ def write_report(record: dict, record_path: str | Path) -> tuple[Path | None, Pa
     if has_alloc:
         allocation_heatmap(record["allocation"], _class_names(record), png, title=_title(record, record_path))
     name, title = Path(record_path).name, _title(record, record_path)
+    abl = ablation_path(record_path) if record.get("ablation") else None
+    if abl is not None:
+        ablation_heatmap(record["ablation"], _class_names(record), abl, title=f"{title}: ablation")
     heading = f"Run {name}" + (f": {title}" if title != name else "")
-    text = summary_markdown(record, heading, png.name if has_alloc else None)
+    text = summary_markdown(record, heading, png.name if has_alloc else None, abl.name if abl is not None else None)
     atomic_write_bytes(md, text.encode("utf-8"))
     return (png if has_alloc else None), md
 
@@ -200,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_scores(record))
     print()
     print(f"wrote {png}" if png is not None else "no allocation in the record: no heat-map")
+    if record.get("ablation"):
+        print(f"wrote {ablation_path(args.record)}")
     print(f"wrote {md}")
     return 0
 

@@ -23,6 +23,8 @@ SCORES_NEEDS_WORDS = {
     "weights": "the routing weights [N, E] (`weights=`)",
     "grouping": "a grouping of the classes, e.g. fashion / digits (`grouping=`)",
     "oracle": "every expert's own prediction for every sample (`expert_preds=`)",
+    "modules": "the planted module of every sample, on a dataset with planted modules such as `planted` (`modules=`)",
+    "ablation": "the accuracy drops D [E, C] when each expert is removed, `moe.ablation` (`ablation=`)",
     "loss": "the model's log-probabilities: the test loss, added to the record by `moe.evaluate`",
     "two runs": "the assignments of two seeds of one configuration (`moe.metrics.stability`, by the sweep tables)",
 }
@@ -34,7 +36,9 @@ a(x) the expert with the largest routing weight (-1: dropped, no expert took the
 weights. A [C, E] the allocation: A[c, e] counts the class-c samples assigned to expert e; n_e = sum_c A[c, e].
 acc the mixture's accuracy on the kept samples; b = max_c sum_e A[c, e] / N the majority baseline (the
 accuracy of always predicting the most frequent class; 1/C on a balanced split); r the router-only accuracy.
-H entropy (natural logarithm unless in bits); [P] is 1 when P holds, else 0."""
+H entropy (natural logarithm unless in bits); [P] is 1 when P holds, else 0. D [E, C] the ablation matrix:
+D[e, c] = acc_c(full model) - acc_c(without expert e), its samples sent to the router's next choice
+(`moe.ablation`); n_c the test samples of class c."""
 
 CHEATING = f"""\
 ## The cheating index, collapse and near chance

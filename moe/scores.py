@@ -18,6 +18,8 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
+from moe import ami as adjusted
+from moe import causal
 from moe import cheating as ch
 from moe import metrics as m
 from moe.registry import Registry
@@ -30,6 +32,8 @@ NEEDS: dict[str, str | None] = {
     "weights": "weights",  # the routing weights [N, E]
     "grouping": "grouping",  # a grouping of the classes
     "oracle": "expert_preds",  # every expert's own prediction for every sample (oracle routing)
+    "modules": "modules",  # the planted module of every sample (a dataset with planted modules)
+    "ablation": "ablation",  # the expert x class accuracy drops when each expert is removed (moe.ablation)
     "loss": None,  # the model's log-probabilities: the test loss moe.evaluate adds to the record's "test"
     "two runs": None,  # the assignments of two runs of one configuration: moe.metrics.stability, by the sweep
 }
@@ -68,7 +72,8 @@ def _add(name: str, direction: str, needs: str, definition: str, compute: Callab
 class Inputs:
     """The checked inputs of :func:`score` and what several scores share (computed once, on first use)."""
 
-    def __init__(self, labels, preds, assignment, n_classes: int, n_experts: int, weights, expert_preds, grouping):
+    def __init__(self, labels, preds, assignment, n_classes: int, n_experts: int, weights, expert_preds, grouping,
+                 modules=None, ablation=None):
         self.C, self.E = m.check_sizes(n_classes, n_experts)
         self.y = m.as_ints(labels, "labels", 0, self.C)
         n = self.n = self.y.numel()
@@ -80,6 +85,8 @@ class Inputs:
         self.grouping = grouping
         self.expert_preds = None if expert_preds is None else \
             m.as_ints(expert_preds, "expert_preds", 0, self.C, shape=(n, self.E), ndim=2)
+        self.modules = None if modules is None else m.as_ints(modules, "modules", 0, 2**62, shape=(n,))
+        self.ablation = None if ablation is None else _ablation(ablation, self.E, self.C)
 
     def given(self, needs: str) -> bool:
         arg = NEEDS[needs]
@@ -113,6 +120,15 @@ class Inputs:
     def partition(self) -> dict[str, float]:
         return _partition_scores(self.alloc, self.grouping, self.C)
 
+    @cached_property
+    def module_table(self) -> torch.Tensor:  # [M, E] planted module x expert counts of the kept samples
+        mods = self.modules[self.kept]
+        return m.bincount2(mods, self.a[self.kept], int(self.modules.max()) + 1, self.E)
+
+    @cached_property
+    def class_counts(self) -> torch.Tensor:  # [C]
+        return torch.bincount(self.y, minlength=self.C)
+
 
 def _weights(weights, n: int, n_experts: int) -> torch.Tensor:
     w = torch.as_tensor(weights)
@@ -120,6 +136,14 @@ def _weights(weights, n: int, n_experts: int) -> torch.Tensor:
         raise ValueError(f"weights: expected floats of shape [{n}, {n_experts}], got {w.dtype} "
                          f"of shape {list(w.shape)}")
     return w
+
+
+def _ablation(ablation, n_experts: int, n_classes: int) -> torch.Tensor:
+    d = torch.as_tensor(ablation, dtype=torch.float64)
+    if tuple(d.shape) != (n_experts, n_classes) or not bool(torch.isfinite(d).all()):
+        raise ValueError(f"ablation: expected finite numbers of shape [{n_experts}, {n_classes}] (experts x classes), "
+                         f"got shape {list(d.shape)}")
+    return d
 
 
 def _partition_scores(alloc: torch.Tensor, grouping: Sequence[int], n_classes: int) -> dict[str, float]:
@@ -154,6 +178,11 @@ _add("nmi", "higher", "allocation", "I(E; Y) / mean(H(E), H(Y)) of the allocatio
      lambda i: m.nmi(i.alloc),
      formula="I(E; Y) / ((H(E) + H(Y)) / 2)", range="[0, 1], or NaN",
      source="Strehl & Ghosh 2002 (arithmetic-mean normalisation, scikit-learn's default)", ours=False)
+_add("ami", "higher", "allocation", "NMI corrected for chance: about 0 for an allocation independent of the class",
+     lambda i: adjusted.adjusted_mutual_information(i.alloc),
+     formula="(I(E; Y) - E[I]) / ((H(E) + H(Y)) / 2 - E[I]), E[I] under the hypergeometric model",
+     range="[about 0, 1] (can be slightly negative), or NaN",
+     source="Vinh, Epps & Bailey 2010 (adjusted mutual information; scikit-learn's, arithmetic mean)", ours=False)
 _add("purity", "higher", "allocation", "share of the samples that belong to the majority class of their expert",
      lambda i: m.purity(i.alloc),
      formula="(1/N) sum_e max_c A[c, e]", range="[b, 1], or NaN", source="Manning et al. 2008, sec. 16.3", ours=False)
@@ -196,6 +225,15 @@ _add("partition_ari", "higher", "grouping", "adjusted Rand index between the exp
      lambda i: i.partition["partition_ari"],
      formula="ARI of the group x expert table", range="[-1, 1] (about 0 = independent), or NaN",
      source="Hubert & Arabie 1985; scoring against a grouping of the classes is ours", ours=True)
+_add("module_nmi", "higher", "modules", "NMI between the expert and the planted module of the sample (not its class)",
+     lambda i: m.nmi(i.module_table),
+     formula="nmi of the module x expert table of the kept samples", range="[0, 1], or NaN",
+     source="Strehl & Ghosh 2002; scoring against planted modules after InterpretCC and MoE-X (ground truth); ours",
+     ours=True)
+_add("module_ari", "higher", "modules", "adjusted Rand index between the expert and the planted module of the sample",
+     lambda i: m.adjusted_rand_index(i.module_table),
+     formula="ARI of the module x expert table of the kept samples", range="[-1, 1] (about 0 = independent), or NaN",
+     source="Hubert & Arabie 1985; scoring against planted modules is ours", ours=True)
 _add("expert_error", "lower", "oracle", "share of samples no expert classifies correctly (no routing could fix them)",
      lambda i: i.attribution["expert_error"],
      formula="(1/N) sum_x [no e: yhat_e(x) = y(x)]", range="[0, 1]", source=_ATTRIB, ours=True)
@@ -227,6 +265,24 @@ _add("expert_prediction_entropy", "neutral", "oracle",  # 0 flags cheating, yet 
      "mean entropy / log C of each used expert's own predictions on its samples; 0 = every expert a constant",
      lambda i: ch.expert_prediction_entropy(i.a, i.expert_preds, i.C, i.E),
      formula="mean over used e of H(yhat_e(x) : a(x) = e) / log C", range="[0, 1], or NaN", source=_CHEAT, ours=True)
+_add("causal_specialisation", "higher", "ablation",
+     "how much of each expert's causal effect (accuracy lost when it is removed) falls on one class",
+     lambda i: causal.causal_specialisation(i.ablation),
+     formula="sum_e (T_e / sum T) (max_c D+[e, c] / T_e - 1/C) / (1 - 1/C), D+ = max(D, 0), T_e = sum_c D+[e, c]",
+     range="[0, 1], or NaN", source="ours, after Monet and InterpretCC (ablate an expert, compare the drop on its "
+     "target with the drop elsewhere)", ours=True)
+_add("causal_agreement", "higher", "ablation",
+     "rank agreement over (expert, class) cells between the share of the class routed to the expert and the drop "
+     "when the expert is removed",
+     lambda i: causal.causal_agreement(i.ablation, i.alloc),
+     formula="Spearman(A[c, e] / n_c, D[e, c]) over the E x C cells", range="[-1, 1], or NaN",
+     source="ours, after the causal audit of expert importance (arXiv 2606.10703: routing statistics vs intervention)",
+     ours=True)
+_add("importance_agreement", "higher", "ablation",
+     "rank agreement over experts between the share of samples routed to the expert and the accuracy lost without it",
+     lambda i: causal.importance_agreement(i.ablation, i.alloc, i.class_counts),
+     formula="Spearman(n_e / N, sum_c (n_c / N) D[e, c]) over the E experts", range="[-1, 1], or NaN",
+     source="ours, after the causal audit of expert importance (arXiv 2606.10703)", ours=True)
 # Not returned by score(): the test loss that moe.evaluate adds to the record's "test", and the sweep's
 # names for moe.metrics.stability() between seeds of one configuration.
 _add("loss", "lower", "loss", "test negative log-likelihood of the model",
@@ -252,16 +308,18 @@ SCORE_KEYS: dict[str | None, tuple[str, ...]] = {
 
 
 def score(labels, preds, assignment, n_classes: int, n_experts: int, *, weights=None,
-          expert_preds=None, grouping=None) -> dict[str, float]:
+          expert_preds=None, grouping=None, modules=None, ablation=None) -> dict[str, float]:
     """Every interpretability score of one run's test split that its inputs allow, as plain Python floats,
     in display order: the registered scores (``SCORES``) whose needs are given.
 
     Always: those of ``SCORE_KEYS[None]`` (accuracy, dropped, mi_bits, nmi, purity, usage_entropy, perplexity,
     dead_experts, busiest_share, collapsed, router_only_accuracy, near_chance, cheating_index); with ``weights``,
     ``grouping`` (between the expert and the group of the label) or ``expert_preds``: those of
-    ``SCORE_KEYS[...]`` of that argument. Why a NaN cheating index is undefined: :func:`cheating_undefined`.
+    ``SCORE_KEYS[...]`` of that argument; ``modules`` [N]: the planted module of each sample (module scores);
+    ``ablation`` [E, C]: the accuracy drops of ``moe.ablation`` (causal scores). Why a NaN cheating index is
+    undefined: :func:`cheating_undefined`.
     """
-    inputs = Inputs(labels, preds, assignment, n_classes, n_experts, weights, expert_preds, grouping)
+    inputs = Inputs(labels, preds, assignment, n_classes, n_experts, weights, expert_preds, grouping, modules, ablation)
     return {name: s.compute(inputs) for name in ORDER
             if (s := SCORES.get(name)).compute is not None and inputs.given(s.needs)}
 

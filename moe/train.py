@@ -30,7 +30,7 @@ from tqdm import tqdm
 from moe import regimes
 from moe.checkpoint import TrainState, capture_state, load_model_state, load_state, restore_state
 from moe.config import FIELD_TYPES, Config, ConfigError, field_help, load_file
-from moe.data import Dataset, load_dataset, prepare
+from moe.data import Dataset, dataset_options, load_dataset, prepare
 from moe.data.mnist import DataFileError
 from moe.epochs import parameters_finite, pretrain_epoch, train_epoch
 from moe.evaluate import accuracy_and_loss, eval_batch_size, evaluate
@@ -105,10 +105,14 @@ def run_data(cfg: Config, data: Dataset | dict | None) -> Dataset:
     """The data of a run: loaded for the config, or the dataset a caller loaded once (a sweep driver),
     checked, cut to the config's subsets and normalised (``moe.data.prepare``)."""
     if data is None:
-        data = load_dataset(cfg.dataset, data_root=cfg.data_root, seed=cfg.data_seed)  # whole, to check the sizes
+        data = load_dataset(cfg.dataset, data_root=cfg.data_root, seed=cfg.data_seed,
+                            options=dataset_options(cfg.dataset, cfg))  # whole, to check the sizes
     data = Dataset.from_numpy(data) if isinstance(data, dict) else data
     if data.name != cfg.dataset:
         raise ValueError(f"data: the dataset passed in is {data.name!r} but the config asks for {cfg.dataset!r}")
+    if (data.options or {}) != dataset_options(cfg.dataset, cfg):  # e.g. the planted dataset's knobs
+        raise ValueError(f"data: the dataset passed in was made with {data.options} but the config asks for "
+                         f"{dataset_options(cfg.dataset, cfg)}")
     if problems := loaded_data_problems(cfg, data):  # n_train, n_test against the samples it has
         raise ConfigError(problems)
     return prepare(data, cfg)

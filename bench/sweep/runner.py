@@ -49,7 +49,7 @@ from bench.sweep.spec import SweepError, Trial
 from bench.sweep.trial import FAULTS, data_source, dataset_key, is_fault, trainable, with_preset
 from bench.table import build as build_tables
 from moe.config import Config
-from moe.data import load_dataset
+from moe.data import dataset_options, load_dataset
 from moe.checkpoint import StateMismatch, TrainState
 
 SCHEDULERS = ("fifo", "asha")
@@ -114,7 +114,8 @@ def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
         if key not in out:
             name, root, seed = data_source(t.config)
             try:
-                out[key] = load_dataset(name, data_root=root, seed=seed).to_numpy()
+                options = dataset_options(name, with_preset(t.config))  # a generated dataset's knobs (planted)
+                out[key] = load_dataset(name, data_root=root, seed=seed, options=options).to_numpy()
             except (FileNotFoundError, OSError, ValueError) as err:  # missing or damaged files (DataFileError)
                 raise SweepError(f"dataset {name!r}: cannot load it: {err}") from None
     return out

@@ -33,6 +33,7 @@ import moe.train
 from bench.sweep.layout import STATE_FILE
 from moe.checkpoint import StateMismatch
 from moe.config import Config, ConfigError, preset_values
+from moe.data import dataset_options
 from moe.record import atomic_write_bytes, error_record, jsonable
 from moe.routers import NonFiniteError
 from moe.validate import from_dict
@@ -73,7 +74,8 @@ def data_source(config: dict[str, Any]) -> tuple[str, str | None, int]:
 def dataset_key(config: dict[str, Any]) -> str:
     """Which loaded dataset a trial config needs: name, data root and data seed (the subsets are the run's job)."""
     name, root, seed = data_source(config)
-    return f"{name}|{root or ''}|{seed}"
+    options = dataset_options(name, with_preset(config))  # a generated dataset's knobs (planted), else none
+    return f"{name}|{root or ''}|{seed}" + "".join(f"|{k}={v}" for k, v in options.items())
 
 
 def poisoned(data: dict[str, Any], split: str = "train") -> dict[str, Any]:

@@ -42,6 +42,12 @@ class Dataset:
     x_val: Tensor | None = None
     y_val: Tensor | None = None  # int64 [N_val]
     val_indices: Tensor | None = None  # int64 [N_val]: positions in the (subsetted) training data before the split
+    # planted ground truth (moe.data.planted): the module (sub-problem) of each sample, and the generator's knobs
+    module_train: Tensor | None = None  # int64 [N_train]
+    module_test: Tensor | None = None  # int64 [N_test]
+    module_val: Tensor | None = None  # int64 [N_val]
+    module_names: list[str] | None = None
+    options: dict | None = None  # the config fields the loader read (DATASETS loader attribute ``options``)
 
     @property
     def n_classes(self) -> int:
@@ -56,7 +62,8 @@ class Dataset:
         return {"name": self.name, "class_names": self.class_names, "grouping": self.grouping,
                 "group_names": self.group_names, "n_train": len(self.y_train), "n_test": len(self.y_test),
                 "n_val": 0 if self.y_val is None else len(self.y_val), "val_indices_sha256": self.val_fingerprint(),
-                "input_shape": list(self.input_shape)}
+                "input_shape": list(self.input_shape),
+                **{k: v for k in ("module_names", "options") if (v := getattr(self, k)) is not None}}
 
     def val_fingerprint(self) -> str | None:
         """sha256 (first 16 hex digits) of the validation split's positions (little-endian int64); None without one."""
@@ -69,14 +76,18 @@ class Dataset:
         dataset, before its validation split is carved (a run carves its own)."""
         if self.y_val is not None:
             raise ValueError("to_numpy: a dataset with a validation split (a prepared one); pass the loaded dataset")
-        meta = {"name": self.name, "class_names": self.class_names, "grouping": self.grouping, "group_names": self.group_names}
+        meta = {"name": self.name, "class_names": self.class_names, "grouping": self.grouping, "group_names": self.group_names,
+                "module_names": self.module_names, "options": self.options}
         arrays = {k: getattr(self, k).numpy() for k in ("x_train", "y_train", "x_test", "y_test")}
+        arrays.update({k: t.numpy() for k in ("module_train", "module_test") if (t := getattr(self, k)) is not None})
         return {**meta, **arrays}
 
     @classmethod
     def from_numpy(cls, d: dict) -> "Dataset":
-        arrays = {k: torch.from_numpy(d[k].copy()) for k in ("x_train", "y_train", "x_test", "y_test")}
-        return cls(name=d["name"], class_names=d["class_names"], grouping=d["grouping"], group_names=d["group_names"], **arrays)
+        arrays = {k: torch.from_numpy(d[k].copy()) for k in ("x_train", "y_train", "x_test", "y_test", "module_train",
+                                                             "module_test") if d.get(k) is not None}
+        return cls(name=d["name"], class_names=d["class_names"], grouping=d["grouping"], group_names=d["group_names"],
+                   module_names=d.get("module_names"), options=d.get("options"), **arrays)
 
 
 DATASETS: Registry = Registry("dataset")
@@ -90,6 +101,14 @@ def shaped(n_classes: int, input_shape: tuple[int, ...]):
         return loader
 
     return mark
+
+
+def dataset_options(name: str, values) -> dict:
+    """The config fields a registered dataset's loader reads (its attribute ``options``, a tuple of field names,
+    e.g. the planted dataset's knobs), from ``values`` (a Config or a mapping; a missing field: its default)."""
+    names = getattr(DATASETS.get(name), "options", ()) if name in DATASETS else ()
+    get = values.get if isinstance(values, dict) else (lambda k, d: getattr(values, k, d))
+    return {k: get(k, getattr(Config, k)) for k in names}
 
 
 def declared_input_shape(dataset: str) -> tuple[int, ...] | None:
@@ -150,11 +169,13 @@ def first_subset(y: Tensor, n: int, groups: Tensor | None = None) -> Tensor:
 
 
 def load_dataset(name: str, *, data_root: str | os.PathLike | None = None, n_train: int | None = None,
-                 n_test: int | None = None, seed: int = Config.data_seed, how: str = Config.subset) -> Dataset:
-    """Load a registered dataset, then take subsets of ``n_train`` / ``n_test`` samples (``how``: :func:`subset`)."""
+                 n_test: int | None = None, seed: int = Config.data_seed, how: str = Config.subset,
+                 options: dict | None = None) -> Dataset:
+    """Load a registered dataset, then take subsets of ``n_train`` / ``n_test`` samples (``how``: :func:`subset`).
+    ``options``: the config fields its loader reads (:func:`dataset_options`), passed to it as keywords."""
     loader = DATASETS.get(name, field="dataset")
     root = Path(data_root).expanduser() if data_root else default_data_root()
-    return subset(loader(root=root, seed=seed), n_train, n_test, seed, how=how)
+    return subset(loader(root=root, seed=seed, **(options or {})), n_train, n_test, seed, how=how)
 
 
 def subset(data: Dataset, n_train: int | None, n_test: int | None, seed: int = Config.data_seed,
@@ -172,9 +193,11 @@ def subset(data: Dataset, n_train: int | None, n_test: int | None, seed: int = C
     if n_train is not None:
         idx = take(data.y_train, n_train)
         out.x_train, out.y_train = data.x_train[idx], data.y_train[idx]
+        out.module_train = None if data.module_train is None else data.module_train[idx]
     if n_test is not None:
         idx = take(data.y_test, n_test)
         out.x_test, out.y_test = data.x_test[idx], data.y_test[idx]
+        out.module_test = None if data.module_test is None else data.module_test[idx]
     return out
 
 
@@ -214,8 +237,9 @@ def hold_out(data: Dataset, fraction: float, seed: int = Config.data_seed) -> Da
     keep = torch.ones(len(data.y_train), dtype=torch.bool)
     keep[val] = False
     train = torch.nonzero(keep).flatten()
+    modules = {} if data.module_train is None else {"module_train": data.module_train[train], "module_val": data.module_train[val]}
     return dataclasses.replace(data, x_train=data.x_train[train], y_train=data.y_train[train],
-                               x_val=data.x_train[val], y_val=data.y_train[val], val_indices=val)
+                               x_val=data.x_train[val], y_val=data.y_train[val], val_indices=val, **modules)
 
 
 def prepare(data: Dataset, cfg) -> Dataset:
@@ -228,4 +252,5 @@ def prepare(data: Dataset, cfg) -> Dataset:
 
 def load_for_config(cfg) -> Dataset:
     """The dataset a :class:`moe.config.Config` asks for: loaded, then :func:`prepare`."""
-    return prepare(load_dataset(cfg.dataset, data_root=cfg.data_root, seed=cfg.data_seed), cfg)
+    return prepare(load_dataset(cfg.dataset, data_root=cfg.data_root, seed=cfg.data_seed,
+                                options=dataset_options(cfg.dataset, cfg)), cfg)

@@ -4,3 +4,4 @@ from moe.routers.base import (  # noqa: F401  (re-exported: the names the rest o
     gate_input_problems, gate_network, is_image, raise_gate_input_problems,
 )
 from moe.routers import attention, expert_choice, hashing, linear, prototype, softmax, switch, topk  # noqa: F401,E402  (register)
+from moe.routers import soft  # noqa: F401,E402  (register)

@@ -41,6 +41,6 @@ class AttentionRouter(Router):
             raise ValueError("the attention router needs the experts' hidden states [T, E, H]")
         q = self.query(self.gate(gate_input(self.gate_kind, x)))  # [T, d]
         k = self.key(expert_hidden)  # [T, E, d]
-        logits = check_finite(torch.einsum("td,ted->te", q, k) * self.scale / self.temperature)  # [T, E]
+        logits = self.without_removed(check_finite(torch.einsum("td,ted->te", q, k) * self.scale / self.temperature))  # [T, E]
         plan = topk_route(logits, self.n_experts, renormalize=False)  # dense: weights = softmax
         return Routing(plan, logits, logits.softmax(-1))

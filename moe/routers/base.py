@@ -146,6 +146,12 @@ class Router(nn.Module):
     batch_dependent = False  # True: a sample's routing depends on the rest of its batch (evaluate in training-size batches)
     uses_gate_network = True  # False: the router ignores cfg.gate (it must stay 'linear')
     learned = True  # False: a fixed router without parameters (hash)
+    removed: Tensor | None = None  # [E] bool: experts removed by an ablation (moe.ablation); None: all present
+
+    def without_removed(self, logits: Tensor) -> Tensor:
+        """The logits with the removed experts' set to -inf, so that the router's own rule picks its next choice
+        (an ablation, ``moe.ablation``); the logits themselves when no expert is removed."""
+        return logits if self.removed is None else logits.masked_fill(self.removed.to(logits.device), -math.inf)
 
     def __init__(self, cfg, input_shape: tuple[int, ...], n_experts: int):
         super().__init__()
@@ -156,7 +162,7 @@ class Router(nn.Module):
         self.gate = gate_network(self.gate_kind, input_shape, n_experts, cfg.gate_hidden)
 
     def gate_logits(self, x: Tensor) -> Tensor:
-        return check_finite(self.gate(gate_input(self.gate_kind, x)) / self.temperature)  # [T, E]
+        return self.without_removed(check_finite(self.gate(gate_input(self.gate_kind, x)) / self.temperature))  # [T, E]
 
     def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
         raise NotImplementedError

@@ -21,6 +21,9 @@ class HashRouter(Router):
     s = x . w; the hash h = frac(HASH_SCALE * s) lies in [0, 1) and is bucketed into E equal parts:
     expert e(x) = floor(E * h), weight 1. Nearby inputs land in unrelated buckets, so usage is balanced and
     routing carries no information about the class (NMI ~ 0). probs is the one-hot of e(x), logits its log.
+
+    With experts removed (an ablation, ``moe.ablation``) a sample whose bucket's expert is removed goes to the
+    next expert in hash order that is present: (e(x) + 1) mod E, then (e(x) + 2) mod E, ...
     """
 
     uses_gate_network = False
@@ -39,11 +42,22 @@ class HashRouter(Router):
         return (h * self.n_experts).long().clamp_(0, self.n_experts - 1)
 
     def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
-        expert = self.bucket(x)
+        expert = self.next_present(self.bucket(x))
         tokens = torch.arange(len(x), device=x.device)
         plan = RoutingPlan.from_assignments(tokens, expert, torch.ones(len(x), device=x.device), len(x), self.n_experts)
         probs = torch.nn.functional.one_hot(expert, self.n_experts).float()
         return Routing(plan, probs.log(), probs)
+
+    def next_present(self, expert: Tensor) -> Tensor:
+        """[T] each bucket's expert, or the next present one in hash order when it is removed."""
+        if self.removed is None:
+            return expert
+        present = ~self.removed.to(expert.device)  # [E]
+        if not bool(present.any()):
+            raise ValueError("hash router: every expert is removed")
+        steps = torch.arange(self.n_experts, device=expert.device)
+        candidates = (expert[:, None] + steps) % self.n_experts  # [T, E] in hash order from the bucket
+        return candidates.gather(1, present[candidates].long().argmax(1, keepdim=True))[:, 0]
 
     @classmethod
     def config_problems(cls, cfg) -> list[str]:

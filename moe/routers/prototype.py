@@ -30,7 +30,7 @@ class PrototypeRouter(Router):
         x = x.flatten(1)
         # ||x - mu||^2 = |x|^2 - 2 x.mu + |mu|^2, the one matmul form of torch.cdist
         d2 = (x * x).sum(1, keepdim=True) - 2 * x @ self.prototypes.T + (self.prototypes ** 2).sum(1)  # [T, E]
-        logits = check_finite(-d2.clamp_min(0) / self.temperature)
+        logits = self.without_removed(check_finite(-d2.clamp_min(0) / self.temperature))
         plan = topk_route(logits, self.n_experts, renormalize=False)
         return Routing(plan, logits, logits.softmax(-1))
 

@@ -45,6 +45,7 @@ INT_FIELDS = {  # field: (lowest, highest, optional)
     "gate_hidden": (1, caps.MAX_WIDTH, False), "pretrain_epochs": (1, caps.MAX_EPOCHS, False),
     "refit_epochs": (1, caps.MAX_EPOCHS, True), "epochs": (1, caps.MAX_EPOCHS, False),
     "batch_size": (1, caps.MAX_SAMPLES, False), "seed": (0, caps.MAX_SEED, False), "threads": (1, caps.MAX_THREADS, True),
+    "planted_modules": (1, caps.MAX_PLANTED_MODULES, False), "soft_slots": (1, caps.MAX_SOFT_SLOTS, False),
 }
 FLOAT_FIELDS = {  # field: (lowest, highest, lowest excluded, highest excluded, optional)
     "capacity": (0, caps.MAX_CAPACITY, True, False, True),
@@ -56,6 +57,7 @@ FLOAT_FIELDS = {  # field: (lowest, highest, lowest excluded, highest excluded, 
     "lr": (caps.MIN_LR, caps.MAX_LR, False, False, False), "gate_lr": (caps.MIN_LR, caps.MAX_LR, False, False, True),
     "lr_ratio": (1, 0.01 / caps.MIN_LR, False, False, False),  # the slowest rate lr / lr_ratio a normal float32 (lr 0.01)
     "momentum": (0, 1, False, True, False), "weight_decay": (0, caps.MAX_WEIGHT_DECAY, False, False, False),
+    "planted_entanglement": (0, 1, False, False, False),
 }
 CHOICE_FIELDS = {"dataset": DATASETS.names(), "expert": EXPERTS.names(), "router": ROUTERS.names(),
                  "objective": OBJECTIVES.names(), "regime": REGIMES.names(), "gate": list(GATES),
@@ -191,6 +193,9 @@ VALID = {
     "n_train": one("n_train", st.none() | st.integers(6, caps.MAX_SAMPLES)),
     "n_test": one("n_test", st.none() | st.integers(1, caps.MAX_SAMPLES)),
     "data_seed": one("data_seed", st.integers(0, caps.MAX_SEED)),
+    "planted_modules": one("planted_modules", st.integers(1, caps.MAX_PLANTED_MODULES), dataset="planted"),
+    "planted_entanglement": one("planted_entanglement", finite(0, 1), dataset="planted"),
+    "soft_slots": one("soft_slots", st.integers(1, caps.MAX_SOFT_SLOTS), router="soft"),
     "experts": one("experts", st.integers(1, caps.MAX_EXPERTS)),
     "expert": one("expert", st.sampled_from(EXPERTS.names()), dataset="mnist"),
     "expert_hidden": one("expert_hidden", st.integers(1, caps.MAX_WIDTH), expert="mlp"),

@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 import torch
+from sklearn.metrics import adjusted_mutual_info_score
 
 from moe import cheating, metrics, scores
 from moe.metrics import adjusted_rand_index, allocation, mutual_information_bits, nmi, stability
@@ -50,6 +51,7 @@ def naive_score(y, yhat, a, C, E, w, ep, grouping):
         "dropped": (n - k) / n,
         "mi_bits": mi,
         "nmi": mi * math.log(2) / ((hy + he) / 2),
+        "ami": adjusted_mutual_info_score([y[i] for i in kept], [a[i] for i in kept]),  # scikit-learn's
         "purity": router_only,
         "usage_entropy": he / math.log(E),
         "perplexity": math.exp(he),
@@ -136,7 +138,8 @@ def test_keys_types_and_directions():
     y, yhat, a, w, ep, grouping = random_inputs(50, 4, 3, 0)
     base = score(y, yhat, a, 4, 3)
     assert list(base) == list(SCORE_KEYS[None])
-    full = score(y, yhat, a, 4, 3, weights=w, expert_preds=ep, grouping=torch.tensor(grouping))
+    full = score(y, yhat, a, 4, 3, weights=w, expert_preds=ep, grouping=torch.tensor(grouping),
+                 modules=torch.arange(50) % 2, ablation=torch.rand(3, 4, generator=torch.Generator().manual_seed(0)))
     assert set(full) == {k for keys in SCORE_KEYS.values() for k in keys}
     assert set(score(y, yhat, a, 4, 3, weights=w)) == set(SCORE_KEYS[None] + SCORE_KEYS["weights"])
     assert all(type(v) is float for v in full.values())

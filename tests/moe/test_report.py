@@ -183,3 +183,26 @@ def test_atomic_write_cleans_up_on_failure(tmp_path):
     with pytest.raises(TypeError):
         atomic_write_bytes(tmp_path / "y.md", "not bytes")  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.md"]
+
+
+def test_a_record_with_an_ablation_gets_its_heat_map_and_a_section(tmp_path):
+    ablation = [[0.9, 0, 0, 0, 0.1, 0], [0, 0.8, 0, 0, 0.1, 0], [0, 0, 0.7, 0, 0, 0.2], [0, 0, 0, 0.9, -0.05, 0.2]]
+    path = write(tmp_path, make_record(ablation=ablation, ablation_rule="rerouted: the router's next choice"))
+    png, md = report.write_report(report.load_record(path), path)
+    abl = report.ablation_path(path)
+    assert abl.name == "run.ablation.png" and png_size(abl)[0] > 100
+    text = md.read_text()
+    assert "![ablation heat-map](run.ablation.png)" in text and "rule: rerouted" in text
+    plain = write(tmp_path, make_record(), name="plain.json")  # no ablation: no picture, no section
+    report.write_report(report.load_record(plain), plain)
+    assert not report.ablation_path(plain).exists() and "ablation" not in (tmp_path / "plain.summary.md").read_text()
+
+
+def test_ablation_heatmap_checks_its_inputs(tmp_path):
+    from moe.plots import ablation_heatmap
+    with pytest.raises(ValueError, match="class_names"):
+        ablation_heatmap([[0.1, 0.2]], ["a"], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="matrix"):
+        ablation_heatmap([], [], tmp_path / "x.png")
+    out = ablation_heatmap([[0.1, None], [0.0, -0.3]], ["a", "b"], tmp_path / "x.png")  # null (NaN) cells allowed
+    assert png_size(out)[1] > 100

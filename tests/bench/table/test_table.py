@@ -199,3 +199,15 @@ def test_mutual_information_and_usage_entropy_in_bits(tmp_path):
     assert mi_bits(json.dumps([[3, 1], [1, 3]])) == pytest.approx(1 - h2) and h_expert_bits([[3, 1], [1, 3]]) == pytest.approx(1.0)
     assert h_expert_bits([[1, 1, 2], [0, 0, 0]]) == pytest.approx(1.5)  # usage (1/4, 1/4, 1/2)
     assert math.isnan(mi_bits(None)) and math.isnan(h_expert_bits([[0, 0], [0, 0]]))
+
+
+def test_the_new_scores_get_table_columns_only_where_they_have_values():
+    rows = [{"name": "p[planted_entanglement=0]", "status": "ok", "seed": s, "accuracy": 0.9, "nmi": 0.5, "ami": 0.4,
+             "module_nmi": 0.3 + 0.1 * s, "causal_specialisation": 0.7, "causal_agreement": 0.6,
+             "allocation": json.dumps([[3, 0], [0, 2]])} for s in (0, 1)]
+    text = table.markdown(table.summary(pd.DataFrame(rows)), "t")
+    for column in ("ami ↑", "module_nmi ↑", "causal_specialisation ↑", "causal_agreement ↑"):
+        assert column in text
+    assert "0.350 ± 0.071" in text  # module_nmi over the two seeds
+    plain = [{**r, "module_nmi": float("nan")} for r in rows]  # a dataset without planted modules
+    assert "module_nmi" not in table.markdown(table.summary(pd.DataFrame(plain)), "t")

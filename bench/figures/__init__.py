@@ -1,0 +1,1 @@
+"""Figures drawn from a sweep's runs.csv (one small module each, each with a CLI)."""
