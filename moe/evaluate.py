@@ -14,6 +14,7 @@ from moe.data import Dataset
 from moe.metrics import allocation
 from moe.model import MixtureOfExperts
 from moe.scores import score
+from moe.views import views
 
 EVAL_BATCH = 1024
 EVAL_SHUFFLE_SEED = 0  # the fixed evaluation order of batch-dependent routers
@@ -79,4 +80,5 @@ def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch
     """The record fields of the test evaluation: ``dataset``, ``test`` (every score), ``allocation``, ``test_assignment``."""
     scores, alloc, assignment = test_scores(model, data, device, batch_size)
     return {"dataset": data.describe(), "test": scores, "allocation": alloc,
-            "test_assignment": assignment}  # expert of each test sample (-1: none), for seed stability
+            "test_assignment": assignment,  # expert of each test sample (-1: none), for seed stability
+            "views": views(model, data, device, batch_size)}  # gate regions, expert weights (moe.views)

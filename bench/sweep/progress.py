@@ -18,6 +18,7 @@ from bench.sweep.spec import FIELD_DEFAULTS, Trial
 from bench.sweep.trial import dataset_key, read_checkpoint
 from moe.checkpoint import TrainState
 from moe.config import ConfigError
+from moe.provenance import provenance
 from moe.record import SCHEMA, error_record, versions
 from moe.train import evaluate_state
 from moe.validate import from_dict
@@ -48,7 +49,8 @@ def stopped_record(trial: Trial, last_result: dict[str, Any], checkpoint, datase
     epoch. When that fails (no checkpoint, an unreadable one) the record keeps the last epoch's accuracy and
     says why in ``bench.not_scored``: a stopped trial never stops the sweep."""
     rec = {"schema": SCHEMA, "status": "stopped", "error": None, "config": full_config(trial.config), "history": [],
-           "test": {"accuracy": last_result.get("test_accuracy")}, "allocation": None, "timing": {}, "versions": {}}
+           "test": {"accuracy": last_result.get("test_accuracy")}, "allocation": None, "timing": {}, "versions": {},
+           "provenance": provenance()}
     rec["bench"] = {"index": trial.index, "name": trial.name, "trial_s": None, "epochs_run": last_result.get("epoch"),
                     "scored_from_epoch": None}
     try:
@@ -119,7 +121,7 @@ class _Progress:
     def on_trial_error(self, iteration, trials, trial, **info):
         index = trial.config["trial"]["index"]
         exc = _trial_exception(trial)
-        rec = error_record(full_config(self.trials[index].config), exc)
+        rec = error_record(full_config(self.trials[index].config), exc, provenance=provenance())
         rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None}
         self._save(trial, rec)
 
@@ -222,7 +224,7 @@ def reconcile(results, folder: SweepDir, progress: _Progress) -> None:
         if "record_json" in metrics:
             rec = json.loads(metrics["record_json"])
         elif r.error is not None:
-            rec = error_record(full_config(progress.trials[index].config), getattr(r.error, "cause", None) or r.error)
+            rec = error_record(full_config(progress.trials[index].config), getattr(r.error, "cause", None) or r.error, provenance=provenance())
             rec["bench"] = {"index": index, "name": progress.trials[index].name, "trial_s": None}
         else:
             continue  # unfinished (interrupted): resume reruns it
