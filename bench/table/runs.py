@@ -64,7 +64,7 @@ def provenance_columns(rec: dict[str, Any]) -> dict[str, Any]:
 def long_format(runs: pd.DataFrame) -> pd.DataFrame:
     """results_long.csv: one row per run and metric (every score column, seed stability, busiest share), with
     the metric's direction and the run's provenance keys; NaN values kept (an undefined score says so)."""
-    metrics = [k for k in DIRECTIONS if k in runs.columns] + [c for c in ("busiest_share",) if c in runs.columns]
+    metrics = list(dict.fromkeys([k for k in DIRECTIONS if k in runs.columns] + [c for c in ("busiest_share",) if c in runs.columns]))
     keep = [c for c in ("index", "name", "seed", "status", "git_commit", "git_dirty", "data_sha256") if c in runs.columns]
     if runs.empty or not metrics:
         return pd.DataFrame(columns=LONG_COLUMNS)
