@@ -149,7 +149,7 @@ def evaluate_state(config: Config | dict[str, Any], state: TrainState | bytes,
     with torch_threads(cfg.threads), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model = initial_model(cfg, data, data.x_train.to(device))
         load_model_state(saved, model)
-        return {**evaluate(model, data, device, eval_batch_size(cfg, model)), "provenance": provenance(data, device)}
+        return evaluate(model, data, device, eval_batch_size(cfg, model))
 
 
 def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | None = None,

@@ -20,7 +20,7 @@ from moe.checkpoint import TrainState
 from moe.config import ConfigError
 from moe.provenance import provenance
 from moe.record import SCHEMA, error_record, versions
-from moe.train import evaluate_state
+from moe.train import evaluate_state, resolve_device, run_data
 from moe.validate import from_dict
 
 
@@ -76,7 +76,14 @@ def scored_from_checkpoint(config: dict[str, Any], checkpoint,
     evaluated = evaluate_state(config, state, data=(datasets or {}).get(dataset_key(config)))
     return state.epoch, {"schema": SCHEMA, "config": full_config(config), "seed": state.config.get("seed"),
                          "history": state.history, **evaluated,
-                         "timing": {"train_s": state.train_s, "eval_s": time.perf_counter() - t0}, "versions": versions()}
+                         "timing": {"train_s": state.train_s, "eval_s": time.perf_counter() - t0}, "versions": versions(),
+                         "provenance": stopped_provenance(config, datasets)}
+
+
+def stopped_provenance(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """The provenance of a stopped trial's record: its data as its run prepared it, on its device."""
+    cfg = from_dict(config)
+    return provenance(run_data(cfg, (datasets or {}).get(dataset_key(config))), resolve_device(cfg.device))
 
 
 def _clock(seconds: float) -> str:

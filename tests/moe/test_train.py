@@ -232,7 +232,7 @@ SCORABLE = {
     # prototypes initialised from the training inputs, and a decaying temperature
     "prototype": {**SMALL, "epochs": 3, "router": "prototype", "experts": 4, "temperature_decay": 0.5},
 }
-TEST_FIELDS = ("dataset", "test", "allocation", "test_assignment")
+TEST_FIELDS = ("dataset", "test", "allocation", "test_assignment", "views")
 
 
 @pytest.mark.parametrize("name", SCORABLE)
