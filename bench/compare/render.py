@@ -19,7 +19,8 @@ def method_text(ignore: list[str]) -> str:
     text = (f"B − A: the difference of the means over seeds (ok runs); interval: {LEVEL:.0%} percentile bootstrap "
             f"({BOOTSTRAP} resamples of each side's seeds, seed 0); ≠ marks an interval that excludes zero, and the "
             "score's direction (↑ higher is better, ↓ lower is better) says whether B is better or worse there. With one "
-            "seed a side has no spread: read such intervals as the other side's alone.")
+            "seed a side has no spread, and with a few seeds the bootstrap understates the spread: more seeds, "
+            "narrower and more honest intervals.")
     if ignore:
         text += f" Configurations matched with the fields {', '.join(ignore)} left out of their names."
     return text

@@ -26,6 +26,7 @@ h1{font-size:22px;margin:18px 0 4px}h2{font-size:18px;margin-top:30px;border-bot
 h3{font-size:15px;margin:16px 0 6px}nav a{margin-right:12px}code,pre{font:12px ui-monospace,Menlo,Consolas,monospace}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px;border:1px solid #e1e4e8}
 table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:right}
+table.sortable td{white-space:nowrap}
 th{background:#f0f3f6;position:sticky;top:0}td:first-child,th:first-child{text-align:left}
 table.sortable th{cursor:pointer;user-select:none}th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 td.best{background:#dafbe1;font-weight:600}td.best::before{content:"\\2605 ";color:#1a7f37}

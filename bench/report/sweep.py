@@ -73,7 +73,8 @@ def config_table(runs: pd.DataFrame) -> tuple[str, list[str]]:
         cells = [f'<td><a href="#cfg-{i}"><code>{h.esc(n)}</code></a></td>', f'<td data-v="{n_ok}">{n_ok}/{len(g)}</td>']
         for c in cols:
             mean, lo, hi, k = stats[n][c]
-            text = h.num(mean) + (f' <span class="muted">[{h.num(lo)}, {h.num(hi)}]</span>' if not math.isnan(lo) else "")
+            spread = not math.isnan(lo) and not c.startswith("stability_")  # a run's stability is already a mean over pairs
+            text = h.num(mean) + (f'<br><span class="muted">[{h.num(lo)}, {h.num(hi)}]</span>' if spread else "")
             is_best = c in best and not math.isnan(mean) and math.isclose(mean, best[c], rel_tol=1e-12, abs_tol=1e-12)
             cls = ' class="best"' if is_best else ""
             cells.append(f'<td{cls} data-v="{"" if math.isnan(mean) else repr(mean)}">{text}</td>')
@@ -219,7 +220,9 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
             '<h2 id="configurations">Configurations</h2>',
             '<input class="filter" data-table="configs" placeholder="filter configurations (text)">', table_html,
             f"<p class=muted>Each cell: mean over the seeds of the configuration's ok runs and, in brackets, the "
-            f"{LEVEL:.0%} Student t interval of that mean (mean ± t<sub>0.975, n−1</sub>·s/√n; none for a single run). "
+            f"{LEVEL:.0%} Student t interval of that mean (mean ± t<sub>0.975, n−1</sub>·s/√n; none for a single run, "
+            "nor for seed stability, whose per-run values are already means over pairs of seeds; with two seeds "
+            "t<sub>0.975, 1</sub> = 12.7, so the intervals are wide and may leave a score's range). "
             "↑ higher is better, ↓ lower is better; ★ the best mean of the column by that direction; – no value; "
             "? links to the score's definition. Click a header to sort, again to reverse. collapsed: ok runs with at "
             "least 99% of the test samples on one expert.</p>",
