@@ -60,7 +60,8 @@ def sweep_section(folder: Path, name: str, info: dict[str, Any]) -> str:
     if SweepDir(sub).exists() or (sub / "runs.csv").is_file():
         try:
             table_html, _ = config_table(load_runs(sub))
-            out.append(table_html.replace('id="configs"', f'id="configs-{h.esc(name)}"').replace('href="#cfg-', f'href="{h.esc(name)}/{REPORT}#cfg-'))
+            out.append(table_html.replace('id="configs"', f'id="configs-{h.esc(name)}"').replace('href="#cfg-', f'href="{h.esc(name)}/{REPORT}#cfg-')
+                       .replace('href="#score-', f'href="{h.esc(name)}/{REPORT}#score-'))
         except FileNotFoundError:
             pass
     figs = [h.img_file(folder / f, f) for f in info.get("figures") or []]
