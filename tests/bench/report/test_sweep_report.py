@@ -120,6 +120,7 @@ def test_report_cli_rebuilds_a_sweep_and_refuses_a_missing_directory(sweep_dir, 
 
 
 def test_reproduction_page_shows_claims_and_links_each_sweep(sweep_dir, tmp_path):
+    write_sweep_report(sweep_dir)  # its own page, linked
     (tmp_path / "tiny").symlink_to(sweep_dir, target_is_directory=True)
     claims = [{"claim": "c1", "sweep": "tiny", "verdict": "SUPPORTED", "reason": "", "runs": 4,
                "conditions": [{"label": "mean accuracy", "op": ">=", "threshold": 0.5, "value": 0.93, "n": 4, "holds": True,
