@@ -17,6 +17,7 @@ from moe.metrics import allocation, coactivation
 from moe.model import MixtureOfExperts
 from moe.routers import NonFiniteError
 from moe.scores import score
+from moe.views import views
 
 EVAL_BATCH = 1024
 EVAL_SHUFFLE_SEED = 0  # the fixed evaluation order of batch-dependent routers
@@ -119,8 +120,8 @@ def accuracy(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, batch_si
 
 def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch_size: int) -> dict[str, Any]:
     """The record fields of the final evaluation: ``dataset``, those of :func:`test_evaluation` (``test``: every
-    score, ``allocation``, ``test_assignment``, ``ablation``, ``ablation_rule``, ``coactivation``), and
-    ``validation`` (the scores of :func:`split_scores` on the validation split; None without one, {} when its
+    score, ``allocation``, ``test_assignment``, ``ablation``, ``ablation_rule``, ``coactivation``),
+    ``views`` (gate regions, expert weights: ``moe.views``) and ``validation`` (the scores of :func:`split_scores` on the validation split; None without one, {} when its
     gate logits are not finite: the test split's scores stand)."""
     validation = None
     if data.y_val is not None:
@@ -129,4 +130,5 @@ def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch
                                       modules=getattr(data, "module_val", None))
         except NonFiniteError:
             validation = {}
-    return {"dataset": data.describe(), **test_evaluation(model, data, device, batch_size), "validation": validation}
+    return {"dataset": data.describe(), **test_evaluation(model, data, device, batch_size), "validation": validation,
+            "views": views(model, data, device, batch_size)}  # gate regions, expert weights (moe.views)

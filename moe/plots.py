@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from moe.record import atomic_write_bytes
 
-__all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_size", "save_png", "DPI", "ANNOTATE_MAX_CELLS"]
+__all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_figure", "heatmap_size", "save_png", "DPI", "ANNOTATE_MAX_CELLS"]
 
 DPI = 100
 ANNOTATE_MAX_CELLS = 400  # counts are written in the cells when C * E is at most this (and E <= 32)
@@ -53,6 +53,11 @@ def allocation_heatmap(allocation, class_names: Sequence[str], path: str | os.Pa
     (as Figures 1 and 3 of Krishnamurthy & Watkins 2021). ``allocation``: nested lists, a numpy array
     or a tensor of non-negative counts. The PNG has :func:`heatmap_size` pixels; written atomically.
     """
+    return save_png(heatmap_figure(allocation, class_names, title), path)
+
+
+def heatmap_figure(allocation, class_names: Sequence[str], title: str | None = None) -> Figure:
+    """The Figure :func:`allocation_heatmap` writes (for a caller that wants the PNG's bytes, not a file)."""
     rows = _matrix(allocation)
     n_classes, n_experts = len(rows), len(rows[0])
     names = [str(c) for c in class_names]
@@ -66,7 +71,7 @@ def allocation_heatmap(allocation, class_names: Sequence[str], path: str | os.Pa
     _label_axes(ax, names, n_experts, title)
     if n_classes * n_experts <= ANNOTATE_MAX_CELLS and n_experts <= 32:
         _annotate(ax, rows)
-    return save_png(fig, path)
+    return fig
 
 
 def ablation_heatmap(ablation, class_names: Sequence[str], path: str | os.PathLike, title: str | None = None) -> Path:

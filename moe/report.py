@@ -1,9 +1,13 @@
 """Report of one run record: ``python -m moe.report RUN.json``.
 
 Prints the test scores as an aligned table with the direction of each metric, and writes next to the
-record (atomically) ``RUN.allocation.png``, the class x expert heat-map, ``RUN.ablation.png``, the expert x
-class heat-map of the accuracy drops when each expert is removed (when the record has ``ablation``, see
-``moe.ablation``), and ``RUN.summary.md``, a short Markdown summary. Reads only the record (schema 1, written by ``moe.train``): ``schema``,
+record, or into the folder ``--out DIR`` names (atomically), ``RUN.allocation.png``, the class x expert
+heat-map (titled with the full configuration name, ``moe.naming``), ``RUN.curves.png``, the per-epoch
+accuracy, loss and expert shares, the views the record holds (``moe.views``: ``RUN.gate_regions.png`` on
+2-D data, ``RUN.expert_weights.png`` for linear experts on images, ``RUN.prototypes.png``), ``RUN.ablation.png``, the expert x class heat-map of the accuracy drops when each
+expert is removed (when the record has ``ablation``, see ``moe.ablation``), and
+``RUN.summary.md``, a short Markdown summary. (The README's ``run.json`` example's outputs are in
+``.gitignore``.) Reads only the record (schema 1, written by ``moe.train``): ``schema``,
 ``status``, ``error``, ``config``, ``dataset`` (``name``, ``class_names``, ``n_train``, ``n_test``),
 ``test``, ``allocation``, ``timing``, ``versions``. Non-finite scores are stored as JSON null and shown
 as ``nan``. A missing, unreadable or malformed record is one line on stderr and exit code 2.
@@ -16,12 +20,14 @@ import math
 import sys
 from pathlib import Path
 
+from moe.naming import full_name, wrapped
 from moe.scores import DIRECTIONS
-from moe.plots import ablation_heatmap, allocation_heatmap
+from moe.plots import ablation_heatmap, allocation_heatmap, save_png
 from moe.record import atomic_write_bytes
+from moe.view_plots import record_figures
 
 __all__ = ["RecordError", "load_record", "output_paths", "score_rows", "format_scores",
-           "summary_markdown", "write_report", "main"]
+           "summary_markdown", "write_report", "write_outputs", "figure_path", "main"]
 
 SCHEMA = 1
 _REQUIRED = ("schema", "status", "config", "dataset", "test", "allocation")
@@ -84,17 +90,23 @@ def _check_allocation(record: dict, path: Path) -> None:
                           f"{len(alloc)} rows of allocation)")
 
 
-def output_paths(record_path: str | Path) -> tuple[Path, Path]:
-    """(heat-map PNG, Markdown summary) next to the record: RUN.json -> RUN.allocation.png, RUN.summary.md."""
+def output_paths(record_path: str | Path, out_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """(heat-map PNG, Markdown summary) next to the record (or in ``out_dir``): RUN.json -> RUN.allocation.png,
+    RUN.summary.md."""
+    return figure_path(record_path, "allocation", out_dir), figure_path(record_path, "summary", out_dir, ".md")
+
+
+def figure_path(record_path: str | Path, name: str, out_dir: str | Path | None = None, suffix: str = ".png") -> Path:
+    """RUN.<name>.png next to the record, or in ``out_dir``."""
     p = Path(record_path)
     stem = p.with_suffix("") if p.suffix == ".json" else p
-    return stem.with_name(stem.name + ".allocation.png"), stem.with_name(stem.name + ".summary.md")
+    folder = Path(out_dir) if out_dir is not None else stem.parent
+    return folder / f"{stem.name}.{name}{suffix}"
 
 
-def ablation_path(record_path: str | Path) -> Path:
-    """The ablation heat-map next to the record: RUN.json -> RUN.ablation.png."""
-    png, _ = output_paths(record_path)
-    return png.with_name(png.name.replace(".allocation.png", ".ablation.png"))
+def ablation_path(record_path: str | Path, out_dir: str | Path | None = None) -> Path:
+    """The ablation heat-map next to the record (RUN.json -> RUN.ablation.png), or in ``out_dir``."""
+    return figure_path(record_path, "ablation", out_dir)
 
 
 def _value(v) -> str:
@@ -174,47 +186,60 @@ def _class_names(record: dict) -> list[str]:
 
 
 def _title(record: dict, record_path: str | Path) -> str:
-    """'gm6: softmax router, 4 linear experts, seed 0' from the config, or the record's file name."""
+    """'gm6: softmax[gate=linear,expert=linear,experts=4], seed 0' (``moe.naming.full_name``), or the file name."""
     cfg = record["config"]
     name = record["dataset"].get("name") or cfg.get("dataset")
     if name is None or not {"router", "experts", "expert"} <= cfg.keys():
         return Path(record_path).name
     seed = cfg.get("seed", record.get("seed"))
-    return (f"{name}: {cfg['router']} router, {cfg['experts']} {cfg['expert']} experts"
-            + (f", seed {seed}" if seed is not None else ""))
+    return f"{name}: {full_name(cfg)}" + (f", seed {seed}" if seed is not None else "")
 
 
-def write_report(record: dict, record_path: str | Path) -> tuple[Path | None, Path]:
-    """Write the heat-map (when the record has an allocation) and the summary next to the record."""
-    png, md = output_paths(record_path)
+def write_report(record: dict, record_path: str | Path, out_dir: str | Path | None = None) -> tuple[Path | None, Path]:
+    """Write the heat-map (when the record has an allocation) and the summary (:func:`write_outputs`)."""
+    png, md, _ = write_outputs(record, record_path, out_dir)
+    return png, md
+
+
+def write_outputs(record: dict, record_path: str | Path,
+                  out_dir: str | Path | None = None) -> tuple[Path | None, Path, list[Path]]:
+    """Write the heat-map (when the record has an allocation), the other pictures the record supports and the
+    summary, next to the record or in ``out_dir``; returns (heat-map or None, summary, other pictures)."""
+    png, md = output_paths(record_path, out_dir)
     has_alloc = bool(record["allocation"])
-    if has_alloc:
-        allocation_heatmap(record["allocation"], _class_names(record), png, title=_title(record, record_path))
     name, title = Path(record_path).name, _title(record, record_path)
-    abl = ablation_path(record_path) if record.get("ablation") else None
+    if has_alloc:
+        allocation_heatmap(record["allocation"], _class_names(record), png, title=wrapped(title))
+    abl = ablation_path(record_path, out_dir) if record.get("ablation") else None
     if abl is not None:
-        ablation_heatmap(record["ablation"], _class_names(record), abl, title=f"{title}: ablation")
+        ablation_heatmap(record["ablation"], _class_names(record), abl, title=f"{wrapped(title)}: ablation")
+    extra = [save_png(fig, figure_path(record_path, key, out_dir)) for key, fig in record_figures(record, title).items()]
     heading = f"Run {name}" + (f": {title}" if title != name else "")
     text = summary_markdown(record, heading, png.name if has_alloc else None, abl.name if abl is not None else None)
+    if extra:
+        text += "\n## Pictures\n\n" + "\n\n".join(f"![{p.stem.rsplit('.', 1)[-1]}]({p.name})" for p in extra) + "\n"
+    extra += [abl] if abl is not None else []
     atomic_write_bytes(md, text.encode("utf-8"))
-    return (png if has_alloc else None), md
+    return (png if has_alloc else None), md, extra
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m moe.report", description=__doc__.splitlines()[0])
     parser.add_argument("record", help="run record (JSON) written by moe.train")
+    parser.add_argument("--out", metavar="DIR", help="write the pictures and the summary into this folder "
+                        "(created if missing) instead of next to the record")
     args = parser.parse_args(argv)
     try:
         record = load_record(args.record)
-        png, md = write_report(record, args.record)
+        png, md, extra = write_outputs(record, args.record, args.out)
     except (RecordError, OSError) as exc:
         print(f"moe.report: error: {exc}", file=sys.stderr)
         return 2
     print(format_scores(record))
     print()
     print(f"wrote {png}" if png is not None else "no allocation in the record: no heat-map")
-    if record.get("ablation"):
-        print(f"wrote {ablation_path(args.record)}")
+    for path in extra:
+        print(f"wrote {path}")
     print(f"wrote {md}")
     return 0
 

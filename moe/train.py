@@ -36,6 +36,7 @@ from moe.epochs import parameters_finite, pretrain_epoch, train_epoch
 from moe.evaluate import accuracy_and_loss, eval_batch_size, evaluate
 from moe.model import MixtureOfExperts, build_experts, build_model, parameter_counts
 from moe.objectives import Loss
+from moe.provenance import provenance
 from moe.record import SCHEMA, error_record, versions, write_json_atomic
 from moe.routers import NonFiniteError
 from moe.validate import as_config, from_dict, loaded_data_problems
@@ -344,7 +345,7 @@ def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str,
             "seed": t.cfg.seed, "n_parameters": parameter_counts(t.model), "history": t.history, **evaluated,
             "resumed_from_epoch": None if resumed is None else resumed.epoch,
             "timing": {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started},
-            "versions": versions()}
+            "versions": versions(), "provenance": provenance(t.data, t.device, started)}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -404,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as err:
         if args.out:
-            write_json_atomic(args.out, error_record(cfg.to_dict(), err))
+            write_json_atomic(args.out, error_record(cfg.to_dict(), err, provenance=provenance()))
         raise
     if record["status"] == "diverged":  # one line, no traceback, exit 1; the record is still written
         written = f"; record written to {write_json_atomic(args.out, record)}" if args.out else ""

@@ -10,6 +10,7 @@ session for all of them), then writes into the output directory (``--out``, defa
     REPRODUCTION.md      (bench.reproduce.report) per claim: the numbers with their bootstrap intervals, the figures, the
                          verdict (SUPPORTED / CONTRADICTED / INCONCLUSIVE / PREMISE FAILED) with the threshold, the seed code's numbers
     reproduction.json    the same verdicts as data
+    report.html          (bench.report.reproduction) the same as one self-contained HTML page
 
 Budgets: ``paper`` runs the sweep files as they are (the papers' settings); ``small`` overrides their
 budget (subsets, fewer epochs and seeds: the ``budgets: small`` section of each sweep file) to finish ``all`` within 30 minutes on 2 CPU cores;
@@ -35,6 +36,7 @@ from bench.reproduce import claims as C
 from bench.reproduce.engine import Claim, evaluate_all
 from bench.reproduce.figures import PLOTS
 from bench.reproduce.measures import with_phase_accuracy
+from bench.report.reproduction import write_reproduction_report
 from bench.reproduce.report import overrides_text, write_report
 from bench.reproduce.results import BUDGET_WORDS, ReproduceError, Reproduction, SweepResult
 from bench.sweep import spec
@@ -231,6 +233,7 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     wall = time.perf_counter() - started + (float(previous.get("wall_s") or 0.0) if continued else 0.0)
     rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts, wall, root)
     write_report(rep)
+    write_reproduction_report(out)
     return rep
 
 

@@ -8,7 +8,8 @@ A sweep directory (``--out``, default ``results/<sweep>-<timestamp>``, see :func
     records/damaged/NNNN.K.json  records that do not parse or have the wrong shape, set aside by ``--resume``
     ray/, ray-resume-N/ Ray's experiment directories (tuner.pkl, experiment state, trial dirs
                         trial_NNNN/checkpoint_*/state.pt: the trial's latest training state while it runs)
-    runs.csv, table.md, table.tex, pareto.csv, tradeoff.png, heatmaps/<router>.png   (bench.table)
+    runs.csv, results_long.csv, table.md, table.tex, pareto.csv, tradeoff.png, heatmaps/<router>.png   (bench.table)
+    report.html         the self-contained HTML report (bench.report)
 
 Nothing here imports Ray or torch: the sweep runner, the progress callback, the tables and the
 reproduction all read the same paths from here, and every record and sweep.json through the checks
@@ -128,12 +129,17 @@ class SweepDir:
         return self.records_dir / f"{index:04d}.json"
 
     def table_path(self, name: str) -> Path:
-        """``runs.csv``, ``table.md``, ``table.tex``, ``pareto.csv``, ``tradeoff.png``."""
+        """``runs.csv``, ``results_long.csv``, ``table.md``, ``table.tex``, ``pareto.csv``, ``tradeoff.png``."""
         return self.root / name
 
     @property
     def heatmaps_dir(self) -> Path:
         return self.root / "heatmaps"
+
+    @property
+    def report_path(self) -> Path:
+        """report.html: the self-contained HTML report (``bench.report``)."""
+        return self.root / "report.html"
 
     # -- sweep.json: the resolved sweep and its trials
     def exists(self) -> bool:

@@ -18,8 +18,9 @@ from bench.sweep.spec import FIELD_DEFAULTS, Trial
 from bench.sweep.trial import dataset_key, read_checkpoint
 from moe.checkpoint import TrainState
 from moe.config import ConfigError
+from moe.provenance import provenance
 from moe.record import SCHEMA, error_record, versions
-from moe.train import evaluate_state
+from moe.train import evaluate_state, resolve_device, run_data
 from moe.validate import from_dict
 
 
@@ -50,7 +51,7 @@ def stopped_record(trial: Trial, last_result: dict[str, Any], checkpoint, datase
     in ``bench.not_scored``: a stopped trial never stops the sweep."""
     rec = {"schema": SCHEMA, "status": "stopped", "error": None, "config": full_config(trial.config), "history": [],
            "test": {}, "validation": {"accuracy": last_result.get("val_accuracy")}, "allocation": None, "timing": {},
-           "versions": {}}
+           "versions": {}, "provenance": provenance()}
     rec["bench"] = {"index": trial.index, "name": trial.name, "trial_s": None, "epochs_run": last_result.get("epoch"),
                     "scored_from_epoch": None}
     try:
@@ -76,7 +77,14 @@ def scored_from_checkpoint(config: dict[str, Any], checkpoint,
     evaluated = evaluate_state(config, state, data=(datasets or {}).get(dataset_key(config)))
     return state.epoch, {"schema": SCHEMA, "config": full_config(config), "seed": state.config.get("seed"),
                          "history": state.history, **evaluated,
-                         "timing": {"train_s": state.train_s, "eval_s": time.perf_counter() - t0}, "versions": versions()}
+                         "timing": {"train_s": state.train_s, "eval_s": time.perf_counter() - t0}, "versions": versions(),
+                         "provenance": stopped_provenance(config, datasets)}
+
+
+def stopped_provenance(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """The provenance of a stopped trial's record: its data as its run prepared it, on its device."""
+    cfg = from_dict(config)
+    return provenance(run_data(cfg, (datasets or {}).get(dataset_key(config))), resolve_device(cfg.device))
 
 
 NON_FINITE = ("NonFiniteError", "FloatingPointError")  # what a run raises on a NaN or inf it cannot go on from
@@ -85,7 +93,8 @@ NON_FINITE = ("NonFiniteError", "FloatingPointError")  # what a run raises on a 
 def failure_record(config: dict[str, Any], exc: BaseException) -> dict[str, Any]:
     """The record of a trial that raised: ``diverged`` when the exception says a value became NaN or infinite
     (``moe.routers.NonFiniteError``, by class name: the driver rebuilds it from text), else ``error``."""
-    return error_record(config, exc, **({"status": "diverged"} if type(exc).__name__ in NON_FINITE else {}))
+    return error_record(config, exc, provenance=provenance(),
+                        **({"status": "diverged"} if type(exc).__name__ in NON_FINITE else {}))
 
 
 def _clock(seconds: float) -> str:

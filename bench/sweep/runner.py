@@ -47,6 +47,7 @@ from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
 from bench.sweep.spec import SweepError, Trial
 from bench.sweep.trial import FAULTS, data_source, dataset_key, is_fault, trainable, with_preset
+from bench.report.sweep import write_sweep_report
 from bench.table import build as build_tables
 from moe.config import Config
 from moe.data import dataset_options, load_dataset
@@ -176,6 +177,7 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     else:
         say(f"{sweep.name}: all {len(trials)} trials already have records in {folder.root}")
     built = build_tables(folder.root)
+    write_sweep_report(folder.root, built)
     runs = built["runs"]
     runs.attrs.update(stats, total_s=time.perf_counter() - started)
     return runs

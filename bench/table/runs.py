@@ -35,7 +35,9 @@ from moe.scores import DIRECTIONS
 STATUSES = ("ok", "diverged", "error", "stopped")
 ID_COLUMNS = ["index", "name", "status", "error", "failures"]
 TIMING_COLUMNS = ["epochs_run", "resumed_from_epoch", "train_s", "eval_s", "trial_s"]
-TAIL_COLUMNS = ["node_id", "trial_id", "git", "allocation"]
+PROVENANCE_COLUMNS = ["git_commit", "git_dirty", "data_sha256", "kernel_backend", "run_device", "started_at", "versions"]
+TAIL_COLUMNS = ["node_id", "trial_id", "git"] + PROVENANCE_COLUMNS + ["allocation"]
+LONG_COLUMNS = ["index", "name", "seed", "status", "metric", "value", "direction", "git_commit", "git_dirty", "data_sha256"]
 
 
 def record_row(rec: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +58,33 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
                trial_s=b.get("trial_s"), node_id=b.get("node_id"), trial_id=b.get("trial_id"),
                git=(rec.get("versions") or {}).get("git"),
                allocation=json.dumps(rec["allocation"]) if rec.get("allocation") is not None else None)
+    row.update(provenance_columns(rec))
     return row
+
+
+def provenance_columns(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``provenance`` block (``moe.provenance``) as runs.csv columns; None where a record (written
+    before provenance existed) lacks it. ``versions``: the package versions as JSON text."""
+    p = rec.get("provenance") or {}
+    vers = p.get("versions") or rec.get("versions") or None
+    return {"git_commit": p.get("git"), "git_dirty": p.get("git_dirty"), "data_sha256": p.get("data_sha256"),
+            "kernel_backend": p.get("kernel_backend"), "run_device": p.get("device"), "started_at": p.get("started_at"),
+            "versions": json.dumps(vers, sort_keys=True) if vers else None}
+
+
+def long_format(runs: pd.DataFrame) -> pd.DataFrame:
+    """results_long.csv: one row per run and metric (every score column, seed stability, busiest share), with
+    the metric's direction and the run's provenance keys; NaN values kept (an undefined score says so)."""
+    metrics = list(dict.fromkeys([k for k in DIRECTIONS if k in runs.columns] + [c for c in ("busiest_share",) if c in runs.columns]))
+    keep = [c for c in ("index", "name", "seed", "status", "git_commit", "git_dirty", "data_sha256") if c in runs.columns]
+    if runs.empty or not metrics:
+        return pd.DataFrame(columns=LONG_COLUMNS)
+    long = runs[keep + metrics].reset_index(drop=True).rename_axis("_run").reset_index()
+    long = long.melt(id_vars=["_run"] + keep, value_vars=metrics, var_name="metric", value_name="value")
+    long["_m"] = long["metric"].map({m: i for i, m in enumerate(metrics)})
+    long = long.sort_values(["_run", "_m"], kind="stable")  # run by run, metrics in DIRECTIONS order
+    long["direction"] = long["metric"].map(lambda m: DIRECTIONS.get(m, "neutral"))
+    return long.reindex(columns=[c for c in LONG_COLUMNS if c in long.columns]).reset_index(drop=True)
 
 
 def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:

@@ -5,6 +5,7 @@ Inputs, in a sweep directory: ``records/*.json`` (one run record per finished tr
 
     runs.csv      one tidy row per trial: index, name, status, error, every config field, every score,
                   seed stability, busiest_share, timing, node (built from the records; kept as is without them)
+    results_long.csv  one row per run and metric (value, direction, the run's git commit and data fingerprint)
     table.md/.tex one row per configuration: mean +- std over the seeds of its ``ok`` runs (std with
                   ddof=1, blank for a single run), run counts by status, collapsed runs (when there are
                   any); headers show each score's direction (moe.metrics.DIRECTIONS); "–" marks no value
@@ -26,8 +27,10 @@ import pandas as pd
 from bench.sweep.layout import SweepDir
 from bench.table.configurations import collapsed_mask, latex, markdown, summary
 from bench.table.front import pareto
-from bench.table.runs import runs_frame
+from bench.table.runs import long_format, runs_frame
 from bench.table.tradeoff import tradeoff_plot
+from moe.config import FIELD_TYPES
+from moe.naming import full_name, wrapped
 from moe.plots import allocation_heatmap
 from moe.record import atomic_write_bytes
 
@@ -68,7 +71,7 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
     summ = summary(runs)
     front = pareto(summary(runs[~collapsed_mask(runs)]), n_collapsed=summ.set_index("name").get("n_collapsed"))
     path = sweep_dir.table_path
-    files = [write_csv(path("runs.csv"), runs), write_text(path("table.md"), markdown(summ, title)),
+    files = [write_csv(path("runs.csv"), runs), write_csv(path("results_long.csv"), long_format(runs)), write_text(path("table.md"), markdown(summ, title)),
              write_text(path("table.tex"), latex(summ, title)), write_csv(path("pareto.csv"), front)]
     if plots and "accuracy_mean" in summ.columns and summ["accuracy_mean"].notna().any():
         files.append(tradeoff_plot(summ, front, path("tradeoff.png"), title=meta.get("name")))
@@ -99,11 +102,14 @@ def best_heatmaps(runs: pd.DataFrame, sweep_dir: SweepDir, class_names: list[str
         alloc = json.loads(best["allocation"])
         names = class_names if class_names and len(class_names) == len(alloc) else [f"class {c}" for c in range(len(alloc))]
         sweep_dir.heatmaps_dir.mkdir(exist_ok=True)
+        config = {k: (None if not isinstance(best[k], (list, dict)) and pd.isna(best[k]) else best[k])
+                  for k in FIELD_TYPES if k in best.index}
+        name = wrapped(full_name(config))
         if by_validation:
-            title = (f"{best['name']}\nbest run by validation accuracy (seed {best['seed']}): "
+            title = (f"{name}\nbest run by validation accuracy (seed {best['seed']}): "
                      f"validation {best['val_accuracy']:.3f}, test accuracy {best['accuracy']:.3f}")
         else:
-            title = f"{best['name']}\nfirst run (seed {best['seed']}; no validation scores to pick by): test accuracy {best['accuracy']:.3f}"
+            title = f"{name}\nfirst run (seed {best['seed']}; no validation scores to pick by): test accuracy {best['accuracy']:.3f}"
         if "nmi" in best and not pd.isna(best["nmi"]):
             title += f", NMI {best['nmi']:.2f}"
         out.append(allocation_heatmap(alloc, names, sweep_dir.heatmaps_dir / f"{router}.png", title=title))

@@ -68,9 +68,11 @@ def test_cli_writes_heatmap_and_summary_and_prints_scores(tmp_path):
     assert "| accuracy | 0.9712 | higher |" in text
     assert "![allocation heat-map](run.allocation.png)" in text
     assert "| c4 | 50 | 50 | 0 | 0 |" in text
-    assert text.startswith("# Run run.json: gm6: softmax router, 4 linear experts, seed 0\n")
+    # the title: the full configuration name (moe.naming; the gate stated even at its default)
+    assert text.startswith("# Run run.json: gm6: softmax[gate=linear,expert=linear,experts=4], seed 0\n")
     assert "status: ok" in text and "router=softmax" in text
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.allocation.png", "run.json", "run.summary.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.allocation.png", "run.curves.png", "run.json", "run.summary.md"]
+    assert "![curves](run.curves.png)" in text
 
 
 def test_table_is_aligned_in_direction_order(tmp_path, capsys):
@@ -206,3 +208,20 @@ def test_ablation_heatmap_checks_its_inputs(tmp_path):
         ablation_heatmap([], [], tmp_path / "x.png")
     out = ablation_heatmap([[0.1, None], [0.0, -0.3]], ["a", "b"], tmp_path / "x.png")  # null (NaN) cells allowed
     assert png_size(out)[1] > 100
+
+
+def test_out_names_the_folder_of_every_output(tmp_path, capsys):
+    rec = make_record(views={"gate_regions": {"x_range": [0, 1], "y_range": [0, 1], "size": 2, "expert": [[0, 1], [2, 3]],
+                                              "points": {"x": [0.2, 0.8], "y": [0.3, 0.7], "label": [0, 5]}}})
+    path = write(tmp_path, rec)
+    assert report.main([str(path), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "run.allocation.png", "run.curves.png", "run.gate_regions.png", "run.summary.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run.json"]
+    assert f"wrote {tmp_path / 'out' / 'run.gate_regions.png'}" in capsys.readouterr().out
+
+
+def test_the_readme_example_outputs_are_ignored_by_git():
+    names = ["run.json", "run.allocation.png", "run.curves.png", "run.gate_regions.png", "run.summary.md"]
+    proc = subprocess.run(["git", "check-ignore", *names], cwd=ROOT, capture_output=True, text=True)
+    assert proc.stdout.split() == names

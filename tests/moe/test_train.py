@@ -239,7 +239,7 @@ SCORABLE = {
     # prototypes initialised from the training inputs, and a decaying temperature
     "prototype": {**SMALL, "epochs": 3, "router": "prototype", "experts": 4, "temperature_decay": 0.5},
 }
-TEST_FIELDS = ("dataset", "test", "validation", "allocation", "test_assignment", "ablation", "ablation_rule", "coactivation")
+TEST_FIELDS = ("dataset", "test", "validation", "allocation", "test_assignment", "ablation", "ablation_rule", "coactivation", "views")
 
 
 @pytest.mark.parametrize("name", SCORABLE)

@@ -66,3 +66,13 @@ def test_a_stopped_trial_whose_checkpoint_cannot_be_scored_keeps_its_record(gm6,
               "corrupt": "StateMismatch: state: cannot read it", "another config": "StateMismatch: state: written by a run of another config"}[why]
     assert rec["bench"]["not_scored"].startswith(reason)
     assert math.isnan(record_row(rec).get("nmi", math.nan))
+
+
+def test_a_stopped_record_carries_the_provenance_of_an_ok_one(gm6, tmp_path):
+    states = []
+    ok = run({**CONFIG, "threads": 1}, data=gm6, on_state=states.append)
+    rec = stopped_record(TRIAL, {"epoch": 2}, checkpoint_of(tmp_path / "c", states[1]), {"gm6||0": gm6.to_numpy()})
+    for key in ("git", "data_sha256", "kernel_backend", "device"):
+        assert rec["provenance"][key] == ok["provenance"][key], key  # the same data, as the run prepared it
+    unscored = stopped_record(TRIAL, {"epoch": 1}, None, None)
+    assert unscored["provenance"]["git"] == ok["provenance"]["git"] and "started_at" in unscored["provenance"]

@@ -1,0 +1,6 @@
+"""``python -m bench.report``: see bench.report.cli."""
+import sys
+
+from bench.report.cli import main
+
+sys.exit(main())

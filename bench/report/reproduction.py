@@ -1,0 +1,98 @@
+"""report.html of a reproduction directory (``bench.reproduce``): one self-contained page.
+
+Read from what the reproduction wrote: ``reproduction.json`` (budget, versions, per sweep its overrides,
+timings and figures, per claim its verdict and conditions), each sweep's directory (its runs, for the
+configurations table; its own report.html, linked) and REPRODUCTION.md (kept in full at the end). Claims
+are shown as the JSON gives them, so that new fields (intervals) appear without a change here.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.report import html as h
+from bench.report.sweep import config_table
+from bench.sweep.layout import SweepDir
+from bench.table.tables import load_runs
+from moe.record import atomic_write_bytes
+
+REPORT = "report.html"
+SKIP = ("label", "statistic", "params", "op", "threshold", "value", "n", "holds", "note", "detail")
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return h.num(v)
+    if isinstance(v, (dict, list)):
+        return f"<code>{h.esc(json.dumps(v))}</code>"
+    return h.esc(v if v is not None else "–")
+
+
+def claims_table(claims: list[dict[str, Any]]) -> str:
+    rows = []
+    for c in claims:
+        conds = c.get("conditions") or [{}]
+        for i, cond in enumerate(conds):
+            extra = "; ".join(f"{k}: {_value(v)}" for k, v in cond.items() if k not in SKIP)
+            detail = "; ".join(f"{k}: {_value(v)}" for k, v in (cond.get("detail") or {}).items())
+            verdict = c.get("verdict", "?")
+            cls = "pass" if verdict == "SUPPORTED" else "fail" if verdict == "NOT SUPPORTED" else "muted"
+            thr = cond.get("threshold")
+            rows.append([f"<code>{h.esc(c.get('claim'))}</code>" if i == 0 else "",
+                         f'<span class="{cls}">{h.esc(verdict)}</span>' if i == 0 else "",
+                         h.esc(cond.get("label", c.get("reason", ""))), _value(cond.get("value")),
+                         h.esc(f"{cond.get('op', '')} {thr:g}" if isinstance(thr, (int, float)) else "–"),
+                         h.esc({True: "yes", False: "no"}.get(cond.get("holds"), "–")),
+                         h.esc(cond.get("n", "")), " ".join(x for x in (h.esc(cond.get("note") or ""), detail, extra) if x)])
+    return h.table(["claim", "verdict", "statistic", "value", "threshold", "holds", "n", "notes"], rows,
+                   table_id="claims", sortable=False)
+
+
+def sweep_section(folder: Path, name: str, info: dict[str, Any]) -> str:
+    sub = folder / name
+    out = [f'<h2 id="sweep-{h.esc(name)}">{h.esc(name)}</h2>',
+           f"<p class=muted>overrides <code>{h.esc(json.dumps(info.get('overrides') or {}))}</code>; "
+           f"{h.esc(info.get('runs'))} runs; wall {h.num(info.get('wall_s'), 0)} s"
+           + (f'; <a href="{h.esc(name)}/{REPORT}">its own report</a>' if (sub / REPORT).is_file() else "") + "</p>"]
+    if info.get("reason"):
+        out.append(f'<p class="fail">The sweep did not run: {h.esc(info["reason"])}</p>')
+    if SweepDir(sub).exists() or (sub / "runs.csv").is_file():
+        try:
+            table_html, _ = config_table(load_runs(sub))
+            out.append(table_html.replace('id="configs"', f'id="configs-{h.esc(name)}"').replace('href="#cfg-', f'href="{h.esc(name)}/{REPORT}#cfg-')
+                       .replace('href="#score-', f'href="{h.esc(name)}/{REPORT}#score-'))
+        except FileNotFoundError:
+            pass
+    figs = [h.img_file(folder / f, f) for f in info.get("figures") or []]
+    out.append(f'<div class="figs">{"".join(figs)}</div>')
+    return "\n".join(out)
+
+
+def render(folder: str | Path) -> str:
+    folder = Path(folder).resolve()
+    data = json.loads((folder / "reproduction.json").read_text())
+    claims = data.get("claims") or []
+    counts = {s: sum(c.get("verdict") == s for c in claims) for s in ("SUPPORTED", "NOT SUPPORTED", "NOT RUN")}
+    title = "Reproduction of the seed papers' findings"
+    body = [f"<h1>{h.esc(title)}</h1>",
+            f"<p>Budget <b>{h.esc(data.get('budget'))}</b>; data root <code>{h.esc(data.get('data_root') or 'default')}</code>; "
+            f"wall time {h.num(data.get('wall_s'), 0)} s. {counts['SUPPORTED']} supported, {counts['NOT SUPPORTED']} not "
+            f"supported, {counts['NOT RUN']} not run.</p>",
+            "<nav>" + "".join(f'<a href="#sweep-{h.esc(n)}">{h.esc(n)}</a>' for n in data.get("sweeps") or {})
+            + '<a href="#markdown">REPRODUCTION.md</a><a href="#environment">environment</a></nav>',
+            '<h2 id="claims">Claims</h2>', claims_table(claims),
+            "<p class=muted>Each claim: a statistic of a sweep's runs against a threshold; every condition must hold. "
+            "Numbers per configuration below: mean and 95% Student t interval over seeds (ok runs); ★ best by direction.</p>"]
+    body += [sweep_section(folder, n, info) for n, info in (data.get("sweeps") or {}).items()]
+    md = folder / "REPRODUCTION.md"
+    body += ['<h2 id="markdown">REPRODUCTION.md</h2>', h.pre(md.read_text()) if md.is_file() else "<p>–</p>",
+             '<h2 id="environment">Environment</h2>',
+             h.table(["package", "version"], [[h.esc(k), h.esc(v)] for k, v in (data.get("versions") or {}).items()])]
+    return h.page(title, "\n".join(body))
+
+
+def write_reproduction_report(folder: str | Path) -> Path:
+    """Write report.html beside REPRODUCTION.md (atomically); returns its path."""
+    folder = Path(folder).resolve()
+    return atomic_write_bytes(folder / REPORT, render(folder).encode("utf-8"))

@@ -1,0 +1,240 @@
+"""report.html of a sweep directory: one self-contained page (images inline, no other file needed).
+
+Sections: the configurations (a sortable, filterable table: mean and 95% t interval over the seeds of the
+ok runs, the best value of each column marked by the score's direction, each header linking to the score's
+definition); the trade-off plot with its Pareto sets; per configuration a drill-down (its runs, the
+allocation heat-map of its best run titled with the full configuration name, per-epoch curves of every
+seed, the gate's regions on 2-D data, linear experts' weights and prototypes on images, an ablation matrix
+when the records hold one); the score definitions; the sweep file; the environment (versions, git
+commits, data fingerprints, kernel backend, device).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report import html as h
+from bench.report.stats import LEVEL, t_interval
+from bench.sweep.layout import SweepDir
+from bench.table.configurations import TABLE_SCORES, collapsed_mask
+from bench.table.tables import build
+from moe.config import FIELD_TYPES
+from moe.naming import full_name, wrapped
+from moe.plots import heatmap_figure
+from moe.record import atomic_write_bytes
+from moe.scores import DIRECTIONS, DOCS, SCORES
+from moe.view_plots import (curves_figure, expert_weights_figure, gate_regions_figure, png_bytes,
+                            prototypes_figure)
+
+ARROWS = {"higher": "↑", "lower": "↓", "neutral": ""}
+RUN_COLUMNS = ("accuracy", "nmi", "cheating_index", "busiest_share", "train_s")
+
+
+def row_config(row: pd.Series) -> dict[str, Any]:
+    """The config fields of a runs.csv row (NaN read back as None)."""
+    return {k: (None if not isinstance(row[k], (list, dict)) and pd.isna(row[k]) else row[k])
+            for k in FIELD_TYPES if k in row.index}
+
+
+def best_values(summ: pd.DataFrame, cols: list[str]) -> dict[str, float]:
+    """The best configuration mean of each column by its direction (none for a neutral one)."""
+    out = {}
+    for c in cols:
+        vals = pd.to_numeric(summ[f"{c}_mean"], errors="coerce").dropna()
+        if len(vals) and DIRECTIONS.get(c, "neutral") != "neutral":
+            out[c] = float(vals.max() if DIRECTIONS[c] == "higher" else vals.min())
+    return out
+
+
+def score_header(c: str) -> str:
+    arrow = ARROWS.get(DIRECTIONS.get(c, "neutral"), "")
+    link = f' <a href="#score-{h.esc(c)}" title="definition">?</a>' if c in SCORES else ""
+    return f'<th data-type="num">{h.esc(c)} {arrow}{link}</th>'
+
+
+def config_table(runs: pd.DataFrame) -> tuple[str, list[str]]:
+    """The configurations table (HTML) and the configuration names in its order."""
+    ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+    cols = [c for c in TABLE_SCORES if c in runs.columns and pd.to_numeric(ok[c], errors="coerce").notna().any()]
+    names = list(dict.fromkeys(runs.sort_values("index")["name"] if "index" in runs.columns else runs["name"]))
+    stats = {n: {c: t_interval(pd.to_numeric(ok[ok["name"] == n][c], errors="coerce").tolist()) for c in cols}
+             for n in names}
+    summ = pd.DataFrame([{f"{c}_mean": stats[n][c][0] for c in cols} for n in names])
+    best = best_values(summ, cols) if len(summ) else {}
+    collapsed = collapsed_mask(ok)
+    rows = []
+    for i, n in enumerate(names):
+        g = runs[runs["name"] == n]
+        n_ok = int((g["status"] == "ok").sum()) if "status" in g else len(g)
+        cells = [f'<td><a href="#cfg-{i}"><code>{h.esc(n)}</code></a></td>', f'<td data-v="{n_ok}">{n_ok}/{len(g)}</td>']
+        for c in cols:
+            mean, lo, hi, k = stats[n][c]
+            spread = not math.isnan(lo) and not c.startswith("stability_")  # a run's stability is already a mean over pairs
+            text = h.num(mean) + (f'<br><span class="muted">[{h.num(lo)}, {h.num(hi)}]</span>' if spread else "")
+            is_best = c in best and not math.isnan(mean) and math.isclose(mean, best[c], rel_tol=1e-12, abs_tol=1e-12)
+            cls = ' class="best"' if is_best else ""
+            cells.append(f'<td{cls} data-v="{"" if math.isnan(mean) else repr(mean)}">{text}</td>')
+        n_col = int(collapsed[ok["name"] == n].sum()) if len(ok) else 0
+        cells.append(f'<td data-v="{n_col}">{n_col}</td>')
+        rows.append(cells)
+    head = ['<th data-type="text">configuration</th>', '<th data-type="num">ok runs</th>']
+    head += [score_header(c) for c in cols] + ['<th data-type="num">collapsed</th>']
+    return h.table(head, rows, table_id="configs", sortable=True), names
+
+
+def tradeoff_section(sweep_dir: SweepDir, front: pd.DataFrame | None) -> str:
+    body = h.img_file(sweep_dir.table_path("tradeoff.png"), "trade-off plot") or "<p>No trade-off plot (no accuracy).</p>"
+    if front is not None and len(front):
+        rows = [[h.esc(r["score"]), h.esc(r["direction"]), f"<code>{h.esc(r['name'])}</code>", h.num(r["accuracy"]),
+                 h.num(r["value"]), h.num(r.get("collapsed_left_out"), 0)] for _, r in front.iterrows()]
+        body += ("<h3>Pareto sets</h3><p class=muted>Configurations not dominated in (accuracy, score), from the runs "
+                 "that did not collapse (pareto.csv).</p>"
+                 + h.table(["score", "better", "configuration", "accuracy", "value", "collapsed left out"], rows))
+    return body
+
+
+def _fig(fig, alt: str) -> str:
+    return h.img(png_bytes(fig), alt)
+
+
+def run_rows(g: pd.DataFrame) -> str:
+    cols = [c for c in RUN_COLUMNS if c in g.columns]
+    rows = []
+    for _, r in g.iterrows():
+        commit = r.get("git_commit") if isinstance(r.get("git_commit"), str) else r.get("git")
+        rows.append([h.esc(r.get("seed")), h.esc(r.get("status"))] + [h.num(r[c]) for c in cols]
+                    + [f"<code>{h.esc(str(commit)[:10]) if isinstance(commit, str) else '–'}</code>",
+                       f"<code>{h.esc(str(r.get('data_sha256'))[:12]) if isinstance(r.get('data_sha256'), str) else '–'}</code>"])
+    return h.table(["seed", "status"] + cols + ["git", "data sha256"], rows)
+
+
+def ablation_html(rec: dict[str, Any]) -> str:
+    """An ``ablation`` block of a record (a matrix, optionally with ``rows``, ``cols``, ``title``) as a table."""
+    a = rec.get("ablation")
+    if not a:
+        return ""
+    a = {"matrix": a} if isinstance(a, list) else a
+    m = a.get("matrix") or []
+    cols = a.get("cols") or [str(j) for j in range(len(m[0]) if m else 0)]
+    rows = a.get("rows") or [str(i) for i in range(len(m))]
+    return (f"<h3>{h.esc(a.get('title', 'ablation matrix'))}</h3>"
+            + h.table([""] + [str(c) for c in cols], [[h.esc(rows[i])] + [h.num(v) for v in row] for i, row in enumerate(m)]))
+
+
+def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, Any]], class_names: list[str] | None) -> str:
+    ok = g[g["status"] == "ok"] if "status" in g.columns else g
+    first = g.iloc[0]
+    full = full_name(row_config(first))
+    body = [f"<p>Full configuration: <code>{h.esc(full)}</code></p>", run_rows(g)]
+    figs = []
+    if len(ok) and "accuracy" in ok.columns and "allocation" in ok.columns and ok["allocation"].notna().any():
+        best = ok[ok["allocation"].notna()].sort_values("accuracy", ascending=False).iloc[0]
+        alloc = json.loads(best["allocation"]) if isinstance(best["allocation"], str) else best["allocation"]
+        names = class_names if class_names and len(class_names) == len(alloc) else [f"class {c}" for c in range(len(alloc))]
+        title = f"{wrapped(full)}\nbest run: seed {best.get('seed')}, accuracy {best['accuracy']:.3f}"
+        figs.append(_fig(heatmap_figure(alloc, names, title), f"allocation heat-map of {name}"))
+        rec = records.get(int(best["index"])) if "index" in best and not pd.isna(best["index"]) else None
+        views = (rec or {}).get("views") or {}
+        vtitle = f"{full}, seed {best.get('seed')}"
+        if views.get("gate_regions"):
+            figs.append(_fig(gate_regions_figure(views["gate_regions"], class_names, vtitle), f"gate regions of {name}"))
+        if views.get("expert_weights"):
+            figs.append(_fig(expert_weights_figure(views["expert_weights"], class_names, vtitle), f"expert weights of {name}"))
+        if views.get("prototypes"):
+            figs.append(_fig(prototypes_figure(views["prototypes"], vtitle), f"prototypes of {name}"))
+        body.append(ablation_html(rec or {}))
+    histories = [(f"seed {r.get('seed')}", records[int(r["index"])]["history"]) for _, r in g.iterrows()
+                 if "index" in r and not pd.isna(r["index"]) and (records.get(int(r["index"])) or {}).get("history")]
+    if histories:
+        figs.insert(1, _fig(curves_figure(histories, full), f"per-epoch curves of {name}"))
+    body.append(f'<div class="figs">{"".join(figs)}</div>')
+    acc = pd.to_numeric(ok["accuracy"], errors="coerce").mean() if "accuracy" in ok.columns else math.nan
+    summary = f"<code>{h.esc(name)}</code> <span class=muted>accuracy {h.num(acc)}, {len(ok)}/{len(g)} ok</span>"
+    return h.details(summary, "".join(body), anchor=f"cfg-{i}")
+
+
+def scores_section(present: set[str]) -> str:
+    rows = []
+    for name in SCORES.in_order():
+        s = SCORES.get(name)
+        if name not in present:
+            continue
+        rows.append([f'<span id="score-{h.esc(name)}"><code>{h.esc(name)}</code></span>', h.esc(s.direction),
+                     h.esc(s.definition), f"<code>{h.esc(s.formula)}</code>", h.esc(s.range), h.esc(s.source),
+                     "yes" if s.ours else "no"])
+    return (f"<p class=muted>From the score registry (moe/scores.py), as in the repository's <code>{DOCS}</code>.</p>"
+            + h.table(["score", "better", "definition", "formula", "range", "source", "ours"], rows))
+
+
+def environment_section(sweep_dir: SweepDir, runs: pd.DataFrame, records: list[dict[str, Any]]) -> str:
+    try:
+        meta = json.loads(sweep_dir.meta_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        meta = {}
+    rows = [["sweep created", h.esc(meta.get("created", "–"))]]
+    rows += [[f"version: {h.esc(k)}", h.esc(v)] for k, v in (meta.get("versions") or {}).items()]
+    for col, label in (("git_commit", "git commits of the runs"), ("git_dirty", "tree dirty"), ("data_sha256", "data sha256"),
+                       ("kernel_backend", "kernel backend"), ("run_device", "device")):
+        if col in runs.columns:
+            vals = [str(v) for v in runs[col].dropna().unique()]
+            rows.append([label, "<br>".join(f"<code>{h.esc(v)}</code>" for v in vals) or "–"])
+    hosts = sorted({str((r.get("provenance") or {}).get("host")) for r in records if (r.get("provenance") or {}).get("host")})
+    if hosts:
+        rows.append(["hosts", h.esc(", ".join(hosts))])
+    return h.table(["what", "value"], rows)
+
+
+def sweep_file_section(sweep_dir: SweepDir) -> str:
+    meta = sweep_dir.sweep_meta()
+    out = h.pre(json.dumps(meta, indent=1, default=str)) if meta else "<p>No sweep.json (a hand-made runs.csv).</p>"
+    path = meta.get("path")
+    if path and Path(path).is_file():
+        out = f"<h3><code>{h.esc(path)}</code></h3>" + h.pre(Path(path).read_text()) + "<h3>Resolved (sweep.json)</h3>" + out
+    return out
+
+
+def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
+    """The page of a sweep directory, from ``bench.table.build``'s result (built here when not given)."""
+    sweep_dir = SweepDir(Path(folder).resolve())
+    built = build(sweep_dir.root) if built is None else built
+    runs: pd.DataFrame = built["runs"]
+    records = sweep_dir.read_records()
+    by_index = {int(r["bench"]["index"]): r for r in records if (r.get("bench") or {}).get("index") is not None}
+    meta = sweep_dir.sweep_meta()
+    title = f"Sweep {meta.get('name', sweep_dir.root.name)}" + (f" (v{meta['version']})" if "version" in meta else "")
+    counts = runs["status"].value_counts().to_dict() if "status" in runs.columns and len(runs) else {}
+    table_html, names = config_table(runs) if len(runs) else ("<p>No runs.</p>", [])
+    classes = sweep_dir.class_names()
+    drills = [drill_down(i, n, runs[runs["name"] == n], by_index, classes) for i, n in enumerate(names)]
+    present = {c for c in DIRECTIONS if c in runs.columns}
+    body = [f"<h1>{h.esc(title)}</h1>", f"<p>{h.esc(meta.get('description', ''))}</p>",
+            f"<p class=muted>{len(runs)} runs ({h.esc(', '.join(f'{n} {s}' for s, n in counts.items()) or 'none')}), "
+            f"{len(names)} configurations; directory <code>{h.esc(sweep_dir.root)}</code>.</p>",
+            '<nav><a href="#configurations">configurations</a><a href="#tradeoff">trade-off</a>'
+            '<a href="#drill">drill-down</a><a href="#scores">scores</a><a href="#sweep">sweep file</a>'
+            '<a href="#environment">environment</a></nav>',
+            '<h2 id="configurations">Configurations</h2>',
+            '<input class="filter" data-table="configs" placeholder="filter configurations (text)">', table_html,
+            f"<p class=muted>Each cell: mean over the seeds of the configuration's ok runs and, in brackets, the "
+            f"{LEVEL:.0%} Student t interval of that mean (mean ± t<sub>0.975, n−1</sub>·s/√n; none for a single run, "
+            "nor for seed stability, whose per-run values are already means over pairs of seeds; with two seeds "
+            "t<sub>0.975, 1</sub> = 12.7, so the intervals are wide and may leave a score's range). "
+            "↑ higher is better, ↓ lower is better; ★ the best mean of the column by that direction; – no value; "
+            "? links to the score's definition. Click a header to sort, again to reverse. collapsed: ok runs with at "
+            "least 99% of the test samples on one expert.</p>",
+            '<h2 id="tradeoff">Trade-off</h2>', tradeoff_section(sweep_dir, built.get("pareto")),
+            '<h2 id="drill">Configurations in detail</h2>', "".join(drills),
+            '<h2 id="scores">Scores</h2>', scores_section(present),
+            '<h2 id="sweep">Sweep file</h2>', sweep_file_section(sweep_dir),
+            '<h2 id="environment">Environment</h2>', environment_section(sweep_dir, runs, records)]
+    return h.page(title, "\n".join(body))
+
+
+def write_sweep_report(folder: str | Path, built: dict[str, Any] | None = None) -> Path:
+    """Write report.html into the sweep directory (atomically); returns its path."""
+    sweep_dir = SweepDir(Path(folder).resolve())
+    return atomic_write_bytes(sweep_dir.report_path, render(sweep_dir.root, built).encode("utf-8"))

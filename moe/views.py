@@ -1,0 +1,93 @@
+"""Views of a trained model small enough to keep in its run record (records hold no model): the record's
+``views`` block, drawn later by ``moe.view_plots`` (``moe.report``, the sweep's report.html).
+
+    gate_regions    2-D inputs (gm6): the top-weight expert of every point of a G x G grid over the data's
+                    bounding box (5% margin), G = GRID (64: 4,096 small ints), and up to MAX_POINTS test
+                    points (x, y, label; the first ones of a fixed shuffle), rounded to 4 decimals.
+                    ``expert[i][j]``: the expert at y = ys[i], x = xs[j] (-1: no expert took the point).
+    expert_weights  linear experts on image inputs: W [E, C, H, W] (the channels averaged), each expert's
+                    weights scaled by its largest |w| and stored as int8 (``encode``): E x C x H x W bytes,
+                    base64; images wider than 28 pixels are average-pooled to at most 28.
+    prototypes      the prototype router on image inputs: mu [E, H, W] the same way.
+
+Choice: a few kB in the record (no file beside it), so that a sweep's records alone draw every view; the
+int8 quantisation keeps 1/127 of each expert's range, more than a picture shows.
+"""
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from moe.data import Dataset
+from moe.experts.linear import LinearExperts
+from moe.model import MixtureOfExperts
+from moe.routers.prototype import PrototypeRouter
+
+GRID = 64
+MAX_POINTS = 300
+MAX_SIDE = 28
+MARGIN = 0.05
+
+
+def encode(arr: torch.Tensor) -> dict[str, Any]:
+    """[N, ...] floats -> {"shape", "scale" (per leading index: max |x|), "int8" (base64)}; ``decode`` inverts it."""
+    a = arr.detach().float().cpu()
+    scale = a.flatten(1).abs().amax(1).clamp_min(1e-12)
+    q = torch.round(a / scale.view(-1, *[1] * (a.dim() - 1)) * 127).to(torch.int8)
+    return {"shape": list(a.shape), "scale": scale.tolist(), "int8": base64.b64encode(q.numpy().tobytes()).decode()}
+
+
+def decode(view: dict[str, Any]) -> np.ndarray:
+    """The float array of an ``encode`` dict (to within 1/127 of each leading slice's largest |x|)."""
+    q = np.frombuffer(base64.b64decode(view["int8"]), dtype=np.int8).astype(np.float32).reshape(view["shape"])
+    return q / 127 * np.asarray(view["scale"], dtype=np.float32).reshape(-1, *[1] * (q.ndim - 1))
+
+
+def _images(flat: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """[N, D] -> [N, H, W]: channels averaged, pooled down to at most MAX_SIDE pixels a side."""
+    img = flat.reshape(len(flat), *input_shape).float()
+    img = img.mean(1) if img.dim() == 4 else img
+    side = max(img.shape[-2:])
+    if side > MAX_SIDE:
+        k = -(-side // MAX_SIDE)
+        img = F.avg_pool2d(img[:, None], k, ceil_mode=True)[:, 0]
+    return img
+
+
+@torch.no_grad()
+def gate_regions(model: MixtureOfExperts, data: Dataset, device: torch.device, batch: int) -> dict[str, Any]:
+    x = data.x_test.float()
+    lo, hi = x.min(0).values, x.max(0).values
+    pad = (hi - lo).clamp_min(1e-6) * MARGIN
+    lo, hi = lo - pad, hi + pad
+    xs, ys = torch.linspace(float(lo[0]), float(hi[0]), GRID), torch.linspace(float(lo[1]), float(hi[1]), GRID)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx.flatten(), gy.flatten()], 1).to(device)
+    model.eval()
+    experts = torch.cat([model(g).routing.assignment().cpu() for g in grid.split(batch)])
+    pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:MAX_POINTS]
+    r = lambda t: [round(float(v), 4) for v in t]  # noqa: E731
+    return {"x_range": r([lo[0], hi[0]]), "y_range": r([lo[1], hi[1]]),
+            "size": GRID, "expert": experts.view(GRID, GRID).tolist(),
+            "points": {"x": r(x[pick, 0]), "y": r(x[pick, 1]), "label": data.y_test[pick].tolist()}}
+
+
+def views(model: MixtureOfExperts, data: Dataset, device: torch.device, batch: int = 1024) -> dict[str, Any]:
+    """The record's ``views`` block for this model and data (empty when none applies)."""
+    out: dict[str, Any] = {}
+    shape = data.input_shape
+    if shape == (2,):
+        out["gate_regions"] = gate_regions(model, data, device, batch)
+    if len(shape) >= 2:  # images
+        if isinstance(model.experts, LinearExperts):
+            w = model.experts.weights()[0]  # [E, D, C]
+            e, d, c = w.shape
+            imgs = _images(w.transpose(1, 2).reshape(e * c, d), shape)  # [E * C, H, W]
+            out["expert_weights"] = encode(imgs.reshape(e, c, *imgs.shape[1:]))
+        if isinstance(model.router, PrototypeRouter):
+            out["prototypes"] = encode(_images(model.router.prototypes, shape))
+    return out
