@@ -60,7 +60,8 @@ def test_scores(model: MixtureOfExperts, data: Dataset, device: torch.device,
     p = predict(model, data.x_test.to(device), batch_size)
     y = data.y_test
     scores = score(y, p["preds"], p["assignment"], data.n_classes, model.experts.n_experts, weights=p["weights"],
-                   expert_preds=p["expert_preds"], grouping=data.grouping)
+                   expert_preds=p["expert_preds"], grouping=data.grouping,
+                   expert_parameters=model.experts.readable_parameters())
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
     alloc = allocation(y, p["assignment"], data.n_classes, model.experts.n_experts).tolist()
     return scores, alloc, p["assignment"].tolist()

@@ -33,13 +33,19 @@ class Routing:
     logits: Tensor  # [T, E] gate logits after the temperature
     probs: Tensor  # [T, E] the gate's full distribution softmax(logits) (before any top-k or capacity)
     load: Tensor | None = None  # [E] a differentiable expected load, where the router has one (noisy top-k)
+    relaxed: Tensor | None = None  # [T, E] hard routing (one slot, weight 1): the soft weights whose gradient stands in for the one-hot (straight-through; moe.routers.straight_through)
 
     def dense_weights(self) -> Tensor:
-        """[T, E] the routing weights actually used to mix the experts, zero for experts not routed to."""
+        """[T, E] the routing weights actually used to mix the experts, zero for experts not routed to.
+        Hard routing: the one-hot of the plan, differentiable straight-through (h + s - sg(s), s = ``relaxed``),
+        so that the balancing losses reach the gate."""
         p = self.plan
         valid = p.expert_ids >= 0
         out = torch.zeros(p.n_tokens, p.n_experts, dtype=p.weights.dtype, device=p.weights.device)
-        return out.scatter_add(1, p.expert_ids.clamp_min(0), torch.where(valid, p.weights, 0))
+        out = out.scatter_add(1, p.expert_ids.clamp_min(0), torch.where(valid, p.weights, 0))
+        if self.relaxed is not None:
+            out = out + (self.relaxed - self.relaxed.detach()).to(out.dtype)
+        return out
 
     def assignment(self) -> Tensor:
         """[T] the expert with the largest routing weight (-1 for a sample no expert took)."""
@@ -146,11 +152,13 @@ class Router(nn.Module):
     batch_dependent = False  # True: a sample's routing depends on the rest of its batch (evaluate in training-size batches)
     uses_gate_network = True  # False: the router ignores cfg.gate (it must stay 'linear')
     learned = True  # False: a fixed router without parameters (hash)
+    routing_modes: tuple[str, ...] = ("soft",)  # the values of cfg.routing it supports (the dense routers: soft, hard, gumbel)
 
     def __init__(self, cfg, input_shape: tuple[int, ...], n_experts: int):
         super().__init__()
         self.n_experts = n_experts
         self.temperature = cfg.temperature
+        self.routing_mode = cfg.routing
         self.gate_kind = cfg.gate if self.uses_gate_network else "linear"  # an interpretable router stays linear
         raise_gate_input_problems(self.gate_kind, input_shape, cfg.dataset)
         self.gate = gate_network(self.gate_kind, input_shape, n_experts, cfg.gate_hidden)
@@ -167,9 +175,14 @@ class Router(nn.Module):
     @classmethod
     def config_problems(cls, cfg) -> list[str]:
         """The router's own rules (``moe.validate`` checks the gate against the dataset's input shape)."""
+        problems = []
         if not cls.uses_gate_network and cfg.gate != "linear":
-            return [f"gate: the {cfg.router} router has no gate network to replace; gate must be 'linear', got {cfg.gate!r}"]
-        return []
+            problems.append(f"gate: the {cfg.router} router has no gate network to replace; gate must be 'linear', got {cfg.gate!r}")
+        if cfg.routing not in cls.routing_modes:
+            dense = [n for n in ROUTERS.names() if len(ROUTERS.get(n).routing_modes) > 1]
+            problems.append(f"routing: the {cfg.router} router supports routing {', '.join(cls.routing_modes)} only; "
+                            f"{cfg.routing!r} needs one of the routers {', '.join(dense)}")
+        return problems
 
 
 def raise_gate_input_problems(kind: str, input_shape: tuple[int, ...], dataset: str) -> None:
