@@ -59,7 +59,7 @@ class Config:
     top_k: int = 1  # in [1, experts]: experts per sample for the topk router (ignored by the others)
     noisy_gate: bool = False  # topk: Shazeer's trainable Gaussian noise on the gate logits while training
     capacity: float | None = None  # in (0, 4096] (c >= E already fits the whole batch): capacity factor c, an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
-    gate: str = "linear"  # gate network of the learned routers: linear | mlp | cnn | seed_cnn | seed_cnn5 (mlp, cnn: black-box routers of width gate_hidden; cnn, seed_*: image datasets only; seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate)
+    gate: str = "linear"  # gate network of the learned routers: linear | mlp | cnn | seed_cnn | seed_cnn5 | lenet (mlp, cnn, lenet: black-box routers of width gate_hidden; cnn, seed_*, lenet: image datasets only (lenet: sides >= 16); seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate; lenet: two 5x5 convolutions and pools, then flattened, after LeCun et al. 1998)
     gate_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of the mlp gate, filters of each cnn gate convolution
     routing: str = "soft"  # soft | hard | gumbel: the dense routers (softmax, linear, prototype, attention): soft = every expert weighted by p; hard = one expert per sample (argmax p, weight 1), router trained straight-through; gumbel = one expert per sample drawn by the Gumbel-max trick while training, straight-through Gumbel-softmax at the temperature (annealed by temperature_decay); the other routers need soft
     temperature: float = 1.0  # in [1e-4, 1e4] (near 0, logits / T overflow float32): gate softmax temperature T: softmax(logits / T)
@@ -286,7 +286,7 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
 # The choices of the fields that name no registry (checked by moe.validate).
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 ROUTING_MODES = ("soft", "hard", "gumbel")  # how the dense routers use their gate (moe.routers.straight_through)
-GATES = ("linear", "mlp", "cnn", "seed_cnn", "seed_cnn5")  # gate networks (moe.routers.base.gate_network)
+GATES = ("linear", "mlp", "cnn", "seed_cnn", "seed_cnn5", "lenet")  # gate networks (moe.routers.base.gate_network)
 SUBSETS = ("stratified", "first")  # how n_train / n_test are taken (moe.data.base.subset)
 NORMALIZATIONS = ("none", "seed")  # input normalisations (moe.data.base.normalized)
 LOSS_COEFFICIENTS = ("importance_loss", "load_loss", "switch_loss", "z_loss", "similarity_same", "similarity_diff", "match_loss")

@@ -366,7 +366,7 @@ def memory_estimate(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -
     batch = max(EVAL_BATCH, cfg.batch_size if cfg.n_train is None else min(cfg.batch_size, cfg.n_train))
     gate_width = 0
     if ROUTERS.get(cfg.router).uses_gate_network and cfg.gate != "linear":
-        gate_width = cfg.gate_hidden * (math.prod(input_shape[1:]) if cfg.gate == "cnn" else 1)
+        gate_width = cfg.gate_hidden * (math.prod(input_shape[1:]) if cfg.gate in ("cnn", "lenet") else 1)
     width = cfg.experts * EXPERTS.get(cfg.expert).activation_width(cfg, input_shape, n_classes) + gate_width
     return params, batch * width
 

@@ -68,8 +68,8 @@ def check_finite(logits: Tensor) -> Tensor:
 
 SEED_GATE_KERNELS = {"seed_cnn": 3, "seed_cnn5": 5}  # the seed code's CNN gates: convolution kernel size
 SEED_GATE_WIDTHS = (128, 64)  # ... and their two hidden layers
-IMAGE_GATES = ("cnn", *SEED_GATE_KERNELS)  # gate networks that read the image [C, H, W] itself, not its flattened pixels
-MIN_SIDE = {"cnn": 2, **{g: k + 1 for g, k in SEED_GATE_KERNELS.items()}}  # their smallest image side (conv, then 2 x 2 pool)
+IMAGE_GATES = ("cnn", *SEED_GATE_KERNELS, "lenet")  # gate networks that read the image [C, H, W] itself, not its flattened pixels
+MIN_SIDE = {"cnn": 2, **{g: k + 1 for g, k in SEED_GATE_KERNELS.items()}, "lenet": 16}  # their smallest image side (conv, then 2 x 2 pool)
 
 
 def gate_network(kind: str, input_shape: tuple[int, ...], n_out: int, hidden: int) -> nn.Module:
@@ -98,6 +98,10 @@ def gate_features(kind: str, input_shape: tuple[int, ...], hidden: int) -> tuple
       conv C -> 1 filter, 3 x 3 (``seed_cnn``: 169 on MNIST) or 5 x 5 (``seed_cnn5``: 144), no padding,
       W_1: -> 128, W_2: 128 -> 64 (width 64, fixed: ``hidden`` does not apply). With the last layer 64 -> E:
       30,351 parameters for E = 5 on 28 x 28 images (10 + 21,760 + 8,256 + 325), 27,232 for the 5 x 5 gate, E = 6.
+    - ``lenet``: the feature extractor of LeNet-5 (LeCun, Bottou, Bengio & Haffner 1998), G = hidden:
+      h_g = flatten(maxpool_2(relu(conv_2(maxpool_2(relu(conv_1(x))))))), conv_1: C -> G and conv_2: G -> 2G,
+      both 5 x 5 without padding; width 2G x 4 x 4 on 28 x 28 images (sides >= 16). Unlike ``cnn`` it keeps
+      where each feature is (no global pool): a black-box router strong enough to classify MNIST by itself.
     """
     if kind == "linear":
         return nn.Identity(), math.prod(input_shape)
@@ -109,6 +113,13 @@ def gate_features(kind: str, input_shape: tuple[int, ...], hidden: int) -> tuple
         return nn.Sequential(nn.Conv2d(input_shape[0], hidden, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
                              nn.AdaptiveAvgPool2d(1), nn.Flatten()), hidden  # [T, G]
+    if kind == "lenet":
+        if not is_image(input_shape, MIN_SIDE[kind]):
+            raise ValueError(f"the lenet gate needs image inputs [channels, height, width] of at least 16 x 16, got {list(input_shape)}")
+        side = lambda n: ((n - 4) // 2 - 4) // 2  # noqa: E731  (two 5 x 5 convolutions, each followed by a 2 x 2 pool)
+        return nn.Sequential(nn.Conv2d(input_shape[0], hidden, 5), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(hidden, 2 * hidden, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()), \
+            2 * hidden * side(input_shape[1]) * side(input_shape[2])  # [T, 2G x 4 x 4] on 28 x 28
     if kind in SEED_GATE_KERNELS:
         if not is_image(input_shape, MIN_SIDE[kind]):
             raise ValueError(f"the {kind} gate needs image inputs [channels, height, width] of at least "
