@@ -71,7 +71,7 @@ def validate_config(cfg: Config) -> None:
     if problems := field_problems(cfg):  # each field alone first: one bad field, one line
         raise ConfigError(problems)
     problems = component_problems(cfg) + between_fields_problems(cfg)
-    problems += regulariser_problems(cfg) + routing_problems(cfg)  # regularisers: which routers they need
+    problems += regulariser_problems(cfg)  # regularisers: which routers they need
     problems += regimes.config_problems(cfg) + freeze_problems(cfg)  # regimes: class split, phases
     if not problems:  # the model can be sized only once its components agree
         problems += memory_problems(cfg)
@@ -141,15 +141,6 @@ def regulariser_problems(cfg: Config) -> list[str]:
         problems.append(f"load_loss: the smooth load of Shazeer et al. 2017 needs router 'topk' with noisy_gate: true "
                         f"and top_k < experts; got router {cfg.router!r}, noisy_gate {cfg.noisy_gate}, top_k {cfg.top_k}")
     return problems + objectives.config_problems(cfg) + matching.config_problems(cfg)
-
-
-def routing_problems(cfg: Config) -> list[str]:
-    """Hard routing trains the gate through the mixture's log-probabilities (straight-through); the competitive
-    objective reads the routing weights instead, which are the constant 1 under hard routing."""
-    if cfg.routing != "soft" and cfg.objective == "competitive":
-        return [f"routing: {cfg.routing} routing trains the gate through the mixture's log-probabilities, which the "
-                f"competitive objective does not read; use objective mixture_nll, expectation or cooperative, or routing soft"]
-    return []
 
 
 def freeze_problems(cfg: Config) -> list[str]:

@@ -193,6 +193,10 @@ class Router(nn.Module):
             dense = [n for n in ROUTERS.names() if len(ROUTERS.get(n).routing_modes) > 1]
             problems.append(f"routing: the {cfg.router} router supports routing {', '.join(cls.routing_modes)} only; "
                             f"{cfg.routing!r} needs one of the routers {', '.join(dense)}")
+        elif cfg.routing != "soft" and cfg.objective == "competitive":  # it reads the weights, the constant 1 here
+            problems.append(f"routing: {cfg.routing} routing trains the gate through the mixture's log-probabilities "
+                            f"(straight-through), which the competitive objective does not read; use objective "
+                            f"mixture_nll, expectation or cooperative, or routing soft")
         return problems
 
 

@@ -76,6 +76,8 @@ def naive_score(y, yhat, a, C, E, w, ep, grouping):
     used = [e for e in range(E) if own[e]]
     out["expert_prediction_entropy"] = sum(h([c / sum(own[e].values()) for c in own[e].values()]) for e in used) \
         / len(used) / math.log(C)
+    out["local_fidelity"] = sum(ep[i][a[i]] == yhat[i] for i in kept) / len(kept)  # the routed expert alone agrees
+    out["experts_used"] = float(len({a[i] for i in kept}))
     g = [grouping[y[i]] for i in kept]
     ek = [a[i] for i in kept]
     out["partition_nmi"] = naive_nmi(g, ek)
@@ -136,7 +138,7 @@ def test_keys_types_and_directions():
     y, yhat, a, w, ep, grouping = random_inputs(50, 4, 3, 0)
     base = score(y, yhat, a, 4, 3)
     assert list(base) == list(SCORE_KEYS[None])
-    full = score(y, yhat, a, 4, 3, weights=w, expert_preds=ep, grouping=torch.tensor(grouping))
+    full = score(y, yhat, a, 4, 3, weights=w, expert_preds=ep, grouping=torch.tensor(grouping), expert_parameters=7)
     assert set(full) == {k for keys in SCORE_KEYS.values() for k in keys}
     assert set(score(y, yhat, a, 4, 3, weights=w)) == set(SCORE_KEYS[None] + SCORE_KEYS["weights"])
     assert all(type(v) is float for v in full.values())
