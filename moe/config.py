@@ -55,15 +55,17 @@ class Config:
     # model
     experts: int = 4  # in [1, 4096] (a later issue's 4,096 implicit experts), and the model's estimated memory <= 4 GiB; number of experts E
     expert: str = "linear"  # registered expert type (moe.experts): linear | mlp | cnn | seed_cnn (the seed code's MNIST expert)
-    expert_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of mlp and cnn experts (their hidden state, used by the attention router)
+    expert_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of mlp and cnn experts (their hidden state, used by the attention router); implicit experts: hidden width of the weight generator
+    code_width: int = 16  # in [1, 65536], and the model's estimated memory <= 4 GiB: implicit experts: width Z of each expert's learned code z_e (parameters grow by E x Z); ignored by the other experts
     expert_channels: int = 1  # in [1, 65536], and the model's estimated memory <= 4 GiB: convolution filters of cnn experts (the seed code's MNIST experts: 1)
     router: str = "softmax"  # registered router (moe.routers)
     top_k: int = 1  # in [1, experts]: experts per sample for the topk router (ignored by the others)
     noisy_gate: bool = False  # topk: Shazeer's trainable Gaussian noise on the gate logits while training
     capacity: float | None = None  # in (0, 4096] (c >= E already fits the whole batch): capacity factor c, an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
     soft_slots: int = 1  # in [1, 64]: slots per expert of the soft router (Soft MoE's p; ignored by the others)
-    gate: str = "linear"  # gate network of the learned routers: linear | mlp | cnn | seed_cnn | seed_cnn5 (mlp, cnn: black-box routers of width gate_hidden; cnn, seed_*: image datasets only; seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate)
+    gate: str = "linear"  # gate network of the learned routers: linear | mlp | cnn | seed_cnn | seed_cnn5 | lenet (mlp, cnn, lenet: black-box routers of width gate_hidden; cnn, seed_*, lenet: image datasets only (lenet: sides >= 16); seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate; lenet: two 5x5 convolutions and pools, then flattened, after LeCun et al. 1998)
     gate_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of the mlp gate, filters of each cnn gate convolution
+    routing: str = "soft"  # soft | hard | gumbel: the dense routers (softmax, linear, prototype, attention): soft = every expert weighted by p; hard = one expert per sample (argmax p, weight 1), router trained straight-through; gumbel = one expert per sample drawn by the Gumbel-max trick while training, straight-through Gumbel-softmax at the temperature (annealed by temperature_decay); the other routers need soft
     temperature: float = 1.0  # in [1e-4, 1e4] (near 0, logits / T overflow float32): gate softmax temperature T: softmax(logits / T)
     temperature_decay: float = 1.0  # in (0, 1]: T is multiplied by this after every epoch that trains the gate (1: constant)
     temperature_min: float = 0.01  # in [1e-4, 1e4], <= temperature when it decays: floor of the decayed temperature
@@ -287,7 +289,8 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
 
 # The choices of the fields that name no registry (checked by moe.validate).
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-GATES = ("linear", "mlp", "cnn", "seed_cnn", "seed_cnn5")  # gate networks (moe.routers.base.gate_network)
+ROUTING_MODES = ("soft", "hard", "gumbel")  # how the dense routers use their gate (moe.routers.straight_through)
+GATES = ("linear", "mlp", "cnn", "seed_cnn", "seed_cnn5", "lenet")  # gate networks (moe.routers.base.gate_network)
 SUBSETS = ("stratified", "first")  # how n_train / n_test are taken (moe.data.base.subset)
 NORMALIZATIONS = ("none", "seed")  # input normalisations (moe.data.base.normalized)
 LOSS_COEFFICIENTS = ("importance_loss", "load_loss", "switch_loss", "z_loss", "similarity_same", "similarity_diff", "match_loss")

@@ -64,7 +64,8 @@ def split_scores(model: MixtureOfExperts, data: Dataset, x: torch.Tensor, y: tor
     are given) and its loss: the validation block of a record (no ablation: that is the test split's)."""
     p = predict(model, x.to(device), batch_size)
     scores = score(y, p["preds"], p["assignment"], data.n_classes, model.experts.n_experts, weights=p["weights"],
-                   expert_preds=p["expert_preds"], grouping=data.grouping, modules=modules)
+                   expert_preds=p["expert_preds"], grouping=data.grouping, modules=modules,
+                   expert_parameters=model.experts.readable_parameters())
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
     return scores
 
@@ -84,7 +85,7 @@ def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device
     abl = ablation.ablate(model, x, y, data.n_classes, batch_size, order=eval_order(model, len(y)))
     scores = score(y, p["preds"], p["assignment"], data.n_classes, n_experts, weights=p["weights"],
                    expert_preds=p["expert_preds"], grouping=data.grouping, modules=getattr(data, "module_test", None),
-                   ablation=abl.matrix)
+                   ablation=abl.matrix, expert_parameters=model.experts.readable_parameters())
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
     co = coactivation(p["weights"])
     return {"test": scores, "allocation": allocation(y, p["assignment"], data.n_classes, n_experts).tolist(),

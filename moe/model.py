@@ -15,6 +15,7 @@ from moe import regimes
 from moe.experts import EXPERTS
 from moe.objectives import combine_mode
 from moe.routers import ROUTERS, Routing
+from moe.routers.straight_through import straight_through_term
 
 COMBINES = ("mixture", "product")
 
@@ -35,6 +36,10 @@ class MixtureOfExperts(nn.Module):
     ``combine = 'product'`` (the cooperative objective) instead blends the experts' log-probabilities:
     p(y | x) = softmax_y(sum_e p_e(x) log q_e(y | x)). ``match_router``, when given, is an interpretable
     router evaluated alongside the gate (router matching); it does not route.
+
+    Hard routing (``routing.relaxed`` set: one expert per sample, weight 1): while training with gradients,
+    ``moe.routers.straight_through.straight_through_term`` (value 0) carries the gate's straight-through
+    gradient; it reads every expert's log-probabilities, without gradient.
     """
 
     def __init__(self, router: nn.Module, experts: nn.Module, n_classes: int, combine: str = "mixture",
@@ -58,6 +63,10 @@ class MixtureOfExperts(nn.Module):
             mixed = torch.logsumexp(log_w[..., None] + slots, 1)  # [T, C]
             uniform = torch.full_like(mixed, -math.log(self.n_classes))
             log_probs = torch.where(valid.any(1, keepdim=True), mixed, uniform)
+        if routing.relaxed is not None and self.training and torch.is_grad_enabled():
+            with torch.no_grad():
+                log_q_all = torch.log_softmax(self.experts.forward_all(x), -1)  # [T, E, C]
+            log_probs = log_probs + straight_through_term(routing.relaxed, log_q_all)
         reference = self.match_router(x, hidden) if self.match_router is not None else None
         return MoEOutput(log_probs, slots, routing, reference)
 

@@ -27,6 +27,8 @@ SCORES_NEEDS_WORDS = {
     "ablation": "the accuracy drops D [E, C] when each expert is removed, `moe.ablation` (`ablation=`)",
     "loss": "the model's log-probabilities: the test loss, added to the record by `moe.evaluate`",
     "two runs": "the assignments of two seeds of one configuration (`moe.metrics.stability`, by the sweep tables)",
+    "expert size": "the readable parameters P of one expert (`expert_parameters=`; `moe.evaluate` passes "
+                   "`ExpertBank.readable_parameters()`)",
 }
 
 LETTERS = """\

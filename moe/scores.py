@@ -21,6 +21,7 @@ import torch
 from moe import ami as adjusted
 from moe import causal
 from moe import cheating as ch
+from moe import interpretability as interp
 from moe import metrics as m
 from moe.registry import Registry
 
@@ -36,6 +37,7 @@ NEEDS: dict[str, str | None] = {
     "ablation": "ablation",  # the expert x class accuracy drops when each expert is removed (moe.ablation)
     "loss": None,  # the model's log-probabilities: the test loss moe.evaluate adds to the record's "test"
     "two runs": None,  # the assignments of two runs of one configuration: moe.metrics.stability, by the sweep
+    "expert size": "expert_parameters",  # the readable parameters of one expert (ExpertBank.readable_parameters)
 }
 COMPUTED_ELSEWHERE = ("loss", "two runs")
 DIRECTION_NAMES = ("higher", "lower", "neutral")
@@ -73,7 +75,7 @@ class Inputs:
     """The checked inputs of :func:`score` and what several scores share (computed once, on first use)."""
 
     def __init__(self, labels, preds, assignment, n_classes: int, n_experts: int, weights, expert_preds, grouping,
-                 modules=None, ablation=None):
+                 modules=None, ablation=None, expert_parameters=None):
         self.C, self.E = m.check_sizes(n_classes, n_experts)
         self.y = m.as_ints(labels, "labels", 0, self.C)
         n = self.n = self.y.numel()
@@ -83,6 +85,10 @@ class Inputs:
         self.a = m.as_ints(assignment, "assignment", -1, self.E, shape=(n,))
         self.weights = None if weights is None else _weights(weights, n, self.E)
         self.grouping = grouping
+        if expert_parameters is not None and (isinstance(expert_parameters, bool) or not isinstance(expert_parameters, int)
+                                              or expert_parameters < 0):
+            raise ValueError(f"expert_parameters: expected a non-negative int, got {expert_parameters!r}")
+        self.expert_parameters = expert_parameters
         self.expert_preds = None if expert_preds is None else \
             m.as_ints(expert_preds, "expert_preds", 0, self.C, shape=(n, self.E), ndim=2)
         self.modules = None if modules is None else m.as_ints(modules, "modules", 0, 2**62, shape=(n,))
@@ -283,6 +289,22 @@ _add("importance_agreement", "higher", "ablation",
      lambda i: causal.importance_agreement(i.ablation, i.alloc, i.class_counts),
      formula="Spearman(n_e / N, sum_c (n_c / N) D[e, c]) over the E experts", range="[-1, 1], or NaN",
      source="ours, after the causal audit of expert importance (arXiv 2606.10703)", ours=True)
+_IMOE = ("after Elazar & Taylor 2022 (Implicit Mixture of Interpretable Experts: accuracy against local and global "
+         "interpretability); formula ours")
+_add("local_fidelity", "higher", "oracle",
+     "local interpretability: share of samples on which the routed (top-weight) expert alone gives the mixture's prediction",
+     lambda i: interp.local_fidelity(i.a, i.yhat, i.expert_preds),
+     formula="(1/N_kept) sum_{x: a(x) >= 0} [yhat_a(x)(x) = yhat(x)] (1 under hard routing)", range="[0, 1], or NaN",
+     source=_IMOE, ours=True)
+_add("experts_used", "lower", "allocation",
+     "global interpretability: experts that take at least one sample (fewer = less to read; perplexity is the effective count)",
+     lambda i: interp.experts_used(i.usage),
+     formula="#{e: n_e > 0}", range="[0, E]", source=_IMOE, ours=True)
+_add("used_expert_parameters", "lower", "expert size",
+     "global interpretability: parameters to read to understand every expert in use",
+     lambda i: interp.used_expert_parameters(i.usage, i.expert_parameters),
+     formula="experts_used x P, P = readable parameters of one expert ((D + 1) C for linear and implicit experts)",
+     range="[0, E P]", source=_IMOE, ours=True)
 # Not returned by score(): the test loss that moe.evaluate adds to the record's "test", and the sweep's
 # names for moe.metrics.stability() between seeds of one configuration.
 _add("loss", "lower", "loss", "test negative log-likelihood of the model",
@@ -308,7 +330,7 @@ SCORE_KEYS: dict[str | None, tuple[str, ...]] = {
 
 
 def score(labels, preds, assignment, n_classes: int, n_experts: int, *, weights=None,
-          expert_preds=None, grouping=None, modules=None, ablation=None) -> dict[str, float]:
+          expert_preds=None, grouping=None, modules=None, ablation=None, expert_parameters=None) -> dict[str, float]:
     """Every interpretability score of one run's test split that its inputs allow, as plain Python floats,
     in display order: the registered scores (``SCORES``) whose needs are given.
 
@@ -316,10 +338,12 @@ def score(labels, preds, assignment, n_classes: int, n_experts: int, *, weights=
     dead_experts, busiest_share, collapsed, router_only_accuracy, near_chance, cheating_index); with ``weights``,
     ``grouping`` (between the expert and the group of the label) or ``expert_preds``: those of
     ``SCORE_KEYS[...]`` of that argument; ``modules`` [N]: the planted module of each sample (module scores);
-    ``ablation`` [E, C]: the accuracy drops of ``moe.ablation`` (causal scores). Why a NaN cheating index is
-    undefined: :func:`cheating_undefined`.
+    ``ablation`` [E, C]: the accuracy drops of ``moe.ablation`` (causal scores); ``expert_parameters``: the
+    readable parameters of one expert (``used_expert_parameters``). Why a NaN cheating index is undefined:
+    :func:`cheating_undefined`.
     """
-    inputs = Inputs(labels, preds, assignment, n_classes, n_experts, weights, expert_preds, grouping, modules, ablation)
+    inputs = Inputs(labels, preds, assignment, n_classes, n_experts, weights, expert_preds, grouping, modules, ablation,
+                    expert_parameters)
     return {name: s.compute(inputs) for name in ORDER
             if (s := SCORES.get(name)).compute is not None and inputs.given(s.needs)}
 

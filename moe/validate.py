@@ -29,8 +29,8 @@ import torch
 from kernels import backend_problem
 from moe import config as caps
 from moe import regimes
-from moe.config import (DEVICES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, OPTIMIZERS, PRESETS, SUBSETS, Config,
-                        ConfigError, parse)
+from moe.config import (DEVICES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, OPTIMIZERS, PRESETS, ROUTING_MODES, SUBSETS,
+                        Config, ConfigError, parse)
 from moe.data import DATASETS, Dataset, declared_input_shape
 from moe.evaluate import EVAL_BATCH
 from moe.experts import EXPERTS
@@ -220,12 +220,14 @@ def field_problems(cfg: Config) -> list[str]:
         int_problem("experts", cfg.experts, 1, c.MAX_EXPERTS),
         int_problem("expert_hidden", cfg.expert_hidden, 1, c.MAX_WIDTH),
         int_problem("expert_channels", cfg.expert_channels, 1, c.MAX_WIDTH),
+        int_problem("code_width", cfg.code_width, 1, c.MAX_WIDTH),
         int_problem("top_k", cfg.top_k, 1, c.MAX_EXPERTS),
         bool_problem("noisy_gate", cfg.noisy_gate),
         float_problem("capacity", cfg.capacity, 0, c.MAX_CAPACITY, lo_open=True, optional=True),
         int_problem("soft_slots", cfg.soft_slots, 1, c.MAX_SOFT_SLOTS),
         choice_problem("gate", cfg.gate, GATES, "gate network"),
         int_problem("gate_hidden", cfg.gate_hidden, 1, c.MAX_WIDTH),
+        choice_problem("routing", cfg.routing, ROUTING_MODES, "routing"),
         float_problem("temperature", cfg.temperature, c.MIN_TEMPERATURE, c.MAX_TEMPERATURE),
         float_problem("temperature_decay", cfg.temperature_decay, 0, 1, lo_open=True, why=" (1: constant temperature)"),
         float_problem("temperature_min", cfg.temperature_min, c.MIN_TEMPERATURE, c.MAX_TEMPERATURE),
@@ -350,12 +352,16 @@ def memory_estimate(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -
     with torch.device("meta"), torch.random.fork_rng(devices=[]):
         one = build_experts(dataclasses.replace(cfg, experts=1, mask_experts=False), input_shape, n_classes)  # a mask adds no weights
         routers = [ROUTERS.get(name)(cfg, input_shape, cfg.experts) for name in (cfg.router, cfg.match_router) if name]
-    params = cfg.experts * sum(p.numel() for p in one.parameters())
+    bank = EXPERTS.get(cfg.expert)
+    if hasattr(bank, "estimated_parameters"):  # experts that share weights (implicit): not E times one expert
+        params = bank.estimated_parameters(cfg, input_shape, n_classes)
+    else:
+        params = cfg.experts * sum(p.numel() for p in one.parameters())
     params += sum(p.numel() for r in routers for p in r.parameters())
     batch = max(EVAL_BATCH, cfg.batch_size if cfg.n_train is None else min(cfg.batch_size, cfg.n_train))
     gate_width = 0
     if ROUTERS.get(cfg.router).uses_gate_network and cfg.gate != "linear":
-        gate_width = cfg.gate_hidden * (math.prod(input_shape[1:]) if cfg.gate == "cnn" else 1)
+        gate_width = cfg.gate_hidden * (math.prod(input_shape[1:]) if cfg.gate in ("cnn", "lenet") else 1)
     width = cfg.experts * EXPERTS.get(cfg.expert).activation_width(cfg, input_shape, n_classes) + gate_width
     return params, batch * width
 
@@ -372,11 +378,11 @@ def memory_problems(cfg: Config) -> list[str]:
     if need <= caps.MEMORY_CAP:
         return []
     sizes = {"experts": cfg.experts, "expert_hidden": cfg.expert_hidden, "expert_channels": cfg.expert_channels,
-             "gate_hidden": cfg.gate_hidden, "batch_size": cfg.batch_size}
+             "code_width": cfg.code_width, "gate_hidden": cfg.gate_hidden, "batch_size": cfg.batch_size}
     blame = max(sizes, key=lambda name: sizes[name] / getattr(Config, name))  # the most enlarged of the sizes
     return [f"{blame}: the model is too large: estimated {need / 2**30:.1f} GiB (4 bytes x ({params:,} parameters + "
             f"{activations:,} activations of one batch)) exceeds the cap of {caps.MEMORY_CAP / 2**30:g} GiB; lower experts "
-            f"({cfg.experts}), expert_hidden ({cfg.expert_hidden}), expert_channels ({cfg.expert_channels}), gate_hidden "
+            f"({cfg.experts}), expert_hidden ({cfg.expert_hidden}), expert_channels ({cfg.expert_channels}), code_width ({cfg.code_width}), gate_hidden "
             f"({cfg.gate_hidden}) or batch_size ({cfg.batch_size})"]
 
 

@@ -105,6 +105,11 @@ class ExpertBank(nn.Module):
         if self.masked:
             self.class_mask.fill_(True)
 
+    def readable_parameters(self) -> int:
+        """Parameters one reads to understand one expert (the global interpretability score
+        ``used_expert_parameters``): those of one expert module; a bank whose experts share weights overrides it."""
+        return sum(p.numel() for p in self.experts[0].parameters())
+
     def stacked(self, get) -> Tensor:
         """Stack one parameter of every expert along a new leading expert axis (differentiable)."""
         return torch.stack([get(e) for e in self.experts], 0)

@@ -6,9 +6,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from kernels import topk_route
 from moe.experts.base import EXPERTS
 from moe.routers.base import ROUTERS, Router, Routing, check_finite, gate_features, gate_input, raise_gate_input_problems
+from moe.routers.straight_through import dense_routing
 
 
 @ROUTERS.register("attention")
@@ -22,13 +22,16 @@ class AttentionRouter(Router):
     h_g = relu(x W_1 + b_1) of width gate_hidden for ``gate: mlp`` (the paper's setting, where the gate is a
     network like the experts), and for ``gate: cnn`` (image datasets) the cnn gate's globally
     average-pooled convolutional features, width gate_hidden (a convolutional gate beside cnn experts).
+    ``routing: hard | gumbel``: one expert per sample (``moe.routers.straight_through``).
     """
 
     needs_expert_hidden = True
+    routing_modes = ("soft", "hard", "gumbel")
 
     def __init__(self, cfg, input_shape: tuple[int, ...], n_experts: int):
         nn.Module.__init__(self)
         self.n_experts, self.temperature, self.gate_kind = n_experts, cfg.temperature, cfg.gate
+        self.routing_mode = cfg.routing
         raise_gate_input_problems(self.gate_kind, input_shape, cfg.dataset)
         self.gate, n_in = gate_features(self.gate_kind, input_shape, cfg.gate_hidden)  # h_g [T, n_in]
         d = EXPERTS.get(cfg.expert, "expert").hidden_width(cfg)
@@ -42,5 +45,4 @@ class AttentionRouter(Router):
         q = self.query(self.gate(gate_input(self.gate_kind, x)))  # [T, d]
         k = self.key(expert_hidden)  # [T, E, d]
         logits = self.without_removed(check_finite(torch.einsum("td,ted->te", q, k) * self.scale / self.temperature))  # [T, E]
-        plan = topk_route(logits, self.n_experts, renormalize=False)  # dense: weights = softmax
-        return Routing(plan, logits, logits.softmax(-1))
+        return dense_routing(logits, self.routing_mode, self.temperature, self.training)  # soft: dense, weights = softmax

@@ -33,13 +33,19 @@ class Routing:
     logits: Tensor  # [T, E] gate logits after the temperature
     probs: Tensor  # [T, E] the gate's full distribution softmax(logits) (before any top-k or capacity)
     load: Tensor | None = None  # [E] a differentiable expected load, where the router has one (noisy top-k)
+    relaxed: Tensor | None = None  # [T, E] hard routing (one slot, weight 1): the soft weights whose gradient stands in for the one-hot (straight-through; moe.routers.straight_through)
 
     def dense_weights(self) -> Tensor:
-        """[T, E] the routing weights actually used to mix the experts, zero for experts not routed to."""
+        """[T, E] the routing weights actually used to mix the experts, zero for experts not routed to.
+        Hard routing: the one-hot of the plan, differentiable straight-through (h + s - sg(s), s = ``relaxed``),
+        so that the balancing losses reach the gate."""
         p = self.plan
         valid = p.expert_ids >= 0
         out = torch.zeros(p.n_tokens, p.n_experts, dtype=p.weights.dtype, device=p.weights.device)
-        return out.scatter_add(1, p.expert_ids.clamp_min(0), torch.where(valid, p.weights, 0))
+        out = out.scatter_add(1, p.expert_ids.clamp_min(0), torch.where(valid, p.weights, 0))
+        if self.relaxed is not None:
+            out = out + (self.relaxed - self.relaxed.detach()).to(out.dtype)
+        return out
 
     def assignment(self) -> Tensor:
         """[T] the expert with the largest routing weight (-1 for a sample no expert took)."""
@@ -62,8 +68,8 @@ def check_finite(logits: Tensor) -> Tensor:
 
 SEED_GATE_KERNELS = {"seed_cnn": 3, "seed_cnn5": 5}  # the seed code's CNN gates: convolution kernel size
 SEED_GATE_WIDTHS = (128, 64)  # ... and their two hidden layers
-IMAGE_GATES = ("cnn", *SEED_GATE_KERNELS)  # gate networks that read the image [C, H, W] itself, not its flattened pixels
-MIN_SIDE = {"cnn": 2, **{g: k + 1 for g, k in SEED_GATE_KERNELS.items()}}  # their smallest image side (conv, then 2 x 2 pool)
+IMAGE_GATES = ("cnn", *SEED_GATE_KERNELS, "lenet")  # gate networks that read the image [C, H, W] itself, not its flattened pixels
+MIN_SIDE = {"cnn": 2, **{g: k + 1 for g, k in SEED_GATE_KERNELS.items()}, "lenet": 16}  # their smallest image side (conv, then 2 x 2 pool)
 
 
 def gate_network(kind: str, input_shape: tuple[int, ...], n_out: int, hidden: int) -> nn.Module:
@@ -92,6 +98,10 @@ def gate_features(kind: str, input_shape: tuple[int, ...], hidden: int) -> tuple
       conv C -> 1 filter, 3 x 3 (``seed_cnn``: 169 on MNIST) or 5 x 5 (``seed_cnn5``: 144), no padding,
       W_1: -> 128, W_2: 128 -> 64 (width 64, fixed: ``hidden`` does not apply). With the last layer 64 -> E:
       30,351 parameters for E = 5 on 28 x 28 images (10 + 21,760 + 8,256 + 325), 27,232 for the 5 x 5 gate, E = 6.
+    - ``lenet``: the feature extractor of LeNet-5 (LeCun, Bottou, Bengio & Haffner 1998), G = hidden:
+      h_g = flatten(maxpool_2(relu(conv_2(maxpool_2(relu(conv_1(x))))))), conv_1: C -> G and conv_2: G -> 2G,
+      both 5 x 5 without padding; width 2G x 4 x 4 on 28 x 28 images (sides >= 16). Unlike ``cnn`` it keeps
+      where each feature is (no global pool): a black-box router strong enough to classify MNIST by itself.
     """
     if kind == "linear":
         return nn.Identity(), math.prod(input_shape)
@@ -103,6 +113,13 @@ def gate_features(kind: str, input_shape: tuple[int, ...], hidden: int) -> tuple
         return nn.Sequential(nn.Conv2d(input_shape[0], hidden, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
                              nn.AdaptiveAvgPool2d(1), nn.Flatten()), hidden  # [T, G]
+    if kind == "lenet":
+        if not is_image(input_shape, MIN_SIDE[kind]):
+            raise ValueError(f"the lenet gate needs image inputs [channels, height, width] of at least 16 x 16, got {list(input_shape)}")
+        side = lambda n: ((n - 4) // 2 - 4) // 2  # noqa: E731  (two 5 x 5 convolutions, each followed by a 2 x 2 pool)
+        return nn.Sequential(nn.Conv2d(input_shape[0], hidden, 5), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(hidden, 2 * hidden, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()), \
+            2 * hidden * side(input_shape[1]) * side(input_shape[2])  # [T, 2G x 4 x 4] on 28 x 28
     if kind in SEED_GATE_KERNELS:
         if not is_image(input_shape, MIN_SIDE[kind]):
             raise ValueError(f"the {kind} gate needs image inputs [channels, height, width] of at least "
@@ -152,11 +169,13 @@ class Router(nn.Module):
         """The logits with the removed experts' set to -inf, so that the router's own rule picks its next choice
         (an ablation, ``moe.ablation``); the logits themselves when no expert is removed."""
         return logits if self.removed is None else logits.masked_fill(self.removed.to(logits.device), -math.inf)
+    routing_modes: tuple[str, ...] = ("soft",)  # the values of cfg.routing it supports (the dense routers: soft, hard, gumbel)
 
     def __init__(self, cfg, input_shape: tuple[int, ...], n_experts: int):
         super().__init__()
         self.n_experts = n_experts
         self.temperature = cfg.temperature
+        self.routing_mode = cfg.routing
         self.gate_kind = cfg.gate if self.uses_gate_network else "linear"  # an interpretable router stays linear
         raise_gate_input_problems(self.gate_kind, input_shape, cfg.dataset)
         self.gate = gate_network(self.gate_kind, input_shape, n_experts, cfg.gate_hidden)
@@ -173,9 +192,18 @@ class Router(nn.Module):
     @classmethod
     def config_problems(cls, cfg) -> list[str]:
         """The router's own rules (``moe.validate`` checks the gate against the dataset's input shape)."""
+        problems = []
         if not cls.uses_gate_network and cfg.gate != "linear":
-            return [f"gate: the {cfg.router} router has no gate network to replace; gate must be 'linear', got {cfg.gate!r}"]
-        return []
+            problems.append(f"gate: the {cfg.router} router has no gate network to replace; gate must be 'linear', got {cfg.gate!r}")
+        if cfg.routing not in cls.routing_modes:
+            dense = [n for n in ROUTERS.names() if len(ROUTERS.get(n).routing_modes) > 1]
+            problems.append(f"routing: the {cfg.router} router supports routing {', '.join(cls.routing_modes)} only; "
+                            f"{cfg.routing!r} needs one of the routers {', '.join(dense)}")
+        elif cfg.routing != "soft" and cfg.objective == "competitive":  # it reads the weights, the constant 1 here
+            problems.append(f"routing: {cfg.routing} routing trains the gate through the mixture's log-probabilities "
+                            f"(straight-through), which the competitive objective does not read; use objective "
+                            f"mixture_nll, expectation or cooperative, or routing soft")
+        return problems
 
 
 def raise_gate_input_problems(kind: str, input_shape: tuple[int, ...], dataset: str) -> None:

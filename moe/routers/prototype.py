@@ -6,8 +6,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from kernels import topk_route
 from moe.routers.base import ROUTERS, Router, Routing, check_finite
+from moe.routers.straight_through import dense_routing
 
 
 @ROUTERS.register("prototype")
@@ -17,13 +17,15 @@ class PrototypeRouter(Router):
     Its decision argmax_e p_e(x) is the nearest-prototype rule, readable by plotting mu_e (a soft
     k-means / RBF gate, cf. the localised gates of Xu, Jordan & Hinton 1995). Before training the
     prototypes are set to E distinct random training samples (``init_from_data``); until then N(0, 1).
+    ``routing: hard | gumbel``: the nearest prototype alone (``moe.routers.straight_through``).
     """
 
     uses_gate_network = False
+    routing_modes = ("soft", "hard", "gumbel")
 
     def __init__(self, cfg, input_shape: tuple[int, ...], n_experts: int):
         nn.Module.__init__(self)
-        self.n_experts, self.temperature = n_experts, cfg.temperature
+        self.n_experts, self.temperature, self.routing_mode = n_experts, cfg.temperature, cfg.routing
         self.prototypes = nn.Parameter(torch.randn(n_experts, math.prod(input_shape)))  # mu [E, D]
 
     def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
@@ -31,8 +33,7 @@ class PrototypeRouter(Router):
         # ||x - mu||^2 = |x|^2 - 2 x.mu + |mu|^2, the one matmul form of torch.cdist
         d2 = (x * x).sum(1, keepdim=True) - 2 * x @ self.prototypes.T + (self.prototypes ** 2).sum(1)  # [T, E]
         logits = self.without_removed(check_finite(-d2.clamp_min(0) / self.temperature))
-        plan = topk_route(logits, self.n_experts, renormalize=False)
-        return Routing(plan, logits, logits.softmax(-1))
+        return dense_routing(logits, self.routing_mode, self.temperature, self.training)
 
     @torch.no_grad()
     def init_from_data(self, x: Tensor, generator: torch.Generator) -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from kernels import topk_route
 from moe.routers.base import ROUTERS, Router, Routing
+from moe.routers.straight_through import dense_routing
 
 
 @ROUTERS.register("softmax")
@@ -12,10 +12,12 @@ class SoftmaxRouter(Router):
     """Dense softmax gate (Jacobs, Jordan, Nowlan & Hinton 1991, 'Adaptive mixtures of local experts').
 
     p(x) = softmax(g(x) / T), g the gate network (linear x W_g + b_g by default, or an mlp); every expert
-    sees every sample; output = sum_e p_e(x) q_e(y | x).
+    sees every sample; output = sum_e p_e(x) q_e(y | x). ``routing: hard | gumbel``: one expert per sample,
+    trained straight-through (``moe.routers.straight_through``).
     """
+
+    routing_modes = ("soft", "hard", "gumbel")
 
     def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
         logits = self.gate_logits(x)
-        plan = topk_route(logits, self.n_experts, renormalize=False)  # k = E: all experts, weights = softmax
-        return Routing(plan, logits, logits.softmax(-1))
+        return dense_routing(logits, self.routing_mode, self.temperature, self.training)  # soft: k = E, weights = softmax

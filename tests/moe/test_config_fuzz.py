@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import moe.train
 from moe import config as caps
-from moe.config import FIELD_TYPES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, PRESETS, SUBSETS
+from moe.config import FIELD_TYPES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, PRESETS, ROUTING_MODES, SUBSETS
 from moe.data import DATASETS
 from moe.experts import EXPERTS
 from moe.objectives import OBJECTIVES
@@ -43,6 +43,7 @@ INT_FIELDS = {  # field: (lowest, highest, optional)
     "experts": (1, caps.MAX_EXPERTS, False), "expert_hidden": (1, caps.MAX_WIDTH, False),
     "expert_channels": (1, caps.MAX_WIDTH, False), "top_k": (1, caps.MAX_EXPERTS, False),
     "gate_hidden": (1, caps.MAX_WIDTH, False), "pretrain_epochs": (1, caps.MAX_EPOCHS, False),
+    "code_width": (1, caps.MAX_WIDTH, False),
     "refit_epochs": (1, caps.MAX_EPOCHS, True), "epochs": (1, caps.MAX_EPOCHS, False),
     "batch_size": (1, caps.MAX_SAMPLES, False), "seed": (0, caps.MAX_SEED, False), "threads": (1, caps.MAX_THREADS, True),
     "planted_modules": (1, caps.MAX_PLANTED_MODULES, False), "soft_slots": (1, caps.MAX_SOFT_SLOTS, False),
@@ -63,7 +64,7 @@ CHOICE_FIELDS = {"dataset": DATASETS.names(), "expert": EXPERTS.names(), "router
                  "objective": OBJECTIVES.names(), "regime": REGIMES.names(), "gate": list(GATES),
                  "optimizer": ["adam", "sgd", "rmsprop"], "refit_init": list(REFIT_INITS), "device": ["cpu", "cuda", "auto"],
                  "match_router": list(MATCH_ROUTERS), "subset": list(SUBSETS), "normalize": list(NORMALIZATIONS),
-                 "preset": list(PRESETS)}
+                 "preset": list(PRESETS), "routing": list(ROUTING_MODES)}
 OPTIONAL_CHOICES = ("match_router", "preset")
 BOOL_FIELDS = ("noisy_gate", "freeze_experts", "mask_experts")
 
@@ -200,6 +201,9 @@ VALID = {
     "expert": one("expert", st.sampled_from(EXPERTS.names()), dataset="mnist"),
     "expert_hidden": one("expert_hidden", st.integers(1, caps.MAX_WIDTH), expert="mlp"),
     "expert_channels": one("expert_channels", st.integers(1, 256), expert="cnn", dataset="mnist"),
+    "code_width": one("code_width", st.integers(1, caps.MAX_WIDTH), expert="implicit"),
+    "routing": st.tuples(st.sampled_from(list(ROUTING_MODES)), st.sampled_from(["softmax", "linear", "prototype"])).map(
+        lambda v: {"routing": v[0], "router": v[1]}),
     "router": one("router", st.sampled_from(ROUTERS.names()), expert="mlp"),
     "top_k": one("top_k", st.integers(1, caps.MAX_EXPERTS), experts=caps.MAX_EXPERTS, router="topk"),
     "noisy_gate": one("noisy_gate", st.booleans(), router="topk"),

@@ -50,7 +50,8 @@ def test_the_collapsed_control_is_undefined_whatever_its_accuracy(results):
 
 
 def test_controls_are_scored_like_every_run(results):
-    want = set(SCORE_KEYS[None] + SCORE_KEYS["weights"] + SCORE_KEYS["expert_preds"] + SCORE_KEYS["ablation"]) | {"loss"}
+    want = set(SCORE_KEYS[None] + SCORE_KEYS["weights"] + SCORE_KEYS["expert_preds"] + SCORE_KEYS["ablation"]
+               + SCORE_KEYS["expert_parameters"]) | {"loss"}
     for name in controls.CONTROLS:
         assert set(results[name]) == want, name  # gm6 has no grouping of its classes
 

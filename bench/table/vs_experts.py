@@ -1,0 +1,70 @@
+"""Accuracy, cheating, local and global interpretability against the expert count, one line per router family:
+the figure of the expert-count sweep (issue 14, after the axes of Elazar & Taylor 2022, 'Implicit Mixture of
+Interpretable Experts', whose abstract is all we have).
+
+A router family is a configuration name without its expert count (``softmax[gate=mlp,experts=64,routing=hard]``
+-> ``softmax[gate=mlp,routing=hard]``); each point is the mean over the family's ``ok`` runs at that expert
+count, NaNs left out (a collapsed run has no cheating index). Reads runs.csv rows (``bench.table.runs``).
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from moe.plots import save_png
+
+PANELS = (  # (column, axis label, log y)
+    ("accuracy", "test accuracy (higher is better)", False),
+    ("cheating_index", "cheating index (lower is better)", False),
+    ("local_fidelity", "local: routed expert = mixture (higher)", False),
+    ("used_expert_parameters", "global: parameters to read (lower)", True),
+)
+_EXPERTS = re.compile(r"(?<=[\[,])experts=\d+(,|(?=\]))")
+
+
+def family(name: str) -> str:
+    """The configuration name without its ``experts=N`` (``linear[experts=10]`` -> ``linear``)."""
+    out = _EXPERTS.sub("", name).replace(",]", "]")
+    return out[:-2] if out.endswith("[]") else out
+
+
+def curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (family, experts): the mean of each panel's column over the ``ok`` runs, and ``n`` runs."""
+    ok = runs[runs["status"] == "ok"].copy()
+    ok["family"] = ok["name"].map(family)
+    columns = [c for c, _, _ in PANELS if c in ok.columns]
+    grouped = ok.groupby(["family", "experts"], sort=True)
+    out = grouped[columns].mean()
+    out["n"] = grouped.size()
+    return out.reset_index()
+
+
+def expert_count_figure(runs: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Path:
+    """Four panels (accuracy, cheating index, local fidelity, readable parameters of the experts in use) against
+    the expert count (log scale), one line per router family; written as a PNG at ``path``."""
+    table = curves(runs)
+    fig = Figure(figsize=(12, 8))
+    for i, (column, label, log_y) in enumerate(PANELS):
+        ax = fig.add_subplot(2, 2, i + 1)
+        if column in table.columns:
+            for name, rows in table.groupby("family", sort=True):
+                rows = rows.sort_values("experts")
+                if rows[column].notna().any():
+                    ax.plot(rows["experts"], rows[column], marker="o", label=name)
+        ax.set_xscale("log")
+        if log_y and column in table.columns and (table[column] > 0).any():
+            ax.set_yscale("log")
+        ax.set_xlabel("experts E")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
+    fig.suptitle(title or "against the number of experts (mean over seeds)")
+    fig.tight_layout(rect=(0, 0.04 + 0.02 * math.ceil(len(labels) / 3), 1, 0.97))
+    return save_png(fig, path)
