@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from moe import regimes
+from moe import optim, regimes
 from moe.checkpoint import TrainState, capture_state, load_model_state, load_state, restore_state
 from moe.config import FIELD_TYPES, Config, ConfigError, field_help, load_file
 from moe.data import Dataset, load_dataset, prepare
@@ -58,11 +58,11 @@ def build_optimizer(cfg: Config, model: MixtureOfExperts, train_gate: bool = Tru
     assert grouped == {id(p) for p in model.parameters()}, "every parameter belongs to exactly one group"
     trained = lambda g: train_gate if g["name"] == "gate" else train_experts  # noqa: E731
     groups = [g for g in groups if g["params"] and trained(g)]  # a fixed (non-learned) router has no parameters
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":  # moe.optim: torch's, the groups with equal hyperparameters stepped together
+        return optim.Adam(groups, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.RMSprop(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return optim.RMSprop(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def set_trainable(model: MixtureOfExperts, gate: bool, experts: bool) -> None:
