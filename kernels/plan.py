@@ -112,6 +112,8 @@ class RoutingPlan:
     counts:     int64 [E]     valid assignments per expert
     offsets:    int64 [E + 1] offsets[0] = 0, cumulative counts
     order:      int64 [A]     flat slot indices t * k + j of the valid slots, sorted by expert, stable in t
+    dense:      bool          every token routed to every expert once (k = E, no unused slot), known by construction
+                              (top-k with k = E): expert e's grouped rows are then the tokens 0..T-1 in order
     """
 
     expert_ids: Tensor
@@ -120,6 +122,7 @@ class RoutingPlan:
     offsets: Tensor
     order: Tensor
     n_experts: int
+    dense: bool = False
 
     @property
     def k(self) -> int:
@@ -197,13 +200,14 @@ class RoutingPlan:
         return build_plan(ids.view(T, kmax), w.view(T, kmax), n_experts, A, backend)
 
 
-def build_plan(ids: Tensor, w: Tensor, n_experts: int, n_valid: int, backend: str | None) -> RoutingPlan:
+def build_plan(ids: Tensor, w: Tensor, n_experts: int, n_valid: int, backend: str | None,
+               dense: bool = False) -> RoutingPlan:
     flat = ids.flatten()
     plan = _plan_triton if resolve_backend(backend, ids.device) == "triton" else _plan_torch
     counts, order = plan(flat, n_experts, n_valid)
     offsets = torch.zeros(n_experts + 1, dtype=torch.int64, device=ids.device)
     torch.cumsum(counts, 0, out=offsets[1:])
-    return RoutingPlan(ids, w, counts, offsets, order, n_experts)
+    return RoutingPlan(ids, w, counts, offsets, order, n_experts, dense)
 
 
 def _check_assignments(token_ids, expert_ids, weights, n_tokens, n_experts) -> None:
