@@ -74,3 +74,12 @@ def test_bitwise_equal_to_batch_by_batch(fields, flush, monkeypatch):
 def test_runs():
     assert epoch_stats.runs([32, 32, 32, 7]) == [(32, 3), (7, 1)]
     assert epoch_stats.runs([]) == [] and epoch_stats.runs([5, 6, 5]) == [(5, 1), (6, 1), (5, 1)]
+
+
+def test_all_finite_one_pass_and_its_overflow():
+    from moe.epochs import all_finite
+
+    assert all_finite([torch.tensor([3e38, 3e38]), torch.ones(3)])  # finite values whose norm overflows
+    assert not all_finite([torch.ones(2), torch.tensor([1.0, float("nan")])])
+    assert not all_finite([torch.tensor([float("-inf")]), torch.ones(2)])
+    assert all_finite([]) and all_finite([torch.zeros(0)])
