@@ -202,12 +202,28 @@ class RoutingPlan:
 
 def build_plan(ids: Tensor, w: Tensor, n_experts: int, n_valid: int, backend: str | None,
                dense: bool = False) -> RoutingPlan:
+    if dense:
+        return _dense_plan(ids, w, n_experts)
     flat = ids.flatten()
     plan = _plan_triton if resolve_backend(backend, ids.device) == "triton" else _plan_torch
     counts, order = plan(flat, n_experts, n_valid)
     offsets = torch.zeros(n_experts + 1, dtype=torch.int64, device=ids.device)
     torch.cumsum(counts, 0, out=offsets[1:])
     return RoutingPlan(ids, w, counts, offsets, order, n_experts, dense)
+
+
+def _dense_plan(ids: Tensor, w: Tensor, n_experts: int) -> RoutingPlan:
+    """The plan of ids [T, E] holding every expert once per token, without a sort: expert e's grouped rows are
+    the tokens in order, so slot (t, j) is grouped row ids[t, j] * T + t, and ``order`` is its inverse. The
+    same integers the general path computes (a plan is uniquely defined), in ~5 ops instead of ~10."""
+    T, E, dev = ids.shape[0], n_experts, ids.device
+    rows = ids * T + torch.arange(T, device=dev)[:, None]  # [T, E] the grouped row of each slot
+    order = torch.empty(T * E, dtype=torch.int64, device=dev)
+    order[rows.flatten()] = torch.arange(T * E, device=dev)
+    plan = RoutingPlan(ids, w, torch.full((E,), T, dtype=torch.int64, device=dev),
+                       torch.arange(E + 1, device=dev) * T, order, n_experts, True)
+    plan.__dict__["slot_rows"] = rows  # the cached_property, known here
+    return plan
 
 
 def _check_assignments(token_ids, expert_ids, weights, n_tokens, n_experts) -> None:

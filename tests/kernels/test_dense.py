@@ -40,3 +40,15 @@ def test_dx_and_applies():
     assert torch.allclose(x.grad, expected, atol=1e-6)
     with pytest.raises(ValueError, match="one per expert"):
         dense_expert_mm(x.detach(), [lin[0].weight], [])
+
+
+@pytest.mark.parametrize("T,E", [(0, 3), (1, 1), (5, 3), (33, 10)])
+def test_dense_plan_is_the_general_plan(T, E):
+    from kernels.plan import build_plan
+
+    g = torch.Generator().manual_seed(T + E)
+    plan = topk_route(torch.randn(T, E, generator=g), E, renormalize=False, backend="torch")
+    general = build_plan(plan.expert_ids, plan.weights, E, T * E, "torch")
+    assert plan.dense and not general.dense
+    for name in ("expert_ids", "counts", "offsets", "order", "slot_rows", "row_tokens", "row_experts"):
+        assert torch.equal(getattr(plan, name), getattr(general, name)), name
