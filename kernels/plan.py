@@ -219,7 +219,7 @@ def _dense_plan(ids: Tensor, w: Tensor, n_experts: int) -> RoutingPlan:
     T, E, dev = ids.shape[0], n_experts, ids.device
     rows = ids * T + torch.arange(T, device=dev)[:, None]  # [T, E] the grouped row of each slot
     order = torch.empty(T * E, dtype=torch.int64, device=dev)
-    order[rows.flatten()] = torch.arange(T * E, device=dev)
+    order.index_copy_(0, rows.flatten(), torch.arange(T * E, device=dev))
     plan = RoutingPlan(ids, w, torch.full((E,), T, dtype=torch.int64, device=dev),
                        torch.arange(E + 1, device=dev) * T, order, n_experts, True)
     plan.__dict__["slot_rows"] = rows  # the cached_property, known here
