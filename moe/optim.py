@@ -112,3 +112,12 @@ class SGD(JoinedStep, torch.optim.SGD):
 
 class RMSprop(JoinedStep, torch.optim.RMSprop):
     """torch.optim.RMSprop (Hinton's lecture 6e), its groups stepped together (see the module)."""
+
+
+def for_config(cfg, groups: list[dict]) -> torch.optim.Optimizer:
+    """The optimizer ``cfg.optimizer`` (adam | sgd | rmsprop) over ``groups``, with cfg's momentum and weight decay."""
+    if cfg.optimizer == "adam":
+        return Adam(groups, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return RMSprop(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

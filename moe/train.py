@@ -58,11 +58,7 @@ def build_optimizer(cfg: Config, model: MixtureOfExperts, train_gate: bool = Tru
     assert grouped == {id(p) for p in model.parameters()}, "every parameter belongs to exactly one group"
     trained = lambda g: train_gate if g["name"] == "gate" else train_experts  # noqa: E731
     groups = [g for g in groups if g["params"] and trained(g)]  # a fixed (non-learned) router has no parameters
-    if cfg.optimizer == "adam":  # moe.optim: torch's, the groups with equal hyperparameters stepped together
-        return optim.Adam(groups, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return optim.RMSprop(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return optim.for_config(cfg, groups)  # torch's optimizers, the groups with equal hyperparameters stepped together
 
 
 def set_trainable(model: MixtureOfExperts, gate: bool, experts: bool) -> None:
