@@ -9,6 +9,7 @@ from), timing, versions.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -38,13 +39,20 @@ def versions() -> dict[str, str]:
         out["triton"] = triton.__version__
     except ImportError:
         pass
+    out["git"] = git_commit()
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str:
+    """This checkout's commit, asked once per process: a sweep's reused Ray actors write many records, and each
+    ``git`` call is a process start (~5-10 ms here)."""
     try:
         root = Path(__file__).resolve().parent.parent
-        out["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                    text=True, timeout=5).stdout.strip() or "unknown"
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
-        out["git"] = "unknown"
-    return out
+        return "unknown"
 
 
 def jsonable(obj: Any) -> Any:
