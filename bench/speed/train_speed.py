@@ -142,7 +142,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         figures = "  ".join(f"{k}={r[k]:.4g}" for k in r if k not in (
             "shape", "metric", "direction", "ratio", "ratio_lo", "ratio_hi", "verdict", "target"))
-        ratio = f"{r['ratio']:6.3f} [{r['ratio_lo']:.3f}-{r['ratio_hi']:.3f}]"
+        ratio = f"{r['ratio']:6.3g} [{r['ratio_lo']:.3g}-{r['ratio_hi']:.3g}]"
         print(f"{r['shape']:<60} {r['metric']:<50} {ratio:<24} {r['target']:>7} {r['verdict']:>4}  {figures}")
     print("\nmet: yes = the whole 95% interval of the median per-round ratio meets the target; NO = none of it does;\n"
           "     tie = the target lies inside the interval; blank: a figure without a target")
