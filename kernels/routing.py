@@ -196,4 +196,4 @@ def topk_route(logits: Tensor, k: int, *, renormalize: bool = True, backend: str
         ids, w = _TopkWeights.apply(logits, k, renormalize)
     else:
         ids, w = _topk_torch(logits, k, renormalize, finite)
-    return build_plan(ids, w, logits.shape[1], ids.numel(), backend)
+    return build_plan(ids, w, logits.shape[1], ids.numel(), backend, dense=k == logits.shape[1])  # k distinct experts each

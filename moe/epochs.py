@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 
 from kernels import RoutingPlan
+from moe.epoch_stats import EpochStats
 from moe.routers import NonFiniteError
 
 
@@ -23,20 +24,31 @@ def backward_checked(loss: torch.Tensor, optimizer, model) -> dict[str, Any] | N
         return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite training loss"}
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if not gradients_finite(model):
+    if not gradients_finite([p for g in optimizer.param_groups for p in g["params"]]):  # the stepped ones
         return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite gradients"}
     return None
 
 
+def all_finite(tensors: list[torch.Tensor]) -> bool:
+    """Every element of every tensor finite, in one multi-tensor op and one sync: each tensor's L2 norm is finite
+    only if all its elements are (a NaN or an infinity makes it NaN or inf). A norm can also overflow from finite
+    values (above ~3e38), so a non-finite norm is confirmed element by element (rare: a diverging run)."""
+    tensors = [t for t in tensors if t.numel()]
+    if not tensors or bool(torch.stack(torch._foreach_norm(tensors, 2)).isfinite().all()):
+        return True
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
 def gradients_finite(model) -> bool:
-    """Every gradient of the step finite (a finite loss can still overflow in backward)."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+    """Every gradient of the step finite (a finite loss can still overflow in backward). ``model``: a module or
+    a list of parameters (the optimizer's: walking the modules costs more than the check itself)."""
+    params = model.parameters() if isinstance(model, torch.nn.Module) else model
+    return all_finite([p.grad for p in params if p.grad is not None])
 
 
 def parameters_finite(model) -> bool:
     """Every parameter finite (an optimizer step from finite gradients can still overflow them)."""
-    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+    return all_finite([p.detach() for p in model.parameters()])
 
 
 def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: torch.Generator,
@@ -53,44 +65,21 @@ def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: tor
     model.train()
     for m in model.gate_modules():
         m.train(train_gate)
-    n, n_experts = len(y), model.experts.n_experts
-    total_loss, correct, seen, terms = 0.0, 0, 0, {}
-    top_counts = torch.zeros(n_experts, dtype=torch.long, device=y.device)
-    weight_sum = torch.zeros(n_experts, dtype=torch.float64, device=y.device)
-    nll_sum = torch.zeros(n_experts, dtype=torch.float64, device=y.device)
-    pairs = torch.zeros(n_experts, dtype=torch.long, device=y.device)
-    dropped = torch.zeros((), dtype=torch.long, device=y.device)
-    for idx in torch.randperm(n, generator=generator).to(y.device).split(batch_size):
+    stats = EpochStats(model.experts.n_experts, y)  # moe.epoch_stats: reduced once per epoch, bitwise as batch by batch
+    for idx in torch.randperm(len(y), generator=generator).to(y.device).split(batch_size):
+        xb = x[idx]
         try:
-            out = model(x[idx])
+            out = model(xb)
         except NonFiniteError:
             return {"train_loss": math.nan, "finite": False, "reason": "non-finite gate logits in training"}
-        loss, parts = loss_fn(out, x[idx], y[idx])
+        loss, parts = loss_fn(out, xb, y[idx])
         if (diverged := backward_checked(loss, optimizer, model)) is not None:
             return diverged
         optimizer.step()
-        total_loss += float(loss.detach()) * len(idx)
-        for name, value in parts.items():
-            terms[name] = terms.get(name, 0.0) + value * len(idx)
-        correct += int((out.log_probs.argmax(1) == y[idx]).sum())
-        seen += len(idx)
-        top = out.routing.assignment()
-        top_counts += torch.bincount(top[top >= 0], minlength=n_experts)
-        dropped += (top < 0).sum()
-        with torch.no_grad():  # the seed paper's per-epoch curves: mean gate weight and own-sample loss of each expert
-            weight_sum += out.routing.dense_weights().sum(0).double()
-            ids = out.routing.plan.expert_ids  # [B, k]
-            nll = -out.expert_log_probs.gather(2, y[idx][:, None, None].expand(-1, ids.shape[1], 1))[..., 0]  # [B, k]
-            valid = ids >= 0
-            nll_sum.index_add_(0, ids[valid], nll[valid].double())
-            pairs += torch.bincount(ids[valid], minlength=n_experts)
+        stats.add(idx, loss, parts, out)
         if on_batch is not None:
             on_batch(1)
-    return {"train_loss": total_loss / seen, "train_accuracy": correct / seen,
-            **{f"loss_{name}": float(v) / seen for name, v in terms.items()},
-            "expert_share": (top_counts.double() / seen).tolist(), "expert_weight": (weight_sum / seen).tolist(),
-            "expert_loss": [float(s / c) if c > 0 else None for s, c in zip(nll_sum.tolist(), pairs.tolist())],
-            "dropped": int(dropped) / seen, "finite": True}
+    return stats.result()
 
 
 def pretrain_epoch(model, optimizer, x, y, owner: torch.Tensor, batch_size: int, generator: torch.Generator,

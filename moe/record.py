@@ -11,6 +11,7 @@ from), timing, versions.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -40,13 +41,20 @@ def versions() -> dict[str, str]:
         out["triton"] = triton.__version__
     except ImportError:
         pass
+    out["git"] = git_commit()
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str:
+    """This checkout's commit, asked once per process: a sweep's reused Ray actors write many records, and each
+    ``git`` call is a process start (~5-10 ms here)."""
     try:
         root = Path(__file__).resolve().parent.parent
-        out["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                    text=True, timeout=5).stdout.strip() or "unknown"
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
-        out["git"] = "unknown"
-    return out
+        return "unknown"
 
 
 def jsonable(obj: Any) -> Any:
@@ -92,3 +100,17 @@ def error_record(config: dict[str, Any], error: BaseException, **extra: Any) -> 
     return {"schema": SCHEMA, "status": "error", "error": f"{type(error).__name__}: {error}", "traceback": tb,
             "config": config, "seed": config.get("seed"), "history": [], "test": {}, "allocation": None,
             "timing": {}, "versions": versions(), **extra}
+
+
+def out_problem(out: str) -> str | None:
+    """Why the record cannot be written at ``--out`` (a directory, a file on the way, a folder not writable)."""
+    path, folder = Path(out), Path(out).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if path.is_dir() or not folder.is_dir():
+        return f"--out {out}: " + ("a directory; give the record's file path" if path.is_dir() else f"{folder} is a file")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        return f"--out {out}: cannot write in {folder}: {err.strerror or err}"
+    return None

@@ -18,10 +18,8 @@ import contextlib
 import dataclasses
 import math
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -37,7 +35,8 @@ from moe.evaluate import accuracy_and_loss, eval_batch_size, evaluate
 from moe.model import MixtureOfExperts, build_experts, build_model, parameter_counts
 from moe.objectives import Loss
 from moe.provenance import provenance
-from moe.record import SCHEMA, error_record, versions, write_json_atomic
+from moe.optim import build_optimizer, set_trainable
+from moe.record import SCHEMA, error_record, out_problem, versions, write_json_atomic
 from moe.routers import NonFiniteError
 from moe.validate import as_config, from_dict, loaded_data_problems
 
@@ -48,32 +47,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError(["device: 'cuda' asked for but no CUDA device is available; valid choices here: cpu, auto"])
     return torch.device(name)
-
-
-def build_optimizer(cfg: Config, model: MixtureOfExperts, train_gate: bool = True,
-                    train_experts: bool = True) -> torch.optim.Optimizer:
-    """One parameter group for the router side (gate and matched router) and one per expert, each with its
-    own learning rate; a frozen side gets no group."""
-    gate_params = [p for m in model.gate_modules() for p in m.parameters()]
-    groups = [{"name": "gate", "params": gate_params, "lr": cfg.lr if cfg.gate_lr is None else cfg.gate_lr}]
-    for e, (expert, lr) in enumerate(zip(model.experts.experts, cfg.expert_learning_rates())):
-        groups.append({"name": f"expert{e}", "params": list(expert.parameters()), "lr": lr})
-    grouped = {id(p) for g in groups for p in g["params"]}
-    assert grouped == {id(p) for p in model.parameters()}, "every parameter belongs to exactly one group"
-    trained = lambda g: train_gate if g["name"] == "gate" else train_experts  # noqa: E731
-    groups = [g for g in groups if g["params"] and trained(g)]  # a fixed (non-learned) router has no parameters
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.RMSprop(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def set_trainable(model: MixtureOfExperts, gate: bool, experts: bool) -> None:
-    """Freeze or unfreeze the router side and the experts (no gradients are computed for a frozen side)."""
-    for m in model.gate_modules():
-        m.requires_grad_(gate)
-    model.experts.requires_grad_(experts)
 
 
 def fresh_experts(cfg: Config, model: MixtureOfExperts, initial: dict[str, torch.Tensor], how: str,
@@ -361,20 +334,6 @@ def parser() -> argparse.ArgumentParser:
         ap.add_argument(*flags, dest=name, default=None, metavar="VALUE",
                         help=f"{text}(default: {getattr(defaults, name)!r})".replace("%", "%%"))
     return ap
-
-
-def out_problem(out: str) -> str | None:
-    """Why the record cannot be written at ``--out`` (a directory, a file on the way, a folder not writable)."""
-    path, folder = Path(out), Path(out).parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if path.is_dir() or not folder.is_dir():
-        return f"--out {out}: " + ("a directory; give the record's file path" if path.is_dir() else f"{folder} is a file")
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as err:
-        return f"--out {out}: cannot write in {folder}: {err.strerror or err}"
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:

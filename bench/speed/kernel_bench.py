@@ -28,6 +28,7 @@ from bench.speed.kernel_cases import GPU_SHAPES, REGISTRY, build, offsets_of
 from bench.speed.timing import paired_ratio, quantiles, time_interleaved
 from kernels import grouped_mm
 from moe.record import write_json_atomic
+from moe.registry import suggestion
 
 
 def run_cpu(args) -> list[dict]:
@@ -170,6 +171,15 @@ def main(argv=None) -> int:
     args.rounds = args.rounds if args.rounds is not None else 15
     args.seed = args.seed if args.seed is not None else 0
     args.threads = args.threads if args.threads is not None else 1
+    if args.rounds < 2:
+        p.error(f"--rounds: must be >= 2 (a ratio's interval needs at least two paired rounds), got {args.rounds}")
+    if args.only is not None and args.device == "cpu" and not any(args.only in name for name in REGISTRY):
+        p.error(f"--only {args.only!r}: no case's name contains it{suggestion(args.only, REGISTRY)}; "
+                f"valid cases: {', '.join(REGISTRY)}")
+    if args.only is not None and args.device == "cuda" and "gpu_grouped_fwd" not in args.only and not any(
+            args.only in f"gpu_grouped_fwd[dtype={d},M={M},E={E},K={K},N={N}]"
+            for d in ("bfloat16", "float32") for M, E, K, N in GPU_SHAPES):
+        p.error(f"--only {args.only!r}: no GPU case's name contains it (they are gpu_grouped_fwd[dtype=...,M=...,E=...,K=...,N=...])")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -42,6 +42,8 @@ def paired_ratio(num: list[float], den: list[float], op: str, target: float, *, 
         raise ValueError(f"num and den must be paired, non-empty timings, got {len(num)} and {len(den)}")
     if op not in ("<=", ">="):
         raise ValueError(f"op must be '<=' or '>=', got {op!r}")
+    if len(num) < 2:
+        raise ValueError(f"a ratio's interval needs at least two paired rounds, got {len(num)}")
     ratios = np.asarray(num, dtype=float) / np.asarray(den, dtype=float)
     rng = np.random.default_rng(seed)
     medians = np.median(rng.choice(ratios, size=(resamples, ratios.size), replace=True), axis=1)

@@ -48,6 +48,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-failures", type=int, default=None,
                     help="retries of a trial that raises or loses its node, each from its latest checkpoint (default: 1)")
     ap.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="asha: stop weak trials early")
+    ap.add_argument("--stack-seeds", choices=("off", "auto", "on"), default=None,
+                    help="train the trials that differ only in their seed together, as one stacked model (moe.stacked: "
+                         "softmax router, linear / mlp gate, linear experts, no regulariser, joint regime): auto groups "
+                         "the configurations it supports, on refuses the others (default off)")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
     ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output and worker logs")
     return ap
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
         runs = run(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors,
                    max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
-                   verbose=args.verbose, **overrides)
+                   verbose=args.verbose, stack_seeds=args.stack_seeds or "off", **overrides)
     except (SweepError, ResourceError) as err:
         for line in getattr(err, "problems", None) or str(err).splitlines():
             print(f"error: {line.translate(LINE_BREAKS)}", file=sys.stderr)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.sweep.groups import member_indices
 from bench.sweep.layout import SweepDir
 from bench.sweep.spec import FIELD_DEFAULTS, Trial
 from bench.sweep.trial import dataset_key, read_checkpoint
@@ -127,21 +128,20 @@ class _Progress:
 
     # -- Tune hooks
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "record_json" in result:
-            rec = json.loads(result["record_json"])
+        for rec in result_records(result):
             self._save(trial, rec)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        index = trial.config["trial"]["index"]
-        if index not in self.finished:  # stopped early by the scheduler: no final report
-            self._save(trial, stopped_record(self.trials[index], trial.last_result or {}, trial.checkpoint, self.datasets))
+        for index in member_indices(trial.config):
+            if index not in self.finished:  # stopped early by the scheduler: no final report
+                self._save(trial, stopped_record(self.trials[index], trial.last_result or {}, trial.checkpoint, self.datasets))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        index = trial.config["trial"]["index"]
         exc = _trial_exception(trial)
-        rec = failure_record(full_config(self.trials[index].config), exc)
-        rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None}
-        self._save(trial, rec)
+        for index in member_indices(trial.config):  # a seed group's error is each of its trials'
+            rec = failure_record(full_config(self.trials[index].config), exc)
+            rec["bench"] = {"index": index, "name": self.trials[index].name, "trial_s": None}
+            self._save(trial, rec)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         t = self.trials[trial.config["trial"]["index"]]
@@ -232,18 +232,28 @@ def progress_callback(*args, **kwargs):
     return cls(*args, **kwargs)
 
 
+def result_records(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run records a trial's final result carries: one (``record_json``), or a seed group's (``records_json``)."""
+    if "record_json" in result:
+        return [json.loads(result["record_json"])]
+    return json.loads(result["records_json"]) if "records_json" in result else []
+
+
 def reconcile(results, folder: SweepDir, progress: _Progress) -> None:
     """Write the record of any finished trial the callback missed (from Tune's result grid)."""
     for r in results:
-        index = (r.config or {}).get("trial", {}).get("index")
-        if index is None or folder.has_record(index):
+        if "trial" not in (r.config or {}):
             continue
         metrics = r.metrics or {}
-        if "record_json" in metrics:
-            rec = json.loads(metrics["record_json"])
-        elif r.error is not None:
-            rec = failure_record(full_config(progress.trials[index].config), getattr(r.error, "cause", None) or r.error)
-            rec["bench"] = {"index": index, "name": progress.trials[index].name, "trial_s": None}
-        else:
-            continue  # unfinished (interrupted): resume reruns it
-        folder.write_record(index, rec)
+        for index in member_indices(r.config):
+            if folder.has_record(index):
+                continue
+            recs = [rec for rec in result_records(metrics) if rec["bench"]["index"] == index]
+            if recs:
+                rec = recs[0]
+            elif r.error is not None:
+                rec = failure_record(full_config(progress.trials[index].config), getattr(r.error, "cause", None) or r.error)
+                rec["bench"] = {"index": index, "name": progress.trials[index].name, "trial_s": None}
+            else:
+                continue  # unfinished (interrupted): resume reruns it
+            folder.write_record(index, rec)

@@ -41,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.sweep import spec
+from bench.sweep import groups, spec
 from bench.sweep.cluster import QUIET_ENV, connect, nodes, quiet_ray_logs, resolve_resources
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
@@ -66,6 +66,7 @@ class TuneOptions:
     verbose: bool = False  # Ray's own output and worker logs
     quiet: bool = False  # no per-trial progress lines
     interrupt_after: int | None = None  # test hook: a Ctrl-C after this many finished trials
+    stack_seeds: str = "off"  # off | auto | on: trials differing only in seed trained together (bench.sweep.groups)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -129,12 +130,15 @@ def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
 def run(name: str | None = None, out: str | os.PathLike | None = None, address: str | None = None, *,
         resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int = 1,
         scheduler: str | None = None, verbose: bool = False, quiet: bool = False,
-        faults: dict[int | str, str] | None = None,
+        faults: dict[int | str, str] | None = None, stack_seeds: str | bool = "off",
         _interrupt_after: int | None = None, **overrides: Any) -> pd.DataFrame:
     """Run (or resume) a sweep; returns the runs table (``runs.csv``) as a DataFrame.
 
     ``name``: a sweep of sweeps/ or a .yaml path (default ``quick``; with ``resume``, the directory's own).
     ``retry_errors`` (with ``resume``): run the ``error`` trials again too (their records move to records/errors/).
+
+    ``stack_seeds``: off (default) | auto | on: the trials that differ only in their seed train together as one
+    stacked model (``bench.sweep.groups``; refused with ``scheduler='asha'`` and with faults).
 
     ``overrides``: ``--set`` pairs, e.g. ``run("quick", epochs=2, experts=[2, 4], **{"resources.cpu": 2})``.
     ``faults`` (tests): trial index or configuration name -> "raise" | "diverge" | "diverge_in_eval" |
@@ -147,6 +151,12 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
         raise SweepError(f"--scheduler {scheduler!r}: valid choices: {', '.join(SCHEDULERS)}")
     if not isinstance(max_failures, int) or max_failures < 0:
         raise SweepError(f"--max-failures: must be an integer >= 0, got {max_failures!r}")
+    stack_seeds = groups.check_mode(stack_seeds)
+    if stack_seeds != "off" and scheduler == "asha":
+        raise SweepError("--stack-seeds: a seed group reports once, at its end, so --scheduler asha cannot stop it "
+                         "early; use one of them")
+    if stack_seeds != "off" and faults:
+        raise SweepError("--stack-seeds: test faults mark single trials; run them without --stack-seeds")
     datasets = None
     if retry_errors and resume is None:
         raise SweepError("--retry-errors goes with --resume DIR: it reruns the error trials of that sweep")
@@ -159,6 +169,7 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     else:
         sweep, trials = prepare(name or "quick", overrides, faults)
         check_scheduler(scheduler, trials)
+        groups.units(trials, stack_seeds)  # a configuration the stacked path does not support: refused before any work
         folder = SweepDir(Path(out).resolve() if out is not None else default_out(sweep.name))
         folder.check_new_out()  # before any work: nothing of another directory is overwritten or adopted
         datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
@@ -172,7 +183,7 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
                              "overhead": math.nan, "n_run": 0}
     if todo:
         options = TuneOptions(address=address, max_failures=max_failures, scheduler=scheduler, verbose=verbose,
-                              quiet=quiet, interrupt_after=_interrupt_after)
+                              quiet=quiet, interrupt_after=_interrupt_after, stack_seeds=stack_seeds)
         stats.update(_run_trials(sweep, trials, todo, folder, options, n_done=len(done), datasets=datasets))
     else:
         say(f"{sweep.name}: all {len(trials)} trials already have records in {folder.root}")
@@ -223,10 +234,11 @@ def _run_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], folde
                                  {"cpu": res["cpu"], "gpu": res["gpu"]})
         progress = progress_callback(folder, trials, todo, quiet=options.quiet,
                                      interrupt_after=options.interrupt_after, datasets=datasets)
-        todo = sorted(todo, key=lambda t: -cost(t.config))  # longest first: a shorter tail on the last slots
+        work = sorted(groups.units(todo, options.stack_seeds),  # longest first: a shorter tail on the last slots
+                      key=lambda unit: -sum(cost(t.config) for t in unit))
         tuner = tune.Tuner(
             fn,
-            param_space={"trial": tune.grid_search([t.to_dict() for t in todo])},
+            param_space={"trial": tune.grid_search([groups.unit_dict(unit) for unit in work])},
             tune_config=tune.TuneConfig(reuse_actors=True, scheduler=_scheduler(options.scheduler, todo),
                                         max_concurrent_trials=res["slots"],
                                         trial_dirname_creator=lambda tr: SweepDir.trial_dirname(tr.config["trial"]["index"])),
@@ -239,7 +251,8 @@ def _run_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], folde
         if not options.quiet:
             gpu = f" + {res['gpu']:g} GPU" if res["gpu"] else ""
             checkpointed = f", {len(states)} from a checkpoint" if states else ""
-            print(f"{sweep.name}: {len(todo)} trial(s) to run ({n_done} done before{checkpointed}) on {res['slots']} slot(s) of "
+            stacked = f" in {len(work)} unit(s) (seeds stacked)" if len(work) < len(todo) else ""
+            print(f"{sweep.name}: {len(todo)} trial(s){stacked} to run ({n_done} done before{checkpointed}) on {res['slots']} slot(s) of "
                   f"{res['cpu']:g} CPU{gpu} each; results in {folder.root}", flush=True)
         t0 = time.perf_counter()
         with quiet_ray_logs(not options.verbose):  # errors show as progress lines and error rows instead

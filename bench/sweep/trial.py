@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+import moe.stacked
 import moe.train
 from bench.sweep.layout import STATE_FILE
 from moe.checkpoint import StateMismatch
@@ -191,6 +192,8 @@ def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None
 
     started, started_at = time.perf_counter(), time.time()
     trial = config["trial"]
+    if "members" in trial:  # a seed group (bench.sweep.groups): its seeds trained as one stacked model
+        return seed_group(trial, datasets, started, started_at)
     cfg = dict(trial["config"])
     if cfg.get("threads") is None:  # torch threads = the trial's CPU share
         cfg["threads"] = max(1, math.floor(cpu_share()))
@@ -224,3 +227,25 @@ def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None
     tune.report({"final": True, "status": record["status"], "val_accuracy": val.get("accuracy", math.nan),
                  "test_accuracy": record["test"].get("accuracy", math.nan),
                  "trial_s": record["bench"]["trial_s"], "record_json": json.dumps(jsonable(record))})
+
+
+def seed_group(trial: dict[str, Any], datasets: dict[str, dict[str, Any]] | None, started: float, started_at: float) -> None:
+    """A seed group's trials trained together by ``moe.stacked.train_stacked``; one final report carrying every
+    member's record (``records_json``). ``bench.trial_s`` of a member is the group's time over its seeds."""
+    from ray import tune
+
+    members = trial["members"]
+    cfg = {k: v for k, v in members[0]["config"].items() if k != "seed"}
+    if cfg.get("threads") is None:
+        cfg["threads"] = max(1, math.floor(cpu_share()))
+    seeds = [m["config"].get("seed", Config().seed) for m in members]
+    records = moe.stacked.train_stacked(cfg, seeds, data=(datasets or {}).get(dataset_key(cfg)))
+    took = time.perf_counter() - started
+    for m, record in zip(members, records):
+        record["bench"] = {"index": m["index"], "name": m["name"], "trial_s": took / len(members), "group_s": took,
+                           "group": [x["index"] for x in members], "started_at": started_at, "ended_at": time.time(),
+                           "node_id": node_id(), "pid": os.getpid(), "resumed_by": None, "checkpoints": "off: seed group"}
+    accuracies = [r["test"].get("accuracy", math.nan) for r in records]
+    tune.report({"final": True, "status": ",".join(sorted({r["status"] for r in records})),
+                 "test_accuracy": float(np.nanmean(accuracies)) if not all(map(math.isnan, accuracies)) else math.nan,
+                 "trial_s": took, "records_json": json.dumps([jsonable(r) for r in records])})

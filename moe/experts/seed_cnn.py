@@ -61,6 +61,8 @@ class SeedCNNExperts(ExpertBank):
         return SEED_WIDTHS[-1]
 
     def routed_logits(self, x: Tensor, plan) -> Tensor:
+        if plan.dense:  # every sample to every expert, in order: each expert's rows are x itself (no gather, no sync)
+            return torch.cat([expert(x) for expert in self.experts])  # [E * T, C]
         bounds = plan.offsets.tolist()
         rows = [expert(x[plan.row_tokens[a:b]]) for expert, a, b in zip(self.experts, bounds, bounds[1:])]
         return torch.cat(rows)  # [A, C]

@@ -1,0 +1,148 @@
+"""Optimizers of a run: torch's Adam, SGD and RMSprop whose ``step`` updates the parameter groups that share
+their hyperparameters together, in one multi-tensor (``foreach``) pass.
+
+``build_optimizer`` (below) gives the gate and each expert its own parameter group (each its own learning
+rate). torch steps groups one by one and, on the CPU, parameter by parameter (its single-tensor path): ~10
+small ops per parameter and step, the largest cost of a small model's training step. Here the groups with
+equal hyperparameters (all of them when the learning rates are equal) are joined for the step and updated by
+torch's own multi-tensor code. The arithmetic is elementwise and the same op for op: on the CPU the parameters
+and the optimizer state are bitwise those of the plain optimizer (``tests/moe/test_optim.py``), and the state
+dict (groups, state) is the plain optimizer's, so checkpoints are unchanged.
+"""
+from __future__ import annotations
+
+import torch
+
+from moe.config import Config
+from moe.model import MixtureOfExperts
+
+NOT_HYPER = ("params", "name")  # group keys that are not hyperparameters
+
+
+def joined_groups(groups: list[dict]) -> list[dict]:
+    """The groups with equal hyperparameters joined into one (first-seen order), each marked ``foreach``."""
+    joined: dict[tuple, dict] = {}
+    for g in groups:
+        key = tuple(sorted((k, repr(v)) for k, v in g.items() if k not in NOT_HYPER))
+        if key in joined:
+            joined[key]["params"] = joined[key]["params"] + list(g["params"])
+        else:
+            joined[key] = {**g, "params": list(g["params"]), "foreach": True}
+    return list(joined.values())
+
+
+class JoinedStep:
+    """Mixin: ``step`` runs the optimizer's own step over :func:`joined_groups`, then restores the groups."""
+
+    def step(self, closure=None):
+        groups = self.param_groups
+        self.param_groups = joined_groups(groups)
+        try:
+            return super().step(closure)
+        finally:
+            self.param_groups = groups
+
+
+class Adam(JoinedStep, torch.optim.Adam):
+    """torch.optim.Adam (Kingma & Ba 2015), its groups stepped together (see the module).
+
+    In the plain case (no amsgrad, maximize, capturable, differentiable or fused; real parameters; the betas,
+    eps and weight decay shared by every group; one device and dtype) one pass runs the ops of torch's
+    ``_multi_tensor_adam`` over every group at once, each parameter with its group's learning rate, and reads
+    the step counts in one sync instead of two ``.item()`` per parameter. Anything else: torch's own step.
+    """
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        lean = lean_adam_groups(self.param_groups)
+        if lean is None or closure is not None:
+            return super().step(closure)
+        params, grads, exp_avgs, exp_avg_sqs, steps, lrs = [], [], [], [], [], []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if len(state) == 0:  # torch's lazy initialisation (a CPU float32 step, zero moments)
+                    state["step"] = torch.tensor(0.0, dtype=torch.float64 if torch.get_default_dtype() == torch.float64
+                                                 else torch.float32)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                params.append(p)
+                grads.append(p.grad)
+                exp_avgs.append(state["exp_avg"])
+                exp_avg_sqs.append(state["exp_avg_sq"])
+                steps.append(state["step"])
+                lrs.append(group["lr"])
+        if not params:
+            return None
+        if len({(t.device, t.dtype) for t in params}) > 1 or any(p.is_complex() for p in params):
+            return super().step()
+        beta1, beta2, eps, weight_decay = lean
+        # the ops of torch.optim.adam._multi_tensor_adam (non-capturable), in its order
+        torch._foreach_add_(steps, torch.tensor(1.0, device="cpu"), alpha=1.0)
+        if weight_decay != 0:
+            grads = torch._foreach_add(grads, params, alpha=weight_decay)
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        counts = torch.stack(steps).tolist()  # one sync for every step count
+        step_size = [(lr / (1 - beta1 ** n)) * -1 for lr, n in zip(lrs, counts)]
+        bias_correction2_sqrt = [(1 - beta2 ** n) ** 0.5 for n in counts]
+        exp_avg_sq_sqrt = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(exp_avg_sq_sqrt, bias_correction2_sqrt)
+        torch._foreach_add_(exp_avg_sq_sqrt, eps)
+        torch._foreach_addcdiv_(params, exp_avgs, exp_avg_sq_sqrt, step_size)
+        return None
+
+
+def lean_adam_groups(groups: list[dict]) -> tuple[float, float, float, float] | None:
+    """(beta1, beta2, eps, weight_decay) when every group is plain and shares them, else None."""
+    shared = {(tuple(g["betas"]), g["eps"], g["weight_decay"]) for g in groups}
+    plain = all(not (g["amsgrad"] or g["maximize"] or g["capturable"] or g["differentiable"] or g["fused"]
+                     or g.get("decoupled_weight_decay", False)) for g in groups)
+    if len(shared) != 1 or not plain:
+        return None
+    (betas, eps, weight_decay), = shared
+    if any(isinstance(v, torch.Tensor) for v in (*betas, eps, weight_decay, *(g["lr"] for g in groups))):
+        return None
+    return betas[0], betas[1], eps, weight_decay
+
+
+class SGD(JoinedStep, torch.optim.SGD):
+    """torch.optim.SGD with momentum, its groups stepped together (see the module)."""
+
+
+class RMSprop(JoinedStep, torch.optim.RMSprop):
+    """torch.optim.RMSprop (Hinton's lecture 6e), its groups stepped together (see the module)."""
+
+
+def for_config(cfg, groups: list[dict]) -> torch.optim.Optimizer:
+    """The optimizer ``cfg.optimizer`` (adam | sgd | rmsprop) over ``groups``, with cfg's momentum and weight decay."""
+    if cfg.optimizer == "adam":
+        return Adam(groups, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return RMSprop(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def build_optimizer(cfg: Config, model: MixtureOfExperts, train_gate: bool = True,
+                    train_experts: bool = True) -> torch.optim.Optimizer:
+    """One parameter group for the router side (gate and matched router) and one per expert, each with its
+    own learning rate; a frozen side gets no group."""
+    gate_params = [p for m in model.gate_modules() for p in m.parameters()]
+    groups = [{"name": "gate", "params": gate_params, "lr": cfg.lr if cfg.gate_lr is None else cfg.gate_lr}]
+    for e, (expert, lr) in enumerate(zip(model.experts.experts, cfg.expert_learning_rates())):
+        groups.append({"name": f"expert{e}", "params": list(expert.parameters()), "lr": lr})
+    grouped = {id(p) for g in groups for p in g["params"]}
+    assert grouped == {id(p) for p in model.parameters()}, "every parameter belongs to exactly one group"
+    trained = lambda g: train_gate if g["name"] == "gate" else train_experts  # noqa: E731
+    groups = [g for g in groups if g["params"] and trained(g)]  # a fixed (non-learned) router has no parameters
+    return for_config(cfg, groups)  # torch's optimizers, the groups with equal hyperparameters stepped together
+
+
+def set_trainable(model: MixtureOfExperts, gate: bool, experts: bool) -> None:
+    """Freeze or unfreeze the router side and the experts (no gradients are computed for a frozen side)."""
+    for m in model.gate_modules():
+        m.requires_grad_(gate)
+    model.experts.requires_grad_(experts)

@@ -1,0 +1,226 @@
+"""Seeds trained together: S runs of one configuration that differ only in ``seed``, as one stacked model.
+
+``train_stacked(config, seeds, data) -> [record per seed]`` gives the records S separate ``moe.train.run`` calls
+give, equal within 1e-5 (``tests/moe/test_stacked.py``), at the per-step cost of about one run: every
+parameter holds a leading seed axis [S, ...], each seed keeps its own initialisation (``moe.train.set_up``
+with its seed: the same draw as its own run), its own batch order (its own generator) and its own record.
+
+The step: the S batches [S, B, ...] go through the gate (a batched matmul per layer over the stacked gate
+parameters; ``torch.func.stack_module_state`` stacks the S models), the experts (one batched matmul over the
+S x E (seed, expert) pairs, the products of a run's per-expert addmm) and the mixture (over each sample's
+experts in the routing plan's slot order, as a run sums them); the loss is the sum of
+the S seeds' losses, so each seed's gradient is that of its own loss (the seeds share no parameter). The
+optimizer is torch's over the stacked parameters, with the groups of ``moe.optim.build_optimizer`` (the gate,
+each expert with its learning rate): Adam, RMSprop and SGD are elementwise (every seed's slice sees only its
+own gradient and state, and every parameter steps at every step, so the shared step count is each seed's), so
+one optimizer over stacked parameters is S per-seed optimizers.
+
+The numbers agree within float32 rounding, not bitwise: the forward products are a run's (a batched matmul gives
+the per-expert addmm's bits here), but the weight gradients of batched products sum their rows in another order.
+
+Supported (``problems(cfg)`` says why not, one line per field): the softmax router with a linear or mlp gate,
+linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
+RMSprop. A seed whose loss, gradients, gate logits or parameters become non-finite makes every seed run
+separately instead (each record then says so in ``stacked.fallback``), so a diverged record is that of its run.
+
+Letters: S seeds, B samples in a batch, D input features, E experts, C classes, H gate width.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import stack_module_state
+
+from moe import optim, train
+from moe.config import Config, ConfigError
+from moe.data import Dataset
+from moe.epochs import all_finite
+from moe.evaluate import accuracy_and_loss
+from moe.validate import as_config
+
+GATES = ("linear", "mlp")
+OBJECTIVES = ("mixture_nll", "expectation")
+EXPECTATION_EPS = 1e-7
+REGULARISERS = ("importance_loss", "load_loss", "switch_loss", "z_loss", "similarity_same", "similarity_diff", "match_loss")
+
+
+def problems(cfg: Config) -> list[str]:
+    """Why ``cfg``'s seeds cannot be trained stacked (empty: they can), one line per field, with the valid choices."""
+    out = []
+    rule = lambda ok, line: ok or out.append(line)  # noqa: E731
+    rule(cfg.router == "softmax", f"router: stacked seeds support the softmax router only, got {cfg.router!r}")
+    rule(cfg.gate in GATES, f"gate: stacked seeds support gates {', '.join(GATES)}, got {cfg.gate!r}")
+    rule(cfg.expert == "linear", f"expert: stacked seeds support linear experts only, got {cfg.expert!r}")
+    rule(cfg.objective in OBJECTIVES, f"objective: stacked seeds support {', '.join(OBJECTIVES)}, got {cfg.objective!r}")
+    rule(cfg.regime == "joint", f"regime: stacked seeds support the joint regime only, got {cfg.regime!r}")
+    rule(cfg.match_router is None, f"match_router: stacked seeds support no router matching, got {cfg.match_router!r}")
+    for name in REGULARISERS:
+        rule(getattr(cfg, name) == 0, f"{name}: stacked seeds support no regulariser, got {getattr(cfg, name)!r}")
+    return out
+
+
+class StackedMixture:
+    """The S seeds' models as one: stacked parameters and the functional forward of the supported mixture."""
+
+    def __init__(self, runs: list[train.Training]):
+        self.runs = runs
+        self.models = [t.model for t in runs]
+        params, _ = stack_module_state(self.models)  # name -> [S, ...] leaves that require grad
+        self.params = params
+        self.gate_layers = [(f"router.gate.{n}" if n else "router.gate", m) for n, m in runs[0].model.router.gate.named_modules()
+                            if not isinstance(m, nn.Sequential)]
+        self.n_experts = runs[0].model.experts.n_experts
+        self.gate_names = [n for n in params if n.startswith("router.gate.")]
+        self.expert_names = [[f"experts.experts.{e}.weight", f"experts.experts.{e}.bias"] for e in range(self.n_experts)]
+
+    def optimizer(self, cfg: Config) -> torch.optim.Optimizer:
+        """``moe.optim.build_optimizer``'s groups and optimizer over the stacked parameters."""
+        groups = [{"name": "gate", "params": [self.params[n] for n in self.gate_names],
+                   "lr": cfg.lr if cfg.gate_lr is None else cfg.gate_lr}]
+        for e, lr in enumerate(cfg.expert_learning_rates()):
+            groups.append({"name": f"expert{e}", "params": [self.params[n] for n in self.expert_names[e]], "lr": lr})
+        return optim.for_config(cfg, groups)
+
+    def log_probs(self, x: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor]:
+        """x [S, B, ...] -> (mixture log-probabilities [S, B, C], routing weights [S, B, E], expert log-probs [S, B, E, C])."""
+        flat = x.flatten(2)  # [S, B, D] the linear and mlp gates read the flattened input
+        logits = self.gate_forward(flat) / temperature  # [S, B, E]
+        if not bool(torch.isfinite(logits).all()):
+            raise FloatingPointError("non-finite gate logits in training")
+        weights = torch.softmax(logits, -1)  # [S, B, E]
+        S, B, D = flat.shape
+        E = self.n_experts
+        w = torch.stack([self.params[n] for n, _ in self.expert_names], 1).flatten(0, 1)  # [S * E, C, D]
+        b = torch.stack([self.params[n] for _, n in self.expert_names], 1).flatten(0, 1)  # [S * E, C]
+        xe = flat[:, None].expand(S, E, B, D).reshape(S * E, B, D)
+        logits_e = torch.baddbmm(b[:, None, :], xe, w.transpose(1, 2))  # [S * E, B, C]: each (seed, expert) x W^T + b
+        expert_lp = torch.log_softmax(logits_e, -1).view(S, E, B, -1).transpose(1, 2)  # [S, B, E, C]
+        # the mixture over slots in the routing plan's order (descending logit, ties to the lower expert), as a run sums them
+        order = torch.sort(logits.detach(), dim=-1, descending=True, stable=True).indices  # [S, B, E]
+        log_w = weights.gather(2, order).clamp_min(1e-30).log()  # [S, B, E]
+        slots = expert_lp.gather(2, order[..., None].expand(-1, -1, -1, expert_lp.shape[-1]))
+        mixed = torch.logsumexp(log_w[..., None] + slots, 2)  # [S, B, C]
+        return mixed, weights, expert_lp
+
+    def gate_forward(self, h: Tensor) -> Tensor:
+        """The gate network (an nn.Sequential of Linear and ReLU layers, or one Linear) on [S, B, D], each seed
+        with its own weights: a batched matmul per layer."""
+        for name, module in self.gate_layers:
+            if isinstance(module, nn.Linear):
+                w, b = self.params[f"{name}.weight"], self.params[f"{name}.bias"]  # [S, out, in], [S, out]
+                h = torch.baddbmm(b[:, None, :], h, w.transpose(1, 2))
+            elif isinstance(module, nn.ReLU):
+                h = torch.relu(h)
+            elif not isinstance(module, (nn.Identity, nn.Flatten, nn.Sequential)):
+                raise ValueError(f"stacked seeds: no stacked form of gate layer {type(module).__name__}")
+        return h
+
+    def write_back(self) -> None:
+        """Each seed's slice of the stacked parameters into its own model (for its evaluation and record)."""
+        with torch.no_grad():
+            for s, model in enumerate(self.models):
+                for name, p in model.named_parameters():
+                    p.copy_(self.params[name][s])
+
+
+def task_loss(objective: str, mixed: Tensor, y: Tensor) -> Tensor:
+    """[S]: each seed's mean task loss (``moe.objectives.task``: mixture_nll, expectation)."""
+    log_p = mixed.gather(2, y[..., None])[..., 0]  # [S, B]
+    if objective == "expectation":
+        log_p = torch.logaddexp(log_p, log_p.new_tensor(math.log(EXPECTATION_EPS)))
+    return -log_p.mean(1)
+
+
+class SeedStats:
+    """Each seed's epoch statistics (``moe.epochs.train_epoch``'s keys) for the dense softmax mixture."""
+
+    def __init__(self, S: int, E: int, device: torch.device):
+        self.loss = torch.zeros(S, dtype=torch.float64, device=device)
+        self.correct = torch.zeros(S, dtype=torch.long, device=device)
+        self.top = torch.zeros(S, E, dtype=torch.long, device=device)
+        self.weight = torch.zeros(S, E, dtype=torch.float64, device=device)
+        self.nll = torch.zeros(S, E, dtype=torch.float64, device=device)
+        self.seen = 0
+
+    @torch.no_grad()
+    def add(self, losses: Tensor, mixed: Tensor, weights: Tensor, expert_lp: Tensor, y: Tensor) -> None:
+        B, E = y.shape[1], weights.shape[2]
+        self.loss += losses.double() * B
+        self.correct += (mixed.argmax(2) == y).sum(1)
+        self.top += torch.nn.functional.one_hot(weights.argmax(2), E).sum(1)
+        self.weight += weights.sum(1).double()
+        self.nll -= expert_lp.gather(3, y[:, :, None, None].expand(-1, -1, E, 1))[..., 0].sum(1).double()
+        self.seen += B
+
+    def of(self, s: int) -> dict[str, Any]:
+        n = self.seen
+        loss = float(self.loss[s]) / n
+        return {"train_loss": loss, "train_accuracy": int(self.correct[s]) / n, "loss_task": loss,
+                "expert_share": (self.top[s].double() / n).tolist(), "expert_weight": (self.weight[s] / n).tolist(),
+                "expert_loss": (self.nll[s] / n).tolist(), "dropped": 0.0}
+
+
+def train_stacked(config: Config | dict[str, Any], seeds: list[int], data: Dataset | dict | None = None) -> list[dict[str, Any]]:
+    """The records of ``moe.train.run(config with seed s)`` for each s in ``seeds``, trained as one stacked model
+    (within 1e-5 of the separate runs). Raises ``ConfigError`` for a config the stacked path does not support."""
+    started = time.perf_counter()
+    base = as_config(config)
+    if problems(base):
+        raise ConfigError(problems(base))
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds: need distinct seeds, got {seeds}")
+    cfgs = [dataclasses.replace(base, seed=s) for s in seeds]
+    device = train.resolve_device(base.device)
+    if base.threads:
+        torch.set_num_threads(base.threads)
+    given, data = data, train.checked_data(base, data)  # the data as given, for a fallback run to prepare itself
+    runs = [train.set_up(c, data, device) for c in cfgs]  # each seed's own initial model and batch order
+    try:
+        stack = StackedMixture(runs)
+        fit(stack, base, runs, started)
+    except FloatingPointError as err:  # some seed diverged: every seed as its own run, so its record is exact
+        return [dict(train.run(c, data=given), stacked={"seeds": len(seeds), "fallback": str(err)}) for c in cfgs]
+    stack.write_back()
+    return [dict(train.finish(t, started, None), stacked={"seeds": len(seeds), "fallback": None}) for t in runs]
+
+
+def fit(stack: StackedMixture, cfg: Config, runs: list[train.Training], started: float) -> None:
+    """The joint phase's epochs for every seed together; each seed's history as its run writes it."""
+    optimizer = stack.optimizer(cfg)
+    x, y, S = runs[0].x_train, runs[0].y_train, len(runs)
+    for t in runs:
+        t.train_started = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        temperature = train.temperature_at(cfg, epoch)
+        stats = SeedStats(S, stack.n_experts, y.device)
+        orders = [torch.randperm(len(y), generator=t.batch_order).to(y.device).split(cfg.batch_size) for t in runs]
+        for batch in zip(*orders):
+            idx = torch.stack(batch)  # [S, B] each seed's own batch
+            mixed, weights, expert_lp = stack.log_probs(x[idx], temperature)
+            losses = task_loss(cfg.objective, mixed, y[idx])  # [S]
+            if not bool(torch.isfinite(losses).all()):
+                raise FloatingPointError("non-finite training loss")
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            if not all_finite([p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]):
+                raise FloatingPointError("non-finite gradients")
+            optimizer.step()
+            stats.add(losses.detach(), mixed.detach(), weights.detach(), expert_lp.detach(), y[idx])
+        if not all_finite([p.detach() for p in stack.params.values()]):
+            raise FloatingPointError("non-finite parameters after the epoch's last step")
+        stack.write_back()
+        for s, t in enumerate(runs):
+            t.epoch = t.gate_epochs = epoch
+            t.model.set_temperature(temperature)
+            metrics = {"epoch": epoch, "phase": "joint", "phase_epoch": epoch, **stats.of(s), "finite": True}
+            metrics.pop("finite")
+            if t.x_val is not None:  # the held-out scores of the epoch: the validation split's (as moe.train)
+                metrics["val_accuracy"], metrics["val_loss"] = accuracy_and_loss(t.model, t.x_val, t.y_val, t.eval_batch)
+            metrics.update(temperature=t.model.router.temperature, epoch_s=time.perf_counter() - t0)
+            t.history.append(metrics)
