@@ -64,6 +64,7 @@ def shape_fns(name: str, args, device: torch.device) -> tuple[dict[str, Callable
     t = set_up(cfg, data, device)
     optimizer = start_phase(t, t.plan[0], None)
     bare = bare_loop(cfg, data, device)
+    x_eval, y_eval = data.x_test.to(device), data.y_test.to(device)  # the samples the bare loop evaluates too
     a, b = (torch.randn(MM, MM, generator=torch.Generator().manual_seed(s)).to(device) for s in (1, 2))
 
     def moe_epoch():
@@ -76,12 +77,12 @@ def shape_fns(name: str, args, device: torch.device) -> tuple[dict[str, Callable
             a @ b
 
     fns = {"moe_train": moe_epoch, "bare_train": bare.epoch,
-           "moe_eval": lambda: accuracy(t.model, t.x_test, t.y_test, t.eval_batch), "bare_eval": bare.evaluate,
+           "moe_eval": lambda: accuracy(t.model, x_eval, y_eval, t.eval_batch), "bare_eval": bare.evaluate,
            "dense_mm": matmuls}
     n = len(t.y_train)
     steps = -(-n // cfg.batch_size)
     sizes = dict(samples=n, epoch_flops=bare.step_flops() * n / cfg.batch_size, steps=steps,
-                 mm_flops=2.0 * MM**3 * MM_REPEAT, n_test=len(t.y_test))
+                 mm_flops=2.0 * MM**3 * MM_REPEAT, n_test=len(y_eval))
     return {k: synced(f, device) for k, f in fns.items()}, sizes
 
 

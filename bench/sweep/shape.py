@@ -15,6 +15,8 @@ Each problem is one line naming the section and the type it must have.
 """
 from __future__ import annotations
 
+import collections
+
 import math
 from pathlib import Path
 from typing import Any
@@ -105,8 +107,9 @@ def axis_problem(where: str, values: Any) -> str | None:
         return f"{where}: empty list of values"
     if isinstance(values, list):
         seen = [repr(v) for v in values]
-        twice = next((v for v, r in zip(values, seen) if seen.count(r) > 1), None)
-        if len(set(seen)) < len(seen):
+        counts = collections.Counter(seen)  # linear: an axis may be long (a --set of 100,000 seeds)
+        twice = next((v for v, r in zip(values, seen) if counts[r] > 1), None)
+        if twice is not None or any(counts[r] > 1 for r in seen):
             return f"{where}: the value {twice!r} is listed more than once (its trials would have the same config)"
     return None
 

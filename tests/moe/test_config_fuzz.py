@@ -28,6 +28,8 @@ from moe.regimes import REFIT_INITS, REGIMES
 from moe.routers import ROUTERS
 from moe.validate import from_dict
 
+pytestmark = pytest.mark.slow  # property-based: CI runs it, the --fast edit loop does not
+
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 

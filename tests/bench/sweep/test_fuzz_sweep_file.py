@@ -20,6 +20,8 @@ from moe.config import FIELD_TYPES
 from moe.data import DATASETS
 from tests.bench.conftest import TINY
 
+pytestmark = pytest.mark.slow  # property-based: CI runs it, the --fast edit loop does not
+
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 

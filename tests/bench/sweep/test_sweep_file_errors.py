@@ -114,6 +114,7 @@ def test_dry_run_of_a_bad_sweep_prints_no_trial_before_its_error(tmp_path, capsy
     ["-m", "bench.reproduce", "--list"],
     ["-m", "bench.table", "{table_dir}", "--no-plots"],
 ])
+@pytest.mark.slow  # a subprocess per command
 def test_output_closed_early_ends_quietly_with_0(tmp_path, args):
     """``... | head -1`` whose reader is gone before the first line: no BrokenPipeError traceback, exit 0."""
     (tmp_path / "runs.csv").write_text("index,name,status,seed,accuracy\n0,a,ok,0,0.5\n1,a,ok,1,0.7\n")
