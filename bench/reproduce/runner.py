@@ -233,7 +233,11 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     wall = time.perf_counter() - started + (float(previous.get("wall_s") or 0.0) if continued else 0.0)
     rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts, wall, root)
     write_report(rep)
-    write_reproduction_report(out)
+    try:
+        write_reproduction_report(out)
+    except Exception as err:  # the page must not cost REPRODUCTION.md and the sweeps' results, already written
+        print(f"warning: report.html not written ({type(err).__name__}: {err}); rebuild it with "
+              f"`python -m bench.report {out}`", file=sys.stderr, flush=True)
     return rep
 
 

@@ -188,7 +188,11 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     else:
         say(f"{sweep.name}: all {len(trials)} trials already have records in {folder.root}")
     built = build_tables(folder.root)
-    write_sweep_report(folder.root, built)
+    try:
+        write_sweep_report(folder.root, built)
+    except Exception as err:  # the page must not cost the finished records and tables: they are on disk
+        print(f"warning: report.html not written ({type(err).__name__}: {err}); rebuild it with "
+              f"`python -m bench.report {folder.root}`", file=sys.stderr, flush=True)
     runs = built["runs"]
     runs.attrs.update(stats, total_s=time.perf_counter() - started)
     return runs
