@@ -206,3 +206,16 @@ def test_a_sweep_json_with_an_invalid_sweep_is_one_line_naming_it(sweep_dir, fak
     sweep_dir.meta_path.write_text(json.dumps(state))
     line = one_error(capsys, ["--resume", str(sweep_dir.root)])
     assert str(sweep_dir.meta_path) in line and "resources: must be a mapping" in line and not fake_tune
+
+
+def test_a_report_page_that_fails_to_build_costs_nothing_written(sweep_file, tmp_path, fake_tune, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no page today")
+
+    monkeypatch.setattr(runner, "write_sweep_report", broken)
+    out = tmp_path / "out"
+    assert cli.main([sweep_file(), "--out", str(out)]) == 0  # the sweep itself succeeded
+    assert sorted(SweepDir(out).finished_indices()) == [0, 1, 2, 3] and (out / "runs.csv").is_file()
+    err = capsys.readouterr().err
+    assert "warning: report.html not written (RuntimeError: no page today)" in err
+    assert f"python -m bench.report {out}" in err and "Traceback" not in err
