@@ -35,6 +35,7 @@ from typing import Any
 
 from bench.sweep import shape
 from moe.config import FIELD_TYPES, Config, ConfigError
+from moe.naming import SHORT, format_value  # one spelling of a configuration's name
 from moe.registry import suggestion
 from moe.validate import from_dict
 
@@ -43,8 +44,7 @@ TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "
 BUDGET_FIELDS = ("epochs", "n_train", "n_test")
 RESOURCE_KEYS = ("cpu", "gpu", "max_concurrent")
 DEFAULT_RESOURCES = {"cpu": 1, "gpu": "auto", "max_concurrent": None}
-ALIASES = {"k": "top_k"}  # short names used inside configuration names
-SHORT = {v: k for k, v in ALIASES.items()}
+ALIASES = {v: k for k, v in SHORT.items()}  # the short names used inside configuration names (moe.naming's)
 NAME_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*\[(.*)\]\s*$")
 
 
@@ -325,16 +325,6 @@ def expand_value(axis: str, value: Any) -> dict[str, Any]:
                 raise SweepError(f"grid.{axis}: {value!r}: cannot read the value of {err}") from None
         return out
     return {axis: value}
-
-
-def format_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else format(v, "g")
-    if isinstance(v, (list, tuple)):
-        return "[" + ";".join(format_value(x) for x in v) + "]"
-    return str(v)
 
 
 def config_name(config: dict[str, Any], variant: dict[str, Any], plain: dict[str, Any]) -> str:
