@@ -21,7 +21,7 @@ from bench.report import html as h
 from bench.report.stats import LEVEL, t_interval
 from bench.sweep.layout import SweepDir
 from bench.table.configurations import TABLE_SCORES, collapsed_mask
-from bench.table.tables import build
+from bench.table.tables import build, pick_best
 from moe.config import FIELD_TYPES
 from moe.naming import full_name, wrapped
 from moe.plots import heatmap_figure
@@ -132,10 +132,12 @@ def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, 
     body = [f"<p>Full configuration: <code>{h.esc(full)}</code></p>", run_rows(g)]
     figs = []
     if len(ok) and "accuracy" in ok.columns and "allocation" in ok.columns and ok["allocation"].notna().any():
-        best = ok[ok["allocation"].notna()].sort_values("accuracy", ascending=False).iloc[0]
+        best, by_validation = pick_best(ok[ok["allocation"].notna()])  # the tables' rule: validation scores pick
         alloc = json.loads(best["allocation"]) if isinstance(best["allocation"], str) else best["allocation"]
         names = class_names if class_names and len(class_names) == len(alloc) else [f"class {c}" for c in range(len(alloc))]
-        title = f"{wrapped(full)}\nbest run: seed {best.get('seed')}, accuracy {best['accuracy']:.3f}"
+        picked = (f"best run by validation accuracy {best['val_accuracy']:.3f}" if by_validation
+                  else "first run (no validation scores to pick by)")
+        title = f"{wrapped(full)}\n{picked}: seed {best.get('seed')}, test accuracy {best['accuracy']:.3f}"
         figs.append(_fig(heatmap_figure(alloc, names, title), f"allocation heat-map of {name}"))
         rec = records.get(int(best["index"])) if "index" in best and not pd.isna(best["index"]) else None
         views = (rec or {}).get("views") or {}
