@@ -228,6 +228,7 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
         lines += [res.description + ".", ""]
     lines.append(f"Sweep file `sweeps/{res.name}.yaml`" + (f" (v{res.version})" if res.version else "")
                  + f"; budget {budget}, overrides {overrides_text(res.overrides)}.")
+    lines += [f"**Data**: {note}." for note in res.notes]
     if res.runs is None:
         lines += ["", f"**The sweep did not run**: {res.reason}", ""]
     else:
@@ -279,7 +280,7 @@ def render(rep: Reproduction) -> str:
 
 def write_report(rep: Reproduction) -> Path:
     data = {"budget": rep.budget, "data_root": rep.data_root, "wall_s": rep.wall_s, "versions": versions(),
-            "sweeps": {n: {"overrides": r.overrides, "wall_s": r.wall_s, "trial_s": r.trial_s, "slots": r.slots,
+            "sweeps": {n: {"overrides": r.overrides, "notes": r.notes, "wall_s": r.wall_s, "trial_s": r.trial_s, "slots": r.slots,
                            "reason": r.reason,
                            "runs": None if r.runs is None else len(r.runs), "interrupted": r.interrupted,
                            "figures": [os.path.relpath(p, rep.out) for _, p in r.figures]}

@@ -34,6 +34,7 @@ class SweepResult:
     figure_errors: list[str] = field(default_factory=list)
     description: str = ""
     version: int | None = None
+    notes: list[str] = field(default_factory=list)  # what the runner changed to fit the data (runner.fit_to_data)
 
 
 @dataclass

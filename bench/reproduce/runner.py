@@ -44,6 +44,7 @@ from bench.sweep.cluster import QUIET_ENV, ResourceError, connect
 from bench.sweep.layout import SweepDir, default_out
 from bench.sweep.runner import run as run_sweep_dir
 from bench.sweep.spec import SweepError
+from moe.data import load_dataset
 from moe.registry import suggestion
 
 SWEEPS = ("lr_asymmetry", "pretrained_experts", "pretrained_experts_mnist", "fmnist_mnist_joint", "cheating",
@@ -168,6 +169,32 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
     return result
 
 
+def fit_to_data(name: str, overrides: dict[str, Any], root: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The overrides with ``n_train`` / ``n_test`` capped at the samples the data files hold, and a note for
+    the report per capped field. A budget written for the full datasets (the seed budget takes the first 10,048
+    MNIST training images) then runs on a smaller copy (e.g. the 8,000 training digits of a 10,000-digit
+    MNIST) with all of its samples, and says so, instead of refusing every trial. Datasets that cannot be
+    loaded here are left as they are: the sweep itself then reports why."""
+    try:
+        sweep = spec.load(name, overrides)
+        if sweep.dataset in EMBEDDED:
+            return overrides, []
+        asked = {f: {t.config.get(f) for t in sweep.trials()} for f in ("n_train", "n_test")}
+        data = load_dataset(sweep.dataset, data_root=root)
+    except Exception:  # noqa: BLE001 (missing or damaged files: the sweep's own run says why)
+        return overrides, []
+    out, notes = dict(overrides), []
+    for field_, split, have in (("n_train", "training", len(data.y_train)), ("n_test", "test", len(data.y_test))):
+        values = {v for v in asked[field_] if v is not None}
+        if values and max(values) > have:
+            out[field_] = have
+            notes.append(f"`{field_}`: the budget asks for {', '.join(f'{v:,}' for v in sorted(values))} {split} "
+                         f"samples of {sweep.dataset}; the data files here hold {have:,}, so all {have:,} are taken "
+                         f"(`{field_}={have}` added to the overrides)"
+                         + (f"; the validation split is carved out of them" if field_ == "n_train" else ""))
+    return out, notes
+
+
 def check_continuable(name: str, folder: Path, overrides: dict[str, Any]) -> None:
     """A sweep directory left by an earlier run may be continued only with the same sweep and settings."""
     sweep_dir = SweepDir(folder)
@@ -207,6 +234,9 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     out.mkdir(parents=True, exist_ok=True)
     plans = {n: {**o, "data_root": root} if root is not None and _dataset(n) not in EMBEDDED else o
              for n, o in plans.items()}
+    notes: dict[str, list[str]] = {}
+    for n in names:
+        plans[n], notes[n] = fit_to_data(n, plans[n], root)
     for n in names:  # before any work: a directory of an earlier run must match
         check_continuable(n, out / n, plans[n])
     continued = {n for n in names if SweepDir(out / n).exists()}
@@ -217,6 +247,7 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     try:
         for n in names:
             results[n] = run_sweep(n, out / n, plans[n], session, verbose=verbose, quiet=quiet)
+            results[n].notes = notes[n]
             if results[n].interrupted:
                 break
     finally:

@@ -15,6 +15,7 @@ from bench.sweep.spec import load, validate
 from moe.config import FIELD_TYPES, PRESETS
 from moe.scores import DIRECTIONS
 from moe.validate import from_dict
+from tests.helpers import make_fake_mnist
 
 
 def seed_trials(name: str) -> list[dict]:
@@ -89,3 +90,15 @@ def test_seed_numbers_name_real_sweeps_claims_and_columns():
     assert {c for s in S.SETTINGS for c in s.claims} >= {"lr_asymmetry.fast_expert_wins",
                                                         "pretrained_experts_mnist.gate_follows_split",
                                                         "fmnist_mnist_joint.no_reliable_separation"}
+
+
+def test_seed_budget_on_a_smaller_mnist_takes_all_its_digits_and_says_so(tmp_path):
+    """The seed budget asks for the first 10,048 MNIST training images; data files with fewer (here 60) give
+    n_train = all of them, with a note for the report, instead of a refusal of every trial."""
+    make_fake_mnist(tmp_path, "MNIST", n_train_per_class=6, n_test_per_class=300)
+    plan = runner.budget_overrides("seed", "pretrained_experts_mnist")
+    fitted, notes = runner.fit_to_data("pretrained_experts_mnist", plan, str(tmp_path))
+    assert fitted == {**plan, "n_train": 60}  # n_test 2,000 <= 3,000 test images: left
+    assert len(notes) == 1 and "10,048" in notes[0] and "all 60 are taken" in notes[0]
+    assert runner.fit_to_data("lr_asymmetry", {}, str(tmp_path)) == ({}, [])  # gm6 needs no files
+    assert runner.fit_to_data("pretrained_experts_mnist", plan, str(tmp_path / "missing")) == (plan, [])
