@@ -13,7 +13,7 @@ from bench.reproduce.engine import NOT_RUN, Verdict
 BUDGET_WORDS = {"paper": "the papers' settings (the sweep files as they are)",
                 "small": "subsets, fewer epochs and seeds (within 30 minutes on 2 CPU cores)",
                 "seed": "the seed code's own settings, splits and run counts (yamsgithub/modular_deep_learning; the "
-                        "cheating and expert-count sweeps, which it lacks, as in their files)"}
+                        "cheating and expert-count sweeps, which it lacks, at their small budget)"}
 
 
 class ReproduceError(ValueError):
