@@ -12,7 +12,17 @@ from typing import Any
 from bench.reproduce.engine import Claim, ClaimError, Condition
 
 FASHION_DIGITS = [0] * 6 + [1] * 6  # fmnist_mnist: Fashion-MNIST classes 0-5, MNIST digits 4-9 as 6-11
-BLACK_BOX = {"router": "softmax", "gate": ["mlp", "cnn"], "match_router": None}  # an MLP or CNN gate, not matched
+# The black box of the cheating claims (issue 14): a learned router (softmax or the Sinkhorn balanced assignment)
+# with an MLP or CNN gate (cnn, lenet), not matched to an interpretable router, kept in use by balancing (an
+# auxiliary loss or Sinkhorn) and competent (beats a single linear model on validation accuracy:
+# bench.reproduce.measures.competent), soft or hard routing alike. Version 1 read unbalanced MLP gates after 5
+# epochs, so its verdict measured collapse and underfitting, not cheating.
+BLACK_BOX = {"router": ["softmax", "sinkhorn"], "gate": ["mlp", "cnn", "lenet"], "match_router": None,
+             "balancing": ["importance", "switch", "load", "sinkhorn"], "competent": True, "experts": {">": 1}}
+# The family whose accuracy the expert-count claim follows: one of many linear experts per input (hard routing)
+# under a balanced black-box MLP router, E = 1 to 1,024 (the abstract's setting, in this project's reading).
+EXPERT_COUNT_FAMILY = {"router": "softmax", "gate": "mlp", "importance_loss": 0.1, "routing": "hard",
+                       "expert": "linear", "match_router": None}
 SINGLE_LINEAR = {"experts": 1}  # one linear expert: a single linear model
 FAST_SHARE = {"expert_share": 0}  # expert 0 has the largest learning rate (moe.config: expert 0 fastest)
 
@@ -24,13 +34,17 @@ BLACK_BOX_CHEATS = Claim(
     source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
     conditions=(
         Condition("mean", {"measure": "cheating_index", "where": BLACK_BOX}, ">=", 0.8,
-                  "mean cheating index of the black-box (MLP) router"),
+                  "mean cheating index of the competent, balanced black-box routers"),
         Condition("mean", {"measure": "expert_prediction_entropy", "where": BLACK_BOX}, "<=", 0.2,
-                  "mean expert prediction entropy of the black-box (MLP) router"),
+                  "mean expert prediction entropy of the competent, balanced black-box routers"),
     ),
     note="Cheating index 1: the router alone is as accurate as the mixture; expert prediction entropy 0: every "
-         "expert predicts one class on its samples (docs/scores.md). Collapsed runs are left out: a router that sends everything to "
-         "one expert solves nothing (its cheating index is undefined).")
+         "expert predicts one class on its samples (docs/scores.md). The black box: softmax or Sinkhorn routers with "
+         "an MLP or CNN gate (cnn, lenet), soft or hard routing, kept in use by balancing (importance or Switch loss, "
+         "or Sinkhorn), in configurations that are competent: mean validation accuracy at least one point above a "
+         "single linear model's (this project's operationalisation; the rows below name every configuration read). "
+         "Collapsed runs are left out: a router that sends everything to one expert solves nothing (its cheating "
+         "index is undefined).")
 
 
 def _remedy(name: str, remedy: dict[str, Any], words: str) -> Claim:
@@ -135,9 +149,12 @@ CLAIMS: tuple[Claim, ...] = (
         text="Accuracy grows with the number of linear experts under a black-box router.",
         source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
         conditions=(Condition("rank_correlation", {"measure": "accuracy", "x": "experts",
-                                                   "where": {"router": "softmax", "gate": "mlp"}}, ">=", 0.8,
-                              "Spearman correlation of the expert count with the black-box router's mean accuracy"),),
-        note="Collapsed runs count: a configuration's accuracy includes its failures to use its experts, and "
+                                                   "where": EXPERT_COUNT_FAMILY}, ">=", 0.8,
+                              "Spearman correlation of the expert count with the mean accuracy of one linear expert "
+                              "per input under a balanced black-box MLP router"),),
+        note="The family: softmax router, MLP gate, importance loss 0.1, hard routing (one expert per input, the "
+             "abstract's setting), explicit linear experts, E = 1 to 1,024 (E = 1: a single linear model). "
+             "Collapsed runs count: a configuration's accuracy includes its failures to use its experts, and "
              "leaving them out would favour the large expert counts.",
         keep_collapsed=True,
     ),

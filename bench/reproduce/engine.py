@@ -11,9 +11,9 @@ INCONCLUSIVE otherwise. A claim may name premises (other claims, e.g. the remedi
 that the black-box router cheats): when a premise is not SUPPORTED the claim's verdict is PREMISE FAILED,
 naming the premise, whatever its own numbers say.
 
-Collapsed runs (``bench.reproduce.measures.collapsed``) are left out of a claim's statistics unless the
-claim keeps them (``keep_collapsed``); either way each outcome counts them. The measures and row filters a
-statistic reads are those of ``bench.reproduce.measures``; the catalogue of claims is ``bench.reproduce.claims``.
+Collapsed runs (``measures.collapsed``) are left out of a claim's statistics unless the claim keeps them
+(``keep_collapsed``); either way each outcome counts them. The measures, row filters and derived columns
+(``balancing``, ``competent``) a statistic reads are those of ``bench.reproduce.measures``.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import pandas as pd
 
 from bench.reproduce import bootstrap as boot
 from bench.reproduce.measures import (OPS, ClaimError, collapsed, fmt_key, measure_values, resolve_extremes, select,
-                                      where_text)
+                                      where_text, with_derived)
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"
 PREMISE_FAILED, NOT_RUN = "PREMISE FAILED", "NOT RUN"
@@ -87,12 +87,12 @@ def verdict_at(stat: Stat, op: str, threshold: float) -> str:
 class Outcome:
     condition: Condition
     stat: Stat
+    configurations: tuple[str, ...] = ()  # the configurations (runs.csv ``name``) whose ok runs the statistic reads
 
     @property
     def holds(self) -> bool:
         """The point value alone is on the claim's side (the verdict also asks the interval)."""
-        v = self.stat.value
-        return v is not None and not math.isnan(v) and OPS[self.condition.op](v, self.condition.threshold)
+        return not math.isnan(v := self.stat.value) and OPS[self.condition.op](v, self.condition.threshold)
 
     @property
     def verdict(self) -> str:
@@ -142,6 +142,7 @@ class Verdict:
                                 "seeds": o.stat.seeds, "seeds_needed": _plain(o.seeds_needed),
                                 "sensitivity": [{"threshold": t, "verdict": v} for t, v in o.sensitivity()],
                                 "collapsed": o.stat.collapsed, "collapsed_kept": o.stat.collapsed_kept,
+                                "configurations": list(o.configurations),
                                 "detail": {k: _plain(v) for k, v in o.stat.detail.items()}}
                                for o in self.outcomes]}
 
@@ -342,10 +343,10 @@ def evaluate_condition(cond: Condition, runs: pd.DataFrame, keep_collapsed: bool
         raise ClaimError(f"unknown comparison {cond.op!r}; valid: {', '.join(OPS)}")
     params = {k: resolve_extremes(v, runs) if k in ("where", "a", "b") else v for k, v in cond.params.items()}
     flags = collapsed(runs)
-    n_collapsed = int(flags.loc[_read_rows(params, runs)].sum())
+    n_collapsed = int(flags.loc[read := _read_rows(params, runs)].sum())
     stat = STATISTICS[cond.statistic](runs if keep_collapsed else runs[~flags], **params)
     stat.collapsed, stat.collapsed_kept = n_collapsed, keep_collapsed
-    return Outcome(cond, stat)
+    return Outcome(cond, stat, tuple(dict.fromkeys(map(str, runs.loc[read, "name"]))) if "name" in runs.columns else ())
 
 
 def combine(verdicts: list[str]) -> str:
@@ -364,6 +365,7 @@ def evaluate(claim: Claim, runs: pd.DataFrame | None, reason: str = "",
     if runs is None:
         return Verdict(claim, [], NOT_RUN, reason or "the sweep did not run")
     counts = runs["status"].value_counts().to_dict() if "status" in runs.columns else {"ok": len(runs)}
+    runs = with_derived(runs)  # balancing, competent (bench.reproduce.measures)
     outcomes = [evaluate_condition(c, runs, claim.keep_collapsed) for c in claim.conditions]
     verdict = Verdict(claim, outcomes, combine([o.verdict for o in outcomes]),
                       runs={str(k): int(v) for k, v in counts.items()})

@@ -21,23 +21,41 @@ from matplotlib.figure import Figure
 
 from bench.reproduce.claims import FASHION_DIGITS
 from bench.reproduce.measures import measure_values, ok_runs
+from bench.table.vs_experts import expert_count_figure
 from moe.plots import save_png
 
 Figures = list[tuple[str, Path]]
 
 
+BLACK_BOX_GATES = ("mlp", "cnn", "lenet")
+BALANCING_LOSSES = ("importance_loss", "switch_loss", "load_loss")
+
+
 def family(row: pd.Series) -> str:
-    """A router family label: black box (MLP or CNN gate), matched to X, prototype, linear, single linear."""
+    """A router family label: black box (MLP, CNN or LeNet gate; balanced or not), Sinkhorn (its gate),
+    matched to X, prototype, linear, single linear."""
     if row.get("experts") == 1:
         return "single linear model"
     match = row.get("match_router")
     gate = row.get("gate")
+    black_box = gate in BLACK_BOX_GATES
     if isinstance(match, str) and match:
-        black_box = gate in ("mlp", "cnn")
         return f"{gate.upper()} gate matched to {match}" if black_box else f"{row.get('router')} matched to {match}"
+    if row.get("router") == "sinkhorn":
+        return f"Sinkhorn ({gate.upper()} gate)" if isinstance(gate, str) else "Sinkhorn"
     if row.get("router") == "softmax":
-        return f"black box ({gate.upper()} gate)" if gate in ("mlp", "cnn") else "softmax (linear gate)"
+        if not black_box:
+            return "softmax (linear gate)"
+        balanced = any(_positive(row.get(k)) for k in BALANCING_LOSSES)
+        return f"black box ({gate.upper()} gate{', balanced' if balanced else ''})"
     return f"{row.get('router')} router"
+
+
+def _positive(v: Any) -> bool:
+    try:
+        return float(v) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 def _families(runs: pd.DataFrame) -> pd.Series:
@@ -285,20 +303,12 @@ def expert_count(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path
         return out
     fam = ok.apply(lambda r: family({**r, "experts": None}), axis=1)
     experts = pd.to_numeric(ok["experts"], errors="coerce")
-    fig = Figure(figsize=(6.5, 4.2), dpi=100, layout="constrained")
-    ax = fig.subplots()
-    for i, f in enumerate(dict.fromkeys(fam)):
-        g = pd.DataFrame({"e": experts[fam == f], "a": ok["accuracy"][fam == f].astype(float)}).groupby("e")["a"]
-        mean, std = g.mean(), g.std(ddof=1).fillna(0)
-        ax.errorbar(mean.index, mean.values, yerr=std.values, fmt="-o", color=f"C{i}", capsize=3, label=f)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("number of linear experts")
-    ax.set_ylabel("test accuracy (mean ± std over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, frameon=False)
-    ax.set_title("Accuracy against the expert count", fontsize=9)
-    out.append(("Test accuracy against the number of experts, per router family.",
-                save_png(fig, folder / "expert_count_accuracy.png")))
+    out.append(("Accuracy, cheating index, local interpretability (the share of samples whose routed expert alone "
+                 "gives the mixture's prediction) and global interpretability (parameters of the experts in use) "
+                 "against the number of experts, one line per configuration family (its name without the expert "
+                 "count; means over seeds).",
+                 expert_count_figure(ok, folder / "expert_count_vs_experts.png",
+                                     "The expert-count sweep: accuracy and interpretability against E")))
     fig = Figure(figsize=(12, 4.4), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2)
     conf = ok.assign(family=fam, e=experts).groupby(["family", "e"], sort=False)

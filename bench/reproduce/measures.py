@@ -19,6 +19,20 @@ Row filters (``where``): column -> value (``None`` matches a blank cell), a list
 ``"$min"`` (the column's largest / smallest value among the ok runs), or ``{op: value}`` with an op of
 :data:`OPS`.
 
+Derived columns (:func:`with_derived`, added before a claim reads the table):
+
+- ``balancing``: how a run keeps its experts in use: ``sinkhorn`` (the balanced-assignment router), else
+  ``importance`` / ``switch`` / ``load`` (a positive coefficient of that auxiliary loss; the first of them),
+  else ``none``;
+- ``competent``: the run's configuration beats a single linear model: its mean **validation** accuracy (over
+  its ok runs, collapsed ones included) is at least :data:`COMPETENCE_MARGIN` above the mean validation
+  accuracy of the sweep's one-expert runs (a one-expert mixture of linear experts is a single linear model);
+  blank (matching nothing) when the sweep has no one-expert runs or no validation accuracy. This is this
+  project's operationalisation of 'competence' for the cheating claims (Elazar & Taylor give none in their
+  abstract): a router over linear experts that does no better than one linear model has nothing to cheat
+  with, and a claim about how its accuracy is bought reads nothing from it. Validation, not test, accuracy
+  selects the configurations: the test split stays for the scores the claims then read.
+
 Collapsed runs (:func:`collapsed`): ok runs with more than one expert whose busiest expert took at least
 :data:`COLLAPSE_SHARE` of the assigned test samples (runs.csv's ``busiest_share``). They learned no split:
 the claims leave them out of their statistics unless a claim keeps them (``Claim.keep_collapsed``, where
@@ -181,6 +195,48 @@ def with_phase_accuracy(runs: pd.DataFrame, records: list[dict[str, Any]]) -> pd
         return runs
     extra = extra[[c for c in extra.columns if c == "index" or c not in runs.columns]]
     out = runs.merge(extra, on="index", how="left")
+    out.attrs.update(runs.attrs)
+    return out
+
+
+COMPETENCE_MARGIN = 0.01  # accuracy points above a single linear model that make a configuration competent
+BALANCING_LOSSES = ("importance_loss", "switch_loss", "load_loss")
+
+
+def balancing(runs: pd.DataFrame) -> pd.Series:
+    """Per run: sinkhorn | importance | switch | load | none (see the module docstring)."""
+    out = pd.Series("none", index=runs.index, dtype=object)
+    for col in reversed(BALANCING_LOSSES):  # the first positive one wins
+        if col in runs.columns:
+            out[pd.to_numeric(runs[col], errors="coerce").fillna(0) > 0] = col.removesuffix("_loss")
+    if "router" in runs.columns:
+        out[runs["router"] == "sinkhorn"] = "sinkhorn"
+    return out
+
+
+def competent(runs: pd.DataFrame, margin: float = COMPETENCE_MARGIN) -> pd.Series:
+    """Per run: whether its configuration (``name``) beats a single linear model by ``margin`` in mean
+    validation accuracy over ok runs; NaN when there is no one-expert baseline or no validation accuracy."""
+    blank = pd.Series(math.nan, index=runs.index, dtype=object)
+    if not {"name", "experts", "val_accuracy"} <= set(runs.columns):
+        return blank
+    ok = ok_runs(runs)
+    acc = pd.to_numeric(ok["val_accuracy"], errors="coerce")
+    base = acc[pd.to_numeric(ok["experts"], errors="coerce") == 1].dropna()
+    if base.empty:
+        return blank
+    per_config = acc.groupby(ok["name"]).mean()
+    good = per_config >= float(base.mean()) + margin
+    return runs["name"].map(good).astype(object).where(runs["name"].isin(good.index), math.nan)
+
+
+def with_derived(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs table with the ``balancing`` and ``competent`` columns (kept where it has them already)."""
+    out = runs.copy()
+    if "balancing" not in out.columns:
+        out["balancing"] = balancing(out)
+    if "competent" not in out.columns:
+        out["competent"] = competent(out)
     out.attrs.update(runs.attrs)
     return out
 

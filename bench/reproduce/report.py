@@ -141,7 +141,17 @@ def condition_lines(o: Outcome) -> list[str]:
         lines.append(f"  Bootstrap: {st.interval_note}.")
     if st.detail:
         lines.append("  " + "; ".join(f"{k}: {_num(x) if isinstance(x, float) else x}" for k, x in st.detail.items()))
+    lines.append("  " + configurations_text(o.configurations))
     return lines
+
+
+def configurations_text(names: tuple[str, ...], show: int = 12) -> str:
+    """The configurations a statistic reads, in words (at most ``show`` named)."""
+    if not names:
+        return "Reads no configuration (no ok run matches)."
+    listed = ", ".join(f"`{n}`" for n in names[:show])
+    more = f" and {len(names) - show} more (reproduction.json lists them all)" if len(names) > show else ""
+    return f"Reads {len(names)} configuration{'s' if len(names) != 1 else ''}: {listed}{more}."
 
 
 def _move(o: Outcome) -> str:

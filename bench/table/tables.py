@@ -12,6 +12,8 @@ Inputs, in a sweep directory: ``records/*.json`` (one run record per finished tr
     pareto.csv    for each interpretability score, the configurations not dominated in
                   (accuracy, score) -- higher accuracy and the better direction of the score
     tradeoff.png  accuracy against NMI and against the cheating index, coloured by router, front drawn
+    vs_experts.png  accuracy, cheating, local and global interpretability against the expert count, one line per
+                  configuration family (``bench.table.vs_experts``); only for sweeps with 3 or more expert counts
     heatmaps/     the allocation heat-map of the best ``ok`` run of each router: picked by its validation
                   accuracy (``val_accuracy``), never by a test score (:func:`pick_best`)
 """
@@ -29,6 +31,7 @@ from bench.table.configurations import collapsed_mask, latex, markdown, summary
 from bench.table.front import pareto
 from bench.table.runs import long_format, runs_frame
 from bench.table.tradeoff import tradeoff_plot
+from bench.table.vs_experts import expert_count_figure
 from moe.config import FIELD_TYPES
 from moe.naming import full_name, wrapped
 from moe.plots import allocation_heatmap
@@ -76,6 +79,9 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
     if plots and "accuracy_mean" in summ.columns and summ["accuracy_mean"].notna().any():
         files.append(tradeoff_plot(summ, front, path("tradeoff.png"), title=meta.get("name")))
         files += best_heatmaps(runs, sweep_dir, sweep_dir.class_names())
+        ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+        if "experts" in ok.columns and ok["experts"].nunique() >= 3:
+            files.append(expert_count_figure(ok, path("vs_experts.png"), title=title))
     return {"runs": runs, "summary": summ, "pareto": front, "files": files}
 
 

@@ -13,10 +13,11 @@ import pytest
 from bench.reproduce import claims as C
 from bench.reproduce import engine
 from bench.reproduce import measures as M
-from bench.sweep.spec import available, load
+from bench.sweep.spec import available, load, validate
 from moe.config import FIELD_TYPES
 from moe.regimes import SPLITS
 from moe.scores import DIRECTIONS
+from moe.validate import from_dict
 
 from runs_frames import frame, run_row, shares
 
@@ -76,30 +77,40 @@ def joint_frame(separated: bool) -> pd.DataFrame:
 
 
 def cheating_frame(bb_ci: float, bb_const: float, remedy_ci: float, remedy_acc: float, single_acc: float = 0.90) -> pd.DataFrame:
+    """The black box (balanced: importance loss; competent: validation accuracy 0.95 > the single linear model's
+    0.90 + 1 point), the four remedies, a single linear model, and two decoys the black-box filter must leave out
+    whatever they score (cheating index 0): an unbalanced black box and an incompetent balanced one."""
     rows = []
-    configs = [({"router": "softmax", "gate": "mlp", "match_router": None}, bb_ci, bb_const, 0.95),
+    bb = {"router": "softmax", "gate": "mlp", "match_router": None, "importance_loss": 0.1}
+    configs = [(bb, bb_ci, bb_const, 0.95),
                ({"router": "prototype", "gate": "linear", "match_router": None}, remedy_ci, 0.5, remedy_acc),
                ({"router": "linear", "gate": "linear", "match_router": None}, remedy_ci, 0.5, remedy_acc),
                ({"router": "softmax", "gate": "mlp", "match_router": "linear"}, remedy_ci, 0.5, remedy_acc),
-               ({"router": "softmax", "gate": "mlp", "match_router": "prototype"}, remedy_ci, 0.5, remedy_acc)]
+               ({"router": "softmax", "gate": "mlp", "match_router": "prototype"}, remedy_ci, 0.5, remedy_acc),
+               ({"router": "softmax", "gate": "cnn", "match_router": None}, 0.0, 0.9, 0.95),  # unbalanced
+               ({"router": "sinkhorn", "gate": "lenet", "match_router": None}, 0.0, 0.9, single_acc)]  # not competent
     for fields, ci, const, acc in configs:
         for e in (10, 20):
             for seed in range(2):
-                rows.append(run_row(len(rows), f"{fields['router']}[{fields['match_router']},experts={e}]", seed=seed,
-                                    experts=e, cheating_index=ci, expert_prediction_entropy=const, accuracy=acc, **fields))
+                rows.append(run_row(len(rows), f"{fields['router']}[{fields['gate']},{fields['match_router']},experts={e}]",
+                                    seed=seed, experts=e, cheating_index=ci, expert_prediction_entropy=const,
+                                    accuracy=acc, val_accuracy=acc, **fields))
     for seed in range(2):
         rows.append(run_row(len(rows), "linear[experts=1]", seed=seed, router="linear", gate="linear", match_router=None,
-                            experts=1, accuracy=single_acc, cheating_index=math.nan, expert_prediction_entropy=0.9))
+                            experts=1, accuracy=single_acc, val_accuracy=single_acc, cheating_index=math.nan,
+                            expert_prediction_entropy=0.9))
     return frame(rows)
 
 
 def count_frame(acc_by_e: dict[int, float], ci_by_e: dict[int, float]) -> pd.DataFrame:
     rows = []
+    family = {"importance_loss": 0.1, "routing": "hard", "expert": "linear", "match_router": None}  # claims.EXPERT_COUNT_FAMILY
     for router, gate, shift in (("softmax", "mlp", 0.0), ("linear", "linear", -0.02), ("prototype", "linear", -0.04)):
         for e, acc in acc_by_e.items():
             for seed in range(2):
                 rows.append(run_row(len(rows), f"{router}[experts={e}]", seed=seed, router=router, gate=gate, experts=e,
-                                    accuracy=acc + shift, cheating_index=ci_by_e[e] + shift))
+                                    accuracy=acc + shift, cheating_index=ci_by_e[e] + shift,
+                                    **(family if router == "softmax" else {})))
     return frame(rows)
 
 
@@ -197,7 +208,7 @@ def test_thresholds_are_applied_as_stated_not_hard_coded():
 def test_nan_values_are_left_out_and_counted():
     runs = cheating_frame(0.95, 0.05, 0.5, 0.92)
     bb = (runs["gate"] == "mlp") & runs["match_router"].isna()
-    runs.loc[bb & (runs["seed"] == 1), "cheating_index"] = math.nan
+    runs.loc[(runs["seed"] == 1), "cheating_index"] = math.nan  # (the decoys' NaN are not read)
     out = engine.evaluate(C.by_name()["cheating.black_box_router_cheats"], runs).outcomes[0]
     assert out.stat.value == pytest.approx(0.95) and out.stat.n == 2
     assert out.stat.detail["NaN values left out"] == 2
@@ -250,16 +261,51 @@ def test_where_filters():
         M.select(runs, {"experts": {"~": 1}})
 
 
-def test_black_box_routers_are_mlp_or_cnn_gates_without_matching():
+def test_black_box_routers_are_balanced_competent_mlp_or_cnn_gates_without_matching():
     from bench.reproduce.figures import family
 
     gates = [("softmax", "mlp", None), ("softmax", "cnn", None), ("softmax", "linear", None),
-             ("softmax", "mlp", "linear"), ("prototype", "linear", None)]
-    runs = frame([run_row(i, "x", router=r, gate=g, match_router=m) for i, (r, g, m) in enumerate(gates)])
-    assert M.select(runs, C.BLACK_BOX)["index"].tolist() == [0, 1]
-    assert [family(row) for _, row in runs.iterrows()] == [
-        "black box (MLP gate)", "black box (CNN gate)", "softmax (linear gate)", "MLP gate matched to linear",
-        "prototype router"]
+             ("softmax", "mlp", "linear"), ("prototype", "linear", None), ("sinkhorn", "lenet", None)]
+    rows = [run_row(i, f"c{i}", router=r, gate=g, match_router=m, experts=10, importance_loss=0.1, val_accuracy=0.95)
+            for i, (r, g, m) in enumerate(gates)]
+    rows += [run_row(6, "unbalanced", router="softmax", gate="mlp", match_router=None, experts=10, importance_loss=0.0,
+                     val_accuracy=0.95),
+             run_row(7, "incompetent", router="softmax", gate="cnn", match_router=None, experts=10, importance_loss=0.1,
+                     val_accuracy=0.905),
+             run_row(8, "single", router="linear", gate="linear", match_router=None, experts=1, val_accuracy=0.90)]
+    runs = M.with_derived(frame(rows))
+    assert M.select(runs, C.BLACK_BOX)["index"].tolist() == [0, 1, 5]
+    assert runs["balancing"].tolist()[5:7] == ["sinkhorn", "none"]
+    assert [family(row) for _, row in runs.iloc[:5].iterrows()] == [
+        "black box (MLP gate, balanced)", "black box (CNN gate, balanced)", "softmax (linear gate)",
+        "MLP gate matched to linear", "prototype router"]
+    assert [family(row) for _, row in runs.iloc[5:7].iterrows()] == ["Sinkhorn (LENET gate)", "black box (MLP gate)"]
+
+
+def test_competence_reads_validation_accuracy_against_the_single_linear_model():
+    rows = [run_row(i, n, experts=e, val_accuracy=v, accuracy=t) for i, (n, e, v, t) in enumerate([
+        ("single", 1, 0.90, 0.99), ("single", 1, 0.92, 0.99),  # baseline: mean validation accuracy 0.91
+        ("a", 10, 0.93, 0.50), ("a", 10, 0.91, 0.50),  # mean 0.92 >= 0.91 + 0.01: competent, whatever its test accuracy
+        ("b", 10, 0.919, 0.99), ("b", 10, 0.919, 0.99)])]  # 0.919 < 0.92: not, though its test accuracy is high
+    rows.append(run_row(6, "a", status="error", experts=10, val_accuracy=0.0))  # failed runs do not count
+    got = M.competent(frame(rows))
+    assert got.tolist()[:6] == [False, False, True, True, False, False]
+    assert M.competent(frame([run_row(0, "a", experts=10, val_accuracy=0.9)])).isna().all()  # no baseline: blank
+
+
+def test_every_claim_filter_matches_configurations_of_its_sweep():
+    """The rows a claim reads exist in its sweep (version 2 of cheating and expert_count included): each
+    ``where`` / ``a`` / ``b`` filter, on the config fields alone, matches at least one trial of the sweep file."""
+    for claim in C.CLAIMS:
+        trials = validate(load(claim.sweep))
+        runs = M.with_derived(frame([run_row(t.index, t.name, seed=t.config.get("seed", 0),
+                                             **{k: v for k, v in from_dict(t.config).to_dict().items() if k != "seed"})
+                                     for t in trials]))
+        for cond in claim.conditions:
+            for key in ("a", "b", "where"):
+                where = {k: v for k, v in (cond.params.get(key) or {}).items()
+                         if k in FIELD_TYPES or k == "balancing"}  # (competent needs results)
+                assert len(M.select(runs, M.resolve_extremes(where, runs))), (claim.name, key, where)
 
 
 def test_bad_claims_fail_loudly():
@@ -277,6 +323,7 @@ def test_claims_are_consistent_with_the_sweeps_and_the_config():
     sweeps = available()
     columns = set(FIELD_TYPES) | set(DIRECTIONS) | {"name", "status", "allocation"}
     columns |= {f"accuracy_after_{phase}" for phase in ("pretrain", "joint", "gate", "experts")}  # M.with_phase_accuracy
+    columns |= {"balancing", "competent"}  # M.with_derived
     for claim in C.CLAIMS:
         assert claim.sweep in sweeps, claim.name
         load(claim.sweep)

@@ -36,7 +36,8 @@ def lr_records(runs: pd.DataFrame, epochs: int = 3) -> list[dict]:
 
 def reproduction(tmp_path: Path) -> Reproduction:
     runs = lr_frame({1: 0.5, 3: 0.6, 10: 0.7, 30: 0.8, 100: 0.9})
-    lr = SweepResult("lr_asymmetry", runs, overrides={"seed": [0, 1]}, wall_s=12.0, description="gm6 lr test", version=2)
+    lr = SweepResult("lr_asymmetry", runs, overrides={"seed": [0, 1]}, wall_s=12.0, description="gm6 lr test", version=2,
+                     notes=["`n_train`: the data files here hold 8,000"])
     lr.figures = PLOTS["lr_asymmetry"](runs, lr_records(runs), tmp_path / "figures")
     cheat = SweepResult("cheating", None, reason=MISSING, overrides={"data_root": "/nowhere"})
     results = {"lr_asymmetry": lr, "cheating": cheat}
@@ -59,6 +60,10 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     assert "### `lr_asymmetry.share_grows_with_ratio`: SUPPORTED" in text
     assert "= **1.000 [1.000, 1.000]** (n = 10; no collapsed runs); threshold >= 0.8 (at least 0.8): **SUPPORTED**." in text
     assert "Sensitivity (threshold moved by 25% of itself): >= 0.6: SUPPORTED; >= 1: SUPPORTED." in text
+    # which configurations each statistic reads; what the runner changed to fit the data
+    assert "  Reads 1 configuration: `softmax[lr_ratio=100]`." in text
+    assert "  Reads 5 configurations: `softmax[lr_ratio=1]`, " in text
+    assert "**Data**: `n_train`: the data files here hold 8,000." in text
     # the seed code's numbers beside ours, at the seed's ratio 100
     assert "| runs collapsed (fast expert takes all) | 7 of 10 | 0 of 2 |" in text
     assert "| test accuracy | 0.966 ± 0.014 | 0.980 ± 0.000 (2 runs, 0.98-0.98) |" in text
@@ -76,6 +81,8 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     assert first["verdict"] == "SUPPORTED" and first["conditions"][0]["value"] == pytest.approx(0.9)
     assert first["conditions"][0]["interval"] == pytest.approx([0.89, 0.91]) and first["conditions"][0]["verdict"] == "SUPPORTED"
     assert first["conditions"][0]["threshold"] == 0.5 and first["conditions"][0]["op"] == ">"
+    assert first["conditions"][0]["configurations"] == ["softmax[lr_ratio=100]"]
+    assert data["sweeps"]["lr_asymmetry"]["notes"] == ["`n_train`: the data files here hold 8,000"]
     assert data["sweeps"]["cheating"]["reason"] == MISSING
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
 

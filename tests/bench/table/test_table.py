@@ -72,6 +72,16 @@ def test_cli_rebuilds_every_file_from_a_runs_csv(runs_csv, capsys):
     assert r"0.900 $\pm$ 0.141" in tex and r"\texttt{a[experts=2]}" in tex
     assert "4 configurations" in out
     assert not list(runs_csv.glob(".*.tmp")), "atomic writes leave no temporary files"
+    assert not (runs_csv / "vs_experts.png").exists()  # one expert count: no curve against it
+
+
+def test_a_sweep_over_three_expert_counts_gets_the_vs_experts_figure(tmp_path):
+    rows = [{"index": i, "name": f"a[experts={e}]", "status": "ok", "router": "a", "experts": e, "seed": s,
+             "accuracy": 0.8 + 0.01 * e, "cheating_index": 0.5, "allocation": json.dumps([[3] + [0] * (e - 1)])}
+            for i, (e, s) in enumerate((e, s) for e in (1, 2, 4) for s in (0, 1))]
+    pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
+    assert table.main([str(tmp_path)]) == 0
+    assert (tmp_path / "vs_experts.png").stat().st_size > 10_000
 
 
 def test_cli_on_a_directory_without_runs_is_an_error(tmp_path, capsys):
