@@ -12,6 +12,8 @@ Inputs, in a sweep directory: ``records/*.json`` (one run record per finished tr
     pareto.csv    for each interpretability score, the configurations not dominated in
                   (accuracy, score) -- higher accuracy and the better direction of the score
     tradeoff.png  accuracy against NMI and against the cheating index, coloured by router, front drawn
+    saturation.png  router saturation per epoch, one line per configuration (mean over seeds; from the records'
+                  routing dynamics: ``bench.table.saturation``)
     heatmaps/     the allocation heat-map of the best ``ok`` run of each router: picked by its validation
                   accuracy (``val_accuracy``), never by a test score (:func:`pick_best`)
 """
@@ -28,6 +30,7 @@ from bench.sweep.layout import SweepDir
 from bench.table.configurations import collapsed_mask, latex, markdown, summary
 from bench.table.front import pareto
 from bench.table.runs import long_format, runs_frame
+from bench.table.saturation import saturation_plot
 from bench.table.tradeoff import tradeoff_plot
 from moe.config import FIELD_TYPES
 from moe.naming import full_name, wrapped
@@ -76,6 +79,9 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
     if plots and "accuracy_mean" in summ.columns and summ["accuracy_mean"].notna().any():
         files.append(tradeoff_plot(summ, front, path("tradeoff.png"), title=meta.get("name")))
         files += best_heatmaps(runs, sweep_dir, sweep_dir.class_names())
+    if plots:
+        good = sweep_dir.scan_records()[0]  # the damaged ones were reported when the runs were read
+        files += [p for p in [saturation_plot([good[i] for i in sorted(good)], path("saturation.png"), meta.get("name"))] if p]
     return {"runs": runs, "summary": summ, "pareto": front, "files": files}
 
 
