@@ -22,6 +22,7 @@ STATE_VERSION = 1  # of the saved training state (TrainState)
 # where the data files are, not what they hold: a resumed run may find them elsewhere; the preset's name
 # (its values are in the other fields)
 NOT_IN_STATE_HASH = ("data_root", "preset")
+OPTIONAL = {"val_sets"}  # fields a state of this version may lack (written before they existed)
 
 
 class StateMismatch(ValueError):
@@ -53,6 +54,9 @@ class TrainState:
     rng: dict[str, torch.Tensor]  # batch_order, torch, cuda (on a GPU)
     train_s: float  # training seconds of the epochs in history
     version: int = STATE_VERSION
+    # epoch -> int16 [N_val, k]: the validation split's experts after that epoch (moe.saturation; never in the
+    # record); optional: a state saved before it existed reads as {}
+    val_sets: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -67,7 +71,7 @@ class TrainState:
         except Exception as err:  # truncated file, or not a torch file at all
             raise StateMismatch(f"state: cannot read it as a training state: {err}") from None
         names = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(saved, dict) or set(saved) != names or saved["version"] != STATE_VERSION:
+        if not isinstance(saved, dict) or not set(names) - OPTIONAL <= set(saved) <= names or saved["version"] != STATE_VERSION:
             found = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
             raise StateMismatch(f"state: not a training state of version {STATE_VERSION} (found {found})")
         return cls(**saved)
@@ -84,12 +88,12 @@ class TrainState:
 
 def capture_state(cfg: Config, model: MixtureOfExperts, optimizer: torch.optim.Optimizer, batch_order: torch.Generator,
                   device: torch.device, *, epoch: int, gate_epochs: int, history: list[dict[str, Any]],
-                  train_s: float) -> TrainState:
+                  train_s: float, val_sets: dict[int, torch.Tensor] | None = None) -> TrainState:
     rng = {"batch_order": batch_order.get_state(), "torch": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
     return TrainState(config_hash(cfg), cfg.to_dict(), epoch, gate_epochs, model.router.temperature, history,
-                      model.state_dict(), optimizer.state_dict(), rng, train_s)
+                      model.state_dict(), optimizer.state_dict(), rng, train_s, val_sets=dict(val_sets or {}))
 
 
 def load_model_state(state: TrainState, model: MixtureOfExperts) -> None:

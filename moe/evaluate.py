@@ -16,6 +16,7 @@ from moe.data import Dataset
 from moe.metrics import allocation, coactivation
 from moe.model import MixtureOfExperts
 from moe.routers import NonFiniteError
+from moe.saturation import top_experts
 from moe.scores import score
 from moe.views import views
 
@@ -94,20 +95,36 @@ def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device
             "coactivation": None if co is None else [[v if v == v else None for v in row] for row in co.tolist()]}  # NaN: null
 
 
-@torch.no_grad()
 def accuracy_and_loss(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor,
                       batch_size: int = EVAL_BATCH) -> tuple[float, float]:
     """(accuracy, mean negative log-likelihood of the mixture) on (x, y): the per-epoch scores of the validation
     split, the same numbers as :func:`split_scores`' accuracy and loss (batches in the order of ``eval_order``)."""
+    acc, loss, _ = validation_pass(model, x, y, batch_size)
+    return acc, loss
+
+
+@torch.no_grad()
+def validation_pass(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH,
+                    k: int | None = None) -> tuple[float, float, torch.Tensor | None]:
+    """:func:`accuracy_and_loss` and, with ``k``, each sample's first k experts from the same forward pass
+    (``moe.saturation.top_experts``: int16 [N, k], in the order of x; None without ``k``)."""
     model.eval()
     order = eval_order(model, len(y))
     xs = x if order is None else x[order.to(x.device)]
-    log_probs = torch.cat([model(xb).log_probs for xb in xs.split(batch_size)]).cpu()
+    log_probs, sets = [], []
+    for xb in xs.split(batch_size):
+        out = model(xb)
+        log_probs.append(out.log_probs)
+        if k is not None:
+            sets.append(top_experts(out.routing.plan.expert_ids, k))
+    log_probs = torch.cat(log_probs).cpu()
+    top = torch.cat(sets) if k is not None else None
     if order is not None:
         log_probs = torch.empty_like(log_probs).index_copy_(0, order, log_probs)
+        top = None if top is None else torch.empty_like(top).index_copy_(0, order, top)
     y = y.cpu()
     correct = int((log_probs.argmax(1) == y).sum())
-    return correct / len(y), float(-log_probs.gather(1, y[:, None]).mean())
+    return correct / len(y), float(-log_probs.gather(1, y[:, None]).mean()), top
 
 
 @torch.no_grad()

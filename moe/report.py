@@ -135,6 +135,11 @@ def _header(record: dict) -> list[str]:
     lines.append(f"dataset: {ds.get('name', '?')} ({ds.get('n_train', '?')} train / "
                  f"{ds.get('n_test', '?')} test)")
     lines.append(f"config: {_config_line(record)}")
+    dynamics = record.get("routing_dynamics")  # moe.saturation
+    if dynamics:
+        curve = ", ".join("–" if v is None else f"{v:.2f}" for v in dynamics["router_saturation"])
+        lines.append(f"router saturation per epoch (validation, k={dynamics['k']}, against epoch "
+                     f"{dynamics['reference_epoch']}): {curve}; saturation_epoch {dynamics['saturation_epoch']}")
     timing = record.get("timing") or {}
     if timing:
         lines.append("timing: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, (int, float)) else f"{k}={v}"

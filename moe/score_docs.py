@@ -29,6 +29,8 @@ SCORES_NEEDS_WORDS = {
     "two runs": "the assignments of two seeds of one configuration (`moe.metrics.stability`, by the sweep tables)",
     "expert size": "the readable parameters P of one expert (`expert_parameters=`; `moe.evaluate` passes "
                    "`ExpertBank.readable_parameters()`)",
+    "epochs": "the validation split's top-k experts after every epoch of training (`moe.saturation`, by `moe.train`; "
+              "the record's `routing_dynamics`)",
 }
 
 LETTERS = """\

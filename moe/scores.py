@@ -38,8 +38,9 @@ NEEDS: dict[str, str | None] = {
     "loss": None,  # the model's log-probabilities: the test loss moe.evaluate adds to the record's "test"
     "two runs": None,  # the assignments of two runs of one configuration: moe.metrics.stability, by the sweep
     "expert size": "expert_parameters",  # the readable parameters of one expert (ExpertBank.readable_parameters)
+    "epochs": None,  # the validation split's experts after every epoch: moe.saturation, by training (moe.train)
 }
-COMPUTED_ELSEWHERE = ("loss", "two runs")
+COMPUTED_ELSEWHERE = ("loss", "two runs", "epochs")
 DIRECTION_NAMES = ("higher", "lower", "neutral")
 DOCS = "docs/scores.md"  # the users' definitions of the scores, generated from SCORES (moe.score_docs)
 # Scores renamed since earlier records: old key -> new key (same values). A reader of old records maps them.
@@ -305,8 +306,8 @@ _add("used_expert_parameters", "lower", "expert size",
      lambda i: interp.used_expert_parameters(i.usage, i.expert_parameters),
      formula="experts_used x P, P = readable parameters of one expert ((D + 1) C for linear and implicit experts)",
      range="[0, E P]", source=_IMOE, ours=True)
-# Not returned by score(): the test loss that moe.evaluate adds to the record's "test", and the sweep's
-# names for moe.metrics.stability() between seeds of one configuration.
+# Not returned by score(): the test loss that moe.evaluate adds to the record's "test", the sweep's
+# names for moe.metrics.stability() between seeds of one configuration, and the routing dynamics of training.
 _add("loss", "lower", "loss", "test negative log-likelihood of the model",
      formula="-(1/N) sum_x log p(y(x) | x)", range="[0, inf)", source=_STD, ours=False)
 _add("stability_nmi", "higher", "two runs", "NMI between the assignments of two seeds of one configuration",
@@ -316,6 +317,16 @@ _add("stability_nmi", "higher", "two runs", "NMI between the assignments of two 
 _add("stability_ari", "higher", "two runs", "adjusted Rand index between the assignments of two seeds",
      formula="ARI of the expert(run 1) x expert(run 2) table; NaN if either run has all its samples on one expert",
      range="[-1, 1], or NaN", source="Hubert & Arabie 1985; comparing seeds this way is ours", ours=True)
+# neutral: settling early is not better in itself (a router frozen from epoch 1 may have learned nothing), and the
+# epoch depends on the number of epochs run (it is at most the last one)
+_add("saturation_epoch", "neutral", "epochs",
+     "first epoch at which the validation split's router saturation (its top-k experts' overlap with the last "
+     "epoch's) reaches 0.9",
+     formula="min t: (1/N) sum_x |S_t(x) ∩ S_T(x)| / max(|S_t(x)|, |S_T(x)|) >= 0.9, S_t(x) the first k experts "
+     "of x after epoch t, T the last epoch (k = top_k for the topk router, else 1)",
+     range="{1, ..., epochs}, or none without a validation split",
+     source="router saturation of Muennighoff et al. 2024 (OLMoE, arXiv 2409.02060, sec. 5), per epoch on the "
+     "validation split; the 0.9 threshold and the max denominator (fewer than k experts) are ours", ours=True)
 
 # ---------------------------------------------------------------------------------------------------
 # Derived: the tables' directions, the keys of score(), score() itself

@@ -40,7 +40,8 @@ from moe import optim, train
 from moe.config import Config, ConfigError
 from moe.data import Dataset
 from moe.epochs import all_finite
-from moe.evaluate import accuracy_and_loss
+from moe.evaluate import validation_pass
+from moe.saturation import saturation_k
 from moe.validate import as_config
 
 GATES = ("linear", "mlp")
@@ -221,6 +222,7 @@ def fit(stack: StackedMixture, cfg: Config, runs: list[train.Training], started:
             metrics = {"epoch": epoch, "phase": "joint", "phase_epoch": epoch, **stats.of(s), "finite": True}
             metrics.pop("finite")
             if t.x_val is not None:  # the held-out scores of the epoch: the validation split's (as moe.train)
-                metrics["val_accuracy"], metrics["val_loss"] = accuracy_and_loss(t.model, t.x_val, t.y_val, t.eval_batch)
+                metrics["val_accuracy"], metrics["val_loss"], t.val_sets[epoch] = validation_pass(
+                    t.model, t.x_val, t.y_val, t.eval_batch, saturation_k(cfg.router, cfg.top_k))
             metrics.update(temperature=t.model.router.temperature, epoch_s=time.perf_counter() - t0)
             t.history.append(metrics)

@@ -31,13 +31,14 @@ from moe.config import FIELD_TYPES, Config, ConfigError, field_help, load_file
 from moe.data import Dataset, dataset_options, load_dataset, prepare
 from moe.data.mnist import DataFileError
 from moe.epochs import parameters_finite, pretrain_epoch, train_epoch
-from moe.evaluate import accuracy_and_loss, eval_batch_size, evaluate
+from moe.evaluate import eval_batch_size, evaluate, validation_pass
 from moe.model import MixtureOfExperts, build_experts, build_model, parameter_counts
 from moe.objectives import Loss
 from moe.provenance import provenance
 from moe.optim import build_optimizer, set_trainable
 from moe.record import SCHEMA, error_record, out_problem, versions, write_json_atomic
 from moe.routers import NonFiniteError
+from moe.saturation import routing_dynamics, saturation_k
 from moe.validate import as_config, from_dict, loaded_data_problems
 
 
@@ -178,6 +179,7 @@ class Training:
     plan: list[regimes.Phase]
     owner: torch.Tensor | None  # [N] the expert of each training sample (pretrain regimes)
     history: list[dict[str, Any]] = field(default_factory=list)
+    val_sets: dict[int, torch.Tensor] = field(default_factory=dict)  # epoch -> the validation split's experts (moe.saturation)
     status: str = "ok"
     diverged: dict[str, Any] | None = None  # {"epoch", "reason"} of the first non-finite loss, gradient or evaluation
     epoch: int = 0
@@ -188,7 +190,7 @@ class Training:
     def resume(self, resumed: TrainState) -> None:
         """Start at the epoch a saved state reached: its model, generators and history."""
         self.history, self.epoch, self.gate_epochs = list(resumed.history), resumed.epoch, resumed.gate_epochs
-        self.saved_s = resumed.train_s
+        self.saved_s, self.val_sets = resumed.train_s, dict(resumed.val_sets)
         restore_state(resumed, self.model, self.batch_order, self.device)
 
     def diverge(self, reason: str) -> None:
@@ -277,7 +279,8 @@ def train_one_epoch(t: Training, phase: regimes.Phase, phase_epoch: int, optimiz
             t.diverge("non-finite parameters after the epoch's last step")
         elif t.y_val is not None:
             try:
-                stats["val_accuracy"], stats["val_loss"] = accuracy_and_loss(t.model, t.x_val, t.y_val, t.eval_batch)
+                stats["val_accuracy"], stats["val_loss"], t.val_sets[t.epoch] = validation_pass(
+                    t.model, t.x_val, t.y_val, t.eval_batch, saturation_k(cfg.router, cfg.top_k))
             except NonFiniteError:
                 t.diverge("non-finite gate logits in the validation scores after the epoch")
         bar.set_postfix(loss=f"{stats['train_loss']:.4f}", val_acc=f"{stats.get('val_accuracy', math.nan):.3f}")
@@ -294,7 +297,7 @@ def stop_after(t: Training, metrics: dict[str, Any], optimizer: torch.optim.Opti
         return True
     if on_state is not None:
         on_state(capture_state(t.cfg, t.model, optimizer, t.batch_order, t.device, epoch=t.epoch, gate_epochs=t.gate_epochs,
-                               history=t.history, train_s=t.train_s()).to_bytes())
+                               history=t.history, train_s=t.train_s(), val_sets=t.val_sets).to_bytes())
     return on_epoch is not None and bool(on_epoch(metrics))
 
 
@@ -314,8 +317,10 @@ def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str,
         t.diverge("non-finite gate logits in the final evaluation")
         evaluated = {"dataset": t.data.describe(), "test": {}, "validation": None if t.y_val is None else {},
                      "allocation": None, "test_assignment": None}
+    dynamics = routing_dynamics([h["epoch"] for h in t.history], t.val_sets, saturation_k(t.cfg.router, t.cfg.top_k))
     return {"schema": SCHEMA, "status": t.status, "error": None, "diverged": t.diverged, "config": t.cfg.to_dict(),
             "seed": t.cfg.seed, "n_parameters": parameter_counts(t.model), "history": t.history, **evaluated,
+            "routing_dynamics": dynamics,  # router saturation per epoch against the last (moe.saturation)
             "resumed_from_epoch": None if resumed is None else resumed.epoch,
             "timing": {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started},
             "versions": versions(), "provenance": provenance(t.data, t.device, started)}

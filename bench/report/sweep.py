@@ -2,7 +2,8 @@
 
 Sections: the configurations (a sortable, filterable table: mean and 95% t interval over the seeds of the
 ok runs, the best value of each column marked by the score's direction, each header linking to the score's
-definition); the trade-off plot with its Pareto sets; per configuration a drill-down (its runs, the
+definition); the trade-off plot with its Pareto sets; the routing dynamics (router saturation per epoch,
+one line per configuration: ``bench.table.saturation``); per configuration a drill-down (its runs, the
 allocation heat-map of its best run titled with the full configuration name, per-epoch curves of every
 seed, the gate's regions on 2-D data, linear experts' weights and prototypes on images, an ablation matrix
 when the records hold one); the score definitions; the sweep file; the environment (versions, git
@@ -95,6 +96,16 @@ def tradeoff_section(sweep_dir: SweepDir, front: pd.DataFrame | None) -> str:
                  "that did not collapse (pareto.csv).</p>"
                  + h.table(["score", "better", "configuration", "accuracy", "value", "collapsed left out"], rows))
     return body
+
+
+def dynamics_section(sweep_dir: SweepDir) -> str:
+    body = h.img_file(sweep_dir.table_path("saturation.png"), "router saturation per configuration")
+    if not body:
+        return "<p>No routing dynamics (no validation split, or records written before they existed).</p>"
+    return (body + "<p class=muted>Router saturation after OLMoE (arXiv 2409.02060): the share of the validation "
+            "split's top-k expert choices after each epoch that match those after the run's last epoch (k = top_k for "
+            "the topk router, else 1), mean over the seeds of each configuration's ok runs; saturation_epoch in the "
+            "table is the first epoch at or above the dashed 0.9 (saturation.png).</p>")
 
 
 def _fig(fig, alt: str) -> str:
@@ -217,7 +228,7 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
             f"<p class=muted>{len(runs)} runs ({h.esc(', '.join(f'{n} {s}' for s, n in counts.items()) or 'none')}), "
             f"{len(names)} configurations; directory <code>{h.esc(sweep_dir.root)}</code>.</p>",
             '<nav><a href="#configurations">configurations</a><a href="#tradeoff">trade-off</a>'
-            '<a href="#drill">drill-down</a><a href="#scores">scores</a><a href="#sweep">sweep file</a>'
+            '<a href="#dynamics">routing dynamics</a><a href="#drill">drill-down</a><a href="#scores">scores</a><a href="#sweep">sweep file</a>'
             '<a href="#environment">environment</a></nav>',
             '<h2 id="configurations">Configurations</h2>',
             '<input class="filter" data-table="configs" placeholder="filter configurations (text)">', table_html,
@@ -229,6 +240,7 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
             "? links to the score's definition. Click a header to sort, again to reverse. collapsed: ok runs with at "
             "least 99% of the test samples on one expert.</p>",
             '<h2 id="tradeoff">Trade-off</h2>', tradeoff_section(sweep_dir, built.get("pareto")),
+            '<h2 id="dynamics">Routing dynamics</h2>', dynamics_section(sweep_dir),
             '<h2 id="drill">Configurations in detail</h2>', "".join(drills),
             '<h2 id="scores">Scores</h2>', scores_section(present),
             '<h2 id="sweep">Sweep file</h2>', sweep_file_section(sweep_dir),

@@ -21,6 +21,7 @@ from moe.checkpoint import TrainState
 from moe.config import ConfigError
 from moe.provenance import provenance
 from moe.record import SCHEMA, error_record, versions
+from moe.saturation import routing_dynamics, saturation_k
 from moe.train import evaluate_state, resolve_device, run_data
 from moe.validate import from_dict
 
@@ -78,6 +79,8 @@ def scored_from_checkpoint(config: dict[str, Any], checkpoint,
     evaluated = evaluate_state(config, state, data=(datasets or {}).get(dataset_key(config)))
     return state.epoch, {"schema": SCHEMA, "config": full_config(config), "seed": state.config.get("seed"),
                          "history": state.history, **evaluated,
+                         "routing_dynamics": routing_dynamics([h["epoch"] for h in state.history], state.val_sets,  # against its epoch
+                                                              saturation_k(state.config["router"], state.config["top_k"])),
                          "timing": {"train_s": state.train_s, "eval_s": time.perf_counter() - t0}, "versions": versions(),
                          "provenance": stopped_provenance(config, datasets)}
 

@@ -18,7 +18,8 @@ from moe.scores import DIRECTIONS
 
 # The columns of table.md / table.tex (the DataFrame holds every score); those absent or all-NaN are dropped.
 TABLE_SCORES = ("accuracy", "nmi", "ami", "mi_bits", "purity", "partition_nmi", "module_nmi", "usage_entropy", "dead_experts",
-                "cheating_index", "causal_specialisation", "causal_agreement", "stability_nmi", "stability_ari")
+                "cheating_index", "causal_specialisation", "causal_agreement", "stability_nmi", "stability_ari",
+                "saturation_epoch")
 ARROWS = {"higher": "↑", "lower": "↓", "neutral": ""}
 TEX_ARROWS = {"higher": r"$\uparrow$", "lower": r"$\downarrow$", "neutral": ""}
 

@@ -2,13 +2,17 @@
 
 Columns: index, name, status, error, every config field, every score (of the test split, scored once at
 the end), every score of the validation split as ``val_<score>`` (what picks a best run), seed stability,
-busiest_share, mi_bits, h_expert_bits, timing, node (``record_row``); a runs.csv without records (hand-made
+busiest_share, mi_bits, h_expert_bits, saturation_epoch, timing, node (``record_row``); a runs.csv without records (hand-made
 or copied) is kept as is.
 
 I(E;Y) and H(E) in bits (``mi_bits``, ``h_expert_bits``): the mutual information between a test sample's
 expert (top-weight, the allocation's columns) and its class (rows), and the entropy of the expert usage, from
 the run's class x expert allocation (``moe.metrics.mutual_information_bits``, ``moe.metrics.entropy`` / ln 2):
 the numbers the seed code reports (max log2 E bits; 0 for a collapsed run).
+
+Routing dynamics: ``saturation_epoch``, the first epoch at which the validation split's router saturation
+(the overlap of each sample's top-k experts with those of the last epoch, ``moe.saturation``) reaches 0.9;
+the per-epoch curve stays in the record (``routing_dynamics``), drawn by the report.
 
 Seed stability: for every ``ok`` run, the mean of ``moe.metrics.stability`` with each other ``ok`` run
 of its configuration (same config but the seed), over the test samples' assignments; the table shows
@@ -53,6 +57,7 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
         row[k] = math.nan if v is None else v
     for k, v in val.items():
         row[f"val_{k}"] = math.nan if v is None else v
+    row["saturation_epoch"] = saturation_epoch(rec)
     row.update(epochs_run=b.get("epochs_run", len(rec.get("history") or [])),
                resumed_from_epoch=rec.get("resumed_from_epoch"), train_s=timing.get("train_s"), eval_s=timing.get("eval_s"),
                trial_s=b.get("trial_s"), node_id=b.get("node_id"), trial_id=b.get("trial_id"),
@@ -60,6 +65,13 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
                allocation=json.dumps(rec["allocation"]) if rec.get("allocation") is not None else None)
     row.update(provenance_columns(rec))
     return row
+
+
+def saturation_epoch(rec: dict[str, Any]) -> float:
+    """The record's ``routing_dynamics.saturation_epoch`` (``moe.saturation``: the first epoch at which the
+    validation split's router saturation reaches 0.9); NaN without one (no validation split, an older record)."""
+    v = (rec.get("routing_dynamics") or {}).get("saturation_epoch")
+    return math.nan if v is None else v
 
 
 def provenance_columns(rec: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ Inputs, in a sweep directory: ``records/*.json`` (one run record per finished tr
     tradeoff.png  accuracy against NMI and against the cheating index, coloured by router, front drawn
     vs_experts.png  accuracy, cheating, local and global interpretability against the expert count, one line per
                   configuration family (``bench.table.vs_experts``); only for sweeps with 3 or more expert counts
+    saturation.png  router saturation per epoch, one line per configuration (mean over seeds; from the records'
+                  routing dynamics: ``bench.table.saturation``)
     heatmaps/     the allocation heat-map of the best ``ok`` run of each router: picked by its validation
                   accuracy (``val_accuracy``), never by a test score (:func:`pick_best`)
 """
@@ -30,6 +32,7 @@ from bench.sweep.layout import SweepDir
 from bench.table.configurations import collapsed_mask, latex, markdown, summary
 from bench.table.front import pareto
 from bench.table.runs import long_format, runs_frame
+from bench.table.saturation import saturation_plot
 from bench.table.tradeoff import tradeoff_plot
 from bench.table.vs_experts import expert_count_figure
 from moe.config import FIELD_TYPES
@@ -82,6 +85,9 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
         ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
         if "experts" in ok.columns and ok["experts"].nunique() >= 3:
             files.append(expert_count_figure(ok, path("vs_experts.png"), title=title))
+    if plots:
+        good = sweep_dir.scan_records()[0]  # the damaged ones were reported when the runs were read
+        files += [p for p in [saturation_plot([good[i] for i in sorted(good)], path("saturation.png"), meta.get("name"))] if p]
     return {"runs": runs, "summary": summ, "pareto": front, "files": files}
 
 

@@ -225,3 +225,12 @@ def test_the_readme_example_outputs_are_ignored_by_git():
     names = ["run.json", "run.allocation.png", "run.curves.png", "run.gate_regions.png", "run.summary.md"]
     proc = subprocess.run(["git", "check-ignore", *names], cwd=ROOT, capture_output=True, text=True)
     assert proc.stdout.split() == names
+
+
+def test_the_printed_report_shows_the_router_saturation_curve():
+    from moe.report import format_scores
+
+    rec = {"status": "ok", "config": {"router": "softmax"}, "dataset": {"name": "gm6"}, "test": {"accuracy": 0.5},
+           "routing_dynamics": {"k": 1, "reference_epoch": 3, "router_saturation": [0.5, None, 1.0], "saturation_epoch": 3}}
+    assert "router saturation per epoch (validation, k=1, against epoch 3): 0.50, –, 1.00; saturation_epoch 3" in format_scores(rec)
+    assert "saturation" not in format_scores({**rec, "routing_dynamics": None})

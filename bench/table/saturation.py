@@ -1,0 +1,64 @@
+"""saturation.png: router saturation per epoch, one line per configuration (the mean over the seeds of its ``ok``
+runs at each epoch), from the records' ``routing_dynamics`` (``moe.saturation``: the share of the validation
+split's top-k expert choices after epoch t that match those after the last epoch, OLMoE's router saturation).
+
+A dashed line marks the 0.9 of ``saturation_epoch``. Every curve ends at 1 (its own last epoch); a configuration
+whose seeds ran different numbers of epochs (a scheduler stopped some) averages, at each epoch, the seeds that
+have it. Drawn on a bare Figure with the Agg canvas (no pyplot state), written atomically.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from moe.plots import save_png
+from moe.saturation import THRESHOLD
+
+
+def saturation_curves(records: Sequence[dict[str, Any]]) -> dict[str, tuple[list[int], list[float], int]]:
+    """Configuration name -> (epochs, mean saturation at each epoch over the seeds that have it, number of seeds),
+    from the ``ok`` records with routing dynamics, in the records' order."""
+    per_config: dict[str, list[list[float | None]]] = {}
+    for rec in records:
+        curve = (rec.get("routing_dynamics") or {}).get("router_saturation")
+        name = (rec.get("bench") or {}).get("name")
+        if rec.get("status") == "ok" and curve and name is not None:
+            per_config.setdefault(name, []).append(curve)
+    out = {}
+    for name, curves in per_config.items():
+        epochs, means = [], []
+        for e in range(max(map(len, curves))):
+            values = [c[e] for c in curves if e < len(c) and c[e] is not None]
+            if values:
+                epochs.append(e + 1)
+                means.append(sum(values) / len(values))
+        out[name] = (epochs, means, len(curves))
+    return out
+
+
+def saturation_figure(curves: dict[str, tuple[list[int], list[float], int]], title: str | None = None) -> Figure:
+    """One line per configuration over the epochs, the 0.9 threshold dashed."""
+    fig = Figure(figsize=(8, 4.4), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    for i, (name, (epochs, means, n)) in enumerate(curves.items()):
+        ax.plot(epochs, means, "-o", ms=2.5, lw=1.3, color=f"C{i % 10}", label=f"{name} ({n} seed{'s' * (n != 1)})")
+    ax.axhline(THRESHOLD, ls="--", color="0.5", lw=1, label=f"{THRESHOLD} (saturation_epoch)")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("router saturation (validation split)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, frameon=False, loc="lower right",
+              ncol=2 if len(curves) > 12 else 1)
+    fig.suptitle("Router saturation: top-k experts that match the last epoch's, mean over seeds"
+                 + (f"\n{title}" if title else ""), fontsize=9)
+    return fig
+
+
+def saturation_plot(records: Sequence[dict[str, Any]], path: str | Path, title: str | None = None) -> Path | None:
+    """Write saturation.png at ``path``; None (nothing written) when no ``ok`` record has routing dynamics."""
+    curves = saturation_curves(records)
+    return save_png(saturation_figure(curves, title), path) if curves else None
