@@ -24,6 +24,7 @@ def results(gm6):
     return controls.run_controls("gm6", epochs=10, data=gm6)
 
 
+@pytest.mark.slow  # trains the controls
 def test_the_positive_control_cheats(results):
     s = results["cheater"]
     assert s["accuracy"] > 0.85  # the router alone classifies gm6 about as well as a linear model
@@ -33,6 +34,7 @@ def test_the_positive_control_cheats(results):
     assert s["collapsed"] == 0.0 and cheating_undefined(s) is None
 
 
+@pytest.mark.slow  # trains the controls
 def test_the_negative_control_does_not(results):
     s = results["hash"]
     assert s["accuracy"] > 0.5  # the experts learned something, so the index is defined
@@ -42,6 +44,7 @@ def test_the_negative_control_does_not(results):
     assert s["collapsed"] == 0.0 and s["near_chance"] == 0.0
 
 
+@pytest.mark.slow  # trains the controls
 def test_the_collapsed_control_is_undefined_whatever_its_accuracy(results):
     s = results["collapsed"]
     assert s["accuracy"] > 0.8  # a good single linear model ...
@@ -49,6 +52,7 @@ def test_the_collapsed_control_is_undefined_whatever_its_accuracy(results):
     assert math.isnan(s["cheating_index"]) and cheating_undefined(s) == "collapsed"  # ... is not 'honest'
 
 
+@pytest.mark.slow  # trains the controls
 def test_controls_are_scored_like_every_run(results):
     want = set(SCORE_KEYS[None] + SCORE_KEYS["weights"] + SCORE_KEYS["expert_preds"] + SCORE_KEYS["ablation"]
                + SCORE_KEYS["expert_parameters"]) | {"loss"}
@@ -71,6 +75,7 @@ def test_the_constant_experts_are_frozen_constants(gm6):
     assert not any(p.requires_grad for p in model.experts.parameters())
 
 
+@pytest.mark.slow  # trains the controls
 def test_table_and_json(results, capsys, gm6, monkeypatch):
     text = controls.markdown(results)
     lines = text.splitlines()

@@ -52,6 +52,7 @@ def test_config_is_a_leaf():
     assert graph()["moe.registry"] == set()
 
 
+@pytest.mark.slow  # a fresh interpreter per package
 @pytest.mark.parametrize("package", PACKAGES)
 def test_component_packages_keep_their_base_and_their_init_only_imports(package):
     init = ast.parse(MODULES[f"moe.{package}"].read_text())

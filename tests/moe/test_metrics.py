@@ -421,6 +421,7 @@ def _lines_executed_in_metrics(fn) -> int:
     return count
 
 
+@pytest.mark.slow  # times a large allocation
 def test_vectorised_no_loop_over_samples():
     """By structure: the Python lines that score() runs do not grow with N (a loop over samples would
     multiply them). Loosely timed: 70,000 samples x 64 experts, one thread, CPU time well under 1 s

@@ -53,6 +53,7 @@ def png_size(path: Path) -> tuple[int, int]:
 # The CLI on a good record
 # ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a moe.report subprocess
 def test_cli_writes_heatmap_and_summary_and_prints_scores(tmp_path):
     path = write(tmp_path, make_record())
     proc = subprocess.run([sys.executable, "-m", "moe.report", str(path)], cwd=ROOT,

@@ -150,6 +150,7 @@ def test_data_from_numpy_arrays_as_a_ray_trial_gets_it(gm6):
     assert a["test"] == b["test"]
 
 
+@pytest.mark.slow  # a moe.train subprocess
 def test_cli_meets_the_foundation_target(tmp_path, capsys):
     """The issue's acceptance run: gm6, 4 experts, softmax gate, >= 95% test accuracy."""
     out = tmp_path / "run.json"

@@ -71,6 +71,7 @@ def two_sweeps(tmp_path_factory):
     return a, b
 
 
+@pytest.mark.slow  # trains two sweep directories
 def test_cli_writes_markdown_and_html(two_sweeps, tmp_path, capsys):
     a, b = two_sweeps
     assert main([str(a), str(b), "--out", str(tmp_path / "out"), "--metric", "accuracy", "--metric", "nmi"]) == 0
@@ -88,6 +89,7 @@ def test_cli_writes_markdown_and_html(two_sweeps, tmp_path, capsys):
     assert '<table id="compare" class="sortable">' in page and "B better" in page
 
 
+@pytest.mark.slow  # trains two sweep directories
 def test_cli_errors_are_one_line_with_exit_2(two_sweeps, tmp_path, capsys):
     a, _ = two_sweeps
     assert main([str(a), str(tmp_path / "missing")]) == 2

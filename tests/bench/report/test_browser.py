@@ -12,8 +12,9 @@ from bench.report.browser import ENV, find_chromium, screenshot, selftest
 from bench.report.sweep import write_sweep_report
 from tests.bench.sweep_dirs import make_sweep_dir
 
-pytestmark = pytest.mark.skipif(find_chromium() is None, reason=f"no Chromium installed (apt-get install chromium, or "
-                                f"set ${ENV}): the browser test of report.html needs one; .ci/run installs it")
+pytestmark = [pytest.mark.skipif(find_chromium() is None, reason=f"no Chromium installed (apt-get install chromium, or "
+                                 f"set ${ENV}): the browser test of report.html needs one; .ci/run installs it"),
+              pytest.mark.slow]  # a headless browser per test
 
 
 @pytest.fixture(scope="module")

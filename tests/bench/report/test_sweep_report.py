@@ -36,6 +36,7 @@ def images(text: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', text)]
 
 
+@pytest.mark.slow  # trains a sweep directory and draws its page
 def test_page_is_self_contained_and_every_image_is_a_png(page):
     assert page.startswith("<!DOCTYPE html>")
     assert not re.search(r'(src|href)="(https?:)?//', page), "no remote resource"
@@ -45,6 +46,7 @@ def test_page_is_self_contained_and_every_image_is_a_png(page):
     assert all(b.startswith(PNG) and len(b) > 1000 for b in images(page))
 
 
+@pytest.mark.slow  # trains a sweep directory and draws its page
 def test_table_cells_hold_mean_and_t_interval_over_seeds(sweep_dir, page):
     runs = pd.read_csv(sweep_dir / "runs.csv")
     acc = runs[(runs["name"] == "softmax[experts=3]") & (runs["status"] == "ok")]["accuracy"].tolist()
@@ -55,6 +57,7 @@ def test_table_cells_hold_mean_and_t_interval_over_seeds(sweep_dir, page):
     assert f"{mean:.3f}" in row and f"[{mean - half:.3f}, {mean + half:.3f}]" in row
 
 
+@pytest.mark.slow  # trains a sweep directory and draws its page
 def test_every_score_header_has_its_direction_and_a_link_to_its_definition(page):
     head = re.search(r'<table id="configs" class="sortable"><thead>(.*?)</thead>', page).group(1)
     assert 'accuracy ↑ <a href="#score-accuracy"' in head and 'dead_experts ↓ <a href="#score-dead_experts"' in head
@@ -79,6 +82,7 @@ def test_best_value_of_each_column_is_marked_by_its_direction(tmp_path):
     assert marked["b[experts=2]"] == []
 
 
+@pytest.mark.slow  # trains a sweep directory and draws its page
 def test_drill_down_has_full_names_curves_views_and_provenance(sweep_dir, page):
     details = re.findall(r'<details id="cfg-(\d+)">(.*?)</details>', page, re.S)
     assert [d[0] for d in details] == ["0", "1"]
@@ -93,12 +97,14 @@ def test_drill_down_has_full_names_curves_views_and_provenance(sweep_dir, page):
     assert rec["provenance"]["git"][:10] in page and rec["provenance"]["data_sha256"][:12] in page
 
 
+@pytest.mark.slow  # trains a sweep directory and draws its page
 def test_page_carries_the_sweep_file_and_the_environment(page):
     assert '"name": "tiny"' in html.unescape(page) and "report test sweep" in page
     assert re.search(r"version: torch</td><td>[0-9.]+", page)
     assert "kernel backend</td><td><code>torch</code>" in page
 
 
+@pytest.mark.slow  # trains a sweep directory and draws its page
 def test_build_writes_results_long_beside_runs_csv(sweep_dir):
     out = build(sweep_dir)
     long = pd.read_csv(sweep_dir / "results_long.csv")
@@ -111,6 +117,7 @@ def test_build_writes_results_long_beside_runs_csv(sweep_dir):
     assert long["data_sha256"].notna().all() and long["git_commit"].notna().all()
 
 
+@pytest.mark.slow  # trains a sweep directory and draws its page
 def test_report_cli_rebuilds_a_sweep_and_refuses_a_missing_directory(sweep_dir, tmp_path, capsys):
     (sweep_dir / "report.html").unlink()
     assert report_main([str(sweep_dir)]) == 0
@@ -119,6 +126,7 @@ def test_report_cli_rebuilds_a_sweep_and_refuses_a_missing_directory(sweep_dir, 
     assert capsys.readouterr().err.startswith("error: ")
 
 
+@pytest.mark.slow  # trains a sweep directory and draws its page
 def test_reproduction_page_shows_claims_and_links_each_sweep(sweep_dir, tmp_path):
     write_sweep_report(sweep_dir)  # its own page, linked
     (tmp_path / "tiny").symlink_to(sweep_dir, target_is_directory=True)

@@ -43,6 +43,7 @@ def test_names_select_claims():
         runner.select_claims("cheatin")
 
 
+@pytest.mark.slow  # expands every sweep file under every budget
 def test_budgets_cover_every_sweep_and_only_shrink_it():
     from bench.sweep.spec import count_trials, load, validate
 

@@ -31,6 +31,7 @@ def checkpoint_of(folder, state: bytes):
     return tune.Checkpoint.from_directory(str(folder))
 
 
+@pytest.mark.slow  # trains and stops a trial
 def test_a_stopped_trial_is_scored_from_its_latest_checkpoint(gm6, tmp_path):
     threaded = {**CONFIG, "threads": 1}  # as bench.sweep.trial runs it: threads from its CPU share
     states = []

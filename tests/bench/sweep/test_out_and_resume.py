@@ -84,6 +84,7 @@ def test_out_into_a_directory_with_a_foreign_sweep_json_is_refused(sweep_file, t
     assert (out / "sweep.json").read_text() == '{"something": "else"}' and not fake_tune
 
 
+@pytest.mark.slow  # runs sweep trials in-process
 def test_out_into_an_empty_or_new_directory_runs(sweep_file, tmp_path, fake_tune, capsys):
     (tmp_path / "empty").mkdir()
     for out in (tmp_path / "empty", tmp_path / "new" / "deeper"):
@@ -123,6 +124,7 @@ def test_out_that_cannot_be_written_is_one_line(sweep_file, tmp_path, capsys, fa
 
 # ---- --resume: damaged records ---------------------------------------------------------------------
 
+@pytest.mark.slow  # runs sweep trials in-process
 def test_a_record_cut_short_is_set_aside_and_its_trial_rerun(sweep_dir, fake_tune, capsys):
     cut = json.dumps(stored(1))[:40].encode()
     sweep_dir.record_path(1).write_bytes(cut)  # what a crash in the middle of a (non-atomic) write leaves
@@ -143,6 +145,7 @@ def test_a_record_cut_short_is_set_aside_and_its_trial_rerun(sweep_dir, fake_tun
     ('{"status": "ok", "status": "error"}', "duplicate key 'status'"),
     ("", "not valid JSON"),
 ])
+@pytest.mark.slow  # runs sweep trials in-process
 def test_a_record_of_the_wrong_shape_is_set_aside_in_resume(sweep_dir, fake_tune, capsys, content, problem):
     sweep_dir.record_path(2).write_text(content)
     runner.run(resume=sweep_dir.root)
@@ -152,6 +155,7 @@ def test_a_record_of_the_wrong_shape_is_set_aside_in_resume(sweep_dir, fake_tune
     assert json.loads(sweep_dir.record_path(2).read_text())["test"]["accuracy"] == 0.9  # rerun
 
 
+@pytest.mark.slow  # runs sweep trials in-process
 def test_a_wrong_shape_record_is_set_aside_with_retry_errors_too(sweep_dir, fake_tune, capsys):
     sweep_dir.record_path(2).write_text("[1]")
     sweep_dir.write_record(3, stored(3, "error"))

@@ -112,6 +112,7 @@ def test_duplicate_trials_and_unknown_keys_are_refused():
 
 # --- the CLI (in-process: no Ray is started by any of these) ---
 
+@pytest.mark.slow  # a bench.sweep subprocess
 def test_cli_list_shows_trial_counts(capsys):
     assert cli.main(["--list"]) == 0
     out = capsys.readouterr().out

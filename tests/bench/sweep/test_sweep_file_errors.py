@@ -80,6 +80,7 @@ def test_a_binary_or_unreadable_file_is_one_line(tmp_path, capsys, no_tune, cont
     assert expected in line and "bad.yaml" in line
 
 
+@pytest.mark.slow  # counts a grid at the cap
 def test_a_grid_over_the_cap_is_refused_at_once_with_count_and_cap(tmp_path, capsys, no_tune):
     axes = {k: list(range(1, 11)) for k in ("experts", "seed", "batch_size", "lr_ratio", "top_k", "epochs")}
     path = write(tmp_path, yaml.safe_dump({"dataset": "gm6", "grid": axes}))

@@ -88,6 +88,7 @@ def test_intact_files_still_load(tmp_path):
     assert len(load_dataset("mnist", data_root=tmp_path).y_train) == 60
 
 
+@pytest.mark.slow  # a moe.train subprocess
 def test_moe_train_reports_a_damaged_file_in_one_line(tmp_path):
     make_fake_mnist(tmp_path, "MNIST")
     damage_swapped(tmp_path)
