@@ -21,6 +21,7 @@ from bench.reproduce.measures import (COLLAPSE_SHARE, OP_WORDS, collapsed, measu
                                       where_text)
 from bench.reproduce.results import BUDGET_WORDS, Reproduction, SweepResult
 from bench.table.tables import write_text
+from moe.controls import markdown as controls_markdown
 from moe.record import versions, write_json_atomic
 
 REPORT = "REPRODUCTION.md"
@@ -262,6 +263,27 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
     return lines
 
 
+def controls_section(controls: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """What the cheating scores give where the answer is known (``moe.controls``), before the cheating verdicts."""
+    if not controls:
+        return []
+    lines = ["## Controls of the cheating scores", "",
+             "Before the cheating verdicts: what the scores give where the answer is known (`python -m moe.controls`). "
+             "`cheater` cheats by construction (constant experts, the router is the classifier): its cheating index "
+             "should be about 1; `hash` routes by a fixed hash that knows nothing of the class: about 0; `collapsed` "
+             "sends every sample to one expert: undefined. A verdict below is only as good as these controls.", ""]
+    for dataset, results in controls.items():
+        lines += [f"**{dataset}**", "", controls_markdown(results, dataset), ""]
+    return lines
+
+
+def cpu_time(rep: Reproduction) -> float:
+    """The sum of the trial times of every run of every sweep (runs.csv ``trial_s``; each trial one thread, so
+    its CPU time), whichever call on this directory ran it."""
+    return float(sum(pd.to_numeric(r.runs["trial_s"], errors="coerce").sum() for r in rep.results.values()
+                     if r.runs is not None and "trial_s" in r.runs.columns))
+
+
 def render(rep: Reproduction) -> str:
     v = versions()
     counts = {s: sum(x.status == s for x in rep.verdicts)
@@ -276,11 +298,14 @@ def render(rep: Reproduction) -> str:
              f"Budget **{rep.budget}**: {BUDGET_WORDS.get(rep.budget, 'custom overrides')}. "
              f"Data root: `{rep.data_root or 'default ($MOE_DATA or ~/.cache/moe-interp-bench)'}`. "
              f"Written {datetime.now():%Y-%m-%d %H:%M}; git {v.get('git', '?')}; total wall time {clock(rep.wall_s)} "
-             "(every call on this directory; a sweep's trial times: the sum over its trials, run on several slots).",
+             f"(every call on this directory); total CPU time {clock(cpu_time(rep))} (the sum of the trial times of "
+             "every sweep, one thread per trial, run on several slots at once).",
              "", f"{counts[SUPPORTED]} supported, {counts[CONTRADICTED]} contradicted, {counts[INCONCLUSIVE]} "
                  f"inconclusive, {counts[PREMISE_FAILED]} premise failed, {counts[NOT_RUN]} not run.", "",
              summary_table(rep.verdicts), ""]
     for name, res in rep.results.items():
+        if name == "cheating":
+            lines += controls_section(rep.controls)
         lines += sweep_section(res, [x for x in rep.verdicts if x.claim.sweep == name], rep.out, rep.budget)
     missing = [x for x in rep.verdicts if x.claim.sweep not in rep.results]
     if missing:
@@ -289,7 +314,8 @@ def render(rep: Reproduction) -> str:
 
 
 def write_report(rep: Reproduction) -> Path:
-    data = {"budget": rep.budget, "data_root": rep.data_root, "wall_s": rep.wall_s, "versions": versions(),
+    data = {"budget": rep.budget, "data_root": rep.data_root, "wall_s": rep.wall_s, "cpu_s": cpu_time(rep),
+            "versions": versions(), "controls": rep.controls,
             "sweeps": {n: {"overrides": r.overrides, "notes": r.notes, "wall_s": r.wall_s, "trial_s": r.trial_s, "slots": r.slots,
                            "reason": r.reason,
                            "runs": None if r.runs is None else len(r.runs), "interrupted": r.interrupted,

@@ -45,6 +45,7 @@ class Reproduction:
     verdicts: list[Verdict]
     wall_s: float
     data_root: str | None
+    controls: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # dataset -> moe.controls results
 
     @property
     def exit_status(self) -> int:

@@ -25,6 +25,7 @@ are NOT RUN, and the other sweeps still run; the exit status is then 1.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -44,7 +45,9 @@ from bench.sweep.cluster import QUIET_ENV, ResourceError, connect
 from bench.sweep.layout import SweepDir, default_out
 from bench.sweep.runner import run as run_sweep_dir
 from bench.sweep.spec import SweepError
+from moe.controls import run_controls
 from moe.data import load_dataset
+from moe.record import write_json_atomic
 from moe.registry import suggestion
 
 SWEEPS = ("lr_asymmetry", "pretrained_experts", "pretrained_experts_mnist", "fmnist_mnist_joint", "cheating",
@@ -262,7 +265,8 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     verdicts = evaluate_all(chosen, lambda sweep: (results[sweep].runs, results[sweep].reason) if sweep in results
                             else (None, "interrupted before this sweep"))
     wall = time.perf_counter() - started + (float(previous.get("wall_s") or 0.0) if continued else 0.0)
-    rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts, wall, root)
+    rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts, wall, root,
+                       controls=controls_for(results, plans, out, root, quiet))
     write_report(rep)
     try:
         write_reproduction_report(out)
@@ -270,6 +274,39 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
         print(f"warning: report.html not written ({type(err).__name__}: {err}); rebuild it with "
               f"`python -m bench.report {out}`", file=sys.stderr, flush=True)
     return rep
+
+
+CONTROLS_FILE = "controls.json"
+
+
+def controls_for(results: dict[str, SweepResult], plans: dict[str, dict[str, Any]], out: Path, root: str | None,
+                 quiet: bool = False) -> dict[str, dict[str, dict[str, float]]]:
+    """The controls of the cheating scores (``moe.controls``: a mixture that cheats by construction, a hash
+    router that cannot, a collapsed router), beside the cheating claims when the cheating sweep ran: on gm6, and
+    on the cheating sweep's dataset with its subset sizes. Computed once per output directory (``controls.json``;
+    a few seconds); a control that cannot run is left out with a warning, never costing the report."""
+    res = results.get("cheating")
+    if res is None or res.runs is None:
+        return {}
+    path = out / CONTROLS_FILE
+    try:
+        return {d: {k: {m: math.nan if v is None else v for m, v in scores.items()} for k, scores in kinds.items()}
+                for d, kinds in json.loads(path.read_text()).items()}  # (NaN was written as null)
+    except (OSError, ValueError, AttributeError):
+        pass
+    sizes = {k: plans["cheating"].get(k) for k in ("n_train", "n_test") if plans["cheating"].get(k) is not None}
+    found: dict[str, dict[str, dict[str, float]]] = {}
+    for dataset, fields in (("gm6", {}), (_dataset("cheating"), {"data_root": root, **sizes})):
+        if dataset in found or not dataset:
+            continue
+        try:
+            if not quiet:
+                print(f"controls of the cheating scores on {dataset} ...", flush=True)
+            found[dataset] = run_controls(dataset, **{k: v for k, v in fields.items() if v is not None})
+        except Exception as err:  # noqa: BLE001 (a control must not cost the report)
+            print(f"warning: the controls on {dataset} did not run ({type(err).__name__}: {err})", file=sys.stderr)
+    write_json_atomic(path, found)
+    return found
 
 
 def _previous(out: Path) -> dict[str, Any]:
