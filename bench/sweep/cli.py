@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.sweep import spec
+from bench.sweep import groups, spec
 from bench.sweep.cluster import ResourceError
 from bench.sweep.layout import SweepDir
 from bench.sweep.runner import SCHEDULERS, run
@@ -51,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--stack-seeds", choices=("off", "auto", "on"), default=None,
                     help="train the trials that differ only in their seed together, as one stacked model (moe.stacked: "
                          "softmax router, linear / mlp gate, linear experts, no regulariser, joint regime): auto groups "
-                         "the configurations it supports, on refuses the others (default off)")
+                         "the configurations it supports, on refuses the others, off never groups (default: auto, or off "
+                         "with --scheduler asha, which needs per-epoch reports)")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
     ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output and worker logs")
     return ap
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
         runs = run(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors,
                    max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
-                   verbose=args.verbose, stack_seeds=args.stack_seeds or "off", **overrides)
+                   verbose=args.verbose, stack_seeds=groups.default_mode(args.stack_seeds, args.scheduler), **overrides)
     except (SweepError, ResourceError) as err:
         for line in getattr(err, "problems", None) or str(err).splitlines():
             print(f"error: {line.translate(LINE_BREAKS)}", file=sys.stderr)

@@ -6,7 +6,8 @@ for the seed, every one supported by ``moe.stacked``). With the option off, ever
 
 ``--stack-seeds on``: a configuration whose seeds could be grouped but whose components the stacked path does not
 support is refused before any work, one line per field and configuration; ``auto`` runs those seeds alone;
-``off`` (the default) never groups. A seed group
+``off`` never groups. The command line's default is ``auto`` (``off`` with ``--scheduler asha``: :func:`default_mode`);
+``bench.sweep.runner.run``'s is ``off``. A seed group
 reports once, at its end: no per-epoch reports, checkpoints or early stopping, so the option is refused with
 ``--scheduler asha`` and with test faults; a resumed sweep runs its unfinished groups again from epoch 0.
 """
@@ -43,6 +44,15 @@ def check_mode(mode: str | bool) -> str:
     if mode not in MODES:
         raise SweepError(f"--stack-seeds {mode!r}: valid choices: {', '.join(MODES)}")
     return mode
+
+
+def default_mode(given: str | None, scheduler: str | None) -> str:
+    """The command line's ``--stack-seeds``: as given, else ``auto`` (every configuration the stacked path supports
+    trains its seeds together), or ``off`` under ``--scheduler asha`` (which stops trials on per-epoch reports,
+    and a seed group reports once, at its end)."""
+    if given is not None:
+        return check_mode(given)
+    return "off" if scheduler == "asha" else "auto"
 
 
 def units(trials: list[Trial], stack_seeds: str | bool) -> list[list[Trial]]:

@@ -61,3 +61,11 @@ def test_seed_group_through_ray(ray_local, sweep_file, tmp_path):
     assert abs(alone["test"]["accuracy"] - recs[1]["test"]["accuracy"]) <= 1e-5
     for mine, theirs in zip(recs[1]["history"], alone["history"]):
         assert abs(mine["train_loss"] - theirs["train_loss"]) <= 1e-5 * max(1.0, abs(theirs["train_loss"]))
+
+
+def test_the_command_line_stacks_seeds_by_default_except_under_asha():
+    assert groups.default_mode(None, None) == "auto" and groups.default_mode(None, "fifo") == "auto"
+    assert groups.default_mode(None, "asha") == "off"  # ASHA stops trials on per-epoch reports
+    assert groups.default_mode("off", None) == "off" and groups.default_mode("on", "asha") == "on"  # (refused later)
+    with pytest.raises(SweepError, match="valid choices: off, auto, on"):
+        groups.default_mode("sometimes", None)
