@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -124,12 +125,39 @@ def saved_state(index: int, resume_states: dict[int, Any] | None) -> tuple[bytes
     return ray.get(ref), "resume"
 
 
+STATE_PREFIX = "moe-state-"  # the temporary folder of a reported state: moe-state-<pid>-<random>
+
+
+def remove_stale_state_folders(root: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the temporary state folders (``STATE_PREFIX``, under ``root``, default the system's temporary
+    directory) of trial processes that are gone: a trial killed while it reported could not remove its own.
+    Folders of live processes (this one's included) are kept. Returns the folders removed."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{STATE_PREFIX}*-*"):
+        pid = folder.name[len(STATE_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 class EpochReporter:
     """One ``tune.report`` per epoch, carrying the state ``moe.train.run`` saved just before (``on_state``)."""
 
     def __init__(self):
         self.state: bytes | None = None
         self.checkpoints = "on"
+        remove_stale_state_folders()  # once per trial: what killed trials left behind
 
     def keep(self, state: bytes) -> None:
         self.state = state
@@ -143,7 +171,7 @@ class EpochReporter:
             tune.report(metrics)
             return
         try:
-            with tempfile.TemporaryDirectory(prefix="moe-state-") as folder:  # report copies it to the storage path
+            with tempfile.TemporaryDirectory(prefix=f"{STATE_PREFIX}{os.getpid()}-") as folder:  # report copies it to the storage path
                 atomic_write_bytes(Path(folder) / STATE_FILE, state)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         except RuntimeError as err:
