@@ -33,6 +33,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from bench.reproduce import claims as C
 from bench.reproduce.engine import Claim, evaluate_all
 from bench.reproduce.figures import PLOTS
@@ -46,7 +48,8 @@ from bench.sweep.layout import SweepDir, default_out
 from bench.sweep.runner import run as run_sweep_dir
 from bench.sweep.spec import SweepError
 from moe.controls import run_controls
-from moe.data import load_dataset
+from moe.config import Config, preset_values
+from moe.data import load_dataset, subset
 from moe.record import write_json_atomic
 from moe.registry import suggestion
 
@@ -182,19 +185,31 @@ def fit_to_data(name: str, overrides: dict[str, Any], root: str | None) -> tuple
         sweep = spec.load(name, overrides)
         if sweep.dataset in EMBEDDED:
             return overrides, []
-        asked = {f: {t.config.get(f) for t in sweep.trials()} for f in ("n_train", "n_test")}
+        configs = [{**preset_values(t.config.get("preset")), **t.config} for t in sweep.trials()]
         data = load_dataset(sweep.dataset, data_root=root)
     except Exception:  # noqa: BLE001 (missing or damaged files: the sweep's own run says why)
         return overrides, []
     out, notes = dict(overrides), []
     for field_, split, have in (("n_train", "training", len(data.y_train)), ("n_test", "test", len(data.y_test))):
-        values = {v for v in asked[field_] if v is not None}
+        values = {c.get(field_) for c in configs} - {None}
         if values and max(values) > have:
             out[field_] = have
             notes.append(f"`{field_}`: the budget asks for {', '.join(f'{v:,}' for v in sorted(values))} {split} "
                          f"samples of {sweep.dataset}; the data files here hold {have:,}, so all {have:,} are taken "
                          f"(`{field_}={have}` added to the overrides)"
-                         + (f"; the validation split is carved out of them" if field_ == "n_train" else ""))
+                         + ("; the validation split is carved out of them" if field_ == "n_train" else ""))
+            continue
+        for n, how in sorted({(c.get(field_), c.get("subset", Config.subset)) for c in configs} - {(None, None)},
+                             key=str):
+            got = subset(data, n, None, how=how) if field_ == "n_train" else subset(data, None, n, how=how)
+            y = got.y_train if field_ == "n_train" else got.y_test
+            if n is not None and len(y) < n:  # e.g. the first n split evenly over source datasets, one too small
+                parts = ""
+                if data.grouping is not None and data.group_names:
+                    counts = torch.bincount(torch.tensor(data.grouping)[y], minlength=len(data.group_names)).tolist()
+                    parts = " (" + " + ".join(f"{k:,} {g}" for k, g in zip(counts, data.group_names)) + ")"
+                notes.append(f"`{field_}`: the budget asks for {n:,} {split} samples of {sweep.dataset} ({how} subset); "
+                             f"the data files here give {len(y):,}{parts}")
     return out, notes
 
 

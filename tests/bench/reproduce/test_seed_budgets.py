@@ -102,3 +102,15 @@ def test_seed_budget_on_a_smaller_mnist_takes_all_its_digits_and_says_so(tmp_pat
     assert len(notes) == 1 and "10,048" in notes[0] and "all 60 are taken" in notes[0]
     assert runner.fit_to_data("lr_asymmetry", {}, str(tmp_path)) == ({}, [])  # gm6 needs no files
     assert runner.fit_to_data("pretrained_experts_mnist", plan, str(tmp_path / "missing")) == (plan, [])
+
+
+def test_a_first_subset_split_over_sources_says_when_one_source_is_short(tmp_path):
+    """fmnist_mnist's first n take n / 2 from each source; with too few digits the trials get fewer samples than
+    the budget asks, though the combined dataset holds enough: the note gives the count per source."""
+    make_fake_mnist(tmp_path, "FashionMNIST", n_train_per_class=100, n_test_per_class=2)  # 600 of classes 0-5
+    make_fake_mnist(tmp_path, "MNIST", n_train_per_class=3, n_test_per_class=2)  # 18 of digits 4-9
+    plan = {**runner.budget_overrides("seed", "fmnist_mnist_joint"), "n_train": 60, "n_test": 10}
+    fitted, notes = runner.fit_to_data("fmnist_mnist_joint", plan, str(tmp_path))
+    assert fitted == plan  # 60 <= 618 samples: nothing capped
+    assert notes == ["`n_train`: the budget asks for 60 training samples of fmnist_mnist (first subset); the data "
+                     "files here give 48 (30 fashion + 18 digits)"]
