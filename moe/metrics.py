@@ -188,7 +188,7 @@ def adjusted_rand_index(table) -> float:
 
 
 def coactivation(weights) -> torch.Tensor | None:
-    """The co-activation table of the routing (OLMoE, Muennighoff et al. 2024, sec. 5: 'router co-activation'):
+    """The co-activation table of the routing (OLMoE, Muennighoff et al. 2024, arXiv 2409.02060: 'router co-activation'):
     [E, E] float64 with P[i, j] = #{x : w_i(x) > 0 and w_j(x) > 0} / #{x : w_i(x) > 0}, the share of the
     samples routed to expert i that expert j also takes (the diagonal is 1; NaN rows for experts no sample
     reaches). None when no sample goes to more than one expert (k = 1: nothing co-activates). A dense router

@@ -1,5 +1,5 @@
 """Router saturation: how early a run's routing settles (after OLMoE, Muennighoff et al. 2024, arXiv 2409.02060,
-sec. 5, 'router saturation').
+its analysis of 'router saturation').
 
 OLMoE's definition: the share of the expert activations at an intermediate checkpoint t that match those of
 the final checkpoint T on the same data, k-aware:

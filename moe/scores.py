@@ -325,7 +325,7 @@ _add("saturation_epoch", "neutral", "epochs",
      formula="min t: (1/N) sum_x |S_t(x) ∩ S_T(x)| / max(|S_t(x)|, |S_T(x)|) >= 0.9, S_t(x) the first k experts "
      "of x after epoch t, T the last epoch (k = top_k for the topk router, else 1)",
      range="{1, ..., epochs}, or none without a validation split",
-     source="router saturation of Muennighoff et al. 2024 (OLMoE, arXiv 2409.02060, sec. 5), per epoch on the "
+     source="router saturation of Muennighoff et al. 2024 (OLMoE, arXiv 2409.02060), per epoch on the "
      "validation split; the 0.9 threshold and the max denominator (fewer than k experts) are ours", ours=True)
 
 # ---------------------------------------------------------------------------------------------------
