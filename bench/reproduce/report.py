@@ -18,7 +18,7 @@ from bench.reproduce.claims import FASHION_DIGITS, FAST_SHARE
 from bench.reproduce.engine import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, PREMISE_FAILED, SUPPORTED, Outcome, Verdict,
                                     combine)
 from bench.reproduce.measures import (COLLAPSE_SHARE, OP_WORDS, collapsed, measure_name, measure_values, ok_runs, select,
-                                      where_text)
+                                      where_text, with_derived)
 from bench.reproduce.results import BUDGET_WORDS, Reproduction, SweepResult
 from bench.table.tables import write_text
 from moe.controls import markdown as controls_markdown
@@ -32,8 +32,10 @@ NUMBERS: dict[str, list[str | dict[str, Any]]] = {
     "pretrained_experts_mnist": ["accuracy_after_joint", "accuracy", {"split_nmi": "$class_split"}, "mi_bits",
                                  "h_expert_bits"],
     "fmnist_mnist_joint": ["accuracy", {"separation": FASHION_DIGITS}, "mi_bits", "partition_nmi", "partition_ari"],
-    "cheating": ["accuracy", "cheating_index", "expert_prediction_entropy", "nmi"],
-    "expert_count": ["accuracy", "cheating_index", "expert_prediction_entropy", "nmi"],
+    "cheating": ["val_accuracy", "competent", "accuracy", "cheating_index", "expert_prediction_entropy", "nmi",
+                 "dead_experts", "local_fidelity"],
+    "expert_count": ["val_accuracy", "accuracy", "cheating_index", "expert_prediction_entropy", "dead_experts",
+                     "local_fidelity", "experts_used", "used_expert_parameters"],
 }
 
 
@@ -54,6 +56,9 @@ def overrides_text(overrides: dict[str, Any]) -> str:
     return ", ".join(f"`{k}={json.dumps(v)}`" for k, v in overrides.items()) or "none"
 
 
+FLAGS = ("competent",)  # derived yes / no columns of a configuration (bench.reproduce.measures.with_derived)
+
+
 def numbers_table(runs: pd.DataFrame, measures: list[str | dict[str, Any]]) -> str:
     """Markdown: one row per configuration, mean ± std over its ok runs of each measure (collapsed runs
     included, and counted beside the ok runs)."""
@@ -67,6 +72,9 @@ def numbers_table(runs: pd.DataFrame, measures: list[str | dict[str, Any]]) -> s
         cells = [f"`{name}`", f"{len(good)}/{len(g)}" + (f" ({k} collapsed)" if k else "")]
         for m in measures:
             v = measure_values(good, m).dropna()
+            if m in FLAGS:  # a property of the configuration: the same in every run
+                cells.append(("yes" if bool(v.iloc[0]) else "no") if len(v) else "–")
+                continue
             cell = _num(float(v.mean())) if len(v) else "–"
             if len(v) > 1:
                 cell += f" ± {float(v.std(ddof=1)):.3f}"
@@ -252,7 +260,7 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
             lines.append("**Interrupted**: some trials did not finish; run the same command with "
                          f"`--out {out}` to continue.")
         lines += ["", "Numbers per configuration (mean ± std over seeds, ok runs):", "",
-                  numbers_table(res.runs, NUMBERS.get(res.name, ["accuracy"])), ""]
+                  numbers_table(with_derived(res.runs), NUMBERS.get(res.name, ["accuracy"])), ""]
     for v in verdicts:
         lines += claim_section(v, res.runs)
     for caption, path in res.figures:

@@ -12,6 +12,7 @@ import pytest
 
 from bench.reproduce import claims as C
 from bench.reproduce import engine
+from bench.reproduce import measures as M
 from bench.reproduce import report
 from bench.reproduce.figures import PLOTS
 from bench.reproduce.results import Reproduction, SweepResult
@@ -160,3 +161,14 @@ def test_report_states_open_verdicts_failed_premises_collapsed_runs_and_seed_num
     assert "| `softmax[experts=6]` | 2/2 (1 collapsed) |" in text
     assert "The seed code has no such experiment" in text
     assert "| runs collapsed (>= 99% of test samples on one expert) | 5 of 10 | 1 of 2 |" in text
+
+
+def test_cheating_numbers_say_which_configurations_are_competent():
+    text = report.numbers_table(M.with_derived(cheating_frame(0.95, 0.05, 0.5, 0.92)), report.NUMBERS["cheating"])
+    head, _, *rows = text.splitlines()
+    assert "| val_accuracy | competent | accuracy |" in head and "dead_experts" in head
+    by_name = {r.split(" | ")[0].strip("| `"): r for r in rows}
+    assert "| 0.950 ± 0.000 | yes | 0.950 ± 0.000 |" in by_name["softmax[mlp,None,experts=10]"]
+    assert "| yes |" not in by_name["sinkhorn[lenet,None,experts=10]"]  # 0.90: no better than the single linear model
+    assert "| no |" in by_name["sinkhorn[lenet,None,experts=10]"]
+    assert "| 0.900 ± 0.000 | no |" in by_name["linear[experts=1]"]  # the baseline itself
