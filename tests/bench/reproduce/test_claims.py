@@ -350,3 +350,14 @@ def test_phase_accuracy_joins_the_last_test_accuracy_of_each_phase():
     assert out["accuracy_after_experts"][0] == 0.8 and out["accuracy_after_pretrain"][1] == 0.6
     assert list(out["index"]) == [0, 1, 2] and out.attrs["out"] == "somewhere"
     assert M.with_phase_accuracy(runs, []) is runs
+
+
+def test_what_precedes_the_refit_is_read_once_per_seed():
+    """The two refit inits of a seed share its joint phase and gate: the split NMI and the accuracy after the
+    joint phase count each seed once (n = 2 seeds, not 4 rows), so the interval is not narrowed by copies."""
+    runs = pretrained_frame(True, 0.90, 0.89)
+    follows = engine.evaluate(C.by_name()["pretrained_experts.gate_follows_split"], runs).outcomes[0]
+    assert follows.stat.n == 2 and set(follows.configurations) == {"softmax[regime=pretrain_frozen_gate,refit_init=same]"}
+    before, after = engine.evaluate(C.by_name()["pretrained_experts.no_accuracy_advantage"], runs).outcomes
+    assert before.stat.n == 4  # 2 seeds on each side
+    assert after.stat.n == 8  # after the refit: both inits, each its own runs
