@@ -32,6 +32,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=None, metavar="DIR",
                     help="output directory (default: results/reproduce-<timestamp>); an existing one is continued")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train no sweep trial: rebuild the report from the sweeps of --out that have finished; the others "
+                         "are reported as not run, with how many of their trials have finished")
     ap.add_argument("--list", action="store_true", help="list the claims with their statistics and thresholds, and exit")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-trial progress lines")
     ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output, tracebacks of failing sweeps")
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None, *, budget_table: dict[str, dict[str, Any
         select_claims(target)  # a bad name fails before any work
         out = Path(args.out).resolve() if args.out is not None else default_out("reproduce")
         rep = reproduce(target, budget=budget, data_root=args.data_root, out=out, address=args.address,
-                        verbose=args.verbose, quiet=args.quiet, budget_table=budget_table)
+                        verbose=args.verbose, quiet=args.quiet, budget_table=budget_table,
+                        report_only=args.report_only)
     except ReproduceError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -136,8 +136,10 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Session, *,
-              verbose: bool = False, quiet: bool = False) -> SweepResult:
-    """Run (or continue, when ``folder`` holds it already) one sweep; errors become a result with a reason."""
+              verbose: bool = False, quiet: bool = False, report_only: bool = False) -> SweepResult:
+    """Run (or continue, when ``folder`` holds it already) one sweep; errors become a result with a reason.
+    ``report_only``: train nothing; a sweep with unfinished trials (or none yet) is reported as not run, why
+    and how far it got given."""
     result = SweepResult(name, None, overrides=overrides)
     started = time.perf_counter()
     try:
@@ -150,6 +152,12 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
             kwargs: dict[str, Any] = {"resume": folder}
             _, trials = sweep_dir.read_meta()
             needs_ray = bool({t.index for t in trials} - sweep_dir.finished_indices())
+            if report_only and needs_ray:
+                raise ReproduceError(f"--report-only: {len(sweep_dir.finished_indices() & {t.index for t in trials})} "
+                                     f"of {len(trials)} trials have finished; the same command without "
+                                     "--report-only continues it")
+        elif report_only:
+            raise ReproduceError("--report-only: not run yet")
         else:
             kwargs = {"out": folder, **overrides}
         if not quiet:
@@ -238,11 +246,13 @@ def make_figures(result: SweepResult, folder: Path, figures: Path) -> None:
 def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
               data_root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
               address: str | None = None, verbose: bool = False, quiet: bool = False,
-              budget_table: BudgetTable | None = None) -> Reproduction:
+              budget_table: BudgetTable | None = None, report_only: bool = False) -> Reproduction:
     """Run the sweeps of the chosen claims, judge the claims, write REPRODUCTION.md; returns what it found.
 
     ``budget``: a budget name, or a budget table (sweep -> overrides; the report says ``custom``).
     ``budget_table`` (tests): the overrides of the named budget, in place of the sweep files' own.
+    ``report_only``: train nothing: judge the claims of the finished sweeps, report the others as not run
+    (with how many of their trials have finished).
     """
     chosen = select_claims(target)
     names = [n for n in SWEEPS if any(c.sweep == n for c in chosen)]
@@ -264,7 +274,7 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     session = _Session(address, verbose)
     try:
         for n in names:
-            results[n] = run_sweep(n, out / n, plans[n], session, verbose=verbose, quiet=quiet)
+            results[n] = run_sweep(n, out / n, plans[n], session, verbose=verbose, quiet=quiet, report_only=report_only)
             results[n].notes = notes[n]
             if results[n].interrupted:
                 break

@@ -68,3 +68,26 @@ def test_ctrl_c_says_how_to_continue(capsys, monkeypatch, tmp_path):
     assert cli.main(["cheating", "--budget", "small", "--out", str(tmp_path / "o")]) == 130
     err = capsys.readouterr().err
     assert f"continue with: python -m bench.reproduce cheating --budget small --out {tmp_path / 'o'}" in err
+
+
+def test_report_only_trains_nothing_and_says_how_far_each_sweep_got(capsys, tmp_path, monkeypatch):
+    """--report-only: a sweep not started is 'not run yet', a sweep with unfinished trials says how many have
+    finished; neither trains (no Ray is started), and the report and its JSON are still written."""
+    from bench.sweep import spec
+    from bench.sweep.layout import SweepDir
+
+    def no_ray(*a, **k):
+        raise AssertionError("--report-only started Ray")
+    monkeypatch.setattr(runner._Session, "ensure", no_ray)
+    out = tmp_path / "out"
+    plan = runner.budget_overrides("small", "lr_asymmetry")
+    sweep = spec.load("lr_asymmetry", plan)
+    SweepDir(out / "lr_asymmetry").create(sweep, spec.validate(sweep))  # started, no trial finished
+    assert cli.main(["lr_asymmetry", "--report-only", "--out", str(out)]) == 1
+    text = (out / "REPRODUCTION.md").read_text()
+    n = len(spec.validate(sweep))
+    assert f"--report-only: 0 of {n} trials have finished; the same command without --report-only continues it" in text
+    assert "### `lr_asymmetry.fast_expert_wins`: NOT RUN" in text
+    assert cli.main(["fmnist_mnist_joint", "--report-only", "--out", str(tmp_path / "other")]) == 1
+    assert "--report-only: not run yet" in (tmp_path / "other" / "REPRODUCTION.md").read_text()
+    assert not (tmp_path / "other" / "fmnist_mnist_joint").exists()
