@@ -33,8 +33,9 @@ def parser() -> argparse.ArgumentParser:
                     help="output directory (default: results/reproduce-<timestamp>); an existing one is continued")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
     ap.add_argument("--report-only", action="store_true",
-                    help="train no sweep trial: rebuild the report from the sweeps of --out that have finished; the others "
-                         "are reported as not run, with how many of their trials have finished")
+                    help="train no sweep trial: rebuild the report from the sweeps of --out that have finished (their "
+                         "runs.csv as written; their own tables and pages are left as they are); the others are "
+                         "reported as not run, with how many of their trials have finished")
     ap.add_argument("--list", action="store_true", help="list the claims with their statistics and thresholds, and exit")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-trial progress lines")
     ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output, tracebacks of failing sweeps")

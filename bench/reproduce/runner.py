@@ -33,6 +33,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from bench.reproduce import claims as C
@@ -43,6 +44,7 @@ from bench.report.reproduction import write_reproduction_report
 from bench.reproduce.report import overrides_text, write_report
 from bench.reproduce.results import BUDGET_WORDS, ReproduceError, Reproduction, SweepResult
 from bench.sweep import spec
+from bench.table.tables import load_runs
 from bench.sweep.cluster import QUIET_ENV, ResourceError, connect
 from bench.sweep.layout import SweepDir, default_out
 from bench.sweep.runner import run as run_sweep_dir
@@ -165,7 +167,10 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
                   flush=True)
         if needs_ray:  # (a finished sweep only has its tables rebuilt)
             session.ensure()
-        runs = run_sweep_dir(name, verbose=verbose, quiet=quiet, **kwargs)
+        if report_only:  # its tables and page as the run that finished it wrote them
+            runs = read_runs(sweep_dir)
+        else:
+            runs = run_sweep_dir(name, verbose=verbose, quiet=quiet, **kwargs)
         result.interrupted = bool(runs.attrs.get("interrupted"))
         result.runs = with_phase_accuracy(runs, sweep_dir.read_records())
         result.trial_s, result.slots = float(runs.attrs.get("trial_s") or 0.0), int(runs.attrs.get("slots") or 0)
@@ -219,6 +224,12 @@ def fit_to_data(name: str, overrides: dict[str, Any], root: str | None) -> tuple
                 notes.append(f"`{field_}`: the budget asks for {n:,} {split} samples of {sweep.dataset} ({how} subset); "
                              f"the data files here give {len(y):,}{parts}")
     return out, notes
+
+
+def read_runs(sweep_dir: SweepDir) -> pd.DataFrame:
+    """A finished sweep's runs table: its runs.csv, else built from its records (``bench.table``)."""
+    path = sweep_dir.table_path("runs.csv")
+    return pd.read_csv(path) if path.is_file() else load_runs(sweep_dir.root)
 
 
 def check_continuable(name: str, folder: Path, overrides: dict[str, Any]) -> None:

@@ -91,3 +91,24 @@ def test_report_only_trains_nothing_and_says_how_far_each_sweep_got(capsys, tmp_
     assert cli.main(["fmnist_mnist_joint", "--report-only", "--out", str(tmp_path / "other")]) == 1
     assert "--report-only: not run yet" in (tmp_path / "other" / "REPRODUCTION.md").read_text()
     assert not (tmp_path / "other" / "fmnist_mnist_joint").exists()
+
+
+@pytest.mark.slow  # trains 4 tiny gm6 runs in-process
+def test_report_only_judges_a_finished_sweep_from_its_runs_without_rebuilding_it(tmp_path, monkeypatch):
+    import moe.train
+    from bench.sweep import spec
+    from bench.sweep.layout import SweepDir
+
+    monkeypatch.setattr(runner._Session, "ensure", lambda self: (_ for _ in ()).throw(AssertionError("Ray started")))
+    plan = {"epochs": 1, "n_train": 240, "n_test": 120, "lr_ratio": [1, 3, 100], "seed": [0, 1]}
+    out = tmp_path / "out"
+    sweep = spec.load("lr_asymmetry", plan)
+    folder = SweepDir(out / "lr_asymmetry")
+    folder.create(sweep, sweep.trials())
+    for t in sweep.trials():  # every trial finished, as bench.sweep writes its record
+        folder.write_record(t.index, {**moe.train.run(t.config), "bench": {"index": t.index, "name": t.name, "trial_s": 1.0}})
+    assert cli.main(["lr_asymmetry", "--report-only", "--out", str(out)], budget_table={"lr_asymmetry": plan}) == 0
+    text = (out / "REPRODUCTION.md").read_text()
+    assert "### `lr_asymmetry.fast_expert_wins`: NOT RUN" not in text and "6 runs (6 ok)" in text
+    assert "total CPU time 0:06" in text  # 6 trials of 1 s
+    assert not (folder.root / "table.md").exists()  # the sweep's own tables were not rebuilt
