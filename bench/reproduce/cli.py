@@ -79,5 +79,5 @@ def main(argv: list[str] | None = None, *, budget_table: dict[str, dict[str, Any
         return 130
     print()
     print(summary_table(rep.verdicts))
-    print(f"\nwrote {rep.out / REPORT} (total wall time {clock(rep.wall_s)})")
+    print(f"\nwrote {rep.out / REPORT} (wall time of this call {clock(rep.wall_s)})")
     return rep.exit_status

@@ -305,9 +305,9 @@ def render(rep: Reproduction) -> str:
              "INCONCLUSIVE are honest results, not failures of the harness.", "", RULES, "",
              f"Budget **{rep.budget}**: {BUDGET_WORDS.get(rep.budget, 'custom overrides')}. "
              f"Data root: `{rep.data_root or 'default ($MOE_DATA or ~/.cache/moe-interp-bench)'}`. "
-             f"Written {datetime.now():%Y-%m-%d %H:%M}; git {v.get('git', '?')}; total wall time {clock(rep.wall_s)} "
-             f"(every call on this directory); total CPU time {clock(cpu_time(rep))} (the sum of the trial times of "
-             "every sweep, one thread per trial, run on several slots at once).",
+             f"Written {datetime.now():%Y-%m-%d %H:%M}; git {v.get('git', '?')}; wall time of this call {clock(rep.wall_s)} "
+             f"(each sweep's own wall time is in its section); total CPU time {clock(cpu_time(rep))} (the sum of the "
+             "trial times of every sweep, one thread per trial, run on several slots at once, whichever call ran them).",
              "", f"{counts[SUPPORTED]} supported, {counts[CONTRADICTED]} contradicted, {counts[INCONCLUSIVE]} "
                  f"inconclusive, {counts[PREMISE_FAILED]} premise failed, {counts[NOT_RUN]} not run.", "",
              summary_table(rep.verdicts), ""]

@@ -300,7 +300,7 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
             res.slots = res.slots or int(before.get("slots") or 0)
     verdicts = evaluate_all(chosen, lambda sweep: (results[sweep].runs, results[sweep].reason) if sweep in results
                             else (None, "interrupted before this sweep"))
-    wall = time.perf_counter() - started + (float(previous.get("wall_s") or 0.0) if continued else 0.0)
+    wall = time.perf_counter() - started
     rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts, wall, root,
                        controls=controls_for(results, plans, out, root, quiet))
     write_report(rep)

@@ -75,7 +75,7 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     # a sweep that did not run: its reason once, its claims NOT RUN
     assert text.count(MISSING) == 1 and "**The sweep did not run**" in text
     assert "### `cheating.prototype_router_remedy`: NOT RUN" in text
-    assert "Budget **small**" in text and "total wall time 1:15" in text
+    assert "Budget **small**" in text and "wall time of this call 1:15" in text
     # the same verdicts as data
     data = json.loads((tmp_path / "reproduction.json").read_text())
     first = data["claims"][0]
