@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bench.reproduce.claims import FASHION_DIGITS
-from bench.reproduce.measures import measure_values, ok_runs
+from bench.reproduce.measures import BALANCING_LOSSES, measure_values, ok_runs
 from bench.table.vs_experts import expert_count_figure
 from moe.plots import save_png
 
@@ -28,7 +28,6 @@ Figures = list[tuple[str, Path]]
 
 
 BLACK_BOX_GATES = ("mlp", "cnn", "lenet")
-BALANCING_LOSSES = ("importance_loss", "switch_loss", "load_loss")
 
 
 def family(row: pd.Series) -> str:
