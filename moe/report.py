@@ -136,7 +136,9 @@ def _header(record: dict) -> list[str]:
                  f"{ds.get('n_test', '?')} test)")
     lines.append(f"config: {_config_line(record)}")
     dynamics = record.get("routing_dynamics")  # moe.saturation
-    if dynamics:
+    if dynamics and dynamics.get("undefined"):
+        lines.append(f"router saturation: {dynamics['undefined']}")
+    elif dynamics:
         curve = ", ".join("–" if v is None else f"{v:.2f}" for v in dynamics["router_saturation"])
         lines.append(f"router saturation per epoch (validation, k={dynamics['k']}, against epoch "
                      f"{dynamics['reference_epoch']}): {curve}; saturation_epoch {dynamics['saturation_epoch']}")

@@ -23,8 +23,12 @@ its phase: in epochs that do not train the gate the routing stays as it was, so 
 diverged run's last epoch has no validation pass, so its reference is the last finite epoch). The record keeps
 only the summary (:func:`routing_dynamics`): the curve and ``saturation_epoch``, the first epoch at which the
 saturation reaches 0.9 (the issue's 'first epoch at which it passes 0.9'; it may dip below 0.9 later, the
-curve shows it). Since the final epoch is 1 by construction, saturation_epoch is defined for every run with a
-validation split and is at most its last epoch.
+curve shows it). Since the final epoch is 1 by construction, saturation_epoch is at most the run's last epoch.
+
+Undefined (None, with the reason in ``undefined``) without a validation split, and where the routing has no
+choice to settle: k >= E (one expert, or the top-k router with k = E), every sample always goes to every
+expert, so the saturation is 1 from the first epoch whatever the router learned: a degenerate model would
+otherwise read as one that settles at once.
 
 Letters: N samples, k experts per sample, E experts.
 """
@@ -73,13 +77,25 @@ def first_epoch_at(curve: Sequence[float | None], epochs: Sequence[int], thresho
     return next((e for e, s in zip(epochs, curve) if s is not None and s >= threshold), None)
 
 
-def routing_dynamics(epochs: Sequence[int], sets: dict[int, torch.Tensor], k: int) -> dict[str, Any] | None:
+def no_choice(k: int, n_experts: int | None) -> str | None:
+    """Why the saturation is undefined for k experts per sample out of ``n_experts`` (None: it is defined)."""
+    if n_experts is not None and k >= n_experts:
+        return (f"undefined: k = {k} >= E = {n_experts}, every sample always goes to every expert, "
+                "so the routing has nothing to settle")
+    return None
+
+
+def routing_dynamics(epochs: Sequence[int], sets: dict[int, torch.Tensor], k: int,
+                     n_experts: int | None = None) -> dict[str, Any] | None:
     """The record's ``routing_dynamics``: ``router_saturation`` (one value per epoch of ``epochs``, the history's,
     None for an epoch without a validation pass), ``saturation_epoch`` (:func:`first_epoch_at`), the reference
-    epoch, k, the split and the threshold. None when no epoch has sets (no validation split)."""
+    epoch, k, the split and the threshold. None when no epoch has sets (no validation split). With k >=
+    ``n_experts`` (:func:`no_choice`) the curve and saturation_epoch are None and ``undefined`` says why."""
     if not sets:
         return None
     reference = max(sets)
+    out = {"split": SPLIT, "k": k, "reference_epoch": reference, "threshold": THRESHOLD}
+    if (why := no_choice(k, n_experts)) is not None:
+        return {**out, "router_saturation": None, "saturation_epoch": None, "undefined": why}
     curve = [saturation(sets[e], sets[reference]) if e in sets and e <= reference else None for e in epochs]
-    return {"split": SPLIT, "k": k, "reference_epoch": reference, "threshold": THRESHOLD,
-            "router_saturation": curve, "saturation_epoch": first_epoch_at(curve, epochs)}
+    return {**out, "router_saturation": curve, "saturation_epoch": first_epoch_at(curve, epochs)}

@@ -324,7 +324,8 @@ _add("saturation_epoch", "neutral", "epochs",
      "epoch's) reaches 0.9",
      formula="min t: (1/N) sum_x |S_t(x) ∩ S_T(x)| / max(|S_t(x)|, |S_T(x)|) >= 0.9, S_t(x) the first k experts "
      "of x after epoch t, T the last epoch (k = top_k for the topk router, else 1)",
-     range="{1, ..., epochs}, or none without a validation split",
+     range="{1, ..., epochs}; undefined without a validation split and when k >= E (one expert: the routing "
+     "cannot change, so it would read as settled at once)",
      source="router saturation of Muennighoff et al. 2024 (OLMoE, arXiv 2409.02060), per epoch on the "
      "validation split; the 0.9 threshold and the max denominator (fewer than k experts) are ours", ours=True)
 

@@ -317,7 +317,8 @@ def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str,
         t.diverge("non-finite gate logits in the final evaluation")
         evaluated = {"dataset": t.data.describe(), "test": {}, "validation": None if t.y_val is None else {},
                      "allocation": None, "test_assignment": None}
-    dynamics = routing_dynamics([h["epoch"] for h in t.history], t.val_sets, saturation_k(t.cfg.router, t.cfg.top_k))
+    dynamics = routing_dynamics([h["epoch"] for h in t.history], t.val_sets, saturation_k(t.cfg.router, t.cfg.top_k),
+                                t.cfg.experts)
     return {"schema": SCHEMA, "status": t.status, "error": None, "diverged": t.diverged, "config": t.cfg.to_dict(),
             "seed": t.cfg.seed, "n_parameters": parameter_counts(t.model), "history": t.history, **evaluated,
             "routing_dynamics": dynamics,  # router saturation per epoch against the last (moe.saturation)

@@ -80,7 +80,8 @@ def scored_from_checkpoint(config: dict[str, Any], checkpoint,
     return state.epoch, {"schema": SCHEMA, "config": full_config(config), "seed": state.config.get("seed"),
                          "history": state.history, **evaluated,
                          "routing_dynamics": routing_dynamics([h["epoch"] for h in state.history], state.val_sets,  # against its epoch
-                                                              saturation_k(state.config["router"], state.config["top_k"])),
+                                                              saturation_k(state.config["router"], state.config["top_k"]),
+                                                              state.config["experts"]),
                          "timing": {"train_s": state.train_s, "eval_s": time.perf_counter() - t0}, "versions": versions(),
                          "provenance": stopped_provenance(config, datasets)}
 

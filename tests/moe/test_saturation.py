@@ -132,3 +132,18 @@ def test_a_resumed_run_gives_the_uninterrupted_dynamics_and_an_old_state_still_l
 
 def test_no_validation_split_no_dynamics(gm6):
     assert run({**SMALL, "epochs": 1, "val_fraction": 0}, data=gm6)["routing_dynamics"] is None
+
+
+def test_saturation_is_undefined_where_the_routing_has_no_choice():
+    """k >= E: every sample always goes to every expert; the curve would be 1 from epoch 1 whatever was learned."""
+    sets = {1: T([[0], [0]]), 2: T([[0], [0]])}
+    one = routing_dynamics([1, 2], sets, 1, n_experts=1)
+    assert one["saturation_epoch"] is None and one["router_saturation"] is None and "k = 1 >= E = 1" in one["undefined"]
+    assert routing_dynamics([1, 2], {1: T([[0, 1]]), 2: T([[1, 0]])}, 2, n_experts=2)["saturation_epoch"] is None
+    two = routing_dynamics([1, 2], sets, 1, n_experts=2)  # a choice exists: defined (here settled at once)
+    assert two["saturation_epoch"] == 1 and "undefined" not in two
+
+
+def test_a_one_expert_run_records_its_saturation_as_undefined(gm6):
+    d = run({**SMALL, "experts": 1, "epochs": 2}, data=gm6)["routing_dynamics"]
+    assert d["saturation_epoch"] is None and d["router_saturation"] is None and "E = 1" in d["undefined"]
