@@ -148,5 +148,6 @@ def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch
                                       modules=getattr(data, "module_val", None))
         except NonFiniteError:
             validation = {}
-    return {"dataset": data.describe(), **test_evaluation(model, data, device, batch_size), "validation": validation,
-            "views": views(model, data, device, batch_size)}  # gate regions, expert weights (moe.views)
+    test = test_evaluation(model, data, device, batch_size)
+    return {"dataset": data.describe(), **test, "validation": validation,  # gate regions, expert weights (moe.views)
+            "views": views(model, data, device, batch_size, test.get("test_assignment"))}

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from moe.views import decode
+from moe.views import MAX_EXPERTS, decode
 
 __all__ = ["png_bytes", "curves_figure", "gate_regions_figure", "expert_weights_figure", "prototypes_figure",
            "record_figures"]
@@ -38,12 +38,24 @@ def _series(history: list[dict[str, Any]], key: str) -> tuple[list[int], list[fl
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def busiest(shares: np.ndarray, n: int = 10) -> list[int]:
+    """Every expert of shares [epochs, E] when E <= MAX_EXPERTS, else the n with the largest mean share over the
+    epochs (ties to the lower index), in index order: thousands of lines and legend entries are unreadable."""
+    E = shares.shape[1]
+    if E <= MAX_EXPERTS:
+        return list(range(E))
+    mean = shares.mean(0)
+    return sorted(sorted(range(E), key=lambda e: (-mean[e], e))[:n])
+
+
 def curves_figure(runs: Sequence[tuple[str, list[dict[str, Any]]]], title: str | None = None) -> Figure:
     """Three panels over epochs: accuracy (train solid, validation/test dashed), loss, each expert's share of
     the training samples (its top-weight samples). ``runs``: (label, history) per run, e.g. one per seed."""
     fig = Figure(figsize=(12, 3.6), dpi=90, layout="constrained")
     acc_ax, loss_ax, share_ax = fig.subplots(1, 3)
     styles = {"train_accuracy": "-", "train_loss": "-"}
+    drawn: list[int] = []
+    share_title = "expert shares (fainter: other seeds)"
     for i, (label, history) in enumerate(runs):
         colour = f"C{i % 10}"
         for ax, keys in ((acc_ax, ACCURACY_KEYS), (loss_ax, LOSS_KEYS)):
@@ -55,9 +67,12 @@ def curves_figure(runs: Sequence[tuple[str, list[dict[str, Any]]]], title: str |
         shares = [(h.get("epoch", j + 1), h["expert_share"]) for j, h in enumerate(history) if h.get("expert_share")]
         if shares:
             arr = np.array([s for _, s in shares], dtype=float)  # [epochs, E]
-            for e in range(arr.shape[1]):
+            drawn = drawn or busiest(arr)  # the first run's busiest experts, the same ones for every run
+            for e in drawn:
                 share_ax.plot([ep for ep, _ in shares], arr[:, e], color=f"C{e % 10}", lw=1, alpha=0.9 if i == 0 else 0.45,
                               label=f"expert {e}" if i == 0 else None)
+            if len(drawn) < arr.shape[1]:
+                share_title = f"shares of the {len(drawn)} busiest of {arr.shape[1]} experts (fainter: other seeds)"
     for ax, name in ((acc_ax, "accuracy"), (loss_ax, "loss"), (share_ax, "share of training samples")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
@@ -67,7 +82,7 @@ def curves_figure(runs: Sequence[tuple[str, list[dict[str, Any]]]], title: str |
     share_ax.set_ylim(0, 1)
     acc_ax.set_title("accuracy (higher is better)")
     loss_ax.set_title("training loss (lower is better)")
-    share_ax.set_title("expert shares (fainter: other seeds)")
+    share_ax.set_title(share_title)
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
@@ -108,10 +123,25 @@ def _tab(n: int) -> list[tuple[float, float, float]]:
     return [tuple(cmap(i % cmap.N)[:3]) for i in range(n)]
 
 
+def shown(view: dict[str, Any]) -> tuple[np.ndarray, list[int], str]:
+    """An image view's arrays, the expert index of each, and a title note when only some experts are drawn: the
+    view's own selection (``moe.views``: the MAX_EXPERTS busiest) or, for a record written before it, the first
+    MAX_EXPERTS (a figure of thousands of panels is neither readable nor quick to draw)."""
+    a = decode(view)
+    labels = list(view.get("experts") or range(len(a)))
+    total = view.get("of", len(a))
+    if len(a) > MAX_EXPERTS:
+        a, labels = a[:MAX_EXPERTS], labels[:MAX_EXPERTS]
+        return a, labels, f"\n(the first {MAX_EXPERTS} of {total} experts)"
+    if total > len(a):
+        return a, labels, f"\n(the {len(a)} busiest of {total} experts, by test samples)"
+    return a, labels, ""
+
+
 def expert_weights_figure(view: dict[str, Any], class_names: Sequence[str] | None = None,
                           title: str | None = None) -> Figure:
     """Linear experts' weights as images: one row per expert, one column per class (red +, blue -)."""
-    w = decode(view)  # [E, C, H, W]
+    w, labels, note = shown(view)  # [E', C, H, W]
     n_e, n_c = w.shape[:2]
     fig = Figure(figsize=(min(1.0 * n_c + 1, 16), min(1.0 * n_e + 0.8, 20)), dpi=80, layout="constrained")
     axes = np.atleast_2d(fig.subplots(n_e, n_c, squeeze=False))
@@ -125,14 +155,14 @@ def expert_weights_figure(view: dict[str, Any], class_names: Sequence[str] | Non
             if e == 0:
                 ax.set_title(str(class_names[c]) if class_names is not None and c < len(class_names) else f"class {c}", fontsize=7)
             if c == 0:
-                ax.set_ylabel(f"expert {e}", fontsize=7)
-    fig.suptitle(title or "linear experts' weights per class (red: evidence for, blue: against)", fontsize=8)
+                ax.set_ylabel(f"expert {labels[e]}", fontsize=7)
+    fig.suptitle((title or "linear experts' weights per class (red: evidence for, blue: against)") + note, fontsize=8)
     return fig
 
 
 def prototypes_figure(view: dict[str, Any], title: str | None = None) -> Figure:
     """The prototype router's prototypes mu_e as images, one per expert."""
-    p = decode(view)  # [E, H, W]
+    p, labels, note = shown(view)  # [E', H, W]
     n = len(p)
     cols = min(n, 10)
     rows = -(-n // cols)
@@ -143,10 +173,10 @@ def prototypes_figure(view: dict[str, Any], title: str | None = None) -> Figure:
         ax.set_yticks([])
         if i < n:
             ax.imshow(p[i], cmap="gray", interpolation="nearest")
-            ax.set_title(f"expert {i}", fontsize=7)
+            ax.set_title(f"expert {labels[i]}", fontsize=7)
         else:
             ax.set_axis_off()
-    fig.suptitle(title or "prototypes of the prototype router", fontsize=8)
+    fig.suptitle((title or "prototypes of the prototype router") + note, fontsize=8)
     return fig
 
 

@@ -10,6 +10,11 @@
                     base64; images wider than 28 pixels are average-pooled to at most 28.
     prototypes      the prototype router on image inputs: mu [E, H, W] the same way.
 
+With more than MAX_EXPERTS experts (the expert-count sweeps reach 4,096), the image views keep the MAX_EXPERTS
+busiest ones (most test samples as top-weight expert, ties to the lower index), in that order, and say which in
+``experts`` (their indices) and ``of`` (E): a few kB a record instead of E x C x 784 bytes, and a picture one can
+read.
+
 Choice: a few kB in the record (no file beside it), so that a sweep's records alone draw every view; the
 int8 quantisation keeps 1/127 of each expert's range, more than a picture shows.
 """
@@ -31,6 +36,7 @@ GRID = 64
 MAX_POINTS = 300
 MAX_SIDE = 28
 MARGIN = 0.05
+MAX_EXPERTS = 20  # image views: at most this many experts, the busiest on the test split
 
 
 def encode(arr: torch.Tensor) -> dict[str, Any]:
@@ -76,8 +82,24 @@ def gate_regions(model: MixtureOfExperts, data: Dataset, device: torch.device, b
             "points": {"x": r(x[pick, 0]), "y": r(x[pick, 1]), "label": data.y_test[pick].tolist()}}
 
 
-def views(model: MixtureOfExperts, data: Dataset, device: torch.device, batch: int = 1024) -> dict[str, Any]:
-    """The record's ``views`` block for this model and data (empty when none applies)."""
+def shown_experts(n_experts: int, assignment: list[int] | None) -> list[int] | None:
+    """The experts an image view keeps: None (all) for at most MAX_EXPERTS, else the MAX_EXPERTS with the most
+    test samples in ``assignment`` (the expert of each test sample, -1: none), ties to the lower index."""
+    if n_experts <= MAX_EXPERTS:
+        return None
+    counts = torch.bincount(torch.tensor([a for a in (assignment or []) if a >= 0], dtype=torch.long), minlength=n_experts)
+    order = sorted(range(n_experts), key=lambda e: (-int(counts[e]), e))
+    return order[:MAX_EXPERTS]
+
+
+def _kept(view: dict[str, Any], experts: list[int] | None, n_experts: int) -> dict[str, Any]:
+    return view if experts is None else {**view, "experts": experts, "of": n_experts}
+
+
+def views(model: MixtureOfExperts, data: Dataset, device: torch.device, batch: int = 1024,
+          assignment: list[int] | None = None) -> dict[str, Any]:
+    """The record's ``views`` block for this model and data (empty when none applies). ``assignment``: the top-weight
+    expert of each test sample, which picks the experts an image view keeps when there are more than MAX_EXPERTS."""
     out: dict[str, Any] = {}
     shape = data.input_shape
     if shape == (2,):
@@ -85,9 +107,14 @@ def views(model: MixtureOfExperts, data: Dataset, device: torch.device, batch: i
     if len(shape) >= 2:  # images
         if isinstance(model.experts, LinearExperts):
             w = model.experts.weights()[0]  # [E, D, C]
+            keep = shown_experts(w.shape[0], assignment)
+            w = w if keep is None else w[torch.tensor(keep, device=w.device)]
             e, d, c = w.shape
             imgs = _images(w.transpose(1, 2).reshape(e * c, d), shape)  # [E * C, H, W]
-            out["expert_weights"] = encode(imgs.reshape(e, c, *imgs.shape[1:]))
+            out["expert_weights"] = _kept(encode(imgs.reshape(e, c, *imgs.shape[1:])), keep, model.experts.n_experts)
         if isinstance(model.router, PrototypeRouter):
-            out["prototypes"] = encode(_images(model.router.prototypes, shape))
+            mu = model.router.prototypes
+            keep = shown_experts(len(mu), assignment)
+            mu = mu if keep is None else mu[torch.tensor(keep, device=mu.device)]
+            out["prototypes"] = _kept(encode(_images(mu, shape)), keep, model.router.n_experts)
     return out

@@ -80,3 +80,31 @@ def test_wrapped_breaks_after_commas():
     text = wrapped("softmax[gate=mlp,expert=linear,experts=8,lr_ratio=100,epochs=10]", 20)
     assert text.replace("\n", "") == "softmax[gate=mlp,expert=linear,experts=8,lr_ratio=100,epochs=10]"
     assert all(len(line) <= 20 for line in text.splitlines()[:-1])
+
+
+def test_image_views_of_many_experts_keep_the_busiest(fake_mnist_root):
+    """Beyond MAX_EXPERTS experts the record keeps the busiest ones on the test split (a few kB, not E x C x 784 bytes)
+    and the pictures say which; a record written before that is drawn from its first MAX_EXPERTS experts."""
+    from moe.view_plots import busiest, expert_weights_figure, shown
+    from moe.views import MAX_EXPERTS, shown_experts
+    E = MAX_EXPERTS + 5
+    model, data = model_and_data(dataset="mnist", data_root=str(fake_mnist_root), experts=E)
+    assignment = [E - 1] * 5 + [3] * 4 + [7] * 4 + [-1] * 2  # expert E-1 busiest, then 3 and 7 tied (lower first)
+    keep = shown_experts(E, assignment)
+    assert keep[:3] == [E - 1, 3, 7] and len(keep) == MAX_EXPERTS and keep[3:] == [e for e in range(E) if e not in (3, 7, E - 1)][:MAX_EXPERTS - 3]
+    assert shown_experts(MAX_EXPERTS, assignment) is None  # few experts: all of them
+    v = views(model, data, torch.device("cpu"), assignment=assignment)["expert_weights"]
+    assert v["experts"] == keep and v["of"] == E and v["shape"][0] == MAX_EXPERTS
+    w = decode(v)
+    ref = model.experts.experts[E - 1].weight[2].detach().view(28, 28).numpy()
+    assert np.abs(w[0, 2] - ref).max() <= np.abs(model.experts.experts[E - 1].weight.detach().numpy()).max() / 127 + 1e-6
+    arrays, labels, note = shown(v)
+    assert labels == keep and f"busiest of {E}" in note
+    assert views(model, data, torch.device("cpu"))["expert_weights"]["experts"] == list(range(MAX_EXPERTS))  # no assignment
+    from moe.views import encode
+    arrays, labels, note = shown(encode(torch.randn(E, 10, 28, 28)))  # every expert, as records before the cap held them
+    assert len(arrays) == MAX_EXPERTS and labels == list(range(MAX_EXPERTS)) and f"first {MAX_EXPERTS} of {E}" in note
+    assert len(expert_weights_figure(v).axes) == MAX_EXPERTS * 10
+    shares = np.zeros((3, 40))
+    shares[:, 5], shares[:, 30], shares[:, 2] = 0.5, 0.3, 0.2
+    assert busiest(shares, 3) == [2, 5, 30] and busiest(np.ones((2, 4))) == [0, 1, 2, 3]
