@@ -253,7 +253,8 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
     else:
         counts = res.runs["status"].value_counts().to_dict() if len(res.runs) else {}
         lines.append(f"{len(res.runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items()) or 'none'}); "
-                     f"wall time {clock(res.wall_s)}"
+                     + (f"wall time {clock(res.wall_s)}" if math.isfinite(res.wall_s)
+                        else "wall time not recorded (trained by calls that kept no time)")
                      + (f" (sum of trial times {clock(res.trial_s)} on {res.slots} slots)" if res.slots else "")
                      + f"; results in `{res.name}/` (runs.csv, table.md, records/).")
         if res.interrupted:
@@ -321,14 +322,25 @@ def render(rep: Reproduction) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def earlier_sweeps(rep: Reproduction) -> dict[str, Any]:
+    """The entries of reproduction.json (of an earlier call on the same directory) for the sweeps this call did not
+    run: kept, so that a reproduction run one sweep per call still knows each sweep's wall time at the end."""
+    try:
+        sweeps = json.loads((rep.out / "reproduction.json").read_text()).get("sweeps") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {n: entry for n, entry in sweeps.items() if n not in rep.results and isinstance(entry, dict)}
+
+
 def write_report(rep: Reproduction) -> Path:
     data = {"budget": rep.budget, "data_root": rep.data_root, "wall_s": rep.wall_s, "cpu_s": cpu_time(rep),
             "versions": versions(), "controls": rep.controls,
-            "sweeps": {n: {"overrides": r.overrides, "notes": r.notes, "wall_s": r.wall_s, "trial_s": r.trial_s, "slots": r.slots,
-                           "reason": r.reason,
-                           "runs": None if r.runs is None else len(r.runs), "interrupted": r.interrupted,
-                           "figures": [os.path.relpath(p, rep.out) for _, p in r.figures]}
-                       for n, r in rep.results.items()},
+            "sweeps": {**earlier_sweeps(rep), **{
+                n: {"overrides": r.overrides, "notes": r.notes, "wall_s": r.wall_s if math.isfinite(r.wall_s) else None,
+                    "trial_s": r.trial_s, "slots": r.slots, "reason": r.reason,
+                    "runs": None if r.runs is None else len(r.runs), "interrupted": r.interrupted,
+                    "figures": [os.path.relpath(p, rep.out) for _, p in r.figures]}
+                for n, r in rep.results.items()}},
             "claims": [v.to_dict() for v in rep.verdicts]}
     write_json_atomic(rep.out / "reproduction.json", data)
     return write_text(rep.out / REPORT, render(rep))

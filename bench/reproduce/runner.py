@@ -293,8 +293,11 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
         session.close()
     for n, res in results.items():
         make_figures(res, out / n, out / "figures")
-        if n in continued:  # the times of the earlier calls on this directory count too
-            before = (previous.get("sweeps") or {}).get(n) or {}
+        before = (previous.get("sweeps") or {}).get(n) or {}
+        if report_only:  # nothing trained in this call: the sweep's times are those the calls that ran it recorded
+            res.wall_s = float(before["wall_s"]) if before.get("wall_s") is not None else math.nan
+            res.slots = res.slots or int(before.get("slots") or 0)
+        elif n in continued:  # the times of the earlier calls on this directory count too
             res.wall_s += float(before.get("wall_s") or 0.0)
             res.trial_s += float(before.get("trial_s") or 0.0)
             res.slots = res.slots or int(before.get("slots") or 0)

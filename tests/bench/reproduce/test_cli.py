@@ -2,6 +2,7 @@
 before any work; --list shows every claim with its threshold."""
 from __future__ import annotations
 
+import json
 import pytest
 
 from bench.reproduce import claims as C
@@ -112,3 +113,13 @@ def test_report_only_judges_a_finished_sweep_from_its_runs_without_rebuilding_it
     assert "### `lr_asymmetry.fast_expert_wins`: NOT RUN" not in text and "6 runs (6 ok)" in text
     assert "total CPU time 0:06" in text  # 6 trials of 1 s
     assert not (folder.root / "table.md").exists()  # the sweep's own tables were not rebuilt
+    assert "wall time not recorded" in text  # no call that trained it kept a time
+    # the calls that trained the sweeps one at a time kept their times in reproduction.json; a later call keeps them
+    data = json.loads((out / "reproduction.json").read_text())
+    data["sweeps"]["lr_asymmetry"]["wall_s"] = 83.0
+    data["sweeps"]["cheating"] = {"wall_s": 100.0, "trial_s": 190.0, "slots": 2}
+    (out / "reproduction.json").write_text(json.dumps(data))
+    assert cli.main(["lr_asymmetry", "--report-only", "--out", str(out)], budget_table={"lr_asymmetry": plan}) == 0
+    assert "6 runs (6 ok); wall time 1:23" in (out / "REPRODUCTION.md").read_text()
+    kept = json.loads((out / "reproduction.json").read_text())["sweeps"]
+    assert kept["cheating"]["wall_s"] == 100.0 and kept["lr_asymmetry"]["wall_s"] == 83.0
