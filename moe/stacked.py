@@ -18,8 +18,8 @@ one optimizer over stacked parameters is S per-seed optimizers.
 The numbers agree within float32 rounding, not bitwise: the forward products are a run's (a batched matmul gives
 the per-expert addmm's bits here), but the weight gradients of batched products sum their rows in another order.
 
-Supported (``problems(cfg)`` says why not, one line per field): the softmax router with a linear or mlp gate,
-linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
+Supported (``problems(cfg)`` says why not, one line per field): the softmax router with a linear or mlp gate and
+soft routing, linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
 RMSprop. A seed whose loss, gradients, gate logits or parameters become non-finite makes every seed run
 separately instead (each record then says so in ``stacked.fallback``), so a diverged record is that of its run.
 
@@ -56,6 +56,7 @@ def problems(cfg: Config) -> list[str]:
     rule = lambda ok, line: ok or out.append(line)  # noqa: E731
     rule(cfg.router == "softmax", f"router: stacked seeds support the softmax router only, got {cfg.router!r}")
     rule(cfg.gate in GATES, f"gate: stacked seeds support gates {', '.join(GATES)}, got {cfg.gate!r}")
+    rule(cfg.routing == "soft", f"routing: stacked seeds support soft routing only (every expert weighted), got {cfg.routing!r}")
     rule(cfg.expert == "linear", f"expert: stacked seeds support linear experts only, got {cfg.expert!r}")
     rule(cfg.objective in OBJECTIVES, f"objective: stacked seeds support {', '.join(OBJECTIVES)}, got {cfg.objective!r}")
     rule(cfg.regime == "joint", f"regime: stacked seeds support the joint regime only, got {cfg.regime!r}")

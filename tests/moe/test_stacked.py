@@ -76,6 +76,9 @@ def test_refusals_name_each_field():
     assert err.value.problems == lines
     with pytest.raises(ValueError, match="distinct"):
         train_stacked({"dataset": "gm6"}, [1, 1])
+    for routing in ("hard", "gumbel"):  # one expert per sample: the stacked forward mixes them all, so it must refuse
+        line, = problems(from_dict({"dataset": "gm6", "router": "softmax", "routing": routing}))
+        assert line.startswith("routing:") and routing in line and "soft" in line
 
 
 def test_a_diverging_seed_falls_back_to_separate_runs():

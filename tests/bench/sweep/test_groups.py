@@ -34,6 +34,14 @@ def test_units_by_mode():
         groups.units(TRIALS, "always")
 
 
+def test_auto_leaves_hard_routing_alone():
+    """The stacked forward mixes every expert: a softmax router with hard or gumbel routing (one expert per sample)
+    must train each seed on its own, or its records would be those of soft routing."""
+    hard = [trial(0, 0, routing="hard"), trial(1, 1, routing="hard"), trial(2, 0, routing="gumbel"), trial(3, 1, routing="gumbel"),
+            trial(4, 0), trial(5, 1)]
+    assert [[t.index for t in u] for u in groups.units(hard, "auto")] == [[0], [1], [2], [3], [4, 5]]
+
+
 def test_unit_dicts_and_members():
     unit = groups.unit_dict(TRIALS[:2])
     assert unit["index"] == 0 and [m["index"] for m in unit["members"]] == [0, 1]
