@@ -297,6 +297,8 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
         if report_only:  # nothing trained in this call: the sweep's times are those the calls that ran it recorded
             res.wall_s = float(before["wall_s"]) if before.get("wall_s") is not None else math.nan
             res.slots = res.slots or int(before.get("slots") or 0)
+            if res.runs is not None and "trial_s" in res.runs.columns:  # every finished trial's time, from runs.csv
+                res.trial_s = float(pd.to_numeric(res.runs["trial_s"], errors="coerce").sum())
         elif n in continued:  # the times of the earlier calls on this directory count too
             res.wall_s += float(before.get("wall_s") or 0.0)
             res.trial_s += float(before.get("trial_s") or 0.0)

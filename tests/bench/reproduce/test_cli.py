@@ -116,10 +116,10 @@ def test_report_only_judges_a_finished_sweep_from_its_runs_without_rebuilding_it
     assert "wall time not recorded" in text  # no call that trained it kept a time
     # the calls that trained the sweeps one at a time kept their times in reproduction.json; a later call keeps them
     data = json.loads((out / "reproduction.json").read_text())
-    data["sweeps"]["lr_asymmetry"]["wall_s"] = 83.0
+    data["sweeps"]["lr_asymmetry"].update(wall_s=83.0, slots=2)
     data["sweeps"]["cheating"] = {"wall_s": 100.0, "trial_s": 190.0, "slots": 2}
     (out / "reproduction.json").write_text(json.dumps(data))
     assert cli.main(["lr_asymmetry", "--report-only", "--out", str(out)], budget_table={"lr_asymmetry": plan}) == 0
-    assert "6 runs (6 ok); wall time 1:23" in (out / "REPRODUCTION.md").read_text()
+    assert "6 runs (6 ok); wall time 1:23 (sum of trial times 0:06 on 2 slots)" in (out / "REPRODUCTION.md").read_text()
     kept = json.loads((out / "reproduction.json").read_text())["sweeps"]
     assert kept["cheating"]["wall_s"] == 100.0 and kept["lr_asymmetry"]["wall_s"] == 83.0
