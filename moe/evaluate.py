@@ -71,6 +71,9 @@ def split_scores(model: MixtureOfExperts, data: Dataset, x: torch.Tensor, y: tor
     return scores
 
 
+MAX_COACTIVATION_EXPERTS = 64  # the record keeps the E x E co-activation table up to this many experts
+
+
 def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device,
                     batch_size: int = EVAL_BATCH) -> dict[str, Any]:
     """The test split's record fields: ``test`` (every score of ``moe.scores.score``, with the module scores
@@ -78,7 +81,8 @@ def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device
     (class x expert counts), ``test_assignment``, ``ablation`` (the expert x class accuracy drops of
     ``moe.ablation``, or None) with ``ablation_rule`` (how, or why not), and ``coactivation`` (the expert x
     expert table of ``moe.metrics.coactivation``, null for an expert no sample reaches; None when no sample goes
-    to more than one expert)."""
+    to more than one expert, and beyond MAX_COACTIVATION_EXPERTS experts: an E x E table of 4,096 experts is 16
+    million numbers in every record, and a dense router's is all ones)."""
     x = data.x_test.to(device)
     p = predict(model, x, batch_size)
     y = data.y_test
@@ -88,7 +92,7 @@ def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device
                    expert_preds=p["expert_preds"], grouping=data.grouping, modules=getattr(data, "module_test", None),
                    ablation=abl.matrix, expert_parameters=model.experts.readable_parameters())
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
-    co = coactivation(p["weights"])
+    co = coactivation(p["weights"]) if n_experts <= MAX_COACTIVATION_EXPERTS else None
     return {"test": scores, "allocation": allocation(y, p["assignment"], data.n_classes, n_experts).tolist(),
             "test_assignment": p["assignment"].tolist(),  # expert of each test sample (-1: none), for seed stability
             "ablation": None if abl.matrix is None else abl.matrix.tolist(), "ablation_rule": abl.rule,

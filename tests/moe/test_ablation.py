@@ -186,7 +186,7 @@ def test_a_router_that_ignores_the_removal_has_the_experts_slots_dropped():
         assert torch.allclose(abl.matrix[e], full - class_acc(right, y), atol=1e-12)
 
 
-def test_evaluate_records_the_ablation_and_its_scores():
+def test_evaluate_records_the_ablation_and_its_scores(monkeypatch):
     x, y = owner_data()
     data = Dataset("toy", x, y, x, y, class_names=["a", "b", "c"])
     fields = evaluate(owner_model("topk", top_k=2), data, torch.device("cpu"), 16)
@@ -196,6 +196,9 @@ def test_evaluate_records_the_ablation_and_its_scores():
     assert len(fields["coactivation"]) == 3  # k = 2: a table
     one = evaluate(owner_model("switch"), data, torch.device("cpu"), 16)
     assert one["coactivation"] is None  # k = 1
+    import moe.evaluate
+    monkeypatch.setattr(moe.evaluate, "MAX_COACTIVATION_EXPERTS", 2)  # beyond the cap (64 experts): no E x E table
+    assert evaluate(owner_model("topk", top_k=2), data, torch.device("cpu"), 16)["coactivation"] is None
     assert one["test"]["causal_agreement"] == pytest.approx(1.0)
     p = predict(owner_model("switch"), x)
     assert p["assignment"].tolist() == y.tolist()  # the hand-built gate routes class c to expert c
