@@ -19,14 +19,15 @@ from moe.routers import NonFiniteError
 def backward_checked(loss: torch.Tensor, optimizer, model) -> dict[str, Any] | None:
     """Zero the gradients and back-propagate ``loss``; None when the loss and every gradient are finite,
     else the epoch's report of the divergence (the optimizer has not stepped: the parameters stay those of
-    the last good step)."""
-    if not torch.isfinite(loss):
-        return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite training loss"}
-    optimizer.zero_grad(set_to_none=True)
+    the last good step). The loss and the gradients are checked together, in one host sync."""
+    params = [p for g in optimizer.param_groups for p in g["params"]]  # the stepped ones
+    for p in params:  # optimizer.zero_grad(set_to_none=True) without its per-call machinery
+        p.grad = None
     loss.backward()
-    if not gradients_finite([p for g in optimizer.param_groups for p in g["params"]]):  # the stepped ones
-        return {"train_loss": float(loss.detach()), "finite": False, "reason": "non-finite gradients"}
-    return None
+    if all_finite([loss.detach(), *(p.grad for p in params if p.grad is not None)]):
+        return None
+    reason = "non-finite gradients" if bool(torch.isfinite(loss)) else "non-finite training loss"
+    return {"train_loss": float(loss.detach()), "finite": False, "reason": reason}
 
 
 def all_finite(tensors: list[torch.Tensor]) -> bool:

@@ -57,6 +57,8 @@ class MixtureOfExperts(nn.Module):
         slots = plan.unpermute(torch.log_softmax(self.experts.forward_routed(x, plan), -1))  # [T, k, C]
         if self.combine == "product":  # unused slots have weight 0 and log q = 0: no expert -> uniform
             log_probs = torch.log_softmax((plan.weights[..., None] * slots).sum(1), -1)
+        elif plan.dense:  # every slot holds an expert: nothing to mask (the same values and gradients as below)
+            log_probs = torch.logsumexp(plan.weights.clamp_min(1e-30).log()[..., None] + slots, 1)  # [T, C]
         else:
             valid = plan.expert_ids >= 0  # [T, k]
             log_w = torch.where(valid, plan.weights.clamp_min(1e-30).log(), -math.inf)  # no inf * 0 in backward

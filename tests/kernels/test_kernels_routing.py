@@ -69,6 +69,11 @@ def test_topk_ties_and_equal_logits(backend):
     plan = topk_route(equal, 2, backend=backend)
     assert plan.counts.tolist() == [70, 70, 0, 0, 0, 0]
     assert_route(plan, equal, 2)
+    # k = E (the dense routers: one stable sort, not k rounds of max): ties and -0.0 = 0.0 keep the lower expert first
+    dense = torch.tensor([[1.0, 2.0, 2.0, 0.0, 2.0], [0.5] * 5, [0.0, -0.0, 3.0, -0.0, 0.0]])
+    plan = topk_route(dense, 5, renormalize=False, backend=backend)
+    assert plan.expert_ids.tolist() == [[1, 2, 4, 0, 3], [0, 1, 2, 3, 4], [2, 0, 1, 3, 4]]
+    assert_route(plan, dense, 5, renormalize=False)
 
 
 def test_topk_neg_inf_logits(backend):

@@ -135,7 +135,9 @@ def test_non_finite_final_evaluation_is_diverged_not_an_error(monkeypatch, tmp_p
 def test_non_finite_gradients_stop_the_epoch(monkeypatch):
     import moe.epochs
 
-    monkeypatch.setattr(moe.epochs, "gradients_finite", lambda model: False)
+    real = moe.epochs.all_finite
+    # the step's one check (the loss and every gradient) fails while the loss itself is finite: a gradient is not
+    monkeypatch.setattr(moe.epochs, "all_finite", lambda tensors: False if len(tensors) > 1 and tensors[0].dim() == 0 else real(tensors))
     rec = moe.train.run(SMALL)
     assert rec["status"] == "diverged" and rec["diverged"] == {"epoch": 1, "reason": "non-finite gradients"}
     assert math.isfinite(rec["test"]["loss"])  # the model of the last good step is evaluated
@@ -155,3 +157,23 @@ def test_gradient_and_parameter_checks_see_nan_and_inf():
     with torch.no_grad():
         model.weight[1, 1] = math.nan
     assert not parameters_finite(model)
+
+
+def test_backward_checked_names_what_became_non_finite():
+    """One check covers the loss and every gradient; the report says which, and nothing has stepped."""
+    import torch
+
+    from moe.epochs import backward_checked
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    nan_loss = model(torch.ones(1, 2)).sum() * math.nan
+    assert backward_checked(nan_loss, opt, model)["reason"] == "non-finite training loss"
+    handle = model.bias.register_hook(lambda g: g * math.inf)  # a finite loss whose gradient overflows
+    out = backward_checked(model(torch.ones(1, 2)).sum(), opt, model)
+    assert out["reason"] == "non-finite gradients" and out["finite"] is False and math.isfinite(out["train_loss"])
+    handle.remove()
+    assert backward_checked(model(torch.ones(1, 2)).sum(), opt, model) is None
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # backward_checked never steps
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
