@@ -18,8 +18,8 @@ one optimizer over stacked parameters is S per-seed optimizers.
 The numbers agree within float32 rounding, not bitwise: the forward products are a run's (a batched matmul gives
 the per-expert addmm's bits here), but the weight gradients of batched products sum their rows in another order.
 
-Supported (``problems(cfg)`` says why not, one line per field): the softmax router with a linear or mlp gate and
-soft routing, linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
+Supported (``problems(cfg)`` says why not, one line per field): the softmax router (soft routing) and the topk
+router with k = 1 (without noise) with a linear or mlp gate, linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
 RMSprop. A seed whose loss, gradients, gate logits or parameters become non-finite makes every seed run
 separately instead (each record then says so in ``stacked.fallback``), so a diverged record is that of its run.
 
@@ -44,6 +44,7 @@ from moe.evaluate import validation_pass
 from moe.saturation import saturation_k
 from moe.validate import as_config
 
+ROUTERS = ("softmax", "topk")  # dense softmax (k = E) and token-choice top-1 without noise (the Switch-style raw weight)
 GATES = ("linear", "mlp")
 OBJECTIVES = ("mixture_nll", "expectation")
 EXPECTATION_EPS = 1e-7
@@ -54,7 +55,12 @@ def problems(cfg: Config) -> list[str]:
     """Why ``cfg``'s seeds cannot be trained stacked (empty: they can), one line per field, with the valid choices."""
     out = []
     rule = lambda ok, line: ok or out.append(line)  # noqa: E731
-    rule(cfg.router == "softmax", f"router: stacked seeds support the softmax router only, got {cfg.router!r}")
+    rule(cfg.router in ROUTERS, f"router: stacked seeds support the routers {', '.join(ROUTERS)}, got {cfg.router!r}")
+    rule(not cfg.noisy_gate, f"noisy_gate: stacked seeds support the topk router without noise, got {cfg.noisy_gate!r}")
+    rule(cfg.router != "topk" or cfg.top_k == 1,
+         f"top_k: stacked seeds support the topk router with top_k 1, got {cfg.top_k!r} (with k >= 2 the renormalised "
+         "weights leave the unchosen logits a gradient that is zero up to rounding, which Adam and RMSprop scale up to "
+         "full steps: the seeds would follow their rounding, not their separate runs)")
     rule(cfg.gate in GATES, f"gate: stacked seeds support gates {', '.join(GATES)}, got {cfg.gate!r}")
     rule(cfg.routing == "soft", f"routing: stacked seeds support soft routing only (every expert weighted), got {cfg.routing!r}")
     rule(cfg.expert == "linear", f"expert: stacked seeds support linear experts only, got {cfg.expert!r}")
@@ -79,6 +85,8 @@ class StackedMixture:
         self.n_experts = runs[0].model.experts.n_experts
         self.gate_names = [n for n in params if n.startswith("router.gate.")]
         self.expert_names = [[f"experts.experts.{e}.weight", f"experts.experts.{e}.bias"] for e in range(self.n_experts)]
+        cfg = runs[0].cfg
+        self.k = cfg.top_k if cfg.router == "topk" else self.n_experts  # slots per sample (topk: 1, its raw weight p_e)
 
     def optimizer(self, cfg: Config) -> torch.optim.Optimizer:
         """``moe.optim.build_optimizer``'s groups and optimizer over the stacked parameters."""
@@ -88,8 +96,10 @@ class StackedMixture:
             groups.append({"name": f"expert{e}", "params": [self.params[n] for n in self.expert_names[e]], "lr": lr})
         return optim.for_config(cfg, groups)
 
-    def log_probs(self, x: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor]:
-        """x [S, B, ...] -> (mixture log-probabilities [S, B, C], routing weights [S, B, E], expert log-probs [S, B, E, C])."""
+    def log_probs(self, x: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """x [S, B, ...] -> (mixture log-probabilities [S, B, C], each sample's experts [S, B, k] (the routing plan's
+        slots: descending weight, ties to the lower expert), their weights [S, B, k], every expert's log-probs
+        [S, B, E, C]). Every expert is evaluated (an unrouted one gets a zero gradient, as a run's empty group)."""
         flat = x.flatten(2)  # [S, B, D] the linear and mlp gates read the flattened input
         logits = self.gate_forward(flat) / temperature  # [S, B, E]
         if not bool(torch.isfinite(logits).all()):
@@ -103,11 +113,11 @@ class StackedMixture:
         logits_e = torch.baddbmm(b[:, None, :], xe, w.transpose(1, 2))  # [S * E, B, C]: each (seed, expert) x W^T + b
         expert_lp = torch.log_softmax(logits_e, -1).view(S, E, B, -1).transpose(1, 2)  # [S, B, E, C]
         # the mixture over slots in the routing plan's order (descending logit, ties to the lower expert), as a run sums them
-        order = torch.sort(logits.detach(), dim=-1, descending=True, stable=True).indices  # [S, B, E]
-        log_w = weights.gather(2, order).clamp_min(1e-30).log()  # [S, B, E]
-        slots = expert_lp.gather(2, order[..., None].expand(-1, -1, -1, expert_lp.shape[-1]))
-        mixed = torch.logsumexp(log_w[..., None] + slots, 2)  # [S, B, C]
-        return mixed, weights, expert_lp
+        ids = torch.sort(logits.detach(), dim=-1, descending=True, stable=True).indices[..., :self.k]  # [S, B, k]
+        w = weights.gather(2, ids)  # [S, B, k] the softmax weights, not renormalised (softmax: k = E; topk: k = 1)
+        slots = expert_lp.gather(2, ids[..., None].expand(-1, -1, -1, expert_lp.shape[-1]))  # [S, B, k, C]
+        mixed = torch.logsumexp(w.clamp_min(1e-30).log()[..., None] + slots, 2)  # [S, B, C]
+        return mixed, ids, w, expert_lp
 
     def gate_forward(self, h: Tensor) -> Tensor:
         """The gate network (an nn.Sequential of Linear and ReLU layers, or one Linear) on [S, B, D], each seed
@@ -139,7 +149,9 @@ def task_loss(objective: str, mixed: Tensor, y: Tensor) -> Tensor:
 
 
 class SeedStats:
-    """Each seed's epoch statistics (``moe.epochs.train_epoch``'s keys) for the dense softmax mixture."""
+    """Each seed's epoch statistics (``moe.epochs.train_epoch``'s keys, ``moe.epoch_stats``'s definitions): the share
+    of samples whose first slot is each expert, each expert's mean routing weight (0 where not routed), its mean
+    NLL over the samples routed to it (None if none)."""
 
     def __init__(self, S: int, E: int, device: torch.device):
         self.loss = torch.zeros(S, dtype=torch.float64, device=device)
@@ -147,16 +159,20 @@ class SeedStats:
         self.top = torch.zeros(S, E, dtype=torch.long, device=device)
         self.weight = torch.zeros(S, E, dtype=torch.float64, device=device)
         self.nll = torch.zeros(S, E, dtype=torch.float64, device=device)
+        self.pairs = torch.zeros(S, E, dtype=torch.long, device=device)
         self.seen = 0
 
     @torch.no_grad()
-    def add(self, losses: Tensor, mixed: Tensor, weights: Tensor, expert_lp: Tensor, y: Tensor) -> None:
-        B, E = y.shape[1], weights.shape[2]
+    def add(self, losses: Tensor, mixed: Tensor, ids: Tensor, w: Tensor, expert_lp: Tensor, y: Tensor) -> None:
+        """One step of every seed: losses [S], mixed [S, B, C], ids and w [S, B, k], expert_lp [S, B, E, C], y [S, B]."""
+        (S, B, k), E = ids.shape, expert_lp.shape[2]
         self.loss += losses.double() * B
         self.correct += (mixed.argmax(2) == y).sum(1)
-        self.top += torch.nn.functional.one_hot(weights.argmax(2), E).sum(1)
-        self.weight += weights.sum(1).double()
-        self.nll -= expert_lp.gather(3, y[:, :, None, None].expand(-1, -1, E, 1))[..., 0].sum(1).double()
+        self.top += torch.nn.functional.one_hot(ids[..., 0], E).sum(1)
+        self.weight += torch.zeros(S, B, E, dtype=w.dtype, device=w.device).scatter_add(2, ids, w).sum(1).double()
+        nll = -expert_lp.gather(3, y[:, :, None, None].expand(-1, -1, E, 1))[..., 0]  # [S, B, E]
+        self.nll.scatter_add_(1, ids.flatten(1), nll.gather(2, ids).flatten(1).double())
+        self.pairs.scatter_add_(1, ids.flatten(1), torch.ones_like(ids.flatten(1)))
         self.seen += B
 
     def of(self, s: int) -> dict[str, Any]:
@@ -164,7 +180,8 @@ class SeedStats:
         loss = float(self.loss[s]) / n
         return {"train_loss": loss, "train_accuracy": int(self.correct[s]) / n, "loss_task": loss,
                 "expert_share": (self.top[s].double() / n).tolist(), "expert_weight": (self.weight[s] / n).tolist(),
-                "expert_loss": (self.nll[s] / n).tolist(), "dropped": 0.0}
+                "expert_loss": [float(v / c) if c > 0 else None for v, c in zip(self.nll[s].tolist(), self.pairs[s].tolist())],
+                "dropped": 0.0}
 
 
 def train_stacked(config: Config | dict[str, Any], seeds: list[int], data: Dataset | dict | None = None) -> list[dict[str, Any]]:
@@ -204,7 +221,7 @@ def fit(stack: StackedMixture, cfg: Config, runs: list[train.Training], started:
         orders = [torch.randperm(len(y), generator=t.batch_order).to(y.device).split(cfg.batch_size) for t in runs]
         for batch in zip(*orders):
             idx = torch.stack(batch)  # [S, B] each seed's own batch
-            mixed, weights, expert_lp = stack.log_probs(x[idx], temperature)
+            mixed, ids, w, expert_lp = stack.log_probs(x[idx], temperature)
             losses = task_loss(cfg.objective, mixed, y[idx])  # [S]
             if not bool(torch.isfinite(losses).all()):
                 raise FloatingPointError("non-finite training loss")
@@ -213,7 +230,7 @@ def fit(stack: StackedMixture, cfg: Config, runs: list[train.Training], started:
             if not all_finite([p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]):
                 raise FloatingPointError("non-finite gradients")
             optimizer.step()
-            stats.add(losses.detach(), mixed.detach(), weights.detach(), expert_lp.detach(), y[idx])
+            stats.add(losses.detach(), mixed.detach(), ids, w.detach(), expert_lp.detach(), y[idx])
         if not all_finite([p.detach() for p in stack.params.values()]):
             raise FloatingPointError("non-finite parameters after the epoch's last step")
         stack.write_back()

@@ -42,10 +42,14 @@ CASES = [dict(gate="linear", objective="mixture_nll", optimizer="adam", experts=
          dict(gate="mlp", gate_hidden=8, objective="mixture_nll", optimizer="rmsprop", momentum=0.9, lr_ratio=10, experts=3),
          dict(gate="linear", objective="expectation", optimizer="sgd", momentum=0.9, experts=2, gate_lr=0.05),
          dict(gate="mlp", gate_hidden=8, objective="expectation", optimizer="adam", weight_decay=0.01, experts=2,
-              temperature=2.0, temperature_decay=0.5)]
+              temperature=2.0, temperature_decay=0.5),
+         dict(router="topk", top_k=1, gate="linear", objective="mixture_nll", optimizer="adam", experts=4, lr_ratio=100),
+         dict(router="topk", top_k=1, gate="mlp", gate_hidden=8, objective="expectation", optimizer="rmsprop", momentum=0.9,
+              experts=5)]
 
 
-@pytest.mark.parametrize("fields", CASES, ids=[f"{c['gate']}-{c['objective']}-{c['optimizer']}" for c in CASES])
+@pytest.mark.parametrize("fields", CASES, ids=[f"{c.get('router', 'softmax')}{c.get('top_k', '')}-{c['gate']}-{c['objective']}-{c['optimizer']}"
+                                               for c in CASES])
 def test_equal_to_separate_runs(fields):
     cfg = {"dataset": "gm6", "router": "softmax", "expert": "linear", "epochs": 3, "n_train": 600, "n_test": 200, **fields}
     seeds = [0, 1, 5]
@@ -67,10 +71,12 @@ def test_image_inputs_mlp_gate():
 
 
 def test_refusals_name_each_field():
-    cfg = from_dict({"dataset": "gm6", "router": "topk", "expert": "mlp", "z_loss": 0.1, "regime": "frozen_gate"})
+    cfg = from_dict({"dataset": "gm6", "router": "expert_choice", "expert": "mlp", "z_loss": 0.1, "regime": "frozen_gate"})
     lines = problems(cfg)
     assert [line.split(":")[0] for line in lines] == ["router", "expert", "regime", "z_loss"]
-    assert "softmax" in lines[0]
+    assert "softmax, topk" in lines[0]
+    noisy, k2 = problems(from_dict({"dataset": "gm6", "router": "topk", "top_k": 2, "noisy_gate": True}))
+    assert noisy.startswith("noisy_gate:") and k2.startswith("top_k:") and "top_k 1" in k2
     with pytest.raises(ConfigError) as err:
         train_stacked(cfg, [0, 1])
     assert err.value.problems == lines
