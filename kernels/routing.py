@@ -114,8 +114,33 @@ def _topk_torch(logits: Tensor, k: int, renormalize: bool, finite: bool = False)
         ids = torch.cat(picks, 1)
     else:  # one sort on a unique key (order-preserving float bits, then lower index first)
         ids = _sort_key(x.detach()).topk(k, dim=1).indices
-    w = torch.softmax(x, dim=-1).gather(1, ids)
-    return ids, (w / w.sum(-1, keepdim=True) if renormalize else w)
+    if renormalize:
+        return ids, _RenormalizedWeights.apply(x, ids)
+    return ids, torch.softmax(x, dim=-1).gather(1, ids)
+
+
+class _RenormalizedWeights(torch.autograd.Function):
+    """x [T, E] (fp32 or fp64), ids [T, k] -> w = p_S / sum p_S, p = softmax(x) (the torch path's renormalised weights).
+
+    Backward: the closed form of the Triton kernel's (``_TopkWeights``): dx_S = w * (g - sum(w * g)), exactly 0 on
+    the unchosen logits. Autograd through the softmax and the division gives the unchosen logits what is 0 only up
+    to rounding (p_j times a sum that cancels), and an optimizer that scales by the gradient's size (Adam, RMSprop)
+    turns that noise into full steps of the gate: runs would follow their rounding, and CPU and GPU would part.
+    """
+
+    @staticmethod
+    def forward(ctx, x, ids):
+        w = torch.softmax(x, dim=-1).gather(1, ids)
+        w = w / w.sum(-1, keepdim=True)
+        ctx.save_for_backward(ids, w)
+        ctx.shape = x.shape
+        return w
+
+    @staticmethod
+    def backward(ctx, dw):
+        ids, w = ctx.saved_tensors
+        wg = (w * dw).sum(-1, keepdim=True)
+        return torch.zeros(ctx.shape, dtype=w.dtype, device=w.device).scatter_(1, ids, w * (dw - wg)), None
 
 
 def _sort_key(x: Tensor) -> Tensor:

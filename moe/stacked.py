@@ -19,7 +19,7 @@ The numbers agree within float32 rounding, not bitwise: the forward products are
 the per-expert addmm's bits here), but the weight gradients of batched products sum their rows in another order.
 
 Supported (``problems(cfg)`` says why not, one line per field): the softmax router (soft routing) and the topk
-router with k = 1 (without noise) with a linear or mlp gate, linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
+router (without noise) with a linear or mlp gate, linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
 RMSprop. A seed whose loss, gradients, gate logits or parameters become non-finite makes every seed run
 separately instead (each record then says so in ``stacked.fallback``), so a diverged record is that of its run.
 
@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import stack_module_state
 
+from kernels import topk_route
 from moe import optim, train
 from moe.config import Config, ConfigError
 from moe.data import Dataset
@@ -44,7 +45,7 @@ from moe.evaluate import validation_pass
 from moe.saturation import saturation_k
 from moe.validate import as_config
 
-ROUTERS = ("softmax", "topk")  # dense softmax (k = E) and token-choice top-1 without noise (the Switch-style raw weight)
+ROUTERS = ("softmax", "topk")  # dense softmax (k = E) and token-choice top-k without noise
 GATES = ("linear", "mlp")
 OBJECTIVES = ("mixture_nll", "expectation")
 EXPECTATION_EPS = 1e-7
@@ -57,10 +58,6 @@ def problems(cfg: Config) -> list[str]:
     rule = lambda ok, line: ok or out.append(line)  # noqa: E731
     rule(cfg.router in ROUTERS, f"router: stacked seeds support the routers {', '.join(ROUTERS)}, got {cfg.router!r}")
     rule(not cfg.noisy_gate, f"noisy_gate: stacked seeds support the topk router without noise, got {cfg.noisy_gate!r}")
-    rule(cfg.router != "topk" or cfg.top_k == 1,
-         f"top_k: stacked seeds support the topk router with top_k 1, got {cfg.top_k!r} (with k >= 2 the renormalised "
-         "weights leave the unchosen logits a gradient that is zero up to rounding, which Adam and RMSprop scale up to "
-         "full steps: the seeds would follow their rounding, not their separate runs)")
     rule(cfg.gate in GATES, f"gate: stacked seeds support gates {', '.join(GATES)}, got {cfg.gate!r}")
     rule(cfg.routing == "soft", f"routing: stacked seeds support soft routing only (every expert weighted), got {cfg.routing!r}")
     rule(cfg.expert == "linear", f"expert: stacked seeds support linear experts only, got {cfg.expert!r}")
@@ -86,7 +83,7 @@ class StackedMixture:
         self.gate_names = [n for n in params if n.startswith("router.gate.")]
         self.expert_names = [[f"experts.experts.{e}.weight", f"experts.experts.{e}.bias"] for e in range(self.n_experts)]
         cfg = runs[0].cfg
-        self.k = cfg.top_k if cfg.router == "topk" else self.n_experts  # slots per sample (topk: 1, its raw weight p_e)
+        self.k = cfg.top_k if cfg.router == "topk" else self.n_experts  # slots per sample
 
     def optimizer(self, cfg: Config) -> torch.optim.Optimizer:
         """``moe.optim.build_optimizer``'s groups and optimizer over the stacked parameters."""
@@ -113,8 +110,12 @@ class StackedMixture:
         logits_e = torch.baddbmm(b[:, None, :], xe, w.transpose(1, 2))  # [S * E, B, C]: each (seed, expert) x W^T + b
         expert_lp = torch.log_softmax(logits_e, -1).view(S, E, B, -1).transpose(1, 2)  # [S, B, E, C]
         # the mixture over slots in the routing plan's order (descending logit, ties to the lower expert), as a run sums them
-        ids = torch.sort(logits.detach(), dim=-1, descending=True, stable=True).indices[..., :self.k]  # [S, B, k]
-        w = weights.gather(2, ids)  # [S, B, k] the softmax weights, not renormalised (softmax: k = E; topk: k = 1)
+        if self.k < E:  # topk: the kernels' routing on the S x B rows (row by row what each seed's run computes)
+            plan = topk_route(logits.reshape(S * B, E), self.k, renormalize=self.k > 1)
+            ids, w = plan.expert_ids.view(S, B, self.k), plan.weights.view(S, B, self.k)  # [S, B, k]
+        else:  # softmax: every expert, its raw weight
+            ids = torch.sort(logits.detach(), dim=-1, descending=True, stable=True).indices  # [S, B, E]
+            w = weights.gather(2, ids)
         slots = expert_lp.gather(2, ids[..., None].expand(-1, -1, -1, expert_lp.shape[-1]))  # [S, B, k, C]
         mixed = torch.logsumexp(w.clamp_min(1e-30).log()[..., None] + slots, 2)  # [S, B, C]
         return mixed, ids, w, expert_lp

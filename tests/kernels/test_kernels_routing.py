@@ -309,3 +309,13 @@ def test_combine_repeat_bitwise(backend):
         out.backward(g)
         runs.append((out.detach(), y.grad))
     assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+def test_renormalized_weights_leave_unchosen_logits_exactly_zero_gradient(backend):
+    """The analytic gradient on a logit not chosen is 0 (w = p_S / sum p_S does not depend on it); autograd through the
+    softmax leaves rounding noise there, which Adam and RMSprop scale to full steps. Both backends give exact zeros."""
+    logits = (torch.randn(64, 9) * 4).requires_grad_(True)
+    plan = topk_route(logits, 3, backend=backend)
+    (plan.weights * torch.randn(64, 3)).sum().backward()
+    chosen = torch.zeros(64, 9, dtype=torch.bool).scatter_(1, plan.expert_ids, True)
+    assert (logits.grad[~chosen] == 0).all() and (logits.grad[chosen] != 0).any()
