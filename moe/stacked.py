@@ -18,8 +18,8 @@ one optimizer over stacked parameters is S per-seed optimizers.
 The numbers agree within float32 rounding, not bitwise: the forward products are a run's (a batched matmul gives
 the per-expert addmm's bits here), but the weight gradients of batched products sum their rows in another order.
 
-Supported (``problems(cfg)`` says why not, one line per field): the softmax router (soft routing) and the topk
-router (without noise) with a linear or mlp gate, linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
+Supported (``problems(cfg)`` says why not, one line per field): the softmax router (soft routing), the topk router
+(without noise) with a linear or mlp gate, and the hash router; linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
 RMSprop. A seed whose loss, gradients, gate logits or parameters become non-finite makes every seed run
 separately instead (each record then says so in ``stacked.fallback``), so a diverged record is that of its run.
 
@@ -45,7 +45,7 @@ from moe.evaluate import validation_pass
 from moe.saturation import saturation_k
 from moe.validate import as_config
 
-ROUTERS = ("softmax", "topk")  # dense softmax (k = E) and token-choice top-k without noise
+ROUTERS = ("softmax", "topk", "hash")  # dense softmax (k = E), token-choice top-k without noise, the fixed hash
 GATES = ("linear", "mlp")
 OBJECTIVES = ("mixture_nll", "expectation")
 EXPECTATION_EPS = 1e-7
@@ -77,13 +77,15 @@ class StackedMixture:
         self.models = [t.model for t in runs]
         params, _ = stack_module_state(self.models)  # name -> [S, ...] leaves that require grad
         self.params = params
-        self.gate_layers = [(f"router.gate.{n}" if n else "router.gate", m) for n, m in runs[0].model.router.gate.named_modules()
-                            if not isinstance(m, nn.Sequential)]
+        gate = getattr(runs[0].model.router, "gate", None)  # the hash router has none
+        self.gate_layers = [] if gate is None else [(f"router.gate.{n}" if n else "router.gate", m) for n, m in gate.named_modules()
+                                                    if not isinstance(m, nn.Sequential)]
         self.n_experts = runs[0].model.experts.n_experts
         self.gate_names = [n for n in params if n.startswith("router.gate.")]
         self.expert_names = [[f"experts.experts.{e}.weight", f"experts.experts.{e}.bias"] for e in range(self.n_experts)]
         cfg = runs[0].cfg
-        self.k = cfg.top_k if cfg.router == "topk" else self.n_experts  # slots per sample
+        self.router = cfg.router
+        self.k = {"topk": cfg.top_k, "hash": 1}.get(cfg.router, self.n_experts)  # slots per sample
 
     def optimizer(self, cfg: Config) -> torch.optim.Optimizer:
         """``moe.optim.build_optimizer``'s groups and optimizer over the stacked parameters."""
@@ -91,34 +93,40 @@ class StackedMixture:
                    "lr": cfg.lr if cfg.gate_lr is None else cfg.gate_lr}]
         for e, lr in enumerate(cfg.expert_learning_rates()):
             groups.append({"name": f"expert{e}", "params": [self.params[n] for n in self.expert_names[e]], "lr": lr})
-        return optim.for_config(cfg, groups)
+        return optim.for_config(cfg, [g for g in groups if g["params"]])  # the hash router has no gate parameters
 
     def log_probs(self, x: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """x [S, B, ...] -> (mixture log-probabilities [S, B, C], each sample's experts [S, B, k] (the routing plan's
         slots: descending weight, ties to the lower expert), their weights [S, B, k], every expert's log-probs
         [S, B, E, C]). Every expert is evaluated (an unrouted one gets a zero gradient, as a run's empty group)."""
         flat = x.flatten(2)  # [S, B, D] the linear and mlp gates read the flattened input
-        logits = self.gate_forward(flat) / temperature  # [S, B, E]
-        if not bool(torch.isfinite(logits).all()):
-            raise FloatingPointError("non-finite gate logits in training")
-        weights = torch.softmax(logits, -1)  # [S, B, E]
+        ids, w = self.route(x, flat, temperature)  # [S, B, k]
         S, B, D = flat.shape
         E = self.n_experts
-        w = torch.stack([self.params[n] for n, _ in self.expert_names], 1).flatten(0, 1)  # [S * E, C, D]
-        b = torch.stack([self.params[n] for _, n in self.expert_names], 1).flatten(0, 1)  # [S * E, C]
+        we = torch.stack([self.params[n] for n, _ in self.expert_names], 1).flatten(0, 1)  # [S * E, C, D]
+        be = torch.stack([self.params[n] for _, n in self.expert_names], 1).flatten(0, 1)  # [S * E, C]
         xe = flat[:, None].expand(S, E, B, D).reshape(S * E, B, D)
-        logits_e = torch.baddbmm(b[:, None, :], xe, w.transpose(1, 2))  # [S * E, B, C]: each (seed, expert) x W^T + b
+        logits_e = torch.baddbmm(be[:, None, :], xe, we.transpose(1, 2))  # [S * E, B, C]: each (seed, expert) x W^T + b
         expert_lp = torch.log_softmax(logits_e, -1).view(S, E, B, -1).transpose(1, 2)  # [S, B, E, C]
-        # the mixture over slots in the routing plan's order (descending logit, ties to the lower expert), as a run sums them
-        if self.k < E:  # topk: the kernels' routing on the S x B rows (row by row what each seed's run computes)
-            plan = topk_route(logits.reshape(S * B, E), self.k, renormalize=self.k > 1)
-            ids, w = plan.expert_ids.view(S, B, self.k), plan.weights.view(S, B, self.k)  # [S, B, k]
-        else:  # softmax: every expert, its raw weight
-            ids = torch.sort(logits.detach(), dim=-1, descending=True, stable=True).indices  # [S, B, E]
-            w = weights.gather(2, ids)
+        # the mixture over slots in the routing plan's order (descending weight, ties to the lower expert), as a run sums them
         slots = expert_lp.gather(2, ids[..., None].expand(-1, -1, -1, expert_lp.shape[-1]))  # [S, B, k, C]
         mixed = torch.logsumexp(w.clamp_min(1e-30).log()[..., None] + slots, 2)  # [S, B, C]
         return mixed, ids, w, expert_lp
+
+    def route(self, x: Tensor, flat: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
+        """Each sample's experts and weights [S, B, k], in the routing plan's slot order, as each seed's router gives them."""
+        if self.router == "hash":  # each seed's own fixed projection (its router's float64 bucket), weight 1
+            ids = torch.stack([t.model.router.bucket(x[s]) for s, t in enumerate(self.runs)])[..., None]
+            return ids, torch.ones(ids.shape, device=x.device)
+        logits = self.gate_forward(flat) / temperature  # [S, B, E]
+        if not bool(torch.isfinite(logits).all()):
+            raise FloatingPointError("non-finite gate logits in training")
+        S, B, E = logits.shape
+        if self.router == "topk":  # the kernels' routing on the S x B rows (row by row what each seed's run computes)
+            plan = topk_route(logits.reshape(S * B, E), self.k, renormalize=self.k > 1)
+            return plan.expert_ids.view(S, B, self.k), plan.weights.view(S, B, self.k)
+        ids = torch.sort(logits.detach(), dim=-1, descending=True, stable=True).indices  # softmax: every expert, raw weight
+        return ids, torch.softmax(logits, -1).gather(2, ids)
 
     def gate_forward(self, h: Tensor) -> Tensor:
         """The gate network (an nn.Sequential of Linear and ReLU layers, or one Linear) on [S, B, D], each seed

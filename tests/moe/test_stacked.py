@@ -45,7 +45,9 @@ CASES = [dict(gate="linear", objective="mixture_nll", optimizer="adam", experts=
               temperature=2.0, temperature_decay=0.5),
          dict(router="topk", top_k=1, gate="linear", objective="mixture_nll", optimizer="adam", experts=4, lr_ratio=100),
          dict(router="topk", top_k=2, gate="mlp", gate_hidden=8, objective="mixture_nll", optimizer="rmsprop", momentum=0.9,
-              experts=5)]
+              experts=5),
+         dict(router="topk", top_k=3, gate="linear", objective="mixture_nll", optimizer="adam", experts=3),  # k = E: renormalised
+         dict(router="hash", gate="linear", objective="mixture_nll", optimizer="adam", experts=4, lr_ratio=100)]
 
 
 @pytest.mark.parametrize("fields", CASES, ids=[f"{c.get('router', 'softmax')}{c.get('top_k', '')}-{c['gate']}-{c['objective']}-{c['optimizer']}"
@@ -74,7 +76,7 @@ def test_refusals_name_each_field():
     cfg = from_dict({"dataset": "gm6", "router": "expert_choice", "expert": "mlp", "z_loss": 0.1, "regime": "frozen_gate"})
     lines = problems(cfg)
     assert [line.split(":")[0] for line in lines] == ["router", "expert", "regime", "z_loss"]
-    assert "softmax, topk" in lines[0]
+    assert "softmax, topk, hash" in lines[0]
     noisy, = problems(from_dict({"dataset": "gm6", "router": "topk", "top_k": 2, "noisy_gate": True}))
     assert noisy.startswith("noisy_gate:")
     with pytest.raises(ConfigError) as err:
