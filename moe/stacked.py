@@ -19,7 +19,7 @@ The numbers agree within float32 rounding, not bitwise: the forward products are
 the per-expert addmm's bits here), but the weight gradients of batched products sum their rows in another order.
 
 Supported (``problems(cfg)`` says why not, one line per field): the softmax router (soft routing), the topk router
-(without noise) with a linear or mlp gate, and the hash router; linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
+(without noise) and the expert_choice router with a linear or mlp gate, and the hash router; linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
 RMSprop. A seed whose loss, gradients, gate logits or parameters become non-finite makes every seed run
 separately instead (each record then says so in ``stacked.fallback``), so a diverged record is that of its run.
 
@@ -34,18 +34,20 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.func import stack_module_state
 
-from kernels import topk_route
+from kernels import RoutingPlan, topk_route
 from moe import optim, train
 from moe.config import Config, ConfigError
 from moe.data import Dataset
 from moe.epochs import all_finite
+from moe.routers.base import capacity_slots
 from moe.evaluate import validation_pass
 from moe.saturation import saturation_k
 from moe.validate import as_config
 
-ROUTERS = ("softmax", "topk", "hash")  # dense softmax (k = E), token-choice top-k without noise, the fixed hash
+ROUTERS = ("softmax", "topk", "hash", "expert_choice")  # dense softmax (k = E), top-k without noise, hash, expert choice
 GATES = ("linear", "mlp")
 OBJECTIVES = ("mixture_nll", "expectation")
 EXPECTATION_EPS = 1e-7
@@ -85,7 +87,8 @@ class StackedMixture:
         self.expert_names = [[f"experts.experts.{e}.weight", f"experts.experts.{e}.bias"] for e in range(self.n_experts)]
         cfg = runs[0].cfg
         self.router = cfg.router
-        self.k = {"topk": cfg.top_k, "hash": 1}.get(cfg.router, self.n_experts)  # slots per sample
+        self.k = {"topk": cfg.top_k, "hash": 1}.get(cfg.router, self.n_experts)  # slots per sample (expert choice: varies)
+        self.capacity = 1.0 if cfg.capacity is None else cfg.capacity  # expert choice's capacity factor
 
     def optimizer(self, cfg: Config) -> torch.optim.Optimizer:
         """``moe.optim.build_optimizer``'s groups and optimizer over the stacked parameters."""
@@ -109,9 +112,17 @@ class StackedMixture:
         logits_e = torch.baddbmm(be[:, None, :], xe, we.transpose(1, 2))  # [S * E, B, C]: each (seed, expert) x W^T + b
         expert_lp = torch.log_softmax(logits_e, -1).view(S, E, B, -1).transpose(1, 2)  # [S, B, E, C]
         # the mixture over slots in the routing plan's order (descending weight, ties to the lower expert), as a run sums them
-        slots = expert_lp.gather(2, ids[..., None].expand(-1, -1, -1, expert_lp.shape[-1]))  # [S, B, k, C]
-        mixed = torch.logsumexp(w.clamp_min(1e-30).log()[..., None] + slots, 2)  # [S, B, C]
-        return mixed, ids, w, expert_lp
+        C = expert_lp.shape[-1]
+        slots = expert_lp.gather(2, ids.clamp_min(0)[..., None].expand(-1, -1, -1, C))  # [S, B, k, C]
+        if self.router != "expert_choice":  # every slot holds an expert
+            return torch.logsumexp(w.clamp_min(1e-30).log()[..., None] + slots, 2), ids, w, expert_lp
+        valid = ids >= 0  # unused slots (-1): no term; a sample no expert took: the uniform 1 / C (moe.model)
+        log_w = torch.where(valid, w.clamp_min(1e-30).log(), -math.inf)
+        # unused slots read 0, as a run's appended zero row: the NaN that logsumexp's backward gives a sample no expert
+        # took (all terms -inf) stops at the two wheres instead of reaching expert 0
+        slots = torch.where(valid[..., None], slots, 0.0)
+        mixed = torch.logsumexp(log_w[..., None] + slots, 2)  # [S, B, C]
+        return torch.where(valid.any(2, keepdim=True), mixed, torch.full_like(mixed, -math.log(C))), ids, w, expert_lp
 
     def route(self, x: Tensor, flat: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
         """Each sample's experts and weights [S, B, k], in the routing plan's slot order, as each seed's router gives them."""
@@ -122,11 +133,28 @@ class StackedMixture:
         if not bool(torch.isfinite(logits).all()):
             raise FloatingPointError("non-finite gate logits in training")
         S, B, E = logits.shape
+        if self.router == "expert_choice":
+            return self.expert_choice(torch.softmax(logits, -1))
         if self.router == "topk":  # the kernels' routing on the S x B rows (row by row what each seed's run computes)
             plan = topk_route(logits.reshape(S * B, E), self.k, renormalize=self.k > 1)
             return plan.expert_ids.view(S, B, self.k), plan.weights.view(S, B, self.k)
         ids = torch.sort(logits.detach(), dim=-1, descending=True, stable=True).indices  # softmax: every expert, raw weight
         return ids, torch.softmax(logits, -1).gather(2, ids)
+
+    def expert_choice(self, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """Expert-choice routing of each seed's batch (``moe.routers.expert_choice``: expert e takes the
+        ceil(c B / E) samples with the largest scores[:, e], weight the score), as its run's plan lays it out; the
+        seeds' slots padded to the most slots any sample has (-1, weight 0)."""
+        S, B, E = scores.shape
+        k = capacity_slots(self.capacity, B, E)
+        expert = torch.arange(E, device=scores.device).expand(k, -1)
+        plans = []
+        for s in range(S):
+            weight, token = scores[s].topk(k, dim=0)  # [k, E]
+            plans.append(RoutingPlan.from_assignments(token.T.flatten(), expert.T.flatten(), weight.T.flatten(), B, E))
+        width = max(p.k for p in plans)
+        ids = torch.stack([F.pad(p.expert_ids, (0, width - p.k), value=-1) for p in plans])
+        return ids, torch.stack([F.pad(p.weights, (0, width - p.k)) for p in plans])
 
     def gate_forward(self, h: Tensor) -> Tensor:
         """The gate network (an nn.Sequential of Linear and ReLU layers, or one Linear) on [S, B, D], each seed
@@ -169,6 +197,7 @@ class SeedStats:
         self.weight = torch.zeros(S, E, dtype=torch.float64, device=device)
         self.nll = torch.zeros(S, E, dtype=torch.float64, device=device)
         self.pairs = torch.zeros(S, E, dtype=torch.long, device=device)
+        self.dropped = torch.zeros(S, dtype=torch.long, device=device)
         self.seen = 0
 
     @torch.no_grad()
@@ -177,11 +206,14 @@ class SeedStats:
         (S, B, k), E = ids.shape, expert_lp.shape[2]
         self.loss += losses.double() * B
         self.correct += (mixed.argmax(2) == y).sum(1)
-        self.top += torch.nn.functional.one_hot(ids[..., 0], E).sum(1)
-        self.weight += torch.zeros(S, B, E, dtype=w.dtype, device=w.device).scatter_add(2, ids, w).sum(1).double()
+        valid, at = ids >= 0, ids.clamp_min(0)  # unused slots (-1, expert choice) count nowhere
+        top = ids[..., 0]
+        self.top += (F.one_hot(top.clamp_min(0), E) * (top >= 0)[..., None]).sum(1)
+        self.dropped += (top < 0).sum(1)
+        self.weight += torch.zeros(S, B, E, dtype=w.dtype, device=w.device).scatter_add(2, at, torch.where(valid, w, 0)).sum(1).double()
         nll = -expert_lp.gather(3, y[:, :, None, None].expand(-1, -1, E, 1))[..., 0]  # [S, B, E]
-        self.nll.scatter_add_(1, ids.flatten(1), nll.gather(2, ids).flatten(1).double())
-        self.pairs.scatter_add_(1, ids.flatten(1), torch.ones_like(ids.flatten(1)))
+        self.nll.scatter_add_(1, at.flatten(1), torch.where(valid, nll.gather(2, at), 0).flatten(1).double())
+        self.pairs.scatter_add_(1, at.flatten(1), valid.flatten(1).long())
         self.seen += B
 
     def of(self, s: int) -> dict[str, Any]:
@@ -190,7 +222,7 @@ class SeedStats:
         return {"train_loss": loss, "train_accuracy": int(self.correct[s]) / n, "loss_task": loss,
                 "expert_share": (self.top[s].double() / n).tolist(), "expert_weight": (self.weight[s] / n).tolist(),
                 "expert_loss": [float(v / c) if c > 0 else None for v, c in zip(self.nll[s].tolist(), self.pairs[s].tolist())],
-                "dropped": 0.0}
+                "dropped": int(self.dropped[s]) / n}
 
 
 def train_stacked(config: Config | dict[str, Any], seeds: list[int], data: Dataset | dict | None = None) -> list[dict[str, Any]]:

@@ -47,7 +47,10 @@ CASES = [dict(gate="linear", objective="mixture_nll", optimizer="adam", experts=
          dict(router="topk", top_k=2, gate="mlp", gate_hidden=8, objective="mixture_nll", optimizer="rmsprop", momentum=0.9,
               experts=5),
          dict(router="topk", top_k=3, gate="linear", objective="mixture_nll", optimizer="adam", experts=3),  # k = E: renormalised
-         dict(router="hash", gate="linear", objective="mixture_nll", optimizer="adam", experts=4, lr_ratio=100)]
+         dict(router="hash", gate="linear", objective="mixture_nll", optimizer="adam", experts=4, lr_ratio=100),
+         dict(router="expert_choice", gate="linear", objective="mixture_nll", optimizer="adam", experts=4, lr_ratio=100),
+         dict(router="expert_choice", gate="mlp", gate_hidden=8, objective="expectation", optimizer="sgd", momentum=0.9,
+              experts=3, capacity=0.5)]  # capacity 0.5: half the samples go to no expert
 
 
 @pytest.mark.parametrize("fields", CASES, ids=[f"{c.get('router', 'softmax')}{c.get('top_k', '')}-{c['gate']}-{c['objective']}-{c['optimizer']}"
@@ -73,10 +76,10 @@ def test_image_inputs_mlp_gate():
 
 
 def test_refusals_name_each_field():
-    cfg = from_dict({"dataset": "gm6", "router": "expert_choice", "expert": "mlp", "z_loss": 0.1, "regime": "frozen_gate"})
+    cfg = from_dict({"dataset": "gm6", "router": "switch", "expert": "mlp", "z_loss": 0.1, "regime": "frozen_gate"})
     lines = problems(cfg)
     assert [line.split(":")[0] for line in lines] == ["router", "expert", "regime", "z_loss"]
-    assert "softmax, topk, hash" in lines[0]
+    assert "softmax, topk, hash, expert_choice" in lines[0]
     noisy, = problems(from_dict({"dataset": "gm6", "router": "topk", "top_k": 2, "noisy_gate": True}))
     assert noisy.startswith("noisy_gate:")
     with pytest.raises(ConfigError) as err:

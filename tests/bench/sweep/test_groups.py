@@ -17,18 +17,18 @@ def trial(index, seed, **config):
                  {"dataset": "gm6", "experts": 2, **config, "seed": seed})
 
 
-TRIALS = [trial(0, 0), trial(1, 1), trial(2, 0, router="expert_choice"), trial(3, 1, router="expert_choice"), trial(4, 0, experts=3)]
+TRIALS = [trial(0, 0), trial(1, 1), trial(2, 0, router="switch"), trial(3, 1, router="switch"), trial(4, 0, experts=3)]
 
 
 def test_units_by_mode():
     assert groups.units(TRIALS, "off") == [[t] for t in TRIALS]
     auto = groups.units(TRIALS, "auto")
-    assert [[t.index for t in u] for u in auto] == [[0, 1], [2], [3], [4]]  # expert_choice is not stacked: its seeds alone
+    assert [[t.index for t in u] for u in auto] == [[0, 1], [2], [3], [4]]  # switch is not stacked: its seeds alone
     assert groups.units(TRIALS[:2] + TRIALS[4:], True) == [TRIALS[:2], [TRIALS[4]]]
     with pytest.raises(SweepError) as err:
         groups.units(TRIALS, "on")
-    assert err.value.problems == ["--stack-seeds on: router: stacked seeds support the routers softmax, topk, hash, got "
-                                  "'expert_choice' (configuration expert_choice[experts=2]); --stack-seeds auto groups only the configurations "
+    assert err.value.problems == ["--stack-seeds on: router: stacked seeds support the routers softmax, topk, hash, "
+                                  "expert_choice, got 'switch' (configuration switch[experts=2]); --stack-seeds auto groups only the configurations "
                                   "it supports"]
     with pytest.raises(SweepError, match="valid choices: off, auto, on"):
         groups.units(TRIALS, "always")
