@@ -19,9 +19,10 @@ The numbers agree within float32 rounding, not bitwise: the forward products are
 the per-expert addmm's bits here), but the weight gradients of batched products sum their rows in another order.
 
 Supported (``problems(cfg)`` says why not, one line per field): the softmax router (soft routing), the topk router
-(without noise) and the expert_choice router with a linear or mlp gate, and the hash router; linear experts, the mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD /
-RMSprop. A seed whose loss, gradients, gate logits or parameters become non-finite makes every seed run
-separately instead (each record then says so in ``stacked.fallback``), so a diverged record is that of its run.
+(without noise) and the expert_choice router with a linear or mlp gate, and the hash router; linear experts, the
+mixture_nll and expectation objectives, no regulariser, the joint regime, Adam / SGD / RMSprop. A seed whose loss,
+gradients, gate logits or parameters become non-finite makes every seed run separately instead (each record then
+says so in ``stacked.fallback``), so a diverged record is that of its run.
 
 Letters: S seeds, B samples in a batch, D input features, E experts, C classes, H gate width.
 """
@@ -34,16 +35,16 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torch.func import stack_module_state
+from torch.nn import functional as F
 
 from kernels import RoutingPlan, topk_route
 from moe import optim, train
 from moe.config import Config, ConfigError
 from moe.data import Dataset
 from moe.epochs import all_finite
-from moe.routers.base import capacity_slots
 from moe.evaluate import validation_pass
+from moe.routers.base import capacity_slots
 from moe.saturation import saturation_k
 from moe.validate import as_config
 
