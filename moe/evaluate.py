@@ -153,5 +153,5 @@ def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch
         except NonFiniteError:
             validation = {}
     test = test_evaluation(model, data, device, batch_size)
-    return {"dataset": data.describe(), **test, "validation": validation,  # gate regions, expert weights (moe.views)
-            "views": views(model, data, device, batch_size, test.get("test_assignment"))}
+    return {"dataset": data.describe(), **test, "validation": validation,
+            "views": views(model, data, device, batch_size, test.get("test_assignment"))}  # gate regions, expert weights (moe.views)
