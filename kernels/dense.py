@@ -47,7 +47,7 @@ class _DenseExpertMM(torch.autograd.Function):
         dx = None
         dws, dbs = [None] * E, [None] * E
         if any(needs[2 + E:]):  # every expert's column sums in one reduction: the bits of a sum per expert
-            dbs = [db if need else None for db, need in zip(dy.view(E, T, -1).sum(1).unbind(0), needs[2 + E:])]
+            dbs = [db if need else None for db, need in zip(dy.view(E, T, dy.shape[1]).sum(1).unbind(0), needs[2 + E:])]
         for e, dy_e in enumerate(dy.split(T)):
             if needs[2 + e]:
                 dws[e] = torch.mm(x.t(), dy_e).t()

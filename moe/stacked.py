@@ -1,7 +1,8 @@
 """Seeds trained together: S runs of one configuration that differ only in ``seed``, as one stacked model.
 
 ``train_stacked(config, seeds, data) -> [record per seed]`` gives the records S separate ``moe.train.run`` calls
-give, equal within 1e-5 (``tests/moe/test_stacked.py``), at the per-step cost of about one run: every
+give, equal within 1e-5 (the int8 weight images of ``views`` within one quantisation step; ``tests/moe/test_stacked.py``),
+at the per-step cost of about one run: every
 parameter holds a leading seed axis [S, ...], each seed keeps its own initialisation (``moe.train.set_up``
 with its seed: the same draw as its own run), its own batch order (its own generator) and its own record.
 

@@ -52,3 +52,12 @@ def test_dense_plan_is_the_general_plan(T, E):
     assert plan.dense and not general.dense
     for name in ("expert_ids", "counts", "offsets", "order", "slot_rows", "row_tokens", "row_experts"):
         assert torch.equal(getattr(plan, name), getattr(general, name)), name
+
+
+def test_no_tokens_gives_zero_gradients():
+    lin = [torch.nn.Linear(3, 2) for _ in range(2)]
+    out = dense_expert_mm(torch.zeros(0, 3), [m.weight for m in lin], [m.bias for m in lin])
+    assert out.shape == (0, 2)
+    dw, db = torch.autograd.grad(out, [lin[0].weight, lin[1].bias], torch.zeros(0, 2), allow_unused=True)
+    assert dw is None or torch.equal(dw, torch.zeros(2, 3))
+    assert db is None or torch.equal(db, torch.zeros(2))
