@@ -193,7 +193,8 @@ class SeedStats:
     NLL over the samples routed to it (None if none)."""
 
     def __init__(self, S: int, E: int, device: torch.device):
-        self.loss = torch.zeros(S, dtype=torch.float64, device=device)
+        self.loss = torch.zeros(S, dtype=torch.float64, device=device)  # train_loss: float64 sums, as a run's
+        self.task = torch.zeros(S, dtype=torch.float32, device=device)  # loss_task: float32 sums, as a run's loss terms
         self.correct = torch.zeros(S, dtype=torch.long, device=device)
         self.top = torch.zeros(S, E, dtype=torch.long, device=device)
         self.weight = torch.zeros(S, E, dtype=torch.float64, device=device)
@@ -207,6 +208,7 @@ class SeedStats:
         """One step of every seed: losses [S], mixed [S, B, C], ids and w [S, B, k], expert_lp [S, B, E, C], y [S, B]."""
         (S, B, k), E = ids.shape, expert_lp.shape[2]
         self.loss += losses.double() * B
+        self.task = self.task + losses.float() * B  # value * B rounded to float32, then added in float32 (moe.epoch_stats)
         self.correct += (mixed.argmax(2) == y).sum(1)
         valid, at = ids >= 0, ids.clamp_min(0)  # unused slots (-1, expert choice) count nowhere
         top = ids[..., 0]
@@ -221,7 +223,7 @@ class SeedStats:
     def of(self, s: int) -> dict[str, Any]:
         n = self.seen
         loss = float(self.loss[s]) / n
-        return {"train_loss": loss, "train_accuracy": int(self.correct[s]) / n, "loss_task": loss,
+        return {"train_loss": loss, "train_accuracy": int(self.correct[s]) / n, "loss_task": float(self.task[s]) / n,
                 "expert_share": (self.top[s].double() / n).tolist(), "expert_weight": (self.weight[s] / n).tolist(),
                 "expert_loss": [float(v / c) if c > 0 else None for v, c in zip(self.nll[s].tolist(), self.pairs[s].tolist())],
                 "dropped": int(self.dropped[s]) / n}
