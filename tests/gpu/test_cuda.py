@@ -40,8 +40,11 @@ def test_a_run_on_the_gpu_matches_the_cpu():
     assert abs(gpu["test"]["accuracy"] - cpu["test"]["accuracy"]) <= 0.05
 
 
-def test_stacked_seeds_on_the_gpu():
-    cfg = {"dataset": "gm6", "experts": 3, "epochs": 2, "n_train": 600, "n_test": 200, "device": "cuda"}
+@pytest.mark.parametrize("router", [{"router": "softmax"}, {"router": "topk", "top_k": 2}, {"router": "hash"},
+                                    {"router": "expert_choice"}], ids=lambda r: r["router"])
+def test_stacked_seeds_on_the_gpu(router):
+    """Every router the stacked path takes (topk through the Triton kernel on CUDA, as each separate run)."""
+    cfg = {"dataset": "gm6", "experts": 3, "epochs": 2, "n_train": 600, "n_test": 200, "device": "cuda", **router}
     stacked = train_stacked(cfg, [0, 1])
     for s, rec in zip((0, 1), stacked):
         alone = moe.train.run({**cfg, "seed": s})
