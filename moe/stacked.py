@@ -253,29 +253,37 @@ def train_stacked(config: Config | dict[str, Any], seeds: list[int], data: Datas
     return [dict(train.finish(t, started, None), stacked={"seeds": len(seeds), "fallback": None}) for t in runs]
 
 
+def stacked_epoch(stack: StackedMixture, optimizer: torch.optim.Optimizer, cfg: Config, runs: list[train.Training],
+                  temperature: float) -> SeedStats:
+    """One training epoch of every seed together (each seed's own shuffled batches); the seeds' statistics.
+    Raises FloatingPointError at the first non-finite loss or gradient."""
+    x, y, S = runs[0].x_train, runs[0].y_train, len(runs)
+    stats = SeedStats(S, stack.n_experts, y.device)
+    orders = [torch.randperm(len(y), generator=t.batch_order).to(y.device).split(cfg.batch_size) for t in runs]
+    for batch in zip(*orders):
+        idx = torch.stack(batch)  # [S, B] each seed's own batch
+        mixed, ids, w, expert_lp = stack.log_probs(x[idx], temperature)
+        losses = task_loss(cfg.objective, mixed, y[idx])  # [S]
+        if not bool(torch.isfinite(losses).all()):
+            raise FloatingPointError("non-finite training loss")
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        if not all_finite([p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]):
+            raise FloatingPointError("non-finite gradients")
+        optimizer.step()
+        stats.add(losses.detach(), mixed.detach(), ids, w.detach(), expert_lp.detach(), y[idx])
+    return stats
+
+
 def fit(stack: StackedMixture, cfg: Config, runs: list[train.Training], started: float) -> None:
     """The joint phase's epochs for every seed together; each seed's history as its run writes it."""
     optimizer = stack.optimizer(cfg)
-    x, y, S = runs[0].x_train, runs[0].y_train, len(runs)
     for t in runs:
         t.train_started = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         temperature = train.temperature_at(cfg, epoch)
-        stats = SeedStats(S, stack.n_experts, y.device)
-        orders = [torch.randperm(len(y), generator=t.batch_order).to(y.device).split(cfg.batch_size) for t in runs]
-        for batch in zip(*orders):
-            idx = torch.stack(batch)  # [S, B] each seed's own batch
-            mixed, ids, w, expert_lp = stack.log_probs(x[idx], temperature)
-            losses = task_loss(cfg.objective, mixed, y[idx])  # [S]
-            if not bool(torch.isfinite(losses).all()):
-                raise FloatingPointError("non-finite training loss")
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            if not all_finite([p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]):
-                raise FloatingPointError("non-finite gradients")
-            optimizer.step()
-            stats.add(losses.detach(), mixed.detach(), ids, w.detach(), expert_lp.detach(), y[idx])
+        stats = stacked_epoch(stack, optimizer, cfg, runs, temperature)
         if not all_finite([p.detach() for p in stack.params.values()]):
             raise FloatingPointError("non-finite parameters after the epoch's last step")
         stack.write_back()

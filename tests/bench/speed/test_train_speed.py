@@ -41,8 +41,10 @@ def test_tiny_run_writes_ratios(tmp_path, capsys):
     assert train_speed.main(["--only", "gm6", "--rounds", "2", "--startup-rounds", "0", "--n-train", "96",
                              "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [r["metric"] for r in rows] == ["samples/s: moe_train / bare_train", "FLOP/s: moe_train / dense_mm",
-                                           "FLOP/s: bare_train / dense_mm", "eval time per epoch: bare_eval / moe_eval"]
+    assert [r["metric"] for r in rows] == ["samples/s: moe_train / bare_train", "samples/s: stacked_train (S = 1) / bare_train",
+                                           "FLOP/s: moe_train / dense_mm", "FLOP/s: bare_train / dense_mm",
+                                           "eval time per epoch: bare_eval / moe_eval"]
+    assert rows[1]["target"] == "" and rows[1]["stacked_samples_s"] > 0  # the lean loop: measured, no target
     assert all(r["ratio_lo"] <= r["ratio"] <= r["ratio_hi"] and r["ratio"] > 0 for r in rows)
     assert rows[0]["target"] == ">= 0.8" and rows[0]["verdict"] in ("yes", "NO", "tie")
     assert "samples/s: moe_train / bare_train" in capsys.readouterr().out
