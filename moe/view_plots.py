@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from moe.views import MAX_EXPERTS, decode
+from moe.views import MAX_EXPERTS, decode, top_indices
 
 __all__ = ["png_bytes", "curves_figure", "gate_regions_figure", "expert_weights_figure", "prototypes_figure",
            "record_figures"]
@@ -42,10 +42,7 @@ def busiest(shares: np.ndarray, n: int = 10) -> list[int]:
     """Every expert of shares [epochs, E] when E <= MAX_EXPERTS, else the n with the largest mean share over the
     epochs (ties to the lower index), in index order: thousands of lines and legend entries are unreadable."""
     E = shares.shape[1]
-    if E <= MAX_EXPERTS:
-        return list(range(E))
-    mean = shares.mean(0)
-    return sorted(sorted(range(E), key=lambda e: (-mean[e], e))[:n])
+    return list(range(E)) if E <= MAX_EXPERTS else sorted(top_indices(shares.mean(0), n))
 
 
 def curves_figure(runs: Sequence[tuple[str, list[dict[str, Any]]]], title: str | None = None) -> Figure:

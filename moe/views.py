@@ -21,7 +21,7 @@ int8 quantisation keeps 1/127 of each expert's range, more than a picture shows.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -82,14 +82,19 @@ def gate_regions(model: MixtureOfExperts, data: Dataset, device: torch.device, b
             "points": {"x": r(x[pick, 0]), "y": r(x[pick, 1]), "label": data.y_test[pick].tolist()}}
 
 
+def top_indices(values: Sequence[float] | torch.Tensor, n: int) -> list[int]:
+    """The indices of the n largest values, largest first, ties to the lower index (a stable sort)."""
+    v = torch.as_tensor(values, dtype=torch.float64)
+    return torch.sort(v, descending=True, stable=True).indices[:n].tolist()
+
+
 def shown_experts(n_experts: int, assignment: list[int] | None) -> list[int] | None:
     """The experts an image view keeps: None (all) for at most MAX_EXPERTS, else the MAX_EXPERTS with the most
     test samples in ``assignment`` (the expert of each test sample, -1: none), ties to the lower index."""
     if n_experts <= MAX_EXPERTS:
         return None
-    counts = torch.bincount(torch.tensor([a for a in (assignment or []) if a >= 0], dtype=torch.long), minlength=n_experts)
-    order = sorted(range(n_experts), key=lambda e: (-int(counts[e]), e))
-    return order[:MAX_EXPERTS]
+    a = torch.as_tensor(assignment or [], dtype=torch.long)
+    return top_indices(torch.bincount(a[a >= 0], minlength=n_experts), MAX_EXPERTS)
 
 
 def _kept(view: dict[str, Any], experts: list[int] | None, n_experts: int) -> dict[str, Any]:
@@ -105,16 +110,14 @@ def views(model: MixtureOfExperts, data: Dataset, device: torch.device, batch: i
     if shape == (2,):
         out["gate_regions"] = gate_regions(model, data, device, batch)
     if len(shape) >= 2:  # images
+        n_experts = model.experts.n_experts
+        keep = shown_experts(n_experts, assignment)
+        kept = (lambda t: t) if keep is None else (lambda t: t[torch.tensor(keep, device=t.device)])  # noqa: E731
         if isinstance(model.experts, LinearExperts):
-            w = model.experts.weights()[0]  # [E, D, C]
-            keep = shown_experts(w.shape[0], assignment)
-            w = w if keep is None else w[torch.tensor(keep, device=w.device)]
+            w = kept(model.experts.weights()[0])  # [E', D, C]
             e, d, c = w.shape
-            imgs = _images(w.transpose(1, 2).reshape(e * c, d), shape)  # [E * C, H, W]
-            out["expert_weights"] = _kept(encode(imgs.reshape(e, c, *imgs.shape[1:])), keep, model.experts.n_experts)
+            imgs = _images(w.transpose(1, 2).reshape(e * c, d), shape)  # [E' * C, H, W]
+            out["expert_weights"] = _kept(encode(imgs.reshape(e, c, *imgs.shape[1:])), keep, n_experts)
         if isinstance(model.router, PrototypeRouter):
-            mu = model.router.prototypes
-            keep = shown_experts(len(mu), assignment)
-            mu = mu if keep is None else mu[torch.tensor(keep, device=mu.device)]
-            out["prototypes"] = _kept(encode(_images(mu, shape)), keep, model.router.n_experts)
+            out["prototypes"] = _kept(encode(_images(kept(model.router.prototypes), shape)), keep, n_experts)
     return out
