@@ -43,7 +43,7 @@ from kernels import RoutingPlan, topk_route
 from moe import optim, train
 from moe.config import Config, ConfigError
 from moe.data import Dataset
-from moe.epochs import all_finite
+from moe.epochs import all_finite, gradients_finite
 from moe.evaluate import validation_pass
 from moe.routers.base import capacity_slots
 from moe.saturation import saturation_k
@@ -268,7 +268,7 @@ def stacked_epoch(stack: StackedMixture, optimizer: torch.optim.Optimizer, cfg: 
             raise FloatingPointError("non-finite training loss")
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
-        if not all_finite([p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]):
+        if not gradients_finite([p for g in optimizer.param_groups for p in g["params"]]):
             raise FloatingPointError("non-finite gradients")
         optimizer.step()
         stats.add(losses.detach(), mixed.detach(), ids, w.detach(), expert_lp.detach(), y[idx])
