@@ -289,8 +289,14 @@ def controls_section(controls: dict[str, dict[str, dict[str, float]]]) -> list[s
 def cpu_time(rep: Reproduction) -> float:
     """The sum of the trial times of every run of every sweep (runs.csv ``trial_s``; each trial one thread, so
     its CPU time), whichever call on this directory ran it."""
-    return float(sum(pd.to_numeric(r.runs["trial_s"], errors="coerce").sum() for r in rep.results.values()
-                     if r.runs is not None and "trial_s" in r.runs.columns))
+    return sum(trial_seconds(r.runs) for r in rep.results.values())
+
+
+def trial_seconds(runs: pd.DataFrame | None) -> float:
+    """The sum of a sweep's trial times (runs.csv ``trial_s``); 0 without runs or the column."""
+    if runs is None or "trial_s" not in runs.columns:
+        return 0.0
+    return float(pd.to_numeric(runs["trial_s"], errors="coerce").sum())
 
 
 def render(rep: Reproduction) -> str:
@@ -322,20 +328,10 @@ def render(rep: Reproduction) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def earlier_sweeps(rep: Reproduction) -> dict[str, Any]:
-    """The entries of reproduction.json (of an earlier call on the same directory) for the sweeps this call did not
-    run: kept, so that a reproduction run one sweep per call still knows each sweep's wall time at the end."""
-    try:
-        sweeps = json.loads((rep.out / "reproduction.json").read_text()).get("sweeps") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return {n: entry for n, entry in sweeps.items() if n not in rep.results and isinstance(entry, dict)}
-
-
 def write_report(rep: Reproduction) -> Path:
     data = {"budget": rep.budget, "data_root": rep.data_root, "wall_s": rep.wall_s, "cpu_s": cpu_time(rep),
             "versions": versions(), "controls": rep.controls,
-            "sweeps": {**earlier_sweeps(rep), **{
+            "sweeps": {**rep.earlier, **{
                 n: {"overrides": r.overrides, "notes": r.notes, "wall_s": r.wall_s if math.isfinite(r.wall_s) else None,
                     "trial_s": r.trial_s, "slots": r.slots, "reason": r.reason,
                     "runs": None if r.runs is None else len(r.runs), "interrupted": r.interrupted,

@@ -46,6 +46,8 @@ class Reproduction:
     wall_s: float
     data_root: str | None
     controls: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # dataset -> moe.controls results
+    # reproduction.json's entries of the sweeps an earlier call ran and this one did not (kept for the next call)
+    earlier: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def exit_status(self) -> int:

@@ -41,7 +41,7 @@ from bench.reproduce.engine import Claim, evaluate_all
 from bench.reproduce.figures import PLOTS
 from bench.reproduce.measures import with_phase_accuracy
 from bench.report.reproduction import write_reproduction_report
-from bench.reproduce.report import overrides_text, write_report
+from bench.reproduce.report import overrides_text, trial_seconds, write_report
 from bench.reproduce.results import BUDGET_WORDS, ReproduceError, Reproduction, SweepResult
 from bench.sweep import spec
 from bench.table.tables import load_runs
@@ -297,8 +297,7 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
         if report_only:  # nothing trained in this call: the sweep's times are those the calls that ran it recorded
             res.wall_s = float(before["wall_s"]) if before.get("wall_s") is not None else math.nan
             res.slots = res.slots or int(before.get("slots") or 0)
-            if res.runs is not None and "trial_s" in res.runs.columns:  # every finished trial's time, from runs.csv
-                res.trial_s = float(pd.to_numeric(res.runs["trial_s"], errors="coerce").sum())
+            res.trial_s = trial_seconds(res.runs)  # every finished trial's time, from runs.csv
         elif n in continued:  # the times of the earlier calls on this directory count too
             res.wall_s += float(before.get("wall_s") or 0.0)
             res.trial_s += float(before.get("trial_s") or 0.0)
@@ -307,7 +306,9 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
                             else (None, "interrupted before this sweep"))
     wall = time.perf_counter() - started
     rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts, wall, root,
-                       controls=controls_for(results, plans, out, root, quiet))
+                       controls=controls_for(results, plans, out, root, quiet),
+                       earlier={n: e for n, e in (previous.get("sweeps") or {}).items()  # kept for the next call
+                                if n not in results and isinstance(e, dict)})
     write_report(rep)
     try:
         write_reproduction_report(out)
