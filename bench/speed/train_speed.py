@@ -9,7 +9,8 @@ gate; the seed code's CNN experts and CNN gate), one round times, in a shuffled 
 - ``bare_train``: one epoch of the bare loop (``train_cases.BareLoop``: forward, backward, step, nothing else);
 - ``stacked_train`` (shapes ``moe.stacked`` supports): one epoch of the functional loop of stacked seeds with one
   seed (``moe.stacked.stacked_epoch``: batched matmuls, no routing plan; records within 1e-5 of ``moe.train``'s,
-  not bitwise), a measure of what a leaner loop would give, without a target;
+  not bitwise), for comparison, without a target (measured no faster than ``moe_train``: stacking shares the
+  per-step cost between seeds, it does not make the step cheaper);
 - ``moe_eval`` / ``bare_eval``: the per-epoch test accuracy of each;
 - ``dense_mm``: dense [512 x 512] matmuls, the machine's FLOP/s in the same run.
 
@@ -83,11 +84,11 @@ def shape_fns(name: str, args, device: torch.device) -> tuple[dict[str, Callable
     fns = {"moe_train": moe_epoch, "bare_train": bare.epoch,
            "moe_eval": lambda: accuracy(t.model, x_eval, y_eval, t.eval_batch), "bare_eval": bare.evaluate,
            "dense_mm": matmuls}
-    if not stacked.problems(cfg):  # the functional loop of stacked seeds, one seed: what moe.train's loop could be
-        lean = [set_up(cfg, data, device)]
-        stack = stacked.StackedMixture(lean)
-        lean_opt = stack.optimizer(cfg)
-        fns["stacked_train"] = lambda: stacked.stacked_epoch(stack, lean_opt, cfg, lean, cfg.temperature)
+    if not stacked.problems(cfg):  # the functional loop of stacked seeds with one seed, for comparison
+        one = [set_up(cfg, data, device)]
+        stack = stacked.StackedMixture(one)
+        one_opt = stack.optimizer(cfg)
+        fns["stacked_train"] = lambda: stacked.stacked_epoch(stack, one_opt, cfg, one, cfg.temperature)
     n = len(t.y_train)
     steps = -(-n // cfg.batch_size)
     sizes = dict(samples=n, epoch_flops=bare.step_flops() * n / cfg.batch_size, steps=steps,
@@ -112,7 +113,7 @@ def run_shape(name: str, args, device: torch.device) -> list[dict[str, Any]]:
     rows = [ratio_row(name, "samples/s: moe_train / bare_train", times["bare_train"], times["moe_train"], ">=", 0.8,
                       args.seed, moe_samples_s=s["samples"] / med["moe_train"], bare_samples_s=s["samples"] / med["bare_train"],
                       moe_ms=1e3 * med["moe_train"], bare_ms=1e3 * med["bare_train"])]
-    if "stacked_train" in times:  # no target: a measure of what a leaner loop gives, records within 1e-5, not bitwise
+    if "stacked_train" in times:  # no target: a comparison (records within 1e-5 of moe.train's, not bitwise)
         rows.append(ratio_row(name, "samples/s: stacked_train (S = 1) / bare_train", times["bare_train"],
                               times["stacked_train"], ">=", None, args.seed,
                               stacked_samples_s=s["samples"] / med["stacked_train"], stacked_ms=1e3 * med["stacked_train"]))
