@@ -139,8 +139,14 @@ class _RenormalizedWeights(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dw):
         ids, w = ctx.saved_tensors
-        wg = (w * dw).sum(-1, keepdim=True)
-        return torch.zeros(ctx.shape, dtype=w.dtype, device=w.device).scatter_(1, ids, w * (dw - wg)), None
+        return _renormalized_grad(ctx.shape, ids, w, dw), None
+
+
+def _renormalized_grad(shape: torch.Size, ids: Tensor, w: Tensor, dw: Tensor) -> Tensor:
+    """[T, E] gradient of the logits for renormalised weights w [T, k] at ids: w * (dw - sum(w * dw)) on the
+    chosen, exactly 0 elsewhere (both paths' backward)."""
+    wg = (w * dw).sum(-1, keepdim=True)
+    return torch.zeros(shape, dtype=w.dtype, device=w.device).scatter_(1, ids, w * (dw - wg))
 
 
 def _sort_key(x: Tensor) -> Tensor:
@@ -169,11 +175,10 @@ class _TopkWeights(torch.autograd.Function):
     @staticmethod
     def backward(ctx, _dids, dw):
         logits, ids, w = ctx.saved_tensors
-        wg = (w * dw).sum(-1, keepdim=True)
         if ctx.renormalize:
-            dl = torch.zeros(logits.shape, dtype=w.dtype, device=w.device)
-            dl.scatter_(1, ids, w * (dw - wg))
+            dl = _renormalized_grad(logits.shape, ids, w, dw)
         else:
+            wg = (w * dw).sum(-1, keepdim=True)
             p = torch.softmax(logits.to(w.dtype), dim=-1)
             g = torch.zeros(logits.shape, dtype=w.dtype, device=w.device).scatter_(1, ids, dw)
             dl = p * (g - wg)
