@@ -8,7 +8,8 @@ with its seed: the same draw as its own run), its own batch order (its own gener
 
 The step: the S batches [S, B, ...] go through the gate (a batched matmul per layer over the stacked gate
 parameters; ``torch.func.stack_module_state`` stacks the S models), the experts (one batched matmul over the
-S x E (seed, expert) pairs, the products of a run's per-expert addmm) and the mixture (over each sample's
+S seeds, each the product of a run's dense experts: x against every expert's weights side by side,
+``kernels.dense``) and the mixture (over each sample's
 experts in the routing plan's slot order, as a run sums them); the loss is the sum of
 the S seeds' losses, so each seed's gradient is that of its own loss (the seeds share no parameter). The
 optimizer is torch's over the stacked parameters, with the groups of ``moe.optim.build_optimizer`` (the gate,
@@ -16,8 +17,9 @@ each expert with its learning rate): Adam, RMSprop and SGD are elementwise (ever
 own gradient and state, and every parameter steps at every step, so the shared step count is each seed's), so
 one optimizer over stacked parameters is S per-seed optimizers.
 
-The numbers agree within float32 rounding, not bitwise: the forward products are a run's (a batched matmul gives
-the per-expert addmm's bits here), but the weight gradients of batched products sum their rows in another order.
+The numbers agree within float32 rounding, not bitwise: the forward products are mostly a run's (a batched matmul
+gives a run's addmm bits at the benchmark's shapes, not at every shape), and the weight gradients of batched
+products sum their rows in another order.
 
 Supported (``problems(cfg)`` says why not, one line per field): the softmax router (soft routing), the topk router
 (without noise) and the expert_choice router with a linear or mlp gate, and the hash router; linear experts, the
@@ -108,11 +110,10 @@ class StackedMixture:
         ids, w = self.route(x, flat, temperature)  # [S, B, k]
         S, B, D = flat.shape
         E = self.n_experts
-        we = torch.stack([self.params[n] for n, _ in self.expert_names], 1).flatten(0, 1)  # [S * E, C, D]
-        be = torch.stack([self.params[n] for _, n in self.expert_names], 1).flatten(0, 1)  # [S * E, C]
-        xe = flat[:, None].expand(S, E, B, D).reshape(S * E, B, D)
-        logits_e = torch.baddbmm(be[:, None, :], xe, we.transpose(1, 2))  # [S * E, B, C]: each (seed, expert) x W^T + b
-        expert_lp = torch.log_softmax(logits_e, -1).view(S, E, B, -1).transpose(1, 2)  # [S, B, E, C]
+        we = torch.stack([self.params[n] for n, _ in self.expert_names], 1).flatten(1, 2)  # [S, E * C, D]
+        be = torch.stack([self.params[n] for _, n in self.expert_names], 1).flatten(1, 2)  # [S, E * C]
+        logits_e = torch.baddbmm(be[:, None, :], flat, we.transpose(1, 2))  # [S, B, E * C]: each seed's x W^T + b
+        expert_lp = torch.log_softmax(logits_e.view(S, B, E, -1), -1)  # [S, B, E, C]
         # the mixture over slots in the routing plan's order (descending weight, ties to the lower expert), as a run sums them
         C = expert_lp.shape[-1]
         slots = expert_lp.gather(2, ids.clamp_min(0)[..., None].expand(-1, -1, -1, C))  # [S, B, k, C]

@@ -2,7 +2,7 @@
 every speed change that claims 'records bitwise equal before and after'.
 
     python -m bench.speed.same_records write FILE [--only SUBSTR]   # on the code before, then after the change
-    python -m bench.speed.same_records compare BEFORE AFTER         # exit 0: every record equal, 1: some differ
+    python -m bench.speed.same_records compare BEFORE AFTER [--tolerance 1e-6]  # exit 0: every record equal, 1: some differ
 
 ``write`` trains each configuration of :data:`CASES` (every router, hard and Gumbel routing, every expert type,
 every objective and optimizer, a regulariser, pretraining, router matching, per-expert learning rates; gm6 and
@@ -18,13 +18,14 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 import moe.train
 from bench.speed.train_cases import generated_mnist
 from moe.record import write_json_atomic
+from moe.record_diff import largest
 
 GM6 = dict(dataset="gm6", epochs=3, n_train=600, n_test=200, lr=0.05)
 MNIST = dict(dataset="mnist", epochs=2, n_train=1000, n_test=300, lr=0.01, optimizer="adam")
@@ -80,32 +81,17 @@ def write(path: str, only: str | None = None) -> dict[str, Any]:
     return out
 
 
-def leaves(a: Any, b: Any, path: str = "") -> Iterator[tuple[str, float]]:
-    """(path, |a - b|) of every differing leaf; inf where types, keys, lengths or non-numbers differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
-            yield from (leaves(a[k], b[k], f"{path}.{k}") if k in a and k in b else [(f"{path}.{k}", math.inf)])
-    elif isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            yield path, math.inf
-        for i, (u, v) in enumerate(zip(a, b)):
-            yield from leaves(u, v, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float) and not (math.isnan(a) and math.isnan(b)) and a != b:
-        yield path, abs(a - b)
-    elif type(a) is not type(b) or (not isinstance(a, float) and a != b):
-        yield path, math.inf
-
-
-def compare(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, float]]:
-    """(configuration, path of the largest difference, its size) of every configuration whose records differ."""
+def compare(before: dict[str, Any], after: dict[str, Any], tolerance: float = 0.0) -> list[tuple[str, str, float]]:
+    """(configuration, path of the largest difference, its size) of every configuration whose records differ by
+    more than ``tolerance`` (``moe.record_diff``: absolute up to 1, relative above; 0: bitwise). With a tolerance,
+    the int8 weight images compare as equal within one quantisation step."""
     out = []
     for name in sorted(set(before) | set(after)):
         if name not in before or name not in after:
             out.append((name, "(only in one file)", math.inf))
             continue
-        diffs = list(leaves(before[name], after[name]))
-        if diffs:
-            where, size = max(diffs, key=lambda d: d[1])
+        where, size = largest(before[name], after[name], one_step_views=tolerance > 0)
+        if size > tolerance or (tolerance == 0 and where):
             out.append((name, where, size))
     return out
 
@@ -119,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("compare", help="compare two files written by `write`")
     c.add_argument("before")
     c.add_argument("after")
+    c.add_argument("--tolerance", type=float, default=0.0,
+                   help="largest difference that counts as equal (absolute up to 1, relative above); 0: bitwise (default)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.command == "write":
@@ -133,11 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"error: cannot read the records: {err}", file=sys.stderr)
         return 2
-    differ = compare(*files)
+    if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
+        print(f"error: --tolerance must be a finite number >= 0, got {args.tolerance}", file=sys.stderr)
+        return 2
+    differ = compare(*files, tolerance=args.tolerance)
     for name, where, size in differ:
         print(f"DIFFERS {name}: largest at {where} ({size:.3g})")
-    print(f"{len(set(files[0]) | set(files[1])) - len(differ)} of {len(set(files[0]) | set(files[1]))} configurations "
-          "have equal records" + ("" if differ else " (all)"))
+    names = set(files[0]) | set(files[1])
+    equal = "have equal records" if args.tolerance == 0 else f"have records within {args.tolerance:g}"
+    print(f"{len(names) - len(differ)} of {len(names)} configurations {equal}" + ("" if differ else " (all)"))
+    if args.tolerance > 0 and not differ:
+        worst = max((largest(files[0][n], files[1][n], one_step_views=True) + (n,) for n in names), key=lambda d: d[1])
+        print(f"largest difference: {worst[1]:.3g} at {worst[0] or '-'} of {worst[2]}")
     return 1 if differ else 0
 
 

@@ -1,4 +1,5 @@
-"""kernels.dense: the dense plan's expert matmul is bitwise the grouped fallback's, output and every gradient."""
+"""kernels.dense: the dense plan's expert matmul (one product over all experts) against the grouped fallback (one
+product per expert) and a float64 per-expert reference, output and every gradient."""
 import pytest
 import torch
 
@@ -6,7 +7,7 @@ from kernels import dense_applies, dense_expert_mm, grouped_mm, topk_route
 
 
 @pytest.mark.parametrize("T,K,N,E", [(1, 3, 2, 2), (32, 2, 6, 4), (31, 784, 10, 10), (64, 169, 12, 5), (7, 30, 7, 1)])
-def test_bitwise_equal_to_grouped(T, K, N, E):
+def test_matches_grouped_and_a_float64_reference(T, K, N, E):
     g = torch.Generator().manual_seed(T * 1000 + K)
     x = torch.randn(T, K, generator=g)
     plan = topk_route(torch.randn(T, E, generator=g), E, renormalize=False, backend="torch")
@@ -16,15 +17,26 @@ def test_bitwise_equal_to_grouped(T, K, N, E):
     ours = dense_expert_mm(x, [m.weight for m in lin], [m.bias for m in lin])
     ours.backward(dy)
     got = [m.weight.grad.clone() for m in lin] + [m.bias.grad.clone() for m in lin]
+    assert all(m.weight.grad.shape == (N, K) and m.weight.grad.is_contiguous() for m in lin)  # nn.Linear's layout
     for m in lin:
         m.weight.grad = m.bias.grad = None
     w = torch.stack([m.weight for m in lin]).transpose(1, 2)
     b = torch.stack([m.bias for m in lin])
     ref = grouped_mm(x, w, plan.offsets, gather_index=plan.row_tokens, bias=b, backend="torch")
     ref.backward(dy)
-    expected = [m.weight.grad for m in lin] + [m.bias.grad for m in lin]
-    assert torch.equal(ours, ref)
-    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    grouped = [m.weight.grad for m in lin] + [m.bias.grad for m in lin]
+    # float64, expert by expert and element by element from the definitions: out_e = x w_e^T + b_e,
+    # dw_e = dy_e^T x, db_e = sum_t dy_e
+    x64, dy64 = x.double(), dy.double().view(E, T, N)
+    exact_out = torch.cat([x64 @ m.weight.double().t() + m.bias.double() for m in lin])
+    exact = [dy64[e].t() @ x64 for e in range(E)] + [dy64[e].sum(0) for e in range(E)]
+    scale = lambda t: 1e-6 * max(1.0, float(t.detach().abs().max()))  # noqa: E731  float32 rounding of a K-term sum
+    assert (ours.double() - exact_out).abs().max() <= scale(exact_out) * K ** 0.5
+    assert (ours - ref).abs().max() <= scale(ref) * K ** 0.5
+    for a, c, e in zip(got, grouped, exact):
+        assert (a.double() - e).abs().max() <= scale(e) * T ** 0.5
+        assert (a - c).abs().max() <= scale(c) * T ** 0.5
+    assert all(torch.equal(a, c) for a, c in zip(got[E:], grouped[E:]))  # the bias sums: the same reduction
 
 
 def test_dx_and_applies():
