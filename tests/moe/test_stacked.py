@@ -2,7 +2,6 @@
 1e-5 (floats, relative above 1) and exactly (integers: allocations, assignments), for every component that
 supports stacking; a configuration that does not is refused one line per field; a diverging seed makes every
 seed run separately."""
-import math
 
 import numpy as np
 import pytest
@@ -12,36 +11,16 @@ from moe.config import ConfigError
 from moe.data import load_dataset
 from moe.stacked import problems, train_stacked
 from moe.validate import from_dict
-from moe.views import decode
+from moe.record_diff import largest
 
 SKIP = ("timing", "versions", "epoch_s", "stacked", "started_at")  # when, not what: the rest of provenance compares
 
 
-def differences(a, b, path=""):
-    """(path, relative difference) of every leaf; inf where integers, strings or shapes differ. The weight images of
-    ``views`` are int8 quantisations (moe.views): weights 1e-8 apart can round to neighbouring steps, so they
-    compare decoded, within one step."""
-    if path.endswith((".views.expert_weights", ".views.prototypes")) and isinstance(a, dict) and isinstance(b, dict):
-        da, db = decode(a), decode(b)
-        step = max(max(a["scale"]), max(b["scale"])) / 127
-        yield path, 0.0 if da.shape == db.shape and np.abs(da - db).max() <= step * 1.001 else math.inf
-    elif isinstance(a, dict):
-        assert a.keys() - set(SKIP) == b.keys() - set(SKIP), path
-        for k in a.keys() - set(SKIP):
-            yield from differences(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (u, v) in enumerate(zip(a, b)):
-            yield from differences(u, v, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        yield path, 0.0 if a == b or (math.isnan(a) and math.isnan(b)) else abs(a - b) / max(1.0, abs(b))
-    else:
-        yield path, 0.0 if a == b else math.inf
-
-
 def assert_close_records(stacked, separate, tol=1e-5):
+    """Every leaf within ``tol`` (moe.record_diff: absolute up to 1, relative above); the int8 weight images of
+    ``views`` within one quantisation step (weights 1e-8 apart can round to neighbouring steps)."""
     for s, (a, b) in enumerate(zip(stacked, separate)):
-        worst = max(differences(a, b), key=lambda kv: kv[1])
+        worst = largest(a, b, skip=SKIP, one_step_views=True)
         assert worst[1] <= tol, f"seed {s}: {worst}"
 
 

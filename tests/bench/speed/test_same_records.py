@@ -38,3 +38,18 @@ def test_the_same_code_writes_equal_records_and_the_cli_says_so(tmp_path, capsys
     assert "DIFFERS" in out and "largest at .test.accuracy (0.01)" in out and "0 of 1 configurations" in out
     assert sr.main(["write", str(first), "--only", "no such thing"]) == 2
     assert sr.main(["compare", str(first), str(tmp_path / "missing.json")]) == 2
+
+
+def test_compare_with_a_tolerance(tmp_path, capsys):
+    a = {"x": {"test": {"accuracy": 0.5, "loss": 2.0}}, "y": {"test": {"accuracy": 0.5, "loss": 2.0}}}
+    b = {"x": {"test": {"accuracy": 0.5 + 2e-7, "loss": 2.0}}, "y": {"test": {"accuracy": 0.5, "loss": 2.0 + 1e-3}}}
+    assert sr.compare(a, b, tolerance=1e-6) == [("y", ".test.loss", abs(2.001 - 2.0) / 2.001)]  # relative above 1
+    assert [n for n, _, _ in sr.compare(a, b)] == ["x", "y"]  # bitwise: both differ
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(a))
+    second.write_text(json.dumps({**b, "y": a["y"]}))
+    assert sr.main(["compare", str(first), str(second), "--tolerance", "1e-6"]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 2 configurations have records within 1e-06 (all)" in out and "largest difference: 2e-07 at .test.accuracy of x" in out
+    assert sr.main(["compare", str(first), str(second), "--tolerance", "-1"]) == 2
+    assert "--tolerance must be a finite number >= 0" in capsys.readouterr().err
