@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from moe.config import Config
+from moe.flat_adam import FlatAdamState
 from moe.model import MixtureOfExperts
 
 NOT_HYPER = ("params", "name")  # group keys that are not hyperparameters
@@ -49,7 +50,8 @@ class Adam(JoinedStep, torch.optim.Adam):
     In the plain case (no amsgrad, maximize, capturable, differentiable or fused; real parameters; the betas,
     eps and weight decay shared by every group; one device and dtype) one pass runs the ops of torch's
     ``_multi_tensor_adam`` over every group at once, each parameter with its group's learning rate, and reads
-    the step counts in one sync instead of two ``.item()`` per parameter. Anything else: torch's own step.
+    the step counts in one sync instead of two ``.item()`` per parameter; without weight decay, on one flat buffer
+    of the state (``moe.flat_adam``), bitwise the same. Anything else: torch's own step.
     """
 
     @torch.no_grad()
@@ -57,6 +59,12 @@ class Adam(JoinedStep, torch.optim.Adam):
         lean = lean_adam_groups(self.param_groups)
         if lean is None or closure is not None:
             return super().step(closure)
+        flat = getattr(self, "_flat", None)
+        if lean[3] == 0 and flat is not None and flat.serves(self.state, self.param_groups):
+            grads = [p.grad for p in flat.params]
+            lrs = [g["lr"] for g in self.param_groups for _ in g["params"]]
+            if all(g is not None for g in grads) and flat.step(grads, lrs, *lean[:3]):
+                return None
         params, grads, exp_avgs, exp_avg_sqs, steps, lrs = [], [], [], [], [], []
         for group in self.param_groups:
             for p in group["params"]:
@@ -93,7 +101,10 @@ class Adam(JoinedStep, torch.optim.Adam):
         torch._foreach_div_(exp_avg_sq_sqrt, bias_correction2_sqrt)
         torch._foreach_add_(exp_avg_sq_sqrt, eps)
         torch._foreach_addcdiv_(params, exp_avgs, exp_avg_sq_sqrt, step_size)
+        if weight_decay == 0 and len(params) == sum(len(g["params"]) for g in self.param_groups):
+            self._flat = FlatAdamState.install(self.state, self.param_groups)  # from the next step (moe.flat_adam)
         return None
+
 
 
 def lean_adam_groups(groups: list[dict]) -> tuple[float, float, float, float] | None:

@@ -1,5 +1,7 @@
 """moe.optim: the optimizers whose groups with equal hyperparameters step together give, on the CPU, bitwise the
 parameters and state of torch's own (single-tensor) optimizers, and the same state dict."""
+import io
+
 import pytest
 import torch
 
@@ -11,7 +13,7 @@ CASES = [(optim.Adam, torch.optim.Adam, {}), (optim.Adam, torch.optim.Adam, {"we
          (optim.SGD, torch.optim.SGD, {"momentum": 0.9}), (optim.SGD, torch.optim.SGD, {"momentum": 0.0})]
 
 
-def train(cls, lrs, steps=30, **kw):
+def train(cls, lrs, steps=30, skip=True, **kw):
     torch.manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(s)) for s in [(10, 40), (10,), (32, 40), (32,), (7, 3)]]
     groups = [{"name": "gate", "params": params[:2], "lr": lrs[0]}, {"name": "expert0", "params": params[2:4], "lr": lrs[1]},
@@ -21,7 +23,7 @@ def train(cls, lrs, steps=30, **kw):
     for i in range(steps):
         for p in params:
             p.grad = torch.randn(p.shape, generator=g) * 10.0 ** (i % 5 - 2)
-        if i % 7 == 3:  # a parameter without a gradient this step (an expert whose samples ran out) is left alone
+        if skip and i % 7 == 3:  # a parameter without a gradient this step (an expert whose samples ran out) is left alone
             params[4].grad = None
         opt.step()
     return params, opt
@@ -51,3 +53,36 @@ def test_joined_groups():
     joined = optim.joined_groups(groups)
     assert [[id(q) for q in g["params"]] for g in joined] == [[id(p[0]), id(p[2]), id(p[3])], [id(p[1])]]
     assert all(g["foreach"] for g in joined) and groups[0]["params"] == p[:1]  # the groups themselves untouched
+
+
+@pytest.mark.parametrize("lrs", [(0.01, 0.01, 0.01), (0.01, 0.003, 1e-4)], ids=["equal_lrs", "per_group_lrs"])
+def test_adam_state_in_one_flat_buffer_bitwise_and_resumable(lrs):
+    """Every parameter stepping every step: from the second step Adam's state lives in one buffer per kind
+    (moe.flat_adam), bitwise torch's single-tensor Adam, its state dict torch's; a load_state_dict (a resume)
+    rebuilds the buffers and continues bitwise as the uninterrupted optimizer does."""
+    a, opt_a = train(optim.Adam, lrs, skip=False)
+    b, opt_b = train(torch.optim.Adam, lrs, skip=False, foreach=False)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    flat = opt_a._flat
+    assert flat is not None and flat.steps.tolist() == [30.0] * 5
+    assert opt_a.state[a[2]]["exp_avg"]._base is flat.exp_avg  # the state entries are views of the buffer
+    sa, sb = opt_a.state_dict(), opt_b.state_dict()
+    for k in sb["state"]:
+        for name, value in sb["state"][k].items():
+            assert torch.equal(sa["state"][k][name], value), name
+    # resume: a fresh optimizer loads the state dict, both take 5 more steps
+    copies = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    index = {id(p): i for i, p in enumerate(a)}
+    resumed = optim.Adam([{**g, "params": [copies[index[id(p)]] for p in g["params"]]} for g in opt_a.param_groups])
+    saved = io.BytesIO()
+    torch.save(opt_a.state_dict(), saved)  # a checkpoint round trip (a live state dict shares its tensors)
+    saved.seek(0)
+    resumed.load_state_dict(torch.load(saved, weights_only=True))
+    g = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        for p, q, r in zip(a, b, copies):
+            r.grad = p.grad = torch.randn(p.shape, generator=g)
+            q.grad = p.grad.clone()
+        opt_a.step(), opt_b.step(), resumed.step()
+    assert resumed._flat is not None and resumed._flat is not opt_a._flat
+    assert all(torch.equal(x, y) and torch.equal(x, z) for x, y, z in zip(a, b, copies))

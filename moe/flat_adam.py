@@ -1,0 +1,97 @@
+"""Adam's state of every parameter in one flat buffer each (the moments, the step counts), and its step on them.
+
+On the CPU, torch's multi-tensor ops (``torch._foreach_*``) loop over the tensors one op each, so a step of a
+model with many small parameters (a bias and a weight per expert) costs ~10 small ops per parameter, the largest
+part of a small model's training step after the products. Here the optimizer state lives in one buffer per kind,
+each parameter's state a view of its slice, and the elementwise arithmetic of torch's ``_multi_tensor_adam`` runs
+once over the buffer: the same ops on the same values, element by element, so the moments and the parameters are
+bitwise those of the per-parameter step (``tests/moe/test_optim.py``). The parameters themselves stay the
+modules' own tensors: the gradients are concatenated once per step and the update is added to each parameter.
+
+The state dict is torch's (the per-parameter tensors are views), so checkpoints are unchanged; after a
+``load_state_dict`` the buffers are rebuilt from the loaded values.
+
+Letters: P parameters, n_i elements of parameter i, M = sum_i n_i.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class FlatAdamState:
+    """The moments m, v [M] and the step counts [P] of parameters ``params``, whose ``state`` entries are views."""
+
+    state: dict  # the optimizer's state object these views were installed in (a load_state_dict replaces it)
+    params: list[Tensor]
+    exp_avg: Tensor  # [M]
+    exp_avg_sq: Tensor  # [M]
+    steps: Tensor  # [P]
+    sizes: list[int]
+
+    @classmethod
+    def install(cls, state: dict, groups: list[dict]) -> FlatAdamState | None:
+        """Move the (initialised) state of the parameters of ``groups`` into flat buffers and make each entry a view
+        of its slice; None when they do not fit one buffer (dtypes, devices, step counts that are not CPU scalars
+        of one dtype, a parameter without state)."""
+        params = [p for g in groups for p in g["params"]]
+        entries = [state.get(p, {}) for p in params]
+        if not params or any(set(s) != {"step", "exp_avg", "exp_avg_sq"} for s in entries):
+            return None
+        if len({(p.device, p.dtype) for p in params}) > 1 or any(p.is_complex() for p in params):
+            return None
+        counts = [s["step"] for s in entries]
+        if len({(c.device, c.dtype, c.dim()) for c in counts}) > 1 or counts[0].dim() != 0:
+            return None
+        sizes = [p.numel() for p in params]
+        flat = cls(state, params, torch.cat([s["exp_avg"].reshape(-1) for s in entries]),
+                   torch.cat([s["exp_avg_sq"].reshape(-1) for s in entries]), torch.stack(counts), sizes)
+        for s, p, m, v, n in zip(entries, params, flat.exp_avg.split(sizes), flat.exp_avg_sq.split(sizes),
+                                 flat.steps.unbind(0)):
+            s["exp_avg"], s["exp_avg_sq"], s["step"] = m.view_as(p), v.view_as(p), n
+        return flat
+
+    def serves(self, state: dict, groups: list[dict]) -> bool:
+        """Whether these buffers hold the state of exactly the parameters of ``groups``, in ``state``."""
+        return state is self.state and sum(len(g["params"]) for g in groups) == len(self.params) and all(
+            a is b for a, b in zip((p for g in groups for p in g["params"]), self.params))
+
+    def step(self, grads: list[Tensor], lrs: list[float], beta1: float, beta2: float, eps: float) -> bool:
+        """One Adam step of every parameter (no weight decay), the ops of torch's ``_multi_tensor_adam`` over the
+        buffers. False, with nothing changed, when the step counts differ (a parameter skipped a step): the
+        caller steps parameter by parameter."""
+        counts = self.steps.tolist()  # one sync
+        if len(set(counts)) != 1:
+            return False
+        self.steps.add_(1.0)
+        n = counts[0] + 1.0
+        g = torch.cat([t.reshape(-1) for t in grads])
+        self.exp_avg.lerp_(g, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2)
+        self.exp_avg_sq.addcmul_(g, g, value=1 - beta2)
+        denom = self.exp_avg_sq.sqrt()
+        denom.div_((1 - beta2 ** n) ** 0.5)
+        denom.add_(eps)
+        # p.addcdiv_(m, denom, value=s) is p + (s * m) / denom element by element; s = -lr / (1 - beta1^n) per group
+        update = torch.empty_like(self.exp_avg)
+        start = 0
+        for lr, size in runs(lrs, self.sizes):
+            torch.mul(self.exp_avg[start:start + size], (lr / (1 - beta1 ** n)) * -1, out=update[start:start + size])
+            start += size
+        update.div_(denom)
+        torch._foreach_add_(self.params, [u.view_as(p) for u, p in zip(update.split(self.sizes), self.params)])
+        return True
+
+
+def runs(values: list[float], sizes: list[int]) -> list[tuple[float, int]]:
+    """Consecutive equal values merged: (value, total size) of each run."""
+    out: list[tuple[float, int]] = []
+    for v, n in zip(values, sizes):
+        if out and out[-1][0] == v:
+            out[-1] = (v, out[-1][1] + n)
+        else:
+            out.append((v, n))
+    return out
