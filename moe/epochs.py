@@ -31,11 +31,11 @@ def backward_checked(loss: torch.Tensor, optimizer, model) -> dict[str, Any] | N
 
 
 def all_finite(tensors: list[torch.Tensor]) -> bool:
-    """Every element of every tensor finite, in one multi-tensor op and one sync: each tensor's L2 norm is finite
-    only if all its elements are (a NaN or an infinity makes it NaN or inf). A norm can also overflow from finite
-    values (above ~3e38), so a non-finite norm is confirmed element by element (rare: a diverging run)."""
+    """Every element of every tensor finite, in two ops and one sync: the sum of all elements is finite only if
+    all of them are (a NaN or an infinity makes it NaN or inf). A sum can also overflow from finite values (above
+    ~3e38), so a non-finite sum is confirmed element by element (rare: a diverging run)."""
     tensors = [t for t in tensors if t.numel()]
-    if not tensors or bool(torch.stack(torch._foreach_norm(tensors, 2)).isfinite().all()):
+    if not tensors or bool(torch.cat([t.reshape(-1) for t in tensors]).sum().isfinite()):
         return True
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 

@@ -181,7 +181,10 @@ class Router(nn.Module):
         self.gate = gate_network(self.gate_kind, input_shape, n_experts, cfg.gate_hidden)
 
     def gate_logits(self, x: Tensor) -> Tensor:
-        return self.without_removed(check_finite(self.gate(gate_input(self.gate_kind, x)) / self.temperature))  # [T, E]
+        logits = self.gate(gate_input(self.gate_kind, x))
+        if self.temperature != 1.0:  # x / 1 is x, and so is its gradient: no op to run
+            logits = logits / self.temperature
+        return self.without_removed(check_finite(logits))  # [T, E]
 
     def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
         raise NotImplementedError
