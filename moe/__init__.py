@@ -10,4 +10,4 @@ pictures of a trained model kept in its record), ``naming`` (full configuration 
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2.0: the dense linear experts sum in another float32 order (README, training speed)
