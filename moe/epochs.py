@@ -17,15 +17,42 @@ from moe.routers import NonFiniteError
 
 
 def backward_checked(loss: torch.Tensor, optimizer, model) -> dict[str, Any] | None:
-    """Zero the gradients and back-propagate ``loss``; None when the loss and every gradient are finite,
-    else the epoch's report of the divergence (the optimizer has not stepped: the parameters stay those of
-    the last good step). The loss and the gradients are checked together, in one host sync."""
-    params = [p for g in optimizer.param_groups for p in g["params"]]  # the stepped ones
-    for p in params:  # optimizer.zero_grad(set_to_none=True) without its per-call machinery
+    """Zero the gradients and back-propagate ``loss``; None when the loss and every gradient are finite, else the
+    epoch's report of the divergence (the optimizer has not stepped: the parameters stay those of the last good
+    step). The loss and the gradients are checked together, in one host sync."""
+    params = backward(loss, optimizer)
+    return None if all_finite([loss.detach(), *(p.grad for p in params if p.grad is not None)]) else divergence(loss)
+
+
+def step_checked(loss: torch.Tensor, optimizer, model) -> dict[str, Any] | None:
+    """``backward_checked``, then the optimizer's step when the loss and every gradient are finite. An optimizer
+    with ``step_if_finite`` (``moe.optim.Adam``) checks and steps on one concatenation of the gradients."""
+    fused = getattr(optimizer, "step_if_finite", None)
+    if fused is None:
+        if (diverged := backward_checked(loss, optimizer, model)) is None:
+            optimizer.step()
+        return diverged
+    params = backward(loss, optimizer)
+    finite = fused(loss)
+    if finite is None:  # the fused path does not serve this step: the check, then the plain step
+        finite = all_finite([loss.detach(), *(p.grad for p in params if p.grad is not None)])
+        if finite:
+            optimizer.step()
+    return None if finite else divergence(loss)
+
+
+def backward(loss: torch.Tensor, optimizer) -> list[torch.Tensor]:
+    """The optimizer's parameters, their gradients set to None (``zero_grad(set_to_none=True)`` without its per-call
+    machinery), then ``loss`` back-propagated."""
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for p in params:
         p.grad = None
     loss.backward()
-    if all_finite([loss.detach(), *(p.grad for p in params if p.grad is not None)]):
-        return None
+    return params
+
+
+def divergence(loss: torch.Tensor) -> dict[str, Any]:
+    """The epoch's report of a step whose loss or gradients are not finite."""
     reason = "non-finite gradients" if bool(torch.isfinite(loss)) else "non-finite training loss"
     return {"train_loss": float(loss.detach()), "finite": False, "reason": reason}
 
@@ -74,9 +101,8 @@ def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: tor
         except NonFiniteError:
             return {"train_loss": math.nan, "finite": False, "reason": "non-finite gate logits in training"}
         loss, parts = loss_fn(out, xb, y[idx])
-        if (diverged := backward_checked(loss, optimizer, model)) is not None:
+        if (diverged := step_checked(loss, optimizer, model)) is not None:
             return diverged
-        optimizer.step()
         stats.add(idx, loss, parts, out)
         if on_batch is not None:
             on_batch(1)

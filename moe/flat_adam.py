@@ -15,6 +15,7 @@ Letters: P parameters, n_i elements of parameter i, M = sum_i n_i.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -59,16 +60,29 @@ class FlatAdamState:
         return state is self.state and sum(len(g["params"]) for g in groups) == len(self.params) and all(
             a is b for a, b in zip((p for g in groups for p in g["params"]), self.params))
 
-    def step(self, grads: list[Tensor], lrs: list[float], beta1: float, beta2: float, eps: float) -> bool:
+    def step(self, grads: list[Tensor], lrs: list[float], beta1: float, beta2: float, eps: float,
+             loss: Tensor | None = None) -> bool | None:
         """One Adam step of every parameter (no weight decay), the ops of torch's ``_multi_tensor_adam`` over the
-        buffers. False, with nothing changed, when the step counts differ (a parameter skipped a step): the
-        caller steps parameter by parameter."""
-        counts = self.steps.tolist()  # one sync
-        if len(set(counts)) != 1:
-            return False
+        buffers: True. With ``loss`` (a scalar of the gradients' dtype), the loss and every gradient are checked
+        first, in the concatenation and the sync the step makes anyway: False, with nothing changed, when one is not
+        finite. None, with nothing changed, when the step counts differ (a parameter skipped a step) or the loss
+        cannot join the gradients: the caller checks and steps parameter by parameter."""
+        parts = [t.reshape(-1) for t in grads]
+        if loss is None:
+            g = torch.cat(parts)
+            head = self.steps.tolist()  # one sync
+        elif loss.dtype != parts[0].dtype or loss.numel() != 1:
+            return None
+        else:
+            both = torch.cat([loss.detach().reshape(1), *parts])
+            g = both[1:]
+            total, *head = torch.cat([both.sum().reshape(1).to(self.steps.dtype), self.steps]).tolist()  # one sync
+            if not math.isfinite(total) and not bool(torch.isfinite(both).all()):  # a sum can overflow from finite values
+                return False
+        if len(set(head)) != 1:
+            return None
         self.steps.add_(1.0)
-        n = counts[0] + 1.0
-        g = torch.cat([t.reshape(-1) for t in grads])
+        n = head[0] + 1.0
         self.exp_avg.lerp_(g, 1 - beta1)
         self.exp_avg_sq.mul_(beta2)
         self.exp_avg_sq.addcmul_(g, g, value=1 - beta2)

@@ -59,12 +59,8 @@ class Adam(JoinedStep, torch.optim.Adam):
         lean = lean_adam_groups(self.param_groups)
         if lean is None or closure is not None:
             return super().step(closure)
-        flat = getattr(self, "_flat", None)
-        if lean[3] == 0 and flat is not None and flat.serves(self.state, self.param_groups):
-            grads = [p.grad for p in flat.params]
-            lrs = [g["lr"] for g in self.param_groups for _ in g["params"]]
-            if all(g is not None for g in grads) and flat.step(grads, lrs, *lean[:3]):
-                return None
+        if self.flat_step(lean) is True:
+            return None
         params, grads, exp_avgs, exp_avg_sqs, steps, lrs = [], [], [], [], [], []
         for group in self.param_groups:
             for p in group["params"]:
@@ -105,6 +101,25 @@ class Adam(JoinedStep, torch.optim.Adam):
             self._flat = FlatAdamState.install(self.state, self.param_groups)  # from the next step (moe.flat_adam)
         return None
 
+
+
+    def flat_step(self, lean: tuple[float, float, float, float] | None, loss: torch.Tensor | None = None) -> bool | None:
+        """The step on the flat state (``moe.flat_adam``) when it serves (every parameter has a gradient, no weight
+        decay): True stepped, False not finite (with ``loss``: nothing changed); None: it does not serve."""
+        flat = getattr(self, "_flat", None)
+        if lean is None or lean[3] != 0 or flat is None or not flat.serves(self.state, self.param_groups):
+            return None
+        grads = [p.grad for p in flat.params]
+        if any(g is None for g in grads):
+            return None
+        return flat.step(grads, [g["lr"] for g in self.param_groups for _ in g["params"]], *lean[:3], loss=loss)
+
+    @torch.no_grad()
+    def step_if_finite(self, loss: torch.Tensor) -> bool | None:
+        """Step when ``loss`` and every gradient are finite (True); False, nothing changed, when one is not; None when
+        the flat state does not serve (the caller checks, then calls ``step``). One concatenation of the gradients and
+        one sync serve the check and the step."""
+        return self.flat_step(lean_adam_groups(self.param_groups), loss)
 
 
 def lean_adam_groups(groups: list[dict]) -> tuple[float, float, float, float] | None:

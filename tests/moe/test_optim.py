@@ -86,3 +86,40 @@ def test_adam_state_in_one_flat_buffer_bitwise_and_resumable(lrs):
         opt_a.step(), opt_b.step(), resumed.step()
     assert resumed._flat is not None and resumed._flat is not opt_a._flat
     assert all(torch.equal(x, y) and torch.equal(x, z) for x, y, z in zip(a, b, copies))
+
+
+def test_fused_check_and_step_refuses_non_finite_without_stepping():
+    """moe.epochs.step_checked with moe.optim.Adam: once the flat state serves, the check of the loss and the
+    gradients shares the step's concatenation; a non-finite gradient or loss leaves parameters and state as they
+    were, finite gradients whose sum overflows still step, and the steps equal torch's Adam bitwise."""
+    from moe.epochs import step_checked
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    twin.load_state_dict(model.state_dict())
+    opt = optim.Adam([{"name": "gate", "params": list(model.parameters()), "lr": 0.1}])
+    ref = torch.optim.Adam(twin.parameters(), lr=0.1, foreach=False)
+    x = torch.randn(8, 3)
+    for _ in range(3):
+        assert step_checked(model(x).square().mean(), opt, model) is None
+        ref.zero_grad()
+        twin(x).square().mean().backward()
+        ref.step()
+    assert opt._flat is not None  # the fused path serves from the second step
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))
+
+    def snapshot():
+        return [t.clone() for t in (*model.parameters(), opt._flat.exp_avg, opt._flat.exp_avg_sq, opt._flat.steps)]
+
+    before = snapshot()
+    handle = model[0].weight.register_hook(lambda g: torch.full_like(g, float("inf")))
+    assert step_checked(model(x).square().mean(), opt, model)["reason"] == "non-finite gradients"
+    handle.remove()
+    assert all(torch.equal(a, b) for a, b in zip(before, snapshot()))
+    assert step_checked(model(x).square().mean() * float("nan"), opt, model)["reason"] == "non-finite training loss"
+    assert all(torch.equal(a, b) for a, b in zip(before, snapshot()))
+    handle = model[1].bias.register_hook(lambda g: torch.full_like(g, 3e38))  # finite, but their sum overflows
+    assert step_checked(model(x).square().mean(), opt, model) is None
+    handle.remove()
+    assert opt._flat.steps.tolist() == [4.0] * 4
