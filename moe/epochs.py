@@ -62,7 +62,7 @@ def all_finite(tensors: list[torch.Tensor]) -> bool:
     all of them are (a NaN or an infinity makes it NaN or inf). A sum can also overflow from finite values (above
     ~3e38), so a non-finite sum is confirmed element by element (rare: a diverging run)."""
     tensors = [t for t in tensors if t.numel()]
-    if not tensors or bool(torch.cat([t.reshape(-1) for t in tensors]).sum().isfinite()):
+    if not tensors or math.isfinite(float(torch.cat([t.reshape(-1) for t in tensors]).sum())):
         return True
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 

@@ -32,6 +32,8 @@ class FlatAdamState:
     exp_avg_sq: Tensor  # [M]
     steps: Tensor  # [P]
     sizes: list[int]
+    scratch: Tensor | None = None  # [2, M]: the denominator and the update, reused every step
+    update_views: list[Tensor] | None = None  # each parameter's slice of the update, shaped as the parameter
 
     @classmethod
     def install(cls, state: dict, groups: list[dict]) -> FlatAdamState | None:
@@ -86,17 +88,20 @@ class FlatAdamState:
         self.exp_avg.lerp_(g, 1 - beta1)
         self.exp_avg_sq.mul_(beta2)
         self.exp_avg_sq.addcmul_(g, g, value=1 - beta2)
-        denom = self.exp_avg_sq.sqrt()
+        if self.scratch is None:
+            self.scratch = torch.empty(2, *self.exp_avg.shape, dtype=self.exp_avg.dtype, device=self.exp_avg.device)
+            self.update_views = [u.view_as(p) for u, p in zip(self.scratch[1].split(self.sizes), self.params)]
+        denom, update = self.scratch
+        torch.sqrt(self.exp_avg_sq, out=denom)
         denom.div_((1 - beta2 ** n) ** 0.5)
         denom.add_(eps)
         # p.addcdiv_(m, denom, value=s) is p + (s * m) / denom element by element; s = -lr / (1 - beta1^n) per group
-        update = torch.empty_like(self.exp_avg)
         start = 0
         for lr, size in runs(lrs, self.sizes):
             torch.mul(self.exp_avg[start:start + size], (lr / (1 - beta1 ** n)) * -1, out=update[start:start + size])
             start += size
         update.div_(denom)
-        torch._foreach_add_(self.params, [u.view_as(p) for u, p in zip(update.split(self.sizes), self.params)])
+        torch._foreach_add_(self.params, self.update_views)
         return True
 
 
