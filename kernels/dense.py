@@ -50,10 +50,11 @@ class _DenseExpertMM(torch.autograd.Function):
         by_expert = dy.view(E, T, N)
         dy_t = by_expert.transpose(0, 1).reshape(T, E * N)  # [T, E * N]: each token's rows side by side
         dx = torch.mm(dy_t, w) if needs[0] else None
-        dws = torch.mm(dy_t.t(), x).split(N) if any(needs[2:2 + E]) else [None] * E  # E x [N, K], nn.Linear's layout
-        dbs = by_expert.sum(1).unbind(0) if any(needs[2 + E:]) else [None] * E
-        return (dx, None, *(d if n else None for d, n in zip(dws, needs[2:2 + E])),
-                *(d if n else None for d, n in zip(dbs, needs[2 + E:])))
+        # every weight's and bias's gradient (autograd ignores those of inputs that need none): E x [N, K], the
+        # layout of nn.Linear's weight, and E x [N], one reduction for all biases
+        dws = torch.mm(dy_t.t(), x).split(N) if any(needs[2:2 + E]) else (None,) * E
+        dbs = by_expert.sum(1).unbind(0) if any(needs[2 + E:]) else (None,) * E
+        return (dx, None, *dws, *dbs)
 
 
 def dense_expert_mm(x: Tensor, weights: list[Tensor], biases: list[Tensor]) -> Tensor:
