@@ -65,6 +65,8 @@ def backend_problem(backend: str | None, device_type: str) -> str | None:
 
 def resolve_backend(backend: str | None, device: torch.device) -> str:
     """`backend` if given, else env MOE_KERNELS, else triton on CUDA and torch elsewhere."""
+    if backend is None and device.type != "cuda" and ENV_BACKEND not in os.environ:  # the CPU default: nothing to check
+        return "torch"
     if (problem := backend_problem(backend, device.type)) is not None:
         raise ValueError(problem)
     return backend or os.environ.get(ENV_BACKEND) or ("triton" if device.type == "cuda" else "torch")

@@ -34,6 +34,7 @@ class FlatAdamState:
     sizes: list[int]
     scratch: Tensor | None = None  # [2, M]: the denominator and the update, reused every step
     update_views: list[Tensor] | None = None  # each parameter's slice of the update, shaped as the parameter
+    lr_runs: tuple[list[float], list[tuple[float, slice]]] | None = None  # the learning rates and their runs, cached
 
     @classmethod
     def install(cls, state: dict, groups: list[dict]) -> FlatAdamState | None:
@@ -96,21 +97,23 @@ class FlatAdamState:
         denom.div_((1 - beta2 ** n) ** 0.5)
         denom.add_(eps)
         # p.addcdiv_(m, denom, value=s) is p + (s * m) / denom element by element; s = -lr / (1 - beta1^n) per group
-        start = 0
-        for lr, size in runs(lrs, self.sizes):
-            torch.mul(self.exp_avg[start:start + size], (lr / (1 - beta1 ** n)) * -1, out=update[start:start + size])
-            start += size
+        if self.lr_runs is None or self.lr_runs[0] != lrs:
+            self.lr_runs = (lrs, runs(lrs, self.sizes))
+        for lr, part in self.lr_runs[1]:
+            torch.mul(self.exp_avg[part], (lr / (1 - beta1 ** n)) * -1, out=update[part])
         update.div_(denom)
         torch._foreach_add_(self.params, self.update_views)
         return True
 
 
-def runs(values: list[float], sizes: list[int]) -> list[tuple[float, int]]:
-    """Consecutive equal values merged: (value, total size) of each run."""
-    out: list[tuple[float, int]] = []
+def runs(values: list[float], sizes: list[int]) -> list[tuple[float, slice]]:
+    """Consecutive equal values merged: (value, slice of the flat buffer) of each run of parameters."""
+    out: list[tuple[float, slice]] = []
+    start = 0
     for v, n in zip(values, sizes):
         if out and out[-1][0] == v:
-            out[-1] = (v, out[-1][1] + n)
+            out[-1] = (v, slice(out[-1][1].start, start + n))
         else:
-            out.append((v, n))
+            out.append((v, slice(start, start + n)))
+        start += n
     return out
