@@ -10,6 +10,6 @@ from .dense import dense_applies, dense_expert_mm
 from .grouped import grouped_mm
 from .layer import moe_mlp, moe_mlp_layer
 from .plan import RoutingPlan
-from .routing import topk_route
+from .routing import dense_route, topk_route
 
-__all__ = ["RoutingPlan", "topk_route", "grouped_mm", "dense_expert_mm", "dense_applies", "moe_mlp", "moe_mlp_layer", "backend_problem", "BACKENDS", "ENV_BACKEND"]
+__all__ = ["RoutingPlan", "topk_route", "dense_route", "grouped_mm", "dense_expert_mm", "dense_applies", "moe_mlp", "moe_mlp_layer", "backend_problem", "BACKENDS", "ENV_BACKEND"]

@@ -16,7 +16,7 @@ from torch import Tensor
 from ._common import FLOAT_DTYPES, check_tensor, resolve_backend, tl, triton
 from .plan import RoutingPlan, build_plan, weight_dtype
 
-__all__ = ["topk_route"]
+__all__ = ["topk_route", "dense_route"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -214,6 +214,19 @@ def _check_logits(logits: Tensor, k: int) -> bool:
     if all_neg:
         raise ValueError("logits have a row that is entirely -inf (a token with no admissible expert)")
     return not bool((x == float("-inf")).any())  # finite values whose sum overflowed
+
+
+def dense_route(logits: Tensor, *, backend: str | None = None) -> RoutingPlan:
+    """Dense routing of finite logits [T, E]: every expert for every token (k = E), weights softmax(logits) in
+    descending order, ties to the lower expert. The plan of ``topk_route(logits, E, renormalize=False)``, bitwise
+    (``tests/kernels/test_kernels_routing.py``), without its validation pass and host sync: for callers that have
+    checked that every logit is finite (a router's ``check_finite``). On the Triton backend: ``topk_route``."""
+    E = logits.shape[1]
+    if resolve_backend(backend, logits.device) == "triton":
+        return topk_route(logits, E, renormalize=False, backend=backend)
+    x = logits.to(weight_dtype(logits.dtype))
+    ids = torch.sort(x.detach(), dim=1, descending=True, stable=True).indices  # k rounds of max, in one stable sort
+    return build_plan(ids, torch.softmax(x, dim=-1).gather(1, ids), E, ids.numel(), "torch", dense=True)
 
 
 def topk_route(logits: Tensor, k: int, *, renormalize: bool = True, backend: str | None = None) -> RoutingPlan:

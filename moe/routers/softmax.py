@@ -20,4 +20,5 @@ class SoftmaxRouter(Router):
 
     def forward(self, x: Tensor, expert_hidden: Tensor | None = None) -> Routing:
         logits = self.gate_logits(x)
-        return dense_routing(logits, self.routing_mode, self.temperature, self.training)  # soft: k = E, weights = softmax
+        # soft: k = E, weights = softmax; the logits passed check_finite (removed experts' are -inf)
+        return dense_routing(logits, self.routing_mode, self.temperature, self.training, finite=self.removed is None)

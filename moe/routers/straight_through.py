@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kernels import RoutingPlan, topk_route
+from kernels import RoutingPlan, dense_route, topk_route
 from moe.routers.base import Routing
 
 
@@ -51,16 +51,18 @@ def one_slot_plan(expert: Tensor, n_experts: int) -> RoutingPlan:
     return RoutingPlan.from_assignments(tokens, expert, torch.ones(len(expert), device=expert.device), len(expert), n_experts)
 
 
-def dense_routing(logits: Tensor, mode: str, temperature: float, training: bool) -> Routing:
+def dense_routing(logits: Tensor, mode: str, temperature: float, training: bool, finite: bool = False) -> Routing:
     """The routing of a dense router from its logits [T, E] (already divided by the temperature T).
 
     ``soft``: every expert, weights softmax(logits). ``hard``: one slot, e* = argmax logits, ``relaxed`` = softmax.
     ``gumbel`` while training: e* = argmax(logits + G / T), ``relaxed`` = softmax(logits + G / T)
-    (= softmax((g(x) + G) / T)); when evaluating, as ``hard``."""
+    (= softmax((g(x) + G) / T)); when evaluating, as ``hard``. ``finite``: the caller has checked that every logit
+    is finite (``moe.routers.base.check_finite``), so soft routing skips the kernel's own check (``dense_route``)."""
     probs = logits.softmax(-1)  # [T, E]
     n_experts = logits.shape[1]
     if mode == "soft":
-        return Routing(topk_route(logits, n_experts, renormalize=False), logits, probs)
+        plan = dense_route(logits) if finite else topk_route(logits, n_experts, renormalize=False)
+        return Routing(plan, logits, probs)
     if mode == "gumbel" and training:
         perturbed = logits + gumbel_noise(logits) / temperature
         relaxed = perturbed.softmax(-1)

@@ -319,3 +319,27 @@ def test_renormalized_weights_leave_unchosen_logits_exactly_zero_gradient(backen
     (plan.weights * torch.randn(64, 3)).sum().backward()
     chosen = torch.zeros(64, 9, dtype=torch.bool).scatter_(1, plan.expert_ids, True)
     assert (logits.grad[~chosen] == 0).all() and (logits.grad[chosen] != 0).any()
+
+
+@pytest.mark.parametrize("T,E", [(0, 3), (1, 1), (7, 1), (32, 4), (33, 10), (16, 64)])
+def test_dense_route_is_topk_route_bitwise(T, E):
+    """dense_route (no validation pass) gives topk_route(k = E, renormalize=False)'s plan and weight gradients,
+    bitwise, ties included (logits rounded to a coarse grid tie often)."""
+    from kernels import dense_route
+
+    g = torch.Generator().manual_seed(T * 100 + E)
+    for dtype in (torch.float32, torch.float64):
+        base = (torch.randn(T, E, generator=g) * 4).round() / 4  # many ties
+        grads = torch.randn(T, E, generator=g)
+        plans, dlogits = [], []
+        for route in (lambda x: topk_route(x, E, renormalize=False, backend="torch"), lambda x: dense_route(x, backend="torch")):
+            x = base.to(dtype).requires_grad_(True)
+            plan = route(x)
+            (plan.weights * grads.to(plan.weights.dtype).gather(1, plan.expert_ids)).sum().backward()
+            plans.append(plan)
+            dlogits.append(x.grad)
+        a, b = plans
+        assert b.dense and b.k == E
+        for name in ("expert_ids", "weights", "counts", "offsets", "order", "slot_rows"):
+            assert getattr(a, name).dtype == getattr(b, name).dtype and torch.equal(getattr(a, name), getattr(b, name)), name
+        assert torch.equal(dlogits[0], dlogits[1])
