@@ -5,8 +5,11 @@ model with many small parameters (a bias and a weight per expert) costs ~10 smal
 part of a small model's training step after the products. Here the optimizer state lives in one buffer per kind,
 each parameter's state a view of its slice, and the elementwise arithmetic of torch's ``_multi_tensor_adam`` runs
 once over the buffer: the same ops on the same values, element by element, so the moments and the parameters are
-bitwise those of the per-parameter step (``tests/moe/test_optim.py``). The parameters themselves stay the
-modules' own tensors: the gradients are concatenated once per step and the update is added to each parameter.
+bitwise those of the per-parameter step (``tests/moe/test_optim.py``). The parameters stay the modules' own
+``nn.Parameter`` objects, but their data is moved into one buffer too (each parameter a view of its slice, as its
+state), so that the update p + (s m) / (sqrt(v) / c + eps) is one ``addcdiv_`` per run of equal learning rates; the
+gradients are concatenated once per step. A parameter whose data is replaced afterwards (``p.data = ...``, a move
+to another device) is noticed at the next step, which then runs parameter by parameter and moves it in again.
 
 The state dict is torch's (the per-parameter tensors are views), so checkpoints are unchanged; after a
 ``load_state_dict`` the buffers are rebuilt from the loaded values.
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.autograd.graph import increment_version
 
 
 @dataclass
@@ -32,8 +36,9 @@ class FlatAdamState:
     exp_avg_sq: Tensor  # [M]
     steps: Tensor  # [P]
     sizes: list[int]
-    scratch: Tensor | None = None  # [2, M]: the denominator and the update, reused every step
-    update_views: list[Tensor] | None = None  # each parameter's slice of the update, shaped as the parameter
+    values: Tensor  # [M]: the parameters' data, each parameter a view of its slice
+    addresses: list[int]  # each parameter's data_ptr when installed: a parameter whose data moved is no longer served
+    denom: Tensor | None = None  # [M]: sqrt(v) / c + eps, reused every step
     lr_runs: tuple[list[float], list[tuple[float, slice]]] | None = None  # the learning rates and their runs, cached
 
     @classmethod
@@ -51,17 +56,22 @@ class FlatAdamState:
         if len({(c.device, c.dtype, c.dim()) for c in counts}) > 1 or counts[0].dim() != 0:
             return None
         sizes = [p.numel() for p in params]
+        values = torch.cat([p.detach().reshape(-1) for p in params])
+        for p, x in zip(params, values.split(sizes)):
+            p.data = x.view_as(p)
         flat = cls(state, params, torch.cat([s["exp_avg"].reshape(-1) for s in entries]),
-                   torch.cat([s["exp_avg_sq"].reshape(-1) for s in entries]), torch.stack(counts), sizes)
+                   torch.cat([s["exp_avg_sq"].reshape(-1) for s in entries]), torch.stack(counts), sizes, values,
+                   [p.data_ptr() for p in params])
         for s, p, m, v, n in zip(entries, params, flat.exp_avg.split(sizes), flat.exp_avg_sq.split(sizes),
                                  flat.steps.unbind(0)):
             s["exp_avg"], s["exp_avg_sq"], s["step"] = m.view_as(p), v.view_as(p), n
         return flat
 
     def serves(self, state: dict, groups: list[dict]) -> bool:
-        """Whether these buffers hold the state of exactly the parameters of ``groups``, in ``state``."""
+        """Whether these buffers hold the state and the data of exactly the parameters of ``groups``, in ``state``."""
         return state is self.state and sum(len(g["params"]) for g in groups) == len(self.params) and all(
-            a is b for a, b in zip((p for g in groups for p in g["params"]), self.params))
+            a is b and a.data_ptr() == address
+            for a, b, address in zip((p for g in groups for p in g["params"]), self.params, self.addresses))
 
     def step(self, grads: list[Tensor], lrs: list[float], beta1: float, beta2: float, eps: float,
              loss: Tensor | None = None) -> bool | None:
@@ -89,20 +99,17 @@ class FlatAdamState:
         self.exp_avg.lerp_(g, 1 - beta1)
         self.exp_avg_sq.mul_(beta2)
         self.exp_avg_sq.addcmul_(g, g, value=1 - beta2)
-        if self.scratch is None:
-            self.scratch = torch.empty(2, *self.exp_avg.shape, dtype=self.exp_avg.dtype, device=self.exp_avg.device)
-            self.update_views = [u.view_as(p) for u, p in zip(self.scratch[1].split(self.sizes), self.params)]
-        denom, update = self.scratch
+        if self.denom is None:
+            self.denom = torch.empty_like(self.exp_avg_sq)
+        denom = self.denom
         torch.sqrt(self.exp_avg_sq, out=denom)
         denom.div_((1 - beta2 ** n) ** 0.5)
         denom.add_(eps)
-        # p.addcdiv_(m, denom, value=s) is p + (s * m) / denom element by element; s = -lr / (1 - beta1^n) per group
         if self.lr_runs is None or self.lr_runs[0] != lrs:
             self.lr_runs = (lrs, runs(lrs, self.sizes))
-        for lr, part in self.lr_runs[1]:
-            torch.mul(self.exp_avg[part], (lr / (1 - beta1 ** n)) * -1, out=update[part])
-        update.div_(denom)
-        torch._foreach_add_(self.params, self.update_views)
+        for lr, part in self.lr_runs[1]:  # p + (s * m) / denom, s = -lr / (1 - beta1^n): torch's addcdiv_ per parameter
+            self.values[part].addcdiv_(self.exp_avg[part], denom[part], value=(lr / (1 - beta1 ** n)) * -1)
+        increment_version(self.params)  # as an in-place update of each parameter would: autograd sees they changed
         return True
 
 

@@ -51,10 +51,11 @@ class MixtureOfExperts(nn.Module):
         self.match_router = match_router
 
     def forward(self, x: Tensor) -> MoEOutput:
-        hidden = self.experts.hidden_all(x) if self.router.needs_expert_hidden else None
-        routing = self.router(x, hidden)
+        router, experts = self.router, self.experts
+        hidden = experts.hidden_all(x) if router.needs_expert_hidden else None
+        routing = router(x, hidden)
         plan = routing.plan
-        slots = plan.unpermute(torch.log_softmax(self.experts.forward_routed(x, plan), -1))  # [T, k, C]
+        slots = plan.unpermute(torch.log_softmax(experts.forward_routed(x, plan), -1))  # [T, k, C]
         if self.combine == "product":  # unused slots have weight 0 and log q = 0: no expert -> uniform
             log_probs = torch.log_softmax((plan.weights[..., None] * slots).sum(1), -1)
         elif plan.dense:  # every slot holds an expert: nothing to mask (the same values and gradients as below)

@@ -90,7 +90,7 @@ class ExpertBank(nn.Module):
 
     @property
     def masked(self) -> bool:
-        return hasattr(self, "class_mask")
+        return "class_mask" in self._buffers  # (hasattr would go through nn.Module's failing __getattr__ each step)
 
     def mask_classes(self, split: list[list[int]], n_classes: int) -> None:
         """Restrict expert e to the classes ``split[e]`` (the seed code's pair experts). The mask is a buffer

@@ -28,7 +28,8 @@ class LinearExperts(ExpertBank):
     def routed_logits(self, x: Tensor, plan) -> Tensor:
         x = x.flatten(1)
         if dense_applies(x, plan):  # every sample to every expert: no gather, one product for all experts (kernels.dense)
-            return dense_expert_mm(x, [m.weight for m in self.experts], [m.bias for m in self.experts])
+            linears = self.experts._modules.values()  # the nn.Linear of each expert, in order
+            return dense_expert_mm(x, [m.weight for m in linears], [m.bias for m in linears])
         w, b = self.weights()
         return grouped_mm(x, w, plan.offsets, gather_index=plan.row_tokens, bias=b)  # [A, C]
 

@@ -123,3 +123,47 @@ def test_fused_check_and_step_refuses_non_finite_without_stepping():
     assert step_checked(model(x).square().mean(), opt, model) is None
     handle.remove()
     assert opt._flat.steps.tolist() == [4.0] * 4
+
+
+def test_flat_parameters_stay_the_modules_and_moved_data_is_noticed():
+    """With the flat state the parameters' data live in one buffer, yet they stay the modules' own Parameter objects,
+    autograd sees each update (version counters), and a parameter whose data is replaced is stepped correctly."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    twin.load_state_dict(model.state_dict())
+    params = list(model.parameters())
+    opt = optim.Adam([{"name": "gate", "params": params[:2], "lr": 0.1}, {"name": "e0", "params": params[2:], "lr": 0.01}])
+    ref = torch.optim.Adam([{"params": list(twin.parameters())[:2], "lr": 0.1}, {"params": list(twin.parameters())[2:], "lr": 0.01}],
+                           foreach=False)
+    x = torch.randn(8, 3)
+
+    def both_step():
+        for o, m in ((opt, model), (ref, twin)):
+            o.zero_grad()
+            m(x).square().mean().backward()
+            o.step()
+
+    both_step(), both_step()
+    flat = opt._flat
+    assert list(model.parameters()) == params  # the same Parameter objects
+    assert all(p.data_ptr() == flat.values[s:s + p.numel()].data_ptr()
+               for p, s in zip(params, [0, 12, 16, 24]))  # ... whose data are slices of one buffer
+    out = model(x).sum()  # a graph that saved the parameters, then an update: autograd must refuse the stale graph
+    before = params[0]._version
+    opt.zero_grad()
+    model(x).square().mean().backward()
+    opt.step()
+    ref.zero_grad()
+    twin(x).square().mean().backward()
+    ref.step()
+    assert params[0]._version > before
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.backward()
+    with torch.no_grad():
+        params[3].data = params[3].detach().clone()  # data moved out of the buffer
+        list(twin.parameters())[3].data = list(twin.parameters())[3].detach().clone()
+    for _ in range(3):
+        both_step()
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))
+    assert opt._flat is not flat and opt._flat.values.data_ptr() == params[3].data_ptr() - 24 * 4  # moved in again
