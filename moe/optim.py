@@ -5,9 +5,11 @@ their hyperparameters together, in one multi-tensor (``foreach``) pass.
 rate). torch steps groups one by one and, on the CPU, parameter by parameter (its single-tensor path): ~10
 small ops per parameter and step, the largest cost of a small model's training step. Here the groups with
 equal hyperparameters (all of them when the learning rates are equal) are joined for the step and updated by
-torch's own multi-tensor code. The arithmetic is elementwise and the same op for op: on the CPU the parameters
-and the optimizer state are bitwise those of the plain optimizer (``tests/moe/test_optim.py``), and the state
-dict (groups, state) is the plain optimizer's, so checkpoints are unchanged.
+torch's own multi-tensor code; Adam, once every parameter has stepped, runs on one flat buffer of its state and
+of the parameters' data (``moe.flat_adam``: on the CPU torch's multi-tensor ops still loop over the tensors). The
+arithmetic is elementwise and the same op for op: on the CPU the parameters and the optimizer state are bitwise
+those of the plain optimizer (``tests/moe/test_optim.py``), and the state dict (groups, state) is the plain
+optimizer's, so checkpoints are unchanged.
 """
 from __future__ import annotations
 
