@@ -43,9 +43,9 @@ class FlatAdamState:
 
     @classmethod
     def install(cls, state: dict, groups: list[dict]) -> FlatAdamState | None:
-        """Move the (initialised) state of the parameters of ``groups`` into flat buffers and make each entry a view
-        of its slice; None when they do not fit one buffer (dtypes, devices, step counts that are not CPU scalars
-        of one dtype, a parameter without state)."""
+        """Move the (initialised) state and the data of the parameters of ``groups`` into flat buffers and make each
+        a view of its slice; None when they do not fit one buffer (dtypes, devices, step counts that are not CPU
+        scalars of one dtype or not all equal, a parameter without state)."""
         params = [p for g in groups for p in g["params"]]
         entries = [state.get(p, {}) for p in params]
         if not params or any(set(s) != {"step", "exp_avg", "exp_avg_sq"} for s in entries):
@@ -54,6 +54,8 @@ class FlatAdamState:
             return None
         counts = [s["step"] for s in entries]
         if len({(c.device, c.dtype, c.dim()) for c in counts}) > 1 or counts[0].dim() != 0:
+            return None
+        if len(set(torch.stack(counts).tolist())) != 1:  # a parameter skipped steps: the flat step could not serve
             return None
         sizes = [p.numel() for p in params]
         values = torch.cat([p.detach().reshape(-1) for p in params])
