@@ -91,7 +91,8 @@ class FlatAdamState:
         else:
             both = torch.cat([loss.detach().reshape(1), *parts])
             g = both[1:]
-            total, *head = torch.cat([both.sum().reshape(1).to(self.steps.dtype), self.steps]).tolist()  # one sync
+            total = both.sum().reshape(1).to(self.steps.device, self.steps.dtype)  # the counts live on the CPU
+            total, *head = torch.cat([total, self.steps]).tolist()  # one sync
             if not math.isfinite(total) and not bool(torch.isfinite(both).all()):  # a sum can overflow from finite values
                 return False
         if len(set(head)) != 1:
