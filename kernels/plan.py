@@ -217,7 +217,8 @@ def _dense_plan(ids: Tensor, w: Tensor, n_experts: int) -> RoutingPlan:
     the tokens in order, so slot (t, j) is grouped row ids[t, j] * T + t, and ``order`` is its inverse. The
     same integers the general path computes (a plan is uniquely defined), in ~5 ops instead of ~10."""
     T, E = ids.shape[0], n_experts
-    tokens, slots, counts, offsets = _dense_constants(T, E, ids.device)
+    small = T * E <= CACHED_DENSE_SLOTS and not torch.is_inference_mode_enabled()
+    tokens, slots, counts, offsets = (_dense_constants if small else _dense_constants.__wrapped__)(T, E, ids.device)
     rows = ids * T + tokens  # [T, E] the grouped row of each slot
     order = torch.empty(T * E, dtype=torch.int64, device=ids.device)
     order.index_copy_(0, rows.flatten(), slots)
@@ -226,11 +227,16 @@ def _dense_plan(ids: Tensor, w: Tensor, n_experts: int) -> RoutingPlan:
     return plan
 
 
-@functools.lru_cache(maxsize=64)
+CACHED_DENSE_SLOTS = 1 << 16  # dense plans up to this many slots share their constants (a training batch's plan)
+
+
+@functools.lru_cache(maxsize=16)
 def _dense_constants(T: int, E: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The index tensors every dense plan of T tokens and E experts shares: the token column [T, 1], 0..T*E-1, the
-    counts [E] (T each) and the offsets [E + 1]. Made once per shape (a training run makes the same plan shape every
-    step); shared between plans, so never written to (nothing in the project writes to a plan's tensors)."""
+    counts [E] (T each) and the offsets [E + 1]. Made once per shape for small plans (a training run makes the same
+    plan shape every step; evaluation's large batches are made afresh, so the cache holds little memory), never under
+    inference mode (inference tensors could not be saved for a later backward); shared between plans, so never
+    written to (nothing in the project writes to a plan's tensors)."""
     return (torch.arange(T, device=device)[:, None], torch.arange(T * E, device=device),
             torch.full((E,), T, dtype=torch.int64, device=device), torch.arange(E + 1, device=device) * T)
 

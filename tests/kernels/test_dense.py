@@ -73,3 +73,16 @@ def test_no_tokens_gives_zero_gradients():
     dw, db = torch.autograd.grad(out, [lin[0].weight, lin[1].bias], torch.zeros(0, 2), allow_unused=True)
     assert dw is None or torch.equal(dw, torch.zeros(2, 3))
     assert db is None or torch.equal(db, torch.zeros(2))
+
+
+def test_a_dense_plan_made_under_inference_mode_leaves_later_training_intact():
+    """The dense plans' shared constants are never inference tensors: a plan first made under inference_mode (an
+    evaluation) must not break a later training step of the same shape (grouped_mm saves the offsets for backward)."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(6, 3, generator=g), torch.randn(4, 3, 2, generator=g, requires_grad=True)
+    logits = torch.randn(6, 4, generator=g)
+    with torch.inference_mode():
+        topk_route(logits, 4, renormalize=False, backend="torch")
+    plan = topk_route(logits, 4, renormalize=False, backend="torch")
+    grouped_mm(x, w, plan.offsets, gather_index=plan.row_tokens, backend="torch").sum().backward()
+    assert w.grad is not None and not plan.offsets.is_inference()
