@@ -45,13 +45,16 @@ class FlatAdamState:
     def install(cls, state: dict, groups: list[dict]) -> FlatAdamState | None:
         """Move the (initialised) state and the data of the parameters of ``groups`` into flat buffers and make each
         a view of its slice; None when they do not fit one buffer (dtypes, devices, step counts that are not CPU
-        scalars of one dtype or not all equal, a parameter without state)."""
+        scalars of one dtype or not all equal, a parameter without state, parameters in shared memory, in another
+        memory format than contiguous, or sharing memory with each other)."""
         params = [p for g in groups for p in g["params"]]
         entries = [state.get(p, {}) for p in params]
         if not params or any(set(s) != {"step", "exp_avg", "exp_avg_sq"} for s in entries):
             return None
         if len({(p.device, p.dtype) for p in params}) > 1 or any(p.is_complex() for p in params):
             return None
+        if any(p.is_shared() or not p.is_contiguous() for p in params) or overlapping(params):
+            return None  # shared memory (moving it would undo the sharing), another memory format, tied parameters
         counts = [s["step"] for s in entries]
         if len({(c.device, c.dtype, c.dim()) for c in counts}) > 1 or counts[0].dim() != 0:
             return None
@@ -114,6 +117,12 @@ class FlatAdamState:
             self.values[part].addcdiv_(self.exp_avg[part], denom[part], value=(lr / (1 - beta1 ** n)) * -1)
         increment_version(self.params)  # as an in-place update of each parameter would: autograd sees they changed
         return True
+
+
+def overlapping(params: list[Tensor]) -> bool:
+    """Whether two of the tensors share memory (tied parameters: one buffer would split them apart)."""
+    spans = sorted((p.data_ptr(), p.data_ptr() + p.numel() * p.element_size()) for p in params if p.numel())
+    return any(end > start for (_, end), (start, _) in zip(spans, spans[1:]))
 
 
 def runs(values: list[float], sizes: list[int]) -> list[tuple[float, slice]]:

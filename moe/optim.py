@@ -14,12 +14,14 @@ optimizer's, so checkpoints are unchanged.
 from __future__ import annotations
 
 import torch
+from torch.optim import optimizer as torch_optimizer
 
 from moe.config import Config
 from moe.flat_adam import FlatAdamState
 from moe.model import MixtureOfExperts
 
 NOT_HYPER = ("params", "name")  # group keys that are not hyperparameters
+GLOBAL_STEP_HOOKS = ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks")  # torch.optim.register_optimizer_step_*
 
 
 def joined_groups(groups: list[dict]) -> list[dict]:
@@ -120,7 +122,11 @@ class Adam(JoinedStep, torch.optim.Adam):
     def step_if_finite(self, loss: torch.Tensor) -> bool | None:
         """Step when ``loss`` and every gradient are finite (True); False, nothing changed, when one is not; None when
         the flat state does not serve (the caller checks, then calls ``step``). One concatenation of the gradients and
-        one sync serve the check and the step."""
+        one sync serve the check and the step. Also None when step hooks are registered (or a scheduler wrapped
+        ``step``): they run only through ``step``."""
+        if self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or "step" in self.__dict__ or any(
+                getattr(torch_optimizer, name, None) for name in GLOBAL_STEP_HOOKS):
+            return None
         return self.flat_step(lean_adam_groups(self.param_groups), loss)
 
 

@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     equal = "have equal records" if args.tolerance == 0 else f"have records within {args.tolerance:g}"
     print(f"{len(names) - len(differ)} of {len(names)} configurations {equal}" + ("" if differ else " (all)"))
     if args.tolerance > 0 and not differ:
-        worst = max((largest(files[0][n], files[1][n], one_step_views=True) + (n,) for n in names), key=lambda d: d[1])
+        worst = max((largest(files[0][n], files[1][n], one_step_views=True) + (n,) for n in names), key=lambda d: d[1],
+                    default=("", 0.0, "-"))
         print(f"largest difference: {worst[1]:.3g} at {worst[0] or '-'} of {worst[2]}")
     return 1 if differ else 0
 

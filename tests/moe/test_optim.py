@@ -175,3 +175,51 @@ def test_uneven_step_counts_keep_the_per_parameter_step_without_reinstalling():
     params, opt = train(optim.Adam, (0.01, 0.01, 0.01), steps=12)  # params[4] skips step 3 and step 10
     assert getattr(opt, "_flat", None) is None
     assert len({float(opt.state[p]["step"]) for p in params}) == 2
+
+
+def test_step_hooks_schedulers_shared_and_tied_parameters_are_respected():
+    """The fused check-and-step defers to ``step`` when step hooks or a scheduler's wrapper exist (they run only
+    there); parameters in shared memory or tied to each other keep their memory (no flat buffer)."""
+    from moe.epochs import step_checked
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = optim.Adam([{"name": "gate", "params": list(model.parameters()), "lr": 0.1}])
+    calls = []
+    opt.register_step_post_hook(lambda *a: calls.append(1))
+    x = torch.randn(8, 3)
+    for _ in range(5):
+        assert step_checked(model(x).square().mean(), opt, model) is None
+    assert len(calls) == 5
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    handle = register_optimizer_step_pre_hook(lambda *a: calls.append(2))
+    try:
+        step_checked(model(x).square().mean(), opt, model)
+    finally:
+        handle.remove()
+    assert calls[-2:] == [2, 1]
+    sched_opt = optim.Adam([{"name": "gate", "params": list(model.parameters()), "lr": 0.1}])
+    scheduler = torch.optim.lr_scheduler.StepLR(sched_opt, step_size=2)
+    for _ in range(4):
+        step_checked(model(x).square().mean(), sched_opt, model)
+        scheduler.step()
+    assert sched_opt.step_if_finite(model(x).sum()) is None  # its step is wrapped by the scheduler
+    assert sched_opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.1 ** 2)
+
+    shared = torch.nn.Linear(3, 2)
+    shared.share_memory()
+    sopt = optim.Adam([{"name": "gate", "params": list(shared.parameters()), "lr": 0.1}])
+    for _ in range(3):
+        step_checked(shared(x).square().mean(), sopt, shared)
+    assert sopt._flat is None and all(p.is_shared() for p in shared.parameters())
+
+    base = torch.nn.Parameter(torch.randn(6))
+    tied = torch.nn.Parameter(torch.empty(0))
+    tied.data = base.data[:3]  # shares base's memory
+    topt = optim.Adam([{"name": "gate", "params": [base, tied], "lr": 0.1}])
+    for _ in range(3):
+        (base.square().sum() + tied.sum()).backward()
+        topt.step()
+        topt.zero_grad()
+    assert topt._flat is None and tied.data_ptr() == base.data_ptr()
