@@ -224,9 +224,8 @@ def dense_route(logits: Tensor, *, backend: str | None = None) -> RoutingPlan:
     E = logits.shape[1]
     if resolve_backend(backend, logits.device) == "triton":
         return topk_route(logits, E, renormalize=False, backend=backend)
-    x = logits.to(weight_dtype(logits.dtype))
-    ids = torch.sort(x.detach(), dim=1, descending=True, stable=True).indices  # k rounds of max, in one stable sort
-    return build_plan(ids, torch.softmax(x, dim=-1).gather(1, ids), E, ids.numel(), "torch", dense=True)
+    ids, w = _topk_torch(logits, E, renormalize=False, finite=True)
+    return build_plan(ids, w, E, ids.numel(), "torch", dense=True)
 
 
 def topk_route(logits: Tensor, k: int, *, renormalize: bool = True, backend: str | None = None) -> RoutingPlan:

@@ -20,25 +20,25 @@ def backward_checked(loss: torch.Tensor, optimizer, model) -> dict[str, Any] | N
     """Zero the gradients and back-propagate ``loss``; None when the loss and every gradient are finite, else the
     epoch's report of the divergence (the optimizer has not stepped: the parameters stay those of the last good
     step). The loss and the gradients are checked together, in one host sync."""
-    params = backward(loss, optimizer)
-    return None if all_finite([loss.detach(), *(p.grad for p in params if p.grad is not None)]) else divergence(loss)
+    return None if checked(loss, backward(loss, optimizer)) else divergence(loss)
 
 
 def step_checked(loss: torch.Tensor, optimizer, model) -> dict[str, Any] | None:
     """``backward_checked``, then the optimizer's step when the loss and every gradient are finite. An optimizer
     with ``step_if_finite`` (``moe.optim.Adam``) checks and steps on one concatenation of the gradients."""
-    fused = getattr(optimizer, "step_if_finite", None)
-    if fused is None:
-        if (diverged := backward_checked(loss, optimizer, model)) is None:
-            optimizer.step()
-        return diverged
     params = backward(loss, optimizer)
-    finite = fused(loss)
-    if finite is None:  # the fused path does not serve this step: the check, then the plain step
-        finite = all_finite([loss.detach(), *(p.grad for p in params if p.grad is not None)])
+    fused = getattr(optimizer, "step_if_finite", None)
+    finite = None if fused is None else fused(loss)
+    if finite is None:  # no fused step, or it does not serve this step: the check, then the plain step
+        finite = checked(loss, params)
         if finite:
             optimizer.step()
     return None if finite else divergence(loss)
+
+
+def checked(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
+    """The loss and every gradient of ``params`` finite, in one host sync."""
+    return all_finite([loss.detach(), *(p.grad for p in params if p.grad is not None)])
 
 
 def backward(loss: torch.Tensor, optimizer) -> list[torch.Tensor]:

@@ -105,8 +105,6 @@ class Adam(JoinedStep, torch.optim.Adam):
             self._flat = FlatAdamState.install(self.state, self.param_groups)  # from the next step (moe.flat_adam)
         return None
 
-
-
     def flat_step(self, lean: tuple[float, float, float, float] | None, loss: torch.Tensor | None = None) -> bool | None:
         """The step on the flat state (``moe.flat_adam``) when it serves (every parameter has a gradient, no weight
         decay): True stepped, False not finite (with ``loss``: nothing changed); None: it does not serve."""

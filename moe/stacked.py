@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from torch.func import stack_module_state
 from torch.nn import functional as F
 
-from kernels import RoutingPlan, topk_route
+from kernels import RoutingPlan, dense_route, topk_route
 from moe import optim, train
 from moe.config import Config, ConfigError
 from moe.data import Dataset
@@ -138,11 +138,11 @@ class StackedMixture:
         S, B, E = logits.shape
         if self.router == "expert_choice":
             return self.expert_choice(torch.softmax(logits, -1))
-        if self.router == "topk":  # the kernels' routing on the S x B rows (row by row what each seed's run computes)
-            plan = topk_route(logits.reshape(S * B, E), self.k, renormalize=self.k > 1)
-            return plan.expert_ids.view(S, B, self.k), plan.weights.view(S, B, self.k)
-        ids = torch.sort(logits.detach(), dim=-1, descending=True, stable=True).indices  # softmax: every expert, raw weight
-        return ids, torch.softmax(logits, -1).gather(2, ids)
+        # the kernels' routing on the S x B rows (row by row what each seed's run computes); softmax: every expert,
+        # raw weights, of the logits checked finite above
+        rows = logits.reshape(S * B, E)
+        plan = topk_route(rows, self.k, renormalize=self.k > 1) if self.router == "topk" else dense_route(rows)
+        return plan.expert_ids.view(S, B, self.k), plan.weights.view(S, B, self.k)
 
     def expert_choice(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         """Expert-choice routing of each seed's batch (``moe.routers.expert_choice``: expert e takes the
