@@ -4,15 +4,19 @@
     python3 run.py sweep [ARGS...]   # python -m bench.sweep ARGS (default: the quick sweep on gm6)
     python3 run.py test [ARGS...]    # python -m pytest ARGS (the whole test suite)
 
-Set-up is idempotent: it reinstalls only when pyproject.toml changed since the last successful install.
-Only the standard library is used here, so this works with nothing but Python >= 3.11 and pip.
+Set-up is idempotent: it reinstalls only when what pip installs changed since the last successful install
+(the parsed dependency lists, the build requirements, the project's name, version and packages: not comments
+or any other byte of pyproject.toml). Only the standard library is used here, so this works with nothing but
+Python >= 3.11 and pip.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import json
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -26,16 +30,43 @@ def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def install_key(pyproject: bytes) -> str:
+    """A hash of what an install depends on, parsed from pyproject.toml: the dependency lists (run and optional),
+    the build requirements, the project's name and version (records carry the version) and its packages."""
+    data = tomllib.loads(pyproject.decode("utf-8"))
+    project = data.get("project", {})
+    wanted = {"build": data.get("build-system", {}).get("requires", []),
+              "name": project.get("name"), "version": project.get("version"),
+              "requires-python": project.get("requires-python"),
+              "dependencies": project.get("dependencies", []),
+              "optional": project.get("optional-dependencies", {}),
+              "packages": data.get("tool", {}).get("setuptools", {})}
+    return hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()
+
+
+def install_message(python_exists: bool, stamp: str | None) -> str:
+    """What set-up says before installing: first time, or why again."""
+    if not python_exists or stamp is None:
+        return "run.py: installing the project and its pinned dependencies into .venv (first time only; several minutes)"
+    return "run.py: the dependency list in pyproject.toml changed since the last install: installing again into .venv"
+
+
 def setup() -> Path:
-    """Create .venv and install the project with its test extras, unless pyproject.toml is unchanged."""
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Create .venv and install the project with its test extras, unless its dependency lists are unchanged."""
+    pyproject = (ROOT / "pyproject.toml").read_bytes()
+    wanted = install_key(pyproject)
     python = venv_python()
-    if python.exists() and STAMP.exists() and STAMP.read_text().strip() == wanted:
+    stamp = STAMP.read_text().strip() if python.exists() and STAMP.exists() else None
+    if stamp == hashlib.sha256(pyproject).hexdigest():  # an older run.py's stamp of the same file: no reinstall
+        STAMP.write_text(wanted + "\n")
+        stamp = wanted
+    if stamp == wanted:
         return python
+    message = install_message(python.exists(), stamp)
     if not python.exists():
         print(f"run.py: creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("run.py: installing the project and its pinned dependencies into .venv (first time only)", flush=True)
+    print(message, flush=True)
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     "-e", f"{ROOT}[test]"], check=True, cwd=ROOT)
     STAMP.write_text(wanted + "\n")

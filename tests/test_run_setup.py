@@ -1,0 +1,80 @@
+"""run.py's set-up: it reinstalls only when what pip installs changed, and says first time only the first time.
+
+The tests point run.py at a temporary .venv (a fake interpreter file and stamp) and record the pip call instead of
+running it: the shared environment is never touched.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = (ROOT / "pyproject.toml").read_text()
+
+
+@pytest.fixture
+def run_py(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("run_py_under_test", ROOT / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = tmp_path / "checkout"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    venv = root / ".venv"
+    monkeypatch.setattr(mod, "ROOT", root)
+    monkeypatch.setattr(mod, "VENV", venv)
+    monkeypatch.setattr(mod, "STAMP", venv / ".moe-interp-bench-installed")
+    calls = []
+    monkeypatch.setattr(mod.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+
+    def fake_create(self, path):  # a venv without running venv's ensurepip
+        (Path(path) / "bin").mkdir(parents=True)
+        (Path(path) / "bin" / "python").write_text("")
+    monkeypatch.setattr(mod.venv.EnvBuilder, "create", fake_create)
+    mod.calls = calls
+    return mod
+
+
+def test_install_key_ignores_comments_and_layout_but_not_pins(run_py):
+    key = run_py.install_key(PYPROJECT.encode())
+    commented = PYPROJECT.replace("[project]", "# a new comment\n[project]\n# another one", 1)
+    assert run_py.install_key(commented.encode()) == key
+    assert run_py.install_key(PYPROJECT.replace('"pyyaml==6.0.3"', '"pyyaml==6.0.2"').encode()) != key
+    assert run_py.install_key(PYPROJECT.replace('"pytest==9.2.0"', '"pytest==9.1.0"').encode()) != key
+    assert run_py.install_key(PYPROJECT.replace('version = "', 'version = "9', 1).encode()) != key
+
+
+def test_first_install_then_nothing_then_reinstall_on_a_changed_pin(run_py, capsys):
+    run_py.setup()
+    assert len(run_py.calls) == 1 and "-e" in run_py.calls[0]
+    assert "first time only" in capsys.readouterr().out
+    run_py.setup()  # unchanged: no pip call, nothing printed
+    assert len(run_py.calls) == 1 and capsys.readouterr().out == ""
+    pyproject = run_py.ROOT / "pyproject.toml"
+    pyproject.write_text(PYPROJECT.replace("[project]", "# only a comment\n[project]", 1))
+    run_py.setup()
+    assert len(run_py.calls) == 1 and capsys.readouterr().out == ""
+    pyproject.write_text(PYPROJECT.replace('"tqdm==4.70.1"', '"tqdm==4.70.0"'))
+    run_py.setup()
+    out = capsys.readouterr().out
+    assert len(run_py.calls) == 2 and "first time" not in out and "changed" in out
+
+
+def test_an_older_stamp_of_the_same_file_is_taken_over_without_reinstalling(run_py):
+    run_py.setup()
+    run_py.STAMP.write_text(hashlib.sha256(PYPROJECT.encode()).hexdigest() + "\n")  # what the byte-hash set-up wrote
+    run_py.setup()
+    assert len(run_py.calls) == 1
+    assert run_py.STAMP.read_text().strip() == run_py.install_key(PYPROJECT.encode())
+
+
+def test_a_failed_install_leaves_no_stamp(run_py, monkeypatch):
+    def fail(cmd, **kw):
+        raise subprocess.CalledProcessError(1, cmd)
+    monkeypatch.setattr(run_py.subprocess, "run", fail)
+    assert run_py.main(["test"]) == 1
+    assert not run_py.STAMP.exists()
