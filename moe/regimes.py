@@ -1,4 +1,4 @@
-"""Training regimes by name: each is a list of phases that ``moe.train.run`` runs in order.
+"""Training regimes by name: each is a list of phases that ``moe.training.loop.run`` runs in order.
 
 A phase trains the gate, the experts or both for some epochs; a ``pretrain`` phase trains each expert
 alone on its own classes (no gate); a phase may first replace the experts by fresh ones. The run record's

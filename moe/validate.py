@@ -13,7 +13,7 @@ Two stages; the second runs only when the first found nothing, so that one bad f
    the load loss against the router, frozen experts against a fixed router, the model's estimated
    memory against ``MEMORY_CAP``).
 What needs the loaded data (n_train and n_test against the samples the dataset has) is
-:func:`loaded_data_problems`, which ``moe.train.run`` calls after loading and before training.
+:func:`loaded_data_problems`, which ``moe.training.loop.run`` calls after loading and before training.
 
 ``from_dict`` parses (``moe.config.parse``) and validates; ``as_config`` accepts a Config or a dict.
 """
@@ -32,7 +32,7 @@ from moe import regimes
 from moe.config import (DEVICES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, OPTIMIZERS, PRESETS, ROUTING_MODES, SUBSETS,
                         Config, ConfigError, parse)
 from moe.data import DATASETS, Dataset, declared_input_shape
-from moe.evaluate import EVAL_BATCH
+from moe.training.evaluate import EVAL_BATCH
 from moe.experts import EXPERTS
 from moe.model import build_experts
 from moe.objectives import OBJECTIVES
@@ -100,7 +100,7 @@ def component_problems(cfg: Config) -> list[str]:
 
 def data_problems(cfg: Config) -> list[str]:
     """The rules that need the dataset's declared class count and input shape (``moe.data.shaped``): a class
-    split must cover exactly these classes, and image-only experts need image inputs. (``moe.train.run``
+    split must cover exactly these classes, and image-only experts need image inputs. (``moe.training.loop.run``
     checks the same again on the data actually loaded.)"""
     loader = DATASETS.get(cfg.dataset)
     n_classes, input_shape = getattr(loader, "n_classes", None), getattr(loader, "input_shape", None)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from bench.compare.core import compare
 from bench.compare.render import html_page, markdown
-from moe.record import atomic_write_bytes
-from moe.scores import DIRECTIONS
+from moe.records.record import atomic_write_bytes
+from moe.scoring.scores import DIRECTIONS
 
 
 def parser() -> argparse.ArgumentParser:

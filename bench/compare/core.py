@@ -20,7 +20,7 @@ from bench.report.stats import bootstrap_diff, excludes_zero
 from bench.sweep.spec import SHORT, SweepError, format_value, parse_name
 from bench.table.configurations import TABLE_SCORES
 from bench.table.tables import load_runs
-from moe.scores import DIRECTIONS
+from moe.scoring.scores import DIRECTIONS
 
 COLUMNS = ["configuration", "name_a", "name_b", "metric", "direction", "n_a", "n_b", "mean_a", "mean_b", "diff",
            "low", "high", "flag", "verdict"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from moe.plots import DPI, save_png
+from moe.pictures.plots import DPI, save_png
 
 KNOB = "planted_entanglement"
 DEFAULT_OUT = "docs/planted_phase.png"

@@ -15,7 +15,7 @@ from bench.report import html as h
 from bench.report.sweep import config_table
 from bench.sweep.layout import SweepDir
 from bench.table.tables import load_runs
-from moe.record import atomic_write_bytes
+from moe.records.record import atomic_write_bytes
 
 REPORT = "report.html"
 SKIP = ("label", "statistic", "params", "op", "threshold", "value", "n", "holds", "note", "detail")

@@ -24,11 +24,11 @@ from bench.sweep.layout import SweepDir
 from bench.table.configurations import TABLE_SCORES, collapsed_mask
 from bench.table.tables import build, pick_best
 from moe.config import FIELD_TYPES
-from moe.naming import full_name, wrapped
-from moe.plots import heatmap_figure
-from moe.record import atomic_write_bytes
-from moe.scores import DIRECTIONS, DOCS, SCORES
-from moe.view_plots import (curves_figure, expert_weights_figure, gate_regions_figure, png_bytes,
+from moe.records.naming import full_name, wrapped
+from moe.pictures.plots import heatmap_figure
+from moe.records.record import atomic_write_bytes
+from moe.scoring.scores import DIRECTIONS, DOCS, SCORES
+from moe.pictures.view_plots import (curves_figure, expert_weights_figure, gate_regions_figure, png_bytes,
                             prototypes_figure)
 
 ARROWS = {"higher": "↑", "lower": "↓", "neutral": ""}
@@ -179,7 +179,7 @@ def scores_section(present: set[str]) -> str:
         rows.append([f'<span id="score-{h.esc(name)}"><code>{h.esc(name)}</code></span>', h.esc(s.direction),
                      h.esc(s.definition), f"<code>{h.esc(s.formula)}</code>", h.esc(s.range), h.esc(s.source),
                      "yes" if s.ours else "no"])
-    return (f"<p class=muted>From the score registry (moe/scores.py), as in the repository's <code>{DOCS}</code>.</p>"
+    return (f"<p class=muted>From the score registry (moe/scoring/scores.py), as in the repository's <code>{DOCS}</code>.</p>"
             + h.table(["score", "better", "definition", "formula", "range", "source", "ours"], rows))
 
 

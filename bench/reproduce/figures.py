@@ -2,7 +2,7 @@
 
 ``runs`` is the sweep's runs table (``runs.csv``), ``records`` its run records (the per-epoch history lives
 only there). Figures are drawn on bare Figures with the Agg canvas and written atomically
-(``moe.plots.save_png``). A figure with nothing to draw (no ``ok`` runs) is left out.
+(``moe.pictures.plots.save_png``). A figure with nothing to draw (no ``ok`` runs) is left out.
 
 Letters: C classes, E experts.
 """
@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from bench.reproduce.claims import FASHION_DIGITS
 from bench.reproduce.measures import BALANCING_LOSSES, measure_values, ok_runs
 from bench.table.vs_experts import expert_count_figure
-from moe.plots import save_png
+from moe.pictures.plots import save_png
 
 Figures = list[tuple[str, Path]]
 

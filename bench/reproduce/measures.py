@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from moe.metrics import COLLAPSE_SHARE, entropy, mutual_information_bits, nmi
+from moe.scoring.metrics import COLLAPSE_SHARE, entropy, mutual_information_bits, nmi
 from moe.regimes import SPLITS
 
 OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt,

@@ -21,8 +21,8 @@ from bench.reproduce.measures import (COLLAPSE_SHARE, OP_WORDS, collapsed, measu
                                       where_text, with_derived)
 from bench.reproduce.results import BUDGET_WORDS, Reproduction, SweepResult
 from bench.table.tables import write_text
-from moe.controls import markdown as controls_markdown
-from moe.record import versions, write_json_atomic
+from moe.training.controls import markdown as controls_markdown
+from moe.records.record import versions, write_json_atomic
 
 REPORT = "REPRODUCTION.md"
 # The per-configuration numbers shown under each sweep: accuracy and the measures its claims read.
@@ -273,11 +273,11 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
 
 
 def controls_section(controls: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    """What the cheating scores give where the answer is known (``moe.controls``), before the cheating verdicts."""
+    """What the cheating scores give where the answer is known (``moe.training.controls``), before the cheating verdicts."""
     if not controls:
         return []
     lines = ["## Controls of the cheating scores", "",
-             "Before the cheating verdicts: what the scores give where the answer is known (`python -m moe.controls`). "
+             "Before the cheating verdicts: what the scores give where the answer is known (`python -m moe.training.controls`). "
              "`cheater` cheats by construction (constant experts, the router is the classifier): its cheating index "
              "should be about 1; `hash` routes by a fixed hash that knows nothing of the class: about 0; `collapsed` "
              "sends every sample to one expert: undefined. A verdict below is only as good as these controls.", ""]

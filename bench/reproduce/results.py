@@ -45,7 +45,7 @@ class Reproduction:
     verdicts: list[Verdict]
     wall_s: float
     data_root: str | None
-    controls: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # dataset -> moe.controls results
+    controls: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # dataset -> moe.training.controls results
     # reproduction.json's entries of the sweeps an earlier call ran and this one did not (kept for the next call)
     earlier: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -49,10 +49,10 @@ from bench.sweep.cluster import QUIET_ENV, ResourceError, connect
 from bench.sweep.layout import SweepDir, default_out
 from bench.sweep.runner import run as run_sweep_dir
 from bench.sweep.spec import SweepError
-from moe.controls import run_controls
+from moe.training.controls import run_controls
 from moe.config import Config, preset_values
 from moe.data import load_dataset, subset
-from moe.record import write_json_atomic
+from moe.records.record import write_json_atomic
 from moe.registry import suggestion
 
 SWEEPS = ("lr_asymmetry", "pretrained_experts", "pretrained_experts_mnist", "fmnist_mnist_joint", "cheating",
@@ -323,7 +323,7 @@ CONTROLS_FILE = "controls.json"
 
 def controls_for(results: dict[str, SweepResult], plans: dict[str, dict[str, Any]], out: Path, root: str | None,
                  quiet: bool = False) -> dict[str, dict[str, dict[str, float]]]:
-    """The controls of the cheating scores (``moe.controls``: a mixture that cheats by construction, a hash
+    """The controls of the cheating scores (``moe.training.controls``: a mixture that cheats by construction, a hash
     router that cannot, a collapsed router), beside the cheating claims when the cheating sweep ran: on gm6, and
     on the cheating sweep's dataset with its subset sizes. Computed once per output directory (``controls.json``;
     a few seconds); a control that cannot run is left out with a warning, never costing the report."""

@@ -4,7 +4,7 @@
     kernel_cases  the kernel benchmark's cases (a registry of builders by canonical name)
     kernel_bench  ``python -m bench.speed.kernel_bench``: the MoE kernels on the CPU or a GPU
     train_cases   the training benchmark's shapes and the bare torch loop each is timed against
-    train_speed   ``python -m bench.speed.train_speed`` (or ``bench.train_speed``): moe.train's loop against the bare loop
+    train_speed   ``python -m bench.speed.train_speed`` (or ``bench.train_speed``): the training loop (moe.training.loop) against the bare loop
     first_batch   its start-up probe: a fresh process up to a run's first batch
     sweep_speed   ``python -m bench.speed.sweep_speed NAME``: a sweep with stacked seeds against unstacked
     gpu_check     ``python -m bench.speed.gpu_check``: everything GPU-specific in one command, into one folder

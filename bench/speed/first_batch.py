@@ -1,5 +1,5 @@
 """The start-up probe of ``python -m bench.speed.train_speed``: ``python -m bench.speed.first_batch SHAPE
-[--data-root DIR]`` runs ``moe.train.run`` on the shape's config from a fresh process and prints the wall-clock
+[--data-root DIR]`` runs ``moe.training.loop.run`` on the shape's config from a fresh process and prints the wall-clock
 time (``time.time()``) at which its first training epoch starts, then exits at once.
 
 The parent takes the time before it starts the process: the difference is the start-up of a run (Python,
@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-import moe.train
+import moe.training.loop
 from bench.speed.train_cases import config_of, dataset_for
 
 
@@ -23,10 +23,10 @@ def main(argv: list[str]) -> None:
         print(f"{time.time():.6f}", flush=True)
         os._exit(0)  # nothing after the first batch is measured
 
-    moe.train.train_epoch = first_batch  # the loop run() calls
+    moe.training.loop.train_epoch = first_batch  # the loop run() calls
     generated = root is None and cfg.get("dataset") != "gm6"  # MNIST's shape without its files: made here
     data = dataset_for(cfg, None) if generated else None  # else run() loads it, as a run would
-    moe.train.run({**cfg, "threads": 1}, data=data)
+    moe.training.loop.run({**cfg, "threads": 1}, data=data)
     sys.exit("error: the run ended without a training batch")
 
 

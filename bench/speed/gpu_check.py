@@ -9,7 +9,7 @@ runs out of time is recorded and the next one runs):
 1. ``tests``: the GPU tests (``tests/gpu``: Triton kernels against the torch fallback on CUDA tensors, a run on
    the GPU against the CPU, stacked seeds on the GPU) and the kernels' ahead-of-time compilation checks;
 2. ``kernel_bench``: ``python -m bench.speed.kernel_bench --device cuda``;
-3. ``train_speed``: ``python -m bench.speed.train_speed --device cuda`` (moe.train's loop against the bare loop);
+3. ``train_speed``: ``python -m bench.speed.train_speed --device cuda`` (the training loop (moe.training.loop) against the bare loop);
 4. ``sweep``: a one-epoch MNIST sweep (2 routers x 2 seeds, 4 experts) on fractional GPUs (0.25 each), from
    ``--data-root`` or, without it, generated files of MNIST's format written into the folder.
 
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import yaml
 
-from moe.record import write_json_atomic
+from moe.records.record import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET_S = 480

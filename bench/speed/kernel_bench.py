@@ -27,7 +27,7 @@ import torch
 from bench.speed.kernel_cases import GPU_SHAPES, REGISTRY, build, offsets_of
 from bench.speed.timing import paired_ratio, quantiles, time_interleaved
 from kernels import grouped_mm
-from moe.record import write_json_atomic
+from moe.records.record import write_json_atomic
 from moe.registry import suggestion
 
 

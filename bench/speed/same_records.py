@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-import moe.train
+import moe.training.loop
 from bench.speed.train_cases import generated_mnist
-from moe.record import write_json_atomic
-from moe.record_diff import largest
+from moe.records.record import write_json_atomic
+from moe.records.record_diff import largest
 
 GM6 = dict(dataset="gm6", epochs=3, n_train=600, n_test=200, lr=0.05)
 MNIST = dict(dataset="mnist", epochs=2, n_train=1000, n_test=300, lr=0.01, optimizer="adam")
@@ -58,7 +58,7 @@ def key(index: int, config: dict[str, Any]) -> str:
 def record_of(config: dict[str, Any], mnist) -> dict[str, Any]:
     """The record of one configuration, without when and where it ran; {"error": ...} if it cannot run."""
     try:
-        rec = moe.train.run({**config, "threads": 1}, data=mnist if config["dataset"] == "mnist" else None)
+        rec = moe.training.loop.run({**config, "threads": 1}, data=mnist if config["dataset"] == "mnist" else None)
     except Exception as err:  # a configuration the code refuses or fails on is a result to compare too
         return {"error": f"{type(err).__name__}: {err}"}
     for k in WHEN_AND_WHERE:
@@ -83,7 +83,7 @@ def write(path: str, only: str | None = None) -> dict[str, Any]:
 
 def compare(before: dict[str, Any], after: dict[str, Any], tolerance: float = 0.0) -> list[tuple[str, str, float]]:
     """(configuration, path of the largest difference, its size) of every configuration whose records differ by
-    more than ``tolerance`` (``moe.record_diff``: absolute up to 1, relative above; 0: bitwise). With a tolerance,
+    more than ``tolerance`` (``moe.records.record_diff``: absolute up to 1, relative above; 0: bitwise). With a tolerance,
     the int8 weight images compare as equal within one quantisation step."""
     out = []
     for name in sorted(set(before) | set(after)):

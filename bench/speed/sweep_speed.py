@@ -20,7 +20,7 @@ from bench.speed.kernel_bench import meta
 from bench.speed.timing import paired_ratio, time_interleaved
 from bench.sweep.runner import run
 from bench.sweep.spec import SweepError, parse_set
-from moe.record import write_json_atomic
+from moe.records.record import write_json_atomic
 
 
 def main(argv: list[str] | None = None) -> int:

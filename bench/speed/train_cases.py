@@ -1,7 +1,7 @@
 """The shapes of the training-speed benchmark (``python -m bench.speed.train_speed``) and the bare torch loop
 each is timed against.
 
-A shape is a ``moe.train`` config (the model, objective, optimizer and batch size) and a training-set size.
+A shape is a ``moe.training.loop`` config (the model, objective, optimizer and batch size) and a training-set size.
 The bare loop is the same model written in a few obvious lines: the gate as an ``nn.Sequential``, the experts
 as stacked weights [E, D, C] (linear) or a list of modules (the seed code's CNN), the dense softmax mixture
 log sum_e p_e q_e, the same optimizer with one parameter group, shuffled mini-batches of the same size; no
@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from moe.data import Dataset, load_dataset
 from moe.registry import suggestion
 
-# name -> (moe.train config fields, n_train, n_test): the issue's three shapes
+# name -> (moe.training.loop config fields, n_train, n_test): the issue's three shapes
 SHAPES: dict[str, tuple[dict[str, Any], int, int]] = {
     "gm6[expert=linear,gate=linear,E=4]": (
         dict(dataset="gm6", experts=4, expert="linear", router="softmax", gate="linear", batch_size=32,

@@ -1,14 +1,14 @@
-"""python -m bench.speed.train_speed (also ``python -m bench.train_speed``): the speed of ``moe.train``'s training
+"""python -m bench.speed.train_speed (also ``python -m bench.train_speed``): the speed of ``moe.training.loop``'s training
 loop against a bare torch loop of the same model and data, every figure a ratio measured in the same run.
 
 For each shape (``bench.speed.train_cases``: gm6 with linear experts; MNIST with 10 linear experts and an MLP
 gate; the seed code's CNN experts and CNN gate), one round times, in a shuffled order:
 
-- ``moe_train``: one epoch of ``moe.epochs.train_epoch`` (what ``moe.train.run`` runs: forward, loss, backward
-  with its checks, optimizer step, per-expert statistics) on the model, loss and optimizer ``moe.train`` builds;
+- ``moe_train``: one epoch of ``moe.training.epochs.train_epoch`` (what ``moe.training.loop.run`` runs: forward, loss, backward
+  with its checks, optimizer step, per-expert statistics) on the model, loss and optimizer ``moe.training.loop`` builds;
 - ``bare_train``: one epoch of the bare loop (``train_cases.BareLoop``: forward, backward, step, nothing else);
-- ``stacked_train`` (shapes ``moe.stacked`` supports): one epoch of the functional loop of stacked seeds with one
-  seed (``moe.stacked.stacked_epoch``: batched matmuls, no routing plan; records within 1e-5 of ``moe.train``'s,
+- ``stacked_train`` (shapes ``moe.training.stacked`` supports): one epoch of the functional loop of stacked seeds with one
+  seed (``moe.training.stacked.stacked_epoch``: batched matmuls, no routing plan; records within 1e-5 of ``moe.training.loop``'s,
   not bitwise), for comparison, without a target (measured no faster than ``moe_train``: stacking shares the
   per-step cost between seeds, it does not make the step cheaper);
 - ``moe_eval`` / ``bare_eval``: the per-epoch test accuracy of each;
@@ -17,7 +17,7 @@ gate; the seed code's CNN experts and CNN gate), one round times, in a shuffled 
 Ratios (median of the per-round ratios, 95% bootstrap interval, verdict against the target, as
 ``bench.speed.kernel_bench`` prints them): samples/s of moe_train over bare_train (target >= 0.8); each loop's
 FLOP/s (the bare model's FLOPs per step, counted by torch, x steps / time) over the dense matmul's; evaluation
-time per epoch, bare over moe. Start-up: the wall time of a fresh process running ``moe.train.run`` up to its
+time per epoch, bare over moe. Start-up: the wall time of a fresh process running ``moe.training.loop.run`` up to its
 first batch (``bench.speed.first_batch``) over that of ``python -c 'import torch'``, in interleaved rounds.
 
     python -m bench.speed.train_speed [--rounds R (default 7)] [--startup-rounds S (default 3; 0: skip)]
@@ -38,12 +38,12 @@ import torch
 from bench.speed.kernel_bench import meta
 from bench.speed.timing import paired_ratio, quantiles, time_interleaved
 from bench.speed.train_cases import bare_loop, config_of, dataset_for, shape_names
-from moe import stacked
+from moe.training import stacked
 from moe.config import ConfigError
-from moe.epochs import train_epoch
-from moe.evaluate import accuracy
-from moe.record import write_json_atomic
-from moe.train import checked_data, resolve_device, set_up, start_phase
+from moe.training.epochs import train_epoch
+from moe.training.evaluate import accuracy
+from moe.records.record import write_json_atomic
+from moe.training.loop import checked_data, resolve_device, set_up, start_phase
 from moe.validate import as_config
 
 MM = 512  # the dense matmul: [MM, MM] @ [MM, MM], MM_REPEAT times per call
@@ -75,7 +75,7 @@ def shape_fns(name: str, args, device: torch.device) -> tuple[dict[str, Callable
     def moe_epoch():
         stats = train_epoch(t.model, optimizer, t.loss_fn, t.x_train, t.y_train, cfg.batch_size, t.batch_order)
         if not stats["finite"]:
-            raise RuntimeError(f"{name}: the moe.train loop diverged while timing: {stats.get('reason')}")
+            raise RuntimeError(f"{name}: the training loop diverged while timing: {stats.get('reason')}")
 
     def matmuls():
         for _ in range(MM_REPEAT):
@@ -113,7 +113,7 @@ def run_shape(name: str, args, device: torch.device) -> list[dict[str, Any]]:
     rows = [ratio_row(name, "samples/s: moe_train / bare_train", times["bare_train"], times["moe_train"], ">=", 0.8,
                       args.seed, moe_samples_s=s["samples"] / med["moe_train"], bare_samples_s=s["samples"] / med["bare_train"],
                       moe_ms=1e3 * med["moe_train"], bare_ms=1e3 * med["bare_train"])]
-    if "stacked_train" in times:  # no target: a comparison (records within 1e-5 of moe.train's, not bitwise)
+    if "stacked_train" in times:  # no target: a comparison (records within 1e-5 of moe.training.loop's, not bitwise)
         rows.append(ratio_row(name, "samples/s: stacked_train (S = 1) / bare_train", times["bare_train"],
                               times["stacked_train"], ">=", None, args.seed,
                               stacked_samples_s=s["samples"] / med["stacked_train"], stacked_ms=1e3 * med["stacked_train"]))
@@ -131,7 +131,7 @@ def run_shape(name: str, args, device: torch.device) -> list[dict[str, Any]]:
 
 
 def startup_row(name: str, args) -> dict[str, Any]:
-    """Fresh processes: moe.train.run up to its first batch, against python -c 'import torch'."""
+    """Fresh processes: moe.training.loop.run up to its first batch, against python -c 'import torch'."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     probe = [sys.executable, "-m", "bench.speed.first_batch", name,
              *(["--data-root", args.data_root] if args.data_root else [])]

@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
                     help="retries of a trial that raises or loses its node, each from its latest checkpoint (default: 1)")
     ap.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="asha: stop weak trials early")
     ap.add_argument("--stack-seeds", choices=("off", "auto", "on"), default=None,
-                    help="train the trials that differ only in their seed together, as one stacked model (moe.stacked: "
+                    help="train the trials that differ only in their seed together, as one stacked model (moe.training.stacked: "
                          "softmax router, linear / mlp gate, linear experts, no regulariser, joint regime): auto groups "
                          "the configurations it supports, on refuses the others, off never groups (default: auto, or off "
                          "with --scheduler asha, which needs per-epoch reports)")

@@ -1,8 +1,8 @@
 """Seeds of a sweep trained together (``--stack-seeds``): the trials that differ only in ``seed`` run as one
-Ray trial that trains them as one stacked model (``moe.stacked.train_stacked``) and reports one record each.
+Ray trial that trains them as one stacked model (``moe.training.stacked.train_stacked``) and reports one record each.
 
 A unit of work is a list of trials: one trial, or a seed group (two or more trials whose configs are equal but
-for the seed, every one supported by ``moe.stacked``). With the option off, every unit is one trial.
+for the seed, every one supported by ``moe.training.stacked``). With the option off, every unit is one trial.
 
 ``--stack-seeds on``: a configuration whose seeds could be grouped but whose components the stacked path does not
 support is refused before any work, one line per field and configuration; ``auto`` runs those seeds alone;
@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.sweep.spec import SweepError, Trial
 from moe.config import ConfigError
-from moe.stacked import problems
+from moe.training.stacked import problems
 from moe.validate import from_dict
 
 
@@ -28,7 +28,7 @@ def sibling_key(trial: Trial) -> str:
 
 
 def stack_problems(trial: Trial) -> list[str]:
-    """Why the trial's seeds cannot train stacked (moe.stacked's rules on its full config); empty: they can."""
+    """Why the trial's seeds cannot train stacked (moe.training.stacked's rules on its full config); empty: they can."""
     try:
         return problems(from_dict(trial.config))
     except ConfigError as err:

@@ -28,7 +28,7 @@ from typing import Any
 
 from bench.sweep.spec import Sweep, SweepError, Trial
 from moe.files import load_json
-from moe.record import versions, write_json_atomic
+from moe.records.record import versions, write_json_atomic
 
 META = "sweep.json"
 STATE_FILE = "state.pt"  # the training state inside a checkpoint directory

@@ -17,12 +17,12 @@ from bench.sweep.groups import member_indices
 from bench.sweep.layout import SweepDir
 from bench.sweep.spec import FIELD_DEFAULTS, Trial
 from bench.sweep.trial import dataset_key, read_checkpoint
-from moe.checkpoint import TrainState
+from moe.training.checkpoint import TrainState
 from moe.config import ConfigError
-from moe.provenance import provenance
-from moe.record import SCHEMA, error_record, versions
-from moe.saturation import routing_dynamics, saturation_k
-from moe.train import evaluate_state, resolve_device, run_data
+from moe.records.provenance import provenance
+from moe.records.record import SCHEMA, error_record, versions
+from moe.scoring.saturation import routing_dynamics, saturation_k
+from moe.training.loop import evaluate_state, resolve_device, run_data
 from moe.validate import from_dict
 
 
@@ -47,7 +47,7 @@ def full_config(config: dict[str, Any]) -> dict[str, Any]:
 def stopped_record(trial: Trial, last_result: dict[str, Any], checkpoint, datasets: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
     """The record of a trial the scheduler stopped: it never sent its final report, so the driver scores the
     model of its latest checkpoint (``checkpoint``, a ``tune.Checkpoint`` or None: its last finished epoch)
-    with ``moe.train.evaluate_state``, as an ``ok`` run is scored; ``bench.scored_from_epoch`` says which
+    with ``moe.training.loop.evaluate_state``, as an ``ok`` run is scored; ``bench.scored_from_epoch`` says which
     epoch. When that fails (no checkpoint, an unreadable one) the record keeps the last epoch's validation
     accuracy (``validation``; its ``test`` stays empty: the test split is scored only at the end) and says why
     in ``bench.not_scored``: a stopped trial never stops the sweep."""
@@ -68,7 +68,7 @@ def stopped_record(trial: Trial, last_result: dict[str, Any], checkpoint, datase
 def scored_from_checkpoint(config: dict[str, Any], checkpoint,
                            datasets: dict[str, dict[str, Any]] | None) -> tuple[int, dict[str, Any]]:
     """(the epoch of a trial's latest checkpoint, the record fields it gives: config, history and the final
-    evaluation (test and validation) of its model by ``moe.train.evaluate_state``, on the driver: these models are small)."""
+    evaluation (test and validation) of its model by ``moe.training.loop.evaluate_state``, on the driver: these models are small)."""
     if checkpoint is None:
         raise FileNotFoundError("the trial left no checkpoint")
     state = TrainState.from_bytes(read_checkpoint(checkpoint))

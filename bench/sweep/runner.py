@@ -22,7 +22,7 @@ duplicates it. ``--resume DIR --retry-errors`` also reruns the ``error`` trials,
 
 Failures: a trial that raises (or whose node dies) is retried ``--max-failures`` times (default 1), each
 retry from its latest checkpoint, then kept as an ``error`` record with its message; a run whose loss
-becomes NaN/inf is a ``diverged`` record (``moe.train.run`` stops it), and so is a trial that raises on a
+becomes NaN/inf is a ``diverged`` record (``moe.training.loop.run`` stops it), and so is a trial that raises on a
 non-finite value anywhere else (``moe.routers.NonFiniteError``: a gate, an evaluation); a trial stopped by
 ``--scheduler asha`` (on its validation accuracy, ``val_accuracy``; a sweep with a trial without a
 validation split, ``val_fraction`` 0, is refused) is a ``stopped`` record scored like an ``ok`` one, from
@@ -51,7 +51,7 @@ from bench.report.sweep import write_sweep_report
 from bench.table import build as build_tables
 from moe.config import Config
 from moe.data import dataset_options, load_dataset
-from moe.checkpoint import StateMismatch, TrainState
+from moe.training.checkpoint import StateMismatch, TrainState
 
 SCHEDULERS = ("fifo", "asha")
 

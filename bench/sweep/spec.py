@@ -35,7 +35,7 @@ from typing import Any
 
 from bench.sweep import shape
 from moe.config import FIELD_TYPES, Config, ConfigError
-from moe.naming import SHORT, format_value  # one spelling of a configuration's name
+from moe.records.naming import SHORT, format_value  # one spelling of a configuration's name
 from moe.registry import suggestion
 from moe.validate import from_dict
 
@@ -44,7 +44,7 @@ TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "
 BUDGET_FIELDS = ("epochs", "n_train", "n_test")
 RESOURCE_KEYS = ("cpu", "gpu", "max_concurrent")
 DEFAULT_RESOURCES = {"cpu": 1, "gpu": "auto", "max_concurrent": None}
-ALIASES = {v: k for k, v in SHORT.items()}  # the short names used inside configuration names (moe.naming's)
+ALIASES = {v: k for k, v in SHORT.items()}  # the short names used inside configuration names (moe.records.naming's)
 NAME_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*\[(.*)\]\s*$")
 
 

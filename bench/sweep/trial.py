@@ -1,18 +1,18 @@
-"""One sweep trial inside a Ray Tune worker: ``moe.train.run`` with a ``tune.report`` after every epoch.
+"""One sweep trial inside a Ray Tune worker: ``moe.training.loop.run`` with a ``tune.report`` after every epoch.
 
 The trainable gets ``config = {"trial": Trial.to_dict()}`` and, through ``tune.with_parameters``, the
 datasets the driver loaded once (``Dataset.to_numpy()`` dicts, read zero-copy from the object store).
 Its last report carries the whole run record as JSON (``record_json``): the driver writes it to the
 results directory, so nothing depends on files written on a worker node.
 
-Checkpoints: every epoch's report carries the run's whole training state (``moe.train.TrainState``, one
+Checkpoints: every epoch's report carries the run's whole training state (``moe.training.loop.TrainState``, one
 file ``state.pt``; Ray keeps the latest per trial). A trial starts from ``tune.get_checkpoint()`` when
 Tune retries it after a failure, else from the state a ``--resume`` driver found in an earlier
 experiment directory (``resume_states``), else from epoch 0; its record then says ``resumed_from_epoch``.
 On a multi-node cluster whose storage path is not shared, Ray cannot store checkpoints from other
 nodes: the trial then reports without them (and says so in ``bench.checkpoints``).
 
-``moe.train`` is imported at module import, i.e. once per worker process: with reused actors, a trial
+``moe.training.loop`` is imported at module import, i.e. once per worker process: with reused actors, a trial
 does not pay a fresh torch import. Ray is imported inside the functions that need it: the driver
 imports this module to list and validate sweeps without starting Ray.
 """
@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-import moe.stacked
-import moe.train
+import moe.training.stacked
+import moe.training.loop
 from bench.sweep.layout import STATE_FILE
-from moe.checkpoint import StateMismatch
+from moe.training.checkpoint import StateMismatch
 from moe.config import Config, ConfigError, preset_values
 from moe.data import dataset_options
-from moe.record import atomic_write_bytes, error_record, jsonable
+from moe.records.record import atomic_write_bytes, error_record, jsonable
 from moe.routers import NonFiniteError
 from moe.validate import from_dict
 
@@ -152,7 +152,7 @@ def _alive(pid: int) -> bool:
 
 
 class EpochReporter:
-    """One ``tune.report`` per epoch, carrying the state ``moe.train.run`` saved just before (``on_state``)."""
+    """One ``tune.report`` per epoch, carrying the state ``moe.training.loop.run`` saved just before (``on_state``)."""
 
     def __init__(self):
         self.state: bytes | None = None
@@ -185,17 +185,17 @@ class EpochReporter:
 
 def _train(index: int, cfg: dict[str, Any], data, on_epoch, state: bytes | None, state_from: str | None,
            reporter: EpochReporter) -> tuple[dict[str, Any], str | None]:
-    """(the record of ``moe.train.run`` from ``state``, where that state came from): a resume state saved
+    """(the record of ``moe.training.loop.run`` from ``state``, where that state came from): a resume state saved
     under another config is dropped and the run starts afresh."""
     try:
-        record = moe.train.run(cfg, data=data, on_epoch=on_epoch, state=state, on_state=reporter.keep)
+        record = moe.training.loop.run(cfg, data=data, on_epoch=on_epoch, state=state, on_state=reporter.keep)
     except StateMismatch as err:
         if state_from != "resume":
             raise
         # a state an earlier run left under another config (the trial's CPU share changed its threads): start afresh
         print(f"warning: trial {index}: not resuming: {err}", file=sys.stderr)
         state_from = None
-        record = moe.train.run(cfg, data=data, on_epoch=on_epoch, on_state=reporter.keep)
+        record = moe.training.loop.run(cfg, data=data, on_epoch=on_epoch, on_state=reporter.keep)
     return record, state_from
 
 
@@ -258,7 +258,7 @@ def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None
 
 
 def seed_group(trial: dict[str, Any], datasets: dict[str, dict[str, Any]] | None, started: float, started_at: float) -> None:
-    """A seed group's trials trained together by ``moe.stacked.train_stacked``; one final report carrying every
+    """A seed group's trials trained together by ``moe.training.stacked.train_stacked``; one final report carrying every
     member's record (``records_json``). ``bench.trial_s`` of a member is the group's time over its seeds."""
     from ray import tune
 
@@ -267,7 +267,7 @@ def seed_group(trial: dict[str, Any], datasets: dict[str, dict[str, Any]] | None
     if cfg.get("threads") is None:
         cfg["threads"] = max(1, math.floor(cpu_share()))
     seeds = [m["config"].get("seed", Config().seed) for m in members]
-    records = moe.stacked.train_stacked(cfg, seeds, data=(datasets or {}).get(dataset_key(cfg)))
+    records = moe.training.stacked.train_stacked(cfg, seeds, data=(datasets or {}).get(dataset_key(cfg)))
     took = time.perf_counter() - started
     for m, record in zip(members, records):
         record["bench"] = {"index": m["index"], "name": m["name"], "trial_s": took / len(members), "group_s": took,

@@ -2,7 +2,7 @@
 
 Std with ddof=1, blank for a single run; run counts by status; collapsed runs (when there are any:
 ok runs with at least 99% of the test samples on one expert, ``collapsed_mask``), left out of the Pareto sets; headers show
-each score's direction (``moe.metrics.DIRECTIONS``); "–" marks no value.
+each score's direction (``moe.scoring.metrics.DIRECTIONS``); "–" marks no value.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 import pandas as pd
 
 from bench.table.runs import STATUSES, busiest_share
-from moe.metrics import COLLAPSE_SHARE
-from moe.scores import DOCS
-from moe.scores import DIRECTIONS
+from moe.scoring.metrics import COLLAPSE_SHARE
+from moe.scoring.scores import DOCS
+from moe.scoring.scores import DIRECTIONS
 
 # The columns of table.md / table.tex (the DataFrame holds every score); those absent or all-NaN are dropped.
 TABLE_SCORES = ("accuracy", "nmi", "ami", "mi_bits", "purity", "partition_nmi", "module_nmi", "usage_entropy", "dead_experts",
@@ -68,7 +68,7 @@ def busiest_shares(runs: pd.DataFrame) -> pd.Series:
 
 
 def collapsed_mask(runs: pd.DataFrame) -> pd.Series:
-    """Runs that are collapsed: busiest_share >= moe.metrics.COLLAPSE_SHARE (the score ``collapsed``,
+    """Runs that are collapsed: busiest_share >= moe.scoring.metrics.COLLAPSE_SHARE (the score ``collapsed``,
     docs/scores.md); False where unknown."""
     return busiest_shares(runs) >= COLLAPSE_SHARE
 

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from moe.scores import DIRECTIONS
+from moe.scoring.scores import DIRECTIONS
 
 # Scores plotted against accuracy for the Pareto sets (each with a direction other than neutral).
 PARETO_SCORES = ("nmi", "mi_bits", "purity", "partition_nmi", "partition_ari", "cheating_index",

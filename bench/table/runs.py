@@ -7,20 +7,20 @@ or copied) is kept as is.
 
 I(E;Y) and H(E) in bits (``mi_bits``, ``h_expert_bits``): the mutual information between a test sample's
 expert (top-weight, the allocation's columns) and its class (rows), and the entropy of the expert usage, from
-the run's class x expert allocation (``moe.metrics.mutual_information_bits``, ``moe.metrics.entropy`` / ln 2):
+the run's class x expert allocation (``moe.scoring.metrics.mutual_information_bits``, ``moe.scoring.metrics.entropy`` / ln 2):
 the numbers the seed code reports (max log2 E bits; 0 for a collapsed run).
 
 Routing dynamics: ``saturation_epoch``, the first epoch at which the validation split's router saturation
-(the overlap of each sample's top-k experts with those of the last epoch, ``moe.saturation``) reaches 0.9;
+(the overlap of each sample's top-k experts with those of the last epoch, ``moe.scoring.saturation``) reaches 0.9;
 the per-epoch curve stays in the record (``routing_dynamics``), drawn by the report.
 
-Seed stability: for every ``ok`` run, the mean of ``moe.metrics.stability`` with each other ``ok`` run
+Seed stability: for every ``ok`` run, the mean of ``moe.scoring.metrics.stability`` with each other ``ok`` run
 of its configuration (same config but the seed), over the test samples' assignments; the table shows
 its mean over the configuration's runs (= the mean over pairs of seeds).
 
 Collapsed runs: a run whose test samples all went to one expert (``busiest_share`` 1, the fraction of
 the assigned test samples on the busiest expert) learned no split, and its stability with any seed is
-undefined (NaN, see ``moe.metrics.stability``), not 'perfectly stable'. Means over pairs and over runs
+undefined (NaN, see ``moe.scoring.metrics.stability``), not 'perfectly stable'. Means over pairs and over runs
 leave those NaNs out.
 """
 from __future__ import annotations
@@ -33,8 +33,8 @@ import pandas as pd
 import torch
 
 from moe.config import FIELD_TYPES
-from moe.metrics import entropy, mutual_information_bits, stability
-from moe.scores import DIRECTIONS
+from moe.scoring.metrics import entropy, mutual_information_bits, stability
+from moe.scoring.scores import DIRECTIONS
 
 STATUSES = ("ok", "diverged", "error", "stopped")
 ID_COLUMNS = ["index", "name", "status", "error", "failures"]
@@ -68,14 +68,14 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def saturation_epoch(rec: dict[str, Any]) -> float:
-    """The record's ``routing_dynamics.saturation_epoch`` (``moe.saturation``: the first epoch at which the
+    """The record's ``routing_dynamics.saturation_epoch`` (``moe.scoring.saturation``: the first epoch at which the
     validation split's router saturation reaches 0.9); NaN without one (no validation split, an older record)."""
     v = (rec.get("routing_dynamics") or {}).get("saturation_epoch")
     return math.nan if v is None else v
 
 
 def provenance_columns(rec: dict[str, Any]) -> dict[str, Any]:
-    """The record's ``provenance`` block (``moe.provenance``) as runs.csv columns; None where a record (written
+    """The record's ``provenance`` block (``moe.records.provenance``) as runs.csv columns; None where a record (written
     before provenance existed) lacks it. ``versions``: the package versions as JSON text."""
     p = rec.get("provenance") or {}
     vers = p.get("versions") or rec.get("versions") or None

@@ -1,5 +1,5 @@
 """saturation.png: router saturation per epoch, one line per configuration (the mean over the seeds of its ``ok``
-runs at each epoch), from the records' ``routing_dynamics`` (``moe.saturation``: the share of the validation
+runs at each epoch), from the records' ``routing_dynamics`` (``moe.scoring.saturation``: the share of the validation
 split's top-k expert choices after epoch t that match those after the last epoch, OLMoE's router saturation).
 
 A dashed line marks the 0.9 of ``saturation_epoch``. Every curve ends at 1 (its own last epoch); a configuration
@@ -14,8 +14,8 @@ from typing import Any, Sequence
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from moe.plots import save_png
-from moe.saturation import THRESHOLD
+from moe.pictures.plots import save_png
+from moe.scoring.saturation import THRESHOLD
 
 
 def saturation_curves(records: Sequence[dict[str, Any]]) -> dict[str, tuple[list[int], list[float], int]]:

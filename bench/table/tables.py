@@ -8,7 +8,7 @@ Inputs, in a sweep directory: ``records/*.json`` (one run record per finished tr
     results_long.csv  one row per run and metric (value, direction, the run's git commit and data fingerprint)
     table.md/.tex one row per configuration: mean +- std over the seeds of its ``ok`` runs (std with
                   ddof=1, blank for a single run), run counts by status, collapsed runs (when there are
-                  any); headers show each score's direction (moe.metrics.DIRECTIONS); "–" marks no value
+                  any); headers show each score's direction (moe.scoring.metrics.DIRECTIONS); "–" marks no value
     pareto.csv    for each interpretability score, the configurations not dominated in
                   (accuracy, score) -- higher accuracy and the better direction of the score
     tradeoff.png  accuracy against NMI and against the cheating index, coloured by router, front drawn
@@ -36,9 +36,9 @@ from bench.table.saturation import saturation_plot
 from bench.table.tradeoff import tradeoff_plot
 from bench.table.vs_experts import expert_count_figure
 from moe.config import FIELD_TYPES
-from moe.naming import full_name, wrapped
-from moe.plots import allocation_heatmap
-from moe.record import atomic_write_bytes
+from moe.records.naming import full_name, wrapped
+from moe.pictures.plots import allocation_heatmap
+from moe.records.record import atomic_write_bytes
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from moe.scores import DIRECTIONS
-from moe.plots import save_png
+from moe.scoring.scores import DIRECTIONS
+from moe.pictures.plots import save_png
 
 PANELS = ("nmi", "cheating_index")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from moe.plots import save_png
+from moe.pictures.plots import save_png
 
 PANELS = (  # (column, axis label, log y)
     ("accuracy", "test accuracy (higher is better)", False),

@@ -1,5 +1,5 @@
 """planted: generated data whose labels come from known sub-problems (modules), the planted ground truth that a
-gate's partition can be scored against (module_nmi, module_ari in ``moe.scores``).
+gate's partition can be scored against (module_nmi, module_ari in ``moe.scoring.scores``).
 
 After InterpretCC (its synthetic OpenXAI tasks) and MoE-X, which score against planted ground truth: that
 separates a gate that recovers the sub-problems from one that copies the labels.

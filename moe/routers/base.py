@@ -165,11 +165,11 @@ class Router(nn.Module):
     batch_dependent = False  # True: a sample's routing depends on the rest of its batch (evaluate in training-size batches)
     uses_gate_network = True  # False: the router ignores cfg.gate (it must stay 'linear')
     learned = True  # False: a fixed router without parameters (hash)
-    removed: Tensor | None = None  # [E] bool: experts removed by an ablation (moe.ablation); None: all present
+    removed: Tensor | None = None  # [E] bool: experts removed by an ablation (moe.scoring.ablation); None: all present
 
     def without_removed(self, logits: Tensor) -> Tensor:
         """The logits with the removed experts' set to -inf, so that the router's own rule picks its next choice
-        (an ablation, ``moe.ablation``); the logits themselves when no expert is removed."""
+        (an ablation, ``moe.scoring.ablation``); the logits themselves when no expert is removed."""
         return logits if self.removed is None else logits.masked_fill(self.removed.to(logits.device), -math.inf)
     routing_modes: tuple[str, ...] = ("soft",)  # the values of cfg.routing it supports (the dense routers: soft, hard, gumbel)
 

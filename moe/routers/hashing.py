@@ -22,7 +22,7 @@ class HashRouter(Router):
     expert e(x) = floor(E * h), weight 1. Nearby inputs land in unrelated buckets, so usage is balanced and
     routing carries no information about the class (NMI ~ 0). probs is the one-hot of e(x), logits its log.
 
-    With experts removed (an ablation, ``moe.ablation``) a sample whose bucket's expert is removed goes to the
+    With experts removed (an ablation, ``moe.scoring.ablation``) a sample whose bucket's expert is removed goes to the
     next expert in hash order that is present: (e(x) + 1) mod E, then (e(x) + 2) mod E, ...
     """
 

@@ -31,7 +31,7 @@ class SoftRouter(Router):
 
     a dense gate whose logit for expert e is the log-sum-exp of its p slot logits (with p = 1, a cosine-
     similarity softmax gate). h(x) is the gate network's hidden state (``gate_features``: x for
-    ``gate: linear``), d its width. The logits are per expert, so removing an expert (``moe.ablation``)
+    ``gate: linear``), d its width. The logits are per expert, so removing an expert (``moe.scoring.ablation``)
     removes all its slots.
     """
 

@@ -1,11 +1,11 @@
 """Sweep directories made without Ray for the report and comparison tests: each trial of a small sweep file
-run by ``moe.train.run`` in this process, its record written where ``bench.sweep`` writes it."""
+run by ``moe.training.loop.run`` in this process, its record written where ``bench.sweep`` writes it."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import moe.train
+import moe.training.loop
 from bench.sweep import spec
 from bench.sweep.layout import SweepDir
 
@@ -24,7 +24,7 @@ def make_sweep_dir(root: Path, data: dict[str, Any] | None = None, name: str = "
     root.mkdir(parents=True, exist_ok=True)
     folder.write_meta(sweep, trials)
     for t in trials:
-        rec = moe.train.run(t.config)
+        rec = moe.training.loop.run(t.config)
         rec["bench"] = {"index": t.index, "name": t.name, "trial_s": 0.5}
         if edit is not None:
             edit(rec)

@@ -4,9 +4,9 @@ runs. ``python -m bench.speed.gpu_check`` runs these with the GPU benchmarks."""
 import pytest
 import torch
 
-import moe.train
+import moe.training.loop
 from kernels import grouped_mm, topk_route
-from moe.stacked import train_stacked
+from moe.training.stacked import train_stacked
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU (CUDA)")
 
@@ -34,7 +34,7 @@ def test_triton_against_torch_on_cuda(T, E, k, K, N, dtype, tol):
 
 def test_a_run_on_the_gpu_matches_the_cpu():
     cfg = {"dataset": "gm6", "experts": 4, "router": "topk", "top_k": 2, "epochs": 2, "n_train": 600, "n_test": 200}
-    gpu, cpu = moe.train.run({**cfg, "device": "cuda"}), moe.train.run({**cfg, "device": "cpu"})
+    gpu, cpu = moe.training.loop.run({**cfg, "device": "cuda"}), moe.training.loop.run({**cfg, "device": "cpu"})
     assert gpu["status"] == cpu["status"] == "ok"
     assert abs(gpu["history"][0]["train_loss"] - cpu["history"][0]["train_loss"]) < 1e-3
     assert abs(gpu["test"]["accuracy"] - cpu["test"]["accuracy"]) <= 0.05
@@ -47,5 +47,5 @@ def test_stacked_seeds_on_the_gpu(router):
     cfg = {"dataset": "gm6", "experts": 3, "epochs": 2, "n_train": 600, "n_test": 200, "device": "cuda", **router}
     stacked = train_stacked(cfg, [0, 1])
     for s, rec in zip((0, 1), stacked):
-        alone = moe.train.run({**cfg, "seed": s})
+        alone = moe.training.loop.run({**cfg, "seed": s})
         assert abs(rec["history"][-1]["train_loss"] - alone["history"][-1]["train_loss"]) < 1e-4

@@ -1,13 +1,13 @@
-"""moe.ablation: removing one expert at a time, on hand-built models with known answers and against a per-sample
+"""moe.scoring.ablation: removing one expert at a time, on hand-built models with known answers and against a per-sample
 reference computed from the router's probabilities and every expert's own prediction."""
 import math
 
 import pytest
 import torch
 
-from moe import ablation
+from moe.scoring import ablation
 from moe.data import Dataset
-from moe.evaluate import eval_order, evaluate, predict
+from moe.training.evaluate import eval_order, evaluate, predict
 from moe.model import build_model
 from moe.routers import ROUTERS, Router, Routing
 from moe.validate import from_dict
@@ -196,8 +196,8 @@ def test_evaluate_records_the_ablation_and_its_scores(monkeypatch):
     assert len(fields["coactivation"]) == 3  # k = 2: a table
     one = evaluate(owner_model("switch"), data, torch.device("cpu"), 16)
     assert one["coactivation"] is None  # k = 1
-    import moe.evaluate
-    monkeypatch.setattr(moe.evaluate, "MAX_COACTIVATION_EXPERTS", 2)  # beyond the cap (64 experts): no E x E table
+    import moe.training.evaluate
+    monkeypatch.setattr(moe.training.evaluate, "MAX_COACTIVATION_EXPERTS", 2)  # beyond the cap (64 experts): no E x E table
     assert evaluate(owner_model("topk", top_k=2), data, torch.device("cpu"), 16)["coactivation"] is None
     assert one["test"]["causal_agreement"] == pytest.approx(1.0)
     p = predict(owner_model("switch"), x)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-import moe.train
+import moe.training.loop
 from moe.config import ConfigError
 from moe.routers import NonFiniteError
 from moe.validate import from_dict
@@ -13,7 +13,7 @@ from moe.validate import from_dict
 
 @pytest.fixture
 def no_training(monkeypatch):
-    monkeypatch.setattr(moe.train, "run", lambda *a, **k: pytest.fail("training started for a bad config"))
+    monkeypatch.setattr(moe.training.loop, "run", lambda *a, **k: pytest.fail("training started for a bad config"))
 
 
 def one_error(capsys) -> str:
@@ -44,7 +44,7 @@ def one_error(capsys) -> str:
     (["--expert-hidden=10000000000"], "expert_hidden", "<= 65536"),
 ])
 def test_the_issues_bad_values_stop_at_the_start(argv, field, words, capsys, no_training):
-    assert moe.train.main([*argv, "--quiet"]) == 2
+    assert moe.training.loop.main([*argv, "--quiet"]) == 2
     line = one_error(capsys)
     assert line.startswith(f"error: {field}:") and words in line
 
@@ -55,7 +55,7 @@ def test_the_issues_bad_values_stop_at_the_start(argv, field, words, capsys, no_
 ])
 def test_json_infinity_and_huge_numbers_in_a_config_file(text, field, tmp_path, capsys, no_training):
     (tmp_path / "c.json").write_text(text)
-    assert moe.train.main(["--config", str(tmp_path / "c.json")]) == 2
+    assert moe.training.loop.main(["--config", str(tmp_path / "c.json")]) == 2
     assert one_error(capsys).startswith(f"error: {field}:")
 
 
@@ -69,7 +69,7 @@ def test_a_model_beyond_the_memory_cap_says_its_estimate_and_the_cap():
 
 def test_bogus_kernels_backend_is_refused_at_start(monkeypatch, capsys, no_training):
     monkeypatch.setenv("MOE_KERNELS", "bogus")
-    assert moe.train.main(["--quiet"]) == 2
+    assert moe.training.loop.main(["--quiet"]) == 2
     line = one_error(capsys)
     assert "MOE_KERNELS" in line and "'torch'" in line and "'triton'" in line
 
@@ -79,17 +79,17 @@ def test_triton_on_a_cpu_without_the_interpreter_is_refused_with_a_hint(monkeypa
 
     monkeypatch.setattr(common, "interpreting", lambda: False)
     monkeypatch.setenv("MOE_KERNELS", "triton")
-    assert moe.train.main(["--quiet", "--device=cpu"]) == 2
+    assert moe.training.loop.main(["--quiet", "--device=cpu"]) == 2
     line = one_error(capsys)
     assert "MOE_KERNELS" in line and ("TRITON_INTERPRET=1" in line or "not installed" in line) and "MOE_KERNELS=torch" in line
 
 
 def test_more_samples_than_the_dataset_has_is_an_error_after_loading(capsys):
-    assert moe.train.main(["--n-train=5000", "--epochs=1", "--quiet"]) == 2  # gm6 has 2,400 training samples
+    assert moe.training.loop.main(["--n-train=5000", "--epochs=1", "--quiet"]) == 2  # gm6 has 2,400 training samples
     line = one_error(capsys)
     assert line.startswith("error: n_train:") and "2,400" in line and "after loading" in line
     with pytest.raises(ConfigError, match=r"^n_test: must be at most 600"):
-        moe.train.run({"n_test": 601, "epochs": 1})
+        moe.training.loop.run({"n_test": 601, "epochs": 1})
 
 
 SMALL = {"n_train": 240, "n_test": 120, "epochs": 3}
@@ -97,35 +97,35 @@ SMALL = {"n_train": 240, "n_test": 120, "epochs": 3}
 
 def test_a_config_that_diverges_within_the_caps_is_a_diverged_record(tmp_path, capsys):
     values = {**SMALL, "epochs": 5, "lr": 10, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 10}
-    rec = moe.train.run(values)
+    rec = moe.training.loop.run(values)
     assert rec["status"] == "diverged" and rec["error"] is None
     assert rec["diverged"]["epoch"] == len(rec["history"]) < 5 and "non-finite" in rec["diverged"]["reason"]
     out = tmp_path / "r.json"
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in values.items()]
-    assert moe.train.main([*argv, "--quiet", "--out", str(out)]) == 1
+    assert moe.training.loop.main([*argv, "--quiet", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"diverged at epoch {rec['diverged']['epoch']}: ") and "Traceback" not in err
     assert json.loads(out.read_text())["diverged"] == rec["diverged"]
 
 
 def test_non_finite_final_evaluation_is_diverged_not_an_error(monkeypatch, tmp_path, capsys):
-    real = moe.train.evaluate
+    real = moe.training.loop.evaluate
 
     def nan_loss(*args, **kwargs):
         evaluated = real(*args, **kwargs)
         return {**evaluated, "test": {**evaluated["test"], "loss": math.nan}}
 
-    monkeypatch.setattr(moe.train, "evaluate", nan_loss)
-    rec = moe.train.run(SMALL)
+    monkeypatch.setattr(moe.training.loop, "evaluate", nan_loss)
+    rec = moe.training.loop.run(SMALL)
     assert rec["status"] == "diverged"
     assert rec["diverged"] == {"epoch": 3, "reason": "non-finite test loss in the final evaluation"}
 
     def raises(*args, **kwargs):
         raise NonFiniteError("gate logits are NaN or infinite")
 
-    monkeypatch.setattr(moe.train, "evaluate", raises)
+    monkeypatch.setattr(moe.training.loop, "evaluate", raises)
     out = tmp_path / "r.json"
-    assert moe.train.main(["--n-train=240", "--n-test=120", "--epochs=2", "--quiet", "--out", str(out)]) == 1
+    assert moe.training.loop.main(["--n-train=240", "--n-test=120", "--epochs=2", "--quiet", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.splitlines() == [f"diverged at epoch 2: non-finite gate logits in the final evaluation; record written to {out}"]
     written = json.loads(out.read_text())
@@ -133,12 +133,12 @@ def test_non_finite_final_evaluation_is_diverged_not_an_error(monkeypatch, tmp_p
 
 
 def test_non_finite_gradients_stop_the_epoch(monkeypatch):
-    import moe.epochs
+    import moe.training.epochs
 
-    real = moe.epochs.all_finite
+    real = moe.training.epochs.all_finite
     # the step's one check (the loss and every gradient) fails while the loss itself is finite: a gradient is not
-    monkeypatch.setattr(moe.epochs, "all_finite", lambda tensors: False if len(tensors) > 1 and tensors[0].dim() == 0 else real(tensors))
-    rec = moe.train.run(SMALL)
+    monkeypatch.setattr(moe.training.epochs, "all_finite", lambda tensors: False if len(tensors) > 1 and tensors[0].dim() == 0 else real(tensors))
+    rec = moe.training.loop.run(SMALL)
     assert rec["status"] == "diverged" and rec["diverged"] == {"epoch": 1, "reason": "non-finite gradients"}
     assert math.isfinite(rec["test"]["loss"])  # the model of the last good step is evaluated
 
@@ -146,7 +146,7 @@ def test_non_finite_gradients_stop_the_epoch(monkeypatch):
 def test_gradient_and_parameter_checks_see_nan_and_inf():
     import torch
 
-    from moe.epochs import gradients_finite, parameters_finite
+    from moe.training.epochs import gradients_finite, parameters_finite
 
     model = torch.nn.Linear(2, 2)
     assert parameters_finite(model) and gradients_finite(model)  # no gradient yet
@@ -163,7 +163,7 @@ def test_backward_checked_names_what_became_non_finite():
     """One check covers the loss and every gradient; the report says which, and nothing has stepped."""
     import torch
 
-    from moe.epochs import backward_checked
+    from moe.training.epochs import backward_checked
 
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

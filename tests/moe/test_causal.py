@@ -1,6 +1,6 @@
 """The new building blocks of issue 16 on hand-built cases and against independent references: adjusted mutual
 information (scikit-learn), Spearman's rank correlation (scipy), co-activation, and the causal scores of the
-ablation matrix (moe.causal)."""
+ablation matrix (moe.scoring.causal)."""
 import math
 
 import numpy as np
@@ -10,10 +10,10 @@ from scipy.stats import spearmanr
 from sklearn.metrics import adjusted_mutual_info_score
 from sklearn.metrics.cluster import expected_mutual_information as sk_emi
 
-from moe import ami as adjusted
-from moe import causal
-from moe import metrics as m
-from moe.scores import DIRECTIONS, SCORES, score
+from moe.scoring import ami as adjusted
+from moe.scoring import causal
+from moe.scoring import metrics as m
+from moe.scoring.scores import DIRECTIONS, SCORES, score
 
 
 def labels_of(table):

@@ -1,6 +1,6 @@
-"""moe.cheating: the bounded cheating index on hand-built allocation tables (with the values the first formula,
+"""moe.scoring.cheating: the bounded cheating index on hand-built allocation tables (with the values the first formula,
 (r - 1/C) / (acc - 1/C), gave for them), collapse and near chance at their thresholds, and the renamed expert
-prediction entropy; through moe.scores.score where the whole path matters."""
+prediction entropy; through moe.scoring.scores.score where the whole path matters."""
 from __future__ import annotations
 
 import math
@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 
-from moe import metrics, scores
-from moe.cheating import (NEAR_CHANCE, cheating_index, cheating_undefined, expert_prediction_entropy, majority_share,
+from moe.scoring import metrics
+from moe.scoring import scores
+from moe.scoring.cheating import (NEAR_CHANCE, cheating_index, cheating_undefined, expert_prediction_entropy, majority_share,
                           near_chance)
-from moe.metrics import COLLAPSE_SHARE
+from moe.scoring.metrics import COLLAPSE_SHARE
 
 
 def old_index(alloc, acc):

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from moe.config import FIELD_TYPES, Config, ConfigError, field_help, load_file
-from moe.train import main
+from moe.training.loop import main
 from moe.validate import from_dict
 
 

@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import moe.train
+import moe.training.loop
 from moe import config as caps
 from moe.config import FIELD_TYPES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, PRESETS, ROUTING_MODES, SUBSETS
 from moe.data import DATASETS
@@ -139,7 +139,7 @@ def flag_value(value) -> str:
 def cli(argv: list[str]) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = moe.train.main(argv)
+        code = moe.training.loop.main(argv)
     return code, err.getvalue()
 
 
@@ -160,7 +160,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         pytest.fail("training started for a bad config")
 
-    monkeypatch.setattr(moe.train, "run", refuse)
+    monkeypatch.setattr(moe.training.loop, "run", refuse)
 
 
 @pytest.mark.parametrize("field", list(BAD))

@@ -1,6 +1,6 @@
-"""moe.controls: the positive control (a mixture that cheats by construction) scores a cheating index ~1 with
+"""moe.training.controls: the positive control (a mixture that cheats by construction) scores a cheating index ~1 with
 constant experts, the negative control (a hash router) ~0, and a collapsed router NaN with the reason
-"collapsed", all through moe.evaluate, the scoring of every run record."""
+"collapsed", all through moe.training.evaluate, the scoring of every run record."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from moe import controls
+from moe.training import controls
 from moe.data import load_dataset
-from moe.scores import SCORE_KEYS, cheating_undefined
+from moe.scoring.scores import SCORE_KEYS, cheating_undefined
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""moe.epoch_stats: the statistics reduced once per epoch are bitwise those of the batch-by-batch reductions they
+"""moe.training.epoch_stats: the statistics reduced once per epoch are bitwise those of the batch-by-batch reductions they
 replace (the reference below is the loop's former code), for routers with dense, top-k, dropped and varying slots,
 with regularisers on, and when the kept batches are flushed in several chunks."""
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from moe import epoch_stats
+from moe.training import epoch_stats
 from moe.model import build_model
 from moe.objectives import Loss
 from moe.validate import from_dict
@@ -77,7 +77,7 @@ def test_runs():
 
 
 def test_all_finite_one_pass_and_its_overflow():
-    from moe.epochs import all_finite
+    from moe.training.epochs import all_finite
 
     assert all_finite([torch.tensor([3e38, 3e38]), torch.ones(3)])  # finite values whose norm overflows
     assert not all_finite([torch.ones(2), torch.tensor([1.0, float("nan")])])

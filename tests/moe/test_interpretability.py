@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from moe.interpretability import experts_used, local_fidelity, used_expert_parameters
-from moe.scores import score
+from moe.scoring.interpretability import experts_used, local_fidelity, used_expert_parameters
+from moe.scoring.scores import score
 
 
 def test_local_fidelity_counts_the_samples_whose_routed_expert_alone_gives_the_mixtures_prediction():

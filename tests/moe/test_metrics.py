@@ -1,4 +1,4 @@
-"""moe.metrics: every score on hand-built assignments whose answer is known in closed form, and against
+"""moe.scoring.metrics: every score on hand-built assignments whose answer is known in closed form, and against
 a naive per-sample reference written here from the formulas of issue 4 (plain Python, no torch ops)."""
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_mutual_info_score
 
-from moe import cheating, metrics, scores
-from moe.metrics import adjusted_rand_index, allocation, mutual_information_bits, nmi, stability
-from moe.scores import DIRECTIONS, SCORE_KEYS, score
+from moe.scoring import cheating
+from moe.scoring import metrics
+from moe.scoring import scores
+from moe.scoring.metrics import adjusted_rand_index, allocation, mutual_information_bits, nmi, stability
+from moe.scoring.scores import DIRECTIONS, SCORE_KEYS, score
 
 nan_ok = dict(nan_ok=True)
 
@@ -403,7 +405,7 @@ def test_bad_inputs_raise(kwargs, match):
 # ---------------------------------------------------------------------------------------------------
 
 def _lines_executed_in_metrics(fn) -> int:
-    """Number of Python lines executed inside moe/metrics.py, moe/cheating.py and moe/scores.py while fn() runs
+    """Number of Python lines executed inside moe/scoring/metrics.py, moe/scoring/cheating.py and moe/scoring/scores.py while fn() runs
     (sys.settrace)."""
     targets = {metrics.__file__, scores.__file__, cheating.__file__}
     count = 0

@@ -1,11 +1,11 @@
-"""moe.optim: the optimizers whose groups with equal hyperparameters step together give, on the CPU, bitwise the
+"""moe.training.optim: the optimizers whose groups with equal hyperparameters step together give, on the CPU, bitwise the
 parameters and state of torch's own (single-tensor) optimizers, and the same state dict."""
 import io
 
 import pytest
 import torch
 
-from moe import optim
+from moe.training import optim
 
 CASES = [(optim.Adam, torch.optim.Adam, {}), (optim.Adam, torch.optim.Adam, {"weight_decay": 0.1}),
          (optim.RMSprop, torch.optim.RMSprop, {"momentum": 0.9}),
@@ -58,7 +58,7 @@ def test_joined_groups():
 @pytest.mark.parametrize("lrs", [(0.01, 0.01, 0.01), (0.01, 0.003, 1e-4)], ids=["equal_lrs", "per_group_lrs"])
 def test_adam_state_in_one_flat_buffer_bitwise_and_resumable(lrs):
     """Every parameter stepping every step: from the second step Adam's state lives in one buffer per kind
-    (moe.flat_adam), bitwise torch's single-tensor Adam, its state dict torch's; a load_state_dict (a resume)
+    (moe.training.flat_adam), bitwise torch's single-tensor Adam, its state dict torch's; a load_state_dict (a resume)
     rebuilds the buffers and continues bitwise as the uninterrupted optimizer does."""
     a, opt_a = train(optim.Adam, lrs, skip=False)
     b, opt_b = train(torch.optim.Adam, lrs, skip=False, foreach=False)
@@ -89,10 +89,10 @@ def test_adam_state_in_one_flat_buffer_bitwise_and_resumable(lrs):
 
 
 def test_fused_check_and_step_refuses_non_finite_without_stepping():
-    """moe.epochs.step_checked with moe.optim.Adam: once the flat state serves, the check of the loss and the
+    """moe.training.epochs.step_checked with moe.training.optim.Adam: once the flat state serves, the check of the loss and the
     gradients shares the step's concatenation; a non-finite gradient or loss leaves parameters and state as they
     were, finite gradients whose sum overflows still step, and the steps equal torch's Adam bitwise."""
-    from moe.epochs import step_checked
+    from moe.training.epochs import step_checked
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
@@ -180,7 +180,7 @@ def test_uneven_step_counts_keep_the_per_parameter_step_without_reinstalling():
 def test_step_hooks_schedulers_shared_and_tied_parameters_are_respected():
     """The fused check-and-step defers to ``step`` when step hooks or a scheduler's wrapper exist (they run only
     there); parameters in shared memory or tied to each other keep their memory (no flat buffer)."""
-    from moe.epochs import step_checked
+    from moe.training.epochs import step_checked
 
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)

@@ -7,7 +7,7 @@ from torch import nn
 
 from moe.config import PRESETS, Config, ConfigError, load_file
 from moe.model import build_model, parameter_counts
-from moe.train import main, run
+from moe.training.loop import main, run
 from moe.validate import from_dict, validate_config
 from tests.helpers import config_problem
 

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import torch
 
-import moe.provenance as prov
-import moe.train
+import moe.records.provenance as prov
+import moe.training.loop
 from bench.table.runs import PROVENANCE_COLUMNS, record_row
 from moe.data import Dataset
 
@@ -20,7 +20,7 @@ CFG = {"dataset": "gm6", "n_train": 120, "n_test": 60, "epochs": 1, "experts": 2
 
 @pytest.fixture(scope="module")
 def record():
-    return moe.train.run(CFG)
+    return moe.training.loop.run(CFG)
 
 
 def test_a_record_carries_every_provenance_field(record):
@@ -37,8 +37,8 @@ def test_a_record_carries_every_provenance_field(record):
 
 
 def test_fingerprint_follows_the_data_and_nothing_else(record):
-    again = moe.train.run({**CFG, "seed": 1})  # another model seed: the same data
-    other = moe.train.run({**CFG, "data_seed": 1})  # other data
+    again = moe.training.loop.run({**CFG, "seed": 1})  # another model seed: the same data
+    other = moe.training.loop.run({**CFG, "data_seed": 1})  # other data
     assert again["provenance"]["data_sha256"] == record["provenance"]["data_sha256"]
     assert other["provenance"]["data_sha256"] != record["provenance"]["data_sha256"]
     x = torch.zeros(4, 2)
@@ -68,10 +68,10 @@ def test_runs_csv_row_has_the_provenance_columns(record):
 def test_error_records_carry_provenance(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("boom")
-    monkeypatch.setattr(moe.train, "run", boom)
+    monkeypatch.setattr(moe.training.loop, "run", boom)
     out = tmp_path / "r.json"
     with pytest.raises(RuntimeError):
-        moe.train.main(["--dataset", "gm6", "--out", str(out), "--quiet"])
+        moe.training.loop.main(["--dataset", "gm6", "--out", str(out), "--quiet"])
     rec = json.loads(out.read_text())
     assert rec["status"] == "error" and set(prov.FIELDS) <= set(rec["provenance"])
     assert re.fullmatch(r"[0-9a-f]{40}", rec["provenance"]["git"]) and rec["provenance"]["data_sha256"] is None

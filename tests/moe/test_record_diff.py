@@ -1,4 +1,4 @@
-"""moe.record_diff: two records compared leaf by leaf (absolute up to 1, relative above; inf for structure, integers
+"""moe.records.record_diff: two records compared leaf by leaf (absolute up to 1, relative above; inf for structure, integers
 and strings), the int8 weight images exact or within one quantisation step."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from moe.record_diff import differences, largest
-from moe.views import encode
+from moe.records.record_diff import differences, largest
+from moe.records.views import encode
 
 
 def test_floats_absolute_up_to_one_relative_above():

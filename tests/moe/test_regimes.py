@@ -5,13 +5,15 @@ import math
 import pytest
 import torch
 
-from moe import evaluate, train
+from moe.training import evaluate
+from moe.training import loop as train
 from moe.config import ConfigError
 from moe.data import load_dataset, prepare
 from moe.model import build_model
 from moe.regimes import SPLITS, phases, resolve_split
-from moe.epochs import pretrain_epoch
-from moe.train import build_optimizer, run, temperature_at
+from moe.training.epochs import pretrain_epoch
+from moe.training.loop import run, temperature_at
+from moe.training.optim import build_optimizer
 from moe.validate import from_dict
 from tests.helpers import config_problem
 

@@ -1,4 +1,4 @@
-"""moe.report and moe.plots on hand-made run records (schema 1) in tmp_path."""
+"""moe.pictures.report and moe.pictures.plots on hand-made run records (schema 1) in tmp_path."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from moe import report
-from moe.plots import allocation_heatmap, heatmap_size
-from moe.record import atomic_write_bytes
+from moe.pictures import report
+from moe.pictures.plots import allocation_heatmap, heatmap_size
+from moe.records.record import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,10 +53,10 @@ def png_size(path: Path) -> tuple[int, int]:
 # The CLI on a good record
 # ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.slow  # a moe.report subprocess
+@pytest.mark.slow  # a moe.pictures.report subprocess
 def test_cli_writes_heatmap_and_summary_and_prints_scores(tmp_path):
     path = write(tmp_path, make_record())
-    proc = subprocess.run([sys.executable, "-m", "moe.report", str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "moe.pictures.report", str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     png, md = tmp_path / "run.allocation.png", tmp_path / "run.summary.md"
@@ -69,7 +69,7 @@ def test_cli_writes_heatmap_and_summary_and_prints_scores(tmp_path):
     assert "| accuracy | 0.9712 | higher |" in text
     assert "![allocation heat-map](run.allocation.png)" in text
     assert "| c4 | 50 | 50 | 0 | 0 |" in text
-    # the title: the full configuration name (moe.naming; the gate stated even at its default)
+    # the title: the full configuration name (moe.records.naming; the gate stated even at its default)
     assert text.startswith("# Run run.json: gm6: softmax[gate=linear,expert=linear,experts=4], seed 0\n")
     assert "status: ok" in text and "router=softmax" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.allocation.png", "run.curves.png", "run.json", "run.summary.md"]
@@ -142,7 +142,7 @@ def test_bad_records_exit_2_with_one_line(tmp_path, capsys, case):
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("moe.report: error: ") and message in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("moe.pictures.report: error: ") and message in lines[0]
     assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("*.md"))
 
 
@@ -202,7 +202,7 @@ def test_a_record_with_an_ablation_gets_its_heat_map_and_a_section(tmp_path):
 
 
 def test_ablation_heatmap_checks_its_inputs(tmp_path):
-    from moe.plots import ablation_heatmap
+    from moe.pictures.plots import ablation_heatmap
     with pytest.raises(ValueError, match="class_names"):
         ablation_heatmap([[0.1, 0.2]], ["a"], tmp_path / "x.png")
     with pytest.raises(ValueError, match="matrix"):
@@ -229,7 +229,7 @@ def test_the_readme_example_outputs_are_ignored_by_git():
 
 
 def test_the_printed_report_shows_the_router_saturation_curve():
-    from moe.report import format_scores
+    from moe.pictures.report import format_scores
 
     rec = {"status": "ok", "config": {"router": "softmax"}, "dataset": {"name": "gm6"}, "test": {"accuracy": 0.5},
            "routing_dynamics": {"k": 1, "reference_epoch": 3, "router_saturation": [0.5, None, 1.0], "saturation_epoch": 3}}

@@ -1,15 +1,15 @@
-"""Router saturation (moe.saturation): hand-built sets with known answers, the first epoch at 0.9, and the
+"""Router saturation (moe.scoring.saturation): hand-built sets with known answers, the first epoch at 0.9, and the
 curve a training run writes into its record, against a reference computed another way."""
 import io
 
 import pytest
 import torch
 
-from moe.checkpoint import TrainState, load_model_state
+from moe.training.checkpoint import TrainState, load_model_state
 from moe.data import load_dataset
-from moe.evaluate import eval_batch_size, predict
-from moe.saturation import first_epoch_at, routing_dynamics, saturation, saturation_k, top_experts
-from moe.train import initial_model, run, run_data
+from moe.training.evaluate import eval_batch_size, predict
+from moe.scoring.saturation import first_epoch_at, routing_dynamics, saturation, saturation_k, top_experts
+from moe.training.loop import initial_model, run, run_data
 from moe.validate import from_dict
 
 T = lambda rows: torch.tensor(rows, dtype=torch.int16)  # noqa: E731
@@ -81,7 +81,7 @@ def gm6():
 
 
 def reference_curve(cfg, states, gm6):
-    """k = 1: the share of validation samples whose top-weight expert (moe.evaluate.predict's assignment, its own
+    """k = 1: the share of validation samples whose top-weight expert (moe.training.evaluate.predict's assignment, its own
     forward pass) after each saved epoch equals the last one's."""
     config = from_dict(cfg)
     data = run_data(config, gm6)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from moe import metrics, score_docs
+from moe.scoring import metrics
+from moe.scoring import score_docs
 from moe.registry import UnknownNameError
-from moe.scores import (COMPUTED_ELSEWHERE, DIRECTION_NAMES, DIRECTIONS, DOCS, NEEDS, RENAMED, SCORE_KEYS, SCORES,
+from moe.scoring.scores import (COMPUTED_ELSEWHERE, DIRECTION_NAMES, DIRECTIONS, DOCS, NEEDS, RENAMED, SCORE_KEYS, SCORES,
                         Score, _add, cheating_undefined, score)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,10 +106,10 @@ def test_expert_constancy_is_renamed_for_what_a_high_value_means():
 
 
 def test_docs_scores_md_is_the_generated_text():
-    """docs/scores.md is generated from the registry (python -m moe.score_docs --write docs/scores.md):
+    """docs/scores.md is generated from the registry (python -m moe.scoring.score_docs --write docs/scores.md):
     the committed file must equal the generated text, so that the two never drift apart."""
     committed = (ROOT / DOCS).read_text(encoding="utf-8")
-    assert committed == score_docs.markdown(), "docs/scores.md is stale: run python -m moe.score_docs --write docs/scores.md"
+    assert committed == score_docs.markdown(), "docs/scores.md is stale: run python -m moe.scoring.score_docs --write docs/scores.md"
 
 
 def test_the_docs_define_every_score_with_every_field():

@@ -1,4 +1,4 @@
-"""moe.stacked: S seeds trained as one stacked model give the records of S separate moe.train.run calls, within
+"""moe.training.stacked: S seeds trained as one stacked model give the records of S separate moe.training.loop.run calls, within
 1e-5 (floats, relative above 1) and exactly (integers: allocations, assignments), for every component that
 supports stacking; a configuration that does not is refused one line per field; a diverging seed makes every
 seed run separately."""
@@ -6,18 +6,18 @@ seed run separately."""
 import numpy as np
 import pytest
 
-import moe.train
+import moe.training.loop
 from moe.config import ConfigError
 from moe.data import load_dataset
-from moe.stacked import problems, train_stacked
+from moe.training.stacked import problems, train_stacked
 from moe.validate import from_dict
-from moe.record_diff import largest
+from moe.records.record_diff import largest
 
 SKIP = ("timing", "versions", "epoch_s", "stacked", "started_at")  # when, not what: the rest of provenance compares
 
 
 def assert_close_records(stacked, separate, tol=1e-5):
-    """Every leaf within ``tol`` (moe.record_diff: absolute up to 1, relative above); the int8 weight images of
+    """Every leaf within ``tol`` (moe.records.record_diff: absolute up to 1, relative above); the int8 weight images of
     ``views`` within one quantisation step (weights 1e-8 apart can round to neighbouring steps)."""
     for s, (a, b) in enumerate(zip(stacked, separate)):
         worst = largest(a, b, skip=SKIP, one_step_views=True)
@@ -45,7 +45,7 @@ def test_equal_to_separate_runs(fields):
     cfg = {"dataset": "gm6", "router": "softmax", "expert": "linear", "epochs": 3, "n_train": 600, "n_test": 200, **fields}
     seeds = [0, 1, 5]
     stacked = train_stacked(cfg, seeds)
-    separate = [moe.train.run({**cfg, "seed": s}) for s in seeds]
+    separate = [moe.training.loop.run({**cfg, "seed": s}) for s in seeds]
     assert [r["seed"] for r in stacked] == seeds and all(r["stacked"] == {"seeds": 3, "fallback": None} for r in stacked)
     assert_close_records(stacked, separate)
 
@@ -59,7 +59,7 @@ def test_image_inputs_mlp_gate():
     for cfg in ({"dataset": "mnist", "experts": 5, "gate": "mlp", "gate_hidden": 16, "epochs": 2},
                 {"dataset": "mnist", "experts": 10, "epochs": 2}):  # 10 experts: some weight images a step apart
         stacked = train_stacked(cfg, [3, 4], data=data)
-        assert_close_records(stacked, [moe.train.run({**cfg, "seed": s}, data=data) for s in (3, 4)])
+        assert_close_records(stacked, [moe.training.loop.run({**cfg, "seed": s}, data=data) for s in (3, 4)])
 
 
 def test_refusals_name_each_field():
@@ -85,7 +85,7 @@ def test_a_diverging_seed_falls_back_to_separate_runs():
     data["x_train"][:] = np.nan  # the gate's logits are NaN at once: every seed diverges
     cfg = {"dataset": "gm6", "epochs": 2}
     stacked = train_stacked(cfg, [0, 1], data=data)
-    separate = [moe.train.run({**cfg, "seed": s}, data=data) for s in (0, 1)]
+    separate = [moe.training.loop.run({**cfg, "seed": s}, data=data) for s in (0, 1)]
     assert all(r["stacked"]["fallback"] == "non-finite gate logits in training" for r in stacked)
     assert [r["status"] for r in stacked] == [r["status"] for r in separate] == ["diverged", "diverged"]
     assert_close_records(stacked, separate, tol=0.0)

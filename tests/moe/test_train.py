@@ -6,8 +6,9 @@ import torch
 
 from moe.data import load_dataset
 from moe.model import build_model
-from moe.scores import SCORE_KEYS
-from moe.train import build_optimizer, main, run
+from moe.scoring.scores import SCORE_KEYS
+from moe.training.loop import main, run
+from moe.training.optim import build_optimizer
 from moe.validate import from_dict
 
 SMALL = {"dataset": "gm6", "n_train": 240, "n_test": 120, "epochs": 2}
@@ -74,7 +75,7 @@ def test_a_zero_learning_rate_expert_does_not_move(gm6):
     cfg = from_dict({**SMALL, "experts": 2, "expert_lrs": [0.01, 1e-30], "optimizer": "sgd", "epochs": 1})
     torch.manual_seed(cfg.seed)
     before = build_model(cfg, (2,), 6).experts.experts[1].weight.detach().clone()
-    from moe import train
+    from moe.training import loop as train
 
     captured = {}
     original = train.build_optimizer
@@ -150,7 +151,7 @@ def test_data_from_numpy_arrays_as_a_ray_trial_gets_it(gm6):
     assert a["test"] == b["test"]
 
 
-@pytest.mark.slow  # a moe.train subprocess
+@pytest.mark.slow  # a moe.training.loop subprocess
 def test_cli_meets_the_foundation_target(tmp_path, capsys):
     """The issue's acceptance run: gm6, 4 experts, softmax gate, >= 95% test accuracy."""
     out = tmp_path / "run.json"
@@ -205,8 +206,8 @@ def test_a_run_resumed_from_any_epoch_gives_the_uninterrupted_record(gm6, name):
 
 
 def test_a_state_round_trips_and_is_read_with_weights_only(gm6, tmp_path):
-    from moe.record import atomic_write_bytes
-    from moe.checkpoint import TrainState
+    from moe.records.record import atomic_write_bytes
+    from moe.training.checkpoint import TrainState
 
     states = []
     run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)
@@ -219,7 +220,7 @@ def test_a_state_round_trips_and_is_read_with_weights_only(gm6, tmp_path):
 
 
 def test_a_state_of_another_config_is_refused_naming_the_fields(gm6):
-    from moe.checkpoint import StateMismatch
+    from moe.training.checkpoint import StateMismatch
 
     states = []
     run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)
@@ -245,7 +246,7 @@ TEST_FIELDS = ("dataset", "test", "validation", "allocation", "test_assignment",
 
 @pytest.mark.parametrize("name", SCORABLE)
 def test_a_saved_state_scores_like_the_run_stopped_after_its_epoch(gm6, name):
-    from moe.train import evaluate_state
+    from moe.training.loop import evaluate_state
 
     cfg = SCORABLE[name]
     states = []
@@ -260,8 +261,8 @@ def test_a_saved_state_scores_like_the_run_stopped_after_its_epoch(gm6, name):
 
 
 def test_scoring_a_state_loads_the_data_when_none_is_given(gm6):
-    from moe.checkpoint import TrainState
-    from moe.train import evaluate_state
+    from moe.training.checkpoint import TrainState
+    from moe.training.loop import evaluate_state
 
     cfg = RESUMABLE["noisy topk"]
     states = []
@@ -270,8 +271,8 @@ def test_scoring_a_state_loads_the_data_when_none_is_given(gm6):
 
 
 def test_scoring_a_state_of_another_config_is_refused(gm6):
-    from moe.checkpoint import StateMismatch
-    from moe.train import evaluate_state
+    from moe.training.checkpoint import StateMismatch
+    from moe.training.loop import evaluate_state
 
     states = []
     run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)

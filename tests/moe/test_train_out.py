@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import moe.train
+import moe.training.loop
 
 
 @pytest.fixture
@@ -16,11 +16,11 @@ def no_training(monkeypatch):
     def run(*args, **kwargs):
         pytest.fail("training started although --out cannot be written")
 
-    monkeypatch.setattr(moe.train, "run", run)
+    monkeypatch.setattr(moe.training.loop, "run", run)
 
 
 def refused(capsys, out: str) -> str:
-    assert moe.train.main(["--out", out, "--epochs", "1", "--quiet"]) == 2
+    assert moe.training.loop.main(["--out", out, "--epochs", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith("error: --out ") and "Traceback" not in err, err
     return err
@@ -55,7 +55,7 @@ def test_out_that_cannot_be_written_is_refused_before_training(tmp_path, capsys,
 def test_out_whose_parent_is_still_to_be_made_is_accepted(tmp_path, monkeypatch, capsys):
     """The check passes a new folder (made when the record is written) and leaves nothing behind itself."""
     record = {"status": "ok", "test": {"accuracy": 0.5}, "timing": {"train_s": 0.1}}
-    monkeypatch.setattr(moe.train, "run", lambda cfg, progress=True: record)
+    monkeypatch.setattr(moe.training.loop, "run", lambda cfg, progress=True: record)
     out = tmp_path / "new" / "deeper" / "record.json"
-    assert moe.train.main(["--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    assert moe.training.loop.main(["--out", str(out), "--epochs", "1", "--quiet"]) == 0
     assert out.is_file() and sorted(p.name for p in tmp_path.rglob("*")) == ["deeper", "new", "record.json"]

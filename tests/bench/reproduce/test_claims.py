@@ -16,7 +16,7 @@ from bench.reproduce import measures as M
 from bench.sweep.spec import available, load
 from moe.config import FIELD_TYPES, Config
 from moe.regimes import SPLITS
-from moe.scores import DIRECTIONS
+from moe.scoring.scores import DIRECTIONS
 
 from runs_frames import frame, run_row, shares
 

@@ -96,7 +96,7 @@ def test_report_only_trains_nothing_and_says_how_far_each_sweep_got(capsys, tmp_
 
 @pytest.mark.slow  # trains 4 tiny gm6 runs in-process
 def test_report_only_judges_a_finished_sweep_from_its_runs_without_rebuilding_it(tmp_path, monkeypatch):
-    import moe.train
+    import moe.training.loop
     from bench.sweep import spec
     from bench.sweep.layout import SweepDir
 
@@ -107,7 +107,7 @@ def test_report_only_judges_a_finished_sweep_from_its_runs_without_rebuilding_it
     folder = SweepDir(out / "lr_asymmetry")
     folder.create(sweep, sweep.trials())
     for t in sweep.trials():  # every trial finished, as bench.sweep writes its record
-        folder.write_record(t.index, {**moe.train.run(t.config), "bench": {"index": t.index, "name": t.name, "trial_s": 1.0}})
+        folder.write_record(t.index, {**moe.training.loop.run(t.config), "bench": {"index": t.index, "name": t.name, "trial_s": 1.0}})
     assert cli.main(["lr_asymmetry", "--report-only", "--out", str(out)], budget_table={"lr_asymmetry": plan}) == 0
     text = (out / "REPRODUCTION.md").read_text()
     assert "### `lr_asymmetry.fast_expert_wins`: NOT RUN" not in text and "6 runs (6 ok)" in text

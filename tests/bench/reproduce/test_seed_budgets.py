@@ -13,7 +13,7 @@ from bench.reproduce import seed_results as S
 from bench.reproduce.measures import MEASURES
 from bench.sweep.spec import load, validate
 from moe.config import FIELD_TYPES, PRESETS
-from moe.scores import DIRECTIONS
+from moe.scoring.scores import DIRECTIONS
 from moe.validate import from_dict
 from tests.helpers import make_fake_mnist
 

@@ -1,6 +1,6 @@
 """The training-speed benchmark (python -m bench.speed.train_speed / bench.train_speed), the sweep-speed benchmark
 and the GPU check: their refusals of degenerate options (one error line, exit 2), a tiny real run's JSON, the
-bare loop being the same model as moe.train's (same log-probabilities from the same weights), and the GPU check's
+bare loop being the same model as moe.training.loop's (same log-probabilities from the same weights), and the GPU check's
 refusal without a GPU. Speed itself is never asserted (figures are ratios printed by the benchmarks)."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 
 from bench.speed import gpu_check, kernel_bench, sweep_speed, train_cases, train_speed
 from moe.data import load_dataset
-from moe.train import checked_data, set_up
+from moe.training.loop import checked_data, set_up
 from moe.validate import as_config
 
 
@@ -56,7 +56,7 @@ def test_short_name_runs_the_same_module():
 
 @pytest.mark.parametrize("name", list(train_cases.SHAPES))
 def test_bare_loop_is_the_same_model(name):
-    """With moe.train's initial weights copied in, the bare model gives moe.train's log-probabilities."""
+    """With moe.training.loop's initial weights copied in, the bare model gives moe.training.loop's log-probabilities."""
     cfg = as_config({**train_cases.config_of(name, None, 64)})
     data = checked_data(cfg, train_cases.dataset_for(train_cases.config_of(name, None), None))
     t = set_up(cfg, data, torch.device("cpu"))

@@ -12,7 +12,7 @@ from bench.sweep.progress import stopped_record
 from bench.sweep.spec import Trial
 from bench.table.runs import record_row
 from moe.data import load_dataset
-from moe.train import run
+from moe.training.loop import run
 
 CONFIG = {"dataset": "gm6", "n_train": 240, "n_test": 120, "epochs": 4, "router": "topk", "top_k": 2, "experts": 3}
 TRIAL = Trial(index=7, name="topk[k=2,experts=3]", config=CONFIG)

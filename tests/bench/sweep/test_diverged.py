@@ -1,5 +1,5 @@
 """A trial whose run meets a non-finite value is a ``diverged`` record, not an ``error`` (issue #12),
-wherever it met it: the loss (``moe.train.run`` stops and says so), or anything raising
+wherever it met it: the loss (``moe.training.loop.run`` stops and says so), or anything raising
 ``moe.routers.NonFiniteError`` (a gate, an evaluation), in the trial or rebuilt by the driver from Ray's text."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-import moe.train
+import moe.training.loop
 from bench.sweep.progress import exception_from_text, failure_record
 from bench.sweep.trial import diverged_record, poisoned
 from moe.data import load_dataset
@@ -35,12 +35,12 @@ def test_the_record_of_a_trial_that_raised_on_nan_keeps_its_epochs():
 
 
 def test_nan_in_the_evaluation_is_a_non_finite_error_or_a_diverged_record():
-    """What the trial meets with ``fault: diverge_in_eval``: moe.train.run either raises NonFiniteError
+    """What the trial meets with ``fault: diverge_in_eval``: moe.training.loop.run either raises NonFiniteError
     (the trial turns it into a diverged record) or returns a diverged record itself; never another error."""
     data = poisoned(load_dataset("gm6", seed=0).to_numpy(), "test")
     assert np.isnan(data["x_test"]).all() and not np.isnan(data["x_train"]).any()
     try:
-        rec = moe.train.run(CONFIG, data=data, progress=False)
+        rec = moe.training.loop.run(CONFIG, data=data, progress=False)
     except NonFiniteError:
         return
     assert rec["status"] == "diverged"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-import moe.train
+import moe.training.loop
 from bench.sweep import groups, runner
 from bench.sweep.spec import SweepError, Trial
 
@@ -65,7 +65,7 @@ def test_seed_group_through_ray(ray_local, sweep_file, tmp_path):
     recs = {int(p.stem): json.loads(p.read_text()) for p in (out / "records").glob("*.json")}
     assert sorted(recs) == [0, 1, 2] and all(r["bench"]["group"] == [0, 1, 2] for r in recs.values())
     cfg = {k: v for k, v in recs[1]["config"].items()}
-    alone = moe.train.run(cfg)
+    alone = moe.training.loop.run(cfg)
     assert abs(alone["test"]["accuracy"] - recs[1]["test"]["accuracy"]) <= 1e-5
     for mine, theirs in zip(recs[1]["history"], alone["history"]):
         assert abs(mine["train_loss"] - theirs["train_loss"]) <= 1e-5 * max(1.0, abs(theirs["train_loss"]))

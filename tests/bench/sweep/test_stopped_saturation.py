@@ -6,7 +6,7 @@ from bench.sweep.layout import STATE_FILE
 from bench.sweep.progress import stopped_record
 from bench.sweep.spec import Trial
 from moe.data import load_dataset
-from moe.train import run
+from moe.training.loop import run
 
 CONFIG = {"dataset": "gm6", "n_train": 240, "n_test": 120, "epochs": 4, "router": "softmax", "experts": 3, "lr": 0.05,
           "threads": 1}

@@ -107,8 +107,8 @@ def test_asha_stops_weak_trials_early(ray_local, sweep_file, tmp_path):
         assert stopped[col].notna().all(), col
     assert stopped["allocation"].notna().all() and (stopped["epochs_run"] < 4).all()
     from moe.data import load_dataset
-    from moe.record import jsonable
-    from moe.train import run
+    from moe.records.record import jsonable
+    from moe.training.loop import run
 
     for index in stopped["index"]:
         rec = records(out)[index]

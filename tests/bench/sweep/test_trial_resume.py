@@ -12,8 +12,8 @@ from bench.sweep import runner
 from bench.sweep.layout import SweepDir
 from bench.sweep.spec import SweepError
 from moe.data import load_dataset
-from moe.record import jsonable
-from moe.train import run
+from moe.records.record import jsonable
+from moe.training.loop import run
 
 pytestmark = pytest.mark.ray
 

@@ -10,7 +10,7 @@ import pytest
 from bench import table
 from bench.table.runs import record_row
 from moe.data import load_dataset
-from moe.train import run
+from moe.training.loop import run
 
 
 def record(index, seed, saturation_epoch):

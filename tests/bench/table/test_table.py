@@ -165,7 +165,7 @@ def test_collapsed_runs_counted_from_a_hand_made_runs_csv(runs_csv):
 
 
 def _ari(a, b):
-    from moe.metrics import stability
+    from moe.scoring.metrics import stability
 
     return stability(a, b)["ari"]
 

@@ -88,11 +88,11 @@ def test_intact_files_still_load(tmp_path):
     assert len(load_dataset("mnist", data_root=tmp_path).y_train) == 60
 
 
-@pytest.mark.slow  # a moe.train subprocess
+@pytest.mark.slow  # a moe.training.loop subprocess
 def test_moe_train_reports_a_damaged_file_in_one_line(tmp_path):
     make_fake_mnist(tmp_path, "MNIST")
     damage_swapped(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "moe.train", "--dataset", "mnist", "--data-root", str(tmp_path),
+    proc = subprocess.run([sys.executable, "-m", "moe.training.loop", "--dataset", "mnist", "--data-root", str(tmp_path),
                            "--epochs", "1", "--quiet"], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr

@@ -3,11 +3,11 @@ with it (subsets, Ray's numpy form), and the knobs reach the loader from the con
 import pytest
 import torch
 
-from moe import metrics as m
+from moe.scoring import metrics as m
 from moe.config import ConfigError
 from moe.data import DATASETS, Dataset, dataset_options, load_dataset, load_for_config, subset
 from moe.data.planted import N_CLASSES, N_TEST, N_TRAIN, module_classes
-from moe.train import run_data
+from moe.training.loop import run_data
 from moe.validate import from_dict
 
 

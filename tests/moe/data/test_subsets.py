@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from moe.data import first_subset, load_dataset, load_for_config, normalized, prepare, subset
-from moe.train import run_data
+from moe.training.loop import run_data
 from moe.validate import from_dict
 from tests.helpers import config_problem, make_fake_mnist
 

@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from moe.scores import SCORE_KEYS
+from moe.scoring.scores import SCORE_KEYS
 from moe.config import Config
 from moe.data import Dataset, hold_out, load_dataset, prepare, subset, validation_size
-from moe.train import run
+from moe.training.loop import run
 
 SMALL = {"dataset": "gm6", "n_train": 240, "n_test": 120, "epochs": 2}
 

@@ -112,7 +112,7 @@ def test_implicit_experts_rules():
 
 @pytest.mark.slow
 def test_4096_implicit_experts_train_an_epoch_on_gm6():
-    from moe.train import run
+    from moe.training.loop import run
     record = run({"dataset": "gm6", "experts": 4096, "expert": "implicit", "routing": "hard", "epochs": 1,
                   "importance_loss": 0.1, "n_train": 1200, "n_test": 300, "batch_size": 64, "lr": 0.01,
                   "val_fraction": 0})  # all 1,200 samples trained on, as the accuracy bound was set for

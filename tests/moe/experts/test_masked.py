@@ -6,14 +6,14 @@ import torch
 from torch import nn
 
 from kernels import RoutingPlan
-from moe.checkpoint import TrainState
+from moe.training.checkpoint import TrainState
 from moe.config import Config
 from moe.experts import EXPERTS
 from moe.experts.base import MASKED_LOG_PROB
 from moe.model import build_model
 from moe.objectives import OBJECTIVES, Loss
 from moe.regimes import SPLITS
-from moe.train import fresh_experts, run
+from moe.training.loop import fresh_experts, run
 from moe.validate import from_dict
 from tests.helpers import config_problem
 

@@ -163,7 +163,7 @@ def test_balancing_prevents_the_collapse_the_same_model_shows_without_it():
     """gm6, 2 linear experts with the seed paper's learning-rate asymmetry (lr_ratio 100, RMSprop): the fast
     expert takes every sample (collapse, as in 7 of the seed code's 10 runs); the same model with the
     importance loss or with the Sinkhorn router keeps both experts in use."""
-    from moe.train import run
+    from moe.training.loop import run
     base = {"dataset": "gm6", "experts": 2, "n_train": 1200, "n_test": 300, "epochs": 5, "optimizer": "rmsprop",
             "lr": 0.01, "lr_ratio": 100, "momentum": 0.9, "seed": 0}
     plain = run(base)["test"]

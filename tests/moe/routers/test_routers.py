@@ -269,7 +269,7 @@ def test_every_router_names_its_source_and_returns_a_consistent_plan(name):
 def test_a_cnn_gate_trains_on_images(fake_mnist_root, monkeypatch):
     """A short run on tiny fake MNIST (10 classes): the loss falls, training accuracy beats chance and
     the convolutional gate itself learns (its first convolution moves)."""
-    from moe import train
+    from moe.training import loop as train
 
     cfg = from_dict({"dataset": "mnist", "data_root": str(fake_mnist_root), "router": "softmax", "gate": "cnn",
                      "gate_hidden": 4, "experts": 2, "epochs": 6, "batch_size": 16})

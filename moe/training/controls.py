@@ -1,14 +1,14 @@
 """Controls for the cheating scores: mixtures whose answer is known, scored by the code that scores every run.
 
-``python -m moe.controls --dataset gm6`` (or ``run_controls("gm6")``) trains three small mixtures on one dataset
-and scores each on its test split with ``moe.evaluate.evaluate``, the function behind every run record's
+``python -m moe.training.controls --dataset gm6`` (or ``run_controls("gm6")``) trains three small mixtures on one dataset
+and scores each on its test split with ``moe.training.evaluate.evaluate``, the function behind every run record's
 ``test``:
 
 - ``cheater`` (positive control): cheats by construction. E = C linear experts, expert e held to a constant
   that predicts class e (weights 0, bias ``CONSTANT_LOGIT`` on class e, frozen); the router, trained on the
   mixture's own likelihood, is then the classifier. Expected: cheating index ~1, expert prediction entropy 0.
 - ``hash`` (negative control): the hash router (Roller et al. 2021), a fixed assignment that knows nothing of
-  the class, with E = C linear experts trained by ``moe.train.run`` like any run. Expected: cheating index ~0
+  the class, with E = C linear experts trained by ``moe.training.loop.run`` like any run. Expected: cheating index ~0
   (a little above: the router-only accuracy is biased upwards on a finite test split).
 - ``collapsed``: a router frozen to send every sample to expert 0, the experts trained under it (one linear
   model in effect). Expected: cheating index NaN, reason "collapsed", whatever the accuracy.
@@ -30,10 +30,10 @@ import torch
 from moe.config import Config, ConfigError
 from moe.data import Dataset, declared_input_shape, load_for_config, subset
 from moe.data.mnist import DataFileError
-from moe.evaluate import eval_batch_size, evaluate
+from moe.training.evaluate import eval_batch_size, evaluate
 from moe.model import MixtureOfExperts, build_model
-from moe.scores import cheating_undefined
-from moe.train import run, torch_threads
+from moe.scoring.scores import cheating_undefined
+from moe.training.loop import run, torch_threads
 from moe.validate import as_config
 
 __all__ = ["CONTROLS", "EXPECTED", "CONSTANT_LOGIT", "control_config", "cheater", "collapsed", "run_controls",
@@ -56,7 +56,7 @@ def control_config(kind: str, dataset: str = Config.dataset, *, n_classes: int, 
     """The validated config of one control: E = C linear experts; ``hash`` uses the hash router, the others a
     dense softmax router (a linear gate; ``cheater`` on images: the black-box mlp gate). ``fields``: more
     config fields (data_root, n_train, n_test, lr, device, ...). No validation split (``val_fraction`` 0): a
-    control selects nothing, and the hash control (``moe.train.run``) trains on the samples the others do."""
+    control selects nothing, and the hash control (``moe.training.loop.run``) trains on the samples the others do."""
     if kind not in CONTROLS:
         raise ConfigError([f"control: unknown control {kind!r}; choose one of {', '.join(CONTROLS)}"])
     image = len(declared_input_shape(dataset) or ()) == 3  # [channels, height, width]
@@ -110,7 +110,7 @@ def _built(cfg, data: Dataset, device: torch.device) -> MixtureOfExperts:
 
 def _trained_and_scored(cfg, data: Dataset, prepare) -> dict[str, Any]:
     """Build the model, ``prepare`` it (freeze what the control fixes), train the rest, and return the record
-    fields of ``moe.evaluate.evaluate``; on cfg's torch threads, the caller's random generators untouched."""
+    fields of ``moe.training.evaluate.evaluate``; on cfg's torch threads, the caller's random generators untouched."""
     device = torch.device("cpu") if cfg.device == "auto" else torch.device(cfg.device)
     with torch_threads(cfg.threads), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model = _built(cfg, data, device)
@@ -120,7 +120,7 @@ def _trained_and_scored(cfg, data: Dataset, prepare) -> dict[str, Any]:
 
 
 def cheater(cfg, data: Dataset) -> dict[str, Any]:
-    """The positive control's record fields (``moe.evaluate.evaluate``): constant experts, router trained."""
+    """The positive control's record fields (``moe.training.evaluate.evaluate``): constant experts, router trained."""
     return _trained_and_scored(cfg, data, hold_constant)
 
 
@@ -132,12 +132,12 @@ def collapsed(cfg, data: Dataset) -> dict[str, Any]:
 def run_controls(dataset: str = Config.dataset, *, seed: int = Config.seed, epochs: int = EPOCHS,
                  data: Dataset | None = None, **fields: Any) -> dict[str, dict[str, float]]:
     """Train and score the three controls on ``dataset``; control name -> its test scores (a run record's
-    ``test``: every score of ``moe.scores.score`` and the loss). ``data``: the dataset, loaded once by the
+    ``test``: every score of ``moe.scoring.scores.score`` and the loss). ``data``: the dataset, loaded once by the
     caller (else loaded here); ``fields``: more config fields (data_root, n_train, n_test, lr, device, threads)."""
     probe = as_config({"dataset": dataset, "seed": seed, "val_fraction": 0.0, **fields})  # as control_config: no split
     data = load_for_config(probe) if data is None else subset(data, probe.n_train, probe.n_test, probe.data_seed)
     out: dict[str, dict[str, float]] = {}
-    with torch_threads(probe.threads), torch.random.fork_rng():  # moe.train.run sets the threads and reseeds
+    with torch_threads(probe.threads), torch.random.fork_rng():  # moe.training.loop.run sets the threads and reseeds
         for kind in CONTROLS:
             cfg = control_config(kind, dataset, n_classes=data.n_classes, seed=seed, epochs=epochs, **fields)
             record = run(cfg, data) if kind == "hash" else (cheater if kind == "cheater" else collapsed)(cfg, data)
@@ -168,13 +168,13 @@ def markdown(results: dict[str, dict[str, float]], dataset: str = Config.dataset
     for r in rows:
         cells = [r["control"], *(_fmt(r[c]) for c in COLUMNS), _fmt(r["cheating_undefined"]), r["expected"]]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Controls for the cheating scores on {dataset}, scored by moe.evaluate like every run. "
+    lines += ["", f"Controls for the cheating scores on {dataset}, scored by moe.training.evaluate like every run. "
               "Definitions: docs/scores.md (the cheating index is this project's operationalisation)."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m moe.controls",
+    ap = argparse.ArgumentParser(prog="python -m moe.training.controls",
                                  description="Train and score the positive and negative controls of the cheating "
                                              "scores (defaults: those of run_controls).")
     ap.add_argument("--dataset", default=None, help=f"a registered dataset (default {Config.dataset})")

@@ -1,4 +1,4 @@
-"""The per-epoch statistics of ``moe.epochs.train_epoch``, gathered with a handful of ops per epoch instead of
+"""The per-epoch statistics of ``moe.training.epochs.train_epoch``, gathered with a handful of ops per epoch instead of
 ~35 small ops and 3 host syncs per batch.
 
 Each batch only keeps (detached) what the statistics are made of: the loss and its terms, the mixture's and

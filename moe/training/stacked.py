@@ -1,9 +1,9 @@
 """Seeds trained together: S runs of one configuration that differ only in ``seed``, as one stacked model.
 
-``train_stacked(config, seeds, data) -> [record per seed]`` gives the records S separate ``moe.train.run`` calls
+``train_stacked(config, seeds, data) -> [record per seed]`` gives the records S separate ``moe.training.loop.run`` calls
 give, equal within 1e-5 (the int8 weight images of ``views`` within one quantisation step; ``tests/moe/test_stacked.py``),
 at the per-step cost of about one run: every
-parameter holds a leading seed axis [S, ...], each seed keeps its own initialisation (``moe.train.set_up``
+parameter holds a leading seed axis [S, ...], each seed keeps its own initialisation (``moe.training.loop.set_up``
 with its seed: the same draw as its own run), its own batch order (its own generator) and its own record.
 
 The step: the S batches [S, B, ...] go through the gate (a batched matmul per layer over the stacked gate
@@ -12,7 +12,7 @@ S seeds, each the product of a run's dense experts: x against every expert's wei
 ``kernels.dense``) and the mixture (over each sample's
 experts in the routing plan's slot order, as a run sums them); the loss is the sum of
 the S seeds' losses, so each seed's gradient is that of its own loss (the seeds share no parameter). The
-optimizer is torch's over the stacked parameters, with the groups of ``moe.optim.build_optimizer`` (the gate,
+optimizer is torch's over the stacked parameters, with the groups of ``moe.training.optim.build_optimizer`` (the gate,
 each expert with its learning rate): Adam, RMSprop and SGD are elementwise (every seed's slice sees only its
 own gradient and state, and every parameter steps at every step, so the shared step count is each seed's), so
 one optimizer over stacked parameters is S per-seed optimizers.
@@ -42,13 +42,13 @@ from torch.func import stack_module_state
 from torch.nn import functional as F
 
 from kernels import RoutingPlan, dense_route, topk_route
-from moe import optim, train
+from moe.training import loop, optim
 from moe.config import Config, ConfigError
 from moe.data import Dataset
-from moe.epochs import all_finite, gradients_finite
-from moe.evaluate import validation_pass
+from moe.training.epochs import all_finite, gradients_finite
+from moe.training.evaluate import validation_pass
 from moe.routers.base import capacity_slots
-from moe.saturation import saturation_k
+from moe.scoring.saturation import saturation_k
 from moe.validate import as_config
 
 ROUTERS = ("softmax", "topk", "hash", "expert_choice")  # dense softmax (k = E), top-k without noise, hash, expert choice
@@ -78,7 +78,7 @@ def problems(cfg: Config) -> list[str]:
 class StackedMixture:
     """The S seeds' models as one: stacked parameters and the functional forward of the supported mixture."""
 
-    def __init__(self, runs: list[train.Training]):
+    def __init__(self, runs: list[loop.Training]):
         self.runs = runs
         self.models = [t.model for t in runs]
         params, _ = stack_module_state(self.models)  # name -> [S, ...] leaves that require grad
@@ -95,7 +95,7 @@ class StackedMixture:
         self.capacity = 1.0 if cfg.capacity is None else cfg.capacity  # expert choice's capacity factor
 
     def optimizer(self, cfg: Config) -> torch.optim.Optimizer:
-        """``moe.optim.build_optimizer``'s groups and optimizer over the stacked parameters."""
+        """``moe.training.optim.build_optimizer``'s groups and optimizer over the stacked parameters."""
         groups = [{"name": "gate", "params": [self.params[n] for n in self.gate_names],
                    "lr": cfg.lr if cfg.gate_lr is None else cfg.gate_lr}]
         for e, lr in enumerate(cfg.expert_learning_rates()):
@@ -189,7 +189,7 @@ def task_loss(objective: str, mixed: Tensor, y: Tensor) -> Tensor:
 
 
 class SeedStats:
-    """Each seed's epoch statistics (``moe.epochs.train_epoch``'s keys, ``moe.epoch_stats``'s definitions): the share
+    """Each seed's epoch statistics (``moe.training.epochs.train_epoch``'s keys, ``moe.training.epoch_stats``'s definitions): the share
     of samples whose first slot is each expert, each expert's mean routing weight (0 where not routed), its mean
     NLL over the samples routed to it (None if none)."""
 
@@ -209,7 +209,7 @@ class SeedStats:
         """One step of every seed: losses [S], mixed [S, B, C], ids and w [S, B, k], expert_lp [S, B, E, C], y [S, B]."""
         (S, B, k), E = ids.shape, expert_lp.shape[2]
         self.loss += losses.double() * B
-        self.task = self.task + losses.float() * B  # value * B rounded to float32, then added in float32 (moe.epoch_stats)
+        self.task = self.task + losses.float() * B  # value * B rounded to float32, then added in float32 (moe.training.epoch_stats)
         self.correct += (mixed.argmax(2) == y).sum(1)
         valid, at = ids >= 0, ids.clamp_min(0)  # unused slots (-1, expert choice) count nowhere
         top = ids[..., 0]
@@ -231,7 +231,7 @@ class SeedStats:
 
 
 def train_stacked(config: Config | dict[str, Any], seeds: list[int], data: Dataset | dict | None = None) -> list[dict[str, Any]]:
-    """The records of ``moe.train.run(config with seed s)`` for each s in ``seeds``, trained as one stacked model
+    """The records of ``moe.training.loop.run(config with seed s)`` for each s in ``seeds``, trained as one stacked model
     (within 1e-5 of the separate runs). Raises ``ConfigError`` for a config the stacked path does not support."""
     started = time.perf_counter()
     base = as_config(config)
@@ -240,21 +240,21 @@ def train_stacked(config: Config | dict[str, Any], seeds: list[int], data: Datas
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds: need distinct seeds, got {seeds}")
     cfgs = [dataclasses.replace(base, seed=s) for s in seeds]
-    device = train.resolve_device(base.device)
+    device = loop.resolve_device(base.device)
     if base.threads:
         torch.set_num_threads(base.threads)
-    given, data = data, train.checked_data(base, data)  # the data as given, for a fallback run to prepare itself
-    runs = [train.set_up(c, data, device) for c in cfgs]  # each seed's own initial model and batch order
+    given, data = data, loop.checked_data(base, data)  # the data as given, for a fallback run to prepare itself
+    runs = [loop.set_up(c, data, device) for c in cfgs]  # each seed's own initial model and batch order
     try:
         stack = StackedMixture(runs)
         fit(stack, base, runs, started)
     except FloatingPointError as err:  # some seed diverged: every seed as its own run, so its record is exact
-        return [dict(train.run(c, data=given), stacked={"seeds": len(seeds), "fallback": str(err)}) for c in cfgs]
+        return [dict(loop.run(c, data=given), stacked={"seeds": len(seeds), "fallback": str(err)}) for c in cfgs]
     stack.write_back()
-    return [dict(train.finish(t, started, None), stacked={"seeds": len(seeds), "fallback": None}) for t in runs]
+    return [dict(loop.finish(t, started, None), stacked={"seeds": len(seeds), "fallback": None}) for t in runs]
 
 
-def stacked_epoch(stack: StackedMixture, optimizer: torch.optim.Optimizer, cfg: Config, runs: list[train.Training],
+def stacked_epoch(stack: StackedMixture, optimizer: torch.optim.Optimizer, cfg: Config, runs: list[loop.Training],
                   temperature: float) -> SeedStats:
     """One training epoch of every seed together (each seed's own shuffled batches); the seeds' statistics.
     Raises FloatingPointError at the first non-finite loss or gradient."""
@@ -276,14 +276,14 @@ def stacked_epoch(stack: StackedMixture, optimizer: torch.optim.Optimizer, cfg: 
     return stats
 
 
-def fit(stack: StackedMixture, cfg: Config, runs: list[train.Training], started: float) -> None:
+def fit(stack: StackedMixture, cfg: Config, runs: list[loop.Training], started: float) -> None:
     """The joint phase's epochs for every seed together; each seed's history as its run writes it."""
     optimizer = stack.optimizer(cfg)
     for t in runs:
         t.train_started = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        temperature = train.temperature_at(cfg, epoch)
+        temperature = loop.temperature_at(cfg, epoch)
         stats = stacked_epoch(stack, optimizer, cfg, runs, temperature)
         if not all_finite([p.detach() for p in stack.params.values()]):
             raise FloatingPointError("non-finite parameters after the epoch's last step")
@@ -293,7 +293,7 @@ def fit(stack: StackedMixture, cfg: Config, runs: list[train.Training], started:
             t.model.set_temperature(temperature)
             metrics = {"epoch": epoch, "phase": "joint", "phase_epoch": epoch, **stats.of(s), "finite": True}
             metrics.pop("finite")
-            if t.x_val is not None:  # the held-out scores of the epoch: the validation split's (as moe.train)
+            if t.x_val is not None:  # the held-out scores of the epoch: the validation split's (as moe.training.loop)
                 metrics["val_accuracy"], metrics["val_loss"], t.val_sets[epoch] = validation_pass(
                     t.model, t.x_val, t.y_val, t.eval_batch, saturation_k(cfg.router, cfg.top_k))
             metrics.update(temperature=t.model.router.temperature, epoch_s=time.perf_counter() - t0)

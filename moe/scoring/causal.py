@@ -2,13 +2,13 @@
 
 Letters: N test samples, C classes, E experts.
 
-The ablation matrix D [E, C] (``moe.ablation``) holds, for every expert e and class c, the drop of the
+The ablation matrix D [E, C] (``moe.scoring.ablation``) holds, for every expert e and class c, the drop of the
 test accuracy on class c when e is removed and its samples go to the router's next choice:
 D[e, c] = acc_c(full model) - acc_c(without e). It can be negative (removing e helps class c).
-The allocation A [C, E] counts the test samples of class c whose top-weight expert is e (``moe.metrics``).
+The allocation A [C, E] counts the test samples of class c whose top-weight expert is e (``moe.scoring.metrics``).
 
 Spearman's rank correlation (:func:`spearman`) compares the observational and the causal rankings. These are
-building blocks of the score registry (``moe.scores``); the intervention itself, in the spirit of
+building blocks of the score registry (``moe.scoring.scores``); the intervention itself, in the spirit of
 Monet and InterpretCC (mask an expert and compare the drop on its target with the drop elsewhere), and the
 finding that observational routing statistics need not predict an expert's causal importance (the causal
 audit of expert importance, arXiv 2606.10703), are the sources.

@@ -85,7 +85,7 @@ def without_experts(model: MixtureOfExperts, removed: Tensor):
 @torch.no_grad()
 def kept_and_right(model: MixtureOfExperts, x: Tensor, y: Tensor, batch_size: int, order: Tensor | None = None) -> Tensor:
     """[N] bool on the CPU: the sample went to some expert and the mixture classified it correctly, in x's
-    order. ``order``: the fixed evaluation order of a batch-dependent router (``moe.evaluate.eval_order``)."""
+    order. ``order``: the fixed evaluation order of a batch-dependent router (``moe.training.evaluate.eval_order``)."""
     model.eval()
     xs = x if order is None else x[order.to(x.device)]
     kept, pred = [], []
@@ -108,7 +108,7 @@ def class_accuracy(right: Tensor, y: Tensor, n_classes: int) -> Tensor:
 def ablate(model: MixtureOfExperts, x: Tensor, y: Tensor, n_classes: int, batch_size: int,
            order: Tensor | None = None, max_experts: int = MAX_EXPERTS) -> Ablation:
     """The ablation matrix D [E, C] of the model on (x, y) (the module docstring has the rule); ``order``: the
-    fixed evaluation order of a batch-dependent router, as in ``moe.evaluate.predict``."""
+    fixed evaluation order of a batch-dependent router, as in ``moe.training.evaluate.predict``."""
     n_experts = model.experts.n_experts
     if n_experts > max_experts:
         return Ablation(None, f"skipped: {n_experts} experts > {max_experts} (E forward passes of the test split)")

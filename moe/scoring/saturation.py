@@ -16,7 +16,7 @@ routing weight (ties to the lower expert), k = ``top_k`` for the ``topk`` router
 (the top-weight expert, the assignment every allocation score reads). Dense soft routers (softmax, soft, ...)
 route every sample to every expert; their sets are thus the top-k experts of their routing weights.
 
-In a run (``moe.train``): the validation split's sets are taken in the per-epoch validation pass (no second
+In a run (``moe.training.loop``): the validation split's sets are taken in the per-epoch validation pass (no second
 forward pass), kept in memory and in the training state (never in the record), and at the end every epoch is
 compared with the final one: the last epoch that had a validation pass (the last epoch of the run, whatever
 its phase: in epochs that do not train the gate the routing stays as it was, so the curve is flat there; a

@@ -1,4 +1,4 @@
-"""One epoch of training, the inner loops of ``moe.train.run``: ``train_epoch`` (shuffled mini-batches through
+"""One epoch of training, the inner loops of ``moe.training.loop.run``: ``train_epoch`` (shuffled mini-batches through
 the whole mixture, with the per-expert statistics of the seed paper's curves) and ``pretrain_epoch`` (each
 expert alone on its own classes, no gate).
 
@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 
 from kernels import RoutingPlan
-from moe.epoch_stats import EpochStats
+from moe.training.epoch_stats import EpochStats
 from moe.routers import NonFiniteError
 
 
@@ -25,7 +25,7 @@ def backward_checked(loss: torch.Tensor, optimizer, model) -> dict[str, Any] | N
 
 def step_checked(loss: torch.Tensor, optimizer, model) -> dict[str, Any] | None:
     """``backward_checked``, then the optimizer's step when the loss and every gradient are finite. An optimizer
-    with ``step_if_finite`` (``moe.optim.Adam``) checks and steps on one concatenation of the gradients."""
+    with ``step_if_finite`` (``moe.training.optim.Adam``) checks and steps on one concatenation of the gradients."""
     params = backward(loss, optimizer)
     fused = getattr(optimizer, "step_if_finite", None)
     finite = None if fused is None else fused(loss)
@@ -93,7 +93,7 @@ def train_epoch(model, optimizer, loss_fn, x, y, batch_size: int, generator: tor
     model.train()
     for m in model.gate_modules():
         m.train(train_gate)
-    stats = EpochStats(model.experts.n_experts, y)  # moe.epoch_stats: reduced once per epoch, bitwise as batch by batch
+    stats = EpochStats(model.experts.n_experts, y)  # moe.training.epoch_stats: reduced once per epoch, bitwise as batch by batch
     for idx in torch.randperm(len(y), generator=generator).to(y.device).split(batch_size):
         xb = x[idx]
         try:

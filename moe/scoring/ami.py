@@ -1,9 +1,9 @@
-"""Adjusted mutual information: the NMI of ``moe.metrics`` corrected for chance (Vinh, Epps & Bailey 2010).
+"""Adjusted mutual information: the NMI of ``moe.scoring.metrics`` corrected for chance (Vinh, Epps & Bailey 2010).
 
 NMI is not 0 for independent partitions on a finite sample: it grows with the numbers of classes and experts
 (60 samples, 10 x 10 independent labels: about 0.4). AMI subtracts the mutual information expected under the
 permutation model, so that chance scores about 0 at any size. Tables are joint counts [R, K] as in
-``moe.metrics``; natural logarithms.
+``moe.scoring.metrics``; natural logarithms.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from moe.metrics import NAN, _f, entropy, mutual_information_bits
+from moe.scoring.metrics import NAN, _f, entropy, mutual_information_bits
 
 __all__ = ["expected_mutual_information", "adjusted_mutual_information"]
 

@@ -8,7 +8,7 @@ expert count grows. Only that paper's abstract was available to us: these formul
   expert is enough to explain a prediction.
 - Global: how much there is to read to understand the whole model. :func:`experts_used` (the experts that
   take at least one sample) and :func:`used_expert_parameters` (their readable parameters); the effective
-  number of experts is ``moe.metrics.perplexity`` (exp H(E)).
+  number of experts is ``moe.scoring.metrics.perplexity`` (exp H(E)).
 
 Letters: N samples, E experts; a(x) the top-weight expert of x (-1: dropped), yhat(x) the mixture's
 prediction, yhat_e(x) expert e's own prediction, P the readable parameters of one expert.

@@ -5,9 +5,9 @@ this project's own operationalisation (``ours``) and how :func:`score` computes 
 ``DIRECTIONS`` (what the sweep tables show), ``SCORE_KEYS`` (the keys :func:`score` returns, by the optional
 argument they need) and :func:`score` itself are all read from ``SCORES``: adding a score is one
 ``_add(...)`` line below. The registration order is the display order. The formulas and sources are in the
-building blocks of ``moe.metrics`` and ``moe.cheating``; the shapes of the inputs and the handling of
-dropped samples are in the docstring of ``moe.metrics``. ``docs/scores.md`` (``DOCS``), the definitions for
-users, is generated from this registry by ``python -m moe.score_docs`` and checked against it by a test.
+building blocks of ``moe.scoring.metrics`` and ``moe.scoring.cheating``; the shapes of the inputs and the handling of
+dropped samples are in the docstring of ``moe.scoring.metrics``. ``docs/scores.md`` (``DOCS``), the definitions for
+users, is generated from this registry by ``python -m moe.scoring.score_docs`` and checked against it by a test.
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from moe import ami as adjusted
-from moe import causal
-from moe import cheating as ch
-from moe import interpretability as interp
-from moe import metrics as m
+from moe.scoring import ami as adjusted
+from moe.scoring import causal
+from moe.scoring import cheating as ch
+from moe.scoring import interpretability as interp
+from moe.scoring import metrics as m
 from moe.registry import Registry
 
 # What a score is computed from -> the optional argument of score() that brings it (None: always given).
@@ -34,15 +34,15 @@ NEEDS: dict[str, str | None] = {
     "grouping": "grouping",  # a grouping of the classes
     "oracle": "expert_preds",  # every expert's own prediction for every sample (oracle routing)
     "modules": "modules",  # the planted module of every sample (a dataset with planted modules)
-    "ablation": "ablation",  # the expert x class accuracy drops when each expert is removed (moe.ablation)
-    "loss": None,  # the model's log-probabilities: the test loss moe.evaluate adds to the record's "test"
-    "two runs": None,  # the assignments of two runs of one configuration: moe.metrics.stability, by the sweep
+    "ablation": "ablation",  # the expert x class accuracy drops when each expert is removed (moe.scoring.ablation)
+    "loss": None,  # the model's log-probabilities: the test loss moe.training.evaluate adds to the record's "test"
+    "two runs": None,  # the assignments of two runs of one configuration: moe.scoring.metrics.stability, by the sweep
     "expert size": "expert_parameters",  # the readable parameters of one expert (ExpertBank.readable_parameters)
-    "epochs": None,  # the validation split's experts after every epoch: moe.saturation, by training (moe.train)
+    "epochs": None,  # the validation split's experts after every epoch: moe.scoring.saturation, by training (moe.training.loop)
 }
 COMPUTED_ELSEWHERE = ("loss", "two runs", "epochs")
 DIRECTION_NAMES = ("higher", "lower", "neutral")
-DOCS = "docs/scores.md"  # the users' definitions of the scores, generated from SCORES (moe.score_docs)
+DOCS = "docs/scores.md"  # the users' definitions of the scores, generated from SCORES (moe.scoring.score_docs)
 # Scores renamed since earlier records: old key -> new key (same values). A reader of old records maps them.
 RENAMED: dict[str, str] = {"expert_constancy": "expert_prediction_entropy"}
 
@@ -306,8 +306,8 @@ _add("used_expert_parameters", "lower", "expert size",
      lambda i: interp.used_expert_parameters(i.usage, i.expert_parameters),
      formula="experts_used x P, P = readable parameters of one expert ((D + 1) C for linear and implicit experts)",
      range="[0, E P]", source=_IMOE, ours=True)
-# Not returned by score(): the test loss that moe.evaluate adds to the record's "test", the sweep's
-# names for moe.metrics.stability() between seeds of one configuration, and the routing dynamics of training.
+# Not returned by score(): the test loss that moe.training.evaluate adds to the record's "test", the sweep's
+# names for moe.scoring.metrics.stability() between seeds of one configuration, and the routing dynamics of training.
 _add("loss", "lower", "loss", "test negative log-likelihood of the model",
      formula="-(1/N) sum_x log p(y(x) | x)", range="[0, inf)", source=_STD, ours=False)
 _add("stability_nmi", "higher", "two runs", "NMI between the assignments of two seeds of one configuration",
@@ -350,7 +350,7 @@ def score(labels, preds, assignment, n_classes: int, n_experts: int, *, weights=
     dead_experts, busiest_share, collapsed, router_only_accuracy, near_chance, cheating_index); with ``weights``,
     ``grouping`` (between the expert and the group of the label) or ``expert_preds``: those of
     ``SCORE_KEYS[...]`` of that argument; ``modules`` [N]: the planted module of each sample (module scores);
-    ``ablation`` [E, C]: the accuracy drops of ``moe.ablation`` (causal scores); ``expert_parameters``: the
+    ``ablation`` [E, C]: the accuracy drops of ``moe.scoring.ablation`` (causal scores); ``expert_parameters``: the
     readable parameters of one expert (``used_expert_parameters``). Why a NaN cheating index is undefined:
     :func:`cheating_undefined`.
     """
@@ -363,7 +363,7 @@ def score(labels, preds, assignment, n_classes: int, n_experts: int, *, weights=
 def cheating_undefined(scores: Mapping[str, float | None]) -> str | None:
     """Why the cheating index of these scores (a :func:`score` result, or a record's ``test``) is NaN:
     ``"no samples kept"``, ``"collapsed"``, ``"near chance"``, or None when it is defined (as
-    ``moe.cheating.cheating_undefined``, read from the ``collapsed`` and ``near_chance`` flags). None also for
+    ``moe.scoring.cheating.cheating_undefined``, read from the ``collapsed`` and ``near_chance`` flags). None also for
     scores written before those flags existed. JSON null counts as NaN."""
     def flag(key: str) -> float:
         v = scores.get(key, 0.0)

@@ -1,9 +1,9 @@
-"""``docs/scores.md``, the users' definitions of the scores, generated from the score registry (``moe.scores``).
+"""``docs/scores.md``, the users' definitions of the scores, generated from the score registry (``moe.scoring.scores``).
 
-``python -m moe.score_docs`` prints the page; ``--write PATH`` writes it (atomically); ``--check PATH`` exits 1
+``python -m moe.scoring.score_docs`` prints the page; ``--write PATH`` writes it (atomically); ``--check PATH`` exits 1
 when the file differs from the generated text. A test compares the committed ``docs/scores.md`` with
-:func:`markdown`, so that the page and the registry never drift apart: change a score in ``moe/scores.py``, then
-run ``python -m moe.score_docs --write docs/scores.md``.
+:func:`markdown`, so that the page and the registry never drift apart: change a score in ``moe/scoring/scores.py``, then
+run ``python -m moe.scoring.score_docs --write docs/scores.md``.
 """
 from __future__ import annotations
 
@@ -11,25 +11,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from moe.cheating import NEAR_CHANCE
-from moe.metrics import COLLAPSE_SHARE
-from moe.record import atomic_write_bytes
-from moe.scores import DOCS, NEEDS, RENAMED, SCORES
+from moe.scoring.cheating import NEAR_CHANCE
+from moe.scoring.metrics import COLLAPSE_SHARE
+from moe.records.record import atomic_write_bytes
+from moe.scoring.scores import DOCS, NEEDS, RENAMED, SCORES
 
 ARROWS = {"higher": "↑ higher", "lower": "↓ lower", "neutral": "neutral"}
 SCORES_NEEDS_WORDS = {
-    "predictions": "the labels and the mixture's predictions (always given to `moe.scores.score`)",
+    "predictions": "the labels and the mixture's predictions (always given to `moe.scoring.scores.score`)",
     "allocation": "the top-weight expert of each sample, i.e. the class x expert allocation (always given)",
     "weights": "the routing weights [N, E] (`weights=`)",
     "grouping": "a grouping of the classes, e.g. fashion / digits (`grouping=`)",
     "oracle": "every expert's own prediction for every sample (`expert_preds=`)",
     "modules": "the planted module of every sample, on a dataset with planted modules such as `planted` (`modules=`)",
-    "ablation": "the accuracy drops D [E, C] when each expert is removed, `moe.ablation` (`ablation=`)",
-    "loss": "the model's log-probabilities: the test loss, added to the record by `moe.evaluate`",
-    "two runs": "the assignments of two seeds of one configuration (`moe.metrics.stability`, by the sweep tables)",
-    "expert size": "the readable parameters P of one expert (`expert_parameters=`; `moe.evaluate` passes "
+    "ablation": "the accuracy drops D [E, C] when each expert is removed, `moe.scoring.ablation` (`ablation=`)",
+    "loss": "the model's log-probabilities: the test loss, added to the record by `moe.training.evaluate`",
+    "two runs": "the assignments of two seeds of one configuration (`moe.scoring.metrics.stability`, by the sweep tables)",
+    "expert size": "the readable parameters P of one expert (`expert_parameters=`; `moe.training.evaluate` passes "
                    "`ExpertBank.readable_parameters()`)",
-    "epochs": "the validation split's top-k experts after every epoch of training (`moe.saturation`, by `moe.train`; "
+    "epochs": "the validation split's top-k experts after every epoch of training (`moe.scoring.saturation`, by `moe.training.loop`; "
               "the record's `routing_dynamics`)",
 }
 
@@ -42,7 +42,7 @@ acc the mixture's accuracy on the kept samples; b = max_c sum_e A[c, e] / N the 
 accuracy of always predicting the most frequent class; 1/C on a balanced split); r the router-only accuracy.
 H entropy (natural logarithm unless in bits); [P] is 1 when P holds, else 0. D [E, C] the ablation matrix:
 D[e, c] = acc_c(full model) - acc_c(without expert e), its samples sent to the router's next choice
-(`moe.ablation`); n_c the test samples of class c."""
+(`moe.scoring.ablation`); n_c the test samples of class c."""
 
 CHEATING = f"""\
 ## The cheating index, collapse and near chance
@@ -73,14 +73,14 @@ operationalisation**).
   {NEAR_CHANCE}); relative, so that one margin fits 2 classes and 12.
 - The cheating index is **NaN** for a collapsed run (it would score 0, 'does not cheat', having learned
   no routing at all), for an accuracy near chance (the ratio is noise there) and when no sample was kept.
-  The reason is read from the `collapsed` and `near_chance` scores (`moe.scores.cheating_undefined`:
+  The reason is read from the `collapsed` and `near_chance` scores (`moe.scoring.scores.cheating_undefined`:
   "collapsed", "near chance", "no samples kept"). A NaN cheating index is not a low one: leave such runs
   out of means and Pareto sets of the cheating index, and show how many there were beside them.
 - **Expert prediction entropy**: mean over the used experts of H(yhat_e on expert e's samples) / log C;
   0 = every expert is a constant (the other half of cheating), 1 = each expert predicts all classes
   equally often. It was called `expert_constancy`, a name that read backwards (high meant *not* constant).
 
-Controls (`python -m moe.controls --dataset gm6`) score, through this same code, a mixture built to cheat
+Controls (`python -m moe.training.controls --dataset gm6`) score, through this same code, a mixture built to cheat
 (the router trained as the classifier, E = C, each expert a frozen constant for its class), a hash router
 (a fixed assignment that knows nothing of the class) and a collapsed router, so that what the scores give
 on each can be read before any verdict about cheating."""
@@ -102,7 +102,7 @@ def markdown() -> str:
     renamed = [f"- `{old}` is now `{new}` (same values)." for old, new in RENAMED.items()]
     parts = [
         "# Scores",
-        f"Generated from the score registry (`moe/scores.py`) by `python -m moe.score_docs --write {DOCS}`; do not "
+        f"Generated from the score registry (`moe/scoring/scores.py`) by `python -m moe.scoring.score_docs --write {DOCS}`; do not "
         "edit by hand (a test checks that this file is the generated text).",
         LETTERS,
         "**ours**: *yes* marks this project's own operationalisation of an idea (its formula, threshold or use was "
@@ -118,7 +118,7 @@ def markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m moe.score_docs", description="Print, write or check docs/scores.md.")
+    ap = argparse.ArgumentParser(prog="python -m moe.scoring.score_docs", description="Print, write or check docs/scores.md.")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--write", metavar="PATH", help=f"write the page to PATH (the committed one: {DOCS})")
     group.add_argument("--check", metavar="PATH", help="exit 1 when PATH is not the generated text")
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.check:
         path = Path(args.check)
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            print(f"error: {path} is stale or missing: run python -m moe.score_docs --write {path}", file=sys.stderr)
+            print(f"error: {path} is stale or missing: run python -m moe.scoring.score_docs --write {path}", file=sys.stderr)
             return 1
     else:
         sys.stdout.write(text)

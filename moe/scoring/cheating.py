@@ -7,7 +7,7 @@ mixture) and :func:`expert_prediction_entropy` (0 = every expert a constant). Bo
 project's operationalisation: only the paper's abstract was available to us.
 
 The cheating index is undefined (NaN) where a number would mislead, and :func:`cheating_undefined` says
-why: a collapsed run (``moe.metrics.collapsed``: at least 99% of the samples on one expert) would score
+why: a collapsed run (``moe.scoring.metrics.collapsed``: at least 99% of the samples on one expert) would score
 0, 'does not cheat', having learned no routing at all; an accuracy near chance (:func:`near_chance`)
 makes the ratio noise (values of 1.76 and 9.82 were seen from such runs under the old, unbounded form).
 
@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from moe.metrics import NAN, bincount2, collapsed, entropy, router_only_accuracy
+from moe.scoring.metrics import NAN, bincount2, collapsed, entropy, router_only_accuracy
 
 __all__ = ["NEAR_CHANCE", "majority_share", "near_chance", "cheating_undefined", "cheating_index",
            "expert_prediction_entropy"]

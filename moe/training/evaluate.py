@@ -10,15 +10,15 @@ from typing import Any
 
 import torch
 
-from moe import ablation
+from moe.scoring import ablation
 from moe.config import Config
 from moe.data import Dataset
-from moe.metrics import allocation, coactivation
+from moe.scoring.metrics import allocation, coactivation
 from moe.model import MixtureOfExperts
 from moe.routers import NonFiniteError
-from moe.saturation import top_experts
-from moe.scores import score
-from moe.views import views
+from moe.scoring.saturation import top_experts
+from moe.scoring.scores import score
+from moe.records.views import views
 
 EVAL_BATCH = 1024
 EVAL_SHUFFLE_SEED = 0  # the fixed evaluation order of batch-dependent routers
@@ -60,7 +60,7 @@ def predict(model: MixtureOfExperts, x: torch.Tensor, batch_size: int = EVAL_BAT
 
 def split_scores(model: MixtureOfExperts, data: Dataset, x: torch.Tensor, y: torch.Tensor, device: torch.device,
                  batch_size: int = EVAL_BATCH, modules: torch.Tensor | None = None) -> dict[str, float]:
-    """Every score of ``moe.scores.score`` on the samples (x, y) of one split of ``data`` other than the test
+    """Every score of ``moe.scoring.scores.score`` on the samples (x, y) of one split of ``data`` other than the test
     split (with ``dropped``, the share of its samples no expert took, and the module scores when ``modules``
     are given) and its loss: the validation block of a record (no ablation: that is the test split's)."""
     p = predict(model, x.to(device), batch_size)
@@ -76,11 +76,11 @@ MAX_COACTIVATION_EXPERTS = 64  # the record keeps the E x E co-activation table 
 
 def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device,
                     batch_size: int = EVAL_BATCH) -> dict[str, Any]:
-    """The test split's record fields: ``test`` (every score of ``moe.scores.score``, with the module scores
+    """The test split's record fields: ``test`` (every score of ``moe.scoring.scores.score``, with the module scores
     when the dataset plants modules and the causal scores of the ablation, and the test loss), ``allocation``
     (class x expert counts), ``test_assignment``, ``ablation`` (the expert x class accuracy drops of
-    ``moe.ablation``, or None) with ``ablation_rule`` (how, or why not), and ``coactivation`` (the expert x
-    expert table of ``moe.metrics.coactivation``, null for an expert no sample reaches; None when no sample goes
+    ``moe.scoring.ablation``, or None) with ``ablation_rule`` (how, or why not), and ``coactivation`` (the expert x
+    expert table of ``moe.scoring.metrics.coactivation``, null for an expert no sample reaches; None when no sample goes
     to more than one expert, and beyond MAX_COACTIVATION_EXPERTS experts: an E x E table of 4,096 experts is 16
     million numbers in every record, and a dense router's is all ones)."""
     x = data.x_test.to(device)
@@ -111,7 +111,7 @@ def accuracy_and_loss(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor,
 def validation_pass(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH,
                     k: int | None = None) -> tuple[float, float, torch.Tensor | None]:
     """:func:`accuracy_and_loss` and, with ``k``, each sample's first k experts from the same forward pass
-    (``moe.saturation.top_experts``: int16 [N, k], in the order of x; None without ``k``)."""
+    (``moe.scoring.saturation.top_experts``: int16 [N, k], in the order of x; None without ``k``)."""
     model.eval()
     order = eval_order(model, len(y))
     xs = x if order is None else x[order.to(x.device)]
@@ -143,7 +143,7 @@ def accuracy(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, batch_si
 def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch_size: int) -> dict[str, Any]:
     """The record fields of the final evaluation: ``dataset``, those of :func:`test_evaluation` (``test``: every
     score, ``allocation``, ``test_assignment``, ``ablation``, ``ablation_rule``, ``coactivation``),
-    ``views`` (gate regions, expert weights: ``moe.views``) and ``validation`` (the scores of :func:`split_scores` on the validation split; None without one, {} when its
+    ``views`` (gate regions, expert weights: ``moe.records.views``) and ``validation`` (the scores of :func:`split_scores` on the validation split; None without one, {} when its
     gate logits are not finite: the test split's scores stand)."""
     validation = None
     if data.y_val is not None:
@@ -154,4 +154,4 @@ def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch
             validation = {}
     test = test_evaluation(model, data, device, batch_size)
     return {"dataset": data.describe(), **test, "validation": validation,
-            "views": views(model, data, device, batch_size, test.get("test_assignment"))}  # gate regions, expert weights (moe.views)
+            "views": views(model, data, device, batch_size, test.get("test_assignment"))}  # gate regions, expert weights (moe.records.views)

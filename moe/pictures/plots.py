@@ -17,7 +17,7 @@ from typing import Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from moe.record import atomic_write_bytes
+from moe.records.record import atomic_write_bytes
 
 __all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_figure", "heatmap_size", "save_png", "DPI", "ANNOTATE_MAX_CELLS"]
 
@@ -75,7 +75,7 @@ def heatmap_figure(allocation, class_names: Sequence[str], title: str | None = N
 
 
 def ablation_heatmap(ablation, class_names: Sequence[str], path: str | os.PathLike, title: str | None = None) -> Path:
-    """Draw the ablation matrix D [E, C] (``moe.ablation``: the drop of class c's test accuracy when expert e is
+    """Draw the ablation matrix D [E, C] (``moe.scoring.ablation``: the drop of class c's test accuracy when expert e is
     removed) as a heat-map PNG at ``path``; returns the path.
 
     Experts on the y axis, classes (named by ``class_names``) on the x axis; a diverging colour scale centred on 0

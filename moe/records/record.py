@@ -5,10 +5,10 @@ first NaN or infinity: in the training loss, the gradients, the parameters, the 
 evaluation), config (complete: a preset's values resolved), seed, n_parameters (total, gate, experts),
 dataset (with the validation split's size ``n_val`` and ``val_indices_sha256``), history (per epoch: training
 statistics and the validation split's ``val_accuracy`` and ``val_loss``; no test score), test (accuracy and
-every score of ``moe.scores.score``, scored once at the end), validation (the same scores on the validation
+every score of ``moe.scoring.scores.score``, scored once at the end), validation (the same scores on the validation
 split at the end; None without one), allocation (class x expert counts), test_assignment, resumed_from_epoch (None, or the epoch of the saved state the run continued
 from), routing_dynamics (router saturation of the validation split per epoch against the last epoch, and
-``saturation_epoch``: ``moe.saturation``; None without a validation split), timing, versions.
+``saturation_epoch``: ``moe.scoring.saturation``; None without a validation split), timing, versions.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ rate). torch steps groups one by one and, on the CPU, parameter by parameter (it
 small ops per parameter and step, the largest cost of a small model's training step. Here the groups with
 equal hyperparameters (all of them when the learning rates are equal) are joined for the step and updated by
 torch's own multi-tensor code; Adam, once every parameter has stepped, runs on one flat buffer of its state and
-of the parameters' data (``moe.flat_adam``: on the CPU torch's multi-tensor ops still loop over the tensors). The
+of the parameters' data (``moe.training.flat_adam``: on the CPU torch's multi-tensor ops still loop over the tensors). The
 arithmetic is elementwise and the same op for op: on the CPU the parameters and the optimizer state are bitwise
 those of the plain optimizer (``tests/moe/test_optim.py``), and the state dict (groups, state) is the plain
 optimizer's, so checkpoints are unchanged.
@@ -17,7 +17,7 @@ import torch
 from torch.optim import optimizer as torch_optimizer
 
 from moe.config import Config
-from moe.flat_adam import FlatAdamState
+from moe.training.flat_adam import FlatAdamState
 from moe.model import MixtureOfExperts
 
 NOT_HYPER = ("params", "name")  # group keys that are not hyperparameters
@@ -55,7 +55,7 @@ class Adam(JoinedStep, torch.optim.Adam):
     eps and weight decay shared by every group; one device and dtype) one pass runs the ops of torch's
     ``_multi_tensor_adam`` over every group at once, each parameter with its group's learning rate, and reads
     the step counts in one sync instead of two ``.item()`` per parameter; without weight decay, on one flat buffer
-    of the state (``moe.flat_adam``), bitwise the same. Anything else: torch's own step.
+    of the state (``moe.training.flat_adam``), bitwise the same. Anything else: torch's own step.
     """
 
     @torch.no_grad()
@@ -102,11 +102,11 @@ class Adam(JoinedStep, torch.optim.Adam):
         torch._foreach_add_(exp_avg_sq_sqrt, eps)
         torch._foreach_addcdiv_(params, exp_avgs, exp_avg_sq_sqrt, step_size)
         if weight_decay == 0 and len(params) == sum(len(g["params"]) for g in self.param_groups):
-            self._flat = FlatAdamState.install(self.state, self.param_groups)  # from the next step (moe.flat_adam)
+            self._flat = FlatAdamState.install(self.state, self.param_groups)  # from the next step (moe.training.flat_adam)
         return None
 
     def flat_step(self, lean: tuple[float, float, float, float] | None, loss: torch.Tensor | None = None) -> bool | None:
-        """The step on the flat state (``moe.flat_adam``) when it serves (every parameter has a gradient, no weight
+        """The step on the flat state (``moe.training.flat_adam``) when it serves (every parameter has a gradient, no weight
         decay): True stepped, False not finite (with ``loss``: nothing changed); None: it does not serve."""
         flat = getattr(self, "_flat", None)
         if lean is None or lean[3] != 0 or flat is None or not flat.serves(self.state, self.param_groups):

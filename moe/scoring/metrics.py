@@ -1,11 +1,11 @@
 """The building blocks of the interpretability scores of a mixture of experts: what the gate learned, and
-whom to blame for each error. ``moe.scores`` registers every score (name, direction, what it needs, its
-definition) and computes them all at once (``moe.scores.score``); :func:`stability` compares two runs;
-``moe.cheating`` holds the cheating diagnosis (cheating index, expert prediction entropy, near chance).
+whom to blame for each error. ``moe.scoring.scores`` registers every score (name, direction, what it needs, its
+definition) and computes them all at once (``moe.scoring.scores.score``); :func:`stability` compares two runs;
+``moe.scoring.cheating`` holds the cheating diagnosis (cheating index, expert prediction entropy, near chance).
 
 Letters: N samples (the test split), C classes, E experts, G groups of classes.
 
-Inputs of ``moe.scores.score`` (torch tensors, or anything ``torch.as_tensor`` accepts, on any device):
+Inputs of ``moe.scoring.scores.score`` (torch tensors, or anything ``torch.as_tensor`` accepts, on any device):
     labels       [N]    int in [0, C)   true class
     preds        [N]    int in [0, C)   the mixture's prediction
     assignment   [N]    int in [-1, E)  the expert with the largest routing weight; -1 = dropped

@@ -1,7 +1,7 @@
 """The training state saved after each epoch (checkpoints): :class:`TrainState`, its bytes, and the checks
 that refuse a state written under another config or format.
 
-``moe.train.run(..., on_state=...)`` receives ``TrainState.to_bytes()`` after every finished epoch and
+``moe.training.loop.run(..., on_state=...)`` receives ``TrainState.to_bytes()`` after every finished epoch and
 ``run(..., state=...)`` continues from one with the numbers of a run never stopped (bitwise on the CPU).
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ class TrainState:
     rng: dict[str, torch.Tensor]  # batch_order, torch, cuda (on a GPU)
     train_s: float  # training seconds of the epochs in history
     version: int = STATE_VERSION
-    # epoch -> int16 [N_val, k]: the validation split's experts after that epoch (moe.saturation; never in the
+    # epoch -> int16 [N_val, k]: the validation split's experts after that epoch (moe.scoring.saturation; never in the
     # record); optional: a state saved before it existed reads as {}
     val_sets: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)
 

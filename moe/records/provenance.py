@@ -5,7 +5,7 @@ versions, the git hash and the date).
 
     git             the full commit of the checkout (None outside a git checkout or without git)
     git_dirty       True when tracked files differ from that commit (None when unknown)
-    versions        Python, torch, numpy, Triton (when installed), this project (``moe.record.versions``)
+    versions        Python, torch, numpy, Triton (when installed), this project (``moe.records.record.versions``)
     data_sha256     sha256 of the loaded arrays as the run saw them (after subsets and normalisation):
                     each array's name, dtype, shape and bytes in a fixed order (None when no data was loaded)
     kernel_backend  what the expert layers ran on: torch or triton (``kernels._common.resolve_backend``)
@@ -27,7 +27,7 @@ import numpy
 import torch
 
 from kernels._common import resolve_backend
-from moe.record import versions
+from moe.records.record import versions
 
 FIELDS = ("git", "git_dirty", "versions", "data_sha256", "kernel_backend", "device", "started_at", "host")
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")  # fingerprinted in this order (and x_val, y_val when present)
