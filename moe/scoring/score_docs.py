@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from moe.scoring.cheating import NEAR_CHANCE
+from moe.scoring.cheating import MIN_COVERAGE, NEAR_CHANCE
 from moe.scoring.metrics import COLLAPSE_SHARE
 from moe.records.record import atomic_write_bytes
 from moe.scoring.scores import DOCS, NEEDS, RENAMED, SCORES
@@ -31,6 +31,8 @@ SCORES_NEEDS_WORDS = {
                    "`ExpertBank.readable_parameters()`)",
     "epochs": "the validation split's top-k experts after every epoch of training (`moe.scoring.saturation`, by `moe.training.loop`; "
               "the record's `routing_dynamics`)",
+    "fit allocation": "the validation split's class x expert allocation F [C, E] (`fit_allocation=`; `moe.evaluate` "
+                      "passes it, and the record keeps it as `validation_allocation`)",
 }
 
 LETTERS = """\
@@ -42,7 +44,9 @@ acc the mixture's accuracy on the kept samples; b = max_c sum_e A[c, e] / N the 
 accuracy of always predicting the most frequent class; 1/C on a balanced split); r the router-only accuracy.
 H entropy (natural logarithm unless in bits); [P] is 1 when P holds, else 0. D [E, C] the ablation matrix:
 D[e, c] = acc_c(full model) - acc_c(without expert e), its samples sent to the router's next choice
-(`moe.scoring.ablation`); n_c the test samples of class c."""
+(`moe.scoring.ablation`); n_c the test samples of class c. F [C, E] the validation split's allocation; m_e =
+argmax_c F[c, e] the majority class of expert e learned on it; S the experts F reaches (sum_c F[c, e] > 0),
+N_S their test samples; p_c = sum_e A[c, e] / N the test class shares."""
 
 CHEATING = f"""\
 ## The cheating index, collapse and near chance
@@ -65,6 +69,29 @@ operationalisation**).
   accuracy neared chance: 1.76 and 9.82 were seen.) On a finite test split r is biased upwards by roughly
   sqrt(E / N), each expert's majority class being picked from its own samples, so a hash router scores a
   little above 0.
+  **This bias is large at large E** (hand-built hash routers on 2,000 test samples: 0.04 at E = 10, 0.10 at
+  64, 0.22 at 256, 0.51 at 1,024, 1.00 at 4,096), so the cheating index cannot compare expert counts: read
+  the cheating score instead.
+- **Cheating score** = (r_cf - r_0) / (max(acc, r_cf) - r_0), the index cross-fitted and corrected for
+  chance, so that it means the same at every E. The router-only classifier is *learned* on the validation
+  split (each expert predicts m_e, its majority class there) and *scored* on the test split:
+  r_cf = sum_(e in S) A[m_e, e] / N_S. Its chance level is the exact expectation of r_cf when the test
+  labels are permuted under the same allocation, r_0 = sum_(e in S) n_e p_(m_e) / N_S (as adjusted mutual
+  information subtracts the expected mutual information; Vinh et al. 2010). A router blind to the class
+  (hash, random) scores about 0 at every E (its expectation is exactly 0), a router whose experts each own
+  one class 1, experts that each own a pair of classes (1/2 - 1/C) / (1 - 1/C) = 0.44 under a perfect
+  mixture (C = 10). It is at most 1 and can be slightly negative by chance. Its bias: none from picking the
+  majority classes; its noise grows as fewer test samples are covered. Only test samples on experts that the
+  validation split reached are read (`cheating_coverage` = N_S / N; with 800 validation samples and a
+  balanced router that is about 54% at E = 1,024 and 18% at E = 4,096); below {MIN_COVERAGE} coverage the
+  score is NaN ("fit split reaches too few experts"), as for a collapsed run or one near chance
+  (`moe.scoring.scores.cheating_score_undefined`). `python -m moe.training.controls --allocations` prints the controls
+  (cheater, hash, random, class pairs) at E = 10, 64, 256, 1,024 and 4,096.
+- **Constant experts** (the functional check): `constant_experts_accuracy` is the accuracy left when every
+  expert is replaced by a constant for m_e (an expert the validation split never reached: the validation
+  split's most frequent class), the trained router's weights kept: predict argmax_c sum_(e: m_e = c) w_e(x).
+  `constant_experts_drop` = acc - constant_experts_accuracy: about 0 when the experts add nothing to the
+  router (cheating). Its bias: at large E many experts get the fallback class, which lowers it.
 - **Collapsed**: the busiest expert takes at least {COLLAPSE_SHARE:.0%} of the kept samples
   (busiest_share >= {COLLAPSE_SHARE}). The threshold is the seed code's own reading of its runs ('>= 99% of
   test samples to one expert'). With E = 1 every run is collapsed.
@@ -79,6 +106,10 @@ operationalisation**).
 - **Expert prediction entropy**: mean over the used experts of H(yhat_e on expert e's samples) / log C;
   0 = every expert is a constant (the other half of cheating), 1 = each expert predicts all classes
   equally often. It was called `expert_constancy`, a name that read backwards (high meant *not* constant).
+  Its bias: with few samples per expert each expert's predictions on its own samples have low entropy
+  whatever the expert is (one sample: entropy 0), so it falls as E grows. **Expert prediction entropy on all
+  inputs** (`expert_prediction_entropy_all`) reads each expert's predictions on every test sample instead:
+  a constant expert scores 0 at any E, an expert that classifies scores about H(classes) / log C.
 
 Controls (`python -m moe.training.controls --dataset gm6`) score, through this same code, a mixture built to cheat
 (the router trained as the classifier, E = C, each expert a frozen constant for its class), a hash router

@@ -39,6 +39,7 @@ NEEDS: dict[str, str | None] = {
     "two runs": None,  # the assignments of two runs of one configuration: moe.scoring.metrics.stability, by the sweep
     "expert size": "expert_parameters",  # the readable parameters of one expert (ExpertBank.readable_parameters)
     "epochs": None,  # the validation split's experts after every epoch: moe.scoring.saturation, by training (moe.training.loop)
+    "fit allocation": "fit_allocation",  # the validation split's class x expert allocation (cross-fitted scores)
 }
 COMPUTED_ELSEWHERE = ("loss", "two runs", "epochs")
 DIRECTION_NAMES = ("higher", "lower", "neutral")
@@ -76,7 +77,7 @@ class Inputs:
     """The checked inputs of :func:`score` and what several scores share (computed once, on first use)."""
 
     def __init__(self, labels, preds, assignment, n_classes: int, n_experts: int, weights, expert_preds, grouping,
-                 modules=None, ablation=None, expert_parameters=None):
+                 modules=None, ablation=None, expert_parameters=None, fit_allocation=None):
         self.C, self.E = m.check_sizes(n_classes, n_experts)
         self.y = m.as_ints(labels, "labels", 0, self.C)
         n = self.n = self.y.numel()
@@ -94,6 +95,7 @@ class Inputs:
             m.as_ints(expert_preds, "expert_preds", 0, self.C, shape=(n, self.E), ndim=2)
         self.modules = None if modules is None else m.as_ints(modules, "modules", 0, 2**62, shape=(n,))
         self.ablation = None if ablation is None else _ablation(ablation, self.E, self.C)
+        self.fit_allocation = None if fit_allocation is None else _fit_allocation(fit_allocation, self.C, self.E)
 
     def given(self, needs: str) -> bool:
         arg = NEEDS[needs]
@@ -133,6 +135,18 @@ class Inputs:
         return m.bincount2(mods, self.a[self.kept], int(self.modules.max()) + 1, self.E)
 
     @cached_property
+    def cross_fit(self) -> dict[str, float]:  # the router-only classifier learned on the fit split, on test
+        return ch.cross_fitted_router(self.alloc, self.fit_allocation)
+
+    @cached_property
+    def constant_accuracy(self) -> float:  # every expert replaced by its fit split's majority class
+        w = self.weights
+        if w is None:  # hard weights from the assignment (a dropped sample: no expert)
+            w = torch.zeros(self.n, self.E, dtype=torch.float64)
+            w[self.kept, self.a[self.kept]] = 1.0
+        return ch.constant_experts_accuracy(self.y, w, self.fit_allocation)
+
+    @cached_property
     def class_counts(self) -> torch.Tensor:  # [C]
         return torch.bincount(self.y, minlength=self.C)
 
@@ -151,6 +165,14 @@ def _ablation(ablation, n_experts: int, n_classes: int) -> torch.Tensor:
         raise ValueError(f"ablation: expected finite numbers of shape [{n_experts}, {n_classes}] (experts x classes), "
                          f"got shape {list(d.shape)}")
     return d
+
+
+def _fit_allocation(table, n_classes: int, n_experts: int) -> torch.Tensor:
+    f = torch.as_tensor(table)
+    if f.dtype.is_floating_point or tuple(f.shape) != (n_classes, n_experts) or bool((f < 0).any()):
+        raise ValueError(f"fit_allocation: expected non-negative integer counts of shape [{n_classes}, {n_experts}] "
+                         f"(classes x experts), got {f.dtype} of shape {list(f.shape)}")
+    return f.long()
 
 
 def _partition_scores(alloc: torch.Tensor, grouping: Sequence[int], n_classes: int) -> dict[str, float]:
@@ -272,6 +294,33 @@ _add("expert_prediction_entropy", "neutral", "oracle",  # 0 flags cheating, yet 
      "mean entropy / log C of each used expert's own predictions on its samples; 0 = every expert a constant",
      lambda i: ch.expert_prediction_entropy(i.a, i.expert_preds, i.C, i.E),
      formula="mean over used e of H(yhat_e(x) : a(x) = e) / log C", range="[0, 1], or NaN", source=_CHEAT, ours=True)
+_add("cheating_score", "lower", "fit allocation",
+     "cheating index cross-fitted and corrected for chance: each expert's class learned on the validation split, "
+     "scored on test; about 0 for a router blind to the class at every E, 1 when the router alone does the mixture's job",
+     lambda i: ch.cheating_score(i.alloc, i.fit_allocation, i.kept_accuracy),
+     formula="(r_cf - r_0) / (max(acc, r_cf) - r_0), r_cf = sum_{e in S} A[m_e, e] / N_S, r_0 = sum_{e in S} n_e p_{m_e} "
+             "/ N_S, m_e = argmax_c F[c, e]; NaN when collapsed, near chance or coverage < "
+             f"{ch.MIN_COVERAGE}",
+     range="[about 0, 1] (slightly negative by chance), or NaN",
+     source=_CHEAT + "; cross-fitting and the chance correction (as adjusted mutual information: Vinh et al. 2010) ours",
+     ours=True)
+_add("cheating_coverage", "neutral", "fit allocation",
+     "share of the test samples on experts the validation split reached (those the cheating score reads)",
+     lambda i: i.cross_fit["coverage"],
+     formula="N_S / N, S = {e: sum_c F[c, e] > 0}", range="[0, 1], or NaN", source=_CHEAT, ours=True)
+_add("constant_experts_accuracy", "neutral", "fit allocation",
+     "accuracy left when every expert is replaced by a constant for its validation majority class, the routing kept",
+     lambda i: i.constant_accuracy,
+     formula="(1/N) sum_x [argmax_c sum_{e: m_e = c} w_e(x) = y(x)] (an expert the validation split never "
+             "reached: its most frequent class)", range="[0, 1], or NaN", source=_CHEAT, ours=True)
+_add("constant_experts_drop", "higher", "fit allocation",
+     "accuracy the experts add over constants for their validation majority classes (about 0 = cheating)",
+     lambda i: float(i.right.double().mean()) - i.constant_accuracy,
+     formula="acc(all N) - constant_experts_accuracy", range="[-1, 1], or NaN", source=_CHEAT, ours=True)
+_add("expert_prediction_entropy_all", "neutral", "oracle",
+     "mean entropy / log C of each expert's own predictions on all test samples (not only its own); 0 = constants",
+     lambda i: ch.expert_prediction_entropy_all(i.expert_preds, i.C),
+     formula="mean over all e of H(yhat_e(x) : all x) / log C", range="[0, 1], or NaN", source=_CHEAT, ours=True)
 _add("causal_specialisation", "higher", "ablation",
      "how much of each expert's causal effect (accuracy lost when it is removed) falls on one class",
      lambda i: causal.causal_specialisation(i.ablation),
@@ -342,7 +391,8 @@ SCORE_KEYS: dict[str | None, tuple[str, ...]] = {
 
 
 def score(labels, preds, assignment, n_classes: int, n_experts: int, *, weights=None,
-          expert_preds=None, grouping=None, modules=None, ablation=None, expert_parameters=None) -> dict[str, float]:
+          expert_preds=None, grouping=None, modules=None, ablation=None, expert_parameters=None,
+          fit_allocation=None) -> dict[str, float]:
     """Every interpretability score of one run's test split that its inputs allow, as plain Python floats,
     in display order: the registered scores (``SCORES``) whose needs are given.
 
@@ -351,11 +401,13 @@ def score(labels, preds, assignment, n_classes: int, n_experts: int, *, weights=
     ``grouping`` (between the expert and the group of the label) or ``expert_preds``: those of
     ``SCORE_KEYS[...]`` of that argument; ``modules`` [N]: the planted module of each sample (module scores);
     ``ablation`` [E, C]: the accuracy drops of ``moe.scoring.ablation`` (causal scores); ``expert_parameters``: the
-    readable parameters of one expert (``used_expert_parameters``). Why a NaN cheating index is undefined:
-    :func:`cheating_undefined`.
+    readable parameters of one expert (``used_expert_parameters``); ``fit_allocation`` [C, E]: the class x expert
+    allocation of the validation split (the cross-fitted ``cheating_score`` and the constant-experts check). Why a
+    NaN cheating index is undefined: :func:`cheating_undefined`; a NaN cheating score:
+    ``moe.scoring.cheating.cheating_score_undefined``.
     """
     inputs = Inputs(labels, preds, assignment, n_classes, n_experts, weights, expert_preds, grouping, modules, ablation,
-                    expert_parameters)
+                    expert_parameters, fit_allocation)
     return {name: s.compute(inputs) for name in ORDER
             if (s := SCORES.get(name)).compute is not None and inputs.given(s.needs)}
 
@@ -376,3 +428,17 @@ def cheating_undefined(scores: Mapping[str, float | None]) -> str | None:
     if flag("near_chance") == 1.0:
         return "near chance"
     return None
+
+
+def cheating_score_undefined(scores: Mapping[str, float | None]) -> str | None:
+    """Why the cheating score of these scores (a :func:`score` result, or a record's ``test``) is NaN: the reasons
+    of :func:`cheating_undefined`, then ``"fit split reaches too few experts"`` (``cheating_coverage`` below
+    ``moe.scoring.cheating.MIN_COVERAGE``), ``"no validation allocation"`` (no coverage: a run without a validation
+    split), or None when it is defined."""
+    why = cheating_undefined(scores)
+    if why is not None:
+        return why
+    cover = scores.get("cheating_coverage")
+    if cover is None or math.isnan(float(cover)):
+        return "no validation allocation"
+    return "fit split reaches too few experts" if float(cover) < ch.MIN_COVERAGE else None

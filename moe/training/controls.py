@@ -32,12 +32,15 @@ from moe.data import Dataset, declared_input_shape, load_for_config, subset
 from moe.data.mnist import DataFileError
 from moe.training.evaluate import eval_batch_size, evaluate
 from moe.model import MixtureOfExperts, build_model
+from moe.scoring import cheating as ch
+from moe.scoring.metrics import allocation
 from moe.scoring.scores import cheating_undefined
 from moe.training.loop import run, torch_threads
 from moe.validate import as_config
 
 __all__ = ["CONTROLS", "EXPECTED", "CONSTANT_LOGIT", "control_config", "cheater", "collapsed", "run_controls",
-           "summary_rows", "markdown", "main"]
+           "summary_rows", "markdown", "main", "ALLOCATION_CONTROLS", "CONTROL_SIZES", "routed", "allocation_controls",
+           "allocation_markdown"]
 
 CONTROLS = ("cheater", "hash", "collapsed")
 EXPECTED = {
@@ -173,6 +176,91 @@ def markdown(results: dict[str, dict[str, float]], dataset: str = Config.dataset
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------------------------------------------
+# Hand-built allocations: the cheating scores at every expert count, with no training
+# ---------------------------------------------------------------------------------------------------
+
+ALLOCATION_CONTROLS = ("cheater", "hash", "random", "class pairs")
+ALLOCATION_EXPECTED = {
+    "cheater": "1 (each expert owns one class)",
+    "hash": "about 0 (a fixed balanced assignment that ignores the class)",
+    "random": "about 0 (each sample to a uniformly random expert)",
+    "class pairs": "(1/2 - 1/C) / (1 - 1/C) = 0.44 for C = 10 (each expert owns a pair of classes)",
+}
+CONTROL_SIZES = (10, 64, 256, 1024, 4096)
+ALLOCATION_COLUMNS = ("cheating_score", "cheating_coverage", "cheating_index", "constant_experts_accuracy")
+
+
+def routed(kind: str, labels: torch.Tensor, n_experts: int, n_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """The expert of each sample under a hand-built router ``kind`` (ALLOCATION_CONTROLS): ``cheater`` sends a
+    class-c sample to a random expert among those that own c (e mod C = c); ``hash`` deals the samples out in
+    a random order to the experts in a random order (equal loads; neither order depends on the class); ``random``
+    draws each expert uniformly; ``class pairs`` sends it to a random expert among those that own its pair
+    (e mod floor(C/2) = floor(c/2)). Needs E >= C for ``cheater`` and E >= C/2 for ``class pairs``."""
+    y = torch.as_tensor(labels).long()
+    n = len(y)
+    if kind == "hash":
+        out = torch.empty(n, dtype=torch.long)
+        experts = torch.randperm(n_experts, generator=gen)  # which experts a split smaller than E reaches: random
+        out[torch.randperm(n, generator=gen)] = experts[torch.arange(n) % n_experts]
+        return out
+    if kind == "random":
+        return torch.randint(0, n_experts, (n,), generator=gen)
+    groups = {"cheater": n_classes, "class pairs": n_classes // 2}.get(kind)
+    if groups is None:
+        raise ValueError(f"control: unknown allocation control {kind!r}; choose one of {', '.join(ALLOCATION_CONTROLS)}")
+    if n_experts < groups:
+        raise ValueError(f"control {kind!r}: needs at least {groups} experts, got {n_experts}")
+    owner = y if kind == "cheater" else y // 2  # the group each sample belongs to
+    per_group = (n_experts - owner + groups - 1) // groups  # experts e < E with e mod groups = owner
+    pick = (torch.rand(n, generator=gen) * per_group).long()
+    return owner + groups * pick
+
+
+def allocation_controls(sizes=CONTROL_SIZES, *, n_test: int = 2000, n_val: int = 800, n_classes: int = 10,
+                        seed: int = 0, accuracy: float = 1.0) -> list[dict[str, Any]]:
+    """The cheating scores of hand-built routers (``routed``) at each expert count: balanced labels, a
+    validation split of ``n_val`` and a test split of ``n_test`` samples routed by the same rule, each scored
+    by ``moe.scoring.cheating`` (the cross-fitted ``cheating_score`` and its coverage, the in-sample
+    ``cheating_index`` for comparison, and the accuracy of constant experts under one-hot routing weights)
+    with a mixture of accuracy ``accuracy`` (1: a perfect mixture). One row per (control, E). Same seed, same
+    numbers."""
+    rows = []
+    y_val = torch.arange(n_val) % n_classes
+    y_test = torch.arange(n_test) % n_classes
+    for e in sizes:
+        for kind in ALLOCATION_CONTROLS:
+            gen = torch.Generator().manual_seed(seed * 7919 + e)
+            fit = allocation(y_val, routed(kind, y_val, e, n_classes, gen), n_classes, e)
+            a_test = routed(kind, y_test, e, n_classes, gen)
+            alloc = allocation(y_test, a_test, n_classes, e)
+            onehot = torch.nn.functional.one_hot(a_test, e).double()
+            rows.append({"control": kind, "experts": e, "n_val": n_val, "n_test": n_test,
+                         "cheating_score": ch.cheating_score(alloc, fit, accuracy),
+                         "cheating_coverage": ch.cross_fitted_router(alloc, fit)["coverage"],
+                         "cheating_index": ch.cheating_index(alloc, accuracy),
+                         "constant_experts_accuracy": ch.constant_experts_accuracy(y_test, onehot, fit),
+                         "expected": ALLOCATION_EXPECTED[kind]})
+    return rows
+
+
+def allocation_markdown(rows: list[dict[str, Any]]) -> str:
+    """The hand-built controls as a Markdown table with a footer that says how they were built."""
+    head = ["control", "E", *ALLOCATION_COLUMNS, "expected cheating score"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * len(ALLOCATION_COLUMNS) + "---|"]
+    for r in rows:
+        lines.append("| " + " | ".join([r["control"], str(r["experts"]), *(_fmt(r[c]) for c in ALLOCATION_COLUMNS),
+                                        r["expected"]]) + " |")
+    n_val, n_test = (rows[0]["n_val"], rows[0]["n_test"]) if rows else (0, 0)
+    lines += ["", f"Hand-built routers, no training: {n_val} validation and {n_test} test samples, 10 balanced "
+              "classes, each routed by the control's rule; a perfect mixture (accuracy 1). `cheating_score` learns "
+              "each expert's class on the validation split and corrects for chance; `cheating_index` is the "
+              "in-sample index it replaces (biased upwards at large E); `cheating_coverage` the share of test "
+              "samples on experts the validation split reached; `constant_experts_accuracy` every expert replaced "
+              "by its validation majority class. Definitions: docs/scores.md."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m moe.training.controls",
                                  description="Train and score the positive and negative controls of the cheating "
@@ -184,8 +272,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-train", type=int, default=None, help="stratified training subset")
     ap.add_argument("--n-test", type=int, default=None, help="stratified test subset")
     ap.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
+    ap.add_argument("--allocations", action="store_true",
+                    help="score hand-built routers (cheater, hash, random, class pairs) at E = "
+                         f"{', '.join(map(str, CONTROL_SIZES))} instead (no training; the other options are ignored)")
     args = vars(ap.parse_args(argv))
     as_json = args.pop("json")
+    if args.pop("allocations"):
+        rows = allocation_controls()
+        if as_json:
+            print(json.dumps([{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+                              for r in rows], indent=1, allow_nan=False))
+        else:
+            sys.stdout.write(allocation_markdown(rows))
+        return 0
     given = {k: v for k, v in args.items() if v is not None}  # the rest keep run_controls' defaults
     try:
         results = run_controls(**given)
@@ -203,3 +302,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -59,15 +59,19 @@ def predict(model: MixtureOfExperts, x: torch.Tensor, batch_size: int = EVAL_BAT
 
 
 def split_scores(model: MixtureOfExperts, data: Dataset, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                 batch_size: int = EVAL_BATCH, modules: torch.Tensor | None = None) -> dict[str, float]:
+                 batch_size: int = EVAL_BATCH, modules: torch.Tensor | None = None, with_allocation: bool = False):
     """Every score of ``moe.scoring.scores.score`` on the samples (x, y) of one split of ``data`` other than the test
     split (with ``dropped``, the share of its samples no expert took, and the module scores when ``modules``
-    are given) and its loss: the validation block of a record (no ablation: that is the test split's)."""
+    are given) and its loss: the validation block of a record (no ablation: that is the test split's).
+    ``with_allocation``: (scores, the split's class x expert allocation [C, E]), the table the test split's
+    cross-fitted scores learn each expert's class from."""
     p = predict(model, x.to(device), batch_size)
     scores = score(y, p["preds"], p["assignment"], data.n_classes, model.experts.n_experts, weights=p["weights"],
                    expert_preds=p["expert_preds"], grouping=data.grouping, modules=modules,
                    expert_parameters=model.experts.readable_parameters())
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
+    if with_allocation:
+        return scores, allocation(y, p["assignment"], data.n_classes, model.experts.n_experts)
     return scores
 
 
@@ -75,14 +79,15 @@ MAX_COACTIVATION_EXPERTS = 64  # the record keeps the E x E co-activation table 
 
 
 def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device,
-                    batch_size: int = EVAL_BATCH) -> dict[str, Any]:
+                    batch_size: int = EVAL_BATCH, fit_allocation: torch.Tensor | None = None) -> dict[str, Any]:
     """The test split's record fields: ``test`` (every score of ``moe.scoring.scores.score``, with the module scores
     when the dataset plants modules and the causal scores of the ablation, and the test loss), ``allocation``
     (class x expert counts), ``test_assignment``, ``ablation`` (the expert x class accuracy drops of
     ``moe.scoring.ablation``, or None) with ``ablation_rule`` (how, or why not), and ``coactivation`` (the expert x
     expert table of ``moe.scoring.metrics.coactivation``, null for an expert no sample reaches; None when no sample goes
     to more than one expert, and beyond MAX_COACTIVATION_EXPERTS experts: an E x E table of 4,096 experts is 16
-    million numbers in every record, and a dense router's is all ones)."""
+    million numbers in every record, and a dense router's is all ones). ``fit_allocation``: the validation
+    split's allocation, for the cross-fitted cheating score and the constant-experts check (absent without it)."""
     x = data.x_test.to(device)
     p = predict(model, x, batch_size)
     y = data.y_test
@@ -90,7 +95,8 @@ def test_evaluation(model: MixtureOfExperts, data: Dataset, device: torch.device
     abl = ablation.ablate(model, x, y, data.n_classes, batch_size, order=eval_order(model, len(y)))
     scores = score(y, p["preds"], p["assignment"], data.n_classes, n_experts, weights=p["weights"],
                    expert_preds=p["expert_preds"], grouping=data.grouping, modules=getattr(data, "module_test", None),
-                   ablation=abl.matrix, expert_parameters=model.experts.readable_parameters())
+                   ablation=abl.matrix, expert_parameters=model.experts.readable_parameters(),
+                   fit_allocation=fit_allocation)
     scores["loss"] = float(-p["log_probs"].gather(1, y[:, None]).mean())
     co = coactivation(p["weights"]) if n_experts <= MAX_COACTIVATION_EXPERTS else None
     return {"test": scores, "allocation": allocation(y, p["assignment"], data.n_classes, n_experts).tolist(),
@@ -143,15 +149,18 @@ def accuracy(model: MixtureOfExperts, x: torch.Tensor, y: torch.Tensor, batch_si
 def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch_size: int) -> dict[str, Any]:
     """The record fields of the final evaluation: ``dataset``, those of :func:`test_evaluation` (``test``: every
     score, ``allocation``, ``test_assignment``, ``ablation``, ``ablation_rule``, ``coactivation``),
+    ``validation_allocation`` (the validation split's class x expert counts, from which the test split's
+    cross-fitted cheating score learns each expert's class; None without a validation split),
     ``views`` (gate regions, expert weights: ``moe.records.views``) and ``validation`` (the scores of :func:`split_scores` on the validation split; None without one, {} when its
     gate logits are not finite: the test split's scores stand)."""
-    validation = None
+    validation, fit = None, None
     if data.y_val is not None:
         try:
-            validation = split_scores(model, data, data.x_val, data.y_val, device, batch_size,
-                                      modules=getattr(data, "module_val", None))
+            validation, fit = split_scores(model, data, data.x_val, data.y_val, device, batch_size,
+                                           modules=getattr(data, "module_val", None), with_allocation=True)
         except NonFiniteError:
             validation = {}
-    test = test_evaluation(model, data, device, batch_size)
+    test = test_evaluation(model, data, device, batch_size, fit_allocation=fit)
     return {"dataset": data.describe(), **test, "validation": validation,
+            "validation_allocation": None if fit is None else fit.tolist(),
             "views": views(model, data, device, batch_size, test.get("test_assignment"))}  # gate regions, expert weights (moe.records.views)

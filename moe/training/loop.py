@@ -326,7 +326,7 @@ def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str,
     except NonFiniteError:
         t.diverge("non-finite gate logits in the final evaluation")
         evaluated = {"dataset": t.data.describe(), "test": {}, "validation": None if t.y_val is None else {},
-                     "allocation": None, "test_assignment": None}
+                     "allocation": None, "validation_allocation": None, "test_assignment": None}
     dynamics = routing_dynamics([h["epoch"] for h in t.history], t.val_sets, saturation_k(t.cfg.router, t.cfg.top_k),
                                 t.cfg.experts)
     return {"schema": SCHEMA, "status": t.status, "error": None, "diverged": t.diverged, "config": t.cfg.to_dict(),

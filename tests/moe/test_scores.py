@@ -46,7 +46,8 @@ def test_directions_and_keys_are_read_from_the_registry():
     keyed = [k for keys in SCORE_KEYS.values() for k in keys]
     assert len(keyed) == len(set(keyed))
     assert set(keyed) == {n for n in SCORES if SCORES.get(n).compute is not None}
-    assert set(SCORE_KEYS) == {None, "weights", "grouping", "expert_preds", "modules", "ablation", "expert_parameters"}
+    assert set(SCORE_KEYS) == {None, "weights", "grouping", "expert_preds", "modules", "ablation", "expert_parameters",
+                               "fit_allocation"}
 
 
 @pytest.mark.parametrize("optional", [(), ("weights",), ("grouping",), ("expert_preds",), ("weights", "grouping", "expert_preds")])

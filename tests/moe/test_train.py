@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from moe.scoring.cheating import cheating_score
 from moe.data import load_dataset
 from moe.model import build_model
 from moe.scoring.scores import SCORE_KEYS
@@ -124,7 +125,12 @@ def test_record_holds_everything(gm6):
     assert rec["dataset"]["class_names"][0] == "cluster 0" and rec["dataset"]["n_test"] == 120
     assert rec["dataset"]["n_val"] == 24 and rec["dataset"]["n_train"] == 216  # 10% of n_train held out
     # the same scores on both splits, but the causal ones: the ablation runs once, on the test split
-    assert set(rec["validation"]) == set(rec["test"]) - set(SCORE_KEYS["ablation"])
+    # ... and the cross-fitted ones, learned on the validation split's allocation and scored on the test split
+    assert set(rec["validation"]) == set(rec["test"]) - set(SCORE_KEYS["ablation"]) - set(SCORE_KEYS["fit_allocation"])
+    fit = torch.tensor(rec["validation_allocation"])
+    assert fit.shape == (6, 3) and int(fit.sum()) == 24
+    assert rec["test"]["cheating_score"] == pytest.approx(cheating_score(alloc, fit, rec["test"]["accuracy"]),
+                                                          nan_ok=True)
     assert rec["validation"]["accuracy"] == rec["history"][-1]["val_accuracy"]
     assert rec["validation"]["loss"] == rec["history"][-1]["val_loss"]
 
@@ -241,7 +247,8 @@ SCORABLE = {
     # prototypes initialised from the training inputs, and a decaying temperature
     "prototype": {**SMALL, "epochs": 3, "router": "prototype", "experts": 4, "temperature_decay": 0.5},
 }
-TEST_FIELDS = ("dataset", "test", "validation", "allocation", "test_assignment", "ablation", "ablation_rule", "coactivation", "views")
+TEST_FIELDS = ("dataset", "test", "validation", "allocation", "test_assignment", "ablation", "ablation_rule", "coactivation", "views",
+               "validation_allocation")
 
 
 @pytest.mark.parametrize("name", SCORABLE)
