@@ -8,6 +8,7 @@ argument they need) and :func:`score` itself are all read from ``SCORES``: addin
 building blocks of ``moe.scoring.metrics`` and ``moe.scoring.cheating``; the shapes of the inputs and the handling of
 dropped samples are in the docstring of ``moe.scoring.metrics``. ``docs/scores.md`` (``DOCS``), the definitions for
 users, is generated from this registry by ``python -m moe.scoring.score_docs`` and checked against it by a test.
+The module is long because it is the one table of every score (one ``_add`` of about five lines each).
 """
 from __future__ import annotations
 
