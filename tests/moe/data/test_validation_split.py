@@ -113,7 +113,9 @@ def test_the_record_keeps_both_and_the_history_only_validation(gm6):
     split = prepare(gm6, config(**SMALL))
     assert rec["dataset"]["n_val"] == 24 and rec["dataset"]["val_indices_sha256"] == split.val_fingerprint()
     # the same scores, but the causal ones of the ablation, which runs on the test split only
-    assert set(rec["validation"]) == set(rec["test"]) - set(SCORE_KEYS["ablation"]) and 0 <= rec["validation"]["accuracy"] <= 1
+    # the test split's causal scores (ablation) and cross-fitted ones (learned on the validation allocation) aside
+    assert set(rec["validation"]) == set(rec["test"]) - set(SCORE_KEYS["ablation"]) - set(SCORE_KEYS["fit_allocation"])
+    assert 0 <= rec["validation"]["accuracy"] <= 1
     for h in rec["history"]:
         assert {"val_accuracy", "val_loss"} <= set(h) and not any(k.startswith("test") for k in h)
     last = rec["history"][-1]
@@ -123,6 +125,7 @@ def test_the_record_keeps_both_and_the_history_only_validation(gm6):
 def test_without_a_validation_split_the_record_has_no_validation_block(gm6):
     rec = run({**SMALL, "val_fraction": 0}, data=gm6)
     assert rec["status"] == "ok" and rec["validation"] is None and rec["dataset"]["n_val"] == 0
+    assert rec["validation_allocation"] is None and "cheating_score" not in rec["test"]  # nothing to cross-fit on
     assert rec["dataset"]["n_train"] == 240 and 0 <= rec["test"]["accuracy"] <= 1
     assert not any(k.startswith(("val_", "test")) for h in rec["history"] for k in h)
 
