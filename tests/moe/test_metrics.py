@@ -80,6 +80,8 @@ def naive_score(y, yhat, a, C, E, w, ep, grouping):
     used = [e for e in range(E) if own[e]]
     out["expert_prediction_entropy"] = sum(h([c / sum(own[e].values()) for c in own[e].values()]) for e in used) \
         / len(used) / math.log(C)
+    every = [Counter(ep[i][e] for i in range(n)) for e in range(E)]  # each expert's predictions on every sample
+    out["expert_prediction_entropy_all"] = sum(h([c / n for c in cnt.values()]) for cnt in every) / E / math.log(C)
     out["local_fidelity"] = sum(ep[i][a[i]] == yhat[i] for i in kept) / len(kept)  # the routed expert alone agrees
     out["experts_used"] = float(len({a[i] for i in kept}))
     g = [grouping[y[i]] for i in kept]
@@ -144,7 +146,7 @@ def test_keys_types_and_directions():
     assert list(base) == list(SCORE_KEYS[None])
     full = score(y, yhat, a, 4, 3, weights=w, expert_preds=ep, grouping=torch.tensor(grouping),
                  modules=torch.arange(50) % 2, ablation=torch.rand(3, 4, generator=torch.Generator().manual_seed(0)),
-                 expert_parameters=7)
+                 expert_parameters=7, fit_allocation=torch.ones(4, 3, dtype=torch.long))
     assert set(full) == {k for keys in SCORE_KEYS.values() for k in keys}
     assert set(score(y, yhat, a, 4, 3, weights=w)) == set(SCORE_KEYS[None] + SCORE_KEYS["weights"])
     assert all(type(v) is float for v in full.values())
