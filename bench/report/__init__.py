@@ -1,7 +1,6 @@
 """report.html: one self-contained HTML page per sweep and per reproduction (images inline, opens offline).
 
     html          the page's pieces: escaping, inline images, sortable/filterable tables, style and script
-    stats         95% intervals over seeds (Student t) and of differences (bootstrap)
     sweep         the sweep page (``write_sweep_report``)
     reproduction  the reproduction page (``write_reproduction_report``)
     browser       a headless Chromium: the page's self-test, screenshots

@@ -48,11 +48,15 @@ def console_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "CONSOLE" in line]
 
 
-def selftest(page: str | Path, timeout: float = 180) -> dict[str, Any]:
-    """Load ``page`` with ``#selftest``; returns {"result": the page's JSON (None if it never ran), "title",
-    "console": console lines, "returncode", "stderr_tail"}."""
+WINDOW = (1400, 1000)  # the window a report must fit: its width in pixels, and its height
+
+
+def selftest(page: str | Path, timeout: float = 180, width: int = WINDOW[0]) -> dict[str, Any]:
+    """Load ``page`` with ``#selftest`` in a window ``width`` pixels wide; returns {"result": the page's JSON
+    (None if it never ran), "title", "console": console lines, "returncode", "stderr_tail"}."""
     url = Path(page).resolve().as_uri() + "#selftest"
-    proc = _run(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--dump-dom", url], timeout)
+    proc = _run(["--enable-logging=stderr", "--v=0", f"--window-size={width},{WINDOW[1]}", "--hide-scrollbars",
+                 "--virtual-time-budget=15000", "--dump-dom", url], timeout)
     found = _SELFTEST.search(proc.stdout)
     title = re.search(r"<title>(.*?)</title>", proc.stdout, re.S)
     return {"result": json.loads(html.unescape(found.group(1))) if found else None,

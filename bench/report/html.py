@@ -6,7 +6,10 @@ The script sorts a ``table.sortable`` on a click of a header (numbers by their `
 cells without a value last either way), filters the rows of the table an ``input.filter`` names
 (``data-table``), and, when the page is opened with ``#selftest``, checks itself once loaded: it clicks a
 numeric header and checks the order (ascending, then descending on a second click), filters, checks that
-every image decoded (``naturalWidth > 0``) and that no script error or ``console.error`` happened; the
+every image decoded (``naturalWidth > 0``), that every interval (a ``.ci`` element, inside a cell whose
+``data-n``, ``data-lo``, ``data-hi``, ``data-dlo``, ``data-dhi`` give its runs, bounds and the score's domain)
+rests on at least ``bench.uncertainty.MIN_RUNS`` runs and lies within the domain, that no table (or its
+scrolling box) and not the page reach past the window's width, and that no script error or ``console.error`` happened; the
 result goes into ``<pre id="selftest">`` (JSON) and the title (``SELFTEST PASS`` / ``SELFTEST FAIL``).
 ``bench.report.browser`` reads it from a headless Chromium.
 """
@@ -18,7 +21,9 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["esc", "img", "img_file", "table", "page", "num", "details", "pre"]
+from bench.uncertainty import MIN_RUNS
+
+__all__ = ["esc", "img", "img_file", "table", "page", "num", "details", "pre", "scroll"]
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1280px;padding:0 18px 60px;color:#1b1f24}
@@ -33,11 +38,17 @@ td.best{background:#dafbe1;font-weight:600}td.best::before{content:"\\2605 ";col
 .muted{color:#57606a;font-size:12px}.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}
 details{border:1px solid #d0d7de;border-radius:4px;margin:6px 0;padding:4px 10px}summary{cursor:pointer}
 img{max-width:100%;height:auto;border:1px solid #eaeef2;margin:4px 0}input.filter{padding:4px 8px;width:320px;margin:4px 0}
+td.better{background:#dafbe1;font-weight:600}td.worse{background:#ffebe9;font-weight:600}
+.warn{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px}
 .figs{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start}
+.scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}
+.scroll table.sortable tbody td:first-child,.scroll table.sortable thead th:first-child{position:sticky;left:0;z-index:1;background:#fff;max-width:340px;white-space:normal;word-break:break-all}
+.scroll table.sortable thead th:first-child{background:#f0f3f6;z-index:2}
 """
 
 SCRIPT = r"""
 (function(){
+  var MINRUNS=__MIN_RUNS__;
   function val(td){var v=td.getAttribute('data-v');if(v===null)return td.textContent.trim().toLowerCase();
     if(v==='')return null;var f=parseFloat(v);return isNaN(f)?null:f;}
   function sortBy(table,col,th){
@@ -70,7 +81,20 @@ SCRIPT = r"""
       inp.value=name;inp.dispatchEvent(new Event('input'));
       var shown=Array.prototype.filter.call(rows,function(r){return r.style.display!=='none';}).length;
       inp.value='';inp.dispatchEvent(new Event('input'));res.filter={query:name,shown:shown,rows:rows.length};}
-    res.ok=res.bad_images.length===0&&res.errors.length===0&&(!res.sort||(res.sort.ascending&&res.sort.descending&&res.sort.marked))
+    var iv={checked:0,bad:[]};
+    Array.prototype.forEach.call(document.querySelectorAll('.ci'),function(sp){
+      var td=sp.closest('[data-lo]');iv.checked++;
+      if(!td){iv.bad.push('no bounds: '+sp.textContent);return;}
+      var n=+td.getAttribute('data-n'),lo=+td.getAttribute('data-lo'),hi=+td.getAttribute('data-hi'),
+          dlo=+td.getAttribute('data-dlo'),dhi=+td.getAttribute('data-dhi'),eps=1e-9;
+      if(!(n>=MINRUNS))iv.bad.push('interval from n='+n+': '+sp.textContent);
+      if(!(lo<=hi&&lo>=dlo-eps&&hi<=dhi+eps))iv.bad.push('outside ['+dlo+', '+dhi+']: '+sp.textContent);});
+    res.intervals=iv;
+    var wide=[];Array.prototype.forEach.call(document.querySelectorAll('table'),function(t){
+      var box=t.closest('.scroll')||t,r=box.getBoundingClientRect().right;
+      if(r>window.innerWidth+1)wide.push((t.id||'table')+': '+Math.round(r)+' px');});
+    res.width={window:window.innerWidth,page:document.documentElement.scrollWidth,wide_tables:wide};
+    res.ok=res.bad_images.length===0&&iv.bad.length===0&&wide.length===0&&res.width.page<=res.width.window+1&&res.errors.length===0&&(!res.sort||(res.sort.ascending&&res.sort.descending&&res.sort.marked))
            &&(!res.filter||(res.filter.shown>=1&&res.filter.shown<=res.filter.rows));
     var pre=document.createElement('pre');pre.id='selftest';pre.textContent=JSON.stringify(res);document.body.appendChild(pre);
     document.title='SELFTEST '+(res.ok?'PASS':'FAIL');
@@ -78,6 +102,8 @@ SCRIPT = r"""
   if(location.hash==='#selftest'){if(document.readyState==='complete')selftest();else window.addEventListener('load',selftest);}
 })();
 """
+
+SCRIPT = SCRIPT.replace("__MIN_RUNS__", str(MIN_RUNS))
 
 # First thing in <head>: record script errors and console.error calls, for the self-test.
 CATCH = ("window.__errors=[];window.addEventListener('error',function(e){window.__errors.push(String(e.message||e));});"
@@ -103,6 +129,18 @@ def num(v: Any, digits: int = 3) -> str:
         return esc(v)
 
 
+def js_num(v: float) -> str:
+    """A float as JavaScript's Number() reads it back (``Infinity`` for inf)."""
+    return "Infinity" if v == math.inf else "-Infinity" if v == -math.inf else repr(float(v))
+
+
+def interval_attrs(n: int, low: float, high: float, bounds: tuple[float, float]) -> str:
+    """The data attributes of a cell holding an interval (its runs, bounds and the score's domain), which the
+    page's self-test checks."""
+    return (f' data-n="{n}" data-lo="{js_num(low)}" data-hi="{js_num(high)}" data-dlo="{js_num(bounds[0])}"'
+            f' data-dhi="{js_num(bounds[1])}"')
+
+
 def img(png: bytes, alt: str, width: int | None = None) -> str:
     """An <img> holding the PNG inline (a data: URI), so that the page needs no other file."""
     w = f' width="{width}"' if width else ""
@@ -125,6 +163,12 @@ def table(head: Iterable[str], rows: Iterable[Iterable[str]], *, table_id: str |
         body.append("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in r) + "</tr>")
     attrs = (f' id="{esc(table_id)}"' if table_id else "") + (' class="sortable"' if sortable else "")
     return f"<table{attrs}><thead><tr>{''.join(cells)}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def scroll(inner: str) -> str:
+    """A block that scrolls sideways when ``inner`` (a wide table) is wider than the page; the first column of
+    a sortable table in it stays in view (sticky)."""
+    return f'<div class="scroll">{inner}</div>'
 
 
 def details(summary_html: str, body: str, anchor: str | None = None) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import html as h
+from bench.uncertainty import RULE_WORDS
 from bench.report.sweep import config_table
 from bench.sweep.layout import SweepDir
 from bench.table.tables import load_runs
@@ -83,7 +84,7 @@ def render(folder: str | Path) -> str:
             + '<a href="#markdown">REPRODUCTION.md</a><a href="#environment">environment</a></nav>',
             '<h2 id="claims">Claims</h2>', claims_table(claims),
             "<p class=muted>Each claim: a statistic of a sweep's runs against a threshold; every condition must hold. "
-            "Numbers per configuration below: mean and 95% Student t interval over seeds (ok runs); ★ best by direction.</p>"]
+            f"Numbers per configuration below: mean over seeds (ok runs) with the {RULE_WORDS}; ★ best by direction.</p>"]
     body += [sweep_section(folder, n, info) for n, info in (data.get("sweeps") or {}).items()]
     md = folder / "REPRODUCTION.md"
     body += ['<h2 id="markdown">REPRODUCTION.md</h2>', h.pre(md.read_text()) if md.is_file() else "<p>–</p>",

@@ -19,10 +19,10 @@ from typing import Any
 import pandas as pd
 
 from bench.report import html as h
-from bench.report.stats import LEVEL, t_interval
 from bench.sweep.layout import SweepDir
 from bench.table.configurations import TABLE_SCORES, collapsed_mask
 from bench.table.tables import build, pick_best
+from bench.uncertainty import RULE_WORDS, domain, summarize
 from moe.config import FIELD_TYPES
 from moe.records.naming import full_name, wrapped
 from moe.pictures.plots import heatmap_figure
@@ -62,9 +62,9 @@ def config_table(runs: pd.DataFrame) -> tuple[str, list[str]]:
     ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
     cols = [c for c in TABLE_SCORES if c in runs.columns and pd.to_numeric(ok[c], errors="coerce").notna().any()]
     names = list(dict.fromkeys(runs.sort_values("index")["name"] if "index" in runs.columns else runs["name"]))
-    stats = {n: {c: t_interval(pd.to_numeric(ok[ok["name"] == n][c], errors="coerce").tolist()) for c in cols}
+    stats = {n: {c: summarize(pd.to_numeric(ok[ok["name"] == n][c], errors="coerce").tolist(), c) for c in cols}
              for n in names}
-    summ = pd.DataFrame([{f"{c}_mean": stats[n][c][0] for c in cols} for n in names])
+    summ = pd.DataFrame([{f"{c}_mean": stats[n][c].mean for c in cols} for n in names])
     best = best_values(summ, cols) if len(summ) else {}
     collapsed = collapsed_mask(ok)
     rows = []
@@ -73,18 +73,31 @@ def config_table(runs: pd.DataFrame) -> tuple[str, list[str]]:
         n_ok = int((g["status"] == "ok").sum()) if "status" in g else len(g)
         cells = [f'<td><a href="#cfg-{i}"><code>{h.esc(n)}</code></a></td>', f'<td data-v="{n_ok}">{n_ok}/{len(g)}</td>']
         for c in cols:
-            mean, lo, hi, k = stats[n][c]
-            spread = not math.isnan(lo) and not c.startswith("stability_")  # a run's stability is already a mean over pairs
-            text = h.num(mean) + (f'<br><span class="muted">[{h.num(lo)}, {h.num(hi)}]</span>' if spread else "")
-            is_best = c in best and not math.isnan(mean) and math.isclose(mean, best[c], rel_tol=1e-12, abs_tol=1e-12)
-            cls = ' class="best"' if is_best else ""
-            cells.append(f'<td{cls} data-v="{"" if math.isnan(mean) else repr(mean)}">{text}</td>')
+            st = stats[n][c]
+            is_best = c in best and not math.isnan(st.mean) and math.isclose(st.mean, best[c], rel_tol=1e-12, abs_tol=1e-12)
+            # a run's stability is already a mean over pairs of seeds: its mean alone
+            cells.append(summary_cell(st, c, is_best, spread=not c.startswith("stability_")))
         n_col = int(collapsed[ok["name"] == n].sum()) if len(ok) else 0
         cells.append(f'<td data-v="{n_col}">{n_col}</td>')
         rows.append(cells)
     head = ['<th data-type="text">configuration</th>', '<th data-type="num">ok runs</th>']
     head += [score_header(c) for c in cols] + ['<th data-type="num">collapsed</th>']
-    return h.table(head, rows, table_id="configs", sortable=True), names
+    return h.scroll(h.table(head, rows, table_id="configs", sortable=True)), names
+
+
+def summary_cell(st, column: str, best: bool = False, spread: bool = True) -> str:
+    """One cell of the rule (bench.uncertainty): the mean, and under it the interval (n >= 3, with its bounds
+    and the score's domain as data attributes, which the page's self-test checks) or the range and n."""
+    cls = ' class="best"' if best else ""
+    if math.isnan(st.mean):
+        return f'<td{cls} data-v="">–</td>'
+    text, attrs = h.num(st.mean), ""
+    if spread and st.has_interval:
+        text += f'<br><span class="muted ci">[{h.num(st.low)}, {h.num(st.high)}]</span>'
+        attrs = h.interval_attrs(st.n, st.low, st.high, domain(column))
+    elif spread and st.n >= 2:
+        text += f'<br><span class="muted">{h.num(st.min)}–{h.num(st.max)}, n={st.n}</span>'
+    return f'<td{cls}{attrs} data-v="{st.mean!r}">{text}</td>'
 
 
 def tradeoff_section(sweep_dir: SweepDir, front: pd.DataFrame | None) -> str:
@@ -232,10 +245,9 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
             '<a href="#environment">environment</a></nav>',
             '<h2 id="configurations">Configurations</h2>',
             '<input class="filter" data-table="configs" placeholder="filter configurations (text)">', table_html,
-            f"<p class=muted>Each cell: mean over the seeds of the configuration's ok runs and, in brackets, the "
-            f"{LEVEL:.0%} Student t interval of that mean (mean ± t<sub>0.975, n−1</sub>·s/√n; none for a single run, "
-            "nor for seed stability, whose per-run values are already means over pairs of seeds; with two seeds "
-            "t<sub>0.975, 1</sub> = 12.7, so the intervals are wide and may leave a score's range). "
+            f"<p class=muted>Each cell: mean over the seeds of the configuration's ok runs and, under it, the "
+            f"{RULE_WORDS} (e.g. <code>0.80–0.83, n=2</code>); stability, whose per-run values are already means over "
+            f"pairs of seeds, shows its mean alone. "
             "↑ higher is better, ↓ lower is better; ★ the best mean of the column by that direction; – no value; "
             "? links to the score's definition. Click a header to sort, again to reverse. collapsed: ok runs with at "
             "least 99% of the test samples on one expert.</p>",

@@ -3,7 +3,8 @@
 Percentile bootstrap (Efron & Tibshirani 1993, ch. 13): draw B = 2,000 resamples of the runs with
 replacement, recompute the statistic on each, and take the 2.5% and 97.5% quantiles of the replicates
 (``inverted_cdf``: the smallest replicate whose empirical CDF reaches the level). The generator is seeded
-(:data:`SEED`), so the same runs give the same interval every time.
+(:data:`SEED`), so the same runs give the same interval every time. The resampling, the level and the rule
+that a group of fewer than 3 runs gives no interval are those of every table and page (``bench.uncertainty``).
 
 Runs are resampled within each group the statistic compares (stratified bootstrap): a mean resamples its
 runs; a difference resamples each side (and each ``by`` group) on its own; a rank correlation against a
@@ -24,30 +25,10 @@ import math
 import numpy as np
 import pandas as pd
 
-B = 2_000  # resamples
-SEED = 20_211_213  # the generator's seed: fixed, so the intervals repeat exactly
-LEVEL = 0.95  # two-sided coverage of the percentile interval
+from bench.uncertainty import B, LEVEL, MIN_RUNS, SEED, generator, percentile_interval, resampled_means  # noqa: F401 (re-exported)
+
 MAX_DROPPED = 0.5  # more undefined replicates than this share (e.g. constant resampled means): no interval
 
-
-def generator() -> np.random.Generator:
-    return np.random.default_rng(SEED)
-
-
-def resampled_means(values: np.ndarray, rng: np.random.Generator, b: int = B) -> np.ndarray:
-    """[b] means of resamples (with replacement, same size) of ``values`` [n]."""
-    values = np.asarray(values, dtype=float)
-    return values[rng.integers(0, len(values), size=(b, len(values)))].mean(axis=1)
-
-
-def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """(low, high): the (1 - level) / 2 and (1 + level) / 2 quantiles of the defined replicates."""
-    reps = np.asarray(replicates, dtype=float)
-    reps = reps[~np.isnan(reps)]
-    if reps.size == 0:
-        return math.nan, math.nan
-    q = (1 - level) / 2
-    return (float(np.quantile(reps, q, method="inverted_cdf")), float(np.quantile(reps, 1 - q, method="inverted_cdf")))
 
 
 def rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ The module is long because it is the one table of every score (one ``_add`` of a
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Mapping, Sequence
@@ -60,18 +61,42 @@ class Score:
     source: str  # where the formula comes from
     ours: bool  # this project's operationalisation (not a published formula taken as it is)
     compute: Callable[[Inputs], float] | None = None  # None: not computed by score() (needs computed elsewhere)
+    domain: tuple[float, float] = (-math.inf, math.inf)  # the numeric bounds of range (parse_domain): intervals stay in it
 
 
 SCORES: Registry = Registry("score")
 
 
+def parse_domain(text: str) -> tuple[float, float]:
+    """The numeric bounds of a range text: its first bracket's first and last entries (``[0, 1]`` -> (0, 1),
+    ``[0, inf)`` -> (0, inf), ``{1, ..., epochs}`` -> (1, inf)); a bound that is not a number (``E``,
+    ``log2 min(C, E)``, ``about 0``) is unbounded on its side."""
+    found = re.match(r"\s*[\[{(](.*?)[\]})](?:\s|,|$)", text)
+    if not found or "," not in found.group(1):
+        return -math.inf, math.inf
+    parts = found.group(1).split(",")
+
+    def bound(s: str, default: float) -> float:
+        try:
+            return float(s.strip())
+        except ValueError:
+            return default
+    return bound(parts[0], -math.inf), bound(parts[-1], math.inf)
+
+
 def _add(name: str, direction: str, needs: str, definition: str, compute: Callable[[Inputs], float] | None = None,
-         *, formula: str, range: str, source: str, ours: bool) -> None:
+         *, formula: str, range: str, source: str, ours: bool, domain: tuple[float, float] | None = None) -> None:
+    """Register a score; ``domain``: its numeric bounds where ``range`` names a symbolic one that is known
+    (``[b, 1]``: b is a share, so (0, 1)); by default parsed from ``range`` (:func:`parse_domain`)."""
     if direction not in DIRECTION_NAMES or needs not in NEEDS or (compute is None) != (needs in COMPUTED_ELSEWHERE):
         raise ValueError(f"score {name!r}: bad direction {direction!r}, needs {needs!r} or compute")
     if not all(isinstance(t, str) and t.strip() and "\n" not in t for t in (definition, formula, range, source)):
         raise ValueError(f"score {name!r}: definition, formula, range and source must each be one non-empty line")
-    SCORES.register(name)(Score(name, direction, needs, definition, formula, range, source, bool(ours), compute))
+    lo, hi = parse_domain(range) if domain is None else domain
+    if not lo < hi:
+        raise ValueError(f"score {name!r}: empty domain [{lo}, {hi}]")
+    SCORES.register(name)(Score(name, direction, needs, definition, formula, range, source, bool(ours), compute,
+                                (float(lo), float(hi))))
 
 
 class Inputs:
@@ -211,11 +236,12 @@ _add("nmi", "higher", "allocation", "I(E; Y) / mean(H(E), H(Y)) of the allocatio
 _add("ami", "higher", "allocation", "NMI corrected for chance: about 0 for an allocation independent of the class",
      lambda i: adjusted.adjusted_mutual_information(i.alloc),
      formula="(I(E; Y) - E[I]) / ((H(E) + H(Y)) / 2 - E[I]), E[I] under the hypergeometric model",
-     range="[about 0, 1] (can be slightly negative), or NaN",
+     range="[about 0, 1] (can be slightly negative), or NaN", domain=(-1, 1),
      source="Vinh, Epps & Bailey 2010 (adjusted mutual information; scikit-learn's, arithmetic mean)", ours=False)
 _add("purity", "higher", "allocation", "share of the samples that belong to the majority class of their expert",
      lambda i: m.purity(i.alloc),
-     formula="(1/N) sum_e max_c A[c, e]", range="[b, 1], or NaN", source="Manning et al. 2008, sec. 16.3", ours=False)
+     formula="(1/N) sum_e max_c A[c, e]", range="[b, 1], or NaN", source="Manning et al. 2008, sec. 16.3", ours=False,
+     domain=(0, 1))
 _add("usage_entropy", "higher", "allocation", "entropy of the expert sample counts over its maximum; 1 = balanced",
      lambda i: m.usage_entropy(i.usage),
      formula="H(E) / log E (1 when E = 1)", range="[0, 1], or NaN",
@@ -225,10 +251,11 @@ _add("perplexity", "neutral", "allocation", "the effective number of experts use
      formula="exp H(E)", range="[1, E], or NaN", source="Hill number of order 1 (standard)", ours=False)
 _add("dead_experts", "lower", "allocation", "share of experts that get under 1% of the samples",
      lambda i: m.dead_experts(i.usage),
-     formula="(1/E) sum_e [n_e / N < 0.01]", range="[0, 1 - 1/E], or NaN", source="ours (the 1% threshold)", ours=True)
+     formula="(1/E) sum_e [n_e / N < 0.01]", range="[0, 1 - 1/E], or NaN", source="ours (the 1% threshold)", ours=True,
+     domain=(0, 1))
 _add("busiest_share", "lower", "allocation", "share of the samples on the busiest expert",
      lambda i: m.busiest_share(i.usage),
-     formula="max_e n_e / N", range="[1/E, 1], or NaN", source="ours (defines collapse)", ours=True)
+     formula="max_e n_e / N", range="[1/E, 1], or NaN", source="ours (defines collapse)", ours=True, domain=(0, 1))
 _add("collapsed", "lower", "allocation",
      f"1 when one expert takes at least {m.COLLAPSE_SHARE:.0%} of the samples (the run learned no split), else 0",
      lambda i: m.collapsed(i.usage),
@@ -280,7 +307,8 @@ _add("mixture_only_correct", "neutral", "oracle",  # helps accuracy, but no sing
 _add("router_only_accuracy", "neutral", "allocation",  # high is good only together with a low cheating_index
      "accuracy of the router alone, predicting its expert's majority class (= purity)",
      lambda i: m.router_only_accuracy(i.alloc),
-     formula="r = (1/N) sum_e max_c A[c, e]", range="[b, 1], or NaN", source=_CHEAT, ours=True)
+     formula="r = (1/N) sum_e max_c A[c, e]", range="[b, 1], or NaN", source=_CHEAT, ours=True,
+     domain=(0, 1))
 _add("near_chance", "lower", "allocation",
      f"1 when the accuracy closes at most {ch.NEAR_CHANCE:.0%} of the gap from the majority baseline to 1, else 0",
      lambda i: ch.near_chance(i.kept_accuracy, ch.majority_share(i.alloc)),

@@ -10,7 +10,7 @@ import pytest
 
 from bench.compare import compare_runs, match_key
 from bench.compare.cli import main
-from bench.report.stats import bootstrap_diff, excludes_zero
+from bench.uncertainty import difference
 from bench.table import load_runs
 from tests.bench.sweep_dirs import make_sweep_dir
 
@@ -44,12 +44,35 @@ def test_differences_intervals_and_flags():
 def test_bootstrap_against_an_independent_resampling():
     rng = np.random.default_rng(1)
     a, b = rng.normal(0, 1, 8), rng.normal(0.3, 1, 6)
-    diff, lo, hi = bootstrap_diff(a, b, n_boot=4000)
+    d = difference(a, b, b_=4000)
     ref = [rng.choice(b, len(b)).mean() - rng.choice(a, len(a)).mean() for _ in range(4000)]
-    assert diff == pytest.approx(b.mean() - a.mean())
-    assert lo == pytest.approx(np.quantile(ref, 0.025), abs=0.08) and hi == pytest.approx(np.quantile(ref, 0.975), abs=0.08)
-    assert bootstrap_diff(a, b) == bootstrap_diff(a, b)  # fixed seed
-    assert not excludes_zero(float("nan"), 1.0) and excludes_zero(0.1, 0.2) and excludes_zero(-0.2, -0.1)
+    assert d.diff == pytest.approx(b.mean() - a.mean())
+    assert d.low == pytest.approx(np.quantile(ref, 0.025), abs=0.08) and d.high == pytest.approx(np.quantile(ref, 0.975), abs=0.08)
+    assert difference(a, b) == difference(a, b)  # fixed seed
+
+
+def test_no_interval_and_no_flag_below_three_runs_a_side():
+    # two runs a side, far apart: a difference, but no interval and no '≠' (a 2-run interval is about [min, max])
+    a = frame([("x[experts=2]", "ok", 0.10, 0.1), ("x[experts=2]", "ok", 0.11, 0.1)])
+    b = frame([("x[experts=2]", "ok", 0.90, 0.1), ("x[experts=2]", "ok", 0.91, 0.1), ("x[experts=2]", "ok", 0.92, 0.1)])
+    r = compare_runs(a, b, ["accuracy"]).iloc[0]
+    assert r["diff"] == pytest.approx(0.805) and np.isnan(r["low"]) and np.isnan(r["high"])
+    assert not r["flag"] and r["verdict"] == "no clear difference" and "fewer than 3 runs" in r["note"]
+    assert r["spread_a"] == "range 0.100–0.110, n = 2" and r["spread_b"].startswith("[")
+    d = difference([0.9] * 3, [0.1, 0.2, 0.3], "accuracy")  # a share: the difference stays in [-1, 1]
+    assert -1 <= d.low <= d.high <= 1 and d.excludes_zero
+
+
+def test_sweeps_that_differ_beyond_the_compared_fields_are_named():
+    from bench.compare.core import differences
+    a = A.assign(epochs=10, dataset="mnist", data_sha256="aaa")
+    b = B.assign(epochs=2, dataset="mnist", data_sha256="bbb")
+    t = compare_runs(a, b, ["accuracy"])
+    found = {d["field"]: (d["a"], d["b"]) for d in differences(a, b, t, (), {"version": 1}, {"version": 2})}
+    assert found == {"epochs": (["10"], ["2"]), "data fingerprint": (["aaa"], ["bbb"]), "sweep version": (["1"], ["2"])}
+    assert differences(a, a, compare_runs(a, a, ["accuracy"])) == []  # the same sweep: nothing to warn about
+    # a field left out of the names is what is compared: no warning for it
+    assert differences(a.assign(router="x"), b.assign(router="y", epochs=10, data_sha256="aaa"), t, ["router"]) == []
 
 
 def test_match_key_leaves_out_ignored_fields():
@@ -82,11 +105,11 @@ def test_cli_writes_markdown_and_html(two_sweeps, tmp_path, capsys):
     assert acc_a.max() < 1.0
     acc = re.search(r"\| `softmax\[experts=3\]` \| accuracy ↑ \|.*\|", md).group(0)
     # B's values are all 1: the interval runs from 1 - max(A) to 1 - min(A)
-    assert (f"| {1 - acc_a.mean():.3f} [{1 - acc_a.max():.3f}, {1 - acc_a.min():.3f}] | **≠ B better** |") in acc
-    nmi = re.search(r"\| `softmax\[experts=3\]` \| nmi ↑ \|.*\|", md).group(0)
-    assert "| 0.000 [" in nmi and "≠" not in nmi  # the same runs: no difference
+    # two seeds a side: the difference, no interval and no verdict
+    assert f"| {1 - acc_a.mean():.3f} (no interval: n < 3 a side) |  |" in acc and "≠" not in md
+    assert f"{acc_a.mean():.3f} (range {acc_a.min():.3f}–{acc_a.max():.3f}, n = 2)" in acc
     page = (tmp_path / "out" / "compare.html").read_text()
-    assert '<table id="compare" class="sortable">' in page and "B better" in page
+    assert '<table id="compare" class="sortable">' in page and "B better" not in page
 
 
 @pytest.mark.slow  # trains two sweep directories

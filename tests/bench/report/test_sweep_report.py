@@ -12,7 +12,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from bench.report import stats
+from bench import uncertainty as unc
 from bench.report.reproduction import write_reproduction_report
 from bench.report.sweep import write_sweep_report
 from bench.report.cli import main as report_main
@@ -47,14 +47,13 @@ def test_page_is_self_contained_and_every_image_is_a_png(page):
 
 
 @pytest.mark.slow  # trains a sweep directory and draws its page
-def test_table_cells_hold_mean_and_t_interval_over_seeds(sweep_dir, page):
+def test_table_cells_hold_mean_and_range_not_an_interval_from_two_seeds(sweep_dir, page):
     runs = pd.read_csv(sweep_dir / "runs.csv")
     acc = runs[(runs["name"] == "softmax[experts=3]") & (runs["status"] == "ok")]["accuracy"].tolist()
     assert len(acc) == 2
-    mean, sd = statistics.mean(acc), statistics.stdev(acc)
-    half = 12.706 * sd / math.sqrt(2)  # t_{0.975, 1}
     row = re.search(r'<tr><td><a href="#cfg-0"><code>softmax\[experts=3\]</code>.*?</tr>', page).group(0)
-    assert f"{mean:.3f}" in row and f"[{mean - half:.3f}, {mean + half:.3f}]" in row
+    assert f"{statistics.mean(acc):.3f}" in row and f"{min(acc):.3f}–{max(acc):.3f}, n=2" in row
+    assert 'class="muted ci"' not in page  # no interval anywhere from 2 seeds
 
 
 @pytest.mark.slow  # trains a sweep directory and draws its page
@@ -143,9 +142,19 @@ def test_reproduction_page_shows_claims_and_links_each_sweep(sweep_dir, tmp_path
     assert 'href="tiny/report.html#score-accuracy"' in text and 'href="#score-' not in text  # definitions: on the sweep's page
 
 
-def test_t_quantiles_and_intervals():
-    assert stats.t975(1) == 12.706 and stats.t975(30) == 2.042
-    assert stats.t975(60) == pytest.approx(2.000, abs=2e-3) and stats.t975(1000) == pytest.approx(1.962, abs=1e-3)
-    mean, lo, hi, n = stats.t_interval([1.0, 2.0, 3.0, None, float("nan")])
-    assert (mean, n) == (2.0, 3) and hi - mean == pytest.approx(4.303 * 1.0 / math.sqrt(3))
-    assert math.isnan(stats.t_interval([5.0])[1]) and stats.t_interval([])[3] == 0
+def test_the_rule_no_interval_below_three_runs_and_intervals_in_the_domain():
+    two = unc.summarize([0.8, 1.0], "accuracy")
+    assert two.n == 2 and math.isnan(two.low) and (two.min, two.max) == (0.8, 1.0) and two.text() == "0.900 (range 0.800–1.000, n = 2)"
+    three = unc.summarize([1.0, 2.0, 3.0, None, float("nan")])
+    assert three.n == 3 and three.mean == 2.0 and 1.0 <= three.low < 2.0 < three.high <= 3.0
+    # the percentile interval of the mean against the exact distribution of the 27 equally likely resamples
+    means = sorted(sum(c) / 3 for c in __import__("itertools").product([1.0, 2.0, 3.0], repeat=3))
+    assert (three.low, three.high) == (means[0], means[-1])  # P(all 1) = 1/27 = 3.7% > 2.5%: the extremes are the quantiles
+    near_one = unc.summarize([0.99, 1.0, 1.0, 0.98], "accuracy")
+    assert 0 <= near_one.low <= near_one.high <= 1
+    assert unc.domain("accuracy") == (0, 1) and unc.domain("val_nmi") == (0, 1) and unc.domain("mi_bits") == (0, math.inf)
+    assert unc.domain("train_s") == (0, math.inf) and unc.domain("lr") == unc.UNBOUNDED
+    assert unc.clip(-0.2, 1.3, (0, 1)) == (0, 1) and unc.summarize([]).text() == "–"
+    assert unc.summarize([5.0]).text() == "5.000 (n = 1)"
+
+
