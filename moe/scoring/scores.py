@@ -71,7 +71,7 @@ def parse_domain(text: str) -> tuple[float, float]:
     """The numeric bounds of a range text: its first bracket's first and last entries (``[0, 1]`` -> (0, 1),
     ``[0, inf)`` -> (0, inf), ``{1, ..., epochs}`` -> (1, inf)); a bound that is not a number (``E``,
     ``log2 min(C, E)``, ``about 0``) is unbounded on its side."""
-    found = re.match(r"\s*[\[{(](.*?)[\]})](?:\s|,|$)", text)
+    found = re.match(r"\s*[\[{(]([^\]})]*)[\]})]", text)
     if not found or "," not in found.group(1):
         return -math.inf, math.inf
     parts = found.group(1).split(",")

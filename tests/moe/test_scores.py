@@ -148,3 +148,16 @@ def test_score_docs_cli_prints_and_writes(tmp_path, capsys):
 ])
 def test_cheating_undefined_reads_the_flags(flags, reason):
     assert cheating_undefined(flags) == reason
+
+
+def test_every_score_has_a_numeric_domain_read_from_its_range():
+    from moe.scoring.scores import parse_domain
+    assert parse_domain("[0, 1], or NaN") == (0, 1) and parse_domain("[0, inf)") == (0, math.inf)
+    assert parse_domain("[0, log2 min(C, E)] bits") == (0, math.inf) and parse_domain("{1, ..., epochs}; x") == (1, math.inf)
+    assert parse_domain("[about 0, 1]") == (-math.inf, 1) and parse_domain("any") == (-math.inf, math.inf)
+    for name in SCORES.in_order():
+        lo, hi = SCORES.get(name).domain
+        assert lo < hi, name
+    shares = ("accuracy", "nmi", "purity", "dead_experts", "busiest_share", "cheating_index", "router_only_accuracy")
+    assert all(SCORES.get(n).domain == (0, 1) for n in shares)
+    assert SCORES.get("mi_bits").domain == (0, math.inf) and SCORES.get("causal_agreement").domain == (-1, 1)
