@@ -24,6 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
+from moe.scoring.scores import RENAMED, SCORES
+
 MIN_RUNS = 3  # fewer runs than this: no interval, the range and n instead
 LEVEL = 0.95  # two-sided coverage of every interval
 B = 2_000  # bootstrap resamples
@@ -44,7 +46,6 @@ def generator() -> np.random.Generator:
 
 def domain(column: str) -> tuple[float, float]:
     """The values ``column`` can take (module docstring): (low, high), either end possibly infinite."""
-    from moe.scoring.scores import RENAMED, SCORES  # late: bench.uncertainty is imported by modules moe does not need
     name = RENAMED.get(column, column)
     for key in (name, name[4:] if name.startswith("val_") else None):
         if key and key in SCORES:
