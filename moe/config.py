@@ -44,14 +44,20 @@ class Config:
     # data
     dataset: str = "gm6"  # registered dataset name (moe.data)
     data_root: str | None = None  # a folder path (no NUL character, not an existing file): MNIST-family files; default: env MOE_DATA, else ~/.cache/moe-interp-bench
-    n_train: int | None = None  # in [the dataset's class count, 10**8] and at most its training split (checked after loading): stratified training subset (None: all); with subset: first, the first n_train instead
-    n_test: int | None = None  # in [1, 10**8] and at most the dataset's test split (checked after loading): stratified test subset (None: all); with subset: first, the first n_test instead
+    n_train: int | None = None  # in [the dataset's class count, 10**8] and at most its training split (checked after loading): stratified training subset (None: all); with subset: first, the first n_train instead; text datasets: training windows of context bytes per epoch (a seeded random subset of the split's windows)
+    n_test: int | None = None  # in [1, 10**8] and at most the dataset's test split (checked after loading): stratified test subset (None: all); with subset: first, the first n_test instead; text datasets: windows evaluated in each of the validation and test splits (evenly spaced over the split)
     subset: str = "stratified"  # how n_train / n_test are taken: stratified (class proportions, random, data_seed) | first (the first n in file order; fmnist_mnist: the first n/2 of each source dataset, the seed code's way)
-    val_fraction: float = 0.1  # in [0, 0.5]: share of the (subsetted) training data held out as the validation split (stratified, seeded by data_seed; the model never trains on it), which everything that selects or stops reads (per-epoch val_accuracy, ASHA, best-run pictures); the test split is scored once, at the end; 0: no validation split
+    val_fraction: float = 0.1  # in [0, 0.5]: share of the (subsetted) training data held out as the validation split (stratified, seeded by data_seed; the model never trains on it), which everything that selects or stops reads (per-epoch val_accuracy, ASHA, best-run pictures); the test split is scored once, at the end; 0: no validation split; text datasets: ignored (their validation split is by document)
     normalize: str = "none"  # input normalisation: none | seed (the seed code's Normalize((0.5,), (0.5,)): x -> (x - 0.5) / 0.5)
     data_seed: int = 0  # in [0, 2**63 - 1] (what torch.Generator accepts): seed of data generation and subsetting (fixed across model seeds)
     planted_modules: int = 4  # in [1, 8] (at most the planted dataset's 8 classes): planted dataset only: the number of planted sub-problems (modules)
     planted_entanglement: float = 0.0  # in [0, 1]: planted dataset only: 0 = each module owns whole classes, 1 = every module uses every class (modules cut across classes)
+    # language model (text datasets: moe.lm)
+    lm_layers: int = 2  # in [1, 64]: text datasets only: transformer blocks of the language model
+    lm_width: int = 64  # in [1, 65536], a multiple of lm_heads: text datasets only: model width D of the language model
+    lm_heads: int = 4  # in [1, 256], dividing lm_width: text datasets only: attention heads per block
+    context: int = 128  # in [1, 65536]: text datasets only: tokens (bytes) per training window, the attention's reach
+    moe_layers: list[int] | str = "all"  # text datasets only: the blocks whose feed-forward layer is a mixture: all | alternate (blocks 1, 3, ...) | a list of block indices (0-based, below lm_layers); the others get a dense MLP of width expert_hidden
     # model
     experts: int = 4  # in [1, 4096] (a later issue's 4,096 implicit experts), and the model's estimated memory <= 4 GiB; number of experts E
     expert: str = "linear"  # registered expert type (moe.experts): linear | mlp | cnn | seed_cnn (the seed code's MNIST expert)
@@ -128,6 +134,14 @@ _SEED_COMMON: dict[str, Any] = {"router": "softmax", "temperature": 1.0, "object
                                 "optimizer": "rmsprop", "momentum": 0.9, "gate_lr": None, "lr_ratio": 1.0}
 _SEED_IMAGES: dict[str, Any] = {**_SEED_COMMON, "n_train": 10048, "n_test": 2000, "subset": "first", "normalize": "seed",
                                 "expert": "seed_cnn", "lr": 1e-3, "epochs": 20, "pretrain_epochs": 20}
+# The defaults of a text dataset (the mixture-of-experts language model): applied under the fields a config gives
+# whenever its dataset is one of TEXT_DATASETS and it names no other preset. Two MoE blocks of 8 mlp experts, top-2
+# routing with the Switch balance loss (Fedus et al. 2021's 0.01), one epoch over 4,096 training windows of 128 bytes.
+TEXT_DATASETS = ("kjv", "pystdlib")  # the registered text datasets (moe.data.text; a test checks they agree)
+TEXT_PRESET = "text_lm"
+_TEXT_LM: dict[str, Any] = {"expert": "mlp", "expert_hidden": 128, "experts": 8, "router": "topk", "top_k": 2,
+                            "switch_loss": 0.01, "lr": 3e-3, "batch_size": 16, "epochs": 1, "n_train": 4096,
+                            "n_test": 512}
 PRESETS: dict[str, dict[str, Any]] = {
     # 5 tiny CNN experts + the 3x3 CNN gate: 35,501 parameters
     "seed_mnist": {**_SEED_IMAGES, "dataset": "mnist", "experts": 5, "gate": "seed_cnn", "batch_size": 32},
@@ -136,6 +150,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # linear experts (Linear(2, 6) + softmax) and a linear gate, lr 1e-2, 30 epochs (the expert count is the run's)
     "seed_gm6": {**_SEED_COMMON, "dataset": "gm6", "expert": "linear", "gate": "linear", "lr": 1e-2, "batch_size": 32,
                  "epochs": 30},
+    TEXT_PRESET: _TEXT_LM,  # the language model's defaults (a text dataset gets them without asking)
 }
 
 
@@ -238,7 +253,10 @@ def parse(values: dict[str, Any]) -> Config:
     Only the keys and types: ``moe.validate.from_dict`` also checks every rule before returning it."""
     if not isinstance(values, dict):
         raise ConfigError([f"config: expected a mapping of field: value, got {type(values).__name__}"])
-    values = {**preset_values(values.get("preset")), **values}
+    preset = values.get("preset")
+    if preset in (None, "null", "~") and values.get("dataset") in TEXT_DATASETS:
+        preset = TEXT_PRESET  # a text dataset's defaults
+    values = {**preset_values(preset), **values}
     problems, kwargs = [], {}
     for key, value in values.items():
         if key not in FIELD_TYPES:
@@ -297,6 +315,10 @@ LOSS_COEFFICIENTS = ("importance_loss", "load_loss", "switch_loss", "z_loss", "s
 DEVICES = ("cpu", "cuda", "auto")
 
 # The caps of the numeric fields (``moe.validate`` checks them; each field's comment above states its own).
+MAX_LM_LAYERS = 64  # lm_layers
+MAX_LM_HEADS = 256  # lm_heads
+MAX_CONTEXT = 65536  # context
+MOE_LAYER_CHOICES = ("all", "alternate")  # moe_layers, besides a list of block indices
 MAX_EXPERTS = 4096  # the 4,096 implicit experts a later issue asks for
 MAX_WIDTH = 65536  # expert_hidden, expert_channels, gate_hidden
 MAX_SAMPLES = 10**8  # n_train, n_test, batch_size: beyond any dataset here (MNIST: 60,000)

@@ -28,7 +28,7 @@ import torch
 
 from kernels import backend_problem
 from moe import config as caps
-from moe import regimes
+from moe import lm_rules, regimes
 from moe.config import (DEVICES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, OPTIMIZERS, PRESETS, ROUTING_MODES, SUBSETS,
                         Config, ConfigError, parse)
 from moe.data import DATASETS, Dataset, declared_input_shape
@@ -73,6 +73,7 @@ def validate_config(cfg: Config) -> None:
     problems = component_problems(cfg) + between_fields_problems(cfg)
     problems += regulariser_problems(cfg)  # regularisers: which routers they need
     problems += regimes.config_problems(cfg) + freeze_problems(cfg)  # regimes: class split, phases
+    problems += lm_rules.text_problems(cfg)  # the language model's rules (text datasets)
     if not problems:  # the model can be sized only once its components agree
         problems += memory_problems(cfg)
     if problems:
@@ -217,6 +218,7 @@ def field_problems(cfg: Config) -> list[str]:
         int_problem("data_seed", cfg.data_seed, 0, c.MAX_SEED, why=" (torch.Generator takes 64-bit seeds)"),
         int_problem("planted_modules", cfg.planted_modules, 1, c.MAX_PLANTED_MODULES, why=" (the planted dataset's classes)"),
         float_problem("planted_entanglement", cfg.planted_entanglement, 0, 1),
+        *lm_rules.field_problems(cfg, int_problem),
         int_problem("experts", cfg.experts, 1, c.MAX_EXPERTS),
         int_problem("expert_hidden", cfg.expert_hidden, 1, c.MAX_WIDTH),
         int_problem("expert_channels", cfg.expert_channels, 1, c.MAX_WIDTH),

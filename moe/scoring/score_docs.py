@@ -33,6 +33,10 @@ SCORES_NEEDS_WORDS = {
               "the record's `routing_dynamics`)",
     "fit allocation": "the validation split's class x expert allocation F [C, E] (`fit_allocation=`; `moe.evaluate` "
                       "passes it, and the record keeps it as `validation_allocation`)",
+    "trace": "a routing trace of a mixture-of-experts language model (`moe.records.trace`), per MoE layer "
+             "(`moe.scoring.token_scores`; the record's `token_scores` and `router_saturation`)",
+    "removal": "the language model evaluated with each expert of each layer removed in turn (`moe.training.lm_loop`; "
+               "the record's `causal`)",
 }
 
 LETTERS = """\

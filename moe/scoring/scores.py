@@ -44,8 +44,10 @@ NEEDS: dict[str, str | None] = {
     "expert size": "expert_parameters",  # the readable parameters of one expert (ExpertBank.readable_parameters)
     "epochs": None,  # the validation split's experts after every epoch: moe.scoring.saturation, by training (moe.training.loop)
     "fit allocation": "fit_allocation",  # the validation split's class x expert allocation (cross-fitted scores)
+    "trace": None,  # a routing trace of a language model, per MoE layer (moe.records.trace): moe.scoring.token_scores
+    "removal": None,  # a language model evaluated with each expert removed in turn: moe.training.lm_loop.causal_scores
 }
-COMPUTED_ELSEWHERE = ("loss", "two runs", "epochs")
+COMPUTED_ELSEWHERE = ("loss", "two runs", "epochs", "trace", "removal")
 DIRECTION_NAMES = ("higher", "lower", "neutral")
 DOCS = "docs/scores.md"  # the users' definitions of the scores, generated from SCORES (moe.scoring.score_docs)
 # Scores renamed since earlier records: old key -> new key (same values). A reader of old records maps them.
@@ -408,6 +410,51 @@ _add("saturation_epoch", "neutral", "epochs",
      "cannot change, so it would read as settled at once)",
      source="router saturation of Muennighoff et al. 2024 (OLMoE, arXiv 2409.02060), per epoch on the "
      "validation split; the 0.9 threshold and the max denominator (fewer than k experts) are ours", ours=True)
+
+# per MoE layer of a language model, from its routing trace (moe.scoring.token_scores) or by removing experts (moe.training.lm_loop)
+_OLMOE = "Muennighoff et al. 2024 (OLMoE, arXiv 2409.02060), sec. 5"
+_add("domain_specialisation", "neutral", "trace",
+     "per MoE layer: how much more of a domain's tokens its favourite expert takes than under routing independent "
+     "of the domain (0: none, 1: every domain has an expert taking all its tokens)",
+     formula="(m - m0) / (1 - m0), m = mean_d max_e N_{d,e} / N_d (OLMoE's domain shares), m0 the same with the "
+     "tokens' routings shuffled (seeded); top-1 for a dense router; NaN when exp H(load) < 1.5 (collapsed)",
+     range="[about 0, 1], or NaN", source=f"{_OLMOE} (domain specialisation); the shuffled baseline is ours", ours=True)
+_add("vocabulary_specialisation", "neutral", "trace",
+     "per MoE layer: how consistently a token id goes to one expert beyond chance (0: routing independent of the "
+     "token, 1: each token id always to one expert)",
+     formula="(v - v0) / (1 - v0), v = sum_v N_v max_e N_{v,e} / N_v / sum_v N_v over ids with N_v >= 10, v0 the "
+     "same with the routings shuffled (seeded); NaN when collapsed",
+     range="[about 0, 1], or NaN", source=f"{_OLMOE} (vocabulary specialisation); the shuffled baseline is ours", ours=True)
+_add("domain_nmi", "neutral", "trace", "per MoE layer: NMI between the tokens' domain and their top-1 expert",
+     formula="I(domain; a) / ((H(domain) + H(a)) / 2) over the tokens an expert took; NaN when collapsed",
+     range="[0, 1], or NaN", source="Strehl & Ghosh 2002 applied to token routing; ours", ours=True)
+_add("coactivation", "neutral", "trace",
+     "per MoE layer (k >= 2): how often an expert's most frequent partner is chosen with it, averaged over experts",
+     formula="mean_i max_{j != i} C[i, j], C[i, j] = #{t: i, j in S(t)} / #{t: i in S(t)}",
+     range="[0, 1], or NaN for k = 1", source=f"{_OLMOE} (expert co-activation); the summary is ours", ours=True)
+_add("cross_layer_nmi", "neutral", "trace",
+     "per MoE layer: NMI between a token's top-1 expert in this layer and in the next MoE layer",
+     formula="I(a_l; a_{l+1}) / ((H(a_l) + H(a_{l+1})) / 2)", range="[0, 1], or NaN for the last layer",
+     source="ours (co-activation across adjacent layers, after OLMoE's within-layer analysis)", ours=True)
+_add("load_maxvio", "lower", "trace", "per MoE layer: how far the busiest expert's load exceeds the mean load",
+     formula="(max_e n_e - mean_e n_e) / mean_e n_e, n_e the tokens routed to e",
+     range="[0, E - 1], or NaN", source="Wang et al. 2024 (arXiv 2408.15664), MaxVio", ours=False)
+_add("load_cv", "lower", "trace", "per MoE layer: coefficient of variation of the experts' loads",
+     formula="std_e(n_e) / mean_e(n_e) (population standard deviation)", range="[0, sqrt(E - 1)], or NaN",
+     source="standard; Shazeer et al. 2017 balance its square", ours=False)
+_add("dead_experts_count", "lower", "trace", "per MoE layer: experts that take no token of the trace",
+     formula="#{e: n_e = 0}", range="{0, ..., E}", source="a count (expert-statistics requests of MoE users)", ours=False)
+_add("router_saturation", "neutral", "trace",
+     "per MoE layer and point of training: share of the final model's top-k choices already made then",
+     formula="(1/N) sum_t |S_s(t) ∩ S_final(t)| / k over fixed validation windows, at 8 points of training",
+     range="[0, 1]", source=f"{_OLMOE} (router saturation); the 8 points are ours", ours=True)
+_add("causal_domain_increase", "neutral", "removal",
+     "per MoE layer: the increase in each domain's validation loss when one expert is removed (routed around); "
+     "summarised as the mean over experts of the largest domain's increase",
+     formula="Delta[d, e] = bpb_d(without e) - bpb_d(full); summary mean_e max_d Delta[d, e]",
+     range="(-inf, inf) bits per byte", source="ours, after the interventional audit of expert importance (arXiv 2606.10703)",
+     ours=True)
+
 
 # ---------------------------------------------------------------------------------------------------
 # Derived: the tables' directions, the keys of score(), score() itself

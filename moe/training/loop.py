@@ -1,5 +1,6 @@
 """One training run: ``run(config, data=None, on_epoch=None) -> record``, a pure function of its config
-and seed. ``python -m moe.train`` is a thin CLI over it (``main``).
+and seed (a text dataset's run is the language model's loop, ``moe.training.lm_loop``). ``python -m moe.train``
+is a thin CLI over it (``main``). Over 400 lines, and long because the CLI lives beside the loop it drives.
 
 ``data`` lets a caller (a Ray trial) pass a dataset loaded once; ``on_epoch(metrics)`` reports progress
 after every epoch and stops training early when it returns a true value.
@@ -39,6 +40,7 @@ from moe.data import Dataset, dataset_options, load_dataset, prepare
 from moe.data.mnist import DataFileError
 from moe.training.epochs import parameters_finite, pretrain_epoch, train_epoch
 from moe.training.evaluate import eval_batch_size, evaluate, validation_pass
+from moe.training.lm_loop import TextDataError, is_text_dataset, lm_summary, run_lm
 from moe.model import MixtureOfExperts, build_experts, build_model, parameter_counts
 from moe.objectives import Loss
 from moe.records.provenance import provenance
@@ -159,6 +161,8 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
     """
     started = time.perf_counter()
     cfg = as_config(config)  # every field checked before any work
+    if is_text_dataset(cfg.dataset):  # the mixture-of-experts language model (moe.training.lm_loop)
+        return run_lm(cfg, data, on_epoch, progress, state=state, on_state=on_state)
     resumed = None if state is None else load_state(state, cfg)  # another config's state is refused here
     device = resolve_device(cfg.device)
     if cfg.threads:
@@ -343,6 +347,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", help="YAML or JSON file of config fields (flags override it)")
     ap.add_argument("--out", help="write the run record (JSON) here")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--trace", help="text datasets: write the validation split's routing trace (moe.records.trace, .npz) here")
     docs, defaults = field_help(), Config()
     for name in FIELD_TYPES:
         flags = sorted({f"--{name.replace('_', '-')}", f"--{name}"})
@@ -370,12 +375,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {line}", file=sys.stderr)
         return 2
     try:
-        record = run(cfg, progress=not args.quiet)
+        lm = is_text_dataset(cfg.dataset) or args.trace  # run_lm refuses --trace for other datasets
+        record = run_lm(cfg, progress=not args.quiet, trace_out=args.trace) if lm else run(cfg, progress=not args.quiet)
     except ConfigError as err:  # sizes the loaded data lacks, device unavailable
         for line in err.problems:
             print(f"error: {line}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, DataFileError) as err:  # data files missing or damaged
+    except (FileNotFoundError, DataFileError, TextDataError) as err:  # data files missing or damaged
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
@@ -387,8 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"diverged at epoch {record['diverged']['epoch']}: {record['diverged']['reason']}{written}", file=sys.stderr)
         return 1
     test, val = record["test"], record.get("validation") or {}
-    print(f"status {record['status']}  validation accuracy {val.get('accuracy', math.nan):.4f}  test accuracy {test.get('accuracy', math.nan):.4f}  "
-          f"train {record['timing']['train_s']:.1f}s")
+    print(lm_summary(record) if "bits_per_byte" in test else f"status {record['status']}  validation accuracy "
+          f"{val.get('accuracy', math.nan):.4f}  test accuracy {test.get('accuracy', math.nan):.4f}  train {record['timing']['train_s']:.1f}s")
     if args.out:
         print(f"record written to {write_json_atomic(args.out, record)}")
     return 0

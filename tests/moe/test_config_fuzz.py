@@ -49,6 +49,8 @@ INT_FIELDS = {  # field: (lowest, highest, optional)
     "refit_epochs": (1, caps.MAX_EPOCHS, True), "epochs": (1, caps.MAX_EPOCHS, False),
     "batch_size": (1, caps.MAX_SAMPLES, False), "seed": (0, caps.MAX_SEED, False), "threads": (1, caps.MAX_THREADS, True),
     "planted_modules": (1, caps.MAX_PLANTED_MODULES, False), "soft_slots": (1, caps.MAX_SOFT_SLOTS, False),
+    "lm_layers": (1, caps.MAX_LM_LAYERS, False), "lm_width": (1, caps.MAX_WIDTH, False),
+    "lm_heads": (1, caps.MAX_LM_HEADS, False), "context": (1, caps.MAX_CONTEXT, False),
 }
 FLOAT_FIELDS = {  # field: (lowest, highest, lowest excluded, highest excluded, optional)
     "capacity": (0, caps.MAX_CAPACITY, True, False, True),
@@ -122,6 +124,10 @@ BAD["class_split"] = (st.one_of(
     st.lists(st.lists(st.integers(min_value=caps.MAX_CLASS), min_size=1, max_size=2), min_size=4, max_size=4),
     st.lists(st.integers(0, 5), min_size=1, max_size=3),  # classes not in lists
     TEXT, NULL, st.integers()), st.nothing(), {"regime": "pretrain"})
+BAD["moe_layers"] = (st.one_of(
+    TEXT.filter(lambda v: v not in caps.MOE_LAYER_CHOICES), st.just([]), st.integers(),
+    st.lists(st.integers(max_value=-1) | st.integers(min_value=caps.MAX_LM_LAYERS), min_size=1, max_size=2),
+    st.integers(0, 5).map(lambda i: [i, i]), NULL), st.nothing(), {})
 BAD = {name: BAD[name] for name in FIELD_TYPES}  # every field, in the dataclass's order
 
 
@@ -199,6 +205,12 @@ VALID = {
     "planted_modules": one("planted_modules", st.integers(1, caps.MAX_PLANTED_MODULES), dataset="planted"),
     "planted_entanglement": one("planted_entanglement", finite(0, 1), dataset="planted"),
     "soft_slots": one("soft_slots", st.integers(1, caps.MAX_SOFT_SLOTS), router="soft"),
+    "lm_layers": one("lm_layers", st.integers(1, caps.MAX_LM_LAYERS)),
+    "lm_width": one("lm_width", st.integers(1, caps.MAX_WIDTH)),
+    "lm_heads": one("lm_heads", st.integers(1, caps.MAX_LM_HEADS)),
+    "context": one("context", st.integers(1, caps.MAX_CONTEXT)),
+    "moe_layers": one("moe_layers", st.sampled_from(list(caps.MOE_LAYER_CHOICES))
+                      | st.lists(st.integers(0, caps.MAX_LM_LAYERS - 1), min_size=1, max_size=4, unique=True)),
     "experts": one("experts", st.integers(1, caps.MAX_EXPERTS)),
     "expert": one("expert", st.sampled_from(EXPERTS.names()), dataset="mnist"),
     "expert_hidden": one("expert_hidden", st.integers(1, caps.MAX_WIDTH), expert="mlp"),

@@ -74,7 +74,7 @@ def test_explicit_fields_override_the_preset_cli_over_file(tmp_path, capsys):
 
 def test_unknown_preset_is_one_line_naming_the_choices(capsys):
     assert config_problem({"preset": "seed_mnst"}) == (
-        "preset: unknown preset 'seed_mnst' (did you mean 'seed_mnist'?); valid choices: seed_mnist, seed_fmnist_mnist, seed_gm6")
+        "preset: unknown preset 'seed_mnst' (did you mean 'seed_mnist'?); valid choices: seed_mnist, seed_fmnist_mnist, seed_gm6, text_lm")
     assert main(["--preset", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: preset: unknown preset 'nope'") and err.count("\n") == 1
