@@ -7,6 +7,8 @@ The graph is read from the source with ``ast``, so it sees every import, whereve
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,143 @@ def test_no_module_is_long_without_saying_why():
         if len(lines) > MAX_LINES and LONG_MARK not in "\n".join(lines[:20]).lower():
             long.append(f"{path.relative_to(ROOT)} ({len(lines)} lines)")
     assert not long, f"over {MAX_LINES} lines, with no '{LONG_MARK}' in the first 20 lines: {long}"
+
+
+# --- package __init__ files, the moe subpackages by job, bench's applications, the run record ---
+
+JOBS = ("moe.records", "moe.scoring", "moe.training", "moe.pictures")  # lowest first: each imports only those before it
+LIGHT_INITS = JOBS + ("moe", "bench", "bench.sweep", "bench.table", "bench.report", "bench.reproduce", "bench.compare",
+                      "bench.figures", "bench.speed")
+ENTRY_POINTS = ("cli", "__main__")  # a package's command line: the top of its application, it may call the pipeline
+RECORD_MODULE = "moe.records.record"
+
+
+def package_edges(name: str, path: Path) -> list[str]:
+    """The packages whose ``__init__`` a module runs by name: ``from pkg import x`` and ``import pkg`` run pkg's
+    ``__init__`` whatever x is (a module or a name), so ``from pkg import mod`` is an edge to pkg as well."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module in MODULES:
+            out.append(node.module)
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names if a.name in MODULES and MODULES[a.name].name == "__init__.py"]
+    return [m for m in out if m != name and MODULES[m].name == "__init__.py"]
+
+
+def test_no_import_cycle_through_a_package_init():
+    graph = {m: [t for t, _, _ in edges] + package_edges(m, MODULES[m]) for m, edges in GRAPH.items()}
+    found = cycles(graph)
+    assert not found, "import cycles through a package __init__: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_the_cycle_check_sees_a_cycle_through_an_init(tmp_path):
+    # `from pkg import mod` inside pkg.runner, while pkg/__init__ imports pkg.runner: a cycle through the __init__
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("from pkg.runner import run\n")
+    (tmp_path / "pkg" / "runner.py").write_text("from pkg import claims\n")
+    global MODULES
+    saved, MODULES = MODULES, {"pkg": tmp_path / "pkg" / "__init__.py", "pkg.runner": tmp_path / "pkg" / "runner.py",
+                               "pkg.claims": tmp_path / "pkg" / "claims.py"}
+    try:
+        graph = {"pkg": ["pkg.runner"], "pkg.runner": ["pkg.claims"] + package_edges("pkg.runner", MODULES["pkg.runner"]),
+                 "pkg.claims": []}
+    finally:
+        MODULES = saved
+    assert cycles(graph) == [["pkg", "pkg.runner"]]
+
+
+@pytest.mark.parametrize("package", LIGHT_INITS)
+def test_package_init_imports_nothing(package):
+    tree = ast.parse(MODULES[package].read_text())
+    found = [ast.unparse(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+             and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+    assert not found, f"{package}/__init__.py imports {found}: a package's __init__ imports nothing (say what it owns)"
+
+
+def test_the_claims_catalogue_imports_without_torch_or_pandas():
+    code = ("import sys; import bench.reproduce.claims; "
+            "print(' '.join(m for m in ('torch', 'pandas', 'numpy', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "", f"importing the claims catalogue loads {out.strip()}"
+
+
+def job(module: str) -> str | None:
+    return next((j for j in JOBS if module == j or module.startswith(j + ".")), None)
+
+
+def test_moe_subpackages_by_job_import_only_those_below():
+    bad = [f"{m}:{line} imports {t}" for m, edges in GRAPH.items() if job(m) for t, _, line in edges
+           if job(t) and JOBS.index(job(t)) > JOBS.index(job(m))]
+    assert not bad, f"moe's subpackages by job are layered {' < '.join(JOBS)}: {bad}"
+
+
+def application(module: str) -> str | None:
+    """bench's application a module belongs to (``bench.sweep``, ``bench.table``, ..., or a top-level module)."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "bench" and len(parts) > 1 else None
+
+
+def test_bench_applications_have_no_doors_both_ways():
+    doors = {(application(m), application(t)) for m, edges in GRAPH.items() for t, _, _ in edges
+             if application(m) and application(t) and application(m) != application(t)
+             and m.rpartition(".")[2] not in ENTRY_POINTS}
+    both = sorted(f"{a} <-> {b}" for a, b in doors if (b, a) in doors and a < b)
+    assert not both, f"bench applications that import each other (entry points aside): {both}"
+
+
+def private_uses(name: str, path: Path) -> list[tuple[str, int]]:
+    """(module._name, line) for every private name of another project module this module imports or reads."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    aliases, out = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                if full in MODULES:
+                    aliases[a.asname or a.name] = full
+                elif node.module in MODULES and a.name.startswith("_") and not a.name.startswith("__"):
+                    out.append((full, node.lineno))
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name in MODULES:
+                    aliases[a.asname or a.name] = a.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            base = ast.unparse(node.value)
+            target = aliases.get(base) or (base if base in MODULES else None)
+            if target and target != name:
+                out.append((f"{target}.{node.attr}", node.lineno))
+    return out
+
+
+def package_of(module: str) -> str:
+    path = MODULES[module]
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def test_no_module_uses_another_packages_private_name():
+    bad = [f"{m}:{line} uses {used}" for m, p in MODULES.items() for used, line in private_uses(m, p)
+           if package_of(used.rpartition(".")[0]) != package_of(m)]
+    assert not bad, f"private names are their own package's: make it public API or keep it inside: {bad}"
+
+
+def test_records_are_built_only_in_the_record_module():
+    """A run record (a dict with a ``schema`` key) is made by moe.records.record's builders; everyone else adds
+    to one (a sweep its ``bench`` block) or reads it."""
+    bad = []
+    for m, p in MODULES.items():
+        if m == RECORD_MODULE:
+            continue
+        for node in ast.walk(ast.parse(p.read_text(), filename=str(p))):
+            keys = [k.value for k in getattr(node, "keys", []) if isinstance(node, ast.Dict) and isinstance(k, ast.Constant)]
+            stores = (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
+                      and isinstance(node.slice, ast.Constant) and node.slice.value == "schema")
+            if "schema" in keys or stores:
+                bad.append(f"{m}:{node.lineno}")
+    assert not bad, f"run records built outside {RECORD_MODULE}: {bad}"
+
+
+def test_the_private_name_check_sees_both_forms(tmp_path):
+    src = tmp_path / "user.py"
+    src.write_text("from moe.training.loop import _hidden\nfrom moe.training import loop\nloop._other()\n")
+    assert private_uses("bench.sweep.user", src) == [("moe.training.loop._hidden", 1), ("moe.training.loop._other", 3)]

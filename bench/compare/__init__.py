@@ -5,6 +5,3 @@ GPU, soft against hard routing).
     render  compare.md and compare.html
     cli     the command line
 """
-from bench.compare.core import compare, compare_runs, match_key
-
-__all__ = ["compare", "compare_runs", "match_key"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench.sweep.layout import SweepDir, read_runs_csv
 from moe.pictures.plots import DPI, save_png
 
 KNOB = "planted_entanglement"
@@ -42,10 +43,10 @@ def phase_table(runs: pd.DataFrame, score: str) -> pd.DataFrame:
 
 def read_runs(path: str | Path) -> pd.DataFrame:
     p = Path(path)
-    csv = p / "runs.csv" if p.is_dir() else p
+    csv = SweepDir(p).runs_csv if p.is_dir() else p
     if not csv.is_file():
         raise FileNotFoundError(f"{csv}: no runs.csv (run the sweep first: python3 run.py sweep planted)")
-    return pd.read_csv(csv)
+    return read_runs_csv(csv)
 
 
 def draw(runs: pd.DataFrame, out: str | Path, scores: tuple[str, ...] = ("module_nmi", "nmi")) -> Path:

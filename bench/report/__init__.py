@@ -6,7 +6,3 @@
     browser       a headless Chromium: the page's self-test, screenshots
     cli           ``python -m bench.report DIR``: rebuild the tables and the page of a sweep or a reproduction
 """
-from bench.report.sweep import write_sweep_report
-from bench.report.reproduction import write_reproduction_report
-
-__all__ = ["write_sweep_report", "write_reproduction_report"]

@@ -224,7 +224,7 @@ def sweep_file_section(sweep_dir: SweepDir) -> str:
 
 
 def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
-    """The page of a sweep directory, from ``bench.table.build``'s result (built here when not given)."""
+    """The page of a sweep directory, from ``bench.table.tables.build``'s result (built here when not given)."""
     sweep_dir = SweepDir(Path(folder).resolve())
     built = build(sweep_dir.root) if built is None else built
     runs: pd.DataFrame = built["runs"]

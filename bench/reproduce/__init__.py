@@ -9,7 +9,3 @@
     figures   the figures of each sweep
     cli       ``python -m bench.reproduce [NAME|all]``
 """
-from bench.reproduce.results import ReproduceError, Reproduction, SweepResult
-from bench.reproduce.runner import reproduce
-
-__all__ = ["reproduce", "Reproduction", "ReproduceError", "SweepResult"]

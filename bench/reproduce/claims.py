@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.reproduce.engine import Claim, ClaimError, Condition
+from bench.reproduce.claim_types import Claim, ClaimError, Condition
 
 FASHION_DIGITS = [0] * 6 + [1] * 6  # fmnist_mnist: Fashion-MNIST classes 0-5, MNIST digits 4-9 as 6-11
 # The black box of the cheating claims (issue 14): a learned router (softmax or the Sinkhorn balanced assignment)

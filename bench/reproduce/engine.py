@@ -25,40 +25,13 @@ import numpy as np
 import pandas as pd
 
 from bench.reproduce import bootstrap as boot
-from bench.reproduce.measures import (OPS, ClaimError, collapsed, fmt_key, measure_values, resolve_extremes, select,
+from bench.reproduce.claim_types import SENSITIVITY, Claim, ClaimError, Condition
+from bench.reproduce.measures import (OPS, collapsed, fmt_key, measure_values, resolve_extremes, select,
                                       where_text, with_derived)
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"
 PREMISE_FAILED, NOT_RUN = "PREMISE FAILED", "NOT RUN"
 STATUSES = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, PREMISE_FAILED, NOT_RUN)
-SENSITIVITY = 0.25  # the sensitivity line moves the threshold by this share of itself, either way
-
-
-@dataclass(frozen=True)
-class Condition:
-    statistic: str  # a name in STATISTICS
-    params: dict[str, Any]  # its keyword arguments (measure, where, ...)
-    op: str  # one of OPS
-    threshold: float
-    label: str  # the statistic in words, as the report shows it
-    shift: float | None = None  # the sensitivity line's move of the threshold (None: SENSITIVITY x |threshold|)
-
-    def shifted(self) -> tuple[float, float] | None:
-        """The two moved thresholds of the sensitivity line (None: a zero threshold with no ``shift``)."""
-        d = self.shift if self.shift is not None else SENSITIVITY * abs(self.threshold)
-        return None if d == 0 else (self.threshold - d, self.threshold + d)
-
-
-@dataclass(frozen=True)
-class Claim:
-    name: str  # <sweep>.<finding>
-    sweep: str  # the sweep in sweeps/ whose runs the claim reads
-    text: str  # the finding, in words
-    source: str  # where the papers show it
-    conditions: tuple[Condition, ...]
-    note: str = ""  # how the claim was operationalised, shown under it
-    premises: tuple["Claim", ...] = ()  # claims that must be SUPPORTED for this one to be judged
-    keep_collapsed: bool = False  # True: collapsed runs count in the statistics (the collapse is the finding)
 
 
 @dataclass

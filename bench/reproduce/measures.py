@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bench.reproduce.claim_types import ClaimError
 from moe.scoring.metrics import COLLAPSE_SHARE, entropy, mutual_information_bits, nmi
 from moe.regimes import SPLITS
 
@@ -56,10 +57,6 @@ OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operat
                                                   "<=": operator.le}
 OP_WORDS = {">": "above", ">=": "at least", "<": "below", "<=": "at most"}
 # a run is collapsed when its busiest expert takes >= 99% of the test samples: the one rule, moe's score `collapsed`
-
-
-class ClaimError(ValueError):
-    """A claim that cannot be evaluated as written (unknown statistic, measure or operator)."""
 
 
 def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Running the seed papers' findings as sweeps (``python -m bench.reproduce``: ``bench.reproduce.cli``).
 
 Each finding is a claim of ``bench.reproduce.claims`` (a sweep, a statistic of its runs table, a comparison and a
-threshold). The command runs the sweeps the chosen claims need through ``bench.sweep.runner.run`` (one Ray
+threshold). The command runs the sweeps the chosen claims need through ``bench.pipeline.run_sweep`` (one Ray
 session for all of them), then writes into the output directory (``--out``, default
 ``results/reproduce-<timestamp>``)::
 
@@ -47,7 +47,7 @@ from bench.sweep import spec
 from bench.table.tables import load_runs
 from bench.sweep.cluster import QUIET_ENV, ResourceError, connect
 from bench.sweep.layout import SweepDir, default_out
-from bench.sweep.runner import run as run_sweep_dir
+from bench import pipeline
 from bench.sweep.spec import SweepError
 from moe.training.controls import run_controls
 from moe.config import Config, preset_values
@@ -107,7 +107,7 @@ def budget_overrides(budget: str | BudgetTable, name: str, table: BudgetTable | 
 # ---------------------------------------------------------------------------------------------------
 
 class _Session:
-    """What the sweeps of one ``reproduce`` call share: one Ray connection (bench.sweep.runner.run reuses an
+    """What the sweeps of one ``reproduce`` call share: one Ray connection (bench.pipeline.run_sweep reuses an
     initialised Ray), opened on first need, and the error messages already printed (a missing MNIST
     stops several sweeps alike: the later ones say 'the same error as above')."""
 
@@ -170,7 +170,7 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
         if report_only:  # its tables and page as the run that finished it wrote them
             runs = read_runs(sweep_dir)
         else:
-            runs = run_sweep_dir(name, verbose=verbose, quiet=quiet, **kwargs)
+            runs = pipeline.run_sweep(name, verbose=verbose, quiet=quiet, **kwargs)
         result.interrupted = bool(runs.attrs.get("interrupted"))
         result.runs = with_phase_accuracy(runs, sweep_dir.read_records())
         result.trial_s, result.slots = float(runs.attrs.get("trial_s") or 0.0), int(runs.attrs.get("slots") or 0)
@@ -228,8 +228,8 @@ def fit_to_data(name: str, overrides: dict[str, Any], root: str | None) -> tuple
 
 def read_runs(sweep_dir: SweepDir) -> pd.DataFrame:
     """A finished sweep's runs table: its runs.csv, else built from its records (``bench.table``)."""
-    path = sweep_dir.table_path("runs.csv")
-    return pd.read_csv(path) if path.is_file() else load_runs(sweep_dir.root)
+    runs = sweep_dir.read_runs_csv()
+    return runs if runs is not None else load_runs(sweep_dir.root)
 
 
 def check_continuable(name: str, folder: Path, overrides: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ interval and a verdict against ``--target``, as the other speed benchmarks print
 
     python -m bench.speed.sweep_speed lr_asymmetry [--target 4] [--rounds 2] [--mode auto|on] [--set KEY=VALUE ...]
 
-The time of a sweep is ``bench.sweep.runner.run``'s whole call: Ray's start, every trial, the tables.
+The time of a sweep is ``bench.pipeline.run_sweep``'s whole call: Ray's start, every trial, the tables.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.speed.kernel_bench import meta
 from bench.speed.timing import paired_ratio, time_interleaved
-from bench.sweep.runner import run
+from bench.pipeline import run_sweep
 from bench.sweep.spec import SweepError, parse_set
 from moe.records.record import write_json_atomic
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def sweep(mode: str):
         def call():
-            run(args.name, out=scratch / f"{mode}-{next(counter)}", stack_seeds=mode, quiet=True, **overrides)
+            run_sweep(args.name, out=scratch / f"{mode}-{next(counter)}", stack_seeds=mode, quiet=True, **overrides)
         return call
 
     try:

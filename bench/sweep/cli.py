@@ -16,7 +16,8 @@ import pandas as pd
 from bench.sweep import groups, spec
 from bench.sweep.cluster import ResourceError
 from bench.sweep.layout import SweepDir
-from bench.sweep.runner import SCHEDULERS, run
+from bench.pipeline import run_sweep
+from bench.sweep.runner import SCHEDULERS
 from bench.sweep.spec import SweepError
 
 OVERHEAD_TARGET = 1.3
@@ -108,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             return dry_run(args.name or "quick", overrides)
         if args.resume and (args.sets or args.out or args.data_root):
             raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
-        runs = run(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors,
-                   max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
-                   verbose=args.verbose, stack_seeds=groups.default_mode(args.stack_seeds, args.scheduler), **overrides)
+        runs = run_sweep(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors,
+                         max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
+                         verbose=args.verbose, stack_seeds=groups.default_mode(args.stack_seeds, args.scheduler), **overrides)
     except (SweepError, ResourceError) as err:
         for line in getattr(err, "problems", None) or str(err).splitlines():
             print(f"error: {line.translate(LINE_BREAKS)}", file=sys.stderr)

@@ -7,7 +7,7 @@ for the seed, every one supported by ``moe.training.stacked``). With the option 
 ``--stack-seeds on``: a configuration whose seeds could be grouped but whose components the stacked path does not
 support is refused before any work, one line per field and configuration; ``auto`` runs those seeds alone;
 ``off`` never groups. The command line's default is ``auto`` (``off`` with ``--scheduler asha``: :func:`default_mode`);
-``bench.sweep.runner.run``'s is ``off``. A seed group
+``bench.pipeline.run_sweep``'s is ``off``. A seed group
 reports once, at its end: no per-epoch reports, checkpoints or early stopping, so the option is refused with
 ``--scheduler asha`` and with test faults; a resumed sweep runs its unfinished groups again from epoch 0.
 """

@@ -11,8 +11,9 @@ A sweep directory (``--out``, default ``results/<sweep>-<timestamp>``, see :func
     runs.csv, results_long.csv, table.md, table.tex, pareto.csv, tradeoff.png, heatmaps/<router>.png   (bench.table)
     report.html         the self-contained HTML report (bench.report)
 
-Nothing here imports Ray or torch: the sweep runner, the progress callback, the tables and the
-reproduction all read the same paths from here, and every record and sweep.json through the checks
+Nothing here imports Ray: the sweep runner, the progress callback, the tables, the report, compare, the
+figures and the reproduction all read the same paths from here, runs.csv through :func:`read_runs_csv` (the
+one place it is parsed), and every record and sweep.json through the checks
 here (:meth:`SweepDir.read_record`, :meth:`SweepDir.read_meta`): a record cut short by a crash, or valid
 JSON of the wrong shape, is never taken for a finished trial.
 """
@@ -26,13 +27,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from bench.sweep.spec import Sweep, SweepError, Trial
 from moe.files import load_json
-from moe.records.record import versions, write_json_atomic
+from moe.records.record import STATUSES, versions, write_json_atomic
 
 META = "sweep.json"
+RUNS_CSV = "runs.csv"
 STATE_FILE = "state.pt"  # the training state inside a checkpoint directory
-RECORD_STATUSES = ("ok", "diverged", "error", "stopped")
 # optional record fields and the JSON types they must have when present (None is allowed for all but config)
 RECORD_FIELDS = {"bench": dict, "config": dict, "test": dict, "history": list, "timing": dict, "versions": dict,
                  "dataset": dict, "allocation": list}
@@ -47,8 +50,8 @@ def record_problem(rec: Any, index: int | None) -> str | None:
     """What makes ``rec`` (parsed JSON) no run record of trial ``index``, or None when it is one."""
     if not isinstance(rec, dict):
         return f"not a JSON object (a JSON {type(rec).__name__})"
-    if rec.get("status") not in RECORD_STATUSES:
-        return f"status {rec.get('status')!r} is not one of {', '.join(RECORD_STATUSES)}"
+    if rec.get("status") not in STATUSES:
+        return f"status {rec.get('status')!r} is not one of {', '.join(STATUSES)}"
     for key, kind in RECORD_FIELDS.items():
         if rec.get(key) is not None and not isinstance(rec[key], kind):
             return f"{key}: expected a JSON {'object' if kind is dict else 'array'}, got {type(rec[key]).__name__}"
@@ -84,6 +87,11 @@ def read_json_file(path: Path) -> Any:
         raise
     except (OSError, ValueError, RecursionError) as err:  # ValueError: bad JSON, bad UTF-8, a repeated key
         raise DamagedFile(f"not valid JSON: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+
+
+def read_runs_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """A runs.csv (a sweep directory's, or one given by path): the one place the file is parsed."""
+    return pd.read_csv(path)
 
 
 def default_out(name: str, root: str | os.PathLike = "results") -> Path:
@@ -131,6 +139,14 @@ class SweepDir:
     def table_path(self, name: str) -> Path:
         """``runs.csv``, ``results_long.csv``, ``table.md``, ``table.tex``, ``pareto.csv``, ``tradeoff.png``."""
         return self.root / name
+
+    @property
+    def runs_csv(self) -> Path:
+        return self.table_path(RUNS_CSV)
+
+    def read_runs_csv(self) -> pd.DataFrame | None:
+        """The directory's runs.csv as written (``read_runs_csv``), or None where it has none."""
+        return read_runs_csv(self.runs_csv) if self.runs_csv.is_file() else None
 
     @property
     def heatmaps_dir(self) -> Path:

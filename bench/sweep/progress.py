@@ -20,7 +20,7 @@ from bench.sweep.trial import dataset_key, read_checkpoint
 from moe.training.checkpoint import TrainState
 from moe.config import ConfigError
 from moe.records.provenance import provenance
-from moe.records.record import SCHEMA, error_record, versions
+from moe.records.record import checkpoint_fields, error_record, stopped_record
 from moe.scoring.saturation import routing_dynamics, saturation_k
 from moe.training.loop import evaluate_state, resolve_device, run_data
 from moe.validate import from_dict
@@ -44,16 +44,14 @@ def full_config(config: dict[str, Any]) -> dict[str, Any]:
         return dict(config)
 
 
-def stopped_record(trial: Trial, last_result: dict[str, Any], checkpoint, datasets: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+def stopped_trial_record(trial: Trial, last_result: dict[str, Any], checkpoint, datasets: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
     """The record of a trial the scheduler stopped: it never sent its final report, so the driver scores the
     model of its latest checkpoint (``checkpoint``, a ``tune.Checkpoint`` or None: its last finished epoch)
     with ``moe.training.loop.evaluate_state``, as an ``ok`` run is scored; ``bench.scored_from_epoch`` says which
     epoch. When that fails (no checkpoint, an unreadable one) the record keeps the last epoch's validation
     accuracy (``validation``; its ``test`` stays empty: the test split is scored only at the end) and says why
     in ``bench.not_scored``: a stopped trial never stops the sweep."""
-    rec = {"schema": SCHEMA, "status": "stopped", "error": None, "config": full_config(trial.config), "history": [],
-           "test": {}, "validation": {"accuracy": last_result.get("val_accuracy")}, "allocation": None, "timing": {},
-           "versions": {}, "provenance": provenance()}
+    rec = stopped_record(full_config(trial.config), last_result.get("val_accuracy"), provenance())
     rec["bench"] = {"index": trial.index, "name": trial.name, "trial_s": None, "epochs_run": last_result.get("epoch"),
                     "scored_from_epoch": None}
     try:
@@ -77,13 +75,11 @@ def scored_from_checkpoint(config: dict[str, Any], checkpoint,
         config["threads"] = state.config.get("threads")
     t0 = time.perf_counter()
     evaluated = evaluate_state(config, state, data=(datasets or {}).get(dataset_key(config)))
-    return state.epoch, {"schema": SCHEMA, "config": full_config(config), "seed": state.config.get("seed"),
-                         "history": state.history, **evaluated,
-                         "routing_dynamics": routing_dynamics([h["epoch"] for h in state.history], state.val_sets,  # against its epoch
-                                                              saturation_k(state.config["router"], state.config["top_k"]),
-                                                              state.config["experts"]),
-                         "timing": {"train_s": state.train_s, "eval_s": time.perf_counter() - t0}, "versions": versions(),
-                         "provenance": stopped_provenance(config, datasets)}
+    dynamics = routing_dynamics([h["epoch"] for h in state.history], state.val_sets,  # against its epoch
+                                saturation_k(state.config["router"], state.config["top_k"]), state.config["experts"])
+    return state.epoch, checkpoint_fields(full_config(config), state.config.get("seed"), state.history, evaluated,
+                                          dynamics, {"train_s": state.train_s, "eval_s": time.perf_counter() - t0},
+                                          stopped_provenance(config, datasets))
 
 
 def stopped_provenance(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
@@ -98,8 +94,7 @@ NON_FINITE = ("NonFiniteError", "FloatingPointError")  # what a run raises on a 
 def failure_record(config: dict[str, Any], exc: BaseException) -> dict[str, Any]:
     """The record of a trial that raised: ``diverged`` when the exception says a value became NaN or infinite
     (``moe.routers.NonFiniteError``, by class name: the driver rebuilds it from text), else ``error``."""
-    return error_record(config, exc, provenance=provenance(),
-                        **({"status": "diverged"} if type(exc).__name__ in NON_FINITE else {}))
+    return error_record(config, exc, "diverged" if type(exc).__name__ in NON_FINITE else "error", provenance=provenance())
 
 
 def _clock(seconds: float) -> str:
@@ -138,7 +133,7 @@ class _Progress:
     def on_trial_complete(self, iteration, trials, trial, **info):
         for index in member_indices(trial.config):
             if index not in self.finished:  # stopped early by the scheduler: no final report
-                self._save(trial, stopped_record(self.trials[index], trial.last_result or {}, trial.checkpoint, self.datasets))
+                self._save(trial, stopped_trial_record(self.trials[index], trial.last_result or {}, trial.checkpoint, self.datasets))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         exc = _trial_exception(trial)

@@ -1,4 +1,5 @@
-"""Running a sweep of ``sweeps/NAME.yaml`` with Ray Tune and writing its tables (the CLI: ``bench.sweep.cli``).
+"""Running the trials of a sweep of ``sweeps/NAME.yaml`` with Ray Tune, one record each (``run_trials``). The tables and
+the report are built above it, by ``bench.pipeline.run_sweep`` (the CLI: ``bench.sweep.cli``).
 
 The driver validates every trial config before touching Ray, loads each dataset once (shared with the
 trials through the object store by ``tune.with_parameters``), asks Ray for a CPU share per trial (and a
@@ -39,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
 from bench.sweep import groups, spec
 from bench.sweep.cluster import QUIET_ENV, connect, nodes, quiet_ray_logs, resolve_resources
@@ -47,8 +47,6 @@ from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
 from bench.sweep.spec import SweepError, Trial
 from bench.sweep.trial import FAULTS, data_source, dataset_key, is_fault, trainable, with_preset
-from bench.report.sweep import write_sweep_report
-from bench.table import build as build_tables
 from moe.config import Config
 from moe.data import dataset_options, load_dataset
 from moe.training.checkpoint import StateMismatch, TrainState
@@ -127,12 +125,13 @@ def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
 # The sweep
 # ---------------------------------------------------------------------------------------------------
 
-def run(name: str | None = None, out: str | os.PathLike | None = None, address: str | None = None, *,
+def run_trials(name: str | None = None, out: str | os.PathLike | None = None, address: str | None = None, *,
         resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int = 1,
         scheduler: str | None = None, verbose: bool = False, quiet: bool = False,
         faults: dict[int | str, str] | None = None, stack_seeds: str | bool = "off",
-        _interrupt_after: int | None = None, **overrides: Any) -> pd.DataFrame:
-    """Run (or resume) a sweep; returns the runs table (``runs.csv``) as a DataFrame.
+        _interrupt_after: int | None = None, **overrides: Any) -> dict[str, Any]:
+    """Run (or resume) the trials of a sweep, one record each; returns how it went (below). The tables and the
+    report: ``bench.pipeline.run_sweep``, which calls this.
 
     ``name``: a sweep of sweeps/ or a .yaml path (default ``quick``; with ``resume``, the directory's own).
     ``retry_errors`` (with ``resume``): run the ``error`` trials again too (their records move to records/errors/).
@@ -142,11 +141,10 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
 
     ``overrides``: ``--set`` pairs, e.g. ``run("quick", epochs=2, experts=[2, 4], **{"resources.cpu": 2})``.
     ``faults`` (tests): trial index or configuration name -> "raise" | "diverge" | "diverge_in_eval" |
-    "crash_after_epoch_K" (raises once, after epoch K's checkpoint). ``df.attrs`` holds
-    ``out``, ``interrupted``, ``wall_s`` (Tuner.fit), ``total_s`` (this call), ``trial_s``, ``slots`` and
-    ``overhead`` = wall_s / (trial_s / slots).
+    "crash_after_epoch_K" (raises once, after epoch K's checkpoint). Returns ``out`` (the sweep directory),
+    ``interrupted``, ``wall_s`` (Tuner.fit), ``trial_s``, ``slots``, ``overhead`` = wall_s / (trial_s / slots) and
+    ``n_run``.
     """
-    started = time.perf_counter()
     if scheduler not in (None, *SCHEDULERS):
         raise SweepError(f"--scheduler {scheduler!r}: valid choices: {', '.join(SCHEDULERS)}")
     if not isinstance(max_failures, int) or max_failures < 0:
@@ -184,18 +182,10 @@ def run(name: str | None = None, out: str | os.PathLike | None = None, address: 
     if todo:
         options = TuneOptions(address=address, max_failures=max_failures, scheduler=scheduler, verbose=verbose,
                               quiet=quiet, interrupt_after=_interrupt_after, stack_seeds=stack_seeds)
-        stats.update(_run_trials(sweep, trials, todo, folder, options, n_done=len(done), datasets=datasets))
+        stats.update(_tune_trials(sweep, trials, todo, folder, options, n_done=len(done), datasets=datasets))
     else:
         say(f"{sweep.name}: all {len(trials)} trials already have records in {folder.root}")
-    built = build_tables(folder.root)
-    try:
-        write_sweep_report(folder.root, built)
-    except Exception as err:  # the page must not cost the finished records and tables: they are on disk
-        print(f"warning: report.html not written ({type(err).__name__}: {err}); rebuild it with "
-              f"`python -m bench.report {folder.root}`", file=sys.stderr, flush=True)
-    runs = built["runs"]
-    runs.attrs.update(stats, total_s=time.perf_counter() - started)
-    return runs
+    return stats
 
 
 def _resumed(resume: str | os.PathLike, name: str | None) -> tuple[SweepDir, spec.Sweep, list[Trial]]:
@@ -215,7 +205,7 @@ def _resumed(resume: str | os.PathLike, name: str | None) -> tuple[SweepDir, spe
     return folder, sweep, trials
 
 
-def _run_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], folder: SweepDir, options: TuneOptions, *,
+def _tune_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], folder: SweepDir, options: TuneOptions, *,
                 n_done: int, datasets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """One Tuner.fit over the trials ``todo`` of ``trials`` (``n_done`` had records before); returns its timings."""
     for k, v in QUIET_ENV.items():
@@ -299,7 +289,7 @@ def _scheduler(name: str | None, todo: list[Trial]):
     if name in (None, "fifo"):
         return None
     check_scheduler(name, todo)
-    from ray.tune.schedulers import ASHAScheduler  # deferred: Ray (see _run_trials)
+    from ray.tune.schedulers import ASHAScheduler  # deferred: Ray (see _tune_trials)
 
     epochs = max(int(with_preset(t.config).get("epochs", Config().epochs) or 1) for t in todo)
     return ASHAScheduler(time_attr="epoch", metric=SCHEDULER_METRIC, mode="max", max_t=max(epochs - 1, 1),

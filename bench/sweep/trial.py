@@ -206,9 +206,7 @@ def diverged_record(cfg: dict[str, Any], err: BaseException, history: list[dict[
         config = from_dict(cfg).to_dict()
     except ConfigError:
         config = dict(cfg)
-    rec = error_record(config, err, status="diverged")
-    rec["history"] = [dict(h) for h in history]
-    return rec
+    return error_record(config, err, "diverged", history)
 
 
 def trainable(config: dict[str, Any], datasets: dict[str, dict[str, Any]] | None = None,

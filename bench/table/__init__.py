@@ -7,13 +7,5 @@
     tables          ``build(dir)``: all of the above written into a sweep directory (bench.sweep.layout)
     cli             ``python -m bench.table DIR``
 
-``bench.table.build(dir)`` returns the DataFrames behind table.md and pareto.csv.
+``bench.table.tables.build(dir)`` returns the DataFrames behind table.md and pareto.csv.
 """
-from bench.table.tables import build, load_runs
-from bench.table.configurations import latex, markdown, summary
-from bench.table.front import pareto, pareto_front
-from bench.table.runs import busiest_share, record_row, runs_frame
-from bench.table.cli import main
-
-__all__ = ["build", "load_runs", "latex", "markdown", "summary", "pareto", "pareto_front", "busiest_share",
-           "record_row", "runs_frame", "main"]

@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.table.runs import STATUSES, busiest_share
+from bench.table.runs import busiest_share
+from moe.records.record import STATUSES
 from moe.scoring.metrics import COLLAPSE_SHARE
 from moe.scoring.scores import DOCS
 from moe.scoring.scores import DIRECTIONS

@@ -36,7 +36,7 @@ def pareto(summ: pd.DataFrame, scores: Iterable[str] = PARETO_SCORES, n_collapse
     """For each score, the configurations on the (accuracy, score) Pareto front, by decreasing accuracy.
 
     Columns: score, direction, name, router, accuracy, value (configuration means), collapsed_left_out.
-    ``summ`` should hold the means of the runs that are not collapsed (``bench.table.build`` passes them):
+    ``summ`` should hold the means of the runs that are not collapsed (``bench.table.tables.build`` passes them):
     a collapsed run learned no split, so its scores say nothing about interpretability, and a configuration
     whose runs all collapsed has no place on a front. ``n_collapsed`` (by configuration name) counts the
     runs so left out, shown beside each member of a front.

@@ -33,10 +33,10 @@ import pandas as pd
 import torch
 
 from moe.config import FIELD_TYPES
+from moe.records.record import STATUSES
 from moe.scoring.metrics import entropy, mutual_information_bits, stability
 from moe.scoring.scores import DIRECTIONS
 
-STATUSES = ("ok", "diverged", "error", "stopped")
 ID_COLUMNS = ["index", "name", "status", "error", "failures"]
 TIMING_COLUMNS = ["epochs_run", "resumed_from_epoch", "train_s", "eval_s", "trial_s"]
 PROVENANCE_COLUMNS = ["git_commit", "git_dirty", "data_sha256", "kernel_backend", "run_device", "started_at", "versions"]

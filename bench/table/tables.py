@@ -57,8 +57,9 @@ def load_runs(folder: str | Path) -> pd.DataFrame:
     records = sweep_dir.read_records()
     if records:
         return runs_frame(records)
-    if sweep_dir.table_path("runs.csv").is_file():
-        return pd.read_csv(sweep_dir.table_path("runs.csv"))
+    runs = sweep_dir.read_runs_csv()
+    if runs is not None:
+        return runs
     raise FileNotFoundError(f"{folder}: neither records/*.json nor runs.csv: not a sweep directory "
                             "(or no trial has finished yet)")
 

@@ -23,13 +23,12 @@ from pathlib import Path
 from moe.records.naming import full_name, wrapped
 from moe.scoring.scores import DIRECTIONS
 from moe.pictures.plots import ablation_heatmap, allocation_heatmap, save_png
-from moe.records.record import atomic_write_bytes
+from moe.records.record import SCHEMA, atomic_write_bytes
 from moe.pictures.view_plots import record_figures
 
 __all__ = ["RecordError", "load_record", "output_paths", "score_rows", "format_scores",
            "summary_markdown", "write_report", "write_outputs", "figure_path", "main"]
 
-SCHEMA = 1
 _REQUIRED = ("schema", "status", "config", "dataset", "test", "allocation")
 
 

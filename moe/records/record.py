@@ -1,6 +1,8 @@
-"""The run record: one JSON object per run, the only thing downstream code (reports, tables) reads.
+"""The run record: one JSON object per run, the only thing downstream code (reports, tables) reads. Every
+record is made here (``finished_record``, ``error_record``, ``stopped_record`` and the fields a stopped run's
+checkpoint gives, ``checkpoint_fields``), under one ``SCHEMA``; a sweep only adds its ``bench`` block.
 
-Fields: schema, status (ok | diverged | error), error, diverged (None, or ``{"epoch", "reason"}`` of the
+Fields: schema, status (ok | diverged | error | stopped: a sweep's scheduler stopped the run early), error, diverged (None, or ``{"epoch", "reason"}`` of the
 first NaN or infinity: in the training loss, the gradients, the parameters, the gate logits or the final
 evaluation), config (complete: a preset's values resolved), seed, n_parameters (total, gate, experts),
 dataset (with the validation split's size ``n_val`` and ``val_indices_sha256``), history (per epoch: training
@@ -29,7 +31,7 @@ import torch
 import moe
 
 SCHEMA = 1
-STATUSES = ("ok", "diverged", "error")
+STATUSES = ("ok", "diverged", "error", "stopped")
 
 
 def versions() -> dict[str, str]:
@@ -95,12 +97,47 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=1, allow_nan=False) + "\n").encode())
 
 
-def error_record(config: dict[str, Any], error: BaseException, **extra: Any) -> dict[str, Any]:
-    """The record of a run that raised: its config, the message and the traceback's last lines."""
+def finished_record(status: str, diverged: dict[str, Any] | None, config: dict[str, Any], n_parameters: dict[str, int],
+                    history: list[dict[str, Any]], evaluated: dict[str, Any], routing_dynamics: dict[str, Any] | None,
+                    resumed_from_epoch: int | None, timing: dict[str, float], provenance: dict[str, Any]) -> dict[str, Any]:
+    """The record of a run that trained to its end (``ok``) or met a non-finite value (``diverged``, with
+    ``diverged``: epoch and reason); ``evaluated`` holds the final evaluation (``moe.training.evaluate``)."""
+    return {"schema": SCHEMA, "status": status, "error": None, "diverged": diverged, "config": config,
+            "seed": config.get("seed"), "n_parameters": n_parameters, "history": history, **evaluated,
+            "routing_dynamics": routing_dynamics,  # router saturation per epoch against the last (moe.scoring.saturation)
+            "resumed_from_epoch": resumed_from_epoch, "timing": timing, "versions": versions(), "provenance": provenance}
+
+
+def error_record(config: dict[str, Any], error: BaseException, status: str = "error",
+                 history: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    """The record of a run that raised: its config, the message and the traceback's last lines; ``status``
+    ``diverged`` where what it raised says a value became NaN or infinite, with the epochs it finished."""
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-3:])
-    return {"schema": SCHEMA, "status": "error", "error": f"{type(error).__name__}: {error}", "traceback": tb,
-            "config": config, "seed": config.get("seed"), "history": [], "test": {}, "allocation": None,
-            "timing": {}, "versions": versions(), **extra}
+    rec = {"schema": SCHEMA, "status": "error", "error": f"{type(error).__name__}: {error}", "traceback": tb,
+           "config": config, "seed": config.get("seed"), "history": [], "test": {}, "allocation": None,
+           "timing": {}, "versions": versions(), **extra}
+    if status != "error":
+        rec["status"] = status
+    if history is not None:
+        rec["history"] = [dict(h) for h in history]
+    return rec
+
+
+def stopped_record(config: dict[str, Any], val_accuracy: float | None, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The record of a run a sweep's scheduler stopped before its end, before its checkpoint is scored: the last
+    epoch's validation accuracy only (the test split is scored only at the end)."""
+    return {"schema": SCHEMA, "status": "stopped", "error": None, "config": config, "history": [], "test": {},
+            "validation": {"accuracy": val_accuracy}, "allocation": None, "timing": {}, "versions": {},
+            "provenance": provenance}
+
+
+def checkpoint_fields(config: dict[str, Any], seed: int | None, history: list[dict[str, Any]], evaluated: dict[str, Any],
+                      routing_dynamics: dict[str, Any] | None, timing: dict[str, float],
+                      provenance: dict[str, Any]) -> dict[str, Any]:
+    """The fields a stopped run's latest checkpoint gives its record (``stopped_record(...) | these``): its
+    history and the evaluation of its model, as a finished run is scored."""
+    return {"schema": SCHEMA, "config": config, "seed": seed, "history": history, **evaluated,
+            "routing_dynamics": routing_dynamics, "timing": timing, "versions": versions(), "provenance": provenance}
 
 
 def out_problem(out: str) -> str | None:

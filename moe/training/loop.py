@@ -45,7 +45,7 @@ from moe.model import MixtureOfExperts, build_experts, build_model, parameter_co
 from moe.objectives import Loss
 from moe.records.provenance import provenance
 from moe.training.optim import build_optimizer, set_trainable
-from moe.records.record import SCHEMA, error_record, out_problem, versions, write_json_atomic
+from moe.records.record import error_record, finished_record, out_problem, write_json_atomic
 from moe.routers import NonFiniteError
 from moe.scoring.saturation import routing_dynamics, saturation_k
 from moe.validate import as_config, from_dict, loaded_data_problems
@@ -333,12 +333,10 @@ def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str,
                      "allocation": None, "validation_allocation": None, "test_assignment": None}
     dynamics = routing_dynamics([h["epoch"] for h in t.history], t.val_sets, saturation_k(t.cfg.router, t.cfg.top_k),
                                 t.cfg.experts)
-    return {"schema": SCHEMA, "status": t.status, "error": None, "diverged": t.diverged, "config": t.cfg.to_dict(),
-            "seed": t.cfg.seed, "n_parameters": parameter_counts(t.model), "history": t.history, **evaluated,
-            "routing_dynamics": dynamics,  # router saturation per epoch against the last (moe.scoring.saturation)
-            "resumed_from_epoch": None if resumed is None else resumed.epoch,
-            "timing": {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started},
-            "versions": versions(), "provenance": provenance(t.data, t.device, started)}
+    timing = {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started}
+    return finished_record(t.status, t.diverged, t.cfg.to_dict(), parameter_counts(t.model), t.history, evaluated,
+                           dynamics, None if resumed is None else resumed.epoch, timing,
+                           provenance(t.data, t.device, started))
 
 
 def parser() -> argparse.ArgumentParser:

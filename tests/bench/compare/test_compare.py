@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.compare import compare_runs, match_key
+from bench.compare.core import compare_runs, match_key
 from bench.compare.cli import main
 from bench.uncertainty import difference
-from bench.table import load_runs
+from bench.table.tables import load_runs
 from tests.bench.sweep_dirs import make_sweep_dir
 
 

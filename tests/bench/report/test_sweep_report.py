@@ -16,7 +16,7 @@ from bench import uncertainty as unc
 from bench.report.reproduction import write_reproduction_report
 from bench.report.sweep import write_sweep_report
 from bench.report.cli import main as report_main
-from bench.table import build
+from bench.table.tables import build
 from tests.bench.sweep_dirs import make_sweep_dir
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""The record of a trial a scheduler stopped (``bench.sweep.progress.stopped_record``), built by the driver from
+"""The record of a trial a scheduler stopped (``bench.sweep.progress.stopped_trial_record``), built by the driver from
 the trial's latest checkpoint: scored like an ``ok`` run, or, when the checkpoint is missing or unreadable,
 written anyway with its last accuracy and the reason. No Ray cluster: a ``tune.Checkpoint`` is a directory."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pytest
 
 from bench.sweep.layout import STATE_FILE
-from bench.sweep.progress import stopped_record
+from bench.sweep.progress import stopped_trial_record
 from bench.sweep.spec import Trial
 from bench.table.runs import record_row
 from moe.data import load_dataset
@@ -39,7 +39,7 @@ def test_a_stopped_trial_is_scored_from_its_latest_checkpoint(gm6, tmp_path):
     after_2 = run(threaded, data=gm6, on_epoch=lambda m: m["epoch"] == 2)  # the run the scheduler cut after epoch 2
     last = {"epoch": 2, "val_accuracy": after_2["history"][-1]["val_accuracy"]}
 
-    rec = stopped_record(TRIAL, last, checkpoint_of(tmp_path / "c", states[1]), {"gm6||0": gm6.to_numpy()})
+    rec = stopped_trial_record(TRIAL, last, checkpoint_of(tmp_path / "c", states[1]), {"gm6||0": gm6.to_numpy()})
     assert rec["status"] == "stopped" and rec["error"] is None
     assert rec["bench"] == {"index": 7, "name": TRIAL.name, "trial_s": None, "epochs_run": 2, "scored_from_epoch": 2}
     for field in ("config", "dataset", "test", "validation", "allocation", "test_assignment"):
@@ -59,7 +59,7 @@ def test_a_stopped_trial_whose_checkpoint_cannot_be_scored_keeps_its_record(gm6,
         checkpoint = None
     else:
         checkpoint = checkpoint_of(tmp_path / "c", states[0][:100] if why == "corrupt" else states[0])
-    rec = stopped_record(TRIAL, {"epoch": 1, "val_accuracy": 0.5}, checkpoint, None)
+    rec = stopped_trial_record(TRIAL, {"epoch": 1, "val_accuracy": 0.5}, checkpoint, None)
     assert rec["status"] == "stopped" and rec["validation"] == {"accuracy": 0.5} and rec["allocation"] is None
     assert rec["test"] == {}  # never scored on the test split: the per-epoch reports carry no test score
     assert rec["bench"]["scored_from_epoch"] is None and rec["bench"]["epochs_run"] == 1
@@ -72,8 +72,8 @@ def test_a_stopped_trial_whose_checkpoint_cannot_be_scored_keeps_its_record(gm6,
 def test_a_stopped_record_carries_the_provenance_of_an_ok_one(gm6, tmp_path):
     states = []
     ok = run({**CONFIG, "threads": 1}, data=gm6, on_state=states.append)
-    rec = stopped_record(TRIAL, {"epoch": 2}, checkpoint_of(tmp_path / "c", states[1]), {"gm6||0": gm6.to_numpy()})
+    rec = stopped_trial_record(TRIAL, {"epoch": 2}, checkpoint_of(tmp_path / "c", states[1]), {"gm6||0": gm6.to_numpy()})
     for key in ("git", "data_sha256", "kernel_backend", "device"):
         assert rec["provenance"][key] == ok["provenance"][key], key  # the same data, as the run prepared it
-    unscored = stopped_record(TRIAL, {"epoch": 1}, None, None)
+    unscored = stopped_trial_record(TRIAL, {"epoch": 1}, None, None)
     assert unscored["provenance"]["git"] == ok["provenance"]["git"] and "started_at" in unscored["provenance"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import pipeline
 from bench.sweep import runner
 
 pytestmark = pytest.mark.ray
@@ -18,7 +19,7 @@ def records(out: Path) -> dict[int, dict]:
 
 def test_divergence_in_evaluation_and_damaged_records_on_resume(ray_local, sweep_file, tmp_path, capsys):
     out = tmp_path / "out"
-    runs = runner.run(sweep_file(), out=out, faults={1: "diverge_in_eval"}, quiet=True)
+    runs = pipeline.run_sweep(sweep_file(), out=out, faults={1: "diverge_in_eval"}, quiet=True)
     assert list(runs["status"]) == ["ok", "diverged", "ok", "ok"]
     diverged = records(out)[1]
     assert diverged["bench"]["failures"] == 0  # a divergence is a result, not a failure to retry
@@ -29,7 +30,7 @@ def test_divergence_in_evaluation_and_damaged_records_on_resume(ray_local, sweep
     (out / "records" / "0000.json").write_bytes(cut)  # what a crash mid-write leaves
     (out / "records" / "0002.json").write_text("[1]")  # valid JSON, not a record
     capsys.readouterr()
-    again = runner.run(resume=out, quiet=True)
+    again = pipeline.run_sweep(resume=out, quiet=True)
     assert list(again["status"]) == ["ok", "diverged", "ok", "ok"] and again.attrs["n_run"] == 2
     after = records(out)
     for i in (1, 3):  # untouched trials were not run again

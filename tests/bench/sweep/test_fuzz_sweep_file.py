@@ -102,7 +102,7 @@ def cli_run(monkeypatch, capsys, tmp_path):
     def tune_called(*args, **kwargs):
         pytest.fail("a bad sweep reached Ray Tune")
 
-    monkeypatch.setattr(runner, "_run_trials", tune_called)
+    monkeypatch.setattr(runner, "_tune_trials", tune_called)
 
     def run(argv: list[str]) -> tuple[int, str, str]:
         capsys.readouterr()

@@ -8,6 +8,7 @@ import json
 import pytest
 
 import moe.training.loop
+from bench import pipeline
 from bench.sweep import groups, runner
 from bench.sweep.spec import SweepError, Trial
 
@@ -51,16 +52,16 @@ def test_unit_dicts_and_members():
 
 def test_runner_refusals(sweep_file):
     with pytest.raises(SweepError, match="asha"):
-        runner.run(sweep_file(), stack_seeds="on", scheduler="asha")
+        pipeline.run_sweep(sweep_file(), stack_seeds="on", scheduler="asha")
     with pytest.raises(SweepError, match="faults"):
-        runner.run(sweep_file(), stack_seeds="on", faults={0: "raise"})
+        pipeline.run_sweep(sweep_file(), stack_seeds="on", faults={0: "raise"})
 
 
 @pytest.mark.ray
 def test_seed_group_through_ray(ray_local, sweep_file, tmp_path):
     path = sweep_file(grid=[{"router": ["softmax"], "seed": [0, 1, 2]}], budget={"epochs": 2, "n_train": 300, "n_test": 100})
     out = tmp_path / "out"
-    runs = runner.run(path, out=out, stack_seeds="on", quiet=True)
+    runs = pipeline.run_sweep(path, out=out, stack_seeds="on", quiet=True)
     assert list(runs["status"]) == ["ok"] * 3 and list(runs["seed"]) == [0, 1, 2]
     recs = {int(p.stem): json.loads(p.read_text()) for p in (out / "records").glob("*.json")}
     assert sorted(recs) == [0, 1, 2] and all(r["bench"]["group"] == [0, 1, 2] for r in recs.values())

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import table
+import bench.table.cli
+from bench import pipeline
 from bench.sweep import cli, runner
 from bench.sweep.layout import SweepDir
 
@@ -35,7 +36,7 @@ def fake_tune(monkeypatch):
             folder.write_record(t.index, stored(t.index, accuracy=0.9))
         return {"n_run": len(todo), "wall_s": 1.0, "trial_s": float(len(todo)), "slots": 1, "overhead": 1.0}
 
-    monkeypatch.setattr(runner, "_run_trials", run_trials)
+    monkeypatch.setattr(runner, "_tune_trials", run_trials)
     return calls
 
 
@@ -129,7 +130,7 @@ def test_a_record_cut_short_is_set_aside_and_its_trial_rerun(sweep_dir, fake_tun
     cut = json.dumps(stored(1))[:40].encode()
     sweep_dir.record_path(1).write_bytes(cut)  # what a crash in the middle of a (non-atomic) write leaves
     assert 1 not in sweep_dir.finished_indices()
-    runs = runner.run(resume=sweep_dir.root)
+    runs = pipeline.run_sweep(resume=sweep_dir.root)
     assert fake_tune == [[1]] and list(runs["status"]) == ["ok"] * 4
     kept = sweep_dir.damaged_dir / "0001.1.json"
     assert kept.read_bytes() == cut  # kept as it was, under a new name
@@ -148,7 +149,7 @@ def test_a_record_cut_short_is_set_aside_and_its_trial_rerun(sweep_dir, fake_tun
 @pytest.mark.slow  # runs sweep trials in-process
 def test_a_record_of_the_wrong_shape_is_set_aside_in_resume(sweep_dir, fake_tune, capsys, content, problem):
     sweep_dir.record_path(2).write_text(content)
-    runner.run(resume=sweep_dir.root)
+    pipeline.run_sweep(resume=sweep_dir.root)
     assert fake_tune == [[2]]
     assert (sweep_dir.damaged_dir / "0002.1.json").read_text() == content
     assert problem in capsys.readouterr().err
@@ -159,13 +160,13 @@ def test_a_record_of_the_wrong_shape_is_set_aside_in_resume(sweep_dir, fake_tune
 def test_a_wrong_shape_record_is_set_aside_with_retry_errors_too(sweep_dir, fake_tune, capsys):
     sweep_dir.record_path(2).write_text("[1]")
     sweep_dir.write_record(3, stored(3, "error"))
-    runner.run(resume=sweep_dir.root, retry_errors=True)
+    pipeline.run_sweep(resume=sweep_dir.root, retry_errors=True)
     assert fake_tune == [[2, 3]]
     assert (sweep_dir.damaged_dir / "0002.1.json").read_text() == "[1]"
     assert json.loads((sweep_dir.errors_dir / "0003.1.json").read_text())["status"] == "error"
     # set aside twice: the first one stays
     sweep_dir.record_path(2).write_text("[2]")
-    runner.run(resume=sweep_dir.root)
+    pipeline.run_sweep(resume=sweep_dir.root)
     assert (sweep_dir.damaged_dir / "0002.1.json").read_text() == "[1]"
     assert (sweep_dir.damaged_dir / "0002.2.json").read_text() == "[2]"
 
@@ -173,7 +174,7 @@ def test_a_wrong_shape_record_is_set_aside_with_retry_errors_too(sweep_dir, fake
 def test_bench_table_skips_and_reports_bad_records(sweep_dir, capsys):
     sweep_dir.record_path(1).write_text("[1]")
     sweep_dir.record_path(3).write_text('{"status": "ok", "conf')
-    assert table.main([str(sweep_dir.root), "--no-plots"]) == 0
+    assert bench.table.cli.main([str(sweep_dir.root), "--no-plots"]) == 0
     captured = capsys.readouterr()
     warnings = captured.err.splitlines()
     assert len(warnings) == 2 and all(w.startswith("warning: skipping ") for w in warnings)
@@ -200,7 +201,7 @@ def test_a_damaged_sweep_json_is_one_line_naming_it(sweep_dir, fake_tune, capsys
     line = one_error(capsys, ["--resume", str(sweep_dir.root)])
     assert f"{sweep_dir.meta_path} is damaged" in line and not fake_tune
     assert one_error(capsys, ["--resume", str(sweep_dir.root), "--retry-errors"]) == line
-    assert table.main([str(sweep_dir.root), "--no-plots"]) == 0  # the tables need no sweep.json
+    assert bench.table.cli.main([str(sweep_dir.root), "--no-plots"]) == 0  # the tables need no sweep.json
     assert sweep_dir.sweep_meta() == {}
 
 
@@ -216,7 +217,7 @@ def test_a_report_page_that_fails_to_build_costs_nothing_written(sweep_file, tmp
     def broken(*args, **kwargs):
         raise RuntimeError("no page today")
 
-    monkeypatch.setattr(runner, "write_sweep_report", broken)
+    monkeypatch.setattr(pipeline, "write_sweep_report", broken)
     out = tmp_path / "out"
     assert cli.main([sweep_file(), "--out", str(out)]) == 0  # the sweep itself succeeded
     assert sorted(SweepDir(out).finished_indices()) == [0, 1, 2, 3] and (out / "runs.csv").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench import pipeline
 from bench.sweep import runner
 from bench.sweep.spec import SweepError, Trial
 from bench.sweep.trial import EPOCH_KEYS
@@ -43,5 +44,5 @@ def test_asha_refuses_trials_without_a_validation_split():
 def test_a_sweep_with_asha_and_no_validation_split_is_refused_before_anything_is_written(sweep_file, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(SweepError, match="have val_fraction 0"):
-        runner.run(sweep_file(), out=out, scheduler="asha", quiet=True, val_fraction=0)
+        pipeline.run_sweep(sweep_file(), out=out, scheduler="asha", quiet=True, val_fraction=0)
     assert not out.exists()

@@ -22,7 +22,7 @@ def no_tune(monkeypatch):
     def tune_called(*args, **kwargs):
         pytest.fail("the sweep reached Ray Tune; a bad input must be refused before")
 
-    monkeypatch.setattr(runner, "_run_trials", tune_called)
+    monkeypatch.setattr(runner, "_tune_trials", tune_called)
 
 
 def one_error(capsys, argv: list[str]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench import pipeline
 from bench.sweep import cli, runner
 from bench.sweep.cluster import ResourceError
 from bench.sweep.spec import SweepError
@@ -22,7 +23,7 @@ def records(out: Path) -> dict[int, dict]:
 
 def test_tiny_sweep_with_an_error_and_a_divergence(ray_local, sweep_file, tmp_path, capsys):
     out = tmp_path / "out"
-    runs = runner.run(sweep_file(), out=out, faults={1: "raise", 3: "diverge"})
+    runs = pipeline.run_sweep(sweep_file(), out=out, faults={1: "raise", 3: "diverge"})
     printed = capsys.readouterr().out
 
     # one tidy row per trial, in trial order, with its status
@@ -64,14 +65,14 @@ def test_tiny_sweep_with_an_error_and_a_divergence(ray_local, sweep_file, tmp_pa
 def test_resume_after_an_interrupted_sweep(ray_local, sweep_file, tmp_path, capsys):
     out = tmp_path / "out"
     path = sweep_file(grid={"router": ["softmax"], "experts": [2, 3, 4], "seed": [0, 1]})
-    first = runner.run(path, out=out, _interrupt_after=2)  # a Ctrl-C once 2 trials have finished
+    first = pipeline.run_sweep(path, out=out, _interrupt_after=2)  # a Ctrl-C once 2 trials have finished
     assert first.attrs["interrupted"]
     assert cli.report(first) == 130
     assert "--resume" in capsys.readouterr().out
     before = records(out)
     assert 2 <= len(before) < 6 and (out / "table.md").exists()  # partial tables are written
 
-    again = runner.run(resume=out)  # the name is taken from the directory
+    again = pipeline.run_sweep(resume=out)  # the name is taken from the directory
     after = records(out)
     assert sorted(after) == list(range(6)) and list(again["index"]) == list(range(6))
     assert again["status"].eq("ok").all() and again["index"].is_unique
@@ -82,12 +83,12 @@ def test_resume_after_an_interrupted_sweep(ray_local, sweep_file, tmp_path, caps
     assert again.attrs["n_run"] == 6 - len(before)
 
     # nothing left to do: no Ray work, same table
-    done = runner.run(path, resume=out)
+    done = pipeline.run_sweep(path, resume=out)
     assert done.attrs["n_run"] == 0 and len(done) == 6
     with pytest.raises(SweepError, match="holds sweep 'tiny', not 'smoke'"):
-        runner.run("smoke", resume=out)
+        pipeline.run_sweep("smoke", resume=out)
     with pytest.raises(SweepError, match="already holds a sweep"):
-        runner.run(path, out=out)
+        pipeline.run_sweep(path, out=out)
 
 
 def test_asha_stops_weak_trials_early(ray_local, sweep_file, tmp_path):
@@ -96,7 +97,7 @@ def test_asha_stops_weak_trials_early(ray_local, sweep_file, tmp_path):
     # (with parallel trials, whether a weak trial meets a rung before any strong one is a race)
     path = sweep_file(budget={"epochs": 4, "n_train": 240, "n_test": 120}, resources={"cpu": 1, "max_concurrent": 1},
                       grid={"router": ["softmax"], "experts": [2], "lr": [0.05, 1e-5, 2e-5, 0.02], "seed": [0]})
-    runs = runner.run(path, out=out, scheduler="asha", quiet=True)
+    runs = pipeline.run_sweep(path, out=out, scheduler="asha", quiet=True)
     assert len(runs) == 4 and set(runs["status"]) <= {"ok", "stopped"}
     stopped = runs[runs["status"] == "stopped"]
     assert len(stopped) >= 1 and 0.05 not in set(stopped["lr"])  # a hopeless learning rate goes, the best stays
@@ -122,7 +123,7 @@ def test_asha_stops_weak_trials_early(ray_local, sweep_file, tmp_path):
 def test_a_request_larger_than_the_cluster_is_refused(ray_local, sweep_file, tmp_path):
     t0 = time.monotonic()
     with pytest.raises(ResourceError, match=r"asks for 64 CPU\(s\) but the largest node of the cluster has 2"):
-        runner.run(sweep_file(), out=tmp_path / "out", **{"resources.cpu": 64})
+        pipeline.run_sweep(sweep_file(), out=tmp_path / "out", **{"resources.cpu": 64})
     assert time.monotonic() - t0 < 30
     assert not (tmp_path / "out" / "ray").exists()
 
@@ -163,7 +164,7 @@ def test_resume_after_the_driver_was_killed(ray_local, sweep_file, tmp_path, ray
     before = records(out)
     assert 2 <= len(before) < 6 and not (out / "runs.csv").exists(), f"{len(before)} records; driver output:\n{log.read_text()}"
 
-    runs = runner.run(path, resume=out, quiet=True)
+    runs = pipeline.run_sweep(path, resume=out, quiet=True)
     after = records(out)
     assert sorted(after) == list(range(6)) and list(runs["index"]) == list(range(6)) and runs["status"].eq("ok").all()
     for i, rec in before.items():

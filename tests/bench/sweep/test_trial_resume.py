@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import pipeline
 from bench.sweep import runner
 from bench.sweep.layout import SweepDir
 from bench.sweep.spec import SweepError
@@ -44,7 +45,7 @@ def checkpoints(out: Path, index: int) -> list[Path]:
 
 def test_a_retried_trial_resumes_from_its_last_checkpoint(ray_local, sweep_file, tmp_path):
     out = tmp_path / "out"
-    runs = runner.run(sweep_file(**NOISY), out=out, faults={0: "crash_after_epoch_2"}, max_failures=1, quiet=True)
+    runs = pipeline.run_sweep(sweep_file(**NOISY), out=out, faults={0: "crash_after_epoch_2"}, max_failures=1, quiet=True)
     assert list(runs["status"]) == ["ok", "ok"] and list(runs["failures"]) == [1, 0]
     assert runs["resumed_from_epoch"].iloc[0] == 2 and runs["resumed_from_epoch"].isna().iloc[1]  # runs.csv says it
     crashed, clean = records(out)[0], records(out)[1]
@@ -59,12 +60,12 @@ def test_a_retried_trial_resumes_from_its_last_checkpoint(ray_local, sweep_file,
 def test_resume_of_a_sweep_continues_a_dead_trial_from_its_checkpoint(ray_local, sweep_file, tmp_path):
     out = tmp_path / "out"
     path = sweep_file(**NOISY)
-    first = runner.run(path, out=out, faults={1: "crash_after_epoch_3"}, max_failures=0, quiet=True)
+    first = pipeline.run_sweep(path, out=out, faults={1: "crash_after_epoch_3"}, max_failures=0, quiet=True)
     assert list(first["status"]) == ["ok", "error"]
     assert len(checkpoints(out, 1)) == 1  # only the latest is kept, and an error trial keeps it
     error = json.loads((out / "records" / "0001.json").read_text())
 
-    again = runner.run(resume=out, retry_errors=True, quiet=True)
+    again = pipeline.run_sweep(resume=out, retry_errors=True, quiet=True)
     assert list(again["status"]) == ["ok", "ok"] and again.attrs["n_run"] == 1
     assert json.loads((out / "records" / "errors" / "0001.1.json").read_text()) == error  # the error record is kept
     resumed = records(out)[1]
@@ -75,7 +76,7 @@ def test_resume_of_a_sweep_continues_a_dead_trial_from_its_checkpoint(ray_local,
 
 def test_retry_errors_needs_resume_and_keeps_every_error_record(tmp_path):
     with pytest.raises(SweepError, match="--retry-errors goes with --resume"):
-        runner.run("quick", out=tmp_path / "x", retry_errors=True)
+        pipeline.run_sweep("quick", out=tmp_path / "x", retry_errors=True)
     records_dir = tmp_path / "records"
     (records_dir / "errors").mkdir(parents=True)
     (records_dir / "errors" / "0003.1.json").write_text('{"status": "error", "error": "first"}')

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from bench import table
 from bench.sweep.layout import SweepDir
 from bench.table import tables
 from bench.table.runs import record_row
@@ -39,7 +38,7 @@ def write(tmp_path, recs):
     (tmp_path / "records").mkdir()
     for r in recs:
         (tmp_path / "records" / f"{r['bench']['index']:04d}.json").write_text(json.dumps(r))
-    return table.load_runs(tmp_path)
+    return tables.load_runs(tmp_path)
 
 
 def test_runs_csv_has_the_validation_scores_as_val_columns():

@@ -7,8 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from bench import table
-from bench.table.runs import record_row
+from bench.table.configurations import markdown, summary
+from bench.table.tables import load_runs
+from bench.table.runs import long_format, record_row
 from moe.data import load_dataset
 from moe.training.loop import run
 
@@ -25,19 +26,19 @@ def test_the_column_reads_the_record_and_is_nan_without_dynamics(tmp_path):
     (tmp_path / "records").mkdir()
     for r in (record(0, 0, 2), record(1, 1, 4), record(2, 2, None)):
         (tmp_path / "records" / f"{r['bench']['index']:04d}.json").write_text(json.dumps(r))
-    runs = table.load_runs(tmp_path)
+    runs = load_runs(tmp_path)
     assert runs["saturation_epoch"].tolist()[:2] == [2, 4] and math.isnan(runs.loc[2, "saturation_epoch"])
     assert list(runs.columns).index("saturation_epoch") < list(runs.columns).index("train_s")  # among the scores
-    long = table.runs.long_format(runs)
+    long = long_format(runs)
     assert long[long["metric"] == "saturation_epoch"]["direction"].unique().tolist() == ["neutral"]
-    text = table.markdown(table.summary(runs), "t")
+    text = markdown(summary(runs), "t")
     assert "saturation_epoch" in text and "3.000 ± 1.414" in text  # mean and std of (2, 4); the NaN left out
 
 
 def test_a_table_without_dynamics_has_no_saturation_column():
     rows = [{"name": "p", "status": "ok", "seed": s, "accuracy": 0.9, "nmi": 0.5, "saturation_epoch": math.nan,
              "allocation": json.dumps([[3, 0], [0, 2]])} for s in (0, 1)]
-    assert "saturation_epoch" not in table.markdown(table.summary(pd.DataFrame(rows)), "t")
+    assert "saturation_epoch" not in markdown(summary(pd.DataFrame(rows)), "t")
 
 
 def test_a_trained_run_gives_its_row_the_first_epoch_at_0_9():

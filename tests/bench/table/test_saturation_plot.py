@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bench.report.sweep import write_sweep_report
-from bench.table import build
+from bench.table.tables import build
 from bench.table.saturation import saturation_curves
 from tests.bench.sweep_dirs import make_sweep_dir
 

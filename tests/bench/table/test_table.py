@@ -7,7 +7,11 @@ import math
 import pandas as pd
 import pytest
 
-from bench import table
+from bench.table.cli import main
+from bench.table.configurations import markdown, summary
+from bench.table.front import pareto, pareto_front
+from bench.table.runs import busiest_share
+from bench.table.tables import build, load_runs
 
 # 4 configurations x 2 seeds, plus one error and one diverged run. Per configuration (ok runs):
 #   a: accuracy 0.90 +- 0.1414 (0.8, 1.0), nmi 0.2,  cheating 0.1
@@ -35,7 +39,7 @@ def runs_csv(tmp_path):
 
 
 def test_summary_has_known_means_stds_and_counts(runs_csv):
-    summ = table.summary(pd.read_csv(runs_csv / "runs.csv")).set_index("name")
+    summ = summary(pd.read_csv(runs_csv / "runs.csv")).set_index("name")
     assert list(summ.index) == ["a[experts=2]", "b[experts=2]", "c[experts=2]", "d[experts=2]"]
     a, b, c, d = (summ.loc[f"{x}[experts=2]"] for x in "abcd")
     assert a["accuracy_mean"] == pytest.approx(0.9) and a["accuracy_std"] == pytest.approx(math.sqrt(0.02))
@@ -45,7 +49,7 @@ def test_summary_has_known_means_stds_and_counts(runs_csv):
 
 
 def test_pareto_sets_are_the_non_dominated_configurations(runs_csv):
-    front = table.pareto(table.summary(pd.read_csv(runs_csv / "runs.csv")))
+    front = pareto(summary(pd.read_csv(runs_csv / "runs.csv")))
     by_score = {s: list(g["name"]) for s, g in front.groupby("score")}
     # nmi (higher better): a (best accuracy), b (0.85, 0.5), d (0.5, 0.9); c (0.7, 0.4) is dominated by b
     assert by_score["nmi"] == ["a[experts=2]", "b[experts=2]", "d[experts=2]"]
@@ -55,12 +59,12 @@ def test_pareto_sets_are_the_non_dominated_configurations(runs_csv):
 
 
 def test_pareto_front_ties_and_nans():
-    assert table.pareto_front([(1, 1), (1, 1), (0, 0), (math.nan, 5)]) == [0, 1]
-    assert table.pareto_front([(0.9, 0.1), (0.5, 0.9), (0.4, 0.8)]) == [0, 1]
+    assert pareto_front([(1, 1), (1, 1), (0, 0), (math.nan, 5)]) == [0, 1]
+    assert pareto_front([(0.9, 0.1), (0.5, 0.9), (0.4, 0.8)]) == [0, 1]
 
 
 def test_cli_rebuilds_every_file_from_a_runs_csv(runs_csv, capsys):
-    assert table.main([str(runs_csv)]) == 0
+    assert main([str(runs_csv)]) == 0
     out = capsys.readouterr().out
     for f in ("runs.csv", "table.md", "table.tex", "pareto.csv", "tradeoff.png", "heatmaps/a.png", "heatmaps/d.png"):
         assert (runs_csv / f).is_file(), f
@@ -80,12 +84,12 @@ def test_a_sweep_over_three_expert_counts_gets_the_vs_experts_figure(tmp_path):
              "accuracy": 0.8 + 0.01 * e, "cheating_index": 0.5, "allocation": json.dumps([[3] + [0] * (e - 1)])}
             for i, (e, s) in enumerate((e, s) for e in (1, 2, 4) for s in (0, 1))]
     pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
-    assert table.main([str(tmp_path)]) == 0
+    assert main([str(tmp_path)]) == 0
     assert (tmp_path / "vs_experts.png").stat().st_size > 10_000
 
 
 def test_cli_on_a_directory_without_runs_is_an_error(tmp_path, capsys):
-    assert table.main([str(tmp_path)]) == 2
+    assert main([str(tmp_path)]) == 2
     assert "not a sweep directory" in capsys.readouterr().err
 
 
@@ -103,13 +107,13 @@ def test_runs_from_records_with_seed_stability(tmp_path):
     for r in recs:
         (tmp_path / "records").mkdir(exist_ok=True)
         (tmp_path / "records" / f"{r['bench']['index']:04d}.json").write_text(json.dumps(r))
-    runs = table.load_runs(tmp_path)
+    runs = load_runs(tmp_path)
     assert list(runs["index"]) == [0, 1, 2, 3, 4]
     assert runs.loc[0, "stability_nmi"] == pytest.approx(0.5)
     assert runs.loc[0, "stability_ari"] == pytest.approx((1.0 + _ari([0, 0, 1, 1], [0, 1, 0, 1])) / 2)
     assert runs.loc[2, "stability_nmi"] == pytest.approx(0.0)
     assert math.isnan(runs.loc[3, "stability_nmi"])  # no other ok seed
-    built = table.build(tmp_path)
+    built = build(tmp_path)
     summ = built["summary"].set_index("name")
     assert summ.loc["s[experts=2]", "stability_nmi_mean"] == pytest.approx(1 / 3)
     assert (tmp_path / "heatmaps" / "s.png").is_file()
@@ -135,11 +139,11 @@ def test_collapsed_runs_are_not_shown_as_stable(tmp_path):
     write_records(tmp_path, [split_record(0, "p[experts=2]", 0, [0, 0, 1, 1]), split_record(1, "p[experts=2]", 1, [1, 1, 0, 0]),
                              split_record(2, "p[experts=2]", 2, [0, 0, 0, 0]),
                              split_record(3, "q[experts=2]", 0, [0, 0, 0, 0]), split_record(4, "q[experts=2]", 1, [1, 1, 1, 1])])
-    runs = table.load_runs(tmp_path)
+    runs = load_runs(tmp_path)
     assert list(runs["busiest_share"]) == [0.5, 0.5, 1.0, 1.0, 1.0]
     assert list(runs["stability_nmi"][:2]) == pytest.approx([1.0, 1.0])  # the collapsed seed's pair is left out
     assert runs["stability_nmi"][2:].isna().all() and runs["stability_ari"][2:].isna().all()
-    built = table.build(tmp_path, plots=False)
+    built = build(tmp_path, plots=False)
     summ = built["summary"].set_index("name")
     assert summ.loc["p[experts=2]", "stability_nmi_mean"] == pytest.approx(1.0) and summ.loc["p[experts=2]", "n_collapsed"] == 1
     assert math.isnan(summ.loc["q[experts=2]", "stability_nmi_mean"]) and summ.loc["q[experts=2]", "n_collapsed"] == 2
@@ -151,17 +155,17 @@ def test_collapsed_runs_are_not_shown_as_stable(tmp_path):
     assert "-- & -- & 2/2" in tex and "nan" not in tex.lower()
     # the same table from runs.csv alone (records gone): busiest_share is read back
     (tmp_path / "records").rename(tmp_path / "old-records")
-    assert list(table.summary(table.load_runs(tmp_path))["n_collapsed"]) == [1, 2]
+    assert list(summary(load_runs(tmp_path))["n_collapsed"]) == [1, 2]
 
 
 def test_collapsed_runs_counted_from_a_hand_made_runs_csv(runs_csv):
     runs = pd.read_csv(runs_csv / "runs.csv")
-    assert list(table.summary(runs)["n_collapsed"]) == [0, 0, 0, 0]  # from the allocation column
-    assert "collapsed" not in table.markdown(table.summary(runs))  # shown only when some run collapsed
+    assert list(summary(runs)["n_collapsed"]) == [0, 0, 0, 0]  # from the allocation column
+    assert "collapsed" not in markdown(summary(runs))  # shown only when some run collapsed
     runs.loc[6, "allocation"] = json.dumps([[3, 0], [8, 0]])  # d's ok run: every sample on expert 0
-    assert list(table.summary(runs)["n_collapsed"]) == [0, 0, 0, 1]
-    assert "| 1/1 |" in table.markdown(table.summary(runs))
-    assert math.isnan(table.busiest_share(None)) and math.isnan(table.busiest_share([[0, 0], [0, 0]]))  # unknown, nothing assigned
+    assert list(summary(runs)["n_collapsed"]) == [0, 0, 0, 1]
+    assert "| 1/1 |" in markdown(summary(runs))
+    assert math.isnan(busiest_share(None)) and math.isnan(busiest_share([[0, 0], [0, 0]]))  # unknown, nothing assigned
 
 
 def _ari(a, b):
@@ -174,7 +178,7 @@ def test_a_sweep_whose_runs_all_failed_still_gets_its_tables(tmp_path):
     pd.DataFrame([{"index": 0, "name": "a[experts=2]", "status": "error", "error": "boom", "router": "a", "seed": 0},
                   {"index": 1, "name": "a[experts=2]", "status": "error", "error": "boom", "router": "a", "seed": 1}]
                  ).to_csv(tmp_path / "runs.csv", index=False)
-    out = table.build(tmp_path)
+    out = build(tmp_path)
     assert "| `a[experts=2]` | 0/2 (2 error) |" in (tmp_path / "table.md").read_text()
     assert out["pareto"].empty and not (tmp_path / "tradeoff.png").exists()
 
@@ -190,7 +194,7 @@ def test_collapsed_runs_are_kept_out_of_the_pareto_sets_and_counted(tmp_path):
         r["test"]["accuracy"] = 0.99 if r["bench"]["name"].startswith("q") else (0.5 if collapsed else 0.8)
         r["test"]["nmi"] = 0.0 if collapsed else 1.0
     write_records(tmp_path, recs)
-    front = table.build(tmp_path, plots=False)["pareto"]
+    front = build(tmp_path, plots=False)["pareto"]
     assert not front.empty and "q[experts=2]" not in set(front["name"])
     nmi = front[front["score"] == "nmi"].set_index("name")
     assert nmi.loc["p[experts=2]", "accuracy"] == pytest.approx(0.8)  # the collapsed run's 0.5 left out
@@ -203,7 +207,7 @@ def test_mutual_information_and_usage_entropy_in_bits(tmp_path):
     from bench.table.runs import h_expert_bits, mi_bits
 
     write_records(tmp_path, [split_record(0, "p[experts=2]", 0, [0, 0, 1, 1]), split_record(1, "p[experts=2]", 1, [0, 0, 0, 0])])
-    runs = table.load_runs(tmp_path)
+    runs = load_runs(tmp_path)
     assert list(runs["mi_bits"]) == pytest.approx([1.0, 0.0]) and list(runs["h_expert_bits"]) == pytest.approx([1.0, 0.0])
     h2 = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
     assert mi_bits(json.dumps([[3, 1], [1, 3]])) == pytest.approx(1 - h2) and h_expert_bits([[3, 1], [1, 3]]) == pytest.approx(1.0)
@@ -215,9 +219,9 @@ def test_the_new_scores_get_table_columns_only_where_they_have_values():
     rows = [{"name": "p[planted_entanglement=0]", "status": "ok", "seed": s, "accuracy": 0.9, "nmi": 0.5, "ami": 0.4,
              "module_nmi": 0.3 + 0.1 * s, "causal_specialisation": 0.7, "causal_agreement": 0.6,
              "allocation": json.dumps([[3, 0], [0, 2]])} for s in (0, 1)]
-    text = table.markdown(table.summary(pd.DataFrame(rows)), "t")
+    text = markdown(summary(pd.DataFrame(rows)), "t")
     for column in ("ami ↑", "module_nmi ↑", "causal_specialisation ↑", "causal_agreement ↑"):
         assert column in text
     assert "0.350 ± 0.071" in text  # module_nmi over the two seeds
     plain = [{**r, "module_nmi": float("nan")} for r in rows]  # a dataset without planted modules
-    assert "module_nmi" not in table.markdown(table.summary(pd.DataFrame(plain)), "t")
+    assert "module_nmi" not in markdown(summary(pd.DataFrame(plain)), "t")

@@ -1,0 +1,41 @@
+"""A sweep from start to finish: its trials (``bench.sweep.runner``), then its tables (``bench.table``), then its
+report (``bench.report``). The step above the sweep runner, so that the runner imports neither tables nor report.
+
+``run_sweep(name, out=None, address=None, **options)`` takes the arguments of ``bench.sweep.runner.run_trials``
+and returns the runs table (``runs.csv``) as a DataFrame whose ``attrs`` hold how the run went (``out``,
+``interrupted``, ``wall_s``, ``trial_s``, ``slots``, ``overhead``, ``n_run``) and ``total_s`` (this call).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import pandas as pd
+
+from bench.report.sweep import write_sweep_report
+from bench.sweep.runner import run_trials
+from bench.table.tables import build as build_tables
+
+__all__ = ["run_sweep", "tables_and_report"]
+
+
+def tables_and_report(folder: str) -> dict[str, Any]:
+    """Build a sweep directory's tables, then its report.html; a report that fails costs neither records nor
+    tables (a warning says how to rebuild it). Returns what ``bench.table.tables.build`` returns."""
+    built = build_tables(folder)
+    try:
+        write_sweep_report(folder, built)
+    except Exception as err:  # the page must not cost the finished records and tables: they are on disk
+        print(f"warning: report.html not written ({type(err).__name__}: {err}); rebuild it with "
+              f"`python -m bench.report {folder}`", file=sys.stderr, flush=True)
+    return built
+
+
+def run_sweep(name: str | None = None, out: Any = None, address: str | None = None, **options: Any) -> pd.DataFrame:
+    """Run (or resume) a sweep's trials, then write its tables and report; returns the runs table."""
+    started = time.perf_counter()
+    stats = run_trials(name, out, address, **options)
+    runs = tables_and_report(stats["out"])["runs"]
+    runs.attrs.update(stats, total_s=time.perf_counter() - started)
+    return runs
