@@ -1,6 +1,6 @@
 """The run record: one JSON object per run, the only thing downstream code (reports, tables) reads. Every
-record is made here (``finished_record``, ``error_record``, ``stopped_record`` and the fields a stopped run's
-checkpoint gives, ``checkpoint_fields``), under one ``SCHEMA``; a sweep only adds its ``bench`` block.
+record is made here (``finished_record``, ``language_model_record``, ``error_record``, ``stopped_record`` and the
+fields a stopped run's checkpoint gives, ``checkpoint_fields``), under one ``SCHEMA``; a sweep only adds its ``bench`` block.
 
 Fields: schema, status (ok | diverged | error | stopped: a sweep's scheduler stopped the run early), error, diverged (None, or ``{"epoch", "reason"}`` of the
 first NaN or infinity: in the training loss, the gradients, the parameters, the gate logits or the final
@@ -106,6 +106,16 @@ def finished_record(status: str, diverged: dict[str, Any] | None, config: dict[s
             "seed": config.get("seed"), "n_parameters": n_parameters, "history": history, **evaluated,
             "routing_dynamics": routing_dynamics,  # router saturation per epoch against the last (moe.scoring.saturation)
             "resumed_from_epoch": resumed_from_epoch, "timing": timing, "versions": versions(), "provenance": provenance}
+
+
+def language_model_record(status: str, diverged: dict[str, Any] | None, config: dict[str, Any],
+                          n_parameters: dict[str, int], history: list[dict[str, Any]],
+                          dataset: dict[str, Any]) -> dict[str, Any]:
+    """The record of a token-level language model's run (``moe.training.lm_loop``) as training leaves it; the
+    loop adds its final analyses, timing, versions and provenance."""
+    return {"schema": SCHEMA, "status": status, "error": None, "diverged": diverged, "config": config,
+            "seed": config.get("seed"), "model": "moe_lm", "n_parameters": n_parameters, "history": history,
+            "dataset": dataset}
 
 
 def error_record(config: dict[str, Any], error: BaseException, status: str = "error",

@@ -253,10 +253,10 @@ def layer_scores(trace: Trace) -> list[dict]:
         entry = {"layer": name, "n_experts": trace.n_experts[i], "k": analysed_k(trace, i),
                  "effective_experts": _clean(effective_experts(load(trace, i))),
                  **{s: _clean(f(trace, i)) for s, f in LAYER_SCORES.items()},
-                 "load": load(trace, i).tolist(), "domain_share": _clean_matrix(domain_share(trace, i)),
-                 "coactivation_matrix": _clean_matrix(coactivation_matrix(trace, i))}
+                 "load": load(trace, i).tolist(), "domain_share": clean_matrix(domain_share(trace, i)),
+                 "coactivation_matrix": clean_matrix(coactivation_matrix(trace, i))}
         if i + 1 < len(trace.layers):
-            entry["next_layer_matrix"] = _clean_matrix(cross_layer_matrix(trace, i))
+            entry["next_layer_matrix"] = clean_matrix(cross_layer_matrix(trace, i))
         out.append(entry)
     return out
 
@@ -265,5 +265,5 @@ def _clean(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
 
 
-def _clean_matrix(m: np.ndarray) -> list:
+def clean_matrix(m: np.ndarray) -> list:
     return [[_clean(float(v)) for v in row] for row in m]

@@ -35,7 +35,7 @@ from moe.data.text import TextDataError, TextDataset, TextSplit, is_text_dataset
 from moe.lm import MoELanguageModel, build_lm, lm_parameter_counts
 from moe.objectives.base import REGULARISERS
 from moe.records.provenance import provenance
-from moe.records.record import SCHEMA, out_problem, versions
+from moe.records.record import language_model_record, out_problem, versions
 from moe.routers import NonFiniteError
 from moe.records import trace as tr
 from moe.scoring import token_scores
@@ -167,7 +167,7 @@ def causal_scores(model: MoELanguageModel, split: TextSplit, starts: torch.Tenso
                 if full["domain_bits_per_byte"][d] is not None:
                     matrix[d, e] = removed["domain_bits_per_byte"][d] - full["domain_bits_per_byte"][d]
         present = matrix[~np.isnan(matrix).any(1)]
-        out.append({"layer": f"block {layer}", "domain_increase_bits": token_scores._clean_matrix(matrix),
+        out.append({"layer": f"block {layer}", "domain_increase_bits": token_scores.clean_matrix(matrix),
                     "causal_loss_increase": float(np.mean(overall)),
                     "causal_domain_increase": float(present.max(0).mean()) if len(present) else None})
     return out
@@ -273,9 +273,7 @@ def run_lm(cfg: Config, data: TextDataset | None = None, on_epoch: Callable[[dic
         if on_epoch is not None and on_epoch(metrics):
             break
     train_s = time.perf_counter() - train_t0
-    record = {"schema": SCHEMA, "status": status, "error": None, "diverged": diverged, "config": cfg.to_dict(),
-              "seed": cfg.seed, "model": "moe_lm", "n_parameters": lm_parameter_counts(model), "history": history,
-              "dataset": data.describe()}
+    record = language_model_record(status, diverged, cfg.to_dict(), lm_parameter_counts(model), history, data.describe())
     t0 = time.perf_counter()
     if status == "ok":
         record.update(final_analyses(cfg, model, data, val_starts, test_starts, sat_starts, snapshots, step, trace_out))
