@@ -14,8 +14,10 @@ from bench.reproduce import claims as C
 from bench.reproduce.engine import describe_condition
 from bench.reproduce.report import REPORT, clock, summary_table
 from bench.reproduce.results import BUDGET_WORDS, ReproduceError
-from bench.reproduce.runner import reproduce, select_claims
+from bench.reproduce.runner import SWEEPS, budget_overrides, reproduce, select_claims
+from bench.sweep import estimate, spec
 from bench.sweep.layout import default_out
+from moe.data.base import default_data_root
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-root", default=None, metavar="DIR",
                     help="MNIST-family files in torchvision's layout (default: $MOE_DATA, else ~/.cache/moe-interp-bench)")
     ap.add_argument("--budget", default=None, metavar="{small,seed,paper}",
-                    help="small (default): subsets, fewer epochs and seeds, <= 30 min on 2 CPUs; seed: the seed code's "
+                    help="small (default): subsets, fewer epochs and seeds; seed: the seed code's "
                          "settings, splits and run counts; paper: the papers' settings")
     ap.add_argument("--out", default=None, metavar="DIR",
                     help="output directory (default: results/reproduce-<timestamp>); an existing one is continued")
@@ -36,10 +38,28 @@ def parser() -> argparse.ArgumentParser:
                     help="train no sweep trial: rebuild the report from the sweeps of --out that have finished (their "
                          "runs.csv as written; their own tables and pages are left as they are); the others are "
                          "reported as not run, with how many of their trials have finished")
-    ap.add_argument("--list", action="store_true", help="list the claims with their statistics and thresholds, and exit")
+    ap.add_argument("--list", action="store_true", help="list per budget each sweep's trials, estimated CPU time and data (present under the data root or "
+                         "not), then the claims with their statistics and thresholds, and exit")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-trial progress lines")
     ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output, tracebacks of failing sweeps")
     return ap
+
+
+def list_budgets(data_root: str | None = None) -> None:
+    """Per budget and sweep: trials, estimated CPU time (bench.sweep.estimate's per-trial model), data needed."""
+    root = Path(data_root).expanduser() if data_root else default_data_root()
+    n = estimate.cores()
+    print(f"Budgets (data root: {root}; CPU time: the sum of the trials' estimated times, rough; wall: on {n} cores)")
+    for budget, words in BUDGET_WORDS.items():
+        costs = {name: estimate.cost(spec.load(name, budget_overrides(budget, name))) for name in SWEEPS}
+        cpu = sum(c.cpu_s for c in costs.values())
+        wall = sum(c.wall_s(n) for c in costs.values())
+        print(f"{budget}: {words}: {sum(c.trials for c in costs.values())} trials, CPU time "
+              f"{estimate.duration(cpu)}, wall {estimate.duration(wall)}")
+        for name, c in costs.items():
+            print(f"    {name:<25} {c.trials:>4} trials  {estimate.duration(c.cpu_s):>8}  "
+                  f"{estimate.data_status(c.datasets, root)}")
+    print()
 
 
 def list_claims() -> int:
@@ -57,6 +77,7 @@ def main(argv: list[str] | None = None, *, budget_table: dict[str, dict[str, Any
     """The command; ``budget_table`` (tests): sweep -> overrides of the chosen budget, in place of the sweep files' own."""
     args = parser().parse_args(argv)
     if args.list:
+        list_budgets(args.data_root)
         return list_claims()
     out = args.out
     try:

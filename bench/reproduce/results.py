@@ -11,7 +11,7 @@ import pandas as pd
 from bench.reproduce.engine import NOT_RUN, Verdict
 
 BUDGET_WORDS = {"paper": "the papers' settings (the sweep files as they are)",
-                "small": "subsets, fewer epochs and seeds (within 30 minutes on 2 CPU cores)",
+                "small": "subsets, fewer epochs and seeds",
                 "seed": "the seed code's own settings, splits and run counts (yamsgithub/modular_deep_learning; the "
                         "cheating and expert-count sweeps, which it lacks, at their small budget)"}
 

@@ -13,7 +13,7 @@ session for all of them), then writes into the output directory (``--out``, defa
     report.html          (bench.report.reproduction) the same as one self-contained HTML page
 
 Budgets: ``paper`` runs the sweep files as they are (the papers' settings); ``small`` overrides their
-budget (subsets, fewer epochs and seeds: the ``budgets: small`` section of each sweep file) to finish ``all`` within 30 minutes on 2 CPU cores;
+budget (subsets, fewer epochs and seeds: the ``budgets: small`` section of each sweep file) (``--list`` estimates each budget's time);
 ``seed`` runs the seed code's own settings, splits and run counts (the ``budgets: seed`` sections: the
 ``moe.config`` presets seed_gm6, seed_mnist, seed_fmnist_mnist).
 Running again with the same ``--out`` continues the sweeps there (finished trials are kept).

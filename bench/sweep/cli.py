@@ -13,12 +13,14 @@ from typing import Any
 
 import pandas as pd
 
-from bench.sweep import groups, spec
+from bench.sweep import estimate, groups, spec
 from bench.sweep.cluster import ResourceError
 from bench.sweep.layout import SweepDir
 from bench.pipeline import run_sweep
 from bench.sweep.runner import SCHEDULERS
 from bench.sweep.spec import SweepError
+from moe.config import ConfigError
+from moe.data.base import default_data_root
 
 OVERHEAD_TARGET = 1.3
 # each problem is one line: a line break inside one (a key or value echoed from the input) is shown escaped
@@ -29,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.sweep",
                                  description="Run a sweep of sweeps/NAME.yaml with Ray Tune and write its trade-off tables.")
     ap.add_argument("name", nargs="?", default=None, help="sweep name (see --list) or a .yaml file (default: quick)")
-    ap.add_argument("--list", action="store_true", help="list the sweeps with their trial counts and exit")
+    ap.add_argument("--list", action="store_true", help="list the sweeps: per budget the trial count, an estimate of the CPU time, the data needed and whether it is under the data root; then exit")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override a field (config field, budget.X, settings.X, grid.X, resources.cpu|gpu|max_concurrent); "
                          "value read as YAML, e.g. --set epochs=2 --set experts=[2,4]")
@@ -59,26 +61,30 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def list_sweeps() -> int:
-    rows = []
+def list_sweeps(data_root: str | None = None) -> int:
+    """Each sweep, then per budget (the file's own, then its named budgets): trials, the data it needs and whether
+    it is under the data root, and the estimated CPU time (``bench.sweep.estimate``'s per-trial model)."""
+    root = Path(data_root).expanduser() if data_root else default_data_root()
+    n = estimate.cores()
+    print(f"data root: {root}   CPU time: the sum of the trials' estimated times (bench/sweep/estimate.py, "
+          f"rough); wall: on {n} cores, with Ray's start and the report")
+    print(f"  {'budget':<8} {'trials':>6}  {'CPU time':>8}  {'wall':>7}  data")
     for name in spec.available():
         try:
             sweep = spec.load(name)
-            problem = ""
-            try:
-                spec.validate(sweep)
-            except SweepError as err:
-                problem = err.problems[0].split(": ", 1)[-1]
-            rows.append((name, str(spec.count_trials(sweep)), sweep.dataset, f"v{sweep.version}", sweep.description, problem))
         except SweepError as err:
-            rows.append((name, "?", "?", "?", "", str(err)))
-    w = max([5] + [len(r[0]) for r in rows])
-    wd = max([7] + [len(r[2]) for r in rows])
-    print(f"{'sweep':<{w}}  trials  {'dataset':<{wd}}  version  description")
-    for name, n, ds, ver, desc, problem in rows:
-        print(f"{name:<{w}}  {n:>6}  {ds:<{wd}}  {ver:<7}  {desc}")
-        if problem:
-            print(f"{'':<{w}}  {'':>6}  not runnable here yet: {problem}")
+            print(f"{name}: cannot be read: {err}")
+            continue
+        print(f"{name} (v{sweep.version}, {sweep.dataset}): {sweep.description}")
+        for budget in (None, *sweep.budgets):
+            label = budget or "(file)"
+            try:
+                c = estimate.cost(spec.load(name, sweep.budget_overrides(budget) if budget else None))
+            except (SweepError, ConfigError) as err:
+                print(f"  {label:<8} not runnable here yet: {err.problems[0].split(': ', 1)[-1]}")
+                continue
+            print(f"  {label:<8} {c.trials:>6}  {estimate.duration(c.cpu_s):>8}  "
+                  f"{estimate.duration(c.wall_s(n)):>7}  {estimate.data_status(c.datasets, root)}")
     return 0
 
 
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.list:
-            return list_sweeps()
+            return list_sweeps(args.data_root)
         overrides = spec.parse_set(args.sets)
         if args.budget is not None:
             if args.resume:

@@ -116,8 +116,9 @@ def test_duplicate_trials_and_unknown_keys_are_refused():
 def test_cli_list_shows_trial_counts(capsys):
     assert cli.main(["--list"]) == 0
     out = capsys.readouterr().out
-    line = next(ln for ln in out.splitlines() if ln.startswith("quick "))
-    assert " 60 " in line and "gm6" in line
+    lines = out.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("quick "))
+    assert "gm6" in lines[at] and lines[at + 1].split()[:2] == ["(file)", "60"]
 
 
 def test_cli_dry_run_prints_every_trial_config(capsys, sweep_file):
