@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class Config:
-    preset: str | None = None  # named bundle of the seed code's settings (moe.config.PRESETS): seed_mnist | seed_fmnist_mnist | seed_gm6; explicit fields override it
+    preset: str | None = None  # named bundle of the seed code's settings (moe.config.PRESETS); explicit fields override it
     # data
     dataset: str = "gm6"  # registered dataset name (moe.data)
     data_root: str | None = None  # a folder path (no NUL character, not an existing file): MNIST-family files; default: env MOE_DATA, else ~/.cache/moe-interp-bench
@@ -59,8 +59,8 @@ class Config:
     context: int = 128  # in [1, 65536]: text datasets only: tokens (bytes) per training window, the attention's reach
     moe_layers: list[int] | str = "all"  # text datasets only: the blocks whose feed-forward layer is a mixture: all | alternate (blocks 1, 3, ...) | a list of block indices (0-based, below lm_layers); the others get a dense MLP of width expert_hidden
     # model
-    experts: int = 4  # in [1, 4096] (a later issue's 4,096 implicit experts), and the model's estimated memory <= 4 GiB; number of experts E
-    expert: str = "linear"  # registered expert type (moe.experts): linear | mlp | cnn | seed_cnn (the seed code's MNIST expert)
+    experts: int = 4  # in [1, 4096] (up to 4,096 implicit experts), and the model's estimated memory <= 4 GiB; number of experts E
+    expert: str = "linear"  # registered expert type (moe.experts; seed_cnn: the seed code's MNIST expert; implicit: linear experts whose weights one generator makes from learned codes)
     expert_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of mlp and cnn experts (their hidden state, used by the attention router); implicit experts: hidden width of the weight generator
     code_width: int = 16  # in [1, 65536], and the model's estimated memory <= 4 GiB: implicit experts: width Z of each expert's learned code z_e (parameters grow by E x Z); ignored by the other experts
     expert_channels: int = 1  # in [1, 65536], and the model's estimated memory <= 4 GiB: convolution filters of cnn experts (the seed code's MNIST experts: 1)
@@ -69,14 +69,14 @@ class Config:
     noisy_gate: bool = False  # topk: Shazeer's trainable Gaussian noise on the gate logits while training
     capacity: float | None = None  # in (0, 4096] (c >= E already fits the whole batch): capacity factor c, an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
     soft_slots: int = 1  # in [1, 64]: slots per expert of the soft router (Soft MoE's p; ignored by the others)
-    gate: str = "linear"  # gate network of the learned routers: linear | mlp | cnn | seed_cnn | seed_cnn5 | lenet (mlp, cnn, lenet: black-box routers of width gate_hidden; cnn, seed_*, lenet: image datasets only (lenet: sides >= 16); seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate; lenet: two 5x5 convolutions and pools, then flattened, after LeCun et al. 1998)
+    gate: str = "linear"  # gate network of the learned routers (mlp, cnn, lenet: black-box routers of width gate_hidden; cnn, seed_*, lenet: image datasets only (lenet: sides >= 16); seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate; lenet: two 5x5 convolutions and pools, then flattened, after LeCun et al. 1998)
     gate_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of the mlp gate, filters of each cnn gate convolution
     routing: str = "soft"  # soft | hard | gumbel: the dense routers (softmax, linear, prototype, attention): soft = every expert weighted by p; hard = one expert per sample (argmax p, weight 1), router trained straight-through; gumbel = one expert per sample drawn by the Gumbel-max trick while training, straight-through Gumbel-softmax at the temperature (annealed by temperature_decay); the other routers need soft
     temperature: float = 1.0  # in [1e-4, 1e4] (near 0, logits / T overflow float32): gate softmax temperature T: softmax(logits / T)
     temperature_decay: float = 1.0  # in (0, 1]: T is multiplied by this after every epoch that trains the gate (1: constant)
     temperature_min: float = 0.01  # in [1e-4, 1e4], <= temperature when it decays: floor of the decayed temperature
     # objective and regularisers (coefficients; 0 = off)
-    objective: str = "mixture_nll"  # registered objective (moe.objectives): mixture_nll | expectation (the seed code's, with +1e-7) | cooperative | competitive
+    objective: str = "mixture_nll"  # registered objective (moe.objectives; expectation: the seed code's, with +1e-7)
     importance_loss: float = 0.0  # in [0, 1000]: w * CV(sum_x G(x))^2 (Shazeer et al. 2017 use 0.1)
     load_loss: float = 0.0  # in [0, 1000]: w * CV(smooth load)^2 (Shazeer et al. 2017; needs router topk with noisy_gate)
     switch_loss: float = 0.0  # in [0, 1000]: alpha * E * sum_e f_e P_e (Fedus et al. 2021 use 0.01)
@@ -86,15 +86,15 @@ class Config:
     match_router: str | None = None  # router matching: interpretable router (linear | prototype) the gate must agree with
     match_loss: float = 0.0  # in [0, 1000]: lambda of the router-matching term lambda * KL(p_match || p_gate)
     # training regime (moe.regimes)
-    regime: str = "joint"  # joint | pretrain | frozen_gate | pretrain_frozen_gate
+    regime: str = "joint"  # training regime (moe.regimes)
     class_split: list[list[int]] | str | None = None  # pretrain regimes: the classes of each expert (one non-empty list per expert, each class of the dataset exactly once), or a preset name
     pretrain_epochs: int = 20  # in [1, 100000]: pretrain regimes: epochs each expert trains alone on its classes
     mask_experts: bool = False  # pretrain regimes: expert e predicts only its classes of the split (softmax over them, 0 elsewhere), the seed code's pair experts; refit_init 'same' refits masked experts, 'new' full ones
     freeze_experts: bool = False  # pretrain regimes: keep the pre-trained experts frozen while the gate trains
     refit_epochs: int | None = None  # in [1, 100000]: frozen_gate regimes: epochs of the fresh experts under the frozen gate (None: epochs)
-    refit_init: str = "same"  # frozen_gate regimes: the fresh experts restart from the same initial weights or a new draw (same | new)
+    refit_init: str = "same"  # frozen_gate regimes: the fresh experts restart from the same initial weights (same) or a new draw (new)
     # optimisation
-    optimizer: str = "adam"  # adam | sgd | rmsprop
+    optimizer: str = "adam"  # the optimizer of every parameter group
     lr: float = 0.01  # in [1.18e-38, 10] (a normal float32; above 10 every optimizer here diverges): expert learning rate (the fastest expert's when lr_ratio > 1)
     gate_lr: float | None = None  # in [1.18e-38, 10] like lr: router learning rate (None: lr)
     expert_lrs: list[float] | None = None  # each in [1.18e-38, 10] like lr: one learning rate per expert (overrides lr and lr_ratio)
@@ -319,7 +319,7 @@ MAX_LM_LAYERS = 64  # lm_layers
 MAX_LM_HEADS = 256  # lm_heads
 MAX_CONTEXT = 65536  # context
 MOE_LAYER_CHOICES = ("all", "alternate")  # moe_layers, besides a list of block indices
-MAX_EXPERTS = 4096  # the 4,096 implicit experts a later issue asks for
+MAX_EXPERTS = 4096  # up to 4,096 implicit experts
 MAX_WIDTH = 65536  # expert_hidden, expert_channels, gate_hidden
 MAX_SAMPLES = 10**8  # n_train, n_test, batch_size: beyond any dataset here (MNIST: 60,000)
 MAX_VAL_FRACTION = 0.5  # val_fraction: at least half of the training data stays for training

@@ -16,6 +16,7 @@ What needs the loaded data (n_train and n_test against the samples the dataset h
 :func:`loaded_data_problems`, which ``moe.training.loop.run`` calls after loading and before training.
 
 ``from_dict`` parses (``moe.config.parse``) and validates; ``as_config`` accepts a Config or a dict.
+Long because every rule of a config lives here, with the choices ``--help`` lists (``field_choices``).
 """
 from __future__ import annotations
 
@@ -45,6 +46,16 @@ from moe.routers import ROUTERS, gate_input_problems
 def registries() -> dict[str, Registry]:
     """Config field -> registry of names valid for it."""
     return {"dataset": DATASETS, "expert": EXPERTS, "router": ROUTERS, "objective": OBJECTIVES}
+
+
+def field_choices() -> dict[str, list[str]]:
+    """Config field -> its valid names, from the registries and the fixed choice lists that validation reads:
+    what ``python -m moe.train --help`` lists (a test holds the two together)."""
+    out = {name: registry.names() for name, registry in registries().items()}
+    out.update(regime=regimes.REGIMES.names(), refit_init=list(regimes.REFIT_INITS), subset=list(SUBSETS),
+               normalize=list(NORMALIZATIONS), preset=list(PRESETS), gate=list(GATES), routing=list(ROUTING_MODES),
+               optimizer=list(OPTIMIZERS), match_router=list(matching.MATCH_ROUTERS), device=list(DEVICES))
+    return out
 
 
 def from_dict(values: dict[str, Any], *, validate: bool = True) -> Config:

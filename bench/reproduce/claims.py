@@ -12,7 +12,7 @@ from typing import Any
 from bench.reproduce.claim_types import Claim, ClaimError, Condition
 
 FASHION_DIGITS = [0] * 6 + [1] * 6  # fmnist_mnist: Fashion-MNIST classes 0-5, MNIST digits 4-9 as 6-11
-# The black box of the cheating claims (issue 14): a learned router (softmax or the Sinkhorn balanced assignment)
+# The black box of the cheating claims: a learned router (softmax or the Sinkhorn balanced assignment)
 # with an MLP or CNN gate (cnn, lenet), not matched to an interpretable router, kept in use by balancing (an
 # auxiliary loss or Sinkhorn) and competent (beats a single linear model on validation accuracy:
 # bench.reproduce.measures.competent), soft or hard routing alike. Version 1 read unbalanced MLP gates after 5

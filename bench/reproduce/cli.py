@@ -24,11 +24,10 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.reproduce",
                                  description="Run the seed papers' findings as sweeps and write REPRODUCTION.md.")
     ap.add_argument("name", nargs="?", default=None, metavar="NAME",
-                    help="all (default), a sweep (lr_asymmetry, pretrained_experts, pretrained_experts_mnist, "
-                         "fmnist_mnist_joint, cheating, expert_count) or one claim (see --list)")
+                    help=f"all (default), a sweep ({', '.join(SWEEPS)}) or one claim (see --list)")
     ap.add_argument("--data-root", default=None, metavar="DIR",
                     help="MNIST-family files in torchvision's layout (default: $MOE_DATA, else ~/.cache/moe-interp-bench)")
-    ap.add_argument("--budget", default=None, metavar="{small,seed,paper}",
+    ap.add_argument("--budget", default=None, metavar="{" + ",".join(BUDGET_WORDS) + "}",
                     help="small (default): subsets, fewer epochs and seeds; seed: the seed code's "
                          "settings, splits and run counts; paper: the papers' settings")
     ap.add_argument("--out", default=None, metavar="DIR",

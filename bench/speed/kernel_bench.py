@@ -3,7 +3,7 @@
 CPU (default): fp32, torch fallback. The candidate and its baselines are timed in interleaved rounds
 (one call of each per round in a shuffled order, warm-up rounds discarded), so load from other processes
 hits all alike. Each ratio is the median of the per-round ratios with a 95% bootstrap interval, checked
-against the issue's target: met "yes" (the whole interval), "NO" (none of it) or "tie" (the target lies
+against its target: met "yes" (the whole interval), "NO" (none of it) or "tie" (the target lies
 inside the interval). The table also shows each function's median time with p20-p80.
 GPU (`--device cuda`): `triton.testing.do_bench` medians of our Triton kernels, torch._grouped_mm and a
 dense cuBLAS matmul, bf16 and fp32, with TFLOP/s.

@@ -15,7 +15,7 @@ import torch
 from kernels import grouped_mm, moe_mlp, moe_mlp_layer, topk_route
 from moe.registry import suggestion
 
-# ---- the grid: one place for every size (the issue's figures) -----------------------------------
+# ---- the grid: one place for every size (the benchmark's figures) -----------------------------------
 CPU = dict(rows=8192, experts=8, K=512, N=512, layer_tokens=4096, layer_k=2, route_tokens=8192, route_experts=64,
            route_k=2, step_tokens=2048, step_experts=16, step_k=1, step_D=256, step_H=512)
 GPU_SHAPES = [  # (rows M, experts E, K, N): >= 512 rows per expert
@@ -139,7 +139,7 @@ for _r in ROUTINGS:
              lambda gen, r=_r: grouped_fwd_bwd_case(r, gen))
     register(f"moe_layer_fwd[routing={_r},{_shape(_L)}]", ("moe_layer", "dense_mlp"),
              lambda gen, r=_r: layer_case(r, gen))
-    register(f"moe_layer_fwd_bwd[routing={_r},{_shape(_L)}]", ("moe_layer", "dense_mlp"),  # not an issue target
+    register(f"moe_layer_fwd_bwd[routing={_r},{_shape(_L)}]", ("moe_layer", "dense_mlp"),  # no target
              lambda gen, r=_r: layer_case(r, gen, backward=True))
 
 

@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from moe.data import Dataset, load_dataset
 from moe.registry import suggestion
 
-# name -> (moe.training.loop config fields, n_train, n_test): the three shapes
+# name -> (moe.training.loop config fields, n_train, n_test): the benchmark's three shapes
 SHAPES: dict[str, tuple[dict[str, Any], int, int]] = {
     "gm6[expert=linear,gate=linear,E=4]": (
         dict(dataset="gm6", experts=4, expert="linear", router="softmax", gate="linear", batch_size=32,

@@ -21,6 +21,7 @@ from bench.sweep.runner import SCHEDULERS
 from bench.sweep.spec import SweepError
 from moe.config import ConfigError
 from moe.data.base import default_data_root
+from moe.training import stacked
 
 OVERHEAD_TARGET = 1.3
 # each problem is one line: a line break inside one (a key or value echoed from the input) is shown escaped
@@ -52,8 +53,10 @@ def parser() -> argparse.ArgumentParser:
                     help="retries of a trial that raises or loses its node, each from its latest checkpoint (default: 1)")
     ap.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="asha: stop weak trials early")
     ap.add_argument("--stack-seeds", choices=("off", "auto", "on"), default=None,
-                    help="train the trials that differ only in their seed together, as one stacked model (moe.training.stacked: "
-                         "softmax router, linear / mlp gate, linear experts, no regulariser, joint regime): auto groups "
+                    help="train the trials that differ only in their seed together, as one stacked model "
+                         f"(moe.training.stacked: routers {', '.join(stacked.ROUTERS)} (topk without noise), gates "
+                         f"{', '.join(stacked.GATES)}, soft routing, linear experts, objectives {', '.join(stacked.OBJECTIVES)}, "
+                         "no regulariser, the joint regime): auto groups "
                          "the configurations it supports, on refuses the others, off never groups (default: auto, or off "
                          "with --scheduler asha, which needs per-epoch reports)")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")

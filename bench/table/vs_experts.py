@@ -1,5 +1,5 @@
 """Accuracy, cheating, local and global interpretability against the expert count, one line per router family:
-the figure of the expert-count sweep (issue 14, after the axes of Elazar & Taylor 2022, 'Implicit Mixture of
+the figure of the expert-count sweep (after the axes of Elazar & Taylor 2022, 'Implicit Mixture of
 Interpretable Experts', whose abstract is all we have).
 
 A router family is a configuration name without its expert count (``softmax[gate=mlp,experts=64,routing=hard]``

@@ -22,7 +22,7 @@ compared with the final one: the last epoch that had a validation pass (the last
 its phase: in epochs that do not train the gate the routing stays as it was, so the curve is flat there; a
 diverged run's last epoch has no validation pass, so its reference is the last finite epoch). The record keeps
 only the summary (:func:`routing_dynamics`): the curve and ``saturation_epoch``, the first epoch at which the
-saturation reaches 0.9 (the issue's 'first epoch at which it passes 0.9'; it may dip below 0.9 later, the
+saturation reaches 0.9 (it may dip below 0.9 later, the
 curve shows it). Since the final epoch is 1 by construction, saturation_epoch is at most the run's last epoch.
 
 Undefined (None, with the reason in ``undefined``) without a validation split, and where the routing has no

@@ -48,7 +48,7 @@ from moe.training.optim import build_optimizer, set_trainable
 from moe.records.record import error_record, finished_record, out_problem, write_json_atomic
 from moe.routers import NonFiniteError
 from moe.scoring.saturation import routing_dynamics, saturation_k
-from moe.validate import as_config, from_dict, loaded_data_problems
+from moe.validate import as_config, field_choices, from_dict, loaded_data_problems
 
 
 __all__ = ["run", "main", "parser", "Training", "resolve_device", "run_data", "checked_data", "set_up", "start_phase",
@@ -346,12 +346,13 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", help="write the run record (JSON) here")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--trace", help="text datasets: write the validation split's routing trace (moe.records.trace, .npz) here")
-    docs, defaults = field_help(), Config()
+    docs, defaults, choices = field_help(), Config(), field_choices()
     for name in FIELD_TYPES:
         flags = sorted({f"--{name.replace('_', '-')}", f"--{name}"})
         text = f"{docs[name]} " if name in docs else ""
+        listed = f"choices: {' | '.join(choices[name])}; " if name in choices else ""
         ap.add_argument(*flags, dest=name, default=None, metavar="VALUE",
-                        help=f"{text}(default: {getattr(defaults, name)!r})".replace("%", "%%"))
+                        help=f"{text}({listed}default: {getattr(defaults, name)!r})".replace("%", "%%"))
     return ap
 
 
