@@ -25,6 +25,9 @@ from moe.scoring.scores import DIRECTIONS
 from moe.pictures.plots import ablation_heatmap, allocation_heatmap, save_png
 from moe.records.record import SCHEMA, atomic_write_bytes
 from moe.pictures.view_plots import record_figures
+from moe.pictures.token_pictures import token_report
+from moe.records.trace import TraceError
+from moe.records.trace import read as read_trace
 
 __all__ = ["RecordError", "load_record", "output_paths", "score_rows", "format_scores",
            "summary_markdown", "write_report", "write_outputs", "figure_path", "main"]
@@ -234,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("record", help="run record (JSON) written by moe.training.loop")
     parser.add_argument("--out", metavar="DIR", help="write the pictures and the summary into this folder "
                         "(created if missing) instead of next to the record")
+    parser.add_argument("--trace", help="a language model's routing trace (.npz) to read with its record")
     args = parser.parse_args(argv)
+    if args.record.endswith(".npz") or args.trace:  # token routing: a trace, or a language model's record and trace
+        return token_main(args.record, args.trace, args.out)
     try:
         record = load_record(args.record)
         png, md, extra = write_outputs(record, args.record, args.out)
@@ -247,6 +253,24 @@ def main(argv: list[str] | None = None) -> int:
     for path in extra:
         print(f"wrote {path}")
     print(f"wrote {md}")
+    return 0
+
+
+def token_main(path: str, trace_path: str | None, out: str | None) -> int:
+    """The token-routing report (``moe.pictures.token_pictures``) of a trace file, or of a record with its trace."""
+    try:
+        trace_file = path if path.endswith(".npz") else trace_path
+        record = None if path.endswith(".npz") else json.loads(Path(path).read_text(encoding="utf-8"))
+        if record is not None and "token_scores" not in record:
+            raise RecordError(f"{path}: not a language model's record (no token_scores)")
+        trace = read_trace(trace_file) if trace_file else None
+        stem = Path(path).name.removesuffix(".npz").removesuffix(".json")
+        written = token_report(Path(out) if out else Path(path).parent, stem, trace, record)
+    except (RecordError, TraceError, OSError, json.JSONDecodeError) as exc:
+        print(f"moe.pictures.report: error: {exc}", file=sys.stderr)
+        return 2
+    for p in written:
+        print(f"wrote {p}")
     return 0
 
 

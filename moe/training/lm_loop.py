@@ -289,7 +289,7 @@ def final_analyses(cfg: Config, model: MoELanguageModel, data: TextDataset, val_
     C, D = cfg.context, len(data.domain_names)
     val, kept = evaluate_split(model, data.validation, val_starts, C, D, keep_trace=True)
     trace = make_trace(kept, data, model, {"model": "moe_lm", "dataset": data.name, "split": "validation",
-                                           "fingerprint": data.fingerprint})
+                                           "fingerprint": data.fingerprint, "tokens": "bytes"})
     if trace_out:
         tr.write(trace, trace_out)
     final = routing_snapshot(model, data.validation, sat_starts, C)
