@@ -175,6 +175,8 @@ def load_dataset(name: str, *, data_root: str | os.PathLike | None = None, n_tra
     ``options``: the config fields its loader reads (:func:`dataset_options`), passed to it as keywords."""
     loader = DATASETS.get(name, field="dataset")
     root = Path(data_root).expanduser() if data_root else default_data_root()
+    if getattr(loader, "text", False):  # a text dataset (moe.data.text): split by document, no subsets here
+        return loader(root=root, seed=seed)
     return subset(loader(root=root, seed=seed, **(options or {})), n_train, n_test, seed, how=how)
 
 

@@ -99,6 +99,20 @@ class TextDataset:
     vocab_size: int = VOCAB_SIZE
     text = True  # the marker the training entry point dispatches on
 
+    def to_numpy(self) -> dict:
+        """Arrays and metadata for Ray's object store (a sweep loads a dataset once; :meth:`from_numpy` reads it)."""
+        meta = {k: getattr(self, k) for k in ("name", "domain_names", "document_names", "document_domain",
+                                              "document_group", "group_names", "fingerprint", "source", "vocab_size")}
+        arrays = {f"{s}_{k}": getattr(self.split(s), k).numpy() for s in SPLITS for k in ("tokens", "domain", "document")}
+        return {"text": True, **meta, **arrays}
+
+    @classmethod
+    def from_numpy(cls, d: dict) -> "TextDataset":
+        parts = [TextSplit(*(torch.from_numpy(d[f"{s}_{k}"].copy()) for k in ("tokens", "domain", "document"))) for s in SPLITS]
+        return cls(d["name"], *parts, **{k: d[k] for k in ("domain_names", "document_names", "document_domain",
+                                                          "document_group", "group_names", "fingerprint", "source",
+                                                          "vocab_size")})
+
     def split(self, name: str) -> TextSplit:
         if name not in SPLITS:
             raise ValueError(f"split: unknown split {name!r}; valid choices: {', '.join(SPLITS)}")

@@ -206,14 +206,15 @@ def build_optimizer(cfg: Config, model: MoELanguageModel) -> torch.optim.Optimiz
 def run_lm(cfg: Config, data: TextDataset | None = None, on_epoch: Callable[[dict], Any] | None = None,
            progress: bool = False, trace_out: str | None = None, state=None, on_state=None) -> dict[str, Any]:
     """Train the language model of ``cfg`` (validated) and return its record; ``trace_out``: also write the
-    validation split's routing trace there (``moe.records.trace``). Saved training states (``state``, ``on_state``)
-    are not supported for text datasets yet."""
+    validation split's routing trace there (``moe.records.trace``). ``data``: a loaded dataset, or its
+    ``to_numpy()`` dict (a sweep's). Saved training states are not written for text datasets yet: ``on_state`` is
+    never called (a sweep trial then runs without checkpoints) and a ``state`` to resume from is refused."""
     started = time.perf_counter()
     if problem := trace_problem(trace_out, cfg.dataset):
         raise ConfigError([problem])
-    if state is not None or on_state is not None:
-        raise ValueError("run: saved training states are not supported for text datasets")
-    data = load_text(cfg) if data is None else data
+    if state is not None:
+        raise ValueError("run: resuming from a saved training state is not supported for text datasets")
+    data = load_text(cfg) if data is None else (TextDataset.from_numpy(data) if isinstance(data, dict) else data)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     C = cfg.context
@@ -277,10 +278,30 @@ def run_lm(cfg: Config, data: TextDataset | None = None, on_epoch: Callable[[dic
     t0 = time.perf_counter()
     if status == "ok":
         record.update(final_analyses(cfg, model, data, val_starts, test_starts, sat_starts, snapshots, step, trace_out))
+    else:  # a diverged run is scored on nothing
+        record.update({"validation": {}, "test": {}})
     record["timing"] = {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started}
     record["versions"] = versions()
     record["provenance"] = provenance(None, torch.device("cpu"), started)
     return record
+
+
+SATURATION_TARGET = 0.9
+
+
+def flat_layer_scores(layers: list[dict], causal: list[dict], saturation: list[dict]) -> dict[str, float | None]:
+    """The per-layer scalars as flat keys for the sweep tables: ``<score>_layer<i>`` (i the MoE layer's place, 0 the
+    first), and ``saturation_reached_layer<i>``: the share of training after which the layer's saturation stays at
+    or above 0.9 (None: only at the end)."""
+    out: dict[str, float | None] = {}
+    for i, layer in enumerate(layers):
+        for name in token_scores.LAYER_SCORES:
+            out[f"{name}_layer{i}"] = layer[name]
+        out[f"causal_domain_increase_layer{i}"] = causal[i]["causal_domain_increase"]
+        steps, sat = saturation[i]["steps"], saturation[i]["saturation"]
+        reached = [s for j, s in enumerate(steps) if all(v >= SATURATION_TARGET for v in sat[j:])]
+        out[f"saturation_reached_layer{i}"] = reached[0] / steps[-1] if reached and reached[0] < steps[-1] else None
+    return out
 
 
 def final_analyses(cfg: Config, model: MoELanguageModel, data: TextDataset, val_starts, test_starts, sat_starts,
@@ -297,9 +318,14 @@ def final_analyses(cfg: Config, model: MoELanguageModel, data: TextDataset, val_
                    "saturation": [token_scores.saturation(snap[i], final[i]) for _, snap in snapshots] + [1.0]}
                   for i, layer in enumerate(model.moe_layers)]
     test, _ = evaluate_split(model, data.test, test_starts, C, D)
-    return {"validation": {**val, "unigram_bits_per_byte": unigram_bits(data.train, data.validation, val_starts, C, data.vocab_size)},
+    layers = token_scores.layer_scores(trace)
+    causal = causal_scores(model, data.validation, evenly_spaced(val_starts, CAUSAL_WINDOWS), C, list(data.domain_names))
+    per_domain = {"validation": val.pop("domain_bits_per_byte"), "test": test.pop("domain_bits_per_byte")}
+    return {"validation": {**val, "unigram_bits_per_byte": unigram_bits(data.train, data.validation, val_starts, C, data.vocab_size),
+                           **flat_layer_scores(layers, causal, saturation)},
             "test": {**test, "unigram_bits_per_byte": unigram_bits(data.train, data.test, test_starts, C, data.vocab_size)},
-            "token_scores": token_scores.layer_scores(trace),
+            "domain_bits_per_byte": per_domain,
+            "token_scores": layers,
             "router_saturation": saturation,
-            "causal": causal_scores(model, data.validation, evenly_spaced(val_starts, CAUSAL_WINDOWS), C, list(data.domain_names)),
+            "causal": causal,
             "trace": {"format": tr.FORMAT, "version": tr.VERSION, "tokens": len(trace), "path": trace_out}}

@@ -64,3 +64,13 @@ def test_cli_bad_text_fields_are_one_line_errors(capsys):
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
     assert main(["--dataset", "gm6", "--trace", "x.npz"]) == 2
     assert "text datasets only" in capsys.readouterr().err
+
+
+def test_flat_scores_for_the_tables_and_numpy_data(text, record_and_trace):
+    record, _ = record_and_trace
+    for split in ("validation", "test"):
+        assert all(v is None or isinstance(v, (int, float)) for v in record[split].values()), split
+    assert record["validation"]["vocabulary_specialisation_layer1"] == record["token_scores"][1]["vocabulary_specialisation"]
+    assert len(record["domain_bits_per_byte"]["test"]) == 7
+    again = run_lm(from_dict(SMALL), data=text.to_numpy())  # a sweep's way: the dataset as numpy arrays
+    assert again["validation"] == record["validation"]
