@@ -15,12 +15,8 @@ from bench.table.runs import busiest_share
 from moe.records.record import STATUSES
 from moe.scoring.metrics import COLLAPSE_SHARE
 from moe.scoring.scores import DOCS
-from moe.scoring.scores import DIRECTIONS
+from moe.scoring.scores import DIRECTIONS, TABLE_SCORES  # the columns of table.md / .tex (absent or all-NaN ones dropped)
 
-# The columns of table.md / table.tex (the DataFrame holds every score); those absent or all-NaN are dropped.
-TABLE_SCORES = ("accuracy", "nmi", "ami", "mi_bits", "purity", "partition_nmi", "module_nmi", "usage_entropy", "dead_experts",
-                "cheating_index", "causal_specialisation", "causal_agreement", "stability_nmi", "stability_ari",
-                "saturation_epoch")
 ARROWS = {"higher": "↑", "lower": "↓", "neutral": ""}
 TEX_ARROWS = {"higher": r"$\uparrow$", "lower": r"$\downarrow$", "neutral": ""}
 

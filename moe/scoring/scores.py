@@ -4,7 +4,7 @@ this project's own operationalisation (``ours``) and how :func:`score` computes 
 Long because every score is registered here, each with its definition, formula, range and source (one
 ``_add`` entry a score, so that the registry reads as one list).
 
-``DIRECTIONS`` (what the sweep tables show), ``SCORE_KEYS`` (the keys :func:`score` returns, by the optional
+``DIRECTIONS`` (every score's direction), ``TABLE_SCORES`` (the columns of the sweep tables: ``table=True``), ``SCORE_KEYS`` (the keys :func:`score` returns, by the optional
 argument they need) and :func:`score` itself are all read from ``SCORES``: adding a score is one
 ``_add(...)`` line below. The registration order is the display order. The formulas and sources are in the
 building blocks of ``moe.scoring.metrics`` and ``moe.scoring.cheating``; the shapes of the inputs and the handling of
@@ -66,6 +66,7 @@ class Score:
     ours: bool  # this project's operationalisation (not a published formula taken as it is)
     compute: Callable[[Inputs], float] | None = None  # None: not computed by score() (needs computed elsewhere)
     domain: tuple[float, float] = (-math.inf, math.inf)  # the numeric bounds of range (parse_domain): intervals stay in it
+    table: bool = False  # a column of the sweep tables (table.md, report.html, compare), in registration order
 
 
 SCORES: Registry = Registry("score")
@@ -89,8 +90,9 @@ def parse_domain(text: str) -> tuple[float, float]:
 
 
 def _add(name: str, direction: str, needs: str, definition: str, compute: Callable[[Inputs], float] | None = None,
-         *, formula: str, range: str, source: str, ours: bool, domain: tuple[float, float] | None = None) -> None:
-    """Register a score; ``domain``: its numeric bounds where ``range`` names a symbolic one that is known
+         *, formula: str, range: str, source: str, ours: bool, domain: tuple[float, float] | None = None,
+         table: bool = False) -> None:
+    """Register a score; ``table``: the sweep tables show it; ``domain``: its numeric bounds where ``range`` names a symbolic one that is known
     (``[b, 1]``: b is a share, so (0, 1)); by default parsed from ``range`` (:func:`parse_domain`)."""
     if direction not in DIRECTION_NAMES or needs not in NEEDS or (compute is None) != (needs in COMPUTED_ELSEWHERE):
         raise ValueError(f"score {name!r}: bad direction {direction!r}, needs {needs!r} or compute")
@@ -100,7 +102,7 @@ def _add(name: str, direction: str, needs: str, definition: str, compute: Callab
     if not lo < hi:
         raise ValueError(f"score {name!r}: empty domain [{lo}, {hi}]")
     SCORES.register(name)(Score(name, direction, needs, definition, formula, range, source, bool(ours), compute,
-                                (float(lo), float(hi))))
+                                (float(lo), float(hi)), bool(table)))
 
 
 class Inputs:
@@ -224,7 +226,7 @@ _CHEAT = "after Elazar & Taylor 2022 (Implicit Mixture of Interpretable Experts:
 
 _add("accuracy", "higher", "predictions", "share of samples the mixture classifies correctly",
      lambda i: float(i.right.double().mean()),
-     formula="(1/N) sum_x [yhat(x) = y(x)]", range="[0, 1]", source=_STD, ours=False)
+     formula="(1/N) sum_x [yhat(x) = y(x)]", range="[0, 1]", source=_STD, ours=False, table=True)
 _add("dropped", "lower", "allocation", "share of samples no expert took (expert choice, a capacity limit)",
      lambda i: float((~i.kept).double().mean()),
      formula="(1/N) sum_x [a(x) = -1]", range="[0, 1]",
@@ -232,31 +234,31 @@ _add("dropped", "lower", "allocation", "share of samples no expert took (expert 
 _add("mi_bits", "higher", "allocation", "mutual information I(E; Y) in bits of the class x expert allocation",
      lambda i: m.mutual_information_bits(i.alloc),
      formula="sum_ce p_ce log2(p_ce / (p_c p_e)), p = A / N", range="[0, log2 min(C, E)] bits, or NaN",
-     source="Cover & Thomas eq. 2.28; the I(E; Y) of Krishnamurthy & Watkins 2021", ours=False)
+     source="Cover & Thomas eq. 2.28; the I(E; Y) of Krishnamurthy & Watkins 2021", ours=False, table=True)
 _add("nmi", "higher", "allocation", "I(E; Y) / mean(H(E), H(Y)) of the allocation, in [0, 1]",
      lambda i: m.nmi(i.alloc),
      formula="I(E; Y) / ((H(E) + H(Y)) / 2)", range="[0, 1], or NaN",
-     source="Strehl & Ghosh 2002 (arithmetic-mean normalisation, scikit-learn's default)", ours=False)
+     source="Strehl & Ghosh 2002 (arithmetic-mean normalisation, scikit-learn's default)", ours=False, table=True)
 _add("ami", "higher", "allocation", "NMI corrected for chance: about 0 for an allocation independent of the class",
      lambda i: adjusted.adjusted_mutual_information(i.alloc),
      formula="(I(E; Y) - E[I]) / ((H(E) + H(Y)) / 2 - E[I]), E[I] under the hypergeometric model",
      range="[about 0, 1] (can be slightly negative), or NaN", domain=(-1, 1),
-     source="Vinh, Epps & Bailey 2010 (adjusted mutual information; scikit-learn's, arithmetic mean)", ours=False)
+     source="Vinh, Epps & Bailey 2010 (adjusted mutual information; scikit-learn's, arithmetic mean)", ours=False, table=True)
 _add("purity", "higher", "allocation", "share of the samples that belong to the majority class of their expert",
      lambda i: m.purity(i.alloc),
      formula="(1/N) sum_e max_c A[c, e]", range="[b, 1], or NaN", source="Manning et al. 2008, sec. 16.3", ours=False,
-     domain=(0, 1))
+     domain=(0, 1), table=True)
 _add("usage_entropy", "higher", "allocation", "entropy of the expert sample counts over its maximum; 1 = balanced",
      lambda i: m.usage_entropy(i.usage),
      formula="H(E) / log E (1 when E = 1)", range="[0, 1], or NaN",
-     source="Pielou's evenness (1966); the seed papers report H(E) in bits", ours=False)
+     source="Pielou's evenness (1966); the seed papers report H(E) in bits", ours=False, table=True)
 _add("perplexity", "neutral", "allocation", "the effective number of experts used (grows with E)",
      lambda i: m.perplexity(i.usage),
      formula="exp H(E)", range="[1, E], or NaN", source="Hill number of order 1 (standard)", ours=False)
 _add("dead_experts", "lower", "allocation", "share of experts that get under 1% of the samples",
      lambda i: m.dead_experts(i.usage),
      formula="(1/E) sum_e [n_e / N < 0.01]", range="[0, 1 - 1/E], or NaN", source="ours (the 1% threshold)", ours=True,
-     domain=(0, 1))
+     domain=(0, 1), table=True)
 _add("busiest_share", "lower", "allocation", "share of the samples on the busiest expert",
      lambda i: m.busiest_share(i.usage),
      formula="max_e n_e / N", range="[1/E, 1], or NaN", source="ours (defines collapse)", ours=True, domain=(0, 1))
@@ -281,7 +283,7 @@ _add("partition_nmi", "higher", "grouping", "NMI between the expert and the grou
      lambda i: i.partition["partition_nmi"],
      formula="nmi of the group x expert table (the rows of A summed per group)", range="[0, 1], or NaN",
      source="Strehl & Ghosh 2002; scoring against a grouping of the classes (fmnist_mnist: fashion / digits) is ours",
-     ours=True)
+     ours=True, table=True)
 _add("partition_ari", "higher", "grouping", "adjusted Rand index between the expert and the group of the label",
      lambda i: i.partition["partition_ari"],
      formula="ARI of the group x expert table", range="[-1, 1] (about 0 = independent), or NaN",
@@ -290,7 +292,7 @@ _add("module_nmi", "higher", "modules", "NMI between the expert and the planted 
      lambda i: m.nmi(i.module_table),
      formula="nmi of the module x expert table of the kept samples", range="[0, 1], or NaN",
      source="Strehl & Ghosh 2002; scoring against planted modules after InterpretCC and MoE-X (ground truth); ours",
-     ours=True)
+     ours=True, table=True)
 _add("module_ari", "higher", "modules", "adjusted Rand index between the expert and the planted module of the sample",
      lambda i: m.adjusted_rand_index(i.module_table),
      formula="ARI of the module x expert table of the kept samples", range="[-1, 1] (about 0 = independent), or NaN",
@@ -322,7 +324,7 @@ _add("cheating_index", "lower", "allocation",
      "share of the best above-baseline accuracy that the router alone achieves; NaN if collapsed or near chance",
      lambda i: ch.cheating_index(i.alloc, i.kept_accuracy),
      formula="(r - b) / (max(acc, r) - b); NaN when collapsed = 1 or near_chance = 1", range="[0, 1], or NaN",
-     source=_CHEAT, ours=True)
+     source=_CHEAT, ours=True, table=True)
 _add("expert_prediction_entropy", "neutral", "oracle",  # 0 flags cheating, yet a specialist predicts few classes
      "mean entropy / log C of each used expert's own predictions on its samples; 0 = every expert a constant",
      lambda i: ch.expert_prediction_entropy(i.a, i.expert_preds, i.C, i.E),
@@ -359,14 +361,14 @@ _add("causal_specialisation", "higher", "ablation",
      lambda i: causal.causal_specialisation(i.ablation),
      formula="sum_e (T_e / sum T) (max_c D+[e, c] / T_e - 1/C) / (1 - 1/C), D+ = max(D, 0), T_e = sum_c D+[e, c]",
      range="[0, 1], or NaN", source="ours, after Monet and InterpretCC (ablate an expert, compare the drop on its "
-     "target with the drop elsewhere)", ours=True)
+     "target with the drop elsewhere)", ours=True, table=True)
 _add("causal_agreement", "higher", "ablation",
      "rank agreement over (expert, class) cells between the share of the class routed to the expert and the drop "
      "when the expert is removed",
      lambda i: causal.causal_agreement(i.ablation, i.alloc),
      formula="Spearman(A[c, e] / n_c, D[e, c]) over the E x C cells", range="[-1, 1], or NaN",
      source="ours, after the causal audit of expert importance (arXiv 2606.10703: routing statistics vs intervention)",
-     ours=True)
+     ours=True, table=True)
 _add("importance_agreement", "higher", "ablation",
      "rank agreement over experts between the share of samples routed to the expert and the accuracy lost without it",
      lambda i: causal.importance_agreement(i.ablation, i.alloc, i.class_counts),
@@ -395,10 +397,10 @@ _add("loss", "lower", "loss", "test negative log-likelihood of the model",
 _add("stability_nmi", "higher", "two runs", "NMI between the assignments of two seeds of one configuration",
      formula="nmi of the expert(run 1) x expert(run 2) table; NaN if either run has all its samples on one expert",
      range="[0, 1], or NaN",
-     source="Strehl & Ghosh 2002; comparing seeds this way is ours", ours=True)
+     source="Strehl & Ghosh 2002; comparing seeds this way is ours", ours=True, table=True)
 _add("stability_ari", "higher", "two runs", "adjusted Rand index between the assignments of two seeds",
      formula="ARI of the expert(run 1) x expert(run 2) table; NaN if either run has all its samples on one expert",
-     range="[-1, 1], or NaN", source="Hubert & Arabie 1985; comparing seeds this way is ours", ours=True)
+     range="[-1, 1], or NaN", source="Hubert & Arabie 1985; comparing seeds this way is ours", ours=True, table=True)
 # neutral: settling early is not better in itself (a router frozen from epoch 1 may have learned nothing), and the
 # epoch depends on the number of epochs run (it is at most the last one)
 _add("saturation_epoch", "neutral", "epochs",
@@ -409,7 +411,7 @@ _add("saturation_epoch", "neutral", "epochs",
      range="{1, ..., epochs}; undefined without a validation split and when k >= E (one expert: the routing "
      "cannot change, so it would read as settled at once)",
      source="router saturation of Muennighoff et al. 2024 (OLMoE, arXiv 2409.02060), per epoch on the "
-     "validation split; the 0.9 threshold and the max denominator (fewer than k experts) are ours", ours=True)
+     "validation split; the 0.9 threshold and the max denominator (fewer than k experts) are ours", ours=True, table=True)
 
 # per MoE layer of a language model, from its routing trace (moe.scoring.token_scores) or by removing experts (moe.training.lm_loop)
 _OLMOE = "Muennighoff et al. 2024 (OLMoE, arXiv 2409.02060), sec. 5"
@@ -462,6 +464,7 @@ _add("causal_domain_increase", "neutral", "removal",
 
 ORDER: tuple[str, ...] = tuple(SCORES.in_order())
 DIRECTIONS: dict[str, str] = {name: SCORES.get(name).direction for name in ORDER}
+TABLE_SCORES: tuple[str, ...] = tuple(name for name in ORDER if SCORES.get(name).table)  # the sweep tables' columns
 SCORE_KEYS: dict[str | None, tuple[str, ...]] = {
     arg: tuple(n for n in ORDER if NEEDS[SCORES.get(n).needs] == arg and SCORES.get(n).compute is not None)
     for arg in dict.fromkeys(NEEDS.values())
