@@ -4,12 +4,21 @@
 Each statistic comes with a 95% percentile bootstrap interval over runs (``bench.reproduce.bootstrap``). A
 condition is SUPPORTED when the whole interval lies on the claim's side of the threshold, CONTRADICTED when
 it lies wholly on the other side, INCONCLUSIVE when it straddles the threshold, or when the statistic or its
-interval is undefined (no ``ok`` runs, every value NaN, too few points, fewer than 2 runs in a group the
-bootstrap resamples): the report gives the reason, and for a straddling interval the runs per configuration
-that would decide it. A claim is SUPPORTED when every condition is, CONTRADICTED when any condition is,
-INCONCLUSIVE otherwise. A claim may name premises (other claims, e.g. the remedies of cheating presuppose
+interval is undefined (no ``ok`` runs, every value NaN, too few points; too few runs: fewer than 3 runs in a
+group the bootstrap resamples, the rule of ``bench.uncertainty``): the report gives the reason, and for a
+straddling interval the runs per configuration that would decide it. A claim is SUPPORTED when every
+condition is, CONTRADICTED when any condition is, INCONCLUSIVE otherwise. A claim may name premises (other claims, e.g. the remedies of cheating presuppose
 that the black-box router cheats): when a premise is not SUPPORTED the claim's verdict is PREMISE FAILED,
 naming the premise, whatever its own numbers say.
+
+A statistic that pools several configurations (a ``where`` matching more than one ``name``) is the mean of
+their configuration means, and its interval resamples configurations, then the runs of each drawn
+configuration (two-stage bootstrap; with few configurations it is wide: it spans their means). A trend
+(``rank_correlation``) is Spearman's rho over all runs (never over a few level means, whose rho is discrete
+and capped at 1), judged by a one-sided permutation test of that rho (:func:`permutation_p`) instead of an
+interval: SUPPORTED when p < (1 - LEVEL) / 2 in the claimed direction, CONTRADICTED when p < (1 - LEVEL) / 2
+the other way, INCONCLUSIVE otherwise; its threshold must be 0. (A percentile bootstrap of a rank correlation
+over runs is biased: resampled runs tie, and the replicates may not even cover the observed rho.)
 
 Collapsed runs (``measures.collapsed``) are left out of a claim's statistics unless the claim keeps them
 (``keep_collapsed``); either way each outcome counts them. The measures, row filters and derived columns
@@ -46,10 +55,23 @@ class Stat:
     interval_note: str = ""  # why the interval is undefined, or how many replicates were undefined
     collapsed: int = 0  # collapsed ok runs among the rows the statistic reads
     collapsed_kept: bool = False  # whether they count in the value
+    p_greater: float = math.nan  # a trend's one-sided permutation p-values (rising, falling); NaN: not a test
+    p_less: float = math.nan
+
+    @property
+    def is_test(self) -> bool:
+        return not math.isnan(self.p_greater)
+
+
+ALPHA = (1 - boot.LEVEL) / 2  # a one-sided test's level, matching a two-sided interval's coverage
 
 
 def verdict_at(stat: Stat, op: str, threshold: float) -> str:
-    """SUPPORTED / CONTRADICTED / INCONCLUSIVE of one interval against one threshold."""
+    """SUPPORTED / CONTRADICTED / INCONCLUSIVE of one interval against one threshold (a trend: of its
+    permutation test, module docstring)."""
+    if stat.is_test and not math.isnan(stat.value):
+        claimed, other = (stat.p_greater, stat.p_less) if op in (">", ">=") else (stat.p_less, stat.p_greater)
+        return SUPPORTED if claimed < ALPHA else CONTRADICTED if other < ALPHA else INCONCLUSIVE
     if math.isnan(stat.value) or math.isnan(stat.low) or math.isnan(stat.high):
         return INCONCLUSIVE
     sides = [OPS[op](v, threshold) for v in (stat.low, stat.high)]
@@ -76,6 +98,10 @@ class Outcome:
         """Why the verdict is INCONCLUSIVE without a straddling interval ('' otherwise)."""
         if math.isnan(self.stat.value):
             return self.stat.note or "the statistic is undefined"
+        if self.stat.is_test:
+            return "" if self.verdict != INCONCLUSIVE else (
+                f"the permutation test decides neither way (one-sided p {_p(self.stat.p_greater)} rising, "
+                f"{_p(self.stat.p_less)} falling; either needs p < {ALPHA:g})")
         if math.isnan(self.stat.low):
             return self.stat.interval_note or "the interval is undefined"
         return ""
@@ -115,9 +141,15 @@ class Verdict:
                                 "seeds": o.stat.seeds, "seeds_needed": _plain(o.seeds_needed),
                                 "sensitivity": [{"threshold": t, "verdict": v} for t, v in o.sensitivity()],
                                 "collapsed": o.stat.collapsed, "collapsed_kept": o.stat.collapsed_kept,
+                                "permutation_p": ({"rising": o.stat.p_greater, "falling": o.stat.p_less}
+                                                  if o.stat.is_test else None),
                                 "configurations": list(o.configurations),
                                 "detail": {k: _plain(v) for k, v in o.stat.detail.items()}}
                                for o in self.outcomes]}
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
 
 
 def _plain(v: float) -> float | None:
@@ -152,17 +184,49 @@ def _values(rows: pd.DataFrame, measure: str | dict) -> np.ndarray:
     return measure_values(rows, measure).dropna().to_numpy()
 
 
+def _too_few(n: int, what: str = "runs") -> str:
+    return f"too few {what}: {n} (an interval needs at least {boot.MIN_RUNS})"
+
+
+def _side(rows: pd.DataFrame, measure: str | dict, rng: np.random.Generator) -> tuple[np.ndarray | None, str, int]:
+    """Bootstrap replicates of one group's statistic (module docstring): the runs' mean for one configuration,
+    the mean of configuration means (configurations, then runs) for several; None and why when too few."""
+    vals = measure_values(rows, measure)
+    names = rows["name"] if "name" in rows.columns else pd.Series("", index=rows.index)
+    groups = [g.dropna().to_numpy(dtype=float) for _, g in vals.groupby(names, sort=False)]
+    groups = [g for g in groups if len(g)]
+    runs = sum(len(g) for g in groups)
+    if len(groups) <= 1:
+        if runs < boot.MIN_RUNS:
+            return None, _too_few(runs), runs
+        return boot.resampled_means(groups[0], rng), "", runs
+    if runs < boot.MIN_RUNS:
+        return None, _too_few(runs), max(len(g) for g in groups)
+    return pooled_means(groups, rng), "", max(len(g) for g in groups)
+
+
+def pooled_means(groups: list[np.ndarray], rng: np.random.Generator, b: int = boot.B) -> np.ndarray:
+    """[b] two-stage bootstrap replicates of the mean of configuration means: draw the configurations with
+    replacement, then the runs of each drawn configuration afresh (Davison & Hinkley 1997, sec. 3.8)."""
+    k = len(groups)
+    drawn = rng.integers(0, k, size=(b, k))  # stage 1: configurations
+    means = np.empty((b, k))
+    for gi, vals in enumerate(groups):  # stage 2: the runs of each drawn configuration
+        at = np.nonzero(drawn == gi)
+        means[at] = vals[rng.integers(0, len(vals), size=(at[0].size, len(vals)))].mean(axis=1)
+    return means.mean(axis=1)
+
+
 def stat_mean(runs: pd.DataFrame, measure: str | dict, where: dict | None = None) -> Stat:
-    """Mean of the measure over the matching ok runs (NaN values left out and counted); the interval
-    resamples those runs."""
+    """Mean of the measure over the matching ok runs (NaN values left out and counted); over several
+    configurations, the mean of their configuration means. The interval resamples those runs (configurations,
+    then runs, when pooled)."""
     rows = select(runs, where)
     stat = _mean(rows, measure)
     if math.isnan(stat.value):
         return stat
-    vals = _values(rows, measure)
-    if len(vals) < 2:
-        return _with_interval(stat, None, len(vals), "fewer than 2 runs: no interval")
-    return _with_interval(stat, boot.resampled_means(vals, boot.generator()), len(vals))
+    reps, why, seeds = _side(rows, measure, boot.generator())
+    return _with_interval(stat, reps, seeds, why)
 
 
 def _mean(rows: pd.DataFrame, measure: str | dict) -> Stat:
@@ -176,7 +240,12 @@ def _mean(rows: pd.DataFrame, measure: str | dict) -> Stat:
     if len(good) > 1:
         detail["std"] = float(good.std(ddof=1))
     detail.update(min=float(good.min()), max=float(good.max()))
-    return Stat(float(good.mean()), len(good), detail)
+    value = float(good.mean())
+    if "name" in rows.columns and rows.loc[good.index, "name"].nunique() > 1:
+        per = good.groupby(rows.loc[good.index, "name"], sort=False).mean()
+        detail.update({"configurations pooled": len(per), "mean over runs": value})
+        value = float(per.mean())  # each configuration counts once
+    return Stat(value, len(good), detail)
 
 
 def stat_difference(runs: pd.DataFrame, measure: str | dict, a: dict, b: dict, by: str | None = None,
@@ -184,7 +253,8 @@ def stat_difference(runs: pd.DataFrame, measure: str | dict, a: dict, b: dict, b
     """mean(measure | a) - mean(measure | b). With ``by``: computed within each value of that column among
     the a-rows, and reduced by ``min`` or ``max``; the b-rows are matched on that value too, unless b pins
     the column to one value itself (e.g. ``experts: 1``, a baseline shared by every group). The interval
-    resamples each side of each group on its own (a shared baseline once per resample)."""
+    resamples each side of each group on its own (a shared baseline once per resample; a side pooling several
+    configurations: configurations, then runs)."""
     if reduce not in ("min", "max"):
         raise ClaimError(f"difference: reduce must be min or max, got {reduce!r}")
     rows_a, rows_b = select(runs, a), select(runs, b)
@@ -212,14 +282,18 @@ def stat_difference(runs: pd.DataFrame, measure: str | dict, a: dict, b: dict, b
         return _undefined(f"no ok runs on one side for {by}={', '.join(map(fmt_key, missing))}", n, **detail)
     pick = min if reduce == "min" else max
     stat = Stat(float(pick(diffs.values())), n, detail)
-    small = [f"{key}{where_text(w)}" for key, va, vb in sides for w, vals in ((a, va), (b, vb)) if len(vals) < 2]
-    seeds = max(len(x) for _, va, vb in sides for x in (va, vb))
-    if small:
-        return _with_interval(stat, None, seeds, "fewer than 2 runs in " + "; ".join(dict.fromkeys(small)))
     rng = boot.generator()
-    base = boot.resampled_means(sides[0][2], rng) if shared else None
-    reps = np.stack([boot.resampled_means(va, rng) - (base if shared else boot.resampled_means(vb, rng))
-                     for _, va, vb in sides], axis=1)  # [B, groups]
+    base = _side(groups[0][2], measure, rng) if shared else None
+    reps, seeds = [], 0
+    for (v, ra, rb), (key, _, _) in zip(groups, sides):
+        side_a = _side(ra, measure, rng)
+        side_b = base if shared else _side(rb, measure, rng)
+        for w, (r, why, k) in ((a, side_a), (b, side_b)):
+            seeds = max(seeds, k)
+            if r is None:
+                return _with_interval(stat, None, seeds, f"{key}{where_text(w)}: {why}")
+        reps.append(side_a[0] - side_b[0])
+    reps = np.stack(reps, axis=1)  # [B, groups]
     return _with_interval(stat, reps.min(axis=1) if reduce == "min" else reps.max(axis=1), seeds)
 
 
@@ -233,9 +307,35 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+PERMUTATIONS = 10_000  # random permutations of the permutation test (exact enumeration up to EXACT_UP_TO runs)
+EXACT_UP_TO = 8  # 8! = 40,320 orderings
+
+
+def permutation_p(x: np.ndarray, y: np.ndarray, alternative: str = "greater", n_perm: int = PERMUTATIONS,
+                  seed: int = boot.SEED) -> float:
+    """One-sided p-value of Spearman's rho of (x, y) under no association: the share of orderings of y whose
+    rho is at least the observed one (``greater``; at most: ``less``). Every ordering for up to EXACT_UP_TO
+    points (exact), else ``n_perm`` random ones with the observed ordering counted ((1 + k) / (1 + n_perm))."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    sign = 1.0 if alternative == "greater" else -1.0
+    rho = sign * spearman(x.tolist(), y.tolist())
+    if math.isnan(rho):
+        return math.nan
+    if len(y) <= EXACT_UP_TO:
+        import itertools
+        perms = np.array(list(itertools.permutations(range(len(y)))))
+        reps = sign * boot.rowwise_spearman(np.broadcast_to(x, perms.shape), y[perms])
+        return float(np.mean(np.nan_to_num(reps, nan=-np.inf) >= rho - 1e-12))
+    rng = np.random.default_rng(seed)
+    perms = np.argsort(rng.random((n_perm, len(y))), axis=1)
+    reps = sign * boot.rowwise_spearman(np.broadcast_to(x, perms.shape), y[perms])
+    return float((1 + np.sum(np.nan_to_num(reps, nan=-np.inf) >= rho - 1e-12)) / (1 + n_perm))
+
+
 def stat_rank_correlation(runs: pd.DataFrame, measure: str | dict, x: str, where: dict | None = None) -> Stat:
-    """Spearman correlation between the values of column ``x`` and the mean measure at each value. The
-    interval resamples the runs at each value of ``x`` (the values themselves are the sweep's design)."""
+    """The trend of the measure in column ``x``: Spearman's rho over all matching runs (each run a point), the
+    means at each value of ``x`` in the detail, and the one-sided permutation p-values of rho, rising and
+    falling, that judge it (module docstring)."""
     rows = select(runs, where)
     vals = measure_values(rows, measure)
     xs = pd.to_numeric(rows[x], errors="coerce") if x in rows.columns else pd.Series(dtype=float)
@@ -244,19 +344,14 @@ def stat_rank_correlation(runs: pd.DataFrame, measure: str | dict, x: str, where
     detail = {f"mean at {x}={fmt_key(k)}": float(v) for k, v in means.items()}
     if len(means) < 3:
         return _undefined(f"needs at least 3 values of {x} with ok runs, got {len(means)}", len(frame), **detail)
-    rho = spearman(means.index.tolist(), means.tolist())
+    rho = spearman(frame["x"].tolist(), frame["y"].tolist())
     if math.isnan(rho):
-        return _undefined("the means are constant", len(frame), **detail)
-    stat = Stat(rho, len(frame), detail)
-    groups = [frame.loc[frame["x"] == k, "y"].to_numpy() for k in means.index]
-    seeds = max(len(g) for g in groups)
-    small = [fmt_key(k) for k, g in zip(means.index, groups) if len(g) < 2]
-    if small:
-        return _with_interval(stat, None, seeds, f"fewer than 2 runs at {x}={', '.join(small)}")
-    rng = boot.generator()
-    reps = np.stack([boot.resampled_means(g, rng) for g in groups], axis=1)  # [B, levels]
-    levels = np.broadcast_to(means.index.to_numpy(dtype=float), reps.shape)
-    return _with_interval(stat, boot.rowwise_spearman(levels, reps), seeds)
+        return _undefined("the values are constant", len(frame), **detail)
+    detail["runs"] = len(frame)
+    x_, y_ = frame["x"].to_numpy(), frame["y"].to_numpy()
+    return Stat(rho, len(frame), detail, seeds=int(frame.groupby("x").size().max()),
+                interval_note="judged by a permutation test, not an interval", p_greater=permutation_p(x_, y_, "greater"),
+                p_less=permutation_p(x_, y_, "less"))
 
 
 def stat_correlation(runs: pd.DataFrame, x: str | dict, y: str | dict, where: dict | None = None,
@@ -276,9 +371,10 @@ def stat_correlation(runs: pd.DataFrame, x: str | dict, y: str | dict, where: di
     stat = Stat(rho, len(frame), detail)
     groups = [frame.loc[frame["g"] == g, ["x", "y"]].to_numpy() for g in means.index]
     seeds = max(len(g) for g in groups)
-    small = [str(g) for g, vals in zip(means.index, groups) if len(vals) < 2]
+    small = [str(g) for g, vals in zip(means.index, groups) if len(vals) < boot.MIN_RUNS]
     if small:
-        return _with_interval(stat, None, seeds, f"fewer than 2 runs in {len(small)} configuration(s): {small[0]}, ...")
+        return _with_interval(stat, None, seeds, f"too few runs (fewer than {boot.MIN_RUNS}) in {len(small)} "
+                              f"configuration(s): {small[0]}{', ...' if len(small) > 1 else ''}")
     rng = boot.generator()
     drawn = rng.integers(0, len(groups), size=boot.B * len(groups))  # stage 1: configurations
     mx, my = np.empty(drawn.size), np.empty(drawn.size)
@@ -314,6 +410,9 @@ def evaluate_condition(cond: Condition, runs: pd.DataFrame, keep_collapsed: bool
         raise ClaimError(f"unknown statistic {cond.statistic!r}; valid: {', '.join(STATISTICS)}")
     if cond.op not in OPS:
         raise ClaimError(f"unknown comparison {cond.op!r}; valid: {', '.join(OPS)}")
+    if cond.statistic == "rank_correlation" and cond.threshold != 0:
+        raise ClaimError(f"{cond.label}: a trend is judged by its permutation test against no trend: threshold "
+                         f"must be 0, got {cond.threshold:g}")
     params = {k: resolve_extremes(v, runs) if k in ("where", "a", "b") else v for k, v in cond.params.items()}
     flags = collapsed(runs)
     n_collapsed = int(flags.loc[read := _read_rows(params, runs)].sum())

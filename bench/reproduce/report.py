@@ -88,10 +88,14 @@ def _bold(status: str) -> str:
 
 
 def interval_text(o: Outcome) -> str:
-    """``0.934 [0.850, 0.990]``, or ``0.934 [no interval]``, or ``undefined``."""
+    """``0.934 [0.850, 0.990]``, ``0.934 [no interval]``, ``0.61 [permutation p = 2e-06]`` (a trend: its
+    one-sided p in the claimed direction), or ``undefined``."""
     st = o.stat
     if math.isnan(st.value):
         return "undefined"
+    if st.is_test:
+        p = st.p_greater if o.condition.op in (">", ">=") else st.p_less
+        return f"{_num(st.value)} [permutation p = {p:.2g}]"
     ci = "no interval" if math.isnan(st.low) else f"{_num(st.low)}, {_num(st.high)}"
     return f"{_num(st.value)} [{ci}]"
 
@@ -115,6 +119,8 @@ def seeds_text(o: Outcome) -> str:
 
 
 def sensitivity_text(o: Outcome) -> str:
+    if o.stat.is_test:
+        return "none (a trend is judged by its permutation test against no trend)"
     moved = o.sensitivity()
     if not moved:
         return "a zero threshold without a stated move"
@@ -146,7 +152,7 @@ def condition_lines(o: Outcome) -> list[str]:
     lines = [f"- {cond.label} = {value} (n = {st.n}{coll}); threshold {cond.op} {cond.threshold:g} "
              f"({OP_WORDS[cond.op]} {cond.threshold:g}): {_bold(o.verdict)}" + (f" — {why}" if why else "") + ".",
              f"  Sensitivity (threshold moved by {_move(o)}): {sensitivity_text(o)}."]
-    if st.interval_note and not math.isnan(st.low):
+    if st.interval_note and not math.isnan(st.low) and not st.is_test:
         lines.append(f"  Bootstrap: {st.interval_note}.")
     if st.detail:
         lines.append("  " + "; ".join(f"{k}: {_num(x) if isinstance(x, float) else x}" for k, x in st.detail.items()))
@@ -233,7 +239,11 @@ RULES = (f"Each statistic is shown with its {boot.LEVEL:.0%} percentile bootstra
          "SUPPORTED when the whole interval lies on the claim's side of the threshold, CONTRADICTED when it lies wholly "
          "on the other side, INCONCLUSIVE when it straddles the threshold (with the runs per configuration that would "
          "decide it, from the half-width shrinking as 1/sqrt(n): n' = ceil(n (h / |value - threshold|)^2)) or when it "
-         "is undefined (fewer than 2 runs in a group: the reason is given). A claim is SUPPORTED when every condition "
+         f"is undefined (too few runs: fewer than {boot.MIN_RUNS} in a group gives no interval; the reason is given). A "
+         "statistic pooling several configurations is the mean of their means, its interval resampling configurations, "
+         "then their runs. A trend is Spearman's rho over all runs, judged by a one-sided permutation test (10,000 "
+         "random orderings, every ordering up to 8 runs): SUPPORTED when p < 0.025 in the claimed direction, "
+         "CONTRADICTED when p < 0.025 the other way. A claim is SUPPORTED when every condition "
          "is, CONTRADICTED when any is, else INCONCLUSIVE; PREMISE FAILED when a claim it presupposes is not "
          "SUPPORTED (the remedies of cheating need a black box that cheats). Under each condition: its verdict with "
          "the threshold moved by 25% either way. Collapsed runs (one expert takes >= "

@@ -1,8 +1,6 @@
 """The registry of scores: each score's name, direction (higher, lower or neutral: lm-evaluation-harness's
 ``higher_is_better``), what it needs, a one-line definition, its formula, range and source, whether it is
 this project's own operationalisation (``ours``) and how :func:`score` computes it.
-Long because every score is registered here, each with its definition, formula, range and source (one
-``_add`` entry a score, so that the registry reads as one list).
 
 ``DIRECTIONS`` (every score's direction), ``TABLE_SCORES`` (the columns of the sweep tables: ``table=True``), ``SCORE_KEYS`` (the keys :func:`score` returns, by the optional
 argument they need) and :func:`score` itself are all read from ``SCORES``: adding a score is one

@@ -40,7 +40,7 @@ def test_all_with_missing_mnist_still_judges_the_gm6_claims(ray_local, tmp_path,
     lr = [c for name, c in verdicts.items() if name.startswith("lr_asymmetry.")]
     assert len(lr) == 2 and all(c["verdict"] in ("SUPPORTED", "CONTRADICTED", "INCONCLUSIVE") for c in lr)
     # one seed per ratio: no interval, so INCONCLUSIVE with the reason
-    assert verdicts["lr_asymmetry.fast_expert_wins"]["conditions"][0]["reason"] == "fewer than 2 runs: no interval"
+    assert verdicts["lr_asymmetry.fast_expert_wins"]["conditions"][0]["reason"] == "too few runs: 1 (an interval needs at least 3)"
     assert verdicts["lr_asymmetry.fast_expert_wins"]["runs"] == {"ok": 2}
     assert verdicts["lr_asymmetry.fast_expert_wins"]["conditions"][0]["value"] is not None
     assert all(c["verdict"] == "NOT RUN" for name, c in verdicts.items() if not name.startswith("lr_asymmetry."))

@@ -55,21 +55,24 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     assert "2 supported, 0 contradicted, 0 inconclusive, 0 premise failed, 4 not run." in text
     # the summary table: one row per condition, value with its interval and threshold side by side
     assert ("| `lr_asymmetry.fast_expert_wins` | **SUPPORTED** | mean test share of the fast expert at the largest "
-            "lr ratio | 0.900 [0.890, 0.910] | > 0.5 | SUPPORTED | 0 |") in text
+            "lr ratio | 0.900 [0.880, 0.920] | > 0.5 | SUPPORTED | 0 |") in text
     assert "| `cheating.black_box_router_cheats` | **NOT RUN** |" in text
     # per claim: the statistic, n, the threshold in words, the verdict
     assert "### `lr_asymmetry.share_grows_with_ratio`: SUPPORTED" in text
-    assert "= **1.000 [1.000, 1.000]** (n = 10; no collapsed runs); threshold >= 0.8 (at least 0.8): **SUPPORTED**." in text
-    assert "Sensitivity (threshold moved by 25% of itself): >= 0.6: SUPPORTED; >= 1: SUPPORTED." in text
+    # a trend: rho over the 15 runs, judged by its permutation test (no interval)
+    assert ("over all runs = **0.982 [permutation p = 0.0001]** (n = 15; no collapsed runs); threshold > 0 (above 0): "
+            "**SUPPORTED**.") in text
+    assert "Sensitivity (threshold moved by 25% of itself): none (a trend is judged by its permutation test" in text
+    assert "| `lr_asymmetry.fast_expert_wins` | **SUPPORTED** |" in text
     # which configurations each statistic reads; what the runner changed to fit the data
     assert "  Reads 1 configuration: `softmax[lr_ratio=100]`." in text
     assert "  Reads 5 configurations: `softmax[lr_ratio=1]`, " in text
     assert "**Data**: `n_train`: the data files here hold 8,000." in text
     # the seed code's numbers beside ours, at the seed's ratio 100
-    assert "| runs collapsed (fast expert takes all) | 7 of 10 | 0 of 2 |" in text
-    assert "| test accuracy | 0.966 ± 0.014 | 0.980 ± 0.000 (2 runs, 0.98-0.98) |" in text
+    assert "| runs collapsed (fast expert takes all) | 7 of 10 | 0 of 3 |" in text
+    assert "| test accuracy | 0.966 ± 0.014 | 0.980 ± 0.000 (3 runs, 0.98-0.98) |" in text
     # per configuration numbers and the figures, linked relative to the report
-    assert "| `softmax[lr_ratio=100]` | 2/2 | 0.980 ± 0.000 | 0.900 ± 0.014 |" in text
+    assert "| `softmax[lr_ratio=100]` | 3/3 | 0.980 ± 0.000 | 0.900 ± 0.020 |" in text
     assert "![Each expert's share of the training samples against epoch" in text
     assert "(figures/lr_asymmetry_share_by_epoch.png)" in text and "(figures/lr_asymmetry_share_by_ratio.png)" in text
     # a sweep that did not run: its reason once, its claims NOT RUN
@@ -80,7 +83,7 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     data = json.loads((tmp_path / "reproduction.json").read_text())
     first = data["claims"][0]
     assert first["verdict"] == "SUPPORTED" and first["conditions"][0]["value"] == pytest.approx(0.9)
-    assert first["conditions"][0]["interval"] == pytest.approx([0.89, 0.91]) and first["conditions"][0]["verdict"] == "SUPPORTED"
+    assert first["conditions"][0]["interval"] == pytest.approx([0.88, 0.92]) and first["conditions"][0]["verdict"] == "SUPPORTED"
     assert first["conditions"][0]["threshold"] == 0.5 and first["conditions"][0]["op"] == ">"
     assert first["conditions"][0]["configurations"] == ["softmax[lr_ratio=100]"]
     assert data["sweeps"]["lr_asymmetry"]["notes"] == ["`n_train`: the data files here hold 8,000"]
@@ -94,9 +97,9 @@ def test_an_undefined_statistic_is_reported_with_its_reason(tmp_path):
     verdicts = [engine.evaluate(c, runs) for c in C.for_sweep("lr_asymmetry")]
     text = report.render(Reproduction(tmp_path, "small", {"lr_asymmetry": res}, verdicts, 1.0, None))
     assert "### `lr_asymmetry.share_grows_with_ratio`: INCONCLUSIVE" in text
-    assert ("= undefined (n = 4; no collapsed runs); threshold >= 0.8 (at least 0.8): **INCONCLUSIVE** — needs at "
+    assert ("= undefined (n = 6; no collapsed runs); threshold > 0 (above 0): **INCONCLUSIVE** — needs at "
             "least 3 values") in text
-    assert "| undefined | >= 0.8 | INCONCLUSIVE | 0 |" in text
+    assert "| undefined | > 0 | INCONCLUSIVE | 0 |" in text
 
 
 def test_numbers_table_uses_ok_runs_and_counts_the_rest():
@@ -140,7 +143,7 @@ def test_report_states_open_verdicts_failed_premises_collapsed_runs_and_seed_num
     joint = pd.concat([joint, frame([run_row(9, "softmax[experts=6]", seed=1, experts=6, accuracy=0.5, allocation=one)])],
                       ignore_index=True)
     lr = lr_frame({1: 0.5, 3: 0.52, 10: 0.54, 30: 0.56, 100: 0.5})
-    lr.loc[lr.index[-1], "allocation"] = "[[53, 47]]"  # ratio 100: fast shares 0.49 and 0.53, interval [0.49, 0.53]
+    lr.loc[lr.index[-1], "allocation"] = "[[55, 45]]"  # ratio 100: fast shares 0.48, 0.50, 0.55: interval [0.48, 0.55]
     results = {"cheating": SweepResult("cheating", cheat), "fmnist_mnist_joint": SweepResult("fmnist_mnist_joint", joint),
                "lr_asymmetry": SweepResult("lr_asymmetry", lr)}
     chosen = C.for_sweep("lr_asymmetry") + C.for_sweep("fmnist_mnist_joint") + C.for_sweep("cheating")
@@ -150,11 +153,11 @@ def test_report_states_open_verdicts_failed_premises_collapsed_runs_and_seed_num
     assert ("Verdict: **PREMISE FAILED**: the premise `cheating.black_box_router_cheats` is CONTRADICTED, and this claim "
             "presupposes it") in text
     assert "| `cheating.black_box_router_cheats` | **CONTRADICTED** |" in text
-    # an open verdict says what would decide it: n (h / d)^2 = 2 (0.02 / 0.01)^2, about 8 runs
+    # an open verdict says what would decide it: n (h / d)^2 = 3 (0.03 / 0.01)^2, about 27 runs
     o = {x.claim.name: x for x in verdicts}["lr_asymmetry.fast_expert_wins"].outcomes[0]
-    assert o.verdict == "INCONCLUSIVE" and o.seeds_needed in (8, 9)  # (8 up to rounding of 0.51 - 0.49)
+    assert o.verdict == "INCONCLUSIVE" and o.seeds_needed in (27, 28)  # (27 up to rounding of 0.51 - 0.48)
     assert ("**INCONCLUSIVE** — the interval straddles the threshold; about "
-            f"{int(o.seeds_needed)} runs per configuration (now 2) would decide it.") in text
+            f"{int(o.seeds_needed)} runs per configuration (now 3) would decide it.") in text
     assert "### `lr_asymmetry.fast_expert_wins`: INCONCLUSIVE" in text
     # collapsed runs left out and counted, beside the statistic and in the numbers table
     assert "1 collapsed run left out" in text and "| 1 (left out) |" in text

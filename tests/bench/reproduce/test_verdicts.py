@@ -55,23 +55,27 @@ def test_mean_interval_matches_the_exact_distribution_of_all_n_to_the_n_resample
     assert exact == (0.0, 0.75)
     stat = engine.stat_mean(acc_frame(values), "accuracy")
     assert (stat.low, stat.high) == pytest.approx(exact) and stat.value == pytest.approx(0.25) and stat.seeds == 4
-    # n = 2: the four resamples (a, a), (a, b), (b, a), (b, b): the interval is [a, b]
+    # n = 2: the four resamples (a, a), (a, b), (b, a), (b, b) would give [a, b], the range: no interval
     stat = engine.stat_mean(acc_frame([0.3, 0.7]), "accuracy")
     assert exact_interval([0.3, 0.5, 0.5, 0.7]) == pytest.approx((0.3, 0.7))
-    assert (stat.low, stat.high) == pytest.approx((0.3, 0.7))
+    assert math.isnan(stat.low) and stat.value == pytest.approx(0.5)
+    assert stat.interval_note == "too few runs: 2 (an interval needs at least 3)"
 
 
 def test_difference_interval_resamples_each_side_on_its_own_and_matches_the_exact_enumeration():
-    # a = (0, 1), b = (0, 0, 0, 1): 2^2 x 4^4 = 1,024 equally likely pairs of resamples; exact interval
-    # [-0.5, 1.0] (CDF -0.75: 0.013, -0.5: 0.067, 0.75: 0.921), again far from the jumps.
-    a, b = [0.0, 1.0], [0.0, 0.0, 0.0, 1.0]
-    diffs = [float(np.mean(ra) - np.mean(rb)) for ra in itertools.product(a, repeat=2) for rb in itertools.product(b, repeat=4)]
+    # a = (0, 1, 1), b = (0, 0, 0, 1): 3^3 x 4^4 = 6,912 equally likely pairs of resamples; exact interval
+    # [-0.25, 1.0]
+    a, b = [0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0]
+    diffs = [float(np.mean(ra) - np.mean(rb)) for ra in itertools.product(a, repeat=3) for rb in itertools.product(b, repeat=4)]
     exact = exact_interval(diffs)
-    assert exact == (-0.5, 1.0)
+    assert exact == (-0.25, 1.0)
     runs = frame([run_row(i, "a", side="a", accuracy=v) for i, v in enumerate(a)]
                  + [run_row(10 + i, "b", side="b", accuracy=v) for i, v in enumerate(b)])
     stat = engine.stat_difference(runs, "accuracy", {"side": "a"}, {"side": "b"})
-    assert stat.value == pytest.approx(0.25) and (stat.low, stat.high) == pytest.approx(exact)
+    assert stat.value == pytest.approx(2 / 3 - 1 / 4) and (stat.low, stat.high) == pytest.approx(exact)
+    # two runs on a side: no interval, 'too few runs' named with the side
+    two = engine.stat_difference(runs.iloc[1:], "accuracy", {"side": "a"}, {"side": "b"})
+    assert math.isnan(two.low) and "too few runs: 2" in two.interval_note and "side=a" in two.interval_note
 
 
 def test_interval_properties_contain_the_mean_shrink_with_runs_and_repeat_exactly():
@@ -87,11 +91,11 @@ def test_interval_properties_contain_the_mean_shrink_with_runs_and_repeat_exactl
 
 
 def test_correlation_intervals_resample_configurations_and_seeds():
-    # 5 configurations, 2 seeds each, x and y rising together: the point rho is 1; a resample that draws a
+    # 5 configurations, 3 seeds each, x and y rising together: the point rho is 1; a resample that draws a
     # configuration twice ties its cheating index but not its (resampled) accuracy, so rho dips below 1 there
     rows = []
     for g in range(5):
-        for seed in range(2):
+        for seed in range(3):
             rows.append(run_row(len(rows), f"c{g}", seed=seed, accuracy=0.5 + 0.1 * g + 0.01 * seed, cheating_index=0.1 * g))
     up = engine.stat_correlation(frame(rows), "accuracy", "cheating_index")
     assert up.value == pytest.approx(1.0) and up.high == pytest.approx(1.0) and 0.5 < up.low < 1.0
@@ -101,9 +105,39 @@ def test_correlation_intervals_resample_configurations_and_seeds():
     down = engine.stat_correlation(runs, "accuracy", "cheating_index")
     assert down.low == pytest.approx(-1.0) and -1.0 < down.high < -0.5
     assert (down.low, down.high) == pytest.approx((-up.high, -up.low))  # the same resamples, mirrored
-    # the rank correlation against a design variable keeps its levels and resamples the runs at each
-    lr = engine.stat_rank_correlation(lr_frame({1: 0.5, 3: 0.52, 10: 0.54}), {"expert_share": 0}, "lr_ratio")
-    assert lr.value == pytest.approx(1.0) and lr.low < 1.0 == lr.high  # seeds 0.49/0.51 vs 0.51/0.53: orders can swap
+    # fewer than 3 runs in a configuration: no interval, and the reason says so
+    few = engine.stat_correlation(frame(rows[::3] + rows[1::3]), "accuracy", "cheating_index")
+    assert math.isnan(few.low) and few.interval_note.startswith("too few runs (fewer than 3) in 5 configuration(s)")
+
+
+def test_the_trend_test_against_a_hand_computation():
+    # x = levels 1, 1, 2, 2; y = 1, 2, 3, 4: ranks of x 1.5, 1.5, 3.5, 3.5 (centred -1, -1, 1, 1), of y centred
+    # -1.5, -0.5, 0.5, 1.5: rho = 4 / (2 sqrt 5) = 0.894. Of the 24 orderings of y, those with rho >= 0.894 give
+    # both top values to level 2: 2! 2! = 4, so the exact one-sided p is 4 / 24 = 1/6; falling: 1 (every ordering
+    # has rho >= -0.894... at most 0.894), p = 1
+    x, y = np.array([1.0, 1.0, 2.0, 2.0]), np.array([1.0, 2.0, 3.0, 4.0])
+    assert engine.spearman(list(x), list(y)) == pytest.approx(4 / (2 * math.sqrt(5)))
+    assert engine.permutation_p(x, y, "greater") == pytest.approx(1 / 6)
+    assert engine.permutation_p(x, y, "less") == pytest.approx(1.0)
+    # a perfect rise over 4 distinct levels: 1 ordering of 24
+    assert engine.permutation_p(np.arange(4.0), np.arange(4.0)) == pytest.approx(1 / 24)
+    # above EXACT_UP_TO runs, random orderings: (1 + k) / (1 + 10,000), against the exact share of the 9! orderings
+    # (distinct values: rho = 1 - 6 sum d^2 / (n (n^2 - 1)), written out)
+    xs, ys = np.arange(9.0), np.array([2.0, 0, 4, 1, 3, 6, 5, 8, 7])
+    perms = np.array(list(itertools.permutations(range(9))))
+    rho_of = lambda d2: 1 - 6 * d2 / (9 * 80)  # noqa: E731
+    exact = float(np.mean(rho_of(((perms - xs) ** 2).sum(axis=1)) >= rho_of(((ys - xs) ** 2).sum()) - 1e-12))
+    assert rho_of(((ys - xs) ** 2).sum()) == pytest.approx(0.85) and exact == pytest.approx(0.00304, abs=1e-5)
+    assert engine.permutation_p(xs, ys) == pytest.approx(exact, abs=1.5e-3)  # 3 Monte Carlo standard errors
+    # the claim's statistic: rho over all runs, judged by the test (SUPPORTED for a rise, CONTRADICTED for a fall)
+    rise = lr_frame({1: 0.5, 3: 0.6, 10: 0.7}, seeds=3)
+    stat = engine.stat_rank_correlation(rise, {"expert_share": 0}, "lr_ratio")
+    # ranks of x tied within levels (2, 5, 8; centred -3, 0, 3), of y 1..9 (centred -4..4): rho = 54 / sqrt(54 x 60)
+    assert stat.n == 9 and stat.value == pytest.approx(54 / math.sqrt(54 * 60))
+    assert stat.p_greater == pytest.approx(6 ** 3 / math.factorial(9), abs=1e-3)  # 3!^3 orderings keep the levels
+    assert engine.verdict_at(stat, ">", 0) == engine.SUPPORTED and engine.verdict_at(stat, "<", 0) == engine.CONTRADICTED
+    flat = engine.stat_rank_correlation(lr_frame({1: 0.5, 3: 0.5, 10: 0.5}, seeds=3), {"expert_share": 0}, "lr_ratio")
+    assert engine.verdict_at(flat, ">", 0) == engine.INCONCLUSIVE
 
 
 def test_rowwise_spearman_agrees_with_the_single_spearman():
@@ -133,7 +167,7 @@ def test_the_three_verdicts():
     assert math.isnan(yes.outcomes[0].seeds_needed)  # decided: nothing to ask for
     # one run: no interval, INCONCLUSIVE with the reason
     one = engine.evaluate(claim, acc_frame([0.9]))
-    assert one.status == engine.INCONCLUSIVE and one.outcomes[0].reason == "fewer than 2 runs: no interval"
+    assert one.status == engine.INCONCLUSIVE and one.outcomes[0].reason == "too few runs: 1 (an interval needs at least 3)"
     assert one.outcomes[0].stat.value == pytest.approx(0.9) and math.isnan(one.outcomes[0].stat.low)
 
 
@@ -223,7 +257,7 @@ def test_collapsed_runs_are_left_out_and_counted_or_kept_where_the_claim_says():
     lr = pd.concat([lr, frame([run_row(50, "softmax[lr_ratio=100]", seed=5, lr_ratio=100.0, accuracy=0.98,
                                        allocation=shares(1.0))])], ignore_index=True)
     stat = engine.evaluate(wins, lr).outcomes[0].stat
-    assert stat.value == pytest.approx((0.59 + 0.61 + 1.0) / 3) and stat.collapsed == 1 and stat.collapsed_kept
+    assert stat.value == pytest.approx((0.58 + 0.60 + 0.62 + 1.0) / 4) and stat.collapsed == 1 and stat.collapsed_kept
 
 
 def test_the_largest_ratio_is_resolved_before_collapsed_runs_are_left_out():
@@ -231,5 +265,5 @@ def test_the_largest_ratio_is_resolved_before_collapsed_runs_are_left_out():
     runs = lr_frame({1: 0.5, 100: 0.6})
     runs.loc[runs["lr_ratio"] == 100, "allocation"] = frame([run_row(0, "x", allocation=shares(1.0))])["allocation"][0]
     o = engine.evaluate(wins, runs).outcomes[0]
-    assert o.stat.note == "no ok run matches" and o.stat.collapsed == 2  # not the ratio-1 runs instead
+    assert o.stat.note == "no ok run matches" and o.stat.collapsed == 3  # not the ratio-1 runs instead
     assert o.verdict == engine.INCONCLUSIVE
