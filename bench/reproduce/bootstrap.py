@@ -52,3 +52,15 @@ def seeds_needed(value: float, low: float, high: float, threshold: float, n: int
         return math.inf
     half = value - low if value > threshold else high - value
     return float(max(1, math.ceil(n * (half / abs(value - threshold)) ** 2)))
+
+
+def pooled_means(groups: list[np.ndarray], rng: np.random.Generator, b: int = B) -> np.ndarray:
+    """[b] two-stage bootstrap replicates of the mean of configuration means: draw the configurations with
+    replacement, then the runs of each drawn configuration afresh (Davison & Hinkley 1997, sec. 3.8)."""
+    k = len(groups)
+    drawn = rng.integers(0, k, size=(b, k))  # stage 1: configurations
+    means = np.empty((b, k))
+    for gi, vals in enumerate(groups):  # stage 2: the runs of each drawn configuration
+        at = np.nonzero(drawn == gi)
+        means[at] = vals[rng.integers(0, len(vals), size=(at[0].size, len(vals)))].mean(axis=1)
+    return means.mean(axis=1)

@@ -1,5 +1,7 @@
 """The claims engine: a claim names a sweep, one or more statistics of that sweep's runs table
 (``runs.csv``), a comparison and a threshold; its verdict is computed from the numbers and their uncertainty.
+Long because the statistics and the verdicts they feed share one ``Stat`` and are read together; the
+resampling lives in ``bench.reproduce.bootstrap`` and the trend test in ``bench.reproduce.trend``.
 
 Each statistic comes with a 95% percentile bootstrap interval over runs (``bench.reproduce.bootstrap``). A
 condition is SUPPORTED when the whole interval lies on the claim's side of the threshold, CONTRADICTED when
@@ -34,6 +36,8 @@ import numpy as np
 import pandas as pd
 
 from bench.reproduce import bootstrap as boot
+from bench.reproduce.bootstrap import pooled_means
+from bench.reproduce.trend import permutation_p, spearman
 from bench.reproduce.claim_types import SENSITIVITY, Claim, ClaimError, Condition
 from bench.reproduce.measures import (OPS, collapsed, fmt_key, measure_values, resolve_extremes, select,
                                       where_text, with_derived)
@@ -205,18 +209,6 @@ def _side(rows: pd.DataFrame, measure: str | dict, rng: np.random.Generator) -> 
     return pooled_means(groups, rng), "", max(len(g) for g in groups)
 
 
-def pooled_means(groups: list[np.ndarray], rng: np.random.Generator, b: int = boot.B) -> np.ndarray:
-    """[b] two-stage bootstrap replicates of the mean of configuration means: draw the configurations with
-    replacement, then the runs of each drawn configuration afresh (Davison & Hinkley 1997, sec. 3.8)."""
-    k = len(groups)
-    drawn = rng.integers(0, k, size=(b, k))  # stage 1: configurations
-    means = np.empty((b, k))
-    for gi, vals in enumerate(groups):  # stage 2: the runs of each drawn configuration
-        at = np.nonzero(drawn == gi)
-        means[at] = vals[rng.integers(0, len(vals), size=(at[0].size, len(vals)))].mean(axis=1)
-    return means.mean(axis=1)
-
-
 def stat_mean(runs: pd.DataFrame, measure: str | dict, where: dict | None = None) -> Stat:
     """Mean of the measure over the matching ok runs (NaN values left out and counted); over several
     configurations, the mean of their configuration means. The interval resamples those runs (configurations,
@@ -295,41 +287,6 @@ def stat_difference(runs: pd.DataFrame, measure: str | dict, a: dict, b: dict, b
         reps.append(side_a[0] - side_b[0])
     reps = np.stack(reps, axis=1)  # [B, groups]
     return _with_interval(stat, reps.min(axis=1) if reduce == "min" else reps.max(axis=1), seeds)
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties); NaN with fewer than 3 points or a constant side."""
-    if len(x) < 3:
-        return math.nan
-    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
-    if rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-PERMUTATIONS = 10_000  # random permutations of the permutation test (exact enumeration up to EXACT_UP_TO runs)
-EXACT_UP_TO = 8  # 8! = 40,320 orderings
-
-
-def permutation_p(x: np.ndarray, y: np.ndarray, alternative: str = "greater", n_perm: int = PERMUTATIONS,
-                  seed: int = boot.SEED) -> float:
-    """One-sided p-value of Spearman's rho of (x, y) under no association: the share of orderings of y whose
-    rho is at least the observed one (``greater``; at most: ``less``). Every ordering for up to EXACT_UP_TO
-    points (exact), else ``n_perm`` random ones with the observed ordering counted ((1 + k) / (1 + n_perm))."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    sign = 1.0 if alternative == "greater" else -1.0
-    rho = sign * spearman(x.tolist(), y.tolist())
-    if math.isnan(rho):
-        return math.nan
-    if len(y) <= EXACT_UP_TO:
-        import itertools
-        perms = np.array(list(itertools.permutations(range(len(y)))))
-        reps = sign * boot.rowwise_spearman(np.broadcast_to(x, perms.shape), y[perms])
-        return float(np.mean(np.nan_to_num(reps, nan=-np.inf) >= rho - 1e-12))
-    rng = np.random.default_rng(seed)
-    perms = np.argsort(rng.random((n_perm, len(y))), axis=1)
-    reps = sign * boot.rowwise_spearman(np.broadcast_to(x, perms.shape), y[perms])
-    return float((1 + np.sum(np.nan_to_num(reps, nan=-np.inf) >= rho - 1e-12)) / (1 + n_perm))
 
 
 def stat_rank_correlation(runs: pd.DataFrame, measure: str | dict, x: str, where: dict | None = None) -> Stat:
