@@ -17,7 +17,8 @@ start and stop, the tables) and ``FIGURES_S`` per configuration (the report's dr
 
 The constants were fitted by eye to the trial times recorded in this repository's reference runs (``docs/``) on
 a 2-core machine shared with other work; ``tests/bench/sweep/test_estimate.py`` checks the model against every
-one of those sweeps (within a factor of 3 of the recorded total). Treat an estimate as its order of magnitude.
+one of those sweeps (within a factor of 2 of the recorded total). Treat an estimate as its order of magnitude,
+for cores not shared with other work: on cores shared with several other processes, trials take several times longer.
 """
 from __future__ import annotations
 
