@@ -177,6 +177,54 @@ CLAIMS: tuple[Claim, ...] = (
     ),
 )
 
+# Token-level mixtures (sweeps/text.yaml): OLMoE's analyses (Muennighoff et al. 2024, arXiv 2409.02060, sec. 5) at a
+# CPU's scale, a 2-block byte-level MoE language model on the King James Bible, genre as the domain.
+TEXT_LEARNED = {"router": "topk", "switch_loss": 0.01}  # the learned top-k routers of the E x k grid
+TEXT_HASH = {"router": "hash"}  # the control: routing independent of domain and token
+_OLMOE = "OLMoE (Muennighoff et al. 2024, arXiv 2409.02060), sec. 5"
+TEXT_CLAIMS = (
+    Claim(
+        name="text.domain_specialisation_beyond_hash", sweep="text",
+        text="Experts specialise by domain: a domain's tokens go to its favourite expert more often than chance, "
+             "beyond the hash router.",
+        source=_OLMOE,
+        conditions=(Condition("difference", {"measure": "val_domain_specialisation_layer1", "a": TEXT_LEARNED,
+                                             "b": TEXT_HASH, "by": "experts", "reduce": "min"}, ">=", 0.05,
+                              "domain specialisation of the last MoE layer, learned top-k minus hash, at the "
+                              "least favourable expert count"),),
+        note="Domain specialisation (docs/scores.md): the mean over the genres of the largest share of a genre's "
+             "validation tokens on one expert, against the same with the routings shuffled (0: none, 1: every genre "
+             "on its own expert); OLMoE reads the shares against the uniform k/E, this project against the shuffle, "
+             "which an unbalanced router cannot beat without specialising. The learned routers: top-1 and top-2 with "
+             "the Switch loss 0.01, E 4 to 32; the difference is taken per E and the smallest is judged. The "
+             "threshold 0.05 (5% of the way from shuffled to perfect) is this project's.",
+    ),
+    Claim(
+        name="text.vocabulary_specialisation_grows_with_depth", sweep="text",
+        text="Vocabulary specialisation is higher in the later MoE layer than in the earlier one.",
+        source=_OLMOE,
+        conditions=(Condition("mean", {"measure": "vocabulary_specialisation_depth_gain", "where": TEXT_LEARNED},
+                              ">=", 0.02, "mean over the learned top-k runs of vocabulary specialisation, last MoE "
+                                          "layer minus first"),),
+        note="Vocabulary specialisation: the occurrence-weighted share of a byte's occurrences on its most frequent "
+             "expert, against the shuffled routings (docs/scores.md); two MoE layers here (OLMoE has 16). The "
+             "threshold 0.02 is this project's.",
+    ),
+    Claim(
+        name="text.saturation_before_end", sweep="text",
+        text="Router saturation reaches 0.9 before training ends.",
+        source=_OLMOE,
+        conditions=(Condition("mean", {"measure": "saturated_before_end", "where": TEXT_LEARNED}, ">=", 0.8,
+                              "share of the learned top-k runs' MoE layers whose saturation reached 0.9 at one of "
+                              "the 7 points of training before the last"),),
+        note="Router saturation: the share of the final model's top-k choices already made at a point of training, "
+             "on 32 fixed validation windows, at 8 evenly spaced points (docs/scores.md). One epoch at the small "
+             "budget (384 windows of 128 bytes): a short training, where OLMoE reads checkpoints of 5 trillion "
+             "tokens.",
+    ),
+)
+CLAIMS = CLAIMS + TEXT_CLAIMS
+
 
 def by_name() -> dict[str, Claim]:
     out: dict[str, Claim] = {}

@@ -36,6 +36,7 @@ from moe.config import FIELD_TYPES
 from moe.records.record import STATUSES
 from moe.scoring.metrics import entropy, mutual_information_bits, stability
 from moe.scoring.scores import DIRECTIONS
+from moe.scoring.token_scores import language_model_columns
 
 ID_COLUMNS = ["index", "name", "status", "error", "failures"]
 TIMING_COLUMNS = ["epochs_run", "resumed_from_epoch", "train_s", "eval_s", "trial_s"]
@@ -58,6 +59,7 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
     for k, v in val.items():
         row[f"val_{k}"] = math.nan if v is None else v
     row["saturation_epoch"] = saturation_epoch(rec)
+    row.update(language_model_columns(rec))  # a language model's record: depth gains, saturation before the end
     row.update(epochs_run=b.get("epochs_run", len(rec.get("history") or [])),
                resumed_from_epoch=rec.get("resumed_from_epoch"), train_s=timing.get("train_s"), eval_s=timing.get("eval_s"),
                trial_s=b.get("trial_s"), node_id=b.get("node_id"), trial_id=b.get("trial_id"),

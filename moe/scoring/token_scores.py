@@ -267,3 +267,33 @@ def _clean(v: float) -> float | None:
 
 def clean_matrix(m: np.ndarray) -> list:
     return [[_clean(float(v)) for v in row] for row in m]
+
+
+SATURATED = 0.9  # router saturation that counts as settled (OLMoE's curves pass it well before the end)
+
+
+def language_model_columns(record: dict) -> dict[str, float]:
+    """Columns a language model's record adds to a sweep's runs table (none for other records):
+    ``<score>_depth_gain`` = the score of the last MoE layer minus the first's (specialisation scores), and
+    ``saturated_before_end`` = the share of MoE layers whose router saturation reached :data:`SATURATED` at a point
+    of training before the last (1: every layer settled before training ended)."""
+    layers, saturation = record.get("token_scores"), record.get("router_saturation")
+    if not layers:
+        return {}
+    out: dict[str, float] = {}
+    for name in SPECIALISATION_SCORES:
+        first, last = layers[0].get(name), layers[-1].get(name)
+        out[f"{name}_depth_gain"] = math.nan if first is None or last is None or len(layers) < 2 else last - first
+    if saturation:
+        reached = [any(v >= SATURATED for v in layer["saturation"][:-1]) for layer in saturation]
+        out["saturated_before_end"] = float(np.mean(reached))
+    return out
+
+
+
+def table_columns(n_layers: int) -> set[str]:
+    """The runs-table columns a language model with n_layers MoE layers adds: the validation split's per-layer scores
+    (``val_<score>_layer<i>``, flattened by ``moe.training.lm_loop``) and :func:`language_model_columns`."""
+    per_layer = [*LAYER_SCORES, "causal_domain_increase", "saturation_reached"]
+    return ({f"val_{s}_layer{i}" for s in per_layer for i in range(n_layers)}
+            | {f"{s}_depth_gain" for s in SPECIALISATION_SCORES} | {"saturated_before_end"})

@@ -18,6 +18,7 @@ from bench.sweep.spec import available, load
 from moe.config import FIELD_TYPES, Config
 from moe.regimes import SPLITS
 from moe.scoring.scores import DIRECTIONS
+from moe.scoring.token_scores import table_columns
 
 from runs_frames import frame, run_row, shares
 
@@ -114,8 +115,26 @@ def count_frame(acc_by_e: dict[int, float], ci_by_e: dict[int, float]) -> pd.Dat
     return frame(rows)
 
 
+def text_frame(learned_domain: float, depth_gain: float, saturated: float, seeds: int = 3) -> pd.DataFrame:
+    """The text sweep's rows: learned top-k (k 1, 2; Switch loss 0.01) and hash at E 4-32, three seeds."""
+    rows = []
+    for e in (4, 8, 16, 32):
+        for router, k in (("topk", 1), ("topk", 2), ("hash", 1)):
+            for seed in range(seeds):
+                learned = router == "topk"
+                rows.append(run_row(len(rows), f"{router}[k={k},experts={e}]", seed=seed, router=router, top_k=k, experts=e,
+                                    switch_loss=0.01 if learned else 0.0,
+                                    val_domain_specialisation_layer1=(learned_domain if learned else 0.0) + 0.004 * seed,
+                                    vocabulary_specialisation_depth_gain=(depth_gain if learned else 0.0) + 0.004 * seed,
+                                    saturated_before_end=saturated if learned else 1.0))
+    return frame(rows)
+
+
 E = [1, 2, 4, 8, 16, 32, 64]
 FRAMES = {
+    "text.domain_specialisation_beyond_hash": (lambda: text_frame(0.2, 0.1, 1.0), lambda: text_frame(0.01, 0.1, 1.0)),
+    "text.vocabulary_specialisation_grows_with_depth": (lambda: text_frame(0.2, 0.1, 1.0), lambda: text_frame(0.2, -0.1, 1.0)),
+    "text.saturation_before_end": (lambda: text_frame(0.2, 0.1, 1.0), lambda: text_frame(0.2, 0.1, 0.0)),
     "lr_asymmetry.fast_expert_wins": (lambda: lr_frame(dict(zip(RATIOS, [0.5, 0.6, 0.7, 0.8, 0.9]))),
                                       lambda: lr_frame(dict(zip(RATIOS, [0.5, 0.45, 0.4, 0.35, 0.3])))),
     "lr_asymmetry.share_grows_with_ratio": (lambda: lr_frame(dict(zip(RATIOS, [0.5, 0.6, 0.7, 0.8, 0.9]))),
@@ -326,6 +345,7 @@ def test_claims_are_consistent_with_the_sweeps_and_the_config():
     columns = set(FIELD_TYPES) | set(DIRECTIONS) | {"name", "status", "allocation"}
     columns |= {f"accuracy_after_{phase}" for phase in ("pretrain", "joint", "gate", "experts")}  # M.with_phase_accuracy
     columns |= {"balancing", "competent"}  # M.with_derived
+    columns |= table_columns(2)  # the language model's (sweeps/text.yaml: two MoE layers)
     for claim in C.CLAIMS:
         assert claim.sweep in sweeps, claim.name
         load(claim.sweep)

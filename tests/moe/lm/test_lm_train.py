@@ -74,3 +74,10 @@ def test_flat_scores_for_the_tables_and_numpy_data(text, record_and_trace):
     assert len(record["domain_bits_per_byte"]["test"]) == 7
     again = run_lm(from_dict(SMALL), data=text.to_numpy())  # a sweep's way: the dataset as numpy arrays
     assert again["validation"] == record["validation"]
+
+
+def test_table_columns_name_the_records_flat_scores(record_and_trace):
+    from moe.scoring.token_scores import language_model_columns, table_columns
+    record, _ = record_and_trace
+    flat = {f"val_{k}" for k in record["validation"] if "_layer" in k} | set(language_model_columns(record))
+    assert flat == table_columns(2)

@@ -126,3 +126,15 @@ def test_trace_round_trip_and_bad_files(tmp_path):
     (tmp_path / "x.npz").write_text("not a zip")
     with pytest.raises(tr.TraceError, match="not a readable"):
         tr.read(tmp_path / "x.npz")
+
+
+def test_language_model_columns_for_the_runs_table():
+    record = {"token_scores": [{"domain_specialisation": 0.1, "vocabulary_specialisation": 0.5, "domain_nmi": None},
+                               {"domain_specialisation": 0.3, "vocabulary_specialisation": 0.4, "domain_nmi": 0.2}],
+              "router_saturation": [{"saturation": [0.5, 0.95, 0.8, 1.0]}, {"saturation": [0.5, 0.7, 1.0]}]}
+    cols = ts.language_model_columns(record)
+    assert cols["domain_specialisation_depth_gain"] == pytest.approx(0.2)
+    assert cols["vocabulary_specialisation_depth_gain"] == pytest.approx(-0.1)
+    assert math.isnan(cols["domain_nmi_depth_gain"])
+    assert cols["saturated_before_end"] == 0.5  # the first layer reached 0.9 before the end, the second only at it
+    assert ts.language_model_columns({"test": {}}) == {}
