@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.speed.lm_speed import LM_SHAPE
 from moe.data import Dataset, load_dataset
 from moe.registry import suggestion
 
@@ -37,10 +38,10 @@ SHAPES: dict[str, tuple[dict[str, Any], int, int]] = {
 
 def shape_names(only: str | None = None) -> list[str]:
     """The shapes whose name contains ``only`` (all when None); an ``only`` matching none is an error."""
-    names = [n for n in SHAPES if only is None or only in n]
+    names = [n for n in (*SHAPES, LM_SHAPE) if only is None or only in n]
     if not names:
-        raise ValueError(f"--only {only!r}: no shape's name contains it{suggestion(only, SHAPES)}; "
-                         f"valid shapes: {', '.join(SHAPES)}")
+        raise ValueError(f"--only {only!r}: no shape's name contains it{suggestion(only, (*SHAPES, LM_SHAPE))}; "
+                         f"valid shapes: {', '.join((*SHAPES, LM_SHAPE))}")
     return names
 
 

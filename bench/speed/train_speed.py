@@ -36,6 +36,7 @@ from typing import Any, Callable
 import torch
 
 from bench.speed.kernel_bench import meta
+from bench.speed.lm_speed import LM_SHAPE, lm_fns
 from bench.speed.timing import paired_ratio, quantiles, time_interleaved
 from bench.speed.train_cases import bare_loop, config_of, dataset_for, shape_names
 from moe.training import stacked
@@ -106,6 +107,8 @@ def ratio_row(shape: str, metric: str, num: list[float], den: list[float], op: s
 
 
 def run_shape(name: str, args, device: torch.device) -> list[dict[str, Any]]:
+    if name == LM_SHAPE:  # the language model (bench.speed.lm_speed): tokens/s against its bare loop, on the CPU
+        return lm_rows(args) if device.type == "cpu" else []
     fns, s = shape_fns(name, args, device)
     times = time_interleaved(fns, args.rounds, warmup=1, seed=args.seed)
     med = {k: quantiles(v)["median"] for k, v in times.items()}
@@ -128,6 +131,15 @@ def run_shape(name: str, args, device: torch.device) -> list[dict[str, Any]]:
     if args.startup_rounds:
         rows.append(startup_row(name, args))
     return rows
+
+
+def lm_rows(args) -> list[dict[str, Any]]:
+    fns, s = lm_fns(args.threads)
+    times = time_interleaved(fns, args.rounds, warmup=1, seed=args.seed)
+    med = {k: quantiles(v)["median"] for k, v in times.items()}
+    return [ratio_row(LM_SHAPE, "tokens/s: moe_train / bare_train", times["bare_train"], times["moe_train"], ">=", 0.8,
+                      args.seed, moe_tokens_s=s["tokens"] / med["moe_train"], bare_tokens_s=s["tokens"] / med["bare_train"],
+                      moe_ms=1e3 * med["moe_train"], bare_ms=1e3 * med["bare_train"])]
 
 
 def startup_row(name: str, args) -> dict[str, Any]:
