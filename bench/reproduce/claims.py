@@ -96,7 +96,8 @@ def _pretrained(sweep: str, words: str) -> tuple[Claim, Claim]:
                 Condition("difference", {"measure": "accuracy_after_joint",
                                          "a": {"regime": "frozen_gate", "refit_init": ONE_REFIT},
                                          "b": {"regime": "pretrain_frozen_gate", "refit_init": ONE_REFIT}}, "<=", 0.02,
-                          "accuracy advantage of joint training over pre-trained experts, before the gate is frozen"),
+                          "accuracy advantage of joint training over pre-trained experts, before the gate is frozen "
+                          "(validation accuracy at the end of the joint phase)"),
                 Condition("difference", {"measure": "accuracy", "a": {"regime": "frozen_gate"},
                                          "b": {"regime": "pretrain_frozen_gate"}, "by": "refit_init",
                                          "reduce": "max"}, "<=", 0.02,

@@ -286,6 +286,8 @@ def measure_values(rows: pd.DataFrame, measure: str | dict[str, Any]) -> pd.Seri
 def measure_name(measure: str | dict[str, Any]) -> str:
     """A measure in words, for table headers."""
     if isinstance(measure, str):
+        if measure.startswith("accuracy_after_"):  # phase_accuracy: read on the validation split
+            return f"validation accuracy after the {measure[len('accuracy_after_'):]} phase"
         return measure
     (kind, arg), = measure.items()
     if kind == "expert_share":

@@ -175,3 +175,28 @@ def test_cheating_numbers_say_which_configurations_are_competent():
     assert "| yes |" not in by_name["sinkhorn[lenet,None,experts=10]"]  # 0.90: no better than the single linear model
     assert "| no |" in by_name["sinkhorn[lenet,None,experts=10]"]
     assert "| 0.900 ± 0.000 | no |" in by_name["linear[experts=1]"]  # the baseline itself
+
+
+def test_seed_numbers_stand_split_for_split_and_labels_say_which_split():
+    from bench.reproduce import seed_results
+    numbers = [n for s in seed_results.SETTINGS for n in s.numbers]
+    for n in numbers:  # a training-set figure says so in its label; a validation reading says so
+        if "training set" in n.seed or "mutual_EY" in n.source:
+            assert "TRAINING" in n.label and "not comparable" in n.label, n.label
+        if n.measure == "accuracy_after_joint":
+            assert "ours: validation split" in n.label and not n.label.startswith("test"), n.label
+    pairs = [s for s in seed_results.SETTINGS if s.label == seed_results.MNIST_PAIRS][0]
+    test_mi = [n for n in pairs.numbers if n.label == "I(E;Y) bits, test split"]
+    assert len(test_mi) == 1 and test_mi[0].seed.startswith("1.83-1.92")  # the seed's test heat-maps, not 2.25
+    assert M.measure_name("accuracy_after_joint") == "validation accuracy after the joint phase"
+    # the split NMI of each run against its own split, in both pre-trained sweeps' numbers
+    assert {"split_nmi": "$class_split"} in report.NUMBERS["pretrained_experts"]
+    assert {"split_nmi": "$class_split"} in report.NUMBERS["pretrained_experts_mnist"]
+
+
+def test_an_mnist_sweep_says_which_images_test_is(tmp_path):
+    runs = pretrained_frame(True, 0.90, 0.89, "mnist_pairs_2").assign(dataset="mnist")
+    lines = report.sweep_section(SweepResult("pretrained_experts_mnist", runs), [], tmp_path, "small")
+    assert any(line.startswith("**Test split**: ") and "MNIST *training* images" in line for line in lines)
+    gm6 = lr_frame({1: 0.5, 100: 0.9}).assign(dataset="gm6")
+    assert not any("Test split" in line for line in report.sweep_section(SweepResult("lr_asymmetry", gm6), [], tmp_path, "small"))
