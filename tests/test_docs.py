@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import re
 from pathlib import Path
@@ -107,3 +108,29 @@ def test_reproduce_help_names_its_sweeps_and_budgets():
     text = " ".join(help_text("bench.reproduce.cli").split())
     assert ", ".join(SWEEPS) in text and "{" + ",".join(BUDGET_WORDS) + "}" in text
     assert reproduce_cli.SWEEPS == SWEEPS and sweep_cli.spec.available().keys() >= set(SWEEPS)
+
+
+def _resolves(dotted: str) -> bool:
+    try:
+        if importlib.util.find_spec(dotted) is not None:
+            return True
+    except (ImportError, ValueError):
+        pass
+    module, _, attr = dotted.rpartition(".")
+    try:
+        return bool(module) and hasattr(importlib.import_module(module), attr)
+    except ImportError:
+        return False
+
+
+@pytest.mark.parametrize("page", [README, ROOT / "kernels" / "README.md", *sorted((ROOT / "docs").glob("*.md"))],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_and_file_a_page_names_exists(page):
+    """Module moves leave no stale name behind: each `moe/x.py` path, `python -m x.y` and `x.y.z` name resolves."""
+    text = page.read_text()
+    for path in re.findall(r"`((?:moe|bench|kernels)/[\w/]+\.py)`", text):
+        assert (ROOT / path).exists(), f"{page.name} names {path}, which does not exist"
+    names = re.findall(r"python -m ((?:moe|bench|kernels)(?:\.\w+)+)", text)
+    names += re.findall(r"`((?:moe|bench|kernels)(?:\.\w+)+)", text)
+    for name in set(names):
+        assert _resolves(name), f"{page.name} names {name}, which is neither a module nor a module's attribute"

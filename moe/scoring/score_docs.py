@@ -31,7 +31,7 @@ SCORES_NEEDS_WORDS = {
                    "`ExpertBank.readable_parameters()`)",
     "epochs": "the validation split's top-k experts after every epoch of training (`moe.scoring.saturation`, by `moe.training.loop`; "
               "the record's `routing_dynamics`)",
-    "fit allocation": "the validation split's class x expert allocation F [C, E] (`fit_allocation=`; `moe.evaluate` "
+    "fit allocation": "the validation split's class x expert allocation F [C, E] (`fit_allocation=`; `moe.training.evaluate` "
                       "passes it, and the record keeps it as `validation_allocation`)",
     "trace": "a routing trace of a mixture-of-experts language model (`moe.records.trace`), per MoE layer "
              "(`moe.scoring.token_scores`; the record's `token_scores` and `router_saturation`)",
