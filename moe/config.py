@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from moe.files import DuplicateKeyError, load_json, load_yaml
-from moe.registry import suggestion
+from moe.registry import shown, shown_key, suggestion
 
 
 class ConfigError(ValueError):
@@ -213,14 +213,14 @@ def _coerce(name: str, value: Any) -> Any:
             errors.append(err)
     if len(members) == 1:
         raise errors[0]
-    raise ConfigError([f"{name}: expected {' or '.join(_type_name(h) for h in members)}, got {value!r}"])
+    raise ConfigError([f"{name}: expected {' or '.join(_type_name(h) for h in members)}, got {shown(value)}"])
 
 
 def _coerce_to(name: str, value: Any, hint: Any) -> Any:
     if typing.get_origin(hint) is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError([f"{name}: expected {_type_name(hint)}, got {value!r}"])
+            raise ConfigError([f"{name}: expected {_type_name(hint)}, got {shown(value)}"])
         return [_coerce_to(name, v, item) for v in value]
     return _coerce_scalar(name, value, hint)
 
@@ -242,7 +242,7 @@ def _coerce_scalar(name: str, value: Any, hint: Any) -> Any:
             return value
     elif hint is Any or isinstance(value, hint):
         return value
-    raise ConfigError([f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}"])
+    raise ConfigError([f"{name}: expected {getattr(hint, '__name__', hint)}, got {shown(value)}"])
 
 
 def parse(values: dict[str, Any]) -> Config:
@@ -260,7 +260,7 @@ def parse(values: dict[str, Any]) -> Config:
     problems, kwargs = [], {}
     for key, value in values.items():
         if key not in FIELD_TYPES:
-            problems.append(f"{key}: unknown config key{suggestion(key, FIELD_TYPES)}; valid keys: {', '.join(FIELD_TYPES)}")
+            problems.append(f"{shown_key(key)}: unknown config key{suggestion(key, FIELD_TYPES)}; valid keys: {', '.join(FIELD_TYPES)}")
             continue
         try:
             kwargs[key] = _coerce(key, value)
@@ -276,7 +276,7 @@ def preset_values(name: Any) -> dict[str, Any]:
     if name is None or name in ("null", "~"):
         return {}
     if not isinstance(name, str) or name not in PRESETS:
-        raise ConfigError([f"preset: unknown preset {name!r}{suggestion(name, PRESETS)}; valid choices: {', '.join(PRESETS)}"])
+        raise ConfigError([f"preset: unknown preset {shown(name)}{suggestion(name, PRESETS)}; valid choices: {', '.join(PRESETS)}"])
     return dict(PRESETS[name])
 
 

@@ -3,6 +3,11 @@
 ``yaml.safe_load`` and ``json.loads`` keep the last of two equal keys silently (``lr: 0.01`` then
 ``lr: 100`` runs with 100); here a repeated key is an error naming the key and both lines. YAML is read
 with a subclass of ``yaml.SafeLoader`` (no object construction), JSON with the standard library.
+
+Anchors and aliases (``&base`` ... ``<<: *base``) are read, but what they expand to is counted before
+anything is built: a document whose values, aliases expanded, number more than :data:`MAX_YAML_VALUES`
+is refused (:class:`ExpansionError`), so that a few hundred bytes of nested aliases (a 'billion laughs')
+cannot take minutes and gigabytes before the one-line error.
 """
 from __future__ import annotations
 
@@ -11,12 +16,56 @@ from typing import Any
 
 import yaml
 
+from moe.registry import shown
+
 
 class DuplicateKeyError(ValueError):
     """A mapping repeats a key; the message names the key and the lines of both."""
 
 
+MAX_YAML_VALUES = 100_000  # scalars, lists and mappings of one YAML document, its aliases expanded
+
+
+class ExpansionError(yaml.YAMLError):
+    """A YAML document whose aliases expand to more than :data:`MAX_YAML_VALUES` values."""
+
+
+def expanded_size(root: yaml.Node, cap: int) -> int:
+    """The number of nodes of ``root`` with every alias expanded (a node reached twice counts twice), counted
+    over the distinct nodes only (linear in the text) and stopping once past ``cap``."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else list(node.value)
+        if children_done:
+            sizes[id(node)] = min(cap + 1, 1 + sum(sizes.get(id(c), 0) for c in children))
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
+    def compose_document(self):
+        node = super().compose_document()
+        if self.anchors_used and node is not None and expanded_size(node, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+            raise ExpansionError(f"its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values "
+                                 f"(anchors nested inside anchors?); write the values out")
+        return node
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.anchors_used = True
+        return super().compose_node(parent, index)
+
+    anchors_used = False
+
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
@@ -29,7 +78,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: SafeLoader reports it below
                 continue
             if first is not None:
-                raise DuplicateKeyError(f"duplicate key {key!r} on line {line} (first on line {first})")
+                raise DuplicateKeyError(f"duplicate key {shown(key)} on line {line} (first on line {first})")
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -56,4 +105,4 @@ def load_json(text: str | bytes) -> Any:
         raw = text.decode(errors="replace") if isinstance(text, bytes) else text
         lines = [i + 1 for i, ln in enumerate(raw.splitlines()) if json.dumps(key) in ln]
         where = f" on line {lines[1]} (first on line {lines[0]})" if len(lines) >= 2 else ""
-        raise DuplicateKeyError(f"duplicate key {key!r}{where}") from None
+        raise DuplicateKeyError(f"duplicate key {shown(key)}{where}") from None

@@ -24,6 +24,22 @@ def _edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """A value for a message: its repr, cut to ``limit`` characters (a list of a million rates, or a name of a
+    megabyte, stays one short line). Every message that echoes what a user wrote shows it through this."""
+    text = repr(value) if not isinstance(value, str) or len(value) <= 4 * limit else repr(value[:4 * limit])
+    return text if len(text) <= limit else f"{text[:limit - 5]}...{text[-2:]}"
+
+
+def shown_key(key: object, limit: int = 80) -> str:
+    """A key for the start of a message (``lrr: unknown config key``): as written, unquoted, cut like :func:`shown`."""
+    text = key[:4 * limit] if isinstance(key, str) else shown(key, limit)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+MAX_NAME_RATIO = 2  # 'did you mean' is tried only for names at most this many times (+ 4) the longest choice
+
+
 def did_you_mean(name: object, choices: Iterable[str]) -> str | None:
     """The valid choice a user most likely meant by ``name``, or None when nothing is close.
 
@@ -32,10 +48,18 @@ def did_you_mean(name: object, choices: Iterable[str]) -> str | None:
     fewest edits (an adjacent swap counts as one), preferring a choice with exactly the same letters
     (``experst`` -> ``experts``, not ``expert``), then the most letters in common (difflib's ratio).
     The one 'did you mean' of the project: configs, registries, sweep files, claims, benchmarks.
+    A name far longer than every choice (:data:`MAX_NAME_RATIO`) is no typo of one: None at once, so that
+    the edit distances (quadratic in the lengths) never run on a pasted megabyte.
     """
+    choices = list(dict.fromkeys(choices))
+    longest = max((len(str(c)) for c in choices), default=0)
+    if not isinstance(name, (str, int, float)):  # a list or a mapping where a name belongs: no name is close
+        return None
     s = str(name).lower()
+    if len(s) > MAX_NAME_RATIO * longest + 4:
+        return None
     best: tuple | None = None
-    for choice in dict.fromkeys(choices):
+    for choice in choices:
         c = str(choice).lower()
         ratio = difflib.SequenceMatcher(None, s, c).ratio()
         if c == s:
@@ -87,7 +111,7 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def unknown_message(self, name: object, field: str | None = None) -> str:
-        return f"{field or self.kind}: unknown {self.kind} {name!r}{suggestion(name, self._items)}; valid choices: {', '.join(self.names())}"
+        return f"{field or self.kind}: unknown {self.kind} {shown(name)}{suggestion(name, self._items)}; valid choices: {', '.join(self.names())}"
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -39,7 +39,7 @@ from moe.model import build_experts
 from moe.objectives import OBJECTIVES
 from moe.objectives import base as objectives
 from moe.objectives import matching
-from moe.registry import Registry, suggestion
+from moe.registry import Registry, shown, suggestion
 from moe.routers import ROUTERS, gate_input_problems
 
 
@@ -166,12 +166,6 @@ def freeze_problems(cfg: Config) -> list[str]:
 # Each field alone: its whole domain (the caps are moe.config's; each field's comment states its own)
 # ---------------------------------------------------------------------------------------------------
 
-def shown(value: Any, limit: int = 80) -> str:
-    """A value for a message: its repr, cut to ``limit`` characters (a list of a million rates stays one short line)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 5]}...{text[-2:]}"
-
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -208,6 +202,18 @@ def choice_problem(name: str, v: Any, choices: tuple[str, ...] | list[str], what
 
 
 LR_WHY = " (a normal float32 up to 10)"
+SEED_WHY = " (torch.manual_seed takes 64-bit seeds)"
+
+
+def seed_problems(value: Any) -> list[str]:
+    """The problems of a ``seed`` value alone, the lines :func:`from_dict` gives for it. No other rule reads the
+    seed, so a sweep checks each configuration once for all its seeds (``bench.sweep.spec.validate``)."""
+    try:
+        seed = parse({"seed": value}).seed
+    except ConfigError as err:
+        return err.problems
+    problem = int_problem("seed", seed, 0, caps.MAX_SEED, why=SEED_WHY)
+    return [problem] if problem else []
 
 
 def field_problems(cfg: Config) -> list[str]:
@@ -261,7 +267,7 @@ def field_problems(cfg: Config) -> list[str]:
         float_problem("weight_decay", cfg.weight_decay, 0, c.MAX_WEIGHT_DECAY),
         int_problem("epochs", cfg.epochs, 1, c.MAX_EPOCHS),
         int_problem("batch_size", cfg.batch_size, 1, c.MAX_SAMPLES),
-        int_problem("seed", cfg.seed, 0, c.MAX_SEED, why=" (torch.manual_seed takes 64-bit seeds)"),
+        int_problem("seed", cfg.seed, 0, c.MAX_SEED, why=SEED_WHY),
         choice_problem("device", cfg.device, DEVICES, "device"),
         int_problem("threads", cfg.threads, 1, c.MAX_THREADS, optional=True, why=" (more aborts OpenMP)"),
     ]

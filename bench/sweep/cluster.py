@@ -83,13 +83,33 @@ def nodes() -> list[dict[str, float]]:
     return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
 
 
-def resolve_resources(resources: dict[str, Any], cluster: list[dict[str, float]], n_trials: int) -> dict[str, Any]:
+MAX_TRIALS_PER_CPU = 2  # trials at once per CPU of the cluster: each is a Python process with torch (~0.5 GB)
+
+
+def local_machine() -> list[dict[str, float]]:
+    """This machine as the one node of the local Ray instance a sweep would start: its CPUs and CUDA GPUs."""
+    import torch
+
+    return [{"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}]
+
+
+def resolve_resources(resources: dict[str, Any], cluster: list[dict[str, float]], n_trials: int,
+                      threads: int | None = None) -> dict[str, Any]:
     """Per-trial request {cpu, gpu} and the number of trials that can run at once ("slots").
 
-    Raises ResourceError when no node can hold one trial (Ray would otherwise wait silently).
+    Raises ResourceError, one line naming the setting to change, when no node can hold one trial (Ray would
+    otherwise wait silently), when a trial asks for a GPU and no node has one, when the CPU share is so small
+    that more than ``MAX_TRIALS_PER_CPU`` trials per CPU would run at once (``resources.cpu: 0.01`` would start
+    hundreds of workers of ~0.5 GB each), and when a trial's torch ``threads`` (the largest of the trials')
+    exceed the CPUs it asks for (the threads would fight over fewer cores and train slower).
     gpu "auto": no GPU on a cluster without one, else an equal share of the GPUs between the CPU slots.
     """
     cpu = float(resources.get("cpu", DEFAULT_RESOURCES["cpu"]))
+    if threads is not None and threads > max(1, math.ceil(cpu - 1e-9)):
+        raise ResourceError(
+            f"threads: each trial runs {threads} torch threads but asks for {cpu:g} CPU(s): the threads would share "
+            f"{max(1, math.ceil(cpu)):g} core(s). Ask for as many CPUs (--set resources.cpu={threads}), or fewer threads "
+            "(threads: null takes the trial's CPU share).")
     total_cpu = sum(n.get("CPU", 0) for n in cluster)
     total_gpu = sum(n.get("GPU", 0) for n in cluster)
     max_cpu = max((n.get("CPU", 0) for n in cluster), default=0)
@@ -116,6 +136,12 @@ def resolve_resources(resources: dict[str, Any], cluster: list[dict[str, float]]
         slots = cpu_slots
     if resources.get("max_concurrent"):
         slots = min(slots, int(resources["max_concurrent"]))
+    most = max(1, math.floor(MAX_TRIALS_PER_CPU * total_cpu))
+    if min(slots, n_trials) > most:
+        raise ResourceError(
+            f"resources.cpu: {cpu:g} CPU per trial would run {min(slots, n_trials)} trials at once on {total_cpu:g} CPU(s), "
+            f"each a Python process of ~0.5 GB; ask for at least {total_cpu / most:g} CPU per trial "
+            f"(--set resources.cpu={total_cpu / most:g}) or cap it (--set resources.max_concurrent={most}).")
     return {"cpu": cpu, "gpu": gpu, "slots": max(1, min(slots, n_trials))}
 
 

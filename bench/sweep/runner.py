@@ -42,7 +42,7 @@ from typing import Any
 
 
 from bench.sweep import groups, spec
-from bench.sweep.cluster import QUIET_ENV, connect, nodes, quiet_ray_logs, resolve_resources
+from bench.sweep.cluster import QUIET_ENV, connect, local_machine, nodes, quiet_ray_logs, resolve_resources
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
 from bench.sweep.spec import SweepError, Trial
@@ -170,6 +170,7 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
         groups.units(trials, stack_seeds)  # a configuration the stacked path does not support: refused before any work
         folder = SweepDir(Path(out).resolve() if out is not None else default_out(sweep.name))
         folder.check_new_out()  # before any work: nothing of another directory is overwritten or adopted
+        check_local_resources(sweep, trials, address)  # a request this machine cannot hold: refused before anything is written
         datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
         folder.create(sweep, trials)
     if retry_errors:
@@ -219,7 +220,7 @@ def _tune_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], fold
 
     started_here = connect(options.address, options.verbose)
     try:
-        res = resolve_resources(sweep.resources, nodes(), len(todo))
+        res = resolve_resources(sweep.resources, nodes(), len(todo), threads=most_threads(todo))
         if res["gpu"] > 0:  # trials on a GPU share run on CUDA unless the sweep says otherwise
             for t in todo:
                 t.config.setdefault("device", "cuda")
@@ -262,6 +263,21 @@ def _tune_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], fold
     ideal = trial_s / res["slots"] if res["slots"] else math.nan
     return {"interrupted": bool(missing), "wall_s": wall, "trial_s": trial_s, "slots": res["slots"],
             "overhead": wall / ideal if ideal else math.nan, "n_run": len(progress.finished), "missing": missing}
+
+
+def most_threads(trials: list[Trial]) -> int | None:
+    """The largest torch ``threads`` a trial sets (None: every trial takes its CPU share)."""
+    return max((t.config["threads"] for t in trials if isinstance(t.config.get("threads"), int)), default=None)
+
+
+def check_local_resources(sweep: spec.Sweep, trials: list[Trial], address: str | None) -> None:
+    """The per-trial request against this machine, when the sweep will start a local Ray instance (no ``address``,
+    no $RAY_ADDRESS, no Ray already running here): ``ResourceError`` before any directory is made."""
+    import ray  # (only to ask whether this process already runs one: importing ray starts nothing)
+
+    if address or os.environ.get("RAY_ADDRESS") or ray.is_initialized():
+        return  # a cluster: checked once connected
+    resolve_resources(sweep.resources, local_machine(), len(trials), threads=most_threads(trials))
 
 
 SCHEDULER_METRIC = "val_accuracy"  # what ASHA stops on: the validation split's, never the test split's

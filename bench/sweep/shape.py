@@ -24,8 +24,9 @@ from typing import Any
 import yaml
 
 from moe.files import DuplicateKeyError, load_yaml
+from moe.registry import shown
 
-MAX_TRIALS = 100_000
+MAX_TRIALS = 10_000  # 20 times the largest sweep here; checking a trial costs ~1 ms, running one seconds
 MAPPINGS = ("budget", "settings", "resources", "budgets")
 
 
@@ -92,7 +93,7 @@ def value_problems(description: Any, version: Any, dataset: Any) -> list[str]:
     if not isinstance(description, str):
         problems.append(f"description: must be a string, got {_kind(description)}")
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        problems.append(f"version: must be an integer >= 0, got {version!r}")
+        problems.append(f"version: must be an integer >= 0, got {shown(version)}")
     if not isinstance(dataset, str):
         problems.append(f"dataset: must be a string (a dataset name), got {_kind(dataset)}")
     return problems
@@ -110,7 +111,7 @@ def axis_problem(where: str, values: Any) -> str | None:
         counts = collections.Counter(seen)  # linear: an axis may be long (a --set of 100,000 seeds)
         twice = next((v for v, r in zip(values, seen) if counts[r] > 1), None)
         if twice is not None or any(counts[r] > 1 for r in seen):
-            return f"{where}: the value {twice!r} is listed more than once (its trials would have the same config)"
+            return f"{where}: the value {shown(twice)} is listed more than once (its trials would have the same config)"
     return None
 
 

@@ -36,8 +36,8 @@ from typing import Any
 from bench.sweep import shape
 from moe.config import FIELD_TYPES, Config, ConfigError
 from moe.records.naming import SHORT, format_value  # one spelling of a configuration's name
-from moe.registry import suggestion
-from moe.validate import from_dict
+from moe.registry import shown, shown_key, suggestion
+from moe.validate import from_dict, seed_problems
 
 SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "resources", "budgets")
@@ -84,7 +84,7 @@ class Sweep:
     def budget_overrides(self, budget: str) -> dict[str, Any]:
         """The ``--set`` overrides of a named budget of this sweep file."""
         if budget not in self.budgets:
-            raise SweepError(f"--budget {budget!r}: sweep {self.name!r} has no such budget; valid choices: "
+            raise SweepError(f"--budget {shown(budget)}: sweep {self.name!r} has no such budget; valid choices: "
                              f"{', '.join(self.budgets) or '(none)'}")
         return dict(self.budgets[budget])
 
@@ -138,7 +138,7 @@ def resolve(name: str, folder: str | os.PathLike | None = None) -> Path:
     sweeps = available(folder)
     if name in sweeps:
         return sweeps[name]
-    raise SweepError(f"sweep: unknown sweep {name!r}{suggestion(name, sweeps)}; valid choices: {', '.join(sweeps) or '(none)'}"
+    raise SweepError(f"sweep: unknown sweep {shown(name)}{suggestion(name, sweeps)}; valid choices: {', '.join(sweeps) or '(none)'}"
                      " (or a path to a .yaml file)")
 
 
@@ -156,7 +156,7 @@ def load(name: str, overrides: dict[str, Any] | None = None, folder: str | os.Pa
 
 def from_mapping(data: dict[str, Any], name: str, path: str | None = None,
                  overrides: dict[str, Any] | None = None) -> Sweep:
-    problems = [f"{k}: unknown sweep key{suggestion(str(k), TOP_KEYS)}; valid keys: {', '.join(TOP_KEYS)}"
+    problems = [f"{shown_key(k)}: unknown sweep key{suggestion(str(k), TOP_KEYS)}; valid keys: {', '.join(TOP_KEYS)}"
                 for k in data if k not in TOP_KEYS]
     if "grid" not in data:
         problems.append("grid: missing (a mapping of config field -> list of values)")
@@ -206,7 +206,7 @@ def _check_sections(sweep: Sweep) -> None:
     for section in ("budget", "settings"):
         for key in getattr(sweep, section):
             if key not in FIELD_TYPES:
-                problems.append(f"{section}.{key}: unknown config field{suggestion(str(key), FIELD_TYPES)}")
+                problems.append(f"{section}.{shown_key(key)}: unknown config field{suggestion(str(key), FIELD_TYPES)}")
     for key in sweep.budget:
         if key in FIELD_TYPES and key not in BUDGET_FIELDS:
             problems.append(f"budget.{key}: not a budget field ({', '.join(BUDGET_FIELDS)}); put it under settings")
@@ -216,22 +216,22 @@ def _check_sections(sweep: Sweep) -> None:
             continue
         for axis, values in sub.items():
             if axis not in FIELD_TYPES:
-                problems.append(f"grid.{axis}: unknown config field{suggestion(str(axis), FIELD_TYPES)}")
+                problems.append(f"grid.{shown_key(axis)}: unknown config field{suggestion(str(axis), FIELD_TYPES)}")
             elif problem := shape.axis_problem(f"grid.{axis}", values):
                 problems.append(problem)
     if not problems and (problem := shape.size_problem(sweep.grid)):
         problems.append(problem)
     for key in sweep.resources:
         if key not in RESOURCE_KEYS:
-            problems.append(f"resources.{key}: unknown resource{suggestion(str(key), RESOURCE_KEYS)}; "
+            problems.append(f"resources.{shown_key(key)}: unknown resource{suggestion(str(key), RESOURCE_KEYS)}; "
                             f"valid keys: {', '.join(RESOURCE_KEYS)}")
     cpu, gpu, conc = (sweep.resources.get(k) for k in RESOURCE_KEYS)
     if not (isinstance(cpu, (int, float)) and not isinstance(cpu, bool) and cpu > 0):
-        problems.append(f"resources.cpu: must be a number > 0 (CPUs per trial), got {cpu!r}")
+        problems.append(f"resources.cpu: must be a number > 0 (CPUs per trial), got {shown(cpu)}")
     if gpu != "auto" and not (isinstance(gpu, (int, float)) and not isinstance(gpu, bool) and 0 <= gpu):
-        problems.append(f"resources.gpu: must be 'auto' or a number >= 0 (GPUs per trial, may be fractional), got {gpu!r}")
+        problems.append(f"resources.gpu: must be 'auto' or a number >= 0 (GPUs per trial, may be fractional), got {shown(gpu)}")
     if conc is not None and not (isinstance(conc, int) and not isinstance(conc, bool) and conc >= 1):
-        problems.append(f"resources.max_concurrent: must be an integer >= 1 or null, got {conc!r}")
+        problems.append(f"resources.max_concurrent: must be an integer >= 1 or null, got {shown(conc)}")
     problems += shape.value_problems(sweep.description, sweep.version, sweep.dataset)
     if problems:
         raise SweepError([f"{sweep.name}: {p}" for p in problems])
@@ -247,11 +247,11 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise SweepError(f"--set {pair!r}: expected key=value (for example --set epochs=3 or --set experts=[2,4])")
+            raise SweepError(f"--set {shown(pair)}: expected key=value (for example --set epochs=3 or --set experts=[2,4])")
         try:
             out[key.strip()] = shape.parse_yaml(text, "cannot read the value") if text.strip() else None
         except shape.ShapeError as err:
-            raise SweepError(f"--set {pair!r}: {err}") from None
+            raise SweepError(f"--set {shown(pair)}: {err}") from None
     return out
 
 
@@ -269,7 +269,7 @@ def apply_override(sweep: Sweep, key: str, value: Any) -> None:
     values, a scalar leaves one), else sets the budget (epochs, n_train, n_test) or the settings.
     """
     if not isinstance(key, str):
-        raise SweepError(f"--set {key!r}: a key is text (a config field, section.field, ...), got {type(key).__name__}")
+        raise SweepError(f"--set {shown(key)}: a key is text (a config field, section.field, ...), got {type(key).__name__}")
     section, dot, name = key.partition(".")
     if not dot:
         if key in ("description", "version"):
@@ -285,7 +285,7 @@ def apply_override(sweep: Sweep, key: str, value: Any) -> None:
                 target[key] = value
         else:
             valid = override_keys()
-            raise SweepError(f"--set {key}: unknown key{suggestion(key, valid)}; valid keys: a config field "
+            raise SweepError(f"--set {shown_key(key)}: unknown key{suggestion(key, valid)}; valid keys: a config field "
                              f"({', '.join(FIELD_TYPES)}), description, version, budget.<field>, settings.<field>, "
                              f"grid.<field>, resources.<{'|'.join(RESOURCE_KEYS)}>")
         return
@@ -298,7 +298,7 @@ def apply_override(sweep: Sweep, key: str, value: Any) -> None:
         for sub in axes:
             sub[name] = value
     else:
-        raise SweepError(f"--set {key}: unknown key{suggestion(key, override_keys())}")
+        raise SweepError(f"--set {shown_key(key)}: unknown key{suggestion(key, override_keys())}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -318,11 +318,11 @@ def expand_value(axis: str, value: Any) -> dict[str, Any]:
         for part in filter(None, (p.strip() for p in m.group(2).split(","))):
             k, sep, v = part.partition("=")
             if not sep:
-                raise SweepError(f"grid.{axis}: {value!r}: expected key=value inside the brackets, got {part!r}")
+                raise SweepError(f"grid.{axis}: {shown(value)}: expected key=value inside the brackets, got {shown(part)}")
             try:
                 out[ALIASES.get(k.strip(), k.strip())] = shape.parse_yaml(v, f"{k.strip()}=")
             except shape.ShapeError as err:
-                raise SweepError(f"grid.{axis}: {value!r}: cannot read the value of {err}") from None
+                raise SweepError(f"grid.{axis}: {shown(value)}: cannot read the value of {err}") from None
         return out
     return {axis: value}
 
@@ -351,24 +351,34 @@ FIELD_DEFAULTS = {k: v for k, v in from_dict({}, validate=False).to_dict().items
 # ---------------------------------------------------------------------------------------------------
 
 def validate(sweep: Sweep, trials: list[Trial] | None = None) -> list[Trial]:
-    """Check every trial config with ``moe.config.from_dict``; raise one SweepError listing each problem once.
+    """Check every trial config with ``moe.validate.from_dict`` (each configuration once for all its seeds); raise
+    one SweepError listing each problem once.
 
     Each problem line names the configurations it affects. Also refuses two trials with the same config.
     """
     trials = sweep.trials() if trials is None else trials
     where: dict[str, list[str]] = {}
     seen: dict[tuple, Trial] = {}
+    checked: dict[str, tuple[dict[str, Any] | None, list[str]]] = {}  # a configuration is checked once for all its seeds
     for t in trials:
-        try:
-            full = from_dict(t.config).to_dict()
-        except ConfigError as err:
-            for p in err.problems:
+        seedless = {k: v for k, v in t.config.items() if k != "seed"}
+        config_key = repr(sorted(seedless.items(), key=lambda kv: kv[0]))
+        if config_key not in checked:
+            try:
+                checked[config_key] = (from_dict(seedless).to_dict(), [])
+            except ConfigError as err:
+                checked[config_key] = (None, err.problems)
+        full, problems = checked[config_key]
+        seed_bad = seed_problems(t.config["seed"]) if "seed" in t.config else []
+        if problems or seed_bad:
+            for p in problems + seed_bad:
                 where.setdefault(p, []).append(t.name)
             continue
+        full = {**full, "seed": from_dict({"seed": t.config["seed"]}, validate=False).seed} if "seed" in t.config else full
         key = tuple(sorted((k, repr(v)) for k, v in full.items()))
         if key in seen:
             where.setdefault(f"trials {seen[key].index} and {t.index} have the same config "
-                             f"({t.name}, seed {full['seed']}): remove the duplicate from the grid", [])
+                             f"({shown_key(t.name)}, seed {full['seed']}): remove the duplicate from the grid", [])
         seen[key] = t
     if not trials:
         where["grid: the sweep has no trials"] = []
@@ -376,7 +386,7 @@ def validate(sweep: Sweep, trials: list[Trial] | None = None) -> list[Trial]:
         lines = []
         for problem, names in where.items():
             uniq = list(dict.fromkeys(names))
-            affected = f" [in {len(uniq)} configuration(s): {', '.join(uniq[:4])}{', ...' if len(uniq) > 4 else ''}]" if uniq else ""
+            affected = f" [in {len(uniq)} configuration(s): {', '.join(shown_key(n) for n in uniq[:4])}{', ...' if len(uniq) > 4 else ''}]" if uniq else ""
             lines.append(f"{sweep.name}: {problem}{affected}")
         raise SweepError(lines)
     return trials

@@ -150,13 +150,16 @@ def checkpoint_fields(config: dict[str, Any], seed: int | None, history: list[di
             "routing_dynamics": routing_dynamics, "timing": timing, "versions": versions(), "provenance": provenance}
 
 
-def out_problem(out: str) -> str | None:
-    """Why the record cannot be written at ``--out`` (a directory, a file on the way, a folder not writable)."""
+def out_problem(out: str, force: bool = False) -> str | None:
+    """Why the record cannot be written at ``--out`` (a directory, a file on the way, a folder not writable, or,
+    unless ``force``, a file that exists: nothing a user owns is overwritten without being asked)."""
     path, folder = Path(out), Path(out).parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if path.is_dir() or not folder.is_dir():
         return f"--out {out}: " + ("a directory; give the record's file path" if path.is_dir() else f"{folder} is a file")
+    if not force and (path.exists() or path.is_symlink()):
+        return f"--out {out}: the file exists; give a new path, or add --force to overwrite it"
     try:
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as err:

@@ -344,6 +344,7 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m moe.train", description="Train one mixture-of-experts model and write its run record.")
     ap.add_argument("--config", help="YAML or JSON file of config fields (flags override it)")
     ap.add_argument("--out", help="write the run record (JSON) here")
+    ap.add_argument("--force", action="store_true", help="overwrite the --out file if it exists (refused otherwise)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--trace", help="text datasets: write the validation split's routing trace (moe.records.trace, .npz) here")
     docs, defaults, choices = field_help(), Config(), field_choices()
@@ -360,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     """Exit 0: a finished run; 2: a bad config or missing data (one ``error:`` line per problem, nothing run);
     1: the run diverged (one line saying at which epoch and why; the record still written with ``--out``)."""
     args = parser().parse_args(argv)
-    if args.out and (problem := out_problem(args.out)):
+    if args.out and (problem := out_problem(args.out, force=args.force)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     values: dict[str, Any] = {}

@@ -3,6 +3,7 @@
 crash once training had finished, losing the record)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -59,3 +60,21 @@ def test_out_whose_parent_is_still_to_be_made_is_accepted(tmp_path, monkeypatch,
     out = tmp_path / "new" / "deeper" / "record.json"
     assert moe.training.loop.main(["--out", str(out), "--epochs", "1", "--quiet"]) == 0
     assert out.is_file() and sorted(p.name for p in tmp_path.rglob("*")) == ["deeper", "new", "record.json"]
+
+
+def test_an_existing_out_file_is_refused_unless_forced(tmp_path, monkeypatch, capsys):
+    """A file of the user's at --out is never overwritten silently: refused before training, kept as it was;
+    --force overwrites it with the record."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    monkeypatch.setattr(moe.training.loop, "run", lambda cfg, progress=True: pytest.fail("training started"))
+    err = refused(capsys, str(notes))
+    assert "the file exists; give a new path, or add --force to overwrite it" in err
+    assert notes.read_text() == "my notes\n"
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "nowhere.json")  # a dangling link is something of the user's too
+    assert "the file exists" in refused(capsys, str(link))
+    record = {"status": "ok", "test": {"accuracy": 0.5}, "timing": {"train_s": 0.1}}
+    monkeypatch.setattr(moe.training.loop, "run", lambda cfg, progress=True: record)
+    assert moe.training.loop.main(["--out", str(notes), "--force", "--epochs", "1", "--quiet"]) == 0
+    assert json.loads(notes.read_text())["status"] == "ok"
