@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.report.reproduction import write_reproduction_report
 from bench.report.sweep import write_sweep_report
-from bench.sweep.layout import SweepDir
+from bench.sweep.layout import DamagedFile, SweepDir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
             written = [write_sweep_report(folder)]
         else:
             raise FileNotFoundError(f"{folder}: no such directory")
-    except FileNotFoundError as err:
+    except (FileNotFoundError, DamagedFile) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for p in written:

@@ -12,6 +12,7 @@ commits, data fingerprints, kernel backend, device).
 from __future__ import annotations
 
 import json
+import sys
 import math
 from pathlib import Path
 from typing import Any
@@ -197,10 +198,7 @@ def scores_section(present: set[str]) -> str:
 
 
 def environment_section(sweep_dir: SweepDir, runs: pd.DataFrame, records: list[dict[str, Any]]) -> str:
-    try:
-        meta = json.loads(sweep_dir.meta_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        meta = {}
+    meta = sweep_dir.meta_state()
     rows = [["sweep created", h.esc(meta.get("created", "–"))]]
     rows += [[f"version: {h.esc(k)}", h.esc(v)] for k, v in (meta.get("versions") or {}).items()]
     for col, label in (("git_commit", "git commits of the runs"), ("git_dirty", "tree dirty"), ("data_sha256", "data sha256"),
@@ -216,10 +214,20 @@ def environment_section(sweep_dir: SweepDir, runs: pd.DataFrame, records: list[d
 
 def sweep_file_section(sweep_dir: SweepDir) -> str:
     meta = sweep_dir.sweep_meta()
-    out = h.pre(json.dumps(meta, indent=1, default=str)) if meta else "<p>No sweep.json (a hand-made runs.csv).</p>"
+    if meta:
+        out = h.pre(json.dumps(meta, indent=1, default=str))
+    elif sweep_dir.meta_path.exists():
+        print(f"warning: {sweep_dir.meta_path} is damaged: the report shows no sweep file", file=sys.stderr)
+        out = "<p>sweep.json is damaged: no sweep file to show.</p>"
+    else:
+        out = "<p>No sweep.json (a hand-made runs.csv).</p>"
     path = meta.get("path")
-    if path and Path(path).is_file():
-        out = f"<h3><code>{h.esc(path)}</code></h3>" + h.pre(Path(path).read_text()) + "<h3>Resolved (sweep.json)</h3>" + out
+    if isinstance(path, str) and Path(path).is_file():
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError):
+            return out
+        out = f"<h3><code>{h.esc(path)}</code></h3>" + h.pre(text) + "<h3>Resolved (sweep.json)</h3>" + out
     return out
 
 

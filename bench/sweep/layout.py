@@ -32,13 +32,15 @@ import pandas as pd
 from bench.sweep.spec import Sweep, SweepError, Trial
 from moe.files import load_json
 from moe.records.record import STATUSES, versions, write_json_atomic
+from moe.registry import shown, shown_key
 
 META = "sweep.json"
 RUNS_CSV = "runs.csv"
 STATE_FILE = "state.pt"  # the training state inside a checkpoint directory
 # optional record fields and the JSON types they must have when present (None is allowed for all but config)
-RECORD_FIELDS = {"bench": dict, "config": dict, "test": dict, "history": list, "timing": dict, "versions": dict,
-                 "dataset": dict, "allocation": list}
+RECORD_FIELDS = {"bench": dict, "config": dict, "test": dict, "validation": dict, "history": list, "timing": dict,
+                 "versions": dict, "dataset": dict, "allocation": list, "test_assignment": list, "routing_dynamics": dict,
+                 "provenance": dict}
 TRIAL_KEYS = ("index", "name", "config", "fault")
 
 
@@ -57,9 +59,24 @@ def record_problem(rec: Any, index: int | None) -> str | None:
             return f"{key}: expected a JSON {'object' if kind is dict else 'array'}, got {type(rec[key]).__name__}"
     if rec.get("config") is None and "config" in rec:
         return "config: expected a JSON object, got null"
-    found = (rec.get("bench") or {}).get("index", index)
+    if index is not None and not isinstance(rec.get("bench"), dict):
+        return ("a foreign record: it has no 'bench' block, so it is no trial of this sweep (a record of "
+                "python -m moe.train copied in?)")
+    bench = rec.get("bench") or {}
+    found = bench.get("index", index)
     if index is not None and (isinstance(found, bool) or found != index):
-        return f"bench.index {found!r} is not the trial of its file name ({index})"
+        return f"bench.index {shown(found)} is not the trial of its file name ({index})"
+    if "name" in bench and not isinstance(bench["name"], str):
+        return f"bench.name: expected text (the configuration's name), got {shown(bench['name'])}"
+    for block in ("test", "validation"):
+        bad = next((k for k, v in (rec.get(block) or {}).items()
+                    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))), None)
+        if bad is not None:
+            return f"{block}.{shown_key(bad)}: expected a number or null, got {shown(rec[block][bad])}"
+    alloc = rec.get("allocation")
+    if alloc and not (all(isinstance(r, list) for r in alloc) and len({len(r) for r in alloc}) == 1
+                      and all(isinstance(v, (int, float)) and not isinstance(v, bool) for r in alloc for v in r)):
+        return "allocation: expected a class x expert matrix of counts"
     return None
 
 
@@ -89,9 +106,24 @@ def read_json_file(path: Path) -> Any:
         raise DamagedFile(f"not valid JSON: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
 
 
+RUNS_CSV_COLUMNS = ("name", "status")  # what every table of a runs.csv without records reads
+
+
 def read_runs_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """A runs.csv (a sweep directory's, or one given by path): the one place the file is parsed."""
-    return pd.read_csv(path)
+    """A runs.csv (a sweep directory's, or one given by path): the one place the file is parsed. DamagedFile, one
+    line naming the file, when it does not parse as CSV text or lacks the columns every table reads."""
+    try:
+        runs = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, OSError) as err:  # pandas' ParserError and EmptyDataError are ValueErrors
+        if isinstance(err, FileNotFoundError):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DamagedFile(f"{path}: not a readable runs.csv ({first[:160]})") from None
+    missing = [c for c in RUNS_CSV_COLUMNS if c not in runs.columns]
+    if missing:
+        raise DamagedFile(f"{path}: not a runs.csv of a sweep: no {', '.join(missing)} column (it has: "
+                          f"{shown_key(', '.join(map(str, runs.columns)))})")
+    return runs
 
 
 def default_out(name: str, root: str | os.PathLike = "results") -> Path:
@@ -188,6 +220,14 @@ class SweepDir:
             return meta_problem(read_json_file(self.meta_path)) is None
         except (OSError, DamagedFile):
             return False
+
+    def meta_state(self) -> dict[str, Any]:
+        """The whole sweep.json (sweep, trials, created, versions) when it is sound, else {}."""
+        try:
+            state = read_json_file(self.meta_path)
+        except (OSError, DamagedFile):
+            return {}
+        return state if meta_problem(state) is None else {}
 
     def sweep_meta(self) -> dict[str, Any]:
         """The resolved sweep as a dict, or {} when there is none (a hand-made runs.csv) or it is damaged."""

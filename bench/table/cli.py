@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.sweep.layout import SweepDir
+from bench.sweep.layout import DamagedFile, SweepDir
 from bench.table.tables import build
 
 
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         out = build(args.dir, plots=not args.no_plots)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, DamagedFile) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(SweepDir(args.dir).table_path("table.md").read_text())

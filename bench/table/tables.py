@@ -52,7 +52,8 @@ def write_csv(path: Path, df: pd.DataFrame) -> Path:
 
 
 def load_runs(folder: str | Path) -> pd.DataFrame:
-    """The runs of a sweep directory: from its records when there are any, else its runs.csv."""
+    """The runs of a sweep directory: from its records when there are any, else its runs.csv
+    (``bench.sweep.layout.read_runs_csv``: DamagedFile when it cannot be read)."""
     sweep_dir = SweepDir(folder)
     records = sweep_dir.read_records()
     if records:

@@ -15,6 +15,7 @@ as ``nan``. A missing, unreadable or malformed record is one line on stderr and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -50,8 +51,8 @@ def load_record(path: str | Path) -> dict:
         raise RecordError(f"{path}: cannot read: {exc}") from None
     try:
         record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}: not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError; nesting or an integer beyond Python's limits
+        raise RecordError(f"{path}: not JSON: {str(exc)[:200] or type(exc).__name__}") from None
     _check_record(record, path)
     return record
 
@@ -73,18 +74,51 @@ def _check_record(record, path: Path) -> None:
     for key, value in (test or {}).items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise RecordError(f"{path}: not a run record (test.{key} is not a number)")
+    for key, kind in _OPTIONAL.items():
+        if record.get(key) is not None and not isinstance(record[key], kind):
+            raise RecordError(f"{path}: not a run record ({key} is not {_KINDS[kind]})")
+    if not all(isinstance(h, dict) for h in record.get("history") or []):
+        raise RecordError(f"{path}: not a run record (history is not a list of objects, one per epoch)")
+    if not all(isinstance(v, dict) for v in (record.get("views") or {}).values()):
+        raise RecordError(f"{path}: not a run record (views is not an object of objects, one per view)")
+    _check_dynamics(record.get("routing_dynamics"), path)
     _check_allocation(record, path)
+    if record.get("ablation") and not _is_matrix(record["ablation"], allow_null=True, nonnegative=False):
+        raise RecordError(f"{path}: not a run record (ablation is not an E x C matrix of numbers)")
+
+
+_OPTIONAL = {"status": str, "error": str, "history": list, "views": dict, "ablation": list, "ablation_rule": str,
+             "routing_dynamics": dict, "timing": dict, "versions": dict}  # each may be absent or null
+_KINDS = {str: "text", list: "a list", dict: "an object"}
+
+
+def _is_number(v, allow_null: bool = False) -> bool:
+    return (v is None and allow_null) or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _is_matrix(rows, allow_null: bool = False, nonnegative: bool = True) -> bool:
+    """A non-empty list of non-empty lists of one length, of numbers (>= 0 when ``nonnegative``; or null)."""
+    return (isinstance(rows, list) and bool(rows) and all(isinstance(r, list) and r for r in rows)
+            and len({len(r) for r in rows}) == 1
+            and all(_is_number(v, allow_null) and (not nonnegative or v is None or v >= 0) for r in rows for v in r))
+
+
+def _check_dynamics(dynamics, path: Path) -> None:
+    """``routing_dynamics`` (``moe.scoring.saturation``): either ``undefined`` (why), or the curve and its keys."""
+    if not dynamics or dynamics.get("undefined"):
+        return
+    curve = dynamics.get("router_saturation")
+    if not (isinstance(curve, list) and all(_is_number(v, allow_null=True) for v in curve)
+            and {"k", "reference_epoch", "saturation_epoch"} <= dynamics.keys()):
+        raise RecordError(f"{path}: not a run record (routing_dynamics needs router_saturation, a list of numbers, "
+                          "and k, reference_epoch, saturation_epoch)")
 
 
 def _check_allocation(record: dict, path: Path) -> None:
     alloc = record["allocation"]
     if alloc is None or alloc == []:
         return
-    ok = isinstance(alloc, list) and all(isinstance(r, list) and r for r in alloc)
-    ok = ok and len({len(r) for r in alloc}) == 1
-    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-                    for r in alloc for v in r)
-    if not ok:
+    if not _is_matrix(alloc):
         raise RecordError(f"{path}: not a run record (allocation is not a C x E matrix of counts)")
     names = record["dataset"].get("class_names")
     if names is not None and (not isinstance(names, list) or len(names) != len(alloc)):
@@ -221,8 +255,11 @@ def write_outputs(record: dict, record_path: str | Path,
         allocation_heatmap(record["allocation"], _class_names(record), png, title=wrapped(title))
     abl = ablation_path(record_path, out_dir) if record.get("ablation") else None
     if abl is not None:
-        ablation_heatmap(record["ablation"], _class_names(record), abl, title=f"{wrapped(title)}: ablation")
-    extra = [save_png(fig, figure_path(record_path, key, out_dir)) for key, fig in record_figures(record, title).items()]
+        with _field("ablation", record_path):
+            ablation_heatmap(record["ablation"], _class_names(record), abl, title=f"{wrapped(title)}: ablation")
+    with _field("history or views", record_path):  # shapes inside them the checks above do not reach
+        figures = record_figures(record, title)
+    extra = [save_png(fig, figure_path(record_path, key, out_dir)) for key, fig in figures.items()]
     heading = f"Run {name}" + (f": {title}" if title != name else "")
     text = summary_markdown(record, heading, png.name if has_alloc else None, abl.name if abl is not None else None)
     if extra:
@@ -230,6 +267,17 @@ def write_outputs(record: dict, record_path: str | Path,
     extra += [abl] if abl is not None else []
     atomic_write_bytes(md, text.encode("utf-8"))
     return (png if has_alloc else None), md, extra
+
+
+@contextlib.contextmanager
+def _field(name: str, record_path: str | Path):
+    """A picture drawn from a record's field: what that field holds, when it cannot be drawn, is one RecordError
+    line naming the field (the record is damaged or hand-edited), never a traceback."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise RecordError(f"{record_path}: not a run record ({name} cannot be drawn: {type(exc).__name__}: "
+                          f"{str(exc)[:80]})") from None
 
 
 def main(argv: list[str] | None = None) -> int:

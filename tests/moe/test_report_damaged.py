@@ -1,0 +1,68 @@
+"""moe.report on a damaged or hand-edited record: every field of a real record replaced by a value of the wrong
+type or shape gives either a report or one ``error:`` line with exit status 2, never a traceback."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from moe.pictures import report
+
+WRONG = [1, "x", [[1, "x"]], [[1], [1, 2]], {"a": [1]}, [{"epoch": "x", "expert_share": [[1], [1, 2]]}]]
+
+pytestmark = pytest.mark.slow  # draws a picture for each value it accepts
+
+
+@pytest.fixture(scope="module")
+def real_record():
+    from moe.training.loop import run  # a real record holds every field moe.report draws (views, ablation, dynamics)
+
+    return json.loads(json.dumps(run({"dataset": "gm6", "experts": 3, "epochs": 2, "n_train": 240, "n_test": 120},
+                                     progress=False), default=float))
+
+
+def outcome(tmp_path, capsys, record) -> int:
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(record))
+    code = report.main([str(path), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    if code == 2:
+        lines = captured.err.splitlines()
+        assert len(lines) == 1 and "error: " in lines[0] and "not a run record" in lines[0], captured.err
+    else:
+        assert code == 0 and not captured.err
+    return code
+
+
+def test_the_real_record_is_reported(tmp_path, capsys, real_record):
+    assert {"history", "views", "ablation", "routing_dynamics"} <= real_record.keys()
+    assert outcome(tmp_path, capsys, real_record) == 0
+    assert (tmp_path / "out" / "run.ablation.png").exists() and (tmp_path / "out" / "run.curves.png").exists()
+
+
+@pytest.mark.parametrize("field", ["history", "views", "ablation", "routing_dynamics", "timing", "versions", "status",
+                                   "error", "allocation", "test", "dataset", "config"])
+def test_a_field_of_the_wrong_type_or_shape_is_one_line(tmp_path, capsys, real_record, field):
+    refused = 0
+    for value in WRONG:
+        refused += outcome(tmp_path, capsys, {**real_record, field: value}) == 2
+    assert refused  # each field has some wrong value that is refused (not silently drawn)
+
+
+@pytest.mark.parametrize("view", ["gate_regions"])
+def test_a_view_of_the_wrong_shape_is_one_line(tmp_path, capsys, real_record, view):
+    assert view in real_record["views"]
+    for key in real_record["views"][view]:
+        for value in WRONG:
+            views = {**real_record["views"], view: {**real_record["views"][view], key: value}}
+            outcome(tmp_path, capsys, {**real_record, "views": views})
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"schema": 1' + "1" * 5000 + "}"])
+def test_json_beyond_the_parser_limits_is_one_line(tmp_path, capsys, text):
+    path = tmp_path / "run.json"
+    path.write_text(text)
+    assert report.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "not JSON" in err
