@@ -205,16 +205,6 @@ LR_WHY = " (a normal float32 up to 10)"
 SEED_WHY = " (torch.manual_seed takes 64-bit seeds)"
 
 
-def seed_problems(value: Any) -> list[str]:
-    """The problems of a ``seed`` value alone, the lines :func:`from_dict` gives for it. No other rule reads the
-    seed, so a sweep checks each configuration once for all its seeds (``bench.sweep.spec.validate``)."""
-    try:
-        seed = parse({"seed": value}).seed
-    except ConfigError as err:
-        return err.problems
-    problem = int_problem("seed", seed, 0, caps.MAX_SEED, why=SEED_WHY)
-    return [problem] if problem else []
-
 
 def field_problems(cfg: Config) -> list[str]:
     """Every field's own domain, one message per bad field, nothing about the other fields (those rules come

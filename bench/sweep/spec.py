@@ -1,4 +1,5 @@
 """Sweep files: ``sweeps/<name>.yaml`` read strictly (``bench.sweep.shape``), overridden by ``--set``, expanded into trials.
+(Long because the sweep language is one vocabulary: its sections, --set keys, grid values, names and checks.)
 
 A sweep is data (benchopt's parameters grid, lm-eval's versioned YAML task)::
 
@@ -37,7 +38,8 @@ from bench.sweep import shape
 from moe.config import FIELD_TYPES, Config, ConfigError
 from moe.records.naming import SHORT, format_value  # one spelling of a configuration's name
 from moe.registry import shown, shown_key, suggestion
-from moe.validate import from_dict, seed_problems
+from moe import config as caps
+from moe.validate import SEED_WHY, from_dict, int_problem
 
 SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "resources", "budgets")
@@ -359,22 +361,13 @@ def validate(sweep: Sweep, trials: list[Trial] | None = None) -> list[Trial]:
     trials = sweep.trials() if trials is None else trials
     where: dict[str, list[str]] = {}
     seen: dict[tuple, Trial] = {}
-    checked: dict[str, tuple[dict[str, Any] | None, list[str]]] = {}  # a configuration is checked once for all its seeds
+    cache: dict[str, tuple[dict[str, Any] | None, list[str]]] = {}
     for t in trials:
-        seedless = {k: v for k, v in t.config.items() if k != "seed"}
-        config_key = repr(sorted(seedless.items(), key=lambda kv: kv[0]))
-        if config_key not in checked:
-            try:
-                checked[config_key] = (from_dict(seedless).to_dict(), [])
-            except ConfigError as err:
-                checked[config_key] = (None, err.problems)
-        full, problems = checked[config_key]
-        seed_bad = seed_problems(t.config["seed"]) if "seed" in t.config else []
-        if problems or seed_bad:
-            for p in problems + seed_bad:
-                where.setdefault(p, []).append(t.name)
+        full, problems = checked_config(t.config, cache)
+        for p in problems:
+            where.setdefault(p, []).append(t.name)
+        if full is None:
             continue
-        full = {**full, "seed": from_dict({"seed": t.config["seed"]}, validate=False).seed} if "seed" in t.config else full
         key = tuple(sorted((k, repr(v)) for k, v in full.items()))
         if key in seen:
             where.setdefault(f"trials {seen[key].index} and {t.index} have the same config "
@@ -390,6 +383,27 @@ def validate(sweep: Sweep, trials: list[Trial] | None = None) -> list[Trial]:
             lines.append(f"{sweep.name}: {problem}{affected}")
         raise SweepError(lines)
     return trials
+
+
+def checked_config(config: dict[str, Any], cache: dict) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the complete config, []) or (None, its problems). No rule but its own range reads the seed, so each
+    configuration is validated once for all its seeds (``cache``) and the seed alone, with the same lines."""
+    rest = {k: v for k, v in config.items() if k != "seed"}
+    key = repr(sorted(rest.items()))
+    if key not in cache:
+        try:
+            cache[key] = (from_dict(rest).to_dict(), [])
+        except ConfigError as err:
+            cache[key] = (None, err.problems)
+    full, problems = cache[key]
+    if "seed" not in config:
+        return full, problems
+    try:
+        seed = from_dict({"seed": config["seed"]}, validate=False).seed
+        problems = problems + [p for p in [int_problem("seed", seed, 0, caps.MAX_SEED, why=SEED_WHY)] if p]
+    except ConfigError as err:
+        problems = problems + err.problems
+    return (None, problems) if problems else ({**full, "seed": seed}, [])
 
 
 def count_trials(sweep: Sweep) -> int:

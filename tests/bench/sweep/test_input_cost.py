@@ -159,8 +159,8 @@ def test_a_local_sweep_checks_its_request_against_this_machine_before_writing(mo
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(cluster, "local_machine", lambda: [{"CPU": 2.0, "GPU": 0.0}])
     monkeypatch.setattr(runner, "local_machine", lambda: [{"CPU": 2.0, "GPU": 0.0}])
-    monkeypatch.setattr(runner, "_run_trials", lambda *a, **k: pytest.fail("reached Ray"))
+    monkeypatch.setattr(runner, "_tune_trials", lambda *a, **k: pytest.fail("reached Ray"))
     grid = {"router": ["softmax"], "experts": [2], "seed": list(range(8))}
     with pytest.raises(ResourceError, match=needle):
-        runner.run(sweep_file(grid=grid), out=tmp_path / "out", **sets)
+        runner.run_trials(sweep_file(grid=grid), out=tmp_path / "out", **sets)
     assert not (tmp_path / "out").exists()
