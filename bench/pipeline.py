@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 
 from bench.report.sweep import write_sweep_report
+from bench.sweep.layout import SweepDir
+from bench.sweep.lock import released_after
 from bench.sweep.runner import run_trials
 from bench.table.tables import build as build_tables
 
@@ -23,6 +25,8 @@ __all__ = ["run_sweep", "tables_and_report"]
 def tables_and_report(folder: str) -> dict[str, Any]:
     """Build a sweep directory's tables, then its report.html; a report that fails costs neither records nor
     tables (a warning says how to rebuild it). Returns what ``bench.table.tables.build`` returns."""
+    if not SweepDir(folder).record_files() and not SweepDir(folder).runs_csv.is_file():
+        return {"runs": pd.DataFrame(columns=["index", "name", "status"]), "files": []}  # stopped before any record
     built = build_tables(folder)
     try:
         write_sweep_report(folder, built)
@@ -35,7 +39,8 @@ def tables_and_report(folder: str) -> dict[str, Any]:
 def run_sweep(name: str | None = None, out: Any = None, address: str | None = None, **options: Any) -> pd.DataFrame:
     """Run (or resume) a sweep's trials, then write its tables and report; returns the runs table."""
     started = time.perf_counter()
-    stats = run_trials(name, out, address, **options)
-    runs = tables_and_report(stats["out"])["runs"]
+    with released_after():  # the sweep directory stays locked (one writer) until its tables and report are written
+        stats = run_trials(name, out, address, **options)
+        runs = tables_and_report(stats["out"])["runs"]
     runs.attrs.update(stats, total_s=time.perf_counter() - started)
     return runs

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.sweep import estimate, groups, spec
+from bench.sweep import estimate, groups, lock, spec
 from bench.sweep.cluster import ResourceError
 from bench.sweep.layout import SweepDir
 from bench.pipeline import run_sweep
@@ -118,14 +119,49 @@ def main(argv: list[str] | None = None) -> int:
             return dry_run(args.name or "quick", overrides)
         if args.resume and (args.sets or args.out or args.data_root):
             raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
+        stack_seeds = args.stack_seeds if args.resume else groups.default_mode(args.stack_seeds, args.scheduler)
+        signal.signal(signal.SIGTERM, as_interrupt)  # a SIGTERM (a job scheduler, kill) ends the sweep as Ctrl-C does
         runs = run_sweep(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors,
                          max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
-                         verbose=args.verbose, stack_seeds=groups.default_mode(args.stack_seeds, args.scheduler), **overrides)
+                         verbose=args.verbose, stack_seeds=stack_seeds, **overrides)
     except (SweepError, ResourceError) as err:
         for line in getattr(err, "problems", None) or str(err).splitlines():
             print(f"error: {line.translate(LINE_BREAKS)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return stopped("interrupted", EXIT_INTERRUPTED)
+    except OSError as err:  # a full or read-only disk, a folder removed under the sweep
+        where = f" ({err.filename})" if err.filename else ""
+        return stopped(f"stopped: cannot write{where}: {err.strerror or err}", EXIT_STOPPED, "free space or fix the "
+                       "permissions, then ")
+    except Exception as err:  # a lost cluster, anything Ray raises: its records are safe all the same
+        return stopped(f"stopped: {type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}",
+                       EXIT_STOPPED, "check the cluster (or leave out --address for a local one), then ")
     return report(runs)
+
+
+EXIT_INTERRUPTED, EXIT_STOPPED = 130, 3  # exit codes: 0 done, 2 bad input (nothing run), 3 stopped by the disk or the cluster
+
+
+def as_interrupt(signum, frame) -> None:
+    """SIGTERM handled as SIGINT: by whatever handles Ctrl-C now (Ray Tune's graceful stop while trials run)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def stopped(what: str, code: int, fix: str = "") -> int:
+    """One message for a sweep that stopped before its end: what is safe, and how to continue."""
+    folder = lock.last_locked()
+    if folder is not None:
+        print(f"{what}. Every finished trial's record in {folder} is safe (unfinished trials restart from their "
+              f"last checkpoint); {fix}continue with: python -m bench.sweep --resume {folder}", file=sys.stderr)
+    else:
+        print(f"{what}, before the sweep directory was made: nothing was written; run the same command again",
+              file=sys.stderr)
+    return code
 
 
 def report(runs: pd.DataFrame) -> int:
@@ -133,7 +169,8 @@ def report(runs: pd.DataFrame) -> int:
     a = runs.attrs
     out = Path(a["out"])
     print()
-    print(SweepDir(out).table_path("table.md").read_text())
+    table = SweepDir(out).table_path("table.md")
+    print(table.read_text() if table.is_file() else "(no trial finished: no table yet)")
     if a.get("n_run"):
         ideal = a["trial_s"] / a["slots"]
         verdict = "ok" if a["overhead"] <= OVERHEAD_TARGET else f"above the {OVERHEAD_TARGET} target"

@@ -1,4 +1,5 @@
 """The one owner of a sweep directory's layout: every reader and writer of one goes through :class:`SweepDir`.
+(Long because it is that one owner: every path, check, reader and the writer lock of a sweep directory.)
 
 A sweep directory (``--out``, default ``results/<sweep>-<timestamp>``, see :func:`default_out`)::
 
@@ -29,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.sweep import lock
 from bench.sweep.spec import Sweep, SweepError, Trial
 from moe.files import load_json
 from moe.records.record import STATUSES, versions, write_json_atomic
@@ -194,10 +196,18 @@ class SweepDir:
         """True when the directory holds a sweep (its sweep.json, sound or not: see :meth:`is_sweep`)."""
         return self.meta_path.exists()
 
-    def write_meta(self, sweep: Sweep, trials: list[Trial]) -> None:
+    def write_meta(self, sweep: Sweep, trials: list[Trial], options: dict[str, Any] | None = None) -> None:
+        """sweep.json: the resolved sweep, its trials, and ``options``: how its trials run (``--stack-seeds``,
+        ``--scheduler``, ``--max-failures``), which ``--resume`` restores."""
         write_json_atomic(self.meta_path, {"sweep": sweep.to_dict(), "trials": [t.to_dict() for t in trials],
+                                           "options": dict(options or {}),
                                            "created": datetime.now().isoformat(timespec="seconds"),
                                            "versions": versions()})
+
+    def run_options(self) -> dict[str, Any]:
+        """The options sweep.json saved for its trials ({} for a directory written before they were saved)."""
+        options = self.meta_state().get("options")
+        return options if isinstance(options, dict) else {}
 
     def read_meta(self) -> tuple[dict[str, Any], list[Trial]]:
         """(the resolved sweep as a dict, its trials); SweepError naming the file when the directory holds no
@@ -241,6 +251,8 @@ class SweepDir:
         """Refuse, before any work, an ``--out`` that cannot hold a new sweep: under a file, not writable,
         a file itself, a sweep already, or a non-empty directory that is no sweep of bench.sweep."""
         root = self.root
+        if pid := lock.locked_by_other(root):
+            raise SweepError(f"--out {root}: another process writes there now (PID {pid}); pick a new directory")
         if root.is_dir() and self.meta_path.exists():
             hint = f"continue it with --resume {root}" if self.is_sweep() else f"its {META} is damaged"
             raise SweepError(f"--out {root}: already holds a sweep; {hint} or pick a new directory")
@@ -253,13 +265,32 @@ class SweepDir:
         if problem:
             raise SweepError(f"--out {root}: {problem}")
 
-    def create(self, sweep: Sweep, trials: list[Trial]) -> None:
-        """Make the directory and write its sweep.json (one line, not a traceback, when that fails)."""
+    def create(self, sweep: Sweep, trials: list[Trial], options: dict[str, Any] | None = None) -> None:
+        """Make the directory, take its lock (:meth:`lock`) and write its sweep.json (one line, not a traceback, when
+        that fails; a directory this call made is then removed). Another sweep that made it meanwhile is refused."""
+        made = not self.root.exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            self.write_meta(sweep, trials)
+            self.lock("--out")
+            if self.meta_path.exists() or any(p.name != lock.LOCK_FILE for p in self.root.iterdir()):
+                self.unlock()
+                raise SweepError(f"--out {self.root}: another sweep started there meanwhile; pick a new directory")
+            self.write_meta(sweep, trials, options)
         except OSError as err:
+            self.unlock()
+            if made:
+                shutil.rmtree(self.root, ignore_errors=True)
             raise SweepError(f"--out {self.root}: cannot write there: {err.strerror or err}") from None
+
+    def lock(self, flag: str) -> None:
+        """Hold the directory's writer lock for this process (``bench.sweep.lock``); SweepError naming the holder's PID."""
+        try:
+            lock.acquire(self.root)
+        except lock.LockedError as err:
+            raise SweepError(f"{flag} {self.root}: {err}") from None
+
+    def unlock(self) -> None:
+        lock.release(self.root)
 
     # -- records
     def record_files(self) -> list[Path]:

@@ -128,7 +128,7 @@ def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
 def run_trials(name: str | None = None, out: str | os.PathLike | None = None, address: str | None = None, *,
         resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int = 1,
         scheduler: str | None = None, verbose: bool = False, quiet: bool = False,
-        faults: dict[int | str, str] | None = None, stack_seeds: str | bool = "off",
+        faults: dict[int | str, str] | None = None, stack_seeds: str | bool | None = None,
         _interrupt_after: int | None = None, **overrides: Any) -> dict[str, Any]:
     """Run (or resume) the trials of a sweep, one record each; returns how it went (below). The tables and the
     report: ``bench.pipeline.run_sweep``, which calls this.
@@ -149,7 +149,11 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
         raise SweepError(f"--scheduler {scheduler!r}: valid choices: {', '.join(SCHEDULERS)}")
     if not isinstance(max_failures, int) or max_failures < 0:
         raise SweepError(f"--max-failures: must be an integer >= 0, got {max_failures!r}")
-    stack_seeds = groups.check_mode(stack_seeds)
+    folder = None
+    if resume is not None:  # how the directory's trials ran: restored, or refused when told otherwise
+        folder = SweepDir(Path(resume).resolve())
+        stack_seeds, scheduler = restored_options(folder, stack_seeds, scheduler)
+    stack_seeds = groups.check_mode("off" if stack_seeds is None else stack_seeds)
     if stack_seeds != "off" and scheduler == "asha":
         raise SweepError("--stack-seeds: a seed group reports once, at its end, so --scheduler asha cannot stop it "
                          "early; use one of them")
@@ -172,7 +176,7 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
         folder.check_new_out()  # before any work: nothing of another directory is overwritten or adopted
         check_local_resources(sweep, trials, address)  # a request this machine cannot hold: refused before anything is written
         datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
-        folder.create(sweep, trials)
+        folder.create(sweep, trials, {"stack_seeds": stack_seeds, "scheduler": scheduler or "fifo"})  # and locks it
     if retry_errors:
         moved = folder.set_aside_errors()
         say(f"{len(moved)} error trial(s) to run again; their records are kept in {folder.errors_dir}")
@@ -189,10 +193,28 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     return stats
 
 
+def restored_options(folder: SweepDir, stack_seeds: str | bool | None, scheduler: str | None) -> tuple[str | None, str | None]:
+    """``--stack-seeds`` and ``--scheduler`` of a resumed sweep: those its sweep.json saved (a directory written
+    before they were saved: the ones given, else off / fifo); a different one given is refused with one line."""
+    saved = folder.run_options()
+    given = {"stack_seeds": groups.check_mode(stack_seeds) if stack_seeds is not None else None,
+             "scheduler": scheduler if scheduler not in (None, "fifo") else ("fifo" if scheduler else None)}
+    for key, value in given.items():
+        if value is not None and key in saved and saved[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise SweepError(f"--resume {folder.root}: the sweep ran with {flag} {saved[key]}, not {value}: --resume "
+                             f"continues it as it ran (leave out {flag})")
+    stack = given["stack_seeds"] or saved.get("stack_seeds")
+    sched = given["scheduler"] or saved.get("scheduler")
+    return stack, (None if sched == "fifo" else sched)
+
+
 def _resumed(resume: str | os.PathLike, name: str | None) -> tuple[SweepDir, spec.Sweep, list[Trial]]:
-    """The sweep directory to continue, its sweep and trials (sweep.json checked); its damaged records set aside."""
+    """The sweep directory to continue, its sweep and trials (sweep.json checked), locked for this process (a second
+    writer is refused, naming the first's PID); its damaged records set aside."""
     folder = SweepDir(Path(resume).resolve())
     meta, trials = folder.read_meta()
+    folder.lock("--resume")
     try:
         sweep = spec.from_mapping({k: meta[k] for k in spec.TOP_KEYS if k in meta}, name=meta["name"],
                                   path=meta.get("path"))
