@@ -16,11 +16,15 @@ from typing import Any
 
 import yaml
 
-from moe.registry import shown
-
 
 class DuplicateKeyError(ValueError):
     """A mapping repeats a key; the message names the key and the lines of both."""
+
+
+def _key(key: Any) -> str:
+    """A repeated key for the message, cut to ~80 characters (as ``moe.registry.shown``; this module is a leaf)."""
+    text = repr(key[:320] if isinstance(key, str) else key)
+    return text if len(text) <= 80 else f"{text[:75]}...{text[-2:]}"
 
 
 MAX_YAML_VALUES = 100_000  # scalars, lists and mappings of one YAML document, its aliases expanded
@@ -78,7 +82,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: SafeLoader reports it below
                 continue
             if first is not None:
-                raise DuplicateKeyError(f"duplicate key {shown(key)} on line {line} (first on line {first})")
+                raise DuplicateKeyError(f"duplicate key {_key(key)} on line {line} (first on line {first})")
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -105,4 +109,4 @@ def load_json(text: str | bytes) -> Any:
         raw = text.decode(errors="replace") if isinstance(text, bytes) else text
         lines = [i + 1 for i, ln in enumerate(raw.splitlines()) if json.dumps(key) in ln]
         where = f" on line {lines[1]} (first on line {lines[0]})" if len(lines) >= 2 else ""
-        raise DuplicateKeyError(f"duplicate key {shown(key)}{where}") from None
+        raise DuplicateKeyError(f"duplicate key {_key(key)}{where}") from None

@@ -221,14 +221,34 @@ def sweep_file_section(sweep_dir: SweepDir) -> str:
         out = "<p>sweep.json is damaged: no sweep file to show.</p>"
     else:
         out = "<p>No sweep.json (a hand-made runs.csv).</p>"
-    path = meta.get("path")
-    if isinstance(path, str) and Path(path).is_file():
+    path, text = meta.get("path"), meta.get("text")
+    if not isinstance(text, str) and isinstance(path, str) and Path(path).is_file():  # a sweep.json of before the text was kept
         try:
             text = Path(path).read_text()
         except (OSError, UnicodeDecodeError):
             return out
-        out = f"<h3><code>{h.esc(path)}</code></h3>" + h.pre(text) + "<h3>Resolved (sweep.json)</h3>" + out
+        return f"<h3><code>{h.esc(path)}</code> (as it is now)</h3>" + h.pre(text) + "<h3>Resolved (sweep.json)</h3>" + out
+    if isinstance(text, str):
+        note = ""
+        try:
+            if isinstance(path, str) and Path(path).read_text() != text:
+                note = "<p class=warn>The file has changed since the sweep ran; shown is its text as it ran.</p>"
+        except (OSError, UnicodeDecodeError):
+            pass
+        out = (f"<h3><code>{h.esc(path)}</code> as it ran</h3>" + note + h.pre(text) + "<h3>Resolved (sweep.json)</h3>"
+               + h.pre(json.dumps({k: v for k, v in meta.items() if k != "text"}, indent=1, default=str)))
     return out
+
+
+def mixture_note(sweep_dir: SweepDir) -> str:
+    """A warning at the top of the page when a resume continued after the sweep file, the data or the code changed."""
+    mixed = sweep_dir.meta_state().get("mixed") or []
+    lines = [f"{h.esc(m.get('at', '?'))}: {h.esc('; '.join(map(str, m.get('changes', []))))}" for m in mixed
+             if isinstance(m, dict)]
+    if not lines:
+        return ""
+    return ("<p class=warn><b>Mixed runs:</b> this sweep was resumed after its inputs changed, so its records mix "
+            "them (see each run's provenance columns): " + "<br>".join(lines) + "</p>")
 
 
 def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
@@ -245,7 +265,7 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
     classes = sweep_dir.class_names()
     drills = [drill_down(i, n, runs[runs["name"] == n], by_index, classes) for i, n in enumerate(names)]
     present = {c for c in DIRECTIONS if c in runs.columns}
-    body = [f"<h1>{h.esc(title)}</h1>", f"<p>{h.esc(meta.get('description', ''))}</p>",
+    body = [f"<h1>{h.esc(title)}</h1>", f"<p>{h.esc(meta.get('description', ''))}</p>", mixture_note(sweep_dir),
             f"<p class=muted>{len(runs)} runs ({h.esc(', '.join(f'{n} {s}' for s, n in counts.items()) or 'none')}), "
             f"{len(names)} configurations; directory <code>{h.esc(sweep_dir.root)}</code>.</p>",
             '<nav><a href="#configurations">configurations</a><a href="#tradeoff">trade-off</a>'

@@ -47,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", default=None, metavar="DIR",
                     help="continue an interrupted sweep in DIR: trials without a record run again, each from its "
                          "latest checkpoint (its last finished epoch) when DIR holds one")
+    ap.add_argument("--allow-changes", action="store_true",
+                    help="with --resume: continue although the sweep file, the data or the code changed since the sweep "
+                         "started (refused otherwise; the report marks the mixture)")
     ap.add_argument("--retry-errors", action="store_true",
                     help="with --resume: run the trials that ended in error again too, each from its latest "
                          "checkpoint (their error records move to DIR/records/errors/)")
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
         stack_seeds = args.stack_seeds if args.resume else groups.default_mode(args.stack_seeds, args.scheduler)
         signal.signal(signal.SIGTERM, as_interrupt)  # a SIGTERM (a job scheduler, kill) ends the sweep as Ctrl-C does
-        runs = run_sweep(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors,
+        runs = run_sweep(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors, allow_changes=args.allow_changes,
                          max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
                          verbose=args.verbose, stack_seeds=stack_seeds, **overrides)
     except (SweepError, ResourceError) as err:

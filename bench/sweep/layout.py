@@ -196,13 +196,21 @@ class SweepDir:
         """True when the directory holds a sweep (its sweep.json, sound or not: see :meth:`is_sweep`)."""
         return self.meta_path.exists()
 
-    def write_meta(self, sweep: Sweep, trials: list[Trial], options: dict[str, Any] | None = None) -> None:
-        """sweep.json: the resolved sweep, its trials, and ``options``: how its trials run (``--stack-seeds``,
-        ``--scheduler``, ``--max-failures``), which ``--resume`` restores."""
+    def write_meta(self, sweep: Sweep, trials: list[Trial], options: dict[str, Any] | None = None,
+                   data_sha256: dict[str, Any] | None = None) -> None:
+        """sweep.json: the resolved sweep (with its file's text as it ran), its trials, ``options``: how its trials
+        run (``--stack-seeds``, ``--scheduler``), which ``--resume`` restores, and the fingerprint of each dataset it
+        loaded, which ``--resume`` checks."""
         write_json_atomic(self.meta_path, {"sweep": sweep.to_dict(), "trials": [t.to_dict() for t in trials],
-                                           "options": dict(options or {}),
+                                           "options": dict(options or {}), "data_sha256": dict(data_sha256 or {}),
                                            "created": datetime.now().isoformat(timespec="seconds"),
                                            "versions": versions()})
+
+    def note_mixture(self, changes: list[str]) -> None:
+        """Add to sweep.json that a resume continued after ``changes`` (the report marks the mixture)."""
+        state = self.meta_state()
+        state["mixed"] = [*state.get("mixed", []), {"at": datetime.now().isoformat(timespec="seconds"), "changes": changes}]
+        write_json_atomic(self.meta_path, state)
 
     def run_options(self) -> dict[str, Any]:
         """The options sweep.json saved for its trials ({} for a directory written before they were saved)."""
@@ -265,7 +273,8 @@ class SweepDir:
         if problem:
             raise SweepError(f"--out {root}: {problem}")
 
-    def create(self, sweep: Sweep, trials: list[Trial], options: dict[str, Any] | None = None) -> None:
+    def create(self, sweep: Sweep, trials: list[Trial], options: dict[str, Any] | None = None,
+               data_sha256: dict[str, Any] | None = None) -> None:
         """Make the directory, take its lock (:meth:`lock`) and write its sweep.json (one line, not a traceback, when
         that fails; a directory this call made is then removed). Another sweep that made it meanwhile is refused."""
         made = not self.root.exists()
@@ -275,7 +284,7 @@ class SweepDir:
             if self.meta_path.exists() or any(p.name != lock.LOCK_FILE for p in self.root.iterdir()):
                 self.unlock()
                 raise SweepError(f"--out {self.root}: another sweep started there meanwhile; pick a new directory")
-            self.write_meta(sweep, trials, options)
+            self.write_meta(sweep, trials, options, data_sha256)
         except OSError as err:
             self.unlock()
             if made:

@@ -49,6 +49,8 @@ from bench.sweep.spec import SweepError, Trial
 from bench.sweep.trial import FAULTS, data_source, dataset_key, is_fault, trainable, with_preset
 from moe.config import Config
 from moe.data import dataset_options, load_dataset
+from moe.records.provenance import data_fingerprint
+from moe.records.record import versions
 from moe.training.checkpoint import StateMismatch, TrainState
 
 SCHEDULERS = ("fifo", "asha")
@@ -128,7 +130,7 @@ def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
 def run_trials(name: str | None = None, out: str | os.PathLike | None = None, address: str | None = None, *,
         resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int = 1,
         scheduler: str | None = None, verbose: bool = False, quiet: bool = False,
-        faults: dict[int | str, str] | None = None, stack_seeds: str | bool | None = None,
+        faults: dict[int | str, str] | None = None, stack_seeds: str | bool | None = None, allow_changes: bool = False,
         _interrupt_after: int | None = None, **overrides: Any) -> dict[str, Any]:
     """Run (or resume) the trials of a sweep, one record each; returns how it went (below). The tables and the
     report: ``bench.pipeline.run_sweep``, which calls this.
@@ -160,6 +162,8 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     if stack_seeds != "off" and faults:
         raise SweepError("--stack-seeds: test faults mark single trials; run them without --stack-seeds")
     datasets = None
+    if allow_changes and resume is None:
+        raise SweepError("--allow-changes goes with --resume DIR: it continues a sweep after its inputs changed")
     if retry_errors and resume is None:
         raise SweepError("--retry-errors goes with --resume DIR: it reruns the error trials of that sweep")
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
@@ -168,6 +172,13 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
             raise SweepError("--resume continues a sweep as it was defined: no --set overrides")
         folder, sweep, trials = _resumed(resume, name)
         check_scheduler(scheduler, trials)
+        datasets = load_datasets(trials)  # each once: what the trials to run need, and the fingerprints to check
+        if changes := changes_since(folder, datasets):
+            if not allow_changes:
+                raise SweepError(f"--resume {folder.root}: {'; '.join(changes)}: its records would mix them; restore "
+                                 "them, or add --allow-changes to continue anyway (the report then marks the mixture)")
+            folder.note_mixture(changes)
+            say(f"warning: continuing after changes: {'; '.join(changes)}")
     else:
         sweep, trials = prepare(name or "quick", overrides, faults)
         check_scheduler(scheduler, trials)
@@ -176,7 +187,8 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
         folder.check_new_out()  # before any work: nothing of another directory is overwritten or adopted
         check_local_resources(sweep, trials, address)  # a request this machine cannot hold: refused before anything is written
         datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
-        folder.create(sweep, trials, {"stack_seeds": stack_seeds, "scheduler": scheduler or "fifo"})  # and locks it
+        folder.create(sweep, trials, {"stack_seeds": stack_seeds, "scheduler": scheduler or "fifo"},  # and locks it
+                      fingerprints(datasets))
     if retry_errors:
         moved = folder.set_aside_errors()
         say(f"{len(moved)} error trial(s) to run again; their records are kept in {folder.errors_dir}")
@@ -191,6 +203,34 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     else:
         say(f"{sweep.name}: all {len(trials)} trials already have records in {folder.root}")
     return stats
+
+
+def fingerprints(datasets: dict[str, Any]) -> dict[str, str | None]:
+    """Dataset key -> sha256 of the dataset as loaded (``moe.records.provenance.data_fingerprint``)."""
+    return {key: data_fingerprint(arrays) for key, arrays in datasets.items()}
+
+
+def changes_since(folder: SweepDir, datasets: dict[str, Any]) -> list[str]:
+    """What differs from when the sweep in ``folder`` started: its sweep file's text, the fingerprint of a dataset
+    it loads now, the code's version (git commit, package version). One phrase each."""
+    state, changes = folder.meta_state(), []
+    text, path = state.get("sweep", {}).get("text"), state.get("sweep", {}).get("path")
+    if isinstance(text, str) and isinstance(path, str) and Path(path).is_file():
+        try:
+            now = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            now = None
+        if now != text:
+            changes.append(f"the sweep file {path} has changed since the sweep started")
+    then_sha = state.get("data_sha256") or {}
+    for key, now_sha in fingerprints(datasets).items():
+        if then_sha.get(key) and then_sha[key] != now_sha:
+            changes.append(f"the data of {key.split('|')[0]} differ (sha256 {then_sha[key][:12]} then, {str(now_sha)[:12]} now)")
+    then, now = state.get("versions") or {}, versions()
+    for key in ("git", "moe_interp_bench"):
+        if then.get(key) and then.get(key) != now.get(key):
+            changes.append(f"the code differs ({key} {then[key]} then, {now.get(key)} now)")
+    return changes
 
 
 def restored_options(folder: SweepDir, stack_seeds: str | bool | None, scheduler: str | None) -> tuple[str | None, str | None]:

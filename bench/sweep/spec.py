@@ -82,6 +82,7 @@ class Sweep:
     resources: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
     overrides: dict[str, Any] = field(default_factory=dict)
     budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> --set overrides
+    text: str | None = None  # the sweep file's text as it was read (sweep.json keeps it: the file as it ran)
 
     def budget_overrides(self, budget: str) -> dict[str, Any]:
         """The ``--set`` overrides of a named budget of this sweep file."""
@@ -112,7 +113,7 @@ class Sweep:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "description": self.description, "version": self.version,
                 "dataset": self.dataset, "budget": self.budget, "settings": self.settings, "grid": self.grid,
-                "resources": self.resources, "overrides": self.overrides, "budgets": self.budgets}
+                "resources": self.resources, "overrides": self.overrides, "budgets": self.budgets, "text": self.text}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -153,7 +154,9 @@ def load(name: str, overrides: dict[str, Any] | None = None, folder: str | os.Pa
         raise SweepError(f"sweep: {path}: {err}") from None
     if not isinstance(data, dict):
         raise SweepError(f"sweep: {path} must hold a mapping with keys {', '.join(TOP_KEYS)}")
-    return from_mapping(data, name=path.stem, path=str(path), overrides=overrides)
+    sweep = from_mapping(data, name=path.stem, path=str(path), overrides=overrides)
+    sweep.text = path.read_text(encoding="utf-8")  # (read_file has checked that it is UTF-8 text)
+    return sweep
 
 
 def from_mapping(data: dict[str, Any], name: str, path: str | None = None,
