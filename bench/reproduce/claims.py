@@ -12,16 +12,21 @@ from typing import Any
 from bench.reproduce.claim_types import Claim, ClaimError, Condition
 
 FASHION_DIGITS = [0] * 6 + [1] * 6  # fmnist_mnist: Fashion-MNIST classes 0-5, MNIST digits 4-9 as 6-11
-# The black box of the cheating claims: a learned router (softmax or the Sinkhorn balanced assignment)
-# with an MLP or CNN gate (cnn, lenet), not matched to an interpretable router, kept in use by balancing (an
-# auxiliary loss or Sinkhorn) and competent (beats a single linear model on validation accuracy:
-# bench.reproduce.measures.competent), soft or hard routing alike. Version 1 read unbalanced MLP gates after 5
-# epochs, so its verdict measured collapse and underfitting, not cheating.
-BLACK_BOX = {"router": ["softmax", "sinkhorn"], "gate": ["mlp", "cnn", "lenet"], "match_router": None,
-             "balancing": ["importance", "switch", "load", "sinkhorn"], "competent": True, "experts": {">": 1}}
-# The family whose accuracy the expert-count claim follows: one of many linear experts per input (hard routing)
-# under a balanced black-box MLP router, E = 1 to 1,024 (the abstract's setting, in this project's reading).
-EXPERT_COUNT_FAMILY = {"router": "softmax", "gate": "mlp", "importance_loss": 0.1, "routing": "hard",
+# The competence rule of the cheating claims: a configuration counts when its mean validation accuracy is at least
+# COMPETENT_ACCURACY on the 8,000-digit MNIST (the regime of docs/competence.md) and every one of its runs keeps at
+# least C = 10 experts alive on the validation split (each takes >= 1% of the samples). Validation only: nothing that
+# selects reads the test split. Configurations that fall short are reported beside the verdicts, never pooled.
+COMPETENT_ACCURACY = 0.96
+ALIVE = {"config_val_alive": {">=": 10}}
+COMPETENT = {"config_val_accuracy": {">=": COMPETENT_ACCURACY}, **ALIVE}
+# The black box: a softmax router with a black-box gate (the lenet CNN or an MLP), not matched to an interpretable
+# router, kept in use by the importance loss, soft or hard routing, competent and alive.
+BLACK_BOX = {"router": "softmax", "gate": ["mlp", "lenet"], "match_router": None, "balancing": "importance",
+             "experts": {">=": 10}, **COMPETENT}
+REMEDY_MARGIN = 0.02  # a remedy's accuracy may fall at most this far below the black box's at the same E
+# The family of the expert-count figure: the competence configuration (lenet gate, soft routing, importance loss 0.1)
+# over explicit linear experts, not matched.
+EXPERT_COUNT_FAMILY = {"router": "softmax", "gate": "lenet", "importance_loss": 0.1, "routing": "soft",
                        "expert": "linear", "match_router": None}
 SINGLE_LINEAR = {"experts": 1}  # one linear expert: a single linear model
 ONE_REFIT = "same"  # the refit inits of a seed share its joint phase and gate: read one of them for what precedes the refit
@@ -31,43 +36,51 @@ FAST_SHARE = {"expert_share": 0}  # expert 0 has the largest learning rate (moe.
 # The premise of the remedies below (defined first so that they can name it).
 BLACK_BOX_CHEATS = Claim(
     name="cheating.black_box_router_cheats", sweep="cheating",
-    text="A black-box router over linear experts solves the task itself: the experts become constant.",
+    text="A competent black-box router over linear experts solves the task itself: the experts become constant.",
     source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
     conditions=(
-        Condition("mean", {"measure": "cheating_index", "where": BLACK_BOX}, ">=", 0.8,
-                  "mean cheating index of the competent, balanced black-box routers"),
+        Condition("mean", {"measure": "cheating_score", "where": BLACK_BOX}, ">=", 0.8,
+                  "mean cheating score of the competent black boxes (configurations weighed equally)"),
+        Condition("mean", {"measure": "constant_experts_drop", "where": BLACK_BOX}, "<=", 0.02,
+                  "mean accuracy the experts add over constants for their validation majority classes"),
         Condition("mean", {"measure": "expert_prediction_entropy", "where": BLACK_BOX}, "<=", 0.2,
-                  "mean expert prediction entropy of the competent, balanced black-box routers"),
+                  "mean expert prediction entropy (on each expert's own samples) of the competent black boxes"),
     ),
-    note="Cheating index 1: the router alone is as accurate as the mixture; expert prediction entropy 0: every "
-         "expert predicts one class on its samples (docs/scores.md). The black box: softmax or Sinkhorn routers with "
-         "an MLP or CNN gate (cnn, lenet), soft or hard routing, kept in use by balancing (importance or Switch loss, "
-         "or Sinkhorn), in configurations that are competent: mean validation accuracy at least one point above a "
-         "single linear model's (this project's operationalisation; the rows below name every configuration read). "
-         "Collapsed runs are left out: a router that sends everything to one expert solves nothing (its cheating "
-         "index is undefined).")
+    note="Cheating score 1: the router alone, each expert's class learned on the validation split, classifies the "
+         "test split as well as the mixture; about 0 for a router blind to the class at every E (docs/scores.md). "
+         "Constant experts: the accuracy left when every expert is a constant for its validation majority class, "
+         "the routing kept. The black box: a softmax router with the lenet (CNN) or an MLP gate, soft or hard "
+         "routing, the importance loss, E >= C; it counts when its configuration's mean validation accuracy is at "
+         f"least {COMPETENT_ACCURACY} and every run keeps >= 10 experts alive on the validation split (this "
+         "project's operationalisation of the competent regime; the configurations that fall short are listed "
+         "beside the verdict, never pooled). The statistics weigh each configuration equally; their intervals "
+         "resample configurations, then runs. Collapsed runs are left out (their cheating score is undefined).")
 
 
 def _remedy(name: str, remedy: dict[str, Any], words: str) -> Claim:
-    remedy = {**remedy, "experts": {">": 1}}  # a mixture (one expert is the single linear model)
+    remedy = {**remedy, **ALIVE}  # experts alive: a near-collapsed remedy 'cheats less' by using fewer experts
+    black_box = {**BLACK_BOX, "gate": "lenet", "routing": "soft"}  # the competence configuration, in the remedies sweep
     return Claim(
-        name=f"cheating.{name}", sweep="cheating",
-        text=f"With {words}, the cheating index drops below the black-box router's while accuracy stays above "
-             "a single linear model's.",
+        name=f"remedies.{name}", sweep="remedies",
+        text=f"With {words}, the cheating score drops below the competent black box's while the accuracy stays "
+             f"within {REMEDY_MARGIN:.0%} of it.",
         source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
         conditions=(
-            Condition("difference", {"measure": "cheating_index", "a": BLACK_BOX, "b": remedy, "by": "experts",
+            Condition("difference", {"measure": "cheating_score", "a": black_box, "b": remedy, "by": "experts",
                                      "reduce": "min"}, ">=", 0.1,
-                      f"smallest drop of the mean cheating index from the black-box router to {words}, over expert counts"),
-            Condition("difference", {"measure": "accuracy", "a": remedy, "b": SINGLE_LINEAR, "by": "experts",
-                                     "reduce": "min"}, ">", 0.0,
-                      f"smallest accuracy margin of {words} over a single linear model, over expert counts",
+                      f"smallest drop of the mean cheating score from the competent black box to {words}, over "
+                      "expert counts"),
+            Condition("difference", {"measure": "accuracy", "a": remedy, "b": black_box, "by": "experts",
+                                     "reduce": "min"}, ">=", -REMEDY_MARGIN,
+                      f"smallest accuracy difference of {words} to the competent black box, over expert counts",
                       shift=0.01),
         ),
-        note="A remedy presupposes cheating: when the black-box router does not cheat, there is nothing to "
-             "remedy and the verdict is PREMISE FAILED. Collapsed runs are left out (their cheating index is "
-             "undefined); a single linear model cannot collapse. Sensitivity of the accuracy margin: the zero "
-             "threshold moved by one accuracy point either way.",
+        note="A remedy presupposes cheating: when the competent black box does not cheat, the verdict is PREMISE "
+             "FAILED. The black box here is the competence configuration (lenet gate, soft routing, importance loss "
+             "0.1) at the same E, competent and alive as in the premise. The remedy's configurations count only "
+             "with >= 10 experts alive on the validation split in every run (a near-collapsed router cheats less by "
+             f"using fewer experts). Accuracy margin: at most {REMEDY_MARGIN:.0%} below the black box (this "
+             "project's choice), moved by one point either way in the sensitivity line. Collapsed runs are left out.",
         premises=(BLACK_BOX_CHEATS,))
 
 
@@ -148,33 +161,48 @@ CLAIMS: tuple[Claim, ...] = (
              "counting it would support the claim by default; the claim asks whether the runs that do split, "
              "split by domain (the seed code: 5 of 10 runs collapsed, their count is shown beside the statistic)."),
     BLACK_BOX_CHEATS,
-    _remedy("prototype_router_remedy", {"router": "prototype"}, "a prototype router"),
-    _remedy("linear_router_remedy", {"router": "linear"}, "a linear router"),
-    _remedy("router_matching_remedy", {"router": "softmax", "gate": "mlp", "match_router": ["linear", "prototype"]},
-            "router matching"),
+    _remedy("prototype_router", {"router": "prototype"}, "a prototype router"),
+    _remedy("linear_router", {"router": "linear"}, "a linear router"),
+    _remedy("matching_to_linear", {"router": "softmax", "match_router": "linear"},
+            "the black box matched to a linear router"),
+    _remedy("matching_to_prototype", {"router": "softmax", "match_router": "prototype"},
+            "the black box matched to a prototype router"),
+    Claim(
+        name="balancing.cheating_grows_with_balancing", sweep="balancing",
+        text="Balancing causes the cheating: the cheating score rises with the importance-loss weight.",
+        source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022); this project's question",
+        conditions=(Condition("rank_correlation", {"measure": "cheating_score", "x": "importance_loss"}, ">", 0,
+                              "trend: Spearman's rho of the importance-loss weight with the cheating score over all "
+                              "runs"),),
+        note="A trend test over runs (one-sided permutation test of Spearman's rho, p < 0.025). The competence configuration (lenet gate, soft routing, linear experts) with the importance-loss weight "
+             "from 0 to 1. Collapsed runs are left out (their cheating score is undefined) and counted; the figure "
+             "shows the cheating score, the accuracy and the experts alive against the weight."),
     Claim(
         name="expert_count.accuracy_grows_with_experts", sweep="expert_count",
-        text="Accuracy grows with the number of linear experts under a black-box router.",
+        text="Accuracy grows with the number of linear experts under a competent black-box router.",
         source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
         conditions=(Condition("rank_correlation", {"measure": "accuracy", "x": "experts",
                                                    "where": EXPERT_COUNT_FAMILY}, ">", 0,
-                              "trend: Spearman's rho of the expert count with the accuracy over all runs of one linear "
-                              "expert per input under a balanced black-box MLP router"),),
-        note="The family: softmax router, MLP gate, importance loss 0.1, hard routing (one expert per input, the "
-             "abstract's setting), explicit linear experts, E = 1 to 1,024 (E = 1: a single linear model). "
-             "Collapsed runs count: a configuration's accuracy includes its failures to use its experts, and "
-             "leaving them out would favour the large expert counts.",
+                              "trend: Spearman's rho of the expert count with the accuracy over all runs of the "
+                              "competence family (lenet gate, soft routing, explicit linear experts, not matched)"),),
+        note="A trend test over runs (one-sided permutation test of Spearman's rho, p < 0.025). E = 1 is a single "
+             "linear model. Collapsed runs count: a configuration's accuracy includes its failures to use its "
+             "experts, and leaving them out would favour the large expert counts.",
         keep_collapsed=True,
     ),
     Claim(
         name="expert_count.accuracy_interpretability_tradeoff", sweep="expert_count",
-        text="Accuracy is bought with interpretability: the more accurate configurations cheat more.",
+        text="Accuracy is bought with global interpretability: the more accurate configurations have more expert "
+             "parameters to read.",
         source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
-        conditions=(Condition("correlation", {"x": "accuracy", "y": "cheating_index",
-                                              "where": {"experts": {">": 1}}}, ">=", 0.5,
-                              "Spearman correlation across configurations (E > 1) of mean accuracy and mean "
-                              "cheating index"),),
-        note="Collapsed runs are left out: their cheating index is undefined.",
+        conditions=(Condition("correlation", {"x": "used_expert_parameters", "y": "accuracy"}, ">=", 0.5,
+                              "rank correlation across configurations of the expert parameters in use and the "
+                              "accuracy"),),
+        note="Global interpretability: the parameters of the experts in use (experts_used x the readable parameters "
+             "of one expert; docs/scores.md), fewer = more interpretable; explicit and implicit experts, with and "
+             "without router matching. Collapsed runs count: a collapsed run uses one expert, the far end of the "
+             "frontier.",
+        keep_collapsed=True,
     ),
 )
 

@@ -262,7 +262,7 @@ def fmnist_mnist_joint(runs: pd.DataFrame, records: list[dict[str, Any]], folder
 # cheating and expert_count: accuracy against cheating index and expert count
 # ---------------------------------------------------------------------------------------------------
 
-def cheating(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path) -> Figures:
+def cheating(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path, name: str = "cheating") -> Figures:
     out: Figures = []
     ok = ok_runs(runs)
     if ok.empty:
@@ -272,26 +272,58 @@ def cheating(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path) ->
     mixture = fam != "single linear model"
     fig = Figure(figsize=(12, 4.4), dpi=100, layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
-    _scatter_by(ax1, ok["cheating_index"][mixture].astype(float), ok["accuracy"][mixture].astype(float), label[mixture])
+    score = measure_values(ok, "cheating_score")
+    _scatter_by(ax1, score[mixture], ok["accuracy"][mixture].astype(float), label[mixture])
     single = ok["accuracy"][~mixture].astype(float)
     if len(single):
         ax1.axhline(single.mean(), color="black", ls="--", lw=1, label="single linear model")
         ax1.legend(fontsize=7, frameon=False)
-    ax1.set_xlabel("cheating index (1: the router alone solves the task)")
+    ax1.set_xlabel("cheating score (1: the router alone solves the task; 0: blind to the class)")
     ax1.set_ylabel("test accuracy")
-    ax1.set_title("Accuracy against cheating index, per run", fontsize=9)
-    _scatter_by(ax2, ok["cheating_index"][mixture].astype(float),
-                measure_values(ok, "expert_prediction_entropy")[mixture], label[mixture])
-    ax2.set_xlabel("cheating index")
-    ax2.set_ylabel("expert prediction entropy (0: constant experts)")
-    ax2.set_title("Expert prediction entropy against cheating index", fontsize=9)
-    out.append(("Accuracy and expert prediction entropy against the cheating index, per run (dashed: a single linear "
-                "model's mean accuracy).", save_png(fig, folder / "cheating_scatter.png")))
+    ax1.set_title("Accuracy against cheating score, per run", fontsize=9)
+    _scatter_by(ax2, score[mixture], measure_values(ok, "constant_experts_drop")[mixture], label[mixture])
+    ax2.set_xlabel("cheating score")
+    ax2.set_ylabel("accuracy the experts add over constants (0: constant experts would do)")
+    ax2.set_title("Constant-experts check against cheating score", fontsize=9)
+    out.append(("Accuracy and the constant-experts check (the accuracy the experts add over constants for their "
+                "validation majority classes) against the cross-fitted cheating score, per run.",
+                save_png(fig, folder / f"{name}_scatter.png")))
     out += allocation_figure(
         ok, records, [(lambda r, f=f: family(r) == f, lambda r, f=f: f"{f}\nE={int(r['experts'])}")
                       for f in dict.fromkeys(fam[mixture])],
-        folder / "cheating_allocation.png", "Allocation by router family (row-normalised)",
+        folder / f"{name}_allocation.png", "Allocation by router family (row-normalised)",
         "Allocation of the test samples, one run per router family.")
+    return out
+
+
+def balancing(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path) -> Figures:
+    """Cheating score, accuracy and experts alive against the importance-loss weight, one line per expert count."""
+    ok = ok_runs(runs)
+    if ok.empty or "importance_loss" not in ok.columns:
+        return []
+    frame = ok.assign(w=pd.to_numeric(ok["importance_loss"], errors="coerce"),
+                      e=pd.to_numeric(ok["experts"], errors="coerce"),
+                      score=measure_values(ok, "cheating_score"), acc=measure_values(ok, "accuracy"),
+                      alive=measure_values(ok, "val_dead_experts"))
+    frame["alive"] = frame["e"] * (1 - frame["alive"])
+    fig = Figure(figsize=(13, 4), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 3)
+    floor = frame.loc[frame["w"] > 0, "w"].min() / 3 if (frame["w"] > 0).any() else 1e-3  # weight 0 on a log axis
+    for i, (e, g) in enumerate(frame.groupby("e")):
+        x = g["w"].where(g["w"] > 0, floor)
+        for ax, col in zip(axes, ("score", "acc", "alive")):
+            ax.scatter(x, g[col], color=f"C{i}", s=14, alpha=0.6)
+            m = g.assign(x=x).groupby("x")[col].mean()
+            ax.plot(m.index, m.values, color=f"C{i}", label=f"E={int(e)}")
+    for ax, words in zip(axes, ("cheating score (NaN: collapsed, not drawn)", "test accuracy",
+                                "experts alive (>= 1% of the validation samples)")):
+        ax.set_xscale("log")
+        ax.set_xlabel(f"importance-loss weight (0 drawn at {floor:.3g})")
+        ax.set_ylabel(words)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, frameon=False)
+    out = [("Cheating score, accuracy and experts alive against the importance-loss weight (dots: runs; lines: means "
+            "per weight).", save_png(fig, folder / "balancing_vs_weight.png"))]
     return out
 
 
@@ -311,9 +343,13 @@ def expert_count(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path
     fig = Figure(figsize=(12, 4.4), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2)
     conf = ok.assign(family=fam, e=experts).groupby(["family", "e"], sort=False)
-    means = conf[["accuracy", "cheating_index", "nmi"]].mean(numeric_only=True).reset_index()
-    for ax, score, words in zip(axes, ("cheating_index", "nmi"), ("cheating index (lower: more interpretable)",
-                                                                 "NMI of expert and class")):
+    cols = [c for c in ("accuracy", "cheating_score", "used_expert_parameters") if c in ok.columns]
+    means = conf[cols].mean(numeric_only=True).reset_index()
+    for ax, score, words in zip(axes, ("used_expert_parameters", "cheating_score"),
+                                ("expert parameters in use (global interpretability: fewer is better)",
+                                 "cheating score (lower: the experts do the work)")):
+        if score not in means.columns:
+            continue
         for i, f in enumerate(dict.fromkeys(means["family"])):
             m = means[means["family"] == f]
             ax.scatter(m[score], m["accuracy"], color=f"C{i}", label=f)
@@ -321,12 +357,15 @@ def expert_count(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path
                 ax.annotate(f"{int(r['e'])}", (r[score], r["accuracy"]), fontsize=7, xytext=(3, 3),
                             textcoords="offset points")
         ax.set_xlabel(words)
+        if score == "used_expert_parameters":
+            ax.set_xscale("log")
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, frameon=False)
         ax.set_title(f"Accuracy against {score} (configuration means; labels: expert count)", fontsize=9)
-    out.append(("Accuracy against the cheating index and against NMI, configuration means labelled with the "
-                "expert count (the trade-off).", save_png(fig, folder / "expert_count_tradeoff.png")))
+    out.append(("Accuracy against global interpretability (expert parameters in use: the frontier of the trade-off) "
+                "and against the cheating score, configuration means labelled with the expert count.",
+                save_png(fig, folder / "expert_count_tradeoff.png")))
     return out
 
 
@@ -337,5 +376,7 @@ PLOTS: dict[str, Callable[[pd.DataFrame, list[dict[str, Any]], Path], Figures]] 
                                                   reference="mnist_pairs_1"),
     "fmnist_mnist_joint": fmnist_mnist_joint,
     "cheating": cheating,
+    "remedies": functools.partial(cheating, name="remedies"),
+    "balancing": balancing,
     "expert_count": expert_count,
 }

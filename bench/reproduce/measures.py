@@ -33,6 +33,11 @@ Derived columns (:func:`with_derived`, added before a claim reads the table):
   with, and a claim about how its accuracy is bought reads nothing from it. Validation, not test, accuracy
   selects the configurations: the test split stays for the scores the claims then read.
 
+- ``val_experts_alive``: experts that take at least 1% of the run's validation samples;
+  ``config_val_accuracy`` / ``config_val_alive``: the mean validation accuracy of the run's configuration (its ok
+  runs) and the fewest experts alive among them: the filters of a competent, alive configuration (validation
+  only: nothing that selects reads the test split).
+
 Collapsed runs (:func:`collapsed`): ok runs with more than one expert whose busiest expert took at least
 :data:`COLLAPSE_SHARE` of the assigned test samples (runs.csv's ``busiest_share``). They learned no split:
 the claims leave them out of their statistics unless a claim keeps them (``Claim.keep_collapsed``, where
@@ -227,13 +232,41 @@ def competent(runs: pd.DataFrame, margin: float = COMPETENCE_MARGIN) -> pd.Serie
     return runs["name"].map(good).astype(object).where(runs["name"].isin(good.index), math.nan)
 
 
+def experts_alive(runs: pd.DataFrame) -> pd.Series:
+    """Per run: the experts that take at least 1% of the validation split's samples, E (1 - val_dead_experts)
+    (``moe.scoring.metrics.dead_experts`` on the validation split); NaN where the table lacks either column."""
+    if not {"experts", "val_dead_experts"} <= set(runs.columns):
+        return pd.Series(math.nan, index=runs.index, dtype=float)
+    e = pd.to_numeric(runs["experts"], errors="coerce")
+    return (e * (1 - pd.to_numeric(runs["val_dead_experts"], errors="coerce"))).round()
+
+
+def per_configuration(runs: pd.DataFrame, values: pd.Series, how: str) -> pd.Series:
+    """Per run: ``how`` (mean, min) of ``values`` over the ok runs of its configuration (``name``); NaN where none."""
+    if "name" not in runs.columns:
+        return pd.Series(math.nan, index=runs.index, dtype=float)
+    ok = ok_runs(runs)
+    agg = pd.to_numeric(values.loc[ok.index], errors="coerce").groupby(ok["name"]).agg(how)
+    return runs["name"].map(agg).astype(float)
+
+
 def with_derived(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs table with the ``balancing`` and ``competent`` columns (kept where it has them already)."""
+    """The runs table with the ``balancing`` and ``competent`` columns, and ``val_experts_alive`` (per run),
+    ``config_val_accuracy`` (the mean validation accuracy of the run's configuration) and ``config_val_alive``
+    (the fewest experts alive on the validation split among its configuration's runs), kept where it has them."""
     out = runs.copy()
     if "balancing" not in out.columns:
         out["balancing"] = balancing(out)
     if "competent" not in out.columns:
         out["competent"] = competent(out)
+    if "val_experts_alive" not in out.columns:
+        out["val_experts_alive"] = experts_alive(out)
+    if "config_val_accuracy" not in out.columns:
+        acc = pd.to_numeric(out["val_accuracy"], errors="coerce") if "val_accuracy" in out.columns else \
+            pd.Series(math.nan, index=out.index, dtype=float)
+        out["config_val_accuracy"] = per_configuration(out, acc, "mean")
+    if "config_val_alive" not in out.columns:
+        out["config_val_alive"] = per_configuration(out, out["val_experts_alive"], "min")
     out.attrs.update(runs.attrs)
     return out
 

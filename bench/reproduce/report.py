@@ -37,9 +37,13 @@ NUMBERS: dict[str, list[str | dict[str, Any]]] = {
     "pretrained_experts_mnist": ["accuracy_after_joint", "accuracy", {"split_nmi": "$class_split"}, "mi_bits",
                                  "h_expert_bits"],
     "fmnist_mnist_joint": ["accuracy", {"separation": FASHION_DIGITS}, "mi_bits", "partition_nmi", "partition_ari"],
-    "cheating": ["val_accuracy", "competent", "accuracy", "cheating_index", "expert_prediction_entropy", "nmi",
-                 "dead_experts", "local_fidelity"],
-    "expert_count": ["val_accuracy", "accuracy", "cheating_index", "expert_prediction_entropy", "dead_experts",
+    "cheating": ["val_accuracy", "val_experts_alive", "accuracy", "cheating_score", "cheating_index",
+                 "constant_experts_drop", "expert_prediction_entropy", "expert_prediction_entropy_all"],
+    "remedies": ["val_accuracy", "val_experts_alive", "accuracy", "cheating_score", "constant_experts_drop",
+                 "expert_prediction_entropy", "expert_prediction_entropy_all"],
+    "balancing": ["val_accuracy", "val_experts_alive", "accuracy", "cheating_score", "constant_experts_drop",
+                  "expert_prediction_entropy_all"],
+    "expert_count": ["val_accuracy", "accuracy", "cheating_score", "cheating_coverage", "expert_prediction_entropy_all",
                      "local_fidelity", "experts_used", "used_expert_parameters"],
 }
 

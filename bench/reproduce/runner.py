@@ -56,7 +56,7 @@ from moe.records.record import write_json_atomic
 from moe.registry import suggestion
 
 SWEEPS = ("lr_asymmetry", "pretrained_experts", "pretrained_experts_mnist", "fmnist_mnist_joint", "cheating",
-          "expert_count", "text")  # run order
+          "remedies", "balancing", "expert_count", "text")  # run order
 EMBEDDED = ("gm6", "kjv")  # datasets that need no files (no --data-root)
 # Budgets: ``paper`` runs the sweep files as they are; any other name is the ``budgets:`` section of
 # each sweep file; a budget table (sweep -> --set pairs; tests) replaces the files' overrides.

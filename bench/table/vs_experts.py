@@ -20,7 +20,7 @@ from moe.pictures.plots import save_png
 
 PANELS = (  # (column, axis label, log y)
     ("accuracy", "test accuracy (higher is better)", False),
-    ("cheating_index", "cheating index (lower is better)", False),
+    ("cheating_score", "cheating score (lower is better)", False),
     ("local_fidelity", "local: routed expert = mixture (higher)", False),
     ("used_expert_parameters", "global: parameters to read (lower)", True),
 )

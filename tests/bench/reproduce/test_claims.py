@@ -77,41 +77,64 @@ def joint_frame(separated: bool) -> pd.DataFrame:
     return frame(rows)
 
 
-def cheating_frame(bb_ci: float, bb_const: float, remedy_ci: float, remedy_acc: float, single_acc: float = 0.90) -> pd.DataFrame:
-    """The black box (balanced: importance loss; competent: validation accuracy 0.95 > the single linear model's
-    0.90 + 1 point), the four remedies, a single linear model, and two decoys the black-box filter must leave out
-    whatever they score (cheating index 0): an unbalanced black box and an incompetent balanced one."""
+def cheating_frame(bb_cs: float, bb_ent: float, remedy_cs: float, remedy_acc: float) -> pd.DataFrame:
+    """Rows of both cheating sweeps: the premise's black boxes (lenet and MLP gates, soft and hard, E 10 and 20, 2
+    seeds; competent: validation accuracy 0.97 >= 0.96, every expert alive), the four remedies at E 10 and 20, and
+    three decoys the filters must leave out whatever they score (cheating score 0): an incompetent black box
+    (validation accuracy 0.95), a black box with dead experts, and a near-collapsed linear router."""
     rows = []
-    bb = {"router": "softmax", "gate": "mlp", "match_router": None, "importance_loss": 0.1}
-    configs = [(bb, bb_ci, bb_const, 0.95),
-               ({"router": "prototype", "gate": "linear", "match_router": None}, remedy_ci, 0.5, remedy_acc),
-               ({"router": "linear", "gate": "linear", "match_router": None}, remedy_ci, 0.5, remedy_acc),
-               ({"router": "softmax", "gate": "mlp", "match_router": "linear"}, remedy_ci, 0.5, remedy_acc),
-               ({"router": "softmax", "gate": "mlp", "match_router": "prototype"}, remedy_ci, 0.5, remedy_acc),
-               ({"router": "softmax", "gate": "cnn", "match_router": None}, 0.0, 0.9, 0.95),  # unbalanced
-               ({"router": "sinkhorn", "gate": "lenet", "match_router": None}, 0.0, 0.9, single_acc)]  # not competent
-    for fields, ci, const, acc in configs:
-        for e in (10, 20):
-            for seed in range(3):
-                rows.append(run_row(len(rows), f"{fields['router']}[{fields['gate']},{fields['match_router']},experts={e}]",
-                                    seed=seed, experts=e, cheating_index=ci, expert_prediction_entropy=const,
-                                    accuracy=acc, val_accuracy=acc, **fields))
-    for seed in range(3):
-        rows.append(run_row(len(rows), "linear[experts=1]", seed=seed, router="linear", gate="linear", match_router=None,
-                            experts=1, accuracy=single_acc, val_accuracy=single_acc, cheating_index=math.nan,
-                            expert_prediction_entropy=0.9))
+    bb_drop = 0.005 if bb_ent <= 0.2 else 0.1  # constant experts lose little when the experts are constant
+
+    def add(fields, cs, ent, drop, acc, val_acc=None, dead=0.0, seeds=3, experts=(10, 20)):
+        name = ",".join(f"{k}={v}" for k, v in fields.items())
+        for e in experts:
+            for seed in range(seeds):
+                rows.append(run_row(len(rows), f"[{name},experts={e}]", seed=seed, experts=e, cheating_score=cs,
+                                    expert_prediction_entropy=ent, constant_experts_drop=drop, accuracy=acc,
+                                    val_accuracy=acc if val_acc is None else val_acc, val_dead_experts=dead,
+                                    expert="linear", importance_loss=0.1, **fields))
+
+    for gate in ("lenet", "mlp"):
+        for routing in ("soft", "hard"):
+            add({"router": "softmax", "gate": gate, "gate_hidden": 16, "routing": routing, "match_router": None},
+                bb_cs, bb_ent, bb_drop, 0.97)
+    add({"router": "softmax", "gate": "mlp", "gate_hidden": 32, "routing": "soft", "match_router": None},
+        0.0, 0.9, 0.2, 0.95)  # incompetent
+    add({"router": "softmax", "gate": "lenet", "gate_hidden": 8, "routing": "soft", "match_router": None},
+        0.0, 0.9, 0.2, 0.97, dead=0.3, experts=(10,))  # 7 of 10 experts alive
+    for fields in ({"router": "linear", "gate": "linear", "match_router": None},
+                   {"router": "prototype", "gate": "linear", "match_router": None},
+                   {"router": "softmax", "gate": "lenet", "gate_hidden": 16, "routing": "soft", "match_router": "linear"},
+                   {"router": "softmax", "gate": "lenet", "gate_hidden": 16, "routing": "soft",
+                    "match_router": "prototype"}):
+        add(fields, remedy_cs, 0.5, 0.1, remedy_acc)
+    add({"router": "linear", "gate": "linear", "gate_hidden": 8, "match_router": None}, 0.0, 0.5, 0.1, 0.97,
+        dead=0.8)  # near-collapsed: 2 of 10 alive
     return frame(rows)
 
 
-def count_frame(acc_by_e: dict[int, float], ci_by_e: dict[int, float]) -> pd.DataFrame:
+def balancing_frame(rising: bool) -> pd.DataFrame:
     rows = []
-    family = {"importance_loss": 0.1, "routing": "hard", "expert": "linear", "match_router": None}  # claims.EXPERT_COUNT_FAMILY
-    for router, gate, shift in (("softmax", "mlp", 0.0), ("linear", "linear", -0.02), ("prototype", "linear", -0.04)):
+    weights = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
+    for i, w in enumerate(weights):
+        for seed in range(3):
+            cs = 0.4 + 0.1 * (i if rising else len(weights) - 1 - i) + 0.01 * seed
+            rows.append(run_row(len(rows), f"softmax[importance_loss={w}]", seed=seed, experts=10, importance_loss=w,
+                                cheating_score=cs, accuracy=0.97))
+    return frame(rows)
+
+
+def count_frame(acc_by_e: dict[int, float], cs_by_e: dict[int, float]) -> pd.DataFrame:
+    """The expert-count family (claims.EXPERT_COUNT_FAMILY) with explicit linear experts, and implicit experts a
+    little less accurate; the parameters in use grow with E (785 x 10 per expert)."""
+    rows = []
+    for expert, shift in (("linear", 0.0), ("implicit", -0.01)):
+        family = {**C.EXPERT_COUNT_FAMILY, "expert": expert}
         for e, acc in acc_by_e.items():
             for seed in range(3):
-                rows.append(run_row(len(rows), f"{router}[experts={e}]", seed=seed, router=router, gate=gate, experts=e,
-                                    accuracy=acc + shift, cheating_index=ci_by_e[e] + shift,
-                                    **(family if router == "softmax" else {})))
+                rows.append(run_row(len(rows), f"softmax[expert={expert},experts={e}]", seed=seed, experts=e,
+                                    accuracy=acc + shift, cheating_score=cs_by_e[e] + shift,
+                                    used_expert_parameters=7850 * e, **family))
     return frame(rows)
 
 
@@ -148,17 +171,18 @@ FRAMES = {
     "pretrained_experts_mnist.no_accuracy_advantage": (lambda: pretrained_frame(True, 0.90, 0.89, "mnist_pairs_3"),
                                                        lambda: pretrained_frame(True, 0.95, 0.85, "mnist_pairs_3")),
     "fmnist_mnist_joint.no_reliable_separation": (lambda: joint_frame(False), lambda: joint_frame(True)),
-    "cheating.black_box_router_cheats": (lambda: cheating_frame(0.95, 0.05, 0.5, 0.92),
-                                         lambda: cheating_frame(0.40, 0.60, 0.3, 0.92)),
-    **{f"cheating.{n}": (lambda: cheating_frame(0.95, 0.05, 0.5, 0.92), lambda: cheating_frame(0.95, 0.05, 0.5, 0.85))
-       for n in ("prototype_router_remedy", "linear_router_remedy", "router_matching_remedy")},
+    "cheating.black_box_router_cheats": (lambda: cheating_frame(0.95, 0.05, 0.5, 0.965),
+                                         lambda: cheating_frame(0.40, 0.60, 0.3, 0.965)),
+    **{f"remedies.{n}": (lambda: cheating_frame(0.95, 0.05, 0.5, 0.965), lambda: cheating_frame(0.95, 0.05, 0.5, 0.90))
+       for n in ("prototype_router", "linear_router", "matching_to_linear", "matching_to_prototype")},
+    "balancing.cheating_grows_with_balancing": (lambda: balancing_frame(True), lambda: balancing_frame(False)),
     "expert_count.accuracy_grows_with_experts": (
         lambda: count_frame(dict(zip(E, [0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96])), dict(zip(E, [0.5] * 7))),
         lambda: count_frame(dict(zip(E, [0.96, 0.95, 0.94, 0.93, 0.92, 0.91, 0.90])), dict(zip(E, [0.5] * 7)))),
-    "expert_count.accuracy_interpretability_tradeoff": (  # accuracy steps wider than the routers' shifts: every
+    "expert_count.accuracy_interpretability_tradeoff": (  # accuracy steps wider than the families' shift: every
         # configuration's rank agrees, so the resampled configurations keep the sign of the correlation
-        lambda: count_frame(dict(zip(E, np.linspace(0.60, 0.90, 7))), dict(zip(E, np.linspace(0.2, 0.9, 7)))),
-        lambda: count_frame(dict(zip(E, np.linspace(0.60, 0.90, 7))), dict(zip(E, np.linspace(0.9, 0.2, 7))))),
+        lambda: count_frame(dict(zip(E, np.linspace(0.60, 0.90, 7))), dict(zip(E, [0.5] * 7))),
+        lambda: count_frame(dict(zip(E, np.linspace(0.90, 0.60, 7))), dict(zip(E, [0.5] * 7)))),
 }
 
 
@@ -166,11 +190,17 @@ def test_every_claim_has_a_supporting_and_a_refuting_table():
     assert set(FRAMES) == set(C.by_name())
 
 
+def judge(claim: engine.Claim, runs: pd.DataFrame) -> engine.Verdict:
+    """The claim's verdict, its premises from another sweep judged on their own supporting tables."""
+    premises = {p.name: engine.evaluate(p, FRAMES[p.name][0]()) for p in claim.premises if p.sweep != claim.sweep}
+    return engine.evaluate(claim, runs, premises=premises)
+
+
 @pytest.mark.parametrize("name", list(FRAMES))
 def test_verdicts_follow_the_numbers(name):
     claim = C.by_name()[name]
     support, refute = FRAMES[name]
-    yes, no = engine.evaluate(claim, support()), engine.evaluate(claim, refute())
+    yes, no = judge(claim, support()), judge(claim, refute())
     assert yes.status == engine.SUPPORTED, [(o.condition.label, o.stat) for o in yes.outcomes]
     assert no.status == engine.CONTRADICTED, [(o.condition.label, o.stat) for o in no.outcomes]
     assert all(not math.isnan(o.stat.value) for o in yes.outcomes)
@@ -182,7 +212,7 @@ def test_the_same_tables_survive_a_runs_csv_round_trip(name, tmp_path):
     for make, want in zip(FRAMES[name], (engine.SUPPORTED, engine.CONTRADICTED)):
         path = tmp_path / "runs.csv"
         make().to_csv(path, index=False)
-        assert engine.evaluate(claim, pd.read_csv(path)).status == want
+        assert judge(claim, pd.read_csv(path)).status == want
 
 
 def test_stated_values_of_the_statistics():
@@ -204,9 +234,16 @@ def test_stated_values_of_the_statistics():
     assert M.split_nmi(split_allocation(False).astype(float), M._split_of("fmnist_mnist")) == pytest.approx(0.0)
     sep = M.measure_values(joint_frame(True), {"separation": C.FASHION_DIGITS})
     assert sep.tolist() == pytest.approx([1.0] * 5)
-    # remedy: drop 0.95 - 0.5 at both E, accuracy margin 0.92 - 0.90
-    v = engine.evaluate(C.by_name()["cheating.prototype_router_remedy"], cheating_frame(0.95, 0.05, 0.5, 0.92))
-    assert [o.stat.value for o in v.outcomes] == pytest.approx([0.45, 0.02])
+    # remedy: drop 0.95 - 0.5 at both E, accuracy difference 0.965 - 0.97
+    v = judge(C.by_name()["remedies.prototype_router"], cheating_frame(0.95, 0.05, 0.5, 0.965))
+    assert [o.stat.value for o in v.outcomes] == pytest.approx([0.45, -0.005])
+    # the pooled mean weighs configurations equally: one black box scoring 0.55 on 2 runs, the other 7 at 0.95
+    runs = cheating_frame(0.95, 0.05, 0.5, 0.965)
+    one = runs["name"] == runs["name"].iloc[0]
+    runs.loc[one, "cheating_score"] = 0.55
+    v = engine.evaluate(C.BLACK_BOX_CHEATS, runs)
+    assert v.outcomes[0].stat.value == pytest.approx((0.55 + 7 * 0.95) / 8)
+    assert v.outcomes[0].stat.detail["configurations pooled"] == 8 and v.outcomes[0].stat.n == 24
 
 
 def test_thresholds_are_applied_as_stated_not_hard_coded():
@@ -226,18 +263,17 @@ def test_thresholds_are_applied_as_stated_not_hard_coded():
 
 
 def test_nan_values_are_left_out_and_counted():
-    runs = cheating_frame(0.95, 0.05, 0.5, 0.92)
-    bb = (runs["gate"] == "mlp") & runs["match_router"].isna()
-    runs.loc[(runs["seed"] == 1), "cheating_index"] = math.nan  # (the decoys' NaN are not read)
+    runs = cheating_frame(0.95, 0.05, 0.5, 0.965)
+    runs.loc[(runs["seed"] == 1), "cheating_score"] = math.nan  # (the decoys' NaN are not read)
     out = engine.evaluate(C.by_name()["cheating.black_box_router_cheats"], runs).outcomes[0]
-    assert out.stat.value == pytest.approx(0.95) and out.stat.n == 4
-    assert out.stat.detail["NaN values left out"] == 2
+    assert out.stat.value == pytest.approx(0.95) and out.stat.n == 16
+    assert out.stat.detail["NaN values left out"] == 8
 
 
 def test_all_nan_or_no_matching_runs_is_inconclusive_with_a_reason():
     claim = C.by_name()["cheating.black_box_router_cheats"]
-    runs = cheating_frame(0.95, 0.05, 0.5, 0.92)
-    runs["cheating_index"] = math.nan
+    runs = cheating_frame(0.95, 0.05, 0.5, 0.965)
+    runs["cheating_score"] = math.nan
     v = engine.evaluate(claim, runs)
     assert v.status == engine.INCONCLUSIVE and v.outcomes[0].reason == "every value is NaN"
     assert math.isnan(v.outcomes[0].stat.value) and v.outcomes[0].stat.note == "every value is NaN"
@@ -257,9 +293,9 @@ def test_only_ok_rows_count():
 
 
 def test_a_missing_side_of_a_comparison_is_undefined():
-    runs = cheating_frame(0.95, 0.05, 0.5, 0.92)
+    runs = cheating_frame(0.95, 0.05, 0.5, 0.965)
     runs = runs[~((runs["router"] == "prototype") & (runs["experts"] == 20))]
-    out = engine.evaluate(C.by_name()["cheating.prototype_router_remedy"], runs).outcomes[0]
+    out = judge(C.by_name()["remedies.prototype_router"], runs).outcomes[0]
     assert math.isnan(out.stat.value) and "experts=20" in out.stat.note
 
 
@@ -281,25 +317,47 @@ def test_where_filters():
         M.select(runs, {"experts": {"~": 1}})
 
 
-def test_black_box_routers_are_balanced_competent_mlp_or_cnn_gates_without_matching():
+def test_black_box_routers_are_competent_alive_balanced_lenet_or_mlp_gates_without_matching():
     from bench.reproduce.figures import family
 
-    gates = [("softmax", "mlp", None), ("softmax", "cnn", None), ("softmax", "linear", None),
+    gates = [("softmax", "mlp", None), ("softmax", "lenet", None), ("softmax", "linear", None),
              ("softmax", "mlp", "linear"), ("prototype", "linear", None), ("sinkhorn", "lenet", None)]
-    rows = [run_row(i, f"c{i}", router=r, gate=g, match_router=m, experts=10, importance_loss=0.1, val_accuracy=0.95)
-            for i, (r, g, m) in enumerate(gates)]
+    rows = [run_row(i, f"c{i}", router=r, gate=g, match_router=m, experts=10, importance_loss=0.1, val_accuracy=0.97,
+                    val_dead_experts=0.0) for i, (r, g, m) in enumerate(gates)]
     rows += [run_row(6, "unbalanced", router="softmax", gate="mlp", match_router=None, experts=10, importance_loss=0.0,
-                     val_accuracy=0.95),
-             run_row(7, "incompetent", router="softmax", gate="cnn", match_router=None, experts=10, importance_loss=0.1,
-                     val_accuracy=0.905),
-             run_row(8, "single", router="linear", gate="linear", match_router=None, experts=1, val_accuracy=0.90)]
+                     val_accuracy=0.97, val_dead_experts=0.0),
+             run_row(7, "incompetent", router="softmax", gate="lenet", match_router=None, experts=10,
+                     importance_loss=0.1, val_accuracy=0.955, val_dead_experts=0.0),
+             run_row(8, "dead", router="softmax", gate="lenet", match_router=None, experts=10, importance_loss=0.1,
+                     val_accuracy=0.97, val_dead_experts=0.1),  # 9 of 10 experts alive on the validation split
+             run_row(9, "dead", router="softmax", gate="lenet", match_router=None, experts=10, importance_loss=0.1,
+                     val_accuracy=0.97, val_dead_experts=0.0),  # its configuration still has one run with 9
+             run_row(10, "few experts", router="softmax", gate="mlp", match_router=None, experts=5, importance_loss=0.1,
+                     val_accuracy=0.97, val_dead_experts=0.0)]
     runs = M.with_derived(frame(rows))
-    assert M.select(runs, C.BLACK_BOX)["index"].tolist() == [0, 1, 5]
+    assert M.select(runs, C.BLACK_BOX)["index"].tolist() == [0, 1]
+    assert runs["config_val_alive"].tolist()[8:10] == [9, 9] and runs["val_experts_alive"].tolist()[8:10] == [9, 10]
     assert runs["balancing"].tolist()[5:7] == ["sinkhorn", "none"]
     assert [family(row) for _, row in runs.iloc[:5].iterrows()] == [
-        "black box (MLP gate, balanced)", "black box (CNN gate, balanced)", "softmax (linear gate)",
+        "black box (MLP gate, balanced)", "black box (LENET gate, balanced)", "softmax (linear gate)",
         "MLP gate matched to linear", "prototype router"]
     assert [family(row) for _, row in runs.iloc[5:7].iterrows()] == ["Sinkhorn (LENET gate)", "black box (MLP gate)"]
+
+
+def test_competence_filters_read_the_validation_split_only():
+    """Nothing that selects reads the test split: every filter of every claim names config fields or derived
+    columns computed from validation scores, never a test score."""
+    test_scores = set(DIRECTIONS) - {"val_" + k for k in DIRECTIONS}
+    for claim in C.CLAIMS:
+        for cond in claim.conditions:
+            for key in ("a", "b", "where"):
+                for col in cond.params.get(key) or {}:
+                    assert col not in test_scores, (claim.name, key, col)
+                    assert col in FIELD_TYPES or col in {"balancing", "competent", "config_val_accuracy",
+                                                         "config_val_alive"}, (claim.name, col)
+    runs = M.with_derived(frame([run_row(i, "a", experts=10, val_accuracy=v, accuracy=t, val_dead_experts=0.0)
+                                 for i, (v, t) in enumerate([(0.97, 0.50), (0.95, 0.50)])]))
+    assert runs["config_val_accuracy"].tolist() == pytest.approx([0.96, 0.96])  # validation, not test accuracy
 
 
 def test_competence_reads_validation_accuracy_against_the_single_linear_model():
@@ -344,7 +402,7 @@ def test_claims_are_consistent_with_the_sweeps_and_the_config():
     sweeps = available()
     columns = set(FIELD_TYPES) | set(DIRECTIONS) | {"name", "status", "allocation"}
     columns |= {f"accuracy_after_{phase}" for phase in ("pretrain", "joint", "gate", "experts")}  # M.with_phase_accuracy
-    columns |= {"balancing", "competent"}  # M.with_derived
+    columns |= {"balancing", "competent", "val_experts_alive", "config_val_accuracy", "config_val_alive"}  # with_derived
     columns |= table_columns(2)  # the language model's (sweeps/text.yaml: two MoE layers)
     for claim in C.CLAIMS:
         assert claim.sweep in sweeps, claim.name

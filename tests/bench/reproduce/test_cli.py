@@ -39,7 +39,7 @@ def test_list_shows_every_claim_with_its_threshold(capsys):
 def test_names_select_claims():
     assert runner.select_claims("all") == list(C.CLAIMS)
     assert [c.name for c in runner.select_claims("cheating")] == [c.name for c in C.for_sweep("cheating")]
-    assert [c.name for c in runner.select_claims("cheating.linear_router_remedy")] == ["cheating.linear_router_remedy"]
+    assert [c.name for c in runner.select_claims("remedies.linear_router")] == ["remedies.linear_router"]
     with pytest.raises(ReproduceError, match="did you mean 'cheating'"):
         runner.select_claims("cheatin")
 

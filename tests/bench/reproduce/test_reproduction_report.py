@@ -18,7 +18,7 @@ from bench.reproduce.figures import PLOTS
 from bench.reproduce.results import Reproduction, SweepResult
 
 from runs_frames import frame, run_row, shares
-from test_claims import cheating_frame, count_frame, joint_frame, lr_frame, pretrained_frame
+from test_claims import balancing_frame, cheating_frame, count_frame, joint_frame, lr_frame, pretrained_frame
 
 MISSING = ("dataset 'mnist': cannot load it: dataset files not found: MNIST needs the four IDX files ... "
            "Then pass --data-root ROOT.")
@@ -52,7 +52,7 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     path = report.write_report(rep)
     text = path.read_text()
     assert path == tmp_path / "REPRODUCTION.md"
-    assert "2 supported, 0 contradicted, 0 inconclusive, 0 premise failed, 4 not run." in text
+    assert "2 supported, 0 contradicted, 0 inconclusive, 0 premise failed, 1 not run." in text
     # the summary table: one row per condition, value with its interval and threshold side by side
     assert ("| `lr_asymmetry.fast_expert_wins` | **SUPPORTED** | mean test share of the fast expert at the largest "
             "lr ratio | 0.900 [0.880, 0.920] | > 0.5 | SUPPORTED | 0 |") in text
@@ -77,7 +77,7 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     assert "(figures/lr_asymmetry_share_by_epoch.png)" in text and "(figures/lr_asymmetry_share_by_ratio.png)" in text
     # a sweep that did not run: its reason once, its claims NOT RUN
     assert text.count(MISSING) == 1 and "**The sweep did not run**" in text
-    assert "### `cheating.prototype_router_remedy`: NOT RUN" in text
+    assert "### `cheating.black_box_router_cheats`: NOT RUN" in text
     assert "Budget **small**" in text and "wall time of this call 1:15" in text
     # the same verdicts as data
     data = json.loads((tmp_path / "reproduction.json").read_text())
@@ -114,11 +114,13 @@ def test_numbers_table_uses_ok_runs_and_counts_the_rest():
 @pytest.mark.parametrize("name, runs", [
     ("pretrained_experts", pretrained_frame(True, 0.9, 0.9)),
     ("fmnist_mnist_joint", joint_frame(False)),
-    ("cheating", cheating_frame(0.95, 0.05, 0.5, 0.92)),
+    ("cheating", cheating_frame(0.95, 0.05, 0.5, 0.965)),
+    ("remedies", cheating_frame(0.95, 0.05, 0.5, 0.965)),
+    ("balancing", balancing_frame(True).assign(val_dead_experts=0.0)),
     ("expert_count", count_frame({e: 0.9 + 0.01 * i for i, e in enumerate([1, 2, 4, 8])}, {1: 0.1, 2: 0.2, 4: 0.3, 8: 0.4})),
 ])
 def test_every_sweep_draws_its_figures(name, runs, tmp_path):
-    if name in ("cheating", "expert_count"):  # these read allocations for their heat-maps
+    if name in ("cheating", "remedies", "expert_count"):  # these read allocations for their heat-maps
         runs["allocation"] = json.dumps(np.eye(10, dtype=int).tolist())
     for col in ("nmi",):
         runs[col] = 0.5
@@ -136,7 +138,7 @@ def test_no_ok_runs_no_figures(tmp_path):
 def test_report_states_open_verdicts_failed_premises_collapsed_runs_and_seed_numbers(tmp_path):
     from bench.reproduce.engine import evaluate_all
 
-    cheat = cheating_frame(0.40, 0.60, 0.3, 0.92)  # the black box does not cheat: the remedies' premise fails
+    cheat = cheating_frame(0.40, 0.60, 0.3, 0.965)  # the black box does not cheat: the remedies' premise fails
     joint = joint_frame(False)
     one = np.zeros((12, 6), dtype=int)
     one[:, 0] = 5
@@ -145,11 +147,12 @@ def test_report_states_open_verdicts_failed_premises_collapsed_runs_and_seed_num
     lr = lr_frame({1: 0.5, 3: 0.52, 10: 0.54, 30: 0.56, 100: 0.5})
     lr.loc[lr.index[-1], "allocation"] = "[[55, 45]]"  # ratio 100: fast shares 0.48, 0.50, 0.55: interval [0.48, 0.55]
     results = {"cheating": SweepResult("cheating", cheat), "fmnist_mnist_joint": SweepResult("fmnist_mnist_joint", joint),
-               "lr_asymmetry": SweepResult("lr_asymmetry", lr)}
-    chosen = C.for_sweep("lr_asymmetry") + C.for_sweep("fmnist_mnist_joint") + C.for_sweep("cheating")
+               "lr_asymmetry": SweepResult("lr_asymmetry", lr), "remedies": SweepResult("remedies", cheat)}
+    chosen = (C.for_sweep("lr_asymmetry") + C.for_sweep("fmnist_mnist_joint") + C.for_sweep("cheating")
+              + C.for_sweep("remedies"))
     verdicts = evaluate_all(chosen, lambda s: (results[s].runs, ""))
     text = report.render(Reproduction(tmp_path, "small", results, verdicts, 1.0, None))
-    assert "### `cheating.linear_router_remedy`: PREMISE FAILED" in text
+    assert "### `remedies.linear_router`: PREMISE FAILED" in text
     assert ("Verdict: **PREMISE FAILED**: the premise `cheating.black_box_router_cheats` is CONTRADICTED, and this claim "
             "presupposes it") in text
     assert "| `cheating.black_box_router_cheats` | **CONTRADICTED** |" in text
@@ -166,15 +169,15 @@ def test_report_states_open_verdicts_failed_premises_collapsed_runs_and_seed_num
     assert "| runs collapsed (>= 99% of test samples on one expert) | 5 of 10 | 1 of 2 |" in text
 
 
-def test_cheating_numbers_say_which_configurations_are_competent():
-    text = report.numbers_table(M.with_derived(cheating_frame(0.95, 0.05, 0.5, 0.92)), report.NUMBERS["cheating"])
+def test_cheating_numbers_say_which_configurations_are_competent_and_alive():
+    text = report.numbers_table(M.with_derived(cheating_frame(0.95, 0.05, 0.5, 0.965)), report.NUMBERS["cheating"])
     head, _, *rows = text.splitlines()
-    assert "| val_accuracy | competent | accuracy |" in head and "dead_experts" in head
+    assert "| val_accuracy | val_experts_alive | accuracy | cheating_score |" in head
     by_name = {r.split(" | ")[0].strip("| `"): r for r in rows}
-    assert "| 0.950 ± 0.000 | yes | 0.950 ± 0.000 |" in by_name["softmax[mlp,None,experts=10]"]
-    assert "| yes |" not in by_name["sinkhorn[lenet,None,experts=10]"]  # 0.90: no better than the single linear model
-    assert "| no |" in by_name["sinkhorn[lenet,None,experts=10]"]
-    assert "| 0.900 ± 0.000 | no |" in by_name["linear[experts=1]"]  # the baseline itself
+    bb = "[router=softmax,gate=lenet,gate_hidden=16,routing=soft,match_router=None,experts=10]"
+    assert "| 0.970 ± 0.000 | 10.000 ± 0.000 | 0.970 ± 0.000 | 0.950 ± 0.000 |" in by_name[bb]
+    dead = "[router=softmax,gate=lenet,gate_hidden=8,routing=soft,match_router=None,experts=10]"
+    assert "| 7.000 ± 0.000 |" in by_name[dead]  # 7 of 10 alive: left out of the black boxes
 
 
 def test_seed_numbers_stand_split_for_split_and_labels_say_which_split():

@@ -197,22 +197,28 @@ def test_sensitivity_moves_the_threshold_by_a_quarter_or_by_the_stated_shift():
 
 
 def test_the_remedies_report_a_failed_premise_instead_of_a_verdict():
-    remedy = C.by_name()["cheating.linear_router_remedy"]
+    remedy = C.by_name()["remedies.linear_router"]
+    premise = C.BLACK_BOX_CHEATS
     assert [p.name for p in remedy.premises] == ["cheating.black_box_router_cheats"]
-    honest = cheating_frame(0.40, 0.60, 0.3, 0.92)  # the black box does not cheat
-    v = engine.evaluate(remedy, honest)
+    honest = cheating_frame(0.40, 0.60, 0.3, 0.965)  # the black box does not cheat
+    judged = lambda runs, premise_runs: engine.evaluate(  # noqa: E731
+        remedy, runs, premises={premise.name: engine.evaluate(premise, premise_runs)})
+    v = judged(honest, honest)
     assert v.status == engine.PREMISE_FAILED
     assert v.reason == "the premise `cheating.black_box_router_cheats` is CONTRADICTED"
     assert len(v.outcomes) == 2  # its own numbers are still computed and shown
     # an INCONCLUSIVE premise fails it too; a SUPPORTED one lets the claim's own verdict through
-    unsure = cheating_frame(0.95, 0.05, 0.5, 0.92)
-    bb = (unsure["gate"] == "mlp") & unsure["match_router"].isna()
-    unsure.loc[bb & (unsure["seed"] == 0), "cheating_index"] = 0.5  # black-box index 0.5 / 0.95: straddles 0.8
-    assert engine.evaluate(remedy, unsure).reason == "the premise `cheating.black_box_router_cheats` is INCONCLUSIVE"
-    assert engine.evaluate(remedy, cheating_frame(0.95, 0.05, 0.5, 0.92)).status == engine.SUPPORTED
-    # evaluate_all judges the premise once and passes it on, also when only the remedy was chosen
+    cheats = cheating_frame(0.95, 0.05, 0.5, 0.965)
+    unsure = cheats.copy()
+    bb = (unsure["gate"] == "mlp") & unsure["match_router"].isna() & (unsure["gate_hidden"] == 16)
+    unsure.loc[bb, "cheating_score"] = 0.35  # black-box mean (4 x 0.95 + 4 x 0.35) / 8 = 0.65, straddling 0.8
+    assert judged(cheats, unsure).reason == "the premise `cheating.black_box_router_cheats` is INCONCLUSIVE"
+    assert judged(cheats, cheats).status == engine.SUPPORTED
+    # evaluate_all judges the premise once, on its own sweep, and passes it on, also when only the remedy was chosen
     verdicts = engine.evaluate_all([remedy], lambda sweep: (honest, ""))
     assert [x.status for x in verdicts] == [engine.PREMISE_FAILED]
+    with pytest.raises(M.ClaimError, match="pass its verdict"):
+        engine.evaluate(remedy, honest)  # a premise of another sweep is not judged on the remedy's runs
     missing = engine.evaluate_all([remedy], lambda sweep: (None, "files missing"))
     assert missing[0].status == engine.NOT_RUN
 
