@@ -41,15 +41,14 @@ BLACK_BOX_CHEATS = Claim(
     conditions=(
         Condition("mean", {"measure": "cheating_score", "where": BLACK_BOX}, ">=", 0.8,
                   "mean cheating score of the competent black boxes (configurations weighed equally)"),
-        Condition("mean", {"measure": "constant_experts_drop", "where": BLACK_BOX}, "<=", 0.02,
-                  "mean accuracy the experts add over constants for their validation majority classes"),
         Condition("mean", {"measure": "expert_prediction_entropy", "where": BLACK_BOX}, "<=", 0.2,
                   "mean expert prediction entropy (on each expert's own samples) of the competent black boxes"),
     ),
     note="Cheating score 1: the router alone, each expert's class learned on the validation split, classifies the "
          "test split as well as the mixture; about 0 for a router blind to the class at every E (docs/scores.md). "
-         "Constant experts: the accuracy left when every expert is a constant for its validation majority class, "
-         "the routing kept. The black box: a softmax router with the lenet (CNN) or an MLP gate, soft or hard "
+         "Beside it in the numbers table, the functional check (constant_experts_drop: the accuracy the experts add "
+         "over constants for their validation majority classes, the routing kept) and the expert prediction entropy "
+         "on all inputs; they are shown, not thresholded. The black box: a softmax router with the lenet (CNN) or an MLP gate, soft or hard "
          "routing, the importance loss, E >= C; it counts when its configuration's mean validation accuracy is at "
          f"least {COMPETENT_ACCURACY} and every run keeps >= 10 experts alive on the validation split (this "
          "project's operationalisation of the competent regime; the configurations that fall short are listed "

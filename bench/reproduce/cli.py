@@ -35,7 +35,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
     ap.add_argument("--report-only", action="store_true",
                     help="train no sweep trial: rebuild the report from the sweeps of --out that have finished (their "
-                         "runs.csv as written; their own tables and pages are left as they are); the others are "
+                         "runs.csv as written, also when their records are not kept; their own tables and pages are "
+                         "left as they are); the others are "
                          "reported as not run, with how many of their trials have finished")
     ap.add_argument("--list", action="store_true", help="list per budget each sweep's trials, estimated CPU time and data (present under the data root or "
                          "not), then the claims with their statistics and thresholds, and exit")

@@ -21,6 +21,7 @@ from bench.reproduce.measures import (COLLAPSE_SHARE, OP_WORDS, collapsed, measu
                                       where_text, with_derived)
 from bench.reproduce.results import BUDGET_WORDS, Reproduction, SweepResult
 from bench.table.tables import write_text
+from moe.training.controls import allocation_controls, allocation_markdown
 from moe.training.controls import markdown as controls_markdown
 from moe.records.record import versions, write_json_atomic
 
@@ -295,13 +296,17 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
 
 def controls_section(controls: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     """What the cheating scores give where the answer is known (``moe.training.controls``), before the cheating verdicts."""
-    if not controls:
-        return []
     lines = ["## Controls of the cheating scores", "",
-             "Before the cheating verdicts: what the scores give where the answer is known (`python -m moe.training.controls`). "
-             "`cheater` cheats by construction (constant experts, the router is the classifier): its cheating index "
-             "should be about 1; `hash` routes by a fixed hash that knows nothing of the class: about 0; `collapsed` "
-             "sends every sample to one expert: undefined. A verdict below is only as good as these controls.", ""]
+             "Before the cheating verdicts: what the scores give where the answer is known. At every expert count the "
+             "claims read, hand-built routers (`python -m moe.training.controls --allocations`, no training): a "
+             "cheater (each expert owns one class) should score 1, a hash or random router (blind to the class) about "
+             "0, experts that each own a pair of classes about halfway (0.44); the in-sample cheating index beside "
+             "it shows the bias the cheating score removes.", "", allocation_markdown(allocation_controls()), ""]
+    if controls:
+        lines += ["Trained controls (`python -m moe.training.controls`): `cheater` cheats by construction (constant "
+                  "experts, the router is the classifier; E = C); `hash` routes by a fixed hash that knows nothing of "
+                  "the class; `collapsed` sends every sample to one expert (undefined). These runs have no validation "
+                  "split, so they show the in-sample cheating index.", ""]
     for dataset, results in controls.items():
         lines += [f"**{dataset}**", "", controls_markdown(results, dataset), ""]
     return lines

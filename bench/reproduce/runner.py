@@ -154,6 +154,8 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
             kwargs: dict[str, Any] = {"resume": folder}
             _, trials = sweep_dir.read_meta()
             needs_ray = bool({t.index for t in trials} - sweep_dir.finished_indices())
+            if report_only and needs_ray and {t.index for t in trials} <= tabled_indices(sweep_dir):
+                needs_ray = False  # a finished sweep kept without its records (a runs.csv committed under docs/)
             if report_only and needs_ray:
                 raise ReproduceError(f"--report-only: {len(sweep_dir.finished_indices() & {t.index for t in trials})} "
                                      f"of {len(trials)} trials have finished; the same command without "
@@ -224,6 +226,17 @@ def fit_to_data(name: str, overrides: dict[str, Any], root: str | None) -> tuple
                 notes.append(f"`{field_}`: the budget asks for {n:,} {split} samples of {sweep.dataset} ({how} subset); "
                              f"the data files here give {len(y):,}{parts}")
     return out, notes
+
+
+def tabled_indices(sweep_dir: SweepDir) -> set[int]:
+    """The trial indices its runs.csv holds a row for, whatever their status (empty without a runs.csv)."""
+    path = sweep_dir.table_path("runs.csv")
+    if not path.is_file():
+        return set()
+    try:
+        return {int(i) for i in pd.read_csv(path, usecols=["index"])["index"].dropna()}
+    except (ValueError, KeyError):
+        return set()
 
 
 def read_runs(sweep_dir: SweepDir) -> pd.DataFrame:

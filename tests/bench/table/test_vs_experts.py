@@ -18,7 +18,7 @@ def runs():
         for e in (1, 10, 100):
             for seed, shift in ((0, -0.01), (1, 0.01)):
                 rows.append(dict(name=name.format(e=e), experts=e, seed=seed, status="ok", accuracy=base + shift,
-                                 cheating_index=math.nan if e == 1 else 0.5 + shift, local_fidelity=1.0,
+                                 cheating_score=math.nan if e == 1 else 0.5 + shift, local_fidelity=1.0,
                                  used_expert_parameters=e * 7850.0))
     rows.append(dict(name="linear[experts=10]", experts=10, seed=2, status="diverged", accuracy=0.0))
     return pd.DataFrame(rows)
@@ -27,7 +27,7 @@ def runs():
 def test_curves_average_the_ok_runs_of_each_family_and_count():
     table = curves(runs()).set_index(["family", "experts"])
     assert table.loc[("linear", 10), "accuracy"] == 0.8 and table.loc[("linear", 10), "n"] == 2  # the diverged run left out
-    assert math.isnan(table.loc[("softmax[gate=mlp]", 1), "cheating_index"])
+    assert math.isnan(table.loc[("softmax[gate=mlp]", 1), "cheating_score"])
     assert table.loc[("softmax[gate=mlp]", 100), "used_expert_parameters"] == 785000.0
 
 
