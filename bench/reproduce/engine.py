@@ -25,7 +25,6 @@ over runs is biased: resampled runs tie, and the replicates may not even cover t
 Collapsed runs (``measures.collapsed``) are left out of a claim's statistics unless the claim keeps them
 (``keep_collapsed``); either way each outcome counts them. The measures, row filters and derived columns
 (``balancing``, ``competent``) a statistic reads are those of ``bench.reproduce.measures``.
-The module is long because it holds every statistic (mean, difference, correlations) beside the verdict rules.
 """
 from __future__ import annotations
 
