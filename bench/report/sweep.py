@@ -20,19 +20,18 @@ from typing import Any
 import pandas as pd
 
 from bench.report import html as h
+from bench.report.figures import Figures
 from bench.sweep.layout import SweepDir
 from bench.table.configurations import TABLE_SCORES, collapsed_mask
 from bench.table.tables import build, pick_best
 from bench.uncertainty import RULE_WORDS, domain, summarize
 from moe.config import FIELD_TYPES
 from moe.records.naming import full_name, wrapped
-from moe.pictures.plots import heatmap_figure
 from moe.records.record import atomic_write_bytes
 from moe.scoring.scores import DIRECTIONS, DOCS, SCORES
-from moe.pictures.view_plots import (curves_figure, expert_weights_figure, gate_regions_figure, png_bytes,
-                            prototypes_figure)
 
 ARROWS = {"higher": "↑", "lower": "↓", "neutral": ""}
+DRILL_FIGURES = 60  # configurations with figures in their drill-down: more is more than a reader looks at
 RUN_COLUMNS = ("accuracy", "nmi", "cheating_index", "busiest_share", "train_s")
 
 
@@ -63,14 +62,18 @@ def config_table(runs: pd.DataFrame) -> tuple[str, list[str]]:
     ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
     cols = [c for c in TABLE_SCORES if c in runs.columns and pd.to_numeric(ok[c], errors="coerce").notna().any()]
     names = list(dict.fromkeys(runs.sort_values("index")["name"] if "index" in runs.columns else runs["name"]))
-    stats = {n: {c: summarize(pd.to_numeric(ok[ok["name"] == n][c], errors="coerce").tolist(), c) for c in cols}
+    by_name = dict(tuple(ok.groupby("name", sort=False, dropna=False))) if len(ok) else {}
+    empty = ok.iloc[0:0]
+    stats = {n: {c: summarize(pd.to_numeric(by_name.get(n, empty)[c], errors="coerce").tolist(), c) for c in cols}
              for n in names}
     summ = pd.DataFrame([{f"{c}_mean": stats[n][c].mean for c in cols} for n in names])
     best = best_values(summ, cols) if len(summ) else {}
     collapsed = collapsed_mask(ok)
     rows = []
+    all_by_name = dict(tuple(runs.groupby("name", sort=False, dropna=False)))
+    collapsed_by_name = collapsed.groupby(ok["name"]).sum() if len(ok) else pd.Series(dtype=int)
     for i, n in enumerate(names):
-        g = runs[runs["name"] == n]
+        g = all_by_name[n]
         n_ok = int((g["status"] == "ok").sum()) if "status" in g else len(g)
         cells = [f'<td><a href="#cfg-{i}"><code>{h.esc(n)}</code></a></td>', f'<td data-v="{n_ok}">{n_ok}/{len(g)}</td>']
         for c in cols:
@@ -78,7 +81,7 @@ def config_table(runs: pd.DataFrame) -> tuple[str, list[str]]:
             is_best = c in best and not math.isnan(st.mean) and math.isclose(st.mean, best[c], rel_tol=1e-12, abs_tol=1e-12)
             # a run's stability is already a mean over pairs of seeds: its mean alone
             cells.append(summary_cell(st, c, is_best, spread=not c.startswith("stability_")))
-        n_col = int(collapsed[ok["name"] == n].sum()) if len(ok) else 0
+        n_col = int(collapsed_by_name.get(n, 0))
         cells.append(f'<td data-v="{n_col}">{n_col}</td>')
         rows.append(cells)
     head = ['<th data-type="text">configuration</th>', '<th data-type="num">ok runs</th>']
@@ -122,10 +125,6 @@ def dynamics_section(sweep_dir: SweepDir) -> str:
             "table is the first epoch at or above the dashed 0.9 (saturation.png).</p>")
 
 
-def _fig(fig, alt: str) -> str:
-    return h.img(png_bytes(fig), alt)
-
-
 def run_rows(g: pd.DataFrame) -> str:
     cols = [c for c in RUN_COLUMNS if c in g.columns]
     rows = []
@@ -150,7 +149,10 @@ def ablation_html(rec: dict[str, Any]) -> str:
             + h.table([""] + [str(c) for c in cols], [[h.esc(rows[i])] + [h.num(v) for v in row] for i, row in enumerate(m)]))
 
 
-def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, Any]], class_names: list[str] | None) -> str:
+def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, Any]], class_names: list[str] | None,
+               figures: Figures, draw: bool = True) -> str:
+    """A configuration's drill-down; its figures go to ``figures`` (placeholders here), or, where ``draw`` is
+    False, a line saying which command draws them."""
     ok = g[g["status"] == "ok"] if "status" in g.columns else g
     first = g.iloc[0]
     full = full_name(row_config(first))
@@ -163,21 +165,25 @@ def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, 
         picked = (f"best run by validation accuracy {best['val_accuracy']:.3f}" if by_validation
                   else "first run (no validation scores to pick by)")
         title = f"{wrapped(full)}\n{picked}: seed {best.get('seed')}, test accuracy {best['accuracy']:.3f}"
-        figs.append(_fig(heatmap_figure(alloc, names, title), f"allocation heat-map of {name}"))
         rec = records.get(int(best["index"])) if "index" in best and not pd.isna(best["index"]) else None
-        views = (rec or {}).get("views") or {}
-        vtitle = f"{full}, seed {best.get('seed')}"
-        if views.get("gate_regions"):
-            figs.append(_fig(gate_regions_figure(views["gate_regions"], class_names, vtitle), f"gate regions of {name}"))
-        if views.get("expert_weights"):
-            figs.append(_fig(expert_weights_figure(views["expert_weights"], class_names, vtitle), f"expert weights of {name}"))
-        if views.get("prototypes"):
-            figs.append(_fig(prototypes_figure(views["prototypes"], vtitle), f"prototypes of {name}"))
+        if draw:
+            figs.append(figures.add("heatmap", (alloc, names, title), f"allocation heat-map of {name}"))
+            views = (rec or {}).get("views") or {}
+            vtitle = f"{full}, seed {best.get('seed')}"
+            if views.get("gate_regions"):
+                figs.append(figures.add("gate_regions", (views["gate_regions"], class_names, vtitle), f"gate regions of {name}"))
+            if views.get("expert_weights"):
+                figs.append(figures.add("expert_weights", (views["expert_weights"], class_names, vtitle), f"expert weights of {name}"))
+            if views.get("prototypes"):
+                figs.append(figures.add("prototypes", (views["prototypes"], vtitle), f"prototypes of {name}"))
+        elif "index" in best and not pd.isna(best["index"]):
+            body.append(f"<p class=muted>Figures not drawn here (see the note above the drill-downs); those of its "
+                        f"{h.esc(picked)}: <code>python -m moe.report records/{int(best['index']):04d}.json</code></p>")
         body.append(ablation_html(rec or {}))
     histories = [(f"seed {r.get('seed')}", records[int(r["index"])]["history"]) for _, r in g.iterrows()
                  if "index" in r and not pd.isna(r["index"]) and (records.get(int(r["index"])) or {}).get("history")]
-    if histories:
-        figs.insert(1, _fig(curves_figure(histories, full), f"per-epoch curves of {name}"))
+    if histories and draw:
+        figs.insert(1, figures.add("curves", (histories, full), f"per-epoch curves of {name}"))
     body.append(f'<div class="figs">{"".join(figs)}</div>')
     acc = pd.to_numeric(ok["accuracy"], errors="coerce").mean() if "accuracy" in ok.columns else math.nan
     summary = f"<code>{h.esc(name)}</code> <span class=muted>accuracy {h.num(acc)}, {len(ok)}/{len(g)} ok</span>"
@@ -263,7 +269,14 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
     counts = runs["status"].value_counts().to_dict() if "status" in runs.columns and len(runs) else {}
     table_html, names = config_table(runs) if len(runs) else ("<p>No runs.</p>", [])
     classes = sweep_dir.class_names()
-    drills = [drill_down(i, n, runs[runs["name"] == n], by_index, classes) for i, n in enumerate(names)]
+    groups = dict(tuple(runs.groupby("name", sort=False, dropna=False))) if len(runs) else {}
+    drawn = drawn_configurations(runs, names)
+    figures = Figures(sweep_dir.figure_cache_dir)
+    drills = [drill_down(i, n, groups[n], by_index, classes, figures, draw=n in drawn) for i, n in enumerate(names)]
+    if len(drawn) < len(names):
+        drills.insert(0, f"<p class=muted>Figures are drawn for the {len(drawn)} configurations with the highest mean "
+                         f"validation accuracy (of {len(names)}); each other drill-down names the command that draws "
+                         "its best run's figures.</p>")
     present = {c for c in DIRECTIONS if c in runs.columns}
     body = [f"<h1>{h.esc(title)}</h1>", f"<p>{h.esc(meta.get('description', ''))}</p>", mixture_note(sweep_dir),
             f"<p class=muted>{len(runs)} runs ({h.esc(', '.join(f'{n} {s}' for s, n in counts.items()) or 'none')}), "
@@ -285,7 +298,25 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
             '<h2 id="scores">Scores</h2>', scores_section(present),
             '<h2 id="sweep">Sweep file</h2>', sweep_file_section(sweep_dir),
             '<h2 id="environment">Environment</h2>', environment_section(sweep_dir, runs, records)]
-    return h.page(title, "\n".join(body))
+    return figures.fill(h.page(title, "\n".join(body)))
+
+
+def drawn_configurations(runs: pd.DataFrame, names: list[str], limit: int | None = None) -> set[str]:
+    """The configurations whose drill-down shows figures: all of them up to ``limit`` (``DRILL_FIGURES``), else the
+    ``limit`` with the highest mean validation accuracy over their ok runs (validation scores pick, never test
+    ones; without them, the first ``limit`` in the table's order)."""
+    limit = DRILL_FIGURES if limit is None else limit
+    if len(names) <= limit:
+        return set(names)
+    ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+    if "val_accuracy" in ok.columns:
+        means = pd.to_numeric(ok["val_accuracy"], errors="coerce").groupby(ok["name"]).mean()
+        def rank(item: tuple[int, str]) -> tuple[float, int]:
+            m = float(means.get(item[1], math.nan))
+            return (-m if not math.isnan(m) else math.inf, item[0])
+
+        return {n for _, n in sorted(enumerate(names), key=rank)[:limit]}
+    return set(names[:limit])
 
 
 def write_sweep_report(folder: str | Path, built: dict[str, Any] | None = None) -> Path:

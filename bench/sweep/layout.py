@@ -187,6 +187,11 @@ class SweepDir:
         return self.root / "heatmaps"
 
     @property
+    def figure_cache_dir(self) -> Path:
+        """The report's figures kept by content (``bench.report.figures``): redrawn only when what they show changed."""
+        return self.root / ".cache" / "figures"
+
+    @property
     def report_path(self) -> Path:
         """report.html: the self-contained HTML report (``bench.report``)."""
         return self.root / "report.html"

@@ -70,19 +70,18 @@ def test_without_validation_scores_the_first_run_is_shown_not_the_best_on_test(t
     assert alloc == [[2, 3], [3, 2]] and "first run (seed 0; no validation scores" in title
 
 
-def test_the_report_drill_down_picks_its_run_by_validation_too(monkeypatch):
+def test_the_report_drill_down_picks_its_run_by_validation_too():
     import pandas as pd
 
     from bench.report import sweep as page_module
+    from bench.report.figures import Figures
 
-    titles = []
-    real = page_module.heatmap_figure
-    monkeypatch.setattr(page_module, "heatmap_figure", lambda alloc, names, title: titles.append(title) or real(alloc, names, title))
     rows = pd.DataFrame([
         {"index": 0, "name": "s", "router": "softmax", "status": "ok", "seed": 0, "accuracy": 0.99, "val_accuracy": 0.60,
          "allocation": json.dumps([[5, 0], [0, 5]])},
         {"index": 1, "name": "s", "router": "softmax", "status": "ok", "seed": 1, "accuracy": 0.70, "val_accuracy": 0.90,
          "allocation": json.dumps([[5, 0], [0, 5]])}])
-    page_module.drill_down(0, "s", rows, {}, ["a", "b"])
-    (title,) = titles  # the higher test accuracy (seed 0) does not pick
+    figures = Figures(None)
+    page_module.drill_down(0, "s", rows, {}, ["a", "b"], figures)
+    (title,) = [args[2] for kind, args, *_ in figures.jobs if kind == "heatmap"]  # the higher test accuracy (seed 0) does not pick
     assert "best run by validation accuracy 0.900: seed 1, test accuracy 0.700" in title

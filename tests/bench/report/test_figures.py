@@ -1,0 +1,87 @@
+"""report.html's figures: kept by content (a rebuild with no new record draws nothing; a changed record redraws
+its own figures only), the same bytes whether drawn in worker processes or here, and figures for at most
+``DRILL_FIGURES`` configurations, picked by validation accuracy."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from bench.report import figures as figures_mod
+from bench.report.figures import Figures, figure_key
+from bench.report.sweep import drawn_configurations, render
+from bench.sweep.layout import SweepDir
+from tests.bench.sweep_dirs import make_sweep_dir
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    return make_sweep_dir(tmp_path_factory.mktemp("figs") / "s")
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    calls = []
+    real = figures_mod.draw
+
+    def draw(kind, args):
+        calls.append(kind)
+        return real(kind, args)
+
+    monkeypatch.setattr(figures_mod, "draw", draw)
+    return calls
+
+
+def test_rebuild_draws_nothing_new_and_a_changed_record_redraws_its_own(sweep, counted):
+    cache = SweepDir(sweep).figure_cache_dir
+    first = render(sweep)
+    n_first = len(counted)
+    assert n_first >= 4 and len(list(cache.glob("*.png"))) == n_first  # heat-map, curves, gate regions per configuration
+    assert render(sweep) == first and len(counted) == n_first  # nothing drawn the second time, same page
+    # change one record's allocation: its configuration's heat-map is drawn again, nothing else
+    sd = SweepDir(sweep)
+    first_config = [i for i in range(4) if json.loads(sd.record_path(i).read_text())["bench"]["name"]
+                    == json.loads(sd.record_path(0).read_text())["bench"]["name"]]
+    assert len(first_config) == 2
+    for i in first_config:  # both seeds: whichever is its best run, the heat-map shows a new allocation
+        rec = json.loads(sd.record_path(i).read_text())
+        rec["allocation"][0][0] += 7
+        sd.write_record(i, rec)
+    counted.clear()
+    third = render(sweep)
+    assert third != first and counted == ["heatmap"]
+    assert len(list(cache.glob("*.png"))) == n_first  # the old heat-map went from the cache
+
+
+def test_parallel_draws_the_same_bytes_as_serial(sweep, monkeypatch, tmp_path):
+    rec = json.loads(SweepDir(sweep).record_path(1).read_text())
+    jobs = [("heatmap", (rec["allocation"], [f"c{i}" for i in range(len(rec["allocation"]))], f"t{j}")) for j in range(4)]
+    jobs.append(("curves", ([("seed 1", rec["history"])], "curves")))
+    serial, parallel = Figures(None, workers=1), Figures(tmp_path / "cache", workers=2)
+    monkeypatch.setattr(figures_mod, "PER_WORKER", 1)
+    for kind, args in jobs:
+        serial.add(kind, args, kind)
+        parallel.add(kind, args, kind)
+    assert parallel.pngs() == serial.pngs() and parallel.drawn == 5
+    assert sorted(p.stem for p in (tmp_path / "cache").glob("*.png")) == sorted(k for *_, k in parallel.jobs)
+
+
+def test_figure_key_follows_content():
+    a = figure_key("heatmap", ([[1, 2]], ["a"], "t"), b"code")
+    assert a == figure_key("heatmap", ([[1, 2]], ["a"], "t"), b"code")
+    assert a != figure_key("heatmap", ([[1, 3]], ["a"], "t"), b"code")  # data
+    assert a != figure_key("heatmap", ([[1, 2]], ["a"], "t"), b"other")  # drawing code
+    with pytest.raises(ValueError, match="heatmap"):
+        Figures(None).add("pie", (), "x")
+
+
+def test_drawn_configurations_picks_by_validation_accuracy():
+    runs = pd.DataFrame({"name": list("aabbccdd"), "status": ["ok"] * 7 + ["error"],
+                         "val_accuracy": [0.1, 0.2, 0.9, 0.8, 0.5, 0.5, 0.7, 0.99],
+                         "accuracy": [1.0, 1.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5]})
+    names = list("abcd")
+    assert drawn_configurations(runs, names, limit=4) == set(names)
+    # b 0.85, d 0.7 (its error run does not count), c 0.5, a 0.15; test accuracy plays no part
+    assert drawn_configurations(runs, names, limit=2) == {"b", "d"}
+    assert drawn_configurations(runs.drop(columns="val_accuracy"), names, limit=2) == {"a", "b"}
