@@ -14,24 +14,25 @@ this process); each PNG goes back to its own place in the page, so the page is t
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import math
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from bench.report import html as h
+from moe.pictures.plots import heatmap_figure
+from moe.pictures.view_plots import (curves_figure, expert_weights_figure, gate_regions_figure, png_bytes,
+                                     prototypes_figure)
+from moe.records.record import atomic_write_bytes
 
-# job kind -> (module, function) drawing a matplotlib Figure from plain data
-DRAWERS = {"heatmap": ("moe.pictures.plots", "heatmap_figure"),
-           "curves": ("moe.pictures.view_plots", "curves_figure"),
-           "gate_regions": ("moe.pictures.view_plots", "gate_regions_figure"),
-           "expert_weights": ("moe.pictures.view_plots", "expert_weights_figure"),
-           "prototypes": ("moe.pictures.view_plots", "prototypes_figure")}
+# job kind -> the function drawing its matplotlib Figure from plain data
+DRAWERS = {"heatmap": heatmap_figure, "curves": curves_figure, "gate_regions": gate_regions_figure,
+           "expert_weights": expert_weights_figure, "prototypes": prototypes_figure}
 # the modules whose source decides what a figure looks like: part of every cache key
 DRAWING_MODULES = ("moe.pictures.plots", "moe.pictures.view_plots", "moe.records.views", "moe.records.naming")
 PER_WORKER = 6  # figures per worker process at least: a worker's start costs about as much as a few figures
@@ -40,8 +41,6 @@ PLACEHOLDER = "\x00figure:{}\x00"
 
 def _code_stamp() -> bytes:
     """The drawing code's identity: the source of ``DRAWING_MODULES`` and matplotlib's version."""
-    from importlib.metadata import version
-
     digest = hashlib.sha256(version("matplotlib").encode())
     for name in DRAWING_MODULES:
         spec = find_spec(name)
@@ -57,11 +56,7 @@ def figure_key(kind: str, args: tuple, stamp: bytes) -> str:
 
 def draw(kind: str, args: tuple) -> bytes:
     """The PNG of one job (in whichever process runs it)."""
-    module, name = DRAWERS[kind]
-    fig = getattr(importlib.import_module(module), name)(*args)
-    from moe.pictures.view_plots import png_bytes
-
-    return png_bytes(fig)
+    return png_bytes(DRAWERS[kind](*args))
 
 
 def _draw_job(job: tuple[str, tuple]) -> bytes:
@@ -116,8 +111,6 @@ class Figures:
         for key, png in zip(todo, drawn):
             found[key] = png
             if self.cache_dir is not None:
-                from moe.records.record import atomic_write_bytes
-
                 atomic_write_bytes(self.cache_dir / f"{key}.png", png)
         self._prune(set(found))
         return [found[key] for *_, key in self.jobs]

@@ -32,6 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+import moe.training.loop
+from bench.pipeline import run_sweep
+from bench.sweep import spec
+from bench.sweep.layout import SweepDir
+from moe.records.record import finished_record, write_json_atomic
+
 SEEDS = 5          # runs per configuration
 BASE_ROUTERS = ("softmax", "topk[k=2]", "prototype", "hash")
 BASE = {"dataset": "gm6", "budget": {"epochs": 3, "n_train": 240, "n_test": 120}}
@@ -45,8 +53,6 @@ STEPS = (("tables", ["-m", "bench.table", "{dir}", "--no-plots"], "runs.csv and 
 
 def base_records(experts: int = 3) -> dict[str, dict[str, Any]]:
     """One real record per router of ``BASE_ROUTERS`` (gm6, 3 epochs, 240 training samples), trained here."""
-    import moe.training.loop
-    from bench.sweep import spec
 
     sweep = spec.from_mapping({**BASE, "grid": {"router": list(BASE_ROUTERS), "experts": [experts], "seed": [0]}},
                               name="scale-base")
@@ -88,9 +94,6 @@ def synthetic_sweep(root: str | os.PathLike, n_runs: int, bases: dict[str, dict[
     """A sweep directory of ``n_runs`` valid records (sweep.json and records/NNNN.json, as ``bench.sweep`` writes
     them): trial i of ``grid_for(n_runs)`` gets the record of its router's base run, rebuilt by
     ``finished_record`` with the trial's config and seed, its history's losses and its scores perturbed."""
-    from bench.sweep import spec
-    from bench.sweep.layout import SweepDir
-    from moe.records.record import finished_record
 
     sweep = spec.from_mapping({**BASE, "description": f"synthetic sweep of {n_runs} runs (bench.speed.scale)",
                                "version": 1, "grid": grid_for(n_runs)}, name=f"scale{n_runs}")
@@ -133,8 +136,6 @@ def run_step(argv: list[str]) -> dict[str, float]:
 
 def fit(sizes: list[int], seconds: list[float]) -> dict[str, float]:
     """Least-squares line seconds = fixed + per_run * n, and the largest residual relative to the line's value."""
-    import numpy as np
-
     if len(sizes) < 2:
         return {"per_1000_s": math.nan, "fixed_s": math.nan, "max_rel_residual": math.nan}
     slope, fixed = np.polyfit(np.asarray(sizes, float), np.asarray(seconds, float), 1)
@@ -145,7 +146,6 @@ def fit(sizes: list[int], seconds: list[float]) -> dict[str, float]:
 
 def quick_sweep(scratch: Path) -> dict[str, Any]:
     """The ``quick`` sweep end to end (``bench.pipeline.run_sweep``): wall time, trial time, slots."""
-    from bench.pipeline import run_sweep
 
     load = os.getloadavg()[0]
     runs = run_sweep("quick", out=scratch / "quick", quiet=True)
@@ -202,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
-    from moe.records.record import write_json_atomic
 
     write_json_atomic(args.out, {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
                                  "rows": rows, "fits": fits, "quick_sweep": sweep})
