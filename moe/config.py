@@ -43,70 +43,70 @@ class Config:
     preset: str | None = None  # named bundle of the seed code's settings (moe.config.PRESETS); explicit fields override it
     # data
     dataset: str = "gm6"  # registered dataset name (moe.data)
-    data_root: str | None = None  # a folder path (no NUL character, not an existing file): MNIST-family files; default: env MOE_DATA, else ~/.cache/moe-interp-bench
-    n_train: int | None = None  # in [the dataset's class count, 10**8] and at most its training split (checked after loading): stratified training subset (None: all); with subset: first, the first n_train instead; text datasets: training windows of context bytes per epoch (a seeded random subset of the split's windows)
-    n_test: int | None = None  # in [1, 10**8] and at most the dataset's test split (checked after loading): stratified test subset (None: all); with subset: first, the first n_test instead; text datasets: windows evaluated in each of the validation and test splits (evenly spaced over the split)
-    subset: str = "stratified"  # how n_train / n_test are taken: stratified (class proportions, random, data_seed) | first (the first n in file order; fmnist_mnist: the first n/2 of each source dataset, the seed code's way)
-    val_fraction: float = 0.1  # in [0, 0.5]: share of the (subsetted) training data held out as the validation split (stratified, seeded by data_seed; the model never trains on it), which everything that selects or stops reads (per-epoch val_accuracy, ASHA, best-run pictures); the test split is scored once, at the end; 0: no validation split; text datasets: ignored (their validation split is by document)
-    normalize: str = "none"  # input normalisation: none | seed (the seed code's Normalize((0.5,), (0.5,)): x -> (x - 0.5) / 0.5)
-    data_seed: int = 0  # in [0, 2**63 - 1] (what torch.Generator accepts): seed of data generation and subsetting (fixed across model seeds)
-    planted_modules: int = 4  # in [1, 8] (at most the planted dataset's 8 classes): planted dataset only: the number of planted sub-problems (modules)
-    planted_entanglement: float = 0.0  # in [0, 1]: planted dataset only: 0 = each module owns whole classes, 1 = every module uses every class (modules cut across classes)
+    data_root: str | None = None  # a folder of MNIST-family files; default: env MOE_DATA, else ~/.cache/moe-interp-bench; no NUL character, not an existing file
+    n_train: int | None = None  # stratified training subset (None: all); at least the dataset's class count and at most its training split (checked after loading); with subset: first, the first n_train instead; text datasets: training windows of context bytes per epoch (a seeded random subset of the split's windows)
+    n_test: int | None = None  # stratified test subset (None: all); at most the dataset's test split (checked after loading); with subset: first, the first n_test instead; text datasets: windows evaluated in each of the validation and test splits (evenly spaced over the split)
+    subset: str = "stratified"  # how n_train / n_test are taken: stratified | first; stratified: class proportions, random, data_seed; first: the first n in file order (fmnist_mnist: the first n/2 of each source dataset, the seed code's way)
+    val_fraction: float = 0.1  # share of the training data held out as the validation split; stratified, seeded by data_seed, never trained on; everything that selects or stops reads it (per-epoch val_accuracy, ASHA, best-run pictures); the test split is scored once, at the end; text datasets: ignored (their validation split is by document)
+    normalize: str = "none"  # input normalisation: none | seed; seed: the seed code's Normalize((0.5,), (0.5,)): x -> (x - 0.5) / 0.5
+    data_seed: int = 0  # seed of data generation and subsetting; fixed across model seeds
+    planted_modules: int = 4  # planted dataset only: the number of planted sub-problems (modules)
+    planted_entanglement: float = 0.0  # planted dataset only: 0 = each module owns whole classes, 1 = every module uses every class; the modules cut across classes in between
     # language model (text datasets: moe.lm)
-    lm_layers: int = 2  # in [1, 64]: text datasets only: transformer blocks of the language model
-    lm_width: int = 64  # in [1, 65536], a multiple of lm_heads: text datasets only: model width D of the language model
-    lm_heads: int = 4  # in [1, 256], dividing lm_width: text datasets only: attention heads per block
-    context: int = 128  # in [1, 65536]: text datasets only: tokens (bytes) per training window, the attention's reach
-    moe_layers: list[int] | str = "all"  # text datasets only: the blocks whose feed-forward layer is a mixture: all | alternate (blocks 1, 3, ...) | a list of block indices (0-based, below lm_layers); the others get a dense MLP of width expert_hidden
+    lm_layers: int = 2  # text datasets only: transformer blocks of the language model
+    lm_width: int = 64  # text datasets only: model width D of the language model, a multiple of lm_heads
+    lm_heads: int = 4  # text datasets only: attention heads per block, dividing lm_width
+    context: int = 128  # text datasets only: tokens (bytes) per training window, the attention's reach
+    moe_layers: list[int] | str = "all"  # text datasets only: the blocks whose feed-forward layer is a mixture; all | alternate (blocks 1, 3, ...) | a list of block indices (0-based, below lm_layers); the others get a dense MLP of width expert_hidden
     # model
-    experts: int = 4  # in [1, 4096] (up to 4,096 implicit experts), and the model's estimated memory <= 4 GiB; number of experts E
-    expert: str = "linear"  # registered expert type (moe.experts; seed_cnn: the seed code's MNIST expert; implicit: linear experts whose weights one generator makes from learned codes)
-    expert_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of mlp and cnn experts (their hidden state, used by the attention router); implicit experts: hidden width of the weight generator
-    code_width: int = 16  # in [1, 65536], and the model's estimated memory <= 4 GiB: implicit experts: width Z of each expert's learned code z_e (parameters grow by E x Z); ignored by the other experts
-    expert_channels: int = 1  # in [1, 65536], and the model's estimated memory <= 4 GiB: convolution filters of cnn experts (the seed code's MNIST experts: 1)
+    experts: int = 4  # number of experts E; the model's estimated memory must stay <= 4 GiB; up to 4,096 implicit experts
+    expert: str = "linear"  # registered expert type (moe.experts); seed_cnn: the seed code's MNIST expert; implicit: linear experts whose weights one generator makes from learned codes
+    expert_hidden: int = 32  # hidden width of mlp and cnn experts; their hidden state, used by the attention router; implicit experts: hidden width of the weight generator; the model's estimated memory must stay <= 4 GiB
+    code_width: int = 16  # implicit experts: width Z of each expert's learned code z_e; parameters grow by E x Z; ignored by the other experts; the model's estimated memory must stay <= 4 GiB
+    expert_channels: int = 1  # convolution filters of cnn experts; the seed code's MNIST experts: 1; the model's estimated memory must stay <= 4 GiB
     router: str = "softmax"  # registered router (moe.routers)
-    top_k: int = 1  # in [1, experts]: experts per sample for the topk router (ignored by the others)
+    top_k: int = 1  # experts per sample for the topk router, at most experts; ignored by the others
     noisy_gate: bool = False  # topk: Shazeer's trainable Gaussian noise on the gate logits while training
-    capacity: float | None = None  # in (0, 4096] (c >= E already fits the whole batch): capacity factor c, an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
-    soft_slots: int = 1  # in [1, 64]: slots per expert of the soft router (Soft MoE's p; ignored by the others)
-    gate: str = "linear"  # gate network of the learned routers (mlp, cnn, lenet: black-box routers of width gate_hidden; cnn, seed_*, lenet: image datasets only (lenet: sides >= 16); seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate; lenet: two 5x5 convolutions and pools, then flattened, after LeCun et al. 1998)
-    gate_hidden: int = 32  # in [1, 65536], and the model's estimated memory <= 4 GiB: hidden width of the mlp gate, filters of each cnn gate convolution
-    routing: str = "soft"  # soft | hard | gumbel: the dense routers (softmax, linear, prototype, attention): soft = every expert weighted by p; hard = one expert per sample (argmax p, weight 1), router trained straight-through; gumbel = one expert per sample drawn by the Gumbel-max trick while training, straight-through Gumbel-softmax at the temperature (annealed by temperature_decay); the other routers need soft
-    temperature: float = 1.0  # in [1e-4, 1e4] (near 0, logits / T overflow float32): gate softmax temperature T: softmax(logits / T)
-    temperature_decay: float = 1.0  # in (0, 1]: T is multiplied by this after every epoch that trains the gate (1: constant)
-    temperature_min: float = 0.01  # in [1e-4, 1e4], <= temperature when it decays: floor of the decayed temperature
+    capacity: float | None = None  # capacity factor c: an expert takes <= ceil(c * batch / E) samples; switch: None = no limit; expert_choice: None = 1
+    soft_slots: int = 1  # slots per expert of the soft router (Soft MoE's p); ignored by the others
+    gate: str = "linear"  # gate network of the learned routers; mlp, cnn, lenet: black-box routers of width gate_hidden; cnn, seed_*, lenet: image datasets only (lenet: sides >= 16); seed_cnn: the seed code's MNIST gate, seed_cnn5: its 5x5 fmnist_mnist gate; lenet: two 5x5 convolutions and pools, then flattened, after LeCun et al. 1998
+    gate_hidden: int = 32  # hidden width of the mlp gate, filters of each cnn gate convolution; the model's estimated memory must stay <= 4 GiB
+    routing: str = "soft"  # how the dense routers (softmax, linear, prototype, attention) use their gate; soft = every expert weighted by p; hard = one expert per sample (argmax p, weight 1), router trained straight-through; gumbel = one expert per sample drawn by the Gumbel-max trick while training, straight-through Gumbel-softmax at the temperature (annealed by temperature_decay); the other routers need soft
+    temperature: float = 1.0  # gate softmax temperature T: softmax(logits / T)
+    temperature_decay: float = 1.0  # T is multiplied by this after every epoch that trains the gate (1: constant)
+    temperature_min: float = 0.01  # floor of the decayed temperature; <= temperature when it decays
     # objective and regularisers (coefficients; 0 = off)
-    objective: str = "mixture_nll"  # registered objective (moe.objectives; expectation: the seed code's, with +1e-7)
-    importance_loss: float = 0.0  # in [0, 1000]: w * CV(sum_x G(x))^2 (Shazeer et al. 2017 use 0.1)
-    load_loss: float = 0.0  # in [0, 1000]: w * CV(smooth load)^2 (Shazeer et al. 2017; needs router topk with noisy_gate)
-    switch_loss: float = 0.0  # in [0, 1000]: alpha * E * sum_e f_e P_e (Fedus et al. 2021 use 0.01)
-    z_loss: float = 0.0  # in [0, 1000]: router z-loss mean_x logsumexp(logits)^2 (ST-MoE uses 1e-3)
-    similarity_same: float = 0.0  # in [0, 1000]: beta_s of the sample-similarity loss (Krishnamurthy & Watkins 2022)
-    similarity_diff: float = 0.0  # in [0, 1000]: beta_d of the sample-similarity loss
+    objective: str = "mixture_nll"  # registered objective (moe.objectives); expectation: the seed code's, with +1e-7
+    importance_loss: float = 0.0  # w * CV(sum_x G(x))^2 (Shazeer et al. 2017 use 0.1)
+    load_loss: float = 0.0  # w * CV(smooth load)^2 (Shazeer et al. 2017); needs router topk with noisy_gate
+    switch_loss: float = 0.0  # alpha * E * sum_e f_e P_e (Fedus et al. 2021 use 0.01)
+    z_loss: float = 0.0  # router z-loss mean_x logsumexp(logits)^2 (ST-MoE uses 1e-3)
+    similarity_same: float = 0.0  # beta_s of the sample-similarity loss (Krishnamurthy & Watkins 2022)
+    similarity_diff: float = 0.0  # beta_d of the sample-similarity loss
     match_router: str | None = None  # router matching: interpretable router (linear | prototype) the gate must agree with
-    match_loss: float = 0.0  # in [0, 1000]: lambda of the router-matching term lambda * KL(p_match || p_gate)
+    match_loss: float = 0.0  # lambda of the router-matching term lambda * KL(p_match || p_gate)
     # training regime (moe.regimes)
     regime: str = "joint"  # training regime (moe.regimes)
-    class_split: list[list[int]] | str | None = None  # pretrain regimes: the classes of each expert (one non-empty list per expert, each class of the dataset exactly once), or a preset name
-    pretrain_epochs: int = 20  # in [1, 100000]: pretrain regimes: epochs each expert trains alone on its classes
-    mask_experts: bool = False  # pretrain regimes: expert e predicts only its classes of the split (softmax over them, 0 elsewhere), the seed code's pair experts; refit_init 'same' refits masked experts, 'new' full ones
+    class_split: list[list[int]] | str | None = None  # pretrain regimes: the classes of each expert, or a preset name; one non-empty list per expert, each class of the dataset exactly once
+    pretrain_epochs: int = 20  # pretrain regimes: epochs each expert trains alone on its classes
+    mask_experts: bool = False  # pretrain regimes: expert e predicts only its classes of the split; softmax over them, 0 elsewhere, the seed code's pair experts; refit_init 'same' refits masked experts, 'new' full ones
     freeze_experts: bool = False  # pretrain regimes: keep the pre-trained experts frozen while the gate trains
-    refit_epochs: int | None = None  # in [1, 100000]: frozen_gate regimes: epochs of the fresh experts under the frozen gate (None: epochs)
+    refit_epochs: int | None = None  # frozen_gate regimes: epochs of the fresh experts under the frozen gate (None: epochs)
     refit_init: str = "same"  # frozen_gate regimes: the fresh experts restart from the same initial weights (same) or a new draw (new)
     # optimisation
     optimizer: str = "adam"  # the optimizer of every parameter group
-    lr: float = 0.01  # in [1.18e-38, 10] (a normal float32; above 10 every optimizer here diverges): expert learning rate (the fastest expert's when lr_ratio > 1)
-    gate_lr: float | None = None  # in [1.18e-38, 10] like lr: router learning rate (None: lr)
-    expert_lrs: list[float] | None = None  # each in [1.18e-38, 10] like lr: one learning rate per expert (overrides lr and lr_ratio)
-    lr_ratio: float = 1.0  # >= 1, and lr / lr_ratio (the slowest rate) a normal float32 (>= 1.18e-38): fastest / slowest expert learning rate, geometric spacing, expert 0 fastest
-    momentum: float = 0.9  # in [0, 1): for sgd and rmsprop
-    weight_decay: float = 0.0  # in [0, 10] (above, the penalty outweighs any loss here): L2 penalty of the optimizer (all parameter groups)
-    epochs: int = 20  # in [1, 100000]: epochs of the main phase (joint training; the gate phase of the pretrain regimes)
-    batch_size: int = 32  # in [1, 10**8]: training mini-batch size (the seed code: 32)
+    lr: float = 0.01  # expert learning rate (the fastest expert's when lr_ratio > 1)
+    gate_lr: float | None = None  # router learning rate (None: lr); in lr's range
+    expert_lrs: list[float] | None = None  # one learning rate per expert, each in lr's range; overrides lr and lr_ratio
+    lr_ratio: float = 1.0  # fastest / slowest expert learning rate, geometric spacing, expert 0 fastest; lr / lr_ratio, the slowest rate, must stay a normal float32 (>= 1.18e-38)
+    momentum: float = 0.9  # for sgd and rmsprop
+    weight_decay: float = 0.0  # L2 penalty of the optimizer (all parameter groups)
+    epochs: int = 20  # epochs of the main phase (joint training; the gate phase of the pretrain regimes)
+    batch_size: int = 32  # training mini-batch size (the seed code: 32)
     # run
-    seed: int = 0  # in [0, 2**63 - 1] (what torch.manual_seed accepts): model initialisation and batch order
+    seed: int = 0  # model initialisation and batch order
     device: str = "cpu"  # cpu | cuda | auto
-    threads: int | None = 1  # in [1, 256] (more aborts OpenMP): torch CPU threads: 1 = the same numbers on any machine, and fastest for small models; null = torch's default
+    threads: int | None = 1  # torch CPU threads (null: torch's default); 1 = the same numbers on any machine, and fastest for small models
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -335,4 +335,5 @@ MAX_CAPACITY = float(MAX_EXPERTS)  # c >= E already lets an expert take the whol
 MAX_SOFT_SLOTS = 64  # soft_slots: slots per expert of the soft router (Soft MoE uses 1 or 2)
 MAX_PLANTED_MODULES = 8  # planted_modules: at most the planted dataset's classes (moe.data.planted.N_CLASSES)
 MAX_CLASS = 100_000  # class indices of a class split lie below this (any dataset's class count is smaller)
-MEMORY_CAP = 4 * 2**30  # bytes: 4 * (parameters + one batch's expert activations), see moe.validate.memory_estimate
+MEMORY_CAP = 4 * 2**30  # bytes: 4 * (parameters + one batch's expert activations), see moe.model.memory_estimate
+EVAL_BATCH = 1024  # samples per evaluation batch (moe.training.evaluate; the memory estimate's batch)

@@ -8,12 +8,10 @@ from moe import config as caps
 from moe.config import LOSS_COEFFICIENTS, Config
 
 
-def field_problems(cfg: Config, int_problem: Callable[..., str | None]) -> list[str | None]:
-    """Each language-model field alone (``int_problem``: ``moe.validate``'s range check)."""
-    return [int_problem("lm_layers", cfg.lm_layers, 1, caps.MAX_LM_LAYERS),
-            int_problem("lm_width", cfg.lm_width, 1, caps.MAX_WIDTH),
-            int_problem("lm_heads", cfg.lm_heads, 1, caps.MAX_LM_HEADS),
-            int_problem("context", cfg.context, 1, caps.MAX_CONTEXT),
+def field_problems(cfg: Config, limit_problem: Callable[[str, Any], str | None]) -> list[str | None]:
+    """Each language-model field alone (``limit_problem``: ``moe.validate``'s check of a field's range,
+    ``moe.config.LIMITS``)."""
+    return [*(limit_problem(name, getattr(cfg, name)) for name in ("lm_layers", "lm_width", "lm_heads", "context")),
             moe_layers_problem(cfg.moe_layers)]
 
 

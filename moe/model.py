@@ -5,17 +5,22 @@ Letters: T samples, C classes, E experts, k slots per sample, A routed assignmen
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from moe import regimes
+from moe.config import EVAL_BATCH, MEMORY_CAP, Config, ConfigError
+from moe.data import DATASETS
 from moe.experts import EXPERTS
 from moe.objectives import combine_mode
 from moe.routers import ROUTERS, Routing
 from moe.routers.straight_through import straight_through_term
+from moe.validate import as_config
 
 COMBINES = ("mixture", "product")
 
@@ -108,3 +113,54 @@ def build_model(cfg, input_shape: tuple[int, ...], n_classes: int) -> MixtureOfE
     router = ROUTERS.get(cfg.router, "router")(cfg, input_shape, cfg.experts)
     match = ROUTERS.get(cfg.match_router, "match_router")(cfg, input_shape, cfg.experts) if cfg.match_router else None
     return MixtureOfExperts(router, experts, n_classes, combine_mode(cfg), match)
+
+
+def checked_config(config: Config | dict[str, Any] | None) -> Config:
+    """``moe.validate.as_config`` (every rule of the fields and between them), then the model's estimated memory
+    against ``MEMORY_CAP`` (:func:`memory_problems`): what a run checks before any work."""
+    cfg = as_config(config)
+    if problems := memory_problems(cfg):
+        raise ConfigError(problems)
+    return cfg
+
+
+def memory_estimate(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> tuple[int, int]:
+    """(parameters, activations) of a run, in floats: the parameters of the model (one expert built on the meta
+    device, no memory, times E; the router and its matched router), and the activations of one batch through
+    every expert (the dense evaluation ``forward_all``): T x E x the expert's activation width, plus the gate's
+    T x its width, with T the larger of the training batch (at most n_train) and the evaluation batch."""
+    with torch.device("meta"), torch.random.fork_rng(devices=[]):
+        one = build_experts(dataclasses.replace(cfg, experts=1, mask_experts=False), input_shape, n_classes)  # a mask adds no weights
+        routers = [ROUTERS.get(name)(cfg, input_shape, cfg.experts) for name in (cfg.router, cfg.match_router) if name]
+    bank = EXPERTS.get(cfg.expert)
+    if hasattr(bank, "estimated_parameters"):  # experts that share weights (implicit): not E times one expert
+        params = bank.estimated_parameters(cfg, input_shape, n_classes)
+    else:
+        params = cfg.experts * sum(p.numel() for p in one.parameters())
+    params += sum(p.numel() for r in routers for p in r.parameters())
+    batch = max(EVAL_BATCH, cfg.batch_size if cfg.n_train is None else min(cfg.batch_size, cfg.n_train))
+    gate_width = 0
+    if ROUTERS.get(cfg.router).uses_gate_network and cfg.gate != "linear":
+        gate_width = cfg.gate_hidden * (math.prod(input_shape[1:]) if cfg.gate in ("cnn", "lenet") else 1)
+    width = cfg.experts * EXPERTS.get(cfg.expert).activation_width(cfg, input_shape, n_classes) + gate_width
+    return params, batch * width
+
+
+def memory_problems(cfg: Config) -> list[str]:
+    """4 bytes x (parameters + activations) of :func:`memory_estimate` against ``MEMORY_CAP`` (4 GiB), for a
+    dataset that declares its shape; the message names the fields that size the model."""
+    loader = DATASETS.get(cfg.dataset)
+    n_classes, input_shape = getattr(loader, "n_classes", None), getattr(loader, "input_shape", None)
+    if n_classes is None or input_shape is None:
+        return []
+    params, activations = memory_estimate(cfg, input_shape, n_classes)
+    need = 4 * (params + activations)
+    if need <= MEMORY_CAP:
+        return []
+    sizes = {"experts": cfg.experts, "expert_hidden": cfg.expert_hidden, "expert_channels": cfg.expert_channels,
+             "code_width": cfg.code_width, "gate_hidden": cfg.gate_hidden, "batch_size": cfg.batch_size}
+    blame = max(sizes, key=lambda name: sizes[name] / getattr(Config, name))  # the most enlarged of the sizes
+    return [f"{blame}: the model is too large: estimated {need / 2**30:.1f} GiB (4 bytes x ({params:,} parameters + "
+            f"{activations:,} activations of one batch)) exceeds the cap of {MEMORY_CAP / 2**30:g} GiB; lower experts "
+            f"({cfg.experts}), expert_hidden ({cfg.expert_hidden}), expert_channels ({cfg.expert_channels}), code_width ({cfg.code_width}), gate_hidden "
+            f"({cfg.gate_hidden}) or batch_size ({cfg.batch_size})"]

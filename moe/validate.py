@@ -10,8 +10,9 @@ Two stages; the second runs only when the first found nothing, so that one bad f
    e.g. the hash router's) and the rules between components, which no single component can check alone:
    they live here, below (the gate and the experts against the dataset's input shape, the class split
    against its classes, n_train against its class count, the router against the experts' hidden state,
-   the load loss against the router, frozen experts against a fixed router, the model's estimated
-   memory against ``MEMORY_CAP``).
+   the load loss against the router, frozen experts against a fixed router). The model's estimated memory
+   against ``MEMORY_CAP`` needs the model's classes: ``moe.model.checked_config`` adds it (validation sits
+   below the model: nothing here builds one).
 What needs the loaded data (n_train and n_test against the samples the dataset has) is
 :func:`loaded_data_problems`, which ``moe.training.loop.run`` calls after loading and before training.
 
@@ -20,9 +21,9 @@ Long because every rule of a config lives here, with the choices ``--help`` list
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
+import typing
 from typing import Any, Callable
 
 import torch
@@ -33,12 +34,11 @@ from moe import lm_rules, regimes
 from moe.config import (DEVICES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, OPTIMIZERS, PRESETS, ROUTING_MODES, SUBSETS,
                         Config, ConfigError, parse)
 from moe.data import DATASETS, Dataset, declared_input_shape
-from moe.training.evaluate import EVAL_BATCH
 from moe.experts import EXPERTS
-from moe.model import build_experts
 from moe.objectives import OBJECTIVES
 from moe.objectives import base as objectives
 from moe.objectives import matching
+from moe.field_limits import LIMITS
 from moe.registry import Registry, shown, suggestion
 from moe.routers import ROUTERS, gate_input_problems
 
@@ -85,8 +85,6 @@ def validate_config(cfg: Config) -> None:
     problems += regulariser_problems(cfg)  # regularisers: which routers they need
     problems += regimes.config_problems(cfg) + freeze_problems(cfg)  # regimes: class split, phases
     problems += lm_rules.text_problems(cfg)  # the language model's rules (text datasets)
-    if not problems:  # the model can be sized only once its components agree
-        problems += memory_problems(cfg)
     if problems:
         raise ConfigError(problems)
 
@@ -163,7 +161,7 @@ def freeze_problems(cfg: Config) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Each field alone: its whole domain (the caps are moe.config's; each field's comment states its own)
+# Each field alone: its whole domain (the ranges are moe.field_limits.LIMITS, the caps moe.config's)
 # ---------------------------------------------------------------------------------------------------
 
 def _is_int(v: Any) -> bool:
@@ -201,65 +199,73 @@ def choice_problem(name: str, v: Any, choices: tuple[str, ...] | list[str], what
     return f"{name}: unknown {what} {shown(v)}; valid choices: {', '.join(choices)}{' or null' if optional else ''}"
 
 
-LR_WHY = " (a normal float32 up to 10)"
-SEED_WHY = " (torch.manual_seed takes 64-bit seeds)"
+LR_WHY = f" ({LIMITS['lr'].why})"
 
+
+def limit_problem(name: str, v: Any) -> str | None:
+    """None when v is within the field's range (``moe.config.LIMITS``; None allowed where the field is optional)."""
+    limit, optional = LIMITS[name], type(None) in typing.get_args(typing.get_type_hints(Config)[name])
+    why = f" ({limit.why})" if limit.why else ""
+    if limit.integer:
+        return int_problem(name, v, int(limit.low), int(limit.high), optional=optional, why=why)
+    return float_problem(name, v, limit.low, limit.high, lo_open=limit.low_open, hi_open=limit.high_open,
+                         optional=optional, why=why)
 
 
 def field_problems(cfg: Config) -> list[str]:
     """Every field's own domain, one message per bad field, nothing about the other fields (those rules come
     after, once every field is good): the registered names and choices, the ranges and caps of ``moe.config``."""
-    c, problems = caps, []
+    problems = []
     for name, registry in (*registries().items(), ("regime", regimes.REGIMES)):
         value = getattr(cfg, name)
         if not (isinstance(value, str) and value in registry):
             problems.append(registry.unknown_message(value, field=name))
     problems += [
         data_root_problem(cfg.data_root),
-        int_problem("n_train", cfg.n_train, 1, c.MAX_SAMPLES, optional=True),
-        int_problem("n_test", cfg.n_test, 1, c.MAX_SAMPLES, optional=True),
+        limit_problem("n_train", cfg.n_train),
+        limit_problem("n_test", cfg.n_test),
         choice_problem("subset", cfg.subset, SUBSETS, "choice"),
-        float_problem("val_fraction", cfg.val_fraction, 0, c.MAX_VAL_FRACTION, why=" (0: no validation split)"),
+        limit_problem("val_fraction", cfg.val_fraction),
         choice_problem("normalize", cfg.normalize, NORMALIZATIONS, "choice"),
         choice_problem("preset", cfg.preset, tuple(PRESETS), "preset", optional=True),
-        int_problem("data_seed", cfg.data_seed, 0, c.MAX_SEED, why=" (torch.Generator takes 64-bit seeds)"),
-        int_problem("planted_modules", cfg.planted_modules, 1, c.MAX_PLANTED_MODULES, why=" (the planted dataset's classes)"),
-        float_problem("planted_entanglement", cfg.planted_entanglement, 0, 1),
-        *lm_rules.field_problems(cfg, int_problem),
-        int_problem("experts", cfg.experts, 1, c.MAX_EXPERTS),
-        int_problem("expert_hidden", cfg.expert_hidden, 1, c.MAX_WIDTH),
-        int_problem("expert_channels", cfg.expert_channels, 1, c.MAX_WIDTH),
-        int_problem("code_width", cfg.code_width, 1, c.MAX_WIDTH),
-        int_problem("top_k", cfg.top_k, 1, c.MAX_EXPERTS),
+        limit_problem("data_seed", cfg.data_seed),
+        limit_problem("planted_modules", cfg.planted_modules),
+        limit_problem("planted_entanglement", cfg.planted_entanglement),
+        *lm_rules.field_problems(cfg, limit_problem),
+        limit_problem("experts", cfg.experts),
+        limit_problem("expert_hidden", cfg.expert_hidden),
+        limit_problem("expert_channels", cfg.expert_channels),
+        limit_problem("code_width", cfg.code_width),
+        limit_problem("top_k", cfg.top_k),
         bool_problem("noisy_gate", cfg.noisy_gate),
-        float_problem("capacity", cfg.capacity, 0, c.MAX_CAPACITY, lo_open=True, optional=True),
-        int_problem("soft_slots", cfg.soft_slots, 1, c.MAX_SOFT_SLOTS),
+        limit_problem("capacity", cfg.capacity),
+        limit_problem("soft_slots", cfg.soft_slots),
         choice_problem("gate", cfg.gate, GATES, "gate network"),
-        int_problem("gate_hidden", cfg.gate_hidden, 1, c.MAX_WIDTH),
+        limit_problem("gate_hidden", cfg.gate_hidden),
         choice_problem("routing", cfg.routing, ROUTING_MODES, "routing"),
-        float_problem("temperature", cfg.temperature, c.MIN_TEMPERATURE, c.MAX_TEMPERATURE),
-        float_problem("temperature_decay", cfg.temperature_decay, 0, 1, lo_open=True, why=" (1: constant temperature)"),
-        float_problem("temperature_min", cfg.temperature_min, c.MIN_TEMPERATURE, c.MAX_TEMPERATURE),
-        *[float_problem(name, getattr(cfg, name), 0, c.MAX_COEFFICIENT, why=" (0: off)") for name in LOSS_COEFFICIENTS],
+        limit_problem("temperature", cfg.temperature),
+        limit_problem("temperature_decay", cfg.temperature_decay),
+        limit_problem("temperature_min", cfg.temperature_min),
+        *[limit_problem(name, getattr(cfg, name)) for name in LOSS_COEFFICIENTS],
         choice_problem("match_router", cfg.match_router, matching.MATCH_ROUTERS, "interpretable router", optional=True),
         class_split_problem(cfg.class_split),
-        int_problem("pretrain_epochs", cfg.pretrain_epochs, 1, c.MAX_EPOCHS),
+        limit_problem("pretrain_epochs", cfg.pretrain_epochs),
         bool_problem("mask_experts", cfg.mask_experts),
         bool_problem("freeze_experts", cfg.freeze_experts),
-        int_problem("refit_epochs", cfg.refit_epochs, 1, c.MAX_EPOCHS, optional=True),
+        limit_problem("refit_epochs", cfg.refit_epochs),
         choice_problem("refit_init", cfg.refit_init, regimes.REFIT_INITS, "choice"),
         choice_problem("optimizer", cfg.optimizer, OPTIMIZERS, "optimizer"),
-        float_problem("lr", cfg.lr, c.MIN_LR, c.MAX_LR, why=LR_WHY),
-        float_problem("gate_lr", cfg.gate_lr, c.MIN_LR, c.MAX_LR, optional=True, why=LR_WHY),
+        limit_problem("lr", cfg.lr),
+        limit_problem("gate_lr", cfg.gate_lr),
         expert_lrs_problem(cfg.expert_lrs),
-        float_problem("lr_ratio", cfg.lr_ratio, 1, c.MAX_LR / c.MIN_LR, why=" (fastest / slowest)"),
-        float_problem("momentum", cfg.momentum, 0, 1, hi_open=True),
-        float_problem("weight_decay", cfg.weight_decay, 0, c.MAX_WEIGHT_DECAY),
-        int_problem("epochs", cfg.epochs, 1, c.MAX_EPOCHS),
-        int_problem("batch_size", cfg.batch_size, 1, c.MAX_SAMPLES),
-        int_problem("seed", cfg.seed, 0, c.MAX_SEED, why=SEED_WHY),
+        limit_problem("lr_ratio", cfg.lr_ratio),
+        limit_problem("momentum", cfg.momentum),
+        limit_problem("weight_decay", cfg.weight_decay),
+        limit_problem("epochs", cfg.epochs),
+        limit_problem("batch_size", cfg.batch_size),
+        limit_problem("seed", cfg.seed),
         choice_problem("device", cfg.device, DEVICES, "device"),
-        int_problem("threads", cfg.threads, 1, c.MAX_THREADS, optional=True, why=" (more aborts OpenMP)"),
+        limit_problem("threads", cfg.threads),
     ]
     problems = [p for p in problems if p]
     if not any(p.startswith("device:") for p in problems):
@@ -351,48 +357,6 @@ def between_fields_problems(cfg: Config) -> list[str]:
         check(cfg.n_train >= n_classes, f"n_train: must be in [{n_classes}, {caps.MAX_SAMPLES}] (at least one sample "
                                         f"per class of {cfg.dataset}, which has {n_classes}) or null, got {cfg.n_train}")
     return problems
-
-
-def memory_estimate(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> tuple[int, int]:
-    """(parameters, activations) of a run, in floats: the parameters of the model (one expert built on the meta
-    device, no memory, times E; the router and its matched router), and the activations of one batch through
-    every expert (the dense evaluation ``forward_all``): T x E x the expert's activation width, plus the gate's
-    T x its width, with T the larger of the training batch (at most n_train) and the evaluation batch."""
-    with torch.device("meta"), torch.random.fork_rng(devices=[]):
-        one = build_experts(dataclasses.replace(cfg, experts=1, mask_experts=False), input_shape, n_classes)  # a mask adds no weights
-        routers = [ROUTERS.get(name)(cfg, input_shape, cfg.experts) for name in (cfg.router, cfg.match_router) if name]
-    bank = EXPERTS.get(cfg.expert)
-    if hasattr(bank, "estimated_parameters"):  # experts that share weights (implicit): not E times one expert
-        params = bank.estimated_parameters(cfg, input_shape, n_classes)
-    else:
-        params = cfg.experts * sum(p.numel() for p in one.parameters())
-    params += sum(p.numel() for r in routers for p in r.parameters())
-    batch = max(EVAL_BATCH, cfg.batch_size if cfg.n_train is None else min(cfg.batch_size, cfg.n_train))
-    gate_width = 0
-    if ROUTERS.get(cfg.router).uses_gate_network and cfg.gate != "linear":
-        gate_width = cfg.gate_hidden * (math.prod(input_shape[1:]) if cfg.gate in ("cnn", "lenet") else 1)
-    width = cfg.experts * EXPERTS.get(cfg.expert).activation_width(cfg, input_shape, n_classes) + gate_width
-    return params, batch * width
-
-
-def memory_problems(cfg: Config) -> list[str]:
-    """4 bytes x (parameters + activations) of :func:`memory_estimate` against ``MEMORY_CAP`` (4 GiB), for a
-    dataset that declares its shape; the message names the fields that size the model."""
-    loader = DATASETS.get(cfg.dataset)
-    n_classes, input_shape = getattr(loader, "n_classes", None), getattr(loader, "input_shape", None)
-    if n_classes is None or input_shape is None:
-        return []
-    params, activations = memory_estimate(cfg, input_shape, n_classes)
-    need = 4 * (params + activations)
-    if need <= caps.MEMORY_CAP:
-        return []
-    sizes = {"experts": cfg.experts, "expert_hidden": cfg.expert_hidden, "expert_channels": cfg.expert_channels,
-             "code_width": cfg.code_width, "gate_hidden": cfg.gate_hidden, "batch_size": cfg.batch_size}
-    blame = max(sizes, key=lambda name: sizes[name] / getattr(Config, name))  # the most enlarged of the sizes
-    return [f"{blame}: the model is too large: estimated {need / 2**30:.1f} GiB (4 bytes x ({params:,} parameters + "
-            f"{activations:,} activations of one batch)) exceeds the cap of {caps.MEMORY_CAP / 2**30:g} GiB; lower experts "
-            f"({cfg.experts}), expert_hidden ({cfg.expert_hidden}), expert_channels ({cfg.expert_channels}), code_width ({cfg.code_width}), gate_hidden "
-            f"({cfg.gate_hidden}) or batch_size ({cfg.batch_size})"]
 
 
 def loaded_data_problems(cfg: Config, data: Dataset) -> list[str]:

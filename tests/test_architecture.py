@@ -274,3 +274,10 @@ def test_the_private_name_check_sees_both_forms(tmp_path):
     src = tmp_path / "user.py"
     src.write_text("from moe.training.loop import _hidden\nfrom moe.training import loop\nloop._other()\n")
     assert private_uses("bench.sweep.user", src) == [("moe.training.loop._hidden", 1), ("moe.training.loop._other", 3)]
+
+
+def test_validation_sits_below_the_model():
+    """moe.validate reads field limits and the components' own rules; it builds no model and imports no training
+    (the model's memory estimate is moe.model's, added by moe.model.checked_config)."""
+    bad = [t for t, _, _ in GRAPH["moe.validate"] if t == "moe.model" or job(t)]
+    assert not bad, f"moe.validate imports {bad}"

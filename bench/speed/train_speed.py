@@ -43,9 +43,10 @@ from moe.training import stacked
 from moe.config import ConfigError
 from moe.training.epochs import train_epoch
 from moe.training.evaluate import accuracy
+from moe.model import checked_config
 from moe.records.record import write_json_atomic
 from moe.training.loop import checked_data, resolve_device, set_up, start_phase
-from moe.validate import as_config
+
 
 MM = 512  # the dense matmul: [MM, MM] @ [MM, MM], MM_REPEAT times per call
 MM_REPEAT = 8
@@ -65,7 +66,7 @@ def synced(fn: Callable[[], Any], device: torch.device) -> Callable[[], Any]:
 
 def shape_fns(name: str, args, device: torch.device) -> tuple[dict[str, Callable], dict[str, float]]:
     """The timed functions of one shape and its sizes (samples, FLOPs of an epoch and of a matmul call)."""
-    cfg = as_config({**config_of(name, args.data_root, args.n_train), "device": device.type})
+    cfg = checked_config({**config_of(name, args.data_root, args.n_train), "device": device.type})
     data = checked_data(cfg, dataset_for(config_of(name, args.data_root), args.data_root))
     t = set_up(cfg, data, device)
     optimizer = start_phase(t, t.plan[0], None)

@@ -36,10 +36,10 @@ from typing import Any
 
 from bench.sweep import shape
 from moe.config import FIELD_TYPES, Config, ConfigError
+from moe import model
 from moe.records.naming import SHORT, format_value  # one spelling of a configuration's name
 from moe.registry import shown, shown_key, suggestion
-from moe import config as caps
-from moe.validate import SEED_WHY, from_dict, int_problem
+from moe.validate import from_dict, limit_problem
 
 SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "resources", "budgets")
@@ -395,7 +395,7 @@ def checked_config(config: dict[str, Any], cache: dict) -> tuple[dict[str, Any] 
     key = repr(sorted(rest.items()))
     if key not in cache:
         try:
-            cache[key] = (from_dict(rest).to_dict(), [])
+            cache[key] = (model.checked_config(rest).to_dict(), [])  # every rule, and the memory cap
         except ConfigError as err:
             cache[key] = (None, err.problems)
     full, problems = cache[key]
@@ -403,7 +403,7 @@ def checked_config(config: dict[str, Any], cache: dict) -> tuple[dict[str, Any] 
         return full, problems
     try:
         seed = from_dict({"seed": config["seed"]}, validate=False).seed
-        problems = problems + [p for p in [int_problem("seed", seed, 0, caps.MAX_SEED, why=SEED_WHY)] if p]
+        problems = problems + [p for p in [limit_problem("seed", seed)] if p]
     except ConfigError as err:
         problems = problems + err.problems
     return (None, problems) if problems else ({**full, "seed": seed}, [])

@@ -56,7 +56,7 @@ class ExpertBank(nn.Module):
     @classmethod
     def activation_width(cls, cfg, input_shape: tuple[int, ...], n_classes: int) -> int:
         """Floats one expert holds per sample in a forward pass (its hidden state and its logits), known before
-        building: the activation term of ``moe.validate.memory_estimate``."""
+        building: the activation term of ``moe.model.memory_estimate``."""
         return cls.hidden_width(cfg) + n_classes
 
     def hidden_all(self, x: Tensor) -> Tensor:

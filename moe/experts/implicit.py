@@ -89,7 +89,7 @@ class ImplicitLinearExperts(ExpertBank):
     @classmethod
     def estimated_parameters(cls, cfg, input_shape: tuple[int, ...], n_classes: int) -> int:
         """Floats of the bank, known before building: its parameters E Z + (Z + 1) H + (H + 1)(D + 1) C and the
-        E (D + 1) C weights it generates for the dense evaluation (``moe.validate.memory_estimate``)."""
+        E (D + 1) C weights it generates for the dense evaluation (``moe.model.memory_estimate``)."""
         z, h, d, c, e = cfg.code_width, cfg.expert_hidden, math.prod(input_shape), n_classes, cfg.experts
         return e * z + (z + 1) * h + (h + 1) * (d + 1) * c + e * (d + 1) * c
 

@@ -31,12 +31,12 @@ from moe.config import Config, ConfigError
 from moe.data import Dataset, declared_input_shape, load_for_config, subset
 from moe.data.mnist import DataFileError
 from moe.training.evaluate import eval_batch_size, evaluate
-from moe.model import MixtureOfExperts, build_model
+from moe.model import MixtureOfExperts, build_model, checked_config
 from moe.scoring import cheating as ch
 from moe.scoring.metrics import allocation
 from moe.scoring.scores import cheating_undefined
 from moe.training.loop import run, torch_threads
-from moe.validate import as_config
+
 
 __all__ = ["CONTROLS", "EXPECTED", "CONSTANT_LOGIT", "control_config", "cheater", "collapsed", "run_controls",
            "summary_rows", "markdown", "main", "ALLOCATION_CONTROLS", "CONTROL_SIZES", "routed", "allocation_controls",
@@ -64,7 +64,7 @@ def control_config(kind: str, dataset: str = Config.dataset, *, n_classes: int, 
         raise ConfigError([f"control: unknown control {kind!r}; choose one of {', '.join(CONTROLS)}"])
     image = len(declared_input_shape(dataset) or ()) == 3  # [channels, height, width]
     gate = "mlp" if kind == "cheater" and image else "linear"
-    return as_config({"dataset": dataset, "experts": n_classes, "expert": "linear",
+    return checked_config({"dataset": dataset, "experts": n_classes, "expert": "linear",
                       "router": "hash" if kind == "hash" else "softmax", "gate": gate, "seed": seed,
                       "epochs": epochs, "val_fraction": 0.0, **fields})
 
@@ -137,7 +137,7 @@ def run_controls(dataset: str = Config.dataset, *, seed: int = Config.seed, epoc
     """Train and score the three controls on ``dataset``; control name -> its test scores (a run record's
     ``test``: every score of ``moe.scoring.scores.score`` and the loss). ``data``: the dataset, loaded once by the
     caller (else loaded here); ``fields``: more config fields (data_root, n_train, n_test, lr, device, threads)."""
-    probe = as_config({"dataset": dataset, "seed": seed, "val_fraction": 0.0, **fields})  # as control_config: no split
+    probe = checked_config({"dataset": dataset, "seed": seed, "val_fraction": 0.0, **fields})  # as control_config: no split
     data = load_for_config(probe) if data is None else subset(data, probe.n_train, probe.n_test, probe.data_seed)
     out: dict[str, dict[str, float]] = {}
     with torch_threads(probe.threads), torch.random.fork_rng():  # moe.training.loop.run sets the threads and reseeds

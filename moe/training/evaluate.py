@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from moe.scoring import ablation
-from moe.config import Config
+from moe.config import EVAL_BATCH, Config
 from moe.data import Dataset
 from moe.scoring.metrics import allocation, coactivation
 from moe.model import MixtureOfExperts
@@ -20,7 +20,6 @@ from moe.scoring.saturation import top_experts
 from moe.scoring.scores import score
 from moe.records.views import views
 
-EVAL_BATCH = 1024
 EVAL_SHUFFLE_SEED = 0  # the fixed evaluation order of batch-dependent routers
 
 

@@ -35,20 +35,21 @@ from tqdm import tqdm
 
 from moe import regimes
 from moe.training.checkpoint import TrainState, capture_state, load_model_state, load_state, restore_state
-from moe.config import FIELD_TYPES, Config, ConfigError, field_help, load_file
+from moe.config import FIELD_TYPES, Config, ConfigError, load_file
+from moe.field_limits import help_text
 from moe.data import Dataset, dataset_options, load_dataset, prepare
 from moe.data.mnist import DataFileError
 from moe.training.epochs import parameters_finite, pretrain_epoch, train_epoch
 from moe.training.evaluate import eval_batch_size, evaluate, validation_pass
 from moe.training.lm_loop import TextDataError, is_text_dataset, lm_summary, run_lm
-from moe.model import MixtureOfExperts, build_experts, build_model, parameter_counts
+from moe.model import MixtureOfExperts, build_experts, build_model, checked_config, parameter_counts
 from moe.objectives import Loss
 from moe.records.provenance import provenance
 from moe.training.optim import build_optimizer, set_trainable
 from moe.records.record import error_record, finished_record, out_problem, write_json_atomic
 from moe.routers import NonFiniteError
 from moe.scoring.saturation import routing_dynamics, saturation_k
-from moe.validate import as_config, field_choices, from_dict, loaded_data_problems
+from moe.validate import field_choices, from_dict, loaded_data_problems
 
 
 __all__ = ["run", "main", "parser", "Training", "resolve_device", "run_data", "checked_data", "set_up", "start_phase",
@@ -135,7 +136,7 @@ def evaluate_state(config: Config | dict[str, Any], state: TrainState | bytes,
     It runs on the config's device, with its torch threads; the caller's threads and random generators are
     left as they were (building the model reseeds the global one).
     """
-    cfg = as_config(config)
+    cfg = checked_config(config)
     saved = load_state(state, cfg)
     device = resolve_device(cfg.device)
     data = run_data(cfg, data)
@@ -160,7 +161,7 @@ def run(config: Config | dict[str, Any] | None = None, data: Dataset | dict | No
     says ``resumed_from_epoch``. A state written under another config raises ``StateMismatch``.
     """
     started = time.perf_counter()
-    cfg = as_config(config)  # every field checked before any work
+    cfg = checked_config(config)  # every field checked before any work
     if is_text_dataset(cfg.dataset):  # the mixture-of-experts language model (moe.training.lm_loop)
         return run_lm(cfg, data, on_epoch, progress, state=state, on_state=on_state)
     resumed = None if state is None else load_state(state, cfg)  # another config's state is refused here
@@ -347,10 +348,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--force", action="store_true", help="overwrite the --out file if it exists (refused otherwise)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--trace", help="text datasets: write the validation split's routing trace (moe.records.trace, .npz) here")
-    docs, defaults, choices = field_help(), Config(), field_choices()
-    for name in FIELD_TYPES:
+    defaults, choices = Config(), field_choices()
+    for name in FIELD_TYPES:  # short lines: the range and the first part of the field's comment (the rest: docs/config.md)
         flags = sorted({f"--{name.replace('_', '-')}", f"--{name}"})
-        text = f"{docs[name]} " if name in docs else ""
+        text = f"{help_text(name)} "
         listed = f"choices: {' | '.join(choices[name])}; " if name in choices else ""
         ap.add_argument(*flags, dest=name, default=None, metavar="VALUE",
                         help=f"{text}({listed}default: {getattr(defaults, name)!r})".replace("%", "%%"))

@@ -45,11 +45,12 @@ from kernels import RoutingPlan, dense_route, topk_route
 from moe.training import loop, optim
 from moe.config import Config, ConfigError
 from moe.data import Dataset
+from moe.model import checked_config
 from moe.training.epochs import all_finite, gradients_finite
 from moe.training.evaluate import validation_pass
 from moe.routers.base import capacity_slots
 from moe.scoring.saturation import saturation_k
-from moe.validate import as_config
+
 
 ROUTERS = ("softmax", "topk", "hash", "expert_choice")  # dense softmax (k = E), top-k without noise, hash, expert choice
 GATES = ("linear", "mlp")
@@ -234,7 +235,7 @@ def train_stacked(config: Config | dict[str, Any], seeds: list[int], data: Datas
     """The records of ``moe.training.loop.run(config with seed s)`` for each s in ``seeds``, trained as one stacked model
     (within 1e-5 of the separate runs). Raises ``ConfigError`` for a config the stacked path does not support."""
     started = time.perf_counter()
-    base = as_config(config)
+    base = checked_config(config)
     if problems(base):
         raise ConfigError(problems(base))
     if not seeds or len(set(seeds)) != len(seeds):

@@ -6,6 +6,7 @@ import math
 import pytest
 
 import moe.training.loop
+from moe.model import checked_config
 from moe.config import ConfigError
 from moe.routers import NonFiniteError
 from moe.validate import from_dict
@@ -59,12 +60,15 @@ def test_json_infinity_and_huge_numbers_in_a_config_file(text, field, tmp_path, 
     assert one_error(capsys).startswith(f"error: {field}:")
 
 
-def test_a_model_beyond_the_memory_cap_says_its_estimate_and_the_cap():
+def test_a_model_beyond_the_memory_cap_says_its_estimate_and_the_cap(capsys):
+    big = {"expert": "mlp", "experts": 4096, "expert_hidden": 65536}
     with pytest.raises(ConfigError) as info:
-        from_dict({"expert": "mlp", "experts": 4096, "expert_hidden": 65536})
+        checked_config(big)
     (line,) = info.value.problems
     assert line.startswith(("experts:", "expert_hidden:")) and "GiB" in line and "cap of 4 GiB" in line
-    from_dict({"expert": "mlp", "experts": 64, "expert_hidden": 1024})  # well inside
+    checked_config({"expert": "mlp", "experts": 64, "expert_hidden": 1024})  # well inside
+    assert moe.training.loop.main(["--expert", "mlp", "--experts", "4096", "--expert-hidden", "65536"]) == 2  # before work
+    assert one_error(capsys).startswith(("error: experts:", "error: expert_hidden:"))
 
 
 def test_bogus_kernels_backend_is_refused_at_start(monkeypatch, capsys, no_training):

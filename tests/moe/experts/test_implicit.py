@@ -10,7 +10,8 @@ from kernels import RoutingPlan, topk_route
 from moe.experts.implicit import ImplicitLinearExperts
 from moe.experts.linear import LinearExperts
 from moe.model import build_model
-from moe.validate import from_dict, memory_estimate
+from moe.model import memory_estimate
+from moe.validate import from_dict
 from tests.helpers import config_problem
 
 
