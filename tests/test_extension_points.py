@@ -79,3 +79,29 @@ def test_a_sweep_is_one_file(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "softmax" in proc.stdout
+
+
+def test_a_reproduction_sweep_and_its_claim_are_one_file_and_entries_in_the_catalogue(tmp_path):
+    root = project_copy(tmp_path)
+    (root / "sweeps/throwaway.yaml").write_text((root / "sweeps/smoke.yaml").read_text())
+    append(root / "bench/reproduce/claims.py",
+           '\nTHROWAWAY = Claim("throwaway.learns", "throwaway", "a claim of this test", "this test",\n'
+           '                  (Condition("mean", {"measure": "accuracy"}, ">=", 0.5, "mean accuracy"),))\n'
+           "CLAIMS = CLAIMS + (THROWAWAY,)\n"
+           'SWEEPS = SWEEPS + (SweepEntry("throwaway", ("accuracy", "nmi"), "expert_count"),)\n')
+    out = run_python(root, "import pandas as pd\nfrom bench.reproduce import engine, figures, report, runner\n"
+                           "claims = runner.select_claims('throwaway')\n"
+                           "runs = pd.DataFrame({'name': ['a'] * 4, 'status': ['ok'] * 4, 'seed': range(4),\n"
+                           "                     'accuracy': [0.9, 0.92, 0.91, 0.93]})\n"
+                           "v = engine.evaluate(claims[0], runs)\n"
+                           "print(runner.SWEEPS[-1], [c.name for c in claims], v.status, report.NUMBERS['throwaway'],\n"
+                           "      'throwaway' in figures.PLOTS)")
+    assert out.split() == ["throwaway", "['throwaway.learns']", "SUPPORTED", "['accuracy',", "'nmi']", "True"]
+
+
+def test_a_sweep_entry_naming_an_unknown_figure_function_is_an_error(tmp_path):
+    root = project_copy(tmp_path)
+    append(root / "bench/reproduce/claims.py", 'SWEEPS = SWEEPS + (SweepEntry("throwaway", ("accuracy",), "nope"),)\n')
+    proc = subprocess.run([sys.executable, "-c", "import bench.reproduce.figures"], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode != 0 and "unknown figure functions (throwaway: 'nope')" in proc.stderr

@@ -1,4 +1,5 @@
-"""The types a claim is written in (``Claim``, ``Condition``, ``ClaimError``): what the claims catalogue
+"""The types a claim is written in (``Claim``, ``Condition``, ``ClaimError``) and a reproduction sweep's entry
+(``SweepEntry``): what the claims catalogue
 (``bench.reproduce.claims``) imports, so that it loads without torch or pandas. The engine
 (``bench.reproduce.engine``) judges them.
 """
@@ -39,3 +40,13 @@ class Claim:
     note: str = ""  # how the claim was operationalised, shown under it
     premises: tuple["Claim", ...] = ()  # claims that must be SUPPORTED for this one to be judged
     keep_collapsed: bool = False  # True: collapsed runs count in the statistics (the collapse is the finding)
+
+
+@dataclass(frozen=True)
+class SweepEntry:
+    """One reproduction sweep (``sweeps/<name>.yaml``), written beside its claims in ``bench.reproduce.claims.SWEEPS``
+    (whose order is the run order): what its report shows and which figure function draws it."""
+    name: str
+    numbers: tuple[Any, ...]  # the per-configuration numbers shown under it: accuracy and the measures its claims read
+    figures: str | None = None  # a key of bench.reproduce.figures.FIGURES (None: no figures)
+    figure_options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of that figure function

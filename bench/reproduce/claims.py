@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.reproduce.claim_types import Claim, ClaimError, Condition
+from bench.reproduce.claim_types import Claim, ClaimError, Condition, SweepEntry
 
 FASHION_DIGITS = [0] * 6 + [1] * 6  # fmnist_mnist: Fashion-MNIST classes 0-5, MNIST digits 4-9 as 6-11
 # The competence rule of the cheating claims: a configuration counts when its mean validation accuracy is at least
@@ -252,6 +252,40 @@ TEXT_CLAIMS = (
     ),
 )
 CLAIMS = CLAIMS + TEXT_CLAIMS
+
+
+# The reproduction sweeps, in run order: each one entry (the numbers its report shows, the figure function that
+# draws it); adding a sweep is its sweeps/<name>.yaml, this entry and its claims above.
+SWEEPS: tuple[SweepEntry, ...] = (
+    SweepEntry("lr_asymmetry", ("accuracy", FAST_SHARE, {"expert_share": 1}), "lr_asymmetry"),
+    SweepEntry("pretrained_experts", ("accuracy_after_joint", "accuracy", {"split_nmi": "$class_split"}, "mi_bits",
+                                      "partition_nmi"), "pretrained_experts"),
+    SweepEntry("pretrained_experts_mnist", ("accuracy_after_joint", "accuracy", {"split_nmi": "$class_split"}, "mi_bits",
+                                            "h_expert_bits"), "pretrained_experts",
+               (("name", "pretrained_experts_mnist"), ("reference", "mnist_pairs_1"))),
+    SweepEntry("fmnist_mnist_joint", ("accuracy", {"separation": FASHION_DIGITS}, "mi_bits", "partition_nmi",
+                                      "partition_ari"), "fmnist_mnist_joint"),
+    SweepEntry("cheating", ("val_accuracy", "val_experts_alive", "accuracy", "cheating_score", "cheating_index",
+                            "constant_experts_drop", "expert_prediction_entropy", "expert_prediction_entropy_all"),
+               "cheating"),
+    SweepEntry("remedies", ("val_accuracy", "val_experts_alive", "accuracy", "cheating_score", "constant_experts_drop",
+                            "expert_prediction_entropy", "expert_prediction_entropy_all"), "cheating",
+               (("name", "remedies"),)),
+    SweepEntry("balancing", ("val_accuracy", "val_experts_alive", "accuracy", "cheating_score", "constant_experts_drop",
+                             "expert_prediction_entropy_all"), "balancing"),
+    SweepEntry("expert_count", ("val_accuracy", "accuracy", "cheating_score", "cheating_coverage",
+                                "expert_prediction_entropy_all", "local_fidelity", "experts_used",
+                                "used_expert_parameters"), "expert_count"),
+    SweepEntry("text", ("accuracy",)),
+)
+
+
+def sweep_entry(name: str) -> SweepEntry:
+    """The entry of reproduction sweep ``name``; an unknown name is an error naming the valid ones."""
+    for entry in SWEEPS:
+        if entry.name == name:
+            return entry
+    raise ClaimError(f"unknown reproduction sweep {name!r}; valid: {', '.join(e.name for e in SWEEPS)}")
 
 
 def by_name() -> dict[str, Claim]:

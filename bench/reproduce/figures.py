@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench.reproduce.claims import FASHION_DIGITS
+from bench.reproduce.claim_types import ClaimError, SweepEntry
+from bench.reproduce.claims import FASHION_DIGITS, SWEEPS
 from bench.reproduce.measures import BALANCING_LOSSES, measure_values, ok_runs
 from bench.table.vs_experts import expert_count_figure
 from moe.pictures.plots import save_png
@@ -369,14 +370,24 @@ def expert_count(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path
     return out
 
 
-PLOTS: dict[str, Callable[[pd.DataFrame, list[dict[str, Any]], Path], Figures]] = {
+# The figure functions a sweep's entry (bench.reproduce.claims.SWEEPS) names.
+FIGURES: dict[str, Callable[..., Figures]] = {
     "lr_asymmetry": lr_asymmetry,
     "pretrained_experts": pretrained_experts,
-    "pretrained_experts_mnist": functools.partial(pretrained_experts, name="pretrained_experts_mnist",
-                                                  reference="mnist_pairs_1"),
     "fmnist_mnist_joint": fmnist_mnist_joint,
     "cheating": cheating,
-    "remedies": functools.partial(cheating, name="remedies"),
     "balancing": balancing,
     "expert_count": expert_count,
 }
+
+
+def plots(entries: tuple[SweepEntry, ...]) -> dict[str, Callable[[pd.DataFrame, list[dict[str, Any]], Path], Figures]]:
+    """Each sweep's figure function with its options, from the sweeps' entries; an entry naming no figure function
+    of :data:`FIGURES` is an error."""
+    unknown = [f"{e.name}: {e.figures!r}" for e in entries if e.figures is not None and e.figures not in FIGURES]
+    if unknown:
+        raise ClaimError(f"unknown figure functions ({', '.join(unknown)}); valid: {', '.join(FIGURES)}")
+    return {e.name: functools.partial(FIGURES[e.figures], **dict(e.figure_options)) for e in entries if e.figures}
+
+
+PLOTS = plots(SWEEPS)  # sweep name -> its figures

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.reproduce import bootstrap as boot
 from bench.reproduce import seed_results
-from bench.reproduce.claims import FASHION_DIGITS, FAST_SHARE
+from bench.reproduce.claims import SWEEPS
 from bench.reproduce.engine import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, PREMISE_FAILED, SUPPORTED, Outcome, Verdict,
                                     combine)
 from bench.reproduce.measures import (COLLAPSE_SHARE, OP_WORDS, collapsed, measure_name, measure_values, ok_runs, select,
@@ -31,22 +31,8 @@ MNIST_TEST = ("the digits scored as 'test' are those of the MNIST files' t10k fi
               "its test set; the 10,000-digit copy the published pages were made from holds MNIST *training* images "
               "there (held out from this harness's training split, but not the official test set, and not the seed "
               "code's test images)")
-# The per-configuration numbers shown under each sweep: accuracy and the measures its claims read.
-NUMBERS: dict[str, list[str | dict[str, Any]]] = {
-    "lr_asymmetry": ["accuracy", FAST_SHARE, {"expert_share": 1}],
-    "pretrained_experts": ["accuracy_after_joint", "accuracy", {"split_nmi": "$class_split"}, "mi_bits", "partition_nmi"],
-    "pretrained_experts_mnist": ["accuracy_after_joint", "accuracy", {"split_nmi": "$class_split"}, "mi_bits",
-                                 "h_expert_bits"],
-    "fmnist_mnist_joint": ["accuracy", {"separation": FASHION_DIGITS}, "mi_bits", "partition_nmi", "partition_ari"],
-    "cheating": ["val_accuracy", "val_experts_alive", "accuracy", "cheating_score", "cheating_index",
-                 "constant_experts_drop", "expert_prediction_entropy", "expert_prediction_entropy_all"],
-    "remedies": ["val_accuracy", "val_experts_alive", "accuracy", "cheating_score", "constant_experts_drop",
-                 "expert_prediction_entropy", "expert_prediction_entropy_all"],
-    "balancing": ["val_accuracy", "val_experts_alive", "accuracy", "cheating_score", "constant_experts_drop",
-                  "expert_prediction_entropy_all"],
-    "expert_count": ["val_accuracy", "accuracy", "cheating_score", "cheating_coverage", "expert_prediction_entropy_all",
-                     "local_fidelity", "experts_used", "used_expert_parameters"],
-}
+# The per-configuration numbers shown under each sweep: its entry in bench.reproduce.claims.SWEEPS.
+NUMBERS: dict[str, list[str | dict[str, Any]]] = {e.name: list(e.numbers) for e in SWEEPS}
 
 
 def _num(v: Any, digits: int = 3) -> str:
@@ -283,7 +269,7 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
             lines.append("**Interrupted**: some trials did not finish; run the same command with "
                          f"`--out {out}` to continue.")
         lines += ["", "Numbers per configuration (mean ± std over seeds, ok runs):", "",
-                  numbers_table(with_derived(res.runs), NUMBERS.get(res.name, ["accuracy"])), ""]
+                  numbers_table(with_derived(res.runs), NUMBERS[res.name]), ""]
     for v in verdicts:
         lines += claim_section(v, res.runs)
     for caption, path in res.figures:

@@ -55,8 +55,7 @@ from moe.data import load_dataset, subset
 from moe.records.record import write_json_atomic
 from moe.registry import suggestion
 
-SWEEPS = ("lr_asymmetry", "pretrained_experts", "pretrained_experts_mnist", "fmnist_mnist_joint", "cheating",
-          "remedies", "balancing", "expert_count", "text")  # run order
+SWEEPS = tuple(entry.name for entry in C.SWEEPS)  # run order: the entries of bench.reproduce.claims.SWEEPS
 EMBEDDED = ("gm6", "kjv")  # datasets that need no files (no --data-root)
 # Budgets: ``paper`` runs the sweep files as they are; any other name is the ``budgets:`` section of
 # each sweep file; a budget table (sweep -> --set pairs; tests) replaces the files' overrides.
@@ -258,7 +257,7 @@ def check_continuable(name: str, folder: Path, overrides: dict[str, Any]) -> Non
 
 
 def make_figures(result: SweepResult, folder: Path, figures: Path) -> None:
-    if result.runs is None or result.name not in PLOTS:
+    if result.runs is None or C.sweep_entry(result.name).figures is None:
         return
     try:
         result.figures = PLOTS[result.name](result.runs, SweepDir(folder).read_records(), figures)
