@@ -125,8 +125,8 @@ class Config:
         return parse({"preset": name, **fields})
 
 
-# The seed code's models and settings (yamsgithub/modular_deep_learning, branch xai_neurips_2021; see
-# /work/shared/notes/literature.md), selectable as ``preset: NAME``; explicit fields override them.
+# The seed code's models and settings (yamsgithub/modular_deep_learning, branch xai_neurips_2021), selectable
+# as ``preset: NAME``; explicit fields override them.
 # Common: the 'expectation' MoE (softmax gate, temperature 1, loss NLL(log(sum_e p_e y_e + 1e-7))),
 # RMSprop with momentum 0.9. Images: Normalize((0.5,), (0.5,)), the first 10,048 training and the first
 # 2,000 test images. The class-split experiments add regime, class_split and mask_experts to these.

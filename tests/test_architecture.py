@@ -7,6 +7,7 @@ The graph is read from the source with ``ast``, so it sees every import, whereve
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -281,3 +282,75 @@ def test_validation_sits_below_the_model():
     (the model's memory estimate is moe.model's, added by moe.model.checked_config)."""
     bad = [t for t, _, _ in GRAPH["moe.validate"] if t == "moe.model" or job(t)]
     assert not bad, f"moe.validate imports {bad}"
+
+
+# --- the tree names no machine, and the README's 'What is where' names what exists, all of it ---
+
+MACHINE_PATH = re.compile(r"(?:^|[^A-Za-z0-9_.~$])/(?:work|root|home|Users|mnt|scratch)/")
+
+
+def tracked_files() -> list[Path]:
+    try:
+        out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+        return [ROOT / f for f in out if (ROOT / f).is_file()]
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: every file but the environment's
+        skip = {".git", ".venv", "results", "__pycache__", "node_modules"}
+        return [p for p in ROOT.rglob("*") if p.is_file() and not skip & set(p.relative_to(ROOT).parts)]
+
+
+def test_no_path_of_one_machine_anywhere_in_the_tree():
+    found = []
+    for path in tracked_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        found += [f"{path.relative_to(ROOT)}:{n}" for n, line in enumerate(text.splitlines(), 1) if MACHINE_PATH.search(line)]
+    assert not found, f"paths of one machine (absolute, under /work, /root, /home, ...): {found[:20]}"
+
+
+def test_the_machine_path_check_sees_one():
+    root = "/" + "work"  # written in two pieces, so that this file itself passes the check
+    assert MACHINE_PATH.search(f'data_root: "{root}/data"') and MACHINE_PATH.search(f"see {root}/notes.md")
+    assert not MACHINE_PATH.search("docs/work/x.md") and not MACHINE_PATH.search("~/.cache/moe-interp-bench")
+
+
+WHERE_ROWS_WITH_MODULES = ("moe/", "bench/")  # rows that list their package's own modules: every one of them
+
+
+def where_rows() -> dict[str, str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## What is where", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`"):
+            for path in re.findall(r"`([^`]+)`", cells[0]):
+                rows[path] = cells[1]
+    return rows
+
+
+def where_problems(rows: dict[str, str]) -> list[str]:
+    problems = [f"{p}: no such folder" for p in rows if not (ROOT / p).is_dir()]
+    packages = {str(p.parent.relative_to(ROOT)) + "/" for pkg in PACKAGES for p in (ROOT / pkg).rglob("__init__.py")
+                if "__pycache__" not in p.parts}
+    problems += [f"{p}: a package the table misses" for p in sorted(packages - set(rows))]
+    for row in WHERE_ROWS_WITH_MODULES:
+        named = set(re.findall(r"`(\w+)`", rows.get(row, "")))
+        modules = {p.stem for p in (ROOT / row).glob("*.py") if p.stem != "__init__"}
+        problems += [f"{row} names `{n}`, no module of it" for n in sorted(named - modules)]
+        problems += [f"{row} misses its module `{m}`" for m in sorted(modules - named)]
+    return problems
+
+
+def test_readme_what_is_where_names_what_exists_and_misses_nothing():
+    problems = where_problems(where_rows())
+    assert not problems, problems
+
+
+def test_the_what_is_where_check_sees_a_missing_and_a_ghost_module():
+    rows = dict(where_rows())
+    rows["moe/"] = rows["moe/"] + " `ghost_module`"
+    rows.pop("moe/scoring/")
+    problems = where_problems(rows)
+    assert "moe/ names `ghost_module`, no module of it" in problems and "moe/scoring/: a package the table misses" in problems

@@ -8,7 +8,7 @@ from bench.sweep.progress import exception_from_text
 
 RAY_TEXT = """Failure # 1 (occurred at 2026-11-30_16-30-00)
 ray::ImplicitFunc.train() (pid=123, ip=127.0.0.1, actor_id=abc)
-  File "/work/bench/trial.py", line 151, in run_trial
+  File "bench/sweep/trial.py", line 151, in run_trial
     raise InjectedFault(f"injected fault in trial {trial['index']} ({trial['name']})")
 bench.trial.InjectedFault: injected fault in trial 1 (softmax[experts=2])
 """
