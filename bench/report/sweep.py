@@ -136,17 +136,22 @@ def run_rows(g: pd.DataFrame) -> str:
     return h.table(["seed", "status"] + cols + ["git", "data sha256"], rows)
 
 
-def ablation_html(rec: dict[str, Any]) -> str:
-    """An ``ablation`` block of a record (a matrix, optionally with ``rows``, ``cols``, ``title``) as a table."""
+def ablation_html(rec: dict[str, Any], class_names: list[str] | None = None) -> str:
+    """An ``ablation`` block of a record (a matrix [E, C], optionally with ``rows``, ``cols``, ``title``) as a
+    table with its rows named by expert and its columns by class (``class_names`` when they fit)."""
     a = rec.get("ablation")
     if not a:
         return ""
     a = {"matrix": a} if isinstance(a, list) else a
     m = a.get("matrix") or []
-    cols = a.get("cols") or [str(j) for j in range(len(m[0]) if m else 0)]
-    rows = a.get("rows") or [str(i) for i in range(len(m))]
-    return (f"<h3>{h.esc(a.get('title', 'ablation matrix'))}</h3>"
-            + h.table([""] + [str(c) for c in cols], [[h.esc(rows[i])] + [h.num(v) for v in row] for i, row in enumerate(m)]))
+    n_cols = len(m[0]) if m else 0
+    names = class_names if class_names and len(class_names) == n_cols else [f"class {j}" for j in range(n_cols)]
+    cols = a.get("cols") or names
+    rows = a.get("rows") or [f"expert {i}" for i in range(len(m))]
+    head = ["expert \\ class"] + [str(c) for c in cols]
+    return (f"<h3>{h.esc(a.get('title', 'ablation matrix'))}</h3><p class=muted>Each cell: the drop of the class's "
+            "test accuracy when the expert is removed (moe.scoring.ablation); rows: experts, columns: classes.</p>"
+            + h.scroll(h.table(head, [[h.esc(rows[i])] + [h.num(v) for v in row] for i, row in enumerate(m)])))
 
 
 def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, Any]], class_names: list[str] | None,
@@ -179,7 +184,7 @@ def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, 
         elif "index" in best and not pd.isna(best["index"]):
             body.append(f"<p class=muted>Figures not drawn here (see the note above the drill-downs); those of its "
                         f"{h.esc(picked)}: <code>python -m moe.report records/{int(best['index']):04d}.json</code></p>")
-        body.append(ablation_html(rec or {}))
+        body.append(ablation_html(rec or {}, class_names))
     histories = [(f"seed {r.get('seed')}", records[int(r["index"])]["history"]) for _, r in g.iterrows()
                  if "index" in r and not pd.isna(r["index"]) and (records.get(int(r["index"])) or {}).get("history")]
     if histories and draw:

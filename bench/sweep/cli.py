@@ -20,6 +20,7 @@ from bench.sweep.layout import SweepDir
 from bench.pipeline import run_sweep
 from bench.sweep.runner import SCHEDULERS
 from bench.sweep.spec import SweepError
+from bench.table.configurations import summary, terminal
 from moe.config import ConfigError
 from moe.data.base import default_data_root
 from moe.training import stacked
@@ -65,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
                          "with --scheduler asha, which needs per-epoch reports)")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
     ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output and worker logs")
+    ap.add_argument("--wide", action="store_true", help="print every column of the final table and full configuration "
+                    "names (default: what fits 120 columns; table.md always has them all)")
     return ap
 
 
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a lost cluster, anything Ray raises: its records are safe all the same
         return stopped(f"stopped: {type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}",
                        EXIT_STOPPED, "check the cluster (or leave out --address for a local one), then ")
-    return report(runs)
+    return report(runs, wide=args.wide)
 
 
 EXIT_INTERRUPTED, EXIT_STOPPED = 130, 3  # exit codes: 0 done, 2 bad input (nothing run), 3 stopped by the disk or the cluster
@@ -167,13 +170,17 @@ def stopped(what: str, code: int, fix: str = "") -> int:
     return code
 
 
-def report(runs: pd.DataFrame) -> int:
+def report(runs: pd.DataFrame, wide: bool = False) -> int:
     """The table on screen, the overhead ratio, where the files are; exit status 130 when interrupted."""
     a = runs.attrs
     out = Path(a["out"])
     print()
     table = SweepDir(out).table_path("table.md")
-    print(table.read_text() if table.is_file() else "(no trial finished: no table yet)")
+    if table.is_file():
+        print(terminal(summary(runs), wide=wide))
+        print(f"(every column: {table})")
+    else:
+        print("(no trial finished: no table yet)")
     if a.get("n_run"):
         ideal = a["trial_s"] / a["slots"]
         verdict = "ok" if a["overhead"] <= OVERHEAD_TARGET else f"above the {OVERHEAD_TARGET} target"

@@ -1,18 +1,22 @@
-"""table.md / table.tex: one row per configuration, mean +- std over the seeds of its ``ok`` runs.
+"""table.md / table.tex: one row per configuration, the mean over the seeds of its ``ok`` runs with the spread of
+``bench.uncertainty`` (the 95% bootstrap interval of the mean from 3 runs on, else the range and n); the terminal
+table (:func:`terminal`) fits 120 columns unless asked for every column.
 
-Std with ddof=1, blank for a single run; run counts by status; collapsed runs (when there are any:
+Run counts by status; collapsed runs (when there are any:
 ok runs with at least 99% of the test samples on one expert, ``collapsed_mask``), left out of the Pareto sets; headers show
 each score's direction (``moe.scoring.metrics.DIRECTIONS``); "–" marks no value.
 """
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import pandas as pd
 
 from bench.table.runs import busiest_share
 from moe.records.record import STATUSES
+from bench.uncertainty import RULE_WORDS, Summary, summarize
 from moe.scoring.metrics import COLLAPSE_SHARE
 from moe.scoring.scores import DOCS
 from moe.scoring.scores import DIRECTIONS, TABLE_SCORES  # the columns of table.md / .tex (absent or all-NaN ones dropped)
@@ -27,7 +31,8 @@ def score_columns(runs: pd.DataFrame) -> list[str]:
 
 
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration (in first-trial order): router, run counts, ``<score>_mean`` and ``<score>_std``.
+    """One row per configuration (in first-trial order): router, run counts, ``<score>_mean``, ``<score>_std`` and
+    the rule's ``<score>_n``, ``_low``, ``_high`` (the interval, NaN below 3 runs), ``_min``, ``_max``.
 
     Means and stds are over the configuration's ``ok`` runs (std with ddof=1; NaN for a single run, and
     for the stability columns, whose per-run values are already means over pairs of seeds); NaN scores
@@ -51,6 +56,8 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{c}_mean"] = float(vals.mean()) if len(vals) else math.nan
             spread = len(vals) > 1 and not c.startswith("stability_")  # a run's stability is already a mean over pairs
             row[f"{c}_std"] = float(vals.std(ddof=1)) if spread else math.nan
+            st = summarize(vals.tolist(), c) if spread else Summary(len(vals), row[f"{c}_mean"])
+            row.update({f"{c}_n": st.n, f"{c}_low": st.low, f"{c}_high": st.high, f"{c}_min": st.min, f"{c}_max": st.max})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -85,11 +92,19 @@ def _collapsed_cell(row: pd.Series) -> str:
     return "–" if pd.isna(n) else f"{int(n)}/{row['n_ok']}"
 
 
-def _cell(mean: float, std: float, digits: int = 3, pm: str = " ± ") -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    text = f"{mean:.{digits}f}"
-    return text if std is None or math.isnan(std) else f"{text}{pm}{std:.{digits}f}"
+def row_summary(row: pd.Series, c: str) -> Summary:
+    """The rule's summary of column ``c`` of a :func:`summary` row."""
+    get = lambda k: row.get(f"{c}_{k}", math.nan)  # noqa: E731
+    n = get("n")
+    return Summary(0 if pd.isna(n) else int(n), get("mean"), get("low"), get("high"), get("min"), get("max"))
+
+
+def _cell(row: pd.Series, c: str, digits: int = 3) -> str:
+    """The rule's text (bench.uncertainty): ``0.812 [0.790, 0.834]``, ``0.812 (range 0.800–0.830, n = 2)``, '–'."""
+    st = row_summary(row, c)
+    if c.startswith("stability_") and not math.isnan(st.mean):
+        return f"{st.mean:.{digits}f}"
+    return st.text(digits)
 
 
 def _runs_cell(row: pd.Series) -> str:
@@ -109,10 +124,10 @@ def markdown(summ: pd.DataFrame, title: str | None = None) -> str:
     lines = [f"# {title}", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(cols) + collapsed)) + "|"]
     for _, r in summ.iterrows():
-        cells = [f"`{r['name']}`", _runs_cell(r)] + [_cell(r[f"{c}_mean"], r[f"{c}_std"]) for c in cols]
+        cells = [f"`{r['name']}`", _runs_cell(r)] + [_cell(r, c) for c in cols]
         cells += [_collapsed_cell(r)] if collapsed else []
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "mean ± std over seeds (ok runs); ↑ higher is better, ↓ lower is better; – no value; "
+    lines += ["", f"mean over seeds (ok runs) with the {RULE_WORDS}; ↑ higher is better, ↓ lower is better; – no value; "
               "stability: NMI / ARI between the test assignments of two seeds. Every score (formula, range, "
               f"direction, source) is defined in the project's `{DOCS}`."]
     if collapsed:
@@ -132,12 +147,58 @@ def latex(summ: pd.DataFrame, caption: str | None = None) -> str:
              r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
     for _, r in summ.iterrows():
         cells = [r"\texttt{" + esc(r["name"]) + "}", f"{r['n_ok']}/{r['runs']}"]
-        cells += [_cell(r[f"{c}_mean"], r[f"{c}_std"], pm=r" $\pm$ ").replace("–", "--") for c in cols]
+        cells += [_cell(r, c).replace("–", "--") for c in cols]
         cells += [_collapsed_cell(r).replace("–", "--")] if collapsed else []
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if caption:
         note = "; collapsed: runs with every test sample on one expert, left out of the stability means" if collapsed else ""
-        lines.append(r"\caption{" + esc(caption) + " (mean $\\pm$ std over seeds" + note + ").}")
+        lines.append(r"\caption{" + esc(caption) + " (mean over seeds [95\\% bootstrap interval], or (range, n) below 3 "
+                     "runs" + note + ").}")
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
+
+
+WIDTH = 120  # the terminal table's width unless --wide
+NAME_WIDTH = 38  # longer configuration names are cut with '…' (the full names are in table.md)
+
+
+def _short_cell(row: pd.Series, c: str) -> str:
+    """A terminal cell: ``0.812 [0.79,0.83]`` (interval, n >= 3), ``0.812 (0.80-0.83)`` (range, n < 3), ``0.812``."""
+    st = row_summary(row, c)
+    if math.isnan(st.mean):
+        return "–"
+    if c.startswith("stability_") or st.n < 2:
+        return f"{st.mean:.3f}"
+    if st.has_interval:
+        return f"{st.mean:.3f} [{st.low:.2f},{st.high:.2f}]"
+    return f"{st.mean:.3f} ({st.min:.2f}-{st.max:.2f})"
+
+
+def terminal(summ: pd.DataFrame, wide: bool = False, width: int = WIDTH) -> str:
+    """The configurations table for a terminal: the table scores in order, as many as fit ``width`` characters
+    (all of them, with full names, when ``wide``), then a line saying what the brackets are and what was left out."""
+    cols = table_columns(summ)
+    names = [str(n) for n in summ["name"]] if len(summ) else []
+    name_w = max([len("configuration")] + [len(n) for n in names]) if wide else \
+        min(NAME_WIDTH, max([len("configuration")] + [len(n) for n in names]))
+    cut = lambda n: n if len(n) <= name_w else n[:name_w - 1] + "…"  # noqa: E731
+    table = [[cut(n) for n in names], [_runs_cell(r) for _, r in summ.iterrows()]]
+    heads, widths = ["configuration", "ok"], [name_w, max([2] + [len(x) for x in table[1]])]
+    shown = []
+    for c in cols:
+        head = f"{c} {ARROWS[DIRECTIONS.get(c, 'neutral')]}".strip()
+        cells = [_short_cell(r, c) for _, r in summ.iterrows()]
+        w = max([len(head)] + [len(x) for x in cells])
+        if not wide and sum(widths) + 2 * len(widths) + w > width:
+            continue
+        heads.append(head), widths.append(w), table.append(cells), shown.append(c)
+    fmt = lambda cells: "  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    lines = [fmt(heads).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += [fmt([col[i] for col in table]).rstrip() for i in range(len(names))]
+    note = (f"mean over seeds; [a,b]: 95% bootstrap interval of the mean (>= 3 runs); (a-b): range of the runs "
+            f"(fewer than 3 runs, no interval)")
+    left = [c for c in cols if c not in shown]
+    if left:
+        note += f"; not shown: {', '.join(left)} (--wide: every column; table.md has them all)"
+    return "\n".join(lines + textwrap.wrap(note, max(width, 60))) + "\n"

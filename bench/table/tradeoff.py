@@ -1,6 +1,7 @@
 """tradeoff.png: test accuracy against NMI and against the cheating index, one point per configuration.
 
-Points are configuration means (error bars: std over seeds), coloured by router; the Pareto front of
+Points are configuration means with the error bars of ``bench.uncertainty`` (the 95% bootstrap interval of the
+mean from 3 runs on; below that the range of the runs, drawn thin and grey; the figure says so), coloured by router; the Pareto front of
 each panel (from ``bench.table.front.pareto``) is drawn as a step line. Drawn on a bare Figure with the Agg
 canvas (no pyplot state), written atomically.
 """
@@ -12,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench.table.configurations import row_summary
+from bench.uncertainty import BAR_WORDS
 from moe.scoring.scores import DIRECTIONS
 from moe.pictures.plots import save_png
 
@@ -20,7 +23,8 @@ PANELS = ("nmi", "cheating_index")
 
 def tradeoff_plot(summ: pd.DataFrame, front: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
     """Two panels, x = score (NMI, cheating index), y = accuracy; returns the path of the PNG."""
-    fig = Figure(figsize=(11, 4.6), dpi=100, layout="constrained")
+    fig = Figure(figsize=(11, 4.9), dpi=100, layout="constrained")
+    fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # room for the line under the panels
     axes = fig.subplots(1, len(PANELS))
     routers = list(dict.fromkeys(summ["router"]))
     colours = {r: f"C{i % 10}" for i, r in enumerate(routers)}
@@ -29,6 +33,8 @@ def tradeoff_plot(summ: pd.DataFrame, front: pd.DataFrame, path: str | Path, tit
     handles = [ax.scatter([], [], color=colours[r], label=r) for r in routers for ax in axes[:1]]
     fig.legend(handles=handles, loc="outside right upper", title="router", frameon=False)
     fig.suptitle(f"Accuracy-interpretability trade-off{f': {title}' if title else ''}")
+    fig.text(0.01, 0.005, f"Points: configuration means over seeds; {BAR_WORDS}.", fontsize=7, color="0.3",
+             ha="left", va="bottom", wrap=True)
     return save_png(fig, path)
 
 
@@ -44,9 +50,13 @@ def _panel(ax, summ: pd.DataFrame, front: pd.DataFrame, score: str, colours: dic
         x, y = r[f"{score}_mean"], r["accuracy_mean"]
         if math.isnan(x) or math.isnan(y):
             continue
-        xerr, yerr = r.get(f"{score}_std"), r.get("accuracy_std")
-        ax.errorbar(x, y, xerr=None if pd.isna(xerr) else xerr, yerr=None if pd.isna(yerr) else yerr,
-                    fmt="o", color=colours[r["router"]], ms=5, alpha=0.8, elinewidth=0.8)
+        bars = [row_summary(r, c).bar() for c in (score, "accuracy")]
+        for (below, above, ci), axis in zip(bars, ("x", "y")):
+            if below or above:
+                err = [[below], [above]]
+                ax.errorbar(x, y, **{f"{axis}err": err}, fmt="none", ecolor=colours[r["router"]] if ci else "0.6",
+                            elinewidth=0.9 if ci else 0.6, capsize=2 if ci else 0, alpha=0.8)
+        ax.plot(x, y, "o", color=colours[r["router"]], ms=5, alpha=0.85)
     members = front[front["score"] == score].sort_values("value") if not front.empty else front
     if len(members):
         ax.step(members["value"], members["accuracy"], where="post" if DIRECTIONS.get(score) == "lower" else "pre",

@@ -1,6 +1,6 @@
 """Accuracy, cheating, local and global interpretability against the expert count, one line per router family:
 the figure of the expert-count sweep (after the axes of Elazar & Taylor 2022, 'Implicit Mixture of
-Interpretable Experts', whose abstract is all we have).
+Interpretable Experts', whose abstract is all we have). The x axis is labelled with the expert counts run.
 
 A router family is a configuration name without its expert count (``softmax[gate=mlp,experts=64,routing=hard]``
 -> ``softmax[gate=mlp,routing=hard]``); each point is the mean over the family's ``ok`` runs at that expert
@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+from bench.uncertainty import BAR_WORDS, summarize
 
 from moe.pictures.plots import save_png
 
@@ -34,14 +37,21 @@ def family(name: str) -> str:
 
 
 def curves(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (family, experts): the mean of each panel's column over the ``ok`` runs, and ``n`` runs."""
+    """One row per (family, experts): the mean of each panel's column over the ``ok`` runs, ``n`` runs, and the
+    error bar of ``bench.uncertainty`` (``<column>_below``, ``_above``, ``_ci``: an interval from 3 runs on, else
+    the range)."""
     ok = runs[runs["status"] == "ok"].copy()
     ok["family"] = ok["name"].map(family)
     columns = [c for c, _, _ in PANELS if c in ok.columns]
-    grouped = ok.groupby(["family", "experts"], sort=True)
-    out = grouped[columns].mean()
-    out["n"] = grouped.size()
-    return out.reset_index()
+    rows = []
+    for (fam, e), g in ok.groupby(["family", "experts"], sort=True):
+        row = {"family": fam, "experts": e, "n": len(g)}
+        for c in columns:
+            st = summarize(pd.to_numeric(g[c], errors="coerce").tolist(), c)
+            row[c] = st.mean
+            row[f"{c}_below"], row[f"{c}_above"], row[f"{c}_ci"] = st.bar()
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def expert_count_figure(runs: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Path:
@@ -55,8 +65,17 @@ def expert_count_figure(runs: pd.DataFrame, path: str | os.PathLike, title: str 
             for name, rows in table.groupby("family", sort=True):
                 rows = rows.sort_values("experts")
                 if rows[column].notna().any():
-                    ax.plot(rows["experts"], rows[column], marker="o", label=name)
+                    line, = ax.plot(rows["experts"], rows[column], marker="o", label=name)
+                    for ci in (True, False):  # intervals in the line's colour, ranges thin and grey
+                        at = rows[rows[f"{column}_ci"] == ci]
+                        ax.errorbar(at["experts"], at[column], yerr=[at[f"{column}_below"], at[f"{column}_above"]],
+                                    fmt="none", ecolor=line.get_color() if ci else "0.6", elinewidth=0.9 if ci else 0.6,
+                                    capsize=2 if ci else 0)
         ax.set_xscale("log")
+        counts = sorted(table["experts"].dropna().unique()) if "experts" in table.columns else []
+        if counts:  # the expert counts themselves, not powers of ten
+            ax.set_xticks(counts, [f"{int(e):,}" for e in counts], fontsize=7)
+            ax.xaxis.set_minor_locator(NullLocator())
         if log_y and column in table.columns and (table[column] > 0).any():
             ax.set_yscale("log")
         ax.set_xlabel("experts E")
@@ -66,5 +85,6 @@ def expert_count_figure(runs: pd.DataFrame, path: str | os.PathLike, title: str 
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
     fig.suptitle(title or "against the number of experts (mean over seeds)")
-    fig.tight_layout(rect=(0, 0.04 + 0.02 * math.ceil(len(labels) / 3), 1, 0.97))
+    fig.text(0.01, 0.005, f"Points: means over seeds; {BAR_WORDS}.", fontsize=7, color="0.3", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(labels) / 3), 1, 0.97))
     return save_png(fig, path)

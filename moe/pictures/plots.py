@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -129,7 +130,11 @@ def _label_axes(ax, names: list[str], n_experts: int, title: str | None) -> None
         ax.set_xticks(range(n_experts))
     ax.set_xlabel("expert")
     ax.set_ylabel("class")
-    ax.set_title(title if title is not None else "Allocation of test samples to experts")
+    text = title if title is not None else "Allocation of test samples to experts"
+    # wrapped to the figure's width (about 6.5 pixels a character at 9 points), so no line is clipped at its sides
+    chars = max(24, int(ax.figure.get_figwidth() * ax.figure.dpi / 6.5))
+    ax.set_title("\n".join(textwrap.fill(line, chars, break_long_words=True, break_on_hyphens=False)
+                           for line in text.split("\n")), fontsize=9)
 
 
 def _annotate(ax, rows: list[list[float]]) -> None:

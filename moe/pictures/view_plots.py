@@ -53,7 +53,8 @@ def curves_figure(runs: Sequence[tuple[str, list[dict[str, Any]]]], title: str |
     acc_ax, loss_ax, share_ax = fig.subplots(1, 3)
     styles = {"train_accuracy": "-", "train_loss": "-"}
     drawn: list[int] = []
-    share_title = "expert shares (fainter: other seeds)"
+    others = " (fainter: other seeds)" if len(runs) > 1 else ""
+    share_title = f"expert shares{others}"
     for i, (label, history) in enumerate(runs):
         colour = f"C{i % 10}"
         for ax, keys in ((acc_ax, ACCURACY_KEYS), (loss_ax, LOSS_KEYS)):
@@ -70,7 +71,7 @@ def curves_figure(runs: Sequence[tuple[str, list[dict[str, Any]]]], title: str |
                 share_ax.plot([ep for ep, _ in shares], arr[:, e], color=f"C{e % 10}", lw=1, alpha=0.9 if i == 0 else 0.45,
                               label=f"expert {e}" if i == 0 else None)
             if len(drawn) < arr.shape[1]:
-                share_title = f"shares of the {len(drawn)} busiest of {arr.shape[1]} experts (fainter: other seeds)"
+                share_title = f"shares of the {len(drawn)} busiest of {arr.shape[1]} experts{others}"
     for ax, name in ((acc_ax, "accuracy"), (loss_ax, "loss"), (share_ax, "share of training samples")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)

@@ -32,7 +32,7 @@ def test_the_column_reads_the_record_and_is_nan_without_dynamics(tmp_path):
     long = long_format(runs)
     assert long[long["metric"] == "saturation_epoch"]["direction"].unique().tolist() == ["neutral"]
     text = markdown(summary(runs), "t")
-    assert "saturation_epoch" in text and "3.000 ± 1.414" in text  # mean and std of (2, 4); the NaN left out
+    assert "saturation_epoch" in text and "3.000 (range 2.000–4.000, n = 2)" in text  # (2, 4): no interval; NaN left out
 
 
 def test_a_table_without_dynamics_has_no_saturation_column():

@@ -69,12 +69,17 @@ def test_cli_rebuilds_every_file_from_a_runs_csv(runs_csv, capsys):
     for f in ("runs.csv", "table.md", "table.tex", "pareto.csv", "tradeoff.png", "heatmaps/a.png", "heatmaps/d.png"):
         assert (runs_csv / f).is_file(), f
     md = (runs_csv / "table.md").read_text()
-    assert "| `a[experts=2]` | 2/3 (1 diverged) | 0.900 ± 0.141 | 0.200 ± 0.141 |" in md
-    assert "| `d[experts=2]` | 1/2 (1 error) | 0.500 | 0.900 |" in md
+    # two runs: the mean with the range and n, no interval (bench.uncertainty)
+    assert ("| `a[experts=2]` | 2/3 (1 diverged) | 0.900 (range 0.800–1.000, n = 2) | 0.200 (range 0.100–0.300, n = 2) |"
+            in md)
+    assert "| `d[experts=2]` | 1/2 (1 error) | 0.500 (n = 1) | 0.900 (n = 1) |" in md
     assert "accuracy ↑" in md and "cheating_index ↓" in md
     tex = (runs_csv / "table.tex").read_text()
-    assert r"0.900 $\pm$ 0.141" in tex and r"\texttt{a[experts=2]}" in tex
+    assert "0.900 (range 0.800--1.000, n = 2)" in tex and r"\texttt{a[experts=2]}" in tex
     assert "4 configurations" in out
+    table = out.split("\n\n")[0].splitlines()
+    assert table[0].startswith("configuration") and "a[experts=2]" in out and max(map(len, table)) <= 120
+    assert "0.900 (0.80-1.00)" in out  # the terminal's compact range
     assert not list(runs_csv.glob(".*.tmp")), "atomic writes leave no temporary files"
     assert not (runs_csv / "vs_experts.png").exists()  # one expert count: no curve against it
 
@@ -222,6 +227,24 @@ def test_the_new_scores_get_table_columns_only_where_they_have_values():
     text = markdown(summary(pd.DataFrame(rows)), "t")
     for column in ("ami ↑", "module_nmi ↑", "causal_specialisation ↑", "causal_agreement ↑"):
         assert column in text
-    assert "0.350 ± 0.071" in text  # module_nmi over the two seeds
+    assert "0.350 (range 0.300–0.400, n = 2)" in text  # module_nmi over the two seeds
     plain = [{**r, "module_nmi": float("nan")} for r in rows]  # a dataset without planted modules
     assert "module_nmi" not in markdown(summary(pd.DataFrame(plain)), "t")
+
+
+def test_the_terminal_table_fits_120_columns_unless_wide():
+    from bench.table.configurations import terminal
+    rows = [{"index": i, "name": f"softmax[gate=mlp,experts={e},routing=hard,importance_loss=0.1]", "status": "ok",
+             "router": "softmax", "seed": s, **{c: 0.5 + 0.01 * s for c in ("accuracy", "nmi", "ami", "mi_bits", "purity",
+             "usage_entropy", "dead_experts", "cheating_index")}}
+            for i, (e, s) in enumerate((e, s) for e in (2, 4) for s in range(3))]
+    summ = summary(pd.DataFrame(rows))
+    narrow, wide = terminal(summ), terminal(summ, wide=True)
+    lines = narrow.splitlines()
+    note = " ".join(lines[lines.index(next(x for x in lines if x.startswith("mean over seeds"))):])
+    assert max(len(line) for line in lines) <= 120 and "not shown:" in note and "--wide" in note
+    assert "…" in lines[2]  # the long names cut
+    assert max(len(line) for line in wide.splitlines()) > 120 and "not shown" not in wide
+    assert "softmax[gate=mlp,experts=2,routing=hard,importance_loss=0.1]" in wide
+    # three seeds: the interval of the mean; its words under the table
+    assert "0.510 [0.50,0.52]" in narrow and "95% bootstrap interval" in note
