@@ -64,8 +64,10 @@ def test_two_seeds_show_no_interval_and_every_table_fits_the_window(report, swee
 def test_three_seeds_show_intervals_within_each_scores_domain(sweeps, tmp_path):
     res = passes(selftest(write_sweep_report(sweeps[1])))
     assert res["intervals"]["checked"] >= 10 and res["intervals"]["bad"] == []
-    # 2 seeds against 3, and sweeps that differ in epochs: no interval of a difference, and a warning
-    assert compare_main([str(sweeps[0]), str(sweeps[1]), "--out", str(tmp_path / "cmp")]) == 0
+    # 2 seeds against 3, and sweeps that differ in epochs: refused without --force; forced, no interval of a
+    # difference, and a warning naming the field
+    assert compare_main([str(sweeps[0]), str(sweeps[1]), "--out", str(tmp_path / "cmp")]) == 2  # refused ...
+    assert compare_main([str(sweeps[0]), str(sweeps[1]), "--out", str(tmp_path / "cmp"), "--force"]) == 0  # ... unless forced
     page = tmp_path / "cmp" / "compare.html"
     res = passes(selftest(page))
     assert res["intervals"]["bad"] == [] and "differ in more than the compared fields" in page.read_text()
