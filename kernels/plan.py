@@ -142,11 +142,6 @@ class RoutingPlan:
         """int64 [A]: the expert of each grouped row."""
         return self.expert_ids.flatten()[self.order]
 
-    @property
-    def row_weights(self) -> Tensor:
-        """[A]: the routing weight of each grouped row (differentiable, so not cached)."""
-        return self.weights.flatten()[self.order]
-
     @functools.cached_property
     def slot_rows(self) -> Tensor:
         """int64 [T, k]: the grouped row of each slot (inverse of `order`); -1 for unused slots."""

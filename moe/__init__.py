@@ -7,8 +7,7 @@ saying what it owns and what it may import: ``records`` (the run record, provena
 ``scoring`` (the score registry and the maths behind it), ``training`` (the loop, epochs, optimizers,
 checkpoints, evaluation, stacked seeds, controls) and ``pictures`` (figures and the one-run report).
 ``train`` and ``report`` are the entry points of ``python -m moe.train`` and ``python -m moe.report``.
-The registries by config field: ``moe.validate.registries()``.
+The registries by config field: ``moe.validate.registries()``. The version is written once, in pyproject.toml
+(``moe.records.record.project_version``).
 """
 from __future__ import annotations
-
-__version__ = "0.2.0"  # 0.2.0: the dense linear experts sum in another float32 order (README, training speed)

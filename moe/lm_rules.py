@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from moe import config as caps
+from moe.config import MAX_LM_LAYERS, MOE_LAYER_CHOICES, TEXT_DATASETS
 from moe.config import LOSS_COEFFICIENTS, Config
 
 
@@ -16,13 +16,13 @@ def field_problems(cfg: Config, limit_problem: Callable[[str, Any], str | None])
 
 
 def moe_layers_problem(v: Any) -> str | None:
-    if isinstance(v, str) and v in caps.MOE_LAYER_CHOICES:
+    if isinstance(v, str) and v in MOE_LAYER_CHOICES:
         return None
     ints = isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
-    if ints and v and all(0 <= i < caps.MAX_LM_LAYERS for i in v) and len(set(v)) == len(v):
+    if ints and v and all(0 <= i < MAX_LM_LAYERS for i in v) and len(set(v)) == len(v):
         return None
-    return (f"moe_layers: must be one of {', '.join(caps.MOE_LAYER_CHOICES)} or a non-empty list of distinct block "
-            f"indices in [0, {caps.MAX_LM_LAYERS}), got {repr(v)[:80]}")
+    return (f"moe_layers: must be one of {', '.join(MOE_LAYER_CHOICES)} or a non-empty list of distinct block "
+            f"indices in [0, {MAX_LM_LAYERS}), got {repr(v)[:80]}")
 
 
 # What the language model of a text dataset can use: routers that route each token by itself (expert_choice picks
@@ -35,7 +35,7 @@ TEXT_REGULARISERS = ("importance_loss", "load_loss", "switch_loss", "z_loss")
 
 def text_problems(cfg: Config) -> list[str]:
     """The language model's rules, for a text dataset (``moe.data.text``); none for the others."""
-    if cfg.dataset not in caps.TEXT_DATASETS:
+    if cfg.dataset not in TEXT_DATASETS:
         return []
     problems = []
 

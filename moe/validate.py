@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 
 from kernels import backend_problem
-from moe import config as caps
+from moe.config import MAX_CLASS, MAX_EXPERTS, MAX_LR, MAX_SAMPLES, MIN_LR
 from moe import lm_rules, regimes
 from moe.config import (DEVICES, GATES, LOSS_COEFFICIENTS, NORMALIZATIONS, OPTIMIZERS, PRESETS, ROUTING_MODES, SUBSETS,
                         Config, ConfigError, parse)
@@ -292,12 +292,12 @@ def expert_lrs_problem(v: Any) -> str | None:
     """Null, or a list of 1 to MAX_EXPERTS learning rates each in lr's range (its length: ``between_fields_problems``)."""
     if v is None:
         return None
-    ok = isinstance(v, list) and 1 <= len(v) <= caps.MAX_EXPERTS and all(
-        _is_number(r) and math.isfinite(r) and caps.MIN_LR <= r <= caps.MAX_LR for r in v)
+    ok = isinstance(v, list) and 1 <= len(v) <= MAX_EXPERTS and all(
+        _is_number(r) and math.isfinite(r) and MIN_LR <= r <= MAX_LR for r in v)
     if ok:
         return None
-    return (f"expert_lrs: must be null or a list of 1 to {caps.MAX_EXPERTS} learning rates (one per expert), each a finite "
-            f"number in [{caps.MIN_LR:g}, {caps.MAX_LR:g}]{LR_WHY}, got {shown(v)}")
+    return (f"expert_lrs: must be null or a list of 1 to {MAX_EXPERTS} learning rates (one per expert), each a finite "
+            f"number in [{MIN_LR:g}, {MAX_LR:g}]{LR_WHY}, got {shown(v)}")
 
 
 def class_split_problem(v: Any) -> str | None:
@@ -308,13 +308,13 @@ def class_split_problem(v: Any) -> str | None:
         return None
     if isinstance(v, str):
         return f"class_split: unknown split {shown(v)}{suggestion(v, names)}; valid choices: {', '.join(names)}, or a list of class lists"
-    ok = (isinstance(v, list) and 1 <= len(v) <= caps.MAX_EXPERTS and all(isinstance(part, list) for part in v)
-          and sum(len(part) for part in v) <= caps.MAX_CLASS
-          and all(_is_int(k) and 0 <= k < caps.MAX_CLASS for part in v for k in part))
+    ok = (isinstance(v, list) and 1 <= len(v) <= MAX_EXPERTS and all(isinstance(part, list) for part in v)
+          and sum(len(part) for part in v) <= MAX_CLASS
+          and all(_is_int(k) and 0 <= k < MAX_CLASS for part in v for k in part))
     if ok:
         return None
-    return (f"class_split: must be null, a preset ({', '.join(names)}) or 1 to {caps.MAX_EXPERTS} lists of class indices "
-            f"in [0, {caps.MAX_CLASS}) (one list per expert), got {shown(v)}")
+    return (f"class_split: must be null, a preset ({', '.join(names)}) or 1 to {MAX_EXPERTS} lists of class indices "
+            f"in [0, {MAX_CLASS}) (one list per expert), got {shown(v)}")
 
 
 def device_type(cfg: Config) -> str:
@@ -346,15 +346,15 @@ def between_fields_problems(cfg: Config) -> list[str]:
     if cfg.expert_lrs is not None:
         check(len(cfg.expert_lrs) == cfg.experts,
               f"expert_lrs: needs one learning rate per expert ({cfg.experts}), got {len(cfg.expert_lrs)}")
-    check(cfg.lr / cfg.lr_ratio >= caps.MIN_LR,
-          f"lr_ratio: must be in [1, lr / {caps.MIN_LR:g} = {cfg.lr / caps.MIN_LR:g}] so that the slowest rate lr / lr_ratio "
+    check(cfg.lr / cfg.lr_ratio >= MIN_LR,
+          f"lr_ratio: must be in [1, lr / {MIN_LR:g} = {cfg.lr / MIN_LR:g}] so that the slowest rate lr / lr_ratio "
           f"stays a normal float32, got {cfg.lr_ratio:g}")
     if cfg.temperature_decay < 1:
         check(cfg.temperature_min <= cfg.temperature,
               f"temperature_min: must be <= temperature ({cfg.temperature}) when the temperature decays, got {cfg.temperature_min}")
     n_classes = getattr(DATASETS.get(cfg.dataset), "n_classes", None)
     if cfg.n_train is not None and n_classes is not None:
-        check(cfg.n_train >= n_classes, f"n_train: must be in [{n_classes}, {caps.MAX_SAMPLES}] (at least one sample "
+        check(cfg.n_train >= n_classes, f"n_train: must be in [{n_classes}, {MAX_SAMPLES}] (at least one sample "
                                         f"per class of {cfg.dataset}, which has {n_classes}) or null, got {cfg.n_train}")
     return problems
 

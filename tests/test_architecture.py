@@ -354,3 +354,14 @@ def test_the_what_is_where_check_sees_a_missing_and_a_ghost_module():
     rows.pop("moe/scoring/")
     problems = where_problems(rows)
     assert "moe/ names `ghost_module`, no module of it" in problems and "moe/scoring/: a package the table misses" in problems
+
+
+def test_the_version_is_written_once_in_pyproject():
+    import tomllib
+
+    from moe.records.record import project_version, versions
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert project_version() == version == versions()["moe_interp_bench"]
+    written = [str(p.relative_to(ROOT)) for p in MODULES.values() if f'"{version}"' in p.read_text()]
+    assert not written, f"the version {version} written again in {written}: read moe.records.record.project_version"

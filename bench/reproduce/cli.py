@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.reproduce import claims as C
+from bench.reproduce import claims
 from bench.reproduce.engine import describe_condition
 from bench.reproduce.report import REPORT, clock, summary_table
 from bench.reproduce.results import BUDGET_WORDS, ReproduceError
@@ -63,7 +63,7 @@ def list_budgets(data_root: str | None = None) -> None:
 
 
 def list_claims() -> int:
-    for c in C.CLAIMS:
+    for c in claims.CLAIMS:
         print(f"{c.name}  [sweep {c.sweep}]  {c.text}")
         for cond in c.conditions:
             print(f"    {describe_condition(cond)}")

@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from bench.reproduce import claims as C
+from bench.reproduce import claims
 from bench.reproduce.engine import Claim, evaluate_all
 from bench.reproduce.figures import PLOTS
 from bench.reproduce.measures import with_phase_accuracy
@@ -55,7 +55,7 @@ from moe.data import load_dataset, subset
 from moe.records.record import write_json_atomic
 from moe.registry import suggestion
 
-SWEEPS = tuple(entry.name for entry in C.SWEEPS)  # run order: the entries of bench.reproduce.claims.SWEEPS
+SWEEPS = tuple(entry.name for entry in claims.SWEEPS)  # run order: the entries of bench.reproduce.claims.SWEEPS
 EMBEDDED = ("gm6", "kjv")  # datasets that need no files (no --data-root)
 # Budgets: ``paper`` runs the sweep files as they are; any other name is the ``budgets:`` section of
 # each sweep file; a budget table (sweep -> --set pairs; tests) replaces the files' overrides.
@@ -68,16 +68,16 @@ BudgetTable = dict[str, dict[str, Any]]
 
 def choices() -> list[str]:
     """Valid NAME arguments: all, each sweep, each claim."""
-    return ["all", *C.sweeps(), *C.by_name()]
+    return ["all", *claims.sweeps(), *claims.by_name()]
 
 
 def select_claims(target: str) -> list[Claim]:
     """``all``, a sweep name (its claims) or a claim name."""
-    table = C.by_name()
+    table = claims.by_name()
     if target == "all":
-        return list(C.CLAIMS)
-    if target in C.sweeps():
-        return C.for_sweep(target)
+        return list(claims.CLAIMS)
+    if target in claims.sweeps():
+        return claims.for_sweep(target)
     if target in table:
         return [table[target]]
     raise ReproduceError(f"unknown claim {target!r}{suggestion(target, choices())}; valid choices: "
@@ -257,7 +257,7 @@ def check_continuable(name: str, folder: Path, overrides: dict[str, Any]) -> Non
 
 
 def make_figures(result: SweepResult, folder: Path, figures: Path) -> None:
-    if result.runs is None or C.sweep_entry(result.name).figures is None:
+    if result.runs is None or claims.sweep_entry(result.name).figures is None:
         return
     try:
         result.figures = PLOTS[result.name](result.runs, SweepDir(folder).read_records(), figures)

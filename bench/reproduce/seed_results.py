@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-NOTE = "the project's literature notes, 'The seed code's own settings and saved results'"
 LOG2_5, LOG2_6 = math.log2(5), math.log2(6)
 
 

@@ -72,10 +72,6 @@ def build(name: str, gen: torch.Generator | None = None) -> Case:
     return case
 
 
-def cpu_cases(gen: torch.Generator) -> list[Case]:
-    return [build(name, gen) for name in REGISTRY]
-
-
 def _grouped_inputs(routing: str, gen: torch.Generator):
     c = CPU
     M, E, K, N = c["rows"], c["experts"], c["K"], c["N"]

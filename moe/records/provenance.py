@@ -31,7 +31,7 @@ from moe.records.record import versions
 
 FIELDS = ("git", "git_dirty", "versions", "data_sha256", "kernel_backend", "device", "started_at", "host")
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")  # fingerprinted in this order (and x_val, y_val when present)
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 
 def _git(*args: str) -> str | None:

@@ -15,12 +15,14 @@ from), routing_dynamics (router saturation of the validation split per epoch aga
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import json
 import math
 import os
 import platform
 import subprocess
 import tempfile
+import tomllib
 import traceback
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,6 @@ from typing import Any
 import numpy
 import torch
 
-import moe
 
 SCHEMA = 1
 STATUSES = ("ok", "diverged", "error", "stopped")
@@ -37,7 +38,7 @@ STATUSES = ("ok", "diverged", "error", "stopped")
 def versions() -> dict[str, str]:
     """Versions of Python, the numeric stack and this project (with its git commit when known)."""
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-           "moe_interp_bench": moe.__version__}
+           "moe_interp_bench": project_version()}
     try:
         import triton  # optional (no triton on a CPU-only install), and heavy: only asked here
 
@@ -49,11 +50,20 @@ def versions() -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
+def project_version() -> str:
+    """This project's version, written once, in pyproject.toml: the checkout's file, else the installed package's."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    if pyproject.is_file():
+        return tomllib.loads(pyproject.read_text())["project"]["version"]
+    return importlib.metadata.version("moe-interp-bench")
+
+
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """This checkout's commit, asked once per process: a sweep's reused Ray actors write many records, and each
     ``git`` call is a process start (~5-10 ms here)."""
     try:
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=5).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):

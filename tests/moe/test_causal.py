@@ -1,4 +1,4 @@
-"""The new building blocks of issue 16 on hand-built cases and against independent references: adjusted mutual
+"""The causal and chance-corrected building blocks on hand-built cases and against independent references: adjusted mutual
 information (scikit-learn), Spearman's rank correlation (scipy), co-activation, and the causal scores of the
 ablation matrix (moe.scoring.causal)."""
 import math

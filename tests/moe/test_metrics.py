@@ -1,5 +1,5 @@
 """moe.scoring.metrics: every score on hand-built assignments whose answer is known in closed form, and against
-a naive per-sample reference written here from the formulas of issue 4 (plain Python, no torch ops)."""
+a naive per-sample reference written here from the formulas in docs/scores.md (plain Python, no torch ops)."""
 from __future__ import annotations
 
 import itertools
@@ -31,7 +31,7 @@ def h(probs):
 
 
 # ---------------------------------------------------------------------------------------------------
-# A naive reference: loops over samples, straight from the definitions in issue 4
+# A naive reference: loops over samples, straight from the definitions in docs/scores.md
 # ---------------------------------------------------------------------------------------------------
 
 def naive_score(y, yhat, a, C, E, w, ep, grouping):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from bench.reproduce import claims as C
+from bench.reproduce import claims
 from bench.reproduce import engine
 from bench.reproduce import measures as M
 from bench.sweep.spec import available, load
@@ -129,7 +129,7 @@ def count_frame(acc_by_e: dict[int, float], cs_by_e: dict[int, float]) -> pd.Dat
     little less accurate; the parameters in use grow with E (785 x 10 per expert)."""
     rows = []
     for expert, shift in (("linear", 0.0), ("implicit", -0.01)):
-        family = {**C.EXPERT_COUNT_FAMILY, "expert": expert}
+        family = {**claims.EXPERT_COUNT_FAMILY, "expert": expert}
         for e, acc in acc_by_e.items():
             for seed in range(3):
                 rows.append(run_row(len(rows), f"softmax[expert={expert},experts={e}]", seed=seed, experts=e,
@@ -187,7 +187,7 @@ FRAMES = {
 
 
 def test_every_claim_has_a_supporting_and_a_refuting_table():
-    assert set(FRAMES) == set(C.by_name())
+    assert set(FRAMES) == set(claims.by_name())
 
 
 def judge(claim: engine.Claim, runs: pd.DataFrame) -> engine.Verdict:
@@ -198,7 +198,7 @@ def judge(claim: engine.Claim, runs: pd.DataFrame) -> engine.Verdict:
 
 @pytest.mark.parametrize("name", list(FRAMES))
 def test_verdicts_follow_the_numbers(name):
-    claim = C.by_name()[name]
+    claim = claims.by_name()[name]
     support, refute = FRAMES[name]
     yes, no = judge(claim, support()), judge(claim, refute())
     assert yes.status == engine.SUPPORTED, [(o.condition.label, o.stat) for o in yes.outcomes]
@@ -208,7 +208,7 @@ def test_verdicts_follow_the_numbers(name):
 
 @pytest.mark.parametrize("name", list(FRAMES))
 def test_the_same_tables_survive_a_runs_csv_round_trip(name, tmp_path):
-    claim = C.by_name()[name]
+    claim = claims.by_name()[name]
     for make, want in zip(FRAMES[name], (engine.SUPPORTED, engine.CONTRADICTED)):
         path = tmp_path / "runs.csv"
         make().to_csv(path, index=False)
@@ -218,36 +218,36 @@ def test_the_same_tables_survive_a_runs_csv_round_trip(name, tmp_path):
 def test_stated_values_of_the_statistics():
     # fast share at ratio 100: seeds 0.88, 0.90, 0.92 -> 0.90; Spearman over the 15 runs (scipy's, ties averaged)
     runs = lr_frame(dict(zip(RATIOS, [0.5, 0.6, 0.7, 0.8, 0.9])))
-    v = engine.evaluate(C.by_name()["lr_asymmetry.fast_expert_wins"], runs)
+    v = engine.evaluate(claims.by_name()["lr_asymmetry.fast_expert_wins"], runs)
     assert v.outcomes[0].stat.value == pytest.approx(0.90) and v.outcomes[0].stat.n == 3
-    v = engine.evaluate(C.by_name()["lr_asymmetry.share_grows_with_ratio"], runs)
-    share = M.measure_values(runs, C.FAST_SHARE)
+    v = engine.evaluate(claims.by_name()["lr_asymmetry.share_grows_with_ratio"], runs)
+    share = M.measure_values(runs, claims.FAST_SHARE)
     assert v.outcomes[0].stat.value == pytest.approx(scipy_stats.spearmanr(runs["lr_ratio"], share)[0])
     assert v.outcomes[0].stat.detail["mean at lr_ratio=30"] == pytest.approx(0.8)
     # accuracy advantage of joint training, before the refit and after it (the larger over refit inits)
     runs = pretrained_frame(True, 0.95, 0.85)
     runs.loc[(runs["regime"] == "frozen_gate") & (runs["refit_init"] == "new"), "accuracy"] += 0.05
-    v = engine.evaluate(C.by_name()["pretrained_experts.no_accuracy_advantage"], runs)
+    v = engine.evaluate(claims.by_name()["pretrained_experts.no_accuracy_advantage"], runs)
     assert [o.stat.value for o in v.outcomes] == pytest.approx([0.10, 0.15])
     # split NMI 1 for the split itself, separation 1 for perfectly separated groups whatever E
     assert M.split_nmi(split_allocation(True).astype(float), M._split_of("fmnist_mnist")) == pytest.approx(1.0)
     assert M.split_nmi(split_allocation(False).astype(float), M._split_of("fmnist_mnist")) == pytest.approx(0.0)
-    sep = M.measure_values(joint_frame(True), {"separation": C.FASHION_DIGITS})
+    sep = M.measure_values(joint_frame(True), {"separation": claims.FASHION_DIGITS})
     assert sep.tolist() == pytest.approx([1.0] * 5)
     # remedy: drop 0.95 - 0.5 at both E, accuracy difference 0.965 - 0.97
-    v = judge(C.by_name()["remedies.prototype_router"], cheating_frame(0.95, 0.05, 0.5, 0.965))
+    v = judge(claims.by_name()["remedies.prototype_router"], cheating_frame(0.95, 0.05, 0.5, 0.965))
     assert [o.stat.value for o in v.outcomes] == pytest.approx([0.45, -0.005])
     # the pooled mean weighs configurations equally: one black box scoring 0.55 on 2 runs, the other 7 at 0.95
     runs = cheating_frame(0.95, 0.05, 0.5, 0.965)
     one = runs["name"] == runs["name"].iloc[0]
     runs.loc[one, "cheating_score"] = 0.55
-    v = engine.evaluate(C.BLACK_BOX_CHEATS, runs)
+    v = engine.evaluate(claims.BLACK_BOX_CHEATS, runs)
     assert v.outcomes[0].stat.value == pytest.approx((0.55 + 7 * 0.95) / 8)
     assert v.outcomes[0].stat.detail["configurations pooled"] == 8 and v.outcomes[0].stat.n == 24
 
 
 def test_thresholds_are_applied_as_stated_not_hard_coded():
-    claim = C.by_name()["lr_asymmetry.fast_expert_wins"]
+    claim = claims.by_name()["lr_asymmetry.fast_expert_wins"]
     runs = lr_frame({1: 0.5, 100: 0.9})  # shares 0.88, 0.90, 0.92 at the largest ratio: mean 0.90, interval [0.88, 0.92]
     cond = claim.conditions[0]
     at = lambda op, thr: engine.evaluate(dataclasses.replace(claim, conditions=(dataclasses.replace(cond, op=op, threshold=thr),)), runs)  # noqa: E731
@@ -265,13 +265,13 @@ def test_thresholds_are_applied_as_stated_not_hard_coded():
 def test_nan_values_are_left_out_and_counted():
     runs = cheating_frame(0.95, 0.05, 0.5, 0.965)
     runs.loc[(runs["seed"] == 1), "cheating_score"] = math.nan  # (the decoys' NaN are not read)
-    out = engine.evaluate(C.by_name()["cheating.black_box_router_cheats"], runs).outcomes[0]
+    out = engine.evaluate(claims.by_name()["cheating.black_box_router_cheats"], runs).outcomes[0]
     assert out.stat.value == pytest.approx(0.95) and out.stat.n == 16
     assert out.stat.detail["NaN values left out"] == 8
 
 
 def test_all_nan_or_no_matching_runs_is_inconclusive_with_a_reason():
-    claim = C.by_name()["cheating.black_box_router_cheats"]
+    claim = claims.by_name()["cheating.black_box_router_cheats"]
     runs = cheating_frame(0.95, 0.05, 0.5, 0.965)
     runs["cheating_score"] = math.nan
     v = engine.evaluate(claim, runs)
@@ -279,7 +279,7 @@ def test_all_nan_or_no_matching_runs_is_inconclusive_with_a_reason():
     assert math.isnan(v.outcomes[0].stat.value) and v.outcomes[0].stat.note == "every value is NaN"
     v = engine.evaluate(claim, runs[runs["router"] == "prototype"])
     assert v.status == engine.INCONCLUSIVE and v.outcomes[0].stat.note == "no ok run matches"
-    v = engine.evaluate(C.by_name()["lr_asymmetry.share_grows_with_ratio"], lr_frame({1: 0.5, 100: 0.9}))
+    v = engine.evaluate(claims.by_name()["lr_asymmetry.share_grows_with_ratio"], lr_frame({1: 0.5, 100: 0.9}))
     assert v.status == engine.INCONCLUSIVE and "at least 3 values" in v.outcomes[0].stat.note
 
 
@@ -288,19 +288,19 @@ def test_only_ok_rows_count():
     bad = [run_row(100 + i, "softmax[lr_ratio=100]", status=s, lr_ratio=100.0, allocation=shares(0.0))
            for i, s in enumerate(("error", "diverged", "stopped"))]
     runs = pd.concat([runs, frame(bad)], ignore_index=True)
-    v = engine.evaluate(C.by_name()["lr_asymmetry.fast_expert_wins"], runs)
+    v = engine.evaluate(claims.by_name()["lr_asymmetry.fast_expert_wins"], runs)
     assert v.outcomes[0].stat.value == pytest.approx(0.90) and v.runs == {"ok": 15, "error": 1, "diverged": 1, "stopped": 1}
 
 
 def test_a_missing_side_of_a_comparison_is_undefined():
     runs = cheating_frame(0.95, 0.05, 0.5, 0.965)
     runs = runs[~((runs["router"] == "prototype") & (runs["experts"] == 20))]
-    out = judge(C.by_name()["remedies.prototype_router"], runs).outcomes[0]
+    out = judge(claims.by_name()["remedies.prototype_router"], runs).outcomes[0]
     assert math.isnan(out.stat.value) and "experts=20" in out.stat.note
 
 
 def test_not_run_when_the_sweep_did_not_run():
-    v = engine.evaluate(C.by_name()["cheating.black_box_router_cheats"], None, "dataset 'mnist': files missing")
+    v = engine.evaluate(claims.by_name()["cheating.black_box_router_cheats"], None, "dataset 'mnist': files missing")
     assert v.status == engine.NOT_RUN and v.reason == "dataset 'mnist': files missing" and v.outcomes == []
 
 
@@ -335,7 +335,7 @@ def test_black_box_routers_are_competent_alive_balanced_lenet_or_mlp_gates_witho
              run_row(10, "few experts", router="softmax", gate="mlp", match_router=None, experts=5, importance_loss=0.1,
                      val_accuracy=0.97, val_dead_experts=0.0)]
     runs = M.with_derived(frame(rows))
-    assert M.select(runs, C.BLACK_BOX)["index"].tolist() == [0, 1]
+    assert M.select(runs, claims.BLACK_BOX)["index"].tolist() == [0, 1]
     assert runs["config_val_alive"].tolist()[8:10] == [9, 9] and runs["val_experts_alive"].tolist()[8:10] == [9, 10]
     assert runs["balancing"].tolist()[5:7] == ["sinkhorn", "none"]
     assert [family(row) for _, row in runs.iloc[:5].iterrows()] == [
@@ -348,7 +348,7 @@ def test_competence_filters_read_the_validation_split_only():
     """Nothing that selects reads the test split: every filter of every claim names config fields or derived
     columns computed from validation scores, never a test score."""
     test_scores = set(DIRECTIONS) - {"val_" + k for k in DIRECTIONS}
-    for claim in C.CLAIMS:
+    for claim in claims.CLAIMS:
         for cond in claim.conditions:
             for key in ("a", "b", "where"):
                 for col in cond.params.get(key) or {}:
@@ -377,8 +377,8 @@ def test_every_claim_filter_matches_configurations_of_its_sweep():
     defaults = dataclasses.asdict(Config())
     tables = {name: M.with_derived(frame([run_row(t.index, t.name, **{**defaults, **t.config})
                                           for t in load(name).trials()]))
-              for name in {c.sweep for c in C.CLAIMS}}
-    for claim in C.CLAIMS:
+              for name in {c.sweep for c in claims.CLAIMS}}
+    for claim in claims.CLAIMS:
         runs = tables[claim.sweep]
         for cond in claim.conditions:
             for key in ("a", "b", "where"):
@@ -404,7 +404,7 @@ def test_claims_are_consistent_with_the_sweeps_and_the_config():
     columns |= {f"accuracy_after_{phase}" for phase in ("pretrain", "joint", "gate", "experts")}  # M.with_phase_accuracy
     columns |= {"balancing", "competent", "val_experts_alive", "config_val_accuracy", "config_val_alive"}  # with_derived
     columns |= table_columns(2)  # the language model's (sweeps/text.yaml: two MoE layers)
-    for claim in C.CLAIMS:
+    for claim in claims.CLAIMS:
         assert claim.sweep in sweeps, claim.name
         load(claim.sweep)
         for cond in claim.conditions:
@@ -436,8 +436,8 @@ def test_what_precedes_the_refit_is_read_once_per_seed():
     """The two refit inits of a seed share its joint phase and gate: the split NMI and the accuracy after the
     joint phase count each seed once (n = 3 seeds, not 6 rows), so the interval is not narrowed by copies."""
     runs = pretrained_frame(True, 0.90, 0.89)
-    follows = engine.evaluate(C.by_name()["pretrained_experts.gate_follows_split"], runs).outcomes[0]
+    follows = engine.evaluate(claims.by_name()["pretrained_experts.gate_follows_split"], runs).outcomes[0]
     assert follows.stat.n == 3 and set(follows.configurations) == {"softmax[regime=pretrain_frozen_gate,refit_init=same]"}
-    before, after = engine.evaluate(C.by_name()["pretrained_experts.no_accuracy_advantage"], runs).outcomes
+    before, after = engine.evaluate(claims.by_name()["pretrained_experts.no_accuracy_advantage"], runs).outcomes
     assert before.stat.n == 6  # 3 seeds on each side
     assert after.stat.n == 12  # after the refit: both inits, each its own runs

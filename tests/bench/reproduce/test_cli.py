@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import pytest
 
-from bench.reproduce import claims as C
+from bench.reproduce import claims
 from bench.reproduce import cli
 from bench.reproduce import engine
 from bench.reproduce import runner
@@ -30,15 +30,15 @@ def test_bad_budget_lists_the_valid_choices(capsys, tmp_path):
 def test_list_shows_every_claim_with_its_threshold(capsys):
     assert cli.main(["--list"]) == 0
     out = capsys.readouterr().out
-    for claim in C.CLAIMS:
+    for claim in claims.CLAIMS:
         assert claim.name in out
         for cond in claim.conditions:
             assert engine.describe_condition(cond) in out
 
 
 def test_names_select_claims():
-    assert runner.select_claims("all") == list(C.CLAIMS)
-    assert [c.name for c in runner.select_claims("cheating")] == [c.name for c in C.for_sweep("cheating")]
+    assert runner.select_claims("all") == list(claims.CLAIMS)
+    assert [c.name for c in runner.select_claims("cheating")] == [c.name for c in claims.for_sweep("cheating")]
     assert [c.name for c in runner.select_claims("remedies.linear_router")] == ["remedies.linear_router"]
     with pytest.raises(ReproduceError, match="did you mean 'cheating'"):
         runner.select_claims("cheatin")
@@ -48,7 +48,7 @@ def test_names_select_claims():
 def test_budgets_cover_every_sweep_and_only_shrink_it():
     from bench.sweep.spec import count_trials, load, validate
 
-    assert set(runner.SWEEPS) == set(C.sweeps())
+    assert set(runner.SWEEPS) == set(claims.sweeps())
     for name in runner.SWEEPS:
         assert runner.budget_overrides("paper", name) == {}
         small = load(name, runner.budget_overrides("small", name))

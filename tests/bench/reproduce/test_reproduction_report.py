@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.reproduce import claims as C
+from bench.reproduce import claims
 from bench.reproduce import engine
 from bench.reproduce import measures as M
 from bench.reproduce import report
@@ -42,7 +42,7 @@ def reproduction(tmp_path: Path) -> Reproduction:
     lr.figures = PLOTS["lr_asymmetry"](runs, lr_records(runs), tmp_path / "figures")
     cheat = SweepResult("cheating", None, reason=MISSING, overrides={"data_root": "/nowhere"})
     results = {"lr_asymmetry": lr, "cheating": cheat}
-    chosen = C.for_sweep("lr_asymmetry") + C.for_sweep("cheating")
+    chosen = claims.for_sweep("lr_asymmetry") + claims.for_sweep("cheating")
     verdicts = [engine.evaluate(c, results[c.sweep].runs, results[c.sweep].reason) for c in chosen]
     return Reproduction(tmp_path, "small", results, verdicts, 75.0, "/nowhere")
 
@@ -94,7 +94,7 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
 def test_an_undefined_statistic_is_reported_with_its_reason(tmp_path):
     runs = lr_frame({1: 0.5, 100: 0.9})  # two ratios: no rank correlation
     res = SweepResult("lr_asymmetry", runs)
-    verdicts = [engine.evaluate(c, runs) for c in C.for_sweep("lr_asymmetry")]
+    verdicts = [engine.evaluate(c, runs) for c in claims.for_sweep("lr_asymmetry")]
     text = report.render(Reproduction(tmp_path, "small", {"lr_asymmetry": res}, verdicts, 1.0, None))
     assert "### `lr_asymmetry.share_grows_with_ratio`: INCONCLUSIVE" in text
     assert ("= undefined (n = 6; no collapsed runs); threshold > 0 (above 0): **INCONCLUSIVE** — needs at "
@@ -148,8 +148,8 @@ def test_report_states_open_verdicts_failed_premises_collapsed_runs_and_seed_num
     lr.loc[lr.index[-1], "allocation"] = "[[55, 45]]"  # ratio 100: fast shares 0.48, 0.50, 0.55: interval [0.48, 0.55]
     results = {"cheating": SweepResult("cheating", cheat), "fmnist_mnist_joint": SweepResult("fmnist_mnist_joint", joint),
                "lr_asymmetry": SweepResult("lr_asymmetry", lr), "remedies": SweepResult("remedies", cheat)}
-    chosen = (C.for_sweep("lr_asymmetry") + C.for_sweep("fmnist_mnist_joint") + C.for_sweep("cheating")
-              + C.for_sweep("remedies"))
+    chosen = (claims.for_sweep("lr_asymmetry") + claims.for_sweep("fmnist_mnist_joint") + claims.for_sweep("cheating")
+              + claims.for_sweep("remedies"))
     verdicts = evaluate_all(chosen, lambda s: (results[s].runs, ""))
     text = report.render(Reproduction(tmp_path, "small", results, verdicts, 1.0, None))
     assert "### `remedies.linear_router`: PREMISE FAILED" in text

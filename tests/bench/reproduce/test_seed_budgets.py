@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from bench.reproduce import claims as C
+from bench.reproduce import claims
 from bench.reproduce import runner
 from bench.reproduce import seed_results as S
 from bench.reproduce.measures import MEASURES
@@ -77,11 +77,11 @@ def test_the_sweeps_without_seed_code_run_their_small_budget_under_the_seed_budg
 
 
 def test_seed_numbers_name_real_sweeps_claims_and_columns():
-    claims = C.by_name()
+    catalogue = claims.by_name()
     columns = set(FIELD_TYPES) | set(DIRECTIONS) | {"mi_bits", "h_expert_bits", "accuracy_after_joint"}
     for setting in S.SETTINGS:
         assert setting.sweep in runner.SWEEPS and setting.sweep not in S.NO_SEED_CODE
-        assert setting.claims and all(claims[c].sweep == setting.sweep for c in setting.claims)
+        assert setting.claims and all(catalogue[c].sweep == setting.sweep for c in setting.claims)
         assert set(setting.where) <= set(FIELD_TYPES)
         for num in setting.numbers:
             assert num.seed and num.source and set(num.where) <= set(FIELD_TYPES)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from bench.reproduce import bootstrap as boot
-from bench.reproduce import claims as C
+from bench.reproduce import claims
 from bench.reproduce import engine
 from bench.reproduce import measures as M
 
@@ -197,8 +197,8 @@ def test_sensitivity_moves_the_threshold_by_a_quarter_or_by_the_stated_shift():
 
 
 def test_the_remedies_report_a_failed_premise_instead_of_a_verdict():
-    remedy = C.by_name()["remedies.linear_router"]
-    premise = C.BLACK_BOX_CHEATS
+    remedy = claims.by_name()["remedies.linear_router"]
+    premise = claims.BLACK_BOX_CHEATS
     assert [p.name for p in remedy.premises] == ["cheating.black_box_router_cheats"]
     honest = cheating_frame(0.40, 0.60, 0.3, 0.965)  # the black box does not cheat
     judged = lambda runs, premise_runs: engine.evaluate(  # noqa: E731
@@ -245,7 +245,7 @@ def test_collapsed_means_busiest_share_of_at_least_099_and_more_than_one_expert(
 
 
 def test_collapsed_runs_are_left_out_and_counted_or_kept_where_the_claim_says():
-    sep = C.by_name()["fmnist_mnist_joint.no_reliable_separation"]
+    sep = claims.by_name()["fmnist_mnist_joint.no_reliable_separation"]
     assert not sep.keep_collapsed
     runs = joint_frame(False)
     base = engine.evaluate(sep, runs).outcomes[0].stat
@@ -257,7 +257,7 @@ def test_collapsed_runs_are_left_out_and_counted_or_kept_where_the_claim_says():
     assert stat.value == pytest.approx(base.value) and stat.n == base.n  # left out ...
     assert stat.collapsed == 3 and not stat.collapsed_kept  # ... and counted
     # lr asymmetry keeps them: the fast expert taking everything is the finding
-    wins = C.by_name()["lr_asymmetry.fast_expert_wins"]
+    wins = claims.by_name()["lr_asymmetry.fast_expert_wins"]
     assert wins.keep_collapsed
     lr = lr_frame({1: 0.5, 100: 0.6})
     lr = pd.concat([lr, frame([run_row(50, "softmax[lr_ratio=100]", seed=5, lr_ratio=100.0, accuracy=0.98,
@@ -267,7 +267,7 @@ def test_collapsed_runs_are_left_out_and_counted_or_kept_where_the_claim_says():
 
 
 def test_the_largest_ratio_is_resolved_before_collapsed_runs_are_left_out():
-    wins = dataclasses.replace(C.by_name()["lr_asymmetry.fast_expert_wins"], keep_collapsed=False)
+    wins = dataclasses.replace(claims.by_name()["lr_asymmetry.fast_expert_wins"], keep_collapsed=False)
     runs = lr_frame({1: 0.5, 100: 0.6})
     runs.loc[runs["lr_ratio"] == 100, "allocation"] = frame([run_row(0, "x", allocation=shares(1.0))])["allocation"][0]
     o = engine.evaluate(wins, runs).outcomes[0]
