@@ -54,6 +54,7 @@ def test_rebuild_draws_nothing_new_and_a_changed_record_redraws_its_own(sweep, c
     assert len(list(cache.glob("*.png"))) == n_first  # the old heat-map went from the cache
 
 
+@pytest.mark.slow  # two spawned worker processes, each importing torch and matplotlib: ~15-30 s on 2 loaded cores
 def test_parallel_draws_the_same_bytes_as_serial(sweep, monkeypatch, tmp_path):
     rec = json.loads(SweepDir(sweep).record_path(1).read_text())
     jobs = [("heatmap", (rec["allocation"], [f"c{i}" for i in range(len(rec["allocation"]))], f"t{j}")) for j in range(4)]
