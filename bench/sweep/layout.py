@@ -359,7 +359,11 @@ class SweepDir:
 
     def class_names(self) -> list[str] | None:
         """The dataset's class names, from the first records that hold them."""
-        for _, rec in sorted(self.scan_records()[0].items())[:20]:
+        for path in self.record_files()[:20]:  # the first 20 files only, not every record of a large sweep
+            try:
+                rec = self.read_record(path)
+            except (DamagedFile, OSError):
+                continue
             names = (rec.get("dataset") or {}).get("class_names")
             if names:
                 return names

@@ -51,11 +51,11 @@ def write_csv(path: Path, df: pd.DataFrame) -> Path:
     return write_text(path, buf.getvalue())
 
 
-def load_runs(folder: str | Path) -> pd.DataFrame:
-    """The runs of a sweep directory: from its records when there are any, else its runs.csv
-    (``bench.sweep.layout.read_runs_csv``: DamagedFile when it cannot be read)."""
+def load_runs(folder: str | Path, records: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """The runs of a sweep directory: from its records (``records``, else read here) when there are any, else its
+    runs.csv (``bench.sweep.layout.read_runs_csv``: DamagedFile when it cannot be read)."""
     sweep_dir = SweepDir(folder)
-    records = sweep_dir.read_records()
+    records = sweep_dir.read_records() if records is None else records
     if records:
         return runs_frame(records)
     runs = sweep_dir.read_runs_csv()
@@ -68,10 +68,12 @@ def load_runs(folder: str | Path) -> pd.DataFrame:
 def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = True) -> dict[str, Any]:
     """Write runs.csv, table.md, table.tex, pareto.csv (and the plots) into ``folder``.
 
-    Returns ``{"runs", "summary", "pareto"}`` DataFrames and ``"files"``, the paths written.
+    Returns ``{"runs", "summary", "pareto"}`` DataFrames, ``"files"``, the paths written, and ``"records"``, the
+    sound records as read (each file parsed once per build; None without plots).
     """
     sweep_dir = SweepDir(Path(folder).resolve())
-    runs = load_runs(sweep_dir.root) if runs is None else runs
+    records = sweep_dir.read_records() if runs is None or plots else []  # read once: the runs, the saturation plot, the page
+    runs = load_runs(sweep_dir.root, records) if runs is None else runs
     meta = sweep_dir.sweep_meta()
     title = f"Sweep {meta.get('name', sweep_dir.root.name)}" + (f" (v{meta['version']})" if "version" in meta else "")
     if meta.get("description"):
@@ -88,9 +90,8 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
         if "experts" in ok.columns and ok["experts"].nunique() >= 3:
             files.append(expert_count_figure(ok, path("vs_experts.png"), title=title))
     if plots:
-        good = sweep_dir.scan_records()[0]  # the damaged ones were reported when the runs were read
-        files += [p for p in [saturation_plot([good[i] for i in sorted(good)], path("saturation.png"), meta.get("name"))] if p]
-    return {"runs": runs, "summary": summ, "pareto": front, "files": files}
+        files += [p for p in [saturation_plot(records, path("saturation.png"), meta.get("name"))] if p]
+    return {"runs": runs, "summary": summ, "pareto": front, "files": files, "records": records if plots else None}
 
 
 def pick_best(g: pd.DataFrame) -> tuple[pd.Series, bool]:
