@@ -194,10 +194,10 @@ CLAIMS: tuple[Claim, ...] = (
         text="Accuracy is bought with global interpretability: the more accurate configurations have more expert "
              "parameters to read.",
         source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022)",
-        conditions=(Condition("correlation", {"x": "used_expert_parameters", "y": "accuracy"}, ">=", 0.5,
-                              "rank correlation across configurations of the expert parameters in use and the "
-                              "accuracy"),),
-        note="Global interpretability: the parameters of the experts in use (experts_used x the readable parameters "
+        conditions=(Condition("rank_correlation", {"measure": "accuracy", "x": "used_expert_parameters"}, ">", 0,
+                              "trend: Spearman's rho of the expert parameters in use with the accuracy over all runs"),),
+        note="A trend test over runs (one-sided permutation test of Spearman's rho, p < 0.025). Global "
+             "interpretability: the parameters of the experts in use (experts_used x the readable parameters "
              "of one expert; docs/scores.md), fewer = more interpretable; explicit and implicit experts, with and "
              "without router matching. Collapsed runs count: a collapsed run uses one expert, the far end of the "
              "frontier.",
