@@ -164,7 +164,7 @@ NAME_WIDTH = 38  # longer configuration names are cut with '…' (the full names
 
 
 def _short_cell(row: pd.Series, c: str) -> str:
-    """A terminal cell: ``0.812 [0.79,0.83]`` (interval, n >= 3), ``0.812 (0.80-0.83)`` (range, n < 3), ``0.812``."""
+    """A terminal cell: ``0.812 [0.79,0.83]`` (interval, n >= 3), ``0.812 (0.80–0.83)`` (range, n < 3), ``0.812``."""
     st = row_summary(row, c)
     if math.isnan(st.mean):
         return "–"
@@ -172,7 +172,7 @@ def _short_cell(row: pd.Series, c: str) -> str:
         return f"{st.mean:.3f}"
     if st.has_interval:
         return f"{st.mean:.3f} [{st.low:.2f},{st.high:.2f}]"
-    return f"{st.mean:.3f} ({st.min:.2f}-{st.max:.2f})"
+    return f"{st.mean:.3f} ({st.min:.2f}–{st.max:.2f})"
 
 
 def terminal(summ: pd.DataFrame, wide: bool = False, width: int = WIDTH) -> str:
@@ -196,7 +196,7 @@ def terminal(summ: pd.DataFrame, wide: bool = False, width: int = WIDTH) -> str:
     fmt = lambda cells: "  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(cells, widths)))  # noqa: E731
     lines = [fmt(heads).rstrip(), "  ".join("-" * w for w in widths)]
     lines += [fmt([col[i] for col in table]).rstrip() for i in range(len(names))]
-    note = (f"mean over seeds; [a,b]: 95% bootstrap interval of the mean (>= 3 runs); (a-b): range of the runs "
+    note = (f"mean over seeds; [a,b]: 95% bootstrap interval of the mean (>= 3 runs); (a–b): range of the runs "
             f"(fewer than 3 runs, no interval)")
     left = [c for c in cols if c not in shown]
     if left:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 from bench.uncertainty import BAR_WORDS, summarize
 
@@ -78,6 +78,9 @@ def expert_count_figure(runs: pd.DataFrame, path: str | os.PathLike, title: str 
             ax.xaxis.set_minor_locator(NullLocator())
         if log_y and column in table.columns and (table[column] > 0).any():
             ax.set_yscale("log")
+            plain = FuncFormatter(lambda v, _: f"{v:,.0f}")  # counts of parameters, not 6 x 10^1
+            ax.yaxis.set_major_formatter(plain), ax.yaxis.set_minor_formatter(plain)
+            ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_xlabel("experts E")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
@@ -85,6 +88,6 @@ def expert_count_figure(runs: pd.DataFrame, path: str | os.PathLike, title: str 
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
     fig.suptitle(title or "against the number of experts (mean over seeds)")
-    fig.text(0.01, 0.005, f"Points: means over seeds; {BAR_WORDS}.", fontsize=7, color="0.3", ha="left", va="bottom")
-    fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(labels) / 3), 1, 0.97))
+    fig.text(0.5, 0.955, f"Points: means over seeds; {BAR_WORDS}.", fontsize=7, color="0.3", ha="center", va="top")
+    fig.tight_layout(rect=(0, 0.04 + 0.02 * math.ceil(len(labels) / 3), 1, 0.94))
     return save_png(fig, path)

@@ -79,7 +79,7 @@ def test_cli_rebuilds_every_file_from_a_runs_csv(runs_csv, capsys):
     assert "4 configurations" in out
     table = out.split("\n\n")[0].splitlines()
     assert table[0].startswith("configuration") and "a[experts=2]" in out and max(map(len, table)) <= 120
-    assert "0.900 (0.80-1.00)" in out  # the terminal's compact range
+    assert "0.900 (0.80–1.00)" in out  # the terminal's compact range
     assert not list(runs_csv.glob(".*.tmp")), "atomic writes leave no temporary files"
     assert not (runs_csv / "vs_experts.png").exists()  # one expert count: no curve against it
 
