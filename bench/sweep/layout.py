@@ -296,6 +296,16 @@ class SweepDir:
                 shutil.rmtree(self.root, ignore_errors=True)
             raise SweepError(f"--out {self.root}: cannot write there: {err.strerror or err}") from None
 
+    def remove_unstarted(self) -> bool:
+        """Remove the directory when no trial has started in it (it holds only sweep.json and the lock), and let its
+        lock go; True when removed. A directory where Tune has begun (ray/) or a record exists is kept."""
+        if self.record_files() or any(p.name not in (META, lock.LOCK_FILE) for p in self.root.iterdir()):
+            return False
+        self.unlock()
+        lock.forget(self.root)
+        shutil.rmtree(self.root, ignore_errors=True)
+        return True
+
     def lock(self, flag: str) -> None:
         """Hold the directory's writer lock for this process (``bench.sweep.lock``); SweepError naming the holder's PID."""
         try:

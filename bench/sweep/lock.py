@@ -58,6 +58,12 @@ def release(folder: str | os.PathLike) -> None:
             os.close(fd)
 
 
+def forget(folder: str | os.PathLike) -> None:
+    """``folder`` was removed: it is no longer where this process wrote (:func:`last_locked`)."""
+    if _LAST and _LAST[0] == Path(folder).resolve():
+        _LAST.clear()
+
+
 def last_locked() -> Path | None:
     """The directory this process locked last (held or released since), or None."""
     return _LAST[0] if _LAST else None

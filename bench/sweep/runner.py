@@ -199,7 +199,12 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     if todo:
         options = TuneOptions(address=address, max_failures=max_failures, scheduler=scheduler, verbose=verbose,
                               quiet=quiet, interrupt_after=_interrupt_after, stack_seeds=stack_seeds)
-        stats.update(_tune_trials(sweep, trials, todo, folder, options, n_done=len(done), datasets=datasets))
+        try:
+            stats.update(_tune_trials(sweep, trials, todo, folder, options, n_done=len(done), datasets=datasets))
+        except Exception:  # a cluster that cannot be reached or cannot hold a trial, Ray that cannot start
+            if resume is None:
+                folder.remove_unstarted()  # a failed start leaves nothing: the same command can be run again
+            raise
     else:
         say(f"{sweep.name}: all {len(trials)} trials already have records in {folder.root}")
     return stats

@@ -126,3 +126,29 @@ def test_a_signalled_driver_exits_130_with_one_message_and_resume_finishes(ray_l
     assert lock.holder(out) in ("unknown", str(proc.pid))  # let go (or left to a dead process: taken over below)
     runs = pipeline.run_sweep(resume=out, quiet=True)
     assert sorted(runs["index"]) == list(range(6)) and runs["status"].eq("ok").all()
+
+
+@pytest.mark.parametrize("raised", [
+    "cluster",  # ResourceError: a dead address, a request the cluster cannot hold (checked once connected)
+    "ray",  # anything else before a trial starts: Ray that cannot start (a read-only HOME), ...
+])
+def test_a_failed_start_leaves_nothing_and_the_same_command_runs(sweep_file, tmp_path, capsys, monkeypatch, raised):
+    from bench.sweep.cluster import ResourceError
+
+    def fail(*args, **kwargs):
+        raise ResourceError("cannot reach a Ray cluster at '127.0.0.1:1'") if raised == "cluster" else PermissionError(
+            13, "Permission denied", "/home/x/.ray")
+
+    monkeypatch.setattr(runner, "_tune_trials", fail)
+    out = tmp_path / "out"
+    argv = [sweep_file(), "--out", str(out)]
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    assert code == (2 if raised == "cluster" else 3) and not out.exists()
+    if raised == "ray":
+        assert "nothing was written; run the same command again" in captured.err
+    monkeypatch.setattr(runner, "_tune_trials", lambda sweep, trials, todo, folder, options, **kw: (
+        [folder.write_record(t.index, stored(t.index)) for t in todo],
+        {"n_run": len(todo), "wall_s": 1.0, "trial_s": 1.0, "slots": 1, "overhead": 1.0})[1])
+    assert cli.main(argv) == 0 and SweepDir(out).finished_indices() == {0, 1, 2, 3}
