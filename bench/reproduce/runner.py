@@ -43,7 +43,7 @@ from bench.reproduce.measures import with_phase_accuracy
 from bench.report.reproduction import write_reproduction_report
 from bench.reproduce.report import overrides_text, trial_seconds, write_report
 from bench.reproduce.results import BUDGET_WORDS, ReproduceError, Reproduction, SweepResult
-from bench.sweep import spec
+from bench.sweep import lock, spec
 from bench.table.tables import load_runs
 from bench.sweep.cluster import QUIET_ENV, ResourceError, connect
 from bench.sweep.layout import SweepDir, default_out
@@ -283,6 +283,10 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     root = str(Path(data_root).expanduser().resolve()) if data_root is not None else None
     out = Path(out).resolve() if out is not None else default_out("reproduce")
     out.mkdir(parents=True, exist_ok=True)
+    try:  # one writer per reproduction directory, for the whole call (bench.sweep.lock)
+        lock.acquire(out)
+    except lock.LockedError as err:
+        raise ReproduceError(f"--out {out}: {err}") from None
     plans = {n: {**o, "data_root": root} if root is not None and _dataset(n) not in EMBEDDED else o
              for n, o in plans.items()}
     notes: dict[str, list[str]] = {}
@@ -327,6 +331,7 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     except Exception as err:  # the page must not cost REPRODUCTION.md and the sweeps' results, already written
         print(f"warning: report.html not written ({type(err).__name__}: {err}); rebuild it with "
               f"`python -m bench.report {out}`", file=sys.stderr, flush=True)
+    lock.release(out)
     return rep
 
 

@@ -11,7 +11,9 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +54,13 @@ def connect(address: str | None, verbose: bool) -> bool:
     if Path.cwd().resolve() != REPO_ROOT:  # workers import bench and moe from the repository
         path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
+    on_term = signal.getsignal(signal.SIGTERM)  # Ray's core installs its own SIGTERM handler (a stack dump, abort)
     try:
         ray.init(**kwargs)
     except (ConnectionError, TimeoutError, ValueError) as err:
         raise ResourceError(f"cannot reach a Ray cluster at {address!r}: {err}") from None
+    if callable(on_term) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)  # the driver's own handling (bench.sweep.cli: as Ctrl-C) stays
     return True
 
 

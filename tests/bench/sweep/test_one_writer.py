@@ -129,3 +129,15 @@ def test_how_the_trials_ran_is_saved_and_restored_by_resume(sweep_file, tmp_path
     (out / "sweep.json").write_text(json.dumps(state))
     cli.main(["--resume", str(out)])
     assert given[-1] == ("off", None)
+
+
+def test_a_second_reproduction_into_the_same_directory_is_refused(tmp_path, holder, monkeypatch):
+    from bench.reproduce import runner as reproduce_runner
+    from bench.reproduce.runner import ReproduceError
+
+    monkeypatch.setattr(reproduce_runner, "run_sweep", lambda *a, **k: pytest.fail("a sweep started"))
+    out = tmp_path / "repro"
+    proc = holder(out)
+    with pytest.raises(ReproduceError, match=rf"another process writes there now \(PID {proc.pid}\)"):
+        reproduce_runner.reproduce("lr_asymmetry", budget={"lr_asymmetry": {"epochs": 1}}, out=out, quiet=True)
+    assert sorted(p.name for p in out.iterdir()) == [lock.LOCK_FILE]

@@ -1,0 +1,47 @@
+"""--resume means the same run, through real Ray Tune: a sweep interrupted after some trials and resumed without
+repeating its options (they are restored from sweep.json) gives the records of the same sweep never interrupted,
+bitwise on the CPU, seeds stacked or not; a resumed record's resumed_from_epoch is true to what happened."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import pipeline
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+GRID = {"budget": {"epochs": 3, "n_train": 240, "n_test": 120},
+        "grid": {"router": ["softmax"], "experts": [2, 3], "seed": [0, 1]}}
+
+
+def records(out: Path) -> dict[int, dict]:
+    return {int(p.stem): json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))}
+
+
+def numbers(rec: dict) -> tuple:
+    history = [{k: v for k, v in h.items() if k != "epoch_s"} for h in rec["history"]]
+    return history, rec["test"], rec["test_assignment"], rec["validation"]
+
+
+@pytest.mark.parametrize("stack", ["off", "on"])
+def test_an_interrupted_sweep_resumed_equals_the_uninterrupted_one(ray_local, sweep_file, tmp_path, stack):
+    path = sweep_file(**GRID)
+    pipeline.run_sweep(path, out=tmp_path / "whole", stack_seeds=stack, quiet=True)
+    part = pipeline.run_sweep(path, out=tmp_path / "part", stack_seeds=stack, quiet=True, _interrupt_after=2)
+    assert part.attrs["interrupted"] and len(records(tmp_path / "part")) < 4
+    before = set(records(tmp_path / "part"))
+    pipeline.run_sweep(resume=tmp_path / "part", quiet=True)  # no --stack-seeds: the one it ran with
+    whole, resumed = records(tmp_path / "whole"), records(tmp_path / "part")
+    assert sorted(resumed) == [0, 1, 2, 3]
+    for i in range(4):
+        assert numbers(resumed[i]) == numbers(whole[i]), f"trial {i}"
+        assert ("group" in resumed[i]["bench"]) == (stack == "on")  # the grouping it ran with, restored
+    for i in set(range(4)) - before:
+        k = resumed[i]["resumed_from_epoch"]
+        if stack == "on":
+            assert k is None  # a seed group checkpoints nothing: it ran again from epoch 1, and says so
+        else:
+            assert k is None or 1 <= k < 3
+            assert len(resumed[i]["history"]) == 3
