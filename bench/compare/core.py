@@ -13,13 +13,13 @@ the names first, so that sweeps differing in one field (soft against hard routin
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
+from bench.sweep.layout import SweepDir
 from bench.sweep.spec import SHORT, SweepError, format_value, parse_name
 from bench.table.configurations import TABLE_SCORES
 from bench.table.tables import load_runs
@@ -130,10 +130,7 @@ def differences(a: pd.DataFrame, b: pd.DataFrame, table: pd.DataFrame, ignore: I
 
 def describe(folder: Path, runs: pd.DataFrame) -> dict[str, Any]:
     """What a side is: its directory, sweep name, runs, and the distinct git commits, devices and backends."""
-    try:
-        meta = json.loads((folder / "sweep.json").read_text()).get("sweep", {})
-    except (OSError, json.JSONDecodeError):
-        meta = {}
+    meta = SweepDir(folder).sweep_meta()  # {} when there is none or it is damaged
     distinct = lambda c: sorted({str(v) for v in runs[c].dropna()}) if c in runs.columns else []  # noqa: E731
     return {"dir": str(folder), "sweep": meta.get("name", folder.name), "version": meta.get("version"), "runs": len(runs),
             "ok": int((runs["status"] == "ok").sum()) if "status" in runs.columns else len(runs),

@@ -31,3 +31,21 @@ def test_sweeps_of_another_budget_or_version_are_refused_unless_forced(unlike, t
 def test_the_same_sweep_twice_is_compared_without_force(unlike, tmp_path, capsys):
     a, _ = unlike
     assert main([str(a), str(a), "--out", str(tmp_path / "out")]) == 0
+
+
+@pytest.mark.parametrize("content", ["[1, 2", "[]", '{"sweep": 3}'])
+def test_a_damaged_sweep_json_or_runs_csv_is_no_traceback(unlike, tmp_path, capsys, content):
+    import shutil
+
+    a, _ = unlike
+    copy = tmp_path / "copy"
+    shutil.copytree(a, copy)
+    (copy / "sweep.json").write_text(content)
+    assert main([str(a), str(copy), "--out", str(tmp_path / "out")]) == 2  # its version is unknown now: named
+    assert "sweep version: A 1, B None" in capsys.readouterr().err
+    assert main([str(a), str(copy), "--out", str(tmp_path / "out"), "--force"]) == 0
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "runs.csv").write_bytes(b"\xff\xfe garbage")
+    assert main([str(a), str(tmp_path / "csv")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: ")
