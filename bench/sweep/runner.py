@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from typing import Any
 
 
 from bench.sweep import groups, spec
-from bench.sweep.cluster import QUIET_ENV, connect, local_machine, nodes, quiet_ray_logs, resolve_resources
+from bench.sweep.cluster import QUIET_ENV, ResourceError, connect, local_machine, nodes, quiet_ray_logs, resolve_resources
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
 from bench.sweep.spec import SweepError, Trial
@@ -201,9 +202,17 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
                               quiet=quiet, interrupt_after=_interrupt_after, stack_seeds=stack_seeds)
         try:
             stats.update(_tune_trials(sweep, trials, todo, folder, options, n_done=len(done), datasets=datasets))
-        except Exception:  # a cluster that cannot be reached or cannot hold a trial, Ray that cannot start
+        except ResourceError as err:  # a cluster that cannot be reached or cannot hold a trial
             if resume is None:
                 folder.remove_unstarted()  # a failed start leaves nothing: the same command can be run again
+                raise
+            head = re.split(r"[.;] (?:Ask|Use|ask) ", str(err))[0].rstrip(".")
+            raise ResourceError(f"{head}. --resume keeps the "
+                                "sweep's own resources: continue it on a cluster that holds them "
+                                "(--address), or start a new sweep with smaller ones") from None
+        except Exception:  # Ray that cannot start (a read-only home), ...
+            if resume is None:
+                folder.remove_unstarted()
             raise
     else:
         say(f"{sweep.name}: all {len(trials)} trials already have records in {folder.root}")

@@ -152,3 +152,22 @@ def test_a_failed_start_leaves_nothing_and_the_same_command_runs(sweep_file, tmp
         [folder.write_record(t.index, stored(t.index)) for t in todo],
         {"n_run": len(todo), "wall_s": 1.0, "trial_s": 1.0, "slots": 1, "overhead": 1.0})[1])
     assert cli.main(argv) == 0 and SweepDir(out).finished_indices() == {0, 1, 2, 3}
+
+
+def test_a_resume_the_cluster_cannot_hold_suggests_only_what_resume_accepts(sweep_file, tmp_path, capsys, monkeypatch):
+    from bench.sweep.cluster import resolve_resources
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner, "_tune_trials", lambda *a, **k: {"interrupted": True, "missing": [0, 1, 2, 3], "n_run": 0,
+                                                                 "wall_s": 1.0, "trial_s": 0.0, "slots": 1, "overhead": 1.0})
+    assert cli.main([sweep_file(), "--out", str(out)]) == 130
+    for request in ({"cpu": 64}, {"cpu": 1, "gpu": 1}, {"cpu": 0.01}):
+        def too_small(*args, request=request, **kwargs):
+            resolve_resources({"gpu": "auto", **request}, [{"CPU": 2.0}], 100)
+
+        monkeypatch.setattr(runner, "_tune_trials", too_small)
+        capsys.readouterr()
+        assert cli.main(["--resume", str(out)]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert "--set" not in line and "--resume keeps the sweep's own resources" in line, line
+    assert (out / "sweep.json").is_file()  # a resumed directory is never removed

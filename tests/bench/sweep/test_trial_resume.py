@@ -81,7 +81,7 @@ def test_retry_errors_needs_resume_and_keeps_every_error_record(tmp_path):
     (records_dir / "errors").mkdir(parents=True)
     (records_dir / "errors" / "0003.1.json").write_text('{"status": "error", "error": "first"}')
     for index, status in ((2, "ok"), (3, "error"), (5, "diverged")):
-        (records_dir / f"{index:04d}.json").write_text(json.dumps({"status": status}))
+        (records_dir / f"{index:04d}.json").write_text(json.dumps({"status": status, "bench": {"index": index, "name": "x"}}))
     assert SweepDir(tmp_path).set_aside_errors() == [3]
     assert sorted(p.name for p in records_dir.glob("*.json")) == ["0002.json", "0005.json"]
     assert json.loads((records_dir / "errors" / "0003.2.json").read_text())["status"] == "error"  # the first one stays
