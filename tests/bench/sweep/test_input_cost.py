@@ -104,14 +104,13 @@ def test_a_grid_over_the_cap_is_refused_before_it_is_expanded(monkeypatch, tmp_p
 
 def test_a_configuration_is_validated_once_for_all_its_seeds(monkeypatch):
     calls = []
-    real = spec.from_dict
+    real = spec.model.checked_config  # the whole validation of one trial config (every rule, the memory cap)
 
-    def counted(values, **kwargs):
-        if kwargs.get("validate", True):
-            calls.append(values)
-        return real(values, **kwargs)
+    def counted(values, *args, **kwargs):
+        calls.append(values)
+        return real(values, *args, **kwargs)
 
-    monkeypatch.setattr(spec, "from_dict", counted)
+    monkeypatch.setattr(spec.model, "checked_config", counted)
     sweep = spec.from_mapping({"dataset": "gm6", "grid": {"experts": [2, 4], "seed": list(range(50))}}, name="s")
     trials = spec.validate(sweep)
     assert len(trials) == 100 and len(calls) == 2

@@ -137,7 +137,7 @@ def test_a_failed_start_leaves_nothing_and_the_same_command_runs(sweep_file, tmp
 
     def fail(*args, **kwargs):
         raise ResourceError("cannot reach a Ray cluster at '127.0.0.1:1'") if raised == "cluster" else PermissionError(
-            13, "Permission denied", "/home/x/.ray")
+            13, "Permission denied", "ray-session")
 
     monkeypatch.setattr(runner, "_tune_trials", fail)
     out = tmp_path / "out"
