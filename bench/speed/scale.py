@@ -12,7 +12,7 @@ has residuals small against its slope.
 
     python -m bench.speed.scale [--sizes 100 1000] [--large] [--sweep] [--keep DIR] [--out FILE]
 
-``--large`` adds 10,000 runs (about 200 MB of records; minutes). ``--sweep`` also runs the ``quick`` sweep end
+``--large`` adds 10,000 runs (about 450 MB of records; minutes). ``--sweep`` also runs the ``quick`` sweep end
 to end (``bench.pipeline.run_sweep``) and prints its wall time against its trials' time on the slots it had (the
 overhead ratio: 1 would be no cost outside the trials). The machine's load average is printed beside every
 figure: the timings are absolute, so compare them only with timings taken under the same load.
