@@ -20,11 +20,11 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from moe.scoring import ami as adjusted
+from moe.scoring import ami
 from moe.scoring import causal
-from moe.scoring import cheating as ch
-from moe.scoring import interpretability as interp
-from moe.scoring import metrics as m
+from moe.scoring import cheating
+from moe.scoring import interpretability
+from moe.scoring import metrics
 from moe.registry import Registry
 
 # What a score is computed from -> the optional argument of score() that brings it (None: always given).
@@ -108,13 +108,13 @@ class Inputs:
 
     def __init__(self, labels, preds, assignment, n_classes: int, n_experts: int, weights, expert_preds, grouping,
                  modules=None, ablation=None, expert_parameters=None, fit_allocation=None):
-        self.C, self.E = m.check_sizes(n_classes, n_experts)
-        self.y = m.as_ints(labels, "labels", 0, self.C)
+        self.C, self.E = metrics.check_sizes(n_classes, n_experts)
+        self.y = metrics.as_ints(labels, "labels", 0, self.C)
         n = self.n = self.y.numel()
         if n == 0:
             raise ValueError("labels: no samples to score")
-        self.yhat = m.as_ints(preds, "preds", 0, self.C, shape=(n,))
-        self.a = m.as_ints(assignment, "assignment", -1, self.E, shape=(n,))
+        self.yhat = metrics.as_ints(preds, "preds", 0, self.C, shape=(n,))
+        self.a = metrics.as_ints(assignment, "assignment", -1, self.E, shape=(n,))
         self.weights = None if weights is None else _weights(weights, n, self.E)
         self.grouping = grouping
         if expert_parameters is not None and (isinstance(expert_parameters, bool) or not isinstance(expert_parameters, int)
@@ -122,8 +122,8 @@ class Inputs:
             raise ValueError(f"expert_parameters: expected a non-negative int, got {expert_parameters!r}")
         self.expert_parameters = expert_parameters
         self.expert_preds = None if expert_preds is None else \
-            m.as_ints(expert_preds, "expert_preds", 0, self.C, shape=(n, self.E), ndim=2)
-        self.modules = None if modules is None else m.as_ints(modules, "modules", 0, 2**62, shape=(n,))
+            metrics.as_ints(expert_preds, "expert_preds", 0, self.C, shape=(n, self.E), ndim=2)
+        self.modules = None if modules is None else metrics.as_ints(modules, "modules", 0, 2**62, shape=(n,))
         self.ablation = None if ablation is None else _ablation(ablation, self.E, self.C)
         self.fit_allocation = None if fit_allocation is None else _fit_allocation(fit_allocation, self.C, self.E)
 
@@ -141,7 +141,7 @@ class Inputs:
 
     @cached_property
     def alloc(self) -> torch.Tensor:  # [C, E]
-        return m.bincount2(self.y[self.kept], self.a[self.kept], self.C, self.E)
+        return metrics.bincount2(self.y[self.kept], self.a[self.kept], self.C, self.E)
 
     @cached_property
     def usage(self) -> torch.Tensor:  # [E]
@@ -153,7 +153,7 @@ class Inputs:
 
     @cached_property
     def attribution(self) -> dict[str, float]:
-        return m.error_attribution(self.y, self.yhat, self.expert_preds)
+        return metrics.error_attribution(self.y, self.yhat, self.expert_preds)
 
     @cached_property
     def partition(self) -> dict[str, float]:
@@ -162,11 +162,11 @@ class Inputs:
     @cached_property
     def module_table(self) -> torch.Tensor:  # [M, E] planted module x expert counts of the kept samples
         mods = self.modules[self.kept]
-        return m.bincount2(mods, self.a[self.kept], int(self.modules.max()) + 1, self.E)
+        return metrics.bincount2(mods, self.a[self.kept], int(self.modules.max()) + 1, self.E)
 
     @cached_property
     def cross_fit(self) -> dict[str, float]:  # the router-only classifier learned on the fit split, on test
-        return ch.cross_fitted_router(self.alloc, self.fit_allocation)
+        return cheating.cross_fitted_router(self.alloc, self.fit_allocation)
 
     @cached_property
     def constant_accuracy(self) -> float:  # every expert replaced by its fit split's majority class
@@ -174,7 +174,7 @@ class Inputs:
         if w is None:  # hard weights from the assignment (a dropped sample: no expert)
             w = torch.zeros(self.n, self.E, dtype=torch.float64)
             w[self.kept, self.a[self.kept]] = 1.0
-        return ch.constant_experts_accuracy(self.y, w, self.fit_allocation)
+        return cheating.constant_experts_accuracy(self.y, w, self.fit_allocation)
 
     @cached_property
     def class_counts(self) -> torch.Tensor:  # [C]
@@ -207,11 +207,11 @@ def _fit_allocation(table, n_classes: int, n_experts: int) -> torch.Tensor:
 
 def _partition_scores(alloc: torch.Tensor, grouping: Sequence[int], n_classes: int) -> dict[str, float]:
     """NMI and ARI between the expert and the group of the label: the rows of A summed per group."""
-    g = m.as_ints(grouping, "grouping", -(2**62), 2**62, shape=(n_classes,))
+    g = metrics.as_ints(grouping, "grouping", -(2**62), 2**62, shape=(n_classes,))
     _, gid = torch.unique(g, return_inverse=True)
     table = torch.zeros(int(gid.max()) + 1, alloc.shape[1], dtype=alloc.dtype, device=alloc.device)
     table.index_add_(0, gid.to(alloc.device), alloc)  # [G, E]
-    return {"partition_nmi": m.nmi(table), "partition_ari": m.adjusted_rand_index(table)}
+    return {"partition_nmi": metrics.nmi(table), "partition_ari": metrics.adjusted_rand_index(table)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -230,51 +230,51 @@ _add("dropped", "lower", "allocation", "share of samples no expert took (expert 
      formula="(1/N) sum_x [a(x) = -1]", range="[0, 1]",
      source="a count (capacity limits: Fedus et al. 2021; expert choice: Zhou et al. 2022)", ours=False)
 _add("mi_bits", "higher", "allocation", "mutual information I(E; Y) in bits of the class x expert allocation",
-     lambda i: m.mutual_information_bits(i.alloc),
+     lambda i: metrics.mutual_information_bits(i.alloc),
      formula="sum_ce p_ce log2(p_ce / (p_c p_e)), p = A / N", range="[0, log2 min(C, E)] bits, or NaN",
      source="Cover & Thomas eq. 2.28; the I(E; Y) of Krishnamurthy & Watkins 2021", ours=False, table=True)
 _add("nmi", "higher", "allocation", "I(E; Y) / mean(H(E), H(Y)) of the allocation, in [0, 1]",
-     lambda i: m.nmi(i.alloc),
+     lambda i: metrics.nmi(i.alloc),
      formula="I(E; Y) / ((H(E) + H(Y)) / 2)", range="[0, 1], or NaN",
      source="Strehl & Ghosh 2002 (arithmetic-mean normalisation, scikit-learn's default)", ours=False, table=True)
 _add("ami", "higher", "allocation", "NMI corrected for chance: about 0 for an allocation independent of the class",
-     lambda i: adjusted.adjusted_mutual_information(i.alloc),
+     lambda i: ami.adjusted_mutual_information(i.alloc),
      formula="(I(E; Y) - E[I]) / ((H(E) + H(Y)) / 2 - E[I]), E[I] under the hypergeometric model",
      range="[about 0, 1] (can be slightly negative), or NaN", domain=(-1, 1),
      source="Vinh, Epps & Bailey 2010 (adjusted mutual information; scikit-learn's, arithmetic mean)", ours=False, table=True)
 _add("purity", "higher", "allocation", "share of the samples that belong to the majority class of their expert",
-     lambda i: m.purity(i.alloc),
+     lambda i: metrics.purity(i.alloc),
      formula="(1/N) sum_e max_c A[c, e]", range="[b, 1], or NaN", source="Manning et al. 2008, sec. 16.3", ours=False,
      domain=(0, 1), table=True)
 _add("usage_entropy", "higher", "allocation", "entropy of the expert sample counts over its maximum; 1 = balanced",
-     lambda i: m.usage_entropy(i.usage),
+     lambda i: metrics.usage_entropy(i.usage),
      formula="H(E) / log E (1 when E = 1)", range="[0, 1], or NaN",
      source="Pielou's evenness (1966); the seed papers report H(E) in bits", ours=False, table=True)
 _add("perplexity", "neutral", "allocation", "the effective number of experts used (grows with E)",
-     lambda i: m.perplexity(i.usage),
+     lambda i: metrics.perplexity(i.usage),
      formula="exp H(E)", range="[1, E], or NaN", source="Hill number of order 1 (standard)", ours=False)
 _add("dead_experts", "lower", "allocation", "share of experts that get under 1% of the samples",
-     lambda i: m.dead_experts(i.usage),
+     lambda i: metrics.dead_experts(i.usage),
      formula="(1/E) sum_e [n_e / N < 0.01]", range="[0, 1 - 1/E], or NaN", source="ours (the 1% threshold)", ours=True,
      domain=(0, 1), table=True)
 _add("busiest_share", "lower", "allocation", "share of the samples on the busiest expert",
-     lambda i: m.busiest_share(i.usage),
+     lambda i: metrics.busiest_share(i.usage),
      formula="max_e n_e / N", range="[1/E, 1], or NaN", source="ours (defines collapse)", ours=True, domain=(0, 1))
 _add("collapsed", "lower", "allocation",
-     f"1 when one expert takes at least {m.COLLAPSE_SHARE:.0%} of the samples (the run learned no split), else 0",
-     lambda i: m.collapsed(i.usage),
-     formula=f"[busiest_share >= {m.COLLAPSE_SHARE}]", range="{0, 1}, or NaN",
+     f"1 when one expert takes at least {metrics.COLLAPSE_SHARE:.0%} of the samples (the run learned no split), else 0",
+     lambda i: metrics.collapsed(i.usage),
+     formula=f"[busiest_share >= {metrics.COLLAPSE_SHARE}]", range="{0, 1}, or NaN",
      source="ours; the threshold is the seed code's '>= 99% of test samples on one expert'", ours=True)
 _add("importance_cv2", "lower", "weights", "CV^2 of the experts' summed routing weights",
-     lambda i: m.importance_cv2(i.weights),
+     lambda i: metrics.importance_cv2(i.weights),
      formula="Var_e(imp_e) / Mean_e(imp_e)^2, imp_e = sum_x w_e(x) (population variance)",
      range="[0, E - 1], or NaN", source="Shazeer et al. 2017, eq. 6", ours=False)
 _add("routing_entropy", "lower", "weights", "mean per-sample entropy of the routing weights, in nats (crisp = 0)",
-     lambda i: m.routing_entropy(i.weights),
+     lambda i: metrics.routing_entropy(i.weights),
      formula="(1/N) sum_x -sum_e w_e(x) log w_e(x) (rows renormalised)", range="[0, log E] nats",
      source="Shannon entropy of each sample's routing weights (standard)", ours=False)
 _add("max_weight", "higher", "weights", "mean over samples of the largest routing weight",
-     lambda i: m.max_weight(i.weights),
+     lambda i: metrics.max_weight(i.weights),
      formula="(1/N) sum_x max_e w_e(x)", range="[0, 1] (>= 1/E for weights that sum to 1)",
      source="ours (a plain summary of routing sharpness)", ours=True)
 _add("partition_nmi", "higher", "grouping", "NMI between the expert and the group of the label",
@@ -287,12 +287,12 @@ _add("partition_ari", "higher", "grouping", "adjusted Rand index between the exp
      formula="ARI of the group x expert table", range="[-1, 1] (about 0 = independent), or NaN",
      source="Hubert & Arabie 1985; scoring against a grouping of the classes is ours", ours=True)
 _add("module_nmi", "higher", "modules", "NMI between the expert and the planted module of the sample (not its class)",
-     lambda i: m.nmi(i.module_table),
+     lambda i: metrics.nmi(i.module_table),
      formula="nmi of the module x expert table of the kept samples", range="[0, 1], or NaN",
      source="Strehl & Ghosh 2002; scoring against planted modules after InterpretCC and MoE-X (ground truth); ours",
      ours=True, table=True)
 _add("module_ari", "higher", "modules", "adjusted Rand index between the expert and the planted module of the sample",
-     lambda i: m.adjusted_rand_index(i.module_table),
+     lambda i: metrics.adjusted_rand_index(i.module_table),
      formula="ARI of the module x expert table of the kept samples", range="[-1, 1] (about 0 = independent), or NaN",
      source="Hubert & Arabie 1985; scoring against planted modules is ours", ours=True)
 _add("expert_error", "lower", "oracle", "share of samples no expert classifies correctly (no routing could fix them)",
@@ -310,30 +310,30 @@ _add("mixture_only_correct", "neutral", "oracle",  # helps accuracy, but no sing
      formula="(1/N) sum_x [yhat(x) = y(x) and no e: yhat_e(x) = y(x)]", range="[0, 1]", source=_ATTRIB, ours=True)
 _add("router_only_accuracy", "neutral", "allocation",  # high is good only together with a low cheating_index
      "accuracy of the router alone, predicting its expert's majority class (= purity)",
-     lambda i: m.router_only_accuracy(i.alloc),
+     lambda i: metrics.router_only_accuracy(i.alloc),
      formula="r = (1/N) sum_e max_c A[c, e]", range="[b, 1], or NaN", source=_CHEAT, ours=True,
      domain=(0, 1))
 _add("near_chance", "lower", "allocation",
-     f"1 when the accuracy closes at most {ch.NEAR_CHANCE:.0%} of the gap from the majority baseline to 1, else 0",
-     lambda i: ch.near_chance(i.kept_accuracy, ch.majority_share(i.alloc)),
-     formula=f"[acc - b <= {ch.NEAR_CHANCE} (1 - b)]", range="{0, 1}, or NaN",
+     f"1 when the accuracy closes at most {cheating.NEAR_CHANCE:.0%} of the gap from the majority baseline to 1, else 0",
+     lambda i: cheating.near_chance(i.kept_accuracy, cheating.majority_share(i.alloc)),
+     formula=f"[acc - b <= {cheating.NEAR_CHANCE} (1 - b)]", range="{0, 1}, or NaN",
      source="ours (Cohen's kappa against the majority baseline at most 0.1)", ours=True)
 _add("cheating_index", "lower", "allocation",
      "share of the best above-baseline accuracy that the router alone achieves; NaN if collapsed or near chance",
-     lambda i: ch.cheating_index(i.alloc, i.kept_accuracy),
+     lambda i: cheating.cheating_index(i.alloc, i.kept_accuracy),
      formula="(r - b) / (max(acc, r) - b); NaN when collapsed = 1 or near_chance = 1", range="[0, 1], or NaN",
      source=_CHEAT, ours=True, table=True)
 _add("expert_prediction_entropy", "neutral", "oracle",  # 0 flags cheating, yet a specialist predicts few classes
      "mean entropy / log C of each used expert's own predictions on its samples; 0 = every expert a constant",
-     lambda i: ch.expert_prediction_entropy(i.a, i.expert_preds, i.C, i.E),
+     lambda i: cheating.expert_prediction_entropy(i.a, i.expert_preds, i.C, i.E),
      formula="mean over used e of H(yhat_e(x) : a(x) = e) / log C", range="[0, 1], or NaN", source=_CHEAT, ours=True)
 _add("cheating_score", "lower", "fit allocation",
      "cheating index cross-fitted and corrected for chance: each expert's class learned on the validation split, "
      "scored on test; about 0 for a router blind to the class at every E, 1 when the router alone does the mixture's job",
-     lambda i: ch.cheating_score(i.alloc, i.fit_allocation, i.kept_accuracy),
+     lambda i: cheating.cheating_score(i.alloc, i.fit_allocation, i.kept_accuracy),
      formula="(r_cf - r_0) / (max(acc, r_cf) - r_0), r_cf = sum_{e in S} A[m_e, e] / N_S, r_0 = sum_{e in S} n_e p_{m_e} "
              "/ N_S, m_e = argmax_c F[c, e]; NaN when collapsed, near chance or coverage < "
-             f"{ch.MIN_COVERAGE}",
+             f"{cheating.MIN_COVERAGE}",
      range="[about 0, 1] (slightly negative by chance), or NaN",
      source=_CHEAT + "; cross-fitting and the chance correction (as adjusted mutual information: Vinh et al. 2010) ours",
      ours=True)
@@ -352,7 +352,7 @@ _add("constant_experts_drop", "higher", "fit allocation",
      formula="acc(all N) - constant_experts_accuracy", range="[-1, 1], or NaN", source=_CHEAT, ours=True)
 _add("expert_prediction_entropy_all", "neutral", "oracle",
      "mean entropy / log C of each expert's own predictions on all test samples (not only its own); 0 = constants",
-     lambda i: ch.expert_prediction_entropy_all(i.expert_preds, i.C),
+     lambda i: cheating.expert_prediction_entropy_all(i.expert_preds, i.C),
      formula="mean over all e of H(yhat_e(x) : all x) / log C", range="[0, 1], or NaN", source=_CHEAT, ours=True)
 _add("causal_specialisation", "higher", "ablation",
      "how much of each expert's causal effect (accuracy lost when it is removed) falls on one class",
@@ -376,16 +376,16 @@ _IMOE = ("after Elazar & Taylor 2022 (Implicit Mixture of Interpretable Experts:
          "interpretability); formula ours")
 _add("local_fidelity", "higher", "oracle",
      "local interpretability: share of samples on which the routed (top-weight) expert alone gives the mixture's prediction",
-     lambda i: interp.local_fidelity(i.a, i.yhat, i.expert_preds),
+     lambda i: interpretability.local_fidelity(i.a, i.yhat, i.expert_preds),
      formula="(1/N_kept) sum_{x: a(x) >= 0} [yhat_a(x)(x) = yhat(x)] (1 under hard routing)", range="[0, 1], or NaN",
      source=_IMOE, ours=True)
 _add("experts_used", "lower", "allocation",
      "global interpretability: experts that take at least one sample (fewer = less to read; perplexity is the effective count)",
-     lambda i: interp.experts_used(i.usage),
+     lambda i: interpretability.experts_used(i.usage),
      formula="#{e: n_e > 0}", range="[0, E]", source=_IMOE, ours=True)
 _add("used_expert_parameters", "lower", "expert size",
      "global interpretability: parameters to read to understand every expert in use",
-     lambda i: interp.used_expert_parameters(i.usage, i.expert_parameters),
+     lambda i: interpretability.used_expert_parameters(i.usage, i.expert_parameters),
      formula="experts_used x P, P = readable parameters of one expert ((D + 1) C for linear and implicit experts)",
      range="[0, E P]", source=_IMOE, ours=True)
 # Not returned by score(): the test loss that moe.training.evaluate adds to the record's "test", the sweep's
@@ -520,4 +520,4 @@ def cheating_score_undefined(scores: Mapping[str, float | None]) -> str | None:
     cover = scores.get("cheating_coverage")
     if cover is None or math.isnan(float(cover)):
         return "no validation allocation"
-    return "fit split reaches too few experts" if float(cover) < ch.MIN_COVERAGE else None
+    return "fit split reaches too few experts" if float(cover) < cheating.MIN_COVERAGE else None
