@@ -5,9 +5,13 @@
     cluster   connecting to Ray and checking what its nodes can hold
     trial     one trial inside a Ray worker (the trainable)
     progress  the driver's Tune callback: each finished trial's record and a progress line
-    runner    ``run(name, out=None, address=None, **overrides)``: prepare, run under Tune, build the tables
-    cli       ``python -m bench.sweep``
+    runner    ``run_trials(name, out=None, address=None, **overrides)``: prepare, run the trials under Tune
+    groups    seeds of one configuration trained together as one stacked model
+    shape     the shape of a sweep file's grid, checked before it is expanded
+    estimate  a sweep's cost before it runs
+    lock      one writer per sweep directory
+    cli       ``python -m bench.sweep`` (the tables and the report after the trials: ``bench.pipeline``)
 
-This file imports nothing: ``bench.table`` reads sweep directories through ``bench.sweep.layout``, and the
-runner builds the tables at the end of a sweep, so an eager import of the runner here would be circular.
+This file imports nothing: ``bench.table``, ``bench.report``, compare, the figures and the reproduction read
+sweep directories through ``bench.sweep.layout``; the runner imports none of them.
 """
