@@ -133,6 +133,9 @@ class _Session:
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same overrides, but for how many trials ran at once (``resources.max_concurrent``: no trial's numbers
+    depend on it)."""
+    a, b = ({k: v for k, v in d.items() if k != "resources.max_concurrent"} for d in (a, b))
     return json.loads(json.dumps(a, sort_keys=True)) == json.loads(json.dumps(b, sort_keys=True))
 
 

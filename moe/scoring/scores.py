@@ -418,16 +418,19 @@ _add("domain_specialisation", "neutral", "trace",
      "of the domain (0: none, 1: every domain has an expert taking all its tokens)",
      formula="(m - m0) / (1 - m0), m = mean_d max_e N_{d,e} / N_d (OLMoE's domain shares), m0 the same with the "
      "tokens' routings shuffled (seeded); top-1 for a dense router; NaN when exp H(load) < 1.5 (collapsed)",
-     range="[about 0, 1], or NaN", source=f"{_OLMOE} (domain specialisation); the shuffled baseline is ours", ours=True)
+     range="[about 0, 1], or NaN", source=f"{_OLMOE} (domain specialisation); the shuffled baseline is ours", ours=True, table=True)
 _add("vocabulary_specialisation", "neutral", "trace",
      "per MoE layer: how consistently a token id goes to one expert beyond chance (0: routing independent of the "
      "token, 1: each token id always to one expert)",
      formula="(v - v0) / (1 - v0), v = sum_v N_v max_e N_{v,e} / N_v / sum_v N_v over ids with N_v >= 10, v0 the "
      "same with the routings shuffled (seeded); NaN when collapsed",
-     range="[about 0, 1], or NaN", source=f"{_OLMOE} (vocabulary specialisation); the shuffled baseline is ours", ours=True)
+     range="[about 0, 1], or NaN", source=f"{_OLMOE} (vocabulary specialisation); the shuffled baseline is ours", ours=True, table=True)
+_add("bits_per_byte", "lower", "loss", "a language model's test loss in bits per byte (its tokens are bytes)",
+     formula="-(1/N) sum_t log2 p(x_{t+1} | x_{<=t}) over the evaluated windows", range="[0, 8]",
+     source="standard (cross-entropy in bits)", ours=False, table=True)
 _add("domain_nmi", "neutral", "trace", "per MoE layer: NMI between the tokens' domain and their top-1 expert",
      formula="I(domain; a) / ((H(domain) + H(a)) / 2) over the tokens an expert took; NaN when collapsed",
-     range="[0, 1], or NaN", source="Strehl & Ghosh 2002 applied to token routing; ours", ours=True)
+     range="[0, 1], or NaN", source="Strehl & Ghosh 2002 applied to token routing; ours", ours=True, table=True)
 _add("coactivation", "neutral", "trace",
      "per MoE layer (k >= 2): how often an expert's most frequent partner is chosen with it, averaged over experts",
      formula="mean_i max_{j != i} C[i, j], C[i, j] = #{t: i, j in S(t)} / #{t: i in S(t)}",

@@ -273,7 +273,8 @@ SATURATED = 0.9  # router saturation that counts as settled (OLMoE's curves pass
 
 
 def language_model_columns(record: dict) -> dict[str, float]:
-    """Columns a language model's record adds to a sweep's runs table (none for other records):
+    """Columns a language model's record adds to a sweep's runs table (none for other records): the specialisation
+    scores of the last MoE layer on the validation split under their own names (the sweep tables' columns),
     ``<score>_depth_gain`` = the score of the last MoE layer minus the first's (specialisation scores), and
     ``saturated_before_end`` = the share of MoE layers whose router saturation reached :data:`SATURATED` at a point
     of training before the last (1: every layer settled before training ended)."""
@@ -283,6 +284,7 @@ def language_model_columns(record: dict) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in SPECIALISATION_SCORES:
         first, last = layers[0].get(name), layers[-1].get(name)
+        out[name] = math.nan if last is None else last  # the tables' column: the last MoE layer's, on validation
         out[f"{name}_depth_gain"] = math.nan if first is None or last is None or len(layers) < 2 else last - first
     if saturation:
         reached = [any(v >= SATURATED for v in layer["saturation"][:-1]) for layer in saturation]
@@ -296,4 +298,4 @@ def table_columns(n_layers: int) -> set[str]:
     (``val_<score>_layer<i>``, flattened by ``moe.training.lm_loop``) and :func:`language_model_columns`."""
     per_layer = [*LAYER_SCORES, "causal_domain_increase", "saturation_reached"]
     return ({f"val_{s}_layer{i}" for s in per_layer for i in range(n_layers)}
-            | {f"{s}_depth_gain" for s in SPECIALISATION_SCORES} | {"saturated_before_end"})
+            | {f"{s}_depth_gain" for s in SPECIALISATION_SCORES} | set(SPECIALISATION_SCORES) | {"saturated_before_end"})

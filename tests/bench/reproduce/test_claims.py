@@ -441,3 +441,9 @@ def test_what_precedes_the_refit_is_read_once_per_seed():
     before, after = engine.evaluate(claims.by_name()["pretrained_experts.no_accuracy_advantage"], runs).outcomes
     assert before.stat.n == 6  # 3 seeds on each side
     assert after.stat.n == 12  # after the refit: both inits, each its own runs
+
+
+def test_a_sweep_run_with_another_concurrency_can_be_continued():
+    from bench.reproduce.runner import _same
+    assert _same({"n_train": 384, "resources.max_concurrent": 1}, {"n_train": 384})
+    assert not _same({"n_train": 384, "resources.cpu": 2}, {"n_train": 384})

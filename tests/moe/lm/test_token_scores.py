@@ -134,6 +134,7 @@ def test_language_model_columns_for_the_runs_table():
               "router_saturation": [{"saturation": [0.5, 0.95, 0.8, 1.0]}, {"saturation": [0.5, 0.7, 1.0]}]}
     cols = ts.language_model_columns(record)
     assert cols["domain_specialisation_depth_gain"] == pytest.approx(0.2)
+    assert cols["domain_specialisation"] == 0.3 and cols["domain_nmi"] == 0.2  # the last layer's
     assert cols["vocabulary_specialisation_depth_gain"] == pytest.approx(-0.1)
     assert math.isnan(cols["domain_nmi_depth_gain"])
     assert cols["saturated_before_end"] == 0.5  # the first layer reached 0.9 before the end, the second only at it
