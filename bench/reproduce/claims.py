@@ -276,7 +276,9 @@ SWEEPS: tuple[SweepEntry, ...] = (
     SweepEntry("expert_count", ("val_accuracy", "accuracy", "cheating_score", "cheating_coverage",
                                 "expert_prediction_entropy_all", "local_fidelity", "experts_used",
                                 "used_expert_parameters"), "expert_count"),
-    SweepEntry("text", ("accuracy",)),
+    SweepEntry("text", ("bits_per_byte", "val_domain_specialisation_layer1", "vocabulary_specialisation_depth_gain",
+                        "saturated_before_end", "val_vocabulary_specialisation_layer0",
+                        "val_vocabulary_specialisation_layer1")),
 )
 
 
