@@ -12,6 +12,9 @@ The per-trial model, in seconds of one core (a sweep's trials run one per core):
   the experts' extra where they are convolutional (per expert: every expert sees every sample under soft routing);
 - ``E / WIDTH``: the cost of many experts (routing, ablation of each expert at the end, their parameters).
 
+A text dataset's language model instead: ``TEXT_START_S`` + bytes trained x ``TEXT_TRAIN_US`` + bytes evaluated
+with each expert of each layer removed (the causal score) x ``TEXT_EVAL_US``.
+
 A sweep's wall time on ``cores`` cores adds to the trials' share of each core its fixed costs: ``SWEEP_S`` (Ray's
 start and stop, the tables) and ``FIGURES_S`` per configuration (the report's drill-down figures).
 
@@ -28,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.sweep import spec
+from moe.config import TEXT_DATASETS
 from moe.data.mnist import RAW_FILES
+from moe.training.lm_loop import CAUSAL_WINDOWS
 from moe.regimes import phases
 from moe.validate import from_dict
 
@@ -41,6 +46,9 @@ FOLDERS = {"mnist": ("MNIST",), "fmnist": ("FashionMNIST",), "fmnist_mnist": ("F
 INPUT_US = {"points": 40.0, "images": 150.0}  # linear / mlp gate, linear experts
 GATE_US = {"cnn": 650.0, "lenet": 200.0, "seed_cnn": 60.0, "seed_cnn5": 80.0}  # images only
 EXPERT_US = {"cnn": 25.0, "seed_cnn": 20.0}  # per expert
+# The language model (text datasets): its start (loading the text, the final analyses), microseconds per trained
+# byte, and per byte evaluated with one expert removed (the causal score: every expert of every layer)
+TEXT_START_S, TEXT_TRAIN_US, TEXT_EVAL_US, TEXT_WINDOWS = 8.0, 100.0, 100.0, 20_000
 
 
 @dataclass
@@ -57,6 +65,10 @@ class Cost:
 def trial_seconds(config: dict[str, Any]) -> float:
     """The model's seconds of one core for one trial (its config as a sweep gives it)."""
     cfg = from_dict(dict(config), validate=False)  # types and presets only: the model reads no rule
+    if cfg.dataset in TEXT_DATASETS:  # the language model: bytes trained, and the causal score's evaluations
+        trained = (cfg.n_train or TEXT_WINDOWS) * cfg.context * cfg.epochs
+        removed = cfg.lm_layers * cfg.experts * min(cfg.n_test or TEXT_WINDOWS, CAUSAL_WINDOWS) * cfg.context
+        return TEXT_START_S + trained * TEXT_TRAIN_US * 1e-6 + removed * TEXT_EVAL_US * 1e-6
     images = cfg.dataset in FOLDERS
     n = (cfg.n_train or TRAIN_SIZE.get(cfg.dataset, 10_000)) * (1 - cfg.val_fraction)
     us = INPUT_US["images" if images else "points"]
