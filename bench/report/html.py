@@ -42,6 +42,7 @@ td.better{background:#dafbe1;font-weight:600}td.worse{background:#ffebe9;font-we
 .warn{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px}
 .figs{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start}
 .scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}
+#claims td:last-child{min-width:360px;overflow-wrap:anywhere}
 .scroll table.sortable tbody td:first-child,.scroll table.sortable thead th:first-child{position:sticky;left:0;z-index:1;background:#fff;min-width:220px;max-width:340px;white-space:normal;overflow-wrap:anywhere}
 .scroll table.sortable thead th:first-child{background:#f0f3f6;z-index:2}
 """

@@ -46,8 +46,8 @@ def claims_table(claims: list[dict[str, Any]]) -> str:
                          h.esc(f"{cond.get('op', '')} {thr:g}" if isinstance(thr, (int, float)) else "–"),
                          h.esc({True: "yes", False: "no"}.get(cond.get("holds"), "–")),
                          h.esc(cond.get("n", "")), " ".join(x for x in (h.esc(cond.get("note") or ""), detail, extra) if x)])
-    return h.table(["claim", "verdict", "statistic", "value", "threshold", "holds", "n", "notes"], rows,
-                   table_id="claims", sortable=False)
+    return h.scroll(h.table(["claim", "verdict", "statistic", "value", "threshold", "holds", "n", "notes"], rows,
+                            table_id="claims", sortable=False))
 
 
 def sweep_section(folder: Path, name: str, info: dict[str, Any]) -> str:

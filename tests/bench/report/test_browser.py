@@ -115,3 +115,13 @@ def test_the_self_test_fails_a_broken_page(tmp_path):
 def test_screenshot(report, tmp_path):
     png = screenshot(report, tmp_path / "shot.png", width=800, height=600)
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
+
+
+def test_a_reproduction_page_with_long_claim_notes_fits_the_window(tmp_path):
+    import json
+    from bench.report.reproduction import write_reproduction_report
+    long = {"detail": {f"mean at lr_ratio={r}": 0.5 for r in range(40)}, "permutation_p": {"rising": 1e-4, "falling": 1.0}}
+    claims = [{"claim": "lr_asymmetry.share_grows_with_ratio", "sweep": "x", "verdict": "SUPPORTED",
+               "conditions": [{"label": "trend", "op": ">", "threshold": 0, "value": 0.61, "n": 50, **long}]}]
+    (tmp_path / "reproduction.json").write_text(json.dumps({"claims": claims, "sweeps": {}}))
+    passes(selftest(write_reproduction_report(tmp_path)))
