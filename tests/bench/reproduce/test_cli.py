@@ -44,6 +44,11 @@ def test_names_select_claims():
         runner.select_claims("cheatin")
 
 
+def work(sweep, count_trials) -> int:
+    """Trials x training samples x epochs, each budget field counting 1 where the budget leaves it to the config."""
+    return count_trials(sweep) * (sweep.budget.get("n_train") or 1) * (sweep.budget.get("epochs") or 1)
+
+
 @pytest.mark.slow  # expands every sweep file under every budget
 def test_budgets_cover_every_sweep_and_only_shrink_it():
     from bench.sweep.spec import count_trials, load, validate
@@ -55,8 +60,11 @@ def test_budgets_cover_every_sweep_and_only_shrink_it():
         paper = load(name)
         validate(small)
         validate(paper)
-        assert count_trials(small) < count_trials(paper)
-        assert (small.budget.get("epochs") or 0) <= (paper.budget.get("epochs") or 0)
+        # smaller work: fewer trials, or as many on less data (the text sweep's small budget keeps its grid)
+        assert work(small, count_trials) < work(paper, count_trials), name
+        assert count_trials(small) <= count_trials(paper), name
+        for field in ("epochs", "n_train"):
+            assert (small.budget.get(field) or 0) <= (paper.budget.get(field) or 0), (name, field)
     with pytest.raises(ReproduceError, match="valid choices: paper, small, seed"):
         runner.budget_overrides("tiny", "cheating")
 
