@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return stopped("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:  # the reader of the output went away (| head): bench.command_exit ends quietly with 0
+        raise
     except OSError as err:  # a full or read-only disk, a folder removed under the sweep
         where = f" ({err.filename})" if err.filename else ""
         return stopped(f"stopped: cannot write{where}: {err.strerror or err}", EXIT_STOPPED, "free space or fix the "
