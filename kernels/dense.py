@@ -5,8 +5,8 @@ Letters: T tokens, E experts, K input features, N output features.
 A dense plan's grouped rows are x repeated E times (expert e's rows are the tokens 0..T-1 in order), so no row is
 gathered, and the E products of the grouped fallback (``kernels.grouped``: one [T, K] x [K, N] per expert) are one
 product [T, K] x [K, E * N] against the experts' weights side by side; backward, dW = dY^T x is one product too.
-At MNIST's shapes (T = 32, K = 784, N = 10, E = 10) that is ~2.5x faster forward and ~6x backward than the
-per-expert products (x^T dy_e, a transposed [784, 32] operand, is slow on the CPU's BLAS). The values are the same
+On the CPU one wide product beats E narrow ones, backward most (x^T dy_e, a transposed [K, T] operand per expert,
+is slow in the CPU's BLAS); ``bench.speed.kernel_bench`` measures it. The values are the same
 sums in another order: within float32 rounding of the grouped fallback (measured up to 1e-6 relative;
 ``tests/kernels/test_dense.py``), not bitwise. The weights are taken per expert, as the modules hold them
 (w_e: [N, K], nn.Linear's layout), and their gradients come back in that layout, contiguous.

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from moe.files import DuplicateKeyError, load_json, load_yaml
+from moe.strict_files import DuplicateKeyError, load_json, load_yaml
 from moe.registry import shown, shown_key, suggestion
 
 
@@ -281,7 +281,7 @@ def preset_values(name: Any) -> dict[str, Any]:
 
 
 def load_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML or JSON config file into a dict (``moe.files``: safe YAML, a repeated key is an error)."""
+    """Read a YAML or JSON config file into a dict (``moe.strict_files``: safe YAML, a repeated key is an error)."""
     p = Path(path)
     if p.is_dir():
         raise ConfigError([f"config: {str(p)!r} is a directory; expected a YAML or JSON file"])

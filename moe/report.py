@@ -1,9 +1,9 @@
-"""``python -m moe.report RUN.json``: the report of one run record. The code is ``moe.pictures.report``."""
+"""``python -m moe.report RUN.json``: the report of one run record. The code is ``moe.pictures.run_report``."""
 from __future__ import annotations
 
 import sys
 
-from moe.pictures.report import main
+from moe.pictures.run_report import main
 
 __all__ = ["main"]
 

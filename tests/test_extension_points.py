@@ -89,12 +89,12 @@ def test_a_reproduction_sweep_and_its_claim_are_one_file_and_entries_in_the_cata
            '                  (Condition("mean", {"measure": "accuracy"}, ">=", 0.5, "mean accuracy"),))\n'
            "CLAIMS = CLAIMS + (THROWAWAY,)\n"
            'SWEEPS = SWEEPS + (SweepEntry("throwaway", ("accuracy", "nmi"), "expert_count"),)\n')
-    out = run_python(root, "import pandas as pd\nfrom bench.reproduce import engine, figures, report, runner\n"
+    out = run_python(root, "import pandas as pd\nfrom bench.reproduce import engine, figures, runner, verdict_page\n"
                            "claims = runner.select_claims('throwaway')\n"
                            "runs = pd.DataFrame({'name': ['a'] * 4, 'status': ['ok'] * 4, 'seed': range(4),\n"
                            "                     'accuracy': [0.9, 0.92, 0.91, 0.93]})\n"
                            "v = engine.evaluate(claims[0], runs)\n"
-                           "print(runner.SWEEPS[-1], [c.name for c in claims], v.status, report.NUMBERS['throwaway'],\n"
+                           "print(runner.SWEEPS[-1], [c.name for c in claims], v.status, verdict_page.NUMBERS['throwaway'],\n"
                            "      'throwaway' in figures.PLOTS)")
     assert out.split() == ["throwaway", "['throwaway.learns']", "SUPPORTED", "['accuracy',", "'nmi']", "True"]
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report import html as h
+from bench.report import page_parts
 from bench.uncertainty import domain
 from bench.uncertainty import B, LEVEL, MIN_RUNS
 
@@ -13,7 +13,7 @@ ARROWS = {"higher": "↑", "lower": "↓", "neutral": ""}
 
 
 def _n(v: float) -> str:
-    return h.num(v)
+    return page_parts.num(v)
 
 
 def method_text(ignore: list[str]) -> str:
@@ -82,27 +82,27 @@ def html_page(result: dict[str, Any]) -> str:
     rows = []
     for _, r in t.iterrows():
         colour = {"B better": "better", "B worse": "worse"}.get(r["verdict"], "")
-        flag = (f'<td class="{colour}" data-v="1">≠ {h.esc(r["verdict"])}</td>' if r["flag"]
-                else f'<td data-v="0"><span class=muted>{h.esc("" if not r["note"] else "n < %d" % MIN_RUNS)}</span></td>')
+        flag = (f'<td class="{colour}" data-v="1">≠ {page_parts.esc(r["verdict"])}</td>' if r["flag"]
+                else f'<td data-v="0"><span class=muted>{page_parts.esc("" if not r["note"] else "n < %d" % MIN_RUNS)}</span></td>')
         has_ci = not r["note"] and r["low"] == r["low"]  # NaN != NaN
         attrs, diff_ci = "", '<span class=muted>no interval</span>'
         if has_ci:  # the bounds and the domain of a difference, for the page's self-test
             lo, hi = domain(r["metric"])
-            attrs = h.interval_attrs(min(r["n_a"], r["n_b"]), r["low"], r["high"], (lo - hi, hi - lo))
+            attrs = page_parts.interval_attrs(min(r["n_a"], r["n_b"]), r["low"], r["high"], (lo - hi, hi - lo))
             diff_ci = f'<span class="muted ci">[{_n(r["low"])}, {_n(r["high"])}]</span>'
-        rows.append([f"<code>{h.esc(r['configuration'])}</code>",
-                     f"{h.esc(r['metric'])} {ARROWS.get(r['direction'], '')}",
-                     f'<td data-v="{r["mean_a"]}">{_n(r["mean_a"])}<br><span class=muted>{h.esc(r["spread_a"])}</span></td>',
-                     f'<td data-v="{r["mean_b"]}">{_n(r["mean_b"])}<br><span class=muted>{h.esc(r["spread_b"])}</span></td>',
+        rows.append([f"<code>{page_parts.esc(r['configuration'])}</code>",
+                     f"{page_parts.esc(r['metric'])} {ARROWS.get(r['direction'], '')}",
+                     f'<td data-v="{r["mean_a"]}">{_n(r["mean_a"])}<br><span class=muted>{page_parts.esc(r["spread_a"])}</span></td>',
+                     f'<td data-v="{r["mean_b"]}">{_n(r["mean_b"])}<br><span class=muted>{page_parts.esc(r["spread_b"])}</span></td>',
                      f'<td{attrs} data-v="{r["diff"]}">{_n(r["diff"])}<br>{diff_ci}</td>',
                      flag])
     head = ['<th data-type="text">configuration</th>', '<th data-type="text">metric</th>', '<th data-type="num">A</th>',
             '<th data-type="num">B</th>', '<th data-type="num">B − A [95%]</th>', '<th data-type="num">flag</th>']
-    only = "".join(f"<p>{label}: " + ", ".join(f"<code>{h.esc(n)}</code>" for n in result[key]) + "</p>"
+    only = "".join(f"<p>{label}: " + ", ".join(f"<code>{page_parts.esc(n)}</code>" for n in result[key]) + "</p>"
                    for key, label in (("only_a", "Only in A"), ("only_b", "Only in B")) if result[key])
-    body = ["<h1>Comparison of two sweeps</h1>", f"<p>{h.esc(_side('A', result['a']))}</p>",
-            f"<p>{h.esc(_side('B', result['b']))}</p>",
-            *([f'<p class="warn">{h.esc(differences_text(result))}</p>'] if differences_text(result) else []),
+    body = ["<h1>Comparison of two sweeps</h1>", f"<p>{page_parts.esc(_side('A', result['a']))}</p>",
+            f"<p>{page_parts.esc(_side('B', result['b']))}</p>",
+            *([f'<p class="warn">{page_parts.esc(differences_text(result))}</p>'] if differences_text(result) else []),
             '<input class="filter" data-table="compare" placeholder="filter (configuration or metric)">',
-            h.scroll(h.table(head, rows, table_id="compare", sortable=True)), f"<p class=muted>{h.esc(method_text(result['ignore']))}</p>", only]
-    return h.page("Comparison of two sweeps", "\n".join(body))
+            page_parts.scroll(page_parts.table(head, rows, table_id="compare", sortable=True)), f"<p class=muted>{page_parts.esc(method_text(result['ignore']))}</p>", only]
+    return page_parts.page("Comparison of two sweeps", "\n".join(body))

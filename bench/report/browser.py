@@ -1,7 +1,7 @@
 """A headless Chromium, driven from its command line: the self-test of a report page and screenshots.
 
 No browser-automation package: ``chromium --headless --dump-dom FILE#selftest`` loads the page, whose own
-script (``bench.report.html``) checks itself on load (a click sorts the table, every image decoded, no
+script (``bench.report.page_parts``) checks itself on load (a click sorts the table, every image decoded, no
 script error) and writes the result into ``<pre id="selftest">``; the dumped DOM carries it back. With
 ``--enable-logging=stderr`` Chromium also prints the page's console messages (``CONSOLE`` lines), which
 the caller can require to be empty. ``chromium --screenshot`` takes the README's picture.

@@ -24,7 +24,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from bench.report import html as h
+from bench.report import page_parts
 from moe.pictures.plots import heatmap_figure
 from moe.pictures.view_plots import (curves_figure, expert_weights_figure, gate_regions_figure, png_bytes,
                                      prototypes_figure)
@@ -34,7 +34,7 @@ from moe.records.record import atomic_write_bytes
 DRAWERS = {"heatmap": heatmap_figure, "curves": curves_figure, "gate_regions": gate_regions_figure,
            "expert_weights": expert_weights_figure, "prototypes": prototypes_figure}
 # the modules whose source decides what a figure looks like: part of every cache key
-DRAWING_MODULES = ("moe.pictures.plots", "moe.pictures.view_plots", "moe.records.views", "moe.records.naming")
+DRAWING_MODULES = ("moe.pictures.plots", "moe.pictures.view_plots", "moe.records.model_views", "moe.records.naming")
 PER_WORKER = 6  # figures per worker process at least: a worker's start costs about as much as a few figures
 PLACEHOLDER = "\x00figure:{}\x00"
 
@@ -132,5 +132,5 @@ class Figures:
         for i, part in enumerate(parts):
             if part.startswith("figure:"):
                 j = int(part[len("figure:"):])
-                parts[i] = h.img(pngs[j], self.jobs[j][2])
+                parts[i] = page_parts.img(pngs[j], self.jobs[j][2])
         return "".join(parts)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.report import html as h
+from bench.report import page_parts
 from bench.uncertainty import RULE_WORDS
 from bench.report.sweep import config_table
 from bench.sweep.layout import SweepDir
@@ -24,10 +24,10 @@ SKIP = ("label", "statistic", "params", "op", "threshold", "value", "n", "holds"
 
 def _value(v: Any) -> str:
     if isinstance(v, float):
-        return h.num(v)
+        return page_parts.num(v)
     if isinstance(v, (dict, list)):
-        return f"<code>{h.esc(json.dumps(v))}</code>"
-    return h.esc(v if v is not None else "–")
+        return f"<code>{page_parts.esc(json.dumps(v))}</code>"
+    return page_parts.esc(v if v is not None else "–")
 
 
 def claims_table(claims: list[dict[str, Any]]) -> str:
@@ -40,32 +40,32 @@ def claims_table(claims: list[dict[str, Any]]) -> str:
             verdict = c.get("verdict", "?")
             cls = "pass" if verdict == "SUPPORTED" else "fail" if verdict == "NOT SUPPORTED" else "muted"
             thr = cond.get("threshold")
-            rows.append([f"<code>{h.esc(c.get('claim'))}</code>" if i == 0 else "",
-                         f'<span class="{cls}">{h.esc(verdict)}</span>' if i == 0 else "",
-                         h.esc(cond.get("label", c.get("reason", ""))), _value(cond.get("value")),
-                         h.esc(f"{cond.get('op', '')} {thr:g}" if isinstance(thr, (int, float)) else "–"),
-                         h.esc({True: "yes", False: "no"}.get(cond.get("holds"), "–")),
-                         h.esc(cond.get("n", "")), " ".join(x for x in (h.esc(cond.get("note") or ""), detail, extra) if x)])
-    return h.scroll(h.table(["claim", "verdict", "statistic", "value", "threshold", "holds", "n", "notes"], rows,
+            rows.append([f"<code>{page_parts.esc(c.get('claim'))}</code>" if i == 0 else "",
+                         f'<span class="{cls}">{page_parts.esc(verdict)}</span>' if i == 0 else "",
+                         page_parts.esc(cond.get("label", c.get("reason", ""))), _value(cond.get("value")),
+                         page_parts.esc(f"{cond.get('op', '')} {thr:g}" if isinstance(thr, (int, float)) else "–"),
+                         page_parts.esc({True: "yes", False: "no"}.get(cond.get("holds"), "–")),
+                         page_parts.esc(cond.get("n", "")), " ".join(x for x in (page_parts.esc(cond.get("note") or ""), detail, extra) if x)])
+    return page_parts.scroll(page_parts.table(["claim", "verdict", "statistic", "value", "threshold", "holds", "n", "notes"], rows,
                             table_id="claims", sortable=False))
 
 
 def sweep_section(folder: Path, name: str, info: dict[str, Any]) -> str:
     sub = folder / name
-    out = [f'<h2 id="sweep-{h.esc(name)}">{h.esc(name)}</h2>',
-           f"<p class=muted>overrides <code>{h.esc(json.dumps(info.get('overrides') or {}))}</code>; "
-           f"{h.esc(info.get('runs'))} runs; wall {h.num(info.get('wall_s'), 0)} s"
-           + (f'; <a href="{h.esc(name)}/{REPORT}">its own report</a>' if (sub / REPORT).is_file() else "") + "</p>"]
+    out = [f'<h2 id="sweep-{page_parts.esc(name)}">{page_parts.esc(name)}</h2>',
+           f"<p class=muted>overrides <code>{page_parts.esc(json.dumps(info.get('overrides') or {}))}</code>; "
+           f"{page_parts.esc(info.get('runs'))} runs; wall {page_parts.num(info.get('wall_s'), 0)} s"
+           + (f'; <a href="{page_parts.esc(name)}/{REPORT}">its own report</a>' if (sub / REPORT).is_file() else "") + "</p>"]
     if info.get("reason"):
-        out.append(f'<p class="fail">The sweep did not run: {h.esc(info["reason"])}</p>')
+        out.append(f'<p class="fail">The sweep did not run: {page_parts.esc(info["reason"])}</p>')
     if SweepDir(sub).exists() or (sub / "runs.csv").is_file():
         try:
             table_html, _ = config_table(load_runs(sub))
-            out.append(table_html.replace('id="configs"', f'id="configs-{h.esc(name)}"').replace('href="#cfg-', f'href="{h.esc(name)}/{REPORT}#cfg-')
-                       .replace('href="#score-', f'href="{h.esc(name)}/{REPORT}#score-'))
+            out.append(table_html.replace('id="configs"', f'id="configs-{page_parts.esc(name)}"').replace('href="#cfg-', f'href="{page_parts.esc(name)}/{REPORT}#cfg-')
+                       .replace('href="#score-', f'href="{page_parts.esc(name)}/{REPORT}#score-'))
         except FileNotFoundError:
             pass
-    figs = [h.img_file(folder / f, f) for f in info.get("figures") or []]
+    figs = [page_parts.img_file(folder / f, f) for f in info.get("figures") or []]
     out.append(f'<div class="figs">{"".join(figs)}</div>')
     return "\n".join(out)
 
@@ -76,21 +76,21 @@ def render(folder: str | Path) -> str:
     claims = data.get("claims") or []
     counts = {s: sum(c.get("verdict") == s for c in claims) for s in ("SUPPORTED", "NOT SUPPORTED", "NOT RUN")}
     title = "Reproduction of the seed papers' findings"
-    body = [f"<h1>{h.esc(title)}</h1>",
-            f"<p>Budget <b>{h.esc(data.get('budget'))}</b>; data root <code>{h.esc(data.get('data_root') or 'default')}</code>; "
-            f"wall time {h.num(data.get('wall_s'), 0)} s. {counts['SUPPORTED']} supported, {counts['NOT SUPPORTED']} not "
+    body = [f"<h1>{page_parts.esc(title)}</h1>",
+            f"<p>Budget <b>{page_parts.esc(data.get('budget'))}</b>; data root <code>{page_parts.esc(data.get('data_root') or 'default')}</code>; "
+            f"wall time {page_parts.num(data.get('wall_s'), 0)} s. {counts['SUPPORTED']} supported, {counts['NOT SUPPORTED']} not "
             f"supported, {counts['NOT RUN']} not run.</p>",
-            "<nav>" + "".join(f'<a href="#sweep-{h.esc(n)}">{h.esc(n)}</a>' for n in data.get("sweeps") or {})
+            "<nav>" + "".join(f'<a href="#sweep-{page_parts.esc(n)}">{page_parts.esc(n)}</a>' for n in data.get("sweeps") or {})
             + '<a href="#markdown">REPRODUCTION.md</a><a href="#environment">environment</a></nav>',
             '<h2 id="claims">Claims</h2>', claims_table(claims),
             "<p class=muted>Each claim: a statistic of a sweep's runs against a threshold; every condition must hold. "
             f"Numbers per configuration below: mean over seeds (ok runs) with the {RULE_WORDS}; ★ best by direction.</p>"]
     body += [sweep_section(folder, n, info) for n, info in (data.get("sweeps") or {}).items()]
     md = folder / "REPRODUCTION.md"
-    body += ['<h2 id="markdown">REPRODUCTION.md</h2>', h.pre(md.read_text()) if md.is_file() else "<p>–</p>",
+    body += ['<h2 id="markdown">REPRODUCTION.md</h2>', page_parts.pre(md.read_text()) if md.is_file() else "<p>–</p>",
              '<h2 id="environment">Environment</h2>',
-             h.table(["package", "version"], [[h.esc(k), h.esc(v)] for k, v in (data.get("versions") or {}).items()])]
-    return h.page(title, "\n".join(body))
+             page_parts.table(["package", "version"], [[page_parts.esc(k), page_parts.esc(v)] for k, v in (data.get("versions") or {}).items()])]
+    return page_parts.page(title, "\n".join(body))
 
 
 def write_reproduction_report(folder: str | Path) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report import html as h
+from bench.report import page_parts
 from bench.report.figures import Figures
 from bench.sweep.layout import SweepDir
 from bench.table.configurations import TABLE_SCORES, collapsed_mask
@@ -53,8 +53,8 @@ def best_values(summ: pd.DataFrame, cols: list[str]) -> dict[str, float]:
 
 def score_header(c: str) -> str:
     arrow = ARROWS.get(DIRECTIONS.get(c, "neutral"), "")
-    link = f' <a href="#score-{h.esc(c)}" title="definition">?</a>' if c in SCORES else ""
-    return f'<th data-type="num">{h.esc(c)} {arrow}{link}</th>'
+    link = f' <a href="#score-{page_parts.esc(c)}" title="definition">?</a>' if c in SCORES else ""
+    return f'<th data-type="num">{page_parts.esc(c)} {arrow}{link}</th>'
 
 
 def config_table(runs: pd.DataFrame) -> tuple[str, list[str]]:
@@ -75,7 +75,7 @@ def config_table(runs: pd.DataFrame) -> tuple[str, list[str]]:
     for i, n in enumerate(names):
         g = all_by_name[n]
         n_ok = int((g["status"] == "ok").sum()) if "status" in g else len(g)
-        cells = [f'<td><a href="#cfg-{i}"><code>{h.esc(n)}</code></a></td>', f'<td data-v="{n_ok}">{n_ok}/{len(g)}</td>']
+        cells = [f'<td><a href="#cfg-{i}"><code>{page_parts.esc(n)}</code></a></td>', f'<td data-v="{n_ok}">{n_ok}/{len(g)}</td>']
         for c in cols:
             st = stats[n][c]
             is_best = c in best and not math.isnan(st.mean) and math.isclose(st.mean, best[c], rel_tol=1e-12, abs_tol=1e-12)
@@ -86,7 +86,7 @@ def config_table(runs: pd.DataFrame) -> tuple[str, list[str]]:
         rows.append(cells)
     head = ['<th data-type="text">configuration</th>', '<th data-type="num">ok runs</th>']
     head += [score_header(c) for c in cols] + ['<th data-type="num">collapsed</th>']
-    return h.scroll(h.table(head, rows, table_id="configs", sortable=True)), names
+    return page_parts.scroll(page_parts.table(head, rows, table_id="configs", sortable=True)), names
 
 
 def summary_cell(st, column: str, best: bool = False, spread: bool = True) -> str:
@@ -95,28 +95,28 @@ def summary_cell(st, column: str, best: bool = False, spread: bool = True) -> st
     cls = ' class="best"' if best else ""
     if math.isnan(st.mean):
         return f'<td{cls} data-v="">–</td>'
-    text, attrs = h.num(st.mean), ""
+    text, attrs = page_parts.num(st.mean), ""
     if spread and st.has_interval:
-        text += f'<br><span class="muted ci">[{h.num(st.low)}, {h.num(st.high)}]</span>'
-        attrs = h.interval_attrs(st.n, st.low, st.high, domain(column))
+        text += f'<br><span class="muted ci">[{page_parts.num(st.low)}, {page_parts.num(st.high)}]</span>'
+        attrs = page_parts.interval_attrs(st.n, st.low, st.high, domain(column))
     elif spread and st.n >= 2:
-        text += f'<br><span class="muted">{h.num(st.min)}–{h.num(st.max)}, n={st.n}</span>'
+        text += f'<br><span class="muted">{page_parts.num(st.min)}–{page_parts.num(st.max)}, n={st.n}</span>'
     return f'<td{cls}{attrs} data-v="{st.mean!r}">{text}</td>'
 
 
 def tradeoff_section(sweep_dir: SweepDir, front: pd.DataFrame | None) -> str:
-    body = h.img_file(sweep_dir.table_path("tradeoff.png"), "trade-off plot") or "<p>No trade-off plot (no accuracy).</p>"
+    body = page_parts.img_file(sweep_dir.table_path("tradeoff.png"), "trade-off plot") or "<p>No trade-off plot (no accuracy).</p>"
     if front is not None and len(front):
-        rows = [[h.esc(r["score"]), h.esc(r["direction"]), f"<code>{h.esc(r['name'])}</code>", h.num(r["accuracy"]),
-                 h.num(r["value"]), h.num(r.get("collapsed_left_out"), 0)] for _, r in front.iterrows()]
+        rows = [[page_parts.esc(r["score"]), page_parts.esc(r["direction"]), f"<code>{page_parts.esc(r['name'])}</code>", page_parts.num(r["accuracy"]),
+                 page_parts.num(r["value"]), page_parts.num(r.get("collapsed_left_out"), 0)] for _, r in front.iterrows()]
         body += ("<h3>Pareto sets</h3><p class=muted>Configurations not dominated in (accuracy, score), from the runs "
                  "that did not collapse (pareto.csv).</p>"
-                 + h.table(["score", "better", "configuration", "accuracy", "value", "collapsed left out"], rows))
+                 + page_parts.table(["score", "better", "configuration", "accuracy", "value", "collapsed left out"], rows))
     return body
 
 
 def dynamics_section(sweep_dir: SweepDir) -> str:
-    body = h.img_file(sweep_dir.table_path("saturation.png"), "router saturation per configuration")
+    body = page_parts.img_file(sweep_dir.table_path("saturation.png"), "router saturation per configuration")
     if not body:
         return "<p>No routing dynamics (no validation split, or records written before they existed).</p>"
     return (body + "<p class=muted>Router saturation after OLMoE (arXiv 2409.02060): the share of the validation "
@@ -130,10 +130,10 @@ def run_rows(g: pd.DataFrame) -> str:
     rows = []
     for _, r in g.iterrows():
         commit = r.get("git_commit") if isinstance(r.get("git_commit"), str) else r.get("git")
-        rows.append([h.esc(r.get("seed")), h.esc(r.get("status"))] + [h.num(r[c]) for c in cols]
-                    + [f"<code>{h.esc(str(commit)[:10]) if isinstance(commit, str) else '–'}</code>",
-                       f"<code>{h.esc(str(r.get('data_sha256'))[:12]) if isinstance(r.get('data_sha256'), str) else '–'}</code>"])
-    return h.table(["seed", "status"] + cols + ["git", "data sha256"], rows)
+        rows.append([page_parts.esc(r.get("seed")), page_parts.esc(r.get("status"))] + [page_parts.num(r[c]) for c in cols]
+                    + [f"<code>{page_parts.esc(str(commit)[:10]) if isinstance(commit, str) else '–'}</code>",
+                       f"<code>{page_parts.esc(str(r.get('data_sha256'))[:12]) if isinstance(r.get('data_sha256'), str) else '–'}</code>"])
+    return page_parts.table(["seed", "status"] + cols + ["git", "data sha256"], rows)
 
 
 def ablation_html(rec: dict[str, Any], class_names: list[str] | None = None) -> str:
@@ -149,9 +149,9 @@ def ablation_html(rec: dict[str, Any], class_names: list[str] | None = None) -> 
     cols = a.get("cols") or names
     rows = a.get("rows") or [f"expert {i}" for i in range(len(m))]
     head = ["expert \\ class"] + [str(c) for c in cols]
-    return (f"<h3>{h.esc(a.get('title', 'ablation matrix'))}</h3><p class=muted>Each cell: the drop of the class's "
+    return (f"<h3>{page_parts.esc(a.get('title', 'ablation matrix'))}</h3><p class=muted>Each cell: the drop of the class's "
             "test accuracy when the expert is removed (moe.scoring.ablation); rows: experts, columns: classes.</p>"
-            + h.scroll(h.table(head, [[h.esc(rows[i])] + [h.num(v) for v in row] for i, row in enumerate(m)])))
+            + page_parts.scroll(page_parts.table(head, [[page_parts.esc(rows[i])] + [page_parts.num(v) for v in row] for i, row in enumerate(m)])))
 
 
 def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, Any]], class_names: list[str] | None,
@@ -161,7 +161,7 @@ def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, 
     ok = g[g["status"] == "ok"] if "status" in g.columns else g
     first = g.iloc[0]
     full = full_name(row_config(first))
-    body = [f"<p>Full configuration: <code>{h.esc(full)}</code></p>", run_rows(g)]
+    body = [f"<p>Full configuration: <code>{page_parts.esc(full)}</code></p>", run_rows(g)]
     figs = []
     if len(ok) and "accuracy" in ok.columns and "allocation" in ok.columns and ok["allocation"].notna().any():
         best, by_validation = pick_best(ok[ok["allocation"].notna()])  # the tables' rule: validation scores pick
@@ -183,7 +183,7 @@ def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, 
                 figs.append(figures.add("prototypes", (views["prototypes"], vtitle), f"prototypes of {name}"))
         elif "index" in best and not pd.isna(best["index"]):
             body.append(f"<p class=muted>Figures not drawn here (see the note above the drill-downs); those of its "
-                        f"{h.esc(picked)}: <code>python -m moe.report records/{int(best['index']):04d}.json</code></p>")
+                        f"{page_parts.esc(picked)}: <code>python -m moe.report records/{int(best['index']):04d}.json</code></p>")
         body.append(ablation_html(rec or {}, class_names))
     histories = [(f"seed {r.get('seed')}", records[int(r["index"])]["history"]) for _, r in g.iterrows()
                  if "index" in r and not pd.isna(r["index"]) and (records.get(int(r["index"])) or {}).get("history")]
@@ -191,8 +191,8 @@ def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, 
         figs.insert(1, figures.add("curves", (histories, full), f"per-epoch curves of {name}"))
     body.append(f'<div class="figs">{"".join(figs)}</div>')
     acc = pd.to_numeric(ok["accuracy"], errors="coerce").mean() if "accuracy" in ok.columns else math.nan
-    summary = f"<code>{h.esc(name)}</code> <span class=muted>accuracy {h.num(acc)}, {len(ok)}/{len(g)} ok</span>"
-    return h.details(summary, "".join(body), anchor=f"cfg-{i}")
+    summary = f"<code>{page_parts.esc(name)}</code> <span class=muted>accuracy {page_parts.num(acc)}, {len(ok)}/{len(g)} ok</span>"
+    return page_parts.details(summary, "".join(body), anchor=f"cfg-{i}")
 
 
 def scores_section(present: set[str]) -> str:
@@ -201,32 +201,32 @@ def scores_section(present: set[str]) -> str:
         s = SCORES.get(name)
         if name not in present:
             continue
-        rows.append([f'<span id="score-{h.esc(name)}"><code>{h.esc(name)}</code></span>', h.esc(s.direction),
-                     h.esc(s.definition), f"<code>{h.esc(s.formula)}</code>", h.esc(s.range), h.esc(s.source),
+        rows.append([f'<span id="score-{page_parts.esc(name)}"><code>{page_parts.esc(name)}</code></span>', page_parts.esc(s.direction),
+                     page_parts.esc(s.definition), f"<code>{page_parts.esc(s.formula)}</code>", page_parts.esc(s.range), page_parts.esc(s.source),
                      "yes" if s.ours else "no"])
     return (f"<p class=muted>From the score registry (moe/scoring/scores.py), as in the repository's <code>{DOCS}</code>.</p>"
-            + h.table(["score", "better", "definition", "formula", "range", "source", "ours"], rows))
+            + page_parts.table(["score", "better", "definition", "formula", "range", "source", "ours"], rows))
 
 
 def environment_section(sweep_dir: SweepDir, runs: pd.DataFrame, records: list[dict[str, Any]]) -> str:
     meta = sweep_dir.meta_state()
-    rows = [["sweep created", h.esc(meta.get("created", "–"))]]
-    rows += [[f"version: {h.esc(k)}", h.esc(v)] for k, v in (meta.get("versions") or {}).items()]
+    rows = [["sweep created", page_parts.esc(meta.get("created", "–"))]]
+    rows += [[f"version: {page_parts.esc(k)}", page_parts.esc(v)] for k, v in (meta.get("versions") or {}).items()]
     for col, label in (("git_commit", "git commits of the runs"), ("git_dirty", "tree dirty"), ("data_sha256", "data sha256"),
                        ("kernel_backend", "kernel backend"), ("run_device", "device")):
         if col in runs.columns:
             vals = [str(v) for v in runs[col].dropna().unique()]
-            rows.append([label, "<br>".join(f"<code>{h.esc(v)}</code>" for v in vals) or "–"])
+            rows.append([label, "<br>".join(f"<code>{page_parts.esc(v)}</code>" for v in vals) or "–"])
     hosts = sorted({str((r.get("provenance") or {}).get("host")) for r in records if (r.get("provenance") or {}).get("host")})
     if hosts:
-        rows.append(["hosts", h.esc(", ".join(hosts))])
-    return h.table(["what", "value"], rows)
+        rows.append(["hosts", page_parts.esc(", ".join(hosts))])
+    return page_parts.table(["what", "value"], rows)
 
 
 def sweep_file_section(sweep_dir: SweepDir) -> str:
     meta = sweep_dir.sweep_meta()
     if meta:
-        out = h.pre(json.dumps(meta, indent=1, default=str))
+        out = page_parts.pre(json.dumps(meta, indent=1, default=str))
     elif sweep_dir.meta_path.exists():
         print(f"warning: {sweep_dir.meta_path} is damaged: the report shows no sweep file", file=sys.stderr)
         out = "<p>sweep.json is damaged: no sweep file to show.</p>"
@@ -238,7 +238,7 @@ def sweep_file_section(sweep_dir: SweepDir) -> str:
             text = Path(path).read_text()
         except (OSError, UnicodeDecodeError):
             return out
-        return f"<h3><code>{h.esc(path)}</code> (as it is now)</h3>" + h.pre(text) + "<h3>Resolved (sweep.json)</h3>" + out
+        return f"<h3><code>{page_parts.esc(path)}</code> (as it is now)</h3>" + page_parts.pre(text) + "<h3>Resolved (sweep.json)</h3>" + out
     if isinstance(text, str):
         note = ""
         try:
@@ -246,15 +246,15 @@ def sweep_file_section(sweep_dir: SweepDir) -> str:
                 note = "<p class=warn>The file has changed since the sweep ran; shown is its text as it ran.</p>"
         except (OSError, UnicodeDecodeError):
             pass
-        out = (f"<h3><code>{h.esc(path)}</code> as it ran</h3>" + note + h.pre(text) + "<h3>Resolved (sweep.json)</h3>"
-               + h.pre(json.dumps({k: v for k, v in meta.items() if k != "text"}, indent=1, default=str)))
+        out = (f"<h3><code>{page_parts.esc(path)}</code> as it ran</h3>" + note + page_parts.pre(text) + "<h3>Resolved (sweep.json)</h3>"
+               + page_parts.pre(json.dumps({k: v for k, v in meta.items() if k != "text"}, indent=1, default=str)))
     return out
 
 
 def mixture_note(sweep_dir: SweepDir) -> str:
     """A warning at the top of the page when a resume continued after the sweep file, the data or the code changed."""
     mixed = sweep_dir.meta_state().get("mixed") or []
-    lines = [f"{h.esc(m.get('at', '?'))}: {h.esc('; '.join(map(str, m.get('changes', []))))}" for m in mixed
+    lines = [f"{page_parts.esc(m.get('at', '?'))}: {page_parts.esc('; '.join(map(str, m.get('changes', []))))}" for m in mixed
              if isinstance(m, dict)]
     if not lines:
         return ""
@@ -283,9 +283,9 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
                          f"validation accuracy (of {len(names)}); each other drill-down names the command that draws "
                          "its best run's figures.</p>")
     present = {c for c in DIRECTIONS if c in runs.columns}
-    body = [f"<h1>{h.esc(title)}</h1>", f"<p>{h.esc(meta.get('description', ''))}</p>", mixture_note(sweep_dir),
-            f"<p class=muted>{len(runs)} runs ({h.esc(', '.join(f'{n} {s}' for s, n in counts.items()) or 'none')}), "
-            f"{len(names)} configurations; directory <code>{h.esc(sweep_dir.root)}</code>.</p>",
+    body = [f"<h1>{page_parts.esc(title)}</h1>", f"<p>{page_parts.esc(meta.get('description', ''))}</p>", mixture_note(sweep_dir),
+            f"<p class=muted>{len(runs)} runs ({page_parts.esc(', '.join(f'{n} {s}' for s, n in counts.items()) or 'none')}), "
+            f"{len(names)} configurations; directory <code>{page_parts.esc(sweep_dir.root)}</code>.</p>",
             '<nav><a href="#configurations">configurations</a><a href="#tradeoff">trade-off</a>'
             '<a href="#dynamics">routing dynamics</a><a href="#drill">drill-down</a><a href="#scores">scores</a><a href="#sweep">sweep file</a>'
             '<a href="#environment">environment</a></nav>',
@@ -303,7 +303,7 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
             '<h2 id="scores">Scores</h2>', scores_section(present),
             '<h2 id="sweep">Sweep file</h2>', sweep_file_section(sweep_dir),
             '<h2 id="environment">Environment</h2>', environment_section(sweep_dir, runs, records)]
-    return figures.fill(h.page(title, "\n".join(body)))
+    return figures.fill(page_parts.page(title, "\n".join(body)))
 
 
 def drawn_configurations(runs: pd.DataFrame, names: list[str], limit: int | None = None) -> set[str]:

@@ -1,5 +1,5 @@
 """``python -m bench.reproduce``: see bench.reproduce.cli."""
-from bench.entry import run_main
+from bench.command_exit import run_main
 from bench.reproduce.cli import main
 
 run_main(main)

@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.reproduce import claims
 from bench.reproduce.engine import describe_condition
-from bench.reproduce.report import REPORT, clock, summary_table
+from bench.reproduce.verdict_page import REPORT, clock, summary_table
 from bench.reproduce.results import BUDGET_WORDS, ReproduceError
 from bench.reproduce.runner import SWEEPS, budget_overrides, reproduce, select_claims
 from bench.sweep import estimate, spec

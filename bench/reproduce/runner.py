@@ -7,7 +7,7 @@ session for all of them), then writes into the output directory (``--out``, defa
 
     <sweep>/             each sweep's own directory (records, runs.csv, table.md, ... as bench.sweep writes)
     figures/*.png        the figures of each sweep (bench.reproduce.figures)
-    REPRODUCTION.md      (bench.reproduce.report) per claim: the numbers with their bootstrap intervals, the figures, the
+    REPRODUCTION.md      (bench.reproduce.verdict_page) per claim: the numbers with their bootstrap intervals, the figures, the
                          verdict (SUPPORTED / CONTRADICTED / INCONCLUSIVE / PREMISE FAILED) with the threshold, the seed code's numbers
     reproduction.json    the same verdicts as data
     report.html          (bench.report.reproduction) the same as one self-contained HTML page
@@ -41,7 +41,7 @@ from bench.reproduce.engine import Claim, evaluate_all
 from bench.reproduce.figures import PLOTS
 from bench.reproduce.measures import with_phase_accuracy
 from bench.report.reproduction import write_reproduction_report
-from bench.reproduce.report import overrides_text, trial_seconds, write_report
+from bench.reproduce.verdict_page import overrides_text, trial_seconds, write_report
 from bench.reproduce.results import BUDGET_WORDS, ReproduceError, Reproduction, SweepResult
 from bench.sweep import lock, spec
 from bench.table.tables import load_runs

@@ -1,5 +1,5 @@
 """``python -m bench.sweep``: see bench.sweep.cli."""
-from bench.entry import run_main
+from bench.command_exit import run_main
 from bench.sweep.cli import main
 
 run_main(main)

@@ -1,6 +1,6 @@
 """The shape of a sweep file, checked before anything reads its values (``bench.sweep.spec`` then does).
 
-The file is UTF-8 text (no NUL byte), strict YAML (``moe.files.load_yaml``: a repeated key is an error
+The file is UTF-8 text (no NUL byte), strict YAML (``moe.strict_files.load_yaml``: a repeated key is an error
 naming the key and both lines) holding a mapping whose sections have these types::
 
     description  a string            version    an integer >= 0       dataset   a string
@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from moe.files import DuplicateKeyError, load_yaml
+from moe.strict_files import DuplicateKeyError, load_yaml
 from moe.registry import shown
 
 MAX_TRIALS = 10_000  # 20 times the largest sweep here; checking a trial costs ~1 ms, running one seconds

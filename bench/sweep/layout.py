@@ -32,7 +32,7 @@ import pandas as pd
 
 from bench.sweep import lock
 from bench.sweep.spec import Sweep, SweepError, Trial
-from moe.files import load_json
+from moe.strict_files import load_json
 from moe.records.record import STATUSES, versions, write_json_atomic
 from moe.registry import shown, shown_key
 

@@ -1,4 +1,4 @@
-"""Sweep files: ``sweeps/<name>.yaml`` read strictly (``bench.sweep.shape``), overridden by ``--set``, expanded into trials.
+"""Sweep files: ``sweeps/<name>.yaml`` read strictly (``bench.sweep.file_shape``), overridden by ``--set``, expanded into trials.
 (Long because the sweep language is one vocabulary: its sections, --set keys, grid values, names and checks.)
 
 A sweep is data (benchopt's parameters grid, lm-eval's versioned YAML task)::
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.sweep import shape
+from bench.sweep import file_shape
 from moe.config import FIELD_TYPES, Config, ConfigError
 from moe import model
 from moe.records.naming import SHORT, format_value  # one spelling of a configuration's name
@@ -93,7 +93,7 @@ class Sweep:
 
     def trials(self) -> list[Trial]:
         """Every grid point as a trial, in file order (the last axis varies fastest)."""
-        if problem := shape.size_problem(self.grid):  # never expand a grid too large to hold
+        if problem := file_shape.size_problem(self.grid):  # never expand a grid too large to hold
             raise SweepError(f"{self.name}: {problem}")
         out = []
         for sub in self.grid:
@@ -149,8 +149,8 @@ def load(name: str, overrides: dict[str, Any] | None = None, folder: str | os.Pa
     """Read a sweep file, apply ``overrides`` (``--set`` pairs, already parsed) and check its shape."""
     path = resolve(name, folder)
     try:
-        data = shape.read_file(path)
-    except shape.ShapeError as err:
+        data = file_shape.read_file(path)
+    except file_shape.ShapeError as err:
         raise SweepError(f"sweep: {path}: {err}") from None
     if not isinstance(data, dict):
         raise SweepError(f"sweep: {path} must hold a mapping with keys {', '.join(TOP_KEYS)}")
@@ -166,7 +166,7 @@ def from_mapping(data: dict[str, Any], name: str, path: str | None = None,
     if "grid" not in data:
         problems.append("grid: missing (a mapping of config field -> list of values)")
     else:
-        problems += shape.section_problems(data)
+        problems += file_shape.section_problems(data)
     if problems:
         raise SweepError([f"{name}: {p}" for p in problems])
     grid = data["grid"]
@@ -222,9 +222,9 @@ def _check_sections(sweep: Sweep) -> None:
         for axis, values in sub.items():
             if axis not in FIELD_TYPES:
                 problems.append(f"grid.{shown_key(axis)}: unknown config field{suggestion(str(axis), FIELD_TYPES)}")
-            elif problem := shape.axis_problem(f"grid.{axis}", values):
+            elif problem := file_shape.axis_problem(f"grid.{axis}", values):
                 problems.append(problem)
-    if not problems and (problem := shape.size_problem(sweep.grid)):
+    if not problems and (problem := file_shape.size_problem(sweep.grid)):
         problems.append(problem)
     for key in sweep.resources:
         if key not in RESOURCE_KEYS:
@@ -237,7 +237,7 @@ def _check_sections(sweep: Sweep) -> None:
         problems.append(f"resources.gpu: must be 'auto' or a number >= 0 (GPUs per trial, may be fractional), got {shown(gpu)}")
     if conc is not None and not (isinstance(conc, int) and not isinstance(conc, bool) and conc >= 1):
         problems.append(f"resources.max_concurrent: must be an integer >= 1 or null, got {shown(conc)}")
-    problems += shape.value_problems(sweep.description, sweep.version, sweep.dataset)
+    problems += file_shape.value_problems(sweep.description, sweep.version, sweep.dataset)
     if problems:
         raise SweepError([f"{sweep.name}: {p}" for p in problems])
 
@@ -254,8 +254,8 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise SweepError(f"--set {shown(pair)}: expected key=value (for example --set epochs=3 or --set experts=[2,4])")
         try:
-            out[key.strip()] = shape.parse_yaml(text, "cannot read the value") if text.strip() else None
-        except shape.ShapeError as err:
+            out[key.strip()] = file_shape.parse_yaml(text, "cannot read the value") if text.strip() else None
+        except file_shape.ShapeError as err:
             raise SweepError(f"--set {shown(pair)}: {err}") from None
     return out
 
@@ -325,8 +325,8 @@ def expand_value(axis: str, value: Any) -> dict[str, Any]:
             if not sep:
                 raise SweepError(f"grid.{axis}: {shown(value)}: expected key=value inside the brackets, got {shown(part)}")
             try:
-                out[ALIASES.get(k.strip(), k.strip())] = shape.parse_yaml(v, f"{k.strip()}=")
-            except shape.ShapeError as err:
+                out[ALIASES.get(k.strip(), k.strip())] = file_shape.parse_yaml(v, f"{k.strip()}=")
+            except file_shape.ShapeError as err:
                 raise SweepError(f"grid.{axis}: {shown(value)}: cannot read the value of {err}") from None
         return out
     return {axis: value}
@@ -410,4 +410,4 @@ def checked_config(config: dict[str, Any], cache: dict) -> tuple[dict[str, Any] 
 
 
 def count_trials(sweep: Sweep) -> int:
-    return shape.grid_size(sweep.grid)
+    return file_shape.grid_size(sweep.grid)

@@ -30,7 +30,7 @@ import pandas as pd
 
 from bench.sweep.layout import SweepDir
 from bench.table.configurations import collapsed_mask, latex, markdown, summary
-from bench.table.front import pareto
+from bench.table.pareto import pareto
 from bench.table.runs import long_format, runs_frame
 from bench.table.saturation import saturation_plot
 from bench.table.tradeoff import tradeoff_plot

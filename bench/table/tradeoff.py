@@ -2,7 +2,7 @@
 
 Points are configuration means with the error bars of ``bench.uncertainty`` (the 95% bootstrap interval of the
 mean from 3 runs on; below that the range of the runs, drawn thin and grey; the figure says so), coloured by router; the Pareto front of
-each panel (from ``bench.table.front.pareto``) is drawn as a step line. Drawn on a bare Figure with the Agg
+each panel (from ``bench.table.pareto.pareto``) is drawn as a step line. Drawn on a bare Figure with the Agg
 canvas (no pyplot state), written atomically.
 """
 from __future__ import annotations

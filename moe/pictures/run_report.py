@@ -3,7 +3,7 @@
 Prints the test scores as an aligned table with the direction of each metric, and writes next to the
 record, or into the folder ``--out DIR`` names (atomically), ``RUN.allocation.png``, the class x expert
 heat-map (titled with the full configuration name, ``moe.records.naming``), ``RUN.curves.png``, the per-epoch
-accuracy, loss and expert shares, the views the record holds (``moe.records.views``: ``RUN.gate_regions.png`` on
+accuracy, loss and expert shares, the views the record holds (``moe.records.model_views``: ``RUN.gate_regions.png`` on
 2-D data, ``RUN.expert_weights.png`` for linear experts on images, ``RUN.prototypes.png``), ``RUN.ablation.png``, the expert x class heat-map of the accuracy drops when each
 expert is removed (when the record has ``ablation``, see ``moe.scoring.ablation``), and
 ``RUN.summary.md``, a short Markdown summary. (The README's ``run.json`` example's outputs are in
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         record = load_record(args.record)
         png, md, extra = write_outputs(record, args.record, args.out)
     except (RecordError, OSError) as exc:
-        print(f"moe.pictures.report: error: {exc}", file=sys.stderr)
+        print(f"moe.pictures.run_report: error: {exc}", file=sys.stderr)
         return 2
     print(format_scores(record))
     print()
@@ -315,7 +315,7 @@ def token_main(path: str, trace_path: str | None, out: str | None) -> int:
         stem = Path(path).name.removesuffix(".npz").removesuffix(".json")
         written = token_report(Path(out) if out else Path(path).parent, stem, trace, record)
     except (RecordError, TraceError, OSError, json.JSONDecodeError) as exc:
-        print(f"moe.pictures.report: error: {exc}", file=sys.stderr)
+        print(f"moe.pictures.run_report: error: {exc}", file=sys.stderr)
         return 2
     for p in written:
         print(f"wrote {p}")

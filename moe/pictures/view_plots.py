@@ -1,9 +1,9 @@
-"""Pictures of a run record (``moe.pictures.report``) and of a sweep's runs (``bench.report``): per-epoch curves,
+"""Pictures of a run record (``moe.pictures.run_report``) and of a sweep's runs (``bench.report``): per-epoch curves,
 the gate's regions on a 2-D plane, the experts' weights and the prototypes as images.
 
 Each function draws on a bare Figure (Agg canvas, no pyplot state) and returns PNG bytes; ``save_png``
 (``moe.pictures.plots``) writes atomically. Inputs are what records hold: ``history`` (one dict per epoch) and
-``views`` (``moe.records.views``).
+``views`` (``moe.records.model_views``).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from moe.records.views import MAX_EXPERTS, decode, top_indices
+from moe.records.model_views import MAX_EXPERTS, decode, top_indices
 
 __all__ = ["png_bytes", "curves_figure", "gate_regions_figure", "expert_weights_figure", "prototypes_figure",
            "record_figures"]
@@ -124,7 +124,7 @@ def _tab(n: int) -> list[tuple[float, float, float]]:
 
 def shown(view: dict[str, Any]) -> tuple[np.ndarray, list[int], str]:
     """An image view's arrays, the expert index of each, and a title note when only some experts are drawn: the
-    view's own selection (``moe.records.views``: the MAX_EXPERTS busiest) or, for a record written before it, the first
+    view's own selection (``moe.records.model_views``: the MAX_EXPERTS busiest) or, for a record written before it, the first
     MAX_EXPERTS (a figure of thousands of panels is neither readable nor quick to draw)."""
     a = decode(view)
     labels = list(view.get("experts") or range(len(a)))

@@ -1,5 +1,5 @@
 """Views of a trained model small enough to keep in its run record (records hold no model): the record's
-``views`` block, drawn later by ``moe.pictures.view_plots`` (``moe.pictures.report``, the sweep's report.html).
+``views`` block, drawn later by ``moe.pictures.view_plots`` (``moe.pictures.run_report``, the sweep's report.html).
 
     gate_regions    2-D inputs (gm6): the top-weight expert of every point of a G x G grid over the data's
                     bounding box (5% margin), G = GRID (64: 4,096 small ints), and up to MAX_POINTS test

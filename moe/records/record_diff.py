@@ -5,7 +5,7 @@ A float leaf's difference is |a - b| / max(1, |b|): absolute for values up to 1 
 relative above. Equal floats (NaN equal to NaN) differ by 0. Leaves that are not floats (integers, strings,
 booleans, None) and structures (keys, lengths, types) either match or differ by inf.
 
-The weight images of ``views`` are int8 quantisations (``moe.records.views``): weights 1e-8 apart can round to
+The weight images of ``views`` are int8 quantisations (``moe.records.model_views``): weights 1e-8 apart can round to
 neighbouring steps. With ``one_step_views`` their scales (each image's largest |w|) compare as floats and their
 values decoded, as equal within one step (and the scale's change) and otherwise inf; without it, byte for byte.
 """
@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from moe.records.views import decode
+from moe.records.model_views import decode
 
 IMAGE_VIEWS = (".views.expert_weights", ".views.prototypes")
 
@@ -53,7 +53,7 @@ def largest(a: Any, b: Any, **options) -> tuple[str, float]:
 
 
 def within_one_step(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two int8 views (``moe.records.views.encode``) of one shape whose decoded values are at most one quantisation step
+    """Two int8 views (``moe.records.model_views.encode``) of one shape whose decoded values are at most one quantisation step
     apart, plus the change of their scale (a value q / 127 * scale moves with it)."""
     try:
         da, db = decode(a), decode(b)

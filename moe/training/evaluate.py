@@ -18,7 +18,7 @@ from moe.model import MixtureOfExperts
 from moe.routers import NonFiniteError
 from moe.scoring.saturation import top_experts
 from moe.scoring.scores import score
-from moe.records.views import views
+from moe.records.model_views import views
 
 EVAL_SHUFFLE_SEED = 0  # the fixed evaluation order of batch-dependent routers
 
@@ -150,7 +150,7 @@ def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch
     score, ``allocation``, ``test_assignment``, ``ablation``, ``ablation_rule``, ``coactivation``),
     ``validation_allocation`` (the validation split's class x expert counts, from which the test split's
     cross-fitted cheating score learns each expert's class; None without a validation split),
-    ``views`` (gate regions, expert weights: ``moe.records.views``) and ``validation`` (the scores of :func:`split_scores` on the validation split; None without one, {} when its
+    ``views`` (gate regions, expert weights: ``moe.records.model_views``) and ``validation`` (the scores of :func:`split_scores` on the validation split; None without one, {} when its
     gate logits are not finite: the test split's scores stand)."""
     validation, fit = None, None
     if data.y_val is not None:
@@ -162,4 +162,4 @@ def evaluate(model: MixtureOfExperts, data: Dataset, device: torch.device, batch
     test = test_evaluation(model, data, device, batch_size, fit_allocation=fit)
     return {"dataset": data.describe(), **test, "validation": validation,
             "validation_allocation": None if fit is None else fit.tolist(),
-            "views": views(model, data, device, batch_size, test.get("test_assignment"))}  # gate regions, expert weights (moe.records.views)
+            "views": views(model, data, device, batch_size, test.get("test_assignment"))}  # gate regions, expert weights (moe.records.model_views)

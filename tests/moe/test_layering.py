@@ -47,8 +47,8 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_config_is_a_leaf():
-    assert graph()["moe.config"] <= {"moe.registry", "moe.files"}
-    assert graph()["moe.files"] == set()
+    assert graph()["moe.config"] <= {"moe.registry", "moe.strict_files"}
+    assert graph()["moe.strict_files"] == set()
     assert graph()["moe.registry"] == set()
 
 

@@ -7,7 +7,7 @@ import math
 import torch
 
 from moe.records.record_diff import differences, largest
-from moe.records.views import encode
+from moe.records.model_views import encode
 
 
 def test_floats_absolute_up_to_one_relative_above():

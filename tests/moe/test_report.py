@@ -1,4 +1,4 @@
-"""moe.pictures.report and moe.pictures.plots on hand-made run records (schema 1) in tmp_path."""
+"""moe.pictures.run_report and moe.pictures.plots on hand-made run records (schema 1) in tmp_path."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from moe.pictures import report
+from moe.pictures import run_report
 from moe.pictures.plots import allocation_heatmap, heatmap_size
 from moe.records.record import atomic_write_bytes
 
@@ -53,10 +53,10 @@ def png_size(path: Path) -> tuple[int, int]:
 # The CLI on a good record
 # ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.slow  # a moe.pictures.report subprocess
+@pytest.mark.slow  # a moe.pictures.run_report subprocess
 def test_cli_writes_heatmap_and_summary_and_prints_scores(tmp_path):
     path = write(tmp_path, make_record())
-    proc = subprocess.run([sys.executable, "-m", "moe.pictures.report", str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "moe.pictures.run_report", str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     png, md = tmp_path / "run.allocation.png", tmp_path / "run.summary.md"
@@ -79,7 +79,7 @@ def test_cli_writes_heatmap_and_summary_and_prints_scores(tmp_path):
 def test_table_is_aligned_in_direction_order(tmp_path, capsys):
     record = make_record()
     record["test"]["zz_new_metric"] = 7
-    assert report.main([str(write(tmp_path, record))]) == 0
+    assert run_report.main([str(write(tmp_path, record))]) == 0
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.split() and line.split()[-1] in
              {"higher", "lower", "neutral", "?", "better"}]
@@ -90,13 +90,13 @@ def test_table_is_aligned_in_direction_order(tmp_path, capsys):
 
 
 def test_output_paths():
-    assert report.output_paths("runs/a.json") == (Path("runs/a.allocation.png"), Path("runs/a.summary.md"))
-    assert report.output_paths("runs/a.b") == (Path("runs/a.b.allocation.png"), Path("runs/a.b.summary.md"))
+    assert run_report.output_paths("runs/a.json") == (Path("runs/a.allocation.png"), Path("runs/a.summary.md"))
+    assert run_report.output_paths("runs/a.b") == (Path("runs/a.b.allocation.png"), Path("runs/a.b.summary.md"))
 
 
 def test_failed_run_without_allocation(tmp_path, capsys):
     record = make_record(status="error", error="ValueError: boom", test={}, allocation=[])
-    assert report.main([str(write(tmp_path, record))]) == 0
+    assert run_report.main([str(write(tmp_path, record))]) == 0
     out = capsys.readouterr().out
     assert "status: error (ValueError: boom)" in out and "(no test scores)" in out
     assert not (tmp_path / "run.allocation.png").exists()
@@ -106,7 +106,7 @@ def test_failed_run_without_allocation(tmp_path, capsys):
 def test_class_names_default_to_indices(tmp_path):
     record = make_record()
     record["dataset"]["class_names"] = None
-    assert report.main([str(write(tmp_path, record))]) == 0
+    assert run_report.main([str(write(tmp_path, record))]) == 0
     assert "| 5 | 0 | 0 | 50 | 50 |" in (tmp_path / "run.summary.md").read_text()
 
 
@@ -138,11 +138,11 @@ def _bad(tmp_path):
                                   "names mismatch"])
 def test_bad_records_exit_2_with_one_line(tmp_path, capsys, case):
     path, message = _bad(tmp_path)[case]
-    assert report.main([str(path)]) == 2
+    assert run_report.main([str(path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("moe.pictures.report: error: ") and message in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("moe.pictures.run_report: error: ") and message in lines[0]
     assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("*.md"))
 
 
@@ -191,14 +191,14 @@ def test_atomic_write_cleans_up_on_failure(tmp_path):
 def test_a_record_with_an_ablation_gets_its_heat_map_and_a_section(tmp_path):
     ablation = [[0.9, 0, 0, 0, 0.1, 0], [0, 0.8, 0, 0, 0.1, 0], [0, 0, 0.7, 0, 0, 0.2], [0, 0, 0, 0.9, -0.05, 0.2]]
     path = write(tmp_path, make_record(ablation=ablation, ablation_rule="rerouted: the router's next choice"))
-    png, md = report.write_report(report.load_record(path), path)
-    abl = report.ablation_path(path)
+    png, md = run_report.write_report(run_report.load_record(path), path)
+    abl = run_report.ablation_path(path)
     assert abl.name == "run.ablation.png" and png_size(abl)[0] > 100
     text = md.read_text()
     assert "![ablation heat-map](run.ablation.png)" in text and "rule: rerouted" in text
     plain = write(tmp_path, make_record(), name="plain.json")  # no ablation: no picture, no section
-    report.write_report(report.load_record(plain), plain)
-    assert not report.ablation_path(plain).exists() and "ablation" not in (tmp_path / "plain.summary.md").read_text()
+    run_report.write_report(run_report.load_record(plain), plain)
+    assert not run_report.ablation_path(plain).exists() and "ablation" not in (tmp_path / "plain.summary.md").read_text()
 
 
 def test_ablation_heatmap_checks_its_inputs(tmp_path):
@@ -215,7 +215,7 @@ def test_out_names_the_folder_of_every_output(tmp_path, capsys):
     rec = make_record(views={"gate_regions": {"x_range": [0, 1], "y_range": [0, 1], "size": 2, "expert": [[0, 1], [2, 3]],
                                               "points": {"x": [0.2, 0.8], "y": [0.3, 0.7], "label": [0, 5]}}})
     path = write(tmp_path, rec)
-    assert report.main([str(path), "--out", str(tmp_path / "out")]) == 0
+    assert run_report.main([str(path), "--out", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "run.allocation.png", "run.curves.png", "run.gate_regions.png", "run.summary.md"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run.json"]
@@ -229,7 +229,7 @@ def test_the_readme_example_outputs_are_ignored_by_git():
 
 
 def test_the_printed_report_shows_the_router_saturation_curve():
-    from moe.pictures.report import format_scores
+    from moe.pictures.run_report import format_scores
 
     rec = {"status": "ok", "config": {"router": "softmax"}, "dataset": {"name": "gm6"}, "test": {"accuracy": 0.5},
            "routing_dynamics": {"k": 1, "reference_epoch": 3, "router_saturation": [0.5, None, 1.0], "saturation_epoch": 3}}

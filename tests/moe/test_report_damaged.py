@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from moe.pictures import report
+from moe.pictures import run_report
 
 WRONG = [1, "x", [[1, "x"]], [[1], [1, 2]], {"a": [1]}, [{"epoch": "x", "expert_share": [[1], [1, 2]]}]]
 
@@ -24,7 +24,7 @@ def real_record():
 def outcome(tmp_path, capsys, record) -> int:
     path = tmp_path / "run.json"
     path.write_text(json.dumps(record))
-    code = report.main([str(path), "--out", str(tmp_path / "out")])
+    code = run_report.main([str(path), "--out", str(tmp_path / "out")])
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
     if code == 2:
@@ -63,6 +63,6 @@ def test_a_view_of_the_wrong_shape_is_one_line(tmp_path, capsys, real_record, vi
 def test_json_beyond_the_parser_limits_is_one_line(tmp_path, capsys, text):
     path = tmp_path / "run.json"
     path.write_text(text)
-    assert report.main([str(path)]) == 2
+    assert run_report.main([str(path)]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "not JSON" in err

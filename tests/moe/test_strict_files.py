@@ -2,7 +2,7 @@
 import pytest
 
 from moe.config import ConfigError, load_file
-from moe.files import DuplicateKeyError, load_json, load_yaml
+from moe.strict_files import DuplicateKeyError, load_json, load_yaml
 
 
 def test_a_repeated_yaml_key_names_the_key_and_both_lines():

@@ -1,4 +1,4 @@
-"""Views kept in a record (moe.records.views) and their pictures (moe.pictures.view_plots): the gate's regions on 2-D data
+"""Views kept in a record (moe.records.model_views) and their pictures (moe.pictures.view_plots): the gate's regions on 2-D data
 against the nearest-prototype rule, linear experts' weights and prototypes on images against the model's
 own parameters; the full configuration name (moe.records.naming)."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ import moe.training.loop
 from moe.config import Config
 from moe.records.naming import full_name, wrapped
 from moe.pictures.view_plots import png_bytes, record_figures
-from moe.records.views import GRID, decode, encode, views
+from moe.records.model_views import GRID, decode, encode, views
 
 
 def model_and_data(**fields):
@@ -86,7 +86,7 @@ def test_image_views_of_many_experts_keep_the_busiest(fake_mnist_root):
     """Beyond MAX_EXPERTS experts the record keeps the busiest ones on the test split (a few kB, not E x C x 784 bytes)
     and the pictures say which; a record written before that is drawn from its first MAX_EXPERTS experts."""
     from moe.pictures.view_plots import busiest, expert_weights_figure, shown
-    from moe.records.views import MAX_EXPERTS, shown_experts
+    from moe.records.model_views import MAX_EXPERTS, shown_experts
     E = MAX_EXPERTS + 5
     model, data = model_and_data(dataset="mnist", data_root=str(fake_mnist_root), experts=E)
     assignment = [E - 1] * 5 + [3] * 4 + [7] * 4 + [-1] * 2  # expert E-1 busiest, then 3 and 7 tied (lower first)
@@ -101,7 +101,7 @@ def test_image_views_of_many_experts_keep_the_busiest(fake_mnist_root):
     arrays, labels, note = shown(v)
     assert labels == keep and f"busiest of {E}" in note
     assert views(model, data, torch.device("cpu"))["expert_weights"]["experts"] == list(range(MAX_EXPERTS))  # no assignment
-    from moe.records.views import encode
+    from moe.records.model_views import encode
     arrays, labels, note = shown(encode(torch.randn(E, 10, 28, 28)))  # every expert, as records before the cap held them
     assert len(arrays) == MAX_EXPERTS and labels == list(range(MAX_EXPERTS)) and f"first {MAX_EXPERTS} of {E}" in note
     assert len(expert_weights_figure(v).axes) == MAX_EXPERTS * 10

@@ -2,7 +2,7 @@
 installs it): the page loads with no script error and no console message, a click on a header sorts the table
 (again: reversed), the filter hides rows, every image decodes, no interval rests on fewer than 3 runs or leaves
 its score's domain, and no table is wider than a 1,400 px window. The page checks itself when opened with
-``#selftest`` (``bench.report.html``); ``bench.report.browser`` runs it and reads the result back.
+``#selftest`` (``bench.report.page_parts``); ``bench.report.browser`` runs it and reads the result back.
 Skipped, saying why, where no Chromium is installed."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import copy
 
 from bench.compare.cli import main as compare_main
-from bench.report import html as h
+from bench.report import page_parts
 from bench.report.browser import ENV, WINDOW, find_chromium, screenshot, selftest
 from bench.report.sweep import write_sweep_report
 from bench.uncertainty import MIN_RUNS
@@ -79,11 +79,11 @@ def test_three_seeds_show_intervals_within_each_scores_domain(sweeps, tmp_path):
 
 def test_the_self_test_fails_intervals_from_too_few_runs_out_of_range_and_wide_tables(tmp_path):
     # negative controls: an interval from 2 runs, one outside [0, 1], one with no bounds, a table 3,000 px wide
-    cells = [f'<td{h.interval_attrs(2, 0.2, 0.4, (0, 1))}>0.3<span class="ci">[0.2, 0.4]</span></td>',
-             f'<td{h.interval_attrs(MIN_RUNS, -3.588, 4.201, (0, 1))}>0.3<span class="ci">[-3.588, 4.201]</span></td>',
+    cells = [f'<td{page_parts.interval_attrs(2, 0.2, 0.4, (0, 1))}>0.3<span class="ci">[0.2, 0.4]</span></td>',
+             f'<td{page_parts.interval_attrs(MIN_RUNS, -3.588, 4.201, (0, 1))}>0.3<span class="ci">[-3.588, 4.201]</span></td>',
              '<td>0.3<span class="ci">[0.1, 0.5]</span></td>']
     bad = tmp_path / "bad.html"
-    bad.write_text(h.page("bad", h.table(["a", "b", "c"], [cells]) + '<table id="wide"><tr><td style="min-width:3000px">x'
+    bad.write_text(page_parts.page("bad", page_parts.table(["a", "b", "c"], [cells]) + '<table id="wide"><tr><td style="min-width:3000px">x'
                           "</td></tr></table>"))
     got = selftest(bad)
     assert got["title"] == "SELFTEST FAIL"
@@ -94,7 +94,7 @@ def test_the_self_test_fails_intervals_from_too_few_runs_out_of_range_and_wide_t
     assert res["width"]["wide_tables"] and res["width"]["wide_tables"][0].startswith("wide")
     # the same wide table in a scrolling box fits
     ok = tmp_path / "ok.html"
-    ok.write_text(h.page("ok", h.scroll('<table id="wide"><tr><td style="min-width:3000px">x</td></tr></table>')))
+    ok.write_text(page_parts.page("ok", page_parts.scroll('<table id="wide"><tr><td style="min-width:3000px">x</td></tr></table>')))
     assert selftest(ok)["title"] == "SELFTEST PASS"
 
 
@@ -102,8 +102,8 @@ def test_the_self_test_fails_a_broken_page(tmp_path):
     # the negative control: a broken image, a script error and a console.error must all be caught
     bad = tmp_path / "bad.html"
     rows = [['<td>x</td>', '<td data-v="2">2</td>'], ['<td>y</td>', '<td data-v="1">1</td>']]
-    table = h.table(['<th data-type="text">c</th>', '<th data-type="num">v</th>'], rows, table_id="t", sortable=True)
-    bad.write_text(h.page("bad", table + '<img alt="broken" src="data:image/png;base64,AAAA">'
+    table = page_parts.table(['<th data-type="text">c</th>', '<th data-type="num">v</th>'], rows, table_id="t", sortable=True)
+    bad.write_text(page_parts.page("bad", table + '<img alt="broken" src="data:image/png;base64,AAAA">'
                           '<script>console.error("boom"); undefinedFunction();</script>'))
     got = selftest(bad)
     assert got["title"] == "SELFTEST FAIL"

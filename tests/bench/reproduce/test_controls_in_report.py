@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from bench.reproduce import report, runner
+from bench.reproduce import runner, verdict_page
 from bench.reproduce.results import Reproduction, SweepResult
 from runs_frames import frame, run_row
 from tests.helpers import make_fake_mnist
@@ -36,7 +36,7 @@ def test_controls_are_computed_once_kept_and_reported(tmp_path, monkeypatch):
     assert runner.controls_for({"cheating": SweepResult("cheating", None)}, plans, tmp_path, None) == {}
 
     rep = Reproduction(tmp_path, "small", results, [], 60.0, None, controls=found)
-    text = report.render(rep)
+    text = verdict_page.render(rep)
     assert "## Controls of the cheating scores" in text and "**gm6**" in text and "**mnist**" in text
     assert text.index("## Controls of the cheating scores") < text.index("## cheating")
     assert "total CPU time 0:42" in text  # 12.5 s + 30.0 s of trial time

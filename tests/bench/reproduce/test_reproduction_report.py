@@ -13,7 +13,7 @@ import pytest
 from bench.reproduce import claims
 from bench.reproduce import engine
 from bench.reproduce import measures as M
-from bench.reproduce import report
+from bench.reproduce import verdict_page
 from bench.reproduce.figures import PLOTS
 from bench.reproduce.results import Reproduction, SweepResult
 
@@ -49,7 +49,7 @@ def reproduction(tmp_path: Path) -> Reproduction:
 
 def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     rep = reproduction(tmp_path)
-    path = report.write_report(rep)
+    path = verdict_page.write_report(rep)
     text = path.read_text()
     assert path == tmp_path / "REPRODUCTION.md"
     assert "2 supported, 0 contradicted, 0 inconclusive, 0 premise failed, 1 not run." in text
@@ -95,7 +95,7 @@ def test_an_undefined_statistic_is_reported_with_its_reason(tmp_path):
     runs = lr_frame({1: 0.5, 100: 0.9})  # two ratios: no rank correlation
     res = SweepResult("lr_asymmetry", runs)
     verdicts = [engine.evaluate(c, runs) for c in claims.for_sweep("lr_asymmetry")]
-    text = report.render(Reproduction(tmp_path, "small", {"lr_asymmetry": res}, verdicts, 1.0, None))
+    text = verdict_page.render(Reproduction(tmp_path, "small", {"lr_asymmetry": res}, verdicts, 1.0, None))
     assert "### `lr_asymmetry.share_grows_with_ratio`: INCONCLUSIVE" in text
     assert ("= undefined (n = 6; no collapsed runs); threshold > 0 (above 0): **INCONCLUSIVE** — needs at "
             "least 3 values") in text
@@ -105,7 +105,7 @@ def test_an_undefined_statistic_is_reported_with_its_reason(tmp_path):
 def test_numbers_table_uses_ok_runs_and_counts_the_rest():
     runs = frame([run_row(0, "a", accuracy=0.5, allocation=shares(0.2)), run_row(1, "a", accuracy=0.7, allocation=shares(0.4)),
                   run_row(2, "a", status="error", accuracy=math.nan), run_row(3, "b", accuracy=0.9)])
-    table = report.numbers_table(runs, ["accuracy", {"expert_share": 0}])
+    table = verdict_page.numbers_table(runs, ["accuracy", {"expert_share": 0}])
     assert "| configuration | ok runs | accuracy | share of expert 0 |" in table
     assert "| `a` | 2/3 | 0.600 ± 0.141 | 0.300 ± 0.141 |" in table
     assert "| `b` | 1/1 | 0.900 | – |" in table
@@ -151,7 +151,7 @@ def test_report_states_open_verdicts_failed_premises_collapsed_runs_and_seed_num
     chosen = (claims.for_sweep("lr_asymmetry") + claims.for_sweep("fmnist_mnist_joint") + claims.for_sweep("cheating")
               + claims.for_sweep("remedies"))
     verdicts = evaluate_all(chosen, lambda s: (results[s].runs, ""))
-    text = report.render(Reproduction(tmp_path, "small", results, verdicts, 1.0, None))
+    text = verdict_page.render(Reproduction(tmp_path, "small", results, verdicts, 1.0, None))
     assert "### `remedies.linear_router`: PREMISE FAILED" in text
     assert ("Verdict: **PREMISE FAILED**: the premise `cheating.black_box_router_cheats` is CONTRADICTED, and this claim "
             "presupposes it") in text
@@ -170,7 +170,7 @@ def test_report_states_open_verdicts_failed_premises_collapsed_runs_and_seed_num
 
 
 def test_cheating_numbers_say_which_configurations_are_competent_and_alive():
-    text = report.numbers_table(M.with_derived(cheating_frame(0.95, 0.05, 0.5, 0.965)), report.NUMBERS["cheating"])
+    text = verdict_page.numbers_table(M.with_derived(cheating_frame(0.95, 0.05, 0.5, 0.965)), verdict_page.NUMBERS["cheating"])
     head, _, *rows = text.splitlines()
     assert "| val_accuracy | val_experts_alive | accuracy | cheating_score |" in head
     by_name = {r.split(" | ")[0].strip("| `"): r for r in rows}
@@ -193,13 +193,13 @@ def test_seed_numbers_stand_split_for_split_and_labels_say_which_split():
     assert len(test_mi) == 1 and test_mi[0].seed.startswith("1.83-1.92")  # the seed's test heat-maps, not 2.25
     assert M.measure_name("accuracy_after_joint") == "validation accuracy after the joint phase"
     # the split NMI of each run against its own split, in both pre-trained sweeps' numbers
-    assert {"split_nmi": "$class_split"} in report.NUMBERS["pretrained_experts"]
-    assert {"split_nmi": "$class_split"} in report.NUMBERS["pretrained_experts_mnist"]
+    assert {"split_nmi": "$class_split"} in verdict_page.NUMBERS["pretrained_experts"]
+    assert {"split_nmi": "$class_split"} in verdict_page.NUMBERS["pretrained_experts_mnist"]
 
 
 def test_an_mnist_sweep_says_which_images_test_is(tmp_path):
     runs = pretrained_frame(True, 0.90, 0.89, "mnist_pairs_2").assign(dataset="mnist")
-    lines = report.sweep_section(SweepResult("pretrained_experts_mnist", runs), [], tmp_path, "small")
+    lines = verdict_page.sweep_section(SweepResult("pretrained_experts_mnist", runs), [], tmp_path, "small")
     assert any(line.startswith("**Test split**: ") and "MNIST *training* images" in line for line in lines)
     gm6 = lr_frame({1: 0.5, 100: 0.9}).assign(dataset="gm6")
-    assert not any("Test split" in line for line in report.sweep_section(SweepResult("lr_asymmetry", gm6), [], tmp_path, "small"))
+    assert not any("Test split" in line for line in verdict_page.sweep_section(SweepResult("lr_asymmetry", gm6), [], tmp_path, "small"))

@@ -7,12 +7,12 @@ import difflib
 import pytest
 import yaml
 
-from bench.sweep import cli, cluster, runner, shape, spec
+from bench.sweep import cli, cluster, runner, file_shape, spec
 from bench.sweep.cluster import ResourceError, resolve_resources
 from bench.sweep.spec import SweepError
 from moe import registry, validate
 from moe.config import ConfigError, load_file
-from moe.files import MAX_YAML_VALUES, ExpansionError, expanded_size, load_yaml
+from moe.strict_files import MAX_YAML_VALUES, ExpansionError, expanded_size, load_yaml
 from tests.bench.sweep.test_sweep_file_errors import no_tune, one_error, write  # noqa: F401  (fixtures)
 
 LINE_CAP = 2000  # no error line is longer (the longest list the project itself names: the config keys, ~700)
@@ -97,9 +97,9 @@ def test_a_grid_over_the_cap_is_refused_before_it_is_expanded(monkeypatch, tmp_p
         raise AssertionError("the grid was expanded")
 
     monkeypatch.setattr(spec, "expand_value", expanded)
-    axes = {"seed": list(range(shape.MAX_TRIALS // 10 + 1)), "experts": list(range(1, 11))}
+    axes = {"seed": list(range(file_shape.MAX_TRIALS // 10 + 1)), "experts": list(range(1, 11))}
     line = one_error(capsys, [write(tmp_path, yaml.safe_dump({"dataset": "gm6", "grid": axes})), "--dry-run"])
-    assert f"{shape.MAX_TRIALS + 10:,} trials" in line and f"cap of {shape.MAX_TRIALS:,}" in line
+    assert f"{file_shape.MAX_TRIALS + 10:,} trials" in line and f"cap of {file_shape.MAX_TRIALS:,}" in line
 
 
 def test_a_configuration_is_validated_once_for_all_its_seeds(monkeypatch):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.sweep import cli, runner, shape, spec
+from bench.sweep import cli, runner, file_shape, spec
 from bench.sweep.spec import SweepError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -86,21 +86,21 @@ def test_a_grid_over_the_cap_is_refused_at_once_with_count_and_cap(tmp_path, cap
     path = write(tmp_path, yaml.safe_dump({"dataset": "gm6", "grid": axes}))
     started = time.perf_counter()
     line = one_error(capsys, [path, "--dry-run"])
-    assert "1,000,000 trials" in line and f"cap of {shape.MAX_TRIALS:,}" in line
+    assert "1,000,000 trials" in line and f"cap of {file_shape.MAX_TRIALS:,}" in line
     one_error(capsys, [path])
     assert time.perf_counter() - started < 5, "the count comes before any expansion"
     # the same through --set (a budget or an override can grow a small grid past the cap)
     small = write(tmp_path, yaml.safe_dump({"dataset": "gm6", "grid": {"experts": [2]}}), "small.yaml")
-    line = one_error(capsys, [small, "--dry-run", "--set", f"grid.seed={list(range(shape.MAX_TRIALS + 1))}"])
-    assert f"{shape.MAX_TRIALS + 1:,} trials" in line
+    line = one_error(capsys, [small, "--dry-run", "--set", f"grid.seed={list(range(file_shape.MAX_TRIALS + 1))}"])
+    assert f"{file_shape.MAX_TRIALS + 1:,} trials" in line
     # a sweep object built by hand is not expanded either
     with pytest.raises(SweepError, match="more than the cap"):
         spec.Sweep(name="x", path=None, grid=[axes]).trials()
 
 
 def test_a_grid_at_the_cap_still_loads():
-    sweep = spec.from_mapping({"grid": {"seed": list(range(shape.MAX_TRIALS // 100)), "experts": list(range(1, 101))}}, name="cap")
-    assert spec.count_trials(sweep) == shape.MAX_TRIALS
+    sweep = spec.from_mapping({"grid": {"seed": list(range(file_shape.MAX_TRIALS // 100)), "experts": list(range(1, 101))}}, name="cap")
+    assert spec.count_trials(sweep) == file_shape.MAX_TRIALS
 
 
 def test_dry_run_of_a_bad_sweep_prints_no_trial_before_its_error(tmp_path, capsys, no_tune):

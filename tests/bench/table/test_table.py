@@ -9,7 +9,7 @@ import pytest
 
 from bench.table.cli import main
 from bench.table.configurations import markdown, summary
-from bench.table.front import pareto, pareto_front
+from bench.table.pareto import pareto, pareto_front
 from bench.table.runs import busiest_share
 from bench.table.tables import build, load_runs
 

@@ -47,7 +47,7 @@ def test_trace_from_tiny_random_model(kind, tmp_path):
 
 
 def test_converted_trace_gets_the_same_report(tmp_path):
-    from moe.pictures.report import main
+    from moe.pictures.run_report import main
     model = tiny("olmoe")
     ids = torch.randint(0, 64, (2, 9), generator=torch.Generator().manual_seed(2))
     trace = trace_from_transformers(model, ids, domain=torch.zeros(2, 9, dtype=torch.long), domain_names=["text"])

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from moe.pictures.report import main
+from moe.pictures.run_report import main
 from moe.records import trace as tr
 from moe.scoring.token_scores import layer_scores
 
