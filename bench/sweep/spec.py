@@ -392,7 +392,7 @@ def checked_config(config: dict[str, Any], cache: dict) -> tuple[dict[str, Any] 
     """(the complete config, []) or (None, its problems). No rule but its own range reads the seed, so each
     configuration is validated once for all its seeds (``cache``) and the seed alone, with the same lines."""
     rest = {k: v for k, v in config.items() if k != "seed"}
-    key = repr(sorted(rest.items()))
+    key = repr(sorted(rest.items(), key=lambda item: repr(item[0])))  # a preset may bring a key that is no string
     if key not in cache:
         try:
             cache[key] = (model.checked_config(rest).to_dict(), [])  # every rule, and the memory cap
