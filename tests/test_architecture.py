@@ -231,6 +231,9 @@ def private_uses(name: str, path: Path) -> list[tuple[str, int]]:
                     aliases[a.asname or a.name] = full
                 elif node.module in MODULES and a.name.startswith("_") and not a.name.startswith("__"):
                     out.append((full, node.lineno))
+                elif node.module in MODULES and any(p.startswith("_") and not p.startswith("__")
+                                                    for p in node.module.split(".")):
+                    out.append((full, node.lineno))  # a public name of a private module
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name in MODULES:
@@ -273,8 +276,10 @@ def test_records_are_built_only_in_the_record_module():
 
 def test_the_private_name_check_sees_both_forms(tmp_path):
     src = tmp_path / "user.py"
-    src.write_text("from moe.training.loop import _hidden\nfrom moe.training import loop\nloop._other()\n")
-    assert private_uses("bench.sweep.user", src) == [("moe.training.loop._hidden", 1), ("moe.training.loop._other", 3)]
+    src.write_text("from moe.training.loop import _hidden\nfrom moe.training import loop\nloop._other()\n"
+                   "from kernels._common import resolve_backend\n")
+    assert private_uses("bench.sweep.user", src) == [("moe.training.loop._hidden", 1), ("kernels._common.resolve_backend", 4),
+                                                     ("moe.training.loop._other", 3)]
 
 
 def test_validation_sits_below_the_model():

@@ -8,7 +8,7 @@ versions, the git hash and the date).
     versions        Python, torch, numpy, Triton (when installed), this project (``moe.records.record.versions``)
     data_sha256     sha256 of the loaded arrays as the run saw them (after subsets and normalisation):
                     each array's name, dtype, shape and bytes in a fixed order (None when no data was loaded)
-    kernel_backend  what the expert layers ran on: torch or triton (``kernels._common.resolve_backend``)
+    kernel_backend  what the expert layers ran on: torch or triton (``kernels.resolve_backend``)
     device          the device the run used (with the GPU's name on CUDA)
     started_at      the run's start, UTC, ISO 8601 to the second
     host            the machine's name
@@ -26,7 +26,7 @@ from typing import Any
 import numpy
 import torch
 
-from kernels._common import resolve_backend
+from kernels import resolve_backend
 from moe.records.record import versions
 
 FIELDS = ("git", "git_dirty", "versions", "data_sha256", "kernel_backend", "device", "started_at", "host")
