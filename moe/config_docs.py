@@ -5,13 +5,11 @@ writes it; ``--check PATH`` exits 1 when PATH is not the generated text (a test 
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 from moe.config import FIELD_TYPES, Config, field_help
 from moe.field_limits import CAP_REASONS, LIMITS
-from moe.records.record import atomic_write_bytes
+from moe.records.record import generated_page_main
 
 DOCS = "docs/config.md"
 
@@ -40,22 +38,7 @@ def markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m moe.config_docs", description="Print, write or check docs/config.md.")
-    group = ap.add_mutually_exclusive_group()
-    group.add_argument("--write", metavar="PATH", help=f"write the page to PATH (the committed one: {DOCS})")
-    group.add_argument("--check", metavar="PATH", help="exit 1 when PATH is not the generated text")
-    args = ap.parse_args(argv)
-    text = markdown()
-    if args.write:
-        atomic_write_bytes(Path(args.write), text.encode("utf-8"))
-    elif args.check:
-        path = Path(args.check)
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            print(f"error: {path} is stale or missing: run python -m moe.config_docs --write {path}", file=sys.stderr)
-            return 1
-    else:
-        sys.stdout.write(text)
-    return 0
+    return generated_page_main("moe.config_docs", DOCS, markdown, argv)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from), routing_dynamics (router saturation of the validation split per epoch aga
 """
 from __future__ import annotations
 
+import argparse
 import functools
 import importlib.metadata
 import json
@@ -21,11 +22,12 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import tomllib
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy
 import torch
@@ -100,6 +102,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def generated_page_main(prog: str, docs: str, markdown: Callable[[], str], argv: list[str] | None = None) -> int:
+    """The command of a generated docs page (``python -m PROG [--write PATH | --check PATH]``): print it, write it
+    atomically, or exit 1 with one line when PATH is not the generated text."""
+    ap = argparse.ArgumentParser(prog=f"python -m {prog}", description=f"Print, write or check {docs}.")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--write", metavar="PATH", help=f"write the page to PATH (the committed one: {docs})")
+    group.add_argument("--check", metavar="PATH", help="exit 1 when PATH is not the generated text")
+    args = ap.parse_args(argv)
+    text = markdown()
+    if args.write:
+        atomic_write_bytes(Path(args.write), text.encode("utf-8"))
+    elif args.check:
+        path = Path(args.check)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            print(f"error: {path} is stale or missing: run python -m {prog} --write {path}", file=sys.stderr)
+            return 1
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:

@@ -7,13 +7,11 @@ run ``python -m moe.scoring.score_docs --write docs/scores.md``.
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 from moe.scoring.cheating import MIN_COVERAGE, NEAR_CHANCE
 from moe.scoring.metrics import COLLAPSE_SHARE
-from moe.records.record import atomic_write_bytes
+from moe.records.record import generated_page_main
 from moe.scoring.scores import DOCS, NEEDS, RENAMED, SCORES
 
 ARROWS = {"higher": "↑ higher", "lower": "↓ lower", "neutral": "neutral"}
@@ -153,22 +151,7 @@ def markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m moe.scoring.score_docs", description="Print, write or check docs/scores.md.")
-    group = ap.add_mutually_exclusive_group()
-    group.add_argument("--write", metavar="PATH", help=f"write the page to PATH (the committed one: {DOCS})")
-    group.add_argument("--check", metavar="PATH", help="exit 1 when PATH is not the generated text")
-    args = ap.parse_args(argv)
-    text = markdown()
-    if args.write:
-        atomic_write_bytes(Path(args.write), text.encode("utf-8"))
-    elif args.check:
-        path = Path(args.check)
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            print(f"error: {path} is stale or missing: run python -m moe.scoring.score_docs --write {path}", file=sys.stderr)
-            return 1
-    else:
-        sys.stdout.write(text)
-    return 0
+    return generated_page_main("moe.scoring.score_docs", DOCS, markdown, argv)
 
 
 if __name__ == "__main__":
