@@ -40,6 +40,12 @@ BAR_WORDS = (f"bars: {LEVEL:.0%} bootstrap interval of the mean over runs (n >= 
              f"(min-max) of the runs where n < {MIN_RUNS}")
 
 
+def fixed(v: float, digits: int = 3) -> str:
+    """``v`` with ``digits`` decimals, never a negative zero: -0.0004 reads ``0.000``, not ``-0.000``."""
+    text = f"{v:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def generator() -> np.random.Generator:
     return np.random.default_rng(SEED)
 
@@ -109,13 +115,12 @@ class Summary:
 
     def spread_text(self, digits: int = 3) -> str:
         """``[0.790, 0.834]``, ``range 0.80-0.83, n = 2``, ``n = 1`` or '' (no value)."""
-        f = f".{digits}f"
         if math.isnan(self.mean):
             return ""
         if self.has_interval:
-            return f"[{self.low:{f}}, {self.high:{f}}]"
+            return f"[{fixed(self.low, digits)}, {fixed(self.high, digits)}]"
         if self.n >= 2:
-            return f"range {self.min:{f}}–{self.max:{f}}, n = {self.n}"
+            return f"range {fixed(self.min, digits)}–{fixed(self.max, digits)}, n = {self.n}"
         return f"n = {self.n}"
 
     def text(self, digits: int = 3) -> str:
@@ -123,7 +128,7 @@ class Summary:
         if math.isnan(self.mean):
             return "–"
         spread = self.spread_text(digits)
-        return f"{self.mean:.{digits}f} " + (spread if self.has_interval else f"({spread})")
+        return f"{fixed(self.mean, digits)} " + (spread if self.has_interval else f"({spread})")
 
 
 def summarize(values: Sequence[float] | np.ndarray, column: str | None = None,

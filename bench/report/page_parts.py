@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from bench.uncertainty import MIN_RUNS
+from bench.uncertainty import MIN_RUNS, fixed
 
 __all__ = ["esc", "img", "img_file", "table", "page", "num", "details", "pre", "scroll"]
 
@@ -125,7 +125,7 @@ def num(v: Any, digits: int = 3) -> str:
     if isinstance(v, int):
         return str(v)
     try:
-        return f"{float(v):.{digits}f}"
+        return fixed(float(v), digits)
     except (TypeError, ValueError):
         return esc(v)
 

@@ -21,6 +21,7 @@ from bench.reproduce.measures import (COLLAPSE_SHARE, OP_WORDS, collapsed, measu
                                       where_text, with_derived)
 from bench.reproduce.results import BUDGET_WORDS, Reproduction, SweepResult
 from bench.table.tables import write_text
+from bench.uncertainty import RULE_WORDS, fixed, summarize
 from moe.training.controls import allocation_controls, allocation_markdown
 from moe.training.controls import markdown as controls_markdown
 from moe.records.record import versions, write_json_atomic
@@ -40,7 +41,7 @@ def _num(v: Any, digits: int = 3) -> str:
         return "–"
     if isinstance(v, int) and not isinstance(v, bool):
         return str(v)
-    return f"{v:.{digits}f}"
+    return fixed(v, digits)
 
 
 def clock(seconds: float) -> str:
@@ -56,8 +57,9 @@ FLAGS = ("competent",)  # derived yes / no columns of a configuration (bench.rep
 
 
 def numbers_table(runs: pd.DataFrame, measures: list[str | dict[str, Any]]) -> str:
-    """Markdown: one row per configuration, mean ± std over its ok runs of each measure (collapsed runs
-    included, and counted beside the ok runs)."""
+    """Markdown: one row per configuration, each measure over its ok runs as the one uncertainty rule shows it
+    (``bench.uncertainty``: the mean and its 95% bootstrap interval from 3 runs on, else the mean, the range and
+    n; collapsed runs included, and counted beside the ok runs)."""
     ok = ok_runs(runs)
     flags = collapsed(runs)
     head = ["configuration", "ok runs"] + [measure_name(m) for m in measures]
@@ -71,10 +73,9 @@ def numbers_table(runs: pd.DataFrame, measures: list[str | dict[str, Any]]) -> s
             if m in FLAGS:  # a property of the configuration: the same in every run
                 cells.append(("yes" if bool(v.iloc[0]) else "no") if len(v) else "–")
                 continue
-            cell = _num(float(v.mean())) if len(v) else "–"
-            if len(v) > 1:
-                cell += f" ± {float(v.std(ddof=1)):.3f}"
-            cells.append(cell)
+            # a dict measure (an expert's share, a split NMI) lies in [0, 1]; a named one has its column's domain
+            st = summarize(v.to_numpy(dtype=float), m) if isinstance(m, str) else summarize(v.to_numpy(dtype=float), bounds=(0.0, 1.0))
+            cells.append(st.text())
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -268,7 +269,7 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
         if res.interrupted:
             lines.append("**Interrupted**: some trials did not finish; run the same command with "
                          f"`--out {out}` to continue.")
-        lines += ["", "Numbers per configuration (mean ± std over seeds, ok runs):", "",
+        lines += ["", f"Numbers per configuration (ok runs; {RULE_WORDS}):", "",
                   numbers_table(with_derived(res.runs), NUMBERS[res.name]), ""]
     for v in verdicts:
         lines += claim_section(v, res.runs)

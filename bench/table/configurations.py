@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.table.runs import busiest_share
 from moe.records.record import STATUSES
-from bench.uncertainty import RULE_WORDS, Summary, summarize
+from bench.uncertainty import RULE_WORDS, Summary, fixed, summarize
 from moe.scoring.metrics import COLLAPSE_SHARE
 from moe.scoring.scores import DOCS
 from moe.scoring.scores import DIRECTIONS, TABLE_SCORES  # the columns of table.md / .tex (absent or all-NaN ones dropped)
@@ -103,7 +103,7 @@ def _cell(row: pd.Series, c: str, digits: int = 3) -> str:
     """The rule's text (bench.uncertainty): ``0.812 [0.790, 0.834]``, ``0.812 (range 0.800–0.830, n = 2)``, '–'."""
     st = row_summary(row, c)
     if c.startswith("stability_") and not math.isnan(st.mean):
-        return f"{st.mean:.{digits}f}"
+        return fixed(st.mean, digits)
     return st.text(digits)
 
 
@@ -169,10 +169,10 @@ def _short_cell(row: pd.Series, c: str) -> str:
     if math.isnan(st.mean):
         return "–"
     if c.startswith("stability_") or st.n < 2:
-        return f"{st.mean:.3f}"
+        return fixed(st.mean)
     if st.has_interval:
-        return f"{st.mean:.3f} [{st.low:.2f},{st.high:.2f}]"
-    return f"{st.mean:.3f} ({st.min:.2f}–{st.max:.2f})"
+        return f"{fixed(st.mean)} [{fixed(st.low, 2)},{fixed(st.high, 2)}]"
+    return f"{fixed(st.mean)} ({fixed(st.min, 2)}–{fixed(st.max, 2)})"
 
 
 def terminal(summ: pd.DataFrame, wide: bool = False, width: int = WIDTH) -> str:

@@ -137,7 +137,7 @@ def test_reproduction_page_shows_claims_and_links_each_sweep(sweep_dir, tmp_path
                                                             "claims": claims}))
     (tmp_path / "REPRODUCTION.md").write_text("# Reproduction\n")
     text = write_reproduction_report(tmp_path).read_text()
-    assert "SUPPORTED" in text and "mean accuracy" in text and "0.930" in text and "[0.9, 0.95]" in text
+    assert "SUPPORTED" in text and "mean accuracy" in text and "0.930" in text and "interval [0.900, 0.950]" in text
     assert 'href="tiny/report.html"' in text and "softmax[experts=3]" in text
     assert 'href="tiny/report.html#score-accuracy"' in text and 'href="#score-' not in text  # definitions: on the sweep's page
 

@@ -72,7 +72,9 @@ def test_report_states_numbers_thresholds_and_verdicts(tmp_path):
     assert "| runs collapsed (fast expert takes all) | 7 of 10 | 0 of 3 |" in text
     assert "| test accuracy | 0.966 ± 0.014 | 0.980 ± 0.000 (3 runs, 0.98-0.98) |" in text
     # per configuration numbers and the figures, linked relative to the report
-    assert "| `softmax[lr_ratio=100]` | 3/3 | 0.980 ± 0.000 | 0.900 ± 0.020 |" in text
+    # the one uncertainty rule: 3 runs give the bootstrap interval (shares 0.88, 0.90, 0.92: each end has
+    # probability 1/27 > 2.5%, so the interval is the runs' range)
+    assert "| `softmax[lr_ratio=100]` | 3/3 | 0.980 [0.980, 0.980] | 0.900 [0.880, 0.920] |" in text
     assert "![Each expert's share of the training samples against epoch" in text
     assert "(figures/lr_asymmetry_share_by_epoch.png)" in text and "(figures/lr_asymmetry_share_by_ratio.png)" in text
     # a sweep that did not run: its reason once, its claims NOT RUN
@@ -107,8 +109,9 @@ def test_numbers_table_uses_ok_runs_and_counts_the_rest():
                   run_row(2, "a", status="error", accuracy=math.nan), run_row(3, "b", accuracy=0.9)])
     table = verdict_page.numbers_table(runs, ["accuracy", {"expert_share": 0}])
     assert "| configuration | ok runs | accuracy | share of expert 0 |" in table
-    assert "| `a` | 2/3 | 0.600 ± 0.141 | 0.300 ± 0.141 |" in table
-    assert "| `b` | 1/1 | 0.900 | – |" in table
+    # fewer than 3 runs: no interval (no ± either), the range and n
+    assert "| `a` | 2/3 | 0.600 (range 0.500–0.700, n = 2) | 0.300 (range 0.200–0.400, n = 2) |" in table
+    assert "| `b` | 1/1 | 0.900 (n = 1) | – |" in table
 
 
 @pytest.mark.parametrize("name, runs", [
@@ -175,9 +178,9 @@ def test_cheating_numbers_say_which_configurations_are_competent_and_alive():
     assert "| val_accuracy | val_experts_alive | accuracy | cheating_score |" in head
     by_name = {r.split(" | ")[0].strip("| `"): r for r in rows}
     bb = "[router=softmax,gate=lenet,gate_hidden=16,routing=soft,match_router=None,experts=10]"
-    assert "| 0.970 ± 0.000 | 10.000 ± 0.000 | 0.970 ± 0.000 | 0.950 ± 0.000 |" in by_name[bb]
+    assert "| 0.970 [0.970, 0.970] | 10.000 [10.000, 10.000] | 0.970 [0.970, 0.970] | 0.950 [0.950, 0.950] |" in by_name[bb]
     dead = "[router=softmax,gate=lenet,gate_hidden=8,routing=soft,match_router=None,experts=10]"
-    assert "| 7.000 ± 0.000 |" in by_name[dead]  # 7 of 10 alive: left out of the black boxes
+    assert "| 7.000 [7.000, 7.000] |" in by_name[dead]  # 7 of 10 alive: left out of the black boxes
 
 
 def test_seed_numbers_stand_split_for_split_and_labels_say_which_split():
