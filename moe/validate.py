@@ -322,6 +322,16 @@ def device_type(cfg: Config) -> str:
     return "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
 
 
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a run's ``device`` field ('auto': cuda when available); ConfigError (one line) when it
+    asks for CUDA on a machine without it. Every run resolves it before loading data or building a model."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(["device: 'cuda' asked for but no CUDA device is available; valid choices here: cpu, auto"])
+    return torch.device(name)
+
+
 def kernels_problems(cfg: Config) -> list[str]:
     """The kernels backend (env MOE_KERNELS, else the device's default) must run on the run's device: an unknown
     name, or Triton on a CPU without its interpreter, is refused here instead of at the first forward pass."""

@@ -6,7 +6,8 @@ every speed change that claims 'records bitwise equal before and after'.
 
 ``write`` trains each configuration of :data:`CASES` (every router, hard and Gumbel routing, every expert type,
 every objective and optimizer, a regulariser, pretraining, router matching, per-expert learning rates; gm6 and
-generated MNIST-shaped data, a few epochs each, about a minute on one core) and writes their records, without
+generated MNIST-shaped data, a few epochs each; the language model on the KJV with its routers; about a minute and
+a half on one core) and writes their records, without
 what depends on when and where they ran (timing, versions, provenance, epoch times), as JSON. ``compare`` prints
 the configurations whose records differ, each with its largest difference and where it is. A configuration that
 cannot run is recorded as its error, so a change that breaks one shows as a difference too.
@@ -29,6 +30,7 @@ from moe.records.record_diff import largest
 
 GM6 = dict(dataset="gm6", epochs=3, n_train=600, n_test=200, lr=0.05)
 MNIST = dict(dataset="mnist", epochs=2, n_train=1000, n_test=300, lr=0.01, optimizer="adam")
+KJV = dict(dataset="kjv", epochs=2, n_train=64, n_test=16, context=64)  # the language model (moe.training.lm_loop)
 CASES: list[dict[str, Any]] = [
     *(dict(GM6, router=r) for r in ("softmax", "expert_choice", "hash", "linear", "prototype", "sinkhorn", "soft", "switch")),
     dict(GM6, router="attention", expert="mlp"),
@@ -47,6 +49,11 @@ CASES: list[dict[str, Any]] = [
     dict(MNIST, experts=10, gate="mlp", gate_hidden=32),
     dict(MNIST, preset="seed_mnist"),
     dict(MNIST, experts=4, gate="cnn", gate_hidden=4, importance_loss=0.1),
+    dict(KJV),
+    dict(KJV, noisy_gate=True, load_loss=0.1, z_loss=0.01),
+    dict(KJV, router="hash", switch_loss=0.0),
+    *(dict(KJV, router=r) for r in ("soft", "sinkhorn", "switch")),
+    dict(KJV, top_k=1, expert="linear", moe_layers="alternate", lm_layers=3, optimizer="sgd", momentum=0.9),
 ]
 WHEN_AND_WHERE = ("timing", "versions", "provenance", "started_at")  # not what was trained
 

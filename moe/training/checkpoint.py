@@ -2,7 +2,8 @@
 that refuse a state written under another config or format.
 
 ``moe.training.loop.run(..., on_state=...)`` receives ``TrainState.to_bytes()`` after every finished epoch and
-``run(..., state=...)`` continues from one with the numbers of a run never stopped (bitwise on the CPU).
+``run(..., state=...)`` continues from one with the numbers of a run never stopped (bitwise on the CPU). The
+language model's loop (``moe.training.lm_loop``) saves the same state (``capture_lm_state``, ``restore_lm_state``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from moe.config import Config
@@ -86,14 +88,35 @@ class TrainState:
         raise StateMismatch(f"state: written by a run of another config ({'; '.join(diff) or 'config hash differs'})")
 
 
-def capture_state(cfg: Config, model: MixtureOfExperts, optimizer: torch.optim.Optimizer, batch_order: torch.Generator,
-                  device: torch.device, *, epoch: int, gate_epochs: int, history: list[dict[str, Any]],
-                  train_s: float, val_sets: dict[int, torch.Tensor] | None = None) -> TrainState:
+def rng_states(batch_order: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    """The states of the generators a run draws from after set-up: its batch order, torch's global one, CUDA's."""
     rng = {"batch_order": batch_order.get_state(), "torch": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
+
+
+def check_device(rng: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Refuse a state saved on another kind of device (its generators are not this run's)."""
+    if ("cuda" in rng) != (device.type == "cuda"):
+        raise StateMismatch(f"device: the state was saved {'on' if 'cuda' in rng else 'off'} CUDA, this run is on {device}")
+
+
+def restore_rngs(rng: dict[str, torch.Tensor], batch_order: torch.Generator, device: torch.device) -> None:
+    """The generators of :func:`rng_states` set back."""
+    check_device(rng, device)
+    batch_order.set_state(rng["batch_order"])
+    torch.set_rng_state(rng["torch"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], device)
+
+
+def capture_state(cfg: Config, model: MixtureOfExperts, optimizer: torch.optim.Optimizer, batch_order: torch.Generator,
+                  device: torch.device, *, epoch: int, gate_epochs: int, history: list[dict[str, Any]],
+                  train_s: float, val_sets: dict[int, torch.Tensor] | None = None) -> TrainState:
     return TrainState(config_hash(cfg), cfg.to_dict(), epoch, gate_epochs, model.router.temperature, history,
-                      model.state_dict(), optimizer.state_dict(), rng, train_s, val_sets=dict(val_sets or {}))
+                      model.state_dict(), optimizer.state_dict(), rng_states(batch_order, device), train_s,
+                      val_sets=dict(val_sets or {}))
 
 
 def load_model_state(state: TrainState, model: MixtureOfExperts) -> None:
@@ -104,13 +127,34 @@ def load_model_state(state: TrainState, model: MixtureOfExperts) -> None:
 
 def restore_state(state: TrainState, model: MixtureOfExperts, batch_order: torch.Generator, device: torch.device) -> None:
     """The model, temperature and generators of a saved state (the optimizer waits for its phase)."""
-    if ("cuda" in state.rng) != (device.type == "cuda"):
-        raise StateMismatch(f"device: the state was saved {'on' if 'cuda' in state.rng else 'off'} CUDA, this run is on {device}")
+    check_device(state.rng, device)
     load_model_state(state, model)
-    batch_order.set_state(state.rng["batch_order"])
-    torch.set_rng_state(state.rng["torch"])
-    if device.type == "cuda":
-        torch.cuda.set_rng_state(state.rng["cuda"], device)
+    restore_rngs(state.rng, batch_order, device)
+
+
+# ---- the language model's state (moe.training.lm_loop): the same TrainState, read as follows ----
+# epoch and history as above; gate_epochs = epoch and temperature = the config's (its routers keep one temperature);
+# model and optimizer: the language model's and its one optimizer's; val_sets: training step -> int16 [L, N, k] the
+# experts of the saturation windows in each MoE layer at that step (router saturation's snapshots).
+
+def capture_lm_state(cfg: Config, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch_order: torch.Generator,
+                     device: torch.device, *, epoch: int, history: list[dict[str, Any]], train_s: float,
+                     snapshots: list[tuple[int, list[np.ndarray]]]) -> TrainState:
+    """The language model's training state after a finished epoch; ``snapshots``: (step, [N, k] experts per MoE layer)."""
+    val_sets = {step: torch.from_numpy(np.stack(layers)).to(torch.int16) for step, layers in snapshots}
+    return TrainState(config_hash(cfg), cfg.to_dict(), epoch, epoch, cfg.temperature, [dict(h) for h in history],
+                      model.state_dict(), optimizer.state_dict(), rng_states(batch_order, device), train_s,
+                      val_sets=val_sets)
+
+
+def restore_lm_state(state: TrainState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                     batch_order: torch.Generator, device: torch.device) -> list[tuple[int, list[np.ndarray]]]:
+    """The language model, its optimizer and generators as a saved state left them; returns its snapshots."""
+    check_device(state.rng, device)
+    model.load_state_dict(state.model)
+    optimizer.load_state_dict(state.optimizer)
+    restore_rngs(state.rng, batch_order, device)
+    return [(int(step), [layer.long().numpy() for layer in layers]) for step, layers in sorted(state.val_sets.items())]
 
 
 def load_state(state: TrainState | bytes, cfg: Config) -> TrainState:

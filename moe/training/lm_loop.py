@@ -13,10 +13,17 @@ smoothed, scored on the same windows), the per-layer token scores of the validat
 points of training against the end (OLMoE's, on the validation windows), and the causal score: the increase in
 each domain's loss when one expert of one layer is removed (its router routes around it).
 
+Device: the model, its batches, its loss and its evaluations run on the config's ``device`` (``moe.validate.
+resolve_device``: one line, before any work, when it asks for an absent CUDA device); each split's bytes are copied
+there once, its labels stay on the CPU. What leaves the device (the losses summed per domain, the routing trace, the
+saturation snapshots) is moved to the CPU where it is read, so the scores and traces never see a device tensor. On the
+CPU the numbers are those of a run that never heard of devices.
+
 Letters: B windows in a batch, S = context positions, T = B x S tokens, V = 256 byte values, D domains, E experts.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -35,10 +42,12 @@ from moe.data.text import TextDataError, TextDataset, TextSplit, is_text_dataset
 from moe.lm import MoELanguageModel, build_lm, lm_parameter_counts
 from moe.objectives.base import REGULARISERS
 from moe.records.provenance import provenance
+from moe.training.checkpoint import TrainState, capture_lm_state, load_state, restore_lm_state
 from moe.records.record import language_model_record, out_problem, versions
 from moe.routers import NonFiniteError
 from moe.records import trace as tr
 from moe.scoring import token_scores
+from moe.validate import resolve_device
 
 CLIP_NORM = 1.0  # gradient norm clipping, as GPT-2-style training does
 SATURATION_POINTS = 8  # routing snapshots across training (and the end) for router saturation
@@ -62,8 +71,15 @@ def evenly_spaced(starts: torch.Tensor, n: int | None) -> torch.Tensor:
     return starts[torch.linspace(0, len(starts) - 1, n).round().long().unique()]
 
 
+def on_device(split: TextSplit, device: torch.device) -> TextSplit:
+    """The split with its bytes on ``device`` (the model's inputs and targets); its labels stay on the CPU."""
+    return dataclasses.replace(split, tokens=split.tokens.to(device))
+
+
 def batch_of(split: TextSplit, starts: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
-    idx = starts[:, None] + torch.arange(context + 1)  # [B, S + 1]
+    """(inputs, targets) [B, S] of the windows starting at ``starts`` (CPU), on the device of the split's bytes."""
+    device = split.tokens.device
+    idx = starts.to(device)[:, None] + torch.arange(context + 1, device=device)  # [B, S + 1]
     tokens = split.tokens[idx]
     return tokens[:, :-1], tokens[:, 1:]
 
@@ -89,7 +105,8 @@ def lm_loss(model: MoELanguageModel, x: torch.Tensor, y: torch.Tensor, terms) ->
 def evaluate_split(model: MoELanguageModel, split: TextSplit, starts: torch.Tensor, context: int, n_domains: int,
                    keep_trace: bool = False) -> tuple[dict[str, Any], dict | None]:
     """Loss and bits per byte over the windows, per domain of the target byte too; with ``keep_trace`` the
-    routing of every input token (expert ids, weights, logits per MoE layer) and its labels."""
+    routing of every input token (expert ids, weights, logits per MoE layer) and its labels, on the CPU.
+    ``split``: its bytes on the model's device, its labels on the CPU (:func:`on_device`)."""
     model.eval()
     nll_sum, count = torch.zeros(n_domains, dtype=torch.float64), torch.zeros(n_domains, dtype=torch.float64)
     kept: dict[str, list] = {"tokens": [], "document": [], "domain": [], "sequence": [], "layers": []}
@@ -97,18 +114,19 @@ def evaluate_split(model: MoELanguageModel, split: TextSplit, starts: torch.Tens
         s = starts[b0:b0 + EVAL_WINDOWS_PER_BATCH]
         x, y = batch_of(split, s, context)
         out = model(x)
-        nll = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), y.reshape(-1), reduction="none").double()
+        nll = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), y.reshape(-1), reduction="none").double().cpu()
         idx = (s[:, None] + 1 + torch.arange(context)).reshape(-1)  # the targets' positions
         dom = split.domain[idx]
         nll_sum.index_add_(0, dom, nll)
         count.index_add_(0, dom, torch.ones_like(nll))
         if keep_trace:
             inputs = (s[:, None] + torch.arange(context)).reshape(-1)
-            kept["tokens"].append(split.tokens[inputs])
+            kept["tokens"].append(split.tokens[inputs.to(split.tokens.device)].cpu())
             kept["document"].append(split.document[inputs])
             kept["domain"].append(split.domain[inputs])
             kept["sequence"].append((b0 + torch.arange(len(s)))[:, None].expand(-1, context).reshape(-1))
-            kept["layers"].append([(r.plan.expert_ids, r.plan.weights, r.logits) for r in out.routings if r is not None])
+            kept["layers"].append([(r.plan.expert_ids.cpu(), r.plan.weights.cpu(), r.logits.cpu())
+                                   for r in out.routings if r is not None])
     model.train()
     total = float(nll_sum.sum() / count.sum())
     per_domain = [float(n / c) / math.log(2) if c > 0 else None for n, c in zip(nll_sum, count)]
@@ -204,16 +222,22 @@ def build_optimizer(cfg: Config, model: MoELanguageModel) -> torch.optim.Optimiz
 
 
 def run_lm(cfg: Config, data: TextDataset | None = None, on_epoch: Callable[[dict], Any] | None = None,
-           progress: bool = False, trace_out: str | None = None, state=None, on_state=None) -> dict[str, Any]:
-    """Train the language model of ``cfg`` (validated) and return its record; ``trace_out``: also write the
-    validation split's routing trace there (``moe.records.trace``). ``data``: a loaded dataset, or its
-    ``to_numpy()`` dict (a sweep's). Saved training states are not written for text datasets yet: ``on_state`` is
-    never called (a sweep trial then runs without checkpoints) and a ``state`` to resume from is refused."""
+           progress: bool = False, trace_out: str | None = None, state: TrainState | bytes | None = None,
+           on_state: Callable[[bytes], Any] | None = None) -> dict[str, Any]:
+    """Train the language model of ``cfg`` (validated) on its device and return its record; ``trace_out``: also
+    write the validation split's routing trace there (``moe.records.trace``). ``data``: a loaded dataset, or its
+    ``to_numpy()`` dict (a sweep's).
+
+    Checkpoints, as ``moe.training.loop.run``'s: ``on_state(state_bytes)`` receives the whole training state
+    (``moe.training.checkpoint.TrainState``: model, optimizer, generators, history, saturation snapshots) after each
+    finished epoch, just before ``on_epoch``; ``state`` (such bytes or a ``TrainState``) continues the run from there
+    with the numbers of a run never stopped (bitwise on the CPU), and the record says ``resumed_from_epoch``. A state
+    another config wrote raises ``StateMismatch``."""
     started = time.perf_counter()
     if problem := trace_problem(trace_out, cfg.dataset):
         raise ConfigError([problem])
-    if state is not None:
-        raise ValueError("run: resuming from a saved training state is not supported for text datasets")
+    device = resolve_device(cfg.device)  # an absent CUDA device: one line (ConfigError), before any work
+    resumed = None if state is None else load_state(state, cfg)  # another config's state is refused here
     data = load_text(cfg) if data is None else (TextDataset.from_numpy(data) if isinstance(data, dict) else data)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -226,10 +250,12 @@ def run_lm(cfg: Config, data: TextDataset | None = None, on_epoch: Callable[[dic
         train_starts = train_starts[torch.sort(pick).values]
     val_starts = evenly_spaced(window_starts(len(data.validation), C), cfg.n_test)
     test_starts = evenly_spaced(window_starts(len(data.test), C), cfg.n_test)
+    train, validation = on_device(data.train, device), on_device(data.validation, device)
     D = len(data.domain_names)
 
+    # the model, optimizer and batch order, seeded (on the CPU, then moved: the same initial weights on every device)
     torch.manual_seed(cfg.seed)
-    model = build_lm(cfg, data.vocab_size)
+    model = build_lm(cfg, data.vocab_size).to(device)
     optimizer = build_optimizer(cfg, model)
     terms = regularisers(cfg)
     order = torch.Generator().manual_seed(cfg.seed)
@@ -237,16 +263,22 @@ def run_lm(cfg: Config, data: TextDataset | None = None, on_epoch: Callable[[dic
     total_steps = n_batches * cfg.epochs
     snap_every = max(1, total_steps // SATURATION_POINTS)
     sat_starts = evenly_spaced(val_starts, SATURATION_WINDOWS)
+    history: list[dict[str, Any]] = []
     snapshots: list[tuple[int, list[np.ndarray]]] = []
-    history, status, diverged, step = [], "ok", None, 0
+    status, diverged, step, saved_s = "ok", None, 0, 0.0
+    if resumed is not None:  # where the saved state stopped: after its epoch's last step
+        snapshots = restore_lm_state(resumed, model, optimizer, order, device)
+        history, saved_s = [dict(h) for h in resumed.history], resumed.train_s
+        step = history[-1]["steps"] if history else 0
+
     train_t0 = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         perm = train_starts[torch.randperm(len(train_starts), generator=order)]
-        losses = []
+        losses = []  # the task loss of each step, on the device (read once, at the epoch's end)
         with tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, file=sys.stderr) as bar:
             for b0 in range(0, len(perm), cfg.batch_size):
-                x, y = batch_of(data.train, perm[b0:b0 + cfg.batch_size], C)
+                x, y = batch_of(train, perm[b0:b0 + cfg.batch_size], C)
                 try:
                     total, task = lm_loss(model, x, y, terms)
                 except NonFiniteError:
@@ -259,30 +291,36 @@ def run_lm(cfg: Config, data: TextDataset | None = None, on_epoch: Callable[[dic
                 total.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
                 optimizer.step()
-                losses.append(float(task.detach()))
+                losses.append(task.detach())
                 step += 1
                 if step % snap_every == 0 and step < total_steps:
-                    snapshots.append((step, routing_snapshot(model, data.validation, sat_starts, C)))
+                    snapshots.append((step, routing_snapshot(model, validation, sat_starts, C)))
                 bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                if progress:
+                    bar.set_postfix(loss=f"{float(losses[-1]):.3f}")
         if diverged:
             break
-        val, _ = evaluate_split(model, data.validation, val_starts, C, D)
-        metrics = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val["loss"],
+        val, _ = evaluate_split(model, validation, val_starts, C, D)
+        metrics = {"epoch": epoch, "train_loss": float(np.mean(torch.stack(losses).tolist())), "val_loss": val["loss"],
                    "val_bits_per_byte": val["bits_per_byte"], "steps": step, "epoch_s": time.perf_counter() - t0}
         history.append(metrics)
+        if on_state is not None:
+            on_state(capture_lm_state(cfg, model, optimizer, order, device, epoch=epoch, history=history,
+                                      train_s=saved_s + time.perf_counter() - train_t0, snapshots=snapshots).to_bytes())
         if on_epoch is not None and on_epoch(metrics):
             break
-    train_s = time.perf_counter() - train_t0
+    train_s = saved_s + time.perf_counter() - train_t0
     record = language_model_record(status, diverged, cfg.to_dict(), lm_parameter_counts(model), history, data.describe())
+    record["resumed_from_epoch"] = None if resumed is None else resumed.epoch
     t0 = time.perf_counter()
     if status == "ok":
-        record.update(final_analyses(cfg, model, data, val_starts, test_starts, sat_starts, snapshots, step, trace_out))
+        record.update(final_analyses(cfg, model, data, device, val_starts, test_starts, sat_starts, snapshots, step,
+                                     trace_out))
     else:  # a diverged run is scored on nothing
         record.update({"validation": {}, "test": {}})
     record["timing"] = {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started}
     record["versions"] = versions()
-    record["provenance"] = provenance(None, torch.device("cpu"), started)
+    record["provenance"] = provenance(None, device, started)
     return record
 
 
@@ -304,22 +342,24 @@ def flat_layer_scores(layers: list[dict], causal: list[dict], saturation: list[d
     return out
 
 
-def final_analyses(cfg: Config, model: MoELanguageModel, data: TextDataset, val_starts, test_starts, sat_starts,
-                   snapshots, step: int, trace_out: str | None) -> dict[str, Any]:
-    """The validation split's scores, trace and analyses, then the test split's loss (scored once, here)."""
+def final_analyses(cfg: Config, model: MoELanguageModel, data: TextDataset, device: torch.device, val_starts,
+                   test_starts, sat_starts, snapshots, step: int, trace_out: str | None) -> dict[str, Any]:
+    """The validation split's scores, trace and analyses, then the test split's loss (scored once, here). The model
+    runs on ``device``; the trace, snapshots and losses it gives are on the CPU."""
     C, D = cfg.context, len(data.domain_names)
-    val, kept = evaluate_split(model, data.validation, val_starts, C, D, keep_trace=True)
+    validation, test_split = on_device(data.validation, device), on_device(data.test, device)
+    val, kept = evaluate_split(model, validation, val_starts, C, D, keep_trace=True)
     trace = make_trace(kept, data, model, {"model": "moe_lm", "dataset": data.name, "split": "validation",
                                            "fingerprint": data.fingerprint, "tokens": "bytes"})
     if trace_out:
         tr.write(trace, trace_out)
-    final = routing_snapshot(model, data.validation, sat_starts, C)
+    final = routing_snapshot(model, validation, sat_starts, C)
     saturation = [{"layer": f"block {layer}", "steps": [s for s, _ in snapshots] + [step],
                    "saturation": [token_scores.saturation(snap[i], final[i]) for _, snap in snapshots] + [1.0]}
                   for i, layer in enumerate(model.moe_layers)]
-    test, _ = evaluate_split(model, data.test, test_starts, C, D)
+    test, _ = evaluate_split(model, test_split, test_starts, C, D)
     layers = token_scores.layer_scores(trace)
-    causal = causal_scores(model, data.validation, evenly_spaced(val_starts, CAUSAL_WINDOWS), C, list(data.domain_names))
+    causal = causal_scores(model, validation, evenly_spaced(val_starts, CAUSAL_WINDOWS), C, list(data.domain_names))
     per_domain = {"validation": val.pop("domain_bits_per_byte"), "test": test.pop("domain_bits_per_byte")}
     return {"validation": {**val, "unigram_bits_per_byte": unigram_bits(data.train, data.validation, val_starts, C, data.vocab_size),
                            **flat_layer_scores(layers, causal, saturation)},

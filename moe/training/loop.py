@@ -8,8 +8,9 @@ after every epoch and stops training early when it returns a true value.
 Checkpoints (``moe.training.checkpoint``): ``on_state(state_bytes)`` receives the full training state
 (``TrainState.to_bytes()``) after every finished epoch, and ``run(..., state=state_bytes)`` continues from
 one: a run resumed after epoch k gives exactly the record of the run never stopped (same numbers, bitwise,
-on the CPU). ``evaluate_state(config, state_bytes)`` scores a saved state as ``run`` would have had it
-stopped there (a sweep trial stopped early by its scheduler). The evaluations: ``moe.training.evaluate``. Every epoch
+on the CPU); the language model's loop saves and resumes the same way. ``evaluate_state(config, state_bytes)``
+scores a saved state of a mixture over samples as ``run`` would have had it stopped there (a sweep trial stopped
+early by its scheduler). The evaluations: ``moe.training.evaluate``. Every epoch
 reports the validation split's scores (``moe.data.hold_out``); the test split is scored once, at the end.
 
 Public pieces beyond ``run`` (``__all__``), for the stacked seeds (``moe.training.stacked``), a sweep's trials
@@ -49,19 +50,11 @@ from moe.training.optim import build_optimizer, set_trainable
 from moe.records.record import error_record, finished_record, out_problem, write_json_atomic
 from moe.routers import NonFiniteError
 from moe.scoring.saturation import routing_dynamics, saturation_k
-from moe.validate import field_choices, from_dict, loaded_data_problems
+from moe.validate import field_choices, from_dict, loaded_data_problems, resolve_device
 
 
 __all__ = ["run", "main", "parser", "Training", "resolve_device", "run_data", "checked_data", "set_up", "start_phase",
            "temperature_at", "finish", "evaluate_state", "initial_model", "fresh_experts", "torch_threads"]
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(["device: 'cuda' asked for but no CUDA device is available; valid choices here: cpu, auto"])
-    return torch.device(name)
-
 
 def fresh_experts(cfg: Config, model: MixtureOfExperts, initial: dict[str, torch.Tensor], how: str,
                   input_shape: tuple[int, ...], n_classes: int) -> None:
@@ -137,6 +130,9 @@ def evaluate_state(config: Config | dict[str, Any], state: TrainState | bytes,
     left as they were (building the model reseeds the global one).
     """
     cfg = checked_config(config)
+    if is_text_dataset(cfg.dataset):
+        raise ValueError("state: a language model's saved state is not scored by itself (its record holds the final "
+                         "analyses of the whole run); resume the run from it instead")
     saved = load_state(state, cfg)
     device = resolve_device(cfg.device)
     data = run_data(cfg, data)

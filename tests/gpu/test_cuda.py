@@ -49,3 +49,24 @@ def test_stacked_seeds_on_the_gpu(router):
     for s, rec in zip((0, 1), stacked):
         alone = moe.training.loop.run({**cfg, "seed": s})
         assert abs(rec["history"][-1]["train_loss"] - alone["history"][-1]["train_loss"]) < 1e-4
+
+
+def test_the_language_model_on_the_gpu_matches_the_cpu():
+    """The language model (moe.training.lm_loop) on CUDA, through the Triton routing and grouped products, against
+    the same run on the CPU (torch fallback); and a run resumed on the GPU from its state after epoch 1."""
+    from moe.data.text import kjv_from_lines
+    from tests.moe.lm.test_lm_train import SMALL
+    from tests.moe.lm.test_text_data import verse_lines
+
+    text = kjv_from_lines(verse_lines(6))
+    states = []
+    gpu = moe.training.loop.run({**SMALL, "device": "cuda"}, data=text, on_state=states.append)
+    cpu = moe.training.loop.run({**SMALL, "device": "cpu"}, data=text)
+    assert gpu["status"] == cpu["status"] == "ok"
+    assert gpu["provenance"]["kernel_backend"] == "triton" and gpu["provenance"]["device"].startswith("cuda")
+    assert abs(gpu["history"][0]["train_loss"] - cpu["history"][0]["train_loss"]) < 1e-3
+    assert abs(gpu["validation"]["bits_per_byte"] - cpu["validation"]["bits_per_byte"]) < 0.05
+    assert [s["layer"] for s in gpu["token_scores"]] == [s["layer"] for s in cpu["token_scores"]]
+    resumed = moe.training.loop.run({**SMALL, "device": "cuda"}, data=text, state=states[0])
+    assert resumed["resumed_from_epoch"] == 1
+    assert abs(resumed["history"][-1]["train_loss"] - gpu["history"][-1]["train_loss"]) < 1e-4

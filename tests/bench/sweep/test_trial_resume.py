@@ -74,6 +74,28 @@ def test_resume_of_a_sweep_continues_a_dead_trial_from_its_checkpoint(ray_local,
     assert not checkpoints(out, 1)
 
 
+# the language model on the KJV (a tiny one: the text, not the model, is what loads slowly); a noisy top-2 gate
+TEXT = {"dataset": "kjv", "budget": {"epochs": 3, "n_train": 48, "n_test": 8},
+        "settings": {"noisy_gate": True, "lm_width": 16, "lm_heads": 2, "context": 16, "experts": 4,
+                     "expert_hidden": 16, "batch_size": 8},
+        "grid": {"router": ["topk[k=2]"], "seed": [0]}}
+
+
+def test_a_retried_language_model_trial_resumes_from_its_last_checkpoint(ray_local, sweep_file, tmp_path):
+    out = tmp_path / "out"
+    runs = pipeline.run_sweep(sweep_file(**TEXT), out=out, faults={0: "crash_after_epoch_2"}, max_failures=1, quiet=True)
+    assert list(runs["status"]) == ["ok"] and list(runs["failures"]) == [1]
+    crashed = records(out)[0]
+    assert crashed["resumed_from_epoch"] == 2 and crashed["bench"]["resumed_by"] == "retry"
+    assert [h["epoch"] for h in crashed["history"]] == [1, 2, 3]
+    reference = json.loads(json.dumps(jsonable(run(crashed["config"]))))  # never stopped, as a record is written
+    strip = lambda r: [{k: v for k, v in h.items() if k != "epoch_s"} for h in r["history"]]  # noqa: E731
+    assert strip(crashed) == strip(reference)
+    for key in ("validation", "test", "token_scores", "router_saturation", "causal"):
+        assert crashed[key] == reference[key], key
+    assert not checkpoints(out, 0)
+
+
 def test_retry_errors_needs_resume_and_keeps_every_error_record(tmp_path):
     with pytest.raises(SweepError, match="--retry-errors goes with --resume"):
         pipeline.run_sweep("quick", out=tmp_path / "x", retry_errors=True)
