@@ -18,7 +18,7 @@ from bench.sweep import estimate, groups, lock, spec
 from bench.sweep.cluster import ResourceError
 from bench.sweep.layout import SweepDir
 from bench.pipeline import run_sweep
-from bench.sweep.runner import SCHEDULERS
+from bench.sweep.runner import ORDERS, SCHEDULERS
 from bench.sweep.spec import SweepError
 from bench.table.configurations import summary, terminal
 from moe.config import ConfigError
@@ -64,6 +64,10 @@ def parser() -> argparse.ArgumentParser:
                          "no regulariser, the joint regime): auto groups "
                          "the configurations it supports, on refuses the others, off never groups (default: auto, or off "
                          "with --scheduler asha, which needs per-epoch reports)")
+    ap.add_argument("--order", choices=ORDERS, default="longest",
+                    help="which trials start first: longest (default: the shortest tail on the last slots) or cheapest "
+                         "(the widest part of the grid soonest, for a sweep that may be stopped and resumed); no result "
+                         "depends on it")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
     ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output and worker logs")
     ap.add_argument("--wide", action="store_true", help="print every column of the final table and full configuration "
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, as_interrupt)  # a SIGTERM (a job scheduler, kill) ends the sweep as Ctrl-C does
         runs = run_sweep(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors, allow_changes=args.allow_changes,
                          max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
-                         verbose=args.verbose, stack_seeds=stack_seeds, **overrides)
+                         verbose=args.verbose, stack_seeds=stack_seeds, order=args.order, **overrides)
     except (SweepError, ResourceError) as err:
         for line in getattr(err, "problems", None) or str(err).splitlines():
             print(f"error: {line.translate(LINE_BREAKS)}", file=sys.stderr)

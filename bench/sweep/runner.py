@@ -55,6 +55,7 @@ from moe.records.record import versions
 from moe.training.checkpoint import StateMismatch, TrainState
 
 SCHEDULERS = ("fifo", "asha")
+ORDERS = ("longest", "cheapest")  # which trials start first (bench.sweep.progress.cost); no result depends on it
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class TuneOptions:
     quiet: bool = False  # no per-trial progress lines
     interrupt_after: int | None = None  # test hook: a Ctrl-C after this many finished trials
     stack_seeds: str = "off"  # off | auto | on: trials differing only in seed trained together (bench.sweep.groups)
+    order: str = "longest"  # longest first (a short tail on the last slots) | cheapest first (the widest grid soonest)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -128,11 +130,20 @@ def load_datasets(trials: list[Trial]) -> dict[str, dict[str, Any]]:
 # The sweep
 # ---------------------------------------------------------------------------------------------------
 
+def start_order(units: list[list[Any]], order: str = "longest") -> list[list[Any]]:
+    """The units of work (lists of trials trained together) in the order they start, by their estimated cost
+    (``bench.sweep.progress.cost``): ``longest`` first leaves the shortest tail on the last slots; ``cheapest``
+    first covers the widest part of the grid soonest (a sweep that will be stopped and resumed). Stable: equal
+    costs keep the grid's order."""
+    sign = -1 if order == "longest" else 1
+    return sorted(units, key=lambda unit: sign * sum(cost(t.config) for t in unit))
+
+
 def run_trials(name: str | None = None, out: str | os.PathLike | None = None, address: str | None = None, *,
         resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int = 1,
         scheduler: str | None = None, verbose: bool = False, quiet: bool = False,
         faults: dict[int | str, str] | None = None, stack_seeds: str | bool | None = None, allow_changes: bool = False,
-        _interrupt_after: int | None = None, **overrides: Any) -> dict[str, Any]:
+        order: str = "longest", _interrupt_after: int | None = None, **overrides: Any) -> dict[str, Any]:
     """Run (or resume) the trials of a sweep, one record each; returns how it went (below). The tables and the
     report: ``bench.pipeline.run_sweep``, which calls this.
 
@@ -150,6 +161,8 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     """
     if scheduler not in (None, *SCHEDULERS):
         raise SweepError(f"--scheduler {scheduler!r}: valid choices: {', '.join(SCHEDULERS)}")
+    if order not in ORDERS:
+        raise SweepError(f"--order {str(order)[:40]!r}: valid choices: {', '.join(ORDERS)}")
     if not isinstance(max_failures, int) or max_failures < 0:
         raise SweepError(f"--max-failures: must be an integer >= 0, got {max_failures!r}")
     folder = None
@@ -199,7 +212,7 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
                              "overhead": math.nan, "n_run": 0}
     if todo:
         options = TuneOptions(address=address, max_failures=max_failures, scheduler=scheduler, verbose=verbose,
-                              quiet=quiet, interrupt_after=_interrupt_after, stack_seeds=stack_seeds)
+                              quiet=quiet, interrupt_after=_interrupt_after, stack_seeds=stack_seeds, order=order)
         try:
             stats.update(_tune_trials(sweep, trials, todo, folder, options, n_done=len(done), datasets=datasets))
         except ResourceError as err:  # a cluster that cannot be reached or cannot hold a trial
@@ -305,8 +318,7 @@ def _tune_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], fold
                                  {"cpu": res["cpu"], "gpu": res["gpu"]})
         progress = progress_callback(folder, trials, todo, quiet=options.quiet,
                                      interrupt_after=options.interrupt_after, datasets=datasets)
-        work = sorted(groups.units(todo, options.stack_seeds),  # longest first: a shorter tail on the last slots
-                      key=lambda unit: -sum(cost(t.config) for t in unit))
+        work = start_order(groups.units(todo, options.stack_seeds), options.order)
         tuner = tune.Tuner(
             fn,
             param_space={"trial": tune.grid_search([groups.unit_dict(unit) for unit in work])},
