@@ -13,6 +13,7 @@ the types of the fields; the rules between fields and the components' names are 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import io
 import json
@@ -159,7 +160,13 @@ FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Config)}
 
 def field_help() -> dict[str, str]:
     """Each field's trailing comment in the Config source above: the one documentation of a field,
-    shown by ``python -m moe.train --help`` (no second copy to drift apart)."""
+    shown by ``python -m moe.train --help`` (no second copy to drift apart). The source is read once per process
+    (every command line's parser asks for each field's text); each call gets its own copy."""
+    return dict(_field_comments())
+
+
+@functools.cache
+def _field_comments() -> dict[str, str]:
     out, name = {}, None
     for tok in tokenize.generate_tokens(io.StringIO(inspect.getsource(Config)).readline):
         if tok.type == tokenize.NAME and tok.start[1] == 4 and tok.string in FIELD_TYPES:

@@ -200,11 +200,12 @@ def choice_problem(name: str, v: Any, choices: tuple[str, ...] | list[str], what
 
 
 LR_WHY = f" ({LIMITS['lr'].why})"
+FIELD_HINTS = typing.get_type_hints(Config)  # resolved once: get_type_hints re-evaluates every annotation per call
 
 
 def limit_problem(name: str, v: Any) -> str | None:
     """None when v is within the field's range (``moe.config.LIMITS``; None allowed where the field is optional)."""
-    limit, optional = LIMITS[name], type(None) in typing.get_args(typing.get_type_hints(Config)[name])
+    limit, optional = LIMITS[name], type(None) in typing.get_args(FIELD_HINTS[name])
     why = f" ({limit.why})" if limit.why else ""
     if limit.integer:
         return int_problem(name, v, int(limit.low), int(limit.high), optional=optional, why=why)
