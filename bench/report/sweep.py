@@ -252,14 +252,19 @@ def sweep_file_section(sweep_dir: SweepDir) -> str:
 
 
 def mixture_note(sweep_dir: SweepDir) -> str:
-    """A warning at the top of the page when a resume continued after the sweep file, the data or the code changed."""
+    """A warning at the top of the page when a resume continued after the sweep file, the data or the code changed, and
+    a note of the seeds added to the sweep after it started."""
     mixed = sweep_dir.meta_state().get("mixed") or []
     lines = [f"{page_parts.esc(m.get('at', '?'))}: {page_parts.esc('; '.join(map(str, m.get('changes', []))))}" for m in mixed
              if isinstance(m, dict)]
+    grown = [f"{page_parts.esc(g.get('at', '?'))}: seed(s) {page_parts.esc(', '.join(map(str, g.get('seeds', []))))} added "
+             f"({page_parts.esc(g.get('trials', '?'))} trials)" for g in sweep_dir.meta_state().get("grown") or [] if isinstance(g, dict)]
+    out = ("<p><b>Grown:</b> more seeds were added to this sweep after it started (--resume --add-seeds): "
+           + "<br>".join(grown) + "</p>") if grown else ""
     if not lines:
-        return ""
-    return ("<p class=warn><b>Mixed runs:</b> this sweep was resumed after its inputs changed, so its records mix "
-            "them (see each run's provenance columns): " + "<br>".join(lines) + "</p>")
+        return out
+    return out + ("<p class=warn><b>Mixed runs:</b> this sweep was resumed after its inputs changed, so its records mix "
+                  "them (see each run's provenance columns): " + "<br>".join(lines) + "</p>")
 
 
 def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:

@@ -51,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--allow-changes", action="store_true",
                     help="with --resume: continue although the sweep file, the data or the code changed since the sweep "
                          "started (refused otherwise; the report marks the mixture)")
+    ap.add_argument("--add-seeds", default=None, metavar="S,S,...",
+                    help="with --resume: grow the sweep by these seeds of every configuration (e.g. 2,3): its finished "
+                         "trials keep their records, the new seeds' trials run (sweep.json notes the growth)")
     ap.add_argument("--retry-errors", action="store_true",
                     help="with --resume: run the trials that ended in error again too, each from its latest "
                          "checkpoint (their error records move to DIR/records/errors/)")
@@ -113,6 +116,17 @@ def dry_run(name: str, overrides: dict[str, Any]) -> int:
     return 0
 
 
+def seed_list(text: str) -> list[int]:
+    """``--add-seeds 2,3``: the seeds, or one SweepError line."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds):
+        raise SweepError(f"--add-seeds {text!r}: give seeds as non-negative integers separated by commas, e.g. 2,3")
+    return list(dict.fromkeys(seeds))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -129,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             return dry_run(args.name or "quick", overrides)
         if args.resume and (args.sets or args.out or args.data_root):
             raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
+        add_seeds = seed_list(args.add_seeds) if args.add_seeds is not None else None
         stack_seeds = args.stack_seeds if args.resume else groups.default_mode(args.stack_seeds, args.scheduler)
         signal.signal(signal.SIGTERM, as_interrupt)  # a SIGTERM (a job scheduler, kill) ends the sweep as Ctrl-C does
         runs = run_sweep(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors, allow_changes=args.allow_changes,
+                         add_seeds=add_seeds,
                          max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
                          verbose=args.verbose, stack_seeds=stack_seeds, order=args.order, **overrides)
     except (SweepError, ResourceError) as err:

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from bench.sweep import lock
-from bench.sweep.spec import Sweep, SweepError, Trial
+from bench.sweep.spec import Sweep, SweepError, Trial, grown_by_seeds
 from moe.strict_files import load_json
 from moe.records.record import STATUSES, versions, write_json_atomic
 from moe.registry import shown, shown_key
@@ -216,6 +216,30 @@ class SweepDir:
         state = self.meta_state()
         state["mixed"] = [*state.get("mixed", []), {"at": datetime.now().isoformat(timespec="seconds"), "changes": changes}]
         write_json_atomic(self.meta_path, state)
+
+    def add_seeds(self, trials: list[Trial], seeds: list[int]) -> list[Trial]:
+        """Grow the sweep by ``seeds``: sweep.json gets a trial per configuration and new seed after the trials it
+        holds (``spec.grown_by_seeds``: their indices and records stay), the seed lists of its grid and overrides
+        become the seeds of its trials, and a note of the growth (the report lists it). Returns all the trials."""
+        state = self.meta_state()
+        if not state:
+            raise SweepError(f"--add-seeds: {self.meta_path} cannot be read")
+        grown = grown_by_seeds(trials, seeds)
+        if len(grown) == len(trials):
+            return trials
+        every = sorted({t.config.get("seed") for t in grown if isinstance(t.config.get("seed"), int)})
+        sweep = state["sweep"]
+        for block in sweep.get("grid") or []:
+            if isinstance(block, dict) and "seed" in block:
+                block["seed"] = every
+        overrides = sweep.get("overrides")
+        if isinstance(overrides, dict) and "seed" in overrides:
+            overrides["seed"] = every
+        state["trials"] = [t.to_dict() for t in grown]
+        state["grown"] = [*state.get("grown", []), {"at": datetime.now().isoformat(timespec="seconds"),
+                                                     "seeds": list(seeds), "trials": len(grown) - len(trials)}]
+        write_json_atomic(self.meta_path, state)
+        return grown
 
     def run_options(self) -> dict[str, Any]:
         """The options sweep.json saved for its trials ({} for a directory written before they were saved)."""

@@ -46,7 +46,7 @@ from bench.sweep import groups, spec
 from bench.sweep.cluster import QUIET_ENV, ResourceError, connect, local_machine, nodes, quiet_ray_logs, resolve_resources
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
-from bench.sweep.spec import SweepError, Trial
+from bench.sweep.spec import SweepError, Trial, grown_by_seeds
 from bench.sweep.trial import FAULTS, data_source, dataset_key, is_fault, trainable, with_preset
 from moe.config import Config
 from moe.data import dataset_options, load_dataset
@@ -143,12 +143,15 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
         resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int = 1,
         scheduler: str | None = None, verbose: bool = False, quiet: bool = False,
         faults: dict[int | str, str] | None = None, stack_seeds: str | bool | None = None, allow_changes: bool = False,
-        order: str = "longest", _interrupt_after: int | None = None, **overrides: Any) -> dict[str, Any]:
+        order: str = "longest", add_seeds: list[int] | None = None, _interrupt_after: int | None = None,
+        **overrides: Any) -> dict[str, Any]:
     """Run (or resume) the trials of a sweep, one record each; returns how it went (below). The tables and the
     report: ``bench.pipeline.run_sweep``, which calls this.
 
     ``name``: a sweep of sweeps/ or a .yaml path (default ``quick``; with ``resume``, the directory's own).
     ``retry_errors`` (with ``resume``): run the ``error`` trials again too (their records move to records/errors/).
+    ``add_seeds`` (with ``resume``): grow the sweep by these seeds of every configuration (``SweepDir.add_seeds``: the
+    finished trials keep their records; the new ones run).
 
     ``stack_seeds``: off (default) | auto | on: the trials that differ only in their seed train together as one
     stacked model (``bench.sweep.groups``; refused with ``scheduler='asha'`` and with faults).
@@ -180,11 +183,17 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
         raise SweepError("--allow-changes goes with --resume DIR: it continues a sweep after its inputs changed")
     if retry_errors and resume is None:
         raise SweepError("--retry-errors goes with --resume DIR: it reruns the error trials of that sweep")
+    if add_seeds and resume is None:
+        raise SweepError("--add-seeds goes with --resume DIR: it grows that sweep by more seeds (a new sweep takes "
+                         "--set seed=[...])")
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     if resume is not None:
         if overrides or faults:
             raise SweepError("--resume continues a sweep as it was defined: no --set overrides")
         folder, sweep, trials = _resumed(resume, name)
+        if add_seeds:
+            grown = grown_by_seeds(trials, list(add_seeds))
+            spec.validate(sweep, grown)  # a seed out of range: one line, before anything is written
         check_scheduler(scheduler, trials)
         datasets = load_datasets(trials)  # each once: what the trials to run need, and the fingerprints to check
         if changes := changes_since(folder, datasets):
@@ -193,6 +202,11 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
                                  "them, or add --allow-changes to continue anyway (the report then marks the mixture)")
             folder.note_mixture(changes)
             say(f"warning: continuing after changes: {'; '.join(changes)}")
+        if add_seeds:
+            n_before = len(trials)
+            trials = folder.add_seeds(trials, list(add_seeds))
+            say(f"{sweep.name}: {len(trials) - n_before} trial(s) added for seed(s) "
+                f"{', '.join(map(str, add_seeds))}; the {n_before} there keep their records")
     else:
         sweep, trials = prepare(name or "quick", overrides, faults)
         check_scheduler(scheduler, trials)

@@ -388,6 +388,28 @@ def validate(sweep: Sweep, trials: list[Trial] | None = None) -> list[Trial]:
     return trials
 
 
+def grown_by_seeds(trials: list[Trial], seeds: list[int]) -> list[Trial]:
+    """``trials`` and, after them, one new trial per configuration and seed of ``seeds`` it lacks (configurations in
+    the order they first appear, seeds in the order given). The trials there are keep their indices, so their records
+    stay theirs; the new ones take the next indices. A configuration is a trial's config without its seed."""
+    def rest(t: Trial) -> str:
+        return repr(sorted(((k, v) for k, v in t.config.items() if k != "seed"), key=lambda item: repr(item[0])))
+
+    configs: dict[str, Trial] = {}
+    have: dict[str, set] = {}
+    for t in trials:
+        configs.setdefault(rest(t), t)
+        have.setdefault(rest(t), set()).add(t.config.get("seed", FIELD_DEFAULTS["seed"]))
+    out, index = list(trials), max((t.index for t in trials), default=-1) + 1
+    for key, first in configs.items():
+        for s in seeds:
+            if s not in have[key]:
+                out.append(Trial(index, first.name, {**first.config, "seed": s}))
+                have[key].add(s)
+                index += 1
+    return out
+
+
 def checked_config(config: dict[str, Any], cache: dict) -> tuple[dict[str, Any] | None, list[str]]:
     """(the complete config, []) or (None, its problems). No rule but its own range reads the seed, so each
     configuration is validated once for all its seeds (``cache``) and the seed alone, with the same lines."""
