@@ -152,10 +152,10 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
         needs_ray = True
         sweep_dir = SweepDir(folder)
         if sweep_dir.exists():
-            check_continuable(name, folder, overrides)
-            kwargs: dict[str, Any] = {"resume": folder}
+            added = check_continuable(name, folder, overrides, report_only=report_only)
+            kwargs: dict[str, Any] = {"resume": folder, **({"add_seeds": added} if added else {})}
             _, trials = sweep_dir.read_meta()
-            needs_ray = bool({t.index for t in trials} - sweep_dir.finished_indices())
+            needs_ray = bool(added) or bool({t.index for t in trials} - sweep_dir.finished_indices())
             if report_only and needs_ray and {t.index for t in trials} <= tabled_indices(sweep_dir):
                 needs_ray = False  # a finished sweep kept without its records (a runs.csv committed under docs/)
             if report_only and needs_ray:
@@ -247,16 +247,39 @@ def read_runs(sweep_dir: SweepDir) -> pd.DataFrame:
     return runs if runs is not None else load_runs(sweep_dir.root)
 
 
-def check_continuable(name: str, folder: Path, overrides: dict[str, Any]) -> None:
-    """A sweep directory left by an earlier run may be continued only with the same sweep and settings."""
+def check_continuable(name: str, folder: Path, overrides: dict[str, Any], *, report_only: bool = False) -> list[int]:
+    """A sweep directory left by an earlier run may be continued only with the same sweep and settings, or grown by
+    more seeds (a budget whose seed list holds the directory's and more: the seeds to add are returned; the finished
+    trials keep their records, ``bench.sweep --add-seeds``). ``report_only``: nothing is trained, so the data root
+    (where the files were, which a published directory replaces by a placeholder) is not compared, and a budget with
+    seeds the directory lacks is refused (its runs are to come)."""
     sweep_dir = SweepDir(folder)
     if not sweep_dir.exists():
-        return
+        return []
     meta, _ = sweep_dir.read_meta()
-    if meta.get("name") != name or not _same(meta.get("overrides") or {}, overrides):
+    then, now = dict(meta.get("overrides") or {}), dict(overrides)
+    if report_only:
+        then.pop("data_root", None)
+        now.pop("data_root", None)
+    added = [s for s in seed_values(now.get("seed")) if s not in seed_values(then.get("seed"))]
+    grows = (bool(added) and set(seed_values(then.get("seed"))) <= set(seed_values(now.get("seed")))
+             and _same({k: v for k, v in then.items() if k != "seed"}, {k: v for k, v in now.items() if k != "seed"}))
+    if meta.get("name") != name or not (grows or _same(then, now)):
         raise ReproduceError(f"{folder} holds a sweep run with other settings (sweep {meta.get('name')!r}, overrides "
                              f"{json.dumps(meta.get('overrides'))}; now {json.dumps(overrides)}): pick another --out, "
                              "or repeat the earlier budget and data root to continue it")
+    if grows and report_only:
+        raise ReproduceError(f"--report-only: the budget asks for seed(s) {', '.join(map(str, added))} more than the "
+                             f"{len(seed_values(then.get('seed')))} seed(s) run so far; the same command without "
+                             "--report-only adds them")
+    return added if grows else []
+
+
+def seed_values(value: Any) -> list[Any]:
+    """An override's seed value as a list (a single seed, a list of seeds, or none)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def make_figures(result: SweepResult, folder: Path, figures: Path) -> None:
@@ -295,8 +318,9 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     notes: dict[str, list[str]] = {}
     for n in names:
         plans[n], notes[n] = fit_to_data(n, plans[n], root)
-    for n in names:  # before any work: a directory of an earlier run must match
-        check_continuable(n, out / n, plans[n])
+    for n in names:  # before any work: a directory of an earlier run must match (--report-only: said per sweep)
+        if not report_only:
+            check_continuable(n, out / n, plans[n])
     continued = {n for n in names if SweepDir(out / n).exists()}
     previous = _previous(out)
     started = time.perf_counter()

@@ -266,6 +266,10 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
                         else "wall time not recorded (trained by calls that kept no time)")
                      + (f" (sum of trial times {clock(res.trial_s)} on {res.slots} slots)" if res.slots else "")
                      + f"; results in `{res.name}/` (runs.csv, table.md, records/).")
+        if "git" in res.runs.columns and res.runs["git"].nunique() > 1:  # a sweep grown or resumed by newer code
+            made = res.runs["git"].fillna("?").astype(str).value_counts().sort_index()
+            lines.append("**Code**: its runs were trained at several commits (" + "; ".join(
+                f"git {g}: {n} run{'' if n == 1 else 's'}" for g, n in made.items()) + "); each run's provenance is in runs.csv.")
         if res.interrupted:
             lines.append("**Interrupted**: some trials did not finish; run the same command with "
                          f"`--out {out}` to continue.")

@@ -131,3 +131,47 @@ def test_report_only_judges_a_finished_sweep_from_its_runs_without_rebuilding_it
     assert "6 runs (6 ok); wall time 1:23 (sum of trial times 0:06 on 2 slots)" in (out / "REPRODUCTION.md").read_text()
     kept = json.loads((out / "reproduction.json").read_text())["sweeps"]
     assert kept["cheating"]["wall_s"] == 100.0 and kept["lr_asymmetry"]["wall_s"] == 83.0
+
+
+def made(tmp_path, overrides):
+    """A started lr_asymmetry directory whose sweep.json holds ``overrides``."""
+    from bench.sweep import spec
+    from bench.sweep.layout import SweepDir
+
+    sweep = spec.load("lr_asymmetry", overrides)
+    SweepDir(tmp_path / "lr_asymmetry").create(sweep, spec.validate(sweep))
+    return tmp_path / "lr_asymmetry"
+
+
+def test_report_only_reads_a_directory_whose_data_root_is_a_placeholder(tmp_path):
+    """A published directory names no path of the machine that ran it: --report-only (nothing trained) does not compare
+    the data root; continuing to train does, since the trials' configs name it."""
+    plan = {"epochs": 1, "n_train": 240, "seed": [0, 1]}
+    folder = made(tmp_path, {**plan, "data_root": "DATA_ROOT"})
+    assert runner.check_continuable("lr_asymmetry", folder, {**plan, "data_root": "/data/here"}, report_only=True) == []
+    with pytest.raises(ReproduceError, match="holds a sweep run with other settings"):
+        runner.check_continuable("lr_asymmetry", folder, {**plan, "data_root": "/data/here"})
+    with pytest.raises(ReproduceError, match="holds a sweep run with other settings"):  # anything else still counts
+        runner.check_continuable("lr_asymmetry", folder, {**plan, "epochs": 2, "data_root": "/x"}, report_only=True)
+
+
+def test_a_budget_with_more_seeds_grows_the_directory_and_report_only_waits_for_them(tmp_path, monkeypatch):
+    plan = {"epochs": 1, "n_train": 240, "seed": [0, 1]}
+    folder = made(tmp_path, plan)
+    assert runner.check_continuable("lr_asymmetry", folder, {**plan, "seed": [0, 1, 2, 3]}) == [2, 3]
+    assert runner.check_continuable("lr_asymmetry", folder, plan) == []
+    with pytest.raises(ReproduceError, match="other settings"):  # a seed list that drops one is no growth
+        runner.check_continuable("lr_asymmetry", folder, {**plan, "seed": [0, 2]})
+    with pytest.raises(ReproduceError, match="other settings"):  # more seeds and another setting: refused
+        runner.check_continuable("lr_asymmetry", folder, {**plan, "seed": [0, 1, 2], "epochs": 2})
+    with pytest.raises(ReproduceError, match=r"--report-only: the budget asks for seed\(s\) 2 more than the 2 seed"):
+        runner.check_continuable("lr_asymmetry", folder, {**plan, "seed": [0, 1, 2]}, report_only=True)
+    seen = {}
+
+    def fake_run_sweep(name=None, **kwargs):
+        seen.update(kwargs)
+        raise ReproduceError("stop here")
+    monkeypatch.setattr(runner.pipeline, "run_sweep", fake_run_sweep)
+    monkeypatch.setattr(runner._Session, "ensure", lambda self: None)
+    res = runner.run_sweep("lr_asymmetry", folder, {**plan, "seed": [0, 1, 2]}, runner._Session(None, False), quiet=True)
+    assert seen == {"resume": folder, "add_seeds": [2], "verbose": False, "quiet": True} and res.reason == "stop here"

@@ -206,3 +206,13 @@ def test_an_mnist_sweep_says_which_images_test_is(tmp_path):
     assert any(line.startswith("**Test split**: ") and "MNIST *training* images" in line for line in lines)
     gm6 = lr_frame({1: 0.5, 100: 0.9}).assign(dataset="gm6")
     assert not any("Test split" in line for line in verdict_page.sweep_section(SweepResult("lr_asymmetry", gm6), [], tmp_path, "small"))
+
+
+def test_a_sweep_trained_at_several_commits_says_so(tmp_path):
+    runs = lr_frame({1: 0.5, 100: 0.9})
+    one = verdict_page.sweep_section(SweepResult("lr_asymmetry", runs.assign(git="abc1234")), [], tmp_path, "small")
+    assert not any(line.startswith("**Code**") for line in one)
+    mixed = runs.assign(git=["abc1234"] * (len(runs) - 1) + ["def5678"])
+    lines = verdict_page.sweep_section(SweepResult("lr_asymmetry", mixed), [], tmp_path, "small")
+    assert (f"**Code**: its runs were trained at several commits (git abc1234: {len(runs) - 1} runs; git def5678: 1 run); "
+            "each run's provenance is in runs.csv.") in lines
