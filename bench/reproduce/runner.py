@@ -39,6 +39,7 @@ import torch
 from bench.reproduce import claims
 from bench.reproduce.engine import Claim, evaluate_all
 from bench.reproduce.figures import PLOTS
+from bench.reproduce.continuation import check_continuable
 from bench.reproduce.measures import with_phase_accuracy
 from bench.report.reproduction import write_reproduction_report
 from bench.reproduce.verdict_page import overrides_text, trial_seconds, write_report
@@ -130,13 +131,6 @@ class _Session:
 
             ray.shutdown()
             self.started = False
-
-
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """The same overrides, but for how many trials ran at once (``resources.max_concurrent``: no trial's numbers
-    depend on it)."""
-    a, b = ({k: v for k, v in d.items() if k != "resources.max_concurrent"} for d in (a, b))
-    return json.loads(json.dumps(a, sort_keys=True)) == json.loads(json.dumps(b, sort_keys=True))
 
 
 def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Session, *,
@@ -245,41 +239,6 @@ def read_runs(sweep_dir: SweepDir) -> pd.DataFrame:
     """A finished sweep's runs table: its runs.csv, else built from its records (``bench.table``)."""
     runs = sweep_dir.read_runs_csv()
     return runs if runs is not None else load_runs(sweep_dir.root)
-
-
-def check_continuable(name: str, folder: Path, overrides: dict[str, Any], *, report_only: bool = False) -> list[int]:
-    """A sweep directory left by an earlier run may be continued only with the same sweep and settings, or grown by
-    more seeds (a budget whose seed list holds the directory's and more: the seeds to add are returned; the finished
-    trials keep their records, ``bench.sweep --add-seeds``). ``report_only``: nothing is trained, so the data root
-    (where the files were, which a published directory replaces by a placeholder) is not compared, and a budget with
-    seeds the directory lacks is refused (its runs are to come)."""
-    sweep_dir = SweepDir(folder)
-    if not sweep_dir.exists():
-        return []
-    meta, _ = sweep_dir.read_meta()
-    then, now = dict(meta.get("overrides") or {}), dict(overrides)
-    if report_only:
-        then.pop("data_root", None)
-        now.pop("data_root", None)
-    added = [s for s in seed_values(now.get("seed")) if s not in seed_values(then.get("seed"))]
-    grows = (bool(added) and set(seed_values(then.get("seed"))) <= set(seed_values(now.get("seed")))
-             and _same({k: v for k, v in then.items() if k != "seed"}, {k: v for k, v in now.items() if k != "seed"}))
-    if meta.get("name") != name or not (grows or _same(then, now)):
-        raise ReproduceError(f"{folder} holds a sweep run with other settings (sweep {meta.get('name')!r}, overrides "
-                             f"{json.dumps(meta.get('overrides'))}; now {json.dumps(overrides)}): pick another --out, "
-                             "or repeat the earlier budget and data root to continue it")
-    if grows and report_only:
-        raise ReproduceError(f"--report-only: the budget asks for seed(s) {', '.join(map(str, added))} more than the "
-                             f"{len(seed_values(then.get('seed')))} seed(s) run so far; the same command without "
-                             "--report-only adds them")
-    return added if grows else []
-
-
-def seed_values(value: Any) -> list[Any]:
-    """An override's seed value as a list (a single seed, a list of seeds, or none)."""
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def make_figures(result: SweepResult, folder: Path, figures: Path) -> None:

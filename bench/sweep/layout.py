@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from bench.sweep import lock
-from bench.sweep.spec import Sweep, SweepError, Trial, grown_by_seeds
+from bench.sweep.spec import Sweep, SweepError, Trial, grown_by_seeds, validate
 from moe.strict_files import load_json
 from moe.records.record import STATUSES, versions, write_json_atomic
 from moe.registry import shown, shown_key
@@ -217,16 +217,18 @@ class SweepDir:
         state["mixed"] = [*state.get("mixed", []), {"at": datetime.now().isoformat(timespec="seconds"), "changes": changes}]
         write_json_atomic(self.meta_path, state)
 
-    def add_seeds(self, trials: list[Trial], seeds: list[int]) -> list[Trial]:
+    def add_seeds(self, sweep: Sweep, trials: list[Trial], seeds: list[int]) -> list[Trial]:
         """Grow the sweep by ``seeds``: sweep.json gets a trial per configuration and new seed after the trials it
         holds (``spec.grown_by_seeds``: their indices and records stay), the seed lists of its grid and overrides
-        become the seeds of its trials, and a note of the growth (the report lists it). Returns all the trials."""
+        become the seeds of its trials, and a note of the growth (the report lists it). Returns all the trials; a
+        seed out of range is a SweepError line before anything is written."""
         state = self.meta_state()
         if not state:
             raise SweepError(f"--add-seeds: {self.meta_path} cannot be read")
         grown = grown_by_seeds(trials, seeds)
         if len(grown) == len(trials):
             return trials
+        validate(sweep, grown)
         every = sorted({t.config.get("seed") for t in grown if isinstance(t.config.get("seed"), int)})
         sweep = state["sweep"]
         for block in sweep.get("grid") or []:

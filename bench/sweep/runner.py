@@ -46,7 +46,7 @@ from bench.sweep import groups, spec
 from bench.sweep.cluster import QUIET_ENV, ResourceError, connect, local_machine, nodes, quiet_ray_logs, resolve_resources
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
-from bench.sweep.spec import SweepError, Trial, grown_by_seeds
+from bench.sweep.spec import SweepError, Trial
 from bench.sweep.trial import FAULTS, data_source, dataset_key, is_fault, trainable, with_preset
 from moe.config import Config
 from moe.data import dataset_options, load_dataset
@@ -191,9 +191,6 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
         if overrides or faults:
             raise SweepError("--resume continues a sweep as it was defined: no --set overrides")
         folder, sweep, trials = _resumed(resume, name)
-        if add_seeds:
-            grown = grown_by_seeds(trials, list(add_seeds))
-            spec.validate(sweep, grown)  # a seed out of range: one line, before anything is written
         check_scheduler(scheduler, trials)
         datasets = load_datasets(trials)  # each once: what the trials to run need, and the fingerprints to check
         if changes := changes_since(folder, datasets):
@@ -204,7 +201,7 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
             say(f"warning: continuing after changes: {'; '.join(changes)}")
         if add_seeds:
             n_before = len(trials)
-            trials = folder.add_seeds(trials, list(add_seeds))
+            trials = folder.add_seeds(sweep, trials, list(add_seeds))
             say(f"{sweep.name}: {len(trials) - n_before} trial(s) added for seed(s) "
                 f"{', '.join(map(str, add_seeds))}; the {n_before} there keep their records")
     else:

@@ -444,6 +444,6 @@ def test_what_precedes_the_refit_is_read_once_per_seed():
 
 
 def test_a_sweep_run_with_another_concurrency_can_be_continued():
-    from bench.reproduce.runner import _same
+    from bench.reproduce.continuation import same_settings as _same
     assert _same({"n_train": 384, "resources.max_concurrent": 1}, {"n_train": 384})
     assert not _same({"n_train": 384, "resources.cpu": 2}, {"n_train": 384})
