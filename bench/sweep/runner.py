@@ -150,8 +150,7 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
 
     ``name``: a sweep of sweeps/ or a .yaml path (default ``quick``; with ``resume``, the directory's own).
     ``retry_errors`` (with ``resume``): run the ``error`` trials again too (their records move to records/errors/).
-    ``add_seeds`` (with ``resume``): grow the sweep by these seeds of every configuration (``SweepDir.add_seeds``: the
-    finished trials keep their records; the new ones run).
+    ``add_seeds`` (with ``resume``): grow the sweep by these seeds of every configuration (``SweepDir.add_seeds``).
 
     ``stack_seeds``: off (default) | auto | on: the trials that differ only in their seed train together as one
     stacked model (``bench.sweep.groups``; refused with ``scheduler='asha'`` and with faults).
@@ -171,7 +170,7 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     folder = None
     if resume is not None:  # how the directory's trials ran: restored, or refused when told otherwise
         folder = SweepDir(Path(resume).resolve())
-        stack_seeds, scheduler = restored_options(folder, stack_seeds, scheduler)
+        stack_seeds, scheduler = groups.restored_options(folder, stack_seeds, scheduler)
     stack_seeds = groups.check_mode("off" if stack_seeds is None else stack_seeds)
     if stack_seeds != "off" and scheduler == "asha":
         raise SweepError("--stack-seeds: a seed group reports once, at its end, so --scheduler asha cannot stop it "
@@ -179,13 +178,11 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     if stack_seeds != "off" and faults:
         raise SweepError("--stack-seeds: test faults mark single trials; run them without --stack-seeds")
     datasets = None
-    if allow_changes and resume is None:
-        raise SweepError("--allow-changes goes with --resume DIR: it continues a sweep after its inputs changed")
-    if retry_errors and resume is None:
-        raise SweepError("--retry-errors goes with --resume DIR: it reruns the error trials of that sweep")
-    if add_seeds and resume is None:
-        raise SweepError("--add-seeds goes with --resume DIR: it grows that sweep by more seeds (a new sweep takes "
-                         "--set seed=[...])")
+    for flag, given, what in (("--allow-changes", allow_changes, "it continues a sweep after its inputs changed"),
+                              ("--retry-errors", retry_errors, "it reruns the error trials of that sweep"),
+                              ("--add-seeds", add_seeds, "it grows that sweep by more seeds (a new sweep: --set seed=[...])")):
+        if given and resume is None:
+            raise SweepError(f"{flag} goes with --resume DIR: {what}")
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     if resume is not None:
         if overrides or faults:
@@ -199,11 +196,10 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
                                  "them, or add --allow-changes to continue anyway (the report then marks the mixture)")
             folder.note_mixture(changes)
             say(f"warning: continuing after changes: {'; '.join(changes)}")
-        if add_seeds:
-            n_before = len(trials)
-            trials = folder.add_seeds(sweep, trials, list(add_seeds))
-            say(f"{sweep.name}: {len(trials) - n_before} trial(s) added for seed(s) "
-                f"{', '.join(map(str, add_seeds))}; the {n_before} there keep their records")
+        if add_seeds:  # more seeds of every configuration: the finished trials keep their indices and records
+            grown = folder.add_seeds(sweep, trials, list(add_seeds))
+            say(f"{sweep.name}: {len(grown) - len(trials)} trial(s) added for seed(s) {add_seeds}; the {len(trials)} kept")
+            trials = grown
     else:
         sweep, trials = prepare(name or "quick", overrides, faults)
         check_scheduler(scheduler, trials)
@@ -269,22 +265,6 @@ def changes_since(folder: SweepDir, datasets: dict[str, Any]) -> list[str]:
         if then.get(key) and then.get(key) != now.get(key):
             changes.append(f"the code differs ({key} {then[key]} then, {now.get(key)} now)")
     return changes
-
-
-def restored_options(folder: SweepDir, stack_seeds: str | bool | None, scheduler: str | None) -> tuple[str | None, str | None]:
-    """``--stack-seeds`` and ``--scheduler`` of a resumed sweep: those its sweep.json saved (a directory written
-    before they were saved: the ones given, else off / fifo); a different one given is refused with one line."""
-    saved = folder.run_options()
-    given = {"stack_seeds": groups.check_mode(stack_seeds) if stack_seeds is not None else None,
-             "scheduler": scheduler if scheduler not in (None, "fifo") else ("fifo" if scheduler else None)}
-    for key, value in given.items():
-        if value is not None and key in saved and saved[key] != value:
-            flag = "--" + key.replace("_", "-")
-            raise SweepError(f"--resume {folder.root}: the sweep ran with {flag} {saved[key]}, not {value}: --resume "
-                             f"continues it as it ran (leave out {flag})")
-    stack = given["stack_seeds"] or saved.get("stack_seeds")
-    sched = given["scheduler"] or saved.get("scheduler")
-    return stack, (None if sched == "fifo" else sched)
 
 
 def _resumed(resume: str | os.PathLike, name: str | None) -> tuple[SweepDir, spec.Sweep, list[Trial]]:

@@ -41,7 +41,7 @@ def test_add_seeds_runs_only_the_new_trials_and_keeps_every_record(sweep_dir, fa
     assert meta["sweep"]["grid"][0]["seed"] == [0, 1, 2, 3]
     assert meta["grown"][0]["seeds"] == [1, 2, 3] and meta["grown"][0]["trials"] == 4
     assert "seed(s) 1, 2, 3 added (4 trials)" in write_sweep_report(sweep_dir.root).read_text()
-    assert "4 trial(s) added" in capsys.readouterr().out
+    assert "4 trial(s) added for seed(s) [1, 2, 3]; the 4 kept" in capsys.readouterr().out
     assert cli.main(["--resume", str(sweep_dir.root), "--add-seeds", "2"]) == 0  # again: nothing new to run
     assert fake_tune == [[4, 5, 6, 7]] and len(json.loads(sweep_dir.meta_path.read_text())["grown"]) == 1
 
