@@ -7,9 +7,10 @@ arguments, the source of the drawing modules and matplotlib's version: a rebuild
 draws nothing; a changed record, or changed drawing code, draws its figures anew. Entries a build no longer uses
 are removed at its end, so the cache holds one build's figures.
 
-The figures missing from the cache are drawn in worker processes (``spawn``: nothing of the caller, Ray's threads
-included, is inherited), one per available core and at most one per ``PER_WORKER`` figures (a few are drawn in
-this process); each PNG goes back to its own place in the page, so the page is the same whichever process drew it.
+The figures missing from the cache are drawn in parallel: by this process and worker processes (``spawn``: nothing
+of the caller, Ray's threads included, is inherited; each imports only ``moe.pictures.drawers``, no torch), one
+process per available core and at most one per ``PER_WORKER`` figures; each PNG goes back to its own place in the
+page, so the page is the same whichever process drew it.
 """
 from __future__ import annotations
 
@@ -25,17 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import page_parts
-from moe.pictures.plots import heatmap_figure
-from moe.pictures.view_plots import (curves_figure, expert_weights_figure, gate_regions_figure, png_bytes,
-                                     prototypes_figure)
-from moe.records.record import atomic_write_bytes
+from moe.pictures import drawers
+from moe.pictures.drawers import DRAWERS
+from moe.records.files import atomic_write_bytes
 
-# job kind -> the function drawing its matplotlib Figure from plain data
-DRAWERS = {"heatmap": heatmap_figure, "curves": curves_figure, "gate_regions": gate_regions_figure,
-           "expert_weights": expert_weights_figure, "prototypes": prototypes_figure}
 # the modules whose source decides what a figure looks like: part of every cache key
-DRAWING_MODULES = ("moe.pictures.plots", "moe.pictures.view_plots", "moe.records.model_views", "moe.records.naming")
+DRAWING_MODULES = ("moe.pictures.drawers", "moe.pictures.plots", "moe.pictures.view_plots", "moe.records.view_codes",
+                   "moe.records.model_views", "moe.records.naming")
 PER_WORKER = 6  # figures per worker process at least: a worker's start costs about as much as a few figures
+DRAW_HERE = True  # this process draws a share too (tests turn it off to see every figure drawn by a worker)
 PLACEHOLDER = "\x00figure:{}\x00"
 
 
@@ -55,12 +54,8 @@ def figure_key(kind: str, args: tuple, stamp: bytes) -> str:
 
 
 def draw(kind: str, args: tuple) -> bytes:
-    """The PNG of one job (in whichever process runs it)."""
-    return png_bytes(DRAWERS[kind](*args))
-
-
-def _draw_job(job: tuple[str, tuple]) -> bytes:
-    return draw(*job)
+    """The PNG of one job drawn in this process (``moe.pictures.drawers.draw``)."""
+    return drawers.draw(kind, args)
 
 
 def available_cores() -> int:
@@ -101,12 +96,7 @@ class Figures:
         missing = list(dict.fromkeys(key for key, png in found.items() if png is None))
         todo = {key: next((k, a) for k, a, _, kk in self.jobs if kk == key) for key in missing}
         n_workers = min(self.workers, math.ceil(len(todo) / PER_WORKER)) if todo else 0
-        if n_workers > 1:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-                drawn = list(pool.map(_draw_job, todo.values(), chunksize=max(1, len(todo) // (4 * n_workers))))
-        else:
-            drawn = [draw(*job) for job in todo.values()]
+        drawn = self._draw_shared(list(todo.values()), n_workers) if n_workers > 1 else [draw(*job) for job in todo.values()]
         self.drawn = len(drawn)
         for key, png in zip(todo, drawn):
             found[key] = png
@@ -114,6 +104,21 @@ class Figures:
                 atomic_write_bytes(self.cache_dir / f"{key}.png", png)
         self._prune(set(found))
         return [found[key] for *_, key in self.jobs]
+
+    @staticmethod
+    def _draw_shared(jobs: list[tuple[str, tuple]], n_workers: int) -> list[bytes]:
+        """Every job's PNG, drawn by ``n_workers - 1`` spawned workers taking jobs from the front and this process
+        taking them from the back (each job it takes back from the queue before a worker starts it): no worker
+        is started for the share this process, already running, can draw while the workers import."""
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=n_workers - 1, mp_context=ctx) as pool:
+            futures = [pool.submit(drawers.draw_job, job) for job in jobs]
+            here: dict[int, bytes] = {}
+            for i in range(len(jobs) - 1, -1, -1):
+                if not DRAW_HERE or not futures[i].cancel():  # a worker has it already: so it has every job before it
+                    break
+                here[i] = draw(*jobs[i])
+            return [here[i] if i in here else f.result() for i, f in enumerate(futures)]
 
     def _prune(self, keep: set[str]) -> None:
         """Remove the cache's PNGs this page does not use (figures of records that changed or went)."""

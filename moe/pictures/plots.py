@@ -18,7 +18,7 @@ from typing import Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from moe.records.record import atomic_write_bytes
+from moe.records.files import atomic_write_bytes
 
 __all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_figure", "heatmap_size", "save_png", "DPI", "ANNOTATE_MAX_CELLS"]
 

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from moe.records.model_views import MAX_EXPERTS, decode, top_indices
+from moe.records.view_codes import MAX_EXPERTS, decode, top_indices
 
 __all__ = ["png_bytes", "curves_figure", "gate_regions_figure", "expert_weights_figure", "prototypes_figure",
            "record_figures"]

@@ -21,7 +21,7 @@ int8 quantisation keeps 1/127 of each expert's range, more than a picture shows.
 from __future__ import annotations
 
 import base64
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,13 +30,13 @@ import torch.nn.functional as F
 from moe.data import Dataset
 from moe.experts.linear import LinearExperts
 from moe.model import MixtureOfExperts
+from moe.records.view_codes import MAX_EXPERTS, decode, top_indices
 from moe.routers.prototype import PrototypeRouter
 
 GRID = 64
 MAX_POINTS = 300
 MAX_SIDE = 28
 MARGIN = 0.05
-MAX_EXPERTS = 20  # image views: at most this many experts, the busiest on the test split
 
 
 def encode(arr: torch.Tensor) -> dict[str, Any]:
@@ -45,12 +45,6 @@ def encode(arr: torch.Tensor) -> dict[str, Any]:
     scale = a.flatten(1).abs().amax(1).clamp_min(1e-12)
     q = torch.round(a / scale.view(-1, *[1] * (a.dim() - 1)) * 127).to(torch.int8)
     return {"shape": list(a.shape), "scale": scale.tolist(), "int8": base64.b64encode(q.numpy().tobytes()).decode()}
-
-
-def decode(view: dict[str, Any]) -> np.ndarray:
-    """The float array of an ``encode`` dict (to within 1/127 of each leading slice's largest |x|)."""
-    q = np.frombuffer(base64.b64decode(view["int8"]), dtype=np.int8).astype(np.float32).reshape(view["shape"])
-    return q / 127 * np.asarray(view["scale"], dtype=np.float32).reshape(-1, *[1] * (q.ndim - 1))
 
 
 def _images(flat: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
@@ -80,12 +74,6 @@ def gate_regions(model: MixtureOfExperts, data: Dataset, device: torch.device, b
     return {"x_range": r([lo[0], hi[0]]), "y_range": r([lo[1], hi[1]]),
             "size": GRID, "expert": experts.view(GRID, GRID).tolist(),
             "points": {"x": r(x[pick, 0]), "y": r(x[pick, 1]), "label": data.y_test[pick].tolist()}}
-
-
-def top_indices(values: Sequence[float] | torch.Tensor, n: int) -> list[int]:
-    """The indices of the n largest values, largest first, ties to the lower index (a stable sort)."""
-    v = torch.as_tensor(values, dtype=torch.float64)
-    return torch.sort(v, descending=True, stable=True).indices[:n].tolist()
 
 
 def shown_experts(n_experts: int, assignment: list[int] | None) -> list[int] | None:

@@ -32,6 +32,8 @@ from typing import Any, Callable
 import numpy
 import torch
 
+from moe.records.files import atomic_write_bytes
+
 
 SCHEMA = 1
 STATUSES = ("ok", "diverged", "error", "stopped")
@@ -83,25 +85,6 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
     return obj
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same directory, then ``os.replace``,
-    so that a crash never leaves a half-written file (record, table or picture)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def generated_page_main(prog: str, docs: str, markdown: Callable[[], str], argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from moe.records.model_views import decode
+from moe.records.view_codes import decode
 
 IMAGE_VIEWS = (".views.expert_weights", ".views.prototypes")
 

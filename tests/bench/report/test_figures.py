@@ -54,13 +54,15 @@ def test_rebuild_draws_nothing_new_and_a_changed_record_redraws_its_own(sweep, c
     assert len(list(cache.glob("*.png"))) == n_first  # the old heat-map went from the cache
 
 
-@pytest.mark.slow  # two spawned worker processes, each importing torch and matplotlib: ~15-30 s on 2 loaded cores
-def test_parallel_draws_the_same_bytes_as_serial(sweep, monkeypatch, tmp_path):
+@pytest.mark.slow  # spawned worker processes, each importing matplotlib: ~5-15 s on 2 loaded cores
+@pytest.mark.parametrize("here", [False, True], ids=["workers-only", "shared-with-this-process"])
+def test_parallel_draws_the_same_bytes_as_serial(sweep, monkeypatch, tmp_path, here):
     rec = json.loads(SweepDir(sweep).record_path(1).read_text())
     jobs = [("heatmap", (rec["allocation"], [f"c{i}" for i in range(len(rec["allocation"]))], f"t{j}")) for j in range(4)]
     jobs.append(("curves", ([("seed 1", rec["history"])], "curves")))
     serial, parallel = Figures(None, workers=1), Figures(tmp_path / "cache", workers=2)
     monkeypatch.setattr(figures_mod, "PER_WORKER", 1)
+    monkeypatch.setattr(figures_mod, "DRAW_HERE", here)  # off: every figure comes from the worker process
     for kind, args in jobs:
         serial.add(kind, args, kind)
         parallel.add(kind, args, kind)
@@ -86,3 +88,16 @@ def test_drawn_configurations_picks_by_validation_accuracy():
     # b 0.85, d 0.7 (its error run does not count), c 0.5, a 0.15; test accuracy plays no part
     assert drawn_configurations(runs, names, limit=2) == {"b", "d"}
     assert drawn_configurations(runs.drop(columns="val_accuracy"), names, limit=2) == {"a", "b"}
+
+
+def test_a_worker_process_imports_no_torch():
+    """What a figure worker runs (moe.pictures.drawers) draws without torch: a worker starts in a fraction of the time."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, moe.pictures.drawers as d; png = d.draw_job(('heatmap', ([[1, 2], [3, 4]], ['a', 'b'], 't'))); "
+            "print(png[:8] == b'\\x89PNG\\r\\n\\x1a\\n', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(figures_mod.__file__).resolve().parents[2],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False"]

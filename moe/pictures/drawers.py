@@ -1,0 +1,23 @@
+"""The figures a report draws from plain data, by name (``DRAWERS``), and ``draw``: one PNG from a drawer's name and
+its arguments. The report's worker processes import only this module (matplotlib and numpy, no torch), so a
+worker starts in about a fifth of the time of one that imports the report.
+"""
+from __future__ import annotations
+
+from moe.pictures.plots import heatmap_figure
+from moe.pictures.view_plots import (curves_figure, expert_weights_figure, gate_regions_figure, png_bytes,
+                                     prototypes_figure)
+
+# job kind -> the function drawing its matplotlib Figure from plain data
+DRAWERS = {"heatmap": heatmap_figure, "curves": curves_figure, "gate_regions": gate_regions_figure,
+           "expert_weights": expert_weights_figure, "prototypes": prototypes_figure}
+
+
+def draw(kind: str, args: tuple) -> bytes:
+    """The PNG of one job (in whichever process runs it)."""
+    return png_bytes(DRAWERS[kind](*args))
+
+
+def draw_job(job: tuple[str, tuple]) -> bytes:
+    """``draw`` of a (kind, args) pair: what a worker process runs."""
+    return draw(*job)
