@@ -29,7 +29,7 @@ MAX_README_LINES = 160
 USER_PAGES = [README, ROOT / "kernels" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 CLIS = ["moe.train", "moe.report", "moe.training.controls", "moe.scoring.score_docs", "bench.sweep.cli",
         "bench.reproduce.cli", "bench.table.cli", "bench.report.cli", "bench.compare.cli", "bench.figures.phase",
-        "bench.speed.gpu_check", "bench.speed.kernel_bench", "bench.speed.same_records", "bench.speed.sweep_speed",
+        "bench.speed.gpu_check", "bench.speed.kernel_bench", "bench.speed.lm_check", "bench.speed.same_records", "bench.speed.sweep_speed",
         "bench.speed.train_speed", "kernels.aot"]
 REGISTRIES = {"routers": ROUTERS, "experts": EXPERTS, "objectives": OBJECTIVES, "datasets": DATASETS,
               "regimes": REGIMES}

@@ -23,7 +23,8 @@ from torch.nn import functional as F
 
 from moe.data.text import GENRES, TextDataset, kjv_from_lines
 from moe.lm import MoELanguageModel
-from moe.training.lm_loop import CLIP_NORM, batch_of, build_lm, build_optimizer, lm_loss, regularisers, window_starts
+from moe.training.lm_loop import (CLIP_NORM, batch_of, build_lm, build_optimizer, lm_loss, on_device, regularisers,
+                                  window_starts)
 from moe.validate import from_dict
 
 LM_SHAPE = "kjv[lm=2x64,E=8,k=2,context=128]"
@@ -68,7 +69,7 @@ class BareLM(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         m = self.model
         B, S = x.shape
-        hidden = m.tok(x) + m.pos(torch.arange(S))
+        hidden = m.tok(x) + m.pos(torch.arange(S, device=x.device))
         balance = hidden.new_zeros(())
         for block, moe in zip(m.blocks, self.moes):
             hidden = hidden + block.attn(block.ln_1(hidden))
@@ -86,17 +87,25 @@ def small_text(n_verses: int = 40) -> TextDataset:
     return kjv_from_lines(lines)
 
 
-def lm_fns(threads: int | None = None) -> tuple[dict[str, Callable[[], None]], dict[str, float]]:
-    """The timed functions of the language model's shape and its sizes (tokens per epoch)."""
-    cfg = from_dict({**LM_FIELDS, "threads": threads or 1})
+def lm_fns(threads: int | None = None, device: torch.device | str = "cpu", windows: int = LM_WINDOWS,
+           batch_size: int | None = None) -> tuple[dict[str, Callable[[], None]], dict[str, float]]:
+    """The timed functions of the language model's shape and its sizes (tokens per epoch): an epoch of ``windows``
+    training windows in batches of ``batch_size`` (default: the config's 16), model and batches on ``device``
+    (the caller synchronises a GPU around the calls)."""
+    device = torch.device(device)
+    cfg = from_dict({**LM_FIELDS, "threads": threads or 1, "device": device.type,
+                     **({"batch_size": batch_size} if batch_size else {})})
     data = small_text()
     torch.manual_seed(cfg.seed)
-    model = build_lm(cfg, data.vocab_size)
+    model = build_lm(cfg, data.vocab_size).to(device)
     bare = BareLM(model)
     opt, bare_opt = build_optimizer(cfg, model), torch.optim.Adam(bare.parameters(), lr=cfg.lr)
     terms = regularisers(cfg)
-    starts = window_starts(len(data.train), cfg.context)[:LM_WINDOWS]
-    batches = [batch_of(data.train, starts[i:i + cfg.batch_size], cfg.context) for i in range(0, len(starts), cfg.batch_size)]
+    starts = window_starts(len(data.train), cfg.context)[:windows]
+    if len(starts) < windows:
+        raise ValueError(f"windows: the benchmark's text has {len(starts)} training windows, fewer than {windows}")
+    train = on_device(data.train, device)
+    batches = [batch_of(train, starts[i:i + cfg.batch_size], cfg.context) for i in range(0, len(starts), cfg.batch_size)]
 
     def moe_epoch():
         for x, y in batches:

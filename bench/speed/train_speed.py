@@ -108,8 +108,8 @@ def ratio_row(shape: str, metric: str, num: list[float], den: list[float], op: s
 
 
 def run_shape(name: str, args, device: torch.device) -> list[dict[str, Any]]:
-    if name == LM_SHAPE:  # the language model (bench.speed.lm_speed): tokens/s against its bare loop, on the CPU
-        return lm_rows(args) if device.type == "cpu" else []
+    if name == LM_SHAPE:  # the language model (bench.speed.lm_speed): tokens/s against its bare loop
+        return lm_rows(args, device)
     fns, s = shape_fns(name, args, device)
     times = time_interleaved(fns, args.rounds, warmup=1, seed=args.seed)
     med = {k: quantiles(v)["median"] for k, v in times.items()}
@@ -134,8 +134,9 @@ def run_shape(name: str, args, device: torch.device) -> list[dict[str, Any]]:
     return rows
 
 
-def lm_rows(args) -> list[dict[str, Any]]:
-    fns, s = lm_fns(args.threads)
+def lm_rows(args, device: torch.device) -> list[dict[str, Any]]:
+    fns, s = lm_fns(args.threads, device)
+    fns = {k: synced(f, device) for k, f in fns.items()}
     times = time_interleaved(fns, args.rounds, warmup=1, seed=args.seed)
     med = {k: quantiles(v)["median"] for k, v in times.items()}
     return [ratio_row(LM_SHAPE, "tokens/s: moe_train / bare_train", times["bare_train"], times["moe_train"], ">=", 0.8,
