@@ -58,7 +58,9 @@ def parser() -> argparse.ArgumentParser:
                     help="with --resume: run the trials that ended in error again too, each from its latest "
                          "checkpoint (their error records move to DIR/records/errors/)")
     ap.add_argument("--max-failures", type=int, default=None,
-                    help="retries of a trial that raises or loses its node, each from its latest checkpoint (default: 1)")
+                    help="retries of a trial that raises or loses its node, each from its latest checkpoint (default: 1; "
+                         "with --resume, the number the sweep ran with, saved in its sweep.json; one given then "
+                         "replaces it)")
     ap.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="asha: stop weak trials early")
     ap.add_argument("--stack-seeds", choices=("off", "auto", "on"), default=None,
                     help="train the trials that differ only in their seed together, as one stacked model "
@@ -67,10 +69,11 @@ def parser() -> argparse.ArgumentParser:
                          "no regulariser, the joint regime): auto groups "
                          "the configurations it supports, on refuses the others, off never groups (default: auto, or off "
                          "with --scheduler asha, which needs per-epoch reports)")
-    ap.add_argument("--order", choices=ORDERS, default="longest",
+    ap.add_argument("--order", choices=ORDERS, default=None,
                     help="which trials start first: longest (default: the shortest tail on the last slots) or cheapest "
                          "(the widest part of the grid soonest, for a sweep that may be stopped and resumed); no result "
-                         "depends on it")
+                         "depends on it (with --resume: the order the sweep ran with, saved in its sweep.json; one given "
+                         "then replaces it)")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
     ap.add_argument("-v", "--verbose", action="store_true", help="Ray's own output and worker logs")
     ap.add_argument("--wide", action="store_true", help="print every column of the final table and full configuration "
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, as_interrupt)  # a SIGTERM (a job scheduler, kill) ends the sweep as Ctrl-C does
         runs = run_sweep(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors, allow_changes=args.allow_changes,
                          add_seeds=add_seeds,
-                         max_failures=1 if args.max_failures is None else args.max_failures, scheduler=args.scheduler,
+                         max_failures=args.max_failures, scheduler=args.scheduler,
                          verbose=args.verbose, stack_seeds=stack_seeds, order=args.order, **overrides)
     except (SweepError, ResourceError) as err:
         for line in getattr(err, "problems", None) or str(err).splitlines():

@@ -204,7 +204,7 @@ class SweepDir:
     def write_meta(self, sweep: Sweep, trials: list[Trial], options: dict[str, Any] | None = None,
                    data_sha256: dict[str, Any] | None = None) -> None:
         """sweep.json: the resolved sweep (with its file's text as it ran), its trials, ``options``: how its trials
-        run (``--stack-seeds``, ``--scheduler``), which ``--resume`` restores, and the fingerprint of each dataset it
+        run (``--stack-seeds``, ``--scheduler``, ``--max-failures``, ``--order``), which ``--resume`` restores, and the fingerprint of each dataset it
         loaded, which ``--resume`` checks."""
         write_json_atomic(self.meta_path, {"sweep": sweep.to_dict(), "trials": [t.to_dict() for t in trials],
                                            "options": dict(options or {}), "data_sha256": dict(data_sha256 or {}),
@@ -242,6 +242,12 @@ class SweepDir:
                                                      "seeds": list(seeds), "trials": len(grown) - len(trials)}]
         write_json_atomic(self.meta_path, state)
         return grown
+
+    def save_options(self, **changed: Any) -> None:
+        """Update sweep.json's ``options`` (atomically; the rest kept as it is)."""
+        state = self.meta_state()
+        state["options"] = {**(state.get("options") if isinstance(state.get("options"), dict) else {}), **changed}
+        write_json_atomic(self.meta_path, state)
 
     def run_options(self) -> dict[str, Any]:
         """The options sweep.json saved for its trials ({} for a directory written before they were saved)."""

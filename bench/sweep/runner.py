@@ -56,6 +56,7 @@ from moe.training.checkpoint import StateMismatch, TrainState
 
 SCHEDULERS = ("fifo", "asha")
 ORDERS = ("longest", "cheapest")  # which trials start first (bench.sweep.progress.cost); no result depends on it
+DEFAULT_MAX_FAILURES = 1  # retries of a trial that raises, when neither the command nor a resumed sweep.json says
 
 
 @dataclass(frozen=True)
@@ -140,10 +141,10 @@ def start_order(units: list[list[Any]], order: str = "longest") -> list[list[Any
 
 
 def run_trials(name: str | None = None, out: str | os.PathLike | None = None, address: str | None = None, *,
-        resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int = 1,
+        resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int | None = None,
         scheduler: str | None = None, verbose: bool = False, quiet: bool = False,
         faults: dict[int | str, str] | None = None, stack_seeds: str | bool | None = None, allow_changes: bool = False,
-        order: str = "longest", add_seeds: list[int] | None = None, _interrupt_after: int | None = None,
+        order: str | None = None, add_seeds: list[int] | None = None, _interrupt_after: int | None = None,
         **overrides: Any) -> dict[str, Any]:
     """Run (or resume) the trials of a sweep, one record each; returns how it went (below). The tables and the
     report: ``bench.pipeline.run_sweep``, which calls this.
@@ -151,6 +152,9 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     ``name``: a sweep of sweeps/ or a .yaml path (default ``quick``; with ``resume``, the directory's own).
     ``retry_errors`` (with ``resume``): run the ``error`` trials again too (their records move to records/errors/).
     ``add_seeds`` (with ``resume``): grow the sweep by these seeds of every configuration (``SweepDir.add_seeds``).
+    ``max_failures``: retries of a trial that raises (default 1); ``order``: which trials start first (``ORDERS``,
+    default longest). With ``resume``, each is the sweep's own, saved in sweep.json; one given with ``resume``
+    replaces it there, for this and later resumes (neither changes a trial's numbers).
 
     ``stack_seeds``: off (default) | auto | on: the trials that differ only in their seed train together as one
     stacked model (``bench.sweep.groups``; refused with ``scheduler='asha'`` and with faults).
@@ -163,14 +167,19 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     """
     if scheduler not in (None, *SCHEDULERS):
         raise SweepError(f"--scheduler {scheduler!r}: valid choices: {', '.join(SCHEDULERS)}")
-    if order not in ORDERS:
+    if order is not None and order not in ORDERS:
         raise SweepError(f"--order {str(order)[:40]!r}: valid choices: {', '.join(ORDERS)}")
-    if not isinstance(max_failures, int) or max_failures < 0:
+    if max_failures is not None and (not isinstance(max_failures, int) or isinstance(max_failures, bool)
+                                     or max_failures < 0):
         raise SweepError(f"--max-failures: must be an integer >= 0, got {max_failures!r}")
     folder = None
+    chosen = {k: v for k, v in {"max_failures": max_failures, "order": order}.items() if v is not None}
     if resume is not None:  # how the directory's trials ran: restored, or refused when told otherwise
         folder = SweepDir(Path(resume).resolve())
         stack_seeds, scheduler = groups.restored_options(folder, stack_seeds, scheduler)
+        max_failures, order = restored_free_options(folder, max_failures, order)
+    max_failures = DEFAULT_MAX_FAILURES if max_failures is None else max_failures
+    order = order or ORDERS[0]
     stack_seeds = groups.check_mode("off" if stack_seeds is None else stack_seeds)
     if stack_seeds != "off" and scheduler == "asha":
         raise SweepError("--stack-seeds: a seed group reports once, at its end, so --scheduler asha cannot stop it "
@@ -196,6 +205,8 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
                                  "them, or add --allow-changes to continue anyway (the report then marks the mixture)")
             folder.note_mixture(changes)
             say(f"warning: continuing after changes: {'; '.join(changes)}")
+        if changed := {k: v for k, v in chosen.items() if folder.run_options().get(k) != v}:
+            folder.save_options(**changed)  # the retries or order given now, for this and later resumes
         if add_seeds:  # more seeds of every configuration: the finished trials keep their indices and records
             grown = folder.add_seeds(sweep, trials, list(add_seeds))
             say(f"{sweep.name}: {len(grown) - len(trials)} trial(s) added for seed(s) {add_seeds}; the {len(trials)} kept")
@@ -208,7 +219,8 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
         folder.check_new_out()  # before any work: nothing of another directory is overwritten or adopted
         check_local_resources(sweep, trials, address)  # a request this machine cannot hold: refused before anything is written
         datasets = load_datasets(trials)  # before anything is written: missing files leave no half-made directory
-        folder.create(sweep, trials, {"stack_seeds": stack_seeds, "scheduler": scheduler or "fifo"},  # and locks it
+        folder.create(sweep, trials, {"stack_seeds": stack_seeds, "scheduler": scheduler or "fifo",  # and locks it
+                                      "max_failures": max_failures, "order": order},
                       fingerprints(datasets))
     if retry_errors:
         moved = folder.set_aside_errors()
@@ -265,6 +277,20 @@ def changes_since(folder: SweepDir, datasets: dict[str, Any]) -> list[str]:
         if then.get(key) and then.get(key) != now.get(key):
             changes.append(f"the code differs ({key} {then[key]} then, {now.get(key)} now)")
     return changes
+
+
+def restored_free_options(folder: SweepDir, max_failures: int | None, order: str | None) -> tuple[int | None, str | None]:
+    """``--max-failures`` and ``--order`` of a resumed sweep: each the one given, else the one its sweep.json saved
+    (None where it saved none: the default). Unlike ``--stack-seeds`` and ``--scheduler`` another one is accepted:
+    a retry continues a trial from its checkpoint and the order only decides which trials start first, so neither
+    changes a finished trial's numbers."""
+    saved = folder.run_options()
+    retries = saved.get("max_failures")
+    if max_failures is None and isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0:
+        max_failures = retries
+    if order is None and saved.get("order") in ORDERS:
+        order = saved["order"]
+    return max_failures, order
 
 
 def _resumed(resume: str | os.PathLike, name: str | None) -> tuple[SweepDir, spec.Sweep, list[Trial]]:

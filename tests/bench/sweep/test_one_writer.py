@@ -1,6 +1,6 @@
 """One writer per sweep directory, and --resume means the same run: a second writer (a sweep into the same --out,
 two --resume of one directory) is refused with one line naming the first's PID; the lock of a dead process is
-taken over; how the trials ran (--stack-seeds, --scheduler) is saved in sweep.json and restored by --resume.
+taken over; how the trials ran (--stack-seeds, --scheduler, --max-failures, --order) is saved in sweep.json and restored by --resume.
 No Ray: the Tune run is replaced by the stand-in of test_out_and_resume."""
 from __future__ import annotations
 
@@ -115,7 +115,8 @@ def test_how_the_trials_ran_is_saved_and_restored_by_resume(sweep_file, tmp_path
     monkeypatch.setattr(runner, "_tune_trials", tune)
     out = tmp_path / "out"
     cli.main([sweep_file(), "--out", str(out), "--stack-seeds", "off"])  # interrupted: no record written
-    assert json.loads((out / "sweep.json").read_text())["options"] == {"stack_seeds": "off", "scheduler": "fifo"}
+    assert json.loads((out / "sweep.json").read_text())["options"] == {"stack_seeds": "off", "scheduler": "fifo",
+                                                                        "max_failures": 1, "order": "longest"}
     capsys.readouterr()
     cli.main(["--resume", str(out)])  # the command line's default would be auto: the saved off is restored
     assert given == [("off", None), ("off", None)]
@@ -129,6 +130,42 @@ def test_how_the_trials_ran_is_saved_and_restored_by_resume(sweep_file, tmp_path
     (out / "sweep.json").write_text(json.dumps(state))
     cli.main(["--resume", str(out)])
     assert given[-1] == ("off", None)
+
+
+def test_max_failures_and_order_are_saved_and_restored_by_resume(sweep_file, tmp_path, capsys, monkeypatch):
+    given = []
+
+    def tune(sweep, trials, todo, folder, options, *, n_done, datasets=None):
+        given.append((options.max_failures, options.order))  # what reaches Ray Tune's FailureConfig, the start order
+        return {"n_run": 0, "wall_s": 1.0, "trial_s": 1.0, "slots": 1, "overhead": 1.0}
+
+    monkeypatch.setattr(runner, "_tune_trials", tune)
+    saved = lambda: json.loads((out / "sweep.json").read_text())["options"]  # noqa: E731
+    out = tmp_path / "out"
+    cli.main([sweep_file(), "--out", str(out), "--max-failures", "3", "--order", "cheapest"])  # interrupted
+    assert saved()["max_failures"] == 3 and saved()["order"] == "cheapest" and given == [(3, "cheapest")]
+    cli.main(["--resume", str(out)])  # left out: those it ran with, not the command line's defaults 1 and longest
+    assert given[-1] == (3, "cheapest")
+    cli.main(["--resume", str(out), "--max-failures", "0"])  # another: used, and kept for the next resume
+    assert given[-1] == (0, "cheapest") and saved()["max_failures"] == 0
+    cli.main(["--resume", str(out), "--order", "longest"])
+    assert given[-1] == (0, "longest") and saved()["order"] == "longest"
+    cli.main(["--resume", str(out)])
+    assert given[-1] == (0, "longest") and len(given) == 5
+    capsys.readouterr()
+    line = one_error(capsys, ["--resume", str(out), "--max-failures", "-1"])
+    assert "--max-failures: must be an integer >= 0, got -1" in line and len(given) == 5 and saved()["max_failures"] == 0
+    # a directory written before the options were saved: the defaults, 1 and longest
+    state = json.loads((out / "sweep.json").read_text())
+    del state["options"]
+    (out / "sweep.json").write_text(json.dumps(state))
+    cli.main(["--resume", str(out)])
+    assert given[-1] == (1, "longest")
+    # a new sweep without the flags: the defaults, saved
+    cli.main([sweep_file(), "--out", str(tmp_path / "b")])
+    assert given[-1] == (1, "longest")
+    assert json.loads((tmp_path / "b" / "sweep.json").read_text())["options"] == {
+        "stack_seeds": "auto", "scheduler": "fifo", "max_failures": 1, "order": "longest"}
 
 
 def test_a_second_reproduction_into_the_same_directory_is_refused(tmp_path, holder, monkeypatch):
