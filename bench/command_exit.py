@@ -1,5 +1,6 @@
-"""The entry of every ``python -m bench.*`` command: its exit status, and a quiet end when the reader of its
-output goes away early (``python -m bench.sweep --dry-run | head -3``).
+"""The entry of every ``python -m bench.*`` command: its exit status, a quiet end when the reader of its
+output goes away early (``python -m bench.sweep --dry-run | head -3``), and the one line of a command whose
+output cannot be written (a full or read-only disk: :func:`cannot_write`, exit status 3).
 
 A closed pipe raises BrokenPipeError at the next write; the command's output is then unwanted, so it ends
 with exit status 0 and no traceback. Standard output is pointed at os.devnull first, so that the flush at
@@ -22,3 +23,16 @@ def run_main(main: Callable[[], int]) -> NoReturn:
         os.dup2(devnull, sys.stdout.fileno())
         status = 0
     sys.exit(status)
+
+
+EXIT_CANNOT_WRITE = 3  # the output could not be written (a full or read-only disk); what was there is untouched
+
+
+def cannot_write(err: OSError, folder: str | os.PathLike) -> int:
+    """One line for a command whose files in ``folder`` cannot be written (a full disk, a read-only folder, a file
+    too large), saying that nothing there was lost; returns the exit status, 3. Every file of these commands is
+    written atomically, so a failed write leaves the file before it as it was."""
+    where = err.filename or folder
+    print(f"error: cannot write {where}: {err.strerror or err}; nothing in {folder} was lost (each file is replaced "
+          "whole or not at all); free space or fix the permissions, then run the same command again", file=sys.stderr)
+    return EXIT_CANNOT_WRITE

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.command_exit import cannot_write
 from bench.report.reproduction import write_reproduction_report
 from bench.report.sweep import write_sweep_report
 from bench.sweep.layout import DamagedFile, SweepDir
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, DamagedFile) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full or read-only disk
+        return cannot_write(err, folder)
     for p in written:
         print(f"wrote {p}")
     return 0

@@ -6,6 +6,7 @@ problem and exit status 2, before any work; an interrupted sweep exits with 130 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import sys
@@ -158,16 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {line.translate(LINE_BREAKS)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return stopped("interrupted", EXIT_INTERRUPTED)
+        return stopped("interrupted", EXIT_INTERRUPTED, resume=args.resume)
     except BrokenPipeError:  # the reader of the output went away (| head): bench.command_exit ends quietly with 0
         raise
-    except OSError as err:  # a full or read-only disk, a folder removed under the sweep
-        where = f" ({err.filename})" if err.filename else ""
-        return stopped(f"stopped: cannot write{where}: {err.strerror or err}", EXIT_STOPPED, "free space or fix the "
-                       "permissions, then ")
-    except Exception as err:  # a lost cluster, anything Ray raises: its records are safe all the same
-        return stopped(f"stopped: {type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}",
-                       EXIT_STOPPED, "check the cluster (or leave out --address for a local one), then ")
+    except Exception as err:  # a full or read-only disk, a lost cluster, anything Ray raises: the records are safe
+        if (disk := write_error(err)) is not None:
+            where = f" ({disk.filename})" if disk.filename else ""
+            return stopped(f"stopped: cannot write{where}: {disk.strerror or disk}", EXIT_STOPPED, "free space or fix "
+                           "the permissions, then ", resume=args.resume)
+        return stopped(f"stopped: {type(err).__name__}: {first_line(err)}", EXIT_STOPPED,
+                       "check the cluster (or leave out --address for a local one), then ", resume=args.resume)
     return report(runs, wide=args.wide)
 
 
@@ -183,9 +184,37 @@ def as_interrupt(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
-def stopped(what: str, code: int, fix: str = "") -> int:
+# a failed write: no space, no quota, a file too large, a read-only or refused folder, a folder removed, the device
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.EIO}
+
+
+def write_error(err: BaseException) -> OSError | None:
+    """The OSError of a failed write that ``err`` is, or that caused it (Ray Tune wraps an error of the driver's
+    callbacks, such as writing a record to a full disk, in a TuneError); None for anything else."""
+    if isinstance(err, OSError) and not isinstance(err, ConnectionError):
+        return err
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def first_line(err: BaseException) -> str:
+    """What an error says, in one line of at most 200 characters (the last line of a traceback it carries as text)."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    return (lines[-1] if lines[0].startswith("Traceback") else lines[0])[:200]
+
+
+def stopped(what: str, code: int, fix: str = "", resume: str | None = None) -> int:
     """One message for a sweep that stopped before its end: what is safe, and how to continue."""
     folder = lock.last_locked()
+    if folder is None and resume is not None and Path(resume, "sweep.json").is_file():
+        folder = Path(resume).resolve()  # stopped before its lock was taken (a read-only directory)
     if folder is not None:
         print(f"{what}. Every finished trial's record in {folder} is safe (unfinished trials restart from their "
               f"last checkpoint); {fix}continue with: python -m bench.sweep --resume {folder}", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.command_exit import cannot_write
 from bench.sweep.layout import DamagedFile, SweepDir
 from bench.table.configurations import terminal
 from bench.table.tables import build
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, DamagedFile) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full or read-only disk
+        return cannot_write(err, args.dir)
     print(terminal(out["summary"], wide=args.wide))
     print(f"{len(out['runs'])} runs, {len(out['summary'])} configurations; wrote "
           + ", ".join(str(Path(p).relative_to(Path(args.dir).resolve())) for p in out["files"]))

@@ -356,7 +356,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0: a finished run; 2: a bad config or missing data (one ``error:`` line per problem, nothing run);
-    1: the run diverged (one line saying at which epoch and why; the record still written with ``--out``)."""
+    1: the run diverged (one line saying at which epoch and why; the record still written with ``--out``);
+    3: the ``--out`` record could not be written (a full or read-only disk: one line; nothing half-written is left)."""
     args = parser().parse_args(argv)
     if args.out and (problem := out_problem(args.out, force=args.force)):
         print(f"error: {problem}", file=sys.stderr)
@@ -383,19 +384,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as err:
         if args.out:
-            write_json_atomic(args.out, error_record(cfg.to_dict(), err, provenance=provenance()))
+            with contextlib.suppress(OSError):  # a disk that cannot take the error record: the error itself matters more
+                write_json_atomic(args.out, error_record(cfg.to_dict(), err, provenance=provenance()))
         raise
-    if record["status"] == "diverged":  # one line, no traceback, exit 1; the record is still written
-        written = f"; record written to {write_json_atomic(args.out, record)}" if args.out else ""
-        print(f"diverged at epoch {record['diverged']['epoch']}: {record['diverged']['reason']}{written}", file=sys.stderr)
-        return 1
-    test, val = record["test"], record.get("validation") or {}
-    print(lm_summary(record) if "bits_per_byte" in test else f"status {record['status']}  validation accuracy "
-          f"{val.get('accuracy', math.nan):.4f}  test accuracy {test.get('accuracy', math.nan):.4f}  train {record['timing']['train_s']:.1f}s")
+    diverged = record["status"] == "diverged"
+    if not diverged:
+        test, val = record["test"], record.get("validation") or {}
+        print(lm_summary(record) if "bits_per_byte" in test else f"status {record['status']}  validation accuracy "
+              f"{val.get('accuracy', math.nan):.4f}  test accuracy {test.get('accuracy', math.nan):.4f}  train {record['timing']['train_s']:.1f}s")
+    written = None
     if args.out:
-        print(f"record written to {write_json_atomic(args.out, record)}")
+        try:
+            written = write_json_atomic(args.out, record)
+        except OSError as err:  # a full disk, a folder made read-only during the run, a file too large
+            print(f"error: --out {args.out}: cannot write the record: {err.strerror or err}; nothing was written there"
+                  f"{'' if diverged else ' (its scores are printed above)'}; free space or fix the permissions, then "
+                  "run again", file=sys.stderr)
+            return EXIT_NOT_WRITTEN
+    if diverged:  # one line, no traceback, exit 1; the record is still written
+        print(f"diverged at epoch {record['diverged']['epoch']}: {record['diverged']['reason']}"
+              f"{f'; record written to {written}' if written else ''}", file=sys.stderr)
+        return 1
+    if written:
+        print(f"record written to {written}")
     return 0
 
+
+EXIT_NOT_WRITTEN = 3  # the run finished, but its --out record could not be written (a full or read-only disk)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,6 +23,20 @@ from tests.bench.sweep.test_out_and_resume import stored
 ROOT = Path(runner.__file__).parents[2]
 
 
+TUNE_TEXT = "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\nValueError: the head node is gone\n"
+
+
+def wrapped(err: OSError) -> Exception:
+    """``err`` as Ray Tune passes it on: the context of a TuneError whose text is a traceback."""
+    try:
+        raise err
+    except OSError:
+        try:
+            raise RuntimeError(TUNE_TEXT)
+        except RuntimeError as outer:
+            return outer
+
+
 def stop_message(capsys, argv, code) -> str:
     assert cli.main(argv) == code
     captured = capsys.readouterr()
@@ -35,6 +49,11 @@ def stop_message(capsys, argv, code) -> str:
     (OSError(errno.ENOSPC, "No space left on device", "records/0002.json"), 3, "stopped: cannot write (records/0002.json): No space"),
     (OSError(errno.EROFS, "Read-only file system"), 3, "stopped: cannot write: Read-only file system"),
     (RuntimeError("the head node is gone"), 3, "stopped: RuntimeError: the head node is gone"),
+    # Ray Tune wraps an error of the driver's callbacks (a record written to a full disk) in a TuneError whose text
+    # is a traceback: the disk is named, and no traceback text is echoed
+    (wrapped(OSError(errno.ENOSPC, "No space left on device", "records/0002.json")), 3,
+     "stopped: cannot write (records/0002.json): No space"),
+    (RuntimeError(TUNE_TEXT), 3, "stopped: RuntimeError: ValueError: the head node is gone. Every"),
     (KeyboardInterrupt(), 130, "interrupted"),
 ])
 def test_a_stop_while_trials_run_says_what_is_safe_and_how_to_continue(sweep_file, tmp_path, capsys, monkeypatch,
