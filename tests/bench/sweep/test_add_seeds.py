@@ -58,9 +58,9 @@ def test_bad_add_seeds_is_one_line_and_nothing_changes(sweep_dir, fake_tune, cap
 
 
 def test_add_seeds_refused_after_a_change_writes_nothing(sweep_dir, fake_tune, capsys, monkeypatch):
-    from bench.sweep import runner
-    real = runner.versions
-    monkeypatch.setattr(runner, "versions", lambda: {**real(), "git": "0000000"})
+    from bench.sweep import resume
+    real = resume.versions  # where --resume reads the code's version
+    monkeypatch.setattr(resume, "versions", lambda: {**real(), "git": "0000000"})
     before = snapshot(sweep_dir.root)
     line = one_error(capsys, ["--resume", str(sweep_dir.root), "--add-seeds", "2"])
     assert "the code differs" in line and snapshot(sweep_dir.root) == before and fake_tune == []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.report.sweep import write_sweep_report
-from bench.sweep import cli, runner
+from bench.sweep import cli, resume, runner
 from tests.bench.sweep.test_out_and_resume import fake_tune, one_error, stored  # noqa: F401  (fixtures)
 
 
@@ -53,8 +53,8 @@ def test_resume_after_a_change_is_refused_unless_allowed_and_then_marked(interru
         with open(path, "a") as f:
             f.write("# edited\n")
     elif change == "code":
-        real = runner.versions
-        monkeypatch.setattr(runner, "versions", lambda: {**real(), "git": "0000000"})
+        real = resume.versions  # where --resume reads the code's version now
+        monkeypatch.setattr(resume, "versions", lambda: {**real(), "git": "0000000"})
     else:
         real_load = runner.load_datasets
 
