@@ -108,3 +108,17 @@ def test_image_views_of_many_experts_keep_the_busiest(fake_mnist_root):
     shares = np.zeros((3, 40))
     shares[:, 5], shares[:, 30], shares[:, 2] = 0.5, 0.3, 0.2
     assert busiest(shares, 3) == [2, 5, 30] and busiest(np.ones((2, 4))) == [0, 1, 2, 3]
+
+
+def test_top_indices_without_torch_match_a_stable_torch_sort():
+    """moe.records.view_codes.top_indices (numpy, for the torch-free drawing code) picks what a stable descending torch
+    sort picks: the n largest, largest first, ties to the lower index (which experts a record's image views keep)."""
+    from moe.records.view_codes import top_indices
+
+    assert top_indices([1, 3, 3, 0, 3], 2) == [1, 2]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        values = torch.randint(0, 4, (int(torch.randint(1, 60, (1,), generator=gen)),), generator=gen)
+        n = int(torch.randint(1, 25, (1,), generator=gen))
+        expected = torch.sort(values.double(), descending=True, stable=True).indices[:n].tolist()
+        assert top_indices(values, n) == top_indices(values.tolist(), n) == expected
