@@ -2,6 +2,7 @@
 only imports its plugins. (Cycles, import direction, deferred imports and module length for the whole
 project: tests/test_architecture.py.)"""
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,7 @@ def resolve(name: str) -> str | None:
     return name or None
 
 
+@functools.cache  # the source does not change during a test session: read every module once, not once per question
 def graph() -> dict[str, set[str]]:
     return {m: {r for name, _ in imports(f) if (r := resolve(name)) and r != m} for m, f in MODULES.items()}
 
@@ -52,7 +54,6 @@ def test_config_is_a_leaf():
     assert graph()["moe.registry"] == set()
 
 
-@pytest.mark.slow  # a fresh interpreter per package
 @pytest.mark.parametrize("package", PACKAGES)
 def test_component_packages_keep_their_base_and_their_init_only_imports(package):
     init = ast.parse(MODULES[f"moe.{package}"].read_text())
