@@ -168,11 +168,7 @@ class _Progress:
         left_cost = sum(self.cost.values()) - done_cost
         eta = elapsed * left_cost / done_cost if done_cost > 0 else math.nan
         t = self.trials[rec["bench"]["index"]]
-        test, val = rec.get("test") or {}, rec.get("validation") or {}
-        if rec["status"] == "error":
-            what = (rec.get("error") or "")[:80]
-        else:
-            what = f"val acc {_fmt(val.get('accuracy'))}  acc {_fmt(test.get('accuracy'))}  nmi {_fmt(test.get('nmi'))}"
+        what = scores_text(rec)
         took = rec["bench"].get("trial_s")
         width = len(str(self.n_total))
         self._print(f"[{done:>{width}}/{self.n_total}] {rec['status']:<8} {t.name} seed={t.config.get('seed', DEFAULT_SEED)}  "
@@ -181,6 +177,18 @@ class _Progress:
     def _print(self, line: str) -> None:
         if not self.quiet:
             print(line, flush=True)
+
+
+def scores_text(rec: dict[str, Any]) -> str:
+    """What a finished trial's progress line says of its scores: validation and test accuracy and the test NMI; a
+    language model's validation and test bits per byte and the unigram model's; an error's message."""
+    test, val = rec.get("test") or {}, rec.get("validation") or {}
+    if rec["status"] == "error":
+        return (rec.get("error") or "")[:80]
+    if "bits_per_byte" in test or "bits_per_byte" in val:
+        return (f"val bpb {_fmt(val.get('bits_per_byte'))}  bpb {_fmt(test.get('bits_per_byte'))}  "
+                f"unigram {_fmt(test.get('unigram_bits_per_byte'))}")
+    return f"val acc {_fmt(val.get('accuracy'))}  acc {_fmt(test.get('accuracy'))}  nmi {_fmt(test.get('nmi'))}"
 
 
 def _fmt(v: Any) -> str:

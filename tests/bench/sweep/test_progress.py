@@ -4,7 +4,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from bench.sweep.progress import exception_from_text
+from bench.sweep.progress import exception_from_text, scores_text
 
 RAY_TEXT = """Failure # 1 (occurred at 2026-11-30_16-30-00)
 ray::ImplicitFunc.train() (pid=123, ip=127.0.0.1, actor_id=abc)
@@ -39,3 +39,14 @@ def test_bench_never_unpickles():
         mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert "pickle" not in names | mods, f"{path} imports pickle"
         assert "get_pickled_error" not in path.read_text(), f"{path} unpickles Ray's error file"
+
+
+def test_a_progress_line_shows_the_scores_of_its_kind_of_run():
+    image = {"status": "ok", "test": {"accuracy": 0.91, "nmi": 0.5}, "validation": {"accuracy": 0.9}}
+    assert scores_text(image) == "val acc 0.900  acc 0.910  nmi 0.500"
+    text = {"status": "ok", "test": {"bits_per_byte": 3.3, "unigram_bits_per_byte": 4.38, "accuracy": None},
+            "validation": {"bits_per_byte": 3.25}}
+    assert scores_text(text) == "val bpb 3.250  bpb 3.300  unigram 4.380"
+    diverged = {"status": "diverged", "test": {}, "validation": {}}
+    assert scores_text(diverged) == "val acc   -    acc   -    nmi   -  "
+    assert scores_text({"status": "error", "error": "ValueError: " + "x" * 100}) == ("ValueError: " + "x" * 100)[:80]
