@@ -219,7 +219,7 @@ def stopped(what: str, code: int, fix: str = "", resume: str | None = None) -> i
         print(f"{what}. Every finished trial's record in {folder} is safe (unfinished trials restart from their "
               f"last checkpoint); {fix}continue with: python -m bench.sweep --resume {folder}", file=sys.stderr)
     else:
-        print(f"{what}, before the sweep directory was made: nothing was written; run the same command again",
+        print(f"{what}, before the sweep directory was made: nothing was written; {fix}run the same command again",
               file=sys.stderr)
     return code
 

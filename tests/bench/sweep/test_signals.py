@@ -84,6 +84,18 @@ def test_ctrl_c_before_the_directory_is_made_says_nothing_was_written(sweep_file
     assert "nothing was written; run the same command again" in line and not (tmp_path / "out").exists()
 
 
+def test_a_disk_that_fails_before_the_directory_is_made_names_the_fix(sweep_file, tmp_path, capsys, monkeypatch):
+    def read_only_home(trials):  # as Ray's start meets a read-only HOME
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "home" / ".ray"))
+
+    monkeypatch.setattr(runner, "load_datasets", read_only_home)
+    monkeypatch.setattr(lock, "_LAST", [])
+    line = stop_message(capsys, [sweep_file(), "--out", str(tmp_path / "out")], 3)
+    assert line == (f"stopped: cannot write ({tmp_path / 'home' / '.ray'}): Read-only file system, before the sweep "
+                    "directory was made: nothing was written; free space or fix the permissions, then run the same "
+                    "command again") and not (tmp_path / "out").exists()
+
+
 def test_a_stop_before_any_trial_finished_builds_no_table_and_no_traceback(sweep_file, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(runner, "_tune_trials", lambda *a, **k: {"interrupted": True, "missing": [0, 1, 2, 3], "n_run": 0,
                                                                  "wall_s": 1.0, "trial_s": 0.0, "slots": 1, "overhead": 1.0})
@@ -166,7 +178,7 @@ def test_a_failed_start_leaves_nothing_and_the_same_command_runs(sweep_file, tmp
     assert "Traceback" not in captured.err + captured.out
     assert code == (2 if raised == "cluster" else 3) and not out.exists()
     if raised == "ray":
-        assert "nothing was written; run the same command again" in captured.err
+        assert "nothing was written; free space or fix the permissions, then run the same command again" in captured.err
     monkeypatch.setattr(runner, "_tune_trials", lambda sweep, trials, todo, folder, options, **kw: (
         [folder.write_record(t.index, stored(t.index)) for t in todo],
         {"n_run": len(todo), "wall_s": 1.0, "trial_s": 1.0, "slots": 1, "overhead": 1.0})[1])
