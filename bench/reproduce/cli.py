@@ -73,6 +73,15 @@ def list_claims() -> int:
     return 0
 
 
+EXIT_STOPPED = 3  # stopped by a full or read-only disk (as bench.sweep)
+
+
+def again(argv: list[str] | None, given_out: str | None, out: Any) -> str:
+    """The command that continues this one: the same arguments, with ``--out`` the directory it wrote."""
+    same = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--out" and a != given_out]
+    return f"python -m bench.reproduce {' '.join(same)} --out {out}"
+
+
 def main(argv: list[str] | None = None, *, budget_table: dict[str, dict[str, Any]] | None = None) -> int:
     """The command; ``budget_table`` (tests): sweep -> overrides of the chosen budget, in place of the sweep files' own."""
     args = parser().parse_args(argv)
@@ -94,10 +103,14 @@ def main(argv: list[str] | None = None, *, budget_table: dict[str, dict[str, Any
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        again = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--out" and a != args.out]
-        print(f"\ninterrupted: finished trials are kept in {out}; continue with: python -m bench.reproduce "
-              f"{' '.join(again)} --out {out}", file=sys.stderr)
+        print(f"\ninterrupted: finished trials are kept in {out}; continue with: {again(argv, args.out, out)}",
+              file=sys.stderr)
         return 130
+    except OSError as err:  # a full or read-only disk: the records written are safe
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"stopped: cannot write{where}: {err.strerror or err}. Finished trials are kept in {out}; free space or "
+              f"fix the permissions, then continue with: {again(argv, args.out, out)}", file=sys.stderr)
+        return EXIT_STOPPED
     print()
     print(summary_table(rep.verdicts))
     print(f"\nwrote {rep.out / REPORT} (wall time of this call {clock(rep.wall_s)})")

@@ -79,6 +79,18 @@ def test_ctrl_c_says_how_to_continue(capsys, monkeypatch, tmp_path):
     assert f"continue with: python -m bench.reproduce cheating --budget small --out {tmp_path / 'o'}" in err
 
 
+def test_a_full_disk_is_one_line_saying_how_to_continue(capsys, monkeypatch, tmp_path):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "o" / "REPRODUCTION.md"))
+
+    monkeypatch.setattr(cli, "reproduce", full)
+    assert cli.main(["cheating", "--budget", "small", "--out", str(tmp_path / "o")]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"stopped: cannot write ({tmp_path / 'o' / 'REPRODUCTION.md'}): No space left on device. ")
+    assert err.strip().endswith(f"then continue with: python -m bench.reproduce cheating --budget small --out {tmp_path / 'o'}")
+
+
 def test_report_only_trains_nothing_and_says_how_far_each_sweep_got(capsys, tmp_path, monkeypatch):
     """--report-only: a sweep not started is 'not run yet', a sweep with unfinished trials says how many have
     finished; neither trains (no Ray is started), and the report and its JSON are still written."""
