@@ -170,12 +170,19 @@ CLAIMS: tuple[Claim, ...] = (
         name="balancing.cheating_grows_with_balancing", sweep="balancing",
         text="Balancing causes the cheating: the cheating score rises with the importance-loss weight.",
         source="Implicit Mixture of Interpretable Experts (Elazar & Taylor 2022); this project's question",
-        conditions=(Condition("rank_correlation", {"measure": "cheating_score", "x": "importance_loss"}, ">", 0,
+        conditions=(Condition("rank_correlation", {"measure": "cheating_score", "x": "importance_loss", "where": ALIVE},
+                              ">", 0,
                               "trend: Spearman's rho of the importance-loss weight with the cheating score over all "
-                              "runs"),),
-        note="A trend test over runs (one-sided permutation test of Spearman's rho, p < 0.025). The competence configuration (lenet gate, soft routing, linear experts) with the importance-loss weight "
-             "from 0 to 1. Collapsed runs are left out (their cheating score is undefined) and counted; the figure "
-             "shows the cheating score, the accuracy and the experts alive against the weight."),
+                              "runs of the configurations with every expert alive (at least 10 on validation)"),),
+        note="A trend test over runs (one-sided permutation test of Spearman's rho, p < 0.025). The competence "
+             "configuration (lenet gate, soft routing, linear experts) with the importance-loss weight from 0 to 1. "
+             "Only configurations whose every run keeps at least 10 experts alive (as many as classes) count, as for "
+             "the remedies: a router over k < 10 live experts names at most k classes, so near-collapse alone would "
+             "lower the score (the rule of this project, applied to this claim after its first reading on real data "
+             "had pooled every weight: rho 0.59, p = 0.006 over 18 runs, a rise carried by the weights below 0.1 "
+             "where 2-6 of 10 experts stay alive). The left-out configurations are listed with their experts alive; "
+             "collapsed runs are left out (their cheating score is undefined) and counted; the figure shows the "
+             "cheating score, the accuracy and the experts alive against the weight."),
     Claim(
         name="expert_count.accuracy_grows_with_experts", sweep="expert_count",
         text="Accuracy grows with the number of linear experts under a competent black-box router.",

@@ -113,15 +113,31 @@ def cheating_frame(bb_cs: float, bb_ent: float, remedy_cs: float, remedy_acc: fl
     return frame(rows)
 
 
-def balancing_frame(rising: bool) -> pd.DataFrame:
+def balancing_frame(rising: bool, dead_below: float | None = None) -> pd.DataFrame:
+    """The balancing sweep at E = 10, every expert alive; with ``dead_below``, the weights under it keep only 3 of
+    10 experts alive and cheat little (0.1), whatever ``rising`` says of the others."""
     rows = []
     weights = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
     for i, w in enumerate(weights):
         for seed in range(3):
             cs = 0.4 + 0.1 * (i if rising else len(weights) - 1 - i) + 0.01 * seed
+            dead = dead_below is not None and w < dead_below
             rows.append(run_row(len(rows), f"softmax[importance_loss={w}]", seed=seed, experts=10, importance_loss=w,
-                                cheating_score=cs, accuracy=0.97))
+                                cheating_score=0.1 + 0.01 * seed if dead else cs, accuracy=0.97,
+                                val_dead_experts=0.7 if dead else 0.0))
     return frame(rows)
+
+
+def test_balancing_reads_only_configurations_with_every_expert_alive():
+    """Near-collapse caps the cheating score: low weights with 3 of 10 experts alive and a low score would make a
+    falling trend look like a rising one if they were pooled."""
+    claim = next(c for c in claims.CLAIMS if c.name == "balancing.cheating_grows_with_balancing")
+    runs = M.with_derived(balancing_frame(False, dead_below=0.1))  # alive weights 0.1-1 fall; dead ones cheat little
+    pooled = scipy_stats.spearmanr(runs["importance_loss"], runs["cheating_score"]).statistic
+    assert pooled > 0  # over every run the trend would rise
+    v = engine.evaluate(claim, runs)
+    assert v.status == engine.CONTRADICTED and v.outcomes[0].stat.n == 9  # 3 alive weights x 3 seeds
+    assert engine.evaluate(claim, M.with_derived(balancing_frame(True, dead_below=0.1))).status == engine.SUPPORTED
 
 
 def count_frame(acc_by_e: dict[int, float], cs_by_e: dict[int, float]) -> pd.DataFrame:
