@@ -43,5 +43,7 @@ def test_an_interrupted_sweep_resumed_equals_the_uninterrupted_one(ray_local, sw
         if stack == "on":
             assert k is None  # a seed group checkpoints nothing: it ran again from epoch 1, and says so
         else:
-            assert k is None or 1 <= k < 3
+            # None: it had no checkpoint yet; 3: the interruption came after its last epoch's checkpoint and before
+            # its record, so the resumed trial only evaluates and writes it (a race of the Ctrl-C, both true)
+            assert k is None or 1 <= k <= 3
             assert len(resumed[i]["history"]) == 3
