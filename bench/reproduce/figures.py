@@ -335,7 +335,7 @@ def expert_count(runs: pd.DataFrame, records: list[dict[str, Any]], folder: Path
         return out
     fam = ok.apply(lambda r: family({**r, "experts": None}), axis=1)
     experts = pd.to_numeric(ok["experts"], errors="coerce")
-    out.append(("Accuracy, cheating index, local interpretability (the share of samples whose routed expert alone "
+    out.append(("Accuracy, cheating score (cross-fitted), local interpretability (the share of samples whose routed expert alone "
                  "gives the mixture's prediction) and global interpretability (parameters of the experts in use) "
                  "against the number of experts, one line per configuration family (its name without the expert "
                  "count; means over seeds).",
