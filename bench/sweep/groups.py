@@ -14,15 +14,12 @@ reports once, at its end: no per-epoch reports, checkpoints or early stopping, s
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.sweep.spec import SweepError, Trial
 from moe.config import ConfigError
 from moe.training.stacked import problems
 from moe.validate import from_dict
-
-if TYPE_CHECKING:  # annotations only: bench.sweep.layout reads the directory
-    from bench.sweep.layout import SweepDir
 
 
 def sibling_key(trial: Trial) -> str:
@@ -96,18 +93,3 @@ def member_indices(trial_config: dict[str, Any]) -> list[int]:
     trial = trial_config["trial"]
     return [m["index"] for m in trial.get("members", [trial])]
 
-
-def restored_options(folder: SweepDir, stack_seeds: str | bool | None, scheduler: str | None) -> tuple[str | None, str | None]:
-    """``--stack-seeds`` and ``--scheduler`` of a resumed sweep: those its sweep.json saved (a directory written
-    before they were saved: the ones given, else off / fifo); a different one given is refused with one line."""
-    saved = folder.run_options()
-    given = {"stack_seeds": check_mode(stack_seeds) if stack_seeds is not None else None,
-             "scheduler": scheduler if scheduler not in (None, "fifo") else ("fifo" if scheduler else None)}
-    for key, value in given.items():
-        if value is not None and key in saved and saved[key] != value:
-            flag = "--" + key.replace("_", "-")
-            raise SweepError(f"--resume {folder.root}: the sweep ran with {flag} {saved[key]}, not {value}: --resume "
-                             f"continues it as it ran (leave out {flag})")
-    stack = given["stack_seeds"] or saved.get("stack_seeds")
-    sched = given["scheduler"] or saved.get("scheduler")
-    return stack, (None if sched == "fifo" else sched)

@@ -1,12 +1,15 @@
 """What ``--resume DIR`` keeps of a sweep: how its trials ran (the options sweep.json saved, restored:
-``--max-failures`` and ``--order`` here, ``--stack-seeds`` and ``--scheduler`` by ``bench.sweep.groups``) and what it ran on (its sweep file's text, the fingerprints of its data and the code's
+``--stack-seeds`` and ``--scheduler``, refused when told otherwise; ``--max-failures`` and ``--order``, replaced
+when given) and what it ran on (its sweep file's text, the fingerprints of its data and the code's
 version, checked for changes since)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from bench.sweep.groups import check_mode
 from bench.sweep.layout import SweepDir
+from bench.sweep.spec import SweepError
 from moe.records.provenance import data_fingerprint
 from moe.records.record import versions
 
@@ -54,3 +57,19 @@ def restored_free_options(folder: SweepDir, max_failures: int | None, order: str
     if order is None and saved.get("order") in ORDERS:
         order = saved["order"]
     return max_failures, order
+
+
+def restored_options(folder: SweepDir, stack_seeds: str | bool | None, scheduler: str | None) -> tuple[str | None, str | None]:
+    """``--stack-seeds`` and ``--scheduler`` of a resumed sweep: those its sweep.json saved (a directory written
+    before they were saved: the ones given, else off / fifo); a different one given is refused with one line."""
+    saved = folder.run_options()
+    given = {"stack_seeds": check_mode(stack_seeds) if stack_seeds is not None else None,
+             "scheduler": scheduler if scheduler not in (None, "fifo") else ("fifo" if scheduler else None)}
+    for key, value in given.items():
+        if value is not None and key in saved and saved[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise SweepError(f"--resume {folder.root}: the sweep ran with {flag} {saved[key]}, not {value}: --resume "
+                             f"continues it as it ran (leave out {flag})")
+    stack = given["stack_seeds"] or saved.get("stack_seeds")
+    sched = given["scheduler"] or saved.get("scheduler")
+    return stack, (None if sched == "fifo" else sched)

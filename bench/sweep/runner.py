@@ -46,7 +46,7 @@ from bench.sweep import groups, spec
 from bench.sweep.cluster import QUIET_ENV, ResourceError, connect, local_machine, nodes, quiet_ray_logs, resolve_resources
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
-from bench.sweep.resume import DEFAULT_MAX_FAILURES, ORDERS, changes_since, fingerprints, restored_free_options
+from bench.sweep.resume import DEFAULT_MAX_FAILURES, ORDERS, changes_since, fingerprints, restored_free_options, restored_options
 from bench.sweep.spec import SweepError, Trial
 from bench.sweep.trial import FAULTS, data_source, dataset_key, is_fault, trainable, with_preset
 from moe.config import Config
@@ -173,7 +173,7 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     chosen = {k: v for k, v in {"max_failures": max_failures, "order": order}.items() if v is not None}
     if resume is not None:  # how the directory's trials ran: restored, or refused when told otherwise
         folder = SweepDir(Path(resume).resolve())
-        stack_seeds, scheduler = groups.restored_options(folder, stack_seeds, scheduler)
+        stack_seeds, scheduler = restored_options(folder, stack_seeds, scheduler)
         max_failures, order = restored_free_options(folder, max_failures, order)
     max_failures = DEFAULT_MAX_FAILURES if max_failures is None else max_failures
     order = order or ORDERS[0]
