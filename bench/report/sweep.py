@@ -251,16 +251,24 @@ def sweep_file_section(sweep_dir: SweepDir) -> str:
     return out
 
 
+def grown_text(note: dict[str, Any]) -> str:
+    """``experts 5, 20; seed 3, 4`` of a growth note in sweep.json (``seed(s) 3, 4`` of one written by --add-seeds)."""
+    added = note.get("added")
+    if isinstance(added, dict) and added:
+        return "; ".join(f"{axis} {', '.join(map(str, v if isinstance(v, list) else [v]))}" for axis, v in added.items())
+    return f"seed(s) {', '.join(map(str, note.get('seeds', [])))}"
+
+
 def mixture_note(sweep_dir: SweepDir) -> str:
     """A warning at the top of the page when a resume continued after the sweep file, the data or the code changed, and
     a note of the seeds added to the sweep after it started."""
     mixed = sweep_dir.meta_state().get("mixed") or []
     lines = [f"{page_parts.esc(m.get('at', '?'))}: {page_parts.esc('; '.join(map(str, m.get('changes', []))))}" for m in mixed
              if isinstance(m, dict)]
-    grown = [f"{page_parts.esc(g.get('at', '?'))}: seed(s) {page_parts.esc(', '.join(map(str, g.get('seeds', []))))} added "
+    grown = [f"{page_parts.esc(g.get('at', '?'))}: {page_parts.esc(grown_text(g))} added "
              f"({page_parts.esc(g.get('trials', '?'))} trials)" for g in sweep_dir.meta_state().get("grown") or [] if isinstance(g, dict)]
-    out = ("<p><b>Grown:</b> more seeds were added to this sweep after it started (--resume --add-seeds): "
-           + "<br>".join(grown) + "</p>") if grown else ""
+    out = ("<p><b>Grown:</b> more values of its grid were added to this sweep after it started (--resume --add, "
+           "--add-seeds); the runs there were kept: " + "<br>".join(grown) + "</p>") if grown else ""
     if not lines:
         return out
     return out + ("<p class=warn><b>Mixed runs:</b> this sweep was resumed after its inputs changed, so its records mix "

@@ -1,5 +1,6 @@
 """Whether a reproduction's output directory may be continued: a sweep directory left by an earlier call is continued
-only with the same sweep and settings, or grown by a budget's new seeds (``bench.sweep --add-seeds``)."""
+only with the same sweep and settings, or grown by a budget that asks for more values of its grid's axes (more seeds,
+more expert counts, more routers: ``bench.sweep.growth``)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.reproduce.results import ReproduceError
+from bench.sweep import growth, spec
 from bench.sweep.layout import SweepDir
+from bench.sweep.spec import SweepError
 
 
 def same_settings(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -17,36 +20,61 @@ def same_settings(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return json.loads(json.dumps(a, sort_keys=True)) == json.loads(json.dumps(b, sort_keys=True))
 
 
-def check_continuable(name: str, folder: Path, overrides: dict[str, Any], *, report_only: bool = False) -> list[int]:
-    """A sweep directory left by an earlier run may be continued only with the same sweep and settings, or grown by
-    more seeds (a budget whose seed list holds the directory's and more: the seeds to add are returned; the finished
-    trials keep their records, ``bench.sweep --add-seeds``). ``report_only``: nothing is trained, so the data root
-    (where the files were, which a published directory replaces by a placeholder) is not compared, and a budget with
-    seeds the directory lacks is refused (its runs are to come)."""
+def resolved(meta: dict[str, Any], *, report_only: bool) -> dict[str, Any]:
+    """What fixes a sweep's trials but for its grid: dataset, budget, settings, resources (but max_concurrent; and
+    the data root when nothing is trained: a published directory replaces it by a placeholder)."""
+    settings = dict(meta.get("settings") or {})
+    if report_only:
+        settings.pop("data_root", None)
+    resources = {k: v for k, v in (meta.get("resources") or {}).items() if k != "max_concurrent"}
+    return {"dataset": meta.get("dataset"), "budget": meta.get("budget") or {}, "settings": settings,
+            "resources": resources}
+
+
+def differences(then: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """``budget.n_train 8000 then, 10048 now; ...``: what differs between two :func:`resolved` sweeps (None: nothing)."""
+    out = []
+    for section in then.keys() | now.keys():
+        a, b = then.get(section), now.get(section)
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            out += [f"{section} {json.dumps(a)} then, {json.dumps(b)} now"] if a != b else []
+            continue
+        out += [f"{section}.{k} {json.dumps(a.get(k))} then, {json.dumps(b.get(k))} now"
+                for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+    return "; ".join(sorted(out)) or None
+
+
+def check_continuable(name: str, folder: Path, overrides: dict[str, Any], *,
+                      report_only: bool = False) -> list[dict[str, Any]] | None:
+    """A sweep directory left by an earlier run may be continued only with the same sweep and settings, or grown: a
+    budget whose grid holds the directory's, block for block, each axis with the same values or more (more seeds,
+    expert counts, routers...), and the rest equal. Returns the target grid to grow to (``bench.sweep --add``: the
+    finished trials keep their records), or None when there is nothing to add. ``report_only``: nothing is trained,
+    so the data root (where the files were, which a published directory replaces by a placeholder) is not compared,
+    and a budget with runs the directory lacks is refused, naming them (they are to come)."""
     sweep_dir = SweepDir(folder)
     if not sweep_dir.exists():
-        return []
-    meta, _ = sweep_dir.read_meta()
-    then, now = dict(meta.get("overrides") or {}), dict(overrides)
-    if report_only:
-        then.pop("data_root", None)
-        now.pop("data_root", None)
-    added = [s for s in seed_values(now.get("seed")) if s not in seed_values(then.get("seed"))]
-    grows = (bool(added) and set(seed_values(then.get("seed"))) <= set(seed_values(now.get("seed")))
-             and same_settings({k: v for k, v in then.items() if k != "seed"}, {k: v for k, v in now.items() if k != "seed"}))
-    if meta.get("name") != name or not (grows or same_settings(then, now)):
-        raise ReproduceError(f"{folder} holds a sweep run with other settings (sweep {meta.get('name')!r}, overrides "
-                             f"{json.dumps(meta.get('overrides'))}; now {json.dumps(overrides)}): pick another --out, "
+        return None
+    meta, trials = sweep_dir.read_meta()
+    try:
+        now = spec.load(name, overrides)
+    except SweepError as err:
+        raise ReproduceError(" ".join(err.problems)) from None
+    old_grid = meta.get("grid") if isinstance(meta.get("grid"), list) else [meta.get("grid") or {}]
+    problem = f"sweep {meta.get('name')!r}" if meta.get("name") != name else differences(
+        resolved(meta, report_only=report_only), resolved(json.loads(json.dumps(now.to_dict(), default=str)),
+                                                          report_only=report_only))
+    problem = problem or growth.growth_problem(json.loads(json.dumps(old_grid, default=str)),
+                                               json.loads(json.dumps(now.grid, default=str)))
+    if problem:
+        raise ReproduceError(f"{folder} holds a sweep run with other settings ({problem}; overrides then "
+                             f"{json.dumps(meta.get('overrides'))}, now {json.dumps(overrides)}): pick another --out, "
                              "or repeat the earlier budget and data root to continue it")
-    if grows and report_only:
-        raise ReproduceError(f"--report-only: the budget asks for seed(s) {', '.join(map(str, added))} more than the "
-                             f"{len(seed_values(then.get('seed')))} seed(s) run so far; the same command without "
-                             "--report-only adds them")
-    return added if grows else []
-
-
-def seed_values(value: Any) -> list[Any]:
-    """An override's seed value as a list (a single seed, a list of seeds, or none)."""
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+    added = growth.added_values(old_grid, now.grid)
+    if not added:
+        return None
+    if report_only:
+        n = len(growth.grown_to(trials, now.trials())) - len(trials)
+        raise ReproduceError(f"--report-only: the budget asks for {growth.describe(added)} beyond the directory's grid "
+                             f"({n} run(s) to come); the same command without --report-only adds them")
+    return now.grid

@@ -146,10 +146,10 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
         needs_ray = True
         sweep_dir = SweepDir(folder)
         if sweep_dir.exists():
-            added = check_continuable(name, folder, overrides, report_only=report_only)
-            kwargs: dict[str, Any] = {"resume": folder, **({"add_seeds": added} if added else {})}
+            target = check_continuable(name, folder, overrides, report_only=report_only)
+            kwargs: dict[str, Any] = {"resume": folder, **({"grow_to": target} if target else {})}
             _, trials = sweep_dir.read_meta()
-            needs_ray = bool(added) or bool({t.index for t in trials} - sweep_dir.finished_indices())
+            needs_ray = bool(target) or bool({t.index for t in trials} - sweep_dir.finished_indices())
             if report_only and needs_ray and {t.index for t in trials} <= tabled_indices(sweep_dir):
                 needs_ray = False  # a finished sweep kept without its records (a runs.csv committed under docs/)
             if report_only and needs_ray:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.sweep import estimate, groups, lock, spec
+from bench.sweep import estimate, groups, growth, lock, spec
 from bench.sweep.cluster import ResourceError
 from bench.sweep.layout import SweepDir
 from bench.pipeline import run_sweep
@@ -55,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--add-seeds", default=None, metavar="S,S,...",
                     help="with --resume: grow the sweep by these seeds of every configuration (e.g. 2,3): its finished "
                          "trials keep their records, the new seeds' trials run (sweep.json notes the growth)")
+    ap.add_argument("--add", dest="adds", action="append", default=[], metavar="AXIS=VALUES",
+                    help="with --resume: grow the sweep by more values of a grid axis, in every grid block that has it "
+                         "(repeatable; values read as YAML as --set reads them, e.g. --add experts=[5,20] --add "
+                         "'router=[\"topk[k=2]\"]'): the trials of the grown grid that the sweep lacks run, its finished "
+                         "trials keep their records (sweep.json notes the growth)")
     ap.add_argument("--retry-errors", action="store_true",
                     help="with --resume: run the trials that ended in error again too, each from its latest "
                          "checkpoint (their error records move to DIR/records/errors/)")
@@ -148,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and (args.sets or args.out or args.data_root):
             raise SweepError("--resume continues a sweep as it was defined: no --set, --data-root or --out with it")
         add_seeds = seed_list(args.add_seeds) if args.add_seeds is not None else None
+        add_values = growth.parse_additions(args.adds) if args.adds else None
         stack_seeds = args.stack_seeds if args.resume else groups.default_mode(args.stack_seeds, args.scheduler)
         signal.signal(signal.SIGTERM, as_interrupt)  # a SIGTERM (a job scheduler, kill) ends the sweep as Ctrl-C does
         runs = run_sweep(args.name, out=args.out, address=args.address, resume=args.resume, retry_errors=args.retry_errors, allow_changes=args.allow_changes,
-                         add_seeds=add_seeds,
+                         add_seeds=add_seeds, add_values=add_values,
                          max_failures=args.max_failures, scheduler=args.scheduler,
                          verbose=args.verbose, stack_seeds=stack_seeds, order=args.order, **overrides)
     except (SweepError, ResourceError) as err:

@@ -30,8 +30,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.sweep import lock
-from bench.sweep.spec import Sweep, SweepError, Trial, grown_by_seeds, validate
+from bench.sweep import growth, lock
+from bench.sweep.spec import TOP_KEYS, Sweep, SweepError, Trial, from_mapping, grown_by_seeds, validate
 from moe.strict_files import load_json
 from moe.records.record import STATUSES, versions, write_json_atomic
 from moe.registry import shown, shown_key
@@ -240,6 +240,41 @@ class SweepDir:
         state["trials"] = [t.to_dict() for t in grown]
         state["grown"] = [*state.get("grown", []), {"at": datetime.now().isoformat(timespec="seconds"),
                                                      "seeds": list(seeds), "trials": len(grown) - len(trials)}]
+        write_json_atomic(self.meta_path, state)
+        return grown
+
+    def grow(self, trials: list[Trial], grid: list[dict[str, Any]], flag: str = "--add") -> list[Trial]:
+        """Grow the sweep to the target ``grid`` (its own grid with more values on some axes: ``bench.sweep.growth``):
+        sweep.json gets each trial of that grid whose configuration it lacks after the trials it holds (their indices
+        and records stay), the grid and the overrides of the grown axes become the target's, and a note of the growth
+        (the report lists it). Returns all the trials. A grid that drops a value, or a trial config that is not valid,
+        is a SweepError before anything is written."""
+        state = self.meta_state()
+        if not state:
+            raise SweepError(f"{flag}: {self.meta_path} cannot be read")
+        meta = state["sweep"]
+        old = meta.get("grid") if isinstance(meta.get("grid"), list) else [meta.get("grid") or {}]
+        if problem := growth.growth_problem(old, grid):
+            raise SweepError(f"{flag}: {problem}: a sweep grows only by more values of its grid's axes")
+        added = growth.added_values(old, grid)
+        if not added:
+            return trials
+        try:
+            target = from_mapping({**{k: meta[k] for k in TOP_KEYS if k in meta}, "grid": grid}, name=meta["name"],
+                                  path=meta.get("path"))
+            grown = growth.grown_to(trials, target.trials())
+            validate(target, grown)
+        except SweepError as err:
+            raise SweepError([f"{flag}: {p}" for p in err.problems]) from None
+        if len(grown) == len(trials):
+            return trials
+        meta["grid"] = target.grid
+        if isinstance(meta.get("overrides"), dict):
+            meta["overrides"] = growth.grown_overrides(meta["overrides"], added)
+        state["trials"] = [t.to_dict() for t in grown]
+        state["grown"] = [*state.get("grown", []), {"at": datetime.now().isoformat(timespec="seconds"), "added": added,
+                                                     **({"seeds": added["seed"]} if "seed" in added else {}),
+                                                     "trials": len(grown) - len(trials)}]
         write_json_atomic(self.meta_path, state)
         return grown
 

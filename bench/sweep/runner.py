@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 
-from bench.sweep import groups, spec
+from bench.sweep import groups, growth, spec
 from bench.sweep.cluster import QUIET_ENV, ResourceError, connect, local_machine, nodes, quiet_ray_logs, resolve_resources
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
@@ -141,7 +141,8 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
         resume: str | os.PathLike | None = None, retry_errors: bool = False, max_failures: int | None = None,
         scheduler: str | None = None, verbose: bool = False, quiet: bool = False,
         faults: dict[int | str, str] | None = None, stack_seeds: str | bool | None = None, allow_changes: bool = False,
-        order: str | None = None, add_seeds: list[int] | None = None, _interrupt_after: int | None = None,
+        order: str | None = None, add_seeds: list[int] | None = None, add_values: dict[str, list] | None = None,
+        grow_to: list[dict[str, Any]] | None = None, _interrupt_after: int | None = None,
         **overrides: Any) -> dict[str, Any]:
     """Run (or resume) the trials of a sweep, one record each; returns how it went (below). The tables and the
     report: ``bench.pipeline.run_sweep``, which calls this.
@@ -149,6 +150,9 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     ``name``: a sweep of sweeps/ or a .yaml path (default ``quick``; with ``resume``, the directory's own).
     ``retry_errors`` (with ``resume``): run the ``error`` trials again too (their records move to records/errors/).
     ``add_seeds`` (with ``resume``): grow the sweep by these seeds of every configuration (``SweepDir.add_seeds``).
+    ``add_values`` (with ``resume``): grow the sweep by more values of its grid's axes (``{"experts": [5, 20]}``: each
+    block with that axis gains them; ``bench.sweep.growth``); ``grow_to``: grow it to this target grid (its own grid,
+    block for block, with more values). The finished trials keep their indices and records.
     ``max_failures``: retries of a trial that raises (default 1); ``order``: which trials start first (``ORDERS``,
     default longest). With ``resume``, each is the sweep's own, saved in sweep.json; one given with ``resume``
     replaces it there, for this and later resumes (neither changes a trial's numbers).
@@ -186,7 +190,9 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
     datasets = None
     for flag, given, what in (("--allow-changes", allow_changes, "it continues a sweep after its inputs changed"),
                               ("--retry-errors", retry_errors, "it reruns the error trials of that sweep"),
-                              ("--add-seeds", add_seeds, "it grows that sweep by more seeds (a new sweep: --set seed=[...])")):
+                              ("--add-seeds", add_seeds, "it grows that sweep by more seeds (a new sweep: --set seed=[...])"),
+                              ("--add", add_values or grow_to, "it grows that sweep by more values of its grid's axes "
+                                                                "(a new sweep: --set AXIS=[...])")):
         if given and resume is None:
             raise SweepError(f"{flag} goes with --resume DIR: {what}")
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
@@ -204,10 +210,21 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
             say(f"warning: continuing after changes: {'; '.join(changes)}")
         if changed := {k: v for k, v in chosen.items() if folder.run_options().get(k) != v}:
             folder.save_options(**changed)  # the retries or order given now, for this and later resumes
+        if add_values or grow_to:  # more values of the grid's axes: the finished trials keep their indices and records
+            meta_grid = folder.read_meta()[0].get("grid")
+            target = grow_to if grow_to is not None else growth.grown_grid(
+                meta_grid if isinstance(meta_grid, list) else [meta_grid], add_values or {})
+            grown = folder.grow(trials, target)
+            old = meta_grid if isinstance(meta_grid, list) else [meta_grid]
+            say(f"{sweep.name}: {len(grown) - len(trials)} trial(s) added for {growth.describe(growth.added_values(old, target)) or 'nothing new'}; "
+                f"the {len(trials)} kept")
+            trials = grown
         if add_seeds:  # more seeds of every configuration: the finished trials keep their indices and records
             grown = folder.add_seeds(sweep, trials, list(add_seeds))
             say(f"{sweep.name}: {len(grown) - len(trials)} trial(s) added for seed(s) {add_seeds}; the {len(trials)} kept")
             trials = grown
+        if missing := [t for t in trials if dataset_key(t.config) not in datasets]:  # data the new values need
+            datasets.update(load_datasets(missing))
     else:
         sweep, trials = prepare(name or "quick", overrides, faults)
         check_scheduler(scheduler, trials)

@@ -160,7 +160,7 @@ def test_report_only_reads_a_directory_whose_data_root_is_a_placeholder(tmp_path
     the data root; continuing to train does, since the trials' configs name it."""
     plan = {"epochs": 1, "n_train": 240, "seed": [0, 1]}
     folder = made(tmp_path, {**plan, "data_root": "DATA_ROOT"})
-    assert runner.check_continuable("lr_asymmetry", folder, {**plan, "data_root": "/data/here"}, report_only=True) == []
+    assert runner.check_continuable("lr_asymmetry", folder, {**plan, "data_root": "/data/here"}, report_only=True) is None
     with pytest.raises(ReproduceError, match="holds a sweep run with other settings"):
         runner.check_continuable("lr_asymmetry", folder, {**plan, "data_root": "/data/here"})
     with pytest.raises(ReproduceError, match="holds a sweep run with other settings"):  # anything else still counts
@@ -170,13 +170,16 @@ def test_report_only_reads_a_directory_whose_data_root_is_a_placeholder(tmp_path
 def test_a_budget_with_more_seeds_grows_the_directory_and_report_only_waits_for_them(tmp_path, monkeypatch):
     plan = {"epochs": 1, "n_train": 240, "seed": [0, 1]}
     folder = made(tmp_path, plan)
-    assert runner.check_continuable("lr_asymmetry", folder, {**plan, "seed": [0, 1, 2, 3]}) == [2, 3]
-    assert runner.check_continuable("lr_asymmetry", folder, plan) == []
-    with pytest.raises(ReproduceError, match="other settings"):  # a seed list that drops one is no growth
+    target = runner.check_continuable("lr_asymmetry", folder, {**plan, "seed": [0, 1, 2, 3]})
+    assert [block["seed"] for block in target] == [[0, 1, 2, 3]]
+    assert runner.check_continuable("lr_asymmetry", folder, plan) is None
+    assert runner.check_continuable("lr_asymmetry", folder, {**plan, "seed": [1, 0]}) is None  # the same seeds
+    with pytest.raises(ReproduceError, match="other settings.*seed drops 1"):  # a seed list that drops one is no growth
         runner.check_continuable("lr_asymmetry", folder, {**plan, "seed": [0, 2]})
     with pytest.raises(ReproduceError, match="other settings"):  # more seeds and another setting: refused
         runner.check_continuable("lr_asymmetry", folder, {**plan, "seed": [0, 1, 2], "epochs": 2})
-    with pytest.raises(ReproduceError, match=r"--report-only: the budget asks for seed\(s\) 2 more than the 2 seed"):
+    with pytest.raises(ReproduceError, match=r"--report-only: the budget asks for seed 2 beyond the directory's grid "
+                                             r"\(5 run\(s\) to come\)"):
         runner.check_continuable("lr_asymmetry", folder, {**plan, "seed": [0, 1, 2]}, report_only=True)
     seen = {}
 
@@ -186,4 +189,27 @@ def test_a_budget_with_more_seeds_grows_the_directory_and_report_only_waits_for_
     monkeypatch.setattr(runner.pipeline, "run_sweep", fake_run_sweep)
     monkeypatch.setattr(runner._Session, "ensure", lambda self: None)
     res = runner.run_sweep("lr_asymmetry", folder, {**plan, "seed": [0, 1, 2]}, runner._Session(None, False), quiet=True)
-    assert seen == {"resume": folder, "add_seeds": [2], "verbose": False, "quiet": True} and res.reason == "stop here"
+    assert seen.pop("grow_to")[0]["seed"] == [0, 1, 2]
+    assert seen == {"resume": folder, "verbose": False, "quiet": True} and res.reason == "stop here"
+
+
+def test_a_budget_with_more_values_of_any_axis_grows_the_directory_to_a_fresh_sweeps_trials(tmp_path):
+    from bench.sweep import growth, spec
+    from bench.sweep.layout import SweepDir
+
+    plan = {"epochs": 1, "n_train": 240, "seed": [0, 1], "lr_ratio": [1, 100]}
+    folder = made(tmp_path, plan)
+    bigger = {**plan, "lr_ratio": [1, 10, 100], "seed": [0, 1, 2]}
+    with pytest.raises(ReproduceError, match=r"the budget asks for lr_ratio 10; seed 2 beyond the directory's grid "
+                                             r"\(5 run\(s\) to come\)"):
+        runner.check_continuable("lr_asymmetry", folder, bigger, report_only=True)
+    target = runner.check_continuable("lr_asymmetry", folder, bigger)
+    sweep_dir = SweepDir(folder)
+    _, trials = sweep_dir.read_meta()
+    grown = sweep_dir.grow(trials, target)
+    assert grown[:4] == trials and len(grown) == 9
+    whole = spec.load("lr_asymmetry", bigger).trials()
+    assert ({growth.config_key(t.config): t.name for t in grown} == {growth.config_key(t.config): t.name for t in whole})
+    assert runner.check_continuable("lr_asymmetry", folder, bigger, report_only=True) is None  # grown: nothing to come
+    with pytest.raises(ReproduceError, match="other settings.*lr_ratio drops 100"):  # a shrink is refused
+        runner.check_continuable("lr_asymmetry", folder, {**bigger, "lr_ratio": [1, 10]})

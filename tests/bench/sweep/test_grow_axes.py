@@ -1,0 +1,122 @@
+"""Growing a sweep along any grid axis (``--resume DIR --add AXIS=VALUES``; bench.sweep.growth): the finished trials
+keep their indices and records, the trials the grown grid adds are those a fresh sweep of that grid has (same names,
+same configs), sweep.json notes the growth, and a target that drops anything is refused with one line."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.report.sweep import write_sweep_report
+from bench.sweep import cli, growth, runner, spec
+from bench.sweep.layout import SweepDir
+from bench.sweep.spec import SweepError, Trial
+from tests.bench.sweep.test_out_and_resume import fake_tune, one_error, snapshot, stored  # noqa: F401  (fixtures)
+
+
+def made(sweep_file, tmp_path, grid, *, overrides=None, name="out"):
+    """A sweep directory of ``grid`` with an ok record for every trial (as a finished run leaves it)."""
+    sweep, trials = runner.prepare(sweep_file(grid=grid), overrides or {}, None)
+    folder = SweepDir(tmp_path / name)
+    folder.create(sweep, trials)
+    for t in trials:
+        folder.write_record(t.index, stored(t.index))
+    return folder, trials
+
+
+def fresh(sweep_file, grid) -> dict[str, Trial]:
+    """The trials of a fresh sweep of ``grid``, by config."""
+    return {growth.config_key(t.config): t for t in runner.prepare(sweep_file("whole", grid=grid), {}, None)[1]}
+
+
+def test_grown_grid_adds_values_to_every_block_with_the_axis():
+    grid = [{"expert": ["linear"], "experts": [1, 2], "seed": [0]}, {"match_loss": [1.0], "experts": [2], "seed": [0]}]
+    out = growth.grown_grid(grid, {"experts": [2, 5, 20], "seed": [1]})
+    assert out == [{"expert": ["linear"], "experts": [1, 2, 5, 20], "seed": [0, 1]},
+                   {"match_loss": [1.0], "experts": [2, 5, 20], "seed": [0, 1]}]
+    assert grid[0]["experts"] == [1, 2]  # the grid given is left as it is
+    with pytest.raises(SweepError, match=r"--add lr: not an axis of this sweep's grid; valid choices: expert, experts, "
+                                         r"seed, match_loss"):
+        growth.grown_grid(grid, {"lr": [0.1]})
+
+
+def test_growth_problem_and_added_values():
+    old = [{"router": ["softmax"], "experts": [10], "seed": [0, 1]}]
+    assert growth.growth_problem(old, [{"router": ["softmax", "hash"], "experts": [10, 20], "seed": [0, 1, 2]}]) is None
+    assert growth.added_values(old, [{"router": ["hash", "softmax"], "experts": [20, 10], "seed": [0, 1]}]) == \
+        {"router": ["hash"], "experts": [20]}
+    assert "experts drops 10" in growth.growth_problem(old, [{"router": ["softmax"], "experts": [20], "seed": [0, 1]}])
+    assert "the axes are" in growth.growth_problem(old, [{"router": ["softmax"], "seed": [0, 1]}])
+    assert "2 block(s)" in growth.growth_problem(old, old + old)
+
+
+def test_grown_to_keeps_the_trials_and_appends_the_missing_configs_in_the_target_order():
+    have = [Trial(0, "a", {"experts": 10, "seed": 0}), Trial(1, "a", {"experts": 10, "seed": 1})]
+    target = [Trial(i, f"e{e}", {"experts": e, "seed": s}) for i, (e, s) in enumerate((e, s) for e in (5, 10, 20) for s in (0, 1))]
+    grown = growth.grown_to(have, target)
+    assert grown[:2] == have
+    assert [(t.index, t.config["experts"], t.config["seed"]) for t in grown[2:]] == [(2, 5, 0), (3, 5, 1), (4, 20, 0), (5, 20, 1)]
+    assert growth.grown_to(have, target[2:4]) == have
+
+
+def test_add_experts_runs_only_the_new_trials_equal_to_a_fresh_sweeps(sweep_file, tmp_path, fake_tune, capsys):
+    folder, trials = made(sweep_file, tmp_path, {"router": ["softmax", "topk[k=2]"], "experts": [3], "seed": [0, 1]})
+    before = snapshot(folder.records_dir)
+    assert cli.main(["--resume", str(folder.root), "--add", "experts=[2,4]"]) == 0
+    assert fake_tune == [[4, 5, 6, 7, 8, 9, 10, 11]]
+    assert {k: v for k, v in snapshot(folder.records_dir).items() if k in before} == before  # kept records untouched
+    meta, grown = folder.read_meta()
+    assert grown[:4] == trials  # the finished trials keep their indices, names and configs
+    whole = fresh(sweep_file, {"router": ["softmax", "topk[k=2]"], "experts": [2, 3, 4], "seed": [0, 1]})
+    assert {growth.config_key(t.config): t.name for t in grown} == {k: t.name for k, t in whole.items()}
+    assert meta["grid"][0]["experts"] == [3, 2, 4]
+    state = json.loads(folder.meta_path.read_text())
+    assert state["grown"] == [{"at": state["grown"][0]["at"], "added": {"experts": [2, 4]}, "trials": 8}]
+    assert "experts 2, 4 added (8 trials)" in write_sweep_report(folder.root).read_text()
+    assert "8 trial(s) added for experts 2, 4; the 4 kept" in capsys.readouterr().out
+    assert cli.main(["--resume", str(folder.root), "--add", "experts=4"]) == 0  # nothing new: nothing runs
+    assert len(fake_tune) == 1 and len(json.loads(folder.meta_path.read_text())["grown"]) == 1
+
+
+def test_two_axes_grow_to_their_product_and_overrides_follow(sweep_file, tmp_path, fake_tune):
+    """The remedies case: more routers and another expert count at once give the whole product of the grown grid;
+    an axis the sweep's --set overrides is grown in sweep.json's overrides too."""
+    folder, trials = made(sweep_file, tmp_path, {"router": ["softmax", "topk[k=2]"], "experts": [3, 4], "seed": [0, 1]},
+                          overrides={"experts": [3], "router": ["softmax"]})
+    assert len(trials) == 2
+    assert cli.main(["--resume", str(folder.root), "--add", 'router=["topk[k=2]"]', "--add", "experts=4"]) == 0
+    meta, grown = folder.read_meta()
+    whole = fresh(sweep_file, {"router": ["softmax", "topk[k=2]"], "experts": [3, 4], "seed": [0, 1]})
+    assert len(grown) == 8 and {growth.config_key(t.config): t.name for t in grown} == {k: t.name for k, t in whole.items()}
+    assert meta["overrides"] == {"experts": [3, 4], "router": ["softmax", "topk[k=2]"]}
+
+
+def test_add_values_and_add_seeds_together(sweep_file, tmp_path, fake_tune):
+    folder, _ = made(sweep_file, tmp_path, {"router": ["softmax"], "experts": [3], "seed": [0]})
+    assert cli.main(["--resume", str(folder.root), "--add", "experts=2", "--add-seeds", "1"]) == 0
+    _, grown = folder.read_meta()
+    assert sorted((t.config["experts"], t.config["seed"]) for t in grown) == [(2, 0), (2, 1), (3, 0), (3, 1)]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--add", "experts=2"], "--add goes with --resume DIR"),
+    (["--resume", "DIR", "--add", "lr=[0.1]"], "--add lr: not an axis of this sweep's grid; valid choices: router, experts, seed"),
+    (["--resume", "DIR", "--add", "experts"], "expected key=value"),
+    (["--resume", "DIR", "--add", "experts=[]"], "--add 'experts=[]': expected AXIS=VALUES with at least one value"),
+    (["--resume", "DIR", "--add", "experts=[0]"], "--add: "),  # a config that is not valid: refused before any write
+])
+def test_bad_add_is_one_line_and_nothing_changes(sweep_file, tmp_path, fake_tune, capsys, argv, needle):
+    folder, _ = made(sweep_file, tmp_path, {"router": ["softmax"], "experts": [3], "seed": [0]})
+    before = snapshot(folder.root)
+    line = one_error(capsys, [str(folder.root) if a == "DIR" else a for a in argv])
+    assert needle in line and fake_tune == [] and snapshot(folder.root) == before
+
+
+def test_grow_refuses_a_target_that_drops_a_value(sweep_file, tmp_path, fake_tune):
+    folder, trials = made(sweep_file, tmp_path, {"router": ["softmax"], "experts": [3, 4], "seed": [0]})
+    before = snapshot(folder.root)
+    with pytest.raises(SweepError, match="experts drops 4: a sweep grows only by more values"):
+        folder.grow(trials, [{"router": ["softmax"], "experts": [3, 5], "seed": [0]}])
+    with pytest.raises(SweepError, match="the axes are"):
+        folder.grow(trials, [{"router": ["softmax"], "experts": [3, 4]}])
+    assert snapshot(folder.root) == before
