@@ -10,6 +10,10 @@ expert (top-weight, the allocation's columns) and its class (rows), and the entr
 the run's class x expert allocation (``moe.scoring.metrics.mutual_information_bits``, ``moe.scoring.metrics.entropy`` / ln 2):
 the numbers the seed code reports (max log2 E bits; 0 for a collapsed run).
 
+Phases: ``accuracy_after_<phase>`` (``phase_accuracy``), the validation accuracy at the end of each phase of a run
+of several phases (``moe.regimes``: e.g. the joint phase before the gate is frozen), so that a runs.csv kept without
+its records still says how far each phase got.
+
 Routing dynamics: ``saturation_epoch``, the first epoch at which the validation split's router saturation
 (the overlap of each sample's top-k experts with those of the last epoch, ``moe.scoring.saturation``) reaches 0.9;
 the per-epoch curve stays in the record (``routing_dynamics``), drawn by the report.
@@ -35,7 +39,7 @@ import torch
 from moe.config import FIELD_TYPES
 from moe.records.record import STATUSES
 from moe.scoring.metrics import entropy, mutual_information_bits, stability
-from moe.scoring.scores import DIRECTIONS
+from moe.scoring.scores import DIRECTIONS, PHASES
 from moe.scoring.token_scores import language_model_columns
 
 ID_COLUMNS = ["index", "name", "status", "error", "failures"]
@@ -59,6 +63,7 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
     for k, v in val.items():
         row[f"val_{k}"] = math.nan if v is None else v
     row["saturation_epoch"] = saturation_epoch(rec)
+    row.update(phase_accuracy(rec))
     row.update(language_model_columns(rec))  # a language model's record: depth gains, saturation before the end
     row.update(epochs_run=b.get("epochs_run", len(rec.get("history") or [])),
                resumed_from_epoch=rec.get("resumed_from_epoch"), train_s=timing.get("train_s"), eval_s=timing.get("eval_s"),
@@ -74,6 +79,21 @@ def saturation_epoch(rec: dict[str, Any]) -> float:
     validation split's router saturation reaches 0.9); NaN without one (no validation split, an older record)."""
     v = (rec.get("routing_dynamics") or {}).get("saturation_epoch")
     return math.nan if v is None else v
+
+
+def phase_accuracy(rec: dict[str, Any]) -> dict[str, float]:
+    """``accuracy_after_<phase>`` (``moe.scoring.scores``) of a run of several phases (``moe.regimes``: pretrain, joint,
+    gate, experts): the validation accuracy at the last epoch of each phase, from the record's history (NaN for a
+    phase whose last epoch has none: no validation split); {} for a run of one phase (its one is val_accuracy)."""
+    out: dict[str, float] = {}
+    phases = [h.get("phase") for h in rec.get("history") or [] if isinstance(h, dict)]
+    if len(set(phases) & set(PHASES)) < 2:
+        return out
+    for h in rec.get("history") or []:
+        if isinstance(h, dict) and h.get("phase") in PHASES:
+            v = h.get("val_accuracy")
+            out[f"accuracy_after_{h['phase']}"] = math.nan if v is None else float(v)
+    return out
 
 
 def provenance_columns(rec: dict[str, Any]) -> dict[str, Any]:

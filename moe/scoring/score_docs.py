@@ -33,6 +33,8 @@ SCORES_NEEDS_WORDS = {
                       "passes it, and the record keeps it as `validation_allocation`)",
     "trace": "a routing trace of a mixture-of-experts language model (`moe.records.trace`), per MoE layer "
              "(`moe.scoring.token_scores`; the record's `token_scores` and `router_saturation`)",
+    "history": "the record's per-epoch history, each epoch marked with its training phase (`moe.regimes`; runs.csv's "
+               "columns, by `bench.table.runs`)",
     "removal": "the language model evaluated with each expert of each layer removed in turn (`moe.training.lm_loop`; "
                "the record's `causal`)",
 }

@@ -44,8 +44,9 @@ NEEDS: dict[str, str | None] = {
     "fit allocation": "fit_allocation",  # the validation split's class x expert allocation (cross-fitted scores)
     "trace": None,  # a routing trace of a language model, per MoE layer (moe.records.trace): moe.scoring.token_scores
     "removal": None,  # a language model evaluated with each expert removed in turn: moe.training.lm_loop.causal_scores
+    "history": None,  # the record's per-epoch history, each epoch marked with its phase: bench.table.runs
 }
-COMPUTED_ELSEWHERE = ("loss", "two runs", "epochs", "trace", "removal")
+COMPUTED_ELSEWHERE = ("loss", "two runs", "epochs", "trace", "removal", "history")
 DIRECTION_NAMES = ("higher", "lower", "neutral")
 DOCS = "docs/scores.md"  # the users' definitions of the scores, generated from SCORES (moe.scoring.score_docs)
 # Scores renamed since earlier records: old key -> new key (same values). A reader of old records maps them.
@@ -410,6 +411,18 @@ _add("saturation_epoch", "neutral", "epochs",
      "cannot change, so it would read as settled at once)",
      source="router saturation of Muennighoff et al. 2024 (OLMoE, arXiv 2409.02060), per epoch on the "
      "validation split; the 0.9 threshold and the max denominator (fewer than k experts) are ours", ours=True, table=True)
+
+# A run of several phases (moe.regimes: pretrain, joint, gate, experts): how far each phase got, read on the
+# validation split (the per-epoch history holds no test score: the test split is scored once, at the end)
+PHASES = ("pretrain", "joint", "gate", "experts")  # the phase names of moe.regimes (the history's 'phase')
+for _phase in PHASES:
+    _add(f"accuracy_after_{_phase}", "higher", "history",
+         f"validation accuracy at the last epoch of the run's {_phase} phase (runs of several phases only: a "
+         "single-phase run's is val_accuracy)",
+         formula=f"(1/N_val) sum_x [yhat(x) = y(x)] on the validation split, after the last epoch whose phase is {_phase}",
+         range="[0, 1], or NaN (no validation split, or no such phase)",
+         source="ours: the seed paper (Krishnamurthy & Watkins 2021, Figure 4) compares accuracies before and after "
+                "the gate is frozen; it does not say on which split", ours=True)
 
 # per MoE layer of a language model, from its routing trace (moe.scoring.token_scores) or by removing experts (moe.training.lm_loop)
 _OLMOE = "Muennighoff et al. 2024 (OLMoE, arXiv 2409.02060), sec. 5"
