@@ -23,6 +23,7 @@ class Condition:
     threshold: float
     label: str  # the statistic in words, as the report shows it
     shift: float | None = None  # the sensitivity line's move of the threshold (None: SENSITIVITY x |threshold|)
+    beside: bool = False  # reported beside the claim's verdict, not part of it (e.g. an unmatched comparison)
 
     def shifted(self) -> tuple[float, float] | None:
         """The two moved thresholds of the sensitivity line (None: a zero threshold with no ``shift``)."""

@@ -29,6 +29,10 @@ REMEDY_MARGIN = 0.02  # a remedy's accuracy may fall at most this far below the 
 EXPERT_COUNT_FAMILY = {"router": "softmax", "gate": "lenet", "importance_loss": 0.1, "routing": "soft",
                        "expert": "linear", "match_router": None}
 SINGLE_LINEAR = {"experts": 1}  # one linear expert: a single linear model
+# runs from scratch at matched total epochs (joint epochs = the pre-trained runs' pre-training + joint epochs) and
+# with the joint epochs only (the seed paper's comparison); epochs_before_refit: bench.reproduce.measures.with_derived
+SCRATCH_MATCHED = {"regime": "frozen_gate", "epochs_before_refit": "$max"}
+SCRATCH_SHORT = {"regime": "frozen_gate", "epochs_before_refit": "$min"}
 ONE_REFIT = "same"  # the refit inits of a seed share its joint phase and gate: read one of them for what precedes the refit
 FAST_SHARE = {"expert_share": 0}  # expert 0 has the largest learning rate (moe.config: expert 0 fastest)
 
@@ -105,19 +109,33 @@ def _pretrained(sweep: str, words: str) -> tuple[Claim, Claim]:
                  "pre-trained split.",
             source="Krishnamurthy & Watkins 2021, Figure 4",
             conditions=(
-                Condition("difference", {"measure": "accuracy_after_joint",
-                                         "a": {"regime": "frozen_gate", "refit_init": ONE_REFIT},
+                Condition("difference", {"measure": "accuracy_after_joint", "a": {**SCRATCH_MATCHED, "refit_init": ONE_REFIT},
                                          "b": {"regime": "pretrain_frozen_gate", "refit_init": ONE_REFIT}}, "<=", 0.02,
-                          "accuracy advantage of joint training over pre-trained experts, before the gate is frozen "
-                          "(validation accuracy at the end of the joint phase)"),
-                Condition("difference", {"measure": "accuracy", "a": {"regime": "frozen_gate"},
+                          "accuracy advantage of joint training from scratch over pre-trained experts at matched total "
+                          "epochs, before the gate is frozen (validation accuracy at the end of the joint phase)"),
+                Condition("difference", {"measure": "accuracy", "a": SCRATCH_MATCHED,
                                          "b": {"regime": "pretrain_frozen_gate"}, "by": "refit_init",
                                          "reduce": "max"}, "<=", 0.02,
-                          "largest accuracy advantage of joint training over pre-trained experts after fresh "
-                          "experts were trained under the frozen gate, over the refit inits"),
+                          "largest accuracy advantage of joint training from scratch over pre-trained experts at "
+                          "matched total epochs after fresh experts were trained under the frozen gate, over the "
+                          "refit inits"),
+                Condition("difference", {"measure": "accuracy_after_joint", "a": {**SCRATCH_SHORT, "refit_init": ONE_REFIT},
+                                         "b": {"regime": "pretrain_frozen_gate", "refit_init": ONE_REFIT}}, "<=", 0.02,
+                          "beside the verdict: the same before the gate is frozen, scratch runs with the joint epochs "
+                          "only (fewer epochs in all than the pre-trained runs)", beside=True),
+                Condition("difference", {"measure": "accuracy", "a": SCRATCH_SHORT,
+                                         "b": {"regime": "pretrain_frozen_gate"}, "by": "refit_init",
+                                         "reduce": "max"}, "<=", 0.02,
+                          "beside the verdict: the same after the refit, scratch runs with the joint epochs only",
+                          beside=True),
             ),
-            note="Before: the validation accuracy at the end of the joint phase (gate and experts trained together, from "
-                 "scratch or from the pre-trained experts), read once per seed (the 'same' refit runs: both refit "
+            note="Matched total epochs: the runs from scratch the verdict reads train as many epochs before the gate is "
+                 "frozen as the pre-trained runs do in pre-training and joint training together "
+                 "(`epochs_before_refit`, the largest of the sweep); the seed paper compares runs of 20 joint epochs "
+                 "against 20 of pre-training and 20 joint, which gives joint training fewer epochs in all: that "
+                 "comparison is shown beside the verdict, not judged into it. Before: the validation accuracy at the "
+                 "end of the joint phase (gate and experts trained together, from scratch or from the pre-trained "
+                 "experts; runs.csv's accuracy_after_joint), read once per seed (the 'same' refit runs: both refit "
                  "inits share the joint phase). After: the final accuracy, once fresh experts (same or "
                  "new initialisation) were trained under the frozen gate. Collapsed runs are left out: a collapsed "
                  "joint run has no decomposition at all, and the claim is about the decomposition joint training "

@@ -1,5 +1,5 @@
 """Whether a reproduction's output directory may be continued: a sweep directory left by an earlier call is continued
-only with the same sweep and settings, or grown by a budget that asks for more values of its grid's axes (more seeds,
+only with the same sweep and settings, or grown by a budget whose trials hold the directory's and more (more seeds,
 more expert counts, more routers: ``bench.sweep.growth``)."""
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> str | None:
 def check_continuable(name: str, folder: Path, overrides: dict[str, Any], *,
                       report_only: bool = False) -> list[dict[str, Any]] | None:
     """A sweep directory left by an earlier run may be continued only with the same sweep and settings, or grown: a
-    budget whose grid holds the directory's, block for block, each axis with the same values or more (more seeds,
-    expert counts, routers...), and the rest equal. Returns the target grid to grow to (``bench.sweep --add``: the
+    budget whose trials hold every trial of the directory (more seeds, expert counts, routers...; its grid may be
+    written in other blocks), and the rest equal. Returns the target grid to grow to (``bench.sweep --add``: the
     finished trials keep their records), or None when there is nothing to add. ``report_only``: nothing is trained,
     so the data root (where the files were, which a published directory replaces by a placeholder) is not compared,
     and a budget with runs the directory lacks is refused, naming them (they are to come)."""
@@ -60,21 +60,21 @@ def check_continuable(name: str, folder: Path, overrides: dict[str, Any], *,
         now = spec.load(name, overrides)
     except SweepError as err:
         raise ReproduceError(" ".join(err.problems)) from None
-    old_grid = meta.get("grid") if isinstance(meta.get("grid"), list) else [meta.get("grid") or {}]
     problem = f"sweep {meta.get('name')!r}" if meta.get("name") != name else differences(
         resolved(meta, report_only=report_only), resolved(json.loads(json.dumps(now.to_dict(), default=str)),
                                                           report_only=report_only))
-    problem = problem or growth.growth_problem(json.loads(json.dumps(old_grid, default=str)),
-                                               json.loads(json.dumps(now.grid, default=str)))
+    wanted = now.trials()
+    if not problem and (lost := growth.dropped(trials, wanted, ignore=("data_root",))):
+        problem = f"the budget {growth.dropped_text(lost)}"
     if problem:
         raise ReproduceError(f"{folder} holds a sweep run with other settings ({problem}; overrides then "
                              f"{json.dumps(meta.get('overrides'))}, now {json.dumps(overrides)}): pick another --out, "
                              "or repeat the earlier budget and data root to continue it")
-    added = growth.added_values(old_grid, now.grid)
-    if not added:
+    new = growth.dropped(wanted, trials, ignore=("data_root",))  # the budget's trials the directory lacks
+    if not new:
         return None
     if report_only:
-        n = len(growth.grown_to(trials, now.trials())) - len(trials)
-        raise ReproduceError(f"--report-only: the budget asks for {growth.describe(added)} beyond the directory's grid "
-                             f"({n} run(s) to come); the same command without --report-only adds them")
+        raise ReproduceError(f"--report-only: the budget asks for {growth.describe(growth.new_values(trials, new, ignore=('data_root',)))} "
+                             f"beyond the directory's runs ({len(new)} run(s) to come); the same "
+                             "command without --report-only adds them")
     return now.grid

@@ -396,7 +396,7 @@ def evaluate(claim: Claim, runs: pd.DataFrame | None, reason: str = "",
     counts = runs["status"].value_counts().to_dict() if "status" in runs.columns else {"ok": len(runs)}
     runs = with_derived(runs)  # balancing, competent (bench.reproduce.measures)
     outcomes = [evaluate_condition(c, runs, claim.keep_collapsed) for c in claim.conditions]
-    verdict = Verdict(claim, outcomes, combine([o.verdict for o in outcomes]),
+    verdict = Verdict(claim, outcomes, combine([o.verdict for o in outcomes if not o.condition.beside]),
                       runs={str(k): int(v) for k, v in counts.items()})
     for p in claim.premises:
         pv = (premises or {}).get(p.name)

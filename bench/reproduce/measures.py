@@ -33,6 +33,9 @@ Derived columns (:func:`with_derived`, added before a claim reads the table):
   with, and a claim about how its accuracy is bought reads nothing from it. Validation, not test, accuracy
   selects the configurations: the test split stays for the scores the claims then read.
 
+- ``epochs_before_refit``: the epochs a run trained before its gate was frozen (pre-training included,
+  :func:`epochs_before_refit`): runs from scratch at matched total epochs have as many as the pre-trained runs.
+
 - ``val_experts_alive``: experts that take at least 1% of the run's validation samples;
   ``config_val_accuracy`` / ``config_val_alive``: the mean validation accuracy of the run's configuration (its ok
   runs) and the fewest experts alive among them: the filters of a competent, alive configuration (validation
@@ -267,8 +270,22 @@ def with_derived(runs: pd.DataFrame) -> pd.DataFrame:
         out["config_val_accuracy"] = per_configuration(out, acc, "mean")
     if "config_val_alive" not in out.columns:
         out["config_val_alive"] = per_configuration(out, out["val_experts_alive"], "min")
+    if "epochs_before_refit" not in out.columns:
+        out["epochs_before_refit"] = epochs_before_refit(out)
     out.attrs.update(runs.attrs)
     return out
+
+
+def epochs_before_refit(runs: pd.DataFrame) -> pd.Series:
+    """Per run: the epochs it trained before its gate was frozen: ``pretrain_epochs`` + ``epochs`` for a regime that
+    pre-trains its experts (``moe.regimes``: pretrain, pretrain_frozen_gate), else ``epochs``; NaN where runs.csv lacks
+    them. What 'matched total epochs' compares between runs from scratch and pre-trained runs."""
+    def column(name: str) -> pd.Series:
+        return (pd.to_numeric(runs[name], errors="coerce") if name in runs.columns
+                else pd.Series(math.nan, index=runs.index, dtype=float))
+    regime = runs["regime"].astype(str) if "regime" in runs.columns else pd.Series("", index=runs.index)
+    pre = regime.str.startswith("pretrain")
+    return column("epochs") + column("pretrain_epochs").where(pre, 0.0).fillna(0.0).where(~pre | column("pretrain_epochs").notna())
 
 
 def busiest(alloc: np.ndarray) -> float:

@@ -37,7 +37,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("name", nargs="?", default=None, help="sweep name (see --list) or a .yaml file (default: quick)")
     ap.add_argument("--list", action="store_true", help="list the sweeps: per budget the trial count, an estimate of the CPU time, the data needed and whether it is under the data root; then exit")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a field (config field, budget.X, settings.X, grid.X, resources.cpu|gpu|max_concurrent); "
+                    help="override a field (config field, budget.X, settings.X, grid.X, grid: a whole grid, resources.cpu|gpu|max_concurrent); "
                          "value read as YAML, e.g. --set epochs=2 --set experts=[2,4]")
     ap.add_argument("--budget", default=None, metavar="NAME",
                     help="apply a named budget of the sweep file (its budgets: section), before any --set")

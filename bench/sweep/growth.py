@@ -5,7 +5,9 @@ A sweep grows to a *target grid*: the grid it holds with more values on some axe
 more routers), block for block. The trials it has keep their indices and records; each trial of the target grid whose
 configuration it lacks is appended, in the target grid's order, so that a grown sweep holds exactly the trials (names
 and configs) a fresh sweep of the target grid would, and each of them trains with the same numbers whatever its index.
-A target that drops a value, an axis or a block is no growth and is refused.
+The target grid may be written in other blocks than the directory's (a budget that gives one regime more seeds than
+another); what counts is that its trials hold every trial of the directory. A target that drops one is no growth and
+is refused, naming it.
 """
 from __future__ import annotations
 
@@ -45,36 +47,37 @@ def grown_grid(grid: list[dict[str, Any]], additions: dict[str, list]) -> list[d
     return out
 
 
-def growth_problem(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str | None:
-    """Why the grid ``new`` does not hold the grid ``old`` (None when it does): the same blocks with the same axes,
-    each axis's values a superset."""
-    if len(old) != len(new):
-        return f"the grid has {len(new)} block(s), the directory's {len(old)}"
-    for i, (a, b) in enumerate(zip(old, new)):
-        where = f"grid block {i + 1}: " if len(old) > 1 else ""
-        if set(a) != set(b):
-            return f"{where}the axes are {', '.join(b)}, the directory's {', '.join(a)}"
-        for axis in a:
-            dropped = [v for v in axis_values(a[axis]) if value_key(v) not in {value_key(w) for w in axis_values(b[axis])}]
-            if dropped:
-                return f"{where}{axis} drops {', '.join(shown(v) for v in dropped)}"
-    return None
+def dropped(trials: list[Trial], target: list[Trial], ignore: tuple[str, ...] = ()) -> list[Trial]:
+    """The trials of ``trials`` whose config no trial of ``target`` has (fields ``ignore`` left out of the comparison):
+    what growing to ``target`` would drop, so no growth."""
+    have = {config_key(t.config, ignore) for t in target}
+    return [t for t in trials if config_key(t.config, ignore) not in have]
 
 
-def added_values(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, list]:
-    """Axis -> the values ``new`` has beyond ``old`` (over every block, in first-seen order); {} when none."""
+def dropped_text(lost: list[Trial]) -> str:
+    """``drops 2 run(s) the directory holds (softmax[experts=4] seed 1, ...)``."""
+    shown_ = ", ".join(f"{t.name} seed {t.config.get('seed', '-')}" for t in lost[:3])
+    return f"drops {len(lost)} run(s) the directory holds ({shown_}{', ...' if len(lost) > 3 else ''})"
+
+
+def new_values(old: list[Trial], grown: list[Trial], ignore: tuple[str, ...] = ()) -> dict[str, list]:
+    """Config field -> the values the trials of ``grown`` have that no trial of ``old`` has (first-seen order): what a
+    growth adds, in the trials' own fields (``experts 20; match_loss 0.1; seed 3, 4``)."""
+    seen: dict[str, set[str]] = {}
+    for t in old:
+        for k, v in t.config.items():
+            seen.setdefault(k, set()).add(value_key(v))
     out: dict[str, list] = {}
-    for a, b in zip(old, new):
-        for axis, values in b.items():
-            have = {value_key(v) for v in axis_values(a.get(axis, []))}
-            for v in axis_values(values):
-                if value_key(v) not in have and value_key(v) not in {value_key(w) for w in out.get(axis, [])}:
-                    out.setdefault(axis, []).append(v)
+    for t in grown:
+        for k, v in t.config.items():
+            if k not in ignore and value_key(v) not in seen.setdefault(k, set()):
+                seen[k].add(value_key(v))
+                out.setdefault(k, []).append(v)
     return out
 
 
-def config_key(config: dict[str, Any]) -> str:
-    return value_key(config)
+def config_key(config: dict[str, Any], ignore: tuple[str, ...] = ()) -> str:
+    return value_key({k: v for k, v in config.items() if k not in ignore})
 
 
 def grown_to(trials: list[Trial], target: list[Trial]) -> list[Trial]:
@@ -95,16 +98,20 @@ def describe(added: dict[str, list]) -> str:
     return "; ".join(f"{axis} {', '.join(map(str, values))}" for axis, values in added.items())
 
 
-def grown_overrides(overrides: dict[str, Any], added: dict[str, list]) -> dict[str, Any]:
-    """The ``--set`` overrides a sweep ran with, each one of a grown axis (``experts`` or ``grid.experts``) extended by
-    the values added, so that sweep.json says which values its trials have."""
+def grown_overrides(overrides: dict[str, Any], grid: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``--set`` overrides a sweep ran with, those of its grid made the grown ``grid``'s: a whole ``grid`` becomes
+    it, one axis (``experts`` or ``grid.experts``) the values it has over the grown grid's blocks, so that sweep.json
+    says which values its trials have."""
     out = dict(overrides)
-    for key, value in overrides.items():
+    for key in overrides:
         axis = key[len("grid."):] if key.startswith("grid.") else key
-        if axis in added:
-            have = axis_values(value)
-            seen = {value_key(v) for v in have}
-            out[key] = have + [v for v in added[axis] if value_key(v) not in seen]
+        if key == "grid":
+            out[key] = grid
+        elif any(axis in block for block in grid):
+            values: list = []
+            for block in grid:
+                values += [v for v in axis_values(block.get(axis, [])) if value_key(v) not in {value_key(w) for w in values}]
+            out[key] = values
     return out
 
 

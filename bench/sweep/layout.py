@@ -244,33 +244,35 @@ class SweepDir:
         return grown
 
     def grow(self, trials: list[Trial], grid: list[dict[str, Any]], flag: str = "--add") -> list[Trial]:
-        """Grow the sweep to the target ``grid`` (its own grid with more values on some axes: ``bench.sweep.growth``):
+        """Grow the sweep to the target ``grid`` (its own grid with more values on some axes, or any grid whose trials
+        hold its trials: ``bench.sweep.growth``):
         sweep.json gets each trial of that grid whose configuration it lacks after the trials it holds (their indices
         and records stay), the grid and the overrides of the grown axes become the target's, and a note of the growth
-        (the report lists it). Returns all the trials. A grid that drops a value, or a trial config that is not valid,
-        is a SweepError before anything is written."""
+        (the report lists it). Returns all the trials. A grid that drops a trial, or a trial config that is not valid, is
+        a SweepError before anything is written."""
         state = self.meta_state()
         if not state:
             raise SweepError(f"{flag}: {self.meta_path} cannot be read")
         meta = state["sweep"]
-        old = meta.get("grid") if isinstance(meta.get("grid"), list) else [meta.get("grid") or {}]
-        if problem := growth.growth_problem(old, grid):
-            raise SweepError(f"{flag}: {problem}: a sweep grows only by more values of its grid's axes")
-        added = growth.added_values(old, grid)
-        if not added:
-            return trials
         try:
             target = from_mapping({**{k: meta[k] for k in TOP_KEYS if k in meta}, "grid": grid}, name=meta["name"],
                                   path=meta.get("path"))
-            grown = growth.grown_to(trials, target.trials())
+            wanted = target.trials()
+        except SweepError as err:
+            raise SweepError([f"{flag}: {p}" for p in err.problems]) from None
+        if lost := growth.dropped(trials, wanted):
+            raise SweepError(f"{flag}: the grown grid {growth.dropped_text(lost)}: a sweep grows only by more trials")
+        grown = growth.grown_to(trials, wanted)
+        if len(grown) == len(trials):
+            return trials
+        try:
             validate(target, grown)
         except SweepError as err:
             raise SweepError([f"{flag}: {p}" for p in err.problems]) from None
-        if len(grown) == len(trials):
-            return trials
+        added = growth.new_values(trials, grown)
         meta["grid"] = target.grid
         if isinstance(meta.get("overrides"), dict):
-            meta["overrides"] = growth.grown_overrides(meta["overrides"], added)
+            meta["overrides"] = growth.grown_overrides(meta["overrides"], target.grid)
         state["trials"] = [t.to_dict() for t in grown]
         state["grown"] = [*state.get("grown", []), {"at": datetime.now().isoformat(timespec="seconds"), "added": added,
                                                      **({"seeds": added["seed"]} if "seed" in added else {}),

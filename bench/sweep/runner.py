@@ -215,9 +215,8 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
             target = grow_to if grow_to is not None else growth.grown_grid(
                 meta_grid if isinstance(meta_grid, list) else [meta_grid], add_values or {})
             grown = folder.grow(trials, target)
-            old = meta_grid if isinstance(meta_grid, list) else [meta_grid]
-            say(f"{sweep.name}: {len(grown) - len(trials)} trial(s) added for {growth.describe(growth.added_values(old, target)) or 'nothing new'}; "
-                f"the {len(trials)} kept")
+            say(f"{sweep.name}: {len(grown) - len(trials)} trial(s) added for "
+                f"{growth.describe(growth.new_values(trials, grown)) or 'nothing new'}; the {len(trials)} kept")
             trials = grown
         if add_seeds:  # more seeds of every configuration: the finished trials keep their indices and records
             grown = folder.add_seeds(sweep, trials, list(add_seeds))

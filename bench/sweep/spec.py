@@ -262,7 +262,7 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
 
 def override_keys() -> list[str]:
     """Every key --set accepts."""
-    return (list(TOP_KEYS[:3]) + list(FIELD_TYPES) + [f"budget.{k}" for k in BUDGET_FIELDS]
+    return (list(TOP_KEYS[:3]) + ["grid"] + list(FIELD_TYPES) + [f"budget.{k}" for k in BUDGET_FIELDS]
             + [f"settings.{k}" for k in FIELD_TYPES] + [f"grid.{k}" for k in FIELD_TYPES]
             + [f"resources.{k}" for k in RESOURCE_KEYS])
 
@@ -271,7 +271,8 @@ def apply_override(sweep: Sweep, key: str, value: Any) -> None:
     """Set one field: a top-level key, ``section.field``, or a bare config field.
 
     A bare config field replaces the grid axis of that name where there is one (a list keeps several
-    values, a scalar leaves one), else sets the budget (epochs, n_train, n_test) or the settings.
+    values, a scalar leaves one), else sets the budget (epochs, n_train, n_test) or the settings. ``grid`` replaces
+    the whole grid (a mapping, or a list of them: blocks, e.g. other seeds for one regime than for another).
     """
     if not isinstance(key, str):
         raise SweepError(f"--set {shown(key)}: a key is text (a config field, section.field, ...), got {type(key).__name__}")
@@ -281,6 +282,10 @@ def apply_override(sweep: Sweep, key: str, value: Any) -> None:
             setattr(sweep, key, value)
         elif key == "dataset":
             sweep.dataset = value
+        elif key == "grid":  # a whole grid (a budget whose regimes need other seeds than each other: grid blocks)
+            if problems := file_shape.section_problems({"grid": value}):
+                raise SweepError(f"--set grid: {problems[0].split(': ', 1)[1]}")
+            sweep.grid = [dict(b) for b in value] if isinstance(value, list) else [dict(value)]
         elif key in FIELD_TYPES:
             axes = [sub for sub in sweep.grid if key in sub]
             for sub in axes:
@@ -291,8 +296,8 @@ def apply_override(sweep: Sweep, key: str, value: Any) -> None:
         else:
             valid = override_keys()
             raise SweepError(f"--set {shown_key(key)}: unknown key{suggestion(key, valid)}; valid keys: a config field "
-                             f"({', '.join(FIELD_TYPES)}), description, version, budget.<field>, settings.<field>, "
-                             f"grid.<field>, resources.<{'|'.join(RESOURCE_KEYS)}>")
+                             f"({', '.join(FIELD_TYPES)}), description, version, grid (a whole grid), budget.<field>, "
+                             f"settings.<field>, grid.<field>, resources.<{'|'.join(RESOURCE_KEYS)}>")
         return
     if section == "resources" and name in RESOURCE_KEYS:
         sweep.resources[name] = value

@@ -51,16 +51,37 @@ def split_allocation(follows: bool, split: str = "fmnist_mnist") -> np.ndarray:
     return a
 
 
-def pretrained_frame(follows: bool, joint_acc: float, pre_acc: float, split: str = "fmnist_mnist") -> pd.DataFrame:
+def pretrained_frame(follows: bool, joint_acc: float, pre_acc: float, split: str = "fmnist_mnist",
+                     short_acc: float | None = None) -> pd.DataFrame:
+    """Runs from scratch at matched total epochs (40 joint epochs, accuracy ``joint_acc``) and with the joint epochs
+    only (20, ``short_acc``: by default the same), and pre-trained runs (20 + 20 epochs, ``pre_acc``), 3 seeds each."""
     rows = []
-    for regime, acc, alloc in (("frozen_gate", joint_acc, split_allocation(False, split)),
-                               ("pretrain_frozen_gate", pre_acc, split_allocation(follows, split))):
+    short_acc = joint_acc if short_acc is None else short_acc
+    for regime, epochs, acc, alloc in (("frozen_gate", 20, short_acc, split_allocation(False, split)),
+                                       ("frozen_gate", 40, joint_acc, split_allocation(False, split)),
+                                       ("pretrain_frozen_gate", 20, pre_acc, split_allocation(follows, split))):
         for init in ("same", "new"):
             for seed in range(3):
-                rows.append(run_row(len(rows), f"softmax[regime={regime},refit_init={init}]", seed=seed, regime=regime,
+                name = f"softmax[{'epochs=40,' if epochs == 40 else ''}regime={regime},refit_init={init}]"
+                rows.append(run_row(len(rows), name, seed=seed, regime=regime, epochs=epochs, pretrain_epochs=20,
                                     refit_init=init, accuracy=acc + 0.002 * seed, accuracy_after_joint=acc - 0.01 + 0.002 * seed,
                                     class_split=split if regime == "pretrain_frozen_gate" else None, allocation=alloc))
     return frame(rows)
+
+
+def test_no_accuracy_advantage_is_judged_at_matched_epochs_and_the_short_runs_are_only_shown_beside():
+    claim = claims.by_name()["pretrained_experts.no_accuracy_advantage"]
+    judged = engine.evaluate(claim, pretrained_frame(True, 0.90, 0.89, short_acc=0.99))  # short runs: +0.10, beside
+    assert judged.status == engine.SUPPORTED
+    assert [o.verdict for o in judged.outcomes] == [engine.SUPPORTED, engine.SUPPORTED, engine.CONTRADICTED, engine.CONTRADICTED]
+    assert [o.condition.beside for o in judged.outcomes] == [False, False, True, True]
+    assert set(judged.outcomes[0].configurations) == {"softmax[epochs=40,regime=frozen_gate,refit_init=same]",
+                                                      "softmax[regime=pretrain_frozen_gate,refit_init=same]"}
+    assert judged.outcomes[0].stat.value == pytest.approx(0.01) and judged.outcomes[2].stat.value == pytest.approx(0.10)
+    assert engine.evaluate(claim, pretrained_frame(True, 0.99, 0.89, short_acc=0.88)).status == engine.CONTRADICTED
+    without = pretrained_frame(True, 0.90, 0.89)
+    without = without[without["epochs"] == 20]  # no runs at matched epochs (a directory of the paper's setup): undecided
+    assert engine.evaluate(claim, without).status == engine.INCONCLUSIVE
 
 
 def joint_frame(separated: bool) -> pd.DataFrame:
@@ -244,7 +265,7 @@ def test_stated_values_of_the_statistics():
     runs = pretrained_frame(True, 0.95, 0.85)
     runs.loc[(runs["regime"] == "frozen_gate") & (runs["refit_init"] == "new"), "accuracy"] += 0.05
     v = engine.evaluate(claims.by_name()["pretrained_experts.no_accuracy_advantage"], runs)
-    assert [o.stat.value for o in v.outcomes] == pytest.approx([0.10, 0.15])
+    assert [o.stat.value for o in v.outcomes] == pytest.approx([0.10, 0.15, 0.10, 0.15])  # matched, then beside
     # split NMI 1 for the split itself, separation 1 for perfectly separated groups whatever E
     assert M.split_nmi(split_allocation(True).astype(float), M._split_of("fmnist_mnist")) == pytest.approx(1.0)
     assert M.split_nmi(split_allocation(False).astype(float), M._split_of("fmnist_mnist")) == pytest.approx(0.0)
@@ -370,7 +391,7 @@ def test_competence_filters_read_the_validation_split_only():
                 for col in cond.params.get(key) or {}:
                     assert col not in test_scores, (claim.name, key, col)
                     assert col in FIELD_TYPES or col in {"balancing", "competent", "config_val_accuracy",
-                                                         "config_val_alive"}, (claim.name, col)
+                                                         "config_val_alive", "epochs_before_refit"}, (claim.name, col)
     runs = M.with_derived(frame([run_row(i, "a", experts=10, val_accuracy=v, accuracy=t, val_dead_experts=0.0)
                                  for i, (v, t) in enumerate([(0.97, 0.50), (0.95, 0.50)])]))
     assert runs["config_val_accuracy"].tolist() == pytest.approx([0.96, 0.96])  # validation, not test accuracy
@@ -418,7 +439,8 @@ def test_claims_are_consistent_with_the_sweeps_and_the_config():
     sweeps = available()
     columns = set(FIELD_TYPES) | set(DIRECTIONS) | {"name", "status", "allocation"}
     columns |= {f"accuracy_after_{phase}" for phase in ("pretrain", "joint", "gate", "experts")}  # M.with_phase_accuracy
-    columns |= {"balancing", "competent", "val_experts_alive", "config_val_accuracy", "config_val_alive"}  # with_derived
+    columns |= {"balancing", "competent", "val_experts_alive", "config_val_accuracy", "config_val_alive",
+                "epochs_before_refit"}  # with_derived
     columns |= table_columns(2)  # the language model's (sweeps/text.yaml: two MoE layers)
     for claim in claims.CLAIMS:
         assert claim.sweep in sweeps, claim.name
@@ -454,7 +476,7 @@ def test_what_precedes_the_refit_is_read_once_per_seed():
     runs = pretrained_frame(True, 0.90, 0.89)
     follows = engine.evaluate(claims.by_name()["pretrained_experts.gate_follows_split"], runs).outcomes[0]
     assert follows.stat.n == 3 and set(follows.configurations) == {"softmax[regime=pretrain_frozen_gate,refit_init=same]"}
-    before, after = engine.evaluate(claims.by_name()["pretrained_experts.no_accuracy_advantage"], runs).outcomes
+    before, after = engine.evaluate(claims.by_name()["pretrained_experts.no_accuracy_advantage"], runs).outcomes[:2]
     assert before.stat.n == 6  # 3 seeds on each side
     assert after.stat.n == 12  # after the refit: both inits, each its own runs
 

@@ -78,7 +78,9 @@ def test_report_only_judges_no_accuracy_advantage_from_runs_csv_without_records(
                  if c["claim"] == "pretrained_experts.no_accuracy_advantage")
     before = claim["conditions"][0]
     same = [t for t in trials if t.config.get("refit_init") == "same"]
-    want = (np.mean([joint[t.index] for t in same if t.config["regime"] == "frozen_gate"])
+    matched = [t for t in same if t.config["regime"] == "frozen_gate" and t.config["epochs"] == 12]  # 6 pre-training + 6
+    assert len(matched) == 3
+    want = (np.mean([joint[t.index] for t in matched])
             - np.mean([joint[t.index] for t in same if t.config["regime"] != "frozen_gate"]))
     assert before["value"] == pytest.approx(want, abs=1e-9) and before["verdict"] == "CONTRADICTED"  # about 0.05 > 0.02
     assert before["interval"][0] is not None and before["interval"][0] <= want <= before["interval"][1]

@@ -46,25 +46,32 @@ def test_lr_asymmetry_seed_budget():
 
 def test_mnist_class_split_seed_budget():
     trials = seed_trials("pretrained_experts_mnist")
-    scratch = [t for t in trials if t["regime"] == "frozen_gate"]
+    scratch = [t for t in trials if t["regime"] == "frozen_gate" and t["epochs"] == 20]
+    matched = [t for t in trials if t["regime"] == "frozen_gate" and t["epochs"] == 40]  # 20 pre-training + 20 joint
     pairs = [t for t in trials if t["regime"] == "pretrain_frozen_gate"]
     assert len(scratch) == 10 and sorted({t["seed"] for t in scratch}) == [0, 1, 2, 3, 4]  # 5 runs x 2 refit inits
+    assert len(matched) == 10 and sorted({t["seed"] for t in matched}) == [0, 1, 2, 3, 4] and len(trials) == 30
+    assert {(t["pretrain_epochs"], t["epochs"]) for t in pairs} == {(20, 20)}
     assert Counter(t["class_split"] for t in pairs) == {f"mnist_pairs_{k}": 2 for k in range(1, 6)}  # 1 run per split
     assert all(t["mask_experts"] for t in pairs) and not any(t["mask_experts"] for t in scratch)
     for t in trials:
-        assert_preset(t, "seed_mnist")
+        assert_preset(t, "seed_mnist", *(("epochs",) if t in matched else ()))
         assert t["refit_epochs"] == 20
 
 
 def test_fmnist_mnist_seed_budgets():
     trials = seed_trials("pretrained_experts")
-    scratch = [t for t in trials if t["regime"] == "frozen_gate"]
+    scratch = [t for t in trials if t["regime"] == "frozen_gate" and t["epochs"] == 20]
+    matched = [t for t in trials if t["regime"] == "frozen_gate" and t["epochs"] == 40]  # 20 pre-training + 20 joint
     pairs = [t for t in trials if t["regime"] == "pretrain_frozen_gate"]
-    assert len({t["seed"] for t in scratch}) == 2 and len(trials) == 16  # 2 seeds x 4 regimes x 2 refit inits (CPU time)
+    for runs in (scratch, matched):  # the seed code's 10 runs from scratch, each with both refit inits
+        assert Counter(t["seed"] for t in runs) == {s: 2 for s in range(10)}
+    assert len(trials) == 52 and {(t["pretrain_epochs"], t["epochs"]) for t in pairs} == {(20, 20)}
+    # per split, seeds 0 and 1 (twice the seed code's one run, so that the splits pooled have an interval)
     assert Counter(t["class_split"] for t in pairs) == {"fmnist_mnist": 4, "fmnist_mnist_2": 4, "fmnist_mnist_3": 4}
     assert all(t["mask_experts"] for t in pairs)
     for t in trials:
-        assert_preset(t, "seed_fmnist_mnist")
+        assert_preset(t, "seed_fmnist_mnist", *(("epochs",) if t in matched else ()))
     joint = seed_trials("fmnist_mnist_joint")
     assert len(joint) == 10 and all(t["experts"] == 6 and t["regime"] == "joint" for t in joint)
     for t in joint:

@@ -40,14 +40,14 @@ def test_grown_grid_adds_values_to_every_block_with_the_axis():
         growth.grown_grid(grid, {"lr": [0.1]})
 
 
-def test_growth_problem_and_added_values():
-    old = [{"router": ["softmax"], "experts": [10], "seed": [0, 1]}]
-    assert growth.growth_problem(old, [{"router": ["softmax", "hash"], "experts": [10, 20], "seed": [0, 1, 2]}]) is None
-    assert growth.added_values(old, [{"router": ["hash", "softmax"], "experts": [20, 10], "seed": [0, 1]}]) == \
-        {"router": ["hash"], "experts": [20]}
-    assert "experts drops 10" in growth.growth_problem(old, [{"router": ["softmax"], "experts": [20], "seed": [0, 1]}])
-    assert "the axes are" in growth.growth_problem(old, [{"router": ["softmax"], "seed": [0, 1]}])
-    assert "2 block(s)" in growth.growth_problem(old, old + old)
+def test_dropped_and_new_values():
+    have = [Trial(0, "a", {"router": "softmax", "experts": 10, "seed": 0}), Trial(1, "a", {"router": "softmax", "experts": 10, "seed": 1})]
+    more = [Trial(0, "a", {"router": "softmax", "experts": 10, "seed": s}) for s in (0, 1, 2)] + \
+           [Trial(3, "b", {"router": "hash", "experts": 20, "seed": 0, "data_root": "/x"})]
+    assert growth.dropped(have, more) == [] and growth.dropped(more, have) == more[2:]
+    assert growth.new_values(have, more) == {"seed": [2], "router": ["hash"], "experts": [20], "data_root": ["/x"]}
+    assert growth.dropped(more[3:], [Trial(0, "b", {**more[3].config, "data_root": "DATA_ROOT"})], ignore=("data_root",)) == []
+    assert growth.dropped_text(growth.dropped(more, have)) == "drops 2 run(s) the directory holds (a seed 2, b seed 0)"
 
 
 def test_grown_to_keeps_the_trials_and_appends_the_missing_configs_in_the_target_order():
@@ -72,6 +72,7 @@ def test_add_experts_runs_only_the_new_trials_equal_to_a_fresh_sweeps(sweep_file
     assert meta["grid"][0]["experts"] == [3, 2, 4]
     state = json.loads(folder.meta_path.read_text())
     assert state["grown"] == [{"at": state["grown"][0]["at"], "added": {"experts": [2, 4]}, "trials": 8}]
+    assert state["sweep"]["grid"][0]["experts"] == [3, 2, 4]
     assert "experts 2, 4 added (8 trials)" in write_sweep_report(folder.root).read_text()
     assert "8 trial(s) added for experts 2, 4; the 4 kept" in capsys.readouterr().out
     assert cli.main(["--resume", str(folder.root), "--add", "experts=4"]) == 0  # nothing new: nothing runs
@@ -115,8 +116,28 @@ def test_bad_add_is_one_line_and_nothing_changes(sweep_file, tmp_path, fake_tune
 def test_grow_refuses_a_target_that_drops_a_value(sweep_file, tmp_path, fake_tune):
     folder, trials = made(sweep_file, tmp_path, {"router": ["softmax"], "experts": [3, 4], "seed": [0]})
     before = snapshot(folder.root)
-    with pytest.raises(SweepError, match="experts drops 4: a sweep grows only by more values"):
+    with pytest.raises(SweepError, match=r"the grown grid drops 1 run\(s\) the directory holds \(softmax\[experts=4\] seed 0\)"):
         folder.grow(trials, [{"router": ["softmax"], "experts": [3, 5], "seed": [0]}])
-    with pytest.raises(SweepError, match="the axes are"):
-        folder.grow(trials, [{"router": ["softmax"], "experts": [3, 4]}])
+    with pytest.raises(SweepError, match="drops 2 run"):
+        folder.grow(trials, [{"router": ["softmax"], "experts": [3, 4], "seed": [1]}])
     assert snapshot(folder.root) == before
+
+
+def test_a_grid_in_other_blocks_that_holds_every_trial_grows_the_sweep(sweep_file, tmp_path, fake_tune):
+    """A budget that gives one configuration more seeds than another is written in grid blocks: growing a one-block
+    directory to it keeps every trial and adds only the missing ones."""
+    folder, trials = made(sweep_file, tmp_path, {"router": ["softmax", "topk[k=2]"], "experts": [3], "seed": [0, 1]})
+    blocks = [{"router": ["softmax"], "experts": [3], "seed": [0, 1, 2, 3]}, {"router": ["topk[k=2]"], "experts": [3], "seed": [0, 1]}]
+    grown = folder.grow(trials, blocks)
+    assert grown[:4] == trials and sorted((t.name, t.config["seed"]) for t in grown[4:]) == [("softmax[experts=3]", 2), ("softmax[experts=3]", 3)]
+    assert folder.read_meta()[0]["grid"] == blocks
+
+
+def test_set_grid_replaces_the_whole_grid_and_a_bad_one_is_one_line(sweep_file):
+    """A budget gives one configuration other seeds than another with a grid of blocks (``grid:`` in its overrides)."""
+    sweep = spec.load(sweep_file(), {"grid": [{"router": ["softmax"], "seed": [0, 1]}, {"router": ["hash"], "seed": [0]}]})
+    assert [(t.config["router"], t.config["seed"]) for t in sweep.trials()] == [("softmax", 0), ("softmax", 1), ("hash", 0)]
+    with pytest.raises(SweepError, match=r"^--set grid: must be a mapping of config field -> list of values"):
+        spec.load(sweep_file(), {"grid": 3})
+    with pytest.raises(SweepError, match=r"grid\.rooter: unknown config field"):
+        spec.load(sweep_file(), {"grid": {"rooter": ["softmax"]}})
