@@ -14,6 +14,7 @@ import pandas as pd
 
 from bench.reproduce import bootstrap as boot
 from bench.reproduce import seed_results
+from bench.reproduce import to_come
 from bench.reproduce.claims import SWEEPS
 from bench.reproduce.engine import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, PREMISE_FAILED, SUPPORTED, Outcome, Verdict,
                                     combine)
@@ -342,6 +343,10 @@ def render(rep: Reproduction) -> str:
     missing = [x for x in rep.verdicts if x.claim.sweep not in rep.results]
     if missing:
         lines += ["## Not run", ""] + [f"- `{x.claim.name}`: {x.reason}" for x in missing] + [""]
+    waiting = [to_come.sweep_to_come(name, rep.out / name, res.overrides,
+                                     [x.claim for x in rep.verdicts if x.claim.sweep == name])
+               for name, res in rep.results.items()]
+    lines += to_come.section([w for w in waiting if w is not None])
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -1,0 +1,72 @@
+"""REPRODUCTION.md's generated 'Runs still to come' (``bench.reproduce.to_come``): per sweep, its file's full grid
+against the runs its directory has finished; per claim, the missing runs its filters could read."""
+from __future__ import annotations
+
+from bench.reproduce import claims, cli, runner, to_come
+from bench.sweep import spec
+from bench.sweep.layout import SweepDir
+from bench.table.runs import runs_frame
+
+
+def balancing_dir(root, seeds=(0, 1, 2), failed=()):
+    """A balancing directory of E = 10 (the seed budget's grid) whose runs.csv has an ok row per trial but ``failed``."""
+    plan = {**runner.budget_overrides("seed", "balancing"), "seed": list(seeds)}
+    sweep = spec.load("balancing", plan)
+    trials = spec.validate(sweep)
+    folder = SweepDir(root / "balancing")
+    folder.create(sweep, trials)
+    records = [{"status": "error" if t.index in failed else "ok", "config": t.config, "test": {"accuracy": 0.9},
+                "bench": {"index": t.index, "name": t.name, "trial_s": 1.0}} for t in trials]
+    runs_frame(records).to_csv(folder.runs_csv, index=False)
+    return folder, plan, trials
+
+
+def test_seed_ranges():
+    assert to_come.seeds_text([0, 1, 2, 3, 4]) == "0-4" and to_come.seeds_text([3, 0, 5, 6, 1]) == "0-1, 3, 5-6"
+    assert to_come.seeds_text([7]) == "7"
+
+
+def test_a_partial_directory_lists_what_its_full_grid_lacks(tmp_path):
+    folder, plan, trials = balancing_dir(tmp_path, failed=(4,))
+    item = to_come.sweep_to_come("balancing", folder.root, plan, claims.for_sweep("balancing"))
+    # full grid: 6 weights x E 5, 10, 20 x seeds 0-4 = 90; finished: 17 of the 18 E = 10 runs (one ended in error)
+    assert (item.target, item.total, item.done, item.extra, len(item.missing)) == ("the full grid", 90, 17, 0, 73)
+    again = trials[4]
+    assert any(t.config == again.config for t in item.missing)  # the failed run is still to come
+    text = "\n".join(to_come.section([item]))
+    assert "`balancing`: the full grid has 90 runs, 17 finished here; 73 to come: " in text
+    assert ("experts 5, 20 x importance_loss 0.0, 0.01, 0.03, 0.1, 0.3, 1.0 (12 configurations) x seeds 0-4 (60 runs)"
+            in text)
+    assert again.config["seed"] == 1 and "(5 configurations) x seeds 3-4 (10 runs)" in text
+    assert f"`{again.name}` x seeds 1, 3-4 (3 runs)" in text  # the failed run, with its configuration's seeds 3 and 4
+    assert "`balancing.cheating_grows_with_balancing` waits for: " in text  # it reads every weight and E
+
+
+def test_a_claim_waits_only_for_the_runs_its_config_filters_read(tmp_path):
+    """The competence family of expert_count (explicit linear experts, not matched) waits for none of the implicit or
+    matched runs; a filter on a score (competence) is left open."""
+    item = to_come.sweep_to_come("expert_count", tmp_path / "none", runner.budget_overrides("seed", "expert_count"),
+                                 claims.for_sweep("expert_count"))
+    assert (item.total, item.done, len(item.missing)) == (170, 0, 170)
+    family = item.waits["expert_count.accuracy_grows_with_experts"]
+    assert len(family) == 45 and {(t.config["expert"], t.config.get("match_router")) for t in family} == {("linear", None)}
+    assert len(item.waits["expert_count.accuracy_interpretability_tradeoff"]) == 170
+
+
+def test_a_directory_of_other_settings_is_set_against_its_budget(tmp_path):
+    plan = runner.budget_overrides("small", "pretrained_experts")  # fewer epochs: not the file's settings
+    item = to_come.sweep_to_come("pretrained_experts", tmp_path / "none", plan, claims.for_sweep("pretrained_experts"))
+    assert item.target == "the budget" and item.total == len(spec.load("pretrained_experts", plan).trials()) == 18
+    assert "other settings" in item.note
+    waits = item.waits["pretrained_experts.gate_follows_split"]
+    assert {t.config["regime"] for t in waits} == {"pretrain_frozen_gate"} and {t.config["refit_init"] for t in waits} == {"same"}
+
+
+def test_the_report_ends_with_the_runs_still_to_come(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner._Session, "ensure", lambda self: (_ for _ in ()).throw(AssertionError("Ray started")))
+    folder, plan, _ = balancing_dir(tmp_path / "out", seeds=(0, 1, 2, 3, 4))
+    cli.main(["balancing", "--report-only", "--out", str(tmp_path / "out")], budget_table={"balancing": plan})
+    text = (tmp_path / "out" / "REPRODUCTION.md").read_text()
+    tail = text[text.index("## Runs still to come"):]
+    assert "`balancing`: the full grid has 90 runs, 30 finished here; 60 to come: experts 5, 20" in tail
+    assert "x seeds 0-4 (60 runs)." in tail
