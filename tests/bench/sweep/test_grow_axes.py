@@ -141,3 +141,25 @@ def test_set_grid_replaces_the_whole_grid_and_a_bad_one_is_one_line(sweep_file):
         spec.load(sweep_file(), {"grid": 3})
     with pytest.raises(SweepError, match=r"grid\.rooter: unknown config field"):
         spec.load(sweep_file(), {"grid": {"rooter": ["softmax"]}})
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_sweep_grown_by_expert_counts_equals_the_sweep_run_with_all_of_them(ray_local, sweep_file, tmp_path):
+    from bench import pipeline
+
+    path = sweep_file(budget={"epochs": 2, "n_train": 240, "n_test": 120},
+                      grid={"router": ["softmax"], "experts": [2], "seed": [0, 1]})
+    pipeline.run_sweep(path, out=tmp_path / "grown", stack_seeds="off", quiet=True)
+    before = snapshot(tmp_path / "grown" / "records")
+    pipeline.run_sweep(resume=tmp_path / "grown", add_values={"experts": [3]}, quiet=True)
+    pipeline.run_sweep(path, out=tmp_path / "whole", stack_seeds="off", quiet=True, experts=[2, 3])
+
+    def by_config(out):
+        recs = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
+        return {(r["bench"]["name"], r["config"]["seed"]): (r["test"], r["test_assignment"], r["validation"])
+                for r in recs}
+
+    grown, whole = by_config(tmp_path / "grown"), by_config(tmp_path / "whole")
+    assert len(grown) == 4 and grown == whole  # same configuration, same numbers, whatever the trial's index
+    assert {k: v for k, v in snapshot(tmp_path / "grown" / "records").items() if k in before} == before
