@@ -38,6 +38,10 @@ def parser() -> argparse.ArgumentParser:
                          "runs.csv as written, also when their records are not kept; their own tables and pages are "
                          "left as they are); the others are "
                          "reported as not run, with how many of their trials have finished")
+    ap.add_argument("--allow-changes", action="store_true",
+                    help="continue (or grow) a sweep directory of --out although its sweep file, the data or the code "
+                         "changed since it started (as bench.sweep --allow-changes; refused otherwise; its page marks "
+                         "the mixture)")
     ap.add_argument("--list", action="store_true", help="list per budget each sweep's trials, estimated CPU time and data (present under the data root or "
                          "not), then the claims with their statistics and thresholds, and exit")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-trial progress lines")
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None, *, budget_table: dict[str, dict[str, Any
         out = Path(args.out).resolve() if args.out is not None else default_out("reproduce")
         rep = reproduce(target, budget=budget, data_root=args.data_root, out=out, address=args.address,
                         verbose=args.verbose, quiet=args.quiet, budget_table=budget_table,
-                        report_only=args.report_only)
+                        report_only=args.report_only, allow_changes=args.allow_changes)
     except ReproduceError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

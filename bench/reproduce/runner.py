@@ -134,7 +134,8 @@ class _Session:
 
 
 def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Session, *,
-              verbose: bool = False, quiet: bool = False, report_only: bool = False) -> SweepResult:
+              verbose: bool = False, quiet: bool = False, report_only: bool = False,
+              allow_changes: bool = False) -> SweepResult:
     """Run (or continue, when ``folder`` holds it already) one sweep; errors become a result with a reason.
     ``report_only``: train nothing; a sweep with unfinished trials (or none yet) is reported as not run, why
     and how far it got given."""
@@ -147,7 +148,8 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
         sweep_dir = SweepDir(folder)
         if sweep_dir.exists():
             target = check_continuable(name, folder, overrides, report_only=report_only)
-            kwargs: dict[str, Any] = {"resume": folder, **({"grow_to": target} if target else {})}
+            kwargs: dict[str, Any] = {"resume": folder, **({"grow_to": target} if target else {}),
+                                      **({"allow_changes": True} if allow_changes else {})}
             _, trials = sweep_dir.read_meta()
             needs_ray = bool(target) or bool({t.index for t in trials} - sweep_dir.finished_indices())
             if report_only and needs_ray and {t.index for t in trials} <= tabled_indices(sweep_dir):
@@ -254,13 +256,15 @@ def make_figures(result: SweepResult, folder: Path, figures: Path) -> None:
 def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
               data_root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
               address: str | None = None, verbose: bool = False, quiet: bool = False,
-              budget_table: BudgetTable | None = None, report_only: bool = False) -> Reproduction:
+              budget_table: BudgetTable | None = None, report_only: bool = False,
+              allow_changes: bool = False) -> Reproduction:
     """Run the sweeps of the chosen claims, judge the claims, write REPRODUCTION.md; returns what it found.
 
     ``budget``: a budget name, or a budget table (sweep -> overrides; the report says ``custom``).
     ``budget_table`` (tests): the overrides of the named budget, in place of the sweep files' own.
     ``report_only``: train nothing: judge the claims of the finished sweeps, report the others as not run
-    (with how many of their trials have finished).
+    (with how many of their trials have finished). ``allow_changes``: continue (or grow) a sweep directory although
+    its sweep file, data or code changed since it started (``bench.sweep --allow-changes``; its page marks the mixture).
     """
     chosen = select_claims(target)
     names = [n for n in SWEEPS if any(c.sweep == n for c in chosen)]
@@ -287,7 +291,8 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     session = _Session(address, verbose)
     try:
         for n in names:
-            results[n] = run_sweep(n, out / n, plans[n], session, verbose=verbose, quiet=quiet, report_only=report_only)
+            results[n] = run_sweep(n, out / n, plans[n], session, verbose=verbose, quiet=quiet, report_only=report_only,
+                                   allow_changes=allow_changes)
             results[n].notes = notes[n]
             if results[n].interrupted:
                 break

@@ -213,3 +213,19 @@ def test_a_budget_with_more_values_of_any_axis_grows_the_directory_to_a_fresh_sw
     assert runner.check_continuable("lr_asymmetry", folder, bigger, report_only=True) is None  # grown: nothing to come
     with pytest.raises(ReproduceError, match=r"other settings \(the budget drops 3 run\(s\)"):  # a shrink is refused
         runner.check_continuable("lr_asymmetry", folder, {**bigger, "lr_ratio": [1, 10]})
+
+
+def test_allow_changes_reaches_the_resumed_sweep(tmp_path, monkeypatch):
+    """A directory whose sweep file or code changed since it started is continued or grown only when asked
+    (--allow-changes, as bench.sweep's); without it bench.sweep refuses and the sweep is reported as not run."""
+    plan = {"epochs": 1, "n_train": 240, "seed": [0, 1]}
+    folder = made(tmp_path, plan)
+    seen = []
+    monkeypatch.setattr(runner.pipeline, "run_sweep", lambda name=None, **kw: seen.append(kw) or (_ for _ in ()).throw(
+        ReproduceError("stop here")))
+    monkeypatch.setattr(runner._Session, "ensure", lambda self: None)
+    runner.run_sweep("lr_asymmetry", folder, {**plan, "seed": [0, 1, 2]}, runner._Session(None, False), quiet=True,
+                     allow_changes=True)
+    runner.run_sweep("lr_asymmetry", folder, plan, runner._Session(None, False), quiet=True)
+    assert seen[0]["allow_changes"] is True and "grow_to" in seen[0] and "allow_changes" not in seen[1]
+    assert cli.parser().parse_args(["all", "--allow-changes"]).allow_changes
