@@ -38,6 +38,10 @@ def parser() -> argparse.ArgumentParser:
                          "runs.csv as written, also when their records are not kept; their own tables and pages are "
                          "left as they are); the others are "
                          "reported as not run, with how many of their trials have finished")
+    ap.add_argument("--partial", action="store_true",
+                    help="with --report-only: judge the finished runs of a sweep whose directory has runs still to come "
+                         "(unfinished trials, or a budget beyond its grid) instead of reporting it as not run; its "
+                         "section says so, and the runs still to come are listed at the end")
     ap.add_argument("--allow-changes", action="store_true",
                     help="continue (or grow) a sweep directory of --out although its sweep file, the data or the code "
                          "changed since it started (as bench.sweep --allow-changes; refused otherwise; its page marks "
@@ -97,12 +101,14 @@ def main(argv: list[str] | None = None, *, budget_table: dict[str, dict[str, Any
         budget = args.budget if args.budget is not None else "small"
         if budget not in BUDGET_WORDS:
             raise ReproduceError(f"--budget {budget!r}: unknown budget; valid choices: {', '.join(BUDGET_WORDS)}")
+        if args.partial and not args.report_only:
+            raise ReproduceError("--partial goes with --report-only: it judges the runs that have finished")
         target = args.name if args.name is not None else "all"
         select_claims(target)  # a bad name fails before any work
         out = Path(args.out).resolve() if args.out is not None else default_out("reproduce")
         rep = reproduce(target, budget=budget, data_root=args.data_root, out=out, address=args.address,
                         verbose=args.verbose, quiet=args.quiet, budget_table=budget_table,
-                        report_only=args.report_only, allow_changes=args.allow_changes)
+                        report_only=args.report_only, allow_changes=args.allow_changes, partial=args.partial)
     except ReproduceError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -35,6 +35,7 @@ class SweepResult:
     description: str = ""
     version: int | None = None
     notes: list[str] = field(default_factory=list)  # what the runner changed to fit the data (runner.fit_to_data)
+    partial: str = ""  # --report-only --partial: what the directory lacks (its finished runs were judged)
 
 
 @dataclass

@@ -135,10 +135,11 @@ class _Session:
 
 def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Session, *,
               verbose: bool = False, quiet: bool = False, report_only: bool = False,
-              allow_changes: bool = False) -> SweepResult:
+              allow_changes: bool = False, partial: bool = False) -> SweepResult:
     """Run (or continue, when ``folder`` holds it already) one sweep; errors become a result with a reason.
     ``report_only``: train nothing; a sweep with unfinished trials (or none yet) is reported as not run, why
-    and how far it got given."""
+    and how far it got given; with ``partial``, a directory with some finished trials is judged on them instead
+    (``SweepResult.partial`` says what is missing; the report lists the runs still to come)."""
     result = SweepResult(name, None, overrides=overrides)
     started = time.perf_counter()
     try:
@@ -147,17 +148,28 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
         needs_ray = True
         sweep_dir = SweepDir(folder)
         if sweep_dir.exists():
-            target = check_continuable(name, folder, overrides, report_only=report_only)
+            try:
+                target = check_continuable(name, folder, overrides, report_only=report_only)
+            except ReproduceError as err:  # --report-only, a budget beyond the directory: --partial judges what is there
+                if not (partial and report_only and str(err).startswith("--report-only:")):
+                    raise
+                target, result.partial = None, str(err).split(": ", 1)[1].split("; the same command")[0]
             kwargs: dict[str, Any] = {"resume": folder, **({"grow_to": target} if target else {}),
                                       **({"allow_changes": True} if allow_changes else {})}
             _, trials = sweep_dir.read_meta()
             needs_ray = bool(target) or bool({t.index for t in trials} - sweep_dir.finished_indices())
             if report_only and needs_ray and {t.index for t in trials} <= tabled_indices(sweep_dir):
                 needs_ray = False  # a finished sweep kept without its records (a runs.csv committed under docs/)
+            done = (sweep_dir.finished_indices() | tabled_indices(sweep_dir)) & {t.index for t in trials}
+            if report_only and needs_ray and partial and done:
+                needs_ray = False  # --partial: judged on the trials that have finished, the others listed as to come
+                result.partial = "; ".join(filter(None, [result.partial, f"{len(done)} of the directory's "
+                                                                          f"{len(trials)} trials have finished"]))
             if report_only and needs_ray:
-                raise ReproduceError(f"--report-only: {len(sweep_dir.finished_indices() & {t.index for t in trials})} "
+                raise ReproduceError(f"--report-only: {len(done)} "
                                      f"of {len(trials)} trials have finished; the same command without "
-                                     "--report-only continues it")
+                                     "--report-only continues it" + ("" if partial else
+                                                                      " (--partial judges the finished ones)"))
         elif report_only:
             raise ReproduceError("--report-only: not run yet")
         else:
@@ -167,7 +179,9 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
                   flush=True)
         if needs_ray:  # (a finished sweep only has its tables rebuilt)
             session.ensure()
-        if report_only:  # its tables and page as the run that finished it wrote them
+        if report_only and result.partial and sweep_dir.record_files():  # runs.csv may predate the last records
+            runs = load_runs(sweep_dir.root)
+        elif report_only:  # its tables and page as the run that finished it wrote them
             runs = read_runs(sweep_dir)
         else:
             runs = pipeline.run_sweep(name, verbose=verbose, quiet=quiet, **kwargs)
@@ -257,7 +271,7 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
               data_root: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
               address: str | None = None, verbose: bool = False, quiet: bool = False,
               budget_table: BudgetTable | None = None, report_only: bool = False,
-              allow_changes: bool = False) -> Reproduction:
+              allow_changes: bool = False, partial: bool = False) -> Reproduction:
     """Run the sweeps of the chosen claims, judge the claims, write REPRODUCTION.md; returns what it found.
 
     ``budget``: a budget name, or a budget table (sweep -> overrides; the report says ``custom``).
@@ -265,6 +279,7 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     ``report_only``: train nothing: judge the claims of the finished sweeps, report the others as not run
     (with how many of their trials have finished). ``allow_changes``: continue (or grow) a sweep directory although
     its sweep file, data or code changed since it started (``bench.sweep --allow-changes``; its page marks the mixture).
+    ``partial`` (with ``report_only``): judge the finished runs of a directory that has runs still to come.
     """
     chosen = select_claims(target)
     names = [n for n in SWEEPS if any(c.sweep == n for c in chosen)]
@@ -292,7 +307,7 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
     try:
         for n in names:
             results[n] = run_sweep(n, out / n, plans[n], session, verbose=verbose, quiet=quiet, report_only=report_only,
-                                   allow_changes=allow_changes)
+                                   allow_changes=allow_changes, partial=partial)
             results[n].notes = notes[n]
             if results[n].interrupted:
                 break

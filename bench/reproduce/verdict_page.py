@@ -271,6 +271,9 @@ def sweep_section(res: SweepResult, verdicts: list[Verdict], out: Path, budget: 
             made = res.runs["git"].fillna("?").astype(str).value_counts().sort_index()
             lines.append("**Code**: its runs were trained at several commits (" + "; ".join(
                 f"git {g}: {n} run{'' if n == 1 else 's'}" for g, n in made.items()) + "); each run's provenance is in runs.csv.")
+        if res.partial:
+            lines.append(f"**Partial**: {res.partial}; the verdicts below read the runs that have finished (the runs "
+                         "still to come are listed at the end).")
         if res.interrupted:
             lines.append("**Interrupted**: some trials did not finish; run the same command with "
                          f"`--out {out}` to continue.")
@@ -355,7 +358,7 @@ def write_report(rep: Reproduction) -> Path:
             "versions": versions(), "controls": rep.controls,
             "sweeps": {**rep.earlier, **{
                 n: {"overrides": r.overrides, "notes": r.notes, "wall_s": r.wall_s if math.isfinite(r.wall_s) else None,
-                    "trial_s": r.trial_s, "slots": r.slots, "reason": r.reason,
+                    "trial_s": r.trial_s, "slots": r.slots, "reason": r.reason, "partial": r.partial,
                     "runs": None if r.runs is None else len(r.runs), "interrupted": r.interrupted,
                     "figures": [os.path.relpath(p, rep.out) for _, p in r.figures]}
                 for n, r in rep.results.items()}},

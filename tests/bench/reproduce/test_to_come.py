@@ -70,3 +70,32 @@ def test_the_report_ends_with_the_runs_still_to_come(tmp_path, monkeypatch):
     tail = text[text.index("## Runs still to come"):]
     assert "`balancing`: the full grid has 90 runs, 30 finished here; 60 to come: experts 5, 20" in tail
     assert "x seeds 0-4 (60 runs)." in tail
+
+
+def test_partial_judges_the_finished_runs_of_a_directory_with_runs_to_come(tmp_path, monkeypatch, capsys):
+    """--report-only refuses a directory whose trials have not all finished (NOT RUN); with --partial it judges the
+    finished ones, says so in the sweep's section, and lists the rest as still to come. Also for a budget beyond the
+    directory's grid."""
+    monkeypatch.setattr(runner._Session, "ensure", lambda self: (_ for _ in ()).throw(AssertionError("Ray started")))
+    out = tmp_path / "out"
+    folder, plan, trials = balancing_dir(out, seeds=(0, 1, 2, 3, 4))
+    kept = trials[:18]  # seeds 3 and 4 of every weight not finished: runs.csv holds 18 of the 30 trials
+    runs = runs_frame([{"status": "ok", "config": t.config, "test": {"accuracy": 0.9},
+                        "bench": {"index": t.index, "name": t.name, "trial_s": 1.0}} for t in trials])
+    runs[runs["seed"] <= 2].to_csv(folder.runs_csv, index=False)
+    assert len(runs[runs["seed"] <= 2]) == 18 and len(kept) == 18
+    args = ["balancing", "--report-only", "--out", str(out)]
+    cli.main(args, budget_table={"balancing": plan})
+    text = (out / "REPRODUCTION.md").read_text()
+    assert "### `balancing.cheating_grows_with_balancing`: NOT RUN" in text and "(--partial judges the finished ones)" in text
+    cli.main(args + ["--partial"], budget_table={"balancing": plan})
+    text = (out / "REPRODUCTION.md").read_text()
+    assert "NOT RUN" not in text.split("## Runs still to come")[0]
+    assert "**Partial**: 18 of the directory's 30 trials have finished; the verdicts below read" in text
+    assert "18 runs (18 ok)" in text and "experts 10 x importance_loss 0.0, 0.01, 0.03, 0.1, 0.3, 1.0 (6 configurations) x seeds 3-4 (12 runs)" in text
+    bigger = {**plan, "experts": [5, 10]}  # a budget beyond the directory: judged on what is there, the rest to come
+    cli.main(args + ["--partial"], budget_table={"balancing": bigger})
+    text = (out / "REPRODUCTION.md").read_text()
+    assert "**Partial**: the budget asks for experts 5 beyond the directory's runs (30 run(s) to come); 18 of the" in text
+    assert cli.main(["balancing", "--partial", "--out", str(out)]) == 2
+    assert "--partial goes with --report-only" in capsys.readouterr().err
