@@ -33,7 +33,10 @@ class HashRouter(Router):
         nn.Module.__init__(self)  # no gate network
         self.n_experts, self.temperature = n_experts, cfg.temperature
         g = torch.Generator().manual_seed(cfg.seed)
-        self.register_buffer("projection", torch.randn(math.prod(input_shape), generator=g, dtype=torch.float64))
+        # device="cpu": drawn on the CPU also inside a meta-device model (the memory estimate), where torch would
+        # otherwise import torch._dynamo (seconds) to draw a buffer that counts for nothing there
+        self.register_buffer("projection", torch.randn(math.prod(input_shape), generator=g, dtype=torch.float64,
+                                                          device="cpu"))
 
     def bucket(self, x: Tensor) -> Tensor:
         """[T] int64 expert of each sample (computed in float64 so that it does not depend on rounding)."""
