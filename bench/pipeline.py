@@ -1,5 +1,7 @@
 """A sweep from start to finish: its trials (``bench.sweep.runner``), then its tables (``bench.table``), then its
 report (``bench.report``). The step above the sweep runner, so that the runner imports neither tables nor report.
+While the trials run, each configuration's report figures are drawn as soon as its last record is written, on the
+CPU the trials leave idle (``bench.report.predraw``); a local Ray instance ends while the tables are built.
 
 ``run_sweep(name, out=None, address=None, **options)`` takes the arguments of ``bench.sweep.runner.run_trials``
 and returns the runs table (``runs.csv``) as a DataFrame whose ``attrs`` hold how the run went (``out``,
@@ -13,7 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from bench.report.predraw import Predraw
 from bench.report.sweep import write_sweep_report
+from bench.sweep.cluster import wait_shut_down
 from bench.sweep.layout import SweepDir
 from bench.sweep.lock import released_after
 from bench.sweep.runner import run_trials
@@ -39,8 +43,15 @@ def tables_and_report(folder: str) -> dict[str, Any]:
 def run_sweep(name: str | None = None, out: Any = None, address: str | None = None, **options: Any) -> pd.DataFrame:
     """Run (or resume) a sweep's trials, then write its tables and report; returns the runs table."""
     started = time.perf_counter()
-    with released_after():  # the sweep directory stays locked (one writer) until its tables and report are written
-        stats = run_trials(name, out, address, **options)
-        runs = tables_and_report(stats["out"])["runs"]
+    predraw = Predraw()  # each finished configuration's report figures, drawn on the CPU the trials leave idle
+    try:
+        with released_after():  # the sweep directory stays locked (one writer) until its tables and report are written
+            try:
+                stats = run_trials(name, out, address, on_record=predraw, **options)
+            finally:
+                predraw.close()
+            runs = tables_and_report(stats["out"])["runs"]  # while a local Ray instance ends (bench.sweep.cluster)
+    finally:
+        wait_shut_down()
     runs.attrs.update(stats, total_s=time.perf_counter() - started)
     return runs

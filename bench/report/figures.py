@@ -76,6 +76,10 @@ class Figures:
         self._stamp = _code_stamp()
         self.drawn = 0
 
+    def key(self, kind: str, args: tuple) -> str:
+        """The cache key of a figure of this page's drawing code (:func:`figure_key`)."""
+        return figure_key(kind, args, self._stamp)
+
     def add(self, kind: str, args: tuple, alt: str) -> str:
         if kind not in DRAWERS:
             raise ValueError(f"figure kind {kind!r}: not one of {', '.join(DRAWERS)}")
@@ -121,12 +125,15 @@ class Figures:
             return [here[i] if i in here else f.result() for i, f in enumerate(futures)]
 
     def _prune(self, keep: set[str]) -> None:
-        """Remove the cache's PNGs this page does not use (figures of records that changed or went)."""
+        """Remove the cache's PNGs this page does not use (figures of records that changed or went), and the
+        temporary files of writes cut short (a worker drawing ahead stopped mid-write: ``bench.report.predraw``)."""
         if self.cache_dir is None or not self.cache_dir.is_dir():
             return
         for p in self.cache_dir.glob("*.png"):
             if p.stem not in keep:
                 p.unlink(missing_ok=True)
+        for p in self.cache_dir.glob(".*.png.*.tmp"):
+            p.unlink(missing_ok=True)
 
     def fill(self, page: str) -> str:
         """``page`` with every placeholder replaced by its image (inline PNG)."""

@@ -154,41 +154,64 @@ def ablation_html(rec: dict[str, Any], class_names: list[str] | None = None) -> 
             + page_parts.scroll(page_parts.table(head, [[page_parts.esc(rows[i])] + [page_parts.num(v) for v in row] for i, row in enumerate(m)])))
 
 
-def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, Any]], class_names: list[str] | None,
-               figures: Figures, draw: bool = True) -> str:
-    """A configuration's drill-down; its figures go to ``figures`` (placeholders here), or, where ``draw`` is
-    False, a line saying which command draws them."""
+def best_run(ok: pd.DataFrame, class_names: list[str] | None) -> dict[str, Any] | None:
+    """The run of a configuration whose allocation its drill-down shows (the tables' rule, :func:`pick_best`:
+    validation scores pick), with its allocation, the class names it is drawn with, how it was picked and the
+    heat-map's title; None when no ok run has an allocation."""
+    if not (len(ok) and "accuracy" in ok.columns and "allocation" in ok.columns and ok["allocation"].notna().any()):
+        return None
+    best, by_validation = pick_best(ok[ok["allocation"].notna()])
+    alloc = json.loads(best["allocation"]) if isinstance(best["allocation"], str) else best["allocation"]
+    names = class_names if class_names and len(class_names) == len(alloc) else [f"class {c}" for c in range(len(alloc))]
+    picked = (f"best run by validation accuracy {best['val_accuracy']:.3f}" if by_validation
+              else "first run (no validation scores to pick by)")
+    return {"row": best, "alloc": alloc, "names": names, "picked": picked}
+
+
+def figure_jobs(name: str, g: pd.DataFrame, records: dict[int, dict[str, Any]],
+                class_names: list[str] | None) -> list[tuple[str, tuple, str]]:
+    """The figures of a configuration's drill-down, in the page's order, as ``Figures.add`` takes them (kind,
+    arguments, alt text): the heat-map of its best run, the per-epoch curves of its runs, the best run's views."""
     ok = g[g["status"] == "ok"] if "status" in g.columns else g
-    first = g.iloc[0]
-    full = full_name(row_config(first))
-    body = [f"<p>Full configuration: <code>{page_parts.esc(full)}</code></p>", run_rows(g)]
-    figs = []
-    if len(ok) and "accuracy" in ok.columns and "allocation" in ok.columns and ok["allocation"].notna().any():
-        best, by_validation = pick_best(ok[ok["allocation"].notna()])  # the tables' rule: validation scores pick
-        alloc = json.loads(best["allocation"]) if isinstance(best["allocation"], str) else best["allocation"]
-        names = class_names if class_names and len(class_names) == len(alloc) else [f"class {c}" for c in range(len(alloc))]
-        picked = (f"best run by validation accuracy {best['val_accuracy']:.3f}" if by_validation
-                  else "first run (no validation scores to pick by)")
-        title = f"{wrapped(full)}\n{picked}: seed {best.get('seed')}, test accuracy {best['accuracy']:.3f}"
-        rec = records.get(int(best["index"])) if "index" in best and not pd.isna(best["index"]) else None
-        if draw:
-            figs.append(figures.add("heatmap", (alloc, names, title), f"allocation heat-map of {name}"))
-            views = (rec or {}).get("views") or {}
-            vtitle = f"{full}, seed {best.get('seed')}"
-            if views.get("gate_regions"):
-                figs.append(figures.add("gate_regions", (views["gate_regions"], class_names, vtitle), f"gate regions of {name}"))
-            if views.get("expert_weights"):
-                figs.append(figures.add("expert_weights", (views["expert_weights"], class_names, vtitle), f"expert weights of {name}"))
-            if views.get("prototypes"):
-                figs.append(figures.add("prototypes", (views["prototypes"], vtitle), f"prototypes of {name}"))
-        elif "index" in best and not pd.isna(best["index"]):
-            body.append(f"<p class=muted>Figures not drawn here (see the note above the drill-downs); those of its "
-                        f"{page_parts.esc(picked)}: <code>python -m moe.report records/{int(best['index']):04d}.json</code></p>")
-        body.append(ablation_html(rec or {}, class_names))
+    full = full_name(row_config(g.iloc[0]))
+    jobs = []
+    if (best := best_run(ok, class_names)) is not None:
+        row = best["row"]
+        title = f"{wrapped(full)}\n{best['picked']}: seed {row.get('seed')}, test accuracy {row['accuracy']:.3f}"
+        jobs.append(("heatmap", (best["alloc"], best["names"], title), f"allocation heat-map of {name}"))
     histories = [(f"seed {r.get('seed')}", records[int(r["index"])]["history"]) for _, r in g.iterrows()
                  if "index" in r and not pd.isna(r["index"]) and (records.get(int(r["index"])) or {}).get("history")]
-    if histories and draw:
-        figs.insert(1, figures.add("curves", (histories, full), f"per-epoch curves of {name}"))
+    if histories:
+        jobs.append(("curves", (histories, full), f"per-epoch curves of {name}"))
+    if best is not None:
+        row = best["row"]
+        rec = records.get(int(row["index"])) if "index" in row and not pd.isna(row["index"]) else None
+        views = (rec or {}).get("views") or {}
+        vtitle = f"{full}, seed {row.get('seed')}"
+        if views.get("gate_regions"):
+            jobs.append(("gate_regions", (views["gate_regions"], class_names, vtitle), f"gate regions of {name}"))
+        if views.get("expert_weights"):
+            jobs.append(("expert_weights", (views["expert_weights"], class_names, vtitle), f"expert weights of {name}"))
+        if views.get("prototypes"):
+            jobs.append(("prototypes", (views["prototypes"], vtitle), f"prototypes of {name}"))
+    return jobs
+
+
+def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, Any]], class_names: list[str] | None,
+               figures: Figures, draw: bool = True) -> str:
+    """A configuration's drill-down; its figures (:func:`figure_jobs`) go to ``figures`` (placeholders here), or,
+    where ``draw`` is False, a line saying which command draws them."""
+    ok = g[g["status"] == "ok"] if "status" in g.columns else g
+    full = full_name(row_config(g.iloc[0]))
+    body = [f"<p>Full configuration: <code>{page_parts.esc(full)}</code></p>", run_rows(g)]
+    figs = [figures.add(*job) for job in figure_jobs(name, g, records, class_names)] if draw else []
+    if (best := best_run(ok, class_names)) is not None:
+        row = best["row"]
+        rec = records.get(int(row["index"])) if "index" in row and not pd.isna(row["index"]) else None
+        if not draw and "index" in row and not pd.isna(row["index"]):
+            body.append(f"<p class=muted>Figures not drawn here (see the note above the drill-downs); those of its "
+                        f"{page_parts.esc(best['picked'])}: <code>python -m moe.report records/{int(row['index']):04d}.json</code></p>")
+        body.append(ablation_html(rec or {}, class_names))
     body.append(f'<div class="figs">{"".join(figs)}</div>')
     acc = pd.to_numeric(ok["accuracy"], errors="coerce").mean() if "accuracy" in ok.columns else math.nan
     summary = f"<code>{page_parts.esc(name)}</code> <span class=muted>accuracy {page_parts.num(acc)}, {len(ok)}/{len(g)} ok</span>"

@@ -80,13 +80,18 @@ def measure_scale(sizes: list[int], scratch: Path) -> dict[str, Any]:
     return {"rows": rows, "line": line}
 
 
+BENCH_WHEN_AND_WHERE = ("node_id", "pid", "trial_id", "started_at", "ended_at")  # which Ray trial ran it, where, when
+
+
 def sweep_records(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Configuration name -> record of a sweep directory, without when and where it ran (and the trial's time)."""
+    """Configuration name -> record of a sweep directory, without when and where it ran (and the trial's time, its
+    Ray trial, node and process)."""
     good, _ = SweepDir(Path(folder)).scan_records()
     out = {}
     for rec in good.values():
         rec = {k: v for k, v in rec.items() if k not in WHEN_AND_WHERE}
-        rec["bench"] = {k: v for k, v in (rec.get("bench") or {}).items() if not k.endswith("_s")}
+        rec["bench"] = {k: v for k, v in (rec.get("bench") or {}).items()
+                        if not k.endswith("_s") and k not in BENCH_WHEN_AND_WHERE}
         rec["history"] = [{k: v for k, v in h.items() if k != "epoch_s"} for h in rec.get("history") or []]
         out[f"{rec['bench'].get('name')} seed {rec.get('seed')}"] = rec
     return out

@@ -1,12 +1,15 @@
 """The Ray side of a sweep that is not Tune: connecting to a cluster and checking what it can hold.
 
 ``connect`` attaches to ``--address`` / $RAY_ADDRESS (refusing at once an address nobody listens on)
-or starts a fresh local instance; ``resolve_resources`` turns a sweep's per-trial request into Ray
+or starts a fresh local instance; ``Starting`` runs it in the background (Ray's processes start while the driver
+prepares the trials) and ends the instance it started in the background too (while the tables are built;
+``wait_shut_down`` waits for that); ``resolve_resources`` turns a sweep's per-trial request into Ray
 resources and a number of parallel slots, and refuses a request no node can hold (Ray would wait
 silently forever).
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
@@ -62,6 +65,67 @@ def connect(address: str | None, verbose: bool) -> bool:
     if callable(on_term) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_term)  # the driver's own handling (bench.sweep.cli: as Ctrl-C) stays
     return True
+
+
+class Starting:
+    """:func:`connect` in a background thread: Ray's own processes start while this process goes on preparing the
+    trials (they wait on other processes, not on this one's CPU). ``result()`` waits for it and returns what
+    connect returns (or raises what it raised); ``started_here()`` waits and says whether this process started
+    Ray, whatever happened meanwhile (for a ``finally`` that ends what it started: :meth:`shut_down_later`).
+
+    The thread stays until it has ended the instance it started: Ray's processes die with the thread that
+    started them (their parent-death signal follows that thread, not the process)."""
+
+    def __init__(self, address: str | None, verbose: bool):
+        self._started: bool | None = None
+        self._error: BaseException | None = None
+        self._connected, self._release = threading.Event(), threading.Event()
+        wait_shut_down()  # an instance this process ended a moment ago is gone before the next starts
+        self._thread = threading.Thread(target=self._run, args=(address, verbose), name="ray-start", daemon=True)
+        self._thread.start()
+
+    def _run(self, address: str | None, verbose: bool) -> None:
+        try:
+            self._started = connect(address, verbose)
+        except BaseException as err:  # noqa: BLE001 -- raised again in the caller's thread by result()
+            self._error = err
+        finally:
+            self._connected.set()
+        if self._started:
+            self._release.wait()
+            import ray  # deferred: see connect
+
+            ray.shutdown()
+
+    def result(self) -> bool:
+        self._connected.wait()
+        if self._error is not None:
+            raise self._error
+        return bool(self._started)
+
+    def started_here(self) -> bool:
+        self._connected.wait()
+        return bool(self._started)
+
+    def shut_down_later(self) -> None:
+        """End the instance this started, in the background (ending its processes takes seconds of waiting);
+        :func:`wait_shut_down` waits for that, and so does this process before it exits."""
+        if self.started_here() and not self._release.is_set():
+            if not _SHUTTING_REGISTERED:
+                atexit.register(wait_shut_down)  # after Ray's own exit hook: runs before it
+                _SHUTTING_REGISTERED.append(True)
+            _SHUTTING.append(self._thread)
+            self._release.set()
+
+
+_SHUTTING: list[threading.Thread] = []  # instances being ended in the background, not yet waited for
+_SHUTTING_REGISTERED: list[bool] = []
+
+
+def wait_shut_down() -> None:
+    """Wait until every instance ended by :meth:`Starting.shut_down_later` is gone."""
+    while _SHUTTING:
+        _SHUTTING.pop().join()
 
 
 def unreachable(address: str, timeout: float = 5.0) -> str | None:

@@ -9,9 +9,10 @@ import json
 import math
 import re
 import signal
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench.sweep.groups import member_indices
 from bench.sweep.layout import SweepDir
@@ -114,8 +115,10 @@ class _Progress:
     """Writes each finished trial's record and prints one line with an ETA (mixed into a tune.Callback)."""
 
     def __init__(self, folder: SweepDir, trials: list[Trial], todo: list[Trial], quiet: bool = False,
-                 interrupt_after: int | None = None, datasets: dict[str, dict[str, Any]] | None = None):
+                 interrupt_after: int | None = None, datasets: dict[str, dict[str, Any]] | None = None,
+                 on_record: Callable[[SweepDir, dict[int, Trial], dict[str, Any]], None] | None = None):
         self.folder, self.quiet = folder, quiet
+        self.on_record = on_record  # told of each record written (bench.pipeline: the report's figures drawn ahead)
         self.datasets = datasets  # the driver's loaded datasets, to score the trials a scheduler stops
         self.trials = {t.index: t for t in trials}
         self.cost = {t.index: cost(t.config) for t in todo}
@@ -153,6 +156,11 @@ class _Progress:
         index = rec["bench"]["index"]
         rec["bench"].update(trial_id=trial.trial_id, failures=trial.num_failures)
         self.folder.write_record(index, rec)
+        if self.on_record is not None:
+            try:
+                self.on_record(self.folder, self.trials, rec)
+            except Exception as err:  # noqa: BLE001 -- the sweep goes on; its records are what matter
+                print(f"warning: after the record of trial {index}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         if index not in self.finished:
             self.finished.append(index)
             if rec["bench"].get("trial_s"):

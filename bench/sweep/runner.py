@@ -39,11 +39,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 from bench.sweep import groups, growth, spec
-from bench.sweep.cluster import QUIET_ENV, ResourceError, connect, local_machine, nodes, quiet_ray_logs, resolve_resources
+from bench.sweep.cluster import QUIET_ENV, ResourceError, Starting, local_machine, nodes, quiet_ray_logs, resolve_resources
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
 from bench.sweep.resume import DEFAULT_MAX_FAILURES, ORDERS, changes_since, fingerprints, restored_free_options, restored_options
@@ -68,6 +68,7 @@ class TuneOptions:
     interrupt_after: int | None = None  # test hook: a Ctrl-C after this many finished trials
     stack_seeds: str = "off"  # off | auto | on: trials differing only in seed trained together (bench.sweep.groups)
     order: str = "longest"  # longest first (a short tail on the last slots) | cheapest first (the widest grid soonest)
+    on_record: Callable[[SweepDir, dict[int, Trial], dict[str, Any]], None] | None = None  # after each record written
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -143,6 +144,7 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
         faults: dict[int | str, str] | None = None, stack_seeds: str | bool | None = None, allow_changes: bool = False,
         order: str | None = None, add_seeds: list[int] | None = None, add_values: dict[str, list] | None = None,
         grow_to: list[dict[str, Any]] | None = None, _interrupt_after: int | None = None,
+        on_record: Callable[[SweepDir, dict[int, Trial], dict[str, Any]], None] | None = None,
         **overrides: Any) -> dict[str, Any]:
     """Run (or resume) the trials of a sweep, one record each; returns how it went (below). The tables and the
     report: ``bench.pipeline.run_sweep``, which calls this.
@@ -159,6 +161,9 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
 
     ``stack_seeds``: off (default) | auto | on: the trials that differ only in their seed train together as one
     stacked model (``bench.sweep.groups``; refused with ``scheduler='asha'`` and with faults).
+
+    ``on_record(folder, trials, record)``: called in the driver after each record is written (``trials``: index ->
+    Trial, every trial of the sweep); what it raises is reported as a warning, never stops the sweep.
 
     ``overrides``: ``--set`` pairs, e.g. ``run("quick", epochs=2, experts=[2, 4], **{"resources.cpu": 2})``.
     ``faults`` (tests): trial index or configuration name -> "raise" | "diverge" | "diverge_in_eval" |
@@ -244,7 +249,8 @@ def run_trials(name: str | None = None, out: str | os.PathLike | None = None, ad
                              "overhead": math.nan, "n_run": 0}
     if todo:
         options = TuneOptions(address=address, max_failures=max_failures, scheduler=scheduler, verbose=verbose,
-                              quiet=quiet, interrupt_after=_interrupt_after, stack_seeds=stack_seeds, order=order)
+                              quiet=quiet, interrupt_after=_interrupt_after, stack_seeds=stack_seeds, order=order,
+                              on_record=on_record)
         try:
             stats.update(_tune_trials(sweep, trials, todo, folder, options, n_done=len(done), datasets=datasets))
         except ResourceError as err:  # a cluster that cannot be reached or cannot hold a trial
@@ -291,12 +297,13 @@ def _tune_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], fold
             os.environ.setdefault(k, v)
     if datasets is None:
         datasets = load_datasets(todo)  # before Ray: a missing file fails fast
-    states = latest_states(folder, todo)  # what earlier experiments of this directory checkpointed (--resume)
-    import ray  # deferred: Ray starts slowly, and loading or listing sweeps never needs it
-    from ray import tune
-
-    started_here = connect(options.address, options.verbose)
+    starting = Starting(options.address, options.verbose)  # Ray starts while the rest is prepared here
     try:
+        states = latest_states(folder, todo)  # what earlier experiments of this directory checkpointed (--resume)
+        import ray  # deferred: Ray starts slowly, and loading or listing sweeps never needs it
+        from ray import tune
+
+        starting.result()
         res = resolve_resources(sweep.resources, nodes(), len(todo), threads=most_threads(todo))
         if res["gpu"] > 0:  # trials on a GPU share run on CUDA unless the sweep says otherwise
             for t in todo:
@@ -304,8 +311,8 @@ def _tune_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], fold
         resume_states = {index: ray.put(data) for index, data in states.items()}  # one object each: a trial fetches its own
         fn = tune.with_resources(tune.with_parameters(trainable, datasets=datasets, resume_states=resume_states),
                                  {"cpu": res["cpu"], "gpu": res["gpu"]})
-        progress = progress_callback(folder, trials, todo, quiet=options.quiet,
-                                     interrupt_after=options.interrupt_after, datasets=datasets)
+        progress = progress_callback(folder, trials, todo, quiet=options.quiet, interrupt_after=options.interrupt_after,
+                                     datasets=datasets, on_record=options.on_record)
         work = start_order(groups.units(todo, options.stack_seeds), options.order)
         tuner = tune.Tuner(
             fn,
@@ -332,8 +339,7 @@ def _tune_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], fold
         reconcile(results, folder, progress)
         folder.drop_checkpoints()
     finally:
-        if started_here:
-            ray.shutdown()
+        starting.shut_down_later()  # a local instance this call started ends while the tables are built
     missing = [t.index for t in todo if not folder.has_record(t.index)]
     trial_s = sum(progress.trial_s)
     ideal = trial_s / res["slots"] if res["slots"] else math.nan

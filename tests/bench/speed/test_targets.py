@@ -57,7 +57,7 @@ def test_the_summary_judges_each_target_and_none_for_a_narrowed_command():
 def test_records_of_two_sweep_directories_are_compared_without_when_and_where(tmp_path):
     def elsewhere(rec):  # another machine, another time: the same training
         rec["timing"] = {"train_s": 99.0}
-        rec["bench"]["trial_s"] = 7.0
+        rec["bench"].update(trial_s=7.0, node_id="another", pid=4321, trial_id="x_00001", started_at=1.0, ended_at=2.0)
         for h in rec["history"]:
             h["epoch_s"] = 3.0
 

@@ -1,0 +1,129 @@
+"""Figures drawn ahead while a sweep runs (``bench.report.predraw``): the report built afterwards equals a report
+built from scratch, takes every figure drawn ahead and draws none of them again; a configuration is drawn only
+once all its trials have records; a figure drawn from a record that changed afterwards is drawn anew."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from bench.report import figures as figures_mod
+from bench.report import predraw as predraw_mod
+from bench.report.predraw import Predraw
+from bench.report.sweep import render
+from bench.sweep.layout import SweepDir
+from tests.bench.sweep_dirs import make_sweep_dir
+
+pytestmark = pytest.mark.slow  # a spawned worker process importing matplotlib: a few seconds on 2 loaded cores
+
+
+@pytest.fixture
+def sweeps(tmp_path):
+    """Two copies of one sweep directory: ``ahead`` for drawing ahead, ``scratch`` for a build from nothing."""
+    ahead = make_sweep_dir(tmp_path / "ahead")
+    scratch = tmp_path / "scratch"
+    shutil.copytree(ahead, scratch)
+    return ahead, scratch
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    calls = []
+    real = figures_mod.draw
+
+    def draw(kind, args):
+        calls.append(kind)
+        return real(kind, args)
+
+    monkeypatch.setattr(figures_mod, "draw", draw)
+    return calls
+
+
+def trials_of(folder: SweepDir) -> dict:
+    return {t.index: t for t in folder.read_meta()[1]}
+
+
+def page(folder) -> str:
+    return render(folder).replace(str(SweepDir(folder).root), "DIR")  # the page names its directory
+
+
+def draw_ahead(root, indices=None) -> Predraw:
+    folder = SweepDir(root)
+    trials = trials_of(folder)
+    predraw = Predraw()
+    for i in sorted(trials) if indices is None else indices:
+        predraw(folder, trials, json.loads(folder.record_path(i).read_text()))
+    predraw.finish()
+    return predraw
+
+
+def test_the_report_after_drawing_ahead_is_the_report_from_scratch_and_draws_nothing_again(sweeps, counted):
+    ahead, scratch = sweeps
+    predraw = draw_ahead(ahead)
+    cached = sorted(p.name for p in SweepDir(ahead).figure_cache_dir.glob("*.png"))
+    assert len(predraw.submitted) == len(cached) >= 6  # heat-map, curves, gate regions of each of 2 configurations
+    assert page(ahead) == page(scratch)
+    drawn_for_scratch = len(counted)
+    assert drawn_for_scratch == len(cached)  # the build from scratch drew them all ...
+    counted.clear()
+    assert page(ahead) == page(scratch)  # (the second build of scratch draws nothing: its cache is full now)
+    assert sorted(p.name for p in SweepDir(ahead).figure_cache_dir.glob("*.png")) == cached
+
+
+def test_the_report_of_the_directory_drawn_ahead_draws_nothing(sweeps, counted):
+    ahead, _ = sweeps
+    draw_ahead(ahead)
+    render(ahead)
+    assert counted == []
+
+
+def test_a_configuration_is_drawn_only_when_all_its_trials_have_records(sweeps):
+    ahead, _ = sweeps
+    folder = SweepDir(ahead)
+    trials = trials_of(folder)
+    first = trials[0].name
+    same = sorted(i for i, t in trials.items() if t.name == first)
+    assert len(same) == 2
+    second = json.loads(folder.record_path(same[1]).read_text())
+    folder.record_path(same[1]).unlink()  # the second seed still runs
+    predraw = Predraw()
+    predraw(folder, trials, json.loads(folder.record_path(same[0]).read_text()))
+    assert predraw.submitted == set()  # its configuration is not finished
+    folder.write_record(same[1], second)
+    predraw(folder, trials, second)
+    assert len(predraw.submitted) >= 3
+    predraw.finish()
+
+
+def test_a_record_changed_after_drawing_ahead_is_drawn_anew(sweeps, counted):
+    ahead, scratch = sweeps
+    draw_ahead(ahead)
+    for root in (ahead, scratch):  # one run's history changes in both copies after the figures were drawn ahead
+        folder = SweepDir(root)
+        rec = json.loads(folder.record_path(0).read_text())
+        rec["history"][0]["train_loss"] += 1.0
+        folder.write_record(0, rec)
+    ahead_page = page(ahead)
+    assert counted == ["curves"]  # only its configuration's per-epoch curves
+    assert ahead_page == page(scratch)
+
+
+def test_no_drawing_ahead_where_the_page_draws_only_some_configurations(sweeps, monkeypatch):
+    ahead, _ = sweeps
+    monkeypatch.setattr(predraw_mod, "DRILL_FIGURES", 1)  # 2 configurations: which one gets figures is known at the end
+    assert draw_ahead(ahead).submitted == set()
+
+
+def test_close_stops_the_worker_at_once_and_the_report_draws_the_rest(sweeps):
+    ahead, scratch = sweeps
+    folder = SweepDir(ahead)
+    trials = trials_of(folder)
+    predraw = Predraw()
+    for i in sorted(trials):
+        predraw(folder, trials, json.loads(folder.record_path(i).read_text()))
+    worker = predraw.worker
+    predraw.close()
+    assert worker is not None and not worker.is_alive()
+    assert page(ahead) == page(scratch)
+    assert not list(folder.figure_cache_dir.glob(".*.tmp"))  # no write cut short is left
