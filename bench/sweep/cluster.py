@@ -80,6 +80,7 @@ class Starting:
         self._started: bool | None = None
         self._error: BaseException | None = None
         self._connected, self._release = threading.Event(), threading.Event()
+        self._on_term = signal.getsignal(signal.SIGTERM)  # Ray's core installs its own (a stack dump, abort)
         wait_shut_down()  # an instance this process ended a moment ago is gone before the next starts
         self._thread = threading.Thread(target=self._run, args=(address, verbose), name="ray-start", daemon=True)
         self._thread.start()
@@ -99,13 +100,21 @@ class Starting:
 
     def result(self) -> bool:
         self._connected.wait()
+        self._restore_sigterm()
         if self._error is not None:
             raise self._error
         return bool(self._started)
 
     def started_here(self) -> bool:
         self._connected.wait()
+        self._restore_sigterm()
         return bool(self._started)
+
+    def _restore_sigterm(self) -> None:
+        """The driver's own SIGTERM handling (bench.sweep.cli: as Ctrl-C), over the one Ray's core installed while
+        it started (connect restores it only when it runs in the main thread)."""
+        if callable(self._on_term) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_term)
 
     def shut_down_later(self) -> None:
         """End the instance this started, in the background (ending its processes takes seconds of waiting);

@@ -12,6 +12,7 @@ import math
 import textwrap
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.table.runs import busiest_share
@@ -44,15 +45,25 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     scores = score_columns(runs) + [c for c in ("train_s", "trial_s") if c in runs.columns]
     rows = []
     order = runs.sort_values("index") if "index" in runs.columns else runs
-    for name, g in order.groupby("name", sort=False):
-        ok = g[g["status"] == "ok"]
+    # each float score column as one array, read per configuration by position: the same numbers as a Series of
+    # the configuration's values gives (pandas takes numpy's sums), without making one per configuration and score
+    arrays = {c: order[c].to_numpy(dtype=float) for c in scores if pd.api.types.is_float_dtype(order[c])}
+    status = order["status"].to_numpy()
+    for name, where in _groups(order):
+        g = order.iloc[where]
+        is_ok = status[where] == "ok"
+        ok = g[is_ok]
         row: dict[str, Any] = {"name": name, "router": g["router"].iloc[0] if "router" in g else name.split("[")[0],
                                "runs": len(g)}
         for s in STATUSES:
-            row[f"n_{s}"] = int((g["status"] == s).sum())
+            row[f"n_{s}"] = int((status[where] == s).sum())
         row["n_collapsed"] = collapsed_runs(ok)
         for c in scores:
-            vals = pd.to_numeric(ok[c], errors="coerce").dropna()
+            if c in arrays:
+                vals = arrays[c][where[is_ok]]
+                vals = vals[~np.isnan(vals)]
+            else:  # integers, flags, text read as numbers: as a Series, as always
+                vals = pd.to_numeric(ok[c], errors="coerce").dropna()
             row[f"{c}_mean"] = float(vals.mean()) if len(vals) else math.nan
             spread = len(vals) > 1 and not c.startswith("stability_")  # a run's stability is already a mean over pairs
             row[f"{c}_std"] = float(vals.std(ddof=1)) if spread else math.nan
@@ -60,6 +71,12 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
             row.update({f"{c}_n": st.n, f"{c}_low": st.low, f"{c}_high": st.high, f"{c}_min": st.min, f"{c}_max": st.max})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _groups(order: pd.DataFrame) -> list[tuple[Any, np.ndarray]]:
+    """(configuration name, the positions of its rows in ``order``), in order of first appearance."""
+    codes, names = pd.factorize(order["name"], sort=False)
+    return [(name, np.flatnonzero(codes == k)) for k, name in enumerate(names)]
 
 
 def busiest_shares(runs: pd.DataFrame) -> pd.Series:

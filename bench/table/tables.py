@@ -79,7 +79,8 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
     if meta.get("description"):
         title += f": {meta['description']}"
     summ = summary(runs)
-    front = pareto(summary(runs[~collapsed_mask(runs)]), n_collapsed=summ.set_index("name").get("n_collapsed"))
+    collapsed = collapsed_mask(runs)  # left out of the Pareto sets (the same summary when no run collapsed)
+    front = pareto(summary(runs[~collapsed]) if collapsed.any() else summ, n_collapsed=summ.set_index("name").get("n_collapsed"))
     path = sweep_dir.table_path
     files = [write_csv(path("runs.csv"), runs), write_csv(path("results_long.csv"), long_format(runs)), write_text(path("table.md"), markdown(summ, title)),
              write_text(path("table.tex"), latex(summ, title)), write_csv(path("pareto.csv"), front)]
