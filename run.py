@@ -2,7 +2,7 @@
 """Set up the project-local virtual environment ``.venv`` (once) and run a command in it.
 
     python3 run.py sweep [ARGS...]   # python -m bench.sweep ARGS (default: the quick sweep on gm6)
-    python3 run.py test [ARGS...]    # python -m pytest ARGS (the whole test suite)
+    python3 run.py test [ARGS...]    # python -m pytest ARGS (the whole test suite), one worker process per core
 
 Set-up is idempotent: it reinstalls only when what pip installs changed since the last successful install
 (the parsed dependency lists, the build requirements, the project's name, version and packages: not comments
@@ -24,6 +24,26 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".moe-interp-bench-installed"
 COMMANDS = {"sweep": ["-m", "bench.sweep"], "test": ["-m", "pytest"]}
+MAX_TEST_WORKERS = 8  # each worker imports torch and may start a local Ray: memory, not cores, bounds more
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def test_args(args: list[str], n_cores: int | None = None) -> list[str]:
+    """pytest's arguments for ``run.py test ARGS``: ARGS after pytest-xdist's workers, one per available core (at
+    most MAX_TEST_WORKERS), tests of one ``xdist_group`` on one worker; none on one core, and none when ARGS
+    choose (``-n``/``--numprocesses``/``--dist``, ``-p no:xdist``; ``-n 0`` runs everything in one process)."""
+    n = min(cores() if n_cores is None else n_cores, MAX_TEST_WORKERS)
+    chosen = any(a in ("-n", "--numprocesses", "--dist", "no:xdist") or a.startswith(("-n", "--numprocesses=", "--dist="))
+                 for a in args)
+    if n < 2 or chosen:
+        return list(args)
+    return ["-n", str(n), "--dist", "loadgroup", *args]
 
 
 def venv_python() -> Path:
@@ -85,7 +105,8 @@ def main(argv: list[str]) -> int:
     except subprocess.CalledProcessError as err:
         print(f"run.py: installation failed (exit code {err.returncode}); nothing was marked as installed", file=sys.stderr)
         return err.returncode or 1
-    return subprocess.run([str(python), *COMMANDS[argv[0]], *argv[1:]], cwd=ROOT).returncode
+    args = test_args(argv[1:]) if argv[0] == "test" else argv[1:]
+    return subprocess.run([str(python), *COMMANDS[argv[0]], *args], cwd=ROOT).returncode
 
 
 if __name__ == "__main__":

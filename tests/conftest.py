@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_fake_mnist
+from tests.fake_mnist import make_fake_mnist
 
 os.environ.setdefault("MOE_OFFLINE", "1")  # never try a download from a test
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -31,7 +31,11 @@ def pytest_addoption(parser):
                      help="the edit-loop tier (under a minute): leaves out tests marked " + ", ".join(FAST_SKIPS))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(worker_group(item)))
     if not config.getoption("--fast"):
         return
     kept, dropped = [], []
@@ -40,6 +44,14 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def worker_group(item) -> str:
+    """Which tests one parallel worker runs together (``run.py test``: pytest-xdist with ``--dist loadgroup``): every
+    test on the session's Ray instance (``ray_local``), so one Ray starts per run, not one per worker; else the tests
+    of one file, so a module-scoped fixture is made once (named by the file's stem: pytest-xdist appends it to the test's
+    id; two files of one name share a worker, which costs nothing)."""
+    return "ray_local" if "ray_local" in item.fixturenames else item.path.stem
 
 
 @pytest.fixture
