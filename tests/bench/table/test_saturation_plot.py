@@ -31,10 +31,10 @@ def test_the_mean_over_seeds_at_each_epoch_that_has_values():
 
 def test_a_sweep_gets_saturation_png_and_a_report_section(tmp_path):
     folder = make_sweep_dir(tmp_path / "tiny")
-    files = build(folder)["files"]
+    built = build(folder)
     png = folder / "saturation.png"
-    assert png in files and png.read_bytes().startswith(PNG)
-    page = write_sweep_report(folder).read_text()
+    assert png in built["files"] and png.read_bytes().startswith(PNG)
+    page = write_sweep_report(folder, built).read_text()  # as bench.pipeline does: the tables are built once
     section = re.search(r'<h2 id="dynamics">Routing dynamics</h2>(.*?)<h2', page, re.S).group(1)
     assert '<img ' in section and "saturation_epoch" in section
     assert 'href="#dynamics"' in page
