@@ -36,14 +36,15 @@ def cores() -> int:
 
 def test_args(args: list[str], n_cores: int | None = None) -> list[str]:
     """pytest's arguments for ``run.py test ARGS``: ARGS after pytest-xdist's workers, one per available core (at
-    most MAX_TEST_WORKERS), tests of one ``xdist_group`` on one worker; none on one core, and none when ARGS
-    choose (``-n``/``--numprocesses``/``--dist``, ``-p no:xdist``; ``-n 0`` runs everything in one process)."""
+    most MAX_TEST_WORKERS), the tests of one file on one worker (``loadscope``: a module-scoped fixture is made
+    once); none on one core, and none when ARGS choose (``-n``/``--numprocesses``/``--dist``, ``-p no:xdist``;
+    ``-n 0`` runs everything in one process)."""
     n = min(cores() if n_cores is None else n_cores, MAX_TEST_WORKERS)
     chosen = any(a in ("-n", "--numprocesses", "--dist", "no:xdist") or a.startswith(("-n", "--numprocesses=", "--dist="))
                  for a in args)
     if n < 2 or chosen:
         return list(args)
-    return ["-n", str(n), "--dist", "loadgroup", *args]
+    return ["-n", str(n), "--dist", "loadscope", *args]
 
 
 def venv_python() -> Path:

@@ -1,9 +1,9 @@
 """Shared test helpers. Tests never touch the network: MNIST-family files are tiny IDX files written here.
 
-Ray: ONE local instance per test session (``ray_local``), shut down at the end. It lives in its own
-temporary directory (RAY_TMPDIR), so it never touches another Ray on this machine (no shared
-``ray_current_cluster`` file), and the teardown checks that no process whose command line names that
-directory survives. Token authentication stays on (RAY_AUTH_MODE=token for every process, children
+Ray: ONE local instance per test process (``ray_local``; each pytest-xdist worker that needs it starts its own), shut
+down at the end. It lives in its own temporary directory (RAY_TMPDIR), so it never touches another Ray on this
+machine (no shared ``ray_current_cluster`` file), and the teardown checks that no process whose command line names
+that directory survives. Token authentication stays on (RAY_AUTH_MODE=token for every process, children
 included: ray.init sets it).
 """
 from __future__ import annotations
@@ -31,11 +31,7 @@ def pytest_addoption(parser):
                      help="the edit-loop tier (under a minute): leaves out tests marked " + ", ".join(FAST_SKIPS))
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(worker_group(item)))
     if not config.getoption("--fast"):
         return
     kept, dropped = [], []
@@ -44,14 +40,6 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
-
-
-def worker_group(item) -> str:
-    """Which tests one parallel worker runs together (``run.py test``: pytest-xdist with ``--dist loadgroup``): every
-    test on the session's Ray instance (``ray_local``), so one Ray starts per run, not one per worker; else the tests
-    of one file, so a module-scoped fixture is made once (named by the file's stem: pytest-xdist appends it to the test's
-    id; two files of one name share a worker, which costs nothing)."""
-    return "ray_local" if "ray_local" in item.fixturenames else item.path.stem
 
 
 @pytest.fixture

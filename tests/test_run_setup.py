@@ -81,7 +81,7 @@ def test_a_failed_install_leaves_no_stamp(run_py, monkeypatch):
 
 
 def test_the_suite_runs_on_one_worker_per_core_unless_told_otherwise(run_py):
-    assert run_py.test_args(["--fast", "-q"], n_cores=2) == ["-n", "2", "--dist", "loadgroup", "--fast", "-q"]
+    assert run_py.test_args(["--fast", "-q"], n_cores=2) == ["-n", "2", "--dist", "loadscope", "--fast", "-q"]
     assert run_py.test_args([], n_cores=64)[:2] == ["-n", str(run_py.MAX_TEST_WORKERS)]
     assert run_py.test_args(["--fast"], n_cores=1) == ["--fast"]  # one core: one process, no worker to start
     for chosen in (["-n", "0"], ["-n4"], ["--numprocesses=3"], ["--dist", "load"], ["-p", "no:xdist"]):
@@ -91,6 +91,6 @@ def test_the_suite_runs_on_one_worker_per_core_unless_told_otherwise(run_py):
 def test_main_passes_the_workers_to_pytest_and_nothing_to_the_sweep(run_py, monkeypatch):
     monkeypatch.setattr(run_py, "cores", lambda: 2)
     assert run_py.main(["test", "--fast"]) == 0
-    assert run_py.calls[-1][1:] == ["-m", "pytest", "-n", "2", "--dist", "loadgroup", "--fast"]
+    assert run_py.calls[-1][1:] == ["-m", "pytest", "-n", "2", "--dist", "loadscope", "--fast"]
     assert run_py.main(["sweep", "--list"]) == 0
     assert run_py.calls[-1][1:] == ["-m", "bench.sweep", "--list"]
