@@ -116,12 +116,15 @@ def synthetic_sweep(root: str | os.PathLike, n_runs: int, bases: dict[str, dict[
 
 
 def run_step(argv: list[str]) -> dict[str, float]:
-    """Wall seconds and peak resident memory (MB, the largest of the process and its workers) of one command."""
+    """Wall seconds, peak resident memory (MB, the largest of the process and its workers) and CPU seconds (user +
+    system of the process and the workers it waited for: what the load changes far less than wall time) of one
+    command."""
     code = ("import resource, runpy, sys, time; sys.argv = {argv!r}; t0 = time.perf_counter(); rc = 0\n"
             "try:\n    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
             "except SystemExit as e:\n    rc = e.code or 0\n"
-            "r = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-            "sys.stderr.write('SCALE %r %r %r\\n' % (time.perf_counter() - t0, r / 1024, rc))")
+            "u = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]\n"
+            "r = max(x.ru_maxrss for x in u); cpu = sum(x.ru_utime + x.ru_stime for x in u)\n"
+            "sys.stderr.write('SCALE %r %r %r %r\\n' % (time.perf_counter() - t0, r / 1024, rc, cpu))")
     module, rest = argv[2], argv[3:]  # argv: python -m MODULE ARGS
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code.format(argv=[module] + rest)], capture_output=True, text=True,
@@ -130,8 +133,8 @@ def run_step(argv: list[str]) -> dict[str, float]:
     line = next((ln for ln in proc.stderr.splitlines() if ln.startswith("SCALE ")), None)
     if proc.returncode or line is None or line.split()[3] != "0":
         raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
-    _, inner, mb, _ = line.split()
-    return {"wall_s": wall, "inner_s": float(inner), "peak_mb": float(mb)}
+    _, inner, mb, _, cpu = line.split()
+    return {"wall_s": wall, "inner_s": float(inner), "peak_mb": float(mb), "cpu_s": float(cpu)}
 
 
 def fit(sizes: list[int], seconds: list[float]) -> dict[str, float]:

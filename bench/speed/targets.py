@@ -73,10 +73,11 @@ def measure_scale(sizes: list[int], scratch: Path) -> dict[str, Any]:
         except RuntimeError as err:
             raise Failed(str(err)[-1500:]) from None
         rows.append({"runs": n, "load": load, **r})
-        print(f"  {n:>6} runs: tables + report.html {r['wall_s']:7.1f} s, peak {r['peak_mb']:6.0f} MB (load {load:.1f})",
-              flush=True)
+        print(f"  {n:>6} runs: tables + report.html {r['wall_s']:7.1f} s ({r['cpu_s']:.1f} s of CPU), peak "
+              f"{r['peak_mb']:6.0f} MB (load {load:.1f})", flush=True)
         shutil.rmtree(folder, ignore_errors=True)
     line = scale.fit([r["runs"] for r in rows], [r["wall_s"] for r in rows])
+    line["cpu"] = scale.fit([r["runs"] for r in rows], [r["cpu_s"] for r in rows])  # the same line in CPU seconds
     return {"rows": rows, "line": line}
 
 
@@ -144,15 +145,19 @@ def summary_rows(results: dict[str, Any], narrowed: dict[str, bool]) -> list[tup
     if "scale" in results:
         for r in results["scale"]["rows"]:
             n, s_target, mb_target = r["runs"], REPORT_S.get(r["runs"]), REPORT_MB.get(r["runs"])
-            rows.append((f"{n:,} runs: tables + report.html", f"{r['wall_s']:.1f} s (load {r['load']:.1f})",
+            cpu = f"; {r['cpu_s']:.1f} s of CPU" if "cpu_s" in r else ""
+            rows.append((f"{n:,} runs: tables + report.html", f"{r['wall_s']:.1f} s (load {r['load']:.1f}{cpu})",
                          f"< {s_target:g} s" if s_target else "-", verdict(r["wall_s"], s_target)))
             rows.append((f"{n:,} runs: peak memory", f"{r['peak_mb']:.0f} MB", f"< {mb_target:g} MB" if mb_target else "-",
                          verdict(r["peak_mb"], mb_target)))
         line = results["scale"]["line"]
         if math.isfinite(line["per_1000_s"]):
             linear = line["max_rel_residual"] <= LINEAR_RESIDUAL and len(results["scale"]["rows"]) > 2
+            cpu = line.get("cpu") or {}
+            cpu = (f"; CPU {cpu['per_1000_s']:.2f} s per 1,000 runs + {cpu['fixed_s']:.1f} s"
+                   if math.isfinite(cpu.get("per_1000_s", math.nan)) else "")
             rows.append(("slope through the sizes", f"{line['per_1000_s']:.2f} s per 1,000 runs + {line['fixed_s']:.1f} s; "
-                         f"largest residual {line['max_rel_residual']:.0%}",
+                         f"largest residual {line['max_rel_residual']:.0%}{cpu}",
                          f"linear (residual <= {LINEAR_RESIDUAL:.0%}, 3+ sizes)",
                          "yes" if linear else "NO" if len(results["scale"]["rows"]) > 2 else "-"))
     if "sweep" in results:

@@ -81,7 +81,7 @@ def test_two_steps_at_tiny_sizes_write_their_figures(tmp_path, capsys):
     assert code == 0, printed
     data = json.loads(out.read_text())
     assert [r["runs"] for r in data["results"]["scale"]["rows"]] == [20, 40]
-    assert all(r["wall_s"] > 0 and r["peak_mb"] > 50 for r in data["results"]["scale"]["rows"])
+    assert all(r["wall_s"] > 0 and r["peak_mb"] > 50 and 0 < r["cpu_s"] for r in data["results"]["scale"]["rows"])
     assert "1 passed" in data["results"]["fast"]["summary"] and set(data["results"]) == {"scale", "fast"}
     whats = {row["what"]: row for row in data["summary"]}
     assert whats["python3 run.py test --fast"]["target"] == "-"  # narrowed to one test: no target
