@@ -138,7 +138,8 @@ class Verdict:
                 "keep_collapsed": self.claim.keep_collapsed,
                 "conditions": [{"label": o.condition.label, "statistic": o.condition.statistic,
                                 "params": o.condition.params, "op": o.condition.op,
-                                "threshold": o.condition.threshold, "value": _plain(o.stat.value), "n": o.stat.n,
+                                "threshold": o.condition.threshold, "beside": o.condition.beside,
+                                "value": _plain(o.stat.value), "n": o.stat.n,
                                 "interval": [_plain(o.stat.low), _plain(o.stat.high)], "level": boot.LEVEL,
                                 "verdict": o.verdict, "holds": o.holds, "note": o.stat.note,
                                 "interval_note": o.stat.interval_note, "reason": o.reason,
@@ -361,8 +362,10 @@ def _read_rows(params: dict[str, Any], runs: pd.DataFrame) -> pd.Index:
     return picks[0].union(picks[1]) if picks else select(runs, params.get("where")).index
 
 
-def evaluate_condition(cond: Condition, runs: pd.DataFrame, keep_collapsed: bool = False) -> Outcome:
-    """The condition's statistic on the runs, collapsed runs left out (unless kept) and counted."""
+def evaluate_condition(cond: Condition, runs: pd.DataFrame, keep_collapsed: bool = False,
+                       planned: pd.DataFrame | None = None) -> Outcome:
+    """The condition's statistic on the runs, collapsed runs left out (unless kept) and counted. ``planned``: the
+    configs of every run the sweep plans, over which ``$max`` / ``$min`` filters resolve (``resolve_extremes``)."""
     if cond.statistic not in STATISTICS:
         raise ClaimError(f"unknown statistic {cond.statistic!r}; valid: {', '.join(STATISTICS)}")
     if cond.op not in OPS:
@@ -370,7 +373,7 @@ def evaluate_condition(cond: Condition, runs: pd.DataFrame, keep_collapsed: bool
     if cond.statistic == "rank_correlation" and cond.threshold != 0:
         raise ClaimError(f"{cond.label}: a trend is judged by its permutation test against no trend: threshold "
                          f"must be 0, got {cond.threshold:g}")
-    params = {k: resolve_extremes(v, runs) if k in ("where", "a", "b") else v for k, v in cond.params.items()}
+    params = {k: resolve_extremes(v, runs, planned) if k in ("where", "a", "b") else v for k, v in cond.params.items()}
     flags = collapsed(runs)
     n_collapsed = int(flags.loc[read := _read_rows(params, runs)].sum())
     stat = STATISTICS[cond.statistic](runs if keep_collapsed else runs[~flags], **params)
@@ -386,16 +389,17 @@ def combine(verdicts: list[str]) -> str:
 
 
 def evaluate(claim: Claim, runs: pd.DataFrame | None, reason: str = "",
-             premises: dict[str, Verdict] | None = None) -> Verdict:
+             premises: dict[str, Verdict] | None = None, planned: pd.DataFrame | None = None) -> Verdict:
     """The claim's verdict on a runs table; ``runs`` None: the sweep did not run (NOT RUN, with ``reason``).
 
     ``premises``: verdicts already reached, by claim name; a premise not among them is judged here on the
-    same runs (it must read the same sweep)."""
+    same runs (it must read the same sweep). ``planned``: the configs of every run the sweep plans, when some have
+    not finished (``evaluate_condition``)."""
     if runs is None:
         return Verdict(claim, [], NOT_RUN, reason or "the sweep did not run")
     counts = runs["status"].value_counts().to_dict() if "status" in runs.columns else {"ok": len(runs)}
     runs = with_derived(runs)  # balancing, competent (bench.reproduce.measures)
-    outcomes = [evaluate_condition(c, runs, claim.keep_collapsed) for c in claim.conditions]
+    outcomes = [evaluate_condition(c, runs, claim.keep_collapsed, planned) for c in claim.conditions]
     verdict = Verdict(claim, outcomes, combine([o.verdict for o in outcomes if not o.condition.beside]),
                       runs={str(k): int(v) for k, v in counts.items()})
     for p in claim.premises:
@@ -403,15 +407,17 @@ def evaluate(claim: Claim, runs: pd.DataFrame | None, reason: str = "",
         if pv is None:
             if p.sweep != claim.sweep:
                 raise ClaimError(f"{claim.name}: premise {p.name} reads sweep {p.sweep!r}: pass its verdict")
-            pv = evaluate(p, runs, premises=premises)
+            pv = evaluate(p, runs, premises=premises, planned=planned)
         if pv.status != SUPPORTED:
             verdict.status, verdict.reason = PREMISE_FAILED, f"the premise `{p.name}` is {pv.status}"
             break
     return verdict
 
 
-def evaluate_all(claims: list[Claim], runs_of: Callable[[str], tuple[pd.DataFrame | None, str]]) -> list[Verdict]:
-    """Verdicts of the claims, each premise judged once (``runs_of(sweep)``: its runs, or None and why)."""
+def evaluate_all(claims: list[Claim], runs_of: Callable[[str], tuple[pd.DataFrame | None, str]],
+                 planned_of: Callable[[str], pd.DataFrame | None] | None = None) -> list[Verdict]:
+    """Verdicts of the claims, each premise judged once (``runs_of(sweep)``: its runs, or None and why;
+    ``planned_of(sweep)``: the configs of the runs it plans when some have not finished, else None)."""
     done: dict[str, Verdict] = {}
 
     def judge(c: Claim) -> Verdict:
@@ -419,7 +425,7 @@ def evaluate_all(claims: list[Claim], runs_of: Callable[[str], tuple[pd.DataFram
             for p in c.premises:
                 judge(p)
             runs, reason = runs_of(c.sweep)
-            done[c.name] = evaluate(c, runs, reason, done)
+            done[c.name] = evaluate(c, runs, reason, done, planned_of(c.sweep) if planned_of else None)
         return done[c.name]
 
     return [judge(c) for c in claims]

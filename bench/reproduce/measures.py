@@ -100,16 +100,21 @@ def select(runs: pd.DataFrame, where: dict[str, Any] | None) -> pd.DataFrame:
     return rows
 
 
-def resolve_extremes(where: dict[str, Any] | None, runs: pd.DataFrame) -> dict[str, Any] | None:
+def resolve_extremes(where: dict[str, Any] | None, runs: pd.DataFrame,
+                     planned: pd.DataFrame | None = None) -> dict[str, Any] | None:
     """``where`` with ``"$max"`` / ``"$min"`` replaced by the column's value among all ok runs (so that leaving
-    collapsed runs out later does not move the largest lr ratio)."""
+    collapsed runs out later does not move the largest lr ratio). ``planned``: the configs of every run the sweep
+    plans (``bench.reproduce.to_come.config_frame``), for a sweep judged before all its runs finished
+    (``--partial``): a column it has is resolved over them, so that the largest lr ratio stays the largest planned
+    one, not the largest finished (its runs, when none has finished, leave the condition without runs)."""
     if not where:
         return where
     rows = ok_runs(runs)
     out = dict(where)
     for col, want in where.items():
-        if isinstance(want, str) and want in ("$max", "$min") and col in rows.columns:
-            num = pd.to_numeric(rows[col], errors="coerce").dropna()
+        source = planned if planned is not None and col in planned.columns else rows
+        if isinstance(want, str) and want in ("$max", "$min") and col in source.columns:
+            num = pd.to_numeric(source[col], errors="coerce").dropna()
             if len(num):
                 out[col] = float(num.max() if want == "$max" else num.min())
     return out

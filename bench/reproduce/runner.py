@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from bench.reproduce import claims
+from bench.reproduce import claims, to_come
 from bench.reproduce.engine import Claim, evaluate_all
 from bench.reproduce.figures import PLOTS
 from bench.reproduce.continuation import check_continuable
@@ -188,6 +188,8 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
         result.interrupted = bool(runs.attrs.get("interrupted"))
         result.runs = with_phase_accuracy(runs, sweep_dir.read_records())
         result.trial_s, result.slots = float(runs.attrs.get("trial_s") or 0.0), int(runs.attrs.get("slots") or 0)
+        if result.partial:  # a claim's largest lr ratio (or epochs) is the budget's, finished or not
+            result.planned = to_come.config_frame(loaded.trials())
     except (SweepError, ResourceError, ReproduceError) as err:
         result.reason = " ".join(getattr(err, "problems", None) or [str(err)])
     except Exception as err:  # a failing sweep must not cost the other sweeps' results
@@ -325,7 +327,8 @@ def reproduce(target: str = "all", *, budget: str | BudgetTable = "small",
             res.trial_s += float(before.get("trial_s") or 0.0)
             res.slots = res.slots or int(before.get("slots") or 0)
     verdicts = evaluate_all(chosen, lambda sweep: (results[sweep].runs, results[sweep].reason) if sweep in results
-                            else (None, "interrupted before this sweep"))
+                            else (None, "interrupted before this sweep"),
+                            lambda sweep: results[sweep].planned if sweep in results else None)
     wall = time.perf_counter() - started
     rep = Reproduction(out, budget if isinstance(budget, str) else "custom", results, verdicts, wall, root,
                        controls=controls_for(results, plans, out, root, quiet),

@@ -99,3 +99,33 @@ def test_partial_judges_the_finished_runs_of_a_directory_with_runs_to_come(tmp_p
     assert "**Partial**: the budget asks for experts 5 beyond the directory's runs (30 run(s) to come); 18 of the" in text
     assert cli.main(["balancing", "--partial", "--out", str(out)]) == 2
     assert "--partial goes with --report-only" in capsys.readouterr().err
+
+
+def test_partial_reads_the_largest_planned_value_not_the_largest_finished(tmp_path, monkeypatch):
+    """A claim at the largest lr ratio judged with --partial before the ratio-100 runs finished reads none of the
+    ratio-30 runs (the largest finished): its condition has no runs yet, and the ratio-100 runs are still to come."""
+    import json
+    monkeypatch.setattr(runner._Session, "ensure", lambda self: (_ for _ in ()).throw(AssertionError("Ray started")))
+    out = tmp_path / "out"
+    plan = {**runner.budget_overrides("seed", "lr_asymmetry"), "seed": [0, 1, 2]}
+    sweep = spec.load("lr_asymmetry", plan)
+    trials = spec.validate(sweep)
+    folder = SweepDir(out / "lr_asymmetry")
+    folder.create(sweep, trials)
+    records = [{"status": "ok", "config": t.config, "test": {"accuracy": 0.9}, "allocation": [[30, 10], [5, 35]],
+                "bench": {"index": t.index, "name": t.name, "trial_s": 1.0}} for t in trials]
+    runs = runs_frame(records)
+    runs[runs["lr_ratio"] < 100].to_csv(folder.runs_csv, index=False)
+    args = ["lr_asymmetry", "--report-only", "--partial", "--out", str(out)]
+    cli.main(args, budget_table={"lr_asymmetry": plan})
+    verdicts = {v["claim"]: v for v in json.loads((out / "reproduction.json").read_text())["claims"]}
+    fast = verdicts["lr_asymmetry.fast_expert_wins"]
+    assert fast["conditions"][0]["configurations"] == [] and fast["verdict"] == "INCONCLUSIVE"
+    text = (out / "REPRODUCTION.md").read_text()
+    assert "**Partial**: 12 of the directory's 15 trials have finished" in text
+    assert "`lr_asymmetry.fast_expert_wins` waits for: `softmax[lr_ratio=100]` x seeds 0-2 (3 runs)." in text
+    # the same runs all finished: the largest ratio is read
+    runs.to_csv(folder.runs_csv, index=False)
+    cli.main(args, budget_table={"lr_asymmetry": plan})
+    verdicts = {v["claim"]: v for v in json.loads((out / "reproduction.json").read_text())["claims"]}
+    assert verdicts["lr_asymmetry.fast_expert_wins"]["conditions"][0]["configurations"] == ["softmax[lr_ratio=100]"]
