@@ -224,10 +224,12 @@ def claim_section(v: Verdict, runs: pd.DataFrame | None = None) -> list[str]:
     lines += [""] + seed_table(v, runs)
     if v.status == PREMISE_FAILED:
         lines += [f"Verdict: {_bold(PREMISE_FAILED)}: {v.reason}, and this claim presupposes it, so its own numbers "
-                  f"(above; by themselves {combine([o.verdict for o in v.outcomes])}) carry no verdict.", ""]
+                  f"(above; by themselves {combine([o.verdict for o in v.outcomes if not o.condition.beside])}) "
+                  "carry no verdict.", ""]
     else:
+        aside = " (the conditions beside the verdict left out)" if any(o.condition.beside for o in v.outcomes) else ""
         lines += [f"Verdict: {_bold(v.status)} (SUPPORTED if every condition is, CONTRADICTED if any is, else "
-                  "INCONCLUSIVE; computed from the numbers above).", ""]
+                  f"INCONCLUSIVE{aside}; computed from the numbers above).", ""]
     return lines
 
 

@@ -14,6 +14,7 @@ from scipy import stats as scipy_stats
 from bench.reproduce import claims
 from bench.reproduce import engine
 from bench.reproduce import measures as M
+from bench.reproduce import verdict_page
 from bench.sweep.spec import available, load
 from moe.config import FIELD_TYPES, Config
 from moe.regimes import SPLITS
@@ -78,6 +79,8 @@ def test_no_accuracy_advantage_is_judged_at_matched_epochs_and_the_short_runs_ar
     assert set(judged.outcomes[0].configurations) == {"softmax[epochs=40,regime=frozen_gate,refit_init=same]",
                                                       "softmax[regime=pretrain_frozen_gate,refit_init=same]"}
     assert judged.outcomes[0].stat.value == pytest.approx(0.01) and judged.outcomes[2].stat.value == pytest.approx(0.10)
+    assert [c["beside"] for c in judged.to_dict()["conditions"]] == [False, False, True, True]  # reproduction.json
+    assert "INCONCLUSIVE (the conditions beside the verdict left out);" in "\n".join(verdict_page.claim_section(judged))
     assert engine.evaluate(claim, pretrained_frame(True, 0.99, 0.89, short_acc=0.88)).status == engine.CONTRADICTED
     without = pretrained_frame(True, 0.90, 0.89)
     without = without[without["epochs"] == 20]  # no runs at matched epochs (a directory of the paper's setup): undecided
