@@ -120,7 +120,7 @@ def parse_additions(pairs: list[str]) -> dict[str, list]:
     read as YAML as ``--set`` reads it (a list, or one value); one SweepError line for a bad pair."""
     out: dict[str, list] = {}
     for pair in pairs:
-        parsed = parse_set([pair])  # (the one reader of KEY=VALUE pairs)
+        parsed = parse_set([pair], flag="--add")  # (the one reader of KEY=VALUE pairs)
         (axis, value), = parsed.items()
         values = axis_values(value)
         if value is None or not values:

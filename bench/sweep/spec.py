@@ -246,17 +246,21 @@ def _check_sections(sweep: Sweep) -> None:
 # Overrides: --set key=value
 # ---------------------------------------------------------------------------------------------------
 
-def parse_set(pairs: list[str]) -> dict[str, Any]:
-    """``["epochs=3", "experts=[2,4]"]`` -> ``{"epochs": 3, "experts": [2, 4]}`` (values read as strict YAML)."""
+def parse_set(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
+    """``["epochs=3", "experts=[2,4]"]`` -> ``{"epochs": 3, "experts": [2, 4]}`` (values read as strict YAML); a bad
+    pair is one SweepError line naming ``flag`` (the option it was given to: ``--set``, or ``--add``)."""
     out: dict[str, Any] = {}
+    example = ("--add experts=[5,20] or --add seed=3" if flag == "--add"
+               else f"{flag} epochs=3 or {flag} experts=[2,4]")
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise SweepError(f"--set {shown(pair)}: expected key=value (for example --set epochs=3 or --set experts=[2,4])")
+            raise SweepError(f"{flag} {shown(pair)}: expected {'AXIS=VALUES' if flag == '--add' else 'key=value'} "
+                             f"(for example {example})")
         try:
             out[key.strip()] = file_shape.parse_yaml(text, "cannot read the value") if text.strip() else None
         except file_shape.ShapeError as err:
-            raise SweepError(f"--set {shown(pair)}: {err}") from None
+            raise SweepError(f"{flag} {shown(pair)}: {err}") from None
     return out
 
 

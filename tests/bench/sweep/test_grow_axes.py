@@ -102,7 +102,8 @@ def test_add_values_and_add_seeds_together(sweep_file, tmp_path, fake_tune):
 @pytest.mark.parametrize("argv, needle", [
     (["--add", "experts=2"], "--add goes with --resume DIR"),
     (["--resume", "DIR", "--add", "lr=[0.1]"], "--add lr: not an axis of this sweep's grid; valid choices: router, experts, seed"),
-    (["--resume", "DIR", "--add", "experts"], "expected key=value"),
+    (["--resume", "DIR", "--add", "experts"], "--add 'experts': expected AXIS=VALUES (for example --add experts=[5,20]"),
+    (["--resume", "DIR", "--add", "experts=[2,"], "--add 'experts=[2,': "),
     (["--resume", "DIR", "--add", "experts=[]"], "--add 'experts=[]': expected AXIS=VALUES with at least one value"),
     (["--resume", "DIR", "--add", "experts=[0]"], "--add: "),  # a config that is not valid: refused before any write
 ])
