@@ -104,9 +104,9 @@ def resolve_extremes(where: dict[str, Any] | None, runs: pd.DataFrame,
                      planned: pd.DataFrame | None = None) -> dict[str, Any] | None:
     """``where`` with ``"$max"`` / ``"$min"`` replaced by the column's value among all ok runs (so that leaving
     collapsed runs out later does not move the largest lr ratio). ``planned``: the configs of every run the sweep
-    plans (``bench.reproduce.to_come.config_frame``), for a sweep judged before all its runs finished
-    (``--partial``): a column it has is resolved over them, so that the largest lr ratio stays the largest planned
-    one, not the largest finished (its runs, when none has finished, leave the condition without runs)."""
+    plans (``bench.reproduce.to_come.config_frame``): a column it has is resolved over them, so that the largest lr
+    ratio stays the largest planned one, not the largest finished ok (a sweep judged before all its runs finished,
+    ``--partial``, or whose runs there ended in error): when none of its runs is ok, the condition reads none."""
     if not where:
         return where
     rows = ok_runs(runs)

@@ -36,7 +36,7 @@ class SweepResult:
     version: int | None = None
     notes: list[str] = field(default_factory=list)  # what the runner changed to fit the data (runner.fit_to_data)
     partial: str = ""  # --report-only --partial: what the directory lacks (its finished runs were judged)
-    planned: pd.DataFrame | None = None  # --partial: the configs of every run the budget plans ($max / $min over them)
+    planned: pd.DataFrame | None = None  # the configs of every run the budget plans ($max / $min resolve over them)
 
 
 @dataclass

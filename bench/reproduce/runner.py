@@ -188,8 +188,9 @@ def run_sweep(name: str, folder: Path, overrides: dict[str, Any], session: _Sess
         result.interrupted = bool(runs.attrs.get("interrupted"))
         result.runs = with_phase_accuracy(runs, sweep_dir.read_records())
         result.trial_s, result.slots = float(runs.attrs.get("trial_s") or 0.0), int(runs.attrs.get("slots") or 0)
-        if result.partial:  # a claim's largest lr ratio (or epochs) is the budget's, finished or not
-            result.planned = to_come.config_frame(loaded.trials())
+        # a claim's largest lr ratio (or epochs) is the budget's, finished or not, ok or not (--partial: runs to come;
+        # else runs that ended in error or diverged): it is never the next value down read as 'the largest'
+        result.planned = to_come.config_frame(loaded.trials())
     except (SweepError, ResourceError, ReproduceError) as err:
         result.reason = " ".join(getattr(err, "problems", None) or [str(err)])
     except Exception as err:  # a failing sweep must not cost the other sweeps' results

@@ -129,3 +129,23 @@ def test_partial_reads_the_largest_planned_value_not_the_largest_finished(tmp_pa
     cli.main(args, budget_table={"lr_asymmetry": plan})
     verdicts = {v["claim"]: v for v in json.loads((out / "reproduction.json").read_text())["claims"]}
     assert verdicts["lr_asymmetry.fast_expert_wins"]["conditions"][0]["configurations"] == ["softmax[lr_ratio=100]"]
+
+
+def test_the_largest_ratio_stays_the_planned_one_when_its_runs_ended_in_error(tmp_path, monkeypatch):
+    """A finished directory whose ratio-100 runs all ended in error: fast_expert_wins reads no configuration (it is
+    not judged on the ratio-30 runs under the label 'at the largest lr ratio')."""
+    import json
+    monkeypatch.setattr(runner._Session, "ensure", lambda self: (_ for _ in ()).throw(AssertionError("Ray started")))
+    out = tmp_path / "out"
+    plan = {**runner.budget_overrides("seed", "lr_asymmetry"), "seed": [0, 1, 2]}
+    sweep = spec.load("lr_asymmetry", plan)
+    trials = spec.validate(sweep)
+    folder = SweepDir(out / "lr_asymmetry")
+    folder.create(sweep, trials)
+    runs_frame([{"status": "error" if t.config["lr_ratio"] == 100 else "ok", "config": t.config,
+                 "test": {"accuracy": 0.9}, "allocation": [[30, 10], [5, 35]],
+                 "bench": {"index": t.index, "name": t.name, "trial_s": 1.0}} for t in trials]).to_csv(folder.runs_csv, index=False)
+    cli.main(["lr_asymmetry", "--report-only", "--out", str(out)], budget_table={"lr_asymmetry": plan})
+    verdicts = {v["claim"]: v for v in json.loads((out / "reproduction.json").read_text())["claims"]}
+    assert verdicts["lr_asymmetry.fast_expert_wins"]["conditions"][0]["configurations"] == []
+    assert verdicts["lr_asymmetry.share_grows_with_ratio"]["conditions"][0]["n"] == 12  # the trend reads every ok run
