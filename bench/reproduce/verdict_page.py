@@ -125,7 +125,9 @@ def sensitivity_text(o: Outcome) -> str:
     return "; ".join(f"{o.condition.op} {t:g}: {v}" for t, v in moved)
 
 
-def summary_table(verdicts: list[Verdict]) -> str:
+def summary_table(verdicts: list[Verdict], partial: set[str] | frozenset[str] = frozenset()) -> str:
+    """The verdicts, a row per condition; a claim of a sweep in ``partial`` (judged on the runs that have finished,
+    ``--partial``) says so beside its verdict."""
     lines = [f"| claim | verdict | statistic | value [{boot.LEVEL:.0%} interval] | threshold | condition | collapsed runs |",
              "|---|---|---|---:|---|---|---:|"]
     for v in verdicts:
@@ -136,7 +138,8 @@ def summary_table(verdicts: list[Verdict]) -> str:
                       collapsed_text(o)) for o in v.outcomes]
         for i, (label, value, thr, cond, coll) in enumerate(conds):
             first = i == 0
-            lines.append(f"| {f'`{v.claim.name}`' if first else ''} | {_bold(v.status) if first else ''} | "
+            mark = " (partial: the finished runs)" if v.claim.sweep in partial else ""
+            lines.append(f"| {f'`{v.claim.name}`' if first else ''} | {_bold(v.status) + mark if first else ''} | "
                          f"{label} | {value} | {thr} | {cond} | {coll} |")
     return "\n".join(lines)
 
@@ -340,7 +343,7 @@ def render(rep: Reproduction) -> str:
              "trial times of every sweep, one thread per trial, run on several slots at once, whichever call ran them).",
              "", f"{counts[SUPPORTED]} supported, {counts[CONTRADICTED]} contradicted, {counts[INCONCLUSIVE]} "
                  f"inconclusive, {counts[PREMISE_FAILED]} premise failed, {counts[NOT_RUN]} not run.", "",
-             summary_table(rep.verdicts), ""]
+             summary_table(rep.verdicts, {n for n, r in rep.results.items() if r.partial}), ""]
     for name, res in rep.results.items():
         if name == "cheating":
             lines += controls_section(rep.controls)

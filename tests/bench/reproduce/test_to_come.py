@@ -92,6 +92,7 @@ def test_partial_judges_the_finished_runs_of_a_directory_with_runs_to_come(tmp_p
     text = (out / "REPRODUCTION.md").read_text()
     assert "NOT RUN" not in text.split("## Runs still to come")[0]
     assert "**Partial**: 18 of the directory's 30 trials have finished; the verdicts below read" in text
+    assert "| `balancing.cheating_grows_with_balancing` | **INCONCLUSIVE** (partial: the finished runs) |" in text
     assert "18 runs (18 ok)" in text and "experts 10 x importance_loss 0.0, 0.01, 0.03, 0.1, 0.3, 1.0 (6 configurations) x seeds 3-4 (12 runs)" in text
     bigger = {**plan, "experts": [5, 10]}  # a budget beyond the directory: judged on what is there, the rest to come
     cli.main(args + ["--partial"], budget_table={"balancing": bigger})
