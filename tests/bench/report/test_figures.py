@@ -21,19 +21,6 @@ def sweep(tmp_path_factory):
     return make_sweep_dir(tmp_path_factory.mktemp("figs") / "s")
 
 
-@pytest.fixture
-def counted(monkeypatch):
-    calls = []
-    real = figures_mod.draw
-
-    def draw(kind, args):
-        calls.append(kind)
-        return real(kind, args)
-
-    monkeypatch.setattr(figures_mod, "draw", draw)
-    return calls
-
-
 def page(sweep) -> str:
     """report.html's text, from tables built without their own plots (what is counted here is the page's figures)."""
     return render(sweep, build(sweep, plots=False))

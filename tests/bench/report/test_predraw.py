@@ -8,7 +8,6 @@ import shutil
 
 import pytest
 
-from bench.report import figures as figures_mod
 from bench.report import predraw as predraw_mod
 from bench.report.predraw import Predraw
 from bench.report.sweep import render
@@ -25,19 +24,6 @@ def sweeps(tmp_path):
     scratch = tmp_path / "scratch"
     shutil.copytree(ahead, scratch)
     return ahead, scratch
-
-
-@pytest.fixture
-def counted(monkeypatch):
-    calls = []
-    real = figures_mod.draw
-
-    def draw(kind, args):
-        calls.append(kind)
-        return real(kind, args)
-
-    monkeypatch.setattr(figures_mod, "draw", draw)
-    return calls
 
 
 def trials_of(folder: SweepDir) -> dict:

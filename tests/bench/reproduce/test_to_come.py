@@ -102,10 +102,9 @@ def test_partial_judges_the_finished_runs_of_a_directory_with_runs_to_come(tmp_p
     assert "--partial goes with --report-only" in capsys.readouterr().err
 
 
-def test_partial_reads_the_largest_planned_value_not_the_largest_finished(tmp_path, monkeypatch):
-    """A claim at the largest lr ratio judged with --partial before the ratio-100 runs finished reads none of the
-    ratio-30 runs (the largest finished): its condition has no runs yet, and the ratio-100 runs are still to come."""
-    import json
+def _lr_asymmetry_dir(tmp_path, monkeypatch):
+    """An lr_asymmetry sweep directory at the seed budget with 3 seeds and no runs yet (Ray must not start):
+    (the --out folder, the budget's overrides, the sweep directory, its trials)."""
     monkeypatch.setattr(runner._Session, "ensure", lambda self: (_ for _ in ()).throw(AssertionError("Ray started")))
     out = tmp_path / "out"
     plan = {**runner.budget_overrides("seed", "lr_asymmetry"), "seed": [0, 1, 2]}
@@ -113,6 +112,14 @@ def test_partial_reads_the_largest_planned_value_not_the_largest_finished(tmp_pa
     trials = spec.validate(sweep)
     folder = SweepDir(out / "lr_asymmetry")
     folder.create(sweep, trials)
+    return out, plan, folder, trials
+
+
+def test_partial_reads_the_largest_planned_value_not_the_largest_finished(tmp_path, monkeypatch):
+    """A claim at the largest lr ratio judged with --partial before the ratio-100 runs finished reads none of the
+    ratio-30 runs (the largest finished): its condition has no runs yet, and the ratio-100 runs are still to come."""
+    import json
+    out, plan, folder, trials = _lr_asymmetry_dir(tmp_path, monkeypatch)
     records = [{"status": "ok", "config": t.config, "test": {"accuracy": 0.9}, "allocation": [[30, 10], [5, 35]],
                 "bench": {"index": t.index, "name": t.name, "trial_s": 1.0}} for t in trials]
     runs = runs_frame(records)
@@ -136,13 +143,7 @@ def test_the_largest_ratio_stays_the_planned_one_when_its_runs_ended_in_error(tm
     """A finished directory whose ratio-100 runs all ended in error: fast_expert_wins reads no configuration (it is
     not judged on the ratio-30 runs under the label 'at the largest lr ratio')."""
     import json
-    monkeypatch.setattr(runner._Session, "ensure", lambda self: (_ for _ in ()).throw(AssertionError("Ray started")))
-    out = tmp_path / "out"
-    plan = {**runner.budget_overrides("seed", "lr_asymmetry"), "seed": [0, 1, 2]}
-    sweep = spec.load("lr_asymmetry", plan)
-    trials = spec.validate(sweep)
-    folder = SweepDir(out / "lr_asymmetry")
-    folder.create(sweep, trials)
+    out, plan, folder, trials = _lr_asymmetry_dir(tmp_path, monkeypatch)
     runs_frame([{"status": "error" if t.config["lr_ratio"] == 100 else "ok", "config": t.config,
                  "test": {"accuracy": 0.9}, "allocation": [[30, 10], [5, 35]],
                  "bench": {"index": t.index, "name": t.name, "trial_s": 1.0}} for t in trials]).to_csv(folder.runs_csv, index=False)
