@@ -29,11 +29,16 @@ def draw_job(job: tuple[str, tuple]) -> bytes:
 
 def draw_queued(jobs) -> None:
     """A background worker: at the lowest CPU priority, draw each (kind, args, path) job taken from the queue
-    ``jobs`` and write its PNG to its path atomically (a reader never sees half a file), until a None."""
+    ``jobs`` and write its PNG to its path atomically (a reader never sees half a file), until a None. Drawing ahead
+    only fills a cache: a job that cannot be drawn or written (a full or read-only disk, a bad argument) is skipped
+    without a word, and the report that reads the cache later draws it, or says why it cannot."""
     try:
         os.nice(19)
     except OSError:  # not allowed here: it draws at its inherited priority
         pass
     while (job := jobs.get()) is not None:
         kind, args, path = job
-        atomic_write_bytes(path, draw(kind, args))
+        try:
+            atomic_write_bytes(path, draw(kind, args))
+        except Exception:  # noqa: BLE001 - a cache left unfilled costs the report a drawing, never the sweep
+            continue
