@@ -67,6 +67,14 @@ def test_add_seeds_refused_after_a_change_writes_nothing(sweep_dir, fake_tune, c
 
 
 @pytest.mark.ray
+def records_by_configuration(out):
+    """A sweep directory's records as {(configuration name, seed): (test scores, test assignment, validation)}:
+    what a sweep grown afterwards must equal, whatever index each trial took."""
+    recs = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
+    return {(r["bench"]["name"], r["config"]["seed"]): (r["test"], r["test_assignment"], r["validation"])
+            for r in recs}
+
+
 @pytest.mark.slow
 def test_a_grown_sweep_equals_the_sweep_run_with_all_its_seeds(ray_local, sweep_file, tmp_path):
     path = sweep_file(budget={"epochs": 2, "n_train": 240, "n_test": 120},
@@ -75,10 +83,5 @@ def test_a_grown_sweep_equals_the_sweep_run_with_all_its_seeds(ray_local, sweep_
     pipeline.run_sweep(resume=tmp_path / "grown", add_seeds=[1], quiet=True)
     pipeline.run_sweep(path, out=tmp_path / "whole", stack_seeds="off", quiet=True, seed=[0, 1])
 
-    def by_config(out):
-        recs = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
-        return {(r["bench"]["name"], r["config"]["seed"]): (r["test"], r["test_assignment"], r["validation"])
-                for r in recs}
-
-    grown, whole = by_config(tmp_path / "grown"), by_config(tmp_path / "whole")
+    grown, whole = records_by_configuration(tmp_path / "grown"), records_by_configuration(tmp_path / "whole")
     assert len(grown) == 4 and grown == whole  # same seed, same numbers, whatever the trial's index

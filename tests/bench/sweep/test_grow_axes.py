@@ -11,6 +11,7 @@ from bench.report.sweep import write_sweep_report
 from bench.sweep import cli, growth, runner, spec
 from bench.sweep.layout import SweepDir
 from bench.sweep.spec import SweepError, Trial
+from tests.bench.sweep.test_add_seeds import records_by_configuration
 from tests.bench.sweep.test_out_and_resume import fake_tune, one_error, snapshot, stored  # noqa: F401  (fixtures)
 
 
@@ -156,11 +157,6 @@ def test_a_sweep_grown_by_expert_counts_equals_the_sweep_run_with_all_of_them(ra
     pipeline.run_sweep(resume=tmp_path / "grown", add_values={"experts": [3]}, quiet=True)
     pipeline.run_sweep(path, out=tmp_path / "whole", stack_seeds="off", quiet=True, experts=[2, 3])
 
-    def by_config(out):
-        recs = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
-        return {(r["bench"]["name"], r["config"]["seed"]): (r["test"], r["test_assignment"], r["validation"])
-                for r in recs}
-
-    grown, whole = by_config(tmp_path / "grown"), by_config(tmp_path / "whole")
+    grown, whole = records_by_configuration(tmp_path / "grown"), records_by_configuration(tmp_path / "whole")
     assert len(grown) == 4 and grown == whole  # same configuration, same numbers, whatever the trial's index
     assert {k: v for k, v in snapshot(tmp_path / "grown" / "records").items() if k in before} == before
