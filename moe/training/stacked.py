@@ -41,12 +41,13 @@ from torch import Tensor, nn
 from torch.func import stack_module_state
 from torch.nn import functional as F
 
-from kernels import RoutingPlan, dense_route, topk_route
+from kernels import dense_route, topk_route
 from moe.training import loop, optim
 from moe.config import Config, ConfigError
 from moe.data import Dataset
 from moe.model import checked_config
-from moe.training.epochs import all_finite, gradients_finite
+from moe.training.epoch_stats import FLUSH_FLOATS, runs as equal_runs
+from moe.training.epochs import all_finite
 from moe.training.evaluate import validation_pass
 from moe.routers.base import capacity_slots
 from moe.scoring.saturation import saturation_k
@@ -147,18 +148,27 @@ class StackedMixture:
 
     def expert_choice(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         """Expert-choice routing of each seed's batch (``moe.routers.expert_choice``: expert e takes the
-        ceil(c B / E) samples with the largest scores[:, e], weight the score), as its run's plan lays it out; the
-        seeds' slots padded to the most slots any sample has (-1, weight 0)."""
+        ceil(c B / E) samples with the largest scores[:, e], weight the score), as its run's plan lays it out
+        (``kernels.RoutingPlan.from_assignments``: each sample's slots by descending weight, ties to the lower expert),
+        every seed at once; the seeds' slots padded to the most slots any sample has (-1, weight 0). The same integers
+        and weights as a plan per seed (stable sorts along each seed's row are that seed's sorts), without the plan's
+        grouping by expert, which the stacked step does not read."""
         S, B, E = scores.shape
         k = capacity_slots(self.capacity, B, E)
-        expert = torch.arange(E, device=scores.device).expand(k, -1)
-        plans = []
-        for s in range(S):
-            weight, token = scores[s].topk(k, dim=0)  # [k, E]
-            plans.append(RoutingPlan.from_assignments(token.T.flatten(), expert.T.flatten(), weight.T.flatten(), B, E))
-        width = max(p.k for p in plans)
-        ids = torch.stack([F.pad(p.expert_ids, (0, width - p.k), value=-1) for p in plans])
-        return ids, torch.stack([F.pad(p.weights, (0, width - p.k)) for p in plans])
+        weight, token = scores.topk(k, dim=1)  # [S, k, E]: each seed's experts' (columns') top-k samples
+        token, weight = token.transpose(1, 2).flatten(1), weight.transpose(1, 2).flatten(1)  # [S, A]: expert-major
+        A = token.shape[1]  # already sorted by expert: sort by (sample, -weight, expert) with two stable sorts
+        perm = torch.sort(-weight.detach(), dim=1, stable=True).indices
+        perm = perm.gather(1, torch.sort(token.gather(1, perm), dim=1, stable=True).indices)
+        tok = token.gather(1, perm)  # [S, A] each assignment's sample, in slot order
+        per_token = torch.zeros(S, B, dtype=torch.long, device=scores.device).scatter_add_(1, token, torch.ones_like(token))
+        width = max(1, int(per_token.max()))
+        first = per_token.cumsum(1) - per_token
+        slot = tok * width + (torch.arange(A, device=scores.device) - first.gather(1, tok))
+        expert = torch.arange(E, device=scores.device).repeat_interleave(k).expand(S, -1)  # [S, A] expert-major
+        ids = torch.full((S, B * width), -1, dtype=torch.long, device=scores.device).scatter_(1, slot, expert.gather(1, perm))
+        w = torch.zeros(S, B * width, dtype=weight.dtype, device=scores.device).scatter(1, slot, weight.gather(1, perm))
+        return ids.view(S, B, width), w.view(S, B, width)
 
     def gate_forward(self, h: Tensor) -> Tensor:
         """The gate network (an nn.Sequential of Linear and ReLU layers, or one Linear) on [S, B, D], each seed
@@ -192,35 +202,81 @@ def task_loss(objective: str, mixed: Tensor, y: Tensor) -> Tensor:
 class SeedStats:
     """Each seed's epoch statistics (``moe.training.epochs.train_epoch``'s keys, ``moe.training.epoch_stats``'s definitions): the share
     of samples whose first slot is each expert, each expert's mean routing weight (0 where not routed), its mean
-    NLL over the samples routed to it (None if none)."""
+    NLL over the samples routed to it (None if none).
+
+    Each step only keeps (detached) what the statistics are made of; they are reduced together when the epoch ends
+    (or when the kept tensors pass ``moe.training.epoch_stats.FLUSH_FLOATS`` floats), in the order and with the
+    arithmetic of step-by-step reductions, so every number is bitwise theirs (``moe.training.epoch_stats`` says how):
+    float64 sums of loss * B in step order, float32 sums of the same for ``loss_task``, integer counts, each step's
+    float32 column sums of the dense weights then float64 sums in step order, float64 scatter-adds of the routed
+    NLL in step, sample, slot order."""
 
     def __init__(self, S: int, E: int, device: torch.device):
-        self.loss = torch.zeros(S, dtype=torch.float64, device=device)  # train_loss: float64 sums, as a run's
-        self.task = torch.zeros(S, dtype=torch.float32, device=device)  # loss_task: float32 sums, as a run's loss terms
+        self.S, self.E = S, E
         self.correct = torch.zeros(S, dtype=torch.long, device=device)
         self.top = torch.zeros(S, E, dtype=torch.long, device=device)
         self.weight = torch.zeros(S, E, dtype=torch.float64, device=device)
         self.nll = torch.zeros(S, E, dtype=torch.float64, device=device)
         self.pairs = torch.zeros(S, E, dtype=torch.long, device=device)
         self.dropped = torch.zeros(S, dtype=torch.long, device=device)
+        self.losses: list[Tensor] = []  # [S] per step
+        self.sizes: list[int] = []  # B per step
+        self.kept: list[tuple[Tensor, ...]] = []  # per step: mixed, ids, w, expert_lp, y (not yet reduced)
+        self.kept_sizes: list[int] = []
+        self.kept_floats = 0
         self.seen = 0
 
-    @torch.no_grad()
     def add(self, losses: Tensor, mixed: Tensor, ids: Tensor, w: Tensor, expert_lp: Tensor, y: Tensor) -> None:
-        """One step of every seed: losses [S], mixed [S, B, C], ids and w [S, B, k], expert_lp [S, B, E, C], y [S, B]."""
-        (S, B, k), E = ids.shape, expert_lp.shape[2]
-        self.loss += losses.double() * B
-        self.task = self.task + losses.float() * B  # value * B rounded to float32, then added in float32 (moe.training.epoch_stats)
+        """One step of every seed: losses [S], mixed [S, B, C], ids and w [S, B, k], expert_lp [S, B, E, C], y [S, B]
+        (all detached)."""
+        B = ids.shape[1]
+        self.losses.append(losses)
+        self.sizes.append(B)
+        self.kept.append((mixed, ids, w, expert_lp, y))
+        self.kept_sizes.append(B)
+        self.kept_floats += expert_lp.numel()
+        self.seen += B
+        if self.kept_floats >= FLUSH_FLOATS:
+            self.flush()
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Reduce the kept steps into the running counts and sums, in step order."""
+        if not self.kept:
+            return
+        k = max(t[1].shape[2] for t in self.kept)  # slots per sample may vary by step (expert choice): pad them unused
+        kept = [(m, F.pad(i, (0, k - i.shape[2]), value=-1), F.pad(w, (0, k - i.shape[2])), lp, y)
+                if i.shape[2] < k else (m, i, w, lp, y) for m, i, w, lp, y in self.kept]
+        mixed, ids, w, expert_lp, y = (torch.cat(t, 1) for t in zip(*kept))  # [S, N, ...]: the steps' samples in order
+        S, N, E = ids.shape[0], ids.shape[1], self.E
         self.correct += (mixed.argmax(2) == y).sum(1)
         valid, at = ids >= 0, ids.clamp_min(0)  # unused slots (-1, expert choice) count nowhere
         top = ids[..., 0]
         self.top += (F.one_hot(top.clamp_min(0), E) * (top >= 0)[..., None]).sum(1)
         self.dropped += (top < 0).sum(1)
-        self.weight += torch.zeros(S, B, E, dtype=w.dtype, device=w.device).scatter_add(2, at, torch.where(valid, w, 0)).sum(1).double()
-        nll = -expert_lp.gather(3, y[:, :, None, None].expand(-1, -1, E, 1))[..., 0]  # [S, B, E]
+        dense = torch.zeros(S, N, E, dtype=w.dtype, device=w.device).scatter_add(2, at, torch.where(valid, w, 0))
+        sums, start = [], 0  # each step's column sums [S, E], runs of equal-sized steps reduced in one op
+        for size, run in equal_runs(self.kept_sizes):
+            sums.append(dense[:, start:start + size * run].reshape(S, run, size, E).sum(2))
+            start += size * run
+        steps = torch.cat(sums, 1).double().transpose(0, 1)  # [steps, S, E]
+        self.weight = torch.cat([self.weight[None], steps]).cumsum(0)[-1]  # float64 sums in step order
+        nll = -expert_lp.gather(3, y[:, :, None, None].expand(-1, -1, E, 1))[..., 0]  # [S, N, E]
         self.nll.scatter_add_(1, at.flatten(1), torch.where(valid, nll.gather(2, at), 0).flatten(1).double())
         self.pairs.scatter_add_(1, at.flatten(1), valid.flatten(1).long())
-        self.seen += B
+        self.kept, self.kept_sizes, self.kept_floats = [], [], 0
+
+    def finish(self) -> None:
+        """The epoch's last reductions: the kept steps, and the loss sums (float64 ``train_loss``, float32 ``loss_task``)."""
+        self.flush()
+        losses = torch.stack(self.losses)  # [steps, S]
+        sizes = torch.tensor(self.sizes, device=losses.device)[:, None]
+        zero = torch.zeros(1, losses.shape[1], dtype=torch.float64, device=losses.device)
+        self.loss = torch.cat([zero, losses.double() * sizes.double()]).cumsum(0)[-1]  # sequential float64 sums
+        task = torch.zeros(losses.shape[1], dtype=torch.float32, device=losses.device)
+        for value in losses.float() * sizes.float():  # value * B rounded to float32, then added in float32
+            task = task + value
+        self.task = task
 
     def of(self, s: int) -> dict[str, Any]:
         n = self.seen
@@ -258,22 +314,33 @@ def train_stacked(config: Config | dict[str, Any], seeds: list[int], data: Datas
 def stacked_epoch(stack: StackedMixture, optimizer: torch.optim.Optimizer, cfg: Config, runs: list[loop.Training],
                   temperature: float) -> SeedStats:
     """One training epoch of every seed together (each seed's own shuffled batches); the seeds' statistics.
-    Raises FloatingPointError at the first non-finite loss or gradient."""
+    Raises FloatingPointError at the first non-finite loss or gradient. The step as a run's
+    (``moe.training.epochs.step_checked``): the gradients set to None, the summed loss back-propagated, then the loss
+    and every gradient checked and the optimizer stepped on one concatenation of the gradients where it can."""
     x, y, S = runs[0].x_train, runs[0].y_train, len(runs)
     stats = SeedStats(S, stack.n_experts, y.device)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    fused = getattr(optimizer, "step_if_finite", None)
     orders = [torch.randperm(len(y), generator=t.batch_order).to(y.device).split(cfg.batch_size) for t in runs]
     for batch in zip(*orders):
         idx = torch.stack(batch)  # [S, B] each seed's own batch
+        yb = y[idx]
         mixed, ids, w, expert_lp = stack.log_probs(x[idx], temperature)
-        losses = task_loss(cfg.objective, mixed, y[idx])  # [S]
-        if not bool(torch.isfinite(losses).all()):
-            raise FloatingPointError("non-finite training loss")
-        optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        if not gradients_finite([p for g in optimizer.param_groups for p in g["params"]]):
-            raise FloatingPointError("non-finite gradients")
-        optimizer.step()
-        stats.add(losses.detach(), mixed.detach(), ids, w.detach(), expert_lp.detach(), y[idx])
+        losses = task_loss(cfg.objective, mixed, yb)  # [S]
+        total = losses.sum()
+        for p in params:  # zero_grad(set_to_none=True) without its per-call machinery
+            p.grad = None
+        total.backward()
+        finite = None if fused is None else fused(total)
+        if finite is None:  # no fused step, or it does not serve this step: the check, then the plain step
+            finite = all_finite([total.detach(), *(p.grad for p in params if p.grad is not None)])
+            if finite:
+                optimizer.step()
+        if not finite:
+            raise FloatingPointError("non-finite training loss" if not bool(torch.isfinite(losses).all())
+                                     else "non-finite gradients")
+        stats.add(losses.detach(), mixed.detach(), ids, w.detach(), expert_lp.detach(), yb)
+    stats.finish()
     return stats
 
 

@@ -4,11 +4,13 @@ supports stacking; a configuration that does not is refused one line per field; 
 seed run separately."""
 
 import numpy as np
+import torch
 import pytest
 
 import moe.training.loop
 from moe.config import ConfigError
 from moe.data import load_dataset
+import moe.training.stacked as stacked_module
 from moe.training.stacked import problems, train_stacked
 from moe.validate import from_dict
 from moe.records.record_diff import largest
@@ -89,3 +91,86 @@ def test_a_diverging_seed_falls_back_to_separate_runs():
     assert all(r["stacked"]["fallback"] == "non-finite gate logits in training" for r in stacked)
     assert [r["status"] for r in stacked] == [r["status"] for r in separate] == ["diverged", "diverged"]
     assert_close_records(stacked, separate, tol=0.0)
+
+
+def stepwise_stats(steps, S, E):
+    """The reference: each statistic reduced step by step (the loop SeedStats replaces), in float64/float32 as a run."""
+    loss = torch.zeros(S, dtype=torch.float64)
+    task = torch.zeros(S, dtype=torch.float32)
+    correct, dropped = torch.zeros(S, dtype=torch.long), torch.zeros(S, dtype=torch.long)
+    top, pairs = torch.zeros(S, E, dtype=torch.long), torch.zeros(S, E, dtype=torch.long)
+    weight, nll_sum = torch.zeros(S, E, dtype=torch.float64), torch.zeros(S, E, dtype=torch.float64)
+    seen = 0
+    for losses, mixed, ids, w, expert_lp, y in steps:
+        B = ids.shape[1]
+        loss += losses.double() * B
+        task = task + losses.float() * B
+        correct += (mixed.argmax(2) == y).sum(1)
+        valid, at = ids >= 0, ids.clamp_min(0)
+        first = ids[..., 0]
+        top += (torch.nn.functional.one_hot(first.clamp_min(0), E) * (first >= 0)[..., None]).sum(1)
+        dropped += (first < 0).sum(1)
+        weight += torch.zeros(S, B, E).scatter_add(2, at, torch.where(valid, w, 0)).sum(1).double()
+        nll = -expert_lp.gather(3, y[:, :, None, None].expand(-1, -1, E, 1))[..., 0]
+        nll_sum.scatter_add_(1, at.flatten(1), torch.where(valid, nll.gather(2, at), 0).flatten(1).double())
+        pairs.scatter_add_(1, at.flatten(1), valid.flatten(1).long())
+        seen += B
+    return [{"train_loss": float(loss[s]) / seen, "train_accuracy": int(correct[s]) / seen,
+             "loss_task": float(task[s]) / seen, "expert_share": (top[s].double() / seen).tolist(),
+             "expert_weight": (weight[s] / seen).tolist(),
+             "expert_loss": [float(v / c) if c > 0 else None for v, c in zip(nll_sum[s].tolist(), pairs[s].tolist())],
+             "dropped": int(dropped[s]) / seen} for s in range(S)]
+
+
+@pytest.mark.parametrize("flush", [None, 500])
+def test_seed_stats_equal_step_by_step_sums(flush, monkeypatch):
+    """SeedStats reduces once per epoch (or per flush) what each step kept: every statistic bitwise the step-by-step
+    sums, with steps of unequal sizes and slot widths (expert choice: -1 slots) and a flush inside the epoch."""
+    if flush:
+        monkeypatch.setattr(stacked_module, "FLUSH_FLOATS", flush)
+    g = torch.Generator().manual_seed(0)
+    S, E, C = 2, 5, 4
+    steps = []
+    for B, k in [(16, 2), (16, 3), (16, 1), (16, 3)] * 10 + [(7, 2)]:
+        ids = torch.randint(-1, E, (S, B, k), generator=g)
+        w = torch.rand(S, B, k, generator=g) * (ids >= 0)
+        steps.append((torch.rand(S, generator=g) * 3 + 0.1, torch.randn(S, B, C, generator=g), ids, w,
+                      torch.randn(S, B, E, C, generator=g).log_softmax(-1), torch.randint(0, C, (S, B), generator=g)))
+    stats = stacked_module.SeedStats(S, E, torch.device("cpu"))
+    for step in steps:
+        stats.add(*step)
+    stats.finish()
+    assert [stats.of(s) for s in range(S)] == stepwise_stats(steps, S, E)
+
+
+@pytest.mark.parametrize("capacity", [1.0, 0.5, 2.0])
+def test_stacked_expert_choice_equals_each_seeds_plan(capacity):
+    """The stacked expert-choice slots [S, B, width] are each seed's RoutingPlan.from_assignments slots (the
+    kernels' plan), padded to the widest seed: the same integers and weights, and the same gradient into the
+    scores."""
+    from kernels import RoutingPlan
+    from moe.routers.base import capacity_slots
+
+    g = torch.Generator().manual_seed(1)
+    S, B, E = 3, 24, 4
+    logits = torch.randn(S, B, E, generator=g)
+    logits[1, :6] = 0.0  # ties: equal scores in a column
+    scores = logits.softmax(-1).requires_grad_(True)
+    stack = stacked_module.StackedMixture.__new__(stacked_module.StackedMixture)
+    stack.capacity = capacity
+    ids, w = stack.expert_choice(scores)
+    k = capacity_slots(capacity, B, E)
+    ref_scores = scores.detach().clone().requires_grad_(True)
+    plans = []
+    for s in range(S):
+        weight, token = ref_scores[s].topk(k, dim=0)
+        expert = torch.arange(E).expand(k, -1)
+        plans.append(RoutingPlan.from_assignments(token.T.flatten(), expert.T.flatten(), weight.T.flatten(), B, E))
+    width = max(p.k for p in plans)
+    ref_ids = torch.stack([torch.nn.functional.pad(p.expert_ids, (0, width - p.k), value=-1) for p in plans])
+    ref_w = torch.stack([torch.nn.functional.pad(p.weights, (0, width - p.k)) for p in plans])
+    assert torch.equal(ids, ref_ids) and torch.equal(w.detach(), ref_w.detach())
+    upstream = torch.randn(w.shape, generator=g)
+    (w * upstream).sum().backward()
+    (ref_w * upstream).sum().backward()
+    assert torch.equal(scores.grad, ref_scores.grad)
