@@ -26,15 +26,16 @@ import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from bench.sweep import growth, lock
 from bench.sweep.spec import TOP_KEYS, Sweep, SweepError, Trial, from_mapping, grown_by_seeds, validate
 from moe.strict_files import load_json
 from moe.records.record import STATUSES, versions, write_json_atomic
 from moe.registry import shown, shown_key
+
+if TYPE_CHECKING:  # pandas only to read runs.csv: a trial worker imports this module without it
+    import pandas as pd
 
 META = "sweep.json"
 RUNS_CSV = "runs.csv"
@@ -114,6 +115,8 @@ RUNS_CSV_COLUMNS = ("name", "status")  # what every table of a runs.csv without 
 def read_runs_csv(path: str | os.PathLike) -> pd.DataFrame:
     """A runs.csv (a sweep directory's, or one given by path): the one place the file is parsed. DamagedFile, one
     line naming the file, when it does not parse as CSV text or lacks the columns every table reads."""
+    import pandas as pd  # deferred: see the imports
+
     try:
         runs = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError, OSError) as err:  # pandas' ParserError and EmptyDataError are ValueErrors
