@@ -13,6 +13,8 @@ optimizer's, so checkpoints are unchanged.
 """
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch.optim import optimizer as torch_optimizer
 
@@ -20,8 +22,47 @@ from moe.config import Config
 from moe.training.flat_adam import FlatAdamState
 from moe.model import MixtureOfExperts
 
+DYNAMO_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")  # torch._disable_dynamo's, on Optimizer
 NOT_HYPER = ("params", "name")  # group keys that are not hyperparameters
 GLOBAL_STEP_HOOKS = ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks")  # torch.optim.register_optimizer_step_*
+
+
+def import_dynamo_only_when_loaded() -> None:
+    """torch wraps four of ``torch.optim.Optimizer``'s methods (``DYNAMO_WRAPPED``) in ``torch._disable_dynamo``, which
+    imports ``torch._dynamo`` at their first call in a process (about 1.5 s of CPU: each Ray trial process, each
+    command) only to mark them as never compiled. Nothing here compiles, and no compilation runs in a process
+    that has not imported ``torch._dynamo``: the function each wrapper caches (``fn.__dynamo_disable``) is set to one
+    that calls the method directly while ``torch._dynamo`` is not imported and torch's own disabled method once it
+    is. Where torch's wrapper does not look as expected (another torch version), it is left as it is."""
+    for name in DYNAMO_WRAPPED:
+        inner = getattr(torch.optim.Optimizer, name, None)
+        fn = getattr(inner, "__wrapped__", None)
+        code, cells = getattr(inner, "__code__", None), getattr(inner, "__closure__", None)
+        if fn is None or code is None or cells is None or hasattr(fn, "__dynamo_disable"):
+            continue
+        free = dict(zip(code.co_freevars, cells))
+        if set(free) != {"fn", "recursive"} or free["fn"].cell_contents is not fn:
+            continue
+        fn.__dynamo_disable = _dynamo_disabled_once_loaded(fn, free["recursive"].cell_contents)
+
+
+def _dynamo_disabled_once_loaded(fn, recursive: bool):
+    disabled = None
+
+    def call(*args, **kwargs):
+        nonlocal disabled
+        if disabled is None:
+            dynamo = sys.modules.get("torch._dynamo")
+            if dynamo is None:  # nothing compiles without it
+                return fn(*args, **kwargs)
+            disabled = dynamo.disable(fn, recursive, wrapping=False)  # what torch's wrapper would have cached
+        return disabled(*args, **kwargs)
+
+    call.__wrapped__ = fn
+    return call
+
+
+import_dynamo_only_when_loaded()
 
 
 def joined_groups(groups: list[dict]) -> list[dict]:

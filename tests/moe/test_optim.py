@@ -223,3 +223,38 @@ def test_step_hooks_schedulers_shared_and_tied_parameters_are_respected():
         topt.step()
         topt.zero_grad()
     assert topt._flat is None and tied.data_ptr() == base.data_ptr()
+
+
+def test_optimizer_methods_call_through_without_dynamo_and_through_torchs_disable_with_it(monkeypatch):
+    import sys
+    import types
+
+    for name in optim.DYNAMO_WRAPPED:  # installed on this torch version
+        fn = getattr(torch.optim.Optimizer, name).__wrapped__
+        assert getattr(fn, "__dynamo_disable").__wrapped__ is fn, name
+    calls, made = [], []
+
+    def method(*args, **kwargs):
+        calls.append((args, kwargs))
+        return "done"
+
+    monkeypatch.delitem(sys.modules, "torch._dynamo", raising=False)
+    wrapped = optim._dynamo_disabled_once_loaded(method, True)
+    assert wrapped(1, k=2) == "done" and calls == [((1,), {"k": 2})]  # called directly: nothing made
+    fake = types.SimpleNamespace(disable=lambda fn, recursive, wrapping: made.append((fn, recursive, wrapping)) or (
+        lambda *a, **k: ("disabled", fn(*a, **k))))
+    monkeypatch.setitem(sys.modules, "torch._dynamo", fake)
+    assert wrapped(3) == ("disabled", "done") and wrapped(4) == ("disabled", "done")
+    assert made == [(method, True, False)] and len(calls) == 3  # torch's disabled method, made once, then used
+
+
+@pytest.mark.slow
+def test_a_fresh_process_trains_without_importing_dynamo():
+    import subprocess
+    import sys
+
+    code = ("import sys; from moe.training.loop import run; "
+            "r = run({'router': 'softmax', 'experts': 2, 'epochs': 1, 'dataset': 'gm6', 'n_train': 60, 'n_test': 30}); "
+            "assert r['status'] == 'ok', r['status']; print('torch._dynamo' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.split()[-1] == "False", proc.stdout + proc.stderr[-3000:]
