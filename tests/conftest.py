@@ -31,15 +31,58 @@ def pytest_addoption(parser):
                      help="the edit-loop tier (under a minute): leaves out tests marked " + ", ".join(FAST_SKIPS))
 
 
-def pytest_collection_modifyitems(config, items):
-    if not config.getoption("--fast"):
-        return
-    kept, dropped = [], []
+# The order of the test files (below): the longest first. Seconds of the longest files, all their tests together (the
+# whole suite on 2 workers of a loaded 2-core machine, December 2026; only their order matters); any other file: its
+# tests' costs by marker.
+FILE_SECONDS = {
+    "tests/test_real_disks.py": 229, "tests/bench/sweep/test_sweep_ray.py": 177,
+    "tests/bench/sweep/test_resume_same_run.py": 164, "tests/bench/reproduce/test_end_to_end.py": 124,
+    "tests/bench/sweep/test_trial_resume.py": 94, "tests/bench/sweep/test_signals.py": 71,
+    "tests/bench/sweep/test_two_writers_ray.py": 56, "tests/bench/speed/test_targets.py": 47,
+    "tests/kernels/test_kernels_interpreter.py": 44, "tests/bench/sweep/test_grow_axes.py": 43,
+    "tests/bench/sweep/test_add_seeds.py": 42, "tests/bench/sweep/test_damaged_ray.py": 38,
+    "tests/bench/report/test_predraw.py": 33, "tests/bench/sweep/test_groups.py": 32,
+    "tests/bench/table/test_damaged_inputs.py": 31, "tests/kernels/test_kernels_aot.py": 28,
+    "tests/bench/sweep/test_cluster.py": 28, "tests/test_extension_points.py": 24,
+}
+COST = {"ray": 20.0, "slow": 1.0}
+COST_DEFAULT = 0.05  # most tests: a few hundredths of a second
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep the order given below (its default puts the
+        config.option.loadscopereorder = False  # files with most tests first, the few long Ray tests last)
+
+
+def item_cost(item) -> float:
+    return max([COST_DEFAULT, *(c for m, c in COST.items() if item.get_closest_marker(m))])
+
+
+def costliest_files_first(items: list) -> list:
+    """The items, each test file's kept together in its own order, the files by their seconds (``FILE_SECONDS``, else
+    their tests' summed :func:`item_cost`), largest first (ties: as collected). pytest-xdist (``--dist loadscope``)
+    hands out whole files in this order: the long files start at once and the short ones fill the gaps, instead of a
+    worker left alone with a long file at the end."""
+    files: dict[str, list] = {}
     for item in items:
-        (dropped if any(item.get_closest_marker(m) for m in FAST_SKIPS) else kept).append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def cost(name: str, group: list) -> float:
+        return FILE_SECONDS.get(name) or sum(item_cost(i) for i in group)
+
+    order = [files[name] for name in sorted(files, key=lambda name: -cost(name, files[name]))]
+    return [item for group in order for item in group]
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--fast"):
+        kept, dropped = [], []
+        for item in items:
+            (dropped if any(item.get_closest_marker(m) for m in FAST_SKIPS) else kept).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
+    items[:] = costliest_files_first(items)
 
 
 @pytest.fixture

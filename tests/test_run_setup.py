@@ -94,3 +94,21 @@ def test_main_passes_the_workers_to_pytest_and_nothing_to_the_sweep(run_py, monk
     assert run_py.calls[-1][1:] == ["-m", "pytest", "-n", "2", "--dist", "loadscope", "--fast"]
     assert run_py.main(["sweep", "--list"]) == 0
     assert run_py.calls[-1][1:] == ["-m", "bench.sweep", "--list"]
+
+
+def test_the_longest_test_files_come_first_each_file_kept_together_in_its_order(monkeypatch):
+    from types import SimpleNamespace
+
+    from tests import conftest
+
+    def item(nodeid, *marks):
+        return SimpleNamespace(nodeid=nodeid, get_closest_marker=lambda name: name if name in marks else None)
+
+    monkeypatch.setattr(conftest, "FILE_SECONDS", {"tests/d.py": 30})
+    items = [item("tests/a.py::t1"), item("tests/a.py::t2"),  # 2 quick tests
+             item("tests/b.py::t1", "slow"), item("tests/b.py::t2"),  # slow: 1 s
+             item("tests/c.py::t1", "ray", "slow"), item("tests/c.py::t2", "slow"),  # ray: 20 s
+             item("tests/d.py::t1"), item("tests/e.py::t1")]  # d: measured at 30 s; e: as quick as a
+    ordered = [i.nodeid for i in conftest.costliest_files_first(items)]
+    assert ordered == ["tests/d.py::t1", "tests/c.py::t1", "tests/c.py::t2", "tests/b.py::t1", "tests/b.py::t2",
+                       "tests/a.py::t1", "tests/a.py::t2", "tests/e.py::t1"]
