@@ -14,6 +14,7 @@ pytestmark = pytest.mark.ray
 
 TINY = {"lr_asymmetry": {"epochs": 2, "n_train": 240, "n_test": 120, "seed": [0], "lr_ratio": [1, 100]},
         **{name: {"epochs": 1, "n_train": 50, "n_test": 20, "seed": [0]} for name in runner.SWEEPS[1:]}}
+TINY["text"]["experts"] = [8]  # every router once at E = 8 (8 language-model trials, not 17), as its medium budget
 
 
 def test_all_with_missing_mnist_still_judges_the_gm6_claims(ray_local, tmp_path, monkeypatch, capsys):
