@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -76,6 +77,15 @@ def resampled_means(values: np.ndarray, rng: np.random.Generator, b: int = B) ->
     """[b] means of resamples (with replacement, same size) of ``values`` [n]."""
     values = np.asarray(values, dtype=float)
     return values[rng.integers(0, len(values), size=(b, len(values)))].mean(axis=1)
+
+
+@lru_cache(maxsize=64)
+def _first_resamples(n: int, b: int = B) -> np.ndarray:
+    """The indices [b, n] of the first ``resampled_means`` drawn by a fresh :func:`generator` for n values: the same
+    for every set of n values (the generator is seeded), so drawn once per n (read-only)."""
+    idx = generator().integers(0, n, size=(b, n))
+    idx.flags.writeable = False
+    return idx
 
 
 def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
@@ -135,16 +145,58 @@ def summarize(values: Sequence[float] | np.ndarray, column: str | None = None,
               bounds: tuple[float, float] | None = None) -> Summary:
     """The rule applied to one score's runs: mean, range, n, and the bootstrap interval from MIN_RUNS runs on,
     clipped to ``bounds`` (default: the domain of ``column``)."""
-    a = clean(values)
-    n = len(a)
-    if n == 0:
-        return Summary(0, math.nan)
-    mean, lo, hi = float(a.mean()), float(a.min()), float(a.max())
-    if n < MIN_RUNS or lo == hi:
-        return Summary(n, mean, *((lo, hi) if n >= MIN_RUNS else (math.nan, math.nan)), lo, hi)
-    low, high = percentile_interval(resampled_means(a, generator()))
-    low, high = clip(low, high, bounds if bounds is not None else domain(column) if column else UNBOUNDED)
-    return Summary(n, mean, low, high, lo, hi)
+    return summarize_many([clean(values)], [bounds if bounds is not None else domain(column) if column else UNBOUNDED])[0]
+
+
+_KEPT: dict[tuple[bytes, tuple[float, float]], Summary] = {}  # summaries computed, by values and bounds
+_KEEP = 1 << 17  # at most this many kept (then forgotten all at once)
+_CHUNK = 1 << 21  # bootstrap means computed together: at most this many numbers resampled at once (16 MB)
+
+
+def summarize_many(values: Sequence[np.ndarray], bounds: Sequence[tuple[float, float]]) -> list[Summary]:
+    """:func:`summarize` of each array of finite floats (``clean``'s) with its bounds: the same numbers, with the
+    bootstrap means of all the arrays of one size drawn in one numpy call (the resample indices are the same for
+    every array of that size: the generator is seeded) and both quantiles of all of them in another. Summaries are
+    kept: a table and its page ask for the same runs' summary several times."""
+    out: list[Summary | None] = [None] * len(values)
+    todo: dict[int, list[tuple[int, np.ndarray, tuple, tuple[float, float]]]] = {}
+    for i, (a, b) in enumerate(zip(values, bounds)):
+        a = np.ascontiguousarray(a, dtype=float)
+        key = (a.tobytes(), (float(b[0]), float(b[1])))
+        if key in _KEPT:
+            out[i] = _KEPT[key]
+            continue
+        n = len(a)
+        if n == 0:
+            out[i] = Summary(0, math.nan)
+            continue
+        mean, lo, hi = float(a.mean()), float(a.min()), float(a.max())
+        if n < MIN_RUNS or lo == hi:
+            out[i] = Summary(n, mean, *((lo, hi) if n >= MIN_RUNS else (math.nan, math.nan)), lo, hi)
+        else:
+            todo.setdefault(n, []).append((i, a, (mean, lo, hi), key[1]))
+    for n, items in todo.items():
+        resamples = _first_resamples(n)  # = the indices resampled_means(a, generator()) draws
+        step = max(1, _CHUNK // (B * n))
+        for start in range(0, len(items), step):
+            part = items[start:start + step]
+            drawn = np.stack([a for _, a, _, _ in part])[:, resamples]  # [k, B, n]
+            means = drawn.reshape(-1, n).mean(axis=1).reshape(len(part), -1)  # as 2-D: the sums of resampled_means
+            lows, highs = bootstrap_quantiles(means)
+            for (i, _, (mean, lo, hi), b), low, high in zip(part, lows, highs):
+                out[i] = Summary(n, mean, *clip(float(low), float(high), b), lo, hi)
+    if len(_KEPT) > _KEEP:
+        _KEPT.clear()
+    for a, b, st in zip(values, bounds, out):
+        _KEPT[(np.ascontiguousarray(a, dtype=float).tobytes(), (float(b[0]), float(b[1])))] = st
+    return out
+
+
+def bootstrap_quantiles(replicates: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """(lows, highs): :func:`percentile_interval` of each row of ``replicates`` [k, b] (rows without NaN)."""
+    q = (1 - level) / 2
+    lows, highs = np.quantile(replicates, [q, 1 - q], axis=1, method="inverted_cdf")
+    return lows, highs
 
 
 @dataclass(frozen=True)

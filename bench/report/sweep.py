@@ -23,8 +23,9 @@ from bench.report import page_parts
 from bench.report.figures import Figures
 from bench.sweep.layout import SweepDir
 from bench.table.configurations import TABLE_SCORES, collapsed_mask
+from bench.table.record_cache import RecordTable
 from bench.table.tables import build, pick_best
-from bench.uncertainty import RULE_WORDS, domain, summarize
+from bench.uncertainty import RULE_WORDS, clean, domain, summarize_many
 from moe.config import FIELD_TYPES
 from moe.records.naming import full_name, wrapped
 from moe.records.record import atomic_write_bytes
@@ -58,15 +59,23 @@ def score_header(c: str) -> str:
     return f'<th data-type="num">{page_parts.esc(c)} {arrow}{link}</th>'
 
 
+def configuration_names(runs: pd.DataFrame) -> list[str]:
+    """The configurations in the order of their first trial."""
+    return list(dict.fromkeys(runs.sort_values("index")["name"] if "index" in runs.columns else runs["name"]))
+
+
 def config_table(runs: pd.DataFrame) -> tuple[str, list[str]]:
     """The configurations table (HTML) and the configuration names in its order."""
     ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
     cols = [c for c in TABLE_SCORES if c in runs.columns and pd.to_numeric(ok[c], errors="coerce").notna().any()]
-    names = list(dict.fromkeys(runs.sort_values("index")["name"] if "index" in runs.columns else runs["name"]))
+    names = configuration_names(runs)
     by_name = dict(tuple(ok.groupby("name", sort=False, dropna=False))) if len(ok) else {}
     empty = ok.iloc[0:0]
-    stats = {n: {c: summarize(pd.to_numeric(by_name.get(n, empty)[c], errors="coerce").tolist(), c) for c in cols}
-             for n in names}
+    pairs = [(n, c) for n in names for c in cols]
+    values = [clean(pd.to_numeric(by_name.get(n, empty)[c], errors="coerce").tolist()) for n, c in pairs]
+    stats: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for (n, c), st in zip(pairs, summarize_many(values, [domain(c) for _, c in pairs])):
+        stats[n][c] = st
     summ = pd.DataFrame([{f"{c}_mean": stats[n][c].mean for c in cols} for n in names])
     best = best_values(summ, cols) if len(summ) else {}
     collapsed = collapsed_mask(ok)
@@ -105,8 +114,20 @@ def summary_cell(st, column: str, best: bool = False, spread: bool = True) -> st
     return f'<td{cls}{attrs} data-v="{st.mean!r}">{text}</td>'
 
 
-def tradeoff_section(sweep_dir: SweepDir, front: pd.DataFrame | None) -> str:
-    body = page_parts.img_file(sweep_dir.table_path("tradeoff.png"), "trade-off plot") or "<p>No trade-off plot (no accuracy).</p>"
+def table_image(sweep_dir: SweepDir, name: str, alt: str, figures: Figures | None = None,
+                built: dict[str, Any] | None = None) -> str:
+    """The table's plot ``name`` on the page: a placeholder where its job is in this page's ``figures`` (drawn while
+    the page is written), else its file ('' where there is none)."""
+    path = sweep_dir.table_path(name)
+    if figures is not None and built and built.get("figures") is figures and path in (built.get("figure_jobs") or {}):
+        return figures.use(built["figure_jobs"][path], alt)
+    return page_parts.img_file(path, alt)
+
+
+def tradeoff_section(sweep_dir: SweepDir, front: pd.DataFrame | None, image: str | None = None) -> str:
+    if image is None:
+        image = page_parts.img_file(sweep_dir.table_path("tradeoff.png"), "trade-off plot")
+    body = image or "<p>No trade-off plot (no accuracy).</p>"
     if front is not None and len(front):
         rows = [[page_parts.esc(r["score"]), page_parts.esc(r["direction"]), f"<code>{page_parts.esc(r['name'])}</code>", page_parts.num(r["accuracy"]),
                  page_parts.num(r["value"]), page_parts.num(r.get("collapsed_left_out"), 0)] for _, r in front.iterrows()]
@@ -116,8 +137,8 @@ def tradeoff_section(sweep_dir: SweepDir, front: pd.DataFrame | None) -> str:
     return body
 
 
-def dynamics_section(sweep_dir: SweepDir) -> str:
-    body = page_parts.img_file(sweep_dir.table_path("saturation.png"), "router saturation per configuration")
+def dynamics_section(sweep_dir: SweepDir, image: str | None = None) -> str:
+    body = page_parts.img_file(sweep_dir.table_path("saturation.png"), "router saturation per configuration") if image is None else image
     if not body:
         return "<p>No routing dynamics (no validation split, or records written before they existed).</p>"
     return (body + "<p class=muted>Router saturation after OLMoE (arXiv 2409.02060): the share of the validation "
@@ -198,21 +219,26 @@ def figure_jobs(name: str, g: pd.DataFrame, records: dict[int, dict[str, Any]],
     return jobs
 
 
-def drill_down(i: int, name: str, g: pd.DataFrame, records: dict[int, dict[str, Any]], class_names: list[str] | None,
-               figures: Figures, draw: bool = True) -> str:
-    """A configuration's drill-down; its figures (:func:`figure_jobs`) go to ``figures`` (placeholders here), or,
-    where ``draw`` is False, a line saying which command draws them."""
+def drill_down(i: int, name: str, g: pd.DataFrame, records: RecordTable | dict[int, dict[str, Any]],
+               class_names: list[str] | None, figures: Figures, draw: bool = True,
+               jobs: list[tuple[str, tuple, str]] | None = None) -> str:
+    """A configuration's drill-down; its figures (:func:`figure_jobs`, unless given as ``jobs``) go to ``figures``
+    (placeholders here), or, where ``draw`` is False, a line saying which command draws them."""
     ok = g[g["status"] == "ok"] if "status" in g.columns else g
     full = full_name(row_config(g.iloc[0]))
     body = [f"<p>Full configuration: <code>{page_parts.esc(full)}</code></p>", run_rows(g)]
-    figs = [figures.add(*job) for job in figure_jobs(name, g, records, class_names)] if draw else []
+    figs = [figures.add(*job) for job in (figure_jobs(name, g, records, class_names) if jobs is None else jobs)] if draw else []
     if (best := best_run(ok, class_names)) is not None:
         row = best["row"]
-        rec = records.get(int(row["index"])) if "index" in row and not pd.isna(row["index"]) else None
+        index = int(row["index"]) if "index" in row and not pd.isna(row["index"]) else None
+        if isinstance(records, RecordTable):  # its record read only when it holds an ablation
+            ablation = records.ablation(index) if index is not None else None
+        else:
+            ablation = (records.get(index) or {}).get("ablation") if index is not None else None
         if not draw and "index" in row and not pd.isna(row["index"]):
             body.append(f"<p class=muted>Figures not drawn here (see the note above the drill-downs); those of its "
                         f"{page_parts.esc(best['picked'])}: <code>python -m moe.report records/{int(row['index']):04d}.json</code></p>")
-        body.append(ablation_html(rec or {}, class_names))
+        body.append(ablation_html({"ablation": ablation}, class_names))
     body.append(f'<div class="figs">{"".join(figs)}</div>')
     acc = pd.to_numeric(ok["accuracy"], errors="coerce").mean() if "accuracy" in ok.columns else math.nan
     summary = f"<code>{page_parts.esc(name)}</code> <span class=muted>accuracy {page_parts.num(acc)}, {len(ok)}/{len(g)} ok</span>"
@@ -232,7 +258,7 @@ def scores_section(present: set[str]) -> str:
             + page_parts.table(["score", "better", "definition", "formula", "range", "source", "ours"], rows))
 
 
-def environment_section(sweep_dir: SweepDir, runs: pd.DataFrame, records: list[dict[str, Any]]) -> str:
+def environment_section(sweep_dir: SweepDir, runs: pd.DataFrame, records: RecordTable) -> str:
     meta = sweep_dir.meta_state()
     rows = [["sweep created", page_parts.esc(meta.get("created", "–"))]]
     rows += [[f"version: {page_parts.esc(k)}", page_parts.esc(v)] for k, v in (meta.get("versions") or {}).items()]
@@ -241,7 +267,7 @@ def environment_section(sweep_dir: SweepDir, runs: pd.DataFrame, records: list[d
         if col in runs.columns:
             vals = [str(v) for v in runs[col].dropna().unique()]
             rows.append([label, "<br>".join(f"<code>{page_parts.esc(v)}</code>" for v in vals) or "–"])
-    hosts = sorted({str((r.get("provenance") or {}).get("host")) for r in records if (r.get("provenance") or {}).get("host")})
+    hosts = records.hosts()
     if hosts:
         rows.append(["hosts", page_parts.esc(", ".join(hosts))])
     return page_parts.table(["what", "value"], rows)
@@ -302,19 +328,53 @@ def mixture_note(sweep_dir: SweepDir) -> str:
 def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
     """The page of a sweep directory, from ``bench.table.tables.build``'s result (built here when not given)."""
     sweep_dir = SweepDir(Path(folder).resolve())
-    built = build(sweep_dir.root) if built is None else built
+    figures = Figures(sweep_dir.figure_cache_dir)  # the tables' plots too, when they are built here
+    try:
+        return _render(sweep_dir, built, figures)
+    finally:
+        figures.close(kill=True)  # workers left by a failure (none after a page is filled)
+
+
+def drill_figures(runs: pd.DataFrame, records: RecordTable | dict[int, dict[str, Any]], class_names: list[str] | None,
+                  figures: Figures) -> dict[str, list[tuple[str, tuple, str]]]:
+    """The drill-down figures (:func:`figure_jobs`) of the configurations that get them (:func:`drawn_configurations`),
+    by configuration, each added to ``figures`` (drawn from now on)."""
+    names = configuration_names(runs) if len(runs) else []
+    drawn = drawn_configurations(runs, names)
+    groups = dict(tuple(runs.groupby("name", sort=False, dropna=False))) if len(runs) else {}
+    jobs = {n: figure_jobs(n, groups[n], records, class_names) for n in names if n in drawn}
+    for name_jobs in jobs.values():
+        for job in name_jobs:
+            figures.add_job(*job)
+    return jobs
+
+
+def _render(sweep_dir: SweepDir, built: dict[str, Any] | None, figures: Figures) -> str:
+    early: dict[str, Any] = {}
+
+    def hand_out(runs: pd.DataFrame, records: RecordTable) -> None:  # the figures first: drawn while the rest is built
+        early["jobs"] = drill_figures(runs, records, records.class_names(), figures)
+
+    built = build(sweep_dir.root, figures=figures, early=hand_out) if built is None else built
+    if built.get("figures") is not None and built["figures"] is not figures:  # plots of a build of their own: kept
+        figures.keep |= {built["figures"].jobs[n][3] for n in (built.get("figure_jobs") or {}).values()}
     runs: pd.DataFrame = built["runs"]
-    records = built.get("records") if built.get("records") is not None else sweep_dir.read_records()
-    by_index = {int(r["bench"]["index"]): r for r in records if (r.get("bench") or {}).get("index") is not None}
+    records = built.get("records")
+    if records is None:
+        records = RecordTable(sweep_dir)
+    elif not isinstance(records, RecordTable):  # a list of records already read
+        records = RecordTable.of(r for r in records if (r.get("bench") or {}).get("index") is not None)
     meta = sweep_dir.sweep_meta()
     title = f"Sweep {meta.get('name', sweep_dir.root.name)}" + (f" (v{meta['version']})" if "version" in meta else "")
     counts = runs["status"].value_counts().to_dict() if "status" in runs.columns and len(runs) else {}
-    table_html, names = config_table(runs) if len(runs) else ("<p>No runs.</p>", [])
-    classes = sweep_dir.class_names()
+    names = configuration_names(runs) if len(runs) else []
+    classes = records.class_names() if len(records) else sweep_dir.class_names()
     groups = dict(tuple(runs.groupby("name", sort=False, dropna=False))) if len(runs) else {}
     drawn = drawn_configurations(runs, names)
-    figures = Figures(sweep_dir.figure_cache_dir)
-    drills = [drill_down(i, n, groups[n], by_index, classes, figures, draw=n in drawn) for i, n in enumerate(names)]
+    # the drill-downs first: their figures are drawn by the workers while the rest of the page is written
+    jobs = early.get("jobs") or drill_figures(runs, records, classes, figures)
+    drills = [drill_down(i, n, groups[n], records, classes, figures, draw=n in drawn, jobs=jobs.get(n)) for i, n in enumerate(names)]
+    table_html = config_table(runs)[0] if len(runs) else "<p>No runs.</p>"
     if len(drawn) < len(names):
         drills.insert(0, f"<p class=muted>Figures are drawn for the {len(drawn)} configurations with the highest mean "
                          f"validation accuracy (of {len(names)}); each other drill-down names the command that draws "
@@ -334,8 +394,10 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
             "↑ higher is better, ↓ lower is better; ★ the best mean of the column by that direction; – no value; "
             "? links to the score's definition. Click a header to sort, again to reverse. collapsed: ok runs with at "
             "least 99% of the test samples on one expert.</p>",
-            '<h2 id="tradeoff">Trade-off</h2>', tradeoff_section(sweep_dir, built.get("pareto")),
-            '<h2 id="dynamics">Routing dynamics</h2>', dynamics_section(sweep_dir),
+            '<h2 id="tradeoff">Trade-off</h2>',
+            tradeoff_section(sweep_dir, built.get("pareto"), table_image(sweep_dir, "tradeoff.png", "trade-off plot", figures, built)),
+            '<h2 id="dynamics">Routing dynamics</h2>',
+            dynamics_section(sweep_dir, table_image(sweep_dir, "saturation.png", "router saturation per configuration", figures, built)),
             '<h2 id="drill">Configurations in detail</h2>', "".join(drills),
             '<h2 id="scores">Scores</h2>', scores_section(present),
             '<h2 id="sweep">Sweep file</h2>', sweep_file_section(sweep_dir),

@@ -195,6 +195,11 @@ class SweepDir:
         return self.root / ".cache" / "figures"
 
     @property
+    def record_cache_path(self) -> Path:
+        """What the tables read of each record, kept by the record file's identity (``bench.table.record_cache``)."""
+        return self.root / ".cache" / "records.json"
+
+    @property
     def report_path(self) -> Path:
         """report.html: the self-contained HTML report (``bench.report``)."""
         return self.root / "report.html"

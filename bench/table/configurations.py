@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.table.runs import busiest_share
 from moe.records.record import STATUSES
-from bench.uncertainty import RULE_WORDS, Summary, fixed, summarize
+from bench.uncertainty import RULE_WORDS, Summary, clean, domain, fixed, summarize_many
 from moe.scoring.metrics import COLLAPSE_SHARE
 from moe.scoring.scores import DOCS
 from moe.scoring.scores import DIRECTIONS, TABLE_SCORES  # the columns of table.md / .tex (absent or all-NaN ones dropped)
@@ -49,6 +49,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     # the configuration's values gives (pandas takes numpy's sums), without making one per configuration and score
     arrays = {c: order[c].to_numpy(dtype=float) for c in scores if pd.api.types.is_float_dtype(order[c])}
     status = order["status"].to_numpy()
+    spreads: list[tuple[dict[str, Any], str, np.ndarray]] = []  # (row, column, values): their intervals drawn together
     for name, where in _groups(order):
         g = order.iloc[where]
         is_ok = status[where] == "ok"
@@ -67,9 +68,13 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{c}_mean"] = float(vals.mean()) if len(vals) else math.nan
             spread = len(vals) > 1 and not c.startswith("stability_")  # a run's stability is already a mean over pairs
             row[f"{c}_std"] = float(vals.std(ddof=1)) if spread else math.nan
-            st = summarize(vals.tolist(), c) if spread else Summary(len(vals), row[f"{c}_mean"])
+            st = Summary(len(vals), row[f"{c}_mean"])
+            if spread:  # the rule's summary (bench.uncertainty.summarize), filled in below
+                spreads.append((row, c, vals[np.isfinite(vals)] if isinstance(vals, np.ndarray) else clean(vals.tolist())))
             row.update({f"{c}_n": st.n, f"{c}_low": st.low, f"{c}_high": st.high, f"{c}_min": st.min, f"{c}_max": st.max})
         rows.append(row)
+    for (row, c, _), st in zip(spreads, summarize_many([v for *_, v in spreads], [domain(c) for _, c, _ in spreads])):
+        row.update({f"{c}_n": st.n, f"{c}_low": st.low, f"{c}_high": st.high, f"{c}_min": st.min, f"{c}_max": st.max})
     return pd.DataFrame(rows)
 
 

@@ -124,16 +124,29 @@ def long_format(runs: pd.DataFrame) -> pd.DataFrame:
 def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """The runs table: one row per record, with seed stability from the stored test assignments."""
     rows = [record_row(r) for r in records]
+    return frame_of_rows(rows, seed_stability(records), [allocation_scores(r["allocation"]) for r in rows])
+
+
+DERIVED = ("busiest_share", "mi_bits", "h_expert_bits")  # the scores a run's allocation gives (allocation_scores)
+
+
+def allocation_scores(allocation: str | None) -> list[float]:
+    """busiest_share, mi_bits and h_expert_bits of a run's allocation (runs.csv's JSON text; NaN without one)."""
+    return [busiest_share(allocation), mi_bits(allocation), h_expert_bits(allocation)]
+
+
+def frame_of_rows(rows: list[dict[str, Any]], stab: dict[int, dict[str, float]], derived: list[list[float]]) -> pd.DataFrame:
+    """The runs table from each record's ``record_row``, the seed stability by trial index (``seed_stability``) and
+    each row's ``allocation_scores`` (which fill busiest_share and mi_bits where a record has none: older records)."""
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=ID_COLUMNS + list(FIELD_TYPES) + ["accuracy"] + TIMING_COLUMNS + TAIL_COLUMNS)
-    stab = seed_stability(records)
     df["stability_nmi"] = [stab.get(i, {}).get("nmi", math.nan) for i in df["index"]]
     df["stability_ari"] = [stab.get(i, {}).get("ari", math.nan) for i in df["index"]]
-    for column, from_allocation in (("busiest_share", busiest_share), ("mi_bits", mi_bits)):  # scores of newer records
-        derived = df["allocation"].map(from_allocation).astype(float)
-        df[column] = pd.to_numeric(df[column], errors="coerce").fillna(derived) if column in df else derived
-    df["h_expert_bits"] = df["allocation"].map(h_expert_bits)
+    scores = {name: pd.Series([d[k] for d in derived], index=df.index, dtype=float) for k, name in enumerate(DERIVED)}
+    for column in ("busiest_share", "mi_bits"):  # scores of newer records
+        df[column] = pd.to_numeric(df[column], errors="coerce").fillna(scores[column]) if column in df else scores[column]
+    df["h_expert_bits"] = scores["h_expert_bits"]
     return order_columns(df)
 
 

@@ -8,19 +8,15 @@ have it. Drawn on a bare Figure with the Agg canvas (no pyplot state), written a
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
+from bench.table import pictures
 from moe.pictures.plots import save_png
 from moe.scoring.saturation import THRESHOLD
 
-COLUMNS = 3  # panels a row
 
 
 def saturation_curves(records: Sequence[dict[str, Any]]) -> dict[str, tuple[list[int], list[float], int]]:
@@ -44,45 +40,17 @@ def saturation_curves(records: Sequence[dict[str, Any]]) -> dict[str, tuple[list
     return out
 
 
-def _router(name: str) -> str:
-    return name.split("[", 1)[0]
-
-
-def _rest(name: str) -> str:
-    """The configuration name without its router (``topk[k=2,experts=4]`` -> ``k=2,experts=4``)."""
-    return name.split("[", 1)[1].rstrip("]") if "[" in name else name
-
-
 def saturation_figure(curves: dict[str, tuple[list[int], list[float], int]], title: str | None = None) -> Figure:
     """Small multiples: one panel per router, one line per configuration of that router over the epochs (a
-    sequential colour map within the panel, the rest of the name in its legend), the 0.9 threshold dashed."""
-    routers = list(dict.fromkeys(_router(n) for n in curves))
-    ncols = min(COLUMNS, len(routers))
-    nrows = math.ceil(len(routers) / ncols)
-    fig = Figure(figsize=(4.2 * ncols, 3.1 * nrows + 0.6), dpi=100, layout="constrained")
-    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
-    for ax, router in zip(axes, routers):
-        names = [n for n in curves if _router(n) == router]
-        colours = colormaps["viridis"](np.linspace(0, 0.85, max(len(names), 2)))
-        for colour, name in zip(colours, names):
-            epochs, means, n = curves[name]
-            ax.plot(epochs, means, "-o", ms=2.5, lw=1.3, color=colour, label=f"{_rest(name)} ({n} seed{'s' * (n != 1)})")
-        ax.axhline(THRESHOLD, ls="--", color="0.5", lw=1)
-        ax.set_title(router, fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylim(-0.02, 1.05)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, frameon=False, loc="lower right")
-    for ax in axes[len(routers):]:
-        ax.set_visible(False)
-    for ax in axes[(nrows - 1) * ncols:]:
-        ax.set_xlabel("epoch")
-    for ax in axes[::ncols]:
-        ax.set_ylabel("router saturation")
-    fig.suptitle("Router saturation on the validation split: share of top-k expert choices that match the last "
-                 f"epoch's, mean over seeds; dashed: {THRESHOLD} (saturation_epoch)" + (f"\n{title}" if title else ""),
-                 fontsize=9)
-    return fig
+    sequential colour map within the panel, the rest of the name in its legend), the 0.9 threshold dashed
+    (``bench.table.pictures.saturation_figure``)."""
+    return pictures.saturation_figure(curves, title, THRESHOLD)
+
+
+def saturation_job(records: Sequence[dict[str, Any]], title: str | None = None) -> tuple[str, tuple] | None:
+    """saturation.png as a figure job (``bench.table.drawing``); None when no ``ok`` record has routing dynamics."""
+    curves = saturation_curves(records)
+    return ("saturation", (curves, title, THRESHOLD)) if curves else None
 
 
 def saturation_plot(records: Sequence[dict[str, Any]], path: str | Path, title: str | None = None) -> Path | None:

@@ -24,16 +24,18 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
 from bench.sweep.layout import SweepDir
 from bench.table.configurations import collapsed_mask, latex, markdown, summary
 from bench.table.pareto import pareto
+from bench.table.drawing import FigurePool
+from bench.table.record_cache import RecordTable
 from bench.table.runs import long_format, runs_frame
-from bench.table.saturation import saturation_plot
-from bench.table.tradeoff import tradeoff_plot
+from bench.table.saturation import saturation_job
+from bench.table.tradeoff import tradeoff_data
 from bench.table.vs_experts import expert_count_figure
 from moe.config import FIELD_TYPES
 from moe.records.naming import full_name, wrapped
@@ -51,13 +53,14 @@ def write_csv(path: Path, df: pd.DataFrame) -> Path:
     return write_text(path, buf.getvalue())
 
 
-def load_runs(folder: str | Path, records: list[dict[str, Any]] | None = None) -> pd.DataFrame:
-    """The runs of a sweep directory: from its records (``records``, else read here) when there are any, else its
-    runs.csv (``bench.sweep.layout.read_runs_csv``: DamagedFile when it cannot be read)."""
+def load_runs(folder: str | Path, records: list[dict[str, Any]] | RecordTable | None = None) -> pd.DataFrame:
+    """The runs of a sweep directory: from its records (``records``, else read here: ``bench.table.record_cache``,
+    which reads only the records that changed since the last build) when there are any, else its runs.csv
+    (``bench.sweep.layout.read_runs_csv``: DamagedFile when it cannot be read)."""
     sweep_dir = SweepDir(folder)
-    records = sweep_dir.read_records() if records is None else records
-    if records:
-        return runs_frame(records)
+    records = RecordTable(sweep_dir) if records is None else records
+    if len(records):
+        return records.runs() if isinstance(records, RecordTable) else runs_frame(records)
     runs = sweep_dir.read_runs_csv()
     if runs is not None:
         return runs
@@ -65,34 +68,61 @@ def load_runs(folder: str | Path, records: list[dict[str, Any]] | None = None) -
                             "(or no trial has finished yet)")
 
 
-def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = True) -> dict[str, Any]:
+def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = True,
+          figures: FigurePool | None = None, early: Callable[[pd.DataFrame, RecordTable], None] | None = None) -> dict[str, Any]:
     """Write runs.csv, table.md, table.tex, pareto.csv (and the plots) into ``folder``.
 
-    Returns ``{"runs", "summary", "pareto"}`` DataFrames, ``"files"``, the paths written, and ``"records"``, the
-    sound records as read (each file parsed once per build; None without plots).
+    The plots are figure jobs (``bench.table.drawing``): kept by content, the missing ones drawn in parallel while
+    the tables are written; into ``figures`` when given (a page's: drawn, and their files written, when it
+    finishes), else drawn and written before this returns.
+
+    Returns ``{"runs", "summary", "pareto"}`` DataFrames, ``"files"``, the paths written, ``"records"``, the
+    directory's ``RecordTable`` (None without plots), ``"figures"``, the pool its plots went to, and
+    ``"figure_jobs"``, each plot's path and job number in it.
+
+    ``early(runs, records)``, when given, is called as soon as the records are read, before anything else, with
+    the runs table but its seed stability (NaN; a page hands its figures to the workers there).
     """
     sweep_dir = SweepDir(Path(folder).resolve())
-    records = sweep_dir.read_records() if runs is None or plots else []  # read once: the runs, the saturation plot, the page
+    records = RecordTable(sweep_dir) if runs is None or plots else None  # each changed record read once
+    if early is not None and records is not None and len(records):
+        early(records.runs(stability=False), records)
     runs = load_runs(sweep_dir.root, records) if runs is None else runs
     meta = sweep_dir.sweep_meta()
     title = f"Sweep {meta.get('name', sweep_dir.root.name)}" + (f" (v{meta['version']})" if "version" in meta else "")
     if meta.get("description"):
         title += f": {meta['description']}"
+    pool = (FigurePool(sweep_dir.figure_cache_dir) if figures is None else figures) if plots else None
+    jobs: dict[Path, int] = {}
+    path = sweep_dir.table_path
+    saturation = saturation_job(records.saturation_records(), meta.get("name")) if plots and records is not None else None
+    if saturation:  # first: it needs no table
+        jobs[path("saturation.png")] = pool.add_job(*saturation)
     summ = summary(runs)
     collapsed = collapsed_mask(runs)  # left out of the Pareto sets (the same summary when no run collapsed)
     front = pareto(summary(runs[~collapsed]) if collapsed.any() else summ, n_collapsed=summ.set_index("name").get("n_collapsed"))
-    path = sweep_dir.table_path
     files = [write_csv(path("runs.csv"), runs), write_csv(path("results_long.csv"), long_format(runs)), write_text(path("table.md"), markdown(summ, title)),
              write_text(path("table.tex"), latex(summ, title)), write_csv(path("pareto.csv"), front)]
     if plots and "accuracy_mean" in summ.columns and summ["accuracy_mean"].notna().any():
-        files.append(tradeoff_plot(summ, front, path("tradeoff.png"), title=meta.get("name")))
-        files += best_heatmaps(runs, sweep_dir, sweep_dir.class_names())
+        jobs[path("tradeoff.png")] = pool.add_job("tradeoff", (tradeoff_data(summ, front, meta.get("name")),))
+        files.append(path("tradeoff.png"))
+        class_names = records.class_names() if records is not None and len(records) else sweep_dir.class_names()
+        for router, args in best_heatmap_jobs(runs, class_names):
+            jobs[sweep_dir.heatmaps_dir / f"{router}.png"] = pool.add_job("heatmap", args)
+            files.append(sweep_dir.heatmaps_dir / f"{router}.png")
         ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
         if "experts" in ok.columns and ok["experts"].nunique() >= 3:
             files.append(expert_count_figure(ok, path("vs_experts.png"), title=title))
-    if plots:
-        files += [p for p in [saturation_plot(records, path("saturation.png"), meta.get("name"))] if p]
-    return {"runs": runs, "summary": summ, "pareto": front, "files": files, "records": records if plots else None}
+    if saturation:
+        files.append(path("saturation.png"))
+    for p, number in jobs.items():
+        pool.write_to(number, p)
+    if plots and figures is None:
+        pool.finish()
+    if records is not None:
+        records.save()
+    return {"runs": runs, "summary": summ, "pareto": front, "files": files, "records": records if plots else None,
+            "figures": pool, "figure_jobs": jobs}
 
 
 def pick_best(g: pd.DataFrame) -> tuple[pd.Series, bool]:
@@ -106,9 +136,9 @@ def pick_best(g: pd.DataFrame) -> tuple[pd.Series, bool]:
     return g.sort_values([c for c in ("seed", "index") if c in g], kind="stable").iloc[0], False
 
 
-def best_heatmaps(runs: pd.DataFrame, sweep_dir: SweepDir, class_names: list[str] | None = None) -> list[Path]:
-    """heatmaps/<router>.png: the allocation of each router's best ok run (:func:`pick_best`: the highest
-    validation accuracy, then validation NMI; the first run when there are no validation scores)."""
+def best_heatmap_jobs(runs: pd.DataFrame, class_names: list[str] | None = None) -> list[tuple[str, tuple]]:
+    """(router, the heat-map job's arguments) of each router's best ok run (:func:`pick_best`: the highest validation
+    accuracy, then validation NMI; the first run when there are no validation scores): heatmaps/<router>.png."""
     if "allocation" not in runs.columns or "accuracy" not in runs.columns:
         return []
     ok = runs[(runs["status"] == "ok") & runs["allocation"].notna()]
@@ -117,7 +147,6 @@ def best_heatmaps(runs: pd.DataFrame, sweep_dir: SweepDir, class_names: list[str
         best, by_validation = pick_best(g)
         alloc = json.loads(best["allocation"])
         names = class_names if class_names and len(class_names) == len(alloc) else [f"class {c}" for c in range(len(alloc))]
-        sweep_dir.heatmaps_dir.mkdir(exist_ok=True)
         config = {k: (None if not isinstance(best[k], (list, dict)) and pd.isna(best[k]) else best[k])
                   for k in FIELD_TYPES if k in best.index}
         name = wrapped(full_name(config))
@@ -128,5 +157,11 @@ def best_heatmaps(runs: pd.DataFrame, sweep_dir: SweepDir, class_names: list[str
             title = f"{name}\nfirst run (seed {best['seed']}; no validation scores to pick by): test accuracy {best['accuracy']:.3f}"
         if "nmi" in best and not pd.isna(best["nmi"]):
             title += f", NMI {best['nmi']:.2f}"
-        out.append(allocation_heatmap(alloc, names, sweep_dir.heatmaps_dir / f"{router}.png", title=title))
+        out.append((router, (alloc, names, title)))
     return out
+
+
+def best_heatmaps(runs: pd.DataFrame, sweep_dir: SweepDir, class_names: list[str] | None = None) -> list[Path]:
+    """heatmaps/<router>.png: the allocation of each router's best ok run (:func:`best_heatmap_jobs`)."""
+    return [allocation_heatmap(*args[:2], sweep_dir.heatmaps_dir / f"{router}.png", title=args[2])
+            for router, args in best_heatmap_jobs(runs, class_names)]

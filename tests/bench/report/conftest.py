@@ -3,18 +3,20 @@ from __future__ import annotations
 
 import pytest
 
-from bench.report import figures as figures_mod
+from bench.table import drawing as drawing_mod
 
 
 @pytest.fixture
 def counted(monkeypatch):
-    """The figure kinds drawn during a test, in order (``bench.report.figures.draw`` wrapped, still drawing)."""
+    """The figure kinds drawn in this process during a test, in order (``bench.table.drawing.draw`` wrapped, still
+    drawing)."""
     calls = []
-    real = figures_mod.draw
+    real = drawing_mod.draw
 
     def draw(kind, args):
         calls.append(kind)
         return real(kind, args)
 
-    monkeypatch.setattr(figures_mod, "draw", draw)
+    monkeypatch.setattr(drawing_mod, "draw", draw)
+    monkeypatch.setattr(drawing_mod, "PER_WORKER", 10**6)  # every figure drawn here (no worker process), so counted
     return calls

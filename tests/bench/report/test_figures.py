@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from bench.report import figures as figures_mod
+from bench.table import drawing as drawing_mod
 from bench.report.figures import Figures, figure_key
 from bench.report.sweep import drawn_configurations, render
 from bench.sweep.layout import SweepDir
@@ -54,8 +54,8 @@ def test_parallel_draws_the_same_bytes_as_serial(sweep, monkeypatch, tmp_path, h
     jobs = [("heatmap", (rec["allocation"], [f"c{i}" for i in range(len(rec["allocation"]))], f"t{j}")) for j in range(4)]
     jobs.append(("curves", ([("seed 1", rec["history"])], "curves")))
     serial, parallel = Figures(None, workers=1), Figures(tmp_path / "cache", workers=2)
-    monkeypatch.setattr(figures_mod, "PER_WORKER", 1)
-    monkeypatch.setattr(figures_mod, "DRAW_HERE", here)  # off: every figure comes from the worker process
+    monkeypatch.setattr(drawing_mod, "PER_WORKER", 1)
+    monkeypatch.setattr(drawing_mod, "DRAW_HERE", here)  # off: every figure comes from the worker process
     for kind, args in jobs:
         serial.add(kind, args, kind)
         parallel.add(kind, args, kind)
@@ -91,6 +91,34 @@ def test_a_worker_process_imports_no_torch():
 
     code = ("import sys, moe.pictures.drawers as d; png = d.draw_job(('heatmap', ([[1, 2], [3, 4]], ['a', 'b'], 't'))); "
             "print(png[:8] == b'\\x89PNG\\r\\n\\x1a\\n', 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(figures_mod.__file__).resolve().parents[2],
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(drawing_mod.__file__).resolve().parents[2],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "False"]
+
+
+def test_a_figure_worker_draws_the_tables_plots_without_torch_or_pandas():
+    """What a figure worker process imports (bench.table.pictures) draws the tables' plots too, without torch or pandas."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, bench.table.pictures as p; png = p.draw('saturation', ({'topk[k=2]': ([1, 2], [0.5, 1.0], 2)}, 't', 0.9)); "
+            "print(png[:8] == b'\\x89PNG\\r\\n\\x1a\\n', 'torch' in sys.modules, 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(drawing_mod.__file__).resolve().parents[2],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False", "False"]
+
+
+def test_the_tables_plots_from_plain_data_equal_the_figures_drawn_from_the_tables(sweep, tmp_path):
+    """tradeoff.png and saturation.png drawn as jobs (bench.table.pictures, in whichever process) are the bytes of
+    their figures drawn here from the tables (bench.table.tradeoff.tradeoff_plot, bench.table.saturation)."""
+    from bench.table.pareto import pareto
+    from bench.table.saturation import saturation_curves, saturation_plot
+    from bench.table.tradeoff import tradeoff_plot
+
+    built = build(sweep)
+    summ = built["summary"]
+    assert tradeoff_plot(summ, pareto(summ), tmp_path / "t.png", title="tiny").read_bytes() == (sweep / "tradeoff.png").read_bytes()
+    records = SweepDir(sweep).read_records()
+    assert saturation_curves(records)
+    assert saturation_plot(records, tmp_path / "s.png", "tiny").read_bytes() == (sweep / "saturation.png").read_bytes()

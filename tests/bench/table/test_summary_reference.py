@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from bench.table.configurations import collapsed_runs, score_columns, summary
@@ -48,3 +49,39 @@ def test_summary_equals_the_per_configuration_reference_to_the_last_bit():
     got, want = summary(runs), reference(runs)
     assert len(got) == 14 and "saturation_epoch_mean" in got and "collapsed_mean" in got
     pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+def reference_summary(values, bounds):
+    """The rule with its own fresh generator and one bootstrap at a time (bench.uncertainty's parts, as summarize
+    computed it before summaries were drawn together)."""
+    from bench.uncertainty import MIN_RUNS, clean, clip, generator, percentile_interval, resampled_means
+    a = clean(values)
+    n = len(a)
+    if n == 0:
+        return Summary(0, math.nan)
+    mean, lo, hi = float(a.mean()), float(a.min()), float(a.max())
+    if n < MIN_RUNS or lo == hi:
+        return Summary(n, mean, *((lo, hi) if n >= MIN_RUNS else (math.nan, math.nan)), lo, hi)
+    return Summary(n, mean, *clip(*percentile_interval(resampled_means(a, generator())), bounds), lo, hi)
+
+
+def test_summaries_drawn_together_equal_one_at_a_time_to_the_last_bit(monkeypatch):
+    from bench import uncertainty
+    from bench.uncertainty import clean, summarize_many
+
+    monkeypatch.setattr(uncertainty, "_CHUNK", 50_000)  # several chunks per size
+    rng = np.random.default_rng(7)
+    values, bounds = [], []
+    for t in range(600):
+        n = int(rng.integers(0, 40)) if t % 3 else int(rng.integers(3, 9))
+        a = [rng.random(n), rng.normal(0, 1e3, n), rng.integers(0, 3, n).astype(float), np.round(rng.random(n), 2)][t % 4]
+        values.append(list(a) + ([math.nan, None, math.inf] if t % 7 == 0 else []))
+        bounds.append((0.0, 1.0) if t % 2 else (-math.inf, math.inf))
+    uncertainty._KEPT.clear()
+    got = summarize_many([clean(v) for v in values], bounds)
+    want = [reference_summary(v, b) for v, b in zip(values, bounds)]
+    assert sum(g.has_interval for g in got) > 300
+    for g, w in zip(got, want):
+        assert (g.n, g.mean, g.low, g.high, g.min, g.max) == pytest.approx((w.n, w.mean, w.low, w.high, w.min, w.max),
+                                                                           rel=0, abs=0, nan_ok=True)
+    assert summarize(values[1], bounds=bounds[1]) == got[1]  # one at a time: the same (and kept)
