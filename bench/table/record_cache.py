@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable
