@@ -122,3 +122,19 @@ def test_the_tables_plots_from_plain_data_equal_the_figures_drawn_from_the_table
     records = SweepDir(sweep).read_records()
     assert saturation_curves(records)
     assert saturation_plot(records, tmp_path / "s.png", "tiny").read_bytes() == (sweep / "saturation.png").read_bytes()
+
+
+@pytest.mark.slow  # a spawned worker process importing matplotlib
+def test_a_figure_that_fails_in_a_worker_fails_the_build_and_stops_the_workers(monkeypatch):
+    from bench.table.drawing import FigurePool
+
+    monkeypatch.setattr(drawing_mod, "PER_WORKER", 1)
+    monkeypatch.setattr(drawing_mod, "DRAW_HERE", False)  # every figure from the worker
+    pool = FigurePool(None, workers=2)
+    pool.add_job("heatmap", ([[1, 2], [3, 4]], ["a", "b"], "fine"))
+    pool.add_job("heatmap", ([[1, 2], [3, 4]], ["only one name"], "bad"))  # 2 rows, 1 class name: ValueError
+    procs = list(pool._procs)
+    assert len(procs) == 1
+    with pytest.raises(ValueError, match="class_names"):
+        pool.finish()
+    assert not any(p.is_alive() for p in procs)
