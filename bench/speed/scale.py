@@ -5,10 +5,13 @@ then N records of the same schema made by ``moe.records.record.finished_record``
 configuration and seed and its scores, assignments and allocation perturbed), and times, each in a fresh
 process as a user runs it: runs.csv and the tables without plots (``python -m bench.table DIR --no-plots``),
 the tables with their plots (``python -m bench.table DIR``), report.html (``python -m bench.report DIR``, which
-rebuilds the tables first) and the same report again (nothing new to draw); each with its peak resident memory
+rebuilds the tables first: the records the tables read are kept by then, ``bench.table.record_cache``, but no
+drill-down figure is) and the same report again (nothing new to read or draw); each with its wall and CPU seconds
+(the process and its figure workers) and its peak resident memory
 (the largest process: the command or one of its workers). Prints the cost per run at each size and, per step, a
-least-squares line through the sizes (seconds per 1,000 runs, and the fixed part): a report that grows linearly
-has residuals small against its slope.
+least-squares line through the sizes (seconds per 1,000 runs, and the fixed part), in wall and in CPU seconds: a
+report that grows linearly has residuals within ``LINEAR`` of the line. A build from nothing (no cache) is
+``python -m bench.speed.targets --only scale``'s step.
 
     python -m bench.speed.scale [--sizes 100 1000] [--large] [--sweep] [--keep DIR] [--out FILE]
 
@@ -41,6 +44,7 @@ from bench.sweep.layout import SweepDir
 from moe.records.record import finished_record, write_json_atomic
 
 SEEDS = 5          # runs per configuration
+LINEAR = 0.15      # the largest residual, relative to the line, of a cost that grows linearly (3 sizes or more)
 BASE_ROUTERS = ("softmax", "topk[k=2]", "prototype", "hash")
 BASE = {"dataset": "gm6", "budget": {"epochs": 3, "n_train": 240, "n_test": 120}}
 
@@ -188,15 +192,17 @@ def main(argv: list[str] | None = None) -> int:
                 load = os.getloadavg()[0]
                 r = run_step([sys.executable] + [c.format(dir=folder) for c in cmd])
                 rows.append({"runs": n, "step": key, "label": label, "load": load, **r})
-                print(f"  {label:44s} {r['wall_s']:8.1f} s  {1000 * r['wall_s'] / n:7.1f} ms/run  "
-                      f"peak {r['peak_mb']:6.0f} MB  (load {load:.1f})", flush=True)
+                print(f"  {label:44s} {r['wall_s']:7.1f} s wall  {r['cpu_s']:7.1f} s CPU  "
+                      f"{1000 * r['cpu_s'] / n:7.1f} ms CPU/run  peak {r['peak_mb']:6.0f} MB  (load {load:.1f})", flush=True)
         fits = {}
         for key, _, label in STEPS:
-            pts = [(r["runs"], r["wall_s"]) for r in rows if r["step"] == key]
-            fits[key] = fit([a for a, _ in pts], [b for _, b in pts])
-            f = fits[key]
-            print(f"{label:44s} slope {f['per_1000_s']:.2f} s per 1,000 runs, fixed {f['fixed_s']:.1f} s, "
-                  f"largest residual {f['max_rel_residual']:.0%} of the line")
+            sizes_ = [r["runs"] for r in rows if r["step"] == key]
+            fits[key] = fit(sizes_, [r["wall_s"] for r in rows if r["step"] == key])
+            fits[key]["cpu"] = fit(sizes_, [r["cpu_s"] for r in rows if r["step"] == key])
+            for what, f in (("wall", fits[key]), ("CPU", fits[key]["cpu"])):
+                print(f"{label:44s} {what:4s} slope {f['per_1000_s']:.2f} s per 1,000 runs, fixed {f['fixed_s']:.1f} s, "
+                      f"largest residual {f['max_rel_residual']:.0%} of the line"
+                      + ("" if len(sizes_) < 3 else " (linear)" if f["max_rel_residual"] <= LINEAR else " (NOT linear)"))
         sweep = quick_sweep(scratch) if args.sweep else None
         if sweep:
             print(f"quick sweep: {sweep['total_s']:.1f} s end to end, trials {sweep['trial_s']:.1f} s on "
