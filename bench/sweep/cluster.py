@@ -25,6 +25,9 @@ from bench.sweep.spec import DEFAULT_RESOURCES
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
              "RAY_DEDUP_LOGS": "1"}
+# Tune's own CSV, JSON and TensorBoard logs of every trial's results in its trial folder: nothing reads them (the
+# records are the sweep's results), and a seed group's final result carries all its records, written three times
+TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 
 
 GCS_WAIT_VAR, GCS_WAIT_S = "RAY_gcs_server_port_wait_time_s", "120"  # Ray's default: 30 s

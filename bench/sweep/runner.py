@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 
 from bench.sweep import groups, growth, spec
-from bench.sweep.cluster import QUIET_ENV, ResourceError, Starting, local_machine, nodes, quiet_ray_logs, resolve_resources
+from bench.sweep.cluster import QUIET_ENV, TUNE_ENV, ResourceError, Starting, local_machine, nodes, quiet_ray_logs, resolve_resources
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
 from bench.sweep.resume import DEFAULT_MAX_FAILURES, ORDERS, changes_since, fingerprints, restored_free_options, restored_options
@@ -295,6 +295,8 @@ def _tune_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], fold
     for k, v in QUIET_ENV.items():
         if not options.verbose or k != "RAY_AIR_NEW_OUTPUT":
             os.environ.setdefault(k, v)
+    for k, v in TUNE_ENV.items():
+        os.environ.setdefault(k, v)
     if datasets is None:
         datasets = load_datasets(todo)  # before Ray: a missing file fails fast
     starting = Starting(options.address, options.verbose)  # Ray starts while the rest is prepared here

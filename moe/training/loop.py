@@ -312,10 +312,13 @@ def stop_after(t: Training, metrics: dict[str, Any], optimizer: torch.optim.Opti
     return on_epoch is not None and bool(on_epoch(metrics))
 
 
-def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str, Any]:
+def finish(t: Training, started: float, resumed: TrainState | None,
+           provenance_block: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run record: the final evaluation of the model after the last phase (the test split, scored here
     once, and the validation split), history, timing and versions. A final evaluation that meets NaN or
-    infinity makes the run ``diverged`` (with ``diverged``: epoch, reason)."""
+    infinity makes the run ``diverged`` (with ``diverged``: epoch, reason). ``provenance_block``: the record's
+    ``provenance`` when the caller has it (the seeds of a stacked group share their data, device, start and
+    checkout), else made here."""
     train_s = t.train_s()
     t0 = time.perf_counter()
     try:
@@ -333,7 +336,7 @@ def finish(t: Training, started: float, resumed: TrainState | None) -> dict[str,
     timing = {"train_s": train_s, "eval_s": time.perf_counter() - t0, "total_s": time.perf_counter() - started}
     return finished_record(t.status, t.diverged, t.cfg.to_dict(), parameter_counts(t.model), t.history, evaluated,
                            dynamics, None if resumed is None else resumed.epoch, timing,
-                           provenance(t.data, t.device, started))
+                           provenance_block or provenance(t.data, t.device, started))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ Letters: S seeds, B samples in a batch, D input features, E experts, C classes, 
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -46,6 +47,7 @@ from moe.training import loop, optim
 from moe.config import Config, ConfigError
 from moe.data import Dataset
 from moe.model import checked_config
+from moe.records.provenance import provenance
 from moe.training.epoch_stats import FLUSH_FLOATS, runs as equal_runs
 from moe.training.epochs import all_finite
 from moe.training.evaluate import validation_pass
@@ -308,7 +310,9 @@ def train_stacked(config: Config | dict[str, Any], seeds: list[int], data: Datas
     except FloatingPointError as err:  # some seed diverged: every seed as its own run, so its record is exact
         return [dict(loop.run(c, data=given), stacked={"seeds": len(seeds), "fallback": str(err)}) for c in cfgs]
     stack.write_back()
-    return [dict(loop.finish(t, started, None), stacked={"seeds": len(seeds), "fallback": None}) for t in runs]
+    shared = provenance(data, device, started)  # one block for every seed: the same data, device, start and checkout
+    return [dict(loop.finish(t, started, None, copy.deepcopy(shared)), stacked={"seeds": len(seeds), "fallback": None})
+            for t in runs]
 
 
 def stacked_epoch(stack: StackedMixture, optimizer: torch.optim.Optimizer, cfg: Config, runs: list[loop.Training],
