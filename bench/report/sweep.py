@@ -22,6 +22,7 @@ from bench.report import page_parts
 from bench.report.sections import environment_section, mixture_note, scores_section, sweep_file_section
 from bench.report.figures import Figures
 from bench.sweep.layout import SweepDir
+from bench.table import drawing
 from bench.table.configurations import TABLE_SCORES, collapsed_mask
 from bench.table.record_cache import RecordTable
 from bench.table.tables import build, pick_best
@@ -249,6 +250,8 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
     """The page of a sweep directory, from ``bench.table.tables.build``'s result (built here when not given)."""
     sweep_dir = SweepDir(Path(folder).resolve())
     figures = Figures(sweep_dir.figure_cache_dir)  # the tables' plots too, when they are built here
+    if built is None and not figures.cache_dir.is_dir() and len(sweep_dir.record_files()) > drawing.PER_WORKER:
+        figures.warm_up()  # a first page of many runs: every figure to draw
     try:
         return _render(sweep_dir, built, figures)
     finally:

@@ -132,6 +132,12 @@ class FigurePool:
                     self._handed[number] = key
                     self._jobs_q.put((number, kind, args))
 
+    def warm_up(self) -> None:
+        """Start one worker now (where there is a core for it), ahead of the jobs: a build that will draw many figures
+        lets it import matplotlib while this process reads the records."""
+        if not self._procs and self.workers > 1:
+            self._start_worker()
+
     def _start_worker(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         if self._jobs_q is None:

@@ -138,3 +138,15 @@ def test_a_figure_that_fails_in_a_worker_fails_the_build_and_stops_the_workers(m
     with pytest.raises(ValueError, match="class_names"):
         pool.finish()
     assert not any(p.is_alive() for p in procs)
+
+
+def test_a_first_page_of_many_runs_starts_a_worker_ahead_and_a_rebuild_does_not(tmp_path, monkeypatch):
+    from bench.report.figures import Figures as PageFigures
+
+    folder = make_sweep_dir(tmp_path / "s")  # 4 records
+    calls = []
+    monkeypatch.setattr(PageFigures, "warm_up", lambda self: calls.append(self.cache_dir))
+    monkeypatch.setattr(drawing_mod, "PER_WORKER", 3)  # 4 records: 'many' here
+    first = render(folder)
+    assert calls == [SweepDir(folder).figure_cache_dir]  # no cache yet: a worker started before the records are read
+    assert render(folder) == first and len(calls) == 1  # its cache is there: none ahead
