@@ -249,8 +249,10 @@ def drill_down(i: int, name: str, g: pd.DataFrame, records: RecordTable | dict[i
 def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
     """The page of a sweep directory, from ``bench.table.tables.build``'s result (built here when not given)."""
     sweep_dir = SweepDir(Path(folder).resolve())
-    figures = Figures(sweep_dir.figure_cache_dir)  # the tables' plots too, when they are built here
-    if built is None and not figures.cache_dir.is_dir() and len(sweep_dir.record_files()) > drawing.PER_WORKER:
+    n_records = len(sweep_dir.record_files())
+    # the tables' plots too, when they are built here; no cache in a directory of a runs.csv alone (a published one)
+    figures = Figures(sweep_dir.figure_cache_dir if n_records else None)
+    if built is None and n_records > drawing.PER_WORKER and not sweep_dir.figure_cache_dir.is_dir():
         figures.warm_up()  # a first page of many runs: every figure to draw
     try:
         return _render(sweep_dir, built, figures)

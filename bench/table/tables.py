@@ -92,7 +92,8 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
     title = f"Sweep {meta.get('name', sweep_dir.root.name)}" + (f" (v{meta['version']})" if "version" in meta else "")
     if meta.get("description"):
         title += f": {meta['description']}"
-    pool = (FigurePool(sweep_dir.figure_cache_dir) if figures is None else figures) if plots else None
+    cache = sweep_dir.figure_cache_dir if records is not None and len(records) else None  # none beside a runs.csv alone
+    pool = (FigurePool(cache) if figures is None else figures) if plots else None
     jobs: dict[Path, int] = {}
     path = sweep_dir.table_path
     saturation = saturation_job(records.saturation_records(), meta.get("name")) if plots and records is not None else None

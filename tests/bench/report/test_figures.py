@@ -150,3 +150,15 @@ def test_a_first_page_of_many_runs_starts_a_worker_ahead_and_a_rebuild_does_not(
     first = render(folder)
     assert calls == [SweepDir(folder).figure_cache_dir]  # no cache yet: a worker started before the records are read
     assert render(folder) == first and len(calls) == 1  # its cache is there: none ahead
+
+
+def test_a_directory_of_a_runs_csv_alone_gets_no_figure_cache(sweep, tmp_path):
+    """A published directory (runs.csv, no records) keeps only what it had and what the tables write: no .cache."""
+    import shutil
+
+    folder = tmp_path / "published"
+    folder.mkdir()
+    build(sweep, plots=False)
+    shutil.copy(sweep / "runs.csv", folder / "runs.csv")
+    render(folder)
+    assert (folder / "tradeoff.png").is_file() and not (folder / ".cache").exists()
