@@ -7,6 +7,7 @@ The graph is read from the source with ``ast``, so it sees every import, whereve
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import subprocess
 import sys
@@ -31,16 +32,28 @@ def project_modules() -> dict[str, Path]:
     return {module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
 
 
+def parsed(path: Path) -> tuple[ast.Module, list[ast.AST]]:
+    """(syntax tree, every node of it in ``ast.walk``'s order) of a file: parsed once per test process for all the
+    checks below (keyed by the file's text, so a file written by a test is read as it is now)."""
+    return _parsed(str(path), path.read_text())
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed(filename: str, text: str) -> tuple[ast.Module, list[ast.AST]]:
+    tree = ast.parse(text, filename=filename)
+    return tree, list(ast.walk(tree))
+
+
 def imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, bool, int]]:
     """(imported project module, at module level?, line) for every import in the file."""
     is_pkg = path.name == "__init__.py"
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree, nodes = parsed(path)
     top_level = {id(node) for node in tree.body}
     for node in tree.body:  # `if TYPE_CHECKING:` / `try:` blocks at module level still count as module level
         if isinstance(node, (ast.If, ast.Try)):
             top_level.update(id(n) for n in ast.walk(node))
     out = []
-    for node in ast.walk(tree):
+    for node in nodes:
         targets = []
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
@@ -147,7 +160,7 @@ def package_edges(name: str, path: Path) -> list[str]:
     """The packages whose ``__init__`` a module runs by name: ``from pkg import x`` and ``import pkg`` run pkg's
     ``__init__`` whatever x is (a module or a name), so ``from pkg import mod`` is an edge to pkg as well."""
     out = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in parsed(path)[1]:
         if isinstance(node, ast.ImportFrom) and not node.level and node.module in MODULES:
             out.append(node.module)
         elif isinstance(node, ast.Import):
@@ -218,9 +231,9 @@ def test_bench_applications_have_no_doors_both_ways():
 
 def private_uses(name: str, path: Path) -> list[tuple[str, int]]:
     """(module._name, line) for every private name of another project module this module imports or reads."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    nodes = parsed(path)[1]
     aliases, out = {}, []
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.ImportFrom) and node.module and not node.level:
             for a in node.names:
                 full = f"{node.module}.{a.name}"
@@ -235,7 +248,7 @@ def private_uses(name: str, path: Path) -> list[tuple[str, int]]:
             for a in node.names:
                 if a.name in MODULES:
                     aliases[a.asname or a.name] = a.name
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
             base = ast.unparse(node.value)
             target = aliases.get(base) or (base if base in MODULES else None)
@@ -262,7 +275,7 @@ def test_records_are_built_only_in_the_record_module():
     for m, p in MODULES.items():
         if m == RECORD_MODULE:
             continue
-        for node in ast.walk(ast.parse(p.read_text(), filename=str(p))):
+        for node in parsed(p)[1]:
             keys = [k.value for k in getattr(node, "keys", []) if isinstance(node, ast.Dict) and isinstance(k, ast.Constant)]
             stores = (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
                       and isinstance(node.slice, ast.Constant) and node.slice.value == "schema")
