@@ -1,3 +1,4 @@
+import copy
 import json
 import math
 
@@ -188,19 +189,38 @@ RESUMABLE = {
 }
 
 
+@pytest.fixture(scope="module")
+def trained(gm6):
+    """The runs that several tests below read, each trained once per test process (on first use) and handed out as
+    copies: ``trained(name)`` is (the record of ``SCORABLE[name]`` run to the end, its saved state after each epoch),
+    ``trained(name, k)`` the record of the same run stopped after epoch k."""
+    made = {}
+
+    def get(name: str, k: int | None = None):
+        if (name, k) not in made:
+            cfg = SCORABLE[name]
+            if k is None:
+                states = []
+                made[name, k] = (run(cfg, data=gm6, on_state=states.append), states)
+            else:
+                made[name, k] = run(cfg, data=gm6, on_epoch=lambda m: m["epoch"] == k)  # the first k epochs only
+        return copy.deepcopy(made[name, k])
+
+    return get
+
+
 def without_timing(record):
     return [{k: v for k, v in h.items() if k != "epoch_s"} for h in record["history"]]
 
 
 @pytest.mark.parametrize("name", RESUMABLE)
-def test_a_run_resumed_from_any_epoch_gives_the_uninterrupted_record(gm6, name):
+def test_a_run_resumed_from_any_epoch_gives_the_uninterrupted_record(gm6, trained, name):
     """Stopped after epoch k (inside a phase or on a phase boundary), saved, restarted from the bytes alone."""
     cfg = RESUMABLE[name]
-    states = []
-    full = run(cfg, data=gm6, on_state=states.append)
+    full, states = trained(name)
     assert full["resumed_from_epoch"] is None and len(states) == len(full["history"]) >= 4
     for k in range(1, len(states)):
-        stopped = run(cfg, data=gm6, on_epoch=lambda m, k=k: m["epoch"] == k)  # the first k epochs only
+        stopped = trained(name, k)  # the first k epochs only
         assert without_timing(stopped) == without_timing(full)[:k]
         resumed = run(cfg, data=gm6.to_numpy(), state=bytes(states[k - 1]))  # a fresh start: nothing shared but bytes
         assert resumed["resumed_from_epoch"] == k and resumed["status"] == "ok"
@@ -211,12 +231,11 @@ def test_a_run_resumed_from_any_epoch_gives_the_uninterrupted_record(gm6, name):
         assert resumed["timing"]["train_s"] >= sum(h["epoch_s"] for h in resumed["history"][:k])
 
 
-def test_a_state_round_trips_and_is_read_with_weights_only(gm6, tmp_path):
+def test_a_state_round_trips_and_is_read_with_weights_only(gm6, trained, tmp_path):
     from moe.records.record import atomic_write_bytes
     from moe.training.checkpoint import TrainState
 
-    states = []
-    run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)
+    _, states = trained("noisy topk")
     path = atomic_write_bytes(tmp_path / "state.pt", states[1])
     state = TrainState.from_bytes(path.read_bytes())
     assert state.epoch == 2 and len(state.history) == 2 and set(state.rng) == {"batch_order", "torch"}
@@ -225,11 +244,10 @@ def test_a_state_round_trips_and_is_read_with_weights_only(gm6, tmp_path):
     assert rec["resumed_from_epoch"] == 2
 
 
-def test_a_state_of_another_config_is_refused_naming_the_fields(gm6):
+def test_a_state_of_another_config_is_refused_naming_the_fields(gm6, trained):
     from moe.training.checkpoint import StateMismatch
 
-    states = []
-    run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)
+    _, states = trained("noisy topk")
     other = {**RESUMABLE["noisy topk"], "lr": 0.05, "seed": 1}
     with pytest.raises(StateMismatch, match=r"another config \(lr: 0.01 in the state, 0.05 here; seed: 0 in the state, 1 here\)"):
         run(other, data=gm6, state=states[0])
@@ -252,14 +270,13 @@ TEST_FIELDS = ("dataset", "test", "validation", "allocation", "test_assignment",
 
 
 @pytest.mark.parametrize("name", SCORABLE)
-def test_a_saved_state_scores_like_the_run_stopped_after_its_epoch(gm6, name):
+def test_a_saved_state_scores_like_the_run_stopped_after_its_epoch(gm6, trained, name):
     from moe.training.loop import evaluate_state
 
     cfg = SCORABLE[name]
-    states = []
-    run(cfg, data=gm6, on_state=states.append)
+    _, states = trained(name)
     for k, state in enumerate(states, start=1):
-        stopped = run(cfg, data=gm6, on_epoch=lambda m, k=k: m["epoch"] == k)  # the first k epochs only
+        stopped = trained(name, k)  # the first k epochs only
         rng, threads = torch.get_rng_state(), torch.get_num_threads()
         scored = evaluate_state(cfg, state, data=gm6.to_numpy())
         assert set(scored) == set(TEST_FIELDS)
@@ -267,22 +284,20 @@ def test_a_saved_state_scores_like_the_run_stopped_after_its_epoch(gm6, name):
         assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads  # the caller's, untouched
 
 
-def test_scoring_a_state_loads_the_data_when_none_is_given(gm6):
+def test_scoring_a_state_loads_the_data_when_none_is_given(gm6, trained):
     from moe.training.checkpoint import TrainState
     from moe.training.loop import evaluate_state
 
     cfg = RESUMABLE["noisy topk"]
-    states = []
-    rec = run(cfg, data=gm6, on_state=states.append)
+    rec, states = trained("noisy topk")
     assert evaluate_state(cfg, TrainState.from_bytes(states[-1]))["test"] == rec["test"]  # a TrainState, data from the config
 
 
-def test_scoring_a_state_of_another_config_is_refused(gm6):
+def test_scoring_a_state_of_another_config_is_refused(gm6, trained):
     from moe.training.checkpoint import StateMismatch
     from moe.training.loop import evaluate_state
 
-    states = []
-    run(RESUMABLE["noisy topk"], data=gm6, on_state=states.append)
+    _, states = trained("noisy topk")
     with pytest.raises(StateMismatch, match=r"another config \(experts: 3 in the state, 4 here\)"):
         evaluate_state({**RESUMABLE["noisy topk"], "experts": 4}, states[0], data=gm6)
     with pytest.raises(StateMismatch, match="state: cannot read it"):
