@@ -3,6 +3,8 @@ run never stopped (every number bitwise, on the CPU), through ``moe.training.loo
 states of another config, damaged bytes and another device are refused."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -25,6 +27,21 @@ def text():
     return kjv_from_lines(verse_lines(6))
 
 
+@pytest.fixture(scope="module")
+def trained(text):
+    """``trained(name)``: (the record of ``CASES[name]`` run to the end, its saved state after each epoch), trained
+    once per test process on first use and handed out as copies to the tests that read it."""
+    made = {}
+
+    def get(name: str):
+        if name not in made:
+            states = []
+            made[name] = (run(CASES[name], data=text, on_state=states.append), states)
+        return copy.deepcopy(made[name])
+
+    return get
+
+
 def what_was_trained(record: dict, k: int) -> dict:
     """The record without when and where it ran; the seconds of the epochs before k kept (a resumed run keeps the
     saved ones), those of the epochs run again left out."""
@@ -34,10 +51,9 @@ def what_was_trained(record: dict, k: int) -> dict:
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_a_language_model_resumed_after_any_epoch_gives_the_uninterrupted_record(text, name):
+def test_a_language_model_resumed_after_any_epoch_gives_the_uninterrupted_record(text, trained, name):
     cfg = CASES[name]
-    states = []
-    full = run(cfg, data=text, on_state=states.append)
+    full, states = trained(name)
     assert full["status"] == "ok" and full["resumed_from_epoch"] is None and len(states) == cfg["epochs"]
     assert len(full["router_saturation"][0]["steps"]) > 3  # snapshots taken inside the epochs travel with the state
     for k in range(1, cfg["epochs"] + 1):
@@ -50,10 +66,9 @@ def test_a_language_model_resumed_after_any_epoch_gives_the_uninterrupted_record
         assert resumed["timing"]["train_s"] >= sum(h["epoch_s"] for h in resumed["history"][:k])
 
 
-def test_a_language_model_state_is_read_with_weights_only_and_checked(text, tmp_path):
+def test_a_language_model_state_is_read_with_weights_only_and_checked(text, trained, tmp_path):
     cfg = CASES["noisy top-2, load and z losses"]
-    states = []
-    run(cfg, data=text, on_state=states.append)
+    _, states = trained("noisy top-2, load and z losses")
     state = TrainState.from_bytes(states[1])
     assert state.epoch == 2 and len(state.history) == 2 and set(state.rng) == {"batch_order", "torch"}
     assert state.val_sets and all(v.dtype == torch.int16 and v.shape[0] == 2 for v in state.val_sets.values())
