@@ -16,6 +16,7 @@ the drawing ahead, and ``close`` leaves what is not drawn to the report.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ class Predraw:
             if self.worker is None:  # spawned: it inherits nothing of this process (Ray's threads included)
                 ctx = multiprocessing.get_context("spawn")
                 self.jobs = ctx.Queue()
-                self.worker = ctx.Process(target=draw_queued, args=(self.jobs,), name="predraw", daemon=True)
+                self.worker = ctx.Process(target=draw_queued, args=(self.jobs, os.getpid()), name="predraw", daemon=True)
                 self.worker.start()
             self.jobs.put((kind, args, str(path)))
             self.submitted.add(key)

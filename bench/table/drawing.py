@@ -142,7 +142,7 @@ class FigurePool:
         ctx = multiprocessing.get_context("spawn")
         if self._jobs_q is None:
             self._jobs_q, self._results_q = ctx.Queue(), ctx.Queue()
-        proc = ctx.Process(target=pictures.serve, args=(self._jobs_q, self._results_q), name="figures", daemon=True)
+        proc = ctx.Process(target=pictures.serve, args=(self._jobs_q, self._results_q, os.getpid()), name="figures", daemon=True)
         proc.start()
         self._procs.append(proc)
 

@@ -11,6 +11,7 @@ or of :data:`DRAWERS` here; ``serve``: a worker's loop.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -117,10 +118,13 @@ def draw(kind: str, args: tuple) -> bytes:
     return drawers.draw(kind, args)
 
 
-def serve(jobs, results) -> None:
+def serve(jobs, results, parent: int | None = None) -> None:
     """A figure worker (``bench.table.drawing.FigurePool``): draw each (number, kind, args) taken from the queue
-    ``jobs`` and put (number, PNG) on ``results``, or (number, the exception) where it fails, until a None."""
-    while (job := jobs.get()) is not None:
+    ``jobs`` and put (number, PNG) on ``results``, or (number, the exception) where it fails, until a None, or
+    until the process that started it is gone (``moe.pictures.drawers.next_job``: a build killed mid-way leaves no
+    worker behind; ``parent``: its pid, default the one that started this process)."""
+    parent = os.getppid() if parent is None else parent
+    while (job := drawers.next_job(jobs, parent)) is not None:
         number, kind, args = job
         try:
             results.put((number, draw(kind, args)))

@@ -22,3 +22,81 @@ def test_a_job_that_cannot_be_written_is_skipped_quietly_and_the_next_is_drawn(t
     assert worker.exitcode == 0
     assert good.read_bytes().startswith(b"\x89PNG") and not bad.exists()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_next_job_returns_a_job_and_none_once_the_parent_is_gone():
+    import queue as queue_mod
+    import os
+
+    from moe.pictures.drawers import next_job
+
+    class Waiting:  # a queue that has a job once, then none
+        def __init__(self):
+            self.items = ["job"]
+
+        def get(self, timeout):
+            if self.items:
+                return self.items.pop()
+            raise queue_mod.Empty
+
+    jobs = Waiting()
+    assert next_job(jobs, os.getppid(), poll_s=0.01) == "job"
+    assert next_job(jobs, os.getppid() + 10**6, poll_s=0.01) is None  # a parent that is not this process's: gone
+
+
+DRIVER = """
+import multiprocessing, os, sys, time
+from moe.pictures.drawers import draw_queued
+from bench.table.pictures import serve
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    a, b, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    workers = [ctx.Process(target=draw_queued, args=(a, os.getpid()), daemon=True),
+               ctx.Process(target=serve, args=(b, results, os.getpid()), daemon=True),
+               ctx.Process(target=serve, args=(b, results), daemon=True)]  # the default: the process that started it
+    for w in workers:
+        w.start()
+    b.put((0, "heatmap", ([[1, 0], [0, 1]], ["a", "b"], "t")))
+    results.get(timeout=120)  # the workers are up and drawing
+    print(" ".join(str(w.pid) for w in workers), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_figure_workers_end_when_the_process_that_started_them_is_killed(tmp_path):
+    """A sweep driver or report killed without a word (SIGKILL) sends no None to its figure workers: they end
+    within seconds instead of waiting for ever on their queues."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()})
+    pids: list[int] = []
+    try:
+        pids = [int(p) for p in driver.stdout.readline().split()]
+        assert len(pids) == 3
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+        deadline = time.monotonic() + 60
+        while (alive := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive, f"figure workers outlived the killed driver: {alive}"
+    finally:
+        driver.kill()
+        for p in pids:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie or a vanished pid is not)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "zombie" not in next(line for line in f if line.startswith("State:"))
+    except (OSError, StopIteration):
+        return False
