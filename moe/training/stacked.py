@@ -49,7 +49,7 @@ from moe.data import Dataset
 from moe.model import checked_config
 from moe.records.provenance import provenance
 from moe.training.epoch_stats import FLUSH_FLOATS, runs as equal_runs
-from moe.training.epochs import all_finite
+from moe.training.epochs import all_finite, step_checked
 from moe.training.evaluate import validation_pass
 from moe.routers.base import capacity_slots
 from moe.scoring.saturation import saturation_k
@@ -318,29 +318,17 @@ def train_stacked(config: Config | dict[str, Any], seeds: list[int], data: Datas
 def stacked_epoch(stack: StackedMixture, optimizer: torch.optim.Optimizer, cfg: Config, runs: list[loop.Training],
                   temperature: float) -> SeedStats:
     """One training epoch of every seed together (each seed's own shuffled batches); the seeds' statistics.
-    Raises FloatingPointError at the first non-finite loss or gradient. The step as a run's
-    (``moe.training.epochs.step_checked``): the gradients set to None, the summed loss back-propagated, then the loss
-    and every gradient checked and the optimizer stepped on one concatenation of the gradients where it can."""
+    Raises FloatingPointError at the first non-finite loss or gradient. The step is a run's
+    (``moe.training.epochs.step_checked``) on the seeds' summed loss."""
     x, y, S = runs[0].x_train, runs[0].y_train, len(runs)
     stats = SeedStats(S, stack.n_experts, y.device)
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    fused = getattr(optimizer, "step_if_finite", None)
     orders = [torch.randperm(len(y), generator=t.batch_order).to(y.device).split(cfg.batch_size) for t in runs]
     for batch in zip(*orders):
         idx = torch.stack(batch)  # [S, B] each seed's own batch
         yb = y[idx]
         mixed, ids, w, expert_lp = stack.log_probs(x[idx], temperature)
         losses = task_loss(cfg.objective, mixed, yb)  # [S]
-        total = losses.sum()
-        for p in params:  # zero_grad(set_to_none=True) without its per-call machinery
-            p.grad = None
-        total.backward()
-        finite = None if fused is None else fused(total)
-        if finite is None:  # no fused step, or it does not serve this step: the check, then the plain step
-            finite = all_finite([total.detach(), *(p.grad for p in params if p.grad is not None)])
-            if finite:
-                optimizer.step()
-        if not finite:
+        if step_checked(losses.sum(), optimizer, stack) is not None:
             raise FloatingPointError("non-finite training loss" if not bool(torch.isfinite(losses).all())
                                      else "non-finite gradients")
         stats.add(losses.detach(), mixed.detach(), ids, w.detach(), expert_lp.detach(), yb)
