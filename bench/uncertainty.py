@@ -159,10 +159,12 @@ def summarize_many(values: Sequence[np.ndarray], bounds: Sequence[tuple[float, f
     every array of that size: the generator is seeded) and both quantiles of all of them in another. Summaries are
     kept: a table and its page ask for the same runs' summary several times."""
     out: list[Summary | None] = [None] * len(values)
+    keys: list[tuple[bytes, tuple[float, float]]] = []
     todo: dict[int, list[tuple[int, np.ndarray, tuple, tuple[float, float]]]] = {}
     for i, (a, b) in enumerate(zip(values, bounds)):
         a = np.ascontiguousarray(a, dtype=float)
         key = (a.tobytes(), (float(b[0]), float(b[1])))
+        keys.append(key)
         if key in _KEPT:
             out[i] = _KEPT[key]
             continue
@@ -187,8 +189,7 @@ def summarize_many(values: Sequence[np.ndarray], bounds: Sequence[tuple[float, f
                 out[i] = Summary(n, mean, *clip(float(low), float(high), b), lo, hi)
     if len(_KEPT) > _KEEP:
         _KEPT.clear()
-    for a, b, st in zip(values, bounds, out):
-        _KEPT[(np.ascontiguousarray(a, dtype=float).tobytes(), (float(b[0]), float(b[1])))] = st
+    _KEPT.update(zip(keys, out))
     return out
 
 
