@@ -39,7 +39,6 @@ from bench.table.tradeoff import tradeoff_data
 from bench.table.vs_experts import expert_count_figure
 from moe.config import FIELD_TYPES
 from moe.records.naming import full_name, wrapped
-from moe.pictures.plots import allocation_heatmap
 from moe.records.record import atomic_write_bytes
 
 
@@ -161,8 +160,3 @@ def best_heatmap_jobs(runs: pd.DataFrame, class_names: list[str] | None = None) 
         out.append((router, (alloc, names, title)))
     return out
 
-
-def best_heatmaps(runs: pd.DataFrame, sweep_dir: SweepDir, class_names: list[str] | None = None) -> list[Path]:
-    """heatmaps/<router>.png: the allocation of each router's best ok run (:func:`best_heatmap_jobs`)."""
-    return [allocation_heatmap(*args[:2], sweep_dir.heatmaps_dir / f"{router}.png", title=args[2])
-            for router, args in best_heatmap_jobs(runs, class_names)]

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from bench.sweep.layout import SweepDir
 from bench.table import tables
 from bench.table.runs import record_row
 
@@ -21,17 +18,9 @@ def record(index, seed, test_acc, val_acc, allocation, val_nmi=0.5, router="s"):
             "bench": {"index": index, "name": f"{router}[experts=2]", "trial_s": 1.0}}
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The allocation and title of every heat-map best_heatmaps draws (router -> (allocation, title))."""
-    out = {}
-
-    def draw(alloc, names, path, title):
-        out[path.stem] = (alloc, title)
-        return path
-
-    monkeypatch.setattr(tables, "allocation_heatmap", draw)
-    return out
+def heatmaps(runs):
+    """The allocation and title of every heat-map a sweep's tables draw (router -> (allocation, title))."""
+    return {router: (alloc, title) for router, (alloc, _, title) in tables.best_heatmap_jobs(runs)}
 
 
 def write(tmp_path, recs):
@@ -47,26 +36,23 @@ def test_runs_csv_has_the_validation_scores_as_val_columns():
     assert "val_accuracy" not in record_row(record(0, 0, 0.9, None, [[1, 0], [0, 1]]))
 
 
-def test_the_best_run_is_the_best_by_validation_accuracy_not_by_test_accuracy(tmp_path, drawn):
+def test_the_best_run_is_the_best_by_validation_accuracy_not_by_test_accuracy(tmp_path):
     best_on_test, best_on_val = [[5, 0], [0, 5]], [[3, 2], [1, 4]]
     runs = write(tmp_path, [record(0, 0, 0.95, 0.70, best_on_test), record(1, 1, 0.80, 0.90, best_on_val),
                             record(2, 2, 0.90, 0.80, [[4, 1], [1, 4]])])
-    tables.best_heatmaps(runs, SweepDir(tmp_path))
-    alloc, title = drawn["s"]
+    alloc, title = heatmaps(runs)["s"]
     assert alloc == best_on_val and "by validation accuracy (seed 1)" in title and "validation 0.900" in title
 
 
-def test_validation_ties_go_to_the_validation_nmi(tmp_path, drawn):
+def test_validation_ties_go_to_the_validation_nmi(tmp_path):
     runs = write(tmp_path, [record(0, 0, 0.99, 0.8, [[5, 0], [0, 5]], val_nmi=0.1),
                             record(1, 1, 0.50, 0.8, [[2, 3], [3, 2]], val_nmi=0.6)])
-    tables.best_heatmaps(runs, SweepDir(tmp_path))
-    assert drawn["s"][0] == [[2, 3], [3, 2]]
+    assert heatmaps(runs)["s"][0] == [[2, 3], [3, 2]]
 
 
-def test_without_validation_scores_the_first_run_is_shown_not_the_best_on_test(tmp_path, drawn):
+def test_without_validation_scores_the_first_run_is_shown_not_the_best_on_test(tmp_path):
     runs = write(tmp_path, [record(0, 1, 0.99, None, [[5, 0], [0, 5]]), record(1, 0, 0.50, None, [[2, 3], [3, 2]])])
-    tables.best_heatmaps(runs, SweepDir(tmp_path))
-    alloc, title = drawn["s"]
+    alloc, title = heatmaps(runs)["s"]
     assert alloc == [[2, 3], [3, 2]] and "first run (seed 0; no validation scores" in title
 
 
