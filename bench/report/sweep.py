@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from bench.report import page_parts
@@ -25,7 +26,7 @@ from bench.sweep.layout import SweepDir
 from bench.table import drawing
 from bench.table.configurations import TABLE_SCORES, collapsed_mask
 from bench.table.record_cache import RecordTable
-from bench.table.tables import build, pick_best
+from bench.table.tables import best_position, build
 from bench.uncertainty import RULE_WORDS, clean, domain, summarize_many
 from moe.config import FIELD_TYPES
 from moe.records.naming import full_name, wrapped
@@ -40,8 +41,9 @@ RUN_COLUMNS = ("accuracy", "nmi", "cheating_index", "busiest_share", "train_s")
 
 def row_config(row: pd.Series) -> dict[str, Any]:
     """The config fields of a runs.csv row (NaN read back as None)."""
-    return {k: (None if not isinstance(row[k], (list, dict)) and pd.isna(row[k]) else row[k])
-            for k in FIELD_TYPES if k in row.index}
+    values = dict(zip(row.index, row.to_numpy()))  # the row's own objects, without a lookup by label per field
+    return {k: (None if not isinstance(values[k], (list, dict)) and pd.isna(values[k]) else values[k])
+            for k in FIELD_TYPES if k in values}
 
 
 def best_values(summ: pd.DataFrame, cols: list[str]) -> dict[str, float]:
@@ -183,7 +185,8 @@ def best_run(ok: pd.DataFrame, class_names: list[str] | None) -> dict[str, Any] 
     heat-map's title; None when no ok run has an allocation."""
     if not (len(ok) and "accuracy" in ok.columns and "allocation" in ok.columns and ok["allocation"].notna().any()):
         return None
-    best, by_validation = pick_best(ok[ok["allocation"].notna()])
+    position, by_validation = best_position(ok, among=np.flatnonzero(ok["allocation"].notna().to_numpy()))
+    best = ok.iloc[position]
     alloc = json.loads(best["allocation"]) if isinstance(best["allocation"], str) else best["allocation"]
     names = class_names if class_names and len(class_names) == len(alloc) else [f"class {c}" for c in range(len(alloc))]
     picked = (f"best run by validation accuracy {best['val_accuracy']:.3f}" if by_validation
@@ -246,8 +249,10 @@ def drill_down(i: int, name: str, g: pd.DataFrame, records: RecordTable | dict[i
     return page_parts.details(summary, "".join(body), anchor=f"cfg-{i}")
 
 
-def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
-    """The page of a sweep directory, from ``bench.table.tables.build``'s result (built here when not given)."""
+def render(folder: str | Path, built: dict[str, Any] | None = None,
+           on_built: Callable[[dict[str, Any]], None] | None = None) -> str:
+    """The page of a sweep directory, from ``bench.table.tables.build``'s result (built here when not given: its plots
+    drawn with the page's figures; ``on_built``, when given, is called with that result as soon as it is built)."""
     sweep_dir = SweepDir(Path(folder).resolve())
     n_records = len(sweep_dir.record_files())
     # the tables' plots too, when they are built here; no cache in a directory of a runs.csv alone (a published one)
@@ -255,7 +260,7 @@ def render(folder: str | Path, built: dict[str, Any] | None = None) -> str:
     if built is None and n_records > drawing.PER_WORKER and not sweep_dir.figure_cache_dir.is_dir():
         figures.warm_up()  # a first page of many runs: every figure to draw
     try:
-        return _render(sweep_dir, built, figures)
+        return _render(sweep_dir, built, figures, on_built)
     finally:
         figures.close(kill=True)  # workers left by a failure (none after a page is filled)
 
@@ -274,13 +279,17 @@ def drill_figures(runs: pd.DataFrame, records: RecordTable | dict[int, dict[str,
     return jobs
 
 
-def _render(sweep_dir: SweepDir, built: dict[str, Any] | None, figures: Figures) -> str:
+def _render(sweep_dir: SweepDir, built: dict[str, Any] | None, figures: Figures,
+            on_built: Callable[[dict[str, Any]], None] | None = None) -> str:
     early: dict[str, Any] = {}
 
     def hand_out(runs: pd.DataFrame, records: RecordTable) -> None:  # the figures first: drawn while the rest is built
         early["jobs"] = drill_figures(runs, records, records.class_names(), figures)
 
-    built = build(sweep_dir.root, figures=figures, early=hand_out) if built is None else built
+    if built is None:
+        built = build(sweep_dir.root, figures=figures, early=hand_out)
+        if on_built is not None:
+            on_built(built)
     if built.get("figures") is not None and built["figures"] is not figures:  # plots of a build of their own: kept
         figures.keep |= {built["figures"].jobs[n][3] for n in (built.get("figure_jobs") or {}).values()}
     runs: pd.DataFrame = built["runs"]
@@ -348,7 +357,9 @@ def drawn_configurations(runs: pd.DataFrame, names: list[str], limit: int | None
     return set(names[:limit])
 
 
-def write_sweep_report(folder: str | Path, built: dict[str, Any] | None = None) -> Path:
-    """Write report.html into the sweep directory (atomically); returns its path."""
+def write_sweep_report(folder: str | Path, built: dict[str, Any] | None = None,
+                       on_built: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Write report.html into the sweep directory (atomically); returns its path. Without ``built``, the page builds
+    the tables first (:func:`render`: ``on_built`` is told what they are)."""
     sweep_dir = SweepDir(Path(folder).resolve())
-    return atomic_write_bytes(sweep_dir.report_path, render(sweep_dir.root, built).encode("utf-8"))
+    return atomic_write_bytes(sweep_dir.report_path, render(sweep_dir.root, built, on_built).encode("utf-8"))
