@@ -49,22 +49,23 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     # the configuration's values gives (pandas takes numpy's sums), without making one per configuration and score
     arrays = {c: order[c].to_numpy(dtype=float) for c in scores if pd.api.types.is_float_dtype(order[c])}
     status = order["status"].to_numpy()
+    busiest = busiest_shares(order).to_numpy(dtype=float, na_value=np.nan)  # collapsed_runs of each configuration's ok runs, read below
     spreads: list[tuple[dict[str, Any], str, np.ndarray]] = []  # (row, column, values): their intervals drawn together
-    for name, where in _groups(order):
-        g = order.iloc[where]
+    for name, where in _groups(order):  # by position, column by column: no copy of the configuration's rows
         is_ok = status[where] == "ok"
-        ok = g[is_ok]
-        row: dict[str, Any] = {"name": name, "router": g["router"].iloc[0] if "router" in g else name.split("[")[0],
-                               "runs": len(g)}
+        ok_rows = where[is_ok]
+        row: dict[str, Any] = {"name": name, "router": order["router"].iloc[where[0]] if "router" in order else name.split("[")[0],
+                               "runs": len(where)}
         for s in STATUSES:
             row[f"n_{s}"] = int((status[where] == s).sum())
-        row["n_collapsed"] = collapsed_runs(ok)
+        shares = busiest[ok_rows]
+        row["n_collapsed"] = float((shares >= COLLAPSE_SHARE).sum()) if (~np.isnan(shares)).any() else math.nan
         for c in scores:
             if c in arrays:
-                vals = arrays[c][where[is_ok]]
+                vals = arrays[c][ok_rows]
                 vals = vals[~np.isnan(vals)]
             else:  # integers, flags, text read as numbers: as a Series, as always
-                vals = pd.to_numeric(ok[c], errors="coerce").dropna()
+                vals = pd.to_numeric(order[c].iloc[ok_rows], errors="coerce").dropna()
             row[f"{c}_mean"] = float(vals.mean()) if len(vals) else math.nan
             spread = len(vals) > 1 and not c.startswith("stability_")  # a run's stability is already a mean over pairs
             row[f"{c}_std"] = float(vals.std(ddof=1)) if spread else math.nan
