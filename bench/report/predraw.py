@@ -73,7 +73,7 @@ class Predraw:
                 records[i] = folder.read_record(folder.record_path(i))
             except (OSError, DamagedFile):
                 return  # the report will say what is wrong with it
-        g = runs_frame([records[i] for i in indices])
+        g = runs_frame([records[i] for i in indices], stability=False)  # the figures show none of it
         for kind, args, _ in figure_jobs(name, g, records, folder.class_names()):
             key = self.figures.key(kind, args)
             path = folder.figure_cache_dir / f"{key}.png"

@@ -121,10 +121,11 @@ def long_format(runs: pd.DataFrame) -> pd.DataFrame:
     return long.reindex(columns=[c for c in LONG_COLUMNS if c in long.columns]).reset_index(drop=True)
 
 
-def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """The runs table: one row per record, with seed stability from the stored test assignments."""
+def runs_frame(records: list[dict[str, Any]], stability: bool = True) -> pd.DataFrame:
+    """The runs table: one row per record, with seed stability from the stored test assignments (NaN without
+    ``stability``: for a caller that reads the rest only)."""
     rows = [record_row(r) for r in records]
-    return frame_of_rows(rows, seed_stability(records), [allocation_scores(r["allocation"]) for r in rows])
+    return frame_of_rows(rows, seed_stability(records) if stability else {}, [allocation_scores(r["allocation"]) for r in rows])
 
 
 DERIVED = ("busiest_share", "mi_bits", "h_expert_bits")  # the scores a run's allocation gives (allocation_scores)
