@@ -27,16 +27,22 @@ __all__ = ["run_sweep", "tables_and_report"]
 
 
 def tables_and_report(folder: str) -> dict[str, Any]:
-    """Build a sweep directory's tables, then its report.html; a report that fails costs neither records nor
-    tables (a warning says how to rebuild it). Returns what ``bench.table.tables.build`` returns."""
+    """Build a sweep directory's tables and its report.html, as ``python -m bench.report`` does: one build, whose plots
+    are drawn with the page's figures (by the same worker processes, while the rest is written). A report that fails
+    costs neither records nor tables: they are built again on their own (an error of the tables themselves is raised
+    there, as from ``bench.table``), and a warning says how to rebuild the page. Returns what
+    ``bench.table.tables.build`` returns."""
     if not SweepDir(folder).record_files() and not SweepDir(folder).runs_csv.is_file():
         return {"runs": pd.DataFrame(columns=["index", "name", "status"]), "files": []}  # stopped before any record
-    built = build_tables(folder)
+    built: dict[str, Any] = {}
     try:
-        write_sweep_report(folder, built)
-    except Exception as err:  # the page must not cost the finished records and tables: they are on disk
-        print(f"warning: report.html not written ({type(err).__name__}: {err}); rebuild it with "
-              f"`python -m bench.report {folder}`", file=sys.stderr, flush=True)
+        write_sweep_report(folder, on_built=built.update)
+        return built
+    except Exception as err:  # the page must not cost the finished records and tables
+        failure = err
+    built = build_tables(folder)  # the tables, their plots included, whatever of them the page had written
+    print(f"warning: report.html not written ({type(failure).__name__}: {failure}); rebuild it with "
+          f"`python -m bench.report {folder}`", file=sys.stderr, flush=True)
     return built
 
 
