@@ -1,7 +1,8 @@
 """The tables' plots from plain data, and what a figure worker process runs.
 
-``tradeoff_figure`` (tradeoff.png) and ``saturation_figure`` (saturation.png) draw on a bare Figure from lists and
-numbers that ``bench.table.tradeoff`` and ``bench.table.saturation`` compute from the runs; this module imports only
+``tradeoff_figure`` (tradeoff.png), ``saturation_figure`` (saturation.png) and ``expert_count_figure``
+(vs_experts.png) draw on a bare Figure from lists and numbers that ``bench.table.tradeoff``, ``bench.table.saturation``
+and ``bench.table.vs_experts`` compute from the runs; this module imports only
 matplotlib and ``moe.pictures.drawers`` (no pandas, no torch), so that a worker process drawing the figures of a
 build (``bench.table.drawing``) starts in a fraction of the time of one importing the tables.
 
@@ -17,11 +18,11 @@ from typing import Any
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from moe.pictures import drawers
 
-__all__ = ["tradeoff_figure", "saturation_figure", "draw", "serve", "DRAWERS"]
+__all__ = ["tradeoff_figure", "saturation_figure", "expert_count_figure", "draw", "serve", "DRAWERS"]
 
 
 def tradeoff_figure(data: dict[str, Any]) -> Figure:
@@ -107,8 +108,41 @@ def saturation_figure(curves: dict[str, tuple[list[int], list[float], int]], tit
     return fig
 
 
+def expert_count_figure(data: dict[str, Any]) -> Figure:
+    """Four panels (accuracy, cheating index, local fidelity, readable parameters of the experts in use) against
+    the expert count (log scale), one line per router family (``bench.table.vs_experts.expert_count_data``)."""
+    fig = Figure(figsize=(12, 8))
+    counts = data["counts"]
+    for i, panel in enumerate(data["panels"]):
+        ax = fig.add_subplot(2, 2, i + 1)
+        for name, experts, values, bars in panel["lines"]:
+            line, = ax.plot(experts, values, marker="o", label=name)
+            for ci, x, y, below, above in bars:  # intervals in the line's colour, ranges thin and grey
+                ax.errorbar(x, y, yerr=[below, above], fmt="none", ecolor=line.get_color() if ci else "0.6",
+                            elinewidth=0.9 if ci else 0.6, capsize=2 if ci else 0)
+        ax.set_xscale("log")
+        if counts:  # the expert counts themselves, not powers of ten
+            ax.set_xticks(counts, [f"{int(e):,}" for e in counts], fontsize=7)
+            ax.xaxis.set_minor_locator(NullLocator())
+        if panel["log_y"]:
+            ax.set_yscale("log")
+            plain = FuncFormatter(lambda v, _: f"{v:,.0f}")  # counts of parameters, not 6 x 10^1
+            ax.yaxis.set_major_formatter(plain), ax.yaxis.set_minor_formatter(plain)
+            ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.set_xlabel("experts E")
+        ax.set_ylabel(panel["label"])
+        ax.grid(True, alpha=0.3)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
+    fig.suptitle(data["title"])
+    fig.text(0.5, 0.955, data["note"], fontsize=7, color="0.3", ha="center", va="top")
+    fig.tight_layout(rect=(0, 0.04 + 0.02 * math.ceil(len(labels) / 3), 1, 0.94))
+    return fig
+
+
 # job kind -> the function drawing its Figure from plain data (besides moe.pictures.drawers.DRAWERS)
-DRAWERS = {"tradeoff": tradeoff_figure, "saturation": saturation_figure}
+DRAWERS = {"tradeoff": tradeoff_figure, "saturation": saturation_figure, "vs_experts": expert_count_figure}
 
 
 def draw(kind: str, args: tuple) -> bytes:

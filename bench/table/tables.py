@@ -37,7 +37,7 @@ from bench.table.record_cache import RecordTable
 from bench.table.runs import long_format, runs_frame
 from bench.table.saturation import saturation_job
 from bench.table.tradeoff import tradeoff_data
-from bench.table.vs_experts import expert_count_figure
+from bench.table.vs_experts import expert_count_job
 from moe.config import FIELD_TYPES
 from moe.records.naming import full_name, wrapped
 from moe.records.record import atomic_write_bytes
@@ -113,7 +113,8 @@ def build(folder: str | Path, runs: pd.DataFrame | None = None, plots: bool = Tr
             files.append(sweep_dir.heatmaps_dir / f"{router}.png")
         ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
         if "experts" in ok.columns and ok["experts"].nunique() >= 3:
-            files.append(expert_count_figure(ok, path("vs_experts.png"), title=title))
+            jobs[path("vs_experts.png")] = pool.add_job(*expert_count_job(ok, title))
+            files.append(path("vs_experts.png"))
     if saturation:
         files.append(path("saturation.png"))
     for p, number in jobs.items():

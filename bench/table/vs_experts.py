@@ -8,15 +8,14 @@ count, NaNs left out (a collapsed run has no cheating index). Reads runs.csv row
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullLocator
 
+from bench.table import pictures
 from bench.uncertainty import BAR_WORDS, summarize
 
 from moe.pictures.plots import save_png
@@ -54,40 +53,38 @@ def curves(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def expert_count_figure(runs: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Path:
-    """Four panels (accuracy, cheating index, local fidelity, readable parameters of the experts in use) against
-    the expert count (log scale), one line per router family; written as a PNG at ``path``."""
+def expert_count_data(runs: pd.DataFrame, title: str = "") -> dict[str, Any]:
+    """What vs_experts.png shows, as plain data (``bench.table.pictures.expert_count_figure`` draws it): per panel its
+    label, its scale and, per router family with a value there (sorted by name), the points and their error bars
+    (intervals in the line's colour, ranges thin and grey); the expert counts run, the title and the note."""
     table = curves(runs)
-    fig = Figure(figsize=(12, 8))
-    for i, (column, label, log_y) in enumerate(PANELS):
-        ax = fig.add_subplot(2, 2, i + 1)
+    counts = sorted(table["experts"].dropna().unique()) if "experts" in table.columns else []
+    panels = []
+    for column, label, log_y in PANELS:
+        lines = []
         if column in table.columns:
             for name, rows in table.groupby("family", sort=True):
                 rows = rows.sort_values("experts")
                 if rows[column].notna().any():
-                    line, = ax.plot(rows["experts"], rows[column], marker="o", label=name)
-                    for ci in (True, False):  # intervals in the line's colour, ranges thin and grey
+                    bars = []
+                    for ci in (True, False):
                         at = rows[rows[f"{column}_ci"] == ci]
-                        ax.errorbar(at["experts"], at[column], yerr=[at[f"{column}_below"], at[f"{column}_above"]],
-                                    fmt="none", ecolor=line.get_color() if ci else "0.6", elinewidth=0.9 if ci else 0.6,
-                                    capsize=2 if ci else 0)
-        ax.set_xscale("log")
-        counts = sorted(table["experts"].dropna().unique()) if "experts" in table.columns else []
-        if counts:  # the expert counts themselves, not powers of ten
-            ax.set_xticks(counts, [f"{int(e):,}" for e in counts], fontsize=7)
-            ax.xaxis.set_minor_locator(NullLocator())
-        if log_y and column in table.columns and (table[column] > 0).any():
-            ax.set_yscale("log")
-            plain = FuncFormatter(lambda v, _: f"{v:,.0f}")  # counts of parameters, not 6 x 10^1
-            ax.yaxis.set_major_formatter(plain), ax.yaxis.set_minor_formatter(plain)
-            ax.tick_params(axis="y", which="minor", labelsize=7)
-        ax.set_xlabel("experts E")
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-    handles, labels = fig.axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
-    fig.suptitle(title or "against the number of experts (mean over seeds)")
-    fig.text(0.5, 0.955, f"Points: means over seeds; {BAR_WORDS}.", fontsize=7, color="0.3", ha="center", va="top")
-    fig.tight_layout(rect=(0, 0.04 + 0.02 * math.ceil(len(labels) / 3), 1, 0.94))
-    return save_png(fig, path)
+                        bars.append([ci, at["experts"].tolist(), at[column].tolist(), at[f"{column}_below"].tolist(),
+                                     at[f"{column}_above"].tolist()])
+                    lines.append([str(name), rows["experts"].tolist(), rows[column].tolist(), bars])
+        panels.append({"label": label, "lines": lines,
+                       "log_y": bool(log_y and column in table.columns and (table[column] > 0).any())})
+    return {"panels": panels, "counts": [c.item() if hasattr(c, "item") else c for c in counts],
+            "title": title or "against the number of experts (mean over seeds)",
+            "note": f"Points: means over seeds; {BAR_WORDS}."}
+
+
+def expert_count_job(runs: pd.DataFrame, title: str = "") -> tuple[str, tuple]:
+    """vs_experts.png as a figure job (``bench.table.drawing``): drawn by a worker, kept by content."""
+    return "vs_experts", (expert_count_data(runs, title),)
+
+
+def expert_count_figure(runs: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Path:
+    """Four panels (accuracy, cheating index, local fidelity, readable parameters of the experts in use) against
+    the expert count (log scale), one line per router family; written as a PNG at ``path``."""
+    return save_png(pictures.expert_count_figure(expert_count_data(runs, title)), path)

@@ -1,9 +1,14 @@
-"""The expert-count figure: families, means over seeds, a PNG."""
+"""The expert-count figure: families, means over seeds, a PNG, a figure job kept in the cache."""
+import json
 import math
 
 import pandas as pd
 
-from bench.table.vs_experts import curves, expert_count_figure, family
+from bench.table import drawing
+from bench.table.drawing import KINDS, draw
+from bench.table.tables import build
+from bench.table.vs_experts import curves, expert_count_figure, expert_count_job, family
+from tests.bench.sweep_dirs import TINY, make_sweep_dir
 
 
 def test_family_drops_only_the_expert_count():
@@ -34,3 +39,28 @@ def test_curves_average_the_ok_runs_of_each_family_and_count():
 def test_the_figure_is_a_png(tmp_path):
     path = expert_count_figure(runs(), tmp_path / "vs_experts.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_job_draws_the_bytes_of_the_figure(tmp_path):
+    kind, args = expert_count_job(runs(), "t")
+    text = json.dumps(args)  # plain data (NaN for a missing score): a worker can draw it, a cache key names it
+    assert kind in KINDS and json.dumps(json.loads(text)) == text
+    assert draw(kind, args) == expert_count_figure(runs(), tmp_path / "v.png", title="t").read_bytes()
+
+
+def test_a_rebuild_finds_vs_experts_in_the_figure_cache(tmp_path, monkeypatch):
+    """Drawn as a pooled job on the first build (not in this process's table code), found in the cache after."""
+    grid = {"router": ["softmax"], "experts": [1, 2, 3], "seed": [0]}
+    sweep = make_sweep_dir(tmp_path / "s", {**TINY, "grid": grid})
+    drawn = []
+    real = drawing.draw
+    monkeypatch.setattr(drawing, "draw", lambda kind, args: drawn.append(kind) or real(kind, args))
+    monkeypatch.setattr(drawing, "PER_WORKER", 10**6)  # every figure drawn here, so counted
+    first = build(sweep)
+    png = (tmp_path / "s" / "vs_experts.png").read_bytes()
+    assert "vs_experts" in drawn and first["figures"].drawn == len(drawn)
+    drawn.clear()
+    (tmp_path / "s" / "vs_experts.png").unlink()
+    second = build(sweep)
+    assert drawn == [] and second["figures"].drawn == 0
+    assert (tmp_path / "s" / "vs_experts.png").read_bytes() == png
