@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import queue
 
+from matplotlib.figure import Figure
+
 from moe.pictures.plots import heatmap_figure
 from moe.pictures.view_plots import (curves_figure, expert_weights_figure, gate_regions_figure, png_bytes,
                                      prototypes_figure)
@@ -17,9 +19,16 @@ DRAWERS = {"heatmap": heatmap_figure, "curves": curves_figure, "gate_regions": g
            "expert_weights": expert_weights_figure, "prototypes": prototypes_figure}
 
 
+REUSED = {"curves", "gate_regions"}  # kinds drawn on one Figure per process, emptied between jobs (the same PNG, less to build)
+_kept: dict[str, Figure] = {}
+
+
 def draw(kind: str, args: tuple) -> bytes:
     """The PNG of one job (in whichever process runs it)."""
-    return png_bytes(DRAWERS[kind](*args))
+    if kind not in REUSED:
+        return png_bytes(DRAWERS[kind](*args))
+    fig = _kept[kind] = DRAWERS[kind](*args, reuse=_kept.get(kind))
+    return png_bytes(fig)
 
 
 PARENT_POLL_S = 1.0  # how often a waiting worker looks whether the process that started it is still there
