@@ -142,5 +142,5 @@ def _annotate(ax, rows: list[list[float]]) -> None:
     for c, row in enumerate(rows):
         for e, v in enumerate(row):
             text = f"{v:g}" if isinstance(v, float) else str(v)
-            ax.text(e, c, text, ha="center", va="center", fontsize=8,
-                    color="white" if v > top / 2 else "black")
+            ax.text(e, c, text, ha="center", va="center", fontsize=8, color="white" if v > top / 2 else "black",
+                    in_layout=False)  # inside its cell: the constrained layout need not measure it (same pixels)
