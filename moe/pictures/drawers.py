@@ -9,7 +9,7 @@ import queue
 
 from matplotlib.figure import Figure
 
-from moe.pictures.plots import heatmap_figure
+from moe.pictures.plots import heatmap_figure, remember_layout
 from moe.pictures.view_plots import (curves_figure, expert_weights_figure, gate_regions_figure, png_bytes,
                                      prototypes_figure)
 from moe.records.files import atomic_write_bytes
@@ -19,7 +19,7 @@ DRAWERS = {"heatmap": heatmap_figure, "curves": curves_figure, "gate_regions": g
            "expert_weights": expert_weights_figure, "prototypes": prototypes_figure}
 
 
-REUSED = {"curves", "gate_regions"}  # kinds drawn on one Figure per process, emptied between jobs (the same PNG, less to build)
+REUSED = {"curves", "gate_regions", "heatmap"}  # kinds drawn on one Figure per process, emptied between jobs (the same PNG, less to build)
 _kept: dict[str, Figure] = {}
 
 
@@ -27,7 +27,10 @@ def draw(kind: str, args: tuple) -> bytes:
     """The PNG of one job (in whichever process runs it)."""
     if kind not in REUSED:
         return png_bytes(DRAWERS[kind](*args))
-    fig = _kept[kind] = DRAWERS[kind](*args, reuse=_kept.get(kind))
+    fig = DRAWERS[kind](*args, reuse=_kept.get(kind))
+    if kind not in _kept:
+        remember_layout(fig)
+        _kept[kind] = fig
     return png_bytes(fig)
 
 

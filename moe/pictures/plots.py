@@ -17,10 +17,12 @@ from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from moe.records.files import atomic_write_bytes
 
-__all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_figure", "heatmap_size", "save_png", "DPI", "ANNOTATE_MAX_CELLS"]
+__all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_figure", "heatmap_size", "save_png", "DPI", "ANNOTATE_MAX_CELLS",
+           "remember_layout", "emptied"]
 
 DPI = 100
 ANNOTATE_MAX_CELLS = 400  # counts are written in the cells when C * E is at most this (and E <= 32)
@@ -57,22 +59,67 @@ def allocation_heatmap(allocation, class_names: Sequence[str], path: str | os.Pa
     return save_png(heatmap_figure(allocation, class_names, title), path)
 
 
-def heatmap_figure(allocation, class_names: Sequence[str], title: str | None = None) -> Figure:
-    """The Figure :func:`allocation_heatmap` writes (for a caller that wants the PNG's bytes, not a file)."""
+def heatmap_figure(allocation, class_names: Sequence[str], title: str | None = None, reuse: Figure | None = None) -> Figure:
+    """The Figure :func:`allocation_heatmap` writes (for a caller that wants the PNG's bytes, not a file).
+    ``reuse``: a Figure this function drew before, drawn on again (:func:`emptied`; its colour bar updated)."""
     rows = _matrix(allocation)
     n_classes, n_experts = len(rows), len(rows[0])
     names = [str(c) for c in class_names]
     if len(names) != n_classes:
         raise ValueError(f"class_names: expected {n_classes} names (one per row), got {len(names)}")
     width, height = heatmap_size(n_classes, n_experts, max(len(s) for s in names))
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
-    ax = fig.add_subplot()
-    image = ax.imshow(rows, cmap="Blues", aspect="auto", interpolation="nearest", vmin=0)
-    fig.colorbar(image, ax=ax, label="samples")
+    if reuse is None:
+        fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+        ax = fig.add_subplot()
+        image = ax.imshow(rows, cmap="Blues", aspect="auto", interpolation="nearest", vmin=0)
+        fig.colorbar(image, ax=ax, label="samples")
+    else:
+        fig = reuse
+        fig.set_size_inches(width / DPI, height / DPI)
+        ax, = emptied(fig)
+        image = ax.imshow(rows, cmap="Blues", aspect="auto", interpolation="nearest", vmin=0)
+        ax._colorbar_of.update_normal(image)  # the new image's norm: the colour bar's ticks and colours made again
     _label_axes(ax, names, n_experts, title)
     if n_classes * n_experts <= ANNOTATE_MAX_CELLS and n_experts <= 32:
         _annotate(ax, rows)
     return fig
+
+
+def remember_layout(fig: Figure) -> None:
+    """Note where ``fig``'s Axes are before it is first drawn (a layout engine moves them), for :func:`emptied`."""
+    fig._fresh_positions = [(ax, ax._originalPosition.frozen(), ax._position.frozen()) for ax in fig.axes]
+    for ax in fig.axes:
+        if hasattr(ax, "_colorbar"):  # the Axes it belongs to, to update it
+            ax._colorbar_info["parents"][0]._colorbar_of = ax._colorbar
+
+
+def emptied(fig: Figure) -> list:
+    """The Axes of a Figure drawn before (:func:`remember_layout` called when it was made), back to what they
+    were then, colour bars left out (updated by their drawing): their lines, collections, images, texts and legends
+    removed, data and view limits reset, autoscaling on, default tick locators and formatters, their places those
+    noted before the first drawing (a constrained layout starts from there); the suptitle removed. What is kept
+    (the Axes, their ticks, labels and grid settings, the title Text objects) is set again by every drawing or
+    recomputed when it is drawn."""
+    for ax, original, active in fig._fresh_positions:
+        ax._set_position(original, which="original")
+        ax._set_position(active, which="active")
+    axes = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]
+    for ax in axes:
+        for artist in [*ax.lines, *ax.collections, *ax.images, *ax.texts]:
+            artist.remove()
+        if ax.legend_ is not None:
+            ax.legend_.remove()
+        ax.relim()  # null data limits, ignored until the next artist
+        ax.viewLim.set_points(Bbox.unit().get_points())
+        ax.set_autoscale_on(True)
+        ax._tight = None
+        ax.set_prop_cycle(None)
+        for axis in (ax.xaxis, ax.yaxis):
+            axis._set_scale("linear")  # AutoLocator, ScalarFormatter: what set_ticks replaced
+    if fig._suptitle is not None:
+        fig._suptitle.remove()
+        fig._suptitle = None
+    return axes
 
 
 def ablation_heatmap(ablation, class_names: Sequence[str], path: str | os.PathLike, title: str | None = None) -> Path:

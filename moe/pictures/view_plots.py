@@ -16,8 +16,8 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.transforms import Bbox
 
+from moe.pictures.plots import emptied
 from moe.records.view_codes import MAX_EXPERTS, decode, top_indices
 
 __all__ = ["png_bytes", "curves_figure", "gate_regions_figure", "expert_weights_figure", "prototypes_figure",
@@ -52,11 +52,17 @@ def curves_figure(runs: Sequence[tuple[str, list[dict[str, Any]]]], title: str |
                   reuse: Figure | None = None) -> Figure:
     """Three panels over epochs: accuracy (train solid, validation/test dashed), loss, each expert's share of
     the training samples (its top-weight samples). ``runs``: (label, history) per run, e.g. one per seed.
-    ``reuse``: a Figure this function drew before, drawn on again (:func:`_emptied`: the same pixels as a new one,
+    ``reuse``: a Figure this function drew before, drawn on again (:func:`moe.pictures.plots.emptied`: the same pixels as a new one,
     without making its three Axes and their ticks again)."""
-    fig = Figure(figsize=(12, 3.6), dpi=90) if reuse is None else reuse  # fixed margins: a constrained layout took half of the drawing time
-    fig.subplots_adjust(left=0.055, right=0.99, bottom=0.14, top=0.84 if title else 0.9, wspace=0.2)
-    acc_ax, loss_ax, share_ax = fig.subplots(1, 3) if reuse is None else _emptied(fig)
+    margins = dict(left=0.055, right=0.99, bottom=0.14, top=0.84 if title else 0.9, wspace=0.2)
+    if reuse is None:
+        fig = Figure(figsize=(12, 3.6), dpi=90)  # fixed margins: a constrained layout took half of the drawing time
+        fig.subplots_adjust(**margins)
+        acc_ax, loss_ax, share_ax = fig.subplots(1, 3)
+    else:
+        fig = reuse
+        acc_ax, loss_ax, share_ax = emptied(fig)
+        fig.subplots_adjust(**margins)
     styles = {"train_accuracy": "-", "train_loss": "-"}
     drawn: list[int] = []
     others = " (fainter: other seeds)" if len(runs) > 1 else ""
@@ -93,28 +99,6 @@ def curves_figure(runs: Sequence[tuple[str, list[dict[str, Any]]]], title: str |
     return fig
 
 
-def _emptied(fig: Figure) -> list:
-    """The Axes of a Figure drawn here before, back to what ``fig.subplots`` made: their lines, collections, images
-    and legends removed, data and view limits reset, autoscaling on, their place the gridspec's (a constrained
-    layout starts from there), the suptitle removed. What is kept (the Axes, their ticks, labels and grid
-    settings, the title Text objects) is set again by every drawing or recomputed when it is drawn."""
-    for ax in fig.axes:
-        for artist in [*ax.lines, *ax.collections, *ax.images]:
-            artist.remove()
-        if ax.legend_ is not None:
-            ax.legend_.remove()
-        ax.relim()  # null data limits, ignored until the next artist
-        ax.viewLim.set_points(Bbox.unit().get_points())
-        ax.set_autoscale_on(True)
-        ax._tight = None
-        ax.set_prop_cycle(None)
-        ax._set_position(ax.get_subplotspec().get_position(fig))
-    if fig._suptitle is not None:
-        fig._suptitle.remove()
-        fig._suptitle = None
-    return fig.axes
-
-
 def gate_regions_figure(view: dict[str, Any], class_names: Sequence[str] | None = None,
                         title: str | None = None, reuse: Figure | None = None) -> Figure:
     """The gate's top-weight expert over the 2-D plane (background colours) with the test points on top
@@ -123,7 +107,7 @@ def gate_regions_figure(view: dict[str, Any], class_names: Sequence[str] | None 
     grid = np.asarray(view["expert"])
     n_experts = max(int(grid.max()) + 1, 1)
     fig = Figure(figsize=(6.4, 5), dpi=90, layout="constrained") if reuse is None else reuse
-    ax = fig.add_subplot() if reuse is None else _emptied(fig)[0]
+    ax = fig.add_subplot() if reuse is None else emptied(fig)[0]
     pastel = [tuple(0.55 + 0.45 * c for c in rgb) for rgb in _tab(n_experts)]
     cmap = ListedColormap([(1, 1, 1)] + pastel)  # -1 (no expert): white
     x0, x1 = view["x_range"]

@@ -34,6 +34,11 @@ CASES = {
         ([("", history(60, 300.0, None))], None),  # other ticks, no shares, no suptitle
         ([("", history(3, 0.5, 40, keys=("test_accuracy",)))], "only accuracy"),  # an empty loss panel, 40 experts
     ],
+    "heatmap": [
+        ([[100, 0], [3, 97], [50, 50]], ["a", "b", "c"], "two experts\ncounts in the cells"),
+        ([[i * j % 7 for j in range(40)] for i in range(5)], [f"class {i}" for i in range(5)], None),  # 40 experts: no
+        ([[0.5, 2.25, 0.0]], ["a long class name"], "floats"),  # x ticks, no counts written; another size
+    ],
     "gate_regions": [
         (gate_view(3, 2, 1.0), ["a", "b"], None),
         (gate_view(12, 11, 40.0), None, "a much longer title " * 4),  # a wider legend, other limits
