@@ -1,6 +1,7 @@
 """The figures a report draws from plain data, by name (``DRAWERS``), and ``draw``: one PNG from a drawer's name and
 its arguments. The report's worker processes import only this module (matplotlib and numpy, no torch), so a
-worker starts in about a fifth of the time of one that imports the report.
+worker starts in about a fifth of the time of one that imports the report. A process draws the figures of the
+kinds in ``REUSED`` on one Figure per kind, kept between jobs: the same PNG, in about two thirds of the time.
 """
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ DRAWERS = {"heatmap": heatmap_figure, "curves": curves_figure, "gate_regions": g
            "expert_weights": expert_weights_figure, "prototypes": prototypes_figure}
 
 
-REUSED = {"curves", "gate_regions", "heatmap"}  # kinds drawn on one Figure per process, emptied between jobs (the same PNG, less to build)
-_kept: dict[str, Figure] = {}
+# kinds drawn on one Figure per process, emptied between jobs (moe.pictures.plots.emptied): the same PNG as on a
+# new Figure, without making its Axes, colour bar and ticks again
+REUSED = {"curves", "gate_regions", "heatmap"}
+_kept: dict[str, Figure] = {}  # kind -> its Figure in this process
 
 
 def draw(kind: str, args: tuple) -> bytes:

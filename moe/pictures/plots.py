@@ -5,7 +5,9 @@ Letters: C classes (rows, the y axis), E experts (columns, the x axis).
 
 Figures are drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, never through pyplot:
 no global backend switch, no figure registry to leak. Files are written atomically (a temporary file
-in the same directory, then ``os.replace``), so a reader never sees half a PNG.
+in the same directory, then ``os.replace``), so a reader never sees half a PNG. A process drawing many
+figures of one kind may draw each on the same Figure (``remember_layout`` when it is made, ``emptied`` before the
+next one: ``moe.pictures.drawers.draw``), with the same pixels as on a new one.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from matplotlib.transforms import Bbox
 
 from moe.records.files import atomic_write_bytes
 
-__all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_figure", "heatmap_size", "save_png", "DPI", "ANNOTATE_MAX_CELLS",
-           "remember_layout", "emptied"]
+__all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_figure", "heatmap_size", "save_png", "DPI",
+           "ANNOTATE_MAX_CELLS", "remember_layout", "emptied"]
 
 DPI = 100
 ANNOTATE_MAX_CELLS = 400  # counts are written in the cells when C * E is at most this (and E <= 32)
@@ -59,7 +61,8 @@ def allocation_heatmap(allocation, class_names: Sequence[str], path: str | os.Pa
     return save_png(heatmap_figure(allocation, class_names, title), path)
 
 
-def heatmap_figure(allocation, class_names: Sequence[str], title: str | None = None, reuse: Figure | None = None) -> Figure:
+def heatmap_figure(allocation, class_names: Sequence[str], title: str | None = None,
+                   reuse: Figure | None = None) -> Figure:
     """The Figure :func:`allocation_heatmap` writes (for a caller that wants the PNG's bytes, not a file).
     ``reuse``: a Figure this function drew before, drawn on again (:func:`emptied`; its colour bar updated)."""
     rows = _matrix(allocation)

@@ -52,8 +52,8 @@ def curves_figure(runs: Sequence[tuple[str, list[dict[str, Any]]]], title: str |
                   reuse: Figure | None = None) -> Figure:
     """Three panels over epochs: accuracy (train solid, validation/test dashed), loss, each expert's share of
     the training samples (its top-weight samples). ``runs``: (label, history) per run, e.g. one per seed.
-    ``reuse``: a Figure this function drew before, drawn on again (:func:`moe.pictures.plots.emptied`: the same pixels as a new one,
-    without making its three Axes and their ticks again)."""
+    ``reuse``: a Figure this function drew before, drawn on again (:func:`moe.pictures.plots.emptied`: the same
+    pixels as a new one, without making its three Axes and their ticks again)."""
     margins = dict(left=0.055, right=0.99, bottom=0.14, top=0.84 if title else 0.9, wspace=0.2)
     if reuse is None:
         fig = Figure(figsize=(12, 3.6), dpi=90)  # fixed margins: a constrained layout took half of the drawing time
