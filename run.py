@@ -2,7 +2,8 @@
 """Set up the project-local virtual environment ``.venv`` (once) and run a command in it.
 
     python3 run.py sweep [ARGS...]   # python -m bench.sweep ARGS (default: the quick sweep on gm6)
-    python3 run.py test [ARGS...]    # python -m pytest ARGS (the whole test suite), one worker process per core
+    python3 run.py test [ARGS...]    # python -m pytest ARGS (the whole test suite), one worker process per core,
+                                     # bytecode cached in __pycache__ even where PYTHONDONTWRITEBYTECODE is set
 
 Set-up is idempotent: it reinstalls only when what pip installs changed since the last successful install
 (the parsed dependency lists, the build requirements, the project's name, version and packages: not comments
@@ -45,6 +46,16 @@ def test_args(args: list[str], n_cores: int | None = None) -> list[str]:
     if n < 2 or chosen:
         return list(args)
     return ["-n", str(n), "--dist", "loadscope", *args]
+
+
+def test_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of ``run.py test``: this one with bytecode caching on (no PYTHONDONTWRITEBYTECODE), so a
+    second run neither compiles the project's modules nor rewrites the test modules' asserts again (pytest keeps its
+    rewritten modules beside Python's: ``__pycache__`` folders, which git ignores; the environment's packages keep
+    their own, compiled at install). Collecting the suite: about 15 s of CPU per worker without, 9 s with."""
+    env = dict(os.environ if environ is None else environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def venv_python() -> Path:
@@ -106,8 +117,9 @@ def main(argv: list[str]) -> int:
     except subprocess.CalledProcessError as err:
         print(f"run.py: installation failed (exit code {err.returncode}); nothing was marked as installed", file=sys.stderr)
         return err.returncode or 1
-    args = test_args(argv[1:]) if argv[0] == "test" else argv[1:]
-    return subprocess.run([str(python), *COMMANDS[argv[0]], *args], cwd=ROOT).returncode
+    if argv[0] == "test":
+        return subprocess.run([str(python), *COMMANDS["test"], *test_args(argv[1:])], cwd=ROOT, env=test_env()).returncode
+    return subprocess.run([str(python), *COMMANDS[argv[0]], *argv[1:]], cwd=ROOT).returncode
 
 
 if __name__ == "__main__":

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = (ROOT / "pyproject.toml").read_text()
+REAL_RUN = subprocess.run  # the fixture below records run.py's calls instead (in the same subprocess module)
 
 
 @pytest.fixture
@@ -28,14 +31,15 @@ def run_py(tmp_path, monkeypatch):
     monkeypatch.setattr(mod, "ROOT", root)
     monkeypatch.setattr(mod, "VENV", venv)
     monkeypatch.setattr(mod, "STAMP", venv / ".moe-interp-bench-installed")
-    calls = []
-    monkeypatch.setattr(mod.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    calls, kwargs = [], []
+    monkeypatch.setattr(mod.subprocess, "run",
+                        lambda cmd, **kw: calls.append(cmd) or kwargs.append(kw) or subprocess.CompletedProcess(cmd, 0))
 
     def fake_create(self, path):  # a venv without running venv's ensurepip
         (Path(path) / "bin").mkdir(parents=True)
         (Path(path) / "bin" / "python").write_text("")
     monkeypatch.setattr(mod.venv.EnvBuilder, "create", fake_create)
-    mod.calls = calls
+    mod.calls, mod.kwargs = calls, kwargs
     return mod
 
 
@@ -94,6 +98,22 @@ def test_main_passes_the_workers_to_pytest_and_nothing_to_the_sweep(run_py, monk
     assert run_py.calls[-1][1:] == ["-m", "pytest", "-n", "2", "--dist", "loadscope", "--fast"]
     assert run_py.main(["sweep", "--list"]) == 0
     assert run_py.calls[-1][1:] == ["-m", "bench.sweep", "--list"]
+
+
+def test_the_tests_run_with_bytecode_cached_even_where_the_environment_says_not_to(run_py, monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("MOE_SOMETHING", "kept")
+    assert run_py.main(["test", "--fast"]) == 0
+    env = run_py.kwargs[-1]["env"]
+    assert "PYTHONDONTWRITEBYTECODE" not in env and env["MOE_SOMETHING"] == "kept"
+    assert run_py.main(["sweep", "--list"]) == 0
+    assert run_py.kwargs[-1].get("env") is None  # the sweep: the environment as it is
+    # what that environment does: an imported module's bytecode is written (pytest writes its rewritten test modules
+    # under the same flag, sys.dont_write_bytecode), where the variable alone writes none
+    (tmp_path / "some_module.py").write_text("X = 1\n")
+    for env, written in ((dict(os.environ), False), (run_py.test_env(), True)):
+        REAL_RUN([sys.executable, "-c", "import some_module"], cwd=tmp_path, env=env, check=True)
+        assert bool(list((tmp_path / "__pycache__").glob("some_module.*.pyc"))) is written
 
 
 def test_the_longest_test_files_come_first_each_file_kept_together_in_its_order(monkeypatch):
