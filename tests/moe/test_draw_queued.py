@@ -4,18 +4,42 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
+
 from moe.pictures.drawers import draw_queued
 
 
-def test_a_job_that_cannot_be_written_is_skipped_quietly_and_the_next_is_drawn(tmp_path, capfd):
+def unwritable_then_writable(tmp_path):
+    """(jobs: a heat-map to a path under a file, the same to a sound path, then None; the two paths)."""
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     bad, good = blocker / "figures" / "x.png", tmp_path / "figures" / "y.png"  # bad: its parent is under a file
     job = ("heatmap", ([[3, 1], [0, 4]], ["a", "b"], "t"))
+    return [None if path is None else (*job, path) for path in (bad, good, None)], bad, good
+
+
+def test_a_job_that_cannot_be_written_is_skipped_and_the_next_is_drawn_in_this_process(tmp_path, capfd, monkeypatch):
+    """The worker's loop run here (the fast tier's check; the spawned worker's below is slow): no process, no renice."""
+    import os
+    import queue
+
+    items, bad, good = unwritable_then_writable(tmp_path)
+    jobs = queue.Queue()
+    for item in items:
+        jobs.put(item)
+    monkeypatch.setattr(os, "nice", lambda increment: 0)  # draw_queued lowers its process's priority: not this one's
+    draw_queued(jobs, os.getppid())
+    assert jobs.empty() and good.read_bytes().startswith(b"\x89PNG") and not bad.exists()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.slow  # a spawned process importing matplotlib (its loop: the test above, in the fast tier)
+def test_a_job_that_cannot_be_written_is_skipped_quietly_and_the_next_is_drawn(tmp_path, capfd):
+    items, bad, good = unwritable_then_writable(tmp_path)
     ctx = multiprocessing.get_context("spawn")
     jobs = ctx.Queue()
-    for path in (bad, good, None):
-        jobs.put(None if path is None else (*job, path))
+    for item in items:
+        jobs.put(item)
     worker = ctx.Process(target=draw_queued, args=(jobs,), daemon=True)
     worker.start()
     worker.join(120)
@@ -63,6 +87,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow  # four processes importing matplotlib, one killed (the check they run, next_job: by hand above)
 def test_figure_workers_end_when_the_process_that_started_them_is_killed(tmp_path):
     """A sweep driver or report killed without a word (SIGKILL) sends no None to its figure workers: they end
     within seconds instead of waiting for ever on their queues."""

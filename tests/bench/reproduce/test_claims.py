@@ -4,6 +4,7 @@ selections; the runs.csv round trip (JSON allocations, blank cells)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -230,9 +231,16 @@ def test_every_claim_has_a_supporting_and_a_refuting_table():
     assert set(FRAMES) == set(claims.by_name())
 
 
+@functools.cache
+def supported_premise(name: str) -> engine.Verdict:
+    """A premise's verdict on its own supporting table: judged once per test process (the same table, the same
+    verdict: the engine's bootstrap and permutation tests are seeded), not once per claim and table that presuppose it."""
+    return engine.evaluate(claims.by_name()[name], FRAMES[name][0]())
+
+
 def judge(claim: engine.Claim, runs: pd.DataFrame) -> engine.Verdict:
     """The claim's verdict, its premises from another sweep judged on their own supporting tables."""
-    premises = {p.name: engine.evaluate(p, FRAMES[p.name][0]()) for p in claim.premises if p.sweep != claim.sweep}
+    premises = {p.name: supported_premise(p.name) for p in claim.premises if p.sweep != claim.sweep}
     return engine.evaluate(claim, runs, premises=premises)
 
 
