@@ -4,29 +4,51 @@ refuses with one line when the sweep file, the data or the code changed since th
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
+import yaml
 
 from bench.report.sweep import write_sweep_report
 from bench.sweep import cli, resume, runner
+from tests.bench.conftest import TINY
 from tests.bench.sweep.test_out_and_resume import fake_tune, one_error, stored  # noqa: F401  (fixtures)
 
 
-@pytest.fixture
-def interrupted(sweep_file, tmp_path, monkeypatch):
-    """A TINY sweep stopped after 2 of its 4 trials: (its directory, its sweep file)."""
+@pytest.fixture(scope="module")
+def interrupted_once(tmp_path_factory):
+    """A TINY sweep stopped after 2 of its 4 trials, made once per test file: (its directory, its sweep file)."""
     def tune(sweep, trials, todo, folder, options, *, n_done, datasets=None):
         for t in todo[:2]:
             folder.write_record(t.index, stored(t.index))
         return {"n_run": 2, "wall_s": 1.0, "trial_s": 1.0, "slots": 1, "overhead": 1.0, "interrupted": True,
                 "missing": [t.index for t in todo[2:]]}
 
-    monkeypatch.setattr(runner, "_tune_trials", tune)
-    path = sweep_file()
+    root = tmp_path_factory.mktemp("interrupted")
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    out = root / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "_tune_trials", tune)
+        assert cli.main([str(path), "--out", str(out)]) == 130
+    return out, path
+
+
+@pytest.fixture
+def interrupted(interrupted_once, tmp_path, capsys):
+    """A copy of that sweep in this test's own folder: (its directory, its sweep file), sweep.json naming the copy's
+    sweep file (the one path it holds; the report that names it too is written again by each resume)."""
+    made, made_path = interrupted_once
+    path = tmp_path / made_path.name
+    shutil.copy2(made_path, path)
     out = tmp_path / "out"
-    assert cli.main([path, "--out", str(out)]) == 130
-    monkeypatch.undo()
+    shutil.copytree(made, out)
+    meta = json.loads((out / "sweep.json").read_text())
+    assert meta["sweep"]["path"] == str(made_path)
+    meta["sweep"]["path"] = str(path)
+    (out / "sweep.json").write_text(json.dumps(meta, indent=1))
+    capsys.readouterr()
     return out, path
 
 
