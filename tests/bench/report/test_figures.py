@@ -83,30 +83,35 @@ def test_drawn_configurations_picks_by_validation_accuracy():
     assert drawn_configurations(runs.drop(columns="val_accuracy"), names, limit=2) == {"a", "b"}
 
 
-def test_a_worker_process_imports_no_torch():
+@pytest.fixture(scope="module")
+def worker_imports():
+    """What a figure worker process runs, in one fresh interpreter (one start for the two tests below): the page's
+    drawing (moe.pictures.drawers), then the tables' (bench.table.pictures); after each, whether its PNG came out and
+    which of torch and pandas were loaded."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    show = "print(png[:8] == b'\\x89PNG\\r\\n\\x1a\\n', 'torch' in sys.modules, 'pandas' in sys.modules)"
+    code = ("import sys\n"
+            "import moe.pictures.drawers as d; png = d.draw_job(('heatmap', ([[1, 2], [3, 4]], ['a', 'b'], 't')))\n"
+            f"{show}\n"
+            "import bench.table.pictures as p; png = p.draw('saturation', ({'topk[k=2]': ([1, 2], [0.5, 1.0], 2)}, 't', 0.9))\n"
+            f"{show}\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(drawing_mod.__file__).resolve().parents[2],
+                         capture_output=True, text=True, check=True).stdout
+    return [line.split() for line in out.splitlines()]
+
+
+def test_a_worker_process_imports_no_torch(worker_imports):
     """What a figure worker runs (moe.pictures.drawers) draws without torch: a worker starts in a fraction of the time."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    code = ("import sys, moe.pictures.drawers as d; png = d.draw_job(('heatmap', ([[1, 2], [3, 4]], ['a', 'b'], 't'))); "
-            "print(png[:8] == b'\\x89PNG\\r\\n\\x1a\\n', 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(drawing_mod.__file__).resolve().parents[2],
-                         capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["True", "False"]
+    assert worker_imports[0][:2] == ["True", "False"]
 
 
-def test_a_figure_worker_draws_the_tables_plots_without_torch_or_pandas():
-    """What a figure worker process imports (bench.table.pictures) draws the tables' plots too, without torch or pandas."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    code = ("import sys, bench.table.pictures as p; png = p.draw('saturation', ({'topk[k=2]': ([1, 2], [0.5, 1.0], 2)}, 't', 0.9)); "
-            "print(png[:8] == b'\\x89PNG\\r\\n\\x1a\\n', 'torch' in sys.modules, 'pandas' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(drawing_mod.__file__).resolve().parents[2],
-                         capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["True", "False", "False"]
+def test_a_figure_worker_draws_the_tables_plots_without_torch_or_pandas(worker_imports):
+    """What a figure worker process imports (bench.table.pictures) draws the tables' plots too, without torch or pandas
+    (loaded after the page's drawing, in the same process: neither is loaded by either)."""
+    assert worker_imports[1] == ["True", "False", "False"]
 
 
 def test_the_tables_plots_from_plain_data_equal_the_figures_drawn_from_the_tables(sweep, tmp_path):
