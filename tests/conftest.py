@@ -36,7 +36,7 @@ def pytest_addoption(parser):
 # tests' costs by marker.
 FILE_SECONDS = {
     "tests/test_real_disks.py": 229, "tests/bench/sweep/test_sweep_ray.py": 177,
-    "tests/bench/sweep/test_resume_same_run.py": 164, "tests/bench/reproduce/test_end_to_end.py": 124,
+    "tests/bench/sweep/test_resume_same_run.py": 124, "tests/bench/reproduce/test_end_to_end.py": 124,
     "tests/bench/sweep/test_trial_resume.py": 94, "tests/bench/sweep/test_signals.py": 71,
     "tests/bench/sweep/test_two_writers_ray.py": 56, "tests/bench/speed/test_targets.py": 47,
     "tests/kernels/test_kernels_interpreter.py": 44, "tests/bench/sweep/test_grow_axes.py": 43,
