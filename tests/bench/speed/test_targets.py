@@ -75,8 +75,9 @@ def test_records_of_two_sweep_directories_are_compared_without_when_and_where(tm
 @pytest.mark.slow  # trains the scale benchmark's 4 base runs, builds two reports and runs pytest in fresh processes
 def test_two_steps_at_tiny_sizes_write_their_figures(tmp_path, capsys):
     out = tmp_path / "t.json"
+    # one test in one process (-n 0): no pytest-xdist workers, each importing the project, for a single test
     code = targets.main(["--only", "scale", "fast", "--sizes", "40", "20", "--out", str(out),
-                         "--pytest-args", "tests/bench/speed/test_scale.py::test_fit_recovers_a_line"])
+                         "--pytest-args", "tests/bench/speed/test_scale.py::test_fit_recovers_a_line -n 0"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     data = json.loads(out.read_text())
