@@ -16,6 +16,7 @@ the mount, and it disappears with it. Steps (each one's result is returned, in o
 - ``{"do": "write", "path": RELATIVE, "text": TEXT}``: a file of the user's.
 - ``{"do": "files"}``: ``files``: sha256 of every file on the disk (relative path -> digest).
 
+Every result also holds ``s``: the step's wall seconds (where a slow plan spends its time).
 Arguments are strings in which ``{disk}`` stands for the mount point. :func:`unavailable` says why this machine
 cannot do it (not root, no ``unshare``, mounts not allowed), or None.
 """
@@ -53,7 +54,7 @@ if not mounted["ok"]:
     print(json.dumps({"mount": mounted}))
     sys.exit(0)
 for step in plan["steps"]:
-    do, res = step["do"], {}
+    do, res, began = step["do"], {}, time.monotonic()
     if do == "run":
         p = subprocess.run(expand(step["argv"]), cwd=cwd, capture_output=True, text=True,
                            preexec_fn=limit(step.get("fsize")), timeout=step.get("timeout", 900))
@@ -102,7 +103,7 @@ for step in plan["steps"]:
                 p = os.path.join(root, n)
                 if n != ".filler" and os.path.isfile(p):
                     res["files"][os.path.relpath(p, disk)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
-    results.append({"do": do, **res})
+    results.append({"do": do, **res, "s": round(time.monotonic() - began, 2)})
 if proc is not None and proc.poll() is None:
     proc.kill()
 print(json.dumps({"results": results}))

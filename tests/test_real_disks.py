@@ -24,9 +24,10 @@ needs_mounts = pytest.mark.skipif(NO_MOUNTS is not None, reason=f"a real full or
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 TRAIN = [PY, "-m", "moe.train", "--dataset", "gm6", "--epochs", "1", "--quiet"]
-# 8 trials of 3 epochs on gm6: the first record comes while most trials still run
+# 8 trials of 3 epochs on 240 gm6 samples (each epoch a checkpoint to write): the first record comes while most trials
+# still run (a trial's cost is its start, not its training)
 SWEEP = {"description": "a sweep that meets a full and a read-only disk", "version": 1, "dataset": "gm6",
-         "budget": {"epochs": 3, "n_train": None, "n_test": 120},
+         "budget": {"epochs": 3, "n_train": 240, "n_test": 120},
          "grid": {"router": ["softmax"], "experts": [2, 3, 4, 5], "seed": [0, 1]}}
 
 
