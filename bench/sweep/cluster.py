@@ -1,7 +1,8 @@
 """The Ray side of a sweep that is not Tune: connecting to a cluster and checking what it can hold.
 
 ``connect`` attaches to ``--address`` / $RAY_ADDRESS (refusing at once an address nobody listens on)
-or starts a fresh local instance; ``Starting`` runs it in the background (Ray's processes start while the driver
+or starts a fresh local instance (and a reaper that ends all of that instance's processes once this process is gone,
+however it ended: :func:`reap_when_gone`); ``Starting`` runs it in the background (Ray's processes start while the driver
 prepares the trials) and ends the instance it started in the background too (while the tables are built;
 ``wait_shut_down`` waits for that); ``resolve_resources`` turns a sweep's per-trial request into Ray
 resources and a number of parallel slots, and refuses a request no node can hold (Ray would wait
@@ -14,8 +15,10 @@ import contextlib
 import logging
 import math
 import os
+import secrets
 import signal
 import socket
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -57,22 +60,111 @@ def connect(address: str | None, verbose: bool) -> bool:
                             "(start one with `ray start --head`, or leave out --address for a local instance)")
     kwargs: dict[str, Any] = {"address": address, "log_to_driver": verbose,
                               "logging_level": logging.INFO if verbose else logging.ERROR}
+    owner = None
     if address == "local":
         kwargs["include_dashboard"] = False
         # A loaded machine can take more than Ray's default 30 s to bring up a fresh GCS server.
         os.environ.setdefault(GCS_WAIT_VAR, GCS_WAIT_S)
         os.environ.setdefault(PRESTART_VAR, PRESTART)
+        owner = reap_when_gone()  # every process of the instance inherits it from ray.init's environment
     if Path.cwd().resolve() != REPO_ROOT:  # workers import bench and moe from the repository
         path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
     on_term = signal.getsignal(signal.SIGTERM)  # Ray's core installs its own SIGTERM handler (a stack dump, abort)
+    owned = os.environ.get(OWNER_VAR) == owner  # already: everything this process starts (reap_children_when_gone)
     try:
+        if owner:
+            os.environ[OWNER_VAR] = owner
         ray.init(**kwargs)
     except (ConnectionError, TimeoutError, ValueError) as err:
         raise ResourceError(f"cannot reach a Ray cluster at {address!r}: {err}") from None
+    finally:
+        if owner and not owned:
+            os.environ.pop(OWNER_VAR, None)  # what this process starts later (not Ray's) is not the instance's
     if callable(on_term) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_term)  # the driver's own handling (bench.sweep.cli: as Ctrl-C) stays
     return True
+
+
+# ---- a local instance's processes end with the process that started it ----
+#
+# Ray ties only its own direct children (GCS server, raylet, monitors) to the driver (a parent-death signal): the
+# processes the raylet starts (trial workers, the dashboard and runtime-env agents, anything a trial starts) are left
+# to notice for themselves that the raylet and GCS are gone. A running worker checks each second, but an agent takes
+# up to a minute, and a worker still starting when the driver dies retries the dead GCS once a second as many times as
+# RAY_gcs_server_port_wait_time_s says (120 here, set above for a loaded machine's slow GCS start, and inherited):
+# a SIGKILLed sweep left such processes for minutes. So a local instance gets a reaper: a small process of its own
+# session (Ctrl-C or a kill of the driver's process group leaves it alone) that waits for the end of a pipe only this
+# process holds, then kills every process whose environment carries this process's OWNER_VAR token, which every
+# process of the instance inherits from ray.init's environment (their titles, which Ray rewrites, are not used).
+# The sweep command puts the token in its whole environment (reap_children_when_gone): its figure workers, which
+# notice a dead driver only between two figures, end with it too.
+
+OWNER_VAR = "BENCH_SWEEP_RAY_OWNER"
+REAP_S = 30.0  # the reaper kills what it finds until it has seen none for a few scans in a row, this long at most
+REAPER = r"""
+import os, signal, sys, time
+fd, mark, bound = int(sys.argv[1]), os.fsencode(sys.argv[2]), float(sys.argv[3])
+while True:
+    try:
+        if not os.read(fd, 64):
+            break  # end of file: every copy of the write end is closed, so the process that started Ray is gone
+    except InterruptedError:
+        pass
+me, end, clear = os.getpid(), time.monotonic() + bound, 0
+while clear < 3 and time.monotonic() < end:
+    found = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if mark not in f.read().split(b"\0"):
+                    continue
+            os.kill(int(name), signal.SIGKILL)
+            found += 1
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    clear = 0 if found else clear + 1
+    time.sleep(0.1)
+"""
+_OWNER: dict[int, str] = {}  # pid: its token, once its reaper runs (one reaper per process, for all its instances)
+_WRITE_END: list[int] = []  # the pipe's write end, held open (never written) until this process ends
+
+
+def reap_when_gone() -> str | None:
+    """Start this process's reaper (once) and return its token: once this process is gone (SIGKILL, a crash or a
+    normal exit alike; after :func:`wait_shut_down` no process carries it any more), the reaper kills every process
+    with ``OWNER_VAR=token`` in its environment. None where there is no /proc to scan (not Linux), or the reaper
+    could not start: Ray's own checks are all there is then."""
+    if os.getpid() in _OWNER:  # (a forked child starts its own)
+        return _OWNER[os.getpid()]
+    if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self"):
+        return None
+    token = f"{os.getpid()}-{secrets.token_hex(8)}"
+    read, write = os.pipe()  # both ends close on exec: no process this one starts holds the write end
+    try:
+        os.set_inheritable(read, True)
+        os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", REAPER, str(read), f"{OWNER_VAR}={token}",
+                                        str(REAP_S)], {}, setsid=True,
+                       file_actions=[(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)])
+    except OSError:
+        os.close(write)
+        return None
+    finally:
+        os.close(read)
+    _WRITE_END.append(write)
+    _OWNER[os.getpid()] = token
+    return token
+
+
+def reap_children_when_gone() -> None:
+    """For a process that is a sweep (``python -m bench.sweep``): everything it starts from now on, Ray's processes
+    or not (its figure workers and their resource tracker), carries its reaper's token, so all of it ends once this
+    process is gone, however it ended."""
+    token = reap_when_gone()
+    if token:
+        os.environ[OWNER_VAR] = token
 
 
 class Starting:

@@ -3,6 +3,11 @@ raises and one that diverges, resume after an interrupted run, ASHA, and a refus
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +20,32 @@ from bench.sweep.cluster import ResourceError
 from bench.sweep.spec import SweepError
 
 pytestmark = pytest.mark.ray
+
+
+def instance_processes(ray_tmp: str) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes of the Ray instance a driver started with RAY_TMPDIR=``ray_tmp``: by
+    command line, as conftest's ``ray_processes``, or by environment (which every process of the instance inherits),
+    since Ray retitles its workers and agents (``ray::ImplicitFunc.train``: the directory is no longer in it)."""
+    entry = f"RAY_TMPDIR={ray_tmp}".encode()
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:  # (a zombie's are empty: it is gone)
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if ray_tmp in cmd or entry in env:
+            out.append((int(proc.name), cmd[:160]))
+    return out
+
+
+def wait_instance_gone(ray_tmp: str, timeout: float = 20.0) -> list[tuple[int, str]]:
+    deadline = time.monotonic() + timeout
+    while (left := instance_processes(ray_tmp)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
 
 
 def records(out: Path) -> dict[int, dict]:
@@ -130,14 +161,9 @@ def test_a_request_larger_than_the_cluster_is_refused(ray_local, sweep_file, tmp
 
 def test_resume_after_the_driver_was_killed(ray_local, sweep_file, tmp_path, ray_helpers):
     """SIGKILL the driver of a sweep (its own local Ray, private RAY_TMPDIR) once 2 trials have records,
-    then resume on the session's instance: the 2 finished trials are kept, the rest run once."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import tempfile
-
-    env_extra, wait_gone = ray_helpers
+    then resume on the session's instance: the 2 finished trials are kept, the rest run once. None of the killed
+    driver's Ray processes outlives it by 20 s, retitled or still starting (cluster.reap_when_gone)."""
+    env_extra, _ = ray_helpers
     out = tmp_path / "out"
     path = sweep_file(budget={"epochs": 3, "n_train": None, "n_test": 120},
                       grid={"router": ["softmax"], "experts": [2, 3, 4], "seed": [0, 1]})
@@ -156,8 +182,8 @@ def test_resume_after_the_driver_was_killed(ray_local, sweep_file, tmp_path, ray
     finally:
         if proc.poll() is None:
             proc.kill()
-        left = wait_gone(ray_tmp)
-        for pid, _ in left:  # Ray's reaper should have ended them; never leave ours behind
+        left = wait_instance_gone(ray_tmp)
+        for pid, _ in left:  # the sweep's reaper should have ended them; never leave ours behind
             os.kill(pid, signal.SIGKILL)
         subprocess.run(["rm", "-rf", ray_tmp])
     assert not left, f"processes of the killed driver's Ray survived: {left}"
@@ -170,3 +196,51 @@ def test_resume_after_the_driver_was_killed(ray_local, sweep_file, tmp_path, ray
     for i, rec in before.items():
         assert after[i]["bench"]["started_at"] == rec["bench"]["started_at"]
     assert runs.attrs["n_run"] == 6 - len(before)
+
+
+CHILD_DRIVER = r"""
+import os, subprocess, sys, time
+import ray
+from bench.sweep import cluster
+
+assert cluster.connect(None, verbose=False) and cluster.OWNER_VAR not in os.environ
+
+@ray.remote(num_cpus=0)
+def start_child():  # what a trial may start (a loader, a figure worker): no part of Ray ends it
+    child = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    return os.environ.get(cluster.OWNER_VAR), child.pid
+
+print(*ray.get(start_child.remote()), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_drivers_local_instance_ends_with_everything_it_started(tmp_path, ray_helpers):
+    """SIGKILL a driver that started its own local instance (bench.sweep.cluster.connect) once a Ray worker has
+    started a child of its own: within 20 s nothing of that instance is left, neither Ray's processes (workers,
+    agents) nor the child, which nothing of Ray's would ever end (its reaper, cluster.reap_when_gone, does)."""
+    env_extra, _ = ray_helpers
+    ray_tmp = tempfile.mkdtemp(prefix="rbr", dir="/tmp")
+    env = {**os.environ, **env_extra, "RAY_TMPDIR": ray_tmp}
+    env.pop("RAY_ADDRESS", None)
+    log = tmp_path / "driver.log"
+    proc = subprocess.Popen([sys.executable, "-c", CHILD_DRIVER], cwd=Path(runner.__file__).parents[2], env=env,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300  # a loaded machine starts Ray slowly
+        while not log.read_text().strip() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        printed = log.read_text()
+        assert proc.poll() is None and printed.strip(), f"the driver ended or printed nothing:\n{printed}"
+        owner, child = printed.split()[:2]  # the token the worker inherited, its child's pid
+        assert owner != "None" and int(child) in {pid for pid, _ in instance_processes(ray_tmp)}, printed
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        left = wait_instance_gone(ray_tmp)
+        for pid, _ in left:  # never leave ours behind
+            os.kill(pid, signal.SIGKILL)
+        subprocess.run(["rm", "-rf", ray_tmp])
+    assert not left, f"processes of the killed driver's Ray survived: {left}"
