@@ -90,10 +90,10 @@ def connect(address: str | None, verbose: bool) -> bool:
 #
 # Ray ties only its own direct children (GCS server, raylet, monitors) to the driver (a parent-death signal): the
 # processes the raylet starts (trial workers, the dashboard and runtime-env agents, anything a trial starts) are left
-# to notice for themselves that the raylet and GCS are gone. A running worker checks each second, but an agent takes
-# up to a minute, and a worker still starting when the driver dies retries the dead GCS once a second as many times as
-# RAY_gcs_server_port_wait_time_s says (120 here, set above for a loaded machine's slow GCS start, and inherited):
-# a SIGKILLed sweep left such processes for minutes. So a local instance gets a reaper: a small process of its own
+# to notice for themselves that the raylet is gone. A connected worker does within ~3 s; a worker still starting
+# (importing Ray: 5-10 s of wall time on a loaded 2-core machine, more when a test suite starts) notices only once it
+# has started; the agents notice at once but then wait ~60 s on an RPC to the dead GCS (publish_error_to_driver);
+# a trial's own children (a data loader) never do. So a local instance gets a reaper: a small process of its own
 # session (Ctrl-C or a kill of the driver's process group leaves it alone) that waits for the end of a pipe only this
 # process holds, then kills every process whose environment carries this process's OWNER_VAR token, which every
 # process of the instance inherits from ray.init's environment (their titles, which Ray rewrites, are not used).

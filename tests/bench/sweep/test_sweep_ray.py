@@ -161,8 +161,9 @@ def test_a_request_larger_than_the_cluster_is_refused(ray_local, sweep_file, tmp
 
 def test_resume_after_the_driver_was_killed(ray_local, sweep_file, tmp_path, ray_helpers):
     """SIGKILL the driver of a sweep (its own local Ray, private RAY_TMPDIR) once 2 trials have records,
-    then resume on the session's instance: the 2 finished trials are kept, the rest run once. None of the killed
-    driver's Ray processes outlives it by 20 s, retitled or still starting (cluster.reap_when_gone)."""
+    then resume on the session's instance: the 2 finished trials are kept, the rest run once. Nothing the killed
+    driver started outlives it by 20 s: Ray's processes (retitled, or still starting), its figure workers
+    (bench.sweep.cluster's reaper)."""
     env_extra, _ = ray_helpers
     out = tmp_path / "out"
     path = sweep_file(budget={"epochs": 3, "n_train": None, "n_test": 120},
