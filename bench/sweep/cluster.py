@@ -81,6 +81,8 @@ def connect(address: str | None, verbose: bool) -> bool:
     finally:
         if owner and not owned:
             os.environ.pop(OWNER_VAR, None)  # what this process starts later (not Ray's) is not the instance's
+    if owner:
+        reap_folder(_session_dir())
     if callable(on_term) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_term)  # the driver's own handling (bench.sweep.cli: as Ctrl-C) stays
     return True
@@ -96,7 +98,9 @@ def connect(address: str | None, verbose: bool) -> bool:
 # a trial's own children (a data loader) never do. So a local instance gets a reaper: a small process of its own
 # session (Ctrl-C or a kill of the driver's process group leaves it alone) that waits for the end of a pipe only this
 # process holds, then kills every process whose environment carries this process's OWNER_VAR token, which every
-# process of the instance inherits from ray.init's environment (their titles, which Ray rewrites, are not used).
+# process of the instance inherits from ray.init's environment, or whose working directory or an open file lies in
+# the instance's session folder (written to the pipe once ray.init returns): Ray's retitling (ray::DashboardAgent)
+# can blank a process's environment in /proc, never its log files.
 # The sweep command puts the token in its whole environment (reap_children_when_gone): its figure workers, which
 # notice a dead driver only between two figures, end with it too.
 
@@ -105,12 +109,34 @@ REAP_S = 30.0  # the reaper kills what it finds until it has seen none for a few
 REAPER = r"""
 import os, signal, sys, time
 fd, mark, bound = int(sys.argv[1]), os.fsencode(sys.argv[2]), float(sys.argv[3])
-while True:
+dirs, got = [], b""
+while True:  # each line: the session folder of an instance started meanwhile
     try:
-        if not os.read(fd, 64):
-            break  # end of file: every copy of the write end is closed, so the process that started Ray is gone
+        chunk = os.read(fd, 4096)
     except InterruptedError:
-        pass
+        continue
+    if not chunk:
+        break  # end of file: every copy of the write end is closed, so the process that started Ray is gone
+    *lines, got = (got + chunk).split(b"\n")
+    dirs += [line.rstrip(b"/") + b"/" for line in lines if line.strip()]
+
+
+def ours(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:  # (Ray's retitling may blank it: then the folders say)
+        if mark in f.read().split(b"\0"):
+            return True
+    if not dirs:
+        return False
+    links = [f"/proc/{pid}/cwd"] + [f"/proc/{pid}/fd/{n}" for n in os.listdir(f"/proc/{pid}/fd")]
+    for link in links:
+        try:
+            if (os.fsencode(os.readlink(link)) + b"/").startswith(tuple(dirs)):
+                return True
+        except OSError:
+            pass
+    return False
+
+
 me, end, clear = os.getpid(), time.monotonic() + bound, 0
 while clear < 3 and time.monotonic() < end:
     found = 0
@@ -118,11 +144,9 @@ while clear < 3 and time.monotonic() < end:
         if not name.isdigit() or int(name) == me:
             continue
         try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if mark not in f.read().split(b"\0"):
-                    continue
-            os.kill(int(name), signal.SIGKILL)
-            found += 1
+            if ours(name):
+                os.kill(int(name), signal.SIGKILL)
+                found += 1
         except OSError:  # gone meanwhile, or not ours to read
             pass
     clear = 0 if found else clear + 1
@@ -156,6 +180,27 @@ def reap_when_gone() -> str | None:
     _WRITE_END.append(write)
     _OWNER[os.getpid()] = token
     return token
+
+
+def reap_folder(folder: str | None) -> None:
+    """Tell this process's reaper that processes with their working directory or an open file in ``folder`` (a
+    local instance's session folder: Ray's processes keep their logs open there) are the instance's too: Ray's
+    retitling of its agents and workers can blank their environment, and the token with it."""
+    if folder and os.getpid() in _OWNER and _WRITE_END:
+        try:
+            os.write(_WRITE_END[-1], os.fsencode(folder) + b"\n")
+        except OSError:  # the reaper is gone: the token is all there is
+            pass
+
+
+def _session_dir() -> str | None:
+    """The session folder of the instance ``ray.init`` just started (Ray keeps it on a private object)."""
+    try:
+        from ray._private import worker  # deferred: see connect
+
+        return worker._global_node.get_session_dir_path()
+    except Exception:  # noqa: BLE001 -- a Ray without it: the token alone
+        return None
 
 
 def reap_children_when_gone() -> None:

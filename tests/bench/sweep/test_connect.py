@@ -72,23 +72,27 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reaper reads /proc")
-def test_the_reaper_kills_what_carries_its_token_once_the_pipe_closes():
+def test_the_reaper_kills_what_carries_its_token_or_lives_in_its_folders_once_the_pipe_closes(tmp_path):
     token = f"{cluster.OWNER_VAR}=42-test{os.getpid()}"
+    session, elsewhere = tmp_path / "session_1", tmp_path / "session_10"  # (a prefix of the other's name)
+    session.mkdir(), elsewhere.mkdir()
     read, write = os.pipe()
     reaper = subprocess.Popen([sys.executable, "-I", "-S", "-c", cluster.REAPER, str(read), token, "20"], pass_fds=(read,))
     os.close(read)
     name, value = token.split("=")
     ours = subprocess.Popen(["sleep", "60"], env={**os.environ, name: value}, start_new_session=True)
-    other = subprocess.Popen(["sleep", "60"], env={**os.environ, name: value + "0"})  # another process's token
+    in_folder = subprocess.Popen(["sleep", "60"], cwd=session)  # as a retitled Ray process: no token, its logs there
+    other = subprocess.Popen(["sleep", "60"], env={**os.environ, name: value + "0"}, cwd=elsewhere)  # not ours
+    os.write(write, f"{session}\n".encode())  # as connect does once ray.init has made the session folder
     try:
         time.sleep(0.5)
-        assert alive(ours.pid) and reaper.poll() is None  # nothing happens while the pipe is open
+        assert alive(ours.pid) and alive(in_folder.pid) and reaper.poll() is None  # nothing while the pipe is open
         os.close(write)  # as when the process holding it ends, however
         reaper.wait(timeout=20)  # it ends once it has seen nothing to kill a few times
-        assert ours.wait(timeout=1) == -signal.SIGKILL
+        assert ours.wait(timeout=1) == -signal.SIGKILL and in_folder.wait(timeout=1) == -signal.SIGKILL
         assert other.poll() is None
     finally:
-        for p in (ours, other, reaper):
+        for p in (ours, in_folder, other, reaper):
             if p.poll() is None:
                 p.kill()
                 p.wait()
