@@ -24,9 +24,10 @@ pytestmark = pytest.mark.ray
 
 def instance_processes(ray_tmp: str) -> list[tuple[int, str]]:
     """(pid, command line) of the live processes of the Ray instance a driver started with RAY_TMPDIR=``ray_tmp``: by
-    command line, as conftest's ``ray_processes``, or by environment (which every process of the instance inherits),
-    since Ray retitles its workers and agents (``ray::ImplicitFunc.train``: the directory is no longer in it)."""
-    entry = f"RAY_TMPDIR={ray_tmp}".encode()
+    command line, as conftest's ``ray_processes``, by environment (which every process of the instance inherits), or
+    by a working directory or open file there (its logs): Ray retitles its workers and agents (``ray::IDLE``: the
+    folder is no longer in the command line), and retitling can blank a process's environment in /proc."""
+    entry, inside = f"RAY_TMPDIR={ray_tmp}".encode(), ray_tmp.rstrip("/") + "/"
     out = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -34,9 +35,16 @@ def instance_processes(ray_tmp: str) -> list[tuple[int, str]]:
         try:  # (a zombie's are empty: it is gone)
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             env = (proc / "environ").read_bytes().split(b"\0")
+            links = [proc / "cwd", *(proc / "fd").iterdir()]
         except OSError:
             continue
-        if ray_tmp in cmd or entry in env:
+        files = []
+        for link in links:
+            try:
+                files.append(os.readlink(link) + "/")
+            except OSError:
+                pass
+        if ray_tmp in cmd or entry in env or any(f.startswith(inside) for f in files):
             out.append((int(proc.name), cmd[:160]))
     return out
 
@@ -207,8 +215,8 @@ from bench.sweep import cluster
 assert cluster.connect(None, verbose=False)
 
 @ray.remote(num_cpus=0)
-def start_child():  # what a trial may start (a loader, a figure worker): no part of Ray ends it
-    return subprocess.Popen(["sleep", "600"], start_new_session=True).pid
+def start_child():  # what a trial may start and leave running (no longer its child: Ray does not end it)
+    return int(subprocess.run(["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True).stdout)
 
 print(ray.get(start_child.remote()), flush=True)
 time.sleep(600)
