@@ -195,11 +195,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {label:44s} {r['wall_s']:7.1f} s wall  {r['cpu_s']:7.1f} s CPU  "
                       f"{1000 * r['cpu_s'] / n:7.1f} ms CPU/run  peak {r['peak_mb']:6.0f} MB  (load {load:.1f})", flush=True)
         fits = {}
+        if len(sizes) < 2:
+            print("one size: no line through the sizes (give two or more to --sizes for the slope)")
         for key, _, label in STEPS:
             sizes_ = [r["runs"] for r in rows if r["step"] == key]
             fits[key] = fit(sizes_, [r["wall_s"] for r in rows if r["step"] == key])
             fits[key]["cpu"] = fit(sizes_, [r["cpu_s"] for r in rows if r["step"] == key])
-            for what, f in (("wall", fits[key]), ("CPU", fits[key]["cpu"])):
+            for what, f in (("wall", fits[key]), ("CPU", fits[key]["cpu"])) if len(set(sizes_)) > 1 else ():
                 print(f"{label:44s} {what:4s} slope {f['per_1000_s']:.2f} s per 1,000 runs, fixed {f['fixed_s']:.1f} s, "
                       f"largest residual {f['max_rel_residual']:.0%} of the line"
                       + ("" if len(sizes_) < 3 else " (linear)" if f["max_rel_residual"] <= LINEAR else " (NOT linear)"))
