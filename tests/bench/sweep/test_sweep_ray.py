@@ -56,6 +56,19 @@ def wait_instance_gone(ray_tmp: str, timeout: float = 20.0) -> list[tuple[int, s
     return left
 
 
+def killed_and_gone(proc: subprocess.Popen, ray_tmp: str) -> list[tuple[int, str]]:
+    """After a driver's SIGKILL (or a failure before it): the driver killed if still alive, then what of its Ray
+    instance is still alive after 20 s (:func:`wait_instance_gone`: the sweep's reaper should have ended it all); those
+    are killed here, never left behind, and the instance's folder removed."""
+    if proc.poll() is None:
+        proc.kill()
+    left = wait_instance_gone(ray_tmp)
+    for pid, _ in left:
+        os.kill(pid, signal.SIGKILL)
+    subprocess.run(["rm", "-rf", ray_tmp])
+    return left
+
+
 def records(out: Path) -> dict[int, dict]:
     return {int(p.stem): json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))}
 
@@ -189,12 +202,7 @@ def test_resume_after_the_driver_was_killed(ray_local, sweep_file, tmp_path, ray
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        left = wait_instance_gone(ray_tmp)
-        for pid, _ in left:  # the sweep's reaper should have ended them; never leave ours behind
-            os.kill(pid, signal.SIGKILL)
-        subprocess.run(["rm", "-rf", ray_tmp])
+        left = killed_and_gone(proc, ray_tmp)
     assert not left, f"processes of the killed driver's Ray survived: {left}"
     before = records(out)
     assert 2 <= len(before) < 6 and not (out / "runs.csv").exists(), f"{len(before)} records; driver output:\n{log.read_text()}"
@@ -245,10 +253,5 @@ def test_a_killed_drivers_local_instance_ends_with_everything_it_started(tmp_pat
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        left = wait_instance_gone(ray_tmp)
-        for pid, _ in left:  # never leave ours behind
-            os.kill(pid, signal.SIGKILL)
-        subprocess.run(["rm", "-rf", ray_tmp])
+        left = killed_and_gone(proc, ray_tmp)
     assert not left, f"processes of the killed driver's Ray survived: {left}"
