@@ -49,7 +49,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     # the configuration's values gives (pandas takes numpy's sums), without making one per configuration and score
     arrays = {c: order[c].to_numpy(dtype=float) for c in scores if pd.api.types.is_float_dtype(order[c])}
     status = order["status"].to_numpy()
-    busiest = busiest_shares(order).to_numpy(dtype=float, na_value=np.nan)  # collapsed_runs of each configuration's ok runs, read below
+    busiest = busiest_shares(order).to_numpy(dtype=float, na_value=np.nan)  # each configuration's ok runs: collapsed_count
     spreads: list[tuple[dict[str, Any], str, np.ndarray]] = []  # (row, column, values): their intervals drawn together
     for name, where in _groups(order):  # by position, column by column: no copy of the configuration's rows
         is_ok = status[where] == "ok"
@@ -58,8 +58,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
                                "runs": len(where)}
         for s in STATUSES:
             row[f"n_{s}"] = int((status[where] == s).sum())
-        shares = busiest[ok_rows]
-        row["n_collapsed"] = float((shares >= COLLAPSE_SHARE).sum()) if (~np.isnan(shares)).any() else math.nan
+        row["n_collapsed"] = collapsed_count(busiest[ok_rows])
         for c in scores:
             if c in arrays:
                 vals = arrays[c][ok_rows]
@@ -102,7 +101,13 @@ def collapsed_mask(runs: pd.DataFrame) -> pd.Series:
 
 def collapsed_runs(ok: pd.DataFrame) -> float:
     """How many of these runs are collapsed (:func:`collapsed_mask`); NaN when no run's allocation is known."""
-    return float(collapsed_mask(ok).sum()) if busiest_shares(ok).notna().any() else math.nan
+    return collapsed_count(busiest_shares(ok).to_numpy(dtype=float, na_value=np.nan))
+
+
+def collapsed_count(shares: np.ndarray) -> float:
+    """:func:`collapsed_runs` of runs given by their busiest shares (NaN: unknown): how many are at least
+    COLLAPSE_SHARE, NaN when none is known."""
+    return float((shares >= COLLAPSE_SHARE).sum()) if (~np.isnan(shares)).any() else math.nan
 
 
 def shows_collapsed(summ: pd.DataFrame) -> bool:
