@@ -23,7 +23,7 @@ from matplotlib.transforms import Bbox
 
 from moe.records.files import atomic_write_bytes
 
-__all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_figure", "heatmap_size", "save_png", "DPI",
+__all__ = ["allocation_heatmap", "ablation_heatmap", "heatmap_figure", "heatmap_size", "png_bytes", "save_png", "DPI",
            "ANNOTATE_MAX_CELLS", "remember_layout", "emptied"]
 
 DPI = 100
@@ -31,11 +31,18 @@ ANNOTATE_MAX_CELLS = 400  # counts are written in the cells when C * E is at mos
 _MAX_PX = 2000
 
 
-def save_png(fig, path: str | os.PathLike) -> Path:
-    """Render a matplotlib Figure to PNG (Agg, no pyplot state) and write it atomically."""
+def png_bytes(fig: Figure) -> bytes:
+    """The PNG of ``fig`` (Agg, no pyplot state; its Agg canvas kept: a Figure drawn again reuses its renderer and
+    text sizes)."""
     buf = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.print_png(buf)
+    return buf.getvalue()
+
+
+def save_png(fig, path: str | os.PathLike) -> Path:
+    """Render a matplotlib Figure to PNG (:func:`png_bytes`) and write it atomically."""
+    return atomic_write_bytes(path, png_bytes(fig))
 
 
 def heatmap_size(n_classes: int, n_experts: int, longest_name: int = 1) -> tuple[int, int]:

@@ -7,17 +7,15 @@ Each function draws on a bare Figure (Agg canvas, no pyplot state) and returns P
 """
 from __future__ import annotations
 
-import io
 import math
 from typing import Any, Sequence
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from moe.pictures.plots import emptied
+from moe.pictures.plots import emptied, png_bytes
 from moe.records.view_codes import MAX_EXPERTS, decode, top_indices
 
 __all__ = ["png_bytes", "curves_figure", "gate_regions_figure", "expert_weights_figure", "prototypes_figure",
@@ -25,14 +23,6 @@ __all__ = ["png_bytes", "curves_figure", "gate_regions_figure", "expert_weights_
 
 ACCURACY_KEYS = ("train_accuracy", "val_accuracy", "validation_accuracy", "test_accuracy")
 LOSS_KEYS = ("train_loss", "val_loss", "validation_loss")
-
-
-def png_bytes(fig: Figure) -> bytes:
-    """The PNG of ``fig`` (its Agg canvas, kept: a Figure drawn again reuses its renderer and text sizes)."""
-    buf = io.BytesIO()
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    canvas.print_png(buf)
-    return buf.getvalue()
 
 
 def _series(history: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
