@@ -81,7 +81,11 @@ if __name__ == "__main__":
     for w in workers:
         w.start()
     b.put((0, "heatmap", ([[1, 0], [0, 1]], ["a", "b"], "t")))
-    results.get(timeout=120)  # the workers are up and drawing
+    results.get(timeout=120)  # the pool's workers are up and drawing
+    drawn = sys.argv[1]  # the lowest-priority worker too (on a busy machine its start alone can take a minute)
+    a.put(("heatmap", ([[1, 0], [0, 1]], ["a", "b"], "t"), drawn))
+    while not os.path.exists(drawn):
+        time.sleep(0.05)
     print(" ".join(str(w.pid) for w in workers), flush=True)
     time.sleep(600)
 """
@@ -99,7 +103,8 @@ def test_figure_workers_end_when_the_process_that_started_them_is_killed(tmp_pat
 
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "ahead.png")], stdout=subprocess.PIPE,
+                              text=True,
                               cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()})
     pids: list[int] = []
     try:
