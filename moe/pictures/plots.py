@@ -4,20 +4,24 @@ PNG writes (``save_png``).
 Letters: C classes (rows, the y axis), E experts (columns, the x axis).
 
 Figures are drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, never through pyplot:
-no global backend switch, no figure registry to leak. Files are written atomically (a temporary file
-in the same directory, then ``os.replace``), so a reader never sees half a PNG. A process drawing many
-figures of one kind may draw each on the same Figure (``remember_layout`` when it is made, ``emptied`` before the
-next one: ``moe.pictures.drawers.draw``), with the same pixels as on a new one.
+no global backend switch, no figure registry to leak; text by ``GlyphCanvas`` (each glyph's bitmap kept for the next
+text that puts it at the same fraction of a pixel: matplotlib's own pixels, in less time). Files are written
+atomically (a temporary file in the same directory, then ``os.replace``), so a reader never sees half a PNG. A
+process drawing many figures of one kind may draw each on the same Figure (``remember_layout`` when it is made,
+``emptied`` before the next one: ``moe.pictures.drawers.draw``), with the same pixels as on a new one.
 """
 from __future__ import annotations
 
 import io
+import math
 import os
 import textwrap
 from pathlib import Path
 from typing import Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
+from matplotlib.ft2font import RenderMode
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
@@ -33,11 +37,63 @@ _MAX_PX = 2000
 
 def png_bytes(fig: Figure) -> bytes:
     """The PNG of ``fig`` (Agg, no pyplot state; its Agg canvas kept: a Figure drawn again reuses its renderer and
-    text sizes)."""
+    text sizes; a new one gets a :class:`GlyphCanvas`)."""
     buf = io.BytesIO()
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else GlyphCanvas(fig)
     canvas.print_png(buf)
     return buf.getvalue()
+
+
+GLYPHS_KEPT = 100_000  # glyph bitmaps a process keeps (a few hundred bytes each); past this many, it starts again
+_glyphs: dict[tuple, tuple[np.ndarray, int, int]] = {}
+
+
+class GlyphRenderer(RendererAgg):
+    """Matplotlib's Agg renderer, each glyph's bitmap kept for the next text that puts the same glyph of the same font,
+    size and rotation at the same fraction of a pixel: the same pixels, without FreeType rendering it again (text is
+    about a third of a figure's drawing, and the same labels, ticks and titles recur from figure to figure).
+
+    A glyph is rendered at its pen position in 1/64 pixel; moved by whole pixels its bitmap is the same, moved by
+    as many pixels (``tests/moe/test_glyph_cache.py`` compares every kind of figure with matplotlib's own
+    renderer). Text drawn with boxes (mathtext's rules) goes through matplotlib's own code."""
+
+    def _draw_text_glyphs_and_boxes(self, gc, x, y, angle, glyphs, boxes):  # matplotlib 3.11's, the bitmap kept
+        if boxes:
+            return super()._draw_text_glyphs_and_boxes(gc, x, y, angle, glyphs, boxes)
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        flags, antialiased = get_hinting_flag(), gc.get_antialiased()
+        matrices: dict[tuple[float, float], np.ndarray] = {}
+        for font, size, glyph_index, slant, extend, dx, dy in glyphs:  # dy is upwards
+            if (matrix := matrices.get((slant, extend))) is None:
+                matrix = matrices[slant, extend] = (0x10000 * np.array([[cos, -sin], [sin, cos]])
+                                                    @ [[extend, extend * slant], [0, 1]]).round().astype(int)
+            pen_x = round(0x40 * (x + dx * cos - dy * sin))  # 1/64 pixel; FreeType's y is upwards
+            pen_y = round(0x40 * (self.height - y + dx * sin + dy * cos))
+            key = (font, size, self.dpi, glyph_index, matrix.tobytes(), pen_x & 63, pen_y & 63, flags, antialiased)
+            if (kept := _glyphs.get(key)) is None:
+                font.set_size(size, self.dpi)
+                font._set_transform(matrix, [pen_x, pen_y])
+                bitmap = font._render_glyph(glyph_index, flags, RenderMode.NORMAL if antialiased else RenderMode.MONO)
+                buffer = bitmap.buffer if antialiased else bitmap.buffer * 0xff
+                if len(_glyphs) >= GLYPHS_KEPT:
+                    _glyphs.clear()
+                kept = _glyphs[key] = (buffer, bitmap.left - (pen_x >> 6), bitmap.top - (pen_y >> 6))
+            buffer, left, top = kept
+            # draw_text_image's y is downwards & the bitmap bottom side
+            self._renderer.draw_text_image(buffer, left + (pen_x >> 6),
+                                           int(self.height) - top - (pen_y >> 6) + buffer.shape[0], 0, gc)
+
+
+class GlyphCanvas(FigureCanvasAgg):
+    """An Agg canvas drawing with :class:`GlyphRenderer` (matplotlib's ``get_renderer``, that renderer made)."""
+
+    def get_renderer(self):
+        w, h = self.get_width_height(physical=True)
+        key = w, h, self.figure.dpi
+        if self._lastKey != key:
+            self.renderer = GlyphRenderer(w, h, self.figure.dpi)
+            self._lastKey = key
+        return self.renderer
 
 
 def save_png(fig, path: str | os.PathLike) -> Path:

@@ -1,0 +1,56 @@
+"""``moe.pictures.plots.GlyphCanvas``: text drawn from glyph bitmaps kept between texts and figures, byte for byte the
+PNG of matplotlib's own Agg canvas (rotated, mathtext with its rules, not antialiased, many sizes and fractions of
+a pixel), the first time and once every glyph is kept."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.transforms import IdentityTransform
+
+from moe.pictures import drawers, plots
+from tests.moe.test_figure_reuse import CASES
+
+
+def plain_png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+
+def texts(shift: float) -> Figure:
+    fig = Figure(figsize=(4.1 + shift, 3.3), dpi=97)
+    ax = fig.add_subplot()
+    ax.plot([0, 1 + shift], [0, 2])
+    ax.set_title("a title with kerning: AVATAR Ty", fontsize=11.5)
+    ax.set_ylabel("rotated 90 degrees")
+    for i in range(12):
+        ax.text(0.05 + 0.073 * i + shift / 7, 0.1 + 0.061 * i, f"t{i} {shift:.3f}", rotation=17 * i, fontsize=6 + i,
+                transform=ax.transAxes, antialiased=i % 3 != 0)
+    ax.text(0.5, 0.8, r"$\frac{a}{b} + \sqrt{x^2}$", transform=ax.transAxes)  # mathtext: glyphs and rules
+    ax.text(0.2, 0.6, r"$x_{i}^{2}$ plain", transform=ax.transAxes, fontstyle="italic")
+    ax.legend(["a line"], title="legend")
+    for rotation in (0, 90, 45):  # the same glyphs at the same pen positions, turned
+        fig.text(40, 40, "same glyphs", rotation=rotation, rotation_mode="anchor", transform=IdentityTransform(),
+                 fontsize=9)
+    return fig
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.013, 0.5])
+def test_text_of_every_kind_is_matplotlibs_own_bytes(shift, monkeypatch):
+    monkeypatch.setattr(plots, "_glyphs", {})
+    expected = plain_png(texts(shift))
+    assert plots.png_bytes(texts(shift)) == expected  # every glyph rendered
+    assert plots._glyphs
+    assert plots.png_bytes(texts(shift)) == expected  # every glyph kept
+
+
+def test_the_report_figures_are_matplotlibs_own_bytes(monkeypatch):
+    monkeypatch.setattr(plots, "_glyphs", {})
+    monkeypatch.setattr(plots, "GLYPHS_KEPT", 500)  # emptied on the way, too
+    for kind, cases in sorted(CASES.items()):
+        for args in cases + cases:
+            assert plots.png_bytes(drawers.DRAWERS[kind](*args)) == plain_png(drawers.DRAWERS[kind](*args)), kind
+    assert 0 < len(plots._glyphs) <= 500
