@@ -46,6 +46,7 @@ def png_bytes(fig: Figure) -> bytes:
 
 GLYPHS_KEPT = 100_000  # glyph bitmaps a process keeps (a few hundred bytes each); past this many, it starts again
 _glyphs: dict[tuple, tuple[np.ndarray, int, int]] = {}
+_layouts: dict[tuple, list[tuple]] = {}
 
 
 class GlyphRenderer(RendererAgg):
@@ -55,7 +56,27 @@ class GlyphRenderer(RendererAgg):
 
     A glyph is rendered at its pen position in 1/64 pixel; moved by whole pixels its bitmap is the same, moved by
     as many pixels (``tests/moe/test_glyph_cache.py`` compares every kind of figure with matplotlib's own
-    renderer). Text drawn with boxes (mathtext's rules) goes through matplotlib's own code."""
+    renderer). Text drawn with boxes (mathtext's rules) goes through matplotlib's own code. The layout of a text (its
+    glyphs and their places, FreeType's and HarfBuzz's) is kept too, by font, size, string and features."""
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):  # matplotlib 3.11's, the layout kept
+        if ismath:
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        font = self._prepare_font(prop)
+        size = prop.get_size_in_points()
+        features, language = (mtext.get_fontfeatures(), mtext.get_language()) if mtext is not None else (None, None)
+        key = (font, size, self.dpi, s, get_hinting_flag(), features, language)
+        try:
+            items = _layouts.get(key)
+        except TypeError:  # features or language in a list: not kept
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        if items is None:
+            if len(_layouts) >= GLYPHS_KEPT:
+                _layouts.clear()
+            items = _layouts[key] = [(item.ft_object, item.glyph_index, item.x, item.y)
+                                     for item in font._layout(s, flags=key[4], features=features, language=language)]
+        glyphs = ((ft, size, index, 0, 1, dx, dy) for ft, index, dx, dy in items)
+        self._draw_text_glyphs_and_boxes(gc, x, y, angle, glyphs, [])
 
     def _draw_text_glyphs_and_boxes(self, gc, x, y, angle, glyphs, boxes):  # matplotlib 3.11's, the bitmap kept
         if boxes:

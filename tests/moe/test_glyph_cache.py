@@ -41,6 +41,7 @@ def texts(shift: float) -> Figure:
 @pytest.mark.parametrize("shift", [0.0, 0.013, 0.5])
 def test_text_of_every_kind_is_matplotlibs_own_bytes(shift, monkeypatch):
     monkeypatch.setattr(plots, "_glyphs", {})
+    monkeypatch.setattr(plots, "_layouts", {})
     expected = plain_png(texts(shift))
     assert plots.png_bytes(texts(shift)) == expected  # every glyph rendered
     assert plots._glyphs
@@ -49,8 +50,9 @@ def test_text_of_every_kind_is_matplotlibs_own_bytes(shift, monkeypatch):
 
 def test_the_report_figures_are_matplotlibs_own_bytes(monkeypatch):
     monkeypatch.setattr(plots, "_glyphs", {})
+    monkeypatch.setattr(plots, "_layouts", {})
     monkeypatch.setattr(plots, "GLYPHS_KEPT", 500)  # emptied on the way, too
     for kind, cases in sorted(CASES.items()):
         for args in cases + cases:
             assert plots.png_bytes(drawers.DRAWERS[kind](*args)) == plain_png(drawers.DRAWERS[kind](*args)), kind
-    assert 0 < len(plots._glyphs) <= 500
+    assert 0 < len(plots._glyphs) <= 500 and 0 < len(plots._layouts) <= 500
