@@ -59,3 +59,17 @@ def test_the_report_figures_are_matplotlibs_own_bytes(monkeypatch):
         for args in cases + cases[:1]:  # the first again: its glyphs kept
             assert plots.png_bytes(drawers.DRAWERS[kind](*args)) == plain_png(drawers.DRAWERS[kind](*args)), kind
     assert 0 < len(plots._glyphs) <= 500 and 0 < len(plots._layouts) <= 500
+
+
+def test_another_matplotlib_draws_with_its_own_canvas(monkeypatch):
+    """The renderer copies matplotlib 3.11's private text drawing: on another version png_bytes uses Agg's own canvas."""
+    assert plots.GLYPHS_OK  # the pinned version (pyproject.toml)
+    made = []
+    monkeypatch.setattr(plots.GlyphCanvas, "print_png",
+                        lambda self, buf: made.append(self) or FigureCanvasAgg.print_png(self, buf))
+    plots.png_bytes(texts(0.0))
+    assert len(made) == 1
+    monkeypatch.setattr(plots, "GLYPHS_OK", False)
+    fig = texts(0.0)
+    assert plots.png_bytes(fig) == plain_png(texts(0.0)) and len(made) == 1
+    assert type(fig.canvas) is FigureCanvasAgg
