@@ -40,7 +40,8 @@ def png_bytes(fig: Figure) -> bytes:
     """The PNG of ``fig`` (Agg, no pyplot state; its Agg canvas kept: a Figure drawn again reuses its renderer and
     text sizes; a new one gets a :class:`GlyphCanvas`)."""
     buf = io.BytesIO()
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else (GlyphCanvas if GLYPHS_OK else FigureCanvasAgg)(fig)
+    made = GlyphCanvas if GLYPHS_OK else FigureCanvasAgg
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else made(fig)
     canvas.print_png(buf)
     return buf.getvalue()
 
