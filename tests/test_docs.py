@@ -14,7 +14,7 @@ import pytest
 from bench.reproduce import cli as reproduce_cli
 from bench.reproduce.results import BUDGET_WORDS
 from bench.reproduce.runner import SWEEPS
-from bench.sweep import cli as sweep_cli
+from bench.sweep import command as sweep_command
 from moe.data import DATASETS
 from moe.experts import EXPERTS
 from moe.objectives import OBJECTIVES
@@ -107,7 +107,7 @@ def test_the_stackable_routers_in_sweep_help_are_the_stacked_paths():
 def test_reproduce_help_names_its_sweeps_and_budgets():
     text = " ".join(help_text("bench.reproduce.cli").split())
     assert ", ".join(SWEEPS) in text and "{" + ",".join(BUDGET_WORDS) + "}" in text
-    assert reproduce_cli.SWEEPS == SWEEPS and sweep_cli.spec.available().keys() >= set(SWEEPS)
+    assert reproduce_cli.SWEEPS == SWEEPS and sweep_command.spec.available().keys() >= set(SWEEPS)
 
 
 def _resolves(dotted: str) -> bool:

@@ -23,8 +23,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from bench.sweep.spec import DEFAULT_RESOURCES
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
              "RAY_DEDUP_LOGS": "1"}
@@ -33,6 +31,7 @@ QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRA
 TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 
 
+DEFAULT_RESOURCES = {"cpu": 1, "gpu": "auto", "max_concurrent": None}  # a trial's request (a sweep file's resources:)
 GCS_WAIT_VAR, GCS_WAIT_S = "RAY_gcs_server_port_wait_time_s", "120"  # Ray's default: 30 s
 # A fresh local instance starts no idle worker processes for the driver's tasks ahead of time (Ray's default: one per
 # CPU): the driver runs no tasks, and Tune's trial actors start workers of their own, so each prestarted one only
@@ -225,7 +224,7 @@ class Starting:
         self._started: bool | None = None
         self._error: BaseException | None = None
         self._connected, self._release = threading.Event(), threading.Event()
-        self._on_term = signal.getsignal(signal.SIGTERM)  # Ray's core installs its own (a stack dump, abort)
+        self.request = (address, verbose)
         wait_shut_down()  # an instance this process ended a moment ago is gone before the next starts
         self._thread = threading.Thread(target=self._run, args=(address, verbose), name="ray-start", daemon=True)
         self._thread.start()
@@ -257,9 +256,11 @@ class Starting:
 
     def _restore_sigterm(self) -> None:
         """The driver's own SIGTERM handling (bench.sweep.cli: as Ctrl-C), over the one Ray's core installed while
-        it started (connect restores it only when it runs in the main thread)."""
-        if callable(self._on_term) and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_term)
+        it started (connect restores it only when it runs in the main thread): Python's record of the handler is the
+        driver's, whenever it was set (before Ray's start, or while Ray started, as after :func:`start_early`)."""
+        on_term = signal.getsignal(signal.SIGTERM)
+        if callable(on_term) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_term)
 
     def shut_down_later(self) -> None:
         """End the instance this started, in the background (ending its processes takes seconds of waiting);

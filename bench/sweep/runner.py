@@ -43,7 +43,8 @@ from typing import Any, Callable
 
 
 from bench.sweep import groups, growth, spec
-from bench.sweep.cluster import QUIET_ENV, TUNE_ENV, ResourceError, Starting, local_machine, nodes, quiet_ray_logs, resolve_resources
+from bench.sweep.cluster import ResourceError, local_machine, nodes, quiet_ray_logs, resolve_resources
+from bench.sweep.early import ray_environment, starting as ray_starting, starts_locally
 from bench.sweep.layout import STATE_FILE, SweepDir, default_out
 from bench.sweep.progress import cost, progress_callback, reconcile
 from bench.sweep.resume import DEFAULT_MAX_FAILURES, ORDERS, changes_since, fingerprints, restored_free_options, restored_options
@@ -292,14 +293,10 @@ def _resumed(resume: str | os.PathLike, name: str | None) -> tuple[SweepDir, spe
 def _tune_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], folder: SweepDir, options: TuneOptions, *,
                 n_done: int, datasets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """One Tuner.fit over the trials ``todo`` of ``trials`` (``n_done`` had records before); returns its timings."""
-    for k, v in QUIET_ENV.items():
-        if not options.verbose or k != "RAY_AIR_NEW_OUTPUT":
-            os.environ.setdefault(k, v)
-    for k, v in TUNE_ENV.items():
-        os.environ.setdefault(k, v)
+    ray_environment(options.verbose)
     if datasets is None:
         datasets = load_datasets(todo)  # before Ray: a missing file fails fast
-    starting = Starting(options.address, options.verbose)  # Ray starts while the rest is prepared here
+    starting = ray_starting(options.address, options.verbose)  # Ray starts (or started) while the rest is prepared
     try:
         states = latest_states(folder, todo)  # what earlier experiments of this directory checkpointed (--resume)
         import ray  # deferred: Ray starts slowly, and loading or listing sweeps never needs it
@@ -356,10 +353,9 @@ def most_threads(trials: list[Trial]) -> int | None:
 
 def check_local_resources(sweep: spec.Sweep, trials: list[Trial], address: str | None) -> None:
     """The per-trial request against this machine, when the sweep will start a local Ray instance (no ``address``,
-    no $RAY_ADDRESS, no Ray already running here): ``ResourceError`` before any directory is made."""
-    import ray  # (only to ask whether this process already runs one: importing ray starts nothing)
-
-    if address or os.environ.get("RAY_ADDRESS") or ray.is_initialized():
+    no $RAY_ADDRESS, no Ray already running here but one the command started early: ``bench.sweep.early``):
+    ``ResourceError`` before any directory is made."""
+    if not starts_locally(address):
         return  # a cluster: checked once connected
     resolve_resources(sweep.resources, local_machine(), len(trials), threads=most_threads(trials))
 

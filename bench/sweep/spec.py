@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.sweep import file_shape
+from bench.sweep.cluster import DEFAULT_RESOURCES
 from moe.config import FIELD_TYPES, Config, ConfigError
 from moe import model
 from moe.records.naming import SHORT, format_value  # one spelling of a configuration's name
@@ -45,7 +46,6 @@ SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "resources", "budgets")
 BUDGET_FIELDS = ("epochs", "n_train", "n_test")
 RESOURCE_KEYS = ("cpu", "gpu", "max_concurrent")
-DEFAULT_RESOURCES = {"cpu": 1, "gpu": "auto", "max_concurrent": None}
 ALIASES = {v: k for k, v in SHORT.items()}  # the short names used inside configuration names (moe.records.naming's)
 NAME_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*\[(.*)\]\s*$")
 
