@@ -1,0 +1,139 @@
+"""Ray started first by ``python -m bench.sweep`` (``bench.sweep.early``): which command lines start it, that the run
+takes the instance started for it (and ends one started for another request), that an instance no trial used ends
+with the command; and that the commands that run no trial (``bench.sweep.command``) import neither Ray nor pandas
+nor matplotlib."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.sweep import early
+
+ROOT = Path(early.__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("argv, wanted", [
+    ([], (None, False)),
+    (["quick", "--set", "epochs=2", "--out", "x"], (None, False)),
+    (["--resume", "results/quick-1"], (None, False)),
+    (["smoke", "--address", "10.0.0.1:6379", "-v"], ("10.0.0.1:6379", True)),
+    (["--addr=10.0.0.1:6379", "--verb"], ("10.0.0.1:6379", True)),  # abbreviations, as argparse reads them
+    (["--list"], None), (["quick", "--dry-run"], None), (["--dry"], None), (["-h"], None), (["--help"], None),
+    (["--address"], None),  # a bad command line: its own parser says so, and no Ray starts for it
+])
+def test_the_ray_a_command_line_asks_for(argv, wanted):
+    assert early.ray_request(argv) == wanted
+
+
+class FakeStarting:
+    """``cluster.Starting`` without Ray: what was started and what was ended."""
+
+    made: list[FakeStarting] = []
+
+    def __init__(self, address, verbose):
+        self.request, self.ended = (address, verbose), False
+        FakeStarting.made.append(self)
+
+    def shut_down_later(self):
+        self.ended = True
+
+
+@pytest.fixture
+def fake_starting(monkeypatch):
+    monkeypatch.setattr(early, "Starting", FakeStarting)
+    monkeypatch.setattr(early, "ray_environment", lambda verbose: None)  # (this process's environment stays)
+    FakeStarting.made = []
+    yield FakeStarting.made
+    early.end_unused()
+
+
+def test_the_run_takes_the_instance_started_for_it(fake_starting):
+    early.start_early(None, False)
+    assert early.starting(None, False) is fake_starting[0] and not fake_starting[0].ended
+    assert early.starting(None, False) is fake_starting[1]  # taken once: a later call starts its own
+
+
+def test_an_instance_started_for_another_request_is_ended_first(fake_starting):
+    early.start_early(None, False)
+    taken = early.starting("10.0.0.1:6379", False)  # (the command's own parser read another address)
+    assert fake_starting[0].ended and taken is fake_starting[1] and taken.request == ("10.0.0.1:6379", False)
+
+
+def test_an_instance_no_trial_used_ends(fake_starting):
+    early.start_early(None, True)
+    early.end_unused()
+    assert fake_starting[0].ended
+    assert early.starting(None, True) is fake_starting[1]
+
+
+RUN_MODULE = ("import runpy, sys\n"
+              "sys.argv = ['bench.sweep', *sys.argv[1:]]\n"
+              "try:\n"
+              "    runpy.run_module('bench.sweep', run_name='__main__', alter_sys=True)\n"
+              "except SystemExit as stop:\n"
+              "    status = stop.code\n"
+              "print('status', status, 'imported', *[m for m in ('ray', 'pandas', 'matplotlib') if m in sys.modules])\n")
+
+
+@pytest.mark.parametrize("argv", [["quick", "--dry-run", "--set", "epochs=2"], ["--list", "--data-root", "{tmp}"],
+                                  ["--help"]])
+def test_commands_without_trials_import_no_ray_pandas_or_matplotlib(argv, tmp_path):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    proc = subprocess.run([sys.executable, "-c", RUN_MODULE, *argv], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.stdout.strip().splitlines()[-1] == "status 0 imported", proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def live_processes_with(entry: bytes, folder: str) -> list[tuple[int, str]]:
+    """(pid, command line) of live processes with ``entry`` in their environment or a file open in ``folder``."""
+    inside, out = folder.rstrip("/") + "/", []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            env = (proc / "environ").read_bytes().split(b"\0")
+            links = [proc / "cwd", *(proc / "fd").iterdir()]
+        except OSError:
+            continue
+        files = []
+        for link in links:
+            try:
+                files.append(os.readlink(link) + "/")
+            except OSError:
+                pass
+        if entry in env or folder in cmd or any(f.startswith(inside) for f in files):
+            out.append((int(proc.name), cmd[:160]))
+    return out
+
+
+@pytest.mark.ray
+def test_bad_input_of_a_run_ends_the_ray_started_for_it(tmp_path, ray_helpers):
+    """A run's command line with a bad --set: Ray started first, then the one error line and exit status 2, and none
+    of that instance's processes left once the command has exited (it waited for them)."""
+    env_extra, _ = ray_helpers
+    ray_tmp = tempfile.mkdtemp(prefix="rbe", dir="/tmp")
+    env = {**os.environ, **env_extra, "RAY_TMPDIR": ray_tmp}
+    env.pop("RAY_ADDRESS", None)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "bench.sweep", "smoke", "--set", "epochs", "--out",
+                               str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2 and proc.stderr.strip().startswith("error: --set 'epochs'"), proc.stderr[-2000:]
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+        assert any(Path(ray_tmp).rglob("session_*")), "no Ray started early for the run's command line"
+        time.sleep(1.0)  # (a process killed just now may still show)
+        left = live_processes_with(f"RAY_TMPDIR={ray_tmp}".encode(), ray_tmp)
+        assert not left, f"processes of the early instance outlived the command: {left}"
+    finally:
+        for pid, _ in live_processes_with(f"RAY_TMPDIR={ray_tmp}".encode(), ray_tmp):
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        shutil.rmtree(ray_tmp, ignore_errors=True)
