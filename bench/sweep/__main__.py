@@ -7,7 +7,7 @@ sweep is prepared. ``--list``, ``--dry-run`` and ``--help`` start no Ray and imp
 """
 import sys
 
-from bench.command_exit import run_main
+from bench.command_exit import exit_now, run_main
 from bench.sweep import cluster, early
 
 ARGV = sys.argv[1:]
@@ -15,6 +15,7 @@ REQUEST = early.ray_request(ARGV)  # (address, verbose) of a run, read before an
 if REQUEST is not None:
     cluster.reap_children_when_gone()  # all this command starts (its Ray, its figure workers) ends with it, even after a SIGKILL
     early.start_early(*REQUEST)
+STATUS: int | str | None = 0
 try:
     from bench.sweep import command
 
@@ -26,5 +27,8 @@ try:
 
     cluster.reap_children_when_gone()  # (done above, unless the hint missed a run)
     run_main(lambda: cli.main(ARGV))
+except SystemExit as stop:
+    STATUS = stop.code
 finally:
     early.end_unused()  # an instance started early that no trial used (bad input, nothing left to run)
+exit_now(STATUS)  # everything is written: no teardown of torch, Ray and pandas (bench.command_exit)

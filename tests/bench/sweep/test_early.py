@@ -73,21 +73,15 @@ def test_an_instance_no_trial_used_ends(fake_starting):
     assert early.starting(None, True) is fake_starting[1]
 
 
-RUN_MODULE = ("import runpy, sys\n"
-              "sys.argv = ['bench.sweep', *sys.argv[1:]]\n"
-              "try:\n"
-              "    runpy.run_module('bench.sweep', run_name='__main__', alter_sys=True)\n"
-              "except SystemExit as stop:\n"
-              "    status = stop.code\n"
-              "print('status', status, 'imported', *[m for m in ('ray', 'pandas', 'matplotlib') if m in sys.modules])\n")
-
-
 @pytest.mark.parametrize("argv", [["quick", "--dry-run", "--set", "epochs=2"], ["--list", "--data-root", "{tmp}"],
                                   ["--help"]])
 def test_commands_without_trials_import_no_ray_pandas_or_matplotlib(argv, tmp_path):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    proc = subprocess.run([sys.executable, "-c", RUN_MODULE, *argv], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.stdout.strip().splitlines()[-1] == "status 0 imported", proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "bench.sweep", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert proc.returncode == 0 and "torch" in imported and proc.stdout.strip(), proc.stderr[-2000:]
+    assert not {"ray", "pandas", "matplotlib"} & imported
 
 
 def live_processes_with(entry: bytes, folder: str) -> list[tuple[int, str]]:
