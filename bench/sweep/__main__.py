@@ -29,6 +29,9 @@ try:
     run_main(lambda: cli.main(ARGV))
 except SystemExit as stop:
     STATUS = stop.code
+except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the sweep's command line took over (bench.sweep.early)
+    print("interrupted, before the sweep started: nothing was written; run the same command again", file=sys.stderr)
+    STATUS = 130
 finally:
     early.end_unused()  # an instance started early that no trial used (bad input, nothing left to run)
 exit_now(STATUS)  # everything is written: no teardown of torch, Ray and pandas (bench.command_exit)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import threading
 
 from bench.sweep.cluster import QUIET_ENV, TUNE_ENV, Starting, wait_shut_down
 
@@ -53,7 +55,16 @@ def start_early(address: str | None, verbose: bool) -> None:
     processes start while the command imports its modules and prepares the sweep. ``starting`` takes it; one
     nothing took (bad input, nothing left to run) ends with :func:`end_unused`."""
     ray_environment(verbose)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _as_interrupt)  # until the command sets its own: the instance ends with it
     _EARLY.append(Starting(address, verbose))
+
+
+def _as_interrupt(signum, frame) -> None:
+    """A SIGTERM while Ray starts and the command imports: a KeyboardInterrupt, so that the command ends the instance
+    it started (:func:`end_unused`) instead of dying at once with Ray half started (an agent that Ray started and
+    not yet named to the reaper would outlive it)."""
+    raise KeyboardInterrupt
 
 
 def starting(address: str | None, verbose: bool) -> Starting:
