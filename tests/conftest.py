@@ -2,8 +2,9 @@
 
 Ray: ONE local instance per test process (``ray_local``; each pytest-xdist worker that needs it starts its own), shut
 down at the end. It lives in its own temporary directory (RAY_TMPDIR), so it never touches another Ray on this
-machine (no shared ``ray_current_cluster`` file), and the teardown checks that no process whose command line names
-that directory survives. Token authentication stays on (RAY_AUTH_MODE=token for every process, children
+machine (no shared ``ray_current_cluster`` file), and the teardown checks that no process of that directory survives
+(``ray_processes``: by command line, working directory or an open file there; a cluster a test starts itself is
+found by its environment too). Token authentication stays on (RAY_AUTH_MODE=token for every process, children
 included: ray.init sets it).
 """
 from __future__ import annotations
@@ -93,6 +94,56 @@ def fake_mnist_root(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# ---- what one test run makes once, for all its pytest-xdist workers ----
+
+def run_shared_dir(tmp_path_factory, name: str) -> Path:
+    """A folder ``name`` shared by every worker of this test run (the run's base temporary folder: pytest-xdist gives
+    each worker a folder inside it; a run without workers has its own), made when missing. What goes in is written
+    atomically (:func:`write_shared`), so workers that make the same thing at once each write whole files."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_shared(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@pytest.fixture(scope="session")
+def figure_store(tmp_path_factory) -> Path:
+    return run_shared_dir(tmp_path_factory, "figures")
+
+
+@pytest.fixture
+def shared_figures(monkeypatch, figure_store):
+    """A test about something other than drawing (a sweep's messages, resume, locks) that builds report.html and the
+    tables' plots takes each figure drawn in this process (``bench.table.drawing.draw``) from one store per test run,
+    keyed by its job (the drawer and its arguments: the drawing code cannot change within a run); a figure not drawn
+    yet in this run is drawn as before and kept. The same bytes either way (figures are deterministic); what draws
+    them is tested by the figure, report and table tests, which do not use this."""
+    import hashlib
+    import json
+
+    from bench.table import drawing
+
+    original = drawing.draw
+
+    def draw(kind: str, args: tuple) -> bytes:
+        key = hashlib.sha256(json.dumps([kind, args], sort_keys=True, default=repr, allow_nan=True).encode()).hexdigest()
+        path = figure_store / f"{key}.png"
+        try:
+            return path.read_bytes()
+        except OSError:
+            png = original(kind, args)
+            write_shared(path, png)
+            return png
+
+    monkeypatch.setattr(drawing, "draw", draw)
+
+
 # ---- Ray: one local instance per test session ----
 
 QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0"}
@@ -103,8 +154,15 @@ QUIET = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_E
 CLUSTER_ENV = {**QUIET, "RAY_AUTH_MODE": "token", "RAY_gcs_server_port_wait_time_s": "120"}
 
 
-def ray_processes(marker: str) -> list[tuple[int, str]]:
-    """(pid, command line) of every live process whose command line contains ``marker``."""
+def ray_processes(folder: str, environment: bool = True) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes of the Ray instance whose RAY_TMPDIR is ``folder``: by command line
+    (the raylet, the GCS server, ...), by a working directory or an open file inside the folder (its logs: Ray
+    retitles its workers and agents, ``ray::IDLE``, so the folder is no longer in their command line), and, with
+    ``environment``, by ``RAY_TMPDIR=folder`` in the environment, which every process of the instance inherits
+    (retitling can blank a process's environment in /proc: hence the other two). Without ``environment`` for the
+    session's own instance (``ray_local``): this process has that RAY_TMPDIR, so every child it starts would match.
+    Zombies are gone (their files read empty); this process is left out."""
+    entry, inside = f"RAY_TMPDIR={folder}".encode(), folder.rstrip("/") + "/"
     out = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -112,23 +170,35 @@ def ray_processes(marker: str) -> list[tuple[int, str]]:
         try:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             state = next((ln for ln in (proc / "status").read_text().splitlines() if ln.startswith("State:")), "")
+            env = (proc / "environ").read_bytes().split(b"\0") if environment else []
+            links = [proc / "cwd", *(proc / "fd").iterdir()]
         except OSError:
             continue
-        if marker in cmd and "zombie" not in state:
+        if "zombie" in state:
+            continue
+        files = []
+        for link in links:
+            try:
+                files.append(os.readlink(link) + "/")
+            except OSError:
+                pass
+        if folder in cmd or entry in env or any(f.startswith(inside) for f in files):
             out.append((int(proc.name), cmd[:160]))
     return out
 
 
-def wait_gone(marker: str, timeout: float = 20.0) -> list[tuple[int, str]]:
+def wait_gone(folder: str, timeout: float = 20.0, environment: bool = True) -> list[tuple[int, str]]:
+    """:func:`ray_processes` of ``folder`` once none is left, or what is still left after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while (left := ray_processes(marker)) and time.monotonic() < deadline:
+    while (left := ray_processes(folder, environment)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return left
 
 
 @pytest.fixture(scope="session")
 def ray_helpers():
-    """(environment for quiet token-authenticated Ray processes, wait_gone) for tests that start their own cluster."""
+    """(environment for quiet token-authenticated Ray processes, wait_gone) for tests that start their own cluster
+    (found by RAY_TMPDIR in the environment too: ``ray_processes``)."""
     return CLUSTER_ENV, wait_gone
 
 
@@ -156,5 +226,5 @@ def ray_local(ray_tmpdir):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    left = wait_gone(ray_tmpdir)
+    left = wait_gone(ray_tmpdir, environment=False)  # this process's own children carry its RAY_TMPDIR
     assert not left, f"Ray processes of the test session survived ray.shutdown(): {left}"

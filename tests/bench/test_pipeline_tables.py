@@ -9,6 +9,8 @@ from bench.report import sweep as page
 from bench.sweep.layout import SweepDir
 from tests.bench.sweep_dirs import make_sweep_dir
 
+pytestmark = pytest.mark.usefixtures("shared_figures")  # the report's figures: drawn once per test run (conftest)
+
 TABLES = ("runs.csv", "results_long.csv", "table.md", "table.tex", "pareto.csv", "tradeoff.png")
 
 

@@ -14,6 +14,8 @@ from bench.sweep import cli
 from bench.sweep.spec import Trial, grown_by_seeds
 from tests.bench.sweep.test_out_and_resume import fake_tune, one_error, snapshot, sweep_dir  # noqa: F401  (fixtures)
 
+pytestmark = pytest.mark.usefixtures("shared_figures")  # the report's figures: drawn once per test run (conftest)
+
 
 def test_grown_by_seeds_appends_only_the_missing_seeds_in_configuration_order():
     trials = [Trial(0, "a", {"router": "softmax", "seed": 0}), Trial(1, "a", {"router": "softmax", "seed": 1}),

@@ -14,6 +14,8 @@ from bench.sweep.spec import SweepError, Trial
 from tests.bench.sweep.test_add_seeds import records_by_configuration
 from tests.bench.sweep.test_out_and_resume import fake_tune, one_error, snapshot, stored  # noqa: F401  (fixtures)
 
+pytestmark = pytest.mark.usefixtures("shared_figures")  # the report's figures: drawn once per test run (conftest)
+
 
 def made(sweep_file, tmp_path, grid, *, overrides=None, name="out"):
     """A sweep directory of ``grid`` with an ok record for every trial (as a finished run leaves it)."""

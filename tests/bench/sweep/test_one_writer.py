@@ -18,6 +18,8 @@ from bench.sweep.layout import SweepDir
 from bench.sweep.spec import SweepError
 from tests.bench.sweep.test_out_and_resume import fake_tune, one_error, stored  # noqa: F401  (fixtures)
 
+pytestmark = pytest.mark.usefixtures("shared_figures")  # the report's figures: drawn once per test run (conftest)
+
 HOLD = """
 import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)

@@ -15,6 +15,8 @@ from bench import pipeline
 from bench.sweep import cli, runner
 from bench.sweep.layout import SweepDir
 
+pytestmark = pytest.mark.usefixtures("shared_figures")  # the report's figures: drawn once per test run (conftest)
+
 
 def stored(i: int, status: str = "ok", accuracy: float = 0.5) -> dict:
     """A sound record of trial i of the TINY sweep (2 configurations x 2 seeds)."""

@@ -15,6 +15,8 @@ from bench.sweep import cli, resume, runner
 from tests.bench.conftest import TINY
 from tests.bench.sweep.test_out_and_resume import fake_tune, one_error, stored  # noqa: F401  (fixtures)
 
+pytestmark = pytest.mark.usefixtures("shared_figures")  # the report's figures: drawn once per test run (conftest)
+
 
 @pytest.fixture(scope="module")
 def interrupted_once(tmp_path_factory):

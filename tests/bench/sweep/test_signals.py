@@ -20,6 +20,8 @@ from bench.sweep import cli, lock, runner
 from bench.sweep.layout import SweepDir
 from tests.bench.sweep.test_out_and_resume import stored
 
+pytestmark = pytest.mark.usefixtures("shared_figures")  # the report's figures: drawn once per test run (conftest)
+
 ROOT = Path(runner.__file__).parents[2]
 
 

@@ -18,42 +18,19 @@ from bench import pipeline
 from bench.sweep import cli, runner
 from bench.sweep.cluster import ResourceError
 from bench.sweep.spec import SweepError
+from tests.conftest import ray_processes, wait_gone
 
 pytestmark = pytest.mark.ray
 
 
 def instance_processes(ray_tmp: str) -> list[tuple[int, str]]:
-    """(pid, command line) of the live processes of the Ray instance a driver started with RAY_TMPDIR=``ray_tmp``: by
-    command line, as conftest's ``ray_processes``, by environment (which every process of the instance inherits), or
-    by a working directory or open file there (its logs): Ray retitles its workers and agents (``ray::IDLE``: the
-    folder is no longer in the command line), and retitling can blank a process's environment in /proc."""
-    entry, inside = f"RAY_TMPDIR={ray_tmp}".encode(), ray_tmp.rstrip("/") + "/"
-    out = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:  # (a zombie's are empty: it is gone)
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            env = (proc / "environ").read_bytes().split(b"\0")
-            links = [proc / "cwd", *(proc / "fd").iterdir()]
-        except OSError:
-            continue
-        files = []
-        for link in links:
-            try:
-                files.append(os.readlink(link) + "/")
-            except OSError:
-                pass
-        if ray_tmp in cmd or entry in env or any(f.startswith(inside) for f in files):
-            out.append((int(proc.name), cmd[:160]))
-    return out
+    """(pid, command line) of the live processes of the Ray instance a driver started with RAY_TMPDIR=``ray_tmp``
+    (conftest's ``ray_processes``: by command line, environment, working directory or an open file there)."""
+    return ray_processes(ray_tmp, environment=True)
 
 
 def wait_instance_gone(ray_tmp: str, timeout: float = 20.0) -> list[tuple[int, str]]:
-    deadline = time.monotonic() + timeout
-    while (left := instance_processes(ray_tmp)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return left
+    return wait_gone(ray_tmp, timeout, environment=True)
 
 
 def killed_and_gone(proc: subprocess.Popen, ray_tmp: str) -> list[tuple[int, str]]:
