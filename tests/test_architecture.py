@@ -74,7 +74,13 @@ def imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, 
 
 
 MODULES = project_modules()
-GRAPH = {name: imports(name, path, MODULES) for name, path in MODULES.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def import_graph() -> dict[str, list[tuple[str, bool, int]]]:
+    """Every project module's imports (:func:`imports`): parsed on first use, not when the file is collected (each
+    pytest-xdist worker collects every test file; one of them runs these tests)."""
+    return {name: imports(name, path, MODULES) for name, path in MODULES.items()}
 
 
 def cycles(graph: dict[str, list[str]]) -> list[list[str]]:
@@ -121,20 +127,20 @@ def test_the_import_graph_sees_function_level_imports(tmp_path):
 
 
 def test_no_import_cycle_among_project_modules():
-    found = cycles({m: [t for t, _, _ in edges] for m, edges in GRAPH.items()})
+    found = cycles({m: [t for t, _, _ in edges] for m, edges in import_graph().items()})
     assert not found, "import cycles (function-level imports included): " + "; ".join(" <-> ".join(c) for c in found)
 
 
 @pytest.mark.parametrize("layer", PACKAGES)
 def test_imports_run_one_way(layer):
     above = PACKAGES[PACKAGES.index(layer) + 1:]
-    bad = [f"{m}:{line} imports {t}" for m, edges in GRAPH.items() if m.split(".")[0] == layer
+    bad = [f"{m}:{line} imports {t}" for m, edges in import_graph().items() if m.split(".")[0] == layer
            for t, _, line in edges if t.split(".")[0] in above]
     assert not bad, f"{layer} must not import {', '.join(above)}: {bad}"
 
 
 def test_no_deferred_import_of_a_project_module():
-    bad = [f"{m}:{line} imports {t} inside a function" for m, edges in GRAPH.items() for t, top, line in edges if not top]
+    bad = [f"{m}:{line} imports {t} inside a function" for m, edges in import_graph().items() for t, top, line in edges if not top]
     assert not bad, bad
 
 
@@ -169,7 +175,7 @@ def package_edges(name: str, path: Path) -> list[str]:
 
 
 def test_no_import_cycle_through_a_package_init():
-    graph = {m: [t for t, _, _ in edges] + package_edges(m, MODULES[m]) for m, edges in GRAPH.items()}
+    graph = {m: [t for t, _, _ in edges] + package_edges(m, MODULES[m]) for m, edges in import_graph().items()}
     found = cycles(graph)
     assert not found, "import cycles through a package __init__: " + "; ".join(" <-> ".join(c) for c in found)
 
@@ -210,7 +216,7 @@ def job(module: str) -> str | None:
 
 
 def test_moe_subpackages_by_job_import_only_those_below():
-    bad = [f"{m}:{line} imports {t}" for m, edges in GRAPH.items() if job(m) for t, _, line in edges
+    bad = [f"{m}:{line} imports {t}" for m, edges in import_graph().items() if job(m) for t, _, line in edges
            if job(t) and JOBS.index(job(t)) > JOBS.index(job(m))]
     assert not bad, f"moe's subpackages by job are layered {' < '.join(JOBS)}: {bad}"
 
@@ -222,7 +228,7 @@ def application(module: str) -> str | None:
 
 
 def test_bench_applications_have_no_doors_both_ways():
-    doors = {(application(m), application(t)) for m, edges in GRAPH.items() for t, _, _ in edges
+    doors = {(application(m), application(t)) for m, edges in import_graph().items() for t, _, _ in edges
              if application(m) and application(t) and application(m) != application(t)
              and m.rpartition(".")[2] not in ENTRY_POINTS}
     both = sorted(f"{a} <-> {b}" for a, b in doors if (b, a) in doors and a < b)
@@ -295,7 +301,7 @@ def test_the_private_name_check_sees_both_forms(tmp_path):
 def test_validation_sits_below_the_model():
     """moe.validate reads field limits and the components' own rules; it builds no model and imports no training
     (the model's memory estimate is moe.model's, added by moe.model.checked_config)."""
-    bad = [t for t, _, _ in GRAPH["moe.validate"] if t == "moe.model" or job(t)]
+    bad = [t for t, _, _ in import_graph()["moe.validate"] if t == "moe.model" or job(t)]
     assert not bad, f"moe.validate imports {bad}"
 
 
