@@ -122,8 +122,9 @@ def shared_figures(monkeypatch, figure_store):
     """A test about something other than drawing (a sweep's messages, resume, locks) that builds report.html and the
     tables' plots takes each figure drawn in this process (``bench.table.drawing.draw``) from one store per test run,
     keyed by its job (the drawer and its arguments: the drawing code cannot change within a run); a figure not drawn
-    yet in this run is drawn as before and kept. The same bytes either way (figures are deterministic); what draws
-    them is tested by the figure, report and table tests, which do not use this."""
+    yet in this run is drawn as before and kept, in this process (no figure worker process is started: each would
+    import matplotlib to draw what the store holds). The same bytes either way (figures are deterministic); what
+    draws them, in workers or here, is tested by the figure, report and table tests, which do not use this."""
     import hashlib
     import json
 
@@ -142,6 +143,7 @@ def shared_figures(monkeypatch, figure_store):
             return png
 
     monkeypatch.setattr(drawing, "draw", draw)
+    monkeypatch.setattr(drawing, "available_cores", lambda: 1)  # drawn here, through the store: no figure worker
 
 
 # ---- Ray: one local instance per test session ----
