@@ -16,7 +16,8 @@ from bench.sweep.layout import SweepDir
 from bench.table.cli import main as table_main
 from tests.bench.sweep_dirs import make_sweep_dir
 
-pytestmark = pytest.mark.slow  # trains the 4 runs of a tiny sweep, then builds tables and reports
+pytestmark = [pytest.mark.slow,  # trains the 4 runs of a tiny sweep, then builds tables and reports
+              pytest.mark.usefixtures("shared_figures")]  # their figures: drawn once per test run (conftest)
 
 
 @pytest.fixture(scope="module")

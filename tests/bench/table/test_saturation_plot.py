@@ -29,6 +29,7 @@ def test_the_mean_over_seeds_at_each_epoch_that_has_values():
     assert saturation_curves([rec("c", None)]) == {}
 
 
+@pytest.mark.usefixtures("shared_figures")  # the page's other figures: drawn once per test run (conftest)
 def test_a_sweep_gets_saturation_png_and_a_report_section(tmp_path):
     folder = make_sweep_dir(tmp_path / "tiny")
     built = build(folder)
