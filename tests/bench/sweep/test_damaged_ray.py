@@ -10,7 +10,8 @@ import pytest
 from bench import pipeline
 from bench.sweep import runner
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray,
+              pytest.mark.usefixtures("shared_figures")]  # the report's figures: drawn once per test run (conftest)
 
 
 def records(out: Path) -> dict[int, dict]:

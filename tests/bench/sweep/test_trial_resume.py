@@ -16,7 +16,8 @@ from moe.data import load_dataset
 from moe.records.record import jsonable
 from moe.training.loop import run
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray,
+              pytest.mark.usefixtures("shared_figures")]  # the report's figures: drawn once per test run (conftest)
 
 # a noisy top-k gate: the resumed trial must restore the global torch generator, not only the shuffles
 NOISY = {"budget": {"epochs": 4, "n_train": 240, "n_test": 120}, "settings": {"noisy_gate": True},
