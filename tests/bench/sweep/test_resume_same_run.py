@@ -18,7 +18,8 @@ from moe.records.record import jsonable
 from moe.training.loop import run
 from moe.training.stacked import train_stacked
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow,
+              pytest.mark.usefixtures("shared_figures")]  # the report's figures: drawn once per test run (conftest)
 
 GRID = {"budget": {"epochs": 3, "n_train": 240, "n_test": 120},
         "grid": {"router": ["softmax"], "experts": [2, 3], "seed": [0, 1]}}

@@ -20,7 +20,8 @@ from bench.sweep.cluster import ResourceError
 from bench.sweep.spec import SweepError
 from tests.conftest import ray_processes, wait_gone
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray,
+              pytest.mark.usefixtures("shared_figures")]  # the report's figures: drawn once per test run (conftest)
 
 
 def instance_processes(ray_tmp: str) -> list[tuple[int, str]]:
