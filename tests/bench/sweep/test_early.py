@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -84,34 +83,11 @@ def test_commands_without_trials_import_no_ray_pandas_or_matplotlib(argv, tmp_pa
     assert not {"ray", "pandas", "matplotlib"} & imported
 
 
-def live_processes_with(entry: bytes, folder: str) -> list[tuple[int, str]]:
-    """(pid, command line) of live processes with ``entry`` in their environment or a file open in ``folder``."""
-    inside, out = folder.rstrip("/") + "/", []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            env = (proc / "environ").read_bytes().split(b"\0")
-            links = [proc / "cwd", *(proc / "fd").iterdir()]
-        except OSError:
-            continue
-        files = []
-        for link in links:
-            try:
-                files.append(os.readlink(link) + "/")
-            except OSError:
-                pass
-        if entry in env or folder in cmd or any(f.startswith(inside) for f in files):
-            out.append((int(proc.name), cmd[:160]))
-    return out
-
-
 @pytest.mark.ray
 def test_bad_input_of_a_run_ends_the_ray_started_for_it(tmp_path, ray_helpers):
     """A run's command line with a bad --set: Ray started first, then the one error line and exit status 2, and none
     of that instance's processes left once the command has exited (it waited for them)."""
-    env_extra, _ = ray_helpers
+    env_extra, wait_gone = ray_helpers
     ray_tmp = tempfile.mkdtemp(prefix="rbe", dir="/tmp")
     env = {**os.environ, **env_extra, "RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)
@@ -121,11 +97,10 @@ def test_bad_input_of_a_run_ends_the_ray_started_for_it(tmp_path, ray_helpers):
         assert proc.returncode == 2 and proc.stderr.strip().startswith("error: --set 'epochs'"), proc.stderr[-2000:]
         assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
         assert any(Path(ray_tmp).rglob("session_*")), "no Ray started early for the run's command line"
-        time.sleep(1.0)  # (a process killed just now may still show)
-        left = live_processes_with(f"RAY_TMPDIR={ray_tmp}".encode(), ray_tmp)
+        left = wait_gone(ray_tmp, timeout=2.0)  # (a process killed just now may still show for a moment)
         assert not left, f"processes of the early instance outlived the command: {left}"
     finally:
-        for pid, _ in live_processes_with(f"RAY_TMPDIR={ray_tmp}".encode(), ray_tmp):
+        for pid, _ in wait_gone(ray_tmp, timeout=0):
             try:
                 os.kill(pid, 9)
             except OSError:
