@@ -99,17 +99,12 @@ def fake_mnist_root(tmp_path: Path) -> Path:
 def run_shared_dir(tmp_path_factory, name: str) -> Path:
     """A folder ``name`` shared by every worker of this test run (the run's base temporary folder: pytest-xdist gives
     each worker a folder inside it; a run without workers has its own), made when missing. What goes in is written
-    atomically (:func:`write_shared`), so workers that make the same thing at once each write whole files."""
+    atomically (``moe.records.files.atomic_write_bytes``), so workers that make the same thing at once each write whole
+    files."""
     base = tmp_path_factory.getbasetemp()
     folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared" / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def write_shared(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 @pytest.fixture(scope="session")
@@ -125,21 +120,18 @@ def shared_figures(monkeypatch, figure_store):
     yet in this run is drawn as before and kept, in this process (no figure worker process is started: each would
     import matplotlib to draw what the store holds). The same bytes either way (figures are deterministic); what
     draws them, in workers or here, is tested by the figure, report and table tests, which do not use this."""
-    import hashlib
-    import json
-
     from bench.table import drawing
+    from moe.records.files import atomic_write_bytes
 
     original = drawing.draw
 
     def draw(kind: str, args: tuple) -> bytes:
-        key = hashlib.sha256(json.dumps([kind, args], sort_keys=True, default=repr, allow_nan=True).encode()).hexdigest()
-        path = figure_store / f"{key}.png"
+        path = figure_store / f"{drawing.figure_key(kind, args, b'')}.png"  # (the same code throughout the run)
         try:
             return path.read_bytes()
         except OSError:
             png = original(kind, args)
-            write_shared(path, png)
+            atomic_write_bytes(path, png)
             return png
 
     monkeypatch.setattr(drawing, "draw", draw)

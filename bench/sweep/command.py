@@ -144,18 +144,11 @@ def problems(err: SweepError | ResourceError) -> int:
     return 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``--list`` or ``--dry-run`` (a command line that runs trials is ``bench.sweep.cli.main``'s)."""
-    return without_trials(parser().parse_args(argv))
-
-
 def without_trials(args: argparse.Namespace) -> int:
-    """``--list`` or ``--dry-run`` of parsed arguments."""
+    """``--list`` or ``--dry-run`` of parsed arguments (for which :func:`runs_trials` is False)."""
     try:
         if args.list:
             return list_sweeps(args.data_root)
-        if not args.dry_run:
-            raise SweepError("nothing to do without trials: give --list or --dry-run")
         return dry_run(args.name or "quick", overrides_of(args))
     except SweepError as err:
         return problems(err)
