@@ -24,23 +24,13 @@ pytestmark = [pytest.mark.ray,
               pytest.mark.usefixtures("shared_figures")]  # the report's figures: drawn once per test run (conftest)
 
 
-def instance_processes(ray_tmp: str) -> list[tuple[int, str]]:
-    """(pid, command line) of the live processes of the Ray instance a driver started with RAY_TMPDIR=``ray_tmp``
-    (conftest's ``ray_processes``: by command line, environment, working directory or an open file there)."""
-    return ray_processes(ray_tmp, environment=True)
-
-
-def wait_instance_gone(ray_tmp: str, timeout: float = 20.0) -> list[tuple[int, str]]:
-    return wait_gone(ray_tmp, timeout, environment=True)
-
-
 def killed_and_gone(proc: subprocess.Popen, ray_tmp: str) -> list[tuple[int, str]]:
     """After a driver's SIGKILL (or a failure before it): the driver killed if still alive, then what of its Ray
-    instance is still alive after 20 s (:func:`wait_instance_gone`: the sweep's reaper should have ended it all); those
+    instance is still alive after 20 s (conftest's ``wait_gone``: the sweep's reaper should have ended it all); those
     are killed here, never left behind, and the instance's folder removed."""
     if proc.poll() is None:
         proc.kill()
-    left = wait_instance_gone(ray_tmp)
+    left = wait_gone(ray_tmp)
     for pid, _ in left:
         os.kill(pid, signal.SIGKILL)
     subprocess.run(["rm", "-rf", ray_tmp])
@@ -227,7 +217,7 @@ def test_a_killed_drivers_local_instance_ends_with_everything_it_started(tmp_pat
         printed = log.read_text()
         assert proc.poll() is None and printed.strip(), f"the driver ended or printed nothing:\n{printed}"
         child = int(printed.split()[0])  # the pid of the worker's child: one of the instance's processes
-        assert child in {pid for pid, _ in instance_processes(ray_tmp)}, printed
+        assert child in {pid for pid, _ in ray_processes(ray_tmp)}, printed
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
