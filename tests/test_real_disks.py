@@ -148,7 +148,7 @@ def test_a_sweep_on_a_disk_made_read_only_then_full_stops_each_time_and_resume_f
     assert records(after_ro).items() <= records(after_full).items() and records(after_full) == records(still_full)
     assert len(records(after_full)) > len(records(after_ro))  # the resume on a read-write disk wrote more
     assert still_full == after_full  # table and report on the full disk changed nothing
-    assert done["rc"] == 0, done["out"][-3000:]
+    assert done["rc"] == 0, done["out"][-3000:] + "\nstandard error:\n" + done.get("err", "")[-3000:]
     assert "runs: 8 ok" in done["out"] and sorted(records(final)) == [f"out/records/{i:04d}.json" for i in range(8)]
     assert records(after_full).items() <= records(final).items()
     assert not [k for k in final if k.endswith(".tmp")]  # no half-written file anywhere
