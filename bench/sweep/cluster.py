@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -20,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -266,11 +268,24 @@ class Starting:
         """End the instance this started, in the background (ending its processes takes seconds of waiting);
         :func:`wait_shut_down` waits for that, and so does this process before it exits."""
         if self.started_here() and not self._release.is_set():
+            drop_references()
             if not _SHUTTING_REGISTERED:
                 atexit.register(wait_shut_down)  # after Ray's own exit hook: runs before it
                 _SHUTTING_REGISTERED.append(True)
             _SHUTTING.append(self._thread)
             self._release.set()
+
+
+def drop_references() -> None:
+    """Free now, in this thread, the Ray object references nothing can use any more: those in garbage cycles and in
+    the frames an exception being handled left behind (the frames' locals). Ray's core worker ends the whole process
+    with exit status 1 ("The core worker has already been shutdown") when a reference is freed while another thread
+    shuts Ray down, so :meth:`Starting.shut_down_later` calls this first; the caller drops the references it still
+    holds itself (``bench.sweep.runner``)."""
+    err = sys.exception()
+    if err is not None:
+        traceback.clear_frames(err.__traceback__)  # (the frame still running is skipped: its caller drops its own)
+    gc.collect()
 
 
 _SHUTTING: list[threading.Thread] = []  # instances being ended in the background, not yet waited for

@@ -338,6 +338,9 @@ def _tune_trials(sweep: spec.Sweep, trials: list[Trial], todo: list[Trial], fold
         reconcile(results, folder, progress)
         folder.drop_checkpoints()
     finally:
+        # this call's object references end here, in this thread, before Ray does: one freed while the background
+        # thread shuts Ray down ends the process with exit status 1 (bench.sweep.cluster.drop_references)
+        resume_states = fn = tuner = results = None  # noqa: F841
         starting.shut_down_later()  # a local instance this call started ends while the tables are built
     missing = [t.index for t in todo if not folder.has_record(t.index)]
     trial_s = sum(progress.trial_s)
