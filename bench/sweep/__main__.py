@@ -12,7 +12,7 @@ from bench.sweep import cluster, early
 
 ARGV = sys.argv[1:]
 REQUEST = early.ray_request(ARGV)  # (address, verbose) of a run, read before anything heavy is imported
-if REQUEST is not None:
+if REQUEST is not None and early.passes_light_checks(ARGV):  # (bad input: its error at once, no Ray to wait for)
     cluster.reap_children_when_gone()  # all this command starts (its Ray, its figure workers) ends with it, even after a SIGKILL
     early.start_early(*REQUEST)
 STATUS: int | str | None = 0

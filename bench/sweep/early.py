@@ -11,7 +11,9 @@ import argparse
 import os
 import signal
 import threading
+from pathlib import Path
 
+from bench.sweep import file_shape  # (yaml and the shape rules of a sweep file: no torch)
 from bench.sweep.cluster import QUIET_ENV, TUNE_ENV, Starting, wait_shut_down
 
 _EARLY: list[Starting] = []  # an instance started by start_early, until starting() takes it
@@ -48,6 +50,57 @@ def ray_request(argv: list[str]) -> tuple[str | None, bool] | None:
     if args.list or args.dry_run or args.help or args.h:
         return None
     return args.address, args.verbose or args.v
+
+
+def passes_light_checks(argv: list[str]) -> bool:
+    """Whether a command line that runs trials passes the checks that need no heavy import: the sweep file is there
+    and has the shape of one (``bench.sweep.file_shape``), each ``--set`` is KEY=VALUE, ``--add-seeds`` lists
+    non-negative integers, ``--out`` is a new or empty directory that can be made, and ``--resume`` names a sweep
+    directory this process may write, without ``--set``, ``--out`` or ``--data-root``. Only a hint for
+    :func:`start_early`: a command line that fails it starts no Ray early, so its own checks (``bench.sweep.cli``)
+    say what is wrong at once instead of after an instance started and ended; one it misjudges as bad only loses
+    the head start."""
+    ap = _HintParser(add_help=False)
+    ap.add_argument("name", nargs="?", default=None)
+    for flag in ("--out", "--resume", "--data-root", "--add-seeds"):
+        ap.add_argument(flag, default=None)
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    try:
+        args, _ = ap.parse_known_args(argv)
+    except ValueError:
+        return False
+    if any("=" not in pair for pair in args.sets):
+        return False
+    if args.add_seeds is not None and not all(s.strip().isdigit() for s in args.add_seeds.split(",") if s.strip()):
+        return False
+    if args.resume is not None:
+        folder = Path(args.resume)
+        return (not (args.sets or args.out or args.data_root) and (folder / "sweep.json").is_file()
+                and os.access(folder, os.W_OK | os.X_OK))
+    name = args.name or "quick"
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        path = next((p for p in (file_shape.SWEEP_DIR / f"{name}.yaml", file_shape.SWEEP_DIR / f"{name}.yml")
+                     if "/" not in name and p.is_file()), None)
+    if path is None:
+        return False
+    try:
+        data = file_shape.read_file(path)
+    except file_shape.ShapeError:
+        return False
+    if not isinstance(data, dict) or file_shape.section_problems(data):
+        return False
+    return args.out is None or _new_directory(Path(args.out))
+
+
+def _new_directory(out: Path) -> bool:
+    """``--out``: an empty directory, or none yet under a directory this process may write."""
+    if out.exists():
+        return out.is_dir() and not any(out.iterdir()) and os.access(out, os.W_OK | os.X_OK)
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
 
 
 def start_early(address: str | None, verbose: bool) -> None:

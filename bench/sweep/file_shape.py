@@ -26,6 +26,7 @@ import yaml
 from moe.strict_files import DuplicateKeyError, load_yaml
 from moe.registry import shown
 
+SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"  # the registry: one file per sweep (bench.sweep.spec)
 MAX_TRIALS = 10_000  # 20 times the largest sweep here; checking a trial costs ~1 ms, running one seconds
 MAPPINGS = ("budget", "settings", "resources", "budgets")
 

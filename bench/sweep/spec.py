@@ -42,7 +42,7 @@ from moe.records.naming import SHORT, format_value  # one spelling of a configur
 from moe.registry import shown, shown_key, suggestion
 from moe.validate import from_dict, limit_problem
 
-SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
+SWEEP_DIR = file_shape.SWEEP_DIR
 TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "resources", "budgets")
 BUDGET_FIELDS = ("epochs", "n_train", "n_test")
 RESOURCE_KEYS = ("cpu", "gpu", "max_concurrent")

@@ -85,16 +85,17 @@ def test_commands_without_trials_import_no_ray_pandas_or_matplotlib(argv, tmp_pa
 
 @pytest.mark.ray
 def test_bad_input_of_a_run_ends_the_ray_started_for_it(tmp_path, ray_helpers):
-    """A run's command line with a bad --set: Ray started first, then the one error line and exit status 2, and none
-    of that instance's processes left once the command has exited (it waited for them)."""
+    """A run's command line with a --set value only the full checks refuse (the light ones pass it: see
+    test_light_checks): Ray started first, then the one error line and exit status 2, and none of that instance's
+    processes left once the command has exited (it waited for them)."""
     env_extra, wait_gone = ray_helpers
     ray_tmp = tempfile.mkdtemp(prefix="rbe", dir="/tmp")
     env = {**os.environ, **env_extra, "RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)
     try:
-        proc = subprocess.run([sys.executable, "-m", "bench.sweep", "smoke", "--set", "epochs", "--out",
+        proc = subprocess.run([sys.executable, "-m", "bench.sweep", "smoke", "--set", "epochs=-3", "--out",
                                str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 2 and proc.stderr.strip().startswith("error: --set 'epochs'"), proc.stderr[-2000:]
+        assert proc.returncode == 2 and proc.stderr.strip().startswith("error: smoke: epochs: must be >= 1"), proc.stderr[-2000:]
         assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
         assert any(Path(ray_tmp).rglob("session_*")), "no Ray started early for the run's command line"
         left = wait_gone(ray_tmp, timeout=2.0)  # (a process killed just now may still show for a moment)
