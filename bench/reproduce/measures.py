@@ -72,13 +72,17 @@ def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def select(runs: pd.DataFrame, where: dict[str, Any] | None) -> pd.DataFrame:
-    """The ok runs matching every filter of ``where`` (a missing column matches only ``None``)."""
-    rows = ok_runs(runs)
+    """The ok runs matching every filter of ``where`` (a missing column matches only ``None``), the filters applied
+    in order (``"$max"``/``"$min"``: the extreme among the rows the filters before it kept). The rows are taken once,
+    at the end: a frame of many columns is copied once, not once per filter."""
+    rows = runs
+    keep = (np.ones(len(rows), dtype=bool) if "status" not in rows.columns  # (the ok runs: ok_runs)
+            else (rows["status"] == "ok").fillna(False).to_numpy(dtype=bool, copy=True))
     for col, want in (where or {}).items():
         if col not in rows.columns:
             if want is None:
                 continue
-            return rows.iloc[0:0]
+            return rows[keep].iloc[0:0]
         s = rows[col]
         if want is None:
             mask = s.isna()
@@ -92,12 +96,12 @@ def select(runs: pd.DataFrame, where: dict[str, Any] | None) -> pd.DataFrame:
                 num = pd.to_numeric(s, errors="coerce")
                 mask &= num.notna() & OPS[op](num, v)
         elif want in ("$max", "$min"):
-            num = pd.to_numeric(s, errors="coerce")
-            mask = num == (num.max() if want == "$max" else num.min())
+            num = pd.to_numeric(s, errors="coerce")[keep]
+            mask = pd.to_numeric(s, errors="coerce") == (num.max() if want == "$max" else num.min())
         else:
             mask = s == want
-        rows = rows[mask.fillna(False).astype(bool)]
-    return rows
+        keep &= mask.fillna(False).astype(bool).to_numpy()
+    return rows[keep]
 
 
 def resolve_extremes(where: dict[str, Any] | None, runs: pd.DataFrame,
