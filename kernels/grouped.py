@@ -141,9 +141,10 @@ def _segment_sum_kernel(
     start = tl.load(seg_offsets_ptr + t)
     end = tl.load(seg_offsets_ptr + t + 1)
     acc = tl.zeros((BLOCK_K,), dtype=tl.float32)
+    src_k = src_ptr + offs_k * stride_sk  # the column offsets, once per program rather than once per row
     for r in range(start, end):
         row = tl.load(perm_ptr + r)
-        acc += tl.load(src_ptr + row * stride_sm + offs_k * stride_sk, mask=mask_k, other=0.0).to(tl.float32)
+        acc += tl.load(src_k + row * stride_sm, mask=mask_k, other=0.0).to(tl.float32)
     tl.store(out_ptr + t.to(tl.int64) * stride_om + offs_k * stride_ok,
              acc.to(out_ptr.dtype.element_ty), mask=mask_k)
 

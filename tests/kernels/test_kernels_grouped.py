@@ -173,8 +173,8 @@ def test_grouped_mm_noncontiguous_x(backend):
 
 
 def test_grouped_mm_many_experts(backend):
-    """E = 256 (most experts empty), rows gathered."""
-    check_against_loop(backend, torch.float32, 300, 10, 12, 256, gather=True, bias=True)
+    """E = 256 (most experts empty: 100 rows leave about 2 in 3 empty, 300 left only 1 in 3), rows gathered."""
+    check_against_loop(backend, torch.float32, 100, 10, 12, 256, gather=True, bias=True)
 
 
 def test_grouped_mm_wide_layers(backend):
