@@ -1,7 +1,7 @@
 """Ray started first by ``python -m bench.sweep`` (``bench.sweep.early``): which command lines start it, that the run
 takes the instance started for it (and ends one started for another request), that an instance no trial used ends
-with the command; and that the commands that run no trial (``bench.sweep.command``) import neither Ray nor pandas
-nor matplotlib."""
+with the command. (That the commands that run no trial import neither Ray nor pandas nor matplotlib:
+test_trial_imports, in the one interpreter that checks the trial module's imports.)"""
 from __future__ import annotations
 
 import os
@@ -70,17 +70,6 @@ def test_an_instance_no_trial_used_ends(fake_starting):
     early.end_unused()
     assert fake_starting[0].ended
     assert early.starting(None, True) is fake_starting[1]
-
-
-@pytest.mark.parametrize("argv", [["quick", "--dry-run", "--set", "epochs=2"], ["--list", "--data-root", "{tmp}"],
-                                  ["--help"]])
-def test_commands_without_trials_import_no_ray_pandas_or_matplotlib(argv, tmp_path):
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "bench.sweep", *argv], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert proc.returncode == 0 and "torch" in imported and proc.stdout.strip(), proc.stderr[-2000:]
-    assert not {"ray", "pandas", "matplotlib"} & imported
 
 
 @pytest.mark.ray

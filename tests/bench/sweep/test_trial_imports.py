@@ -1,5 +1,12 @@
-"""A sweep's trial worker imports what a trial uses: the training code and torch, not the tables' pandas or the
-report's matplotlib (each worker of a sweep pays its imports before its first trial)."""
+"""What a fresh interpreter imports: a sweep's trial worker imports what a trial uses, the training code and torch,
+not the tables' pandas or the report's matplotlib (each worker of a sweep pays its imports before its first trial);
+and the commands of ``python -m bench.sweep`` that run no trial (``--dry-run``, ``--list``, ``--help``:
+``bench.sweep.command``) import neither Ray nor pandas nor matplotlib.
+
+All of it in ONE interpreter (each start pays torch's import, ~2 s): the heavy modules in ``sys.modules`` after each
+step, in turn. Modules are only ever added, so a step whose check finds none of them imported none of them itself;
+the last step (the tables' runs module) shows that the check sees pandas."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,27 +14,62 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
+HEAVY = ("torch", "pandas", "matplotlib", "ray")
+COMMANDS = [["quick", "--dry-run", "--set", "epochs=2"], ["--list", "--data-root", "{tmp}"], ["--help"]]
 
-
-def loaded_after(*statements: str) -> list[set[str]]:
-    """The heavy modules loaded after each statement, run in turn in one fresh interpreter (one start for both tests)."""
-    show = "print(' '.join(m for m in ('pandas', 'matplotlib', 'ray') if m in sys.modules) or '-')"
-    code = "import sys\n" + "".join(f"{s}\n{show}\n" for s in statements)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    lines = out.splitlines()
-    assert len(lines) == len(statements), out
-    return [set(line.split()) - {"-"} for line in lines]
+# Runs each command as ``python -m bench.sweep`` does (runpy, ``__main__``), its last line (``exit_now``, which would
+# end the process) turned into an exception that carries the exit status.
+DRIVER = """
+import contextlib, io, json, runpy, sys
+HEAVY, COMMANDS = json.loads(sys.argv[1])
+loaded = lambda: [m for m in HEAVY if m in sys.modules]
+steps = []
+import bench.sweep.trial
+steps.append({"loaded": loaded()})
+import bench.command_exit
+class Exited(Exception):
+    pass
+def exit_now(status):
+    raise Exited(status)
+bench.command_exit.exit_now = exit_now
+for argv in COMMANDS:
+    sys.argv, out, status = ["bench.sweep", *argv], io.StringIO(), "returned"
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_module("bench.sweep", run_name="__main__", alter_sys=True)
+    except Exited as end:
+        status = end.args[0]
+    steps.append({"loaded": loaded(), "status": status, "stdout": out.getvalue()})
+import bench.table.runs
+steps.append({"loaded": loaded()})
+print(json.dumps(steps))
+"""
 
 
 @pytest.fixture(scope="module")
-def loaded():
-    """(after importing the trial module, after importing the tables' runs module as well)."""
-    return loaded_after("import bench.sweep.trial", "import bench.table.runs")
+def steps(tmp_path_factory) -> list[dict]:
+    """The heavy modules loaded after each step: importing the trial module; each command of ``COMMANDS`` (with
+    its exit status and standard output); importing the tables' runs module as well."""
+    tmp = str(tmp_path_factory.mktemp("data_root"))
+    commands = [[a.replace("{tmp}", tmp) for a in argv] for argv in COMMANDS]
+    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps([HEAVY, commands])], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    steps = json.loads(proc.stdout.splitlines()[-1])
+    assert len(steps) == len(COMMANDS) + 2, proc.stdout[-2000:]
+    return steps
 
 
-def test_the_trial_module_imports_neither_pandas_nor_matplotlib(loaded):
-    assert loaded[0] == set()
+def test_the_trial_module_imports_neither_pandas_nor_matplotlib(steps):
+    assert set(steps[0]["loaded"]) == {"torch"}
 
 
-def test_the_check_sees_pandas(loaded):
-    assert loaded[1] >= {"pandas"}
+@pytest.mark.parametrize("index", range(len(COMMANDS)), ids=[" ".join(argv) for argv in COMMANDS])
+def test_commands_without_trials_import_no_ray_pandas_or_matplotlib(steps, index):
+    step = steps[1 + index]
+    assert step["status"] in (0, None) and "torch" in step["loaded"] and step["stdout"].strip(), step
+    assert not {"ray", "pandas", "matplotlib"} & set(step["loaded"])
+
+
+def test_the_check_sees_pandas(steps):
+    assert "pandas" in steps[-1]["loaded"]
