@@ -44,7 +44,7 @@ CASES = [dict(gate="linear", objective="mixture_nll", optimizer="adam", experts=
 @pytest.mark.parametrize("fields", CASES, ids=[f"{c.get('router', 'softmax')}{c.get('top_k', '')}-{c['gate']}-{c['objective']}-{c['optimizer']}"
                                                for c in CASES])
 def test_equal_to_separate_runs(fields):
-    cfg = {"dataset": "gm6", "router": "softmax", "expert": "linear", "epochs": 3, "n_train": 600, "n_test": 200, **fields}
+    cfg = {"dataset": "gm6", "router": "softmax", "expert": "linear", "epochs": 3, "n_train": 300, "n_test": 200, **fields}
     seeds = [0, 1, 5]
     stacked = train_stacked(cfg, seeds)
     separate = [moe.training.loop.run({**cfg, "seed": s}) for s in seeds]
