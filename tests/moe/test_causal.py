@@ -6,9 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
-from sklearn.metrics import adjusted_mutual_info_score
-from sklearn.metrics.cluster import expected_mutual_information as sk_emi
 
 from moe.scoring import ami as adjusted
 from moe.scoring import causal
@@ -30,6 +27,9 @@ def labels_of(table):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_ami_and_expected_mi_match_scikit_learn_on_random_tables(seed):
+    from sklearn.metrics import adjusted_mutual_info_score  # (here: the other tests of this file need no scikit-learn)
+    from sklearn.metrics.cluster import expected_mutual_information as sk_emi
+
     rng = np.random.default_rng(seed)
     rows, cols = rng.integers(2, 7), rng.integers(2, 9)
     table = rng.integers(0, 30 if seed % 2 else 4, size=(rows, cols))
@@ -79,6 +79,8 @@ def test_ami_is_a_registered_score_beside_nmi():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_spearman_matches_scipy_with_ties(seed):
+    from scipy.stats import spearmanr  # (here: collecting the file imports no scipy.stats)
+
     rng = np.random.default_rng(seed)
     x, y = rng.integers(0, 5, 30).astype(float), rng.normal(size=30)
     y[:10] = 0.0  # ties on both sides
@@ -135,6 +137,8 @@ def test_causal_specialisation_is_undefined_without_any_effect_or_with_one_class
 
 
 def test_causal_agreement_ranks_cells_like_the_allocation():
+    from scipy.stats import spearmanr
+
     alloc = [[10, 0], [0, 10]]  # class 0 -> expert 0, class 1 -> expert 1
     assert causal.causal_agreement([[0.8, 0.0], [0.0, 0.8]], alloc) == pytest.approx(1.0)
     assert causal.causal_agreement([[0.0, 0.8], [0.8, 0.0]], alloc) == pytest.approx(-1.0)

@@ -10,7 +10,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats as scipy_stats
 
 from bench.reproduce import claims
 from bench.reproduce import engine
@@ -30,6 +29,14 @@ RATIOS = [1, 3, 10, 30, 100]
 # ---------------------------------------------------------------------------------------------------
 # One supporting and one refuting runs table per claim
 # ---------------------------------------------------------------------------------------------------
+
+def scipy_spearmanr(x, y):
+    """scipy's Spearman correlation, the reference: scipy.stats imported at the first call, not when the file is
+    collected (about 1 s of every pytest-xdist worker's start)."""
+    from scipy import stats
+
+    return stats.spearmanr(x, y)
+
 
 def lr_frame(fast_share_by_ratio: dict[int, float], seeds: int = 3) -> pd.DataFrame:
     rows = []
@@ -158,7 +165,7 @@ def test_balancing_reads_only_configurations_with_every_expert_alive():
     falling trend look like a rising one if they were pooled."""
     claim = next(c for c in claims.CLAIMS if c.name == "balancing.cheating_grows_with_balancing")
     runs = M.with_derived(balancing_frame(False, dead_below=0.1))  # alive weights 0.1-1 fall; dead ones cheat little
-    pooled = scipy_stats.spearmanr(runs["importance_loss"], runs["cheating_score"]).statistic
+    pooled = scipy_spearmanr(runs["importance_loss"], runs["cheating_score"]).statistic
     assert pooled > 0  # over every run the trend would rise
     v = engine.evaluate(claim, runs)
     assert v.status == engine.CONTRADICTED and v.outcomes[0].stat.n == 9  # 3 alive weights x 3 seeds
@@ -270,7 +277,7 @@ def test_stated_values_of_the_statistics():
     assert v.outcomes[0].stat.value == pytest.approx(0.90) and v.outcomes[0].stat.n == 3
     v = engine.evaluate(claims.by_name()["lr_asymmetry.share_grows_with_ratio"], runs)
     share = M.measure_values(runs, claims.FAST_SHARE)
-    assert v.outcomes[0].stat.value == pytest.approx(scipy_stats.spearmanr(runs["lr_ratio"], share)[0])
+    assert v.outcomes[0].stat.value == pytest.approx(scipy_spearmanr(runs["lr_ratio"], share)[0])
     assert v.outcomes[0].stat.detail["mean at lr_ratio=30"] == pytest.approx(0.8)
     # accuracy advantage of joint training, before the refit and after it (the larger over refit inits)
     runs = pretrained_frame(True, 0.95, 0.85)

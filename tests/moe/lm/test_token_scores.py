@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import normalized_mutual_info_score
 
 from moe.scoring import token_scores as ts
 from moe.records import trace as tr
@@ -26,6 +25,8 @@ def make_trace(domain, tokens, experts_per_layer, n_experts, weights=None, logit
 
 
 def test_domain_specialisation_hand_built():
+    from sklearn.metrics import normalized_mutual_info_score  # (here: collecting the file imports no scikit-learn)
+
     # 2 domains, 4 experts, top-1: domain 0 always on expert 0; domain 1 half on 1, half on 2 (and all experts used)
     domain = [0] * 4 + [1] * 4
     experts = [0, 0, 0, 0, 1, 2, 1, 3]
