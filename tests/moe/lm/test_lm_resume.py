@@ -16,9 +16,10 @@ from tests.moe.lm.test_lm_train import SMALL
 from tests.moe.lm.test_text_data import verse_lines
 
 WHEN = ("timing", "versions", "provenance", "resumed_from_epoch")  # when and where, and whether it resumed
+RESUMED = {**SMALL, "epochs": 3, "n_train": 48, "n_test": 16}  # 6 steps an epoch: each case trains 12 epochs in all
 CASES = {
-    "noisy top-2, load and z losses": {**SMALL, "epochs": 3, "noisy_gate": True, "load_loss": 0.1, "z_loss": 0.01},
-    "sinkhorn top-1, sgd": {**SMALL, "epochs": 3, "router": "sinkhorn", "optimizer": "sgd", "momentum": 0.9},
+    "noisy top-2, load and z losses": {**RESUMED, "noisy_gate": True, "load_loss": 0.1, "z_loss": 0.01},
+    "sinkhorn top-1, sgd": {**RESUMED, "router": "sinkhorn", "optimizer": "sgd", "momentum": 0.9},
 }
 
 
