@@ -143,7 +143,8 @@ def shared_figures(monkeypatch, figure_store):
     keyed by its job (the drawer and its arguments: the drawing code cannot change within a run); a figure not drawn
     yet in this run is drawn as before and kept, in this process (no figure worker process is started: each would
     import matplotlib to draw what the store holds). The same bytes either way (figures are deterministic); what
-    draws them, in workers or here, is tested by the figure, report and table tests, which do not use this."""
+    draws them, in workers or here, is tested by the figure, report and table tests about drawing, which do not use
+    this."""
     from bench.table import drawing
     from moe.records.files import atomic_write_bytes
 

@@ -145,7 +145,9 @@ def test_a_figure_that_fails_in_a_worker_fails_the_build_and_stops_the_workers(m
     assert not any(p.is_alive() for p in procs)
 
 
-def test_a_first_page_of_many_runs_starts_a_worker_ahead_and_a_rebuild_does_not(tmp_path, monkeypatch):
+def test_a_first_page_of_many_runs_starts_a_worker_ahead_and_a_rebuild_does_not(tmp_path, monkeypatch, shared_figures):
+    """(Whether a worker is started ahead, not what draws the figures: those come from the run's store, drawn here,
+    so that no figure worker process imports matplotlib for this test.)"""
     from bench.report.figures import Figures as PageFigures
 
     folder = make_sweep_dir(tmp_path / "s")  # 4 records
@@ -157,8 +159,9 @@ def test_a_first_page_of_many_runs_starts_a_worker_ahead_and_a_rebuild_does_not(
     assert render(folder) == first and len(calls) == 1  # its cache is there: none ahead
 
 
-def test_a_directory_of_a_runs_csv_alone_gets_no_figure_cache(sweep, tmp_path):
-    """A published directory (runs.csv, no records) keeps only what it had and what the tables write: no .cache."""
+def test_a_directory_of_a_runs_csv_alone_gets_no_figure_cache(sweep, tmp_path, shared_figures):
+    """A published directory (runs.csv, no records) keeps only what it had and what the tables write: no .cache. (Which
+    files, not their drawing: the tables' plots come from the run's store.)"""
     import shutil
 
     folder = tmp_path / "published"
