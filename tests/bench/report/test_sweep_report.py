@@ -64,7 +64,7 @@ def test_every_score_header_has_its_direction_and_a_link_to_its_definition(page)
         assert f'id="{target}"' in page
 
 
-def test_best_value_of_each_column_is_marked_by_its_direction(tmp_path):
+def test_best_value_of_each_column_is_marked_by_its_direction(tmp_path, shared_figures):  # (the table, not its figures)
     # a: accuracy 0.9, cheating 0.1; b: accuracy 0.85, cheating 0.3; c: accuracy 0.7, cheating 0.05 (best: lowest)
     rows = []
     for i, (name, acc, cheat) in enumerate([("a[experts=2]", 0.8, 0.1), ("a[experts=2]", 1.0, 0.1), ("b[experts=2]", 0.85, 0.3),
