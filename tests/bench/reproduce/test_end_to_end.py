@@ -14,7 +14,11 @@ pytestmark = pytest.mark.ray
 
 TINY = {"lr_asymmetry": {"epochs": 2, "n_train": 240, "n_test": 120, "seed": [0], "lr_ratio": [1, 100]},
         **{name: {"epochs": 1, "n_train": 50, "n_test": 20, "seed": [0]} for name in runner.SWEEPS[1:]}}
-TINY["text"]["experts"] = [8]  # every router once at E = 8 (8 language-model trials, not 17), as its medium budget
+# the text claims read the learned top-k routers (Switch loss 0.01) against the hash control at each E: one of each
+# at E = 8 (2 language-model trials, not 8) is all that judging them needs; every router's training is tested in
+# tests/moe
+TINY["text"]["grid"] = [{"router": ["topk[k=1]"], "experts": [8], "switch_loss": [0.01], "seed": [0]},
+                        {"router": ["hash"], "experts": [8], "switch_loss": [0.0], "seed": [0]}]
 
 
 def test_all_with_missing_mnist_still_judges_the_gm6_claims(ray_local, tmp_path, monkeypatch, capsys):
