@@ -141,8 +141,8 @@ def cleanup(proc, ray_tmp, ray_helpers) -> None:
 def test_a_signalled_driver_exits_130_with_one_message_and_resume_finishes(ray_local, sweep_file, tmp_path,
                                                                           ray_helpers, signum, when):
     out = tmp_path / "out"
-    path = sweep_file(budget={"epochs": 3, "n_train": None, "n_test": 120},
-                      grid={"router": ["softmax"], "experts": [2, 3, 4], "seed": [0, 1]})
+    path = sweep_file(budget={"epochs": 3, "n_train": None, "n_test": 120},  # 4 trials, 2 at a time: 2 still to start
+                      grid={"router": ["softmax"], "experts": [2, 3], "seed": [0, 1]})  # at the first record
     proc, log, ray_tmp = start_driver(path, out, tmp_path, ray_helpers)
     try:
         if when == "after_a_record":
@@ -158,7 +158,7 @@ def test_a_signalled_driver_exits_130_with_one_message_and_resume_finishes(ray_l
     assert "Traceback" not in text and f"--resume {out}" in text, text
     assert lock.holder(out) in ("unknown", str(proc.pid))  # let go (or left to a dead process: taken over below)
     runs = pipeline.run_sweep(resume=out, quiet=True)
-    assert sorted(runs["index"]) == list(range(6)) and runs["status"].eq("ok").all()
+    assert sorted(runs["index"]) == list(range(4)) and runs["status"].eq("ok").all()
 
 
 @pytest.mark.parametrize("raised", [
