@@ -19,8 +19,8 @@ from bench.sweep import runner
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 ROOT = Path(runner.__file__).parents[2]
-GRID = {"budget": {"epochs": 2, "n_train": 240, "n_test": 120},
-        "grid": {"router": ["softmax"], "experts": [2, 3], "seed": [0, 1]}}
+GRID = {"budget": {"epochs": 2, "n_train": 240, "n_test": 120},  # 3 trials: one to rerun between two kept
+        "grid": {"router": ["softmax"], "experts": [2, 3, 4], "seed": [0]}}
 
 
 def together(argvs: list[list[str]], tmp_path: Path, ray_helpers) -> list[dict]:
@@ -66,7 +66,7 @@ def winner_and_refused(results: list[dict], flag: str, out: Path) -> tuple[dict,
     lines = [ln for ln in lost["err"].splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in lost["err"] + lost["out"], lost
     assert lines[0].startswith(f"error: {flag} {out}: another process writes there now (PID {won['pid']}); "), lines[0]
-    assert "Traceback" not in won["err"] + won["out"] and "runs: 4 ok" in won["out"], won
+    assert "Traceback" not in won["err"] + won["out"] and "runs: 3 ok" in won["out"], won
     return won, lost
 
 
@@ -79,17 +79,15 @@ def test_two_sweeps_into_one_out_and_two_resumes_of_one_directory(sweep_file, tm
                                 "--out", out)
     name = json.loads((out / "sweep.json").read_text())["sweep"]["name"]
     first = records(out)
-    assert sorted(first) == [0, 1, 2, 3] and {r["config"]["router"] for r in first.values()} == {
+    assert sorted(first) == [0, 1, 2] and {r["config"]["router"] for r in first.values()} == {
         "softmax" if name == "a" else "topk"}  # one sweep's records only: nothing of the refused one
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("ray")) == ["ray"]  # one Tune experiment
-    # two --resume of one directory whose trials 1 and 2 lost their records, started together
-    for i in (1, 2):
-        (out / "records" / f"{i:04d}.json").unlink()
+    # two --resume of one directory whose trial 1 lost its record, started together
+    (out / "records" / "0001.json").unlink()
     winner_and_refused(together([["--resume", str(out)], ["--resume", str(out)]], tmp_path, ray_helpers),
                        "--resume", out)
     again = records(out)
-    assert sorted(again) == [0, 1, 2, 3]
-    assert again[0] == first[0] and again[3] == first[3]  # the records kept are untouched
-    for i in (1, 2):  # each trial trained once more, to the same numbers
-        assert numbers(again[i]) == numbers(first[i]), i
+    assert sorted(again) == [0, 1, 2]
+    assert again[0] == first[0] and again[2] == first[2]  # the records kept are untouched
+    assert numbers(again[1]) == numbers(first[1])  # the trial trained once more, to the same numbers
     assert len([p for p in out.iterdir() if p.name.startswith("ray")]) == 2  # one more experiment, not two
