@@ -24,11 +24,12 @@ needs_mounts = pytest.mark.skipif(NO_MOUNTS is not None, reason=f"a real full or
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 TRAIN = [PY, "-m", "moe.train", "--dataset", "gm6", "--epochs", "1", "--quiet"]
-# 8 trials of 3 epochs on 240 gm6 samples (each epoch a checkpoint to write): the first record comes while most trials
-# still run (a trial's cost is its start, not its training)
+# 6 trials of 3 epochs on 240 gm6 samples (each epoch a checkpoint to write), 2 at a time: the first record comes while
+# most trials still run (a trial's cost is its start, not its training); each of the two stops keeps at most the 2
+# records of the trials that ran, so the final resume still has trials to run
 SWEEP = {"description": "a sweep that meets a full and a read-only disk", "version": 1, "dataset": "gm6",
          "budget": {"epochs": 3, "n_train": 240, "n_test": 120},
-         "grid": {"router": ["softmax"], "experts": [2, 3, 4, 5], "seed": [0, 1]}}
+         "grid": {"router": ["softmax"], "experts": [2, 3, 4], "seed": [0, 1]}}
 
 
 def one_line(result: dict) -> str:
@@ -149,7 +150,7 @@ def test_a_sweep_on_a_disk_made_read_only_then_full_stops_each_time_and_resume_f
     assert len(records(after_full)) > len(records(after_ro))  # the resume on a read-write disk wrote more
     assert still_full == after_full  # table and report on the full disk changed nothing
     assert done["rc"] == 0, done["out"][-3000:] + "\nstandard error:\n" + done.get("err", "")[-3000:]
-    assert "runs: 8 ok" in done["out"] and sorted(records(final)) == [f"out/records/{i:04d}.json" for i in range(8)]
+    assert "runs: 6 ok" in done["out"] and sorted(records(final)) == [f"out/records/{i:04d}.json" for i in range(6)]
     assert records(after_full).items() <= records(final).items()
     assert not [k for k in final if k.endswith(".tmp")]  # no half-written file anywhere
 
