@@ -84,8 +84,9 @@ def test_tiny_sweep_with_an_error_and_a_divergence(ray_local, sweep_file, tmp_pa
 
 def test_resume_after_an_interrupted_sweep(ray_local, sweep_file, tmp_path, capsys):
     out = tmp_path / "out"
-    # 4 trials, 2 at a time: the Ctrl-C comes once the first 2 have finished, while the other 2 start
-    path = sweep_file(grid={"router": ["softmax"], "experts": [2, 3], "seed": [0, 1]})
+    # 4 trials, one at a time (one trial worker per run, reused by its trials): the Ctrl-C comes once the first 2
+    # have finished, while the third runs
+    path = sweep_file(grid={"router": ["softmax"], "experts": [2, 3], "seed": [0, 1]}, resources={"cpu": 1, "max_concurrent": 1})
     first = pipeline.run_sweep(path, out=out, _interrupt_after=2)  # a Ctrl-C once 2 trials have finished
     assert first.attrs["interrupted"]
     assert cli.report(first) == 130
@@ -156,8 +157,9 @@ def test_resume_after_the_driver_was_killed(ray_local, sweep_file, tmp_path, ray
     (bench.sweep.cluster's reaper)."""
     env_extra, _ = ray_helpers
     out = tmp_path / "out"
-    # 4 trials, 2 at a time: the kill comes once the first 2 have records, while the other 2 start
-    path = sweep_file(budget={"epochs": 3, "n_train": None, "n_test": 120},
+    # 4 trials, one at a time (one trial worker per run, reused by its trials): the kill comes once the first 2 have
+    # records, while the third runs
+    path = sweep_file(budget={"epochs": 3, "n_train": None, "n_test": 120}, resources={"cpu": 1, "max_concurrent": 1},
                       grid={"router": ["softmax"], "experts": [2, 3], "seed": [0, 1]})
     ray_tmp = tempfile.mkdtemp(prefix="rbk", dir="/tmp")
     env = {**os.environ, **env_extra, "RAY_TMPDIR": ray_tmp}
