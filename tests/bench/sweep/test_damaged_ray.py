@@ -20,7 +20,9 @@ def records(out: Path) -> dict[int, dict]:
 
 def test_divergence_in_evaluation_and_damaged_records_on_resume(ray_local, sweep_file, tmp_path, capsys):
     out = tmp_path / "out"
-    runs = pipeline.run_sweep(sweep_file(), out=out, faults={1: "diverge_in_eval"}, quiet=True)
+    # one trial at a time: one trial worker per run, reused by its trials (what is tested here is not concurrency)
+    path = sweep_file(resources={"cpu": 1, "max_concurrent": 1})
+    runs = pipeline.run_sweep(path, out=out, faults={1: "diverge_in_eval"}, quiet=True)
     assert list(runs["status"]) == ["ok", "diverged", "ok", "ok"]
     diverged = records(out)[1]
     assert diverged["bench"]["failures"] == 0  # a divergence is a result, not a failure to retry
