@@ -24,11 +24,12 @@ needs_mounts = pytest.mark.skipif(NO_MOUNTS is not None, reason=f"a real full or
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 TRAIN = [PY, "-m", "moe.train", "--dataset", "gm6", "--epochs", "1", "--quiet"]
-# 6 trials of 3 epochs on 240 gm6 samples (each epoch a checkpoint to write), 2 at a time: the first record comes while
-# most trials still run (a trial's cost is its start, not its training); each of the two stops keeps at most the 2
-# records of the trials that ran, so the final resume still has trials to run
+# 6 trials of 3 epochs on 240 gm6 samples (each epoch a checkpoint to write), one at a time: the first record comes
+# while most trials are still to run, and each run starts one trial worker, reused by its trials (a trial's cost is
+# its worker's start, not its training); each of the two stops keeps about one record, so the final resume still has
+# trials to run
 SWEEP = {"description": "a sweep that meets a full and a read-only disk", "version": 1, "dataset": "gm6",
-         "budget": {"epochs": 3, "n_train": 240, "n_test": 120},
+         "budget": {"epochs": 3, "n_train": 240, "n_test": 120}, "resources": {"cpu": 1, "max_concurrent": 1},
          "grid": {"router": ["softmax"], "experts": [2, 3, 4], "seed": [0, 1]}}
 
 
