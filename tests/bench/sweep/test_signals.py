@@ -141,8 +141,9 @@ def cleanup(proc, ray_tmp, ray_helpers) -> None:
 def test_a_signalled_driver_exits_130_with_one_message_and_resume_finishes(ray_local, sweep_file, tmp_path,
                                                                           ray_helpers, signum, when):
     out = tmp_path / "out"
-    path = sweep_file(budget={"epochs": 3, "n_train": None, "n_test": 120},  # 4 trials, 2 at a time: 2 still to start
-                      grid={"router": ["softmax"], "experts": [2, 3], "seed": [0, 1]})  # at the first record
+    # 4 trials, one at a time (one trial worker per run, reused by its trials): 3 still to run at the first record
+    path = sweep_file(budget={"epochs": 3, "n_train": None, "n_test": 120}, resources={"cpu": 1, "max_concurrent": 1},
+                      grid={"router": ["softmax"], "experts": [2, 3], "seed": [0, 1]})
     proc, log, ray_tmp = start_driver(path, out, tmp_path, ray_helpers)
     try:
         if when == "after_a_record":
