@@ -19,8 +19,10 @@ from moe.training.loop import run
 pytestmark = [pytest.mark.ray,
               pytest.mark.usefixtures("shared_figures")]  # the report's figures: drawn once per test run (conftest)
 
-# a noisy top-k gate: the resumed trial must restore the global torch generator, not only the shuffles
+# a noisy top-k gate: the resumed trial must restore the global torch generator, not only the shuffles; one trial at
+# a time (one trial worker per run, reused by its trials, but for the one a crash ends)
 NOISY = {"budget": {"epochs": 4, "n_train": 240, "n_test": 120}, "settings": {"noisy_gate": True},
+         "resources": {"cpu": 1, "max_concurrent": 1},
          "grid": {"router": ["topk[k=2]"], "experts": [3], "seed": [0, 1]}}
 
 
