@@ -21,7 +21,9 @@ from moe.training.stacked import train_stacked
 pytestmark = [pytest.mark.ray, pytest.mark.slow,
               pytest.mark.usefixtures("shared_figures")]  # the report's figures: drawn once per test run (conftest)
 
-GRID = {"budget": {"epochs": 3, "n_train": 240, "n_test": 120},
+# one trial (or seed group) at a time: one trial worker per run, reused by its trials; the interruption after 2
+# trials comes while the next runs
+GRID = {"budget": {"epochs": 3, "n_train": 240, "n_test": 120}, "resources": {"cpu": 1, "max_concurrent": 1},
         "grid": {"router": ["softmax"], "experts": [2, 3], "seed": [0, 1]}}
 
 
