@@ -96,6 +96,7 @@ def trained_by_configuration(path: str, overrides: dict) -> dict:
 @pytest.mark.ray
 def test_a_grown_sweep_equals_the_sweep_run_with_all_its_seeds(ray_local, sweep_file, tmp_path):
     path = sweep_file(budget={"epochs": 2, "n_train": 240, "n_test": 120},
+                      resources={"cpu": 1, "max_concurrent": 1},  # one trial worker per run, reused by its trials
                       grid={"router": ["softmax"], "experts": [2, 3], "seed": [0]})
     pipeline.run_sweep(path, out=tmp_path / "grown", stack_seeds="off", quiet=True)
     pipeline.run_sweep(resume=tmp_path / "grown", add_seeds=[1], quiet=True)

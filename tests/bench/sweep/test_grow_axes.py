@@ -153,6 +153,7 @@ def test_a_sweep_grown_by_expert_counts_equals_the_sweep_run_with_all_of_them(ra
     from bench import pipeline
 
     path = sweep_file(budget={"epochs": 2, "n_train": 240, "n_test": 120},
+                      resources={"cpu": 1, "max_concurrent": 1},  # one trial worker per run, reused by its trials
                       grid={"router": ["softmax"], "experts": [2], "seed": [0, 1]})
     pipeline.run_sweep(path, out=tmp_path / "grown", stack_seeds="off", quiet=True)
     before = snapshot(tmp_path / "grown" / "records")
