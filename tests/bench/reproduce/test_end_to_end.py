@@ -12,8 +12,11 @@ from bench.reproduce.results import ReproduceError
 
 pytestmark = pytest.mark.ray
 
-TINY = {"lr_asymmetry": {"epochs": 2, "n_train": 240, "n_test": 120, "seed": [0], "lr_ratio": [1, 100]},
-        **{name: {"epochs": 1, "n_train": 50, "n_test": 20, "seed": [0]} for name in runner.SWEEPS[1:]}}
+# one trial at a time: one trial worker per sweep, reused by its trials
+TINY = {"lr_asymmetry": {"epochs": 2, "n_train": 240, "n_test": 120, "seed": [0], "lr_ratio": [1, 100],
+                         "resources.max_concurrent": 1},
+        **{name: {"epochs": 1, "n_train": 50, "n_test": 20, "seed": [0], "resources.max_concurrent": 1}
+           for name in runner.SWEEPS[1:]}}
 # the text claims read the learned top-k routers (Switch loss 0.01) against the hash control at each E: one of each
 # at E = 8 (2 language-model trials, not 8) is all that judging them needs; every router's training is tested in
 # tests/moe
