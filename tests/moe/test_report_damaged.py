@@ -3,6 +3,7 @@ type or shape gives either a report or one ``error:`` line with exit status 2, n
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,33 @@ def real_record():
 
     return json.loads(json.dumps(run({"dataset": "gm6", "experts": 3, "epochs": 2, "n_train": 240, "n_test": 120},
                                      progress=False), default=float))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def heatmaps_drawn_once():
+    """Each heat-map (allocation, ablation) drawn once per distinct input in this module: most damaged records keep
+    the real record's allocation, ablation, class names and title, so their heat-maps are the real record's, the same
+    bytes (figures are deterministic), written from what the first drawing gave. A heat-map whose inputs a damaged
+    field changes (``dataset``, ``config``: the names or the title) is drawn as before, errors included; so is each
+    picture of ``history`` and ``views``, where the damage is."""
+    from moe.pictures import run_report
+    from moe.records.files import atomic_write_bytes
+
+    def once(draw):
+        drawn: dict[str, bytes] = {}
+
+        def heatmap(matrix, class_names, path, title=None):
+            key = json.dumps([matrix, class_names, title])
+            if key not in drawn:
+                draw(matrix, class_names, path, title=title)
+                drawn[key] = Path(path).read_bytes()
+            return atomic_write_bytes(path, drawn[key])
+        return heatmap
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run_report, "allocation_heatmap", once(run_report.allocation_heatmap))
+        mp.setattr(run_report, "ablation_heatmap", once(run_report.ablation_heatmap))
+        yield
 
 
 def outcome(tmp_path, capsys, record) -> int:
