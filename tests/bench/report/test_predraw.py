@@ -27,6 +27,26 @@ def sweeps(tmp_path):
     return ahead, scratch
 
 
+@pytest.fixture(scope="module")
+def drawn_once(tmp_path_factory):
+    """The sweep directory drawn ahead once for this module (one worker process, its figures drawn once), with the
+    figures it handed to the worker, and an untouched copy: the tests that start from a directory drawn ahead each
+    get copies of these (``drawn``), the same files as drawing ahead in each test."""
+    base = tmp_path_factory.mktemp("drawn")
+    ahead = make_sweep_dir(base / "ahead")
+    shutil.copytree(ahead, base / "scratch")
+    return base / "ahead", base / "scratch", frozenset(draw_ahead(ahead).submitted)
+
+
+@pytest.fixture
+def drawn(tmp_path, drawn_once):
+    """(``ahead``: a copy of the directory drawn ahead, ``scratch``: a copy of it before, submitted figures' keys)."""
+    ahead, scratch, submitted = drawn_once
+    shutil.copytree(ahead, tmp_path / "ahead")
+    shutil.copytree(scratch, tmp_path / "scratch")
+    return tmp_path / "ahead", tmp_path / "scratch", submitted
+
+
 def trials_of(folder: SweepDir) -> dict:
     return {t.index: t for t in folder.read_meta()[1]}
 
@@ -45,11 +65,10 @@ def draw_ahead(root, indices=None) -> Predraw:
     return predraw
 
 
-def test_the_report_after_drawing_ahead_is_the_report_from_scratch_and_draws_nothing_again(sweeps, counted):
-    ahead, scratch = sweeps
-    predraw = draw_ahead(ahead)
+def test_the_report_after_drawing_ahead_is_the_report_from_scratch_and_draws_nothing_again(drawn, counted):
+    ahead, scratch, submitted = drawn
     cached = sorted(p.name for p in SweepDir(ahead).figure_cache_dir.glob("*.png"))
-    assert len(predraw.submitted) == len(cached) >= 6  # heat-map, curves, gate regions of each of 2 configurations
+    assert len(submitted) == len(cached) >= 6  # heat-map, curves, gate regions of each of 2 configurations
     first = page(ahead)
     tables = len(counted)  # the tables' plots (figures of the cache too), not drawn ahead
     assert tables >= 3 and set(counted) <= {"saturation", "tradeoff", "heatmap"}
@@ -62,9 +81,8 @@ def test_the_report_after_drawing_ahead_is_the_report_from_scratch_and_draws_not
     assert set(cached) <= set(now) and len(now) == len(cached) + tables
 
 
-def test_the_report_of_the_directory_drawn_ahead_draws_nothing(sweeps, counted):
-    ahead, _ = sweeps
-    draw_ahead(ahead)
+def test_the_report_of_the_directory_drawn_ahead_draws_nothing(drawn, counted):
+    ahead, _, _ = drawn
     built = build(ahead)  # the tables and their plots first, as bench.pipeline builds them
     counted.clear()
     render(ahead, built)
@@ -89,9 +107,8 @@ def test_a_configuration_is_drawn_only_when_all_its_trials_have_records(sweeps):
     predraw.finish()
 
 
-def test_a_record_changed_after_drawing_ahead_is_drawn_anew(sweeps, counted):
-    ahead, scratch = sweeps
-    draw_ahead(ahead)
+def test_a_record_changed_after_drawing_ahead_is_drawn_anew(drawn, counted):
+    ahead, scratch, _ = drawn
     for root in (ahead, scratch):  # one run's history changes in both copies after the figures were drawn ahead
         build(root)  # (the tables' plots, which no history changes, drawn before)
         counted.clear()
