@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from bench.report.cli import main as report_main
-from bench.report.sweep import write_sweep_report
-from bench.sweep.layout import SweepDir
 from bench.table.cli import main as table_main
 from tests.bench.sweep_dirs import make_sweep_dir
 
@@ -22,13 +20,9 @@ pytestmark = [pytest.mark.slow,  # trains the 4 runs of a tiny sweep, then build
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """The tiny sweep's records and sweep.json, with its report's figures in the figure cache (drawn once, in a copy):
-    a damaged copy's report draws only the figures its damage changes, as a rebuild does."""
-    folder = make_sweep_dir(tmp_path_factory.mktemp("sweep") / "tiny")
-    warm = shutil.copytree(folder, tmp_path_factory.mktemp("warm") / "tiny")
-    write_sweep_report(warm)
-    shutil.copytree(SweepDir(warm).figure_cache_dir, SweepDir(folder).figure_cache_dir)
-    return folder
+    """The tiny sweep's records and sweep.json. Each figure a damaged copy's report draws comes from the store of
+    this test run (``shared_figures``): the first report draws them in this process, the others read them."""
+    return make_sweep_dir(tmp_path_factory.mktemp("sweep") / "tiny")
 
 
 def damaged_copy(sweep: Path, tmp_path: Path, change) -> Path:
