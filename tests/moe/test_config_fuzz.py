@@ -7,9 +7,7 @@ import contextlib
 import io
 import json
 import math
-import os
 import string
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -149,15 +147,32 @@ def cli(argv: list[str]) -> tuple[int, str]:
     return code, err.getvalue()
 
 
+CONFIG_FOLDER: list[Path] = []  # where the YAML and JSON examples' files are written (``one_parser``)
+
+
 def run_channel(channel: str, values: dict) -> tuple[int, str]:
     if channel == "cli":
         return cli([f"--{k.replace('_', '-')}={flag_value(v)}" for k, v in values.items()] + ["--quiet"])
     suffix = ".json" if channel == "json" else ".yaml"
     text = json.dumps(values) if channel == "json" else yaml.safe_dump(values)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, f"c{suffix}")
-        Path(path).write_text(text)
-        return cli(["--config", path, "--quiet"])
+    path = CONFIG_FOLDER[0] / f"c{suffix}"  # each example's file written anew (not a folder made and removed each)
+    path.write_text(text)
+    return cli(["--config", str(path), "--quiet"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_parser(tmp_path_factory):
+    """moe.train's argument parser built once for this module's command lines (about 800; building it costs a few
+    milliseconds, each of its options' help formatted once): argparse keeps nothing of one parse for the next, and
+    nothing registers a choice while this module runs, so each command line is read as by a parser of its own. And one
+    folder for the examples' config files (``CONFIG_FOLDER``; the test functions' source is left as it was: with
+    derandomize, hypothesis seeds each test from it, so the same examples are drawn as before)."""
+    built = moe.training.loop.parser()
+    CONFIG_FOLDER[:] = [tmp_path_factory.mktemp("configs")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(moe.training.loop, "parser", lambda: built)
+        yield
+    CONFIG_FOLDER.clear()
 
 
 @pytest.fixture
