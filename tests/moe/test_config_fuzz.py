@@ -83,7 +83,8 @@ def bad_int(lo: int, hi: int, optional: bool):
 def bad_float(lo: float, hi: float, lo_open: bool, hi_open: bool, optional: bool):
     below = st.floats(max_value=lo, allow_nan=False, allow_infinity=False).filter(lambda v: v < lo or (lo_open and v == lo))
     above = st.floats(min_value=hi, allow_nan=False, allow_infinity=False).filter(lambda v: v > hi or (hi_open and v == hi))
-    return st.one_of(below, above, NON_FINITE, st.integers(min_value=2**70), WRONG_TYPES, *([] if optional else [NULL]))
+    huge = st.integers(min_value=max(2**70, math.ceil(hi) * 2))  # above hi even where hi > 2**70 (lr_ratio's)
+    return st.one_of(below, above, NON_FINITE, huge, WRONG_TYPES, *([] if optional else [NULL]))
 
 
 def bad_choice(name: str):
