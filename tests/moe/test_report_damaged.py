@@ -49,6 +49,46 @@ def heatmaps_drawn_once():
         yield
 
 
+class Drawn:
+    """The PNG of a figure drawn before from the same inputs (``curves_drawn_once``)."""
+
+    def __init__(self, png: bytes):
+        self.png = png
+
+
+@pytest.fixture(scope="module", autouse=True)
+def curves_drawn_once():
+    """The per-epoch curves likewise: drawn once per distinct history and title (what ``curves_figure`` is given;
+    most damaged records keep the real record's), then written from those bytes; a history or title a damage changes
+    is drawn as before, errors included. The gate regions, where the views' damage is, are always drawn."""
+    from moe.pictures import run_report, view_plots
+    from moe.records.files import atomic_write_bytes
+
+    drawn: dict[str, bytes] = {}
+    curves_figure, save_png = view_plots.curves_figure, run_report.save_png
+
+    def curves(runs, title=None):
+        key = json.dumps([runs, title])
+        if key in drawn:
+            return Drawn(drawn[key])
+        fig = curves_figure(runs, title)
+        fig.drawn_once_key = key  # kept with the figure until it is saved
+        return fig
+
+    def save(fig, path):
+        if isinstance(fig, Drawn):
+            return atomic_write_bytes(path, fig.png)
+        written = save_png(fig, path)
+        if (key := getattr(fig, "drawn_once_key", None)) is not None:
+            drawn[key] = Path(written).read_bytes()
+        return written
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(view_plots, "curves_figure", curves)
+        mp.setattr(run_report, "save_png", save)
+        yield
+
+
 def outcome(tmp_path, capsys, record) -> int:
     path = tmp_path / "run.json"
     path.write_text(json.dumps(record))
