@@ -12,6 +12,7 @@ from bench.report import predraw as predraw_mod
 from bench.report.predraw import Predraw
 from bench.report.sweep import render
 from bench.sweep.layout import SweepDir
+from bench.table import drawing as drawing_mod
 from bench.table.tables import build
 from tests.bench.sweep_dirs import make_sweep_dir
 
@@ -36,6 +37,26 @@ def drawn_once(tmp_path_factory):
     ahead = make_sweep_dir(base / "ahead")
     shutil.copytree(ahead, base / "scratch")
     return base / "ahead", base / "scratch", frozenset(draw_ahead(ahead).submitted)
+
+
+@pytest.fixture(scope="module")
+def from_scratch(drawn_once, tmp_path_factory):
+    """The report of the untouched directory built from nothing, once for this module: (its folder, whose figure caches
+    that build filled; its page; the figure kinds it drew, in order: every figure drawn in this process, as
+    ``counted`` has them)."""
+    folder = shutil.copytree(drawn_once[1], tmp_path_factory.mktemp("from_scratch") / "scratch")
+    kinds = []
+    real = drawing_mod.draw
+
+    def draw(kind, args):
+        kinds.append(kind)
+        return real(kind, args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(drawing_mod, "draw", draw)
+        mp.setattr(drawing_mod, "PER_WORKER", 10**6)
+        text = page(folder)
+    return folder, text, kinds
 
 
 @pytest.fixture
@@ -65,16 +86,18 @@ def draw_ahead(root, indices=None) -> Predraw:
     return predraw
 
 
-def test_the_report_after_drawing_ahead_is_the_report_from_scratch_and_draws_nothing_again(drawn, counted):
-    ahead, scratch, submitted = drawn
+def test_the_report_after_drawing_ahead_is_the_report_from_scratch_and_draws_nothing_again(drawn, from_scratch,
+                                                                                            counted, tmp_path):
+    ahead, _, submitted = drawn
+    built, scratch_page, scratch_drawn = from_scratch
     cached = sorted(p.name for p in SweepDir(ahead).figure_cache_dir.glob("*.png"))
     assert len(submitted) == len(cached) >= 6  # heat-map, curves, gate regions of each of 2 configurations
     first = page(ahead)
     tables = len(counted)  # the tables' plots (figures of the cache too), not drawn ahead
     assert tables >= 3 and set(counted) <= {"saturation", "tradeoff", "heatmap"}
-    counted.clear()
-    assert first == page(scratch)
-    assert len(counted) == len(cached) + tables  # the build from scratch drew them all ...
+    assert first == scratch_page
+    assert len(scratch_drawn) == len(cached) + tables  # the build from scratch drew them all ...
+    scratch = shutil.copytree(built, tmp_path / "built")
     counted.clear()
     assert page(ahead) == page(scratch) and counted == []  # (the second builds draw nothing: their caches are full)
     now = sorted(p.name for p in SweepDir(ahead).figure_cache_dir.glob("*.png"))
@@ -127,8 +150,9 @@ def test_no_drawing_ahead_where_the_page_draws_only_some_configurations(sweeps, 
     assert draw_ahead(ahead).submitted == set()
 
 
-def test_close_stops_the_worker_at_once_and_the_report_draws_the_rest(sweeps):
-    ahead, scratch = sweeps
+def test_close_stops_the_worker_at_once_and_the_report_draws_the_rest(drawn_once, from_scratch, tmp_path):
+    ahead = shutil.copytree(drawn_once[1], tmp_path / "ahead")  # a copy of what from_scratch built (the page shows
+    # the sweep's times), nothing drawn ahead yet
     folder = SweepDir(ahead)
     trials = trials_of(folder)
     predraw = Predraw()
@@ -137,5 +161,5 @@ def test_close_stops_the_worker_at_once_and_the_report_draws_the_rest(sweeps):
     worker = predraw.worker
     predraw.close()
     assert worker is not None and not worker.is_alive()
-    assert page(ahead) == page(scratch)
+    assert page(ahead) == from_scratch[1]  # the page built from scratch
     assert not list(folder.figure_cache_dir.glob(".*.tmp"))  # no write cut short is left
