@@ -127,7 +127,7 @@ def test_a_configuration_is_drawn_only_when_all_its_trials_have_records(sweeps):
     folder.write_record(same[1], second)
     predraw(folder, trials, second)
     assert len(predraw.submitted) >= 3
-    predraw.finish()
+    predraw.close()  # the worker stopped at once: what it draws is the other tests' (this one: what is handed over)
 
 
 def test_a_record_changed_after_drawing_ahead_is_drawn_anew(drawn, counted):
