@@ -69,15 +69,20 @@ def test_next_job_returns_a_job_and_none_once_the_parent_is_gone():
 
 
 DRIVER = """
-import multiprocessing, os, sys, time
-from moe.pictures.drawers import draw_queued
-from bench.table.pictures import serve
+import importlib, multiprocessing, os, sys, time
+
+
+def work(module, name, *args):  # a worker's function, imported in the worker only: the driver draws nothing
+    getattr(importlib.import_module(module), name)(*args)
+
+
 if __name__ == "__main__":
     ctx = multiprocessing.get_context("spawn")
     a, b, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    workers = [ctx.Process(target=draw_queued, args=(a, os.getpid()), daemon=True),
-               ctx.Process(target=serve, args=(b, results, os.getpid()), daemon=True),
-               ctx.Process(target=serve, args=(b, results), daemon=True)]  # the default: the process that started it
+    workers = [ctx.Process(target=work, args=("moe.pictures.drawers", "draw_queued", a, os.getpid()), daemon=True),
+               ctx.Process(target=work, args=("bench.table.pictures", "serve", b, results, os.getpid()), daemon=True),
+               ctx.Process(target=work, args=("bench.table.pictures", "serve", b, results),  # the default: the
+                           daemon=True)]  # process that started it
     for w in workers:
         w.start()
     b.put((0, "heatmap", ([[1, 0], [0, 1]], ["a", "b"], "t")))
@@ -91,7 +96,8 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.slow  # four processes importing matplotlib, one killed (the check they run, next_job: by hand above)
+@pytest.mark.slow  # three processes importing matplotlib and their driver, killed (the check they run, next_job: by
+# hand above)
 def test_figure_workers_end_when_the_process_that_started_them_is_killed(tmp_path):
     """A sweep driver or report killed without a word (SIGKILL) sends no None to its figure workers: they end
     within seconds instead of waiting for ever on their queues."""
