@@ -28,13 +28,15 @@ def missing(v) -> bool:
 
 
 def by_loop(runs: pd.DataFrame, where: dict) -> list:
-    kept = [i for i in runs.index if "status" not in runs.columns or (not missing(runs.at[i, "status"]) and runs.at[i, "status"] == "ok")]
+    column = {c: dict(zip(runs.index, runs[c].tolist())) for c in runs.columns}
+    kept = [i for i in runs.index if "status" not in runs.columns
+            or (not missing(column["status"][i]) and column["status"][i] == "ok")]
     for col, want in where.items():
         if col not in runs.columns:
             if want is None:
                 continue
             return []
-        values = {i: runs.at[i, col] for i in kept}
+        values = {i: column[col][i] for i in kept}
         if want is None:
             kept = [i for i in kept if missing(values[i])]
         elif isinstance(want, list):
@@ -66,7 +68,7 @@ def test_select_picks_the_rows_a_loop_over_them_picks(status):
     if status != "absent":
         runs["status"] = statuses if status == "plain" else pd.array(statuses, dtype="string[pyarrow]")
     picked_some = 0
-    for _ in range(400):
+    for _ in range(150):
         where = {}
         for col in rng.sample(["router", "experts", "lr_ratio", "accuracy", "not_a_column"], rng.randint(0, 3)):
             where[col] = rng.choice([None, ["softmax", "topk"], [4, 8], {">": 0.5}, {">=": 4, "<": 16}, "$max", "$min",
@@ -75,4 +77,4 @@ def test_select_picks_the_rows_a_loop_over_them_picks(status):
         assert list(got.index) == by_loop(runs, where), where
         assert list(got.columns) == list(runs.columns)
         picked_some += len(got) > 0
-    assert picked_some > 100  # (the filters are not all empty)
+    assert picked_some > 40  # (the filters are not all empty)
