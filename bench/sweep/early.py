@@ -13,7 +13,7 @@ import signal
 import threading
 from pathlib import Path
 
-from bench.sweep import file_shape  # (yaml and the shape rules of a sweep file: no torch)
+from bench.sweep import file_shape, lock  # (yaml, the shape rules of a sweep file, fcntl: no torch)
 from bench.sweep.cluster import QUIET_ENV, TUNE_ENV, Starting, wait_shut_down
 
 _EARLY: list[Starting] = []  # an instance started by start_early, until starting() takes it
@@ -56,8 +56,8 @@ def passes_light_checks(argv: list[str]) -> bool:
     """Whether a command line that runs trials passes the checks that need no heavy import: the sweep file is there
     and has the shape of one (``bench.sweep.file_shape``), each ``--set`` is KEY=VALUE, ``--add-seeds`` lists
     non-negative integers, ``--out`` is a new or empty directory that can be made, and ``--resume`` names a sweep
-    directory this process may write, without ``--set``, ``--out`` or ``--data-root``. Only a hint for
-    :func:`start_early`: a command line that fails it starts no Ray early, so its own checks (``bench.sweep.cli``)
+    directory this process may write and no other process writes now (``bench.sweep.lock``), without ``--set``,
+    ``--out`` or ``--data-root``. Only a hint for :func:`start_early`: a command line that fails it starts no Ray early, so its own checks (``bench.sweep.cli``)
     say what is wrong at once instead of after an instance started and ended; one it misjudges as bad only loses
     the head start."""
     ap = _HintParser(add_help=False)
@@ -76,7 +76,7 @@ def passes_light_checks(argv: list[str]) -> bool:
     if args.resume is not None:
         folder = Path(args.resume)
         return (not (args.sets or args.out or args.data_root) and (folder / "sweep.json").is_file()
-                and os.access(folder, os.W_OK | os.X_OK))
+                and os.access(folder, os.W_OK | os.X_OK) and lock.locked_by_other(folder) is None)
     name = args.name or "quick"
     path = Path(name)
     if path.suffix not in (".yaml", ".yml") or not path.is_file():

@@ -75,6 +75,23 @@ def test_a_folder_this_process_may_not_write_fails_them(tmp_path, monkeypatch):
     assert not early.passes_light_checks([good, "--out", f"{tmp_path}/o"])
 
 
+def test_a_sweep_directory_another_process_writes_fails_them(tmp_path):
+    """A second ``--resume`` of a directory whose lock another process holds now: refused by the full checks (naming
+    that process), so no Ray is started for it."""
+    folder = resumable(tmp_path)
+    assert early.passes_light_checks(["--resume", folder])
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from bench.sweep import lock; lock.acquire(sys.argv[1]); "
+                               "print('held', flush=True); sys.stdin.read()", folder], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert not early.passes_light_checks(["--resume", folder])
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert early.passes_light_checks(["--resume", folder])  # let go: passes again
+
+
 @pytest.mark.slow
 def test_bad_input_the_light_checks_catch_starts_no_ray(tmp_path):
     """The one error line and exit status 2, and no Ray session was made (none in the command's RAY_TMPDIR)."""
