@@ -96,8 +96,8 @@ def select(runs: pd.DataFrame, where: dict[str, Any] | None) -> pd.DataFrame:
                 num = pd.to_numeric(s, errors="coerce")
                 mask &= num.notna() & OPS[op](num, v)
         elif want in ("$max", "$min"):
-            num = pd.to_numeric(s, errors="coerce")[keep]
-            mask = pd.to_numeric(s, errors="coerce") == (num.max() if want == "$max" else num.min())
+            num = pd.to_numeric(s, errors="coerce")
+            mask = num == (num[keep].max() if want == "$max" else num[keep].min())
         else:
             mask = s == want
         keep &= mask.fillna(False).astype(bool).to_numpy()

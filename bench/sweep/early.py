@@ -57,9 +57,9 @@ def passes_light_checks(argv: list[str]) -> bool:
     and has the shape of one (``bench.sweep.file_shape``), each ``--set`` is KEY=VALUE, ``--add-seeds`` lists
     non-negative integers, ``--out`` is a new or empty directory that can be made, and ``--resume`` names a sweep
     directory this process may write and no other process writes now (``bench.sweep.lock``), without ``--set``,
-    ``--out`` or ``--data-root``. Only a hint for :func:`start_early`: a command line that fails it starts no Ray early, so its own checks (``bench.sweep.cli``)
-    say what is wrong at once instead of after an instance started and ended; one it misjudges as bad only loses
-    the head start."""
+    ``--out`` or ``--data-root``. Only a hint for :func:`start_early`: a command line that fails it starts no Ray
+    early, so its own checks (``bench.sweep.cli``) say what is wrong at once instead of after an instance started and
+    ended; one it misjudges as bad only loses the head start."""
     ap = _HintParser(add_help=False)
     ap.add_argument("name", nargs="?", default=None)
     for flag in ("--out", "--resume", "--data-root", "--add-seeds"):
@@ -77,15 +77,9 @@ def passes_light_checks(argv: list[str]) -> bool:
         folder = Path(args.resume)
         return (not (args.sets or args.out or args.data_root) and (folder / "sweep.json").is_file()
                 and os.access(folder, os.W_OK | os.X_OK) and lock.locked_by_other(folder) is None)
-    name = args.name or "quick"
-    path = Path(name)
-    if path.suffix not in (".yaml", ".yml") or not path.is_file():
-        path = next((p for p in (file_shape.SWEEP_DIR / f"{name}.yaml", file_shape.SWEEP_DIR / f"{name}.yml")
-                     if "/" not in name and p.is_file()), None)
-    if path is None:
-        return False
     try:
-        data = file_shape.read_file(path)
+        path = file_shape.sweep_path(args.name or "quick")  # (as bench.sweep.spec.resolve finds it)
+        data = file_shape.read_file(path) if path is not None else None
     except file_shape.ShapeError:
         return False
     if not isinstance(data, dict) or file_shape.section_problems(data):

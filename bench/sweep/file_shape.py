@@ -26,13 +26,36 @@ import yaml
 from moe.strict_files import DuplicateKeyError, load_yaml
 from moe.registry import shown
 
-SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"  # the registry: one file per sweep (bench.sweep.spec)
+SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"  # the registry: one file per sweep (registered)
 MAX_TRIALS = 10_000  # 20 times the largest sweep here; checking a trial costs ~1 ms, running one seconds
 MAPPINGS = ("budget", "settings", "resources", "budgets")
 
 
 class ShapeError(ValueError):
     """A sweep file that cannot be read as a YAML mapping (binary, not UTF-8, bad YAML, a repeated key)."""
+
+
+def registered(folder: str | Path | None = None) -> dict[str, Path]:
+    """Sweep name -> file, for every ``*.yaml`` / ``*.yml`` in ``folder`` (default: the repository's sweeps/);
+    ShapeError for a name defined twice."""
+    folder = Path(folder) if folder is not None else SWEEP_DIR
+    out: dict[str, Path] = {}
+    for p in sorted(folder.glob("*.y*ml")):
+        if p.suffix not in (".yaml", ".yml"):
+            continue
+        if p.stem in out:
+            raise ShapeError(f"sweep {p.stem!r} is defined twice: {out[p.stem].name} and {p.name}")
+        out[p.stem] = p
+    return out
+
+
+def sweep_path(name: str, folder: str | Path | None = None) -> Path | None:
+    """The file of the sweep ``name``: a path to a YAML file, else a registered name (:func:`registered`); None when
+    it is neither."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return p.resolve()
+    return registered(folder).get(name)
 
 
 def read_file(path: Path) -> Any:

@@ -42,7 +42,6 @@ from moe.records.naming import SHORT, format_value  # one spelling of a configur
 from moe.registry import shown, shown_key, suggestion
 from moe.validate import from_dict, limit_problem
 
-SWEEP_DIR = file_shape.SWEEP_DIR
 TOP_KEYS = ("description", "version", "dataset", "budget", "settings", "grid", "resources", "budgets")
 BUDGET_FIELDS = ("epochs", "n_train", "n_test")
 RESOURCE_KEYS = ("cpu", "gpu", "max_concurrent")
@@ -122,25 +121,21 @@ class Sweep:
 
 def available(folder: str | os.PathLike | None = None) -> dict[str, Path]:
     """Sweep name -> file, for every ``*.yaml`` / ``*.yml`` in ``folder`` (default: the repository's sweeps/)."""
-    folder = Path(folder) if folder is not None else SWEEP_DIR
-    out: dict[str, Path] = {}
-    for p in sorted(folder.glob("*.y*ml")):
-        if p.suffix not in (".yaml", ".yml"):
-            continue
-        if p.stem in out:
-            raise SweepError(f"sweep {p.stem!r} is defined twice: {out[p.stem].name} and {p.name}")
-        out[p.stem] = p
-    return out
+    try:
+        return file_shape.registered(folder)
+    except file_shape.ShapeError as err:  # a name defined twice
+        raise SweepError(str(err)) from None
 
 
 def resolve(name: str, folder: str | os.PathLike | None = None) -> Path:
     """The file of a sweep: a registered name, or a path to a YAML file."""
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml") and p.is_file():
-        return p.resolve()
+    try:
+        path = file_shape.sweep_path(name, folder)
+    except file_shape.ShapeError as err:  # a name defined twice
+        raise SweepError(str(err)) from None
+    if path is not None:
+        return path
     sweeps = available(folder)
-    if name in sweeps:
-        return sweeps[name]
     raise SweepError(f"sweep: unknown sweep {shown(name)}{suggestion(name, sweeps)}; valid choices: {', '.join(sweeps) or '(none)'}"
                      " (or a path to a .yaml file)")
 

@@ -108,3 +108,19 @@ def test_bad_input_the_light_checks_catch_starts_no_ray(tmp_path):
             assert not list(Path(ray_tmp).iterdir()), "a Ray instance was started for bad input"
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_the_light_checks_and_the_command_find_a_sweep_file_the_same_way(tmp_path):
+    """One lookup (``bench.sweep.file_shape.sweep_path``) for both: a path, a registered name, a name defined twice."""
+    from bench.sweep import file_shape, spec
+
+    assert file_shape.sweep_path("quick") == spec.resolve("quick") == file_shape.SWEEP_DIR / "quick.yaml"
+    good = sweep_yaml(tmp_path, GOOD)
+    assert file_shape.sweep_path(good) == spec.resolve(good) == Path(good).resolve()
+    assert file_shape.sweep_path("no_such_sweep") is None
+    (tmp_path / "twice.yml").write_text(yaml.safe_dump(GOOD))
+    (tmp_path / "twice.yaml").write_text(yaml.safe_dump(GOOD))
+    with pytest.raises(spec.SweepError, match="'twice' is defined twice: twice.yaml and twice.yml"):
+        spec.resolve("twice", tmp_path)
+    with pytest.raises(file_shape.ShapeError, match="defined twice"):
+        file_shape.sweep_path("twice", tmp_path)
