@@ -1,12 +1,12 @@
 """The Ray side of a sweep that is not Tune: connecting to a cluster and checking what it can hold.
 
-``connect`` attaches to ``--address`` / $RAY_ADDRESS (refusing at once an address nobody listens on)
-or starts a fresh local instance (and a reaper that ends all of that instance's processes once this process is gone,
-however it ended: :func:`reap_when_gone`); ``Starting`` runs it in the background (Ray's processes start while the driver
-prepares the trials) and ends the instance it started in the background too (while the tables are built;
-``wait_shut_down`` waits for that); ``resolve_resources`` turns a sweep's per-trial request into Ray
-resources and a number of parallel slots, and refuses a request no node can hold (Ray would wait
-silently forever).
+``connect`` attaches to ``--address`` / $RAY_ADDRESS (refusing at once an address nobody listens on) or starts a fresh
+local instance (without the monitors it does not use: ``bench.sweep.head_node``; and a reaper that ends all of that
+instance's processes once this process is gone, however it ended: :func:`reap_when_gone`); ``Starting`` runs it in
+the background (Ray's processes start while the driver prepares the trials) and ends the instance it started in the
+background too (while the tables are built; ``wait_shut_down`` waits for that); ``resolve_resources`` turns a sweep's
+per-trial request into Ray resources and a number of parallel slots, and refuses a request no node can hold (Ray would
+wait silently forever).
 """
 from __future__ import annotations
 
@@ -25,13 +25,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from bench.sweep.head_node import without_monitors
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
              "RAY_DEDUP_LOGS": "1"}
 # Tune's own CSV, JSON and TensorBoard logs of every trial's results in its trial folder: nothing reads them (the
 # records are the sweep's results), and a seed group's final result carries all its records, written three times
 TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
-
 
 DEFAULT_RESOURCES = {"cpu": 1, "gpu": "auto", "max_concurrent": None}  # a trial's request (a sweep file's resources:)
 GCS_WAIT_VAR, GCS_WAIT_S = "RAY_gcs_server_port_wait_time_s", "120"  # Ray's default: 30 s
@@ -76,7 +77,8 @@ def connect(address: str | None, verbose: bool) -> bool:
     try:
         if owner:
             os.environ[OWNER_VAR] = owner
-        ray.init(**kwargs)
+        with without_monitors(log_monitor=verbose) if address == "local" else contextlib.nullcontext():
+            ray.init(**kwargs)
     except (ConnectionError, TimeoutError, ValueError) as err:
         raise ResourceError(f"cannot reach a Ray cluster at {address!r}: {err}") from None
     finally:

@@ -36,6 +36,29 @@ def test_a_local_instance_prestarts_no_idle_workers(init_calls):
     assert prestart == "0"  # in the environment Ray's raylet inherits when ray.init starts it
 
 
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_local_instance_starts_no_autoscaler_monitor_and_a_log_monitor_only_when_verbose(init_calls, monkeypatch,
+                                                                                           verbose):
+    from ray._private.parameter import RayParams
+
+    seen = []
+
+    def init(**kw):  # the parameters ray.init would build for its head node, during the call and after it
+        seen.append(RayParams(include_dashboard=kw.get("include_dashboard")))
+
+    monkeypatch.setattr(ray, "init", init)
+    original = RayParams.__init__
+    cluster.connect(None, verbose=verbose)
+    (params,) = seen
+    assert params.no_monitor is True
+    assert params.include_log_monitor is (None if verbose else False)  # None: Ray's default, started
+    assert RayParams.__init__ is original and RayParams().no_monitor is False  # after the call: Ray's own again
+
+    monkeypatch.setattr(cluster, "unreachable", lambda address: None)
+    cluster.connect("127.0.0.1:6379", verbose=False)  # a cluster it attaches to: its head node is not started here
+    assert seen[-1].no_monitor is False and seen[-1].include_log_monitor is None
+
+
 def test_a_users_own_prestart_setting_is_kept(init_calls, monkeypatch):
     monkeypatch.setenv(cluster.PRESTART_VAR, "1")
     cluster.connect(None, verbose=False)

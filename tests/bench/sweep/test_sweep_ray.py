@@ -221,7 +221,11 @@ def test_a_killed_drivers_local_instance_ends_with_everything_it_started(tmp_pat
         printed = log.read_text()
         assert proc.poll() is None and printed.strip(), f"the driver ended or printed nothing:\n{printed}"
         child = int(printed.split()[0])  # the pid of the worker's child: one of the instance's processes
+        commands = [cmd for _, cmd in ray_processes(ray_tmp)]
         assert child in {pid for pid, _ in ray_processes(ray_tmp)}, printed
+        assert [c for c in commands if "gcs_server" in c] and [c for c in commands if "raylet" in c], commands
+        # neither the autoscaler's monitor nor (a run that is not verbose) the log monitor (bench.sweep.head_node)
+        assert not [c for c in commands if "monitor.py" in c], commands
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
