@@ -30,6 +30,10 @@ from tests.fake_mnist import make_fake_mnist
 sys.dont_write_bytecode = False
 os.environ.setdefault("MOE_OFFLINE", "1")  # never try a download from a test
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Figures drawn by the process that builds them, in every test and every command a test starts: both cores are busy
+# with tests, so a figure worker process (bench.table.drawing) only adds its ~0.5-1 s of imports. The tests about the
+# workers give their pools a number of processes; those of the drawing ahead of a sweep take the variable away.
+os.environ.setdefault("MOE_FIGURE_WORKERS", "0")
 
 
 FAST_SKIPS = ("slow", "ray", "interp")  # what the edit-loop tier leaves out

@@ -10,8 +10,9 @@ report built after the trials is the report of a build from scratch: a figure is
 under the key of what it shows; anything not drawn yet (or drawn from other data) is drawn then.
 
 Only where the page draws every configuration's figures (at most ``DRILL_FIGURES`` configurations): beyond, which
-ones are drawn depends on every run's validation score. Nothing here stops or slows the sweep: a failure drops
-the drawing ahead, and ``close`` leaves what is not drawn to the report.
+ones are drawn depends on every run's validation score; and not when ``$MOE_FIGURE_WORKERS`` is 0 (no worker process
+wanted: ``bench.table.drawing.figure_workers``). Nothing here stops or slows the sweep: a failure drops the drawing
+ahead, and ``close`` leaves what is not drawn to the report.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Any
 from bench.report.figures import Figures
 from bench.report.sweep import DRILL_FIGURES, figure_jobs
 from bench.sweep.layout import DamagedFile, SweepDir
+from bench.table.drawing import figure_workers
 from bench.table.runs import runs_frame
 from moe.pictures.drawers import draw_queued
 
@@ -52,6 +54,9 @@ class Predraw:
                   file=sys.stderr, flush=True)
 
     def _record(self, folder: SweepDir, trials: dict[int, Any], index: int) -> None:
+        if self.configurations is None and figure_workers() == 0:  # no worker process wanted: the report draws all
+            self.off = True
+            return
         if self.configurations is None:
             self.configurations = {}
             for t in sorted(trials.values(), key=lambda t: t.index):

@@ -10,8 +10,9 @@ its figures anew.
 
 A job missing from the cache is drawn as soon as a process is free for it, by worker processes (``spawn``: nothing
 of the caller, Ray's threads included, is inherited; each imports only ``bench.table.pictures``: matplotlib, no
-pandas, no torch), one per available core besides this one and at most one per ``PER_WORKER`` missing figures; the
-build goes on meanwhile, and at its end (``FigurePool.finish``) this process draws too, until every job is drawn.
+pandas, no torch), one per available core besides this one (at most ``$MOE_FIGURE_WORKERS``: :func:`figure_workers`)
+and at most one per ``PER_WORKER`` missing figures; the build goes on meanwhile, and at its end
+(``FigurePool.finish``) this process draws too, until every job is drawn.
 The costliest waiting job goes first (``COST``: the tables' plots, added last, are drawn next, not at the end of the
 build on one core). Each PNG goes back to its own job, so what is built is the same whichever process drew it, in
 whichever order.
@@ -25,6 +26,7 @@ import json
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 from importlib.metadata import version
 from importlib.util import find_spec
@@ -75,6 +77,28 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+WORKERS_VAR = "MOE_FIGURE_WORKERS"  # at most this many figure worker processes; 0: no worker, drawn where built
+_warned: set[str] = set()
+
+
+def figure_workers() -> int | None:
+    """The figure worker processes a build may start, at most (``$MOE_FIGURE_WORKERS``, an integer >= 0; never more
+    than one per available core besides the building process: on a machine whose cores are busy with other work, 0
+    draws every figure in the process that builds, without the ~0.5-1 s of CPU each worker spends importing
+    matplotlib, and draws nothing ahead of a running sweep, ``bench.report.predraw``); None when unset. A value that
+    is not such an integer is left unused, with a warning line once."""
+    raw = os.environ.get(WORKERS_VAR, "").strip()
+    if not raw:
+        return None
+    if raw.isdecimal():
+        return int(raw)
+    if raw not in _warned:
+        _warned.add(raw)
+        print(f"warning: {WORKERS_VAR}={raw!r} is not an integer >= 0 (the figure worker processes, at most); "
+              f"left unused: one per available core", file=sys.stderr, flush=True)
+    return None
+
+
 class FigurePool:
     """The figures of one build: ``add`` a job (looked up in the cache at once; when missing, handed to the workers
     once enough are missing; ``add_job`` is the same), ``write_to`` a file as well, ``finish`` for every job's PNG in the order added.
@@ -88,7 +112,10 @@ class FigurePool:
 
     def __init__(self, cache_dir: str | os.PathLike | None, workers: int | None = None):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.workers = available_cores() if workers is None else workers
+        if workers is None:  # (workers: all the processes that draw, this one included)
+            limit = figure_workers()
+            workers = available_cores() if limit is None else min(available_cores(), limit + 1)
+        self.workers = workers
         self.jobs: list[tuple[str, tuple, str, str]] = []
         self.drawn = 0
         self._stamp = _code_stamp()

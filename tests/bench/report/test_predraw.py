@@ -19,6 +19,14 @@ from tests.bench.sweep_dirs import make_sweep_dir
 pytestmark = pytest.mark.slow  # a spawned worker process importing matplotlib: a few seconds on 2 loaded cores
 
 
+@pytest.fixture(autouse=True, scope="module")
+def workers():
+    """The drawing ahead: a worker process, as a user's sweep has it (tests/conftest.py turns figure workers off)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MOE_FIGURE_WORKERS", raising=False)
+        yield
+
+
 @pytest.fixture
 def sweeps(tmp_path):
     """Two copies of one sweep directory: ``ahead`` for drawing ahead, ``scratch`` for a build from nothing."""

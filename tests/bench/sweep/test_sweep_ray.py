@@ -164,6 +164,7 @@ def test_resume_after_the_driver_was_killed(ray_local, sweep_file, tmp_path, ray
     ray_tmp = tempfile.mkdtemp(prefix="rbk", dir="/tmp")
     env = {**os.environ, **env_extra, "RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)
+    env.pop("MOE_FIGURE_WORKERS", None)  # a worker drawing ahead, as a user's sweep has (tests/conftest.py)
     log = tmp_path / "driver.log"  # the killed driver's own output, shown if the test fails
     proc = subprocess.Popen([sys.executable, "-m", "bench.sweep", path, "--out", str(out), "--stack-seeds", "off"], cwd=Path(runner.__file__).parents[2],
                             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
