@@ -236,12 +236,17 @@ def ray_tmpdir():
 @pytest.fixture(scope="session")
 def ray_local(ray_tmpdir):
     """``ray.init(address="local")`` once for the whole session (2 CPUs); shut down and checked at the end."""
-    saved = {k: os.environ.get(k) for k in [*CLUSTER_ENV, "RAY_TMPDIR"]}
+    saved = {k: os.environ.get(k) for k in [*CLUSTER_ENV, "RAY_TMPDIR", "RAY_prestart_worker_first_driver"]}
     os.environ.update({k: v for k, v in CLUSTER_ENV.items() if k != "RAY_AUTH_MODE"})  # ray.init sets the mode
     os.environ["RAY_TMPDIR"] = ray_tmpdir
     import ray
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR, _temp_dir=ray_tmpdir)
+    from bench.sweep.cluster import PRESTART, PRESTART_VAR
+    from bench.sweep.head_node import without_monitors
+
+    os.environ.setdefault(PRESTART_VAR, PRESTART)  # as a sweep's own local instance: no idle workers, no monitors
+    with without_monitors(log_monitor=False):
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR, _temp_dir=ray_tmpdir)
     yield ray
     ray.shutdown()
     for k, v in saved.items():
