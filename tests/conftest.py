@@ -140,6 +140,14 @@ def figure_store(tmp_path_factory) -> Path:
     return run_shared_dir(tmp_path_factory, "figures")
 
 
+def stored_figure(figure_store: Path, kind: str, args: tuple) -> Path:
+    """Where the run's figure store keeps the PNG of a job (``bench.table.drawing.figure_key`` without the code's
+    stamp: the drawing code cannot change within a run). A test that draws a job for real may put its PNG there too
+    (``tests/bench/report/conftest.py``'s ``counted``): the same bytes a test with ``shared_figures`` would draw."""
+    from bench.table import drawing
+    return figure_store / f"{drawing.figure_key(kind, args, b'')}.png"
+
+
 @pytest.fixture
 def shared_figures(monkeypatch, figure_store):
     """A test about something other than drawing (a sweep's messages, resume, locks) that builds report.html and the
@@ -155,7 +163,7 @@ def shared_figures(monkeypatch, figure_store):
     original = drawing.draw
 
     def draw(kind: str, args: tuple) -> bytes:
-        path = figure_store / f"{drawing.figure_key(kind, args, b'')}.png"  # (the same code throughout the run)
+        path = stored_figure(figure_store, kind, args)
         try:
             return path.read_bytes()
         except OSError:

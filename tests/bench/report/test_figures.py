@@ -114,9 +114,10 @@ def test_a_figure_worker_draws_the_tables_plots_without_torch_or_pandas(worker_i
     assert worker_imports[1] == ["True", "False", "False"]
 
 
-def test_the_tables_plots_from_plain_data_equal_the_figures_drawn_from_the_tables(sweep, tmp_path):
+def test_the_tables_plots_from_plain_data_equal_the_figures_drawn_from_the_tables(sweep, tmp_path, kept_figures):
     """tradeoff.png and saturation.png drawn as jobs (bench.table.pictures, in whichever process) are the bytes of
-    their figures drawn here from the tables (bench.table.tradeoff.tradeoff_plot, bench.table.saturation)."""
+    their figures drawn here from the tables (bench.table.tradeoff.tradeoff_plot, bench.table.saturation). (The jobs
+    drawn here are kept in the run's store too, for the tests below that take their figures from it.)"""
     from bench.table.pareto import pareto
     from bench.table.saturation import saturation_curves, saturation_plot
     from bench.table.tradeoff import tradeoff_plot
