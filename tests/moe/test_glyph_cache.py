@@ -40,11 +40,24 @@ def texts(shift: float) -> Figure:
     return fig
 
 
+@pytest.fixture(scope="module")
+def plain():
+    """matplotlib's own PNG of ``texts(shift)``, drawn once per shift for the tests below (Agg's canvas: no glyph kept)."""
+    made: dict[float, bytes] = {}
+
+    def png(shift: float) -> bytes:
+        if shift not in made:
+            made[shift] = plain_png(texts(shift))
+        return made[shift]
+
+    return png
+
+
 @pytest.mark.parametrize("shift", [0.0, 0.013, 0.5])
-def test_text_of_every_kind_is_matplotlibs_own_bytes(shift, monkeypatch):
+def test_text_of_every_kind_is_matplotlibs_own_bytes(shift, monkeypatch, plain):
     monkeypatch.setattr(plots, "_glyphs", {})
     monkeypatch.setattr(plots, "_layouts", {})
-    expected = plain_png(texts(shift))
+    expected = plain(shift)
     assert plots.png_bytes(texts(shift)) == expected  # every glyph rendered
     assert plots._glyphs
     assert plots.png_bytes(texts(shift)) == expected  # every glyph kept
@@ -61,7 +74,7 @@ def test_the_report_figures_are_matplotlibs_own_bytes(monkeypatch):
     assert 0 < len(plots._glyphs) <= 500 and 0 < len(plots._layouts) <= 500
 
 
-def test_another_matplotlib_draws_with_its_own_canvas(monkeypatch):
+def test_another_matplotlib_draws_with_its_own_canvas(monkeypatch, plain):
     """The renderer copies matplotlib 3.11's private text drawing: on another version png_bytes uses Agg's own canvas."""
     assert plots.GLYPHS_OK  # the pinned version (pyproject.toml)
     made = []
@@ -71,5 +84,5 @@ def test_another_matplotlib_draws_with_its_own_canvas(monkeypatch):
     assert len(made) == 1
     monkeypatch.setattr(plots, "GLYPHS_OK", False)
     fig = texts(0.0)
-    assert plots.png_bytes(fig) == plain_png(texts(0.0)) and len(made) == 1
+    assert plots.png_bytes(fig) == plain(0.0) and len(made) == 1
     assert type(fig.canvas) is FigureCanvasAgg
