@@ -43,6 +43,52 @@ def write(tmp_path: Path, record, name="run.json") -> Path:
     return path
 
 
+class Kept:
+    """A picture's PNG drawn before (``drawn_once``), handed to ``save_png`` in place of its Figure."""
+
+    def __init__(self, png: bytes):
+        self.png = png
+
+
+_DRAWN: dict[str, bytes] = {}  # what drawn_once keeps: job (function and arguments, as JSON) -> PNG
+
+
+@pytest.fixture
+def drawn_once(monkeypatch):
+    """For a test about a report's text or files, not its drawing: each picture of the report (the allocation heat-map,
+    the record's curves and views: ``moe.pictures.view_plots``) drawn once in this module, keyed by its drawing
+    function and arguments, and its PNG written again for the next test that draws the same (the same bytes: drawing
+    is deterministic). The ablation heat-map is drawn as before. What draws them is tested by the heat-map tests
+    below, test_views and the figure and glyph tests, which draw for real."""
+    from moe.pictures import view_plots
+    from moe.pictures.plots import png_bytes
+
+    def job(name: str, args: tuple, kwargs: dict) -> str:
+        return json.dumps([name, args, kwargs], sort_keys=True, default=repr)
+
+    def kept(name: str, real):
+        def draw(*args, **kwargs):
+            key = job(name, args, kwargs)
+            if key not in _DRAWN:
+                _DRAWN[key] = png_bytes(real(*args, **kwargs))
+            return Kept(_DRAWN[key])
+        return draw
+
+    for name in ("curves_figure", "gate_regions_figure", "expert_weights_figure", "prototypes_figure"):
+        monkeypatch.setattr(view_plots, name, kept(name, getattr(view_plots, name)))
+    real_save, real_heatmap = run_report.save_png, run_report.allocation_heatmap
+    monkeypatch.setattr(run_report, "save_png",
+                        lambda fig, path: atomic_write_bytes(path, fig.png) if isinstance(fig, Kept) else real_save(fig, path))
+
+    def heatmap(allocation, class_names, path, title=None):
+        key = job("allocation_heatmap", (allocation, class_names), {"title": title})
+        if key not in _DRAWN:
+            _DRAWN[key] = real_heatmap(allocation, class_names, path, title=title).read_bytes()
+        return atomic_write_bytes(path, _DRAWN[key])
+
+    monkeypatch.setattr(run_report, "allocation_heatmap", heatmap)
+
+
 def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
@@ -76,7 +122,7 @@ def test_cli_writes_heatmap_and_summary_and_prints_scores(tmp_path):
     assert "![curves](run.curves.png)" in text
 
 
-def test_table_is_aligned_in_direction_order(tmp_path, capsys):
+def test_table_is_aligned_in_direction_order(tmp_path, capsys, drawn_once):
     record = make_record()
     record["test"]["zz_new_metric"] = 7
     assert run_report.main([str(write(tmp_path, record))]) == 0
@@ -94,7 +140,7 @@ def test_output_paths():
     assert run_report.output_paths("runs/a.b") == (Path("runs/a.b.allocation.png"), Path("runs/a.b.summary.md"))
 
 
-def test_failed_run_without_allocation(tmp_path, capsys):
+def test_failed_run_without_allocation(tmp_path, capsys, drawn_once):
     record = make_record(status="error", error="ValueError: boom", test={}, allocation=[])
     assert run_report.main([str(write(tmp_path, record))]) == 0
     out = capsys.readouterr().out
@@ -103,7 +149,7 @@ def test_failed_run_without_allocation(tmp_path, capsys):
     assert "status: error" in (tmp_path / "run.summary.md").read_text()
 
 
-def test_class_names_default_to_indices(tmp_path):
+def test_class_names_default_to_indices(tmp_path, drawn_once):
     record = make_record()
     record["dataset"]["class_names"] = None
     assert run_report.main([str(write(tmp_path, record))]) == 0
@@ -188,7 +234,7 @@ def test_atomic_write_cleans_up_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.md"]
 
 
-def test_a_record_with_an_ablation_gets_its_heat_map_and_a_section(tmp_path):
+def test_a_record_with_an_ablation_gets_its_heat_map_and_a_section(tmp_path, drawn_once):
     ablation = [[0.9, 0, 0, 0, 0.1, 0], [0, 0.8, 0, 0, 0.1, 0], [0, 0, 0.7, 0, 0, 0.2], [0, 0, 0, 0.9, -0.05, 0.2]]
     path = write(tmp_path, make_record(ablation=ablation, ablation_rule="rerouted: the router's next choice"))
     png, md = run_report.write_report(run_report.load_record(path), path)
@@ -211,7 +257,7 @@ def test_ablation_heatmap_checks_its_inputs(tmp_path):
     assert png_size(out)[1] > 100
 
 
-def test_out_names_the_folder_of_every_output(tmp_path, capsys):
+def test_out_names_the_folder_of_every_output(tmp_path, capsys, drawn_once):
     rec = make_record(views={"gate_regions": {"x_range": [0, 1], "y_range": [0, 1], "size": 2, "expert": [[0, 1], [2, 3]],
                                               "points": {"x": [0.2, 0.8], "y": [0.3, 0.7], "label": [0, 5]}}})
     path = write(tmp_path, rec)
