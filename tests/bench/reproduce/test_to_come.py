@@ -2,10 +2,37 @@
 against the runs its directory has finished; per claim, the missing runs its filters could read."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
 from bench.reproduce import claims, cli, runner, to_come
 from bench.sweep import spec
 from bench.sweep.layout import SweepDir
 from bench.table.runs import runs_frame
+from moe.records.files import atomic_write_bytes
+
+_DRAWN: dict[str, list[tuple[str, str, bytes]]] = {}  # what drawn_once keeps: sweep, runs, records -> its figures
+
+
+@pytest.fixture
+def drawn_once(monkeypatch):
+    """For these tests about REPRODUCTION.md's text and verdicts, not its figures: a sweep's figures
+    (``bench.reproduce.figures.PLOTS``, as the runner calls them) drawn once in this module for the same runs table
+    and records, and written again (the same names and bytes: drawing is deterministic) for the next report that
+    draws them. What draws them is tested by test_reproduction_report, which draws for real."""
+    plots = dict(runner.PLOTS)
+
+    def kept(name: str):
+        def draw(runs, records, folder: Path):
+            key = json.dumps([name, runs.to_csv(index=False), records], sort_keys=True, default=repr)
+            if key not in _DRAWN:
+                _DRAWN[key] = [(caption, path.name, path.read_bytes()) for caption, path in plots[name](runs, records, folder)]
+            return [(caption, atomic_write_bytes(Path(folder) / file, png)) for caption, file, png in _DRAWN[key]]
+        return draw
+
+    monkeypatch.setattr(runner, "PLOTS", {name: kept(name) for name in plots})
 
 
 def balancing_dir(root, seeds=(0, 1, 2), failed=()):
@@ -62,7 +89,7 @@ def test_a_directory_of_other_settings_is_set_against_its_budget(tmp_path):
     assert {t.config["regime"] for t in waits} == {"pretrain_frozen_gate"} and {t.config["refit_init"] for t in waits} == {"same"}
 
 
-def test_the_report_ends_with_the_runs_still_to_come(tmp_path, monkeypatch):
+def test_the_report_ends_with_the_runs_still_to_come(tmp_path, monkeypatch, drawn_once):
     monkeypatch.setattr(runner._Session, "ensure", lambda self: (_ for _ in ()).throw(AssertionError("Ray started")))
     folder, plan, _ = balancing_dir(tmp_path / "out", seeds=(0, 1, 2, 3, 4))
     cli.main(["balancing", "--report-only", "--out", str(tmp_path / "out")], budget_table={"balancing": plan})
@@ -72,7 +99,7 @@ def test_the_report_ends_with_the_runs_still_to_come(tmp_path, monkeypatch):
     assert "x seeds 0-4 (60 runs)." in tail
 
 
-def test_partial_judges_the_finished_runs_of_a_directory_with_runs_to_come(tmp_path, monkeypatch, capsys):
+def test_partial_judges_the_finished_runs_of_a_directory_with_runs_to_come(tmp_path, monkeypatch, capsys, drawn_once):
     """--report-only refuses a directory whose trials have not all finished (NOT RUN); with --partial it judges the
     finished ones, says so in the sweep's section, and lists the rest as still to come. Also for a budget beyond the
     directory's grid."""
@@ -115,10 +142,9 @@ def _lr_asymmetry_dir(tmp_path, monkeypatch):
     return out, plan, folder, trials
 
 
-def test_partial_reads_the_largest_planned_value_not_the_largest_finished(tmp_path, monkeypatch):
+def test_partial_reads_the_largest_planned_value_not_the_largest_finished(tmp_path, monkeypatch, drawn_once):
     """A claim at the largest lr ratio judged with --partial before the ratio-100 runs finished reads none of the
     ratio-30 runs (the largest finished): its condition has no runs yet, and the ratio-100 runs are still to come."""
-    import json
     out, plan, folder, trials = _lr_asymmetry_dir(tmp_path, monkeypatch)
     records = [{"status": "ok", "config": t.config, "test": {"accuracy": 0.9}, "allocation": [[30, 10], [5, 35]],
                 "bench": {"index": t.index, "name": t.name, "trial_s": 1.0}} for t in trials]
@@ -139,10 +165,9 @@ def test_partial_reads_the_largest_planned_value_not_the_largest_finished(tmp_pa
     assert verdicts["lr_asymmetry.fast_expert_wins"]["conditions"][0]["configurations"] == ["softmax[lr_ratio=100]"]
 
 
-def test_the_largest_ratio_stays_the_planned_one_when_its_runs_ended_in_error(tmp_path, monkeypatch):
+def test_the_largest_ratio_stays_the_planned_one_when_its_runs_ended_in_error(tmp_path, monkeypatch, drawn_once):
     """A finished directory whose ratio-100 runs all ended in error: fast_expert_wins reads no configuration (it is
     not judged on the ratio-30 runs under the label 'at the largest lr ratio')."""
-    import json
     out, plan, folder, trials = _lr_asymmetry_dir(tmp_path, monkeypatch)
     runs_frame([{"status": "error" if t.config["lr_ratio"] == 100 else "ok", "config": t.config,
                  "test": {"accuracy": 0.9}, "allocation": [[30, 10], [5, 35]],
