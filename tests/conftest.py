@@ -156,7 +156,13 @@ def shared_figures(monkeypatch, figure_store):
     yet in this run is drawn as before and kept, in this process (no figure worker process is started: each would
     import matplotlib to draw what the store holds). The same bytes either way (figures are deterministic); what
     draws them, in workers or here, is tested by the figure, report and table tests about drawing, which do not use
-    this."""
+    this. (A module's fixture does the same with :func:`figures_from_store`.)"""
+    figures_from_store(monkeypatch, figure_store)
+
+
+def figures_from_store(monkeypatch, figure_store: Path) -> None:
+    """``shared_figures`` on a ``pytest.MonkeyPatch`` of one's own: for a fixture of wider scope (a sweep directory
+    made once per test file) whose report's figures are not its subject either."""
     from bench.table import drawing
     from moe.records.files import atomic_write_bytes
 

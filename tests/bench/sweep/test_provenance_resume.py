@@ -13,14 +13,16 @@ import yaml
 from bench.report.sweep import write_sweep_report
 from bench.sweep import cli, resume, runner
 from tests.bench.conftest import TINY
+from tests.conftest import figures_from_store
 from tests.bench.sweep.test_out_and_resume import fake_tune, one_error, stored  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("shared_figures")  # the report's figures: drawn once per test run (conftest)
 
 
 @pytest.fixture(scope="module")
-def interrupted_once(tmp_path_factory):
-    """A TINY sweep stopped after 2 of its 4 trials, made once per test file: (its directory, its sweep file)."""
+def interrupted_once(tmp_path_factory, figure_store):
+    """A TINY sweep stopped after 2 of its 4 trials, made once per test file: (its directory, its sweep file). Its
+    report's figures from the run's store too (``figures_from_store``)."""
     def tune(sweep, trials, todo, folder, options, *, n_done, datasets=None):
         for t in todo[:2]:
             folder.write_record(t.index, stored(t.index))
@@ -33,6 +35,7 @@ def interrupted_once(tmp_path_factory):
     out = root / "out"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runner, "_tune_trials", tune)
+        figures_from_store(mp, figure_store)
         assert cli.main([str(path), "--out", str(out)]) == 130
     return out, path
 
