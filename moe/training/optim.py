@@ -14,6 +14,7 @@ optimizer's, so checkpoints are unchanged.
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 import torch
 from torch.optim import optimizer as torch_optimizer
@@ -77,14 +78,47 @@ def joined_groups(groups: list[dict]) -> list[dict]:
     return list(joined.values())
 
 
+def torch_step(cls: type) -> Callable:
+    """The ``step`` of torch's optimizer class ``cls`` as torch defines it: without the layer that runs the step hooks,
+    which torch's constructor wraps around the class's ``step`` once one of its instances is made
+    (``Optimizer._patch_step_function``). The subclasses here have that layer around their own ``step``; the one
+    around torch's class (there once a plain torch optimizer of that class was made in the process) would run each
+    hook a second time."""
+    step = cls.__dict__["step"]
+    while getattr(step, "hooked", False) and hasattr(step, "__wrapped__"):
+        step = step.__wrapped__
+    return step
+
+
+def step_without_dynamo(step: Callable, optimizer: torch.optim.Optimizer, closure=None):
+    """``step(optimizer, closure)``, a torch optimizer's own ``step`` (:func:`torch_step`): torch wraps it
+    (``_use_grad_for_differentiable``) in a function that imports ``torch._dynamo`` at its first call in a process
+    (about 1.5 s of CPU, as in :func:`import_dynamo_only_when_loaded`) to mark two graph breaks, which do nothing
+    outside a compilation. While ``torch._dynamo`` is not imported, the function inside runs directly under the
+    wrapper's grad mode (the optimizer's ``differentiable``; the caller's restored after): the same arithmetic. Once
+    it is imported, or where the wrapper does not look as expected (another torch version), torch's wrapper runs."""
+    inner = getattr(step, "__wrapped__", None)
+    code = getattr(step, "__code__", None)
+    if inner is None or code is None or code.co_name != "_use_grad" or sys.modules.get("torch._dynamo") is not None:
+        return step(optimizer, closure)
+    previous = torch.is_grad_enabled()
+    try:
+        torch.set_grad_enabled(optimizer.defaults["differentiable"])
+        return inner(optimizer, closure)
+    finally:
+        torch.set_grad_enabled(previous)
+
+
 class JoinedStep:
-    """Mixin: ``step`` runs the optimizer's own step over :func:`joined_groups`, then restores the groups."""
+    """Mixin: ``step`` runs the optimizer's own step (the torch class after this one in the class's order:
+    :func:`torch_step`, :func:`step_without_dynamo`) over :func:`joined_groups`, then restores the groups."""
 
     def step(self, closure=None):
+        order = type(self).__mro__
         groups = self.param_groups
         self.param_groups = joined_groups(groups)
         try:
-            return super().step(closure)
+            return step_without_dynamo(torch_step(order[order.index(JoinedStep) + 1]), self, closure)
         finally:
             self.param_groups = groups
 

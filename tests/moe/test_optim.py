@@ -248,13 +248,54 @@ def test_optimizer_methods_call_through_without_dynamo_and_through_torchs_disabl
     assert made == [(method, True, False)] and len(calls) == 3  # torch's disabled method, made once, then used
 
 
+@pytest.mark.parametrize("lrs", [(0.01, 0.01, 0.01), (0.01, 0.003, 1e-4)], ids=["equal_lrs", "per_group_lrs"])
+@pytest.mark.parametrize("ours,theirs,kw", CASES[2:], ids=[f"{c[1].__name__}{c[2]}" for c in CASES[2:]])
+def test_a_step_without_dynamo_is_bitwise_torchs(ours, theirs, kw, lrs, monkeypatch):
+    """SGD and RMSprop step through torch's own step without its wrapper while torch._dynamo is not imported (here:
+    blocked, so that the wrapper's import would fail), bitwise as torch's optimizer, the grad mode restored; a step
+    hook runs once, also once torch's own class has its hook layer (an instance of it was made)."""
+    import sys
+
+    with monkeypatch.context() as blocked:
+        blocked.setitem(sys.modules, "torch._dynamo", None)  # `import torch._dynamo` raises ImportError
+        with pytest.raises(ImportError):
+            theirs([torch.nn.Parameter(torch.zeros(1, requires_grad=True))], lr=0.1).step()  # torch's wrapper imports it
+        assert torch.is_grad_enabled() and getattr(theirs.step, "hooked", False)
+        a, opt_a = train(ours, lrs, **kw)
+        assert torch.is_grad_enabled()
+        calls = []
+        hooked = ours([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        hooked.register_step_post_hook(lambda *args: calls.append(1))
+        hooked.step()
+        assert calls == [1]
+    b, opt_b = train(theirs, lrs, foreach=False, **kw)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    sa, sb = opt_a.state_dict(), opt_b.state_dict()
+    assert sa["state"].keys() == sb["state"].keys()
+    for k in sa["state"]:
+        for name, value in sb["state"][k].items():
+            assert torch.equal(sa["state"][k][name], value), name
+
+
+def test_a_step_goes_through_torchs_wrapper_where_it_is_not_the_expected_one():
+    calls = []
+
+    def plain(optimizer, closure=None):  # no __wrapped__: called as it is
+        calls.append((optimizer, closure))
+        return "stepped"
+
+    assert optim.step_without_dynamo(plain, "opt", "closure") == "stepped" and calls == [("opt", "closure")]
+
+
 @pytest.mark.slow
-def test_a_fresh_process_trains_without_importing_dynamo():
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_a_fresh_process_trains_without_importing_dynamo(optimizer):
     import subprocess
     import sys
 
     code = ("import sys; from moe.training.loop import run; "
-            "r = run({'router': 'softmax', 'experts': 2, 'epochs': 1, 'dataset': 'gm6', 'n_train': 60, 'n_test': 30}); "
+            "r = run({'router': 'softmax', 'experts': 2, 'epochs': 1, 'dataset': 'gm6', 'n_train': 60, 'n_test': 30, "
+            f"'optimizer': {optimizer!r}}}); "
             "assert r['status'] == 'ok', r['status']; print('torch._dynamo' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.split()[-1] == "False", proc.stdout + proc.stderr[-3000:]
