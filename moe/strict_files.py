@@ -8,9 +8,14 @@ Anchors and aliases (``&base`` ... ``<<: *base``) are read, but what they expand
 anything is built: a document whose values, aliases expanded, number more than :data:`MAX_YAML_VALUES`
 is refused (:class:`ExpansionError`), so that a few hundred bytes of nested aliases (a 'billion laughs')
 cannot take minutes and gigabytes before the one-line error.
+
+A YAML text already read is not parsed again (:func:`load_yaml` keeps the values of the last texts and hands out deep
+copies): sweep checks, trials and grid values read the same few texts thousands of times.
 """
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from typing import Any
 
@@ -87,9 +92,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(text: str | bytes) -> Any:
-    """``yaml.safe_load`` that refuses a repeated key in any mapping (:class:`DuplicateKeyError`)."""
+YAML_CACHE_SIZE = 512  # texts parsed whose values are kept (a sweep file, its values, --set values: ~100 in a test run)
+
+
+@functools.lru_cache(maxsize=YAML_CACHE_SIZE)
+def _parsed(text: str | bytes) -> Any:
     return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """``yaml.safe_load`` that refuses a repeated key in any mapping (:class:`DuplicateKeyError`).
+
+    The same text is parsed once (the last :data:`YAML_CACHE_SIZE` texts are kept: a sweep is read by each check
+    and each trial, and its grid values ``name[k=v]`` one by one) and each call gets a deep copy of its values, so a
+    caller may change what it gets; a text that fails is parsed again, to the same error."""
+    return copy.deepcopy(_parsed(text))
 
 
 def load_json(text: str | bytes) -> Any:
