@@ -78,6 +78,12 @@ class MixtureOfExperts(nn.Module):
         reference = self.match_router(x, hidden) if self.match_router is not None else None
         return MoEOutput(log_probs, slots, routing, reference)
 
+    def route(self, x: Tensor):
+        """The routing of ``x`` (the router's output, as ``forward`` has it in ``MoEOutput.routing``), without the
+        experts' outputs: what a view of the gate needs."""
+        hidden = self.experts.hidden_all(x) if self.router.needs_expert_hidden else None
+        return self.router(x, hidden)
+
     def gate_modules(self) -> list[nn.Module]:
         """The modules of the routing side (the gate and its matched interpretable router)."""
         return [m for m in (self.router, self.match_router) if m is not None]

@@ -68,7 +68,7 @@ def gate_regions(model: MixtureOfExperts, data: Dataset, device: torch.device, b
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     grid = torch.stack([gx.flatten(), gy.flatten()], 1).to(device)
     model.eval()
-    experts = torch.cat([model(g).routing.assignment().cpu() for g in grid.split(batch)])
+    experts = torch.cat([model.route(g).assignment().cpu() for g in grid.split(batch)])  # the gate alone decides
     pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:MAX_POINTS]
     r = lambda t: [round(float(v), 4) for v in t]  # noqa: E731
     return {"x_range": r([lo[0], hi[0]]), "y_range": r([lo[1], hi[1]]),

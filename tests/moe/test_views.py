@@ -37,6 +37,27 @@ def test_gate_regions_follow_the_nearest_prototype():
     assert v["x_range"][0] <= x.min() and x.max() <= v["x_range"][1] and v["y_range"][0] <= y.min()
 
 
+@pytest.mark.parametrize("fields", [dict(router="softmax"), dict(router="topk", top_k=2, noisy_gate=True),
+                                    dict(router="expert_choice", capacity=0.5), dict(router="hash"),
+                                    dict(router="attention", expert="mlp"), dict(router="sinkhorn", match_router="prototype")],
+                         ids=lambda f: f["router"])
+def test_the_gate_regions_are_the_routing_of_the_whole_model(fields):
+    """gate_regions routes the grid with the gate alone (``MixtureOfExperts.route``): the assignment of the model's
+    forward, batch by batch (expert choice: batch-dependent), also for a router that reads the experts' hidden states."""
+    model, data = model_and_data(dataset="gm6", experts=4, n_train=120, n_test=60, **fields)
+    model.eval()
+    grid = torch.randn(300, 2) * 3
+    with torch.no_grad():
+        for batch in grid.split(64):
+            torch.manual_seed(1)
+            routed = model.route(batch).assignment()
+            torch.manual_seed(1)
+            assert torch.equal(routed, model(batch).routing.assignment())
+    v = views(model, data, torch.device("cpu"), batch=64)
+    model.route = lambda x: model(x).routing  # the whole forward, as before
+    assert v == views(model, data, torch.device("cpu"), batch=64) and len(v["gate_regions"]["expert"]) == GRID
+
+
 def test_linear_expert_weights_and_prototypes_as_images(fake_mnist_root):
     model, data = model_and_data(dataset="mnist", data_root=str(fake_mnist_root), router="prototype", experts=3)
     v = views(model, data, torch.device("cpu"))
