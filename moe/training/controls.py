@@ -35,6 +35,7 @@ from moe.model import MixtureOfExperts, build_model, checked_config
 from moe.scoring import cheating as ch
 from moe.scoring.metrics import allocation
 from moe.scoring.scores import cheating_undefined
+from moe.training import optim
 from moe.training.loop import run, torch_threads
 
 
@@ -93,7 +94,7 @@ def fit(model: MixtureOfExperts, data: Dataset, cfg, device: torch.device) -> No
     """Adam on the mixture's negative log-likelihood -log sum_e p_e(x) q_e(y | x), over the trainable
     parameters, cfg.epochs epochs of cfg.batch_size samples in a seeded order."""
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    opt = optim.TorchAdam(params, lr=cfg.lr)  # torch's Adam
     order = torch.Generator().manual_seed(cfg.seed)
     x, y = data.x_train.to(device), data.y_train.to(device)
     model.train()

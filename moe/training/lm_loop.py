@@ -42,6 +42,7 @@ from moe.data.text import TextDataError, TextDataset, TextSplit, is_text_dataset
 from moe.lm import MoELanguageModel, build_lm, lm_parameter_counts
 from moe.objectives.base import REGULARISERS
 from moe.records.provenance import provenance
+from moe.training import optim
 from moe.training.checkpoint import TrainState, capture_lm_state, load_state, restore_lm_state
 from moe.records.record import language_model_record, out_problem, versions
 from moe.routers import NonFiniteError
@@ -216,8 +217,8 @@ def build_optimizer(cfg: Config, model: MoELanguageModel) -> torch.optim.Optimiz
     if gate_ids:
         groups.append({"params": model.gate_parameters(), "lr": cfg.gate_lr or cfg.lr})
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.RMSprop
+        return optim.TorchAdam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cls = optim.TorchSGD if cfg.optimizer == "sgd" else optim.TorchRMSprop
     return cls(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 

@@ -109,6 +109,27 @@ def step_without_dynamo(step: Callable, optimizer: torch.optim.Optimizer, closur
         torch.set_grad_enabled(previous)
 
 
+class TorchStep:
+    """Mixin: ``step`` is the torch class's own (the one after this one in the class's order), without its import of
+    ``torch._dynamo`` (:func:`torch_step`, :func:`step_without_dynamo`): torch's optimizer, op for op."""
+
+    def step(self, closure=None):
+        order = type(self).__mro__
+        return step_without_dynamo(torch_step(order[order.index(TorchStep) + 1]), self, closure)
+
+
+class TorchAdam(TorchStep, torch.optim.Adam):
+    """torch.optim.Adam as torch steps it (the language model's and the controls' optimizer)."""
+
+
+class TorchSGD(TorchStep, torch.optim.SGD):
+    """torch.optim.SGD as torch steps it."""
+
+
+class TorchRMSprop(TorchStep, torch.optim.RMSprop):
+    """torch.optim.RMSprop as torch steps it."""
+
+
 class JoinedStep:
     """Mixin: ``step`` runs the optimizer's own step (the torch class after this one in the class's order:
     :func:`torch_step`, :func:`step_without_dynamo`) over :func:`joined_groups`, then restores the groups."""

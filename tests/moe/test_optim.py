@@ -248,12 +248,17 @@ def test_optimizer_methods_call_through_without_dynamo_and_through_torchs_disabl
     assert made == [(method, True, False)] and len(calls) == 3  # torch's disabled method, made once, then used
 
 
+TORCH_STEPS = {torch.optim.Adam: optim.TorchAdam, torch.optim.SGD: optim.TorchSGD, torch.optim.RMSprop: optim.TorchRMSprop}
+WITHOUT_DYNAMO = CASES[2:] + [(TORCH_STEPS[theirs], theirs, kw) for _, theirs, kw in CASES]
+
+
 @pytest.mark.parametrize("lrs", [(0.01, 0.01, 0.01), (0.01, 0.003, 1e-4)], ids=["equal_lrs", "per_group_lrs"])
-@pytest.mark.parametrize("ours,theirs,kw", CASES[2:], ids=[f"{c[1].__name__}{c[2]}" for c in CASES[2:]])
+@pytest.mark.parametrize("ours,theirs,kw", WITHOUT_DYNAMO, ids=[f"{c[0].__name__}{c[2]}" for c in WITHOUT_DYNAMO])
 def test_a_step_without_dynamo_is_bitwise_torchs(ours, theirs, kw, lrs, monkeypatch):
-    """SGD and RMSprop step through torch's own step without its wrapper while torch._dynamo is not imported (here:
-    blocked, so that the wrapper's import would fail), bitwise as torch's optimizer, the grad mode restored; a step
-    hook runs once, also once torch's own class has its hook layer (an instance of it was made)."""
+    """SGD and RMSprop, and the plain optimizers of the language model (TorchAdam, ...), step through torch's own step
+    without its wrapper while torch._dynamo is not imported (here: blocked, so that the wrapper's import would fail),
+    bitwise as torch's optimizer, the grad mode restored; a step hook runs once, also once torch's own class has its
+    hook layer (an instance of it was made)."""
     import sys
 
     with monkeypatch.context() as blocked:
