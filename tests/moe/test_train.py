@@ -193,7 +193,8 @@ RESUMABLE = {
 def trained(gm6):
     """The runs that several tests below read, each trained once per test process (on first use) and handed out as
     copies: ``trained(name)`` is (the record of ``SCORABLE[name]`` run to the end, its saved state after each epoch),
-    ``trained(name, k)`` the record of the same run stopped after epoch k."""
+    ``trained(name, k)`` the record of the same run stopped after epoch k (after its last epoch: the run to the end,
+    which stops there; a run stopped there by ``on_epoch`` has the same record, trained again for nothing)."""
     made = {}
 
     def get(name: str, k: int | None = None):
@@ -202,6 +203,8 @@ def trained(gm6):
             if k is None:
                 states = []
                 made[name, k] = (run(cfg, data=gm6, on_state=states.append), states)
+            elif k == len(get(name)[1]):
+                made[name, k] = made[name, None][0]
             else:
                 made[name, k] = run(cfg, data=gm6, on_epoch=lambda m: m["epoch"] == k)  # the first k epochs only
         return copy.deepcopy(made[name, k])
