@@ -10,6 +10,11 @@ of the parameters' data (``moe.training.flat_adam``: on the CPU torch's multi-te
 arithmetic is elementwise and the same op for op: on the CPU the parameters and the optimizer state are bitwise
 those of the plain optimizer (``tests/moe/test_optim.py``), and the state dict (groups, state) is the plain
 optimizer's, so checkpoints are unchanged.
+
+Nothing here imports ``torch._dynamo`` (about 1.5 s of CPU in each process that would): torch's step runs without the
+wrapper that imports it (:func:`step_without_dynamo`), its other methods as :func:`import_dynamo_only_when_loaded`
+says. ``TorchAdam``, ``TorchSGD`` and ``TorchRMSprop`` are torch's optimizers with only that change (the language
+model's).
 """
 from __future__ import annotations
 
