@@ -130,12 +130,30 @@ def checked_config(config: Config | dict[str, Any] | None) -> Config:
     return cfg
 
 
+class _NoDrawsOnMeta(torch.overrides.TorchFunctionMode):
+    """Inside a build on the meta device: the random draws of the modules' initialisations (``torch.randn``, ``rand``,
+    ``Tensor.normal_``, ``uniform_``) give or leave a meta tensor of the shape without drawing. A meta tensor has no
+    values; torch draws on it through Python code that imports sympy and ``torch._dynamo`` (about 1.3 s of CPU, once
+    per process: a sweep's checks, a trial's first config)."""
+
+    FACTORIES = (torch.randn, torch.rand)
+    FILLS = (torch.Tensor.normal_, torch.Tensor.uniform_)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.FILLS and isinstance(args[0], Tensor) and args[0].is_meta:
+            return args[0]
+        if func in self.FACTORIES and kwargs.get("device") is None:  # the meta device's context places them
+            return torch.empty(*args, **{k: v for k, v in kwargs.items() if k != "generator"})
+        return func(*args, **kwargs)
+
+
 def memory_estimate(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> tuple[int, int]:
     """(parameters, activations) of a run, in floats: the parameters of the model (one expert built on the meta
     device, no memory, times E; the router and its matched router), and the activations of one batch through
     every expert (the dense evaluation ``forward_all``): T x E x the expert's activation width, plus the gate's
     T x its width, with T the larger of the training batch (at most n_train) and the evaluation batch."""
-    with torch.device("meta"), torch.random.fork_rng(devices=[]):
+    with torch.device("meta"), torch.random.fork_rng(devices=[]), _NoDrawsOnMeta():
         one = build_experts(dataclasses.replace(cfg, experts=1, mask_experts=False), input_shape, n_classes)  # a mask adds no weights
         routers = [ROUTERS.get(name)(cfg, input_shape, cfg.experts) for name in (cfg.router, cfg.match_router) if name]
     bank = EXPERTS.get(cfg.expert)

@@ -71,6 +71,44 @@ def test_a_model_beyond_the_memory_cap_says_its_estimate_and_the_cap(capsys):
     assert one_error(capsys).startswith(("error: experts:", "error: expert_hidden:"))
 
 
+def test_the_memory_estimate_draws_nothing_and_counts_as_the_drawing_build(monkeypatch):
+    """moe.model.memory_estimate builds on the meta device without drawing random values (``_NoDrawsOnMeta``): the
+    same parameters and activations as the build that draws, for every router and expert bank, and the caller's
+    random state untouched."""
+    import torch
+
+    import moe.model
+    from moe.experts import EXPERTS
+    from moe.routers import ROUTERS
+
+    configs = [{"dataset": "gm6", "router": router, "expert": expert, "experts": 4, "expert_hidden": 8}
+               for router in ROUTERS.names() for expert in ("linear", "mlp", "implicit")]
+    configs += [{"dataset": "mnist", "router": "softmax", "gate": "lenet", "expert": expert, "experts": 3}
+                for expert in EXPERTS.names()] + [{"dataset": "mnist", "router": "prototype", "match_router": "linear",
+                                                    "match_loss": 1.0, "expert": "implicit", "experts": 4096}]
+    estimates = {}
+    for fields in configs:
+        try:
+            cfg = from_dict(fields)
+        except ConfigError:  # a combination the rules refuse (attention without hidden states, ...)
+            continue
+        shape, classes = ((2,), 6) if cfg.dataset == "gm6" else ((1, 28, 28), 10)
+        before = torch.get_rng_state()
+        estimates[str(fields)] = moe.model.memory_estimate(cfg, shape, classes)
+        assert torch.equal(torch.get_rng_state(), before)
+    assert len(estimates) > 30
+    class Draws(torch.overrides.TorchFunctionMode):  # draws as torch does
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    monkeypatch.setattr(moe.model, "_NoDrawsOnMeta", Draws)
+    for fields in configs:
+        if str(fields) in estimates:
+            cfg = from_dict(fields)
+            shape, classes = ((2,), 6) if cfg.dataset == "gm6" else ((1, 28, 28), 10)
+            assert moe.model.memory_estimate(cfg, shape, classes) == estimates[str(fields)], fields
+
+
 def test_bogus_kernels_backend_is_refused_at_start(monkeypatch, capsys, no_training):
     monkeypatch.setenv("MOE_KERNELS", "bogus")
     assert moe.training.loop.main(["--quiet"]) == 2
