@@ -132,17 +132,22 @@ def checked_config(config: Config | dict[str, Any] | None) -> Config:
 
 class _NoDrawsOnMeta(torch.overrides.TorchFunctionMode):
     """Inside a build on the meta device: the random draws of the modules' initialisations (``torch.randn``, ``rand``,
-    ``Tensor.normal_``, ``uniform_``) give or leave a meta tensor of the shape without drawing. A meta tensor has no
-    values; torch draws on it through Python code that imports sympy and ``torch._dynamo`` (about 1.3 s of CPU, once
-    per process: a sweep's checks, a trial's first config)."""
+    ``Tensor.normal_``, ``uniform_``) and their scaling by a number (``randn(...) / s``) give or leave a meta tensor
+    of the shape and dtype without computing. A meta tensor has no values; torch computes these on it through Python
+    code that imports sympy and ``torch._dynamo`` (about 1.3 s of CPU, once per process: a sweep's checks, a trial's
+    first config)."""
 
     FACTORIES = (torch.randn, torch.rand)
     FILLS = (torch.Tensor.normal_, torch.Tensor.uniform_)
+    SCALINGS = (torch.Tensor.div, torch.Tensor.mul)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in self.FILLS and isinstance(args[0], Tensor) and args[0].is_meta:
             return args[0]
+        if (func in self.SCALINGS and not kwargs and len(args) == 2 and isinstance(args[0], Tensor) and args[0].is_meta
+                and args[0].is_floating_point() and type(args[1]) in (int, float)):
+            return torch.empty(args[0].shape, dtype=args[0].dtype)  # (empty_like on meta: the Python code again)
         if func in self.FACTORIES and kwargs.get("device") is None:  # the meta device's context places them
             return torch.empty(*args, **{k: v for k, v in kwargs.items() if k != "generator"})
         return func(*args, **kwargs)

@@ -53,9 +53,9 @@ def test_the_gate_regions_are_the_routing_of_the_whole_model(fields):
             routed = model.route(batch).assignment()
             torch.manual_seed(1)
             assert torch.equal(routed, model(batch).routing.assignment())
-    v = views(model, data, torch.device("cpu"), batch=64)
+    v = views(model, data, torch.device("cpu"), batch=1024)
     model.route = lambda x: model(x).routing  # the whole forward, as before
-    assert v == views(model, data, torch.device("cpu"), batch=64) and len(v["gate_regions"]["expert"]) == GRID
+    assert v == views(model, data, torch.device("cpu"), batch=1024) and len(v["gate_regions"]["expert"]) == GRID
 
 
 def test_linear_expert_weights_and_prototypes_as_images(fake_mnist_root):
