@@ -45,18 +45,17 @@ def pytest_addoption(parser):
 
 
 # The order of the test files (below): the longest first. Seconds of the longest files, all their tests together (the
-# whole suite on 2 workers of a quiet 2-core machine, 8 December 2026; only their order matters); any other file: its
-# tests' costs by marker.
+# whole suite on 2 workers of a quiet 2-core machine, 8 December 2026, later in the day; only their order matters); any
+# other file: its tests' costs by marker.
 FILE_SECONDS = {
-    "tests/test_real_disks.py": 82, "tests/bench/sweep/test_sweep_ray.py": 54,
-    "tests/bench/sweep/test_trial_resume.py": 44, "tests/bench/sweep/test_signals.py": 35,
-    "tests/kernels/test_kernels_interpreter.py": 30, "tests/bench/sweep/test_two_writers_ray.py": 27,
-    "tests/bench/sweep/test_cluster.py": 27, "tests/bench/reproduce/test_end_to_end.py": 24,
-    "tests/bench/sweep/test_resume_same_run.py": 19, "tests/bench/speed/test_targets.py": 19,
-    "tests/bench/sweep/test_sweep_file_errors.py": 17, "tests/test_extension_points.py": 16,
-    "tests/bench/report/test_figures.py": 13, "tests/bench/report/test_predraw.py": 11,
-    "tests/moe/test_report.py": 11, "tests/bench/sweep/test_damaged_ray.py": 11,
-    "tests/bench/sweep/test_add_seeds.py": 10, "tests/bench/sweep/test_grow_axes.py": 9,
+    "tests/test_real_disks.py": 69, "tests/bench/sweep/test_sweep_ray.py": 45, "tests/bench/sweep/test_signals.py": 29,
+    "tests/bench/sweep/test_trial_resume.py": 28, "tests/kernels/test_kernels_interpreter.py": 25,
+    "tests/bench/sweep/test_two_writers_ray.py": 24, "tests/bench/speed/test_targets.py": 23,
+    "tests/bench/sweep/test_cluster.py": 21, "tests/bench/sweep/test_resume_same_run.py": 21,
+    "tests/bench/reproduce/test_end_to_end.py": 15, "tests/test_extension_points.py": 14,
+    "tests/bench/sweep/test_sweep_file_errors.py": 10, "tests/bench/report/test_predraw.py": 10,
+    "tests/bench/sweep/test_add_seeds.py": 9, "tests/bench/sweep/test_grow_axes.py": 9,
+    "tests/bench/report/test_figures.py": 8, "tests/bench/sweep/test_damaged_ray.py": 8, "tests/moe/test_optim.py": 7,
 }
 COST = {"ray": 20.0, "slow": 1.0}
 COST_DEFAULT = 0.05  # most tests: a few hundredths of a second
