@@ -1,5 +1,6 @@
 """What a fresh interpreter imports: a sweep's trial worker imports what a trial uses, the training code and torch,
-not the tables' pandas or the report's matplotlib (each worker of a sweep pays its imports before its first trial);
+not the tables' pandas or the report's matplotlib, nor torchvision to read MNIST-family files (each worker of a sweep
+pays its imports before its first trial);
 and the commands of ``python -m bench.sweep`` that run no trial (``--dry-run``, ``--list``, ``--help``:
 ``bench.sweep.command``) import neither Ray nor pandas nor matplotlib.
 
@@ -13,18 +14,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_mnist import make_fake_mnist
+
 ROOT = Path(__file__).resolve().parents[3]
-HEAVY = ("torch", "pandas", "matplotlib", "ray")
+HEAVY = ("torch", "pandas", "matplotlib", "ray", "torchvision")
 COMMANDS = [["quick", "--dry-run", "--set", "epochs=2"], ["--list", "--data-root", "{tmp}"], ["--help"]]
 
 # Runs each command as ``python -m bench.sweep`` does (runpy, ``__main__``), its last line (``exit_now``, which would
 # end the process) turned into an exception that carries the exit status.
 DRIVER = """
 import contextlib, io, json, runpy, sys
-HEAVY, COMMANDS = json.loads(sys.argv[1])
+HEAVY, COMMANDS, DATA = json.loads(sys.argv[1])
 loaded = lambda: [m for m in HEAVY if m in sys.modules]
 steps = []
 import bench.sweep.trial
+from moe.data import load_dataset
+load_dataset("fmnist", data_root=DATA)
 steps.append({"loaded": loaded()})
 import bench.command_exit
 class Exited(Exception):
@@ -48,11 +53,14 @@ print(json.dumps(steps))
 
 @pytest.fixture(scope="module")
 def steps(tmp_path_factory) -> list[dict]:
-    """The heavy modules loaded after each step: importing the trial module; each command of ``COMMANDS`` (with
-    its exit status and standard output); importing the tables' runs module as well."""
+    """The heavy modules loaded after each step: importing the trial module and loading Fashion-MNIST (tiny files);
+    each command of ``COMMANDS`` (with its exit status and standard output); importing the tables' runs module as
+    well."""
     tmp = str(tmp_path_factory.mktemp("data_root"))
     commands = [[a.replace("{tmp}", tmp) for a in argv] for argv in COMMANDS]
-    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps([HEAVY, commands])], cwd=ROOT,
+    data = tmp_path_factory.mktemp("fmnist")
+    make_fake_mnist(data, "FashionMNIST")
+    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps([HEAVY, commands, str(data)])], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     steps = json.loads(proc.stdout.splitlines()[-1])
@@ -60,7 +68,7 @@ def steps(tmp_path_factory) -> list[dict]:
     return steps
 
 
-def test_the_trial_module_imports_neither_pandas_nor_matplotlib(steps):
+def test_the_trial_module_imports_neither_pandas_nor_matplotlib_nor_torchvision_for_its_data(steps):
     assert set(steps[0]["loaded"]) == {"torch"}
 
 
