@@ -41,7 +41,7 @@ class Predraw:
         self.figures: Figures | None = None
         self.worker: multiprocessing.process.BaseProcess | None = None
         self.jobs: Any = None
-        self.off = False  # after a failure: nothing more is drawn ahead
+        self.off = figure_workers() == 0  # no worker process wanted (the report draws all); after a failure: nothing more
 
     def __call__(self, folder: SweepDir, trials: dict[int, Any], record: dict[str, Any]) -> None:
         if self.off:
@@ -54,9 +54,6 @@ class Predraw:
                   file=sys.stderr, flush=True)
 
     def _record(self, folder: SweepDir, trials: dict[int, Any], index: int) -> None:
-        if self.configurations is None and figure_workers() == 0:  # no worker process wanted: the report draws all
-            self.off = True
-            return
         if self.configurations is None:
             self.configurations = {}
             for t in sorted(trials.values(), key=lambda t: t.index):

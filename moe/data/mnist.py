@@ -63,14 +63,14 @@ def _idx_header(path: Path, kind: str) -> tuple[int, ...]:
     return dims
 
 
-def check_raw_files(folder: str, root: Path) -> None:
-    """Check the four IDX files of ``ROOT/folder/raw`` before any loader reads them, when all are there:
-    magic numbers (images not swapped with labels), sizes against the headers, 28 x 28 images, as many
-    labels as images, labels in 0-9. Raises :class:`DataFileError` naming the file and the fault."""
+def check_raw_files(folder: str, root: Path) -> bool:
+    """Check the four IDX files of ``ROOT/folder/raw`` before any loader reads them, when all are there (True; False
+    when one is missing): magic numbers (images not swapped with labels), sizes against the headers, 28 x 28 images,
+    as many labels as images, labels in 0-9. Raises :class:`DataFileError` naming the file and the fault."""
     raw = root / folder / "raw"
     paths = [raw / name for name in RAW_FILES]
     if not all(p.is_file() for p in paths):
-        return  # missing files: the loader downloads them or says where they go
+        return False  # missing files: torchvision downloads them or says where they go
     for split in ("train", "t10k"):
         images, labels = raw / f"{split}-images-idx3-ubyte", raw / f"{split}-labels-idx1-ubyte"
         n, h, w = _idx_header(images, "images")
@@ -82,6 +82,7 @@ def check_raw_files(folder: str, root: Path) -> None:
         top = max(labels.read_bytes()[8:], default=0)
         if top >= N_CLASSES:
             raise DataFileError(f"{labels}: label {top} out of range; {folder} labels are 0-{N_CLASSES - 1}")
+    return True
 
 
 def _missing_message(folder: str, root: Path, reason: str) -> str:
@@ -131,12 +132,10 @@ def read_split(folder: str, root: Path, split: str) -> tuple[torch.Tensor, torch
 
 
 def _load(folder: str, root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
-    check_raw_files(folder, root)
-
     def images(data):  # uint8 [N, 28, 28] -> float32 [N, 1, 28, 28] in [0, 1]
         return data.unsqueeze(1).float().div_(255)
 
-    if all((root / folder / "raw" / name).is_file() for name in RAW_FILES):  # checked: read here
+    if check_raw_files(folder, root):  # all there and checked: read here
         (xtr, ytr), (xte, yte) = read_split(folder, root, "train"), read_split(folder, root, "t10k")
         return images(xtr), ytr, images(xte), yte, list(CLASSES[folder])
     import torchvision  # only to download (or to say where the files go): see the module's docstring

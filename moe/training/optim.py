@@ -135,16 +135,15 @@ class TorchRMSprop(TorchStep, torch.optim.RMSprop):
     """torch.optim.RMSprop as torch steps it."""
 
 
-class JoinedStep:
-    """Mixin: ``step`` runs the optimizer's own step (the torch class after this one in the class's order:
-    :func:`torch_step`, :func:`step_without_dynamo`) over :func:`joined_groups`, then restores the groups."""
+class JoinedStep(TorchStep):
+    """Mixin: ``step`` runs the optimizer's own step (torch's, as :class:`TorchStep` runs it) over
+    :func:`joined_groups`, then restores the groups."""
 
     def step(self, closure=None):
-        order = type(self).__mro__
         groups = self.param_groups
         self.param_groups = joined_groups(groups)
         try:
-            return step_without_dynamo(torch_step(order[order.index(JoinedStep) + 1]), self, closure)
+            return super().step(closure)
         finally:
             self.param_groups = groups
 
